@@ -1,0 +1,119 @@
+"""The ``curate`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from curation.io.inputs import InputError
+from curation.recipe import RecipeError, load_recipe
+from curation.runtime.executors import ShardFailed
+from curation.runtime.ledger import AccountingError
+from curation.runtime.run import RunFolderError, RunOptions, run
+from curation.stage import describe_params, registry
+
+_EXPECTED = (RecipeError, InputError, RunFolderError, ShardFailed, AccountingError)
+
+
+@click.group()
+@click.version_option(package_name="curation")
+def main() -> None:
+    """Turn raw web crawls into pretraining data."""
+
+
+@main.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--input", "inputs", multiple=True,
+              help="file, directory, glob or fsspec URL; repeat for several (default: the "
+              "recipe's input.paths)")
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="run folder: kept/, dropped/, stats.json, recipe.yaml, _work/")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "parquet", "warc", "text"]),
+              help="input format (default: by file extension)")
+@click.option("--text-field", help="field or column holding the text (default: text)")
+@click.option("--id-field", help="field or column holding the id (default: id)")
+@click.option("--executor", type=click.Choice(["ray", "local"]), default="ray",
+              show_default=True, help="ray: Ray Data (embedded local cluster unless "
+              "--ray-address); local: in this process")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Ray workers (default: all CPUs of the embedded cluster)")
+@click.option("--ray-address", help="join this Ray cluster instead of starting one")
+@click.option("--overwrite", is_flag=True, help="delete the previous run in --output first")
+@click.option("--quiet", is_flag=True, help="no progress display")
+def run_command(recipe: str, inputs: tuple[str, ...], output: str, fmt: str | None,
+                text_field: str | None, id_field: str | None, executor: str,
+                workers: int | None, ray_address: str | None, overwrite: bool,
+                quiet: bool) -> None:
+    """Run the curation RECIPE (a YAML file) over the inputs into --output."""
+    try:
+        loaded = load_recipe(recipe).with_input(
+            paths=list(inputs) or None, format=fmt, text_field=text_field, id_field=id_field
+        )
+        if ray_address and executor == "local":
+            raise click.UsageError("--ray-address needs --executor ray")
+        options = RunOptions(executor, workers, ray_address, overwrite, progress=not quiet)
+        stats = run(loaded, output, options)
+    except _EXPECTED as err:
+        raise click.ClickException(str(err)) from None
+    _print_summary(stats, output)
+
+
+def _print_summary(stats: dict, output: str) -> None:
+    console = Console(stderr=True)
+    table = Table(title=f"curate run -> {output}  ({stats['seconds']:.1f} s)")
+    for column in ("stage", "rows in", "kept", "dropped", "top reasons", "docs/s", "MB/s"):
+        table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
+    for stage in stats["stages"]:
+        reasons = sorted(stage["dropped_by_reason"].items(), key=lambda kv: -kv[1])[:3]
+        table.add_row(
+            stage["name"], f"{stage['rows_in']:,}", f"{stage['rows_kept']:,}",
+            f"{stage['rows_dropped']:,}", ", ".join(f"{r.split(':', 1)[-1]} {n:,}" for r, n in reasons),
+            f"{stage['docs_per_s']:,.0f}" if stage["docs_per_s"] else "-",
+            f"{stage['mb_per_s']:,.1f}" if stage["mb_per_s"] else "-",
+        )
+    console.print(table)
+    rows = stats["rows"]
+    console.print(f"kept {rows['kept']:,} of {rows['read']:,} documents "
+                  f"({stats['files']['kept']} files); stats in {Path(output) / 'stats.json'}")
+    for bad in stats["shards"]["corrupt_skipped"]:
+        console.print(f"[yellow]skipped the rest of a damaged file:[/] {bad['error']}")
+
+
+@main.command("stages")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def stages_command(as_json: bool) -> None:
+    """List every stage with its parameters, defaults and one line of help."""
+    listing = {
+        name: {"help": cls.help, "params": describe_params(cls.Params)}
+        for name, cls in registry().items()
+    }
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for name, entry in listing.items():
+        click.echo(f"{name}: {entry['help']}")
+        for p in entry["params"]:
+            line = f"    {p['name']} ({p['type']}, default {p['default']})"
+            click.echo(f"{line}: {p['help']}" if p["help"] else line)
+
+
+@main.command("sample-data")
+@click.argument("name", type=click.Choice(["python-docs"]))
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="folder for the JSONL shards")
+@click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True)
+def sample_data_command(name: str, output: str, shards: int) -> None:
+    """Write a real-text sample that ships with Python itself as .jsonl.gz shards."""
+    from curation.io.samples import write_python_docs
+
+    count = write_python_docs(Path(output), shards)
+    click.echo(f"wrote {count:,} documents in {shards} shards to {output}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

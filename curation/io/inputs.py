@@ -1,0 +1,145 @@
+"""Resolve the ``--input`` arguments (paths, directories, globs, fsspec URLs) to shards.
+
+An input shard is one file. Local paths are tested; ``s3://bucket/prefix/*.parquet`` and
+``hf://datasets/ORG/NAME/data/*.parquet`` work the same way once the matching fsspec
+backend (``s3fs``, ``huggingface_hub``) is installed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import fsspec
+import xxhash
+
+FORMATS = ("jsonl", "parquet", "warc", "text")
+
+_EXTENSIONS = {
+    "parquet": (".parquet", ".pq"),
+    "jsonl": (".jsonl", ".json", ".ndjson"),
+    "warc": (".warc", ".arc"),
+    "text": (".txt", ".text", ".md"),
+}
+_COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+class InputError(ValueError):
+    """An input cannot be found or read. The message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class InputShard:
+    """One input file.
+
+    ``url`` is what fsspec opens; ``name`` is the file's path relative to the input it
+    was found under (it prefixes generated ids, ``<name>/<row>``); ``key`` names its
+    folder under ``_work/`` and is stable for the same url.
+    """
+
+    url: str
+    name: str
+    format: str
+
+    @property
+    def key(self) -> str:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)[-80:]
+        return f"{stem}-{xxhash.xxh64_hexdigest(self.url.encode('utf-8'), seed=0)[:12]}"
+
+
+def detect_format(path: str) -> str | None:
+    """The format implied by a file name (compression suffixes allowed), or None."""
+    name = path.lower()
+    for suffix in _COMPRESSIONS:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    for fmt, extensions in _EXTENSIONS.items():
+        if name.endswith(extensions):
+            return fmt
+    return None
+
+
+def resolve_inputs(paths: list[str], fmt: str = "auto") -> list[InputShard]:
+    """Expand ``paths`` to input shards, sorted by url, each with its format.
+
+    Raises ``InputError`` for a path that does not exist, a glob or directory with no
+    readable file, a file of unknown format, or two shards with the same name.
+    """
+    if not paths:
+        raise InputError("no input given: pass --input PATH (a file, directory, glob or URL)")
+    shards: dict[str, InputShard] = {}
+    for path in paths:
+        for shard in _expand(path, fmt):
+            shards.setdefault(shard.url, shard)
+    ordered = sorted(shards.values(), key=lambda s: s.url)
+    clashes = [name for name, n in Counter(s.name for s in ordered).items() if n > 1]
+    if clashes:
+        raise InputError(
+            f"several inputs are named {clashes[0]!r}, so their generated ids would collide: "
+            "pass their common parent directory instead of each file"
+        )
+    return ordered
+
+
+def _expand(path: str, fmt: str) -> list[InputShard]:
+    fs, root = fsspec.core.url_to_fs(path)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+    def url(p: str) -> str:
+        return p if protocol in ("file", "local") else f"{protocol}://{p}"
+
+    if _GLOB_CHARS.search(root):
+        matches = sorted(p for p in fs.glob(root) if fs.isfile(p))
+        if not matches:
+            raise InputError(f"input glob {path!r} matched no files: check the pattern")
+        base = _glob_base(root)
+        found = [(m, posixpath.relpath(m, base)) for m in matches]
+        return _with_formats(found, fmt, path, url, strict=fmt == "auto")
+    if not fs.exists(root):
+        raise InputError(f"input {path!r} does not exist: check the path (and the fsspec URL)")
+    if fs.isdir(root):
+        files = sorted(fs.find(root))
+        found = [
+            (f, posixpath.relpath(f, posixpath.dirname(root.rstrip("/"))))
+            for f in files
+            if not posixpath.basename(f).startswith((".", "_"))
+        ]
+        shards = _with_formats(found, fmt, path, url, strict=False)
+        if not shards:
+            raise InputError(
+                f"input directory {path!r} holds no file of a known format "
+                f"({', '.join(FORMATS)}): pass --format to read other extensions"
+            )
+        return shards
+    return _with_formats([(root, posixpath.basename(root))], fmt, path, url, strict=True)
+
+
+def _with_formats(
+    found: list[tuple[str, str]], fmt: str, origin: str, url: object, strict: bool
+) -> list[InputShard]:
+    shards = []
+    for file_path, name in found:
+        file_format = fmt if fmt != "auto" else detect_format(file_path)
+        if file_format is None:
+            if strict:
+                raise InputError(
+                    f"cannot tell the format of {file_path!r} (from {origin!r}) by its name: "
+                    f"pass --format with one of {', '.join(FORMATS)}"
+                )
+            continue
+        shards.append(InputShard(url(file_path), name, file_format))  # type: ignore[operator]
+    return shards
+
+
+def _glob_base(pattern: str) -> str:
+    parts = pattern.split("/")
+    fixed = []
+    for part in parts:
+        if _GLOB_CHARS.search(part):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "/"

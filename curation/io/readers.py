@@ -1,0 +1,389 @@
+"""Streaming readers: one input shard in, document batches (``pyarrow.Table``) out.
+
+Each reader yields conformed batches (see ``curation.batch``) of at most
+``InputSpec.batch_rows`` rows and never holds a whole large file in memory (a plain text
+file is one document, so it is read whole). Rows that cannot become documents are kept
+with a ``read:<rule>`` drop reason so that nothing disappears:
+
+- ``read:invalid_json``: a JSONL line that is not JSON, or not a JSON object;
+- ``read:invalid_utf8``: bytes that are not UTF-8 (the text keeps U+FFFD in their place);
+- ``read:missing_text_field``: a JSON object without the text field;
+- ``read:text_not_string``: a text field that is not a string;
+- ``read:null_text``, ``read:empty_text`` (only whitespace), ``read:too_long``
+  (more than ``max_doc_chars`` characters);
+- WARC: ``read:not_html`` (another content type) and ``read:http_status`` (not 200).
+
+A file that cannot be read at all (corrupt Parquet, truncated gzip) raises
+``CorruptInputError`` naming the file and how far it got.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fsspec
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.batch import DROP_REASON, ID, TEXT, conform
+from curation.io.inputs import InputError, InputShard
+from curation.recipe import InputSpec
+
+RESERVED = (ID, TEXT, DROP_REASON)
+
+
+class CorruptInputError(InputError):
+    """A file is damaged or truncated; the message names it and the row reached."""
+
+
+def read_shard(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
+    """Yield the documents of ``shard`` as conformed batches, in file order."""
+    reader = _READERS[shard.format]
+    yield from reader(shard, spec)
+
+
+def _corrupt(shard: InputShard, where: str, err: BaseException) -> CorruptInputError:
+    return CorruptInputError(
+        f"{shard.url}: cannot read past {where}: {type(err).__name__}: {err}. The file is "
+        "damaged or incomplete: fetch it again, or set `input: {on_corrupt_file: skip}` in "
+        "the recipe to record it in stats.json and go on"
+    )
+
+
+class _Rows:
+    """Accumulates rows of one batch and turns them into a conformed table."""
+
+    def __init__(self, shard: InputShard, spec: InputSpec) -> None:
+        self.shard = shard
+        self.spec = spec
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.reasons: list[str | None] = []
+        self.extras: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, row: int, doc_id: Any, text: Any, reason: str | None, extra: dict) -> None:
+        """Add one row; ``reason`` is a read reason found while decoding, if any."""
+        if reason is None:
+            if text is None:
+                reason = "read:null_text"
+            elif not isinstance(text, str):
+                reason = "read:text_not_string"
+            elif not text.strip():
+                reason = "read:empty_text"
+            elif self.spec.max_doc_chars is not None and len(text) > self.spec.max_doc_chars:
+                reason = "read:too_long"
+        if not isinstance(text, str):
+            text = "" if text is None else json.dumps(text, ensure_ascii=False)
+        self.ids.append(f"{self.shard.name}/{row}" if doc_id is None else str(doc_id))
+        self.texts.append(text)
+        self.reasons.append(reason)
+        self.extras.append(extra)
+
+    def flush(self) -> pa.Table:
+        names: dict[str, None] = {}
+        for extra in self.extras:
+            names.update(dict.fromkeys(extra))
+        columns = {
+            ID: pa.array(self.ids, pa.string()),
+            TEXT: pa.array(self.texts, pa.large_string()),
+            DROP_REASON: pa.array(self.reasons, pa.string()),
+        }
+        for name in names:
+            columns[name] = _column([extra.get(name) for extra in self.extras])
+        self.ids, self.texts, self.reasons, self.extras = [], [], [], []
+        return conform(pa.table(columns))
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """An Arrow array of ``values``; values of mixed types become their JSON text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array(
+            [None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+            pa.string(),
+        )
+
+
+def _passthrough_name(key: str, spec: InputSpec) -> str:
+    """Input fields that clash with the contract's columns are kept as ``source_<name>``."""
+    return f"source_{key}" if key in RESERVED else key
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
+    """JSON Lines, optionally compressed (gz, zst, bz2, xz by extension)."""
+    rows = _Rows(shard, spec)
+    row = -1
+    seen_text_field = False
+    first_keys: list[str] | None = None
+    try:
+        with fsspec.open(shard.url, "rb", compression="infer") as handle:
+            for raw in handle:
+                if not raw.strip():
+                    continue
+                row += 1
+                obj, reason = _parse_json_line(raw)
+                if not isinstance(obj, dict):
+                    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    rows.add(row, None, text, reason or "read:invalid_json", {})
+                else:
+                    if first_keys is None:
+                        first_keys = list(obj)
+                    seen_text_field |= spec.text_field in obj
+                    doc_id = obj.pop(spec.id_field, None)
+                    if spec.text_field in obj:
+                        text = obj.pop(spec.text_field)
+                    else:
+                        text, reason = "", reason or "read:missing_text_field"
+                    extra = {_passthrough_name(k, spec): v for k, v in obj.items()}
+                    rows.add(row, doc_id, text, reason, extra)
+                if len(rows) >= spec.batch_rows:
+                    _check_text_field(shard, spec, seen_text_field, first_keys)
+                    yield rows.flush()
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise _corrupt(shard, f"line {row + 2}" if row >= 0 else "its start", err) from None
+    except Exception as err:  # zstandard raises its own error type
+        if type(err).__name__ == "ZstdError":
+            raise _corrupt(shard, f"line {row + 2}", err) from None
+        raise
+    _check_text_field(shard, spec, seen_text_field, first_keys)
+    if len(rows):
+        yield rows.flush()
+
+
+def _parse_json_line(raw: bytes) -> tuple[Any, str | None]:
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        try:  # keep what can be recovered so the dropped row can be inspected
+            return orjson.loads(raw.decode("utf-8", "replace")), "read:invalid_utf8"
+        except orjson.JSONDecodeError:
+            return None, "read:invalid_utf8"
+    return None, "read:invalid_json"
+
+
+def _check_text_field(
+    shard: InputShard, spec: InputSpec, seen: bool, first_keys: list[str] | None
+) -> None:
+    if not seen and first_keys is not None:
+        raise InputError(
+            f"{shard.url}: no line has the text field {spec.text_field!r}; the first line's "
+            f"fields are {first_keys}: pass --text-field with the one that holds the text"
+        )
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def read_parquet(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
+    """Parquet, one row group at a time, in batches of ``batch_rows``."""
+    handle = fsspec.open(shard.url, "rb").open()
+    try:
+        try:
+            parquet = pq.ParquetFile(handle)
+        except (pa.ArrowException, OSError) as err:
+            raise _corrupt(shard, "its footer", err) from None
+        names = parquet.schema_arrow.names
+        if spec.text_field not in names:
+            raise InputError(
+                f"{shard.url}: no column {spec.text_field!r}; columns are {names}: "
+                "pass --text-field with the one that holds the text"
+            )
+        offset = 0
+        for group in range(parquet.num_row_groups):
+            try:
+                batches = list(_iter_group(parquet, group, spec.batch_rows))
+            except (pa.ArrowException, OSError) as err:
+                raise _corrupt(shard, f"row group {group} (row {offset})", err) from None
+            for batch in batches:
+                yield _parquet_batch(pa.Table.from_batches([batch]), offset, shard, spec)
+                offset += batch.num_rows
+    finally:
+        handle.close()
+
+
+def _iter_group(parquet: pq.ParquetFile, group: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group])
+
+
+def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputSpec) -> pa.Table:
+    n = table.num_rows
+    text = table[spec.text_field]
+    reasons = pa.nulls(n, pa.string())
+    if pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type):
+        text, reasons = _decode_binary(text)
+    elif not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise InputError(
+            f"{shard.url}: column {spec.text_field!r} is {text.type}, not text: "
+            "pass --text-field with a string column"
+        )
+    text = text.cast(pa.large_string())
+    generated = pa.array([f"{shard.name}/{offset + i}" for i in range(n)], pa.string())
+    if spec.id_field in table.column_names:
+        ids = pc.coalesce(table[spec.id_field].cast(pa.string()), generated)
+    else:
+        ids = generated
+    reasons = _vector_reasons(text, reasons, spec)
+    columns = {ID: ids, TEXT: pc.fill_null(text, ""), DROP_REASON: reasons}
+    for name in table.column_names:
+        if name not in (spec.text_field, spec.id_field):
+            columns[_passthrough_name(name, spec)] = table[name]
+    return conform(pa.table(columns))
+
+
+def _decode_binary(values: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    try:
+        return values.cast(pa.large_string()), pa.nulls(len(values), pa.string())
+    except pa.ArrowInvalid:
+        texts, reasons = [], []
+        for value in values.to_pylist():
+            if value is None:
+                texts.append(None)
+                reasons.append(None)
+                continue
+            try:
+                texts.append(value.decode("utf-8"))
+                reasons.append(None)
+            except UnicodeDecodeError:
+                texts.append(value.decode("utf-8", "replace"))
+                reasons.append("read:invalid_utf8")
+        return pa.array(texts, pa.large_string()), pa.array(reasons, pa.string())
+
+
+def _vector_reasons(text: Any, reasons: Any, spec: InputSpec) -> Any:
+    """Null, blank and too long texts, for readers that hold a whole text column."""
+    rules: list[tuple[Any, str]] = [
+        (pc.is_null(text), "read:null_text"),
+        (pc.equal(pc.utf8_trim_whitespace(pc.fill_null(text, "")), ""), "read:empty_text"),
+    ]
+    if spec.max_doc_chars is not None:
+        rules.append((pc.greater(pc.utf8_length(text), spec.max_doc_chars), "read:too_long"))
+    for mask, reason in rules:
+        hit = pc.and_(pc.fill_null(mask, False), pc.is_null(reasons))
+        reasons = pc.if_else(hit, pa.scalar(reason, pa.string()), reasons)
+    return reasons
+
+
+# --------------------------------------------------------------------------- WARC
+
+
+def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
+    """WARC (optionally gzip): HTTP responses, HTML turned into text with Resiliparse.
+
+    Keeps ``url`` and ``date`` (the WARC-Date); the id is the WARC-Record-ID.
+    Request, metadata and warcinfo records are not documents and are passed over.
+    """
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    rows = _Rows(shard, spec)
+    row = -1
+    with fsspec.open(shard.url, "rb", compression="gzip" if _gzipped(shard) else None) as handle:
+        records = ArchiveIterator(handle, record_types=WarcRecordType.response, parse_http=True)
+        try:
+            for record in records:
+                row += 1
+                text, reason = _warc_text(record, spec)
+                extra = {
+                    "url": _strip_brackets(record.headers.get("WARC-Target-URI")),
+                    "date": record.headers.get("WARC-Date"),
+                }
+                rows.add(row, _strip_brackets(record.record_id), text, reason, extra)
+                if len(rows) >= spec.batch_rows:
+                    yield rows.flush()
+        except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as err:
+            raise _corrupt(shard, f"record {row + 1}", err) from None
+    if len(rows):
+        yield rows.flush()
+
+
+def _gzipped(shard: InputShard) -> bool:
+    # Python's gzip module (not FastWARC's) so a truncated file is an error, not an end.
+    return shard.url.lower().endswith(".gz")
+
+
+def _strip_brackets(value: str | None) -> str | None:
+    return value.strip("<>") if value else value
+
+
+def _warc_text(record: Any, spec: InputSpec) -> tuple[str, str | None]:
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+    from resiliparse.parse.http import iterate_http_chunks
+
+    http = record.http_headers
+    if http is None:
+        return "", "read:not_html"
+    if http.status_code != 200:
+        record.reader.consume()
+        return "", "read:http_status"
+    content_type = (http.get("Content-Type") or "").lower()
+    if "html" not in content_type:
+        record.reader.consume()
+        return "", "read:not_html"
+    if (http.get("Transfer-Encoding") or "").lower() == "chunked":
+        body = b"".join(iterate_http_chunks(record.reader))
+    else:
+        body = record.reader.read()
+    body = _decode_content(body, (http.get("Content-Encoding") or "").lower())
+    html = bytes_to_str(body, detect_encoding(body))
+    return extract_plain_text(html, main_content=spec.warc_main_content), None
+
+
+def _decode_content(body: bytes, encoding: str) -> bytes:
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return gzip.decompress(body)
+        if encoding == "deflate":
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+        if encoding == "br":
+            import brotli
+
+            return brotli.decompress(body)
+    except Exception:  # many crawlers store bodies already decoded despite the header
+        return body
+    return body
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+def read_text(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
+    """A plain text file (optionally compressed) is one document; its id is its name."""
+    rows = _Rows(shard, spec)
+    try:
+        with fsspec.open(shard.url, "rb", compression="infer") as handle:
+            raw = handle.read()
+    except (EOFError, OSError, zlib.error) as err:
+        raise _corrupt(shard, "its start", err) from None
+    try:
+        text, reason = raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        text, reason = raw.decode("utf-8", "replace"), "read:invalid_utf8"
+    rows.add(0, shard.name, text, reason, {})
+    yield rows.flush()
+
+
+_READERS: dict[str, Callable[[InputShard, InputSpec], Iterator[pa.Table]]] = {
+    "jsonl": read_jsonl,
+    "parquet": read_parquet,
+    "warc": read_warc,
+    "text": read_text,
+}

@@ -1,0 +1,199 @@
+"""Writers: Parquet (zstd by default) or JSON Lines shards of at most ``shard_rows`` rows.
+
+Every file is written under a temporary name (``.tmp-*``) in its final folder and renamed
+when complete, so a reader never sees a half-written file: a run killed at any moment
+leaves only complete files and temporaries, which the next run removes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from curation.recipe import OutputSpec
+
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One complete output file and its row count."""
+
+    path: Path
+    rows: int
+
+
+def part_suffix(output: OutputSpec) -> str:
+    """File name ending of output parts, e.g. ``.parquet`` or ``.jsonl.zst``."""
+    if output.format == "parquet":
+        return ".parquet"
+    return {"zstd": ".jsonl.zst", "gzip": ".jsonl.gz"}.get(output.compression, ".jsonl")
+
+
+def tmp_path(final: Path) -> Path:
+    """A unique temporary name beside ``final``."""
+    return final.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}")
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Make ``tmp`` visible as ``final`` atomically (after flushing it to disk)."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+
+
+def write_atomic_bytes(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` through a temporary file and an atomic rename."""
+    tmp = tmp_path(final)
+    tmp.write_bytes(data)
+    publish(tmp, final)
+
+
+class PartWriter:
+    """Streams tables into ``<folder>/<prefix>-00000<suffix>``, ``-00001``... parts.
+
+    A part holds at most ``shard_rows`` rows. With Parquet, a batch whose schema cannot be
+    cast to the open part's schema (a new column, another type) starts a new part; the
+    run's finishing step unifies the schemas of all parts.
+    """
+
+    def __init__(self, folder: Path, prefix: str, output: OutputSpec) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.output = output
+        self.parts: list[Part] = []
+        self._tmp: Path | None = None
+        self._rows = 0
+        self._parquet: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._stream: io.RawIOBase | None = None
+        self._file: io.BufferedWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``'s rows, splitting it across parts as needed."""
+        start = 0
+        while start < table.num_rows:
+            if self._tmp is not None and self._rows >= self.output.shard_rows:
+                self._close_part()
+            take = min(self.output.shard_rows - self._rows, table.num_rows - start)
+            self._write_piece(table.slice(start, take))
+            start += take
+
+    def close(self) -> list[Part]:
+        """Finish the open part; return every part written, in order."""
+        if self._tmp is not None:
+            self._close_part()
+        return self.parts
+
+    def _write_piece(self, piece: pa.Table) -> None:
+        if self.output.format == "jsonl":
+            if self._tmp is None:
+                self._open_jsonl()
+            buffer = io.BytesIO()
+            pl.from_arrow(piece).write_ndjson(buffer)
+            assert self._stream is not None
+            self._stream.write(buffer.getvalue())
+        else:
+            if self._parquet is not None and self._schema is not None:
+                piece_cast = _cast_to(piece, self._schema)
+                if piece_cast is None:
+                    self._close_part()
+                else:
+                    piece = piece_cast
+            if self._parquet is None:
+                self._open_parquet(piece.schema)
+            assert self._parquet is not None
+            self._parquet.write_table(piece)
+        self._rows += piece.num_rows
+
+    def _next_final(self) -> Path:
+        return self.folder / f"{self.prefix}-{len(self.parts):05d}{part_suffix(self.output)}"
+
+    def _open_parquet(self, schema: pa.Schema) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._tmp = tmp_path(self._next_final())
+        compression = None if self.output.compression == "none" else self.output.compression
+        self._parquet = pq.ParquetWriter(self._tmp, schema, compression=compression)
+        self._schema = schema
+
+    def _open_jsonl(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._tmp = tmp_path(self._next_final())
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in _close_part
+        if self.output.compression == "zstd":
+            self._stream = zstandard.ZstdCompressor(level=3).stream_writer(self._file)
+        elif self.output.compression == "gzip":
+            self._stream = gzip.GzipFile(fileobj=self._file, mode="wb")  # type: ignore[assignment]
+        else:
+            self._stream = self._file  # type: ignore[assignment]
+
+    def _close_part(self) -> None:
+        assert self._tmp is not None
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._stream is not None:
+            if self._stream is not self._file:
+                self._stream.close()
+            if self._file is not None and not self._file.closed:
+                self._file.close()
+            self._stream = self._file = None
+        final = self._next_final()
+        publish(self._tmp, final)
+        self.parts.append(Part(final, self._rows))
+        self._tmp, self._rows, self._schema = None, 0, None
+
+
+def _cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    """``table`` cast to ``schema`` (missing columns as nulls), or None if it cannot be."""
+    if table.schema.equals(schema):
+        return table
+    if not set(table.column_names) <= set(schema.names):
+        return None
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            try:
+                columns.append(table[field.name].cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                return None
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.table(columns, schema=schema)
+
+
+def unify_parts(parts: list[Path]) -> pa.Schema | None:
+    """The schema every Parquet part can be cast to, or None when they already agree.
+
+    Raises ``ValueError`` naming a column whose types cannot be reconciled.
+    """
+    schemas = [pq.read_schema(p) for p in parts]
+    if not schemas or all(s.equals(schemas[0]) for s in schemas):
+        return None
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise ValueError(
+            f"the output parts have columns of incompatible types ({err}); the inputs differ "
+            "in a column's type: make the inputs agree, or drop the column upstream"
+        ) from None
+
+
+def rewrite_as(src: Path, final: Path, schema: pa.Schema, compression: str) -> None:
+    """Write Parquet ``src`` as ``final`` cast to ``schema``, atomically."""
+    table = pq.read_table(src)
+    cast = _cast_to(table, schema)
+    if cast is None:
+        raise ValueError(f"{src}: cannot be cast to the unified schema {schema}")
+    tmp = tmp_path(final)
+    pq.write_table(cast, tmp, compression=None if compression == "none" else compression)
+    publish(tmp, final)

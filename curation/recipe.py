@@ -1,0 +1,241 @@
+"""Recipes: a YAML file that lists stages with their parameters, validated before any data
+is read.
+
+```yaml
+input: {format: jsonl, text_field: text, id_field: id}   # optional defaults
+stages:
+  - length_filter: {min_chars: 200}
+  - sample: {rate: 0.5, seed: 0}
+output: {shard_rows: 100000}
+```
+
+Every error names the recipe file and line and lists what is valid there.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from curation.stage import MapStage, StageParams, describe_params, registry
+
+Location = tuple[Any, ...]
+
+
+class RecipeError(ValueError):
+    """A recipe is invalid. The message names the file and line."""
+
+
+class InputSpec(BaseModel):
+    """How input shards are found and read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paths: list[str] = Field(
+        default_factory=list, description="files, directories, globs or fsspec URLs"
+    )
+    format: Literal["auto", "jsonl", "parquet", "warc", "text"] = Field(
+        "auto", description="auto: by file extension"
+    )
+    text_field: str = Field("text", description="field or column holding the document text")
+    id_field: str = Field(
+        "id", description="field or column holding the document id; made when absent"
+    )
+    batch_rows: int = Field(10_000, gt=0, description="rows per batch handed to the stages")
+    max_doc_chars: int | None = Field(
+        10_000_000, gt=0, description="longer documents are set aside as read:too_long"
+    )
+    on_corrupt_file: Literal["error", "skip"] = Field(
+        "error", description="a file that cannot be read: stop the run, or record it and go on"
+    )
+    warc_main_content: bool = Field(
+        True, description="WARC: keep only the main content of each page"
+    )
+
+
+class OutputSpec(BaseModel):
+    """How kept and dropped rows are written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["parquet", "jsonl"] = "parquet"
+    shard_rows: int = Field(100_000, gt=0, description="most rows in one output file")
+    compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
+        "zstd", description="parquet: zstd, snappy, gzip or none; jsonl: zstd, gzip or none"
+    )
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One validated stage entry of a recipe."""
+
+    name: str
+    params: StageParams
+    line: int
+
+    def build(self) -> MapStage:
+        """A fresh stage object (its ``setup`` has not run)."""
+        return registry()[self.name](self.params)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe."""
+
+    input: InputSpec
+    stages: tuple[StageSpec, ...]
+    output: OutputSpec
+    source: str = "<recipe>"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_input(self, **overrides: Any) -> Recipe:
+        """A copy whose input options are overridden by the non-None values given."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if not values:
+            return self
+        merged = {**self.input.model_dump(), **values}
+        try:
+            spec = InputSpec.model_validate(merged)
+        except ValidationError as err:
+            raise RecipeError(f"command-line input options: {_first_error(err)}") from None
+        return Recipe(spec, self.stages, self.output, self.source, self.extra)
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every default filled in, as plain data (for ``recipe.yaml``)."""
+        return {
+            "input": self.input.model_dump(),
+            "stages": [{s.name: s.params.model_dump()} for s in self.stages],
+            "output": self.output.model_dump(),
+        }
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file. Raises ``RecipeError`` naming file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"recipe {path} does not exist (see pipelines/ for ready recipes)")
+    return parse_recipe(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
+    """Validate recipe YAML text. ``source`` names it in error messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise RecipeError(f"{source}{where}: not valid YAML: {problem}") from None
+    lines: dict[Location, int] = {}
+    data = _plain(node, (), lines) if node is not None else {}
+
+    def fail(loc: Location, message: str) -> RecipeError:
+        line = _line_of(lines, loc)
+        return RecipeError(f"{source} line {line}: {message}" if line else f"{source}: {message}")
+
+    if not isinstance(data, dict):
+        raise fail((), "a recipe is a mapping with keys input, stages, output")
+    allowed = {"input", "stages", "output"}
+    for key in data:
+        if key not in allowed:
+            raise fail((key,), f"unknown key {key!r}; valid keys: {', '.join(sorted(allowed))}")
+
+    input_spec = _validate_section(InputSpec, data.get("input"), ("input",), fail)
+    output_spec = _validate_section(OutputSpec, data.get("output"), ("output",), fail)
+
+    raw_stages = data.get("stages") or []
+    if not isinstance(raw_stages, list):
+        raise fail(("stages",), "'stages' is a list of one-key mappings like '- sample: {rate: 0.5}'")
+    stages = tuple(_parse_stage(entry, i, lines, fail) for i, entry in enumerate(raw_stages))
+    return Recipe(input_spec, stages, output_spec, source)
+
+
+def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) -> StageSpec:
+    loc: Location = ("stages", index)
+    known = registry()
+    if isinstance(entry, str):
+        entry = {entry: None}
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise fail(loc, "each stage is a one-key mapping: '- STAGE_NAME: {param: value}'")
+    (name, params), = entry.items()
+    if name not in known:
+        hint = difflib.get_close_matches(str(name), list(known), n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise fail(
+            (*loc, name),
+            f"unknown stage {name!r}{did_you_mean}; valid stages: {', '.join(known)}",
+        )
+    cls = known[name]
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise fail((*loc, name), f"the parameters of {name} are a mapping, got {params!r}")
+    try:
+        validated = cls.Params.model_validate(params)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = (*loc, name, *problem["loc"][:1])
+        raise fail(where, f"stage {name}: {_describe_problem(problem, cls.Params)}") from None
+    return StageSpec(name, validated, _line_of(lines, loc) or 0)
+
+
+def _validate_section(model: type[BaseModel], value: Any, loc: Location, fail: Any) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise fail(loc, f"'{loc[0]}' is a mapping, got {value!r}")
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        raise fail((*loc, *problem["loc"][:1]), f"{loc[0]}: {_describe_problem(problem, model)}")
+
+
+def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
+    name = problem["loc"][0] if problem["loc"] else None
+    valid = "; ".join(
+        f"{p['name']} ({p['type']}, default {p['default']})"
+        for p in describe_params(model)  # type: ignore[arg-type]
+    )
+    if problem["type"] == "extra_forbidden":
+        hint = difflib.get_close_matches(str(name), list(model.model_fields), n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"unknown parameter {name!r}{did_you_mean}; valid parameters: {valid}"
+    if name is None:
+        return f"{problem['msg']}; valid parameters: {valid}"
+    return f"parameter {name!r}: {problem['msg']} (got {problem.get('input')!r}); valid: {valid}"
+
+
+def _first_error(err: ValidationError) -> str:
+    problem = err.errors()[0]
+    where = ".".join(str(p) for p in problem["loc"])
+    return f"{where}: {problem['msg']} (got {problem.get('input')!r})"
+
+
+def _plain(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> Any:
+    """Turn a composed YAML node into Python values, recording each value's line."""
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader("").construct_object(key_node, deep=True)
+            result[key] = _plain(value_node, (*loc, key), lines)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(child, (*loc, i), lines) for i, child in enumerate(node.value)]
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _line_of(lines: dict[Location, int], loc: Location) -> int | None:
+    """The line of ``loc``, or of its nearest enclosing value that has one."""
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())

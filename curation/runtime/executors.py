@@ -1,0 +1,170 @@
+"""Executors: run ``process_shard`` over the pending shards and stream results back.
+
+- ``LocalExecutor``: in this process, one shard after another (tests, debugging, small
+  jobs). Progress is reported per batch.
+- ``RayExecutor``: Ray Data's streaming executor over the list of shards with an actor
+  pool of ``workers`` actors; each actor builds and sets up the stages once (models load
+  once per worker) and runs the fused pass on whole shards. Without an address it starts
+  an embedded local Ray cluster and stops it afterwards; with one it joins that cluster
+  (whose workers must have ``curation`` installed).
+
+Both give the same shard results for the same input and recipe, whatever the number of
+workers, because a shard's output depends only on the shard and the recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from curation.io.inputs import InputError, InputShard
+from curation.recipe import Recipe
+from curation.runtime.shard import (
+    BatchCallback,
+    ShardResult,
+    StageContractError,
+    build_stages,
+    process_shard,
+)
+
+
+class ShardFailed(RuntimeError):
+    """A shard could not be processed; the message names it and says why."""
+
+
+class LocalExecutor:
+    """Runs shards one after another in the calling process."""
+
+    name = "local"
+
+    workers = 1
+
+    def run(
+        self,
+        shards: list[InputShard],
+        recipe: Recipe,
+        work: Path,
+        on_batch: BatchCallback | None = None,
+    ) -> Iterator[ShardResult]:
+        """Yield each shard's result as it finishes."""
+        if not shards:
+            return
+        stages = build_stages(recipe)
+        for shard in shards:
+            yield process_shard(shard, recipe, stages, work, on_batch)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _ShardWorker:
+    """A Ray Data actor: builds the stages once, then processes whole shards."""
+
+    def __init__(self, recipe: Recipe, work: str) -> None:
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        self.recipe = recipe
+        self.work = Path(work)
+        self.stages = build_stages(recipe)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        shard = InputShard(**json.loads(row["shard"]))
+        try:
+            result = process_shard(shard, self.recipe, self.stages, self.work)
+        except (InputError, StageContractError, RuntimeError, ValueError) as err:
+            return {"shard": row["shard"], "result": "", "error": str(err)}
+        except Exception:
+            return {"shard": row["shard"], "result": "", "error": traceback.format_exc()}
+        return {"shard": row["shard"], "result": result.to_json(), "error": ""}
+
+
+class RayExecutor:
+    """Runs shards on a Ray cluster (an embedded local one unless ``address`` is given)."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.address = address
+        self._started = False
+
+    def _init(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        if self.address:
+            ray.init(address=self.address, **kwargs)
+        else:
+            ray.init(num_cpus=self.workers, **kwargs)
+        self._started = True
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+    def run(
+        self,
+        shards: list[InputShard],
+        recipe: Recipe,
+        work: Path,
+        on_batch: BatchCallback | None = None,
+    ) -> Iterator[ShardResult]:
+        """Yield each shard's result as it finishes (in completion order)."""
+        if not shards:
+            return
+        self._init()
+        import ray.data
+
+        items = [{"shard": json.dumps(asdict(shard))} for shard in shards]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        size = max(1, min(self.workers, len(shards)))
+        results = dataset.map(
+            _ShardWorker,
+            fn_constructor_kwargs={"recipe": recipe, "work": str(work)},
+            compute=ray.data.ActorPoolStrategy(size=size),
+            num_cpus=1,
+            max_restarts=0,
+        )
+        for row in results.iter_rows():
+            if row["error"]:
+                url = json.loads(row["shard"])["url"]
+                message = row["error"]
+                raise ShardFailed(message if url in message else f"{url}: {message}")
+            result = ShardResult.from_json(row["result"])
+            if on_batch is not None:
+                on_batch(result.stages[0].rows_in, result.stages[0].bytes_in)
+            yield result
+
+    def close(self) -> None:
+        """Stop the embedded cluster if this executor started it."""
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+
+def make_executor(
+    kind: str, workers: int | None = None, address: str | None = None
+) -> LocalExecutor | RayExecutor:
+    """``local`` or ``ray``; an address implies Ray."""
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "ray":
+        return RayExecutor(workers, address)
+    raise ValueError(f"unknown executor {kind!r}: use local or ray")
+

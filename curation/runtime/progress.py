@@ -1,0 +1,83 @@
+"""Progress of a run: shards done, documents read, docs/s and MB/s.
+
+On a terminal it is a live bar (rich); otherwise (CI, log files) a line every
+``interval`` seconds and one at the end, on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class RunProgress:
+    """Counts shards and documents and shows them. Use as a context manager."""
+
+    def __init__(self, total_shards: int, done_shards: int, enabled: bool = True,
+                 interval: float = 10.0) -> None:
+        self.total = total_shards
+        self.shards = done_shards
+        self.docs = 0
+        self.bytes = 0
+        self.enabled = enabled
+        self.interval = interval
+        self._start = time.perf_counter()
+        self._last_line = self._start
+        self._console = Console(stderr=True)
+        self._live = enabled and self._console.is_terminal
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> RunProgress:
+        if self._live:
+            self._bar = Progress(
+                TextColumn("[bold]shards"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rates]}"),
+                TimeElapsedColumn(),
+                console=self._console,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("run", total=self.total, completed=self.shards,
+                                            rates="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._refresh()
+            self._bar.stop()
+        elif self.enabled:
+            self._line()
+
+    def batch(self, rows: int, nbytes: int) -> None:
+        """Count a batch of ``rows`` documents of ``nbytes`` UTF-8 bytes."""
+        self.docs += rows
+        self.bytes += nbytes
+        self._refresh()
+
+    def shard_done(self) -> None:
+        """Count a finished shard."""
+        self.shards += 1
+        self._refresh()
+
+    def rates(self) -> str:
+        """``N docs, D docs/s, M MB/s`` since the start."""
+        seconds = max(time.perf_counter() - self._start, 1e-9)
+        return (f"{self.docs:,} docs  {self.docs / seconds:,.0f} docs/s  "
+                f"{self.bytes / 1e6 / seconds:,.2f} MB/s")
+
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.shards, rates=self.rates())
+        elif self.enabled and time.perf_counter() - self._last_line >= self.interval:
+            self._line()
+
+    def _line(self) -> None:
+        self._last_line = time.perf_counter()
+        print(f"progress: {self.shards}/{self.total} shards  {self.rates()}", file=sys.stderr,
+              flush=True)

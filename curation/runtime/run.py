@@ -1,0 +1,271 @@
+"""A curation run: from a recipe and inputs to the run folder of DESIGN.md.
+
+```
+OUT/
+  kept/part-00000.parquet ...     the curated documents, with their annotation columns
+  dropped/part-00000.parquet ...  every dropped document, with drop_reason
+  stats.json                      per stage: rows in, kept, dropped by reason, seconds...
+  recipe.yaml                     the resolved recipe and the versions it ran with
+  _work/                          per-shard results and resume markers
+```
+
+Resume: a shard whose ``_work/shards/<key>/_SUCCESS.json`` exists is not processed again;
+running the same command on the same folder finishes what a killed run left. The
+finishing step links (or, when schemas differ, rewrites) the per-shard parts into
+``kept/`` and ``dropped/`` in input order, each file atomically, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+
+import curation
+from curation.io.inputs import InputShard, resolve_inputs
+from curation.io.writers import (
+    TMP_PREFIX,
+    part_suffix,
+    publish,
+    rewrite_as,
+    tmp_path,
+    unify_parts,
+    write_atomic_bytes,
+)
+from curation.recipe import Recipe
+from curation.runtime.executors import make_executor
+from curation.runtime.ledger import AccountingError, StageStats, check_chain
+from curation.runtime.progress import RunProgress
+from curation.runtime.shard import ShardResult, load_result, shard_folder
+
+RUN_MARKER = "run.json"
+
+
+class RunFolderError(RuntimeError):
+    """The output folder cannot be used for this run; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to execute: ``executor`` is ``local`` or ``ray``; ``workers`` Ray actors."""
+
+    executor: str = "ray"
+    workers: int | None = None
+    ray_address: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) -> dict[str, Any]:
+    """Run ``recipe`` over its ``input.paths`` into ``output``; return the stats written.
+
+    Raises ``InputError`` (bad inputs, before any output is touched), ``RunFolderError``,
+    ``ShardFailed`` or ``AccountingError``.
+    """
+    started = time.time()
+    shards = resolve_inputs(recipe.input.paths, recipe.input.format)
+    out = Path(output)
+    work = out / "_work"
+    _prepare(out, work, _fingerprint(recipe, shards), options.overwrite)
+
+    results: dict[str, ShardResult] = {}
+    for shard in shards:
+        done = load_result(work, shard)
+        if done is not None:
+            results[shard.url] = done
+    pending = [s for s in shards if s.url not in results]
+    resumed = len(results)
+
+    executor = make_executor(options.executor, options.workers, options.ray_address)
+    try:
+        with RunProgress(len(shards), resumed, enabled=options.progress) as progress:
+            for result in executor.run(pending, recipe, work, progress.batch):
+                results[result.url] = result
+                progress.shard_done()
+    finally:
+        executor.close()
+
+    ordered = [results[s.url] for s in shards]
+    files = _finish(out, work, shards, ordered, recipe)
+    stats = _stats(recipe, ordered, files, options, executor.workers, started, resumed)
+    _summaries(out, stats, recipe)
+    write_atomic_bytes(out / "stats.json", json.dumps(stats, indent=2).encode("utf-8"))
+    write_atomic_bytes(out / "recipe.yaml", _recipe_yaml(recipe).encode("utf-8"))
+    return stats
+
+
+def _fingerprint(recipe: Recipe, shards: list[InputShard]) -> dict[str, Any]:
+    resolved = recipe.resolved()
+    resolved["input"].pop("paths")
+    body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
+    return {"fingerprint": hashlib.sha256(body.encode()).hexdigest(), "shards": len(shards)}
+
+
+def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    marker = work / RUN_MARKER
+    if out.exists() and any(out.iterdir()):
+        is_run = marker.exists() or (out / "stats.json").exists()
+        if not is_run:
+            raise RunFolderError(
+                f"output folder {out} is not empty and holds no curation run: "
+                "choose an empty or new folder (it is not deleted, even with --overwrite)"
+            )
+        if overwrite:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif marker.exists():
+            previous = json.loads(marker.read_text())
+            if previous.get("fingerprint") != fingerprint["fingerprint"]:
+                raise RunFolderError(
+                    f"output folder {out} holds a run of another recipe or other inputs: "
+                    "pass --overwrite to start again there, or choose another --output"
+                )
+    work.mkdir(parents=True, exist_ok=True)
+    write_atomic_bytes(marker, json.dumps(fingerprint).encode())
+
+
+def _finish(
+    out: Path, work: Path, shards: list[InputShard], results: list[ShardResult], recipe: Recipe
+) -> dict[str, dict[str, int]]:
+    """Place every shard's parts into kept/ and dropped/, in input order; count them."""
+    counts: dict[str, dict[str, int]] = {}
+    suffix = part_suffix(recipe.output)
+    for kind in ("kept", "dropped"):
+        sources: list[tuple[Path, int]] = []
+        for shard, result in zip(shards, results, strict=True):
+            parts = result.kept_parts if kind == "kept" else result.dropped_parts
+            folder = shard_folder(work, shard)
+            sources.extend((folder / name, rows) for name, rows in parts)
+        target = out / kind
+        target.mkdir(parents=True, exist_ok=True)
+        for leftover in target.glob(f"{TMP_PREFIX}*"):
+            leftover.unlink()
+        schema = None
+        if recipe.output.format == "parquet":
+            schema = unify_parts([path for path, _ in sources])
+        names = []
+        for index, (source, _) in enumerate(sources):
+            final = target / f"part-{index:05d}{suffix}"
+            names.append(final.name)
+            if schema is not None and not pq.read_schema(source).equals(schema):
+                rewrite_as(source, final, schema, recipe.output.compression)
+            else:
+                _link(source, final)
+        for stale in target.iterdir():
+            if stale.name not in names:
+                stale.unlink()
+        written = sum(rows for _, rows in sources)
+        if recipe.output.format == "parquet":
+            on_disk = sum(pq.ParquetFile(target / n).metadata.num_rows for n in names)
+            if on_disk != written:
+                raise AccountingError(f"{target}: files hold {on_disk} rows, expected {written}")
+        counts[kind] = {"rows": written, "files": len(names)}
+    return counts
+
+
+def _link(source: Path, final: Path) -> None:
+    tmp = tmp_path(final)
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links on this filesystem
+        shutil.copyfile(source, tmp)
+    publish(tmp, final)
+
+
+def _stats(
+    recipe: Recipe,
+    results: list[ShardResult],
+    files: dict[str, dict[str, int]],
+    options: RunOptions,
+    workers: int,
+    started: float,
+    resumed: int,
+) -> dict[str, Any]:
+    names = ["read"] + [spec.name for spec in recipe.stages]
+    totals = [StageStats(name) for name in names]
+    for result in results:
+        for total, part in zip(totals, result.stages, strict=True):
+            total.merge(part)
+    check_chain(totals, files["kept"]["rows"], files["dropped"]["rows"], where="run")
+    seconds = time.time() - started
+    read = totals[0]
+    return {
+        "engine": {"curation": curation.__version__, "executor": options.executor,
+                   "workers": workers},
+        "seconds": round(seconds, 3),
+        "docs_per_s": round(read.rows_in / seconds, 1) if seconds > 0 else None,
+        "mb_per_s": round(read.bytes_in / 1e6 / seconds, 3) if seconds > 0 else None,
+        "shards": {
+            "total": len(results),
+            "resumed": resumed,
+            "corrupt_skipped": [
+                {"url": r.url, "error": r.corrupt} for r in results if r.corrupt
+            ],
+        },
+        "rows": {"read": read.rows_in, "kept": files["kept"]["rows"],
+                 "dropped": files["dropped"]["rows"]},
+        "files": {"kept": files["kept"]["files"], "dropped": files["dropped"]["files"]},
+        "accounting": "ok: for every stage rows_in = rows_kept + rows_dropped",
+        "stages": [t.to_dict() for t in totals],
+    }
+
+
+_QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
+
+
+def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
+    """Add count, mean, min, max and quantiles of each numeric column a stage added."""
+    if recipe.output.format != "parquet":
+        return
+    import polars as pl
+
+    for stage in stats["stages"]:
+        summaries = {}
+        for column in stage["added_columns"]:
+            frames = []
+            for kind in ("kept", "dropped"):
+                files = sorted((out / kind).glob("*.parquet"))
+                for f in files:
+                    if column in pq.read_schema(f).names:
+                        frames.append(pl.scan_parquet(f).select(pl.col(column)))
+            if not frames:
+                continue
+            values = pl.concat(frames).drop_nulls()
+            dtype = values.collect_schema()[column]
+            if not dtype.is_numeric():
+                continue
+            row = values.select(
+                pl.len().alias("count"),
+                pl.col(column).mean().alias("mean"),
+                pl.col(column).min().alias("min"),
+                pl.col(column).max().alias("max"),
+                *[pl.col(column).quantile(q).alias(f"p{int(q * 100):02d}") for q in _QUANTILES],
+            ).collect().row(0, named=True)
+            summaries[column] = {k: v for k, v in row.items()}
+        stage["summaries"] = summaries
+
+
+def _recipe_yaml(recipe: Recipe) -> str:
+    import polars
+    import pyarrow
+    import ray
+
+    resolved = recipe.resolved()
+    resolved["versions"] = {
+        "curation": curation.__version__,
+        "python": platform.python_version(),
+        "pyarrow": pyarrow.__version__,
+        "polars": polars.__version__,
+        "ray": ray.__version__,
+        "stages": {s.name: s.build().versions() for s in recipe.stages},
+    }
+    return f"# resolved from {recipe.source}\n" + yaml.safe_dump(resolved, sort_keys=False)
