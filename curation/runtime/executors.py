@@ -137,7 +137,6 @@ class RayExecutor:
             fn_constructor_kwargs={"recipe": recipe, "work": str(work)},
             compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=1,
-            max_restarts=0,
         )
         for row in results.iter_rows():
             if row["error"]:
