@@ -11,13 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from curation.io.inputs import InputError
+from curation.io.writers import SchemaConflictError
 from curation.recipe import RecipeError, load_recipe
 from curation.runtime.executors import ShardFailed
 from curation.runtime.ledger import AccountingError
 from curation.runtime.run import RunFolderError, RunOptions, run
 from curation.stage import describe_params, registry
 
-_EXPECTED = (RecipeError, InputError, RunFolderError, ShardFailed, AccountingError)
+_EXPECTED = (
+    RecipeError, InputError, RunFolderError, ShardFailed, AccountingError, SchemaConflictError
+)
 
 
 @click.group()

@@ -171,21 +171,47 @@ def _cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
     return pa.table(columns, schema=schema)
 
 
-def unify_parts(parts: list[Path]) -> pa.Schema | None:
+class SchemaConflictError(ValueError):
+    """Two output parts hold a column of types that cannot be reconciled."""
+
+
+def unify_parts(parts: list[Path], labels: list[str]) -> pa.Schema | None:
     """The schema every Parquet part can be cast to, or None when they already agree.
 
-    Raises ``ValueError`` naming a column whose types cannot be reconciled.
+    ``labels`` name where each part came from (its input shard) for the error message.
+    Raises ``SchemaConflictError`` naming the column and the two inputs that disagree.
     """
     schemas = [pq.read_schema(p) for p in parts]
     if not schemas or all(s.equals(schemas[0]) for s in schemas):
         return None
-    try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise ValueError(
-            f"the output parts have columns of incompatible types ({err}); the inputs differ "
-            "in a column's type: make the inputs agree, or drop the column upstream"
-        ) from None
+    unified = schemas[0]
+    for index, schema in enumerate(schemas[1:], start=1):
+        try:
+            unified = pa.unify_schemas([unified, schema], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            column, first = _conflict(schemas[:index], schema, labels)
+            raise SchemaConflictError(
+                f"column {column!r} has type {schema.field(column).type} in {labels[index]} "
+                f"but {first[1]} in {first[0]} ({err}): make the inputs agree on its type, or "
+                "drop the column upstream"
+            ) from None
+    return unified
+
+
+def _conflict(
+    earlier: list[pa.Schema], schema: pa.Schema, labels: list[str]
+) -> tuple[str, tuple[str, pa.DataType]]:
+    for field in schema:
+        for index, other in enumerate(earlier):
+            if field.name in other.names:
+                try:
+                    pa.unify_schemas(
+                        [pa.schema([other.field(field.name)]), pa.schema([field])],
+                        promote_options="permissive",
+                    )
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    return field.name, (labels[index], other.field(field.name).type)
+    return "?", ("an earlier input", pa.null())
 
 
 def rewrite_as(src: Path, final: Path, schema: pa.Schema, compression: str) -> None:

@@ -141,17 +141,19 @@ def _finish(
     suffix = part_suffix(recipe.output)
     for kind in ("kept", "dropped"):
         sources: list[tuple[Path, int]] = []
+        labels: list[str] = []
         for shard, result in zip(shards, results, strict=True):
             parts = result.kept_parts if kind == "kept" else result.dropped_parts
             folder = shard_folder(work, shard)
             sources.extend((folder / name, rows) for name, rows in parts)
+            labels.extend(shard.url for _ in parts)
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
         for leftover in target.glob(f"{TMP_PREFIX}*"):
             leftover.unlink()
         schema = None
         if recipe.output.format == "parquet":
-            schema = unify_parts([path for path, _ in sources])
+            schema = unify_parts([path for path, _ in sources], labels)
         names = []
         for index, (source, _) in enumerate(sources):
             final = target / f"part-{index:05d}{suffix}"

@@ -1,0 +1,58 @@
+"""Shared fixtures: the real data in ../shared/data, and a helper to run recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.recipe import Recipe, parse_recipe
+from curation.runtime.run import RunOptions, run
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ../shared/data, or skip the test with a clear message when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (the shared data folder sits beside the repo)")
+    return path
+
+
+@pytest.fixture
+def c4_path() -> Path:
+    return shared_file("web/c4-sample-1000.jsonl.gz")
+
+
+@pytest.fixture
+def pile_path() -> Path:
+    return shared_file("web/pile-sample-1000.jsonl")
+
+
+@pytest.fixture
+def warc_dir() -> Path:
+    return shared_file("warc")
+
+
+def recipe_of(text: str, *paths: Path | str, **input_overrides: object) -> Recipe:
+    """A recipe from YAML text with the given input paths."""
+    return parse_recipe(text, "test-recipe.yaml").with_input(
+        paths=[str(p) for p in paths], **input_overrides
+    )
+
+
+def run_local(recipe: Recipe, out: Path, **options: object) -> dict:
+    """Run with the local executor, quietly; return stats."""
+    opts = {"executor": "local", "progress": False, **options}
+    return run(recipe, out, RunOptions(**opts))  # type: ignore[arg-type]
+
+
+def read_output(out: Path, kind: str) -> pa.Table:
+    """All rows of OUT/kept or OUT/dropped, in file order."""
+    files = sorted((out / kind).glob("part-*.parquet"))
+    if not files:
+        return pa.table({})
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")

@@ -1,0 +1,110 @@
+"""Readers on the real samples: counts, ids and text of known records."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.io.inputs import resolve_inputs
+from curation.io.readers import read_shard
+from curation.recipe import InputSpec
+from tests.conftest import shared_file
+
+
+def read_all(path: Path | str, **spec: object) -> pa.Table:
+    spec_obj = InputSpec(**spec)  # type: ignore[arg-type]
+    tables = []
+    for shard in resolve_inputs([str(path)], spec_obj.format):
+        tables.extend(read_shard(shard, spec_obj))
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def test_c4_jsonl_gz(c4_path: Path) -> None:
+    table = read_all(c4_path, batch_rows=300)
+    assert table.num_rows == 1000
+    assert table["id"][0].as_py() == "c4-sample-1000.jsonl.gz/0"
+    assert table["id"][999].as_py() == "c4-sample-1000.jsonl.gz/999"
+    assert table["text"][0].as_py().startswith(
+        "The woman who died after falling from a bridge over the A21 has been identified"
+    )
+    assert table["text"][999].as_py().startswith("I guess it is better to set -DGC_THREADS")
+    assert table.column_names == ["id", "text", "drop_reason", "url", "date"]
+    assert table["drop_reason"].null_count == 1000
+    with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
+        first = json.loads(handle.readline())
+    assert table["url"][0].as_py() == first["url"]
+
+
+def test_pile_contents_field(pile_path: Path) -> None:
+    table = read_all(pile_path, text_field="contents")
+    assert table.num_rows == 1000
+    # the Pile sample has integer ids 0..999: they become the string id
+    assert table["id"].to_pylist()[:3] == ["0", "1", "2"]
+    assert table["text"][0].as_py().startswith("/*\n * Copyright (c) 2015 Kaprica Security")
+    domains = Counter(m["pile_set_name"] for m in table["metadata"].to_pylist())
+    assert domains["Pile-CC"] == 200
+    assert domains["StackExchange"] == 131
+    assert domains["Github"] == 85
+
+
+def test_warc_records_and_extraction(warc_dir: Path) -> None:
+    table = read_all(warc_dir)
+    assert table.num_rows == 22 + 15
+    by_id = {row["id"]: row for row in table.to_pylist()}
+    team = by_id["urn:uuid:283E41D7-F686-4C3E-B7DA-E8D248A100C1"]
+    assert team["url"] == "https://www.semanticscholar.org/research/research-team"
+    assert team["date"] == "2024-04-25T16:24:44Z"
+    assert "Semantic Scholar Research Team" in team["text"]
+    assert "<div" not in team["text"]
+    # a chunked HTTP body: the chunk sizes must not leak into the text
+    cc = by_id["urn:uuid:9879E7FD-A3D9-40CB-A53E-AE1F2B860DE7"]
+    assert cc["url"] == "https://creativecommons.org/"
+    assert cc["text"].startswith("Better Sharing, Brighter Future")
+    assert "7d72" not in cc["text"]
+    kept = [row for row in table.to_pylist() if row["drop_reason"] is None]
+    assert len(kept) >= 30
+
+
+def test_warc_one_file(warc_dir: Path) -> None:
+    assert read_all(warc_dir / "sample-0000.warc.gz").num_rows == 22
+    assert read_all(warc_dir / "sample-0001.warc.gz").num_rows == 15
+
+
+def test_parquet_by_row_group(c4_path: Path, tmp_path: Path) -> None:
+    source = read_all(c4_path).drop_columns(["drop_reason"])
+    path = tmp_path / "c4.parquet"
+    pq.write_table(source, path, row_group_size=128)
+    table = read_all(path, batch_rows=100)
+    assert table.num_rows == 1000
+    assert table["id"].to_pylist() == source["id"].to_pylist()
+    assert table["text"].to_pylist() == source["text"].to_pylist()
+
+
+def test_parquet_without_ids_gets_stable_ids(c4_path: Path, tmp_path: Path) -> None:
+    source = read_all(c4_path).select(["text", "url"])
+    pq.write_table(source, tmp_path / "c4.parquet", row_group_size=300)
+    table = read_all(tmp_path / "c4.parquet", batch_rows=128)
+    assert table["id"].to_pylist() == [f"c4.parquet/{i}" for i in range(1000)]
+
+
+def test_plain_text_one_document_per_file() -> None:
+    book = shared_file("reference/gutenberg-1342-pride-and-prejudice.txt")
+    table = read_all(book.parent, format="auto")
+    names = table["id"].to_pylist()
+    assert "reference/gutenberg-1342-pride-and-prejudice.txt" in names
+    assert table.num_rows == 3
+    text = table.filter(pa.compute.equal(table["id"], names[0]))["text"][0].as_py()
+    assert len(text) > 100_000
+
+
+def test_directory_glob_and_names(c4_path: Path, pile_path: Path) -> None:
+    shards = resolve_inputs([str(c4_path.parent)])
+    assert [s.name for s in shards] == ["web/c4-sample-1000.jsonl.gz", "web/pile-sample-1000.jsonl"]
+    shards = resolve_inputs([str(c4_path.parent / "*.jsonl*")])
+    assert [s.format for s in shards] == ["jsonl", "jsonl"]
+    assert [s.name for s in shards] == ["c4-sample-1000.jsonl.gz", "pile-sample-1000.jsonl"]
