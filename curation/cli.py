@@ -19,7 +19,12 @@ from curation.runtime.run import RunFolderError, RunOptions, run
 from curation.stage import describe_params, registry
 
 _EXPECTED = (
-    RecipeError, InputError, RunFolderError, ShardFailed, AccountingError, SchemaConflictError
+    RecipeError,
+    InputError,
+    RunFolderError,
+    ShardFailed,
+    AccountingError,
+    SchemaConflictError,
 )
 
 
@@ -31,27 +36,55 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("recipe", type=click.Path(dir_okay=False))
-@click.option("--input", "inputs", multiple=True,
-              help="file, directory, glob or fsspec URL; repeat for several (default: the "
-              "recipe's input.paths)")
-@click.option("--output", required=True, type=click.Path(file_okay=False),
-              help="run folder: kept/, dropped/, stats.json, recipe.yaml, _work/")
-@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "parquet", "warc", "text"]),
-              help="input format (default: by file extension)")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="file, directory, glob or fsspec URL; repeat for several (default: the "
+    "recipe's input.paths)",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="run folder: kept/, dropped/, stats.json, recipe.yaml, _work/",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "jsonl", "parquet", "warc", "text"]),
+    help="input format (default: by file extension)",
+)
 @click.option("--text-field", help="field or column holding the text (default: text)")
 @click.option("--id-field", help="field or column holding the id (default: id)")
-@click.option("--executor", type=click.Choice(["ray", "local"]), default="ray",
-              show_default=True, help="ray: Ray Data (embedded local cluster unless "
-              "--ray-address); local: in this process")
-@click.option("--workers", type=click.IntRange(min=1),
-              help="Ray workers (default: all CPUs of the embedded cluster)")
+@click.option(
+    "--executor",
+    type=click.Choice(["ray", "local"]),
+    default="ray",
+    show_default=True,
+    help="ray: Ray Data (embedded local cluster unless --ray-address); local: in this process",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Ray workers (default: all CPUs of the embedded cluster)",
+)
 @click.option("--ray-address", help="join this Ray cluster instead of starting one")
 @click.option("--overwrite", is_flag=True, help="delete the previous run in --output first")
 @click.option("--quiet", is_flag=True, help="no progress display")
-def run_command(recipe: str, inputs: tuple[str, ...], output: str, fmt: str | None,
-                text_field: str | None, id_field: str | None, executor: str,
-                workers: int | None, ray_address: str | None, overwrite: bool,
-                quiet: bool) -> None:
+def run_command(
+    recipe: str,
+    inputs: tuple[str, ...],
+    output: str,
+    fmt: str | None,
+    text_field: str | None,
+    id_field: str | None,
+    executor: str,
+    workers: int | None,
+    ray_address: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
     """Run the curation RECIPE (a YAML file) over the inputs into --output."""
     try:
         loaded = load_recipe(recipe).with_input(
@@ -74,15 +107,20 @@ def _print_summary(stats: dict, output: str) -> None:
     for stage in stats["stages"]:
         reasons = sorted(stage["dropped_by_reason"].items(), key=lambda kv: -kv[1])[:3]
         table.add_row(
-            stage["name"], f"{stage['rows_in']:,}", f"{stage['rows_kept']:,}",
-            f"{stage['rows_dropped']:,}", ", ".join(f"{r.split(':', 1)[-1]} {n:,}" for r, n in reasons),
+            stage["name"],
+            f"{stage['rows_in']:,}",
+            f"{stage['rows_kept']:,}",
+            f"{stage['rows_dropped']:,}",
+            ", ".join(f"{r.split(':', 1)[-1]} {n:,}" for r, n in reasons),
             f"{stage['docs_per_s']:,.0f}" if stage["docs_per_s"] else "-",
             f"{stage['mb_per_s']:,.1f}" if stage["mb_per_s"] else "-",
         )
     console.print(table)
     rows = stats["rows"]
-    console.print(f"kept {rows['kept']:,} of {rows['read']:,} documents "
-                  f"({stats['files']['kept']} files); stats in {Path(output) / 'stats.json'}")
+    console.print(
+        f"kept {rows['kept']:,} of {rows['read']:,} documents "
+        f"({stats['files']['kept']} files); stats in {Path(output) / 'stats.json'}"
+    )
     for bad in stats["shards"]["corrupt_skipped"]:
         console.print(f"[yellow]skipped the rest of a damaged file:[/] {bad['error']}")
 
@@ -107,8 +145,9 @@ def stages_command(as_json: bool) -> None:
 
 @main.command("sample-data")
 @click.argument("name", type=click.Choice(["python-docs"]))
-@click.option("--output", required=True, type=click.Path(file_okay=False),
-              help="folder for the JSONL shards")
+@click.option(
+    "--output", required=True, type=click.Path(file_okay=False), help="folder for the JSONL shards"
+)
 @click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True)
 def sample_data_command(name: str, output: str, shards: int) -> None:
     """Write a real-text sample that ships with Python itself as .jsonl.gz shards."""

@@ -150,7 +150,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
 
     raw_stages = data.get("stages") or []
     if not isinstance(raw_stages, list):
-        raise fail(("stages",), "'stages' is a list of one-key mappings like '- sample: {rate: 0.5}'")
+        raise fail(("stages",), "'stages' is a list of one-key mappings: '- sample: {rate: 0.5}'")
     stages = tuple(_parse_stage(entry, i, lines, fail) for i, entry in enumerate(raw_stages))
     return Recipe(input_spec, stages, output_spec, source)
 
@@ -162,7 +162,7 @@ def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) 
         entry = {entry: None}
     if not isinstance(entry, dict) or len(entry) != 1:
         raise fail(loc, "each stage is a one-key mapping: '- STAGE_NAME: {param: value}'")
-    (name, params), = entry.items()
+    ((name, params),) = entry.items()
     if name not in known:
         hint = difflib.get_close_matches(str(name), list(known), n=1)
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -193,7 +193,8 @@ def _validate_section(model: type[BaseModel], value: Any, loc: Location, fail: A
         return model.model_validate(value)
     except ValidationError as err:
         problem = err.errors()[0]
-        raise fail((*loc, *problem["loc"][:1]), f"{loc[0]}: {_describe_problem(problem, model)}")
+        where = (*loc, *problem["loc"][:1])
+        raise fail(where, f"{loc[0]}: {_describe_problem(problem, model)}") from None
 
 
 def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:

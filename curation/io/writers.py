@@ -128,7 +128,7 @@ class PartWriter:
     def _open_jsonl(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._tmp = tmp_path(self._next_final())
-        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in _close_part
+        self._file = open(self._tmp, "wb")
         if self.output.compression == "zstd":
             self._stream = zstandard.ZstdCompressor(level=3).stream_writer(self._file)
         elif self.output.compression == "gzip":

@@ -109,12 +109,6 @@ class RayExecutor:
         else:
             ray.init(num_cpus=self.workers, **kwargs)
         self._started = True
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
     def run(
         self,
@@ -128,6 +122,11 @@ class RayExecutor:
             return
         self._init()
         import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the engine shows its own progress
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
         items = [{"shard": json.dumps(asdict(shard))} for shard in shards]
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
@@ -166,4 +165,3 @@ def make_executor(
     if kind == "ray":
         return RayExecutor(workers, address)
     raise ValueError(f"unknown executor {kind!r}: use local or ray")
-

@@ -78,7 +78,9 @@ class StageStats:
         )
 
 
-def check_chain(stages: list[StageStats], kept_written: int, dropped_written: int, where: str) -> None:
+def check_chain(
+    stages: list[StageStats], kept_written: int, dropped_written: int, where: str
+) -> None:
     """Raise ``AccountingError`` unless every row read is accounted for.
 
     ``stages[0]`` is the reader. ``where`` names the shard or run in the message.

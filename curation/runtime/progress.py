@@ -17,8 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class RunProgress:
     """Counts shards and documents and shows them. Use as a context manager."""
 
-    def __init__(self, total_shards: int, done_shards: int, enabled: bool = True,
-                 interval: float = 10.0) -> None:
+    def __init__(
+        self, total_shards: int, done_shards: int, enabled: bool = True, interval: float = 10.0
+    ) -> None:
         self.total = total_shards
         self.shards = done_shards
         self.docs = 0
@@ -43,8 +44,9 @@ class RunProgress:
                 console=self._console,
             )
             self._bar.start()
-            self._task = self._bar.add_task("run", total=self.total, completed=self.shards,
-                                            rates="")
+            self._task = self._bar.add_task(
+                "run", total=self.total, completed=self.shards, rates=""
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -68,8 +70,10 @@ class RunProgress:
     def rates(self) -> str:
         """``N docs, D docs/s, M MB/s`` since the start."""
         seconds = max(time.perf_counter() - self._start, 1e-9)
-        return (f"{self.docs:,} docs  {self.docs / seconds:,.0f} docs/s  "
-                f"{self.bytes / 1e6 / seconds:,.2f} MB/s")
+        return (
+            f"{self.docs:,} docs  {self.docs / seconds:,.0f} docs/s  "
+            f"{self.bytes / 1e6 / seconds:,.2f} MB/s"
+        )
 
     def _refresh(self) -> None:
         if self._bar is not None:
@@ -79,5 +83,8 @@ class RunProgress:
 
     def _line(self) -> None:
         self._last_line = time.perf_counter()
-        print(f"progress: {self.shards}/{self.total} shards  {self.rates()}", file=sys.stderr,
-              flush=True)
+        print(
+            f"progress: {self.shards}/{self.total} shards  {self.rates()}",
+            file=sys.stderr,
+            flush=True,
+        )

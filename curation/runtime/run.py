@@ -201,20 +201,24 @@ def _stats(
     seconds = time.time() - started
     read = totals[0]
     return {
-        "engine": {"curation": curation.__version__, "executor": options.executor,
-                   "workers": workers},
+        "engine": {
+            "curation": curation.__version__,
+            "executor": options.executor,
+            "workers": workers,
+        },
         "seconds": round(seconds, 3),
         "docs_per_s": round(read.rows_in / seconds, 1) if seconds > 0 else None,
         "mb_per_s": round(read.bytes_in / 1e6 / seconds, 3) if seconds > 0 else None,
         "shards": {
             "total": len(results),
             "resumed": resumed,
-            "corrupt_skipped": [
-                {"url": r.url, "error": r.corrupt} for r in results if r.corrupt
-            ],
+            "corrupt_skipped": [{"url": r.url, "error": r.corrupt} for r in results if r.corrupt],
         },
-        "rows": {"read": read.rows_in, "kept": files["kept"]["rows"],
-                 "dropped": files["dropped"]["rows"]},
+        "rows": {
+            "read": read.rows_in,
+            "kept": files["kept"]["rows"],
+            "dropped": files["dropped"]["rows"],
+        },
         "files": {"kept": files["kept"]["files"], "dropped": files["dropped"]["files"]},
         "accounting": "ok: for every stage rows_in = rows_kept + rows_dropped",
         "stages": [t.to_dict() for t in totals],
@@ -245,13 +249,17 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
             dtype = values.collect_schema()[column]
             if not dtype.is_numeric():
                 continue
-            row = values.select(
-                pl.len().alias("count"),
-                pl.col(column).mean().alias("mean"),
-                pl.col(column).min().alias("min"),
-                pl.col(column).max().alias("max"),
-                *[pl.col(column).quantile(q).alias(f"p{int(q * 100):02d}") for q in _QUANTILES],
-            ).collect().row(0, named=True)
+            row = (
+                values.select(
+                    pl.len().alias("count"),
+                    pl.col(column).mean().alias("mean"),
+                    pl.col(column).min().alias("min"),
+                    pl.col(column).max().alias("max"),
+                    *[pl.col(column).quantile(q).alias(f"p{int(q * 100):02d}") for q in _QUANTILES],
+                )
+                .collect()
+                .row(0, named=True)
+            )
             summaries[column] = {k: v for k, v in row.items()}
         stage["summaries"] = summaries
 

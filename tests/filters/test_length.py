@@ -14,5 +14,8 @@ def test_bounds_in_characters_not_bytes() -> None:
     out = stage.process(table)
     assert out["length_chars"].to_pylist() == [2, 3, 4, 6]
     assert out["drop_reason"].to_pylist() == [
-        "length_filter:too_short", None, None, "length_filter:too_long",
+        "length_filter:too_short",
+        None,
+        None,
+        "length_filter:too_long",
     ]

@@ -132,7 +132,8 @@ def test_invalid_json_utf8_null_empty_missing(tmp_path: Path) -> None:
 
 
 def test_whole_file_without_text_field_names_the_fields(pile_path: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no line has the text field 'text'.*'contents'.*--text-field"):
+    expected = r"no line has the text field 'text'.*'contents'.*--text-field"
+    with pytest.raises(InputError, match=expected):
         run_local(recipe_of(PASS, pile_path), tmp_path / "out")
 
 
@@ -191,5 +192,6 @@ def test_columns_of_incompatible_types_fail_clearly(tmp_path: Path) -> None:
     folder.mkdir()
     write_lines(folder / "a.jsonl", [json.dumps({"text": "doc a", "year": 2020}).encode()])
     write_lines(folder / "b.jsonl", [json.dumps({"text": "doc b", "year": [1, 2]}).encode()])
-    with pytest.raises(SchemaConflictError, match=r"'year' has type list<element: int64> in .*b\.jsonl but int64 in .*a\.jsonl"):
+    expected = r"'year' has type list<element: int64> in .*b\.jsonl but int64 in .*a\.jsonl"
+    with pytest.raises(SchemaConflictError, match=expected):
         run_local(recipe_of(PASS, folder), tmp_path / "out")

@@ -29,8 +29,12 @@ def test_c4_jsonl_gz(c4_path: Path) -> None:
     assert table.num_rows == 1000
     assert table["id"][0].as_py() == "c4-sample-1000.jsonl.gz/0"
     assert table["id"][999].as_py() == "c4-sample-1000.jsonl.gz/999"
-    assert table["text"][0].as_py().startswith(
-        "The woman who died after falling from a bridge over the A21 has been identified"
+    assert (
+        table["text"][0]
+        .as_py()
+        .startswith(
+            "The woman who died after falling from a bridge over the A21 has been identified"
+        )
     )
     assert table["text"][999].as_py().startswith("I guess it is better to set -DGC_THREADS")
     assert table.column_names == ["id", "text", "drop_reason", "url", "date"]

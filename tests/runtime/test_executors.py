@@ -26,8 +26,9 @@ def snapshot(out: Path) -> tuple[list[dict], list[dict]]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_local_and_ray_agree(c4_path: Path, pile_path: Path, warc_dir: Path,
-                             tmp_path: Path) -> None:
+def test_local_and_ray_agree(
+    c4_path: Path, pile_path: Path, warc_dir: Path, tmp_path: Path
+) -> None:
     recipe = recipe_of(RECIPE, c4_path, warc_dir)
     pile = recipe_of(RECIPE, pile_path, text_field="contents")
     outputs = {}
@@ -47,8 +48,13 @@ def test_local_and_ray_agree(c4_path: Path, pile_path: Path, warc_dir: Path,
     # same files, same names, same row counts
     names = {n: sorted(p.name for p in (tmp_path / n / "kept").iterdir()) for n in outputs}
     assert names["local"] == names["ray1"] == names["ray2"]
-    assert max(pq.ParquetFile(tmp_path / "local" / "kept" / f).metadata.num_rows
-               for f in names["local"]) <= 150
+    assert (
+        max(
+            pq.ParquetFile(tmp_path / "local" / "kept" / f).metadata.num_rows
+            for f in names["local"]
+        )
+        <= 150
+    )
     stats = json.loads((tmp_path / "ray2" / "stats.json").read_text())
     assert stats["engine"]["workers"] == 2
 

@@ -36,15 +36,29 @@ def make_shards(c4_path: Path, folder: Path, count: int) -> None:
     per = -(-len(rows) // count)
     for i in range(count):
         chunk = rows[i * per : (i + 1) * per]
-        pq.write_table(pa.Table.from_pylist(chunk), folder / f"c4-{i:03d}.parquet",
-                       row_group_size=50)
+        pq.write_table(
+            pa.Table.from_pylist(chunk), folder / f"c4-{i:03d}.parquet", row_group_size=50
+        )
 
 
 def cli_run(recipe: Path, inputs: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "curation.cli", "run", str(recipe), "--input", str(inputs),
-         "--output", str(out), "--executor", "local", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "curation.cli",
+            "run",
+            str(recipe),
+            "--input",
+            str(inputs),
+            "--output",
+            str(out),
+            "--executor",
+            "local",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -88,8 +102,9 @@ def test_sigkill_at_many_moments_then_resume(c4_path: Path, tmp_path: Path) -> N
     assert any(0 < n < 40 for n in finished_at_kill), f"no kill landed mid-run: {finished_at_kill}"
 
 
-def test_rerun_skips_finished_shards_and_overwrite_starts_again(c4_path: Path,
-                                                                 tmp_path: Path) -> None:
+def test_rerun_skips_finished_shards_and_overwrite_starts_again(
+    c4_path: Path, tmp_path: Path
+) -> None:
     inputs = tmp_path / "in"
     make_shards(c4_path, inputs, 4)
     recipe = recipe_of(RECIPE, inputs)
@@ -106,7 +121,7 @@ def test_output_folder_guards(c4_path: Path, tmp_path: Path) -> None:
     recipe = recipe_of(RECIPE, c4_path)
     run_local(recipe, tmp_path / "out")
     other = recipe_of(RECIPE.replace("rate: 0.7", "rate: 0.5"), c4_path)
-    with pytest.raises(RunFolderError, match="another recipe.*--overwrite"):
+    with pytest.raises(RunFolderError, match=r"another recipe.*--overwrite"):
         run_local(other, tmp_path / "out")
     precious = tmp_path / "home"
     precious.mkdir()

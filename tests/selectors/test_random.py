@@ -17,13 +17,21 @@ def kept_ids(ids: list[str], rate: float, seed: int) -> set[str]:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=200, unique=True),
-       st.floats(min_value=0.01, max_value=1.0), st.integers(0, 2**32), st.integers(1, 200))
-def test_decision_depends_only_on_id_and_seed(ids: list[str], rate: float, seed: int,
-                                              cut: int) -> None:
+@given(
+    st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=200, unique=True),
+    st.floats(min_value=0.01, max_value=1.0),
+    st.integers(0, 2**32),
+    st.integers(1, 200),
+)
+def test_decision_depends_only_on_id_and_seed(
+    ids: list[str], rate: float, seed: int, cut: int
+) -> None:
     whole = kept_ids(ids, rate, seed)
-    split = kept_ids(ids[:cut], rate, seed) | kept_ids(ids[cut:], rate, seed) if ids[cut:] else \
-        kept_ids(ids, rate, seed)
+    split = (
+        kept_ids(ids[:cut], rate, seed) | kept_ids(ids[cut:], rate, seed)
+        if ids[cut:]
+        else kept_ids(ids, rate, seed)
+    )
     assert whole == split
     assert kept_ids(list(reversed(ids)), rate, seed) == whole
 

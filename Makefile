@@ -1,0 +1,38 @@
+# The two Quickstart commands (`make quickstart`, `make test`) and their helpers.
+# Everything installs into .venv from the package registries; nothing else is downloaded.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup quickstart test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "curation needs Python 3.11+ (set PYTHON=...)"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on the embedded local Ray cluster, over real text that ships with CPython.
+quickstart: setup
+	$(BIN)/curate sample-data python-docs --output data/sample/python-docs
+	$(BIN)/curate run pipelines/quickstart.yaml --input data/sample/python-docs \
+		--output runs/quickstart --overwrite
+
+# Lint, then every test (slow and Ray tests included).
+test: setup
+	$(BIN)/ruff check curation tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check curation tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/io_throughput.py
+
+clean:
+	rm -rf runs data/sample benchmarks/_data benchmarks/_runs

@@ -1,0 +1,80 @@
+"""The curate command: stages listing, run summary, clear errors with exit code 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from curation.cli import main
+
+
+def test_stages_lists_parameters_defaults_and_help() -> None:
+    result = CliRunner().invoke(main, ["stages"])
+    assert result.exit_code == 0
+    assert "length_filter: keep documents whose length" in result.output
+    assert "min_chars (int, default 0): drop documents shorter" in result.output
+    assert "rate (float, default required)" in result.output
+    listing = json.loads(CliRunner().invoke(main, ["stages", "--json"]).output)
+    assert set(listing) >= {"length_filter", "sample"}
+
+
+def test_run_local_with_overrides(pile_path: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - length_filter: {min_chars: 500}\n")
+    args = [
+        "run",
+        str(recipe),
+        "--input",
+        str(pile_path),
+        "--output",
+        str(tmp_path / "out"),
+        "--text-field",
+        "contents",
+        "--executor",
+        "local",
+        "--quiet",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["rows"]["read"] == 1000
+    assert stats["stages"][1]["dropped_by_reason"]["length_filter:too_short"] > 0
+    resolved = (tmp_path / "out" / "recipe.yaml").read_text()
+    assert "text_field: contents" in resolved and "pyarrow:" in resolved
+
+
+def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - sample: {rate: 2}\n")
+    result = CliRunner().invoke(
+        main, ["run", str(recipe), "--input", "x", "--output", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "r.yaml line 2: stage sample: parameter 'rate'" in result.output
+    assert "Traceback" not in result.output
+    recipe.write_text("stages: []\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(recipe),
+            "--input",
+            str(tmp_path / "none"),
+            "--output",
+            str(tmp_path / "o"),
+            "--executor",
+            "local",
+        ],
+    )
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_sample_data_python_docs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["sample-data", "python-docs", "--output", str(tmp_path / "s"), "--shards", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "s").iterdir())
+    assert [f.name for f in files] == ["python-docs-00000.jsonl.gz", "python-docs-00001.jsonl.gz"]
