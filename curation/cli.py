@@ -90,8 +90,8 @@ def run_command(
         loaded = load_recipe(recipe).with_input(
             paths=list(inputs) or None, format=fmt, text_field=text_field, id_field=id_field
         )
-        if ray_address and executor == "local":
-            raise click.UsageError("--ray-address needs --executor ray")
+        if executor == "local" and (ray_address or workers):
+            raise click.UsageError("--ray-address and --workers go with --executor ray")
         options = RunOptions(executor, workers, ray_address, overwrite, progress=not quiet)
         stats = run(loaded, output, options)
     except _EXPECTED as err:

@@ -19,17 +19,19 @@ A file that cannot be read at all (corrupt Parquet, truncated gzip) raises
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 import fsspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import zstandard
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
 from curation.io.inputs import InputError, InputShard
@@ -129,7 +131,7 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     seen_text_field = False
     first_keys: list[str] | None = None
     try:
-        with fsspec.open(shard.url, "rb", compression="infer") as handle:
+        with _open_lines(shard.url) as handle:
             for raw in handle:
                 if not raw.strip():
                     continue
@@ -152,17 +154,45 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                 if len(rows) >= spec.batch_rows:
                     _check_text_field(shard, spec, seen_text_field, first_keys)
                     yield rows.flush()
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as err:
-        if isinstance(err, InputError):
-            raise
+    except (EOFError, OSError, zlib.error, zstandard.ZstdError) as err:
         raise _corrupt(shard, f"line {row + 2}" if row >= 0 else "its start", err) from None
-    except Exception as err:  # zstandard raises its own error type
-        if type(err).__name__ == "ZstdError":
-            raise _corrupt(shard, f"line {row + 2}", err) from None
-        raise
     _check_text_field(shard, spec, seen_text_field, first_keys)
     if len(rows):
         yield rows.flush()
+
+
+@contextlib.contextmanager
+def _open_lines(url: str) -> Iterator[Iterable[bytes]]:
+    """Lines of a file, decompressed by its extension; truncation raises ``EOFError``."""
+    if url.lower().endswith((".zst", ".zstd")):
+        with fsspec.open(url, "rb") as raw:
+            yield _zstd_lines(raw)
+    else:
+        with fsspec.open(url, "rb", compression="infer") as handle:
+            yield handle
+
+
+def _zstd_lines(raw: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    # zstandard's stream reader ends quietly on a truncated frame; a decompressobj tells.
+    decompressor = zstandard.ZstdDecompressor()
+    frame = decompressor.decompressobj()
+    pending = b""
+    in_frame = False
+    while chunk := raw.read(chunk_size):
+        while chunk:
+            in_frame = True
+            pending += frame.decompress(chunk)
+            chunk = b""
+            if frame.eof:
+                chunk, in_frame = frame.unused_data, False
+                frame = decompressor.decompressobj()
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if in_frame:
+        raise EOFError("the zstd stream ends in the middle of a frame")
+    if pending:
+        yield pending
 
 
 def _parse_json_line(raw: bytes) -> tuple[Any, str | None]:
@@ -308,7 +338,7 @@ def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                 rows.add(row, _strip_brackets(record.record_id), text, reason, extra)
                 if len(rows) >= spec.batch_rows:
                     yield rows.flush()
-        except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as err:
+        except (EOFError, OSError, zlib.error) as err:
             raise _corrupt(shard, f"record {row + 1}", err) from None
     if len(rows):
         yield rows.flush()

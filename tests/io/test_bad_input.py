@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 from curation.io.inputs import InputError
 from curation.io.readers import CorruptInputError
@@ -195,3 +196,67 @@ def test_columns_of_incompatible_types_fail_clearly(tmp_path: Path) -> None:
     expected = r"'year' has type list<element: int64> in .*b\.jsonl but int64 in .*a\.jsonl"
     with pytest.raises(SchemaConflictError, match=expected):
         run_local(recipe_of(PASS, folder), tmp_path / "out")
+
+
+def test_zstd_jsonl_whole_multi_frame_and_truncated(tmp_path: Path) -> None:
+    lines = b"".join(
+        json.dumps({"text": f"document {i} " * 20}).encode() + b"\n" for i in range(3000)
+    )
+    frames = zstandard.ZstdCompressor().compress(lines)
+    whole = tmp_path / "whole.jsonl.zst"
+    whole.write_bytes(frames + zstandard.ZstdCompressor().compress(lines[:500]))
+    stats = run_local(recipe_of(PASS, whole), tmp_path / "out")
+    # the second frame ends in the middle of a line: that last line is invalid JSON
+    assert stats["rows"]["read"] == 3000 + lines[:500].count(b"\n") + 1
+    assert stats["stages"][0]["dropped_by_reason"] == {"read:invalid_json": 1}
+    cut = tmp_path / "cut.jsonl.zst"
+    cut.write_bytes(frames[: len(frames) // 2])
+    with pytest.raises(CorruptInputError, match=r"cut\.jsonl\.zst: cannot read past line"):
+        run_local(recipe_of(PASS, cut), tmp_path / "out2")
+
+
+def warc_response(uri: str, status: str, headers: dict[str, str], body: bytes) -> bytes:
+    http = f"HTTP/1.1 {status}\r\n".encode()
+    http += b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n" + body
+    head = (
+        "WARC/1.0\r\nWARC-Type: response\r\n"
+        f"WARC-Record-ID: <urn:uuid:{uri.rsplit('/', 1)[-1]}>\r\n"
+        f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-05-01T00:00:00Z\r\n"
+        f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(http)}\r\n\r\n"
+    )
+    return head.encode() + http + b"\r\n\r\n"
+
+
+def test_warc_status_content_type_and_encoding(tmp_path: Path) -> None:
+    page = (
+        b"<html><body><p>"
+        + b"A paragraph of real words for the extractor. " * 8
+        + b"</p></body></html>"
+    )
+    records = [
+        warc_response("http://e.org/ok", "200 OK", {"Content-Type": "text/html"}, page),
+        warc_response(
+            "http://e.org/gz",
+            "200 OK",
+            {"Content-Type": "text/html", "Content-Encoding": "gzip"},
+            gzip.compress(page),
+        ),
+        warc_response("http://e.org/missing", "404 Not Found", {"Content-Type": "text/html"}, page),
+        warc_response(
+            "http://e.org/logo",
+            "200 OK",
+            {"Content-Type": "image/png"},
+            b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+        ),
+    ]
+    path = tmp_path / "crawl.warc.gz"
+    path.write_bytes(gzip.compress(b"".join(records)))
+    run_local(recipe_of(PASS, path), tmp_path / "out")
+    kept = {r["id"]: r for r in read_output(tmp_path / "out", "kept").to_pylist()}
+    assert set(kept) == {"urn:uuid:ok", "urn:uuid:gz"}
+    assert kept["urn:uuid:gz"]["text"] == kept["urn:uuid:ok"]["text"]
+    assert "A paragraph of real words" in kept["urn:uuid:ok"]["text"]
+    assert reasons_by_id(tmp_path / "out") == {
+        "urn:uuid:missing": "read:http_status",
+        "urn:uuid:logo": "read:not_html",
+    }
