@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import fsspec
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -116,7 +117,7 @@ def _column(values: list[Any]) -> pa.Array:
         )
 
 
-def _passthrough_name(key: str, spec: InputSpec) -> str:
+def _passthrough_name(key: str) -> str:
     """Input fields that clash with the contract's columns are kept as ``source_<name>``."""
     return f"source_{key}" if key in RESERVED else key
 
@@ -149,7 +150,7 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                         text = obj.pop(spec.text_field)
                     else:
                         text, reason = "", reason or "read:missing_text_field"
-                    extra = {_passthrough_name(k, spec): v for k, v in obj.items()}
+                    extra = {_passthrough_name(k): v for k, v in obj.items()}
                     rows.add(row, doc_id, text, reason, extra)
                 if len(rows) >= spec.batch_rows:
                     _check_text_field(shard, spec, seen_text_field, first_keys)
@@ -240,7 +241,7 @@ def read_parquet(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
         offset = 0
         for group in range(parquet.num_row_groups):
             try:
-                batches = list(_iter_group(parquet, group, spec.batch_rows))
+                batches = list(parquet.iter_batches(batch_size=spec.batch_rows, row_groups=[group]))
             except (pa.ArrowException, OSError) as err:
                 raise _corrupt(shard, f"row group {group} (row {offset})", err) from None
             for batch in batches:
@@ -248,10 +249,6 @@ def read_parquet(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                 offset += batch.num_rows
     finally:
         handle.close()
-
-
-def _iter_group(parquet: pq.ParquetFile, group: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group])
 
 
 def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputSpec) -> pa.Table:
@@ -266,17 +263,24 @@ def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputS
             "pass --text-field with a string column"
         )
     text = text.cast(pa.large_string())
-    generated = pa.array([f"{shard.name}/{offset + i}" for i in range(n)], pa.string())
     if spec.id_field in table.column_names:
-        ids = pc.coalesce(table[spec.id_field].cast(pa.string()), generated)
+        ids = table[spec.id_field].cast(pa.string())
+        if ids.null_count:
+            ids = pc.coalesce(ids, _generated_ids(shard.name, offset, n))
     else:
-        ids = generated
+        ids = _generated_ids(shard.name, offset, n)
     reasons = _vector_reasons(text, reasons, spec)
     columns = {ID: ids, TEXT: pc.fill_null(text, ""), DROP_REASON: reasons}
     for name in table.column_names:
         if name not in (spec.text_field, spec.id_field):
-            columns[_passthrough_name(name, spec)] = table[name]
+            columns[_passthrough_name(name)] = table[name]
     return conform(pa.table(columns))
+
+
+def _generated_ids(name: str, offset: int, count: int) -> pa.Array:
+    """``<name>/<row>`` for rows ``offset`` to ``offset + count - 1``, vectorised."""
+    rows = pa.array(np.arange(offset, offset + count, dtype=np.int64)).cast(pa.string())
+    return pc.binary_join_element_wise(pa.scalar(f"{name}/"), rows, "")
 
 
 def _decode_binary(values: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
@@ -302,7 +306,7 @@ def _vector_reasons(text: Any, reasons: Any, spec: InputSpec) -> Any:
     """Null, blank and too long texts, for readers that hold a whole text column."""
     rules: list[tuple[Any, str]] = [
         (pc.is_null(text), "read:null_text"),
-        (pc.equal(pc.utf8_trim_whitespace(pc.fill_null(text, "")), ""), "read:empty_text"),
+        (pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text)), "read:empty_text"),
     ]
     if spec.max_doc_chars is not None:
         rules.append((pc.greater(pc.utf8_length(text), spec.max_doc_chars), "read:too_long"))
