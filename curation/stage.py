@@ -71,6 +71,7 @@ class MapStage:
 # Modules whose import registers stages. Each later area (dedup, scoring...) adds itself.
 _STAGE_MODULES = (
     "curation.filters.length",
+    "curation.filters.gopher",
     "curation.selectors.random",
 )
 

@@ -1,0 +1,172 @@
+"""Vectorised text statistics shared by the heuristic filters.
+
+Everything works on whole Arrow columns: documents are split into whitespace tokens or
+lines once, per-token or per-line facts are computed with pyarrow.compute kernels over
+the flattened pieces, and they are summed back per document with ``numpy.bincount``.
+No Python loop runs per document or per word.
+
+Words follow datatrove's English word tokenizer (spaCy's rules) closely enough for the
+filters' decisions: punctuation at either end of a whitespace token is split off as
+symbol tokens (``...`` as one), English contractions (``do|n't``, ``it|'s``) give two
+words, and hyphenated words of letters (``well-known``) give two words and a hyphen.
+Where spaCy differs (rare prefixes and infixes) the counts differ by a token or two;
+``benchmarks/RESULTS.md`` lists the decisions that change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# datatrove's PUNCTUATION (ASCII and CJK punctuation and C0/C1 control characters
+# other than tab and newline), against which it decides whether a token is a symbol.
+PUNCTUATION = (
+    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
+    + "".join(map(chr, (*range(0, 9), 11, 12, *range(13, 32), *range(127, 160))))
+)
+# Of those, the characters spaCy splits off the ends of a token ("\\[@CR1]" stays whole).
+SPLIT_PUNCTUATION = "".join(c for c in PUNCTUATION if c not in "\\@=~_^|&`")
+_PREFIXES = SPLIT_PUNCTUATION.replace("-", "").replace("/", "")
+_SUFFIX = r"(n['’]t|['’](s|re|ve|ll|d|m))$"
+_CONTRACTION = r"(?i)." + _SUFFIX
+# infixes spaCy splits on: a hyphen before a letter, and ':<>=/' between a letter or digit
+# and a letter (digit-hyphen-digit is counted apart)
+_INFIX = r"([\pL\pN](-|[:<>=/])\pL|\pL[–—]\pL|\p{Ll}\.\p{Lu})"
+_TWO_WORDS = ("cannot", "gonna", "gotta", "wanna")
+_URL_LIKE = r"(?i)^(https?:|www\.)"
+_NUMBER_UNIT = (
+    r"(?i)^\pN+([.,]\pN+)?(mm|cm|km|kg|mg|ml|gb|mb|kb|tb|ft|lbs?|oz|hz|khz|mhz|ghz|m|g|l|k)$"
+)
+# Abbreviations whose final period spaCy's English exceptions keep on the word.
+ABBREVIATIONS = (
+    "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. etc. Mt. Gov. Gen. Rep. Sen. "
+    "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
+    "Nov. Dec. Ala. Ariz. Ark. Calif. Colo. Conn. Del. Fla. Ga. Ill. Ind. Kan. Ky. La. "
+    "Md. Mass. Mich. Minn. Miss. Mo. Mont. Neb. Nev. Okla. Ore. Pa. Tenn. Va. Wash. "
+    "Wis. Wyo. N.C. S.C. N.D. S.D. N.H. N.J. N.M. N.Y. D.C. e.g. i.e. a.m. p.m."
+).split()
+_ABBREVIATION = r"^(\pL\.)+$"
+LINE_BREAKS = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
+
+
+@dataclass(frozen=True)
+class Words:
+    """Per-document word statistics (numpy arrays, one entry per document).
+
+    ``tokens``: all tokens, symbols included (datatrove's ``len(words)``);
+    ``words``: tokens with a character that is not punctuation; ``word_chars``: their
+    total length in characters; ``alpha_words``: tokens with a letter;
+    ``flat_core``/``parents``: the word of each whitespace token with punctuation and
+    contraction suffix removed, and the index of its document (for word-list rules).
+    """
+
+    tokens: np.ndarray
+    words: np.ndarray
+    word_chars: np.ndarray
+    alpha_words: np.ndarray
+    flat_core: pa.Array
+    parents: np.ndarray
+
+
+def _per_doc(parents: np.ndarray, values: np.ndarray | None, n: int) -> np.ndarray:
+    return np.bincount(parents, weights=values, minlength=n)
+
+
+def _np(array: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> np.ndarray:
+    fill = False if pa.types.is_boolean(array.type) else 0
+    return np.asarray(pc.fill_null(array, fill).to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def split_words(text: pa.ChunkedArray | pa.Array) -> Words:
+    """Word statistics of every document of ``text``."""
+    n = len(text)
+    pieces = pc.utf8_split_whitespace(text)
+    if isinstance(pieces, pa.ChunkedArray):
+        pieces = pieces.combine_chunks()
+    flat = pieces.flatten()
+    parents = _np(pc.list_parent_indices(pieces))
+    core = pc.utf8_trim(flat, PUNCTUATION)
+    core_length = _np(pc.utf8_length(core))
+    is_word = core_length > 0
+    # punctuation split off either end, one token a character, a run of periods as one
+    runs = pc.replace_substring_regex(flat, r"(\.|-){2,}", "-")
+    run_length = _np(pc.utf8_length(runs))
+    lead = run_length - _np(pc.utf8_length(pc.utf8_ltrim(runs, _PREFIXES)))
+    trail = run_length - _np(pc.utf8_length(pc.utf8_rtrim(runs, SPLIT_PUNCTUATION)))
+    split_off = lead + trail
+    # "G.", "U.S.", "Tenn.", "e.g.," keep their final period; ".7" keeps its leading one
+    bare = pc.utf8_rtrim(pc.utf8_ltrim(flat, PUNCTUATION), ",;:)]\"'")
+    kept_period = _np(pc.match_substring_regex(bare, _ABBREVIATION), bool)
+    kept_period |= _np(pc.is_in(bare, pa.array(ABBREVIATIONS)), bool)
+    kept_period = kept_period.astype(np.int64)
+    kept_period += _np(pc.match_substring_regex(flat, r"^\.\pN"), bool)
+    split_off -= kept_period
+    url = _np(pc.match_substring_regex(core, _URL_LIKE), bool)
+    contraction = is_word & _np(pc.match_substring_regex(core, _CONTRACTION), bool)
+    contraction |= _np(pc.is_in(pc.utf8_lower(core), pa.array(_TWO_WORDS)), bool)
+    infixes = _np(pc.count_substring_regex(core, _INFIX)) + _np(
+        pc.count_substring_regex(core, r"\pN-\pN")
+    )
+    infixes = np.where(url, 0, infixes)
+    unit = _np(pc.match_substring_regex(core, _NUMBER_UNIT), bool)
+    has_letter = _np(pc.match_substring_regex(core, r"\pL"), bool)
+    word_count = np.where(is_word, 1 + contraction + infixes + unit, 0)
+    symbols = np.maximum(run_length, 1)  # "==" is two tokens, "--" and "..." one
+    tokens = np.where(is_word, np.where(url, 1, word_count + split_off + infixes), symbols)
+    # the parts around infixes that hold a letter ("2-run": one of two)
+    lettered_parts = _np(pc.count_substring_regex(core, r"[^-–—.:<>=/]*\pL[^-–—.:<>=/]*"))
+    alpha = np.where(infixes > 0, lettered_parts, np.where(has_letter, word_count - unit, 0))
+    stripped = pc.replace_substring_regex(core, "(?i)" + _SUFFIX, "")
+    return Words(
+        tokens=_per_doc(parents, tokens, n),
+        words=_per_doc(parents, word_count, n),
+        word_chars=_per_doc(parents, np.where(is_word, core_length - infixes, 0), n),
+        alpha_words=_per_doc(parents, alpha, n),
+        flat_core=stripped,
+        parents=parents,
+    )
+
+
+def distinct_hits(words: Words, vocabulary: list[str], n: int) -> np.ndarray:
+    """How many distinct entries of ``vocabulary`` each document contains as a word."""
+    index = _np(pc.fill_null(pc.index_in(words.flat_core, pa.array(vocabulary)), -1))
+    hit = index >= 0
+    pairs = np.unique(words.parents[hit] * len(vocabulary) + index[hit])
+    return np.bincount(pairs // len(vocabulary), minlength=n)
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Lines as Python's ``str.splitlines`` makes them: no trailing empty line.
+
+    ``flat``: every line of every document; ``parents``: its document; ``count``: lines
+    per document (numpy).
+    """
+
+    flat: pa.Array
+    parents: np.ndarray
+    count: np.ndarray
+
+
+def split_lines(text: pa.ChunkedArray | pa.Array) -> Lines:
+    """Split each document into lines."""
+    n = len(text)
+    # a final line break ends the last line rather than starting an empty one
+    trimmed = pc.replace_substring_regex(text, f"({LINE_BREAKS})$", "")
+    pieces = pc.split_pattern_regex(trimmed, LINE_BREAKS)
+    if isinstance(pieces, pa.ChunkedArray):
+        pieces = pieces.combine_chunks()
+    empty = _np(pc.equal(pc.binary_length(text), 0), bool)
+    # an empty document has no line at all
+    pieces = pc.if_else(pa.array(empty), pa.scalar([], pieces.type), pieces)
+    parents = _np(pc.list_parent_indices(pieces))
+    return Lines(pieces.flatten(), parents, np.bincount(parents, minlength=n))
+
+
+def per_doc_sum(parents: np.ndarray, mask: pa.Array | np.ndarray, n: int) -> np.ndarray:
+    """Count of true ``mask`` entries per document."""
+    values = mask if isinstance(mask, np.ndarray) else _np(mask, bool)
+    return np.bincount(parents[values], minlength=n)
