@@ -58,17 +58,20 @@ class Words:
 
     ``tokens``: all tokens, symbols included (datatrove's ``len(words)``);
     ``words``: tokens with a character that is not punctuation; ``word_chars``: their
-    total length in characters; ``alpha_words``: tokens with a letter;
-    ``flat_core``/``parents``: the word of each whitespace token with punctuation and
-    contraction suffix removed, and the index of its document (for word-list rules).
+    total length in characters; ``alpha_words``: tokens with a letter. For word-list
+    rules: ``flat`` holds every whitespace token and ``parents`` its document; the
+    tokens at ``special`` (those not made only of letters) have ``special_core``, the
+    word left once punctuation and a contraction suffix are removed.
     """
 
     tokens: np.ndarray
     words: np.ndarray
     word_chars: np.ndarray
     alpha_words: np.ndarray
-    flat_core: pa.Array
+    flat: pa.Array
     parents: np.ndarray
+    special: np.ndarray
+    special_core: pa.Array
 
 
 def _per_doc(parents: np.ndarray, values: np.ndarray | None, n: int) -> np.ndarray:
@@ -81,13 +84,44 @@ def _np(array: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> np.ndarray
 
 
 def split_words(text: pa.ChunkedArray | pa.Array) -> Words:
-    """Word statistics of every document of ``text``."""
+    """Word statistics of every document of ``text``.
+
+    Most tokens are made only of letters: each is one word of its own length. Only the
+    others go through the punctuation, contraction and infix rules.
+    """
     n = len(text)
     pieces = pc.utf8_split_whitespace(text)
     if isinstance(pieces, pa.ChunkedArray):
         pieces = pieces.combine_chunks()
     flat = pieces.flatten()
     parents = _np(pc.list_parent_indices(pieces))
+    length = _np(pc.utf8_length(flat))
+    special = np.flatnonzero(~_np(pc.utf8_is_alpha(flat), bool))
+    tokens = np.ones(len(flat), dtype=np.int64)
+    words = np.ones(len(flat), dtype=np.int64)
+    chars = length.copy()
+    alpha = np.ones(len(flat), dtype=np.int64)
+    two_words = _np(pc.is_in(pc.utf8_lower(flat), pa.array(_TWO_WORDS)), bool)
+    words += two_words
+    tokens += two_words
+    alpha += two_words
+    stats, special_core = _special_tokens(flat.take(pa.array(special)))
+    for target, values in zip((tokens, words, chars, alpha), stats, strict=True):
+        target[special] = values
+    return Words(
+        tokens=_per_doc(parents, tokens, n),
+        words=_per_doc(parents, words, n),
+        word_chars=_per_doc(parents, chars, n),
+        alpha_words=_per_doc(parents, alpha, n),
+        flat=flat,
+        parents=parents,
+        special=special,
+        special_core=special_core,
+    )
+
+
+def _special_tokens(flat: pa.Array) -> tuple[tuple[np.ndarray, ...], pa.Array]:
+    """(tokens, words, word characters, alpha words) per token, and each token's word."""
     core = pc.utf8_trim(flat, PUNCTUATION)
     core_length = _np(pc.utf8_length(core))
     is_word = core_length > 0
@@ -119,20 +153,16 @@ def split_words(text: pa.ChunkedArray | pa.Array) -> Words:
     # the parts around infixes that hold a letter ("2-run": one of two)
     lettered_parts = _np(pc.count_substring_regex(core, r"[^-–—.:<>=/]*\pL[^-–—.:<>=/]*"))
     alpha = np.where(infixes > 0, lettered_parts, np.where(has_letter, word_count - unit, 0))
+    chars = np.where(is_word, core_length - infixes, 0)
     stripped = pc.replace_substring_regex(core, "(?i)" + _SUFFIX, "")
-    return Words(
-        tokens=_per_doc(parents, tokens, n),
-        words=_per_doc(parents, word_count, n),
-        word_chars=_per_doc(parents, np.where(is_word, core_length - infixes, 0), n),
-        alpha_words=_per_doc(parents, alpha, n),
-        flat_core=stripped,
-        parents=parents,
-    )
+    return (tokens, word_count, chars, alpha), stripped
 
 
 def distinct_hits(words: Words, vocabulary: list[str], n: int) -> np.ndarray:
     """How many distinct entries of ``vocabulary`` each document contains as a word."""
-    index = _np(pc.fill_null(pc.index_in(words.flat_core, pa.array(vocabulary)), -1))
+    wanted = pa.array(vocabulary)
+    index = _np(pc.fill_null(pc.index_in(words.flat, wanted), -1))
+    index[words.special] = _np(pc.fill_null(pc.index_in(words.special_core, wanted), -1))
     hit = index >= 0
     pairs = np.unique(words.parents[hit] * len(vocabulary) + index[hit])
     return np.bincount(pairs // len(vocabulary), minlength=n)

@@ -1,0 +1,122 @@
+"""Heuristic filters: ours against datatrove's, on one core each, in one run.
+
+Data: the real C4 and Pile samples of ../shared/data, repeated to ``--docs`` documents.
+For each filter pair (datatrove class, our stage) the same parameters (the defaults) run
+over the same texts: datatrove's ``filter`` per ``Document``, ours as one map stage over
+Arrow batches of ``--batch-rows``. Both run in this process with pyarrow limited to one
+thread. The limit is one pyarrow pass that only measures string lengths.
+
+    .venv/bin/python benchmarks/filters_speed.py --docs 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.batch import conform
+from curation.stage import registry
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def documents(count: int) -> list[str]:
+    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
+        base = [json.loads(line)["text"] for line in f]
+    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
+        base += [json.loads(line)["contents"] for line in f]
+    return [base[i % len(base)] for i in range(count)]
+
+
+def pairs() -> list[tuple[str, object]]:
+    """(our stage, datatrove filter) for every filter both sides have."""
+    from datatrove.pipeline import filters
+
+    known = {"gopher_quality": "GopherQualityFilter"}
+    ours = registry()
+    return [(name, getattr(filters, cls)()) for name, cls in known.items() if name in ours]
+
+
+def time_datatrove(reference: object, texts: list[str]) -> float:
+    from datatrove.data import Document
+
+    docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
+    started = time.perf_counter()
+    for doc in docs:
+        reference.filter(doc)  # type: ignore[attr-defined]
+    return time.perf_counter() - started
+
+
+def time_ours(stage_name: str, texts: list[str], batch_rows: int) -> float:
+    cls = registry()[stage_name]
+    stage = cls(cls.Params())
+    stage.setup()
+    batches = [
+        conform(pa.table({"id": [str(i) for i in range(len(chunk))], "text": chunk}))
+        for chunk in (texts[i : i + batch_rows] for i in range(0, len(texts), batch_rows))
+    ]
+    started = time.perf_counter()
+    for batch in batches:
+        stage.process(batch)
+    return time.perf_counter() - started
+
+
+def time_limit(texts: list[str], batch_rows: int) -> float:
+    arrays = [
+        pa.array(texts[i : i + batch_rows], pa.large_string())
+        for i in range(0, len(texts), batch_rows)
+    ]
+    started = time.perf_counter()
+    for array in arrays:
+        pc.sum(pc.utf8_length(array))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    args = parser.parse_args()
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    texts = documents(args.docs)
+    megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, one core; "
+        f"{args.docs:,} documents, {megabytes:.1f} MB\n"
+    )
+    print(
+        "| filter | datatrove s | ours s | datatrove docs/s | ours docs/s | ours MB/s | speed-up |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    total_theirs = total_ours = 0.0
+    for name, reference in pairs():
+        theirs = time_datatrove(reference, texts)
+        ours = time_ours(name, texts, args.batch_rows)
+        total_theirs += theirs
+        total_ours += ours
+        print(
+            f"| {name} | {theirs:.2f} | {ours:.3f} | {args.docs / theirs:,.0f} | "
+            f"{args.docs / ours:,.0f} | {megabytes / ours:,.1f} | {theirs / ours:.1f}x |"
+        )
+    limit = time_limit(texts, args.batch_rows)
+    print(
+        f"| chain | {total_theirs:.2f} | {total_ours:.3f} | {args.docs / total_theirs:,.0f} | "
+        f"{args.docs / total_ours:,.0f} | {megabytes / total_ours:,.1f} | "
+        f"{total_theirs / total_ours:.1f}x |"
+    )
+    print(
+        f"\nlimit (one pyarrow pass of utf8_length): {limit:.4f} s, "
+        f"{megabytes / limit:,.0f} MB/s; our chain takes {total_ours / limit:,.0f}x the limit"
+    )
+
+
+if __name__ == "__main__":
+    main()
