@@ -33,6 +33,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/io_throughput.py
+	$(BIN)/python benchmarks/filters_speed.py
 
 clean:
 	rm -rf runs data/sample benchmarks/_data benchmarks/_runs
