@@ -39,7 +39,10 @@ def pairs() -> list[tuple[str, object]]:
     """(our stage, datatrove filter) for every filter both sides have."""
     from datatrove.pipeline import filters
 
-    known = {"gopher_quality": "GopherQualityFilter"}
+    known = {
+        "gopher_quality": "GopherQualityFilter",
+        "gopher_repetition": "GopherRepetitionFilter",
+    }
     ours = registry()
     return [(name, getattr(filters, cls)()) for name, cls in known.items() if name in ours]
 

@@ -72,6 +72,7 @@ class MapStage:
 _STAGE_MODULES = (
     "curation.filters.length",
     "curation.filters.gopher",
+    "curation.filters.repetition",
     "curation.selectors.random",
 )
 

@@ -1,0 +1,144 @@
+"""Word tokens as spaCy's blank English tokenizer makes them (datatrove's word splitter).
+
+spaCy splits text on whitespace, then peels prefixes (opening brackets and quotes,
+``#``, ``*``, ``$``...) and suffixes (closing punctuation, ``'s``, a final period after a
+lower-case letter or digit...) off each piece, keeps exceptions whole (``Mr.``,
+``e.g.``) or split their own way (``don't`` -> ``do n't``), keeps URLs whole, and splits
+what remains on infixes (hyphens before letters, ``:<>=/`` between letters...).
+
+Tokens made only of letters and digits are one token each and never reach Python. Every
+other distinct whitespace token of the batch is split once by ``_split`` (a cached
+Python function: web text repeats the same punctuated tokens again and again), and the
+result is joined back to the documents with polars.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+_QUOTES = "'\"“”‘’`´„«»‹›"
+_PUNCT = "…,:;!?¿¡()[]{}<>_#*&。？！，、；：～·"
+_PREFIX = re.compile(
+    r"^(?:\.\.+|[A-Z]{0,2}\$|[§%=—–£€¥°]|\+(?![0-9])|[" + re.escape(_PUNCT + _QUOTES) + r"])"
+)
+_UNITS = "km|cm|mm|m|kg|mg|g|lbs|lb|oz|ft|GB|MB|KB|TB|G|K|T|am|pm|mph|ml|L|kHz|MHz|GHz|Hz"
+_SUFFIX = re.compile(
+    r"(?:\.\.+|['’][sS]|[" + re.escape(_PUNCT + _QUOTES) + r"]|[—–%°®™©]|(?<=[0-9])\+"
+    r"|(?<=[0-9])(?:" + _UNITS + r")"
+    r"|(?<=[0-9a-z%²+*\-" + re.escape(_QUOTES + ")]}>") + r"])\.|(?<=[A-Z][A-Z])\.)$"
+)
+_INFIX = re.compile(
+    r"\.\.+|…|(?<=[0-9])[+\-*^](?=[0-9-])"
+    r"|(?<=[a-z" + re.escape(_QUOTES) + r"])\.(?=[A-Z" + re.escape(_QUOTES) + r"])"
+    r"|(?<=[^\W\d_]),(?=[^\W\d_])"
+    r"|(?<=[^\W_])(?:--|---|-|—|–|~)(?=[^\W\d_])"
+    r"|(?<=[^\W_])[:<>=/](?=[^\W\d_])"
+)
+_URL = re.compile(
+    r"^(?:(?:https?|ftp)://\S*[\w/]|www\.\S*[\w/]|[\w-]+(?:\.[\w-]+)+/\S*[\w/]|\S+@\S+\.\w+)$",
+    re.IGNORECASE,
+)
+_ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+$")
+_CONTRACTION = re.compile(r"^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$")
+# spaCy exceptions that are whole words of letters
+_SPLIT_WORDS = {
+    "cannot": ("can", "not"), "gonna": ("gon", "na"), "gotta": ("got", "ta"),
+    "thats": ("that", "s"), "dont": ("do", "nt"), "cant": ("ca", "nt"), "wont": ("wo", "nt"),
+    "didnt": ("did", "nt"), "doesnt": ("does", "nt"), "isnt": ("is", "nt"),
+    "im": ("i", "m"), "ive": ("i", "ve"), "id": ("i", "d"),
+}
+ABBREVIATIONS = frozenset(
+    "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. Mt. Gov. Gen. Rep. Sen. "
+    "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
+    "Nov. Dec. Ala. Ariz. Ark. Calif. Colo. Conn. Del. Fla. Ga. Ill. Ind. Kan. Ky. La. "
+    "Md. Mass. Mich. Minn. Miss. Mo. Mont. Neb. Nev. Okla. Ore. Pa. Tenn. Va. Wash. "
+    "Wis. Wyo. e.g. i.e. a.m. p.m. and/or '' 'em 'Cause 'cause 'n' "
+    ":) :( :-) :-( ;) :D :P :p :* :] :[ ): (: :') :'( =) <3 ^_^ o.O O.o".split()
+)
+_PLAIN = r"^[\p{L}\p{N}]+$"
+
+
+def _special(piece: str) -> tuple[str, ...] | None:
+    if piece in ABBREVIATIONS or _ABBREVIATION.match(piece) or _URL.match(piece):
+        return (piece,)
+    lower = piece.lower()
+    if lower in _SPLIT_WORDS and piece in (lower, lower.capitalize()):
+        first = _SPLIT_WORDS[lower][0]
+        return piece[: len(first)], piece[len(first) :]
+    found = _CONTRACTION.match(piece)
+    if found and found.group(1).isalpha():
+        return found.group(1), found.group(2)
+    return None
+
+
+@lru_cache(maxsize=1 << 18)
+def _split(token: str) -> tuple[str, ...]:
+    """spaCy's affix and infix splitting of one whitespace-free token."""
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    rest = token
+    while rest:
+        special = _special(rest)
+        if special is not None:
+            return (*prefixes, *special, *reversed(suffixes))
+        before = rest
+        found = _PREFIX.match(rest)
+        if found and found.group():
+            prefixes.append(found.group())
+            rest = rest[found.end() :]
+        if rest:
+            special = _special(rest)
+            if special is not None:
+                return (*prefixes, *special, *reversed(suffixes))
+            found = _SUFFIX.search(rest)
+            if found and found.group():
+                suffixes.append(found.group())
+                rest = rest[: found.start()]
+        if rest == before:
+            break
+    pieces: list[str] = []
+    start = 0
+    for infix in _INFIX.finditer(rest):
+        if infix.start() > start:
+            pieces.append(rest[start : infix.start()])
+        if infix.group():
+            pieces.append(infix.group())
+        start = infix.end()
+    if start < len(rest):
+        pieces.append(rest[start:])
+    return (*prefixes, *pieces, *reversed(suffixes))
+
+
+def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray]:
+    """Every token of every document, in order, and the index of its document."""
+    n = len(text)
+    words = pl.from_arrow(text).str.extract_all(r"\S+")
+    counts = words.list.len().fill_null(0).to_numpy()
+    parents = np.repeat(np.arange(n), counts)
+    flat = words.explode().drop_nulls()
+    frame = pl.DataFrame({"doc": parents, "word": flat, "order": np.arange(len(flat))})
+    # plain tokens are one token each, except the exceptions and number-unit pairs
+    plain = (
+        frame["word"].str.contains(_PLAIN)
+        & ~frame["word"].str.to_lowercase().is_in(list(_SPLIT_WORDS))
+        & ~frame["word"].str.contains(r"^[0-9]+[A-Za-z]")
+    )
+    special = frame.filter(~plain)
+    distinct = special["word"].unique()
+    split = pl.DataFrame(
+        {"word": distinct, "token": [list(_split(w)) for w in distinct.to_list()]},
+        schema={"word": pl.String, "token": pl.List(pl.String)},
+    )
+    special = special.join(split, on="word", how="left").explode("token")
+    tokens = pl.concat(
+        [
+            frame.filter(plain).select("doc", "order", pl.col("word").alias("token")),
+            special.select("doc", "order", "token"),
+        ]
+    ).sort("order", maintain_order=True)
+    return tokens["token"], tokens["doc"].to_numpy()

@@ -1,0 +1,66 @@
+"""gopher_repetition against datatrove's GopherRepetitionFilter on the real samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.batch import conform
+from curation.filters.repetition import (
+    GopherRepetition,
+    GopherRepetitionParams,
+    _greedy_repeats,
+)
+from tests.filters.parity import compare, real_documents
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample", ["c4", "pile"])
+def test_parity_with_datatrove(sample: str) -> None:
+    from datatrove.pipeline.filters import GopherRepetitionFilter
+
+    texts = real_documents()[sample]
+    parity = compare(GopherRepetitionFilter(), "gopher_repetition", texts)
+    assert parity.agreement >= 0.99, parity.disagreements()
+    loose = dict(dup_line_frac=0.5, top_n_grams=[(2, 0.3)], dup_n_grams=[(6, 0.2)])
+    other = compare(GopherRepetitionFilter(**loose), "gopher_repetition", texts, **loose)
+    assert other.agreement >= 0.99, other.disagreements()
+
+
+def run(texts: list[str], **params: object) -> pa.Table:
+    table = conform(pa.table({"id": [str(i) for i in range(len(texts))], "text": texts}))
+    return GopherRepetition(GopherRepetitionParams(**params)).process(table)  # type: ignore[arg-type]
+
+
+def test_rules_name_themselves() -> None:
+    # long enough that no single n-gram is a large part of it, and nothing repeats
+    prose = " ".join(f"w{i}" for i in range(600))
+    out = run(
+        [
+            prose,
+            "\n\n".join(["A repeated paragraph of text here."] * 4 + [prose]),
+            "\n".join(["same line"] * 5 + [prose]),
+            "",
+        ]
+    )
+    assert out["drop_reason"].to_pylist() == [
+        None,
+        "gopher_repetition:dup_para_frac",
+        "gopher_repetition:dup_line_frac",
+        "gopher_repetition:empty",
+    ]
+    assert out["gopher_dup_para_frac"][1].as_py() == pytest.approx(3 / 5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=0, max_size=60), st.integers(2, 6))
+def test_greedy_count_never_exceeds_the_vectorised_bound(words: list[int], size: int) -> None:
+    """The bound that lets us skip the exact count must never be below it."""
+    hashes = np.array(words, dtype=np.uint64)
+    length = np.ones(len(words), dtype=np.int64)
+    parents = np.zeros(len(words), dtype=np.int64)
+    bound = GopherRepetition._dup_ngram(hashes, parents, length, size, 1)[0]
+    assert _greedy_repeats(hashes, length, size) <= bound
