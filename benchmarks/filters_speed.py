@@ -42,6 +42,7 @@ def pairs() -> list[tuple[str, object]]:
     known = {
         "gopher_quality": "GopherQualityFilter",
         "gopher_repetition": "GopherRepetitionFilter",
+        "c4_quality": "C4QualityFilter",
     }
     ours = registry()
     return [(name, getattr(filters, cls)()) for name, cls in known.items() if name in ours]

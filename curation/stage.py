@@ -73,6 +73,7 @@ _STAGE_MODULES = (
     "curation.filters.length",
     "curation.filters.gopher",
     "curation.filters.repetition",
+    "curation.filters.c4",
     "curation.selectors.random",
 )
 

@@ -47,10 +47,19 @@ _ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+$")
 _CONTRACTION = re.compile(r"^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$")
 # spaCy exceptions that are whole words of letters
 _SPLIT_WORDS = {
-    "cannot": ("can", "not"), "gonna": ("gon", "na"), "gotta": ("got", "ta"),
-    "thats": ("that", "s"), "dont": ("do", "nt"), "cant": ("ca", "nt"), "wont": ("wo", "nt"),
-    "didnt": ("did", "nt"), "doesnt": ("does", "nt"), "isnt": ("is", "nt"),
-    "im": ("i", "m"), "ive": ("i", "ve"), "id": ("i", "d"),
+    "cannot": ("can", "not"),
+    "gonna": ("gon", "na"),
+    "gotta": ("got", "ta"),
+    "thats": ("that", "s"),
+    "dont": ("do", "nt"),
+    "cant": ("ca", "nt"),
+    "wont": ("wo", "nt"),
+    "didnt": ("did", "nt"),
+    "doesnt": ("does", "nt"),
+    "isnt": ("is", "nt"),
+    "im": ("i", "m"),
+    "ive": ("i", "ve"),
+    "id": ("i", "d"),
 }
 ABBREVIATIONS = frozenset(
     "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. Mt. Gov. Gen. Rep. Sen. "

@@ -29,11 +29,21 @@ class Parity:
     theirs: list[bool]
     ours: list[bool]
     reasons: list[str | None]
+    their_texts: list[str]
+    our_texts: list[str]
 
     @property
     def agreement(self) -> float:
         same = sum(a == b for a, b in zip(self.theirs, self.ours, strict=True))
         return same / len(self.ours)
+
+    def text_mismatches(self) -> list[int]:
+        """Documents both keep whose text (after line removals) differs."""
+        return [
+            i
+            for i, (a, b) in enumerate(zip(self.theirs, self.ours, strict=True))
+            if a and b and self.their_texts[i] != self.our_texts[i]
+        ]
 
     def disagreements(self) -> list[int]:
         return [i for i, (a, b) in enumerate(zip(self.theirs, self.ours, strict=True)) if a != b]
@@ -43,13 +53,18 @@ def compare(reference: object, stage_name: str, texts: list[str], **params: obje
     """Decisions of datatrove filter ``reference`` and our ``stage_name`` on ``texts``."""
     from datatrove.data import Document
 
-    theirs = []
+    theirs, their_texts = [], []
     for i, text in enumerate(texts):
-        result = reference.filter(Document(text=text, id=str(i)))  # type: ignore[attr-defined]
+        doc = Document(text=text, id=str(i))
+        result = reference.filter(doc)  # type: ignore[attr-defined]
         theirs.append(result is True or (isinstance(result, tuple) and bool(result[0])))
+        their_texts.append(doc.text)
     cls = registry()[stage_name]
     stage = cls(cls.Params(**params))
     stage.setup()
     table = conform(pa.table({"id": [str(i) for i in range(len(texts))], "text": texts}))
-    reasons = stage.process(table)["drop_reason"].to_pylist()
-    return Parity(theirs, [r is None for r in reasons], reasons)
+    out = stage.process(table)
+    reasons = out["drop_reason"].to_pylist()
+    return Parity(
+        theirs, [r is None for r in reasons], reasons, their_texts, out["text"].to_pylist()
+    )
