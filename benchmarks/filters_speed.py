@@ -43,6 +43,7 @@ def pairs() -> list[tuple[str, object]]:
         "gopher_quality": "GopherQualityFilter",
         "gopher_repetition": "GopherRepetitionFilter",
         "c4_quality": "C4QualityFilter",
+        "fineweb_quality": "FineWebQualityFilter",
     }
     ours = registry()
     return [(name, getattr(filters, cls)()) for name, cls in known.items() if name in ours]

@@ -74,6 +74,7 @@ _STAGE_MODULES = (
     "curation.filters.gopher",
     "curation.filters.repetition",
     "curation.filters.c4",
+    "curation.filters.fineweb",
     "curation.selectors.random",
 )
 

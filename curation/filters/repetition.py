@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT, with_drop_reason
+from curation.filters.text import repeated_pieces, split_pieces
 from curation.filters.tokenize import word_tokens
 from curation.stage import MapStage, StageParams, register
 
@@ -55,26 +56,6 @@ class GopherRepetitionParams(StageParams):
     dup_n_grams: list[tuple[int, float]] = Field(
         [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
         description="(n, most characters in repeated n-grams) pairs",
-    )
-
-
-def _pieces(values: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    parents = np.asarray(pc.list_parent_indices(values).to_numpy(zero_copy_only=False))
-    return values.flatten(), parents.astype(np.int64)
-
-
-def _repeats(flat: pa.Array, parents: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per document: how many pieces repeat an earlier piece, and their characters."""
-    if len(flat) == 0:
-        return np.zeros(n), np.zeros(n)
-    frame = pl.DataFrame({"doc": parents, "piece": pl.from_arrow(flat)})
-    repeat = ~frame.select(pl.struct("doc", "piece").is_first_distinct()).to_series().to_numpy()
-    length = np.asarray(pc.utf8_length(flat).to_numpy(zero_copy_only=False), dtype=np.float64)
-    return (
-        np.bincount(parents[repeat], minlength=n).astype(np.float64),
-        np.bincount(parents, weights=length * repeat, minlength=n),
     )
 
 
@@ -131,13 +112,13 @@ class GopherRepetition(MapStage):
         chars = np.asarray(pc.utf8_length(text).to_numpy(zero_copy_only=False), np.float64)
         safe_chars = np.maximum(chars, 1)
 
-        paragraphs, para_parents = _pieces(
+        paragraphs, para_parents = split_pieces(
             pc.split_pattern_regex(pc.utf8_trim_whitespace(text), r"\n{2,}")
         )
-        para_repeats, para_chars = _repeats(paragraphs, para_parents, n)
+        para_repeats, para_chars = repeated_pieces(paragraphs, para_parents, n)
         para_total = np.maximum(np.bincount(para_parents, minlength=n), 1)
-        lines, line_parents = _pieces(pc.split_pattern_regex(text, r"\n+"))
-        line_repeats, line_chars = _repeats(lines, line_parents, n)
+        lines, line_parents = split_pieces(pc.split_pattern_regex(text, r"\n+"))
+        line_repeats, line_chars = repeated_pieces(lines, line_parents, n)
         line_total = np.maximum(np.bincount(line_parents, minlength=n), 1)
 
         measures = {

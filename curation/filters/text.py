@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -200,3 +201,24 @@ def per_doc_sum(parents: np.ndarray, mask: pa.Array | np.ndarray, n: int) -> np.
     """Count of true ``mask`` entries per document."""
     values = mask if isinstance(mask, np.ndarray) else _np(mask, bool)
     return np.bincount(parents[values], minlength=n)
+
+
+def split_pieces(values: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Flatten a list column: every piece, and the index of the row it came from."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    parents = np.asarray(pc.list_parent_indices(values).to_numpy(zero_copy_only=False))
+    return values.flatten(), parents.astype(np.int64)
+
+
+def repeated_pieces(flat: pa.Array, parents: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: how many pieces repeat an earlier piece of it, and their characters."""
+    if len(flat) == 0:
+        return np.zeros(n), np.zeros(n)
+    frame = pl.DataFrame({"doc": parents, "piece": pl.from_arrow(flat)})
+    repeat = ~frame.select(pl.struct("doc", "piece").is_first_distinct()).to_series().to_numpy()
+    length = np.asarray(pc.utf8_length(flat).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return (
+        np.bincount(parents[repeat], minlength=n).astype(np.float64),
+        np.bincount(parents, weights=length * repeat, minlength=n),
+    )
