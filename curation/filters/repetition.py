@@ -3,6 +3,7 @@
 ``gopher_repetition`` measures, per document, and drops in datatrove's order
 (``gopher_repetition:<rule>``):
 
+0. ``empty``: no character but white space (datatrove drops only the empty string).
 1. ``dup_para_frac`` / ``dup_para_char_frac``: paragraphs (split on two or more newlines)
    that repeat an earlier paragraph of the document, as a fraction of paragraphs and of
    the document's characters.
@@ -173,7 +174,11 @@ class GopherRepetition(MapStage):
 
         for column, values in measures.items():
             table = table.append_column(column, pa.array(np.where(chars > 0, values, 0.0)))
-        table = with_drop_reason(table, pa.array(chars == 0), self.reason("empty"))
+        # datatrove drops only "", and lets whitespace through: blank is empty here too
+        blank = np.asarray(
+            pc.equal(pc.utf8_trim_whitespace(text), "").to_numpy(zero_copy_only=False)
+        )
+        table = with_drop_reason(table, pa.array(blank), self.reason("empty"))
         for rule, threshold, column in rules:
             if threshold:
                 table = with_drop_reason(
