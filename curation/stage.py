@@ -75,6 +75,7 @@ _STAGE_MODULES = (
     "curation.filters.repetition",
     "curation.filters.c4",
     "curation.filters.fineweb",
+    "curation.filters.badwords",
     "curation.selectors.random",
 )
 
