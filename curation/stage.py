@@ -76,6 +76,7 @@ _STAGE_MODULES = (
     "curation.filters.c4",
     "curation.filters.fineweb",
     "curation.filters.badwords",
+    "curation.filters.language",
     "curation.selectors.random",
 )
 
