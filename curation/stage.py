@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 
@@ -67,6 +69,62 @@ class MapStage:
         """Versions of models or data this stage depends on, recorded in ``recipe.yaml``."""
         return {}
 
+    def begin_shard(self, shard_key: str) -> None:
+        """Called before the first batch of each shard (global stages load decisions)."""
+
+
+class GlobalStage(MapStage):
+    """A stage that needs the whole dataset: a barrier between two fused map passes.
+
+    It runs in three steps. ``measure`` adds the columns the decision needs (hashes, keys)
+    to every live row at the end of the pass before the barrier; its columns are
+    ``internal_columns`` (dropped again by ``apply``). ``decide`` runs once, at the
+    barrier, over the measured columns of all live rows (a lazy polars frame with ``id``,
+    ``shard`` and those columns) and writes one decision file per shard with
+    ``write_decisions``. ``process`` then applies a shard's decisions at the start of the
+    pass after the barrier, like any map stage (same contract, same accounting).
+    """
+
+    internal_columns: ClassVar[tuple[str, ...]] = ()
+
+    def key_columns(self) -> list[str]:
+        """The internal columns ``measure`` writes with these parameters (for ``decide``)."""
+        return list(self.internal_columns)
+
+    def measure(self, table: pa.Table) -> pa.Table:
+        """``table`` with the internal columns added. Must not drop or reorder rows."""
+        raise NotImplementedError
+
+    def decide(self, keys: Any, folder: Path) -> None:
+        """Compute the decisions from ``keys`` (polars LazyFrame) into ``folder``."""
+        raise NotImplementedError
+
+    def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
+        """Set ``drop_reason`` from this shard's ``decisions`` (None: no decision)."""
+        raise NotImplementedError
+
+    def begin_shard(self, shard_key: str) -> None:
+        path = self.decisions_folder / f"{shard_key}.parquet"
+        self._decisions = pq.read_table(path) if path.exists() else None
+
+    def process(self, table: pa.Table) -> pa.Table:
+        out = self.apply(table, getattr(self, "_decisions", None))
+        return out.drop_columns([c for c in self.internal_columns if c in out.column_names])
+
+    decisions_folder: Path = Path()
+
+
+def write_decisions(decisions: Any, folder: Path) -> None:
+    """Write a polars DataFrame with a ``shard`` column as one Parquet file per shard."""
+    from curation.io.writers import publish, tmp_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for (shard,), part in decisions.partition_by("shard", as_dict=True).items():
+        final = folder / f"{shard}.parquet"
+        tmp = tmp_path(final)
+        part.drop("shard").write_parquet(tmp)
+        publish(tmp, final)
+
 
 # Modules whose import registers stages. Each later area (dedup, scoring...) adds itself.
 _STAGE_MODULES = (
@@ -77,6 +135,7 @@ _STAGE_MODULES = (
     "curation.filters.fineweb",
     "curation.filters.badwords",
     "curation.filters.language",
+    "curation.dedup.exact",
     "curation.selectors.random",
 )
 

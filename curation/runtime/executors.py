@@ -20,16 +20,14 @@ import os
 import traceback
 from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from curation.io.inputs import InputError, InputShard
-from curation.recipe import Recipe
 from curation.runtime.shard import (
     BatchCallback,
+    SegmentPlan,
     ShardResult,
     StageContractError,
-    build_stages,
     process_shard,
 )
 
@@ -48,16 +46,15 @@ class LocalExecutor:
     def run(
         self,
         shards: list[InputShard],
-        recipe: Recipe,
-        work: Path,
+        plan: SegmentPlan,
         on_batch: BatchCallback | None = None,
     ) -> Iterator[ShardResult]:
         """Yield each shard's result as it finishes."""
         if not shards:
             return
-        stages = build_stages(recipe)
+        stages, measure = plan.build()
         for shard in shards:
-            yield process_shard(shard, recipe, stages, work, on_batch)
+            yield process_shard(shard, plan, stages, measure, on_batch)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -66,16 +63,15 @@ class LocalExecutor:
 class _ShardWorker:
     """A Ray Data actor: builds the stages once, then processes whole shards."""
 
-    def __init__(self, recipe: Recipe, work: str) -> None:
+    def __init__(self, plan: SegmentPlan) -> None:
         logging.getLogger("ray").setLevel(logging.WARNING)
-        self.recipe = recipe
-        self.work = Path(work)
-        self.stages = build_stages(recipe)
+        self.plan = plan
+        self.stages, self.measure = plan.build()
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         shard = InputShard(**json.loads(row["shard"]))
         try:
-            result = process_shard(shard, self.recipe, self.stages, self.work)
+            result = process_shard(shard, self.plan, self.stages, self.measure)
         except (InputError, StageContractError, RuntimeError, ValueError) as err:
             return {"shard": row["shard"], "result": "", "error": str(err)}
         except Exception:
@@ -113,8 +109,7 @@ class RayExecutor:
     def run(
         self,
         shards: list[InputShard],
-        recipe: Recipe,
-        work: Path,
+        plan: SegmentPlan,
         on_batch: BatchCallback | None = None,
     ) -> Iterator[ShardResult]:
         """Yield each shard's result as it finishes (in completion order)."""
@@ -133,7 +128,7 @@ class RayExecutor:
         size = max(1, min(self.workers, len(shards)))
         results = dataset.map(
             _ShardWorker,
-            fn_constructor_kwargs={"recipe": recipe, "work": str(work)},
+            fn_constructor_kwargs={"plan": plan},
             compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=1,
         )
@@ -143,7 +138,7 @@ class RayExecutor:
                 message = row["error"]
                 raise ShardFailed(message if url in message else f"{url}: {message}")
             result = ShardResult.from_json(row["result"])
-            if on_batch is not None:
+            if on_batch is not None and result.stages:
                 on_batch(result.stages[0].rows_in, result.stages[0].bytes_in)
             yield result
 

@@ -18,7 +18,12 @@ class RunProgress:
     """Counts shards and documents and shows them. Use as a context manager."""
 
     def __init__(
-        self, total_shards: int, done_shards: int, enabled: bool = True, interval: float = 10.0
+        self,
+        total_shards: int,
+        done_shards: int,
+        enabled: bool = True,
+        interval: float = 10.0,
+        label: str = "",
     ) -> None:
         self.total = total_shards
         self.shards = done_shards
@@ -26,6 +31,7 @@ class RunProgress:
         self.bytes = 0
         self.enabled = enabled
         self.interval = interval
+        self.label = f"{label} " if label else ""
         self._start = time.perf_counter()
         self._last_line = self._start
         self._console = Console(stderr=True)
@@ -36,7 +42,7 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self._live:
             self._bar = Progress(
-                TextColumn("[bold]shards"),
+                TextColumn(f"[bold]{self.label}shards"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rates]}"),

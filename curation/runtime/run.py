@@ -9,8 +9,10 @@ OUT/
   _work/                          per-shard results and resume markers
 ```
 
-Resume: a shard whose ``_work/shards/<key>/_SUCCESS.json`` exists is not processed again;
-running the same command on the same folder finishes what a killed run left. The
+Resume: a shard whose ``_work/seg<i>/shards/<key>/_SUCCESS.json`` exists is not processed
+again in pass ``i``, and a barrier whose ``_work/seg<i>/decisions/_SUCCESS`` exists is not
+decided again; running the same command on the same folder finishes what a killed run
+left. The
 finishing step links (or, when schemas differ, rewrites) the per-shard parts into
 ``kept/`` and ``dropped/`` in input order, each file atomically, and is idempotent.
 """
@@ -45,7 +47,15 @@ from curation.recipe import Recipe
 from curation.runtime.executors import make_executor
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
 from curation.runtime.progress import RunProgress
-from curation.runtime.shard import ShardResult, load_result, shard_folder
+from curation.runtime.shard import (
+    Segment,
+    SegmentPlan,
+    ShardResult,
+    load_result,
+    plan_segments,
+    shard_folder,
+)
+from curation.stage import GlobalStage
 
 RUN_MARKER = "run.json"
 
@@ -77,30 +87,71 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     work = out / "_work"
     _prepare(out, work, _fingerprint(recipe, shards), options.overwrite)
 
-    results: dict[str, ShardResult] = {}
-    for shard in shards:
-        done = load_result(work, shard)
-        if done is not None:
-            results[shard.url] = done
-    pending = [s for s in shards if s.url not in results]
-    resumed = len(results)
-
+    segments = plan_segments(recipe)
+    per_segment: list[list[ShardResult]] = []
+    resumed = 0
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
-        with RunProgress(len(shards), resumed, enabled=options.progress) as progress:
-            for result in executor.run(pending, recipe, work, progress.batch):
-                results[result.url] = result
-                progress.shard_done()
+        for segment in segments:
+            if segment.index > 0:
+                _barrier(recipe, segment, work, shards, per_segment[-1])
+            plan = SegmentPlan(recipe, segment, work)
+            results: dict[str, ShardResult] = {}
+            for shard in shards:
+                done = load_result(work, shard, segment.index)
+                if done is not None:
+                    results[shard.url] = done
+            pending = [s for s in shards if s.url not in results]
+            resumed += len(results)
+            label = f"pass {segment.index + 1}/{len(segments)}" if len(segments) > 1 else ""
+            with RunProgress(
+                len(shards), len(results), enabled=options.progress, label=label
+            ) as progress:
+                for result in executor.run(pending, plan, progress.batch):
+                    results[result.url] = result
+                    progress.shard_done()
+            per_segment.append([results[s.url] for s in shards])
     finally:
         executor.close()
 
-    ordered = [results[s.url] for s in shards]
-    files = _finish(out, work, shards, ordered, recipe)
-    stats = _stats(recipe, ordered, files, options, executor.workers, started, resumed)
+    files = _finish(out, work, shards, per_segment, recipe)
+    stats = _stats(recipe, per_segment, files, options, executor.workers, started, resumed)
     _summaries(out, stats, recipe)
     write_atomic_bytes(out / "stats.json", json.dumps(stats, indent=2).encode("utf-8"))
     write_atomic_bytes(out / "recipe.yaml", _recipe_yaml(recipe).encode("utf-8"))
     return stats
+
+
+def _barrier(
+    recipe: Recipe,
+    segment: Segment,
+    work: Path,
+    shards: list[InputShard],
+    previous: list[ShardResult],
+) -> None:
+    """Let the global stage that opens ``segment`` decide over all rows kept before it."""
+    import polars as pl
+
+    folder = segment.decisions(work)
+    done = folder / "_SUCCESS"
+    if done.exists():
+        return
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    stage = segment.stages[0].build()
+    assert isinstance(stage, GlobalStage)
+    stage.setup()
+    frames = []
+    for shard, result in zip(shards, previous, strict=True):
+        parts = shard_folder(work, shard, segment.index - 1)
+        for name, _ in result.kept_parts:
+            frame = pl.scan_parquet(parts / name).select(["id", *stage.key_columns()])
+            frames.append(frame.with_columns(pl.lit(shard.key).alias("shard")))
+    columns = {"id": pl.String, "shard": pl.String}
+    keys = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame(schema=columns)
+    stage.decide(keys, folder)
+    write_atomic_bytes(done, b"{}")
 
 
 def _fingerprint(recipe: Recipe, shards: list[InputShard]) -> dict[str, Any]:
@@ -134,19 +185,30 @@ def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
 
 
 def _finish(
-    out: Path, work: Path, shards: list[InputShard], results: list[ShardResult], recipe: Recipe
+    out: Path,
+    work: Path,
+    shards: list[InputShard],
+    per_segment: list[list[ShardResult]],
+    recipe: Recipe,
 ) -> dict[str, dict[str, int]]:
-    """Place every shard's parts into kept/ and dropped/, in input order; count them."""
+    """Place the parts into kept/ (last segment) and dropped/ (every segment); count them.
+
+    Order: input order within a segment, segments in order.
+    """
     counts: dict[str, dict[str, int]] = {}
     suffix = part_suffix(recipe.output)
+    last = len(per_segment) - 1
     for kind in ("kept", "dropped"):
         sources: list[tuple[Path, int]] = []
         labels: list[str] = []
-        for shard, result in zip(shards, results, strict=True):
-            parts = result.kept_parts if kind == "kept" else result.dropped_parts
-            folder = shard_folder(work, shard)
-            sources.extend((folder / name, rows) for name, rows in parts)
-            labels.extend(shard.url for _ in parts)
+        for index, results in enumerate(per_segment):
+            if kind == "kept" and index != last:
+                continue
+            for shard, result in zip(shards, results, strict=True):
+                parts = result.kept_parts if kind == "kept" else result.dropped_parts
+                folder = shard_folder(work, shard, index)
+                sources.extend((folder / name, rows) for name, rows in parts)
+                labels.extend(shard.url for _ in parts)
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
         for leftover in target.glob(f"{TMP_PREFIX}*"):
@@ -185,7 +247,7 @@ def _link(source: Path, final: Path) -> None:
 
 def _stats(
     recipe: Recipe,
-    results: list[ShardResult],
+    per_segment: list[list[ShardResult]],
     files: dict[str, dict[str, int]],
     options: RunOptions,
     workers: int,
@@ -194,9 +256,14 @@ def _stats(
 ) -> dict[str, Any]:
     names = ["read"] + [spec.name for spec in recipe.stages]
     totals = [StageStats(name) for name in names]
-    for result in results:
-        for total, part in zip(totals, result.stages, strict=True):
-            total.merge(part)
+    offset = 0
+    for results in per_segment:
+        width = len(results[0].stages) if results else 0
+        for result in results:
+            for total, part in zip(totals[offset : offset + width], result.stages, strict=True):
+                total.merge(part)
+        offset += width
+    results = per_segment[0]
     check_chain(totals, files["kept"]["rows"], files["dropped"]["rows"], where="run")
     seconds = time.time() - started
     read = totals[0]

@@ -1,10 +1,14 @@
-"""One input shard through the fused map stages: the unit of work of every executor.
+"""One input shard through one segment of fused stages: the unit of work of executors.
 
-For each batch the reader yields, the map stages run one after the other on the rows
-still live (no ``drop_reason``); rows a stage drops are set aside at once, so later
-stages never see them. Kept rows stream to ``kept-*`` parts and dropped rows to
-``dropped-*`` parts under the shard's work folder; ``_SUCCESS.json`` is written last,
-atomically, so a shard either has a complete result or is done again on resume.
+A recipe is cut into **segments** at its global stages. Segment 0 reads the input shard;
+segment ``i > 0`` reads the rows that segment ``i - 1`` kept for the same shard, and
+starts with the global stage whose decisions the barrier between them computed. For each
+batch the segment's map stages run one after the other on the rows still live (no
+``drop_reason``); rows a stage drops are set aside at once, so later stages never see
+them. Before the barrier that ends a segment, the next global stage measures the live
+rows. Kept rows stream to ``kept-*`` parts and dropped rows to ``dropped-*`` parts under
+``_work/seg<i>/shards/<shard key>/``; ``_SUCCESS.json`` is written last, atomically, so a
+shard either has a complete result or is done again on resume.
 """
 
 from __future__ import annotations
@@ -12,21 +16,22 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curation.batch import DROP_REASON, kept_mask, text_bytes
 from curation.io.inputs import InputShard
 from curation.io.readers import CorruptInputError, read_shard
 from curation.io.writers import PartWriter, write_atomic_bytes
-from curation.recipe import Recipe
+from curation.recipe import Recipe, StageSpec
 from curation.runtime.ledger import StageStats, check_chain
-from curation.stage import MapStage
+from curation.stage import GlobalStage, MapStage
 
 SUCCESS = "_SUCCESS.json"
 
@@ -75,50 +80,122 @@ class ShardResult:
         )
 
 
-def shard_folder(work: Path, shard: InputShard) -> Path:
-    """The work folder of ``shard`` under the run's ``_work`` folder."""
-    return work / "shards" / shard.key
+@dataclass(frozen=True)
+class Segment:
+    """One fused pass: its index, its ledger stages and the global stage it measures for.
+
+    ``stages`` are the recipe's stages from the global stage that opens the segment (if
+    any) up to the next global stage; ``measure`` is that next global stage.
+    """
+
+    index: int
+    stages: tuple[StageSpec, ...]
+    measure: StageSpec | None
+
+    def folder(self, work: Path) -> Path:
+        """This segment's folder under the run's ``_work``."""
+        return work / f"seg{self.index}"
+
+    def decisions(self, work: Path) -> Path:
+        """Where the barrier before this segment writes its decisions."""
+        return self.folder(work) / "decisions"
 
 
-def load_result(work: Path, shard: InputShard) -> ShardResult | None:
+def plan_segments(recipe: Recipe) -> list[Segment]:
+    """Cut the recipe's stages at each global stage."""
+    from curation.stage import registry
+
+    stages = registry()
+    groups: list[list[StageSpec]] = [[]]
+    for spec in recipe.stages:
+        if issubclass(stages[spec.name], GlobalStage):
+            groups.append([])
+        groups[-1].append(spec)
+    segments = []
+    for index, group in enumerate(groups):
+        following = groups[index + 1][0] if index + 1 < len(groups) else None
+        segments.append(Segment(index, tuple(group), following))
+    return segments
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Everything a worker needs to run a segment over shards: picklable for Ray."""
+
+    recipe: Recipe
+    segment: Segment
+    work: Path
+
+    def build(self) -> tuple[list[MapStage], GlobalStage | None]:
+        """The segment's stages and its measuring global stage, built and set up."""
+        stages = [spec.build() for spec in self.segment.stages]
+        for stage in stages:
+            if isinstance(stage, GlobalStage):
+                stage.decisions_folder = self.segment.decisions(self.work)
+            stage.setup()
+        measure = self.segment.measure.build() if self.segment.measure else None
+        if measure is not None:
+            measure.setup()
+        return stages, measure  # type: ignore[return-value]
+
+
+def shard_folder(work: Path, shard: InputShard, segment: int = 0) -> Path:
+    """The work folder of ``shard`` in ``segment`` under the run's ``_work`` folder."""
+    return work / f"seg{segment}" / "shards" / shard.key
+
+
+def load_result(work: Path, shard: InputShard, segment: int = 0) -> ShardResult | None:
     """The stored result of a shard finished by an earlier (or this) run, if any."""
-    marker = shard_folder(work, shard) / SUCCESS
+    marker = shard_folder(work, shard, segment) / SUCCESS
     if not marker.exists():
         return None
     return ShardResult.from_json(marker.read_text(encoding="utf-8"))
 
 
-def build_stages(recipe: Recipe) -> list[MapStage]:
-    """The recipe's stages, built and set up (models loaded) for one worker."""
-    stages = [spec.build() for spec in recipe.stages]
-    for stage in stages:
-        stage.setup()
-    return stages
+def _previous_batches(plan: SegmentPlan, shard: InputShard) -> Iterator[pa.Table]:
+    """The rows segment ``index - 1`` kept for ``shard``, batch by batch."""
+    previous = load_result(plan.work, shard, plan.segment.index - 1)
+    if previous is None:
+        raise RuntimeError(f"{shard.url}: segment {plan.segment.index - 1} has no result")
+    folder = shard_folder(plan.work, shard, plan.segment.index - 1)
+    for name, _ in previous.kept_parts:
+        parquet = pq.ParquetFile(folder / name)
+        for batch in parquet.iter_batches(batch_size=plan.recipe.input.batch_rows):
+            yield pa.Table.from_batches([batch])
 
 
 def process_shard(
     shard: InputShard,
-    recipe: Recipe,
+    plan: SegmentPlan,
     stages: list[MapStage],
-    work: Path,
+    measure: GlobalStage | None,
     on_batch: BatchCallback | None = None,
 ) -> ShardResult:
-    """Read ``shard``, run the fused ``stages``, write its parts and its success marker.
+    """Run ``shard`` through the plan's segment and write its parts and success marker.
 
-    ``on_batch(rows, bytes)`` is called after each batch (for progress). A corrupt file
-    raises ``CorruptInputError`` unless the recipe says ``on_corrupt_file: skip``, in which
-    case the rows read before the damage are kept and the damage is recorded.
+    ``on_batch(rows, bytes)`` is called after each batch (for progress). In segment 0 a
+    corrupt file raises ``CorruptInputError`` unless the recipe says
+    ``on_corrupt_file: skip``, in which case the rows read before the damage are kept and
+    the damage is recorded.
     """
-    folder = shard_folder(work, shard)
+    recipe = plan.recipe
+    first = plan.segment.index == 0
+    folder = shard_folder(plan.work, shard, plan.segment.index)
     if folder.exists():  # a partial attempt of a killed run
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    kept = PartWriter(folder, "kept", recipe.output)
+    # intermediate parts are always Parquet; only the last segment writes the output format
+    last = measure is None
+    output = recipe.output if last else recipe.output.model_copy(update={"format": "parquet"})
+    kept = PartWriter(folder, "kept", output)
     dropped = PartWriter(folder, "dropped", recipe.output)
-    ledger = [StageStats("read")] + [StageStats(stage.name) for stage in stages]
+    ledger = ([StageStats("read")] if first else []) + [StageStats(s.name) for s in stages]
+    stage_ledger = ledger[1:] if first else ledger
     corrupt = None
+    for stage in stages:
+        stage.begin_shard(shard.key)
 
-    batches = read_shard(shard, recipe.input)
+    batches = read_shard(shard, recipe.input) if first else _previous_batches(plan, shard)
     while True:
         started = time.perf_counter()
         try:
@@ -132,11 +209,17 @@ def process_shard(
             break
         read_seconds = time.perf_counter() - started
         batch_bytes = text_bytes(batch)
-        set_aside = [_take_dropped(ledger[0], batch, read_seconds, batch_bytes)]
-        live = batch.filter(kept_mask(batch))
-        for stage, stats in zip(stages, ledger[1:], strict=True):
+        set_aside = []
+        if first:
+            set_aside.append(_take_dropped(ledger[0], batch, read_seconds, batch_bytes))
+            live = batch.filter(kept_mask(batch))
+        else:
+            live = batch
+        for stage, stats in zip(stages, stage_ledger, strict=True):
             live, gone = _run_stage(stage, stats, live)
             set_aside.append(gone)
+        if measure is not None:
+            live = _measure(measure, live)
         kept.write(live)
         gone_rows = [t for t in set_aside if t.num_rows]
         if gone_rows:
@@ -146,15 +229,26 @@ def process_shard(
 
     kept_parts = [(p.path.name, p.rows) for p in kept.close()]
     dropped_parts = [(p.path.name, p.rows) for p in dropped.close()]
-    check_chain(
-        ledger,
-        sum(rows for _, rows in kept_parts),
-        sum(rows for _, rows in dropped_parts),
-        where=shard.url,
-    )
+    if ledger:
+        check_chain(
+            ledger,
+            sum(rows for _, rows in kept_parts),
+            sum(rows for _, rows in dropped_parts),
+            where=shard.url,
+        )
     result = ShardResult(shard.url, shard.key, kept_parts, dropped_parts, ledger, corrupt)
     write_atomic_bytes(folder / SUCCESS, result.to_json().encode("utf-8"))
     return result
+
+
+def _measure(stage: GlobalStage, live: pa.Table) -> pa.Table:
+    out = stage.measure(live)
+    if out.num_rows != live.num_rows:
+        raise StageContractError(
+            f"stage {stage.name} measured {out.num_rows} rows for {live.num_rows}: measuring "
+            "must keep every row"
+        )
+    return out
 
 
 def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.Table, pa.Table]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from curation.io.inputs import InputShard
 from curation.recipe import parse_recipe
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
-from curation.runtime.shard import StageContractError, build_stages, process_shard
+from curation.runtime.shard import SegmentPlan, StageContractError, plan_segments, process_shard
 from curation.stage import MapStage
 from tests.conftest import read_output, recipe_of, run_local
 
@@ -111,6 +111,7 @@ def test_stage_contract_is_enforced(
 ) -> None:
     recipe = parse_recipe("input: {batch_rows: 5000}\nstages: []\n")
     shard = InputShard(str(c4_path), "c4", "jsonl")
-    stages = [*build_stages(recipe), stage_cls(stage_cls.Params())]
+    plan = SegmentPlan(recipe, plan_segments(recipe)[0], tmp_path)
+    stages = [*plan.build()[0], stage_cls(stage_cls.Params())]
     with pytest.raises(StageContractError, match=message):
-        process_shard(shard, recipe, stages, tmp_path)
+        process_shard(shard, plan, stages, None)

@@ -87,7 +87,7 @@ def test_sigkill_at_many_moments_then_resume(c4_path: Path, tmp_path: Path) -> N
         wait_for(out, what, count, proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        finished_at_kill.append(len(list(out.glob("_work/shards/*/_SUCCESS.json"))))
+        finished_at_kill.append(len(list(out.glob("_work/seg0/shards/*/_SUCCESS.json"))))
         # whatever is visible in kept/ right after the kill is a complete file
         for part in (out / "kept").glob("part-*") if (out / "kept").exists() else []:
             pq.read_metadata(part)
@@ -106,7 +106,7 @@ def wait_for(out: Path, what: str, count: int, proc: subprocess.Popen) -> None:
     """Return once ``count`` shards are done (or kept/ has a file); give up after 60 s."""
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and proc.poll() is None:
-        if what == "shards" and len(list(out.glob("_work/shards/*/_SUCCESS.json"))) >= count:
+        if what == "shards" and len(list(out.glob("_work/seg0/shards/*/_SUCCESS.json"))) >= count:
             return
         if what == "kept" and (out / "kept").exists() and any((out / "kept").iterdir()):
             return
