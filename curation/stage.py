@@ -135,6 +135,7 @@ _STAGE_MODULES = (
     "curation.filters.fineweb",
     "curation.filters.badwords",
     "curation.filters.language",
+    "curation.filters.url",
     "curation.dedup.exact",
     "curation.dedup.lines",
     "curation.selectors.random",

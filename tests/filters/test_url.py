@@ -1,0 +1,99 @@
+"""url_filter against datatrove's URLFilter: C4's real URLs plus URLs built from the UT1
+list and datatrove's word lists, compared decision by decision and reason by reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+
+import pyarrow as pa
+import pytest
+
+from curation.batch import conform
+from curation.filters.url import UrlFilter, UrlFilterParams, integrated_lists
+from tests.conftest import shared_file
+
+
+def urls_to_check() -> list[str]:
+    with gzip.open(shared_file("web/c4-sample-1000.jsonl.gz"), "rt", encoding="utf-8") as f:
+        urls = [json.loads(line)["url"] for line in f]
+    lists = integrated_lists()
+    domains = lists["domains"].to_pylist()
+    for domain in domains[:: len(domains) // 40]:
+        urls += [f"https://{domain}/page", f"http://www.{domain}/a?b=c", f"https://x.y.{domain}/"]
+    for url in lists["urls"].to_pylist()[::2000]:
+        urls += [url, f"http://{url}"]
+    for word in lists["banned_words"].to_pylist()[::10]:
+        urls.append(f"https://example.org/{word}/index.html")
+    soft = lists["soft_banned_words"].to_pylist()
+    for first, second in zip(soft[::9], soft[1::9], strict=False):
+        urls += [f"https://example.net/{first}-{second}", f"https://example.net/{first}-blog"]
+    for sub in lists["banned_subwords"].to_pylist()[::7]:
+        urls.append(f"https://shop.example.com/items/x{sub}y")
+    return urls
+
+
+@pytest.mark.slow
+def test_same_decisions_and_reasons_as_datatrove() -> None:
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import URLFilter
+
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)
+    urls = urls_to_check()
+    reference = URLFilter()
+    theirs = []
+    for i, url in enumerate(urls):
+        result = reference.filter(Document(text="x", id=str(i), metadata={"url": url}))
+        theirs.append(None if result is True else f"url_filter:{result[1]}")
+    stage = UrlFilter(UrlFilterParams())
+    stage.setup()
+    table = conform(
+        pa.table({"id": [str(i) for i in range(len(urls))], "text": ["x"] * len(urls), "url": urls})
+    )
+    ours = stage.process(table)["drop_reason"].to_pylist()
+    assert sum(r is not None for r in theirs) > 100, "the planted URLs are blocked"
+    mismatches = [
+        (urls[i], a, b) for i, (a, b) in enumerate(zip(theirs, ours, strict=True)) if a != b
+    ]
+    assert len(mismatches) <= len(urls) // 100, mismatches[:10]
+
+
+def test_own_lists_without_integrated_ones(tmp_path) -> None:
+    domains = tmp_path / "domains.txt"
+    domains.write_text("# a comment\nbad-site.com\n")
+    stage = UrlFilter(
+        UrlFilterParams(
+            use_integrated_lists=False,
+            domains_file=str(domains),
+            banned_words=["casino"],
+            soft_banned_words=["free", "win"],
+        )
+    )
+    stage.setup()
+    urls = [
+        "https://bad-site.com/x",
+        "https://www.bad-site.com/",
+        "https://good-site.org/casino",
+        "https://good-site.org/free-win",
+        "https://good-site.org/free",
+        None,
+    ]
+    table = conform(pa.table({"id": [str(i) for i in range(6)], "text": ["x"] * 6, "url": urls}))
+    out = stage.process(table)
+    assert out["drop_reason"].to_pylist() == [
+        "url_filter:domain",
+        "url_filter:domain",
+        "url_filter:hard_blacklisted",
+        "url_filter:soft_blacklisted",
+        None,
+        None,
+    ]
+    assert out["url_domain"].to_pylist()[:2] == ["bad-site.com", "bad-site.com"]
+
+
+def test_missing_url_column_is_a_clear_error() -> None:
+    stage = UrlFilter(UrlFilterParams(use_integrated_lists=False))
+    stage.setup()
+    with pytest.raises(ValueError, match=r"url_filter: no column 'url'"):
+        stage.process(conform(pa.table({"id": ["1"], "text": ["x"]})))
