@@ -87,3 +87,29 @@ def test_missing_or_corrupt_model_is_named_before_reading(tmp_path: Path) -> Non
     corrupt.write_bytes(b"not a fasttext model at all")
     with pytest.raises(ModelError, match=r"corrupt.bin cannot be loaded"):
         load_model(str(corrupt))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("languages", [["en"], None, ["en", "fr", "de"]])
+def test_same_decisions_as_datatrove_with_the_same_model(
+    languages: list[str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """datatrove's LanguageFilter downloads its model; hand it the same lid.176 file.
+
+    It also insists on the `fasttext-numpy2-wheel` distribution; `fasttext-numpy2` installs
+    the same `fasttext` module, so its dependency check is switched off here."""
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import LanguageFilter
+    from fasttext.FastText import _FastText
+
+    from curation.filters.language import default_model_path
+
+    monkeypatch.setattr(LanguageFilter, "_requires_dependencies", [])
+    reference = LanguageFilter(languages=languages)
+    reference.model._model = _FastText(str(default_model_path()))
+    docs = real_documents()
+    texts = docs["c4"] + docs["pile"]
+    theirs = [bool(reference.filter(Document(text=t, id=str(i)))) for i, t in enumerate(texts)]
+    ours = [r is None for r in run(texts, languages=languages)["drop_reason"].to_pylist()]
+    same = sum(a == b for a, b in zip(theirs, ours, strict=True)) / len(texts)
+    assert same >= 0.999, [i for i, (a, b) in enumerate(zip(theirs, ours, strict=True)) if a != b]
