@@ -56,3 +56,22 @@ def read_output(out: Path, kind: str) -> pa.Table:
     if not files:
         return pa.table({})
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+EXECUTORS = {
+    "local": {"executor": "local"},
+    "ray1": {"executor": "ray", "workers": 1},
+    "ray2": {"executor": "ray", "workers": 2},
+}
+
+
+def on_every_executor(recipe: Recipe, tmp_path: Path) -> dict[str, tuple[list, list]]:
+    """Run ``recipe`` locally and on Ray with 1 and 2 workers; kept and dropped rows of each."""
+    outputs = {}
+    for name, options in EXECUTORS.items():
+        run_local(recipe, tmp_path / name, **options)
+        outputs[name] = (
+            read_output(tmp_path / name, "kept").to_pylist(),
+            read_output(tmp_path / name, "dropped").to_pylist(),
+        )
+    return outputs

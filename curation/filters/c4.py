@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT, with_drop_reason
-from curation.filters.text import split_lines
+from curation.filters.text import split_lines, to_numpy
 from curation.filters.tokenize import word_tokens
 from curation.stage import MapStage, StageParams, register
 
@@ -90,8 +90,7 @@ class C4QualityParams(StageParams):
 
 
 def _np(values: pa.Array | pa.ChunkedArray, dtype: type = bool) -> np.ndarray:
-    fill = False if pa.types.is_boolean(values.type) else 0
-    return np.asarray(pc.fill_null(values, fill).to_numpy(zero_copy_only=False), dtype=dtype)
+    return to_numpy(values, dtype)
 
 
 def _first_per_doc(mask: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray:

@@ -23,7 +23,13 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT, with_drop_reason
-from curation.filters.text import distinct_hits, per_doc_sum, split_lines, split_words
+from curation.filters.text import (
+    distinct_hits,
+    per_doc_sum,
+    split_lines,
+    split_words,
+    to_numpy,
+)
 from curation.stage import MapStage, StageParams, register
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
@@ -133,7 +139,4 @@ class GopherQuality(MapStage):
 
 
 def _count(text: pa.ChunkedArray, pattern: str) -> np.ndarray:
-    return np.asarray(
-        pc.fill_null(pc.count_substring(text, pattern), 0).to_numpy(zero_copy_only=False),
-        dtype=np.float64,
-    )
+    return to_numpy(pc.count_substring(text, pattern), np.float64)

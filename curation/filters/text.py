@@ -79,7 +79,8 @@ def _per_doc(parents: np.ndarray, values: np.ndarray | None, n: int) -> np.ndarr
     return np.bincount(parents, weights=values, minlength=n)
 
 
-def _np(array: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> np.ndarray:
+def to_numpy(array: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> np.ndarray:
+    """An Arrow column as a numpy array of ``dtype``, nulls as 0 (or False)."""
     fill = False if pa.types.is_boolean(array.type) else 0
     return np.asarray(pc.fill_null(array, fill).to_numpy(zero_copy_only=False), dtype=dtype)
 
@@ -95,14 +96,14 @@ def split_words(text: pa.ChunkedArray | pa.Array) -> Words:
     if isinstance(pieces, pa.ChunkedArray):
         pieces = pieces.combine_chunks()
     flat = pieces.flatten()
-    parents = _np(pc.list_parent_indices(pieces))
-    length = _np(pc.utf8_length(flat))
-    special = np.flatnonzero(~_np(pc.utf8_is_alpha(flat), bool))
+    parents = to_numpy(pc.list_parent_indices(pieces))
+    length = to_numpy(pc.utf8_length(flat))
+    special = np.flatnonzero(~to_numpy(pc.utf8_is_alpha(flat), bool))
     tokens = np.ones(len(flat), dtype=np.int64)
     words = np.ones(len(flat), dtype=np.int64)
     chars = length.copy()
     alpha = np.ones(len(flat), dtype=np.int64)
-    two_words = _np(pc.is_in(pc.utf8_lower(flat), pa.array(_TWO_WORDS)), bool)
+    two_words = to_numpy(pc.is_in(pc.utf8_lower(flat), pa.array(_TWO_WORDS)), bool)
     words += two_words
     tokens += two_words
     alpha += two_words
@@ -124,35 +125,35 @@ def split_words(text: pa.ChunkedArray | pa.Array) -> Words:
 def _special_tokens(flat: pa.Array) -> tuple[tuple[np.ndarray, ...], pa.Array]:
     """(tokens, words, word characters, alpha words) per token, and each token's word."""
     core = pc.utf8_trim(flat, PUNCTUATION)
-    core_length = _np(pc.utf8_length(core))
+    core_length = to_numpy(pc.utf8_length(core))
     is_word = core_length > 0
     # punctuation split off either end, one token a character, a run of periods as one
     runs = pc.replace_substring_regex(flat, r"(\.|-){2,}", "-")
-    run_length = _np(pc.utf8_length(runs))
-    lead = run_length - _np(pc.utf8_length(pc.utf8_ltrim(runs, _PREFIXES)))
-    trail = run_length - _np(pc.utf8_length(pc.utf8_rtrim(runs, SPLIT_PUNCTUATION)))
+    run_length = to_numpy(pc.utf8_length(runs))
+    lead = run_length - to_numpy(pc.utf8_length(pc.utf8_ltrim(runs, _PREFIXES)))
+    trail = run_length - to_numpy(pc.utf8_length(pc.utf8_rtrim(runs, SPLIT_PUNCTUATION)))
     split_off = lead + trail
     # "G.", "U.S.", "Tenn.", "e.g.," keep their final period; ".7" keeps its leading one
     bare = pc.utf8_rtrim(pc.utf8_ltrim(flat, PUNCTUATION), ",;:)]\"'")
-    kept_period = _np(pc.match_substring_regex(bare, _ABBREVIATION), bool)
-    kept_period |= _np(pc.is_in(bare, pa.array(ABBREVIATIONS)), bool)
+    kept_period = to_numpy(pc.match_substring_regex(bare, _ABBREVIATION), bool)
+    kept_period |= to_numpy(pc.is_in(bare, pa.array(ABBREVIATIONS)), bool)
     kept_period = kept_period.astype(np.int64)
-    kept_period += _np(pc.match_substring_regex(flat, r"^\.\pN"), bool)
+    kept_period += to_numpy(pc.match_substring_regex(flat, r"^\.\pN"), bool)
     split_off -= kept_period
-    url = _np(pc.match_substring_regex(core, _URL_LIKE), bool)
-    contraction = is_word & _np(pc.match_substring_regex(core, _CONTRACTION), bool)
-    contraction |= _np(pc.is_in(pc.utf8_lower(core), pa.array(_TWO_WORDS)), bool)
-    infixes = _np(pc.count_substring_regex(core, _INFIX)) + _np(
+    url = to_numpy(pc.match_substring_regex(core, _URL_LIKE), bool)
+    contraction = is_word & to_numpy(pc.match_substring_regex(core, _CONTRACTION), bool)
+    contraction |= to_numpy(pc.is_in(pc.utf8_lower(core), pa.array(_TWO_WORDS)), bool)
+    infixes = to_numpy(pc.count_substring_regex(core, _INFIX)) + to_numpy(
         pc.count_substring_regex(core, r"\pN-\pN")
     )
     infixes = np.where(url, 0, infixes)
-    unit = _np(pc.match_substring_regex(core, _NUMBER_UNIT), bool)
-    has_letter = _np(pc.match_substring_regex(core, r"\pL"), bool)
+    unit = to_numpy(pc.match_substring_regex(core, _NUMBER_UNIT), bool)
+    has_letter = to_numpy(pc.match_substring_regex(core, r"\pL"), bool)
     word_count = np.where(is_word, 1 + contraction + infixes + unit, 0)
     symbols = np.maximum(run_length, 1)  # "==" is two tokens, "--" and "..." one
     tokens = np.where(is_word, np.where(url, 1, word_count + split_off + infixes), symbols)
     # the parts around infixes that hold a letter ("2-run": one of two)
-    lettered_parts = _np(pc.count_substring_regex(core, r"[^-–—.:<>=/]*\pL[^-–—.:<>=/]*"))
+    lettered_parts = to_numpy(pc.count_substring_regex(core, r"[^-–—.:<>=/]*\pL[^-–—.:<>=/]*"))
     alpha = np.where(infixes > 0, lettered_parts, np.where(has_letter, word_count - unit, 0))
     chars = np.where(is_word, core_length - infixes, 0)
     stripped = pc.replace_substring_regex(core, "(?i)" + _SUFFIX, "")
@@ -162,8 +163,8 @@ def _special_tokens(flat: pa.Array) -> tuple[tuple[np.ndarray, ...], pa.Array]:
 def distinct_hits(words: Words, vocabulary: list[str], n: int) -> np.ndarray:
     """How many distinct entries of ``vocabulary`` each document contains as a word."""
     wanted = pa.array(vocabulary)
-    index = _np(pc.fill_null(pc.index_in(words.flat, wanted), -1))
-    index[words.special] = _np(pc.fill_null(pc.index_in(words.special_core, wanted), -1))
+    index = to_numpy(pc.fill_null(pc.index_in(words.flat, wanted), -1))
+    index[words.special] = to_numpy(pc.fill_null(pc.index_in(words.special_core, wanted), -1))
     hit = index >= 0
     pairs = np.unique(words.parents[hit] * len(vocabulary) + index[hit])
     return np.bincount(pairs // len(vocabulary), minlength=n)
@@ -190,16 +191,16 @@ def split_lines(text: pa.ChunkedArray | pa.Array) -> Lines:
     pieces = pc.split_pattern_regex(trimmed, LINE_BREAKS)
     if isinstance(pieces, pa.ChunkedArray):
         pieces = pieces.combine_chunks()
-    empty = _np(pc.equal(pc.binary_length(text), 0), bool)
+    empty = to_numpy(pc.equal(pc.binary_length(text), 0), bool)
     # an empty document has no line at all
     pieces = pc.if_else(pa.array(empty), pa.scalar([], pieces.type), pieces)
-    parents = _np(pc.list_parent_indices(pieces))
+    parents = to_numpy(pc.list_parent_indices(pieces))
     return Lines(pieces.flatten(), parents, np.bincount(parents, minlength=n))
 
 
 def per_doc_sum(parents: np.ndarray, mask: pa.Array | np.ndarray, n: int) -> np.ndarray:
     """Count of true ``mask`` entries per document."""
-    values = mask if isinstance(mask, np.ndarray) else _np(mask, bool)
+    values = mask if isinstance(mask, np.ndarray) else to_numpy(mask, bool)
     return np.bincount(parents[values], minlength=n)
 
 

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import with_drop_reason
+from curation.filters.text import to_numpy
 from curation.stage import MapStage, StageParams, register
 
 _NON_ALNUM = r"[^a-zA-Z0-9]+"
@@ -149,7 +150,9 @@ class UrlFilter(MapStage):
         flat = words.flatten()
         parents = np.asarray(pc.list_parent_indices(words).to_numpy(zero_copy_only=False))
         n = table.num_rows
-        hard = np.bincount(parents[_np(pc.is_in(flat, lists["banned_words"]))], minlength=n)
+        hard = np.bincount(
+            parents[to_numpy(pc.is_in(flat, lists["banned_words"]), bool)], minlength=n
+        )
         rules.append(("hard_blacklisted", pa.array(hard > 0)))
         index = np.asarray(
             pc.fill_null(pc.index_in(flat, lists["soft_banned_words"]), -1).to_numpy(
@@ -184,7 +187,3 @@ class UrlFilter(MapStage):
             pc.take(pa.array(hosts, pa.string()), where),
             pc.take(pa.array(registered, pa.string()), where),
         )
-
-
-def _np(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)

@@ -10,8 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.runtime.run import RunOptions, run
-from tests.conftest import read_output, recipe_of, run_local
+from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 RECIPE = """\
 input: {batch_rows: 100}
@@ -100,20 +99,8 @@ def test_dedup_on_url_ignores_nulls(tmp_path: Path) -> None:
 def test_same_rows_local_and_ray(c4_path: Path, tmp_path: Path) -> None:
     planted(c4_path, tmp_path / "in")
     recipe = recipe_of(RECIPE, tmp_path / "in")
-    snapshots = []
-    for name, options in {
-        "local": RunOptions("local", progress=False),
-        "ray1": RunOptions("ray", workers=1, progress=False),
-        "ray2": RunOptions("ray", workers=2, progress=False),
-    }.items():
-        run(recipe, tmp_path / name, options)
-        snapshots.append(
-            (
-                read_output(tmp_path / name, "kept").to_pylist(),
-                read_output(tmp_path / name, "dropped").to_pylist(),
-            )
-        )
-    assert snapshots[0] == snapshots[1] == snapshots[2]
+    outputs = on_every_executor(recipe, tmp_path)
+    assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
 
 
 def test_rerun_resumes_after_the_barrier(c4_path: Path, tmp_path: Path) -> None:

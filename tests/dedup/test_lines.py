@@ -12,8 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.runtime.run import RunOptions, run
-from tests.conftest import read_output, recipe_of, run_local
+from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 BOILERPLATE = "Share this article on Facebook and Twitter"
 
@@ -87,17 +86,5 @@ def test_same_rows_local_and_ray(c4_path: Path, tmp_path: Path) -> None:
     recipe = recipe_of(
         "stages:\n  - exact_dedup: {}\n  - line_dedup: {keep_first: true}\n", tmp_path / "in"
     )
-    snapshots = []
-    for name, options in {
-        "local": RunOptions("local", progress=False),
-        "ray1": RunOptions("ray", workers=1, progress=False),
-        "ray2": RunOptions("ray", workers=2, progress=False),
-    }.items():
-        run(recipe, tmp_path / name, options)
-        snapshots.append(
-            (
-                read_output(tmp_path / name, "kept").to_pylist(),
-                read_output(tmp_path / name, "dropped").to_pylist(),
-            )
-        )
-    assert snapshots[0] == snapshots[1] == snapshots[2]
+    outputs = on_every_executor(recipe, tmp_path)
+    assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
