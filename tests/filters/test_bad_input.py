@@ -45,3 +45,28 @@ def test_fifty_megabyte_document_through_the_chain() -> None:
     # valid prose: C4's line rules keep it, but no chain lets a 9-million-word page through
     assert reasons["gopher_quality"] == "gopher_quality:max_doc_words"
     assert reasons["gopher_repetition"] is not None
+
+
+def test_list_filters_take_degenerate_documents_without_error(tmp_path) -> None:
+    """A word list or a URL block list has nothing to say about an empty text: those rows
+    pass (the reader and the quality filters give them their reasons), without error."""
+    words = tmp_path / "words.txt"
+    words.write_text("badword\n")
+    texts = [*EMPTYISH.values(), "big " * 2_000_000]
+    for name, params in (
+        ("c4_badwords", {"words_file": str(words)}),
+        ("url_filter", {"use_integrated_lists": False, "banned_words": ["casino"]}),
+    ):
+        cls = registry()[name]
+        stage = cls(cls.Params(**params))
+        stage.setup()
+        table = conform(
+            pa.table(
+                {
+                    "id": [str(i) for i in range(len(texts))],
+                    "text": texts,
+                    "url": ["https://example.com/"] * len(texts),
+                }
+            )
+        )
+        assert stage.process(table)["drop_reason"].null_count == len(texts)

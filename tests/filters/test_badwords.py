@@ -61,3 +61,32 @@ def test_missing_or_empty_list_fails_before_reading(tmp_path: Path) -> None:
     empty.write_text("\n\n")
     with pytest.raises(RecipeError, match=r"is empty"):
         parse_recipe(f"stages:\n  - c4_badwords: {{words_file: {empty}}}\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample", ["c4", "pile"])
+def test_parity_with_datatrove(
+    sample: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """datatrove's C4BadWordsFilter downloads the LDNOOBW list; its cache is seeded here
+    with the same list from ../shared/data, so its own code runs offline."""
+    from datatrove.data import Document
+    from datatrove.io import cached_assets_path, strip_protocol
+    from datatrove.pipeline.filters import C4BadWordsFilter
+    from datatrove.pipeline.filters.c4_filters import _EN_BADWORDS_URL
+
+    words_file = shared_file("lists/ldnoobw-en.txt")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    folder = Path(
+        cached_assets_path(library_name="datatrove", namespace="filters", subfolder="c4_badwords")
+    )
+    cached = folder / strip_protocol(_EN_BADWORDS_URL).replace("/", "_")
+    cached.write_bytes(words_file.read_bytes())
+    Path(f"{cached}.completed").touch()
+
+    reference = C4BadWordsFilter()
+    texts = real_documents()[sample]
+    theirs = [reference.filter(Document(text=t, id=str(i))) is True for i, t in enumerate(texts)]
+    out = run(texts, words_file=str(words_file))
+    ours = [r is None for r in out["drop_reason"].to_pylist()]
+    assert ours == theirs
