@@ -143,6 +143,57 @@ def stages_command(as_json: bool) -> None:
             click.echo(f"{line}: {p['help']}" if p["help"] else line)
 
 
+@main.command("minhash-params")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Jaccard similarity to detect",
+)
+@click.option(
+    "--num-perm",
+    type=click.IntRange(min=1),
+    default=112,
+    show_default=True,
+    help="hash functions available (bands x rows at most)",
+)
+@click.option(
+    "--fp-weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="weight of false positives (false negatives get 1 - it)",
+)
+def minhash_params_command(threshold: float, num_perm: int, fp_weight: float) -> None:
+    """Print the MinHash bands and rows that best separate pairs around THRESHOLD."""
+    from curation.dedup.lsh import detection_probability, error_areas, optimal_banding
+
+    best = optimal_banding(threshold, num_perm, fp_weight, 1.0 - fp_weight)
+    click.echo(
+        f"threshold {threshold}, {num_perm} permutations: {best.bands} bands x "
+        f"{best.rows} rows ({best.permutations} hashes used)"
+    )
+    click.echo(
+        f"false positive area {best.false_positive_area:.5f}, false negative area "
+        f"{best.false_negative_area:.5f}"
+    )
+    rows = [("best", best.bands, best.rows)]
+    if (best.bands, best.rows) != (14, 8) and num_perm >= 112:
+        rows.append(("datatrove default", 14, 8))
+    click.echo("")
+    similarities = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+    click.echo("detection probability at Jaccard similarity")
+    click.echo(f"{'':24s}" + "".join(f"{s:>7.2f}" for s in similarities))
+    for name, bands, rows_ in rows:
+        probs = detection_probability(similarities, bands, rows_)
+        label = f"{name} {bands}x{rows_}"
+        click.echo(f"{label:24s}" + "".join(f"{p:>7.3f}" for p in probs))
+        if name != "best":
+            fp, fn = error_areas(threshold, bands, rows_)
+            click.echo(f"{'':24s}false positive area {fp:.5f}, false negative area {fn:.5f}")
+
+
 @main.command("sample-data")
 @click.argument("name", type=click.Choice(["python-docs"]))
 @click.option(
