@@ -22,6 +22,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.filters.tokenize import PERIOD_WORDS
+
 # datatrove's PUNCTUATION (ASCII and CJK punctuation and C0/C1 control characters
 # other than tab and newline), against which it decides whether a token is a symbol.
 PUNCTUATION = (
@@ -41,14 +43,9 @@ _URL_LIKE = r"(?i)^(https?:|www\.)"
 _NUMBER_UNIT = (
     r"(?i)^\pN+([.,]\pN+)?(mm|cm|km|kg|mg|ml|gb|mb|kb|tb|ft|lbs?|oz|hz|khz|mhz|ghz|m|g|l|k)$"
 )
-# Abbreviations whose final period spaCy's English exceptions keep on the word.
-ABBREVIATIONS = (
-    "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. etc. Mt. Gov. Gen. Rep. Sen. "
-    "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
-    "Nov. Dec. Ala. Ariz. Ark. Calif. Colo. Conn. Del. Fla. Ga. Ill. Ind. Kan. Ky. La. "
-    "Md. Mass. Mich. Minn. Miss. Mo. Mont. Neb. Nev. Okla. Ore. Pa. Tenn. Va. Wash. "
-    "Wis. Wyo. N.C. S.C. N.D. S.D. N.H. N.J. N.M. N.Y. D.C. e.g. i.e. a.m. p.m."
-).split()
+# Words that keep their final period in the word statistics: the tokenizer's list and
+# "etc." (the tokenizer splits "etc." off; the statistics count it as one word).
+ABBREVIATIONS = (*PERIOD_WORDS, "etc.")
 _ABBREVIATION = r"^(\pL\.)+$"
 LINE_BREAKS = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
 

@@ -61,12 +61,18 @@ _SPLIT_WORDS = {
     "ive": ("i", "ve"),
     "id": ("i", "d"),
 }
-ABBREVIATIONS = frozenset(
+# Words whose final period spaCy's English exceptions keep (titles, months, US states...);
+# abbreviations made of single letters and periods (U.S., N.Y.) are caught by a pattern.
+PERIOD_WORDS = (
     "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. Mt. Gov. Gen. Rep. Sen. "
     "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
     "Nov. Dec. Ala. Ariz. Ark. Calif. Colo. Conn. Del. Fla. Ga. Ill. Ind. Kan. Ky. La. "
     "Md. Mass. Mich. Minn. Miss. Mo. Mont. Neb. Nev. Okla. Ore. Pa. Tenn. Va. Wash. "
-    "Wis. Wyo. e.g. i.e. a.m. p.m. and/or '' 'em 'Cause 'cause 'n' "
+    "Wis. Wyo. e.g. i.e. a.m. p.m."
+).split()
+ABBREVIATIONS = frozenset(
+    PERIOD_WORDS
+    + "and/or '' 'em 'Cause 'cause 'n' "
     ":) :( :-) :-( ;) :D :P :p :* :] :[ ): (: :') :'( =) <3 ^_^ o.O O.o".split()
 )
 _PLAIN = r"^[\p{L}\p{N}]+$"
