@@ -175,13 +175,12 @@ class SchemaConflictError(ValueError):
     """Two output parts hold a column of types that cannot be reconciled."""
 
 
-def unify_parts(parts: list[Path], labels: list[str]) -> pa.Schema | None:
-    """The schema every Parquet part can be cast to, or None when they already agree.
+def unify_parts(schemas: list[pa.Schema], labels: list[str]) -> pa.Schema | None:
+    """The schema every part (of these schemas) can be cast to, or None when they agree.
 
     ``labels`` name where each part came from (its input shard) for the error message.
     Raises ``SchemaConflictError`` naming the column and the two inputs that disagree.
     """
-    schemas = [pq.read_schema(p) for p in parts]
     if not schemas or all(s.equals(schemas[0]) for s in schemas):
         return None
     unified = schemas[0]

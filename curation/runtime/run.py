@@ -213,14 +213,15 @@ def _finish(
         target.mkdir(parents=True, exist_ok=True)
         for leftover in target.glob(f"{TMP_PREFIX}*"):
             leftover.unlink()
-        schema = None
+        schema, schemas = None, []
         if recipe.output.format == "parquet":
-            schema = unify_parts([path for path, _ in sources], labels)
+            schemas = [pq.read_schema(path) for path, _ in sources]
+            schema = unify_parts(schemas, labels)
         names = []
         for index, (source, _) in enumerate(sources):
             final = target / f"part-{index:05d}{suffix}"
             names.append(final.name)
-            if schema is not None and not pq.read_schema(source).equals(schema):
+            if schema is not None and not schemas[index].equals(schema):
                 rewrite_as(source, final, schema, recipe.output.compression)
             else:
                 _link(source, final)
@@ -301,15 +302,19 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
         return
     import polars as pl
 
+    columns_of = {
+        f: set(pq.read_schema(f).names)
+        for kind in ("kept", "dropped")
+        for f in sorted((out / kind).glob("*.parquet"))
+    }
     for stage in stats["stages"]:
         summaries = {}
         for column in stage["added_columns"]:
-            frames = []
-            for kind in ("kept", "dropped"):
-                files = sorted((out / kind).glob("*.parquet"))
-                for f in files:
-                    if column in pq.read_schema(f).names:
-                        frames.append(pl.scan_parquet(f).select(pl.col(column)))
+            frames = [
+                pl.scan_parquet(f).select(pl.col(column))
+                for f, names in columns_of.items()
+                if column in names
+            ]
             if not frames:
                 continue
             values = pl.concat(frames).drop_nulls()
