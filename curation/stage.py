@@ -138,6 +138,7 @@ _STAGE_MODULES = (
     "curation.filters.url",
     "curation.dedup.exact",
     "curation.dedup.lines",
+    "curation.dedup.minhash",
     "curation.selectors.random",
 )
 

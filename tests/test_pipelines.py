@@ -26,14 +26,19 @@ def test_fineweb_from_warc(warc_dir: Path, tmp_path: Path) -> None:
         "c4_quality",
         "fineweb_quality",
         "exact_dedup",
+        "minhash_dedup",
     ]
     assert stats["rows"]["read"] == 37
     kept = read_output(tmp_path / "out", "kept")
     assert 10 <= kept.num_rows < 37
     assert set(kept["lang"].to_pylist()) == {"en"}
-    assert {"gopher_word_count", "fineweb_list_ratio", "exact_dedup_cluster_size"} <= set(
-        kept.column_names
-    )
+    assert {
+        "gopher_word_count",
+        "fineweb_list_ratio",
+        "exact_dedup_cluster_size",
+        "minhash_cluster_size",
+        "duplicate_of",
+    } <= set(kept.column_names)
     dropped = read_output(tmp_path / "out", "dropped")
     assert dropped.num_rows == 37 - kept.num_rows
     assert dropped["drop_reason"].null_count == 0

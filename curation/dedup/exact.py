@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, with_drop_reason
+from curation.dedup.common import set_duplicate_of
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _H1, _H2, _PRIORITY = "_exact_dedup_h1", "_exact_dedup_h2", "_exact_dedup_priority"
@@ -110,7 +111,7 @@ class ExactDedup(GlobalStage):
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
         if decisions is None or decisions.num_rows == 0:
-            table = table.append_column("duplicate_of", pa.nulls(n, pa.string()))
+            table = set_duplicate_of(table, pa.nulls(n, pa.string()))
             return table.append_column(
                 "exact_dedup_cluster_size", pa.array(np.ones(n, dtype=np.uint32))
             )
@@ -119,6 +120,6 @@ class ExactDedup(GlobalStage):
         size = pc.fill_null(
             pc.take(decisions["exact_dedup_cluster_size"].cast(pa.uint32()), where), 1
         )
-        table = table.append_column("duplicate_of", duplicate_of.cast(pa.string()))
+        table = set_duplicate_of(table, duplicate_of)
         table = table.append_column("exact_dedup_cluster_size", size)
         return with_drop_reason(table, pc.is_valid(duplicate_of), self.reason("duplicate"))

@@ -1,0 +1,316 @@
+"""MinHash near-dedup: ours against datasketch and datatrove, and how it scales.
+
+Data: the real C4 and Pile samples of ../shared/data (each cut to its first
+``--max-words`` words), repeated to N documents with random word edits. Each copy
+replaces a random share of its words with words of the corpus: 3% for a quarter of the
+copies (near duplicates of their source and of each other), 40% for the rest (unrelated
+at the 5-gram level). Written once as Parquet shards under ``benchmarks/_data/minhash``.
+
+1. Signatures, one core, same texts in memory, 14 x 8 = 112 hash functions:
+   ours (text to band keys, vectorised) against datasketch's ``MinHash.update_batch``
+   (timed alone, and with the Python shingling a user writes before it).
+2. Whole dedup, one worker each, same Parquet shards: ``curate run`` with the local
+   executor (read, signatures, barrier, apply, write kept and dropped) against
+   datatrove's four MinHash stages (signature, buckets, cluster, filter with a Parquet
+   writer for kept and removed documents) with its local executor.
+3. Scaling: our whole dedup at 10^4, 10^5 and 10^6 documents.
+
+Every measurement runs in its own child process, which reports its wall time and peak
+resident memory (``ru_maxrss``).
+
+    .venv/bin/python benchmarks/minhash_dedup.py --docs 20000 --scaling 10000,100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "minhash"
+RUNS = HERE / "_runs" / "minhash"
+BANDS, ROWS = 14, 8
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def corpus(count: int, max_words: int = 400, seed: int = 0) -> Path:
+    """Parquet shards of ``count`` edited copies of the real samples (made once)."""
+    folder = DATA / f"docs-{count}"
+    if (folder / "_DONE").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
+        sources = [json.loads(line)["text"] for line in f]
+    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
+        sources += [json.loads(line)["contents"] for line in f]
+    split = [s.split()[:max_words] for s in sources]
+    split = [s for s in split if len(s) >= 20]
+    vocab_index: dict[str, int] = {}
+    encoded = [np.array([vocab_index.setdefault(w, len(vocab_index)) for w in s]) for s in split]
+    vocab = np.array(list(vocab_index), dtype=object)
+    rng = np.random.default_rng(seed)
+    per_shard = min(50_000, math.ceil(count / 4))
+    for shard, start in enumerate(range(0, count, per_shard)):
+        n = min(per_shard, count - start)
+        picks = rng.integers(0, len(encoded), n)
+        rates = np.where(rng.random(n) < 0.25, 0.03, 0.40)
+        texts = []
+        for source, rate in zip(picks, rates, strict=True):
+            words = encoded[source].copy()
+            hit = rng.random(len(words)) < rate
+            words[hit] = rng.integers(0, len(vocab), int(hit.sum()))
+            texts.append(" ".join(vocab[words]))
+        ids = [f"doc-{i:08d}" for i in range(start, start + n)]
+        table = pa.table({"id": ids, "text": pa.array(texts, pa.large_string())})
+        pq.write_table(table, folder / f"part-{shard:04d}.parquet", compression="zstd")
+    (folder / "_DONE").write_text("")
+    return folder
+
+
+def texts_of(folder: Path) -> list[str]:
+    return [
+        t for f in sorted(folder.glob("*.parquet")) for t in pq.read_table(f)["text"].to_pylist()
+    ]
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def job_ours_signatures(folder: Path) -> dict:
+    from curation.dedup import minhash as mh
+
+    texts = pa.array(texts_of(folder), pa.large_string())
+    a, b = mh.permutations(BANDS * ROWS, seed=1)
+    started = time.perf_counter()
+    for lo in range(0, len(texts), 2000):  # the engine's batches
+        shingles, per_doc = mh.document_shingles(texts[lo : lo + 2000], "word", 5, seed=1)
+        has = per_doc > 0
+        mh.band_keys(mh.signatures(shingles, per_doc[has], a, b), BANDS, ROWS)
+    return {"seconds": time.perf_counter() - started, "docs": len(texts)}
+
+
+def _python_shingles(texts: list[str]) -> list[list[bytes]]:
+    import regex
+
+    out = []
+    for text in texts:
+        words = regex.sub(r"[\p{P}\p{S}]+", "", text.lower()).split()
+        out.append([" ".join(words[i : i + 5]).encode() for i in range(max(len(words) - 4, 1))])
+    return out
+
+
+def job_datasketch(folder: Path) -> dict:
+    from datasketch import MinHash
+
+    texts = texts_of(folder)
+    started = time.perf_counter()
+    shingles = _python_shingles(texts)
+    shingled = time.perf_counter()
+    for doc in shingles:
+        m = MinHash(num_perm=BANDS * ROWS, seed=1)
+        m.update_batch(doc)
+    done = time.perf_counter()
+    return {
+        "seconds": done - shingled,
+        "seconds_with_shingling": done - started,
+        "docs": len(texts),
+    }
+
+
+def job_ours_dedup(folder: Path, out: Path) -> dict:
+    from curation.recipe import parse_recipe
+    from curation.runtime.run import RunOptions, run
+
+    recipe = parse_recipe(
+        f"stages:\n  - minhash_dedup: {{num_bands: {BANDS}, rows_per_band: {ROWS}}}\n",
+        "bench.yaml",
+    ).with_input(paths=[str(folder)], format="parquet", batch_rows=2000)
+    started = time.perf_counter()
+    stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
+    seconds = time.perf_counter() - started
+    stage = next(s for s in stats["stages"] if s["name"] == "minhash_dedup")
+    return {"seconds": seconds, "docs": stats["rows"]["read"], "removed": stage["rows_dropped"]}
+
+
+def job_datatrove_dedup(folder: Path, out: Path) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.readers import ParquetReader
+    from datatrove.pipeline.writers import ParquetWriter
+
+    shutil.rmtree(out, ignore_errors=True)
+    config = MinhashConfig(n_grams=5, num_buckets=BANDS, hashes_per_bucket=ROWS)
+    logs = str(out / "logs")
+
+    def reader() -> ParquetReader:
+        return ParquetReader(str(folder), glob_pattern="*.parquet", id_key="id")
+
+    stages = [
+        LocalPipelineExecutor(
+            [reader(), MinhashDedupSignature(str(out / "sigs"), config=config)],
+            tasks=1,
+            workers=1,
+            logging_dir=f"{logs}/1",
+        ),
+        LocalPipelineExecutor(
+            [MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)],
+            tasks=BANDS,
+            workers=1,
+            logging_dir=f"{logs}/2",
+        ),
+        LocalPipelineExecutor(
+            [MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=config)],
+            tasks=1,
+            workers=1,
+            logging_dir=f"{logs}/3",
+        ),
+        LocalPipelineExecutor(
+            [
+                reader(),
+                MinhashDedupFilter(
+                    str(out / "remove"), exclusion_writer=ParquetWriter(str(out / "removed"))
+                ),
+                ParquetWriter(str(out / "kept")),
+            ],
+            tasks=1,
+            workers=1,
+            logging_dir=f"{logs}/4",
+        ),
+    ]
+    started = time.perf_counter()
+    for stage in stages:
+        stage.run()
+    seconds = time.perf_counter() - started
+    removed = sum(pq.ParquetFile(f).metadata.num_rows for f in (out / "removed").glob("*.parquet"))
+    return {"seconds": seconds, "removed": removed}
+
+
+JOBS = {
+    "ours_signatures": lambda a: job_ours_signatures(Path(a.folder)),
+    "datasketch": lambda a: job_datasketch(Path(a.folder)),
+    "ours_dedup": lambda a: job_ours_dedup(Path(a.folder), Path(a.out)),
+    "datatrove_dedup": lambda a: job_datatrove_dedup(Path(a.folder), Path(a.out)),
+}
+
+
+def measure(name: str, folder: Path, out: Path | None = None) -> dict:
+    """Run one job in a child process limited to one core; its result and peak memory."""
+    command = [sys.executable, __file__, "--job", name, "--folder", str(folder)]
+    if out is not None:
+        command += ["--out", str(out)]
+    env = {**os.environ, "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "RAY_DISABLE": "1"}
+    done = subprocess.run(
+        ["taskset", "-c", "0", *command], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(args: argparse.Namespace) -> None:
+    import pyarrow
+
+    pyarrow.set_cpu_count(1)
+    pyarrow.set_io_thread_count(1)
+    result = JOBS[args.job](args)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_mib"] = round(max(own, kids) / 1024, 1)
+    print(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--scaling", default="10000,100000,1000000")
+    parser.add_argument("--skip-datatrove", action="store_true")
+    parser.add_argument("--job", choices=sorted(JOBS))
+    parser.add_argument("--folder")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.job:
+        child(args)
+        return
+
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    folder = corpus(args.docs)
+    size = sum(f.stat().st_size for f in folder.glob("*.parquet")) / 1e6
+    print(f"# {args.docs:,} documents, {size:.0f} MB of zstd Parquet, one core per job\n")
+
+    ours = measure("ours_signatures", folder)
+    sketch = measure("datasketch", folder)
+    print("| signatures (112 hashes) | seconds | docs/s | peak MiB | ours is faster by |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [
+        ("curation (text to band keys)", ours["seconds"], ours["peak_mib"], None),
+        ("datasketch update_batch", sketch["seconds"], sketch["peak_mib"], sketch["seconds"]),
+        (
+            "datasketch + Python shingling",
+            sketch["seconds_with_shingling"],
+            sketch["peak_mib"],
+            sketch["seconds_with_shingling"],
+        ),
+    ]
+    for label, seconds, peak, other in rows:
+        ratio = f"{other / ours['seconds']:.1f}x" if other else ""
+        print(f"| {label} | {seconds:.2f} | {args.docs / seconds:,.0f} | {peak} | {ratio} |")
+
+    print("\n| whole dedup | seconds | docs/s | peak MiB | removed | ours is faster by |")
+    print("|---|---:|---:|---:|---:|---:|")
+    mine = measure("ours_dedup", folder, RUNS / f"ours-{args.docs}")
+    print(
+        f"| curation local executor | {mine['seconds']:.1f} | "
+        f"{args.docs / mine['seconds']:,.0f} | {mine['peak_mib']} | {mine['removed']:,} | |"
+    )
+    if not args.skip_datatrove:
+        theirs = measure("datatrove_dedup", folder, RUNS / f"datatrove-{args.docs}")
+        print(
+            f"| datatrove 4 stages, local | {theirs['seconds']:.1f} | "
+            f"{args.docs / theirs['seconds']:,.0f} | {theirs['peak_mib']} | "
+            f"{theirs['removed']:,} | {theirs['seconds'] / mine['seconds']:.1f}x |"
+        )
+
+    sizes = [int(s) for s in args.scaling.split(",") if s]
+    if sizes:
+        print("\n| documents | seconds | us/doc | peak MiB | removed |")
+        print("|---:|---:|---:|---:|---:|")
+    for count in sizes:
+        data = corpus(count)
+        result = measure("ours_dedup", data, RUNS / f"scale-{count}")
+        print(
+            f"| {count:,} | {result['seconds']:.1f} | {result['seconds'] / count * 1e6:.0f} | "
+            f"{result['peak_mib']} | {result['removed']:,} |",
+            flush=True,
+        )
+        shutil.rmtree(RUNS / f"scale-{count}", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""minhash_dedup: planted near duplicates of real articles, licence copies, the hashing and
+the clustering, on every executor and in any shard order."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.dedup import minhash as mh
+from tests.conftest import on_every_executor, read_output, recipe_of, run_local, shared_file
+
+MIT = """MIT License
+
+Copyright (c) {year} {holder}
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+
+RECIPE = "stages:\n  - minhash_dedup: {params}\n"
+
+
+def articles(folder: Path, shards: int = 4) -> tuple[list[str], set[frozenset[str]]]:
+    """The articles as JSONL shards (ids ``tNNN``); returns the shard paths and the truth."""
+    train = shared_file("dedup/articles_1000.train")
+    truth = shared_file("dedup/articles_1000.truth")
+    rows = []
+    for line in train.read_text(encoding="utf-8").splitlines():
+        doc_id, text = line.split(" ", 1)
+        rows.append({"id": doc_id, "text": text})
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for shard in range(shards):
+        path = folder / f"articles-{shard}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows[shard::shards]))
+        paths.append(str(path))
+    pairs = {frozenset(line.split()) for line in truth.read_text().splitlines() if line}
+    return paths, pairs
+
+
+def clusters(out: Path) -> dict[str, list[str]]:
+    """Cluster id -> sorted member ids, for clusters of two or more rows."""
+    rows = read_output(out, "kept").to_pylist() + read_output(out, "dropped").to_pylist()
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        if row.get("minhash_cluster_size", 1) > 1:
+            found.setdefault(row["minhash_cluster_id"], []).append(row["id"])
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def detected_pairs(out: Path) -> set[frozenset[str]]:
+    return {
+        frozenset(pair)
+        for members in clusters(out).values()
+        for pair in itertools.combinations(members, 2)
+    }
+
+
+def test_planted_article_pairs_are_found(tmp_path: Path) -> None:
+    paths, truth = articles(tmp_path / "in")
+    stats = run_local(recipe_of(RECIPE.format(params="{}"), *paths), tmp_path / "out")
+    found = detected_pairs(tmp_path / "out")
+    assert truth <= found, f"missed {truth - found}"
+    assert len(found - truth) <= 1
+    stage = next(s for s in stats["stages"] if s["name"] == "minhash_dedup")
+    assert stage["rows_in"] == 1000
+    assert stage["dropped_by_reason"] == {"minhash_dedup:near_duplicate": len(found)}
+    dropped = read_output(tmp_path / "out", "dropped").to_pylist()
+    for row in dropped:  # the smallest id of each pair is kept, and named
+        (other,) = next(p for p in truth if row["id"] in p) - {row["id"]}
+        assert row["duplicate_of"] == other == min(row["id"], other)
+        assert row["minhash_cluster_id"] == other
+    kept = read_output(tmp_path / "out", "kept")
+    assert not [c for c in kept.column_names if c.startswith("_minhash")]
+
+
+def test_jaccard_check_rejects_pairs_below_its_threshold(tmp_path: Path) -> None:
+    # the planted pairs have word 5-gram Jaccard 0.959 to 0.968
+    paths, truth = articles(tmp_path / "in", shards=2)
+    run_local(recipe_of(RECIPE.format(params="{jaccard_threshold: 0.9}"), *paths), tmp_path / "a")
+    assert detected_pairs(tmp_path / "a") == truth
+    run_local(recipe_of(RECIPE.format(params="{jaccard_threshold: 0.97}"), *paths), tmp_path / "b")
+    assert detected_pairs(tmp_path / "b") == set()
+
+
+def licence_docs(c4_path: Path) -> list[dict[str, str]]:
+    with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
+        unrelated = [json.loads(line)["text"] for line in itertools.islice(handle, 200)]
+    original = MIT.format(year=2018, holder="Jane Doe")
+    docs = [
+        {"id": "mit-a", "text": original},
+        {"id": "mit-b-exact", "text": original},
+        # re-wrapped lines, other white space, another year and holder
+        {
+            "id": "mit-c-edited",
+            "text": " ".join(MIT.format(year=2023, holder="The Example Project Authors").split()),
+        },
+    ]
+    docs += [{"id": f"c4-{i:03d}", "text": t} for i, t in enumerate(unrelated)]
+    return docs
+
+
+@pytest.mark.parametrize("shingle", ["word", "char"])
+def test_licence_copies_cluster_and_unrelated_documents_do_not(
+    c4_path: Path, tmp_path: Path, shingle: str
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in licence_docs(c4_path)))
+    run_local(recipe_of(RECIPE.format(params=f"{{shingle: {shingle}}}"), path), tmp_path / "out")
+    assert clusters(tmp_path / "out") == {"mit-a": ["mit-a", "mit-b-exact", "mit-c-edited"]}
+
+
+def test_priority_column_keeps_the_best_copy(c4_path: Path, tmp_path: Path) -> None:
+    docs = licence_docs(c4_path)[:3]
+    for doc, score in zip(docs, (0.2, 0.1, 0.9), strict=True):
+        doc["quality"] = score  # type: ignore[assignment]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    run_local(recipe_of(RECIPE.format(params="{priority_column: quality}"), path), tmp_path / "o")
+    kept = read_output(tmp_path / "o", "kept").to_pylist()
+    assert [r["id"] for r in kept] == ["mit-c-edited"]
+    assert {r["duplicate_of"] for r in read_output(tmp_path / "o", "dropped").to_pylist()} == {
+        "mit-c-edited"
+    }
+
+
+def test_documents_without_words_are_kept_alone(tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl"
+    texts = ["!!! ...", "***", "— …", "Two words", "two WORDS!"]
+    docs = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    run_local(recipe_of(RECIPE.format(params="{}"), path), tmp_path / "out")
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    # no words, no signature: never a duplicate, even of each other; shorter than one
+    # shingle: the whole text is the shingle
+    assert [(r["id"], r["minhash_cluster_id"], r["minhash_cluster_size"]) for r in kept] == [
+        ("0", "0", 1),
+        ("1", "1", 1),
+        ("2", "2", 1),
+        ("3", "3", 2),
+    ]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_same_clusters_on_every_executor_and_in_any_shard_order(tmp_path: Path) -> None:
+    paths, truth = articles(tmp_path / "in", shards=5)
+    recipe = recipe_of(RECIPE.format(params="{}"), *paths)
+    outputs = on_every_executor(recipe, tmp_path)
+    assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
+    reordered = recipe_of(RECIPE.format(params="{}"), *reversed(paths))
+    run_local(reordered, tmp_path / "reordered")
+    assert clusters(tmp_path / "reordered") == clusters(tmp_path / "local")
+    assert sorted(r["id"] for r in read_output(tmp_path / "reordered", "kept").to_pylist()) == (
+        sorted(r["id"] for r in outputs["local"][0])
+    )
+    assert truth <= detected_pairs(tmp_path / "local")
+
+
+# ----------------------------------------------------------------- hashing and clustering
+
+
+def reference_shingles(text: str, n: int) -> set[tuple[str, ...]]:
+    words = regex.sub(r"[\p{P}\p{S}]+", "", text.lower()).split()
+    if 0 < len(words) < n:
+        return {tuple(words)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_shingles_match_a_python_reference_on_real_text(c4_path: Path) -> None:
+    with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
+        texts = [json.loads(line)["text"] for line in itertools.islice(handle, 300)]
+    hashes, per_doc = mh.document_shingles(pa.array(texts), "word", 5, seed=1)
+    offsets = np.concatenate([[0], np.cumsum(per_doc)])
+    owner: dict[int, tuple[str, ...]] = {}
+    for i, text in enumerate(texts):
+        expected = reference_shingles(text, 5)
+        mine = hashes[offsets[i] : offsets[i + 1]]
+        assert len(set(mine.tolist())) == len(expected), i
+        # the same shingle always gets the same hash, and different ones different hashes
+        words = regex.sub(r"[\p{P}\p{S}]+", "", text.lower()).split()
+        grams = [tuple(words[j : j + 5]) for j in range(len(words) - 4)] or [tuple(words)]
+        for gram, value in zip(grams, mine.tolist(), strict=True):
+            assert owner.setdefault(value, gram) == gram
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("ab cé\n,.Ω"), max_size=40), min_size=1, max_size=12),
+    st.integers(1, 6),
+    st.sampled_from(["word", "char"]),
+)
+def test_a_documents_hashes_do_not_depend_on_its_batch(
+    texts: list[str], n: int, shingle: str
+) -> None:
+    together, per_doc = mh.document_shingles(pa.array(texts), shingle, n, seed=3)
+    offsets = np.concatenate([[0], np.cumsum(per_doc)])
+    for i, text in enumerate(texts):
+        alone, count = mh.document_shingles(pa.array([text]), shingle, n, seed=3)
+        assert count.tolist() == [per_doc[i]]
+        assert alone.tolist() == together[offsets[i] : offsets[i + 1]].tolist()
+    a, b = mh.permutations(16, seed=3)
+    has = per_doc > 0
+    if has.any():
+        full = mh.signatures(together, per_doc[has], a, b)
+        mh.BLOCK_SHINGLES, saved = 3, mh.BLOCK_SHINGLES
+        try:
+            assert np.array_equal(mh.signatures(together, per_doc[has], a, b), full)
+        finally:
+            mh.BLOCK_SHINGLES = saved
+
+
+def test_signature_agreement_estimates_jaccard(tmp_path: Path) -> None:
+    paths, truth = articles(tmp_path / "in", shards=1)
+    rows = [json.loads(line) for line in Path(paths[0]).read_text().splitlines()]
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    hashes, per_doc = mh.document_shingles(pa.array([r["text"] for r in rows]), "word", 5, 1)
+    a, b = mh.permutations(256, seed=1)
+    sig = mh.signatures(hashes, per_doc, a, b)
+    offsets = np.concatenate([[0], np.cumsum(per_doc)])
+    rng = np.random.default_rng(0)
+    pairs = [tuple(sorted(p)) for p in truth] + [
+        tuple(rng.choice(len(rows), 2, replace=False)) for _ in range(50)
+    ]
+    for x, y in pairs:
+        i, j = (index[x], index[y]) if isinstance(x, str) else (x, y)
+        s1 = set(hashes[offsets[i] : offsets[i + 1]].tolist())
+        s2 = set(hashes[offsets[j] : offsets[j + 1]].tolist())
+        exact = len(s1 & s2) / len(s1 | s2)
+        estimate = float(np.mean(sig[i] == sig[j]))
+        assert abs(estimate - exact) < 0.1, (x, y, exact, estimate)
+
+
+def reference_components(n: int, edges: list[tuple[int, int]]) -> dict[int, int]:
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for u, v in edges:
+        ru, rv = find(u), find(v)
+        parent[max(ru, rv)] = min(ru, rv)
+    touched = {x for e in edges for x in e}
+    return {x: find(x) for x in touched}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=60), st.integers(1, 4))
+def test_components_match_union_find(edges: list[tuple[int, int]], files: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for k in range(files):
+            part = np.array(edges[k::files], dtype=np.int64).reshape(-1, 2)
+            paths.append(Path(folder) / f"e{k}.npy")
+            np.save(paths[-1], part)
+        members, roots = mh.components(paths)
+    assert dict(zip(members.tolist(), roots.tolist(), strict=True)) == reference_components(
+        41, edges
+    )
+
+
+def test_a_chain_is_one_cluster(tmp_path: Path) -> None:
+    # node 0 ~ 3 in one band, 3 ~ 4 in another; 0 and 4 share no bucket
+    values = np.array([7, 7, 9, 9, 5], dtype=np.uint64)
+    nodes = np.array([3, 0, 4, 3, 1])
+    u, v = mh.bucket_edges(values, nodes)
+    assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(3, 0), (4, 3)]
+    np.save(tmp_path / "e.npy", np.stack([u, v], axis=1))
+    members, roots = mh.components([tmp_path / "e.npy"])
+    assert members.tolist() == [0, 3, 4] and roots.tolist() == [0, 0, 0]
+
+
+def test_partitioned_buckets_give_the_same_clusters(tmp_path: Path) -> None:
+    paths, truth = articles(tmp_path / "in", shards=3)
+    run_local(recipe_of(RECIPE.format(params="{partitions: 8}"), *paths), tmp_path / "p")
+    run_local(recipe_of(RECIPE.format(params="{}"), *paths), tmp_path / "one")
+    assert clusters(tmp_path / "p") == clusters(tmp_path / "one")
+    assert truth <= detected_pairs(tmp_path / "p")
