@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/io_throughput.py
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/language_speed.py
+	$(BIN)/python benchmarks/minhash_dedup.py
 
 clean:
 	rm -rf runs data/sample benchmarks/_data benchmarks/_runs

@@ -224,23 +224,23 @@ def test_a_documents_hashes_do_not_depend_on_its_batch(
         assert count.tolist() == [per_doc[i]]
         assert alone.tolist() == together[offsets[i] : offsets[i + 1]].tolist()
     a, b = mh.permutations(16, seed=3)
+    tokens, counts = mh.tokens_of(pa.array(texts), shingle)
     has = per_doc > 0
-    if has.any():
-        full = mh.signatures(together, per_doc[has], a, b)
-        mh.BLOCK_SHINGLES, saved = 3, mh.BLOCK_SHINGLES
-        try:
-            assert np.array_equal(mh.signatures(together, per_doc[has], a, b), full)
-        finally:
-            mh.BLOCK_SHINGLES = saved
+    if has.any():  # the compiled kernel against numpy's definition over the shingles
+        signature = mh.signatures(tokens, counts, n, 3, a, b)
+        starts = np.concatenate([[0], np.cumsum(per_doc[has])[:-1]])
+        values = a[None, :] * together[:, None] + b[None, :]
+        assert np.array_equal(signature, np.minimum.reduceat(values, starts, axis=0))
 
 
 def test_signature_agreement_estimates_jaccard(tmp_path: Path) -> None:
     paths, truth = articles(tmp_path / "in", shards=1)
     rows = [json.loads(line) for line in Path(paths[0]).read_text().splitlines()]
     index = {r["id"]: i for i, r in enumerate(rows)}
-    hashes, per_doc = mh.document_shingles(pa.array([r["text"] for r in rows]), "word", 5, 1)
+    texts = pa.array([r["text"] for r in rows])
+    hashes, per_doc = mh.document_shingles(texts, "word", 5, 1)
     a, b = mh.permutations(256, seed=1)
-    sig = mh.signatures(hashes, per_doc, a, b)
+    sig = mh.signatures(*mh.tokens_of(texts, "word"), 5, 1, a, b)
     offsets = np.concatenate([[0], np.cumsum(per_doc)])
     rng = np.random.default_rng(0)
     pairs = [tuple(sorted(p)) for p in truth] + [
