@@ -24,8 +24,9 @@ decisions folder:
 1. *Nodes.* Live rows with a signature are ranked by the keep policy: highest
    ``priority_column`` first when one is given, then smallest id (then shard). A row's
    rank is its node number, so the node kept in a cluster is the smallest one.
-2. *Buckets.* For each band, and within it each of ``partitions`` ranges of band-key
-   values, the key column is read from all shards, sorted, and each bucket of equal keys
+2. *Buckets.* For each band (as a Ray task when the run has a Ray cluster, so the
+   bands spread over its workers), and within it each of ``partitions`` ranges of
+   band-key values, the key column is read from all shards, sorted, and each bucket of equal keys
    yields edges from its members to its smallest node (a star, so a bucket of ``k``
    documents costs ``k - 1`` edges). Edges go to one file per band. With
    ``jaccard_threshold``, each edge is kept only when the exact Jaccard similarity of the
@@ -521,10 +522,7 @@ class MinhashDedup(GlobalStage):
         p = self.params
         rows = keys.filter(pl.col(band_column(0)).is_not_null())
         node_of_row, nodes = _rank(rows, p.priority_column is not None)
-        edge_files = [
-            _band_edges(rows, band_column(b), node_of_row, p.partitions, work / f"band-{b:03d}.npy")
-            for b in range(p.num_bands)
-        ]
+        edge_files = _all_band_edges(rows, node_of_row, p, work)
         if p.jaccard_threshold is not None:
             edge_files = _verify(rows, edge_files, node_of_row, p.jaccard_threshold, work)
         members, labels = components(edge_files)
@@ -628,6 +626,22 @@ def _band_edges(
     edges = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
     np.save(path, edges)
     return path
+
+
+def _all_band_edges(
+    rows: pl.LazyFrame, node_of_row: np.ndarray, params: MinhashParams, work: Path
+) -> list[Path]:
+    """The edge file of every band: as Ray tasks (one core each) when the run has a Ray
+    cluster, so bands are bucketed on all its workers at once; in this process otherwise.
+    The result does not depend on where the bands ran."""
+    jobs = [(band_column(b), work / f"band-{b:03d}.npy") for b in range(params.num_bands)]
+    import ray
+
+    if not ray.is_initialized():
+        return [_band_edges(rows, c, node_of_row, params.partitions, f) for c, f in jobs]
+    task = ray.remote(num_cpus=1)(_band_edges)
+    nodes = ray.put(node_of_row)
+    return ray.get([task.remote(rows, c, nodes, params.partitions, f) for c, f in jobs])
 
 
 def _verify(
