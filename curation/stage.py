@@ -141,6 +141,7 @@ _STAGE_MODULES = (
     "curation.dedup.minhash",
     "curation.scoring.perplexity",
     "curation.selectors.random",
+    "curation.selectors.threshold",
 )
 
 _REGISTRY: dict[str, type[MapStage]] = {}

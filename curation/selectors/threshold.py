@@ -1,0 +1,121 @@
+"""``threshold``: keep documents by a score column, absolutely or as a global top fraction.
+
+Two modes, exactly one per stage:
+
+- **absolute**: ``min`` and/or ``max`` bound the ``column``; rows outside are dropped as
+  ``threshold:below_min`` / ``threshold:above_max``.
+- **top fraction**: ``top_fraction`` of the dataset, best scores first (``higher_is_better``,
+  default true), measured ``by: count`` (documents) or ``by: chars`` (characters of text,
+  as PreSelect and DCLM keep the top 10% of characters). The cut is computed once over
+  every live row of the dataset at the barrier, never per shard: rows are ordered by score
+  (ties by id), and the kept rows are the shortest prefix of that order whose documents
+  (or characters) reach ``top_fraction`` of the dataset's total; ``ceil`` for counts. The
+  others are dropped as ``threshold:below_cut``.
+
+Rows with a null score are dropped as ``threshold:no_score`` in both modes (they count in
+the dataset's total for ``top_fraction``). Every scored row gets ``threshold_rank``
+(1 = best) in top-fraction mode.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+
+from curation.batch import ID, TEXT, with_drop_reason
+from curation.stage import GlobalStage, StageParams, register, write_decisions
+
+_SCORE, _CHARS = "_threshold_score", "_threshold_chars"
+
+
+class ThresholdParams(StageParams):
+    column: str = Field(..., description="the score column")
+    min: float | None = Field(None, description="absolute: keep scores >= this")
+    max: float | None = Field(None, description="absolute: keep scores <= this")
+    top_fraction: float | None = Field(
+        None, gt=0, le=1, description="keep this fraction of the dataset, best scores first"
+    )
+    by: Literal["count", "chars"] = Field("count", description="top_fraction of documents or chars")
+    higher_is_better: bool = Field(True, description="false for scores like perplexity")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> ThresholdParams:
+        absolute = self.min is not None or self.max is not None
+        if absolute == (self.top_fraction is not None):
+            raise ValueError("give either min and/or max, or top_fraction (not both)")
+        return self
+
+
+@register
+class Threshold(GlobalStage):
+    """Keep rows by a score: absolute bounds, or a top fraction cut over the whole dataset."""
+
+    name = "threshold"
+    help = "keep by a score column: min/max, or the global top fraction of docs or chars"
+    Params = ThresholdParams
+    params: ThresholdParams
+    internal_columns = (_SCORE, _CHARS)
+
+    def measure(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        if p.column not in table.column_names:
+            raise ValueError(
+                f"threshold: no column {p.column!r} (columns: {', '.join(table.column_names)});"
+                " put the stage that writes it before threshold"
+            )
+        score = pc.cast(table[p.column], pa.float64())
+        table = table.append_column(_SCORE, score)
+        return table.append_column(
+            _CHARS, pc.fill_null(pc.utf8_length(table[TEXT]), 0).cast(pa.int64())
+        )
+
+    def decide(self, keys: Any, folder: Path) -> None:
+        p = self.params
+        if p.top_fraction is None or _SCORE not in keys.collect_schema().names():
+            return  # absolute bounds need no barrier
+        weight = pl.col(_CHARS) if p.by == "chars" else pl.lit(1, pl.Int64)
+        total_expr = pl.col(_CHARS).sum() if p.by == "chars" else pl.len()
+        totals = keys.select(total_expr.alias("total")).collect()
+        total = int(totals["total"][0] or 0)
+        target = p.top_fraction * total
+        if p.by == "count":
+            target = math.ceil(target)
+        ranked = (
+            keys.filter(pl.col(_SCORE).is_not_null() & pl.col(_SCORE).is_not_nan())
+            .with_columns(weight.alias("_weight"))
+            .sort([_SCORE, ID, "shard"], descending=[p.higher_is_better, False, False])
+            .with_row_index("threshold_rank", offset=1)
+            .with_columns(pl.col("_weight").cum_sum().alias("_through"))
+            .with_columns(((pl.col("_through") - pl.col("_weight")) < target).alias("_keep"))
+            .select("shard", ID, "threshold_rank", "_keep")
+            .collect()
+        )
+        write_decisions(ranked, folder)
+
+    def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
+        p = self.params
+        score = table[_SCORE]
+        missing = pc.or_kleene(pc.is_null(score), pc.is_nan(pc.fill_null(score, 0.0)))
+        table = with_drop_reason(table, missing, self.reason("no_score"))
+        if p.top_fraction is None:
+            if p.min is not None:
+                table = with_drop_reason(table, pc.less(score, p.min), self.reason("below_min"))
+            if p.max is not None:
+                table = with_drop_reason(table, pc.greater(score, p.max), self.reason("above_max"))
+            return table
+        n = table.num_rows
+        if decisions is None or decisions.num_rows == 0:
+            table = table.append_column("threshold_rank", pa.nulls(n, pa.int64()))
+            return with_drop_reason(table, pa.array(np.ones(n, bool)), self.reason("below_cut"))
+        where = pc.index_in(table[ID], decisions[ID])
+        rank = pc.take(decisions["threshold_rank"].cast(pa.int64()), where)
+        keep = pc.fill_null(pc.take(decisions["_keep"], where), False)
+        table = table.append_column("threshold_rank", rank)
+        return with_drop_reason(table, pc.invert(keep), self.reason("below_cut"))
