@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -224,6 +225,67 @@ def train_kenlm_command(
         f"{meta['vocab_size']:,} pieces in the vocabulary, {meta['seconds']} s",
         err=True,
     )
+
+
+@main.command("train-fasttext")
+@click.option("--positive", multiple=True, required=True, help="text of the wanted kind")
+@click.option("--negative", multiple=True, required=True, help="text of the unwanted kind")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="model.bin")
+@click.option("--labels", default="hq,lq", show_default=True, help="positive,negative")
+@click.option("--held-out", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    help="a fastText train_supervised argument as NAME=VALUE (e.g. epoch=10, dim=256)",
+)
+def train_fasttext_command(
+    positive: tuple[str, ...],
+    negative: tuple[str, ...],
+    output: str,
+    labels: str,
+    held_out: float,
+    seed: int,
+    text_field: str,
+    args: tuple[str, ...],
+) -> None:
+    """Train a fastText classifier the DCLM way (word bigrams, defaults otherwise)."""
+    from curation.scoring.classifier import read_texts, train_classifier
+
+    names = tuple(labels.split(","))
+    if len(names) != 2:
+        raise click.UsageError("--labels takes two names: positive,negative")
+    overrides = {}
+    for item in args:
+        key, _, value = item.partition("=")
+        if not value:
+            raise click.UsageError(f"--arg {item!r}: expected NAME=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    try:
+        pos = list(read_texts(list(positive), text_field))
+        neg = list(read_texts(list(negative), text_field))
+        meta = train_classifier(
+            pos,
+            neg,
+            output,
+            labels=names,  # type: ignore[arg-type]
+            held_out=held_out,
+            seed=seed,
+            fasttext_args=overrides,
+            trained_on={"positive": list(positive), "negative": list(negative)},
+        )
+    except (InputError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    m = meta["metrics"]
+    click.echo(f"wrote {output} ({m['train']:,} training documents)", err=True)
+    if "auc" in m:
+        click.echo(
+            f"held out {m['held_out']:,}: precision {m['precision']:.3f}, recall "
+            f"{m['recall']:.3f}, accuracy {m['accuracy']:.3f}, AUC {m['auc']:.3f}",
+            err=True,
+        )
 
 
 @main.command("sample-data")

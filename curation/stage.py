@@ -140,6 +140,7 @@ _STAGE_MODULES = (
     "curation.dedup.lines",
     "curation.dedup.minhash",
     "curation.scoring.perplexity",
+    "curation.scoring.classifier",
     "curation.selectors.random",
     "curation.selectors.threshold",
 )
