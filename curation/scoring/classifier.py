@@ -199,11 +199,15 @@ class FasttextClassifier(MapStage):
 
     def process(self, table: pa.Table) -> pa.Table:
         p = self.params
-        names, probs = self._model.predict(flatten(table[TEXT]), k=-1)
-        columns = {label: np.zeros(table.num_rows) for label in self._labels}
-        for row, (doc_names, doc_probs) in enumerate(zip(names, probs, strict=True)):
-            for label, prob in zip(doc_names, doc_probs, strict=True):
-                columns[label[len(PREFIX) :]][row] = prob
+        # fastText's own per-line binding: the wrapper's predict adds an array per call
+        # and its list form is slower than a loop (measured in benchmarks/scoring_speed.py)
+        predict = self._model.f.predict
+        index = {PREFIX + label: i for i, label in enumerate(self._labels)}
+        values = np.zeros((table.num_rows, len(self._labels)))
+        for row, text in enumerate(flatten(table[TEXT])):
+            for prob, label in predict(text + "\n", -1, 0.0, "strict"):
+                values[row, index[label]] = prob
+        columns = {label: values[:, i] for i, label in enumerate(self._labels)}
         for label, values in columns.items():
             table = table.append_column(f"{p.name}_{label}_prob", pa.array(values))
         if p.label is None:

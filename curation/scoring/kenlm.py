@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def kenlm_tool(name: str) -> Path:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class KenlmModel:
     """A loaded model folder: the KenLM model and its SentencePiece tokenizer."""
 
@@ -83,6 +84,11 @@ class KenlmModel:
     model: Any
     tokenizer: Any
     meta: dict[str, Any]
+
+    @cached_property
+    def pieces(self) -> list[str]:
+        """Piece string of every SentencePiece id."""
+        return [self.tokenizer.IdToPiece(i) for i in range(self.tokenizer.GetPieceSize())]
 
 
 def check_model_folder(folder: str | Path) -> Path:
@@ -151,14 +157,25 @@ def perplexity(
     Texts with no non-empty line get NaN.
     """
     lines, owner = split_paragraphs(texts)
-    pieces = model.tokenizer.encode(lines.to_pylist(), out_type=str)
-    score = model.model.score
-    logs = np.fromiter(
-        (score(" ".join(p), bos=True, eos=True) for p in pieces),
-        dtype=np.float64,
-        count=len(pieces),
+    # ids, then their pieces from a table: faster than asking SentencePiece for strings.
+    # An unknown piece's string is its surface text (as in training), not "<unk>": those
+    # few lines are asked for strings.
+    texts_of_lines = lines.to_pylist()
+    tokenizer, vocabulary, score = model.tokenizer, model.pieces, model.model.score
+    ids = tokenizer.encode(texts_of_lines)
+    unknown = tokenizer.unk_id()
+    sentences = (
+        " ".join(tokenizer.encode(line, out_type=str))
+        if unknown in seq
+        else " ".join([vocabulary[i] for i in seq])
+        for line, seq in zip(texts_of_lines, ids, strict=True)
     )
-    lengths = np.fromiter((len(p) + 1 for p in pieces), dtype=np.float64, count=len(pieces))
+    logs = np.fromiter(
+        (score(sentence, bos=True, eos=True) for sentence in sentences),
+        dtype=np.float64,
+        count=len(ids),
+    )
+    lengths = np.fromiter((len(seq) + 1 for seq in ids), dtype=np.float64, count=len(ids))
     n = len(texts)
     total_log = np.bincount(owner, weights=logs, minlength=n)
     total_len = np.bincount(owner, weights=lengths, minlength=n)

@@ -154,3 +154,26 @@ def test_missing_or_corrupt_model_is_an_error_before_any_data_is_read(
     (broken / "sp.model").unlink()
     with pytest.raises(RecipeError, match=r"sp\.model is missing"):
         recipe_of(f"stages:\n  - kenlm_perplexity: {{model: '{broken}'}}\n", "/no/such/input")
+
+
+def test_perplexity_is_ccnets_formula_over_scored_paragraphs(model: tuple[Path, Path]) -> None:
+    import math
+
+    import pyarrow as pa
+
+    from curation.scoring.kenlm import load_model, perplexity
+
+    folder, held = model
+    loaded = load_model(folder)
+    texts = chunks(held / REFERENCE[0], size=8)[:20]  # Wikipedia, with characters SentencePiece
+    values, pieces = perplexity(loaded, pa.array(texts))  # does not know (<, >)
+    for text, value, count in zip(texts, values, pieces, strict=True):
+        log10, length = 0.0, 0
+        for line in text.split("\n"):
+            normal = normalize_text(line)
+            if normal:
+                tokens = loaded.tokenizer.encode(normal, out_type=str)
+                log10 += loaded.model.score(" ".join(tokens), bos=True, eos=True)
+                length += len(tokens) + 1
+        assert count == length
+        assert value == pytest.approx(math.pow(10, -log10 / length), rel=1e-9)
