@@ -47,6 +47,8 @@ bench: setup
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
+	$(BIN)/python benchmarks/scoring_speed.py
+	$(BIN)/python benchmarks/quality_classifier.py
 
 clean:
 	rm -rf runs data/sample benchmarks/_data benchmarks/_runs

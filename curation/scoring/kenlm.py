@@ -167,7 +167,7 @@ def perplexity(
     sentences = (
         " ".join(tokenizer.encode(line, out_type=str))
         if unknown in seq
-        else " ".join([vocabulary[i] for i in seq])
+        else " ".join(map(vocabulary.__getitem__, seq))
         for line, seq in zip(texts_of_lines, ids, strict=True)
     )
     logs = np.fromiter(
