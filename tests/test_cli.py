@@ -78,3 +78,39 @@ def test_sample_data_python_docs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     files = sorted((tmp_path / "s").iterdir())
     assert [f.name for f in files] == ["python-docs-00000.jsonl.gz", "python-docs-00001.jsonl.gz"]
+
+
+def test_train_fasttext_prints_held_out_metrics(tmp_path: Path) -> None:
+    from tests.conftest import shared_file
+
+    rows = [
+        json.loads(line)
+        for line in shared_file("quality/dclm-human-quality-majority.jsonl")
+        .read_text()
+        .splitlines()
+    ]
+    for name, label in (("good", 1), ("bad", 0)):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"text": r["text"]}) + "\n" for r in rows if r["label"] == label)
+        )
+    args = ["train-fasttext", "--positive", str(tmp_path / "good.jsonl"), "--negative"]
+    args += [str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "q.bin"), "--arg", "epoch=10"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "held out 50: precision" in result.output and "AUC" in result.output
+    meta = json.loads((tmp_path / "q.bin.json").read_text())
+    assert meta["fasttext_args"]["epoch"] == 10
+    bad = CliRunner().invoke(main, [*args[:-2], "--arg", "epoch"])
+    assert bad.exit_code == 2 and "expected NAME=VALUE" in bad.output
+
+
+def test_train_kenlm_refuses_a_non_empty_output_folder(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(
+        main,
+        ["train-kenlm", "--input", str(tmp_path / "model"), "--output", str(tmp_path / "model")],
+    )
+    assert result.exit_code == 1
+    assert "exists and is not empty" in result.output
+    assert (tmp_path / "model" / "keep.txt").read_text() == "mine"

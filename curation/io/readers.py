@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
-from curation.io.inputs import InputError, InputShard
+from curation.io.inputs import InputError, InputShard, resolve_inputs
 from curation.recipe import InputSpec
 
 RESERVED = (ID, TEXT, DROP_REASON)
@@ -43,6 +43,16 @@ RESERVED = (ID, TEXT, DROP_REASON)
 
 class CorruptInputError(InputError):
     """A file is damaged or truncated; the message names it and the row reached."""
+
+
+def live_texts(paths: list[str], text_field: str = "text") -> Iterator[pa.Array]:
+    """The text of every readable document of ``paths``, batch by batch (any format;
+    rows the reader sets aside are skipped). For the commands that train models."""
+    spec = InputSpec(paths=paths, text_field=text_field)
+    for shard in resolve_inputs(paths, "auto"):
+        for table in read_shard(shard, spec):
+            live = table.filter(pc.is_null(table["drop_reason"]))
+            yield live["text"].combine_chunks()
 
 
 def read_shard(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:

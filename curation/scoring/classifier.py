@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curation.batch import TEXT, with_drop_reason
+from curation.io.readers import live_texts
 from curation.stage import MapStage, StageParams, register
 
 PREFIX = "__label__"
@@ -153,15 +154,8 @@ def positive_probability(model: Any, texts: list[str], label: str) -> np.ndarray
 
 def read_texts(paths: list[str], text_field: str) -> Iterator[str]:
     """Texts of the live documents of ``paths`` (any input format the engine reads)."""
-    from curation.io.inputs import resolve_inputs
-    from curation.io.readers import read_shard
-    from curation.recipe import InputSpec
-
-    spec = InputSpec(paths=paths, text_field=text_field)
-    for shard in resolve_inputs(paths, "auto"):
-        for table in read_shard(shard, spec):
-            live = table.filter(pc.is_null(table["drop_reason"]))
-            yield from live[TEXT].to_pylist()
+    for texts in live_texts(paths, text_field):
+        yield from texts.to_pylist()
 
 
 # --------------------------------------------------------------------------- the stage

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.io.readers import live_texts
 from curation.scoring.normalize import normalize_lines
 
 MODEL_FILE = "model.bin"
@@ -151,13 +151,14 @@ def perplexity(
     Texts with no non-empty line get NaN.
     """
     lines, owner = split_paragraphs(texts)
-    # one line at a time: SentencePiece's list form is slower here (its thread pool)
-    encode, score = model.tokenizer.encode, model.model.score
+    # one line at a time (SentencePiece's list form is slower here, with its thread
+    # pool), through EncodeAsPieces, which skips encode()'s option handling
+    encode, score = model.tokenizer.EncodeAsPieces, model.model.score
     paragraphs = lines.to_pylist()
     logs = np.empty(len(paragraphs), dtype=np.float64)
     lengths = np.empty(len(paragraphs), dtype=np.float64)
     for i, line in enumerate(paragraphs):
-        pieces = encode(line, out_type=str)
+        pieces = encode(line)
         logs[i] = score(" ".join(pieces), bos=True, eos=True)
         lengths[i] = len(pieces) + 1
     n = len(texts)
@@ -169,18 +170,6 @@ def perplexity(
 
 
 # --------------------------------------------------------------------------- training
-
-
-def _documents(paths: list[str], text_field: str) -> Iterator[pa.Array]:
-    from curation.io.inputs import resolve_inputs
-    from curation.io.readers import read_shard
-    from curation.recipe import InputSpec
-
-    spec = InputSpec(paths=paths, text_field=text_field)
-    for shard in resolve_inputs(paths, "auto"):
-        for table in read_shard(shard, spec):
-            live = table.filter(pc.is_null(table["drop_reason"]))
-            yield live["text"].combine_chunks()
 
 
 def train_kenlm(
@@ -212,7 +201,7 @@ def train_kenlm(
         held_out: list[str] = []  # every HOLD_OUT-th paragraph: for the percentiles
         lines = 0
         with open(normalized, "w", encoding="utf-8") as handle:
-            for texts in _documents(inputs, text_field):
+            for texts in live_texts(inputs, text_field):
                 paragraphs, _ = split_paragraphs(texts)
                 for line in paragraphs.to_pylist():
                     lines += 1

@@ -133,7 +133,11 @@ def reference_normalize(line: str) -> str:
 def test_normalisation_matches_a_character_by_character_reference(c4_path: Path) -> None:
     with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
         lines = [line for row in handle for line in json.loads(row)["text"].split("\n")]
-    lines += ["  Ça coûte 1 234,5 € — «vraiment» ?  ", "ＡＢＣ １２３ … ’quoted’", "a\x9cb\x07c\tD٣"]
+    lines += [
+        "  Ça coûte 1 234,5 € — «vraiment» ?  ",
+        "ＡＢＣ １２３ … ’quoted’",
+        "a\x9cb\x07c\tD٣",
+    ]
     for line in lines:
         assert normalize_text(line) == reference_normalize(line), line
 
