@@ -39,20 +39,23 @@ def documents(count: int) -> list[str]:
     return [base[i % len(base)] for i in range(count)]
 
 
-def best_of(repeats: int, run: object) -> float:
-    times = []
+def best_of(repeats: int, *runs: object) -> list[float]:
+    """Best time of each run over ``repeats`` rounds; every round runs each once, in turn,
+    so a burst of noise on the machine hits all of them alike."""
+    best = [float("inf")] * len(runs)
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()  # type: ignore[operator]
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for index, run in enumerate(runs):
+            started = time.perf_counter()
+            run()  # type: ignore[operator]
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--batch-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import pyarrow
 
@@ -86,14 +89,14 @@ def main() -> None:
         normalised += split_paragraphs(batch["text"])[0].to_pylist()
     prepared = [" ".join(p) for p in model.tokenizer.encode(normalised, out_type=str)]
     score, encode = model.model.score, model.tokenizer.encode
-    plain = best_of(args.repeats, lambda: [score(line, bos=True, eos=True) for line in prepared])
-    user = best_of(
-        args.repeats,
-        lambda: [score(" ".join(encode(line, out_type=str))) for line in normalised],
-    )
     stage = stages["kenlm_perplexity"](stages["kenlm_perplexity"].Params(model=str(work / "kenlm")))
     stage.setup()
-    ours = best_of(args.repeats, lambda: [stage.process(b) for b in batches])
+    plain, user, ours = best_of(
+        args.repeats,
+        lambda: [score(line, bos=True, eos=True) for line in prepared],
+        lambda: [score(" ".join(encode(line, out_type=str))) for line in normalised],
+        lambda: [stage.process(b) for b in batches],
+    )
     print(
         f"| kenlm.Model.score loop, pieces given ({len(prepared):,} paragraphs) | "
         f"{plain:.2f} | {args.docs / plain:,.0f} | 1.00x |"
@@ -111,12 +114,15 @@ def main() -> None:
 
     classifier = fasttext.load_model(str(work / "quality.bin"))
     one_line = [t for b in batches for t in flatten(b["text"])]
-    plain = best_of(args.repeats, lambda: [classifier.predict(t, k=-1) for t in one_line])
     stage = stages["fasttext_classifier"](
         stages["fasttext_classifier"].Params(model=str(work / "quality.bin"), name="quality")
     )
     stage.setup()
-    ours = best_of(args.repeats, lambda: [stage.process(b) for b in batches])
+    plain, ours = best_of(
+        args.repeats,
+        lambda: [classifier.predict(t, k=-1) for t in one_line],
+        lambda: [stage.process(b) for b in batches],
+    )
     print(f"| fastText predict loop | {plain:.2f} | {args.docs / plain:,.0f} | 1.00x |")
     print(
         f"| fasttext_classifier stage | {ours:.2f} | {args.docs / ours:,.0f} | "
