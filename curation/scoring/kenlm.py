@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.io.readers import live_texts
-from curation.scoring.normalize import normalize_lines
+from curation.scoring.normalize import split_paragraphs
 
 MODEL_FILE = "model.bin"
 TOKENIZER_FILE = "sp.model"
@@ -132,17 +132,6 @@ def load_model(folder: str | Path) -> KenlmModel:
     return KenlmModel(path, model, tokenizer, meta)
 
 
-def split_paragraphs(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Normalised non-empty lines of every text, flat, and the text each comes from."""
-    lists = pc.split_pattern(pc.fill_null(texts.cast(pa.large_string()), ""), "\n")
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
-    parents = np.asarray(pc.list_parent_indices(lists))
-    lines = normalize_lines(lists.flatten())
-    keep = pc.greater(pc.binary_length(lines), 0)
-    return lines.filter(keep), parents[np.asarray(keep)]
-
-
 def perplexity(
     model: KenlmModel, texts: pa.Array | pa.ChunkedArray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -151,16 +140,14 @@ def perplexity(
     Texts with no non-empty line get NaN.
     """
     lines, owner = split_paragraphs(texts)
-    # one line at a time (SentencePiece's list form is slower here, with its thread
-    # pool), through EncodeAsPieces, which skips encode()'s option handling
-    encode, score = model.tokenizer.EncodeAsPieces, model.model.score
-    paragraphs = lines.to_pylist()
-    logs = np.empty(len(paragraphs), dtype=np.float64)
-    lengths = np.empty(len(paragraphs), dtype=np.float64)
-    for i, line in enumerate(paragraphs):
-        pieces = encode(line)
-        logs[i] = score(" ".join(pieces), bos=True, eos=True)
-        lengths[i] = len(pieces) + 1
+    # one line at a time (SentencePiece's list form is slower here, with its thread pool);
+    # map() keeps the loop in C. SentencePiece escapes spaces (as U+2581), so the pieces
+    # of a line are the spaces of its joined form plus one; the length adds the end of line.
+    joined = list(map(" ".join, map(model.tokenizer.EncodeAsPieces, lines.to_pylist())))
+    logs = np.fromiter(map(model.model.score, joined), dtype=np.float64, count=len(joined))
+    pieces = pa.array(joined, pa.large_string())
+    lengths = np.asarray(pc.count_substring(pieces, " "), dtype=np.float64) + 2.0
+    lengths[np.asarray(pc.equal(pc.binary_length(pieces), 0))] = 1.0  # no piece: end only
     n = len(texts)
     total_log = np.bincount(owner, weights=logs, minlength=n)
     total_len = np.bincount(owner, weights=lengths, minlength=n)

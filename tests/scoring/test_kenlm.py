@@ -10,10 +10,12 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.recipe import RecipeError
 from curation.scoring.kenlm import ToolMissing, kenlm_tool, train_kenlm
-from curation.scoring.normalize import PUNCTUATION, normalize_text
+from curation.scoring.normalize import PUNCTUATION, normalize_text, split_paragraphs
 from tests.conftest import read_output, recipe_of, run_local, shared_file
 
 REFERENCE = (
@@ -140,6 +142,31 @@ def test_normalisation_matches_a_character_by_character_reference(c4_path: Path)
     ]
     for line in lines:
         assert normalize_text(line) == reference_normalize(line), line
+
+
+# characters that exercise every branch: ASCII letters, digits, white space and controls;
+# trimmed Unicode spaces, accents, other digits, table punctuation, C1 controls
+_TRICKY = (
+    "aZ09 \t\r\n\x0b\x1c\x1f\x01\x7f\u00a0\u3000\u00e9E\u0301\u0663\u2019\u2014\u2026\u0085\u009c"
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.none() | st.text(alphabet=_TRICKY, max_size=30), max_size=8))
+def test_split_paragraphs_is_the_reference_line_by_line(texts: list[str | None]) -> None:
+    import pyarrow as pa
+
+    lines, owner = split_paragraphs(pa.array(texts, pa.string()))
+    expected = [
+        (index, normal)
+        for index, text in enumerate(texts)
+        for line in (text or "").split("\n")
+        if (normal := reference_normalize(line))
+    ]
+    assert list(zip(owner.tolist(), lines.to_pylist(), strict=True)) == expected
+    sliced = pa.array(["x\ny", *texts], pa.string()).slice(1)  # buffers with an offset
+    lines, owner = split_paragraphs(sliced)
+    assert list(zip(owner.tolist(), lines.to_pylist(), strict=True)) == expected
 
 
 def test_missing_or_corrupt_model_is_an_error_before_any_data_is_read(
