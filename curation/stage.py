@@ -143,6 +143,9 @@ _STAGE_MODULES = (
     "curation.scoring.classifier",
     "curation.selectors.random",
     "curation.selectors.threshold",
+    "curation.scoring.lm_loss",
+    "curation.selectors.color_filter",
+    "curation.selectors.preselect",
 )
 
 _REGISTRY: dict[str, type[MapStage]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from curation.cli import main
@@ -114,3 +115,20 @@ def test_train_kenlm_refuses_a_non_empty_output_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "exists and is not empty" in result.output
     assert (tmp_path / "model" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.ray
+def test_train_lm_as_a_ray_task(c4_path: Path, tmp_path: Path) -> None:
+    """--executor ray trains inside a Ray task (num_gpus=0 on a cluster without GPUs)."""
+    out = tmp_path / "lm"
+    result = CliRunner().invoke(
+        main,
+        ["train-lm", "--input", str(c4_path), "--output", str(out), "--config", "tiny",
+         "--steps", "5", "--batch-size", "4", "--vocab-size", "600", "--executor", "ray"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "as a Ray task with num_gpus=0" in result.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["training"]["steps"] == 5 and meta["training"]["device"] == "cpu"
+    again = CliRunner().invoke(main, ["train-lm", "--input", str(c4_path), "--output", str(out)])
+    assert again.exit_code != 0 and "exists and is not empty" in again.output

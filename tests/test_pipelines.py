@@ -77,3 +77,44 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert min(r["quality_hq_prob"] for r in kept) >= max(r["quality_hq_prob"] for r in cut)
     chars = sum(len(r["text"]) for r in kept)
     assert chars >= 0.1 * (chars + sum(len(r["text"]) for r in cut))
+
+
+@pytest.mark.slow
+def test_color_filter_recipe_with_models_from_the_cli(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`curate train-lm` trains the prior on C4 and fine-tunes it on a book (--init);
+    pipelines/color_filter.yaml then keeps the top 1/8 of a pool of C4 and book chunks."""
+    import gzip
+    import json
+    import math
+
+    from click.testing import CliRunner
+
+    from curation.cli import main
+    from tests.conftest import shared_file
+
+    monkeypatch.chdir(tmp_path)  # the recipe names models/prior and models/conditional
+    book = shared_file("reference/gutenberg-2701-moby-dick.txt").read_text(encoding="utf-8")
+    chunks = [book[i : i + 1200] for i in range(30_000, 30_000 + 1200 * 100, 1200)]
+    Path("target.jsonl").write_text("".join(json.dumps({"text": c}) + "\n" for c in chunks[:60]))
+    with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
+        web = [json.loads(line)["text"] for line in handle]
+    pool = [{"id": f"c4/{i}", "text": t} for i, t in enumerate(web[600:760])]
+    pool += [{"id": f"book/{i}", "text": t} for i, t in enumerate(chunks[60:])]
+    Path("pool.jsonl").write_text("".join(json.dumps(d) + "\n" for d in pool))
+    quick = ["--steps", "40", "--batch-size", "8", "--config", "tiny"]
+    runner = CliRunner()
+    prior = ["--input", str(c4_path), "--output", "models/prior", "--vocab-size", "1200"]
+    result = runner.invoke(main, ["train-lm", *prior, *quick])
+    assert result.exit_code == 0, result.output
+    assert "bits/char" in result.output
+    tune = ["--input", "target.jsonl", "--init", "models/prior", "--output", "models/conditional"]
+    result = runner.invoke(main, ["train-lm", *tune, *quick])
+    assert result.exit_code == 0, result.output
+    assert json.loads(Path("models/conditional/config.json").read_text())["training"]["init"]
+    recipe = load_recipe(PIPELINES / "color_filter.yaml").with_input(paths=["pool.jsonl"])
+    run_local(recipe, tmp_path / "out")
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    assert len(kept) == math.ceil(len(pool) / 8)
+    assert sum(r["id"].startswith("book/") for r in kept) >= 0.9 * len(kept)

@@ -126,11 +126,19 @@ class RayExecutor:
         items = [{"shard": json.dumps(asdict(shard))} for shard in shards]
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         size = max(1, min(self.workers, len(shards)))
+        # model stages (lm_loss, color_filter) hold their model on a GPU when the cluster
+        # has them: one actor per GPU then; on a cluster without GPUs they run on CPUs
+        gpus = plan.gpus()
+        have = float(ray.cluster_resources().get("GPU", 0))
+        num_gpus = gpus if gpus and have >= gpus else 0
+        if num_gpus:
+            size = max(1, min(size, int(have // num_gpus)))
         results = dataset.map(
             _ShardWorker,
             fn_constructor_kwargs={"plan": plan},
             compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=1,
+            num_gpus=num_gpus,
         )
         for row in results.iter_rows():
             if row["error"]:

@@ -126,6 +126,13 @@ class SegmentPlan:
     segment: Segment
     work: Path
 
+    def gpus(self) -> float:
+        """The most GPUs one stage of this segment (or its measuring stage) asks for."""
+        from curation.stage import registry
+
+        specs = [*self.segment.stages, *([self.segment.measure] if self.segment.measure else [])]
+        return max((registry()[spec.name].resources.gpus for spec in specs), default=0.0)
+
     def build(self) -> tuple[list[MapStage], GlobalStage | None]:
         """The segment's stages and its measuring global stage, built and set up."""
         stages = [spec.build() for spec in self.segment.stages]

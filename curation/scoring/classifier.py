@@ -178,6 +178,23 @@ class ClassifierParams(StageParams):
         return self
 
 
+def label_probabilities(
+    model: Any, labels: list[str], texts: pa.Array | pa.ChunkedArray
+) -> np.ndarray:
+    """Probability of each of ``labels`` (names without ``__label__``; the model may have
+    more) for each text, newlines flattened as in training: shape (texts, labels)."""
+    # fastText's own per-line binding: the wrapper's predict adds an array per call
+    # and its list form is slower than a loop (measured in benchmarks/scoring_speed.py)
+    predict = model.f.predict
+    index = {PREFIX + label: i for i, label in enumerate(labels)}
+    values = np.zeros((len(texts), len(labels)))
+    for row, text in enumerate(flatten(texts)):
+        for prob, label in predict(text + "\n", -1, 0.0, "strict"):
+            if label in index:
+                values[row, index[label]] = prob
+    return values
+
+
 @register
 class FasttextClassifier(MapStage):
     """Label probabilities of a fastText classifier, one column per label."""
@@ -193,14 +210,7 @@ class FasttextClassifier(MapStage):
 
     def process(self, table: pa.Table) -> pa.Table:
         p = self.params
-        # fastText's own per-line binding: the wrapper's predict adds an array per call
-        # and its list form is slower than a loop (measured in benchmarks/scoring_speed.py)
-        predict = self._model.f.predict
-        index = {PREFIX + label: i for i, label in enumerate(self._labels)}
-        values = np.zeros((table.num_rows, len(self._labels)))
-        for row, text in enumerate(flatten(table[TEXT])):
-            for prob, label in predict(text + "\n", -1, 0.0, "strict"):
-                values[row, index[label]] = prob
+        values = label_probabilities(self._model, self._labels, table[TEXT])
         columns = {label: values[:, i] for i, label in enumerate(self._labels)}
         for label, values in columns.items():
             table = table.append_column(f"{p.name}_{label}_prob", pa.array(values))

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.io.readers import live_texts
+from curation.lm.tokenizer import train_sentencepiece
 from curation.scoring.normalize import split_paragraphs
 
 MODEL_FILE = "model.bin"
@@ -174,7 +175,6 @@ def train_kenlm(
     ``output`` and moves it into place at the end, so ``output`` is complete or absent.
     Returns the metadata written.
     """
-    import sentencepiece
 
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     out = Path(output)
@@ -199,20 +199,7 @@ def train_kenlm(
         if lines == 0:
             raise ValueError(f"no text to train on in {inputs}")
         log(f"train-kenlm: {lines:,} normalised lines; training SentencePiece ({vocab_size:,})")
-        sentencepiece.SentencePieceTrainer.train(
-            input=str(normalized),
-            model_prefix=str(work / "sp"),
-            vocab_size=vocab_size,
-            hard_vocab_limit=False,
-            model_type="unigram",
-            character_coverage=0.9999,
-            input_sentence_size=2_000_000,
-            shuffle_input_sentence=True,
-            num_threads=os.cpu_count() or 1,
-            minloglevel=2,
-        )
-        tokenizer = sentencepiece.SentencePieceProcessor()
-        tokenizer.Load(str(work / "sp.model"))
+        tokenizer = train_sentencepiece(normalized, work / "sp", vocab_size)
         pieces_file = work / "pieces.txt"
         pieces = 0
         with open(normalized, encoding="utf-8") as src, open(pieces_file, "w") as dst:

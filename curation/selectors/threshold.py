@@ -62,9 +62,15 @@ class Threshold(GlobalStage):
     Params = ThresholdParams
     params: ThresholdParams
     internal_columns = (_SCORE, _CHARS)
+    rank_column = "threshold_rank"
+
+    @property
+    def rule(self) -> ThresholdParams:
+        """The cut this stage makes (selectors built on it derive theirs)."""
+        return self.params
 
     def measure(self, table: pa.Table) -> pa.Table:
-        p = self.params
+        p = self.rule
         if p.column not in table.column_names:
             raise ValueError(
                 f"threshold: no column {p.column!r} (columns: {', '.join(table.column_names)});"
@@ -77,7 +83,7 @@ class Threshold(GlobalStage):
         )
 
     def decide(self, keys: Any, folder: Path) -> None:
-        p = self.params
+        p = self.rule
         if p.top_fraction is None or _SCORE not in keys.collect_schema().names():
             return  # absolute bounds need no barrier
         weight = pl.col(_CHARS) if p.by == "chars" else pl.lit(1, pl.Int64)
@@ -100,7 +106,7 @@ class Threshold(GlobalStage):
         write_decisions(ranked, folder)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
-        p = self.params
+        p = self.rule
         score = table[_SCORE]
         missing = pc.or_kleene(pc.is_null(score), pc.is_nan(pc.fill_null(score, 0.0)))
         table = with_drop_reason(table, missing, self.reason("no_score"))
@@ -112,10 +118,10 @@ class Threshold(GlobalStage):
             return table
         n = table.num_rows
         if decisions is None or decisions.num_rows == 0:
-            table = table.append_column("threshold_rank", pa.nulls(n, pa.int64()))
+            table = table.append_column(self.rank_column, pa.nulls(n, pa.int64()))
             return with_drop_reason(table, pa.array(np.ones(n, bool)), self.reason("below_cut"))
         where = pc.index_in(table[ID], decisions[ID])
         rank = pc.take(decisions["threshold_rank"].cast(pa.int64()), where)
         keep = pc.fill_null(pc.take(decisions["_keep"], where), False)
-        table = table.append_column("threshold_rank", rank)
+        table = table.append_column(self.rank_column, rank)
         return with_drop_reason(table, pc.invert(keep), self.reason("below_cut"))

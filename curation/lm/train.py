@@ -1,0 +1,334 @@
+"""Training and scoring small language models: packing, the trainer, checkpoints, losses.
+
+A checkpoint is a folder with ``model.safetensors`` (the weights), ``tokenizer.model``
+(SentencePiece, byte fallback) and ``config.json`` (the model's shape, how it was trained,
+its held-out loss and bits per character).
+
+Losses are natural-log cross entropy per predicted token. A document is scored as
+``<s> pieces </s>``: every piece and the end of document are predicted, so ``tokens`` is
+the number of pieces plus one; documents longer than the context are cut into windows
+that each start from the previous window's last token, so every token is predicted once.
+Bits per character are ``loss_sum / ln 2 / characters``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from curation.lm.model import GPT, PRESETS, LMConfig
+from curation.lm.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer, train_lm_tokenizer
+
+WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.model"
+#: Peak dense bf16 tensor FLOP/s by device name, for model FLOPs utilisation.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``steps`` counts optimizer steps of ``batch_size`` sequences; when
+    ``epochs`` is set it decides the steps instead (passes over the packed blocks)."""
+
+    steps: int = 500
+    epochs: float | None = None
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    held_out: float = 0.05
+
+
+@dataclass
+class LanguageModel:
+    """A model, its tokenizer and its checkpoint metadata, on ``device``."""
+
+    model: GPT
+    tokenizer: Any
+    meta: dict[str, Any]
+    device: torch.device
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when torch sees a GPU, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def encode_documents(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """``<s> pieces </s>`` ids of each text (SentencePiece's batch encoder)."""
+    return [[BOS_ID, *ids, EOS_ID] for ids in tokenizer.encode(list(texts))]
+
+
+def pack(documents: list[list[int]], seq_len: int) -> torch.Tensor:
+    """Concatenate documents and cut the stream into blocks of ``seq_len + 1`` ids (inputs
+    are a block's first ``seq_len``, targets its last); the tail shorter than a block is
+    left out. Shape (blocks, seq_len + 1), int64."""
+    stream = np.fromiter((i for doc in documents for i in doc), dtype=np.int64)
+    blocks = len(stream) // (seq_len + 1)
+    return torch.from_numpy(stream[: blocks * (seq_len + 1)].reshape(blocks, seq_len + 1))
+
+
+def split_held_out(texts: Sequence[str], fraction: float, seed: int) -> tuple[list, list]:
+    """(train, held-out) texts: a seeded random ``fraction`` of the documents held out
+    (at least one when there are two or more and fraction > 0)."""
+    order = np.random.default_rng(seed).permutation(len(texts))
+    count = min(len(texts) - 1, max(1, round(fraction * len(texts)))) if fraction > 0 else 0
+    held = set(order[:count].tolist())
+    train = [t for i, t in enumerate(texts) if i not in held]
+    return train, [texts[i] for i in sorted(held)]
+
+
+def learning_rate(step: int, config: TrainConfig, total: int) -> float:
+    """Linear warmup to ``lr`` over ``warmup_steps``, then cosine decay to
+    ``lr * min_lr_ratio`` at the last step."""
+    warmup = min(config.warmup_steps, max(1, total // 10))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_lm(
+    texts: Sequence[str],
+    output: str | Path,
+    *,
+    preset: str = "small",
+    init: str | Path | None = None,
+    train: TrainConfig | None = None,
+    vocab_size: int = 8000,
+    device: str = "auto",
+    sources: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train a model on ``texts`` and write its checkpoint folder to ``output``.
+
+    From scratch (a tokenizer trained on the training texts, the ``preset`` shape), or
+    from the checkpoint ``init`` (its tokenizer and shape: fine-tuning). Returns the
+    checkpoint's metadata: shape, training settings, tokens seen, throughput
+    (tokens/s and, on a GPU of known peak, model FLOPs utilisation), held-out loss and
+    bits per character.
+    """
+    train = train or TrainConfig()
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty: choose another --output")
+    torch.manual_seed(train.seed)
+    where = pick_device(device)
+    fit, held = split_held_out(list(texts), train.held_out, train.seed)
+    if not fit:
+        raise ValueError("no documents to train on")
+    out.mkdir(parents=True, exist_ok=True)
+    if init is not None:
+        start = load_lm(init, device=str(where))
+        model, tokenizer = start.model, start.tokenizer
+        (out / TOKENIZER).write_bytes((Path(init) / TOKENIZER).read_bytes())
+    else:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown --config {preset!r}: use one of {', '.join(PRESETS)}")
+        tokenizer = train_lm_tokenizer(fit, out, vocab_size)
+        config = LMConfig(vocab_size=tokenizer.GetPieceSize(), **PRESETS[preset])
+        model = GPT(config).to(where)
+    config = model.config
+    blocks = pack(encode_documents(tokenizer, fit), config.seq_len)
+    if len(blocks) == 0:
+        raise ValueError(f"the training text is shorter than one context ({config.seq_len})")
+    steps = train.steps
+    if train.epochs is not None:
+        steps = max(1, math.ceil(train.epochs * len(blocks) / train.batch_size))
+    log(
+        f"train-lm: {model.parameter_count():,} parameters, {len(fit):,} documents, "
+        f"{blocks.numel():,} tokens in {len(blocks):,} blocks, {steps:,} steps on {where}"
+    )
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay}, {"params": other}],
+        lr=train.lr,
+        betas=(0.9, 0.95),
+        weight_decay=0.0,
+    )
+    generator = torch.Generator().manual_seed(train.seed)
+    order = torch.randperm(len(blocks), generator=generator)
+    cursor, seen, started, last_loss = 0, 0, time.perf_counter(), float("nan")
+    model.train()
+    for step in range(steps):
+        if cursor + train.batch_size > len(order):
+            order, cursor = torch.randperm(len(blocks), generator=generator), 0
+        batch = blocks[order[cursor : cursor + train.batch_size]].to(where)
+        cursor += train.batch_size
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, train, steps)
+        with torch.autocast(where.type, dtype=torch.bfloat16, enabled=where.type == "cuda"):
+            logits = model(batch[:, :-1])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        optimizer.step()
+        seen += batch[:, 1:].numel()
+        if step % max(1, steps // 10) == 0 or step == steps - 1:
+            last_loss = loss.item()
+            rate = seen / (time.perf_counter() - started)
+            log(f"train-lm: step {step + 1:,}/{steps:,} loss {last_loss:.3f} {rate:,.0f} tokens/s")
+    if where.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    tokens_per_s = seen / elapsed
+    peak = next((v for k, v in PEAK_FLOPS.items() if k in _device_name(where)), None)
+    meta: dict[str, Any] = {
+        "model": config.to_dict(),
+        "parameters": model.parameter_count(),
+        "training": {
+            **asdict(train),
+            "steps": steps,
+            "preset": None if init else preset,
+            "init": str(init) if init else None,
+            "documents": len(fit),
+            "held_out_documents": len(held),
+            "tokens_seen": seen,
+            "final_train_loss": last_loss,
+            "seconds": round(elapsed, 2),
+            "tokens_per_s": round(tokens_per_s, 1),
+            "mfu": round(model.flops_per_token() * tokens_per_s / peak, 4) if peak else None,
+            "device": _device_name(where),
+            "sources": list(sources),
+            "torch": torch.__version__,
+        },
+    }
+    if held:
+        lm = LanguageModel(model, tokenizer, meta, where)
+        losses = document_losses(lm, held)
+        total, chars = float(np.nansum(losses["loss_sum"])), int(losses["chars"].sum())
+        meta["held_out"] = {
+            "loss": total / max(1, int(losses["tokens"].sum())),
+            "bits_per_char": total / math.log(2) / max(1, chars),
+        }
+        held_loss, held_bpc = meta["held_out"]["loss"], meta["held_out"]["bits_per_char"]
+        log(f"train-lm: held-out loss {held_loss:.3f}, {held_bpc:.3f} bits/char")
+    save_lm(model, meta, out)
+    return meta
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def save_lm(model: GPT, meta: dict[str, Any], folder: Path) -> None:
+    """Write the weights and ``config.json`` into ``folder`` (the tokenizer is there)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS))
+    (folder / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def check_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint folder, after checking its three files are there and readable;
+    otherwise an error that names the file and says what to do."""
+    path = Path(folder)
+    for name in (CONFIG, WEIGHTS, TOKENIZER):
+        if not (path / name).is_file():
+            raise ValueError(
+                f"{path / name} is missing: give a checkpoint folder written by `curate train-lm`"
+            )
+    try:
+        meta = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+        LMConfig.from_dict(meta["model"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path / CONFIG} is not a train-lm config: {err}") from None
+    with open(path / WEIGHTS, "rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8 or int.from_bytes(head, "little") > (path / WEIGHTS).stat().st_size:
+        raise ValueError(f"{path / WEIGHTS} is not a safetensors file (truncated or corrupt)")
+    return path
+
+
+def load_lm(folder: str | Path, device: str = "auto") -> LanguageModel:
+    """Load a checkpoint folder onto ``device`` (``auto``: a GPU when there is one)."""
+    from safetensors.torch import load_file
+
+    path = check_checkpoint(folder)
+    meta = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    where = pick_device(device)
+    model = GPT(LMConfig.from_dict(meta["model"]))
+    try:
+        model.load_state_dict(load_file(str(path / WEIGHTS)))
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path / WEIGHTS} cannot be loaded: {err}") from None
+    model.to(where).eval()
+    return LanguageModel(model, load_tokenizer(path / TOKENIZER), meta, where)
+
+
+def _windows(ids: list[int], span: int) -> list[list[int]]:
+    """Cut ``ids`` into windows of at most ``span + 1`` ids, each starting at the last id
+    of the one before, so each id after the first is a target exactly once."""
+    if len(ids) <= span + 1:
+        return [ids]
+    return [ids[s : s + span + 1] for s in range(0, len(ids) - 1, span)]
+
+
+@torch.no_grad()
+def document_losses(
+    lm: LanguageModel, texts: Sequence[str | None], batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Per document: ``loss_sum`` (nats), ``tokens`` (predicted), ``chars``, ``loss_mean``
+    and ``bpc``. Texts with no piece (empty, white space, null) get NaN losses and 0
+    tokens. Sequences are batched by length and right-padded; padded positions are left
+    out of every sum."""
+    model, span = lm.model, lm.model.config.seq_len
+    model.eval()
+    present = [i for i, t in enumerate(texts) if t and t.strip()]
+    encoded = encode_documents(lm.tokenizer, [texts[i] for i in present])
+    owners, windows = [], []
+    for doc, ids in zip(present, encoded, strict=True):
+        for window in _windows(ids, span):
+            owners.append(doc)
+            windows.append(window)
+    loss_sum = np.zeros(len(texts))
+    tokens = np.zeros(len(texts), dtype=np.int64)
+    order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
+    use_bf16 = lm.device.type == "cuda"
+    for lo in range(0, len(order), batch_size):
+        chosen = order[lo : lo + batch_size]
+        width = max(len(windows[w]) for w in chosen)
+        batch = torch.full((len(chosen), width), PAD_ID, dtype=torch.long)
+        for row, w in enumerate(chosen):
+            batch[row, : len(windows[w])] = torch.tensor(windows[w])
+        lengths = torch.tensor([len(windows[w]) - 1 for w in chosen])
+        batch = batch.to(lm.device)
+        with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            logits = model(batch[:, :-1])
+        losses = F.cross_entropy(
+            logits.float().transpose(1, 2), batch[:, 1:], reduction="none"
+        ).cpu()
+        mask = torch.arange(width - 1)[None, :] < lengths[:, None]
+        sums = (losses * mask).sum(dim=1).double().numpy()
+        for row, w in enumerate(chosen):
+            loss_sum[owners[w]] += sums[row]
+            tokens[owners[w]] += int(lengths[row])
+    chars = np.array([len(t) if t else 0 for t in texts], dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss_mean = np.where(tokens > 0, loss_sum / tokens, np.nan)
+        bpc = np.where((tokens > 0) & (chars > 0), loss_sum / math.log(2) / chars, np.nan)
+    loss_sum = np.where(tokens > 0, loss_sum, np.nan)
+    return {
+        "loss_sum": loss_sum,
+        "tokens": tokens,
+        "chars": chars,
+        "loss_mean": loss_mean,
+        "bpc": bpc,
+    }

@@ -1,0 +1,149 @@
+"""The small-model core: padding never changes a document's loss, seeded training is
+reproducible, losses follow their definitions, and checkpoints fail clearly."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from curation.lm.model import GPT, LMConfig
+from curation.lm.train import (
+    TrainConfig,
+    check_checkpoint,
+    document_losses,
+    learning_rate,
+    load_lm,
+    pack,
+    train_lm,
+)
+from curation.recipe import RecipeError
+from tests.conftest import recipe_of, shared_file
+
+QUICK = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=3)
+
+
+def c4_texts(count: int) -> list[str]:
+    path = shared_file("web/c4-sample-1000.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for _, line in zip(range(count), handle, strict=False)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lm") / "tiny"
+    train_lm(c4_texts(300), out, preset="tiny", train=QUICK, vocab_size=1000, log=lambda m: None)
+    return out
+
+
+def test_padding_does_not_change_a_documents_loss(tiny: Path) -> None:
+    lm = load_lm(tiny, "cpu")
+    texts = c4_texts(40)
+    alone = [document_losses(lm, [t], batch_size=1) for t in texts[:6]]
+    together = document_losses(lm, texts, batch_size=40)  # padded up to the longest window
+    for i, single in enumerate(alone):
+        assert together["tokens"][i] == single["tokens"][0]
+        assert together["loss_sum"][i] == pytest.approx(single["loss_sum"][0], rel=1e-5)
+    # and padding is never scored: the sum is the unpadded cross entropy, by hand
+    short = min(texts, key=len)
+    ids = [2, *lm.tokenizer.encode(short), 3]
+    assert len(ids) <= lm.model.config.seq_len + 1
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids[:-1]]))
+    manual = torch.nn.functional.cross_entropy(logits[0], torch.tensor(ids[1:]), reduction="sum")
+    index = texts.index(short)
+    assert together["loss_sum"][index] == pytest.approx(float(manual), rel=1e-5)
+
+
+def test_losses_follow_their_definitions(tiny: Path) -> None:
+    lm = load_lm(tiny, "cpu")
+    texts = [*c4_texts(5), "", None, "   "]
+    out = document_losses(lm, texts)
+    for i, text in enumerate(texts[:5]):
+        assert out["tokens"][i] == len(lm.tokenizer.encode(text)) + 1  # pieces + end of doc
+        assert out["chars"][i] == len(text)
+        assert out["loss_mean"][i] == pytest.approx(out["loss_sum"][i] / out["tokens"][i])
+        assert out["bpc"][i] == pytest.approx(out["loss_sum"][i] / math.log(2) / len(text))
+    assert np.isnan(out["loss_mean"][5:]).all() and (out["tokens"][5:] == 0).all()
+
+
+def test_long_documents_are_scored_in_windows_covering_every_token(tiny: Path) -> None:
+    lm = load_lm(tiny, "cpu")
+    long = " ".join(c4_texts(30))  # many contexts long
+    out = document_losses(lm, [long])
+    assert out["tokens"][0] == len(lm.tokenizer.encode(long)) + 1
+    assert np.isfinite(out["loss_sum"][0])
+
+
+def test_a_seeded_run_is_reproducible(tmp_path: Path) -> None:
+    texts = c4_texts(120)
+    metas = [
+        train_lm(texts, tmp_path / name, preset="tiny", train=QUICK, vocab_size=800,
+                 log=lambda m: None)
+        for name in ("a", "b")
+    ]  # fmt: skip
+    first, second = load_lm(tmp_path / "a", "cpu"), load_lm(tmp_path / "b", "cpu")
+    for (name, x), (_, y) in zip(
+        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    assert metas[0]["held_out"] == metas[1]["held_out"]
+    assert metas[0]["training"]["final_train_loss"] == metas[1]["training"]["final_train_loss"]
+    reseeded = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=4)
+    other = train_lm(
+        texts, tmp_path / "c", preset="tiny", train=reseeded, vocab_size=800, log=lambda m: None
+    )
+    assert other["held_out"] != metas[0]["held_out"]
+
+
+def test_training_lowers_held_out_loss_and_fine_tuning_adapts(tiny: Path, tmp_path: Path) -> None:
+    start = load_lm(tiny, "cpu")
+    meta = start.meta
+    assert meta["held_out"]["loss"] < math.log(meta["model"]["vocab_size"])  # beats uniform
+    book = shared_file("reference/gutenberg-1342-pride-and-prejudice.txt").read_text("utf-8")
+    chunks = [book[i : i + 1500] for i in range(0, 120_000, 1500)]
+    train_lm(chunks[:60], tmp_path / "ft", init=tiny, train=QUICK, log=lambda m: None)
+    tuned = load_lm(tmp_path / "ft", "cpu")
+    held = chunks[60:]
+    before = np.nanmean(document_losses(start, held)["loss_mean"])
+    after = np.nanmean(document_losses(tuned, held)["loss_mean"])
+    assert after < before  # the fine-tuned model prefers unseen text of its target
+
+
+def test_packing_and_schedule() -> None:
+    blocks = pack([[2, 5, 6, 3], [2, 7, 3], [2, 8, 9, 9, 3]], seq_len=3)
+    assert blocks.tolist() == [[2, 5, 6, 3], [2, 7, 3, 2], [8, 9, 9, 3]]
+    config = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    rates = [learning_rate(s, config, 100) for s in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert rates[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
+
+
+def test_model_is_causal() -> None:
+    torch.manual_seed(0)
+    model = GPT(LMConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=2, seq_len=16)).eval()
+    tokens = torch.randint(0, 50, (1, 16))
+    changed = tokens.clone()
+    changed[0, 10:] = (changed[0, 10:] + 1) % 50
+    with torch.no_grad():
+        assert torch.allclose(model(tokens)[0, :10], model(changed)[0, :10], atol=1e-6)
+
+
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in tiny.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(ValueError, match=r"model\.safetensors is not a safetensors file"):
+        check_checkpoint(broken)
+    (broken / "tokenizer.model").unlink()
+    with pytest.raises(RecipeError, match=r"tokenizer\.model is missing"):
+        recipe_of(f"stages:\n  - lm_loss: {{model: '{broken}'}}\n", "/no/such/input")
