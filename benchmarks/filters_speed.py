@@ -12,27 +12,15 @@ thread. The limit is one pyarrow pass that only measures string lengths.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import platform
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from common import documents
 
 from curation.batch import conform
 from curation.stage import registry
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def documents(count: int) -> list[str]:
-    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
-        base = [json.loads(line)["text"] for line in f]
-    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
-        base += [json.loads(line)["contents"] for line in f]
-    return [base[i % len(base)] for i in range(count)]
 
 
 def pairs() -> list[tuple[str, object]]:

@@ -16,7 +16,6 @@ classifier trained by ``curate train-fasttext`` on the DCLM human quality labels
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import platform
 import tempfile
@@ -24,19 +23,10 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+from common import SHARED, documents
 
 from curation.batch import conform
 from curation.stage import registry
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def documents(count: int) -> list[str]:
-    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
-        base = [json.loads(line)["text"] for line in f]
-    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
-        base += [json.loads(line)["contents"] for line in f]
-    return [base[i % len(base)] for i in range(count)]
 
 
 def best_of(repeats: int, *runs: object) -> list[float]:

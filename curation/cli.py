@@ -315,8 +315,9 @@ def _train_lm_task(texts: list[str], output: str, options: dict) -> dict:
     """Run ``train_lm`` (locally, or inside a Ray task)."""
     from curation.lm.train import TrainConfig, train_lm
 
-    config = TrainConfig(**options.pop("train"))
-    return train_lm(texts, output, train=config, log=lambda m: print(m, flush=True), **options)
+    rest = {key: value for key, value in options.items() if key != "train"}
+    config = TrainConfig(**options["train"])
+    return train_lm(texts, output, train=config, log=lambda m: print(m, flush=True), **rest)
 
 
 @main.command("train-lm")

@@ -22,6 +22,16 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+def c4_texts(start: int, count: int) -> list[str]:
+    """Texts ``start`` to ``start + count`` of the real C4 sample (skips when absent)."""
+    import gzip
+    import json
+
+    with gzip.open(shared_file("web/c4-sample-1000.jsonl.gz"), "rt", encoding="utf-8") as f:
+        rows = [json.loads(line)["text"] for line in f]
+    return rows[start : start + count]
+
+
 @pytest.fixture
 def c4_path() -> Path:
     return shared_file("web/c4-sample-1000.jsonl.gz")

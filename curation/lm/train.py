@@ -298,28 +298,26 @@ def document_losses(
         for window in _windows(ids, span):
             owners.append(doc)
             windows.append(window)
-    loss_sum = np.zeros(len(texts))
-    tokens = np.zeros(len(texts), dtype=np.int64)
-    order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
+    sizes = np.array([len(w) - 1 for w in windows], dtype=np.int64)  # targets per window
+    window_loss = np.zeros(len(windows))
+    order = np.argsort(sizes, kind="stable")
     use_bf16 = lm.device.type == "cuda"
     for lo in range(0, len(order), batch_size):
         chosen = order[lo : lo + batch_size]
-        width = max(len(windows[w]) for w in chosen)
+        width = int(sizes[chosen].max()) + 1
         batch = torch.full((len(chosen), width), PAD_ID, dtype=torch.long)
         for row, w in enumerate(chosen):
-            batch[row, : len(windows[w])] = torch.tensor(windows[w])
-        lengths = torch.tensor([len(windows[w]) - 1 for w in chosen])
+            batch[row, : sizes[w] + 1] = torch.tensor(windows[w])
         batch = batch.to(lm.device)
         with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             logits = model(batch[:, :-1])
-        losses = F.cross_entropy(
-            logits.float().transpose(1, 2), batch[:, 1:], reduction="none"
-        ).cpu()
-        mask = torch.arange(width - 1)[None, :] < lengths[:, None]
-        sums = (losses * mask).sum(dim=1).double().numpy()
-        for row, w in enumerate(chosen):
-            loss_sum[owners[w]] += sums[row]
-            tokens[owners[w]] += int(lengths[row])
+        losses = F.cross_entropy(logits.float().transpose(1, 2), batch[:, 1:], reduction="none")
+        lengths = torch.from_numpy(sizes[chosen]).to(lm.device)
+        mask = torch.arange(width - 1, device=lm.device)[None, :] < lengths[:, None]
+        window_loss[chosen] = (losses * mask).sum(dim=1).double().cpu().numpy()
+    owner = np.array(owners, dtype=np.int64)
+    loss_sum = np.bincount(owner, weights=window_loss, minlength=len(texts))
+    tokens = np.bincount(owner, weights=sizes, minlength=len(texts)).astype(np.int64)
     chars = np.array([len(t) if t else 0 for t in texts], dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         loss_mean = np.where(tokens > 0, loss_sum / tokens, np.nan)

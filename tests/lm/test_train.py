@@ -3,9 +3,7 @@ reproducible, losses follow their definitions, and checkpoints fail clearly."""
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import json
 import math
 from pathlib import Path
 
@@ -24,27 +22,21 @@ from curation.lm.train import (
     train_lm,
 )
 from curation.recipe import RecipeError
-from tests.conftest import recipe_of, shared_file
+from tests.conftest import c4_texts, recipe_of, shared_file
 
 QUICK = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=3)
-
-
-def c4_texts(count: int) -> list[str]:
-    path = shared_file("web/c4-sample-1000.jsonl.gz")
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for _, line in zip(range(count), handle, strict=False)]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lm") / "tiny"
-    train_lm(c4_texts(300), out, preset="tiny", train=QUICK, vocab_size=1000, log=lambda m: None)
+    train_lm(c4_texts(0, 300), out, preset="tiny", train=QUICK, vocab_size=1000, log=lambda m: None)
     return out
 
 
 def test_padding_does_not_change_a_documents_loss(tiny: Path) -> None:
     lm = load_lm(tiny, "cpu")
-    texts = c4_texts(40)
+    texts = c4_texts(0, 40)
     alone = [document_losses(lm, [t], batch_size=1) for t in texts[:6]]
     together = document_losses(lm, texts, batch_size=40)  # padded up to the longest window
     for i, single in enumerate(alone):
@@ -63,7 +55,7 @@ def test_padding_does_not_change_a_documents_loss(tiny: Path) -> None:
 
 def test_losses_follow_their_definitions(tiny: Path) -> None:
     lm = load_lm(tiny, "cpu")
-    texts = [*c4_texts(5), "", None, "   "]
+    texts = [*c4_texts(0, 5), "", None, "   "]
     out = document_losses(lm, texts)
     for i, text in enumerate(texts[:5]):
         assert out["tokens"][i] == len(lm.tokenizer.encode(text)) + 1  # pieces + end of doc
@@ -75,14 +67,14 @@ def test_losses_follow_their_definitions(tiny: Path) -> None:
 
 def test_long_documents_are_scored_in_windows_covering_every_token(tiny: Path) -> None:
     lm = load_lm(tiny, "cpu")
-    long = " ".join(c4_texts(30))  # many contexts long
+    long = " ".join(c4_texts(0, 30))  # many contexts long
     out = document_losses(lm, [long])
     assert out["tokens"][0] == len(lm.tokenizer.encode(long)) + 1
     assert np.isfinite(out["loss_sum"][0])
 
 
 def test_a_seeded_run_is_reproducible(tmp_path: Path) -> None:
-    texts = c4_texts(120)
+    texts = c4_texts(0, 120)
     metas = [
         train_lm(texts, tmp_path / name, preset="tiny", train=QUICK, vocab_size=800,
                  log=lambda m: None)

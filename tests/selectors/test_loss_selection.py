@@ -4,8 +4,6 @@ selectors must prefer the book; PreSelect's predictive strength is Kendall's tau
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 from pathlib import Path
 
@@ -19,16 +17,10 @@ from scipy.stats import kendalltau
 
 from curation.lm.train import TrainConfig, document_losses, load_lm, train_lm
 from curation.selectors.preselect import choose_examples, predictive_strength, train_preselect
-from tests.conftest import read_output, recipe_of, run_local, shared_file
+from tests.conftest import c4_texts, read_output, recipe_of, run_local, shared_file
 
 QUICK = TrainConfig(steps=40, batch_size=8, warmup_steps=5, seed=0)
 BOOK = "reference/gutenberg-1342-pride-and-prejudice.txt"
-
-
-def c4_texts(start: int, count: int) -> list[str]:
-    with gzip.open(shared_file("web/c4-sample-1000.jsonl.gz"), "rt", encoding="utf-8") as f:
-        rows = [json.loads(line)["text"] for line in f]
-    return rows[start : start + count]
 
 
 def book_chunks() -> list[str]:
