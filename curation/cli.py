@@ -325,6 +325,12 @@ def _train_lm_task(texts: list[str], output: str, options: dict) -> dict:
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="checkpoint folder")
 @click.option("--init", type=click.Path(file_okay=False), help="fine-tune this checkpoint")
 @click.option("--config", "preset", default="small", show_default=True, help="tiny, small, 25m")
+@click.option(
+    "--tokenizer",
+    "tokenizer_from",
+    type=click.Path(exists=True),
+    help="reuse this checkpoint's tokenizer (or a tokenizer.model) for a fresh model",
+)
 @click.option("--steps", type=int, default=500, show_default=True, help="optimizer steps")
 @click.option("--epochs", type=float, help="passes over the data (instead of --steps)")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="sequences a step")
@@ -346,6 +352,7 @@ def train_lm_command(
     output: str,
     init: str | None,
     preset: str,
+    tokenizer_from: str | None,
     steps: int,
     epochs: float | None,
     batch_size: int,
@@ -369,6 +376,7 @@ def train_lm_command(
         options = {
             "preset": preset,
             "init": init,
+            "tokenizer_from": tokenizer_from,
             "vocab_size": vocab_size,
             "device": device,
             "sources": list(inputs),
@@ -447,3 +455,102 @@ def train_preselect_command(
         + (f"; held-out AUC {m['auc']:.3f}" if "auc" in m else ""),
         err=True,
     )
+
+
+@main.command("inspect")
+@click.argument("path", type=click.Path())
+@click.option("--where", help="SQL filter, e.g. \"lang = 'en' AND kenlm_perplexity < 300\"")
+@click.option("--sort", help="sort by COLUMN (ascending) or -COLUMN (descending)")
+@click.option("--limit", type=int, default=10, show_default=True, help="documents to show")
+@click.option("--around", help="COLUMN=VALUE: documents just below and above VALUE")
+@click.option(
+    "--status",
+    type=click.Choice(["all", "kept", "dropped"]),
+    default="all",
+    show_default=True,
+    help="which documents to browse",
+)
+@click.option("--bins", type=int, default=20, show_default=True, help="histogram bins")
+def inspect_command(
+    path: str,
+    where: str | None,
+    sort: str | None,
+    limit: int,
+    around: str | None,
+    status: str,
+    bins: int,
+) -> None:
+    """Summarise a run folder or a shard: rows kept and dropped by stage and reason, the
+    quantiles and a histogram of every score column; with --where, --sort or --around,
+    show documents with their scores."""
+    from curation.inspect import shards, terminal
+
+    try:
+        source = shards.open_source(path)
+        columns = shards.score_columns(source.schema())
+        if where or sort or around or status != "all":
+            frame = shards.browse(source, where=where, sort=sort, limit=limit, around=around,
+                                  status=status)  # fmt: skip
+            focus = [c for c in [*(around or "").split("=")[:1], (sort or "").lstrip("-")] if c]
+            focus += [c for c in columns if c not in focus][: max(0, 6 - len(focus))]
+            click.echo(terminal.format_rows(frame, focus))
+            return
+        click.echo(f"{source.path}: {len(source.files)} Parquet file(s)")
+        click.echo(terminal.format_funnel(shards.funnel(source)))
+        click.echo()
+        lines = shards.threshold_lines(source, columns)
+        click.echo(terminal.format_summaries(shards.summarize(source.scan(), columns, bins), lines))
+    except shards.InspectError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@main.command("report")
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", default="report.html", show_default=True, help="HTML file")
+def report_command(path: str, output: str) -> None:
+    """Write one self-contained HTML page about a run folder or a shard: score histograms
+    with threshold lines, the drop funnel, example documents for every drop reason."""
+    from curation.inspect import report, shards
+
+    try:
+        written = report.write_report(shards.open_source(path), output)
+    except shards.InspectError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {written} ({written.stat().st_size / 1e3:,.0f} kB)", err=True)
+
+
+@main.command("export")
+@click.argument("run", type=click.Path())
+@click.option("--repo-id", help="ORG/NAME of the Hub dataset repo to push to")
+@click.option("--to-folder", type=click.Path(file_okay=False), help="write the Hub layout here")
+@click.option("--split", default="train", show_default=True, help="split name of the files")
+@click.option("--max-shard-size", default="500MB", show_default=True, help="Arrow bytes a file")
+@click.option("--private", is_flag=True, help="create the repo as private")
+@click.option("--license", "license_id", default="other", show_default=True, help="card license")
+@click.option("--force", is_flag=True, help="push to an existing repo / replace --to-folder")
+def export_command(
+    run: str,
+    repo_id: str | None,
+    to_folder: str | None,
+    split: str,
+    max_shard_size: str,
+    private: bool,
+    license_id: str,
+    force: bool,
+) -> None:
+    """Export a run's kept documents in the Hugging Face Hub dataset layout (Parquet
+    shards, a dataset card with the recipe, the funnel and score histograms) and push it
+    with the token of HF_TOKEN or `hf auth login` (HF_ENDPOINT picks another Hub)."""
+    from curation.inspect.shards import InspectError
+    from curation.io.hub import ExportError, export, redact
+
+    try:
+        result = export(run, repo_id=repo_id, to_folder=to_folder, split=split,
+                        max_shard_size=max_shard_size, private=private, force=force,
+                        license_id=license_id, log=lambda m: click.echo(m, err=True))  # fmt: skip
+    except (ExportError, InspectError) as err:
+        raise click.ClickException(redact(str(err), None)) from None
+    rows = sum(s["rows"] for s in result["shards"])
+    where = [w for w in (result["folder"], result["commit_url"]) if w]
+    click.echo(f"exported {rows:,} rows in {len(result['shards'])} file(s) to {', '.join(where)}",
+               err=True)  # fmt: skip

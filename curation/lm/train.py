@@ -108,6 +108,7 @@ def train_lm(
     *,
     preset: str = "small",
     init: str | Path | None = None,
+    tokenizer_from: str | Path | None = None,
     train: TrainConfig | None = None,
     vocab_size: int = 8000,
     device: str = "auto",
@@ -116,8 +117,10 @@ def train_lm(
 ) -> dict[str, Any]:
     """Train a model on ``texts`` and write its checkpoint folder to ``output``.
 
-    From scratch (a tokenizer trained on the training texts, the ``preset`` shape), or
-    from the checkpoint ``init`` (its tokenizer and shape: fine-tuning). Returns the
+    From scratch (the ``preset`` shape; a tokenizer trained on the training texts, or the
+    one of ``tokenizer_from``, a checkpoint folder or a ``tokenizer.model`` file, so that
+    models trained on different data share a vocabulary and their token losses compare),
+    or from the checkpoint ``init`` (its tokenizer and shape: fine-tuning). Returns the
     checkpoint's metadata: shape, training settings, tokens seen, throughput
     (tokens/s and, on a GPU of known peak, model FLOPs utilisation), held-out loss and
     bits per character.
@@ -139,7 +142,13 @@ def train_lm(
     else:
         if preset not in PRESETS:
             raise ValueError(f"unknown --config {preset!r}: use one of {', '.join(PRESETS)}")
-        tokenizer = train_lm_tokenizer(fit, out, vocab_size)
+        if tokenizer_from is not None:
+            source = Path(tokenizer_from)
+            source = source / TOKENIZER if source.is_dir() else source
+            tokenizer = load_tokenizer(source)
+            (out / TOKENIZER).write_bytes(source.read_bytes())
+        else:
+            tokenizer = train_lm_tokenizer(fit, out, vocab_size)
         config = LMConfig(vocab_size=tokenizer.GetPieceSize(), **PRESETS[preset])
         model = GPT(config).to(where)
     config = model.config
@@ -197,6 +206,7 @@ def train_lm(
             "steps": steps,
             "preset": None if init else preset,
             "init": str(init) if init else None,
+            "tokenizer_from": str(tokenizer_from) if tokenizer_from and not init else None,
             "documents": len(fit),
             "held_out_documents": len(held),
             "tokens_seen": seen,

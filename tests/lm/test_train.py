@@ -139,3 +139,16 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tiny: Path, tmp_path: Pa
     (broken / "tokenizer.model").unlink()
     with pytest.raises(RecipeError, match=r"tokenizer\.model is missing"):
         recipe_of(f"stages:\n  - lm_loss: {{model: '{broken}'}}\n", "/no/such/input")
+
+
+def test_a_fresh_model_can_share_a_tokenizer(tiny: Path, tmp_path: Path) -> None:
+    """--tokenizer: fresh weights, the given tokenizer byte for byte, so token losses of
+    models trained on different data compare."""
+    out = tmp_path / "shared"
+    meta = train_lm(c4_texts(300, 100), out, preset="tiny", tokenizer_from=tiny,
+                    train=QUICK, log=lambda m: None)  # fmt: skip
+    assert (out / "tokenizer.model").read_bytes() == (tiny / "tokenizer.model").read_bytes()
+    assert meta["training"]["tokenizer_from"] == str(tiny)
+    assert meta["model"]["vocab_size"] == load_lm(tiny, "cpu").tokenizer.GetPieceSize()
+    a, b = load_lm(tiny, "cpu").model, load_lm(out, "cpu").model
+    assert not torch.equal(a.blocks[0].qkv.weight, b.blocks[0].qkv.weight)  # fresh weights

@@ -1,0 +1,279 @@
+"""Loss-based selection study: does the selected data help a target? (issue 6)
+
+Pool: the C4 and Pile samples plus *Pride and Prejudice* cut into ~2,000-character chunks
+(about 3.6 M characters). Two targets, each split into a part the selectors may see
+(``fit``) and a held-out part that only the final evaluation reads:
+
+- ``moby-dick``: the other book, in chunks; fit = the first 60% of the chunks, held out =
+  the last 30% (a 10% gap between them so no paragraph straddles the two).
+- ``benchmarks``: the ARC-Easy, ARC-Challenge, PIQA, OpenBookQA and BoolQ questions with
+  their gold answers as text (``query`` + ``Answer: <gold choice>``), shuffled; half fit,
+  and up to 2,000 of the other half held out.
+
+Methods, each keeping 1/tau of the pool's characters (tau 4 and 8), best score first:
+
+- ``random``: a seeded shuffle (the baseline; a second seed shows run-to-run noise);
+- ``color_filter``: prior mean loss minus conditional mean loss (``color_scores``), with the
+  prior trained on the whole pool and the conditional model the prior fine-tuned on the
+  target's fit part;
+- ``conditional_loss``: minus the conditional model's mean loss alone;
+- ``dclm_fasttext``: a fastText classifier (DCLM's recipe, ``train_classifier``) with the
+  target's fit part as positives and as many random pool documents as negatives;
+- ``preselect``: ``train_preselect`` over five reference models trained on the pool (random
+  quarter, whole pool, C4 only, Pile only, book only), their target scores being minus
+  their bits per character on the target's fit part.
+
+Every selection trains a fresh model of the same shape (``--preset``, default tiny) for
+``--epochs`` passes over its tokens with one shared tokenizer (trained on the pool), and
+the held-out target loss (nats per token) is compared with random selection of the same
+size. The data multiplier is how much random data reaches the same loss: the random
+models at 1/16 ... 1 of the pool give a curve, interpolated in log size; "> tau" means
+even the whole pool at random does worse.
+
+Run:  .venv/bin/python benchmarks/selection.py   (about 15 minutes on two CPU cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import SHARED, documents  # noqa: E402
+from curation.lm.tokenizer import train_lm_tokenizer  # noqa: E402
+from curation.lm.train import TrainConfig, document_losses, load_lm, train_lm  # noqa: E402
+from curation.scoring.classifier import (  # noqa: E402
+    flatten,
+    load_classifier,
+    positive_probability,
+    train_classifier,
+)
+from curation.selectors.color_filter import color_scores  # noqa: E402
+from curation.selectors.preselect import train_preselect  # noqa: E402
+
+BOOKS = SHARED / "reference"
+CURVE = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+METHODS = ("color_filter", "preselect", "conditional_loss", "dclm_fasttext")
+
+
+def book_chunks(name: str, size: int = 2000) -> list[str]:
+    """The book's text between the Gutenberg markers, as paragraphs joined into chunks of
+    about ``size`` characters."""
+    text = (BOOKS / name).read_text(encoding="utf-8")
+    text = text.split("*** START OF", 1)[1].split("\n", 1)[1].split("*** END OF", 1)[0]
+    chunks, current = [], ""
+    for paragraph in text.replace("\r\n", "\n").split("\n\n"):
+        paragraph = " ".join(paragraph.split())
+        if paragraph:
+            current = f"{current}\n\n{paragraph}" if current else paragraph
+        if len(current) >= size:
+            chunks.append(current)
+            current = ""
+    return chunks + ([current] if current else [])
+
+
+def benchmark_items() -> list[str]:
+    """Every question of the five benchmarks with its gold answer, as one text each."""
+    items = []
+    for name in ("arc_easy", "arc_challenge", "piqa", "openbook_qa", "boolq"):
+        with open(SHARED / "benchmarks" / f"{name}.jsonl", encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                items.append(f"{row['query'].strip()}\nAnswer: {row['choices'][row['gold']]}")
+    return items
+
+
+def take_chars(order: np.ndarray, chars: np.ndarray, fraction: float) -> np.ndarray:
+    """The shortest prefix of ``order`` whose characters reach ``fraction`` of the total
+    (the rule of the selectors' ``by: chars`` cut)."""
+    reached = np.cumsum(chars[order]) >= fraction * chars.sum()
+    return np.sort(order[: int(np.argmax(reached)) + 1])
+
+
+class Study:
+    """Trains (or reuses, when ``config.json`` is already there) the models under ``work``."""
+
+    def __init__(self, work: Path, preset: str, epochs: float, seed: int) -> None:
+        self.work, self.preset, self.epochs, self.seed = work, preset, epochs, seed
+        self.trained_tokens = 0
+
+    def model(self, name: str, texts: list[str], init: Path | None = None,
+              lr: float = 3e-3, epochs: float | None = None) -> Path:  # fmt: skip
+        folder = self.work / name
+        if (folder / "config.json").is_file():
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        meta = train_lm(
+            texts,
+            folder,
+            preset=self.preset,
+            init=init,
+            tokenizer_from=None if init else self.work / "tokenizer" / "tokenizer.model",
+            train=TrainConfig(epochs=epochs or self.epochs, lr=lr, seed=self.seed, held_out=0.0),
+            device="cpu",
+            log=lambda _m: None,
+        )
+        seen = meta["training"]["tokens_seen"]
+        self.trained_tokens += seen
+        print(f"  trained {name}: {len(texts):,} docs, {seen:,} tokens, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        return folder
+
+
+def held_out_loss(folder: Path, texts: list[str]) -> tuple[float, float]:
+    """(nats per token, bits per character) of the model over ``texts`` as a whole."""
+    losses = document_losses(load_lm(folder, "cpu"), texts)
+    total = float(np.nansum(losses["loss_sum"]))
+    return total / losses["tokens"].sum(), total / math.log(2) / losses["chars"].sum()
+
+
+def multiplier(loss: float, curve: list[tuple[float, float]], tau: float) -> str:
+    """Random data (as a multiple of the selection's size) that reaches ``loss``: linear
+    interpolation of the random curve's loss in log size."""
+    sizes = np.log([f for f, _ in curve])
+    losses = np.array([v for _, v in curve])
+    if loss <= losses[-1]:
+        return f"> {tau:g}x"
+    if loss >= losses[0]:
+        return f"< {curve[0][0] * tau:.2g}x"
+    for i in range(len(curve) - 1):
+        hi, lo = losses[i], losses[i + 1]
+        if lo <= loss <= hi:
+            at = sizes[i] + (hi - loss) / max(hi - lo, 1e-12) * (sizes[i + 1] - sizes[i])
+            return f"{math.exp(at) * tau:.2f}x"
+    return "n/a (random curve not monotone here)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/_runs/selection"))
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--vocab-size", type=int, default=2048, help="the shared tokenizer's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--taus", type=float, nargs="+", default=[4.0, 8.0])
+    parser.add_argument("--fresh", action="store_true", help="retrain every model")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if args.fresh:
+        shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    c4, pile = documents(1000), documents(2000)[1000:]
+    book = book_chunks("gutenberg-1342-pride-and-prejudice.txt")
+    pool = c4 + pile + book
+    source = np.array(["c4"] * len(c4) + ["pile"] * len(pile) + ["book"] * len(book))
+    chars = np.array([len(t) for t in pool], dtype=np.int64)
+    moby = book_chunks("gutenberg-2701-moby-dick.txt")
+    questions = benchmark_items()
+    random.Random(args.seed).shuffle(questions)
+    half = len(questions) // 2
+    targets = {
+        "moby-dick": (moby[: int(0.6 * len(moby))], moby[int(0.7 * len(moby)) :]),
+        "benchmarks": (questions[:half], questions[half : half + 2000]),
+    }
+    print(f"pool: {len(pool):,} documents, {chars.sum():,} characters "
+          f"(c4 {len(c4)}, pile {len(pile)}, book chunks {len(book)})")  # fmt: skip
+    for name, (fit, held) in targets.items():
+        print(f"target {name}: fit {len(fit):,} texts, held out {len(held):,} texts "
+              f"({sum(map(len, held)):,} characters)")  # fmt: skip
+
+    if not (args.work / "tokenizer" / "tokenizer.model").is_file():
+        train_lm_tokenizer(pool, args.work / "tokenizer", args.vocab_size)
+    study = Study(args.work, args.preset, args.epochs, args.seed)
+    rng = np.random.default_rng(args.seed)
+    shuffled = {s: np.random.default_rng(args.seed + s).permutation(len(pool)) for s in (0, 1)}
+
+    print("random curve and reference models:")
+    curve_models = {f: study.model(f"random-{f:.4f}",
+                                   [pool[i] for i in take_chars(shuffled[0], chars, f)])
+                    for f in CURVE}  # fmt: skip
+    domain_models = {d: study.model(f"only-{d}", [pool[i] for i in np.flatnonzero(source == d)])
+                     for d in ("c4", "pile", "book")}  # fmt: skip
+    prior = curve_models[1.0]
+    references = [curve_models[1 / 4], curve_models[1.0], *domain_models.values()]
+
+    results: list[dict] = []
+    for target, (fit, held) in targets.items():
+        print(f"target {target}:")
+        evals: dict[Path, tuple[float, float]] = {}
+
+        def evaluate(folder: Path, held: list[str] = held, evals: dict = evals) -> tuple:
+            if folder not in evals:
+                evals[folder] = held_out_loss(folder, held)
+            return evals[folder]
+
+        curve = [(f, evaluate(m)[0]) for f, m in curve_models.items()]
+        conditional = study.model(f"{target}-conditional", fit, init=prior, lr=1e-3, epochs=2)
+        prior_losses = document_losses(load_lm(prior, "cpu"), pool)["loss_mean"]
+        cond_losses = document_losses(load_lm(conditional, "cpu"), pool)["loss_mean"]
+        negatives = [pool[i] for i in rng.choice(len(pool), min(len(fit), len(pool)), False)]
+        dclm_path = args.work / f"{target}-dclm.bin"
+        train_classifier(fit, negatives, dclm_path, seed=args.seed)
+        one_line = flatten(pa.array(pool, pa.large_string()))
+        dclm = positive_probability(load_classifier(str(dclm_path)), one_line, "hq")
+        ref_scores = [-held_out_loss(r, fit)[1] for r in references]
+        pre_path = args.work / f"{target}-preselect.bin"
+        fitted = train_preselect(pool, [str(r) for r in references], ref_scores, pre_path,
+                                 seed=args.seed, device="cpu", log=lambda _m: None)  # fmt: skip
+        pre = positive_probability(load_classifier(str(pre_path)), one_line, "pos")
+        print(f"  preselect: {fitted['positives']} positives, {fitted['negatives']} negatives, "
+              f"reference scores {[round(s, 3) for s in ref_scores]}")  # fmt: skip
+        scores = {
+            "color_filter": color_scores(prior_losses, cond_losses),
+            "conditional_loss": -cond_losses,
+            "dclm_fasttext": dclm,
+            "preselect": pre,
+        }
+        for tau in args.taus:
+            base_loss, base_bpc = evaluate(curve_models[1 / tau])
+            second = study.model(f"random-{1 / tau:.4f}-seed1",
+                                 [pool[i] for i in take_chars(shuffled[1], chars, 1 / tau)])
+            rows = [("random", curve_models[1 / tau], None), ("random (seed 1)", second, None)]
+            for method in METHODS:
+                score = np.nan_to_num(scores[method], nan=-np.inf)
+                chosen = take_chars(np.argsort(-score, kind="stable"), chars, 1 / tau)
+                folder = study.model(f"{target}-{method}-tau{tau:g}", [pool[i] for i in chosen])
+                rows.append((method, folder, chosen))
+            for method, folder, chosen in rows:
+                loss, bpc = evaluate(folder)
+                share = {s: float(np.mean(source[chosen] == s)) for s in ("c4", "pile", "book")} \
+                    if chosen is not None else None  # fmt: skip
+                results.append({
+                    "target": target, "tau": tau, "method": method, "loss": loss, "bpc": bpc,
+                    "vs_random": loss - base_loss, "multiplier": multiplier(loss, curve, tau),
+                    "share": share,
+                })  # fmt: skip
+                print(f"  tau {tau:g} {method:17s} loss {loss:.4f} ({loss - base_loss:+.4f} "
+                      f"vs random) bpc {bpc:.4f} multiplier {results[-1]['multiplier']}"
+                      + (f" share {share}" if share else ""), flush=True)  # fmt: skip
+        print(f"  random curve: {[(round(f, 4), round(v, 4)) for f, v in curve]}")
+
+    print()
+    print("| target | tau | method | held-out loss (nats/token) | vs random | bits/char | "
+          "data multiplier | selected c4 / pile / book |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        share = " / ".join(f"{r['share'][s]:.0%}" for s in ("c4", "pile", "book")) \
+            if r["share"] else "-"  # fmt: skip
+        print(f"| {r['target']} | {r['tau']:g} | {r['method']} | {r['loss']:.4f} | "
+              f"{r['vs_random']:+.4f} | {r['bpc']:.4f} | {r['multiplier']} | {share} |")
+    print(f"\n{study.trained_tokens:,} tokens trained this run, "
+          f"{time.perf_counter() - started:.0f} s in all")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

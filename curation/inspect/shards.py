@@ -1,0 +1,318 @@
+"""Reading scored shards for inspection: what a run kept and dropped, and why.
+
+A *source* is a run folder (``kept/`` and ``dropped/`` Parquet parts, ``stats.json``,
+``recipe.yaml``), a folder of Parquet files, or one Parquet shard. Its rows are scanned
+lazily with polars (only the columns and row groups a question needs are read), kept and
+dropped parts together; a row is kept when its ``drop_reason`` is null.
+
+Score columns are the numeric columns other than ``id``. Their summaries (quantiles,
+mean, nulls, a histogram of kept and dropped rows over equal-width bins) take two lazy
+passes over those columns whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from curation.batch import ID, TEXT
+
+REASON = "drop_reason"
+QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+#: Score columns of the selectors that cut a global top fraction, by stage name.
+CUT_COLUMNS = {"color_filter": "color_filter_score", "preselect": "preselect_score"}
+
+
+class InspectError(ValueError):
+    """The path or the question cannot be answered; the message says what to do."""
+
+
+@dataclass
+class Source:
+    """Where the rows are, and the run's ledger and recipe when it is a run folder."""
+
+    path: Path
+    files: list[Path]
+    stats: dict[str, Any] | None = None
+    recipe: dict[str, Any] | None = None
+    kept_files: set[Path] = field(default_factory=set)
+
+    @property
+    def is_run(self) -> bool:
+        return self.stats is not None
+
+    def scan(self) -> pl.LazyFrame:
+        """Every row of every file, lazily (files with other columns are aligned by name)."""
+        frames = [pl.scan_parquet(f) for f in self.files]
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+    def schema(self) -> pl.Schema:
+        return self.scan().collect_schema()
+
+
+def open_source(path: str | Path) -> Source:
+    """The source at ``path``: a run folder, a folder of Parquet files or one Parquet file.
+    An error that says what was expected when it is none of these or has no rows."""
+    root = Path(path)
+    if not root.exists():
+        raise InspectError(f"{root} does not exist: give a run folder or a Parquet shard")
+    if root.is_file():
+        if root.suffix != ".parquet":
+            raise InspectError(f"{root} is not a Parquet file: give a run folder or a shard")
+        return Source(root, [root])
+    kept = sorted((root / "kept").glob("*.parquet"))
+    dropped = sorted((root / "dropped").glob("*.parquet"))
+    if (root / "stats.json").is_file() or kept or dropped:
+        stats = _read_json(root / "stats.json")
+        recipe_file = root / "recipe.yaml"
+        recipe = (
+            yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
+            if recipe_file.is_file()
+            else None
+        )
+        if not kept and not dropped:
+            raise InspectError(f"{root} has a stats.json but no kept/ or dropped/ parts yet")
+        return Source(root, kept + dropped, stats or {}, recipe, set(kept))
+    files = sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise InspectError(f"{root} holds no Parquet files: give a run folder or a shard")
+    return Source(root, files)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InspectError(f"{path} is not valid JSON ({err}): was the run interrupted?") from None
+
+
+def score_columns(schema: pl.Schema) -> list[str]:
+    """Numeric columns other than the id and ranks (``*_rank``), in schema order."""
+    return [
+        name
+        for name, dtype in schema.items()
+        if dtype.is_numeric() and name != ID and not name.endswith("_rank")
+    ]
+
+
+def funnel(source: Source) -> list[dict[str, Any]]:
+    """Per stage: ``name``, ``rows_in``, ``rows_kept``, ``dropped_by_reason``. From the run's
+    ledger when there is one; otherwise counted from ``drop_reason`` (stages in the order
+    their reasons first appear by count, each one's rows_in being what the stage before
+    it kept, which holds because a dropped row skips every later stage)."""
+    if source.stats and source.stats.get("stages"):
+        return [
+            {
+                "name": s["name"],
+                "rows_in": s["rows_in"],
+                "rows_kept": s["rows_kept"],
+                "dropped_by_reason": dict(s["dropped_by_reason"]),
+            }
+            for s in source.stats["stages"]
+        ]
+    lf = source.scan()
+    if REASON not in lf.collect_schema():
+        total = lf.select(pl.len()).collect().item()
+        return [{"name": "all", "rows_in": total, "rows_kept": total, "dropped_by_reason": {}}]
+    counts = lf.group_by(REASON).agg(pl.len().alias("n")).collect()
+    total = int(counts["n"].sum())
+    stages: dict[str, dict[str, int]] = {}
+    for reason, n in sorted(counts.iter_rows(), key=lambda r: -r[1]):
+        if reason is not None:
+            stages.setdefault(reason.split(":", 1)[0], {})[reason] = n
+    out, rows = [], total
+    for name, reasons in stages.items():
+        dropped = sum(reasons.values())
+        out.append(
+            {
+                "name": name,
+                "rows_in": rows,
+                "rows_kept": rows - dropped,
+                "dropped_by_reason": reasons,
+            }
+        )
+        rows -= dropped
+    return out
+
+
+def summarize(lf: pl.LazyFrame, columns: list[str], bins: int = 20) -> dict[str, dict[str, Any]]:
+    """Per column: ``count`` (non-null), ``nulls``, ``mean``, ``quantiles`` ({q: value}) and
+    ``histogram``: ``edges`` (bins + 1, from the 1st to the 99th percentile, so one outlier
+    does not squash the rest; values beyond fall in the end bins) with ``kept`` and
+    ``dropped`` counts per bin (all rows count as kept when there is no ``drop_reason``).
+    Infinite values are left out."""
+    if not columns:
+        return {}
+    finite = {
+        c: pl.col(c).cast(pl.Float64).filter(pl.col(c).cast(pl.Float64).is_finite())
+        for c in columns
+    }
+    stats = (
+        lf.select(
+            *(pl.col(c).is_not_null().sum().alias(f"{c}\x00count") for c in columns),
+            *(pl.col(c).is_null().sum().alias(f"{c}\x00nulls") for c in columns),
+            *(finite[c].mean().alias(f"{c}\x00mean") for c in columns),
+            *(
+                finite[c].quantile(q, "linear").alias(f"{c}\x00q{q}")
+                for c in columns
+                for q in QUANTILES
+            ),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    has_reason = REASON in lf.collect_schema()
+    kept = pl.col(REASON).is_null() if has_reason else pl.lit(True)
+    out: dict[str, dict[str, Any]] = {}
+    for c in columns:
+        lo, hi = stats[f"{c}\x00q0.01"], stats[f"{c}\x00q0.99"]
+        if lo is not None and not hi > lo:  # a column of (nearly) one value: use the extremes
+            lo, hi = stats[f"{c}\x00q0.0"], stats[f"{c}\x00q1.0"]
+        summary: dict[str, Any] = {
+            "count": stats[f"{c}\x00count"],
+            "nulls": stats[f"{c}\x00nulls"],
+            "mean": stats[f"{c}\x00mean"],
+            "quantiles": {q: stats[f"{c}\x00q{q}"] for q in QUANTILES},
+            "histogram": None,
+        }
+        if lo is not None:
+            width = (hi - lo) / bins if hi > lo else 1.0
+            index = ((pl.col(c).cast(pl.Float64) - lo) / width).floor().clip(0, bins - 1)
+            counts = (
+                lf.select(index.cast(pl.Int64).alias("bin"), kept.alias("kept"))
+                .filter(pl.col("bin").is_not_null())
+                .group_by("bin", "kept")
+                .agg(pl.len().alias("n"))
+                .collect()
+            )
+            hist = {
+                "edges": [lo + i * width for i in range(bins + 1)],
+                "kept": [0] * bins,
+                "dropped": [0] * bins,
+            }
+            for b, is_kept, n in counts.iter_rows():
+                hist["kept" if is_kept else "dropped"][b] += n
+            summary["histogram"] = hist
+        out[c] = summary
+    return out
+
+
+def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """Where the recipe cuts each score column: ``(label, value)`` pairs. Absolute bounds
+    come from the recipe (a stage's ``column`` with ``min``/``max``; a classifier's
+    ``min_prob``); a global top-fraction cut (``threshold``, ``color_filter``,
+    ``preselect``) is the last score its stage kept, read from the rows."""
+    lines: dict[str, list[tuple[str, float]]] = {}
+    stages = (source.recipe or {}).get("stages") or []
+    for entry in stages:
+        if not isinstance(entry, dict) or len(entry) != 1:
+            continue
+        ((name, params),) = entry.items()
+        params = params or {}
+        column = params.get("column") or CUT_COLUMNS.get(name)
+        if name == "fasttext_classifier" and params.get("label") and params.get("min_prob"):
+            prefix = params.get("name", "fasttext")
+            column = f"{prefix}_{params['label']}_prob"
+            lines.setdefault(column, []).append((f"{name} min_prob", float(params["min_prob"])))
+            continue
+        if column not in columns:
+            continue
+        for bound in ("min", "max"):
+            if params.get(bound) is not None:
+                lines.setdefault(column, []).append((f"{name} {bound}", float(params[bound])))
+        if params.get("top_fraction") is not None or name in CUT_COLUMNS:
+            higher = params.get("higher_is_better", True)
+            passed = source.scan().filter(
+                pl.col(column).is_not_null()
+                & (pl.col(REASON).is_null() | ~pl.col(REASON).str.starts_with(f"{name}:"))
+            )
+            cut = passed.select(pl.col(column).min() if higher else pl.col(column).max())
+            value = cut.collect().item()
+            if value is not None:
+                lines.setdefault(column, []).append((f"{name} cut", float(value)))
+    return lines
+
+
+def parse_sort(spec: str, schema: pl.Schema) -> tuple[str, bool]:
+    """``COLUMN`` (ascending) or ``-COLUMN`` (descending) -> (column, descending)."""
+    descending = spec.startswith("-")
+    column = spec[1:] if descending else spec
+    check_column(column, schema)
+    return column, descending
+
+
+def check_column(column: str, schema: pl.Schema) -> None:
+    if column not in schema:
+        raise InspectError(f"no column {column!r}: the columns are {', '.join(schema.names())}")
+
+
+def browse(
+    source: Source,
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int = 10,
+    around: str | None = None,
+    status: str = "all",
+) -> pl.DataFrame:
+    """Documents matching ``where`` (a SQL expression over the columns, e.g.
+    ``lang = 'en' AND kenlm_perplexity < 300``), ``status`` kept / dropped / all, sorted by
+    ``sort`` (``-`` for descending) and cut to ``limit``; or with ``around`` (``COLUMN=VALUE``)
+    the ``limit // 2`` rows just below VALUE and as many at or above it, in column order,
+    with a ``position`` column (``below`` / ``above``)."""
+    lf = source.scan()
+    schema = lf.collect_schema()
+    if status != "all":
+        if REASON not in schema:
+            raise InspectError(f"{source.path} has no {REASON} column: every row is kept")
+        dropped = pl.col(REASON).is_not_null()
+        lf = lf.filter(~dropped if status == "kept" else dropped)
+    if where:
+        try:
+            expression = pl.sql_expr(where)
+            lf = lf.filter(expression)
+            lf.head(0).collect()  # unknown columns and type errors surface here
+        except Exception as err:  # polars raises several error types for bad SQL
+            raise InspectError(
+                f"--where {where!r} is not a usable SQL expression: "
+                f"{str(err).split(chr(10) + chr(10))[0]}. The columns are "
+                f"{', '.join(schema.names())}"
+            ) from None
+    if around:
+        column, _, raw = around.partition("=")
+        check_column(column, schema)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InspectError(f"--around {around!r}: expected COLUMN=NUMBER") from None
+        half = max(1, limit // 2)
+        score = pl.col(column)
+        below = lf.filter(score < value).sort(column, descending=True).head(half)
+        above = lf.filter(score >= value).sort(column).head(half)
+        frames = [
+            below.with_columns(position=pl.lit("below")),
+            above.with_columns(position=pl.lit("above")),
+        ]
+        return pl.concat(frames).collect().sort(column)
+    if sort:
+        column, descending = parse_sort(sort, schema)
+        lf = lf.sort(column, descending=descending, nulls_last=True)
+    return lf.head(limit).collect()
+
+
+def examples_by_reason(source: Source, per_reason: int = 3) -> dict[str, pl.DataFrame]:
+    """Up to ``per_reason`` dropped documents for each drop reason (the first ones in file
+    order, which is the run's deterministic input order)."""
+    lf = source.scan()
+    if REASON not in lf.collect_schema():
+        return {}
+    dropped = lf.filter(pl.col(REASON).is_not_null()).select(ID, REASON, TEXT)
+    rows = dropped.group_by(REASON, maintain_order=True).head(per_reason).collect()
+    return {reason: part for (reason,), part in rows.partition_by(REASON, as_dict=True).items()}

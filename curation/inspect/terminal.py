@@ -1,0 +1,78 @@
+"""``curate inspect`` output: the funnel, score summaries and documents as plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from curation.batch import ID, TEXT
+from curation.inspect.shards import REASON
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int]) -> str:
+    """One character per bin, its height proportional to the bin's count."""
+    top = max(counts) if counts else 0
+    if top == 0:
+        return " " * len(counts)
+    return "".join(BARS[0 if n == 0 else max(1, round(n / top * (len(BARS) - 1)))] for n in counts)
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return f"{value:,}"
+
+
+def format_funnel(stages: list[dict[str, Any]]) -> str:
+    """Rows in and kept per stage, then each drop reason with its count and share of the
+    stage's input."""
+    lines = ["stage                          rows in       kept    dropped"]
+    for s in stages:
+        dropped = s["rows_in"] - s["rows_kept"]
+        lines.append(f"{s['name']:28s} {s['rows_in']:>10,} {s['rows_kept']:>10,} {dropped:>10,}")
+        for reason, n in sorted(s["dropped_by_reason"].items(), key=lambda kv: -kv[1]):
+            share = n / s["rows_in"] if s["rows_in"] else 0.0
+            lines.append(f"    {reason:44s} {n:>10,}  ({share:.1%})")
+    return "\n".join(lines)
+
+
+def format_summaries(summaries: dict[str, dict[str, Any]], lines: dict[str, list]) -> str:
+    """Per score column: count, nulls, mean, quantiles, and a histogram as a sparkline
+    (kept and dropped rows together) between its minimum and maximum."""
+    out = []
+    for column, s in summaries.items():
+        q = s["quantiles"]
+        out.append(
+            f"{column}: {s['count']:,} values, {s['nulls']:,} null, mean {number(s['mean'])}"
+        )
+        out.append("    " + "  ".join(f"p{round(k * 100)} {number(v)}" for k, v in q.items()))
+        if s["histogram"]:
+            h = s["histogram"]
+            total = [k + d for k, d in zip(h["kept"], h["dropped"], strict=True)]
+            out.append(f"    {number(h['edges'][0])} |{sparkline(total)}| {number(h['edges'][-1])}")
+        for label, value in lines.get(column, []):
+            out.append(f"    {label}: {number(value)}")
+    return "\n".join(out)
+
+
+def format_rows(frame: pl.DataFrame, focus: list[str], width: int = 100) -> str:
+    """One block per document: id, kept or its drop reason, the ``focus`` columns and the
+    start of its text on one line."""
+    if frame.height == 0:
+        return "no documents match"
+    out = []
+    for row in frame.iter_rows(named=True):
+        status = row.get(REASON) or "kept"
+        head = f"{row.get(ID, '?')}  [{status}]"
+        if "position" in row:
+            head += f"  ({row['position']})"
+        scores = "  ".join(f"{c}={number(row[c])}" for c in focus if c in row)
+        text = (row.get(TEXT) or "").replace("\n", " ⏎ ")
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        out.append(f"{head}\n    {scores}\n    {text}" if scores else f"{head}\n    {text}")
+    return "\n".join(out)

@@ -1,0 +1,225 @@
+"""A local stand-in for the Hugging Face Hub, for export tests.
+
+It implements the HTTP endpoints that ``huggingface_hub``'s ``repo_exists``,
+``create_repo`` and ``create_commit`` call on the LFS upload path (the Xet path needs
+Hugging Face's storage service and is switched off in the tests):
+
+- ``GET /api/datasets/NS/NAME``: the repo's info, or 404 ``RepoNotFound``;
+- ``POST /api/repos/create``: a new repo, 409 when it exists;
+- ``POST /api/validate-yaml``: the card's YAML header must parse;
+- ``POST /api/datasets/NS/NAME/preupload/REV``: Parquet and PNG files go to LFS;
+- ``POST /datasets/NS/NAME.git/info/lfs/objects/batch``: upload actions, none for an object
+  the server already holds (this is what lets an upload resume);
+- ``PUT /lfs/OID``: the object, checked against its sha256;
+- ``POST /api/datasets/NS/NAME/commit/REV``: the NDJSON commit.
+
+Every request but the object PUTs (presigned URLs on the real Hub) must carry
+``Authorization: Bearer <token>``. ``put_failures`` scripts the
+next PUTs to fail: ``"drop"`` cuts the connection without an answer, a number answers
+with that HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import yaml
+
+
+class FakeHub:
+    """Start with ``with FakeHub(token) as hub:``; ``hub.url`` is its endpoint."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.private: dict[str, bool] = {}
+        self.objects: dict[str, bytes] = {}
+        self.puts: Counter[str] = Counter()  # every PUT, failed or not
+        self.stored: Counter[str] = Counter()  # PUTs that stored their object
+        self.put_failures: list[str | int] = []
+        self.commits: list[dict[str, Any]] = []
+        self.requests: list[str] = []
+        self.seen_tokens: set[str] = set()
+        self.unknown: list[str] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                hub.handle(self, "GET")
+
+            def do_POST(self) -> None:
+                hub.handle(self, "POST")
+
+            def do_PUT(self) -> None:
+                hub.handle(self, "PUT")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeHub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @staticmethod
+    def body(request: BaseHTTPRequestHandler) -> bytes:
+        if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(request.rfile.readline().strip(), 16)
+                if size == 0:
+                    request.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(request.rfile.read(size))
+                request.rfile.readline()
+        return request.rfile.read(int(request.headers.get("Content-Length") or 0))
+
+    @staticmethod
+    def reply(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(payload if payload is not None else {}).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            request.send_header(key, value)
+        request.end_headers()
+        request.wfile.write(data)
+
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        path = request.path.split("?", 1)[0]
+        self.requests.append(f"{method} {path}")
+        auth = request.headers.get("Authorization", "")
+        presigned = method == "PUT" and path.startswith("/lfs/")  # as an S3 URL: no token
+        if not presigned:
+            self.seen_tokens.add(auth.removeprefix("Bearer "))
+        if auth != f"Bearer {self.token}" and not presigned:
+            self.body(request)
+            self.reply(request, 401, {"error": "Invalid credentials in Authorization header"})
+            return
+        parts = path.strip("/").split("/")
+        payload = self.body(request)
+        if method == "GET" and parts[:2] == ["api", "datasets"] and len(parts) in (4, 6):
+            repo = "/".join(parts[2:4])
+            if repo not in self.repos:
+                self.reply(
+                    request,
+                    404,
+                    {"error": "Repository not found"},
+                    {"X-Error-Code": "RepoNotFound"},
+                )
+            else:
+                self.reply(request, 200, {"id": repo, "sha": "0" * 40, "private": False})
+        elif method == "POST" and parts == ["api", "repos", "create"]:
+            body = json.loads(payload)
+            repo = f"{body['organization']}/{body['name']}"
+            if repo in self.repos:
+                self.reply(
+                    request,
+                    409,
+                    {
+                        "error": "You already created this dataset repo",
+                        "url": f"{self.url}/datasets/{repo}",
+                    },
+                )
+            else:
+                self.repos[repo] = {}
+                self.private[repo] = body.get("visibility") == "private" or bool(
+                    body.get("private")
+                )
+                self.reply(request, 200, {"url": f"{self.url}/datasets/{repo}", "name": repo})
+        elif method == "POST" and parts == ["api", "validate-yaml"]:
+            content = json.loads(payload)["content"]
+            try:
+                yaml.safe_load(content.split("---")[1])
+                self.reply(request, 200, {"errors": [], "warnings": []})
+            except (yaml.YAMLError, IndexError) as err:
+                self.reply(request, 400, {"errors": [{"message": str(err)}], "warnings": []})
+        elif method == "POST" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["preupload"]:
+            files = json.loads(payload)["files"]
+            modes = [
+                {
+                    "path": f["path"],
+                    "shouldIgnore": False,
+                    "oid": None,
+                    "uploadMode": "lfs" if f["path"].endswith((".parquet", ".png")) else "regular",
+                }
+                for f in files
+            ]
+            self.reply(request, 200, {"files": modes})
+        elif (
+            method == "POST" and parts[0] == "datasets" and path.endswith("/info/lfs/objects/batch")
+        ):
+            objects = []
+            for item in json.loads(payload)["objects"]:
+                entry = {"oid": item["oid"], "size": item["size"]}
+                if item["oid"] not in self.objects:
+                    entry["actions"] = {"upload": {"href": f"{self.url}/lfs/{item['oid']}"}}
+                objects.append(entry)
+            self.reply(request, 200, {"transfer": "basic", "objects": objects})
+        elif method == "PUT" and parts[0] == "lfs":
+            oid = parts[1]
+            self.puts[oid] += 1
+            if self.put_failures:
+                failure = self.put_failures.pop(0)
+                if failure == "drop":  # a broken upload: no answer at all
+                    request.close_connection = True
+                    request.connection.close()
+                else:
+                    self.reply(request, int(failure), {"error": "scripted failure"})
+                return
+            if hashlib.sha256(payload).hexdigest() != oid:
+                self.reply(request, 400, {"error": "sha256 mismatch"})
+                return
+            self.objects[oid] = payload
+            self.stored[oid] += 1
+            self.reply(request, 200, {})
+        elif method == "POST" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["commit"]:
+            repo = "/".join(parts[2:4])
+            lines = [json.loads(line) for line in payload.splitlines() if line.strip()]
+            files = dict(self.repos.get(repo, {}))
+            for line in lines:
+                value = line["value"]
+                if line["key"] == "file":
+                    files[value["path"]] = base64.b64decode(value["content"])
+                elif line["key"] == "lfsFile":
+                    if value["oid"] not in self.objects:
+                        self.reply(request, 422, {"error": f"LFS object {value['oid']} missing"})
+                        return
+                    files[value["path"]] = self.objects[value["oid"]]
+            self.repos[repo] = files
+            oid = hashlib.sha1(json.dumps(sorted(files)).encode()).hexdigest()
+            self.commits.append({"repo": repo, "header": lines[0]["value"], "oid": oid})
+            self.reply(
+                request,
+                200,
+                {
+                    "commitUrl": f"{self.url}/datasets/{repo}/commit/{oid}",
+                    "commitOid": oid,
+                    "success": True,
+                },
+            )
+        else:
+            self.unknown.append(f"{method} {path}")
+            self.reply(request, 404, {"error": f"fake hub: no route {method} {path}"})
