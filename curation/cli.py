@@ -93,6 +93,19 @@ def run_command(
         )
         if executor == "local" and (ray_address or workers):
             raise click.UsageError("--ray-address and --workers go with --executor ray")
+        if loaded.models:
+            from curation.runtime.models import build_models
+
+            build_models(
+                loaded.models,
+                loaded.input.paths,
+                loaded.input.text_field,
+                log=lambda m: click.echo(m, err=True),
+            )
+            # read again: the stages' checks of the models they name now run
+            loaded = load_recipe(recipe).with_input(
+                paths=list(inputs) or None, format=fmt, text_field=text_field, id_field=id_field
+            )
         options = RunOptions(executor, workers, ray_address, overwrite, progress=not quiet)
         stats = run(loaded, output, options)
     except _EXPECTED as err:
@@ -380,9 +393,14 @@ def train_lm_command(
             "vocab_size": vocab_size,
             "device": device,
             "sources": list(inputs),
-            "train": {"steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                      "seed": seed},
-        }  # fmt: skip
+            "train": {
+                "steps": steps,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "seed": seed,
+            },
+        }
         if executor == "ray" or ray_address:
             import ray
 
@@ -444,9 +462,15 @@ def train_preselect_command(
     try:
         texts = list(read_texts(list(inputs), text_field))
         meta = train_preselect(
-            texts, folders, scores, output, seed=seed, fasttext_args=_fasttext_overrides(args),
-            device=device, log=lambda m: click.echo(m, err=True),
-        )  # fmt: skip
+            texts,
+            folders,
+            scores,
+            output,
+            seed=seed,
+            fasttext_args=_fasttext_overrides(args),
+            device=device,
+            log=lambda m: click.echo(m, err=True),
+        )
     except (InputError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     m = meta["metrics"]
@@ -489,8 +513,9 @@ def inspect_command(
         source = shards.open_source(path)
         columns = shards.score_columns(source.schema())
         if where or sort or around or status != "all":
-            frame = shards.browse(source, where=where, sort=sort, limit=limit, around=around,
-                                  status=status)  # fmt: skip
+            frame = shards.browse(
+                source, where=where, sort=sort, limit=limit, around=around, status=status
+            )
             focus = [c for c in [*(around or "").split("=")[:1], (sort or "").lstrip("-")] if c]
             focus += [c for c in columns if c not in focus][: max(0, 6 - len(focus))]
             click.echo(terminal.format_rows(frame, focus))
@@ -545,12 +570,21 @@ def export_command(
     from curation.io.hub import ExportError, export, redact
 
     try:
-        result = export(run, repo_id=repo_id, to_folder=to_folder, split=split,
-                        max_shard_size=max_shard_size, private=private, force=force,
-                        license_id=license_id, log=lambda m: click.echo(m, err=True))  # fmt: skip
+        result = export(
+            run,
+            repo_id=repo_id,
+            to_folder=to_folder,
+            split=split,
+            max_shard_size=max_shard_size,
+            private=private,
+            force=force,
+            license_id=license_id,
+            log=lambda m: click.echo(m, err=True),
+        )
     except (ExportError, InspectError) as err:
         raise click.ClickException(redact(str(err), None)) from None
     rows = sum(s["rows"] for s in result["shards"])
     where = [w for w in (result["folder"], result["commit_url"]) if w]
-    click.echo(f"exported {rows:,} rows in {len(result['shards'])} file(s) to {', '.join(where)}",
-               err=True)  # fmt: skip
+    click.echo(
+        f"exported {rows:,} rows in {len(result['shards'])} file(s) to {', '.join(where)}", err=True
+    )

@@ -9,7 +9,9 @@ stages:
 output: {shard_rows: 100000}
 ```
 
-Every error names the recipe file and line and lists what is valid there.
+A ``models:`` section names models the run trains before its stages run
+(``curation.runtime.models``). Every error names the recipe file and line and lists what
+is valid there.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from curation.runtime.models import KINDS as MODEL_KINDS
+from curation.runtime.models import PENDING, ModelSpec
 from curation.stage import MapStage, StageParams, describe_params, registry
 
 Location = tuple[Any, ...]
@@ -92,6 +96,7 @@ class Recipe:
     output: OutputSpec
     source: str = "<recipe>"
     extra: dict[str, Any] = field(default_factory=dict)
+    models: tuple[ModelSpec, ...] = ()
 
     def with_input(self, **overrides: Any) -> Recipe:
         """A copy whose input options are overridden by the non-None values given."""
@@ -103,15 +108,18 @@ class Recipe:
             spec = InputSpec.model_validate(merged)
         except ValidationError as err:
             raise RecipeError(f"command-line input options: {_first_error(err)}") from None
-        return Recipe(spec, self.stages, self.output, self.source, self.extra)
+        return Recipe(spec, self.stages, self.output, self.source, self.extra, self.models)
 
     def resolved(self) -> dict[str, Any]:
         """The recipe with every default filled in, as plain data (for ``recipe.yaml``)."""
-        return {
+        plain = {
             "input": self.input.model_dump(),
             "stages": [{s.name: s.params.model_dump()} for s in self.stages],
             "output": self.output.model_dump(),
         }
+        if self.models:
+            plain["models"] = {m.path: {m.kind: m.params.model_dump()} for m in self.models}
+        return plain
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -139,8 +147,8 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         return RecipeError(f"{source} line {line}: {message}" if line else f"{source}: {message}")
 
     if not isinstance(data, dict):
-        raise fail((), "a recipe is a mapping with keys input, stages, output")
-    allowed = {"input", "stages", "output"}
+        raise fail((), "a recipe is a mapping with keys input, models, stages, output")
+    allowed = {"input", "stages", "output", "models"}
     for key in data:
         if key not in allowed:
             raise fail((key,), f"unknown key {key!r}; valid keys: {', '.join(sorted(allowed))}")
@@ -151,8 +159,45 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     raw_stages = data.get("stages") or []
     if not isinstance(raw_stages, list):
         raise fail(("stages",), "'stages' is a list of one-key mappings: '- sample: {rate: 0.5}'")
-    stages = tuple(_parse_stage(entry, i, lines, fail) for i, entry in enumerate(raw_stages))
-    return Recipe(input_spec, stages, output_spec, source)
+    models = _parse_models(data.get("models"), lines, fail)
+    # stages may name models the section has yet to build: their file checks wait
+    waiting = PENDING.set(frozenset(str(Path(m.path)) for m in models if not m.ready()))
+    try:
+        stages = tuple(_parse_stage(entry, i, lines, fail) for i, entry in enumerate(raw_stages))
+    finally:
+        PENDING.reset(waiting)
+    return Recipe(input_spec, stages, output_spec, source, models=models)
+
+
+def _parse_models(raw: Any, lines: dict[Location, int], fail: Any) -> tuple[ModelSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise fail(
+            ("models",),
+            "'models' maps an output path to how to build it: "
+            "'models/prior: {train_lm: {input: $input}}'",
+        )
+    specs = []
+    for path, entry in raw.items():
+        loc: Location = ("models", path)
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise fail(loc, f"model {path}: one build step, e.g. 'train_lm: {{input: $input}}'")
+        ((kind, params),) = entry.items()
+        if kind not in MODEL_KINDS:
+            raise fail(
+                (*loc, kind),
+                f"model {path}: unknown kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}",
+            )
+        try:
+            validated = MODEL_KINDS[kind].model_validate(params or {})
+        except ValidationError as err:
+            problem = err.errors()[0]
+            where = (*loc, kind, *problem["loc"][:1])
+            message = _describe_problem(problem, MODEL_KINDS[kind])
+            raise fail(where, f"model {path}: {message}") from None
+        specs.append(ModelSpec(str(path), kind, validated, _line_of(lines, loc) or 0))
+    return tuple(specs)
 
 
 def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) -> StageSpec:

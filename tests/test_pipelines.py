@@ -80,11 +80,12 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
-def test_color_filter_recipe_with_models_from_the_cli(
+def test_color_filter_recipe_trains_its_models_and_selects(
     c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`curate train-lm` trains the prior on C4 and fine-tunes it on a book (--init);
-    pipelines/color_filter.yaml then keeps the top 1/8 of a pool of C4 and book chunks."""
+    """pipelines/color_filter.yaml (its training made quick) trains the prior on the run's
+    input and fine-tunes it on target/, then keeps the top 1/8 of a pool of C4 and book
+    chunks: nearly all book. A second run reuses the models."""
     import gzip
     import json
     import math
@@ -94,27 +95,37 @@ def test_color_filter_recipe_with_models_from_the_cli(
     from curation.cli import main
     from tests.conftest import shared_file
 
-    monkeypatch.chdir(tmp_path)  # the recipe names models/prior and models/conditional
+    monkeypatch.chdir(tmp_path)  # the recipe names models/color/... and target/
     book = shared_file("reference/gutenberg-2701-moby-dick.txt").read_text(encoding="utf-8")
     chunks = [book[i : i + 1200] for i in range(30_000, 30_000 + 1200 * 100, 1200)]
-    Path("target.jsonl").write_text("".join(json.dumps({"text": c}) + "\n" for c in chunks[:60]))
+    Path("target").mkdir()
+    Path("target/book.jsonl").write_text(
+        "".join(json.dumps({"text": c}) + "\n" for c in chunks[:60])
+    )
     with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
         web = [json.loads(line)["text"] for line in handle]
     pool = [{"id": f"c4/{i}", "text": t} for i, t in enumerate(web[600:760])]
     pool += [{"id": f"book/{i}", "text": t} for i, t in enumerate(chunks[60:])]
     Path("pool.jsonl").write_text("".join(json.dumps(d) + "\n" for d in pool))
-    quick = ["--steps", "40", "--batch-size", "8", "--config", "tiny"]
+    shipped = (PIPELINES / "color_filter.yaml").read_text(encoding="utf-8")
+    quick = shipped.replace(
+        "config: small, steps: 2000", "config: tiny, steps: 60, batch_size: 8, vocab_size: 1200"
+    ).replace("steps: 300", "steps: 40")
+    assert quick.count("tiny") == 1 and "steps: 40" in quick
+    Path("recipe.yaml").write_text(quick)
     runner = CliRunner()
-    prior = ["--input", str(c4_path), "--output", "models/prior", "--vocab-size", "1200"]
-    result = runner.invoke(main, ["train-lm", *prior, *quick])
+    args = ["run", "recipe.yaml", "--input", "pool.jsonl", "--executor", "local", "--quiet"]
+    result = runner.invoke(main, [*args, "--output", "out"])
     assert result.exit_code == 0, result.output
-    assert "bits/char" in result.output
-    tune = ["--input", "target.jsonl", "--init", "models/prior", "--output", "models/conditional"]
-    result = runner.invoke(main, ["train-lm", *tune, *quick])
-    assert result.exit_code == 0, result.output
-    assert json.loads(Path("models/conditional/config.json").read_text())["training"]["init"]
-    recipe = load_recipe(PIPELINES / "color_filter.yaml").with_input(paths=["pool.jsonl"])
-    run_local(recipe, tmp_path / "out")
+    assert "models: building models/color/prior" in result.output
+    assert "models: building models/color/conditional" in result.output
+    conditional = json.loads(Path("models/color/conditional/config.json").read_text())
+    assert conditional["training"]["init"] == "models/color/prior"
+    assert conditional["training"]["sources"] == ["target"]
     kept = read_output(tmp_path / "out", "kept").to_pylist()
     assert len(kept) == math.ceil(len(pool) / 8)
     assert sum(r["id"].startswith("book/") for r in kept) >= 0.9 * len(kept)
+    again = runner.invoke(main, [*args, "--output", "out2"])
+    assert again.exit_code == 0, again.output
+    assert "models: reusing models/color/prior" in again.output and "building" not in again.output
+    assert read_output(tmp_path / "out2", "kept").to_pylist() == kept

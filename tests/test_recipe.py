@@ -28,9 +28,9 @@ def test_the_documented_shape_parses() -> None:
 
 
 def test_every_shipped_pipeline_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each recipe parses where the models it names exist (the recipes name models/...,
-    which the user trains first; here they are trained small, so every check runs)."""
-    from curation.lm.train import TrainConfig, train_lm
+    """Each recipe parses: the DCLM one where its classifier exists (the user trains it
+    first; here a small one), the selection ones because their models: sections build
+    what their stages name."""
     from curation.scoring.classifier import train_classifier
 
     pipelines = sorted(Path(__file__).resolve().parents[1].glob("pipelines/*.yaml"))
@@ -39,13 +39,33 @@ def test_every_shipped_pipeline_is_valid(tmp_path: Path, monkeypatch: pytest.Mon
     good = ["a clear and useful answer with some detail"] * 20
     bad = ["click here buy now cheap deals"] * 20
     train_classifier(good, bad, Path("models/dclm-quality.bin"))
-    train_classifier(good, bad, Path("models/preselect.bin"), labels=("pos", "neg"))
-    quick = TrainConfig(steps=2, batch_size=2, warmup_steps=1)
-    texts = [f"{g} {b} {i}" for i, (g, b) in enumerate(zip(good, bad, strict=True))] * 5
-    train_lm(texts, "models/prior", preset="tiny", train=quick, vocab_size=300, log=print)
-    train_lm(texts, "models/conditional", init="models/prior", train=quick, log=print)
     for path in pipelines:
-        assert load_recipe(path).stages
+        recipe = load_recipe(path)
+        assert recipe.stages
+        if path.stem in ("color_filter", "preselect"):
+            assert recipe.models and not any(m.ready() for m in recipe.models)
+
+
+def test_models_section_errors_name_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = """models:
+  models/prior:
+    train_lm: {input: $input, config: tiny}
+stages:
+  - lm_loss: {model: models/prior}
+"""
+    recipe = parse_recipe(base, "r.yaml")
+    assert recipe.models[0].kind == "train_lm" and recipe.models[0].params.config == "tiny"
+    assert recipe.resolved()["models"]["models/prior"]["train_lm"]["steps"] == 500
+    with pytest.raises(RecipeError, match=r"r.yaml line 3: model models/prior: unknown kind"):
+        parse_recipe(base.replace("train_lm", "train_llm"), "r.yaml")
+    with pytest.raises(RecipeError, match=r"r.yaml line 3: model models/prior: .*stpes"):
+        parse_recipe(base.replace("config: tiny", "stpes: 3"), "r.yaml")
+    # only the models the section builds wait: another missing model is still an error
+    with pytest.raises(RecipeError, match=r"models/other/config.json is missing"):
+        parse_recipe(base.replace("{model: models/prior}", "{model: models/other}"), "r.yaml")
 
 
 def test_unknown_stage_names_line_and_lists_stages() -> None:

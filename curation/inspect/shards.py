@@ -49,7 +49,10 @@ class Source:
     def scan(self) -> pl.LazyFrame:
         """Every row of every file, lazily (files with other columns are aligned by name)."""
         frames = [pl.scan_parquet(f) for f in self.files]
-        return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        lf = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        if lf.collect_schema().get(REASON) == pl.Null:  # a shard where nothing was dropped
+            lf = lf.with_columns(pl.col(REASON).cast(pl.String))
+        return lf
 
     def schema(self) -> pl.Schema:
         return self.scan().collect_schema()
@@ -104,9 +107,9 @@ def score_columns(schema: pl.Schema) -> list[str]:
 
 def funnel(source: Source) -> list[dict[str, Any]]:
     """Per stage: ``name``, ``rows_in``, ``rows_kept``, ``dropped_by_reason``. From the run's
-    ledger when there is one; otherwise counted from ``drop_reason`` (stages in the order
-    their reasons first appear by count, each one's rows_in being what the stage before
-    it kept, which holds because a dropped row skips every later stage)."""
+    ledger when there is one; otherwise counted from ``drop_reason``: ``read`` (every row),
+    then the stages in order of their drop counts, each one's rows_in being what the stage
+    before it kept, which holds because a dropped row skips every later stage)."""
     if source.stats and source.stats.get("stages"):
         return [
             {
@@ -120,10 +123,10 @@ def funnel(source: Source) -> list[dict[str, Any]]:
     lf = source.scan()
     if REASON not in lf.collect_schema():
         total = lf.select(pl.len()).collect().item()
-        return [{"name": "all", "rows_in": total, "rows_kept": total, "dropped_by_reason": {}}]
+        return [{"name": "read", "rows_in": total, "rows_kept": total, "dropped_by_reason": {}}]
     counts = lf.group_by(REASON).agg(pl.len().alias("n")).collect()
     total = int(counts["n"].sum())
-    stages: dict[str, dict[str, int]] = {}
+    stages: dict[str, dict[str, int]] = {"read": {}}
     for reason, n in sorted(counts.iter_rows(), key=lambda r: -r[1]):
         if reason is not None:
             stages.setdefault(reason.split(":", 1)[0], {})[reason] = n
@@ -210,10 +213,11 @@ def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[
     ``min_prob``); a global top-fraction cut (``threshold``, ``color_filter``,
     ``preselect``) is the last score its stage kept, read from the rows."""
     lines: dict[str, list[tuple[str, float]]] = {}
-    stages = (source.recipe or {}).get("stages") or []
-    for entry in stages:
-        if not isinstance(entry, dict) or len(entry) != 1:
-            continue
+    stages = [
+        e for e in (source.recipe or {}).get("stages") or [] if isinstance(e, dict) and len(e) == 1
+    ]
+    names = [next(iter(e)) for e in stages]
+    for index, entry in enumerate(stages):
         ((name, params),) = entry.items()
         params = params or {}
         column = params.get("column") or CUT_COLUMNS.get(name)
@@ -228,13 +232,13 @@ def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[
             if params.get(bound) is not None:
                 lines.setdefault(column, []).append((f"{name} {bound}", float(params[bound])))
         if params.get("top_fraction") is not None or name in CUT_COLUMNS:
-            higher = params.get("higher_is_better", True)
-            passed = source.scan().filter(
-                pl.col(column).is_not_null()
-                & (pl.col(REASON).is_null() | ~pl.col(REASON).str.starts_with(f"{name}:"))
-            )
-            cut = passed.select(pl.col(column).min() if higher else pl.col(column).max())
-            value = cut.collect().item()
+            # rows that passed this stage: kept, or dropped by a later stage
+            later = names[index + 1 :]
+            stage_of = pl.col(REASON).str.split(":").list.first()
+            passed = pl.col(REASON).is_null() | stage_of.is_in(later)
+            score = pl.col(column)
+            best = score.min() if params.get("higher_is_better", True) else score.max()
+            value = source.scan().filter(passed & score.is_not_null()).select(best).collect().item()
             if value is not None:
                 lines.setdefault(column, []).append((f"{name} cut", float(value)))
     return lines

@@ -30,8 +30,10 @@ class LMLossParams(StageParams):
     @classmethod
     def _checkpoint_is_usable(cls, value: str) -> str:
         from curation.lm.train import check_checkpoint
+        from curation.runtime.models import pending
 
-        check_checkpoint(value)
+        if not pending(value):  # a model the recipe's models: section builds is checked then
+            check_checkpoint(value)
         return value
 
 

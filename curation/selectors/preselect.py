@@ -126,8 +126,11 @@ class PreselectParams(StageParams):
     @field_validator("model")
     @classmethod
     def _model_is_usable(cls, value: str) -> str:
+        from curation.runtime.models import pending
         from curation.scoring.classifier import load_classifier
 
+        if pending(value):  # the recipe's models: section builds it; checked then
+            return value
         labels = [name.removeprefix("__label__") for name in load_classifier(value).get_labels()]
         if set(labels) != set(LABELS):
             raise ValueError(f"{value}: labels {labels} are not PreSelect's {list(LABELS)}")

@@ -1,0 +1,163 @@
+"""The ``models:`` section of a recipe: models the run trains before it selects.
+
+```yaml
+models:
+  models/color/prior:                 # where the model is written (the stage names it)
+    train_lm: {input: $input, max_documents: 20000, config: small, steps: 2000}
+  models/color/conditional:
+    train_lm: {input: [target/*.jsonl], init: models/color/prior, steps: 300, lr: 0.001}
+stages:
+  - color_filter: {prior: models/color/prior, conditional: models/color/conditional, tau: 8}
+```
+
+Kinds: ``train_lm`` (``curate train-lm``: a checkpoint folder) and ``train_preselect``
+(``curate train-preselect``: a fastText file; ``references`` maps checkpoint folders to
+their target scores). ``input: $input`` reads the run's own inputs. Models are built in
+the order listed, so one may start from another (``init``, ``tokenizer``, references);
+a model whose output is already complete is reused, never retrained, so a second run (or
+a resumed one) trains nothing. While a recipe is read, a stage may name a model that the
+section will build: its file checks wait until the model exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RUN_INPUT = "$input"
+#: Model outputs that the recipe being read will build (their checks are deferred).
+PENDING: ContextVar[frozenset[str]] = ContextVar("pending_models", default=frozenset())
+
+
+def pending(path: str) -> bool:
+    """True when ``path`` is a model the recipe being read builds and it is not built yet."""
+    return str(Path(path)) in PENDING.get()
+
+
+class _Inputs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: list[str] | Literal["$input"] = Field(..., description="text to train on, or $input")
+    text_field: str = Field("text", description="field or column holding the text")
+    max_documents: int | None = Field(None, ge=1, description="read at most this many")
+
+
+class TrainLMSpec(_Inputs):
+    config: str = Field("small", description="preset: tiny, small, 25m")
+    init: str | None = Field(None, description="fine-tune this checkpoint")
+    tokenizer: str | None = Field(None, description="reuse this checkpoint's tokenizer")
+    steps: int = Field(500, ge=1)
+    epochs: float | None = Field(None, gt=0)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    seed: int = 0
+    vocab_size: int = Field(8000, ge=300)
+    device: str = "auto"
+
+
+class TrainPreselectSpec(_Inputs):
+    references: dict[str, float] = Field(..., min_length=2, description="checkpoint: score")
+    seed: int = 0
+
+
+KINDS: dict[str, type[_Inputs]] = {"train_lm": TrainLMSpec, "train_preselect": TrainPreselectSpec}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``models:``: the output path, how to build it, and its line."""
+
+    path: str
+    kind: str
+    params: Any
+    line: int
+
+    def ready(self) -> bool:
+        """The output is complete (a train_lm checkpoint's three files, or the file)."""
+        out = Path(self.path)
+        if self.kind == "train_lm":
+            return all(
+                (out / n).is_file() for n in ("config.json", "model.safetensors", "tokenizer.model")
+            )
+        return out.is_file()
+
+
+def _texts(spec: ModelSpec, run_inputs: list[str], run_text_field: str) -> list[str]:
+    from curation.scoring.classifier import read_texts
+
+    params = spec.params
+    own = params.input == RUN_INPUT
+    paths, field = (run_inputs, run_text_field) if own else (params.input, params.text_field)
+    if not paths:
+        raise ValueError(f"model {spec.path}: input {RUN_INPUT} but the run has no --input")
+    texts = []
+    for text in read_texts(list(paths), field):
+        if text and text.strip():
+            texts.append(text)
+            if params.max_documents and len(texts) >= params.max_documents:
+                break
+    if not texts:
+        raise ValueError(f"model {spec.path}: its input {paths} holds no text to train on")
+    return texts
+
+
+def build_models(
+    models: tuple[ModelSpec, ...],
+    run_inputs: list[str],
+    run_text_field: str,
+    log: Callable[[str], None] = print,
+) -> list[str]:
+    """Build every model of the section that is not complete yet, in order; returns the
+    paths built (reused ones are logged, not rebuilt)."""
+    built = []
+    for spec in models:
+        if spec.ready():
+            log(f"models: reusing {spec.path}")
+            continue
+        log(f"models: building {spec.path} ({spec.kind})")
+        texts = _texts(spec, run_inputs, run_text_field)
+        p = spec.params
+        if spec.kind == "train_lm":
+            from curation.lm.train import TrainConfig, train_lm
+
+            out = Path(spec.path)
+            if out.exists() and not any(out.iterdir()):
+                out.rmdir()
+            elif out.exists():  # a build cut short: start it again
+                import shutil
+
+                shutil.rmtree(out)
+            train = TrainConfig(
+                steps=p.steps, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=p.seed
+            )
+            train_lm(
+                texts,
+                out,
+                preset=p.config,
+                init=p.init,
+                tokenizer_from=p.tokenizer,
+                train=train,
+                vocab_size=p.vocab_size,
+                device=p.device,
+                log=log,
+                sources=[str(i) for i in (p.input if p.input != RUN_INPUT else run_inputs)],
+            )
+        else:
+            from curation.selectors.preselect import train_preselect
+
+            Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
+            train_preselect(
+                texts,
+                list(p.references),
+                list(p.references.values()),
+                spec.path,
+                seed=p.seed,
+                log=log,
+            )
+        built.append(spec.path)
+    return built

@@ -1,0 +1,144 @@
+"""`curate inspect`: the funnel, score summaries, threshold lines and document browsing
+agree with the rows themselves, and bad questions get clear errors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.cli import main
+from curation.inspect import shards
+from tests.conftest import read_output, recipe_of, run_local, shared_file
+
+RECIPE = """
+stages:
+  - length_filter: {min_chars: 200}
+  - threshold: {column: length_chars, top_fraction: 0.5}
+"""
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("inspect") / "out"
+    run_local(recipe_of(RECIPE, shared_file("web/c4-sample-1000.jsonl.gz")), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rows(run_folder: Path) -> pa.Table:
+    return pa.concat_tables([read_output(run_folder, "kept"), read_output(run_folder, "dropped")])
+
+
+def test_funnel_and_summaries_match_the_rows(run_folder: Path, rows: pa.Table) -> None:
+    source = shards.open_source(run_folder)
+    assert source.is_run
+    stages = shards.funnel(source)
+    assert [s["name"] for s in stages] == ["read", "length_filter", "threshold"]
+    reasons = rows["drop_reason"].to_pylist()
+    for s in stages[1:]:
+        for reason, n in s["dropped_by_reason"].items():
+            assert reasons.count(reason) == n
+    assert stages[-1]["rows_kept"] == reasons.count(None)
+
+    columns = shards.score_columns(source.schema())
+    assert columns == ["length_chars"]  # threshold_rank is a rank, not a score
+    summary = shards.summarize(source.scan(), columns)["length_chars"]
+    values = np.array(rows["length_chars"].to_pylist(), dtype=float)
+    assert summary["count"] == len(values) and summary["nulls"] == 0
+    assert summary["mean"] == pytest.approx(values.mean())
+    for q, v in summary["quantiles"].items():
+        assert v == pytest.approx(np.quantile(values, q))
+    hist = summary["histogram"]
+    assert sum(hist["kept"]) + sum(hist["dropped"]) == len(values)
+    assert sum(hist["kept"]) == reasons.count(None)
+    assert hist["edges"][0] == pytest.approx(np.quantile(values, 0.01))
+
+    kept = read_output(run_folder, "kept")["length_chars"].to_pylist()
+    lines = shards.threshold_lines(source, columns)
+    assert lines == {"length_chars": [("threshold cut", float(min(kept)))]}
+
+
+def test_a_single_shard_counts_its_own_reasons(run_folder: Path) -> None:
+    part = sorted((run_folder / "dropped").glob("*.parquet"))[0]
+    table = pq.read_table(part)
+    stages = shards.funnel(shards.open_source(part))
+    dropped = sum(sum(s["dropped_by_reason"].values()) for s in stages)
+    assert dropped == table.num_rows
+    assert stages[0]["rows_in"] == table.num_rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([None, "a:x", "a:y", "b:z", "c:w"]), min_size=1, max_size=60))
+def test_funnel_accounting_holds_for_any_shard(
+    tmp_path_factory: pytest.TempPathFactory, reasons: list[str | None]
+) -> None:
+    path = tmp_path_factory.mktemp("shard") / "part.parquet"
+    ids = [f"d{i}" for i in range(len(reasons))]
+    pq.write_table(pa.table({"id": ids, "text": ids, "drop_reason": reasons}), path)
+    stages = shards.funnel(shards.open_source(path))
+    assert stages[0]["rows_in"] == len(reasons)
+    for before, after in itertools.pairwise(stages):
+        assert after["rows_in"] == before["rows_kept"]
+    for s in stages:
+        assert s["rows_in"] == s["rows_kept"] + sum(s["dropped_by_reason"].values())
+    assert stages[-1]["rows_kept"] == reasons.count(None)
+
+
+def test_browse_where_sort_and_around(run_folder: Path, rows: pa.Table) -> None:
+    source = shards.open_source(run_folder)
+    lengths = np.array(rows["length_chars"].to_pylist())
+    found = shards.browse(source, where="length_chars > 3000 AND drop_reason IS NULL", limit=10_000)
+    reasons = rows["drop_reason"].to_pylist()
+    expected = sum(1 for n, r in zip(lengths, reasons, strict=True) if n > 3000 and r is None)
+    assert found.height == expected > 0
+    assert found["drop_reason"].null_count() == found.height
+
+    top = shards.browse(source, sort="-length_chars", limit=3)
+    assert top["length_chars"].to_list() == sorted(lengths, reverse=True)[:3]
+
+    cut = float(np.median(lengths))
+    near = shards.browse(source, around=f"length_chars={cut}", limit=6)
+    below = near.filter(near["position"] == "below")["length_chars"].to_list()
+    above = near.filter(near["position"] == "above")["length_chars"].to_list()
+    assert below == sorted(lengths[lengths < cut])[-3:]
+    assert above == sorted(lengths[lengths >= cut])[:3]
+
+    dropped = shards.browse(source, status="dropped", limit=10_000)
+    assert dropped.height == sum(r is not None for r in reasons)
+
+
+def test_bad_questions_are_clear_errors(run_folder: Path, tmp_path: Path) -> None:
+    source = shards.open_source(run_folder)
+    with pytest.raises(shards.InspectError, match=r"no column 'lenght'.*length_chars"):
+        shards.browse(source, sort="lenght")
+    with pytest.raises(shards.InspectError, match=r"not a usable SQL expression.*length_chars"):
+        shards.browse(source, where="lenght_chars > 3")
+    with pytest.raises(shards.InspectError, match="COLUMN=NUMBER"):
+        shards.browse(source, around="length_chars=high")
+    with pytest.raises(shards.InspectError, match="does not exist"):
+        shards.open_source(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(shards.InspectError, match="no Parquet files"):
+        shards.open_source(tmp_path / "empty")
+
+
+def test_cli_inspect(run_folder: Path) -> None:
+    runner = CliRunner()
+    summary = runner.invoke(main, ["inspect", str(run_folder)])
+    assert summary.exit_code == 0, summary.output
+    assert "length_filter:too_short" in summary.output and "threshold cut" in summary.output
+    assert "p50" in summary.output
+    near = runner.invoke(
+        main, ["inspect", str(run_folder), "--around", "length_chars=1000", "--limit", "4"]
+    )
+    assert near.exit_code == 0 and near.output.count("length_chars=") == 4
+    bad = runner.invoke(main, ["inspect", str(run_folder), "--where", "nope >"])
+    assert bad.exit_code != 0 and "SQL" in bad.output
