@@ -297,13 +297,14 @@ def push_folder(
     endpoint: str,
     private: bool,
     force: bool,
-    attempts: int = 4,
-    backoff_s: float = 2.0,
+    attempts: int | None = None,
+    backoff_s: float | None = None,
     log: Callable[[str], None] = print,
 ) -> str:
     """Create the dataset repo (an existing one needs ``force``) and send ``folder`` as one
-    commit, retrying transient failures ``attempts`` times with doubling waits. Returns
-    the commit's URL."""
+    commit, retrying transient failures ``attempts`` times (default ``ATTEMPTS``) with
+    waits of ``backoff_s`` seconds (default ``BACKOFF_S``) doubling each time. Returns the
+    commit's URL."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 

@@ -35,6 +35,8 @@ SCORE = "preselect_score"
 LABELS = ("pos", "neg")
 #: PreSelect's fastText settings; every one can be overridden.
 FASTTEXT_DEFAULTS = {"epoch": 3, "lr": 0.1, "wordNgrams": 2}
+#: Below this many positives, fitting says the classifier will be weak.
+MIN_POSITIVES = 100
 
 
 def predictive_strength(bpc: np.ndarray, target_scores: Sequence[float]) -> np.ndarray:
@@ -105,6 +107,12 @@ def train_preselect(
         f"train-preselect: {len(texts):,} documents, {len(positives):,} perfectly ordered "
         f"(positives), {len(negatives):,} least ordered (negatives)"
     )
+    if len(positives) < MIN_POSITIVES:
+        log(
+            f"train-preselect: warning: only {len(positives)} perfectly ordered documents; "
+            "the classifier will be weak. Use more documents, fewer reference models, or "
+            "references whose target scores differ more"
+        )
     metrics = train_classifier(
         [texts[i] for i in positives],
         [texts[i] for i in negatives],

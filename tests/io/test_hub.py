@@ -213,3 +213,21 @@ def test_bad_arguments_are_clear(run_folder: Path, tmp_path: Path) -> None:
     (busy / "keep.txt").write_text("mine")
     assert "--force" in export(str(run_folder), "--to-folder", str(busy))[1]
     assert (busy / "keep.txt").read_text() == "mine"
+
+
+def test_token_from_the_login_cache(
+    run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No HF_TOKEN: the token `hf auth login` cached is used, and still never shown."""
+    import huggingface_hub.constants as constants
+
+    cache = tmp_path / "hf-token"
+    cache.write_text(token)
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(cache))
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, output = export(str(run_folder), "--repo-id", "acme/cached")
+        assert code == 0, output
+        assert hub.seen_tokens == {token} and "acme/cached" in hub.repos
+        assert token not in output
