@@ -16,10 +16,12 @@ from curation.io.writers import SchemaConflictError
 from curation.recipe import RecipeError, load_recipe
 from curation.runtime.executors import ShardFailed
 from curation.runtime.ledger import AccountingError
+from curation.runtime.models import ModelBuildError
 from curation.runtime.run import RunFolderError, RunOptions, run
 from curation.stage import describe_params, registry
 
 _EXPECTED = (
+    ModelBuildError,
     RecipeError,
     InputError,
     RunFolderError,

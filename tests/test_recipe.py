@@ -126,3 +126,24 @@ def test_command_line_overrides_input() -> None:
 def test_bare_stage_name_uses_defaults() -> None:
     recipe = parse_recipe("stages:\n  - length_filter\n")
     assert recipe.stages[0].params.min_chars == 0  # type: ignore[attr-defined]
+
+
+def test_a_model_that_cannot_be_built_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from curation.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("pool.jsonl").write_text('{"text": "a document"}\n')
+    Path("r.yaml").write_text(
+        "models:\n  models/conditional:\n    train_lm: {input: [target], config: tiny}\n"
+        "stages:\n  - lm_loss: {model: models/conditional}\n"
+    )
+    result = CliRunner().invoke(
+        main, ["run", "r.yaml", "--input", "pool.jsonl", "--output", "out", "--executor", "local"]
+    )
+    assert result.exit_code == 1
+    assert "model models/conditional:" in result.output and "target" in result.output
+    assert not Path("out").exists() and not Path("models/conditional").exists()

@@ -34,6 +34,10 @@ RUN_INPUT = "$input"
 PENDING: ContextVar[frozenset[str]] = ContextVar("pending_models", default=frozenset())
 
 
+class ModelBuildError(RuntimeError):
+    """A model of the ``models:`` section could not be built; the message names it."""
+
+
 def pending(path: str) -> bool:
     """True when ``path`` is a model the recipe being read builds and it is not built yet."""
     return str(Path(path)) in PENDING.get()
@@ -113,51 +117,59 @@ def build_models(
     log: Callable[[str], None] = print,
 ) -> list[str]:
     """Build every model of the section that is not complete yet, in order; returns the
-    paths built (reused ones are logged, not rebuilt)."""
+    paths built (reused ones are logged, not rebuilt). A failure is a ``ModelBuildError``
+    that names the model."""
     built = []
     for spec in models:
         if spec.ready():
             log(f"models: reusing {spec.path}")
             continue
         log(f"models: building {spec.path} ({spec.kind})")
-        texts = _texts(spec, run_inputs, run_text_field)
-        p = spec.params
-        if spec.kind == "train_lm":
-            from curation.lm.train import TrainConfig, train_lm
-
-            out = Path(spec.path)
-            if out.exists() and not any(out.iterdir()):
-                out.rmdir()
-            elif out.exists():  # a build cut short: start it again
-                import shutil
-
-                shutil.rmtree(out)
-            train = TrainConfig(
-                steps=p.steps, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=p.seed
-            )
-            train_lm(
-                texts,
-                out,
-                preset=p.config,
-                init=p.init,
-                tokenizer_from=p.tokenizer,
-                train=train,
-                vocab_size=p.vocab_size,
-                device=p.device,
-                log=log,
-                sources=[str(i) for i in (p.input if p.input != RUN_INPUT else run_inputs)],
-            )
-        else:
-            from curation.selectors.preselect import train_preselect
-
-            Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
-            train_preselect(
-                texts,
-                list(p.references),
-                list(p.references.values()),
-                spec.path,
-                seed=p.seed,
-                log=log,
-            )
+        try:
+            _build(spec, run_inputs, run_text_field, log)
+        except (ValueError, OSError) as err:  # the engine's InputError is a ValueError
+            text = str(err)
+            prefix = f"model {spec.path}"
+            raise ModelBuildError(
+                text if text.startswith(prefix) else f"{prefix}: {text}"
+            ) from None
         built.append(spec.path)
     return built
+
+
+def _build(
+    spec: ModelSpec, run_inputs: list[str], run_text_field: str, log: Callable[[str], None]
+) -> None:
+    texts = _texts(spec, run_inputs, run_text_field)
+    p = spec.params
+    if spec.kind == "train_lm":
+        import shutil
+
+        from curation.lm.train import TrainConfig, train_lm
+
+        out = Path(spec.path)
+        if out.exists():  # a build cut short: start it again
+            shutil.rmtree(out)
+        train = TrainConfig(
+            steps=p.steps, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=p.seed
+        )
+        sources = p.input if p.input != RUN_INPUT else run_inputs
+        train_lm(
+            texts,
+            out,
+            preset=p.config,
+            init=p.init,
+            tokenizer_from=p.tokenizer,
+            train=train,
+            vocab_size=p.vocab_size,
+            device=p.device,
+            log=log,
+            sources=[str(i) for i in sources],
+        )
+    else:
+        from curation.selectors.preselect import train_preselect
+
+        Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
+        train_preselect(
+            texts, list(p.references), list(p.references.values()), spec.path, seed=p.seed, log=log
+        )
