@@ -513,20 +513,20 @@ def inspect_command(
 
     try:
         source = shards.open_source(path)
-        columns = shards.score_columns(source.schema())
         if where or sort or around or status != "all":
             frame = shards.browse(
                 source, where=where, sort=sort, limit=limit, around=around, status=status
             )
             focus = [c for c in [*(around or "").split("=")[:1], (sort or "").lstrip("-")] if c]
+            columns = shards.score_columns(source.schema())
             focus += [c for c in columns if c not in focus][: max(0, 6 - len(focus))]
             click.echo(terminal.format_rows(frame, focus))
             return
+        seen = shards.overview(source, bins)
         click.echo(f"{source.path}: {len(source.files)} Parquet file(s)")
-        click.echo(terminal.format_funnel(shards.funnel(source)))
+        click.echo(terminal.format_funnel(seen.stages))
         click.echo()
-        lines = shards.threshold_lines(source, columns)
-        click.echo(terminal.format_summaries(shards.summarize(source.scan(), columns, bins), lines))
+        click.echo(terminal.format_summaries(seen.summaries, seen.lines))
     except shards.InspectError as err:
         raise click.ClickException(str(err)) from None
 

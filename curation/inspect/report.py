@@ -15,14 +15,7 @@ from typing import Any
 
 from curation.batch import ID, TEXT
 from curation.inspect import plots
-from curation.inspect.shards import (
-    Source,
-    examples_by_reason,
-    funnel,
-    score_columns,
-    summarize,
-    threshold_lines,
-)
+from curation.inspect.shards import Source, examples_by_reason, overview
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
@@ -63,10 +56,8 @@ def _funnel_table(stages: list[dict[str, Any]]) -> str:
 def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> str:
     """The HTML page for ``source``: ``examples`` documents per drop reason, each cut to
     ``text_chars`` characters."""
-    stages = funnel(source)
-    columns = score_columns(source.schema())
-    summaries = summarize(source.scan(), columns)
-    lines = threshold_lines(source, columns)
+    seen = overview(source)
+    stages, summaries, lines = seen.stages, seen.summaries, seen.lines
     parts = [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",

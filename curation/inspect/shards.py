@@ -231,6 +231,24 @@ def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[
     return lines
 
 
+@dataclass
+class Overview:
+    """What inspect, report and export show of a source: the funnel (``funnel``), each
+    score column's summary (``summarize``) and its threshold lines (``threshold_lines``)."""
+
+    stages: list[dict[str, Any]]
+    summaries: dict[str, dict[str, Any]]
+    lines: dict[str, list[tuple[str, float]]]
+
+
+def overview(source: Source, bins: int = 20) -> Overview:
+    """The funnel, summaries and threshold lines of ``source``, each computed once."""
+    columns = score_columns(source.schema())
+    return Overview(
+        funnel(source), summarize(source.scan(), columns, bins), threshold_lines(source, columns)
+    )
+
+
 def parse_sort(spec: str, schema: pl.Schema) -> tuple[str, bool]:
     """``COLUMN`` (ascending) or ``-COLUMN`` (descending) -> (column, descending)."""
     descending = spec.startswith("-")

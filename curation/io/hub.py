@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from curation.inspect.shards import REASON, Source, open_source
+from curation.inspect.shards import REASON, Overview, Source, open_source
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SIZE_CATEGORIES = (
@@ -91,7 +92,7 @@ def _kept_batches(source: Source) -> Any:
             table = pa.Table.from_batches([batch])
             if REASON in table.column_names:
                 if not source.is_run:  # a plain shard: export only its kept rows
-                    table = table.filter(pa.compute.is_null(table[REASON]))
+                    table = table.filter(pc.is_null(table[REASON]))
                 table = table.drop_columns([REASON])
             if table.num_rows:
                 yield table
@@ -140,6 +141,7 @@ def write_shards(source: Source, data: Path, split: str, max_shard_bytes: int) -
 
 def dataset_card(
     source: Source,
+    seen: Overview,
     repo_id: str,
     split: str,
     license_id: str,
@@ -147,9 +149,9 @@ def dataset_card(
     images: list[tuple[str, str]],
 ) -> str:
     """The ``README.md``: YAML header (configs, license, size category, task) and what was
-    done: the recipe, rows kept and dropped by stage and reason, the score histograms."""
-    from curation.inspect.shards import funnel
-
+    done: the recipe, rows kept and dropped by stage and reason (``seen.stages``), the
+    score histograms (``images``)."""
+    stages = seen.stages
     rows = sum(s["rows"] for s in shards)
     header = {
         "license": license_id,
@@ -183,7 +185,7 @@ def dataset_card(
         "| stage | rows in | kept | dropped | reason |",
         "|---|---:|---:|---:|---|",
     ]
-    for s in funnel(source):
+    for s in stages:
         reasons = sorted(s["dropped_by_reason"].items(), key=lambda kv: -kv[1])
         detail = ", ".join(f"`{r}` {n:,}" for r, n in reasons) or "-"
         lines.append(
@@ -217,22 +219,19 @@ def build_export(
 ) -> list[dict]:
     """Write the Hub layout of ``source`` into the empty ``folder``; returns the shards."""
     from curation.inspect import plots
-    from curation.inspect.shards import funnel, score_columns, summarize, threshold_lines
+    from curation.inspect.shards import overview
 
     shards = write_shards(source, folder / "data", split, max_shard_bytes)
+    seen = overview(source)
     (folder / "images").mkdir()
     images = [("drop funnel", "images/funnel.png")]
-    (folder / "images" / "funnel.png").write_bytes(
-        plots.to_png(plots.funnel_figure(funnel(source)))
-    )
-    columns = score_columns(source.schema())
-    lines = threshold_lines(source, columns)
-    for column, summary in summarize(source.scan(), columns).items():
+    (folder / "images" / "funnel.png").write_bytes(plots.to_png(plots.funnel_figure(seen.stages)))
+    for column, summary in seen.summaries.items():
         if summary["histogram"] is not None:
-            figure = plots.histogram_figure(column, summary, lines.get(column, []))
+            figure = plots.histogram_figure(column, summary, seen.lines.get(column, []))
             (folder / "images" / f"{column}.png").write_bytes(plots.to_png(figure))
             images.append((column, f"images/{column}.png"))
-    card = dataset_card(source, repo_id, split, license_id, shards, images)
+    card = dataset_card(source, seen, repo_id, split, license_id, shards, images)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return shards
 
