@@ -19,7 +19,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterator
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,23 @@ def flatten(texts: pa.Array | pa.ChunkedArray) -> list[str]:
     return one_line.to_pylist()
 
 
-@cache
 def load_classifier(path: str) -> Any:
-    """Load a fastText model once per process; ``ClassifierError`` names a bad file."""
-    import fasttext
-
+    """Load a fastText model, once per process per version of the file (a file rewritten
+    in place, as a recipe's ``models:`` section or a second ``train-fasttext`` does, is
+    read again); ``ClassifierError`` names a missing or bad file."""
     if not Path(path).is_file():
         raise ClassifierError(
             f"classifier {path} does not exist: train one with `curate train-fasttext`"
         )
+    stat = Path(path).stat()
+    return _load_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _load_version(path: str, mtime_ns: int, size: int) -> Any:
+    """The model at ``path`` as it was at (``mtime_ns``, ``size``): the cache key."""
+    import fasttext
+
     try:
         return fasttext.load_model(path)
     except (ValueError, RuntimeError, MemoryError) as err:

@@ -84,3 +84,20 @@ def test_auc_is_the_share_of_correctly_ordered_pairs(pairs: list[tuple[bool, int
         return
     expected = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
     assert roc_auc(labels, scores) == pytest.approx(expected)
+
+
+def test_a_classifier_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
+    """The loader caches per version of the file, not per path: a model retrained to the
+    same path in the same process (a recipe's models: section, a second train-fasttext)
+    is the one that scores."""
+    from curation.scoring.classifier import load_classifier, positive_probability
+
+    path = tmp_path / "model.bin"
+    whale, tea = ["the whale and the sea ship"] * 40, ["tea and cake in the parlour"] * 40
+    train_classifier(whale, tea, path, labels=("pos", "neg"), seed=0,
+                     fasttext_args={"epoch": 25, "lr": 0.5})  # fmt: skip
+    first = positive_probability(load_classifier(str(path)), ["the whale and the sea"], "pos")
+    train_classifier(tea, whale, path, labels=("pos", "neg"), seed=0,
+                     fasttext_args={"epoch": 25, "lr": 0.5})  # fmt: skip
+    second = positive_probability(load_classifier(str(path)), ["the whale and the sea"], "pos")
+    assert first[0] > 0.9 and second[0] < 0.1
