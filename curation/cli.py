@@ -267,7 +267,7 @@ def train_fasttext_command(
     args: tuple[str, ...],
 ) -> None:
     """Train a fastText classifier the DCLM way (word bigrams, defaults otherwise)."""
-    from curation.scoring.classifier import read_texts, train_classifier
+    from curation.scoring.classifier import fit_warning, read_texts, train_classifier
 
     names = tuple(labels.split(","))
     if len(names) != 2:
@@ -296,6 +296,8 @@ def train_fasttext_command(
             f"{m['recall']:.3f}, accuracy {m['accuracy']:.3f}, AUC {m['auc']:.3f}",
             err=True,
         )
+    if warning := fit_warning(m):
+        click.echo(warning, err=True)
 
 
 @main.command("sample-data")

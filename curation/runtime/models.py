@@ -67,6 +67,9 @@ class TrainLMSpec(_Inputs):
 class TrainPreselectSpec(_Inputs):
     references: dict[str, float] = Field(..., min_length=2, description="checkpoint: score")
     seed: int = 0
+    fasttext_args: dict[str, int | float | str] = Field(
+        default_factory=dict, description="fastText settings over PreSelect's (e.g. epoch: 25)"
+    )
 
 
 KINDS: dict[str, type[_Inputs]] = {"train_lm": TrainLMSpec, "train_preselect": TrainPreselectSpec}
@@ -171,5 +174,11 @@ def _build(
 
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
         train_preselect(
-            texts, list(p.references), list(p.references.values()), spec.path, seed=p.seed, log=log
+            texts,
+            list(p.references),
+            list(p.references.values()),
+            spec.path,
+            seed=p.seed,
+            fasttext_args=dict(p.fasttext_args),
+            log=log,
         )

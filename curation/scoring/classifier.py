@@ -100,7 +100,8 @@ def train_classifier(
     """Train on ``positives`` / ``negatives`` texts; write the model and its metrics.
 
     Returns the metrics on the held-out share (``precision``, ``recall``, ``auc``,
-    ``accuracy`` for the positive label at probability 0.5) with the settings used.
+    ``accuracy`` for the positive label at probability 0.5, and ``spread``: the 5th to
+    95th percentile range of its probability) with the settings used.
     """
     import fasttext
 
@@ -134,6 +135,7 @@ def train_classifier(
             recall=round(hits / max(int(truth.sum()), 1), 4),
             accuracy=round(float((predicted == truth).mean()), 4),
             auc=round(roc_auc(truth, probs), 4),
+            spread=round(float(np.subtract(*np.quantile(probs, [0.95, 0.05]))), 4),
         )
     tmp_model = out.with_name(out.name + ".tmp")
     model.save_model(str(tmp_model))
@@ -149,6 +151,24 @@ def train_classifier(
     }
     Path(f"{out}.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return meta
+
+
+#: Below this held-out probability spread (p95 - p5) a classifier is called underfit.
+MIN_SPREAD = 0.05
+
+
+def fit_warning(metrics: dict[str, Any]) -> str | None:
+    """What to tell the user when a classifier's held-out probabilities barely move from
+    where they started (spread below ``MIN_SPREAD``): it ranks by tiny margins, and a
+    threshold such as ``min_prob: 0.5`` cuts at random. ``None`` when it is fitted."""
+    spread = metrics.get("spread")
+    if spread is None or spread >= MIN_SPREAD:
+        return None
+    return (
+        f"warning: the held-out probabilities span only {spread:.4f} (5th to 95th percentile): "
+        f"the classifier is underfit for {metrics['train']:,} training documents and ranks by "
+        "tiny margins. Give it more passes or a larger learning rate (fastText's epoch and lr, e.g. epoch=25)"
+    )
 
 
 def positive_probability(model: Any, texts: list[str], label: str) -> np.ndarray:

@@ -89,7 +89,7 @@ def train_preselect(
     metrics with the counts of documents, positives and negatives.
     """
     from curation.lm.train import document_losses, load_lm
-    from curation.scoring.classifier import train_classifier
+    from curation.scoring.classifier import fit_warning, train_classifier
 
     if len(references) != len(target_scores) or len(references) < 2:
         raise ValueError("give at least two reference models, each with its target score")
@@ -122,6 +122,8 @@ def train_preselect(
         fasttext_args={**FASTTEXT_DEFAULTS, **(fasttext_args or {})},
         trained_on={"references": list(references), "target_scores": list(target_scores)},
     )
+    if warning := fit_warning(metrics["metrics"]):
+        log(f"train-preselect: {warning}")
     return {**metrics, "documents": len(texts), "positives": len(positives),
             "negatives": len(negatives)}  # fmt: skip
 

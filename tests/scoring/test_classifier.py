@@ -101,3 +101,18 @@ def test_a_classifier_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
                      fasttext_args={"epoch": 25, "lr": 0.5})  # fmt: skip
     second = positive_probability(load_classifier(str(path)), ["the whale and the sea"], "pos")
     assert first[0] > 0.9 and second[0] < 0.1
+
+
+def test_an_underfit_classifier_is_named_and_a_fitted_one_is_not(tmp_path: Path) -> None:
+    """A few dozen examples at fastText's lr 0.1 for 3 epochs barely move the
+    probabilities from one half: ``fit_warning`` says so and what to change."""
+    from curation.scoring.classifier import fit_warning
+
+    good, bad = labelled()
+    under = train_classifier(good, bad, tmp_path / "under.bin", held_out=0.3,
+                             fasttext_args={"epoch": 3, "lr": 0.1})["metrics"]  # fmt: skip
+    assert under["spread"] < 0.05
+    assert "underfit" in fit_warning(under) and "epoch" in fit_warning(under)
+    fitted = train_classifier(good, bad, tmp_path / "fitted.bin", held_out=0.3,
+                              fasttext_args={"epoch": 50, "lr": 0.5})["metrics"]  # fmt: skip
+    assert fitted["spread"] > 0.5 and fit_warning(fitted) is None

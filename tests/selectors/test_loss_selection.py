@@ -4,6 +4,7 @@ selectors must prefer the book; PreSelect's predictive strength is Kendall's tau
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
 from curation.lm.train import TrainConfig, document_losses, load_lm, train_lm
-from curation.selectors.preselect import choose_examples, predictive_strength, train_preselect
+from curation.recipe import parse_recipe
+from curation.runtime.models import build_models
+from curation.selectors.preselect import choose_examples, predictive_strength
 from tests.conftest import c4_texts, read_output, recipe_of, run_local, shared_file
 
 QUICK = TrainConfig(steps=40, batch_size=8, warmup_steps=5, seed=0)
@@ -129,11 +132,22 @@ def test_preselect_fits_on_reference_models_and_keeps_the_target(
               for r in references]  # fmt: skip
     assert scores[0] < scores[1] < scores[2]
     probe = c4_texts(200, 150) + book_chunks()[:60]
-    meta = train_preselect(
-        probe, [str(r) for r in references], scores, tmp_path / "preselect.bin",
-        fasttext_args={"epoch": 20}, log=lambda m: None,
-    )  # fmt: skip
-    assert meta["positives"] == meta["negatives"] > 0
+    # fitted as a recipe's models: section does it, with PreSelect's fastText settings
+    # overridden (its 3 epochs leave so small a sample underfit)
+    Path(tmp_path / "probe.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in probe))
+    refs = ", ".join(f"'{r}': {s}" for r, s in zip(references, scores, strict=True))
+    section = parse_recipe(
+        f"models:\n  {tmp_path / 'preselect.bin'}:\n    train_preselect: {{input: "
+        f"['{tmp_path / 'probe.jsonl'}'], references: {{{refs}}}, fasttext_args: {{epoch: 25, lr: 1.0}}}}\n"
+        "stages:\n  - length_filter: {min_chars: 1}\n",
+        "r.yaml",
+    ).models
+    messages: list[str] = []
+    build_models(section, [], "text", log=messages.append)
+    meta = json.loads(Path(f"{tmp_path / 'preselect.bin'}.json").read_text())
+    assert meta["fasttext_args"]["epoch"] == 25 and meta["fasttext_args"]["wordNgrams"] == 2
+    assert meta["metrics"]["spread"] > 0.3
+    assert not any("underfit" in m for m in messages), messages
     recipe = recipe_of(
         f"stages:\n  - preselect: {{model: '{tmp_path / 'preselect.bin'}', top_fraction: 0.2}}\n",
         folder,
