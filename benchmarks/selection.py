@@ -111,6 +111,22 @@ def pieces(texts: list[str], words: int = 80) -> list[str]:
     return out
 
 
+def study_data(seed: int) -> tuple[list[str], np.ndarray, dict[str, tuple[list, list]]]:
+    """(pool, the source of each pool document, {target: (fit texts, held-out texts)})."""
+    c4, pile = documents(1000), documents(2000)[1000:]
+    book = book_chunks("gutenberg-1342-pride-and-prejudice.txt")
+    source = np.array(["c4"] * len(c4) + ["pile"] * len(pile) + ["book"] * len(book))
+    moby = book_chunks("gutenberg-2701-moby-dick.txt")
+    questions = benchmark_items()
+    random.Random(seed).shuffle(questions)
+    half = len(questions) // 2
+    targets = {
+        "moby-dick": (moby[: int(0.6 * len(moby))], moby[int(0.7 * len(moby)) :]),
+        "benchmarks": (questions[:half], questions[half : half + 2000]),
+    }
+    return c4 + pile + book, source, targets
+
+
 def take_chars(order: np.ndarray, chars: np.ndarray, fraction: float) -> np.ndarray:
     """The shortest prefix of ``order`` whose characters reach ``fraction`` of the total
     (the rule of the selectors' ``by: chars`` cut)."""
@@ -157,6 +173,12 @@ class Study:
         return folder
 
 
+def warnings_only(message: str) -> None:
+    """A ``log`` for the library's fitting functions that prints only their warnings."""
+    if "warning" in message:
+        print(f"  {message}", flush=True)
+
+
 def held_out_loss(folder: Path, texts: list[str]) -> tuple[float, float]:
     """(nats per token, bits per character) of the model over ``texts`` as a whole."""
     losses = document_losses(load_lm(folder, "cpu"), texts)
@@ -197,21 +219,11 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    c4, pile = documents(1000), documents(2000)[1000:]
-    book = book_chunks("gutenberg-1342-pride-and-prejudice.txt")
-    pool = c4 + pile + book
-    source = np.array(["c4"] * len(c4) + ["pile"] * len(pile) + ["book"] * len(book))
+    pool, source, targets = study_data(args.seed)
     chars = np.array([len(t) for t in pool], dtype=np.int64)
-    moby = book_chunks("gutenberg-2701-moby-dick.txt")
-    questions = benchmark_items()
-    random.Random(args.seed).shuffle(questions)
-    half = len(questions) // 2
-    targets = {
-        "moby-dick": (moby[: int(0.6 * len(moby))], moby[int(0.7 * len(moby)) :]),
-        "benchmarks": (questions[:half], questions[half : half + 2000]),
-    }
     print(f"pool: {len(pool):,} documents, {chars.sum():,} characters "
-          f"(c4 {len(c4)}, pile {len(pile)}, book chunks {len(book)})")  # fmt: skip
+          f"(c4 {sum(source == 'c4')}, pile {sum(source == 'pile')}, "
+          f"book chunks {sum(source == 'book')})")  # fmt: skip
     for name, (fit, held) in targets.items():
         print(f"target {name}: fit {len(fit):,} texts, held out {len(held):,} texts "
               f"({sum(map(len, held)):,} characters)")  # fmt: skip
@@ -259,9 +271,10 @@ def main() -> None:
         ref_scores = [-held_out_loss(r, fit)[1] for r in references]
         pre_path = args.work / f"{target}-preselect.bin"
         fitted = train_preselect(pieces(pool), [str(r) for r in references], ref_scores, pre_path,
-                                 seed=args.seed, device="cpu", log=lambda _m: None)  # fmt: skip
+                                 seed=args.seed, device="cpu", log=warnings_only)  # fmt: skip
         pre = positive_probability(load_classifier(str(pre_path)), one_line, "pos")
         print(f"  preselect: {fitted['positives']} positives, {fitted['negatives']} negatives, "
+              f"held-out probability spread {fitted['metrics']['spread']}, "
               f"reference scores {[round(float(s), 3) for s in ref_scores]}")  # fmt: skip
         scores = {
             "color_filter": color_scores(prior_losses, cond_losses),

@@ -167,7 +167,8 @@ def fit_warning(metrics: dict[str, Any]) -> str | None:
     return (
         f"warning: the held-out probabilities span only {spread:.4f} (5th to 95th percentile): "
         f"the classifier is underfit for {metrics['train']:,} training documents and ranks by "
-        "tiny margins. Give it more passes or a larger learning rate (fastText's epoch and lr, e.g. epoch=25)"
+        "tiny margins. Give it more passes or a larger learning rate (fastText's epoch "
+        "and lr, e.g. epoch=25)"
     )
 
 

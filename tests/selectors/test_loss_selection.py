@@ -134,11 +134,13 @@ def test_preselect_fits_on_reference_models_and_keeps_the_target(
     probe = c4_texts(200, 150) + book_chunks()[:60]
     # fitted as a recipe's models: section does it, with PreSelect's fastText settings
     # overridden (its 3 epochs leave so small a sample underfit)
-    Path(tmp_path / "probe.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in probe))
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in probe)
+    Path(tmp_path / "probe.jsonl").write_text(lines)
     refs = ", ".join(f"'{r}': {s}" for r, s in zip(references, scores, strict=True))
     section = parse_recipe(
         f"models:\n  {tmp_path / 'preselect.bin'}:\n    train_preselect: {{input: "
-        f"['{tmp_path / 'probe.jsonl'}'], references: {{{refs}}}, fasttext_args: {{epoch: 25, lr: 1.0}}}}\n"
+        f"['{tmp_path / 'probe.jsonl'}'], references: {{{refs}}}, "
+        "fasttext_args: {epoch: 25, lr: 1.0}}\n"
         "stages:\n  - length_filter: {min_chars: 1}\n",
         "r.yaml",
     ).models
