@@ -61,7 +61,6 @@ from curation.selectors.preselect import (
     predictive_strength,
 )
 
-TARGET = "moby-dick"
 TAUS = (4.0, 8.0)
 
 
@@ -94,15 +93,18 @@ def main() -> None:
     parser.add_argument("--study", type=Path, default=Path("benchmarks/_runs/selection"))
     parser.add_argument("--work", type=Path, default=Path("benchmarks/_runs/preselect_variants"))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--target", choices=("moby-dick", "benchmarks"), default="moby-dick",
+                        help="benchmarks: only the as-run and fitted variants")  # fmt: skip
     args = parser.parse_args()
-    if not (args.study / f"{TARGET}-preselect.bin").is_file():
+    target = args.target
+    if not (args.study / f"{target}-preselect.bin").is_file():
         sys.exit(f"{args.study} has no study models: run benchmarks/selection.py first")
     args.work.mkdir(parents=True, exist_ok=True)
     if not (args.work / "tokenizer").is_dir():
         shutil.copytree(args.study / "tokenizer", args.work / "tokenizer")
 
     pool, source, targets = study_data(0)
-    fit, held = targets[TARGET]
+    fit, held = targets[target]
     chars = np.array([len(t) for t in pool], dtype=np.int64)
     one_line = flatten(pa.array(pool, pa.large_string()))
     study = Study(args.work, "tiny", 500, 0)
@@ -150,8 +152,8 @@ def main() -> None:
         for name, folder in refs.items():
             if name not in bpc:
                 bpc[name] = document_losses(load_lm(folder, "cpu"), texts)["bpc"]
-        target = [-held_out_loss(folder, fit)[1] for folder in refs.values()]
-        strength = predictive_strength(np.stack([bpc[n][rows] for n in refs], 1), target)
+        ref_scores = [-held_out_loss(folder, fit)[1] for folder in refs.values()]
+        strength = predictive_strength(np.stack([bpc[n][rows] for n in refs], 1), ref_scores)
         pos, neg = choose_examples(strength, len(refs) * (len(refs) - 1) // 2, 0)
         path = args.work / f"{variant}.bin"
         meta = train_classifier([texts[rows[i]] for i in pos], [texts[rows[i]] for i in neg],
@@ -164,12 +166,16 @@ def main() -> None:
     everything = np.arange(len(texts))
     for tau in TAUS:
         chosen = take_chars(np.argsort(-positive_probability(
-            load_classifier(str(args.study / f"{TARGET}-preselect.bin")), one_line, "pos"),
+            load_classifier(str(args.study / f"{target}-preselect.bin")), one_line, "pos"),
             kind="stable"), chars, 1 / tau)  # fmt: skip
-        loss = held_out_loss(args.study / f"{TARGET}-preselect-tau{tau:g}", held)[0]
+        loss = held_out_loss(args.study / f"{target}-preselect-tau{tau:g}", held)[0]
         report("as run", tau, loss, chosen)
-    score, info = fit_scores(pool_refs, everything, "fitted", epoch=25)
-    select("fitted", score, **info)
+    score, info = fit_scores(pool_refs, everything, f"fitted-{target}", epoch=25)
+    select(f"fitted-{target}" if target != "moby-dick" else "fitted", score, **info)
+    if target != "moby-dick":
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        return
     score, info = fit_scores(pool_refs, np.flatnonzero(~seen[owner]), "unseen")
     select("unseen", score, **info)
     outside = external_texts()
@@ -183,7 +189,7 @@ def main() -> None:
 
     # the study's ranking, the book held to 30% of each selection's characters
     study_score = positive_probability(
-        load_classifier(str(args.study / f"{TARGET}-preselect.bin")), one_line, "pos"
+        load_classifier(str(args.study / f"{target}-preselect.bin")), one_line, "pos"
     )
     order = np.argsort(-study_score, kind="stable")
     for tau in TAUS:
@@ -196,7 +202,7 @@ def main() -> None:
 
     # four passes over each selection instead of equal compute (its own random baseline)
     prior = document_losses(load_lm(args.study / "random-1.0000", "cpu"), pool)["loss_mean"]
-    cond = document_losses(load_lm(args.study / f"{TARGET}-conditional", "cpu"),
+    cond = document_losses(load_lm(args.study / f"{target}-conditional", "cpu"),
                            pool)["loss_mean"]  # fmt: skip
     color = np.argsort(-color_scores(prior, cond), kind="stable")
     for tau in TAUS:
