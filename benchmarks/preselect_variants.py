@@ -42,6 +42,7 @@ from benchmarks.selection import (
     Study,
     held_out_loss,
     pieces,
+    reference_rows,
     study_data,
     take_budget,
     take_chars,
@@ -131,19 +132,18 @@ def main() -> None:
             report(variant, tau, held_out_loss(folder, held)[0], chosen, **extra)
 
     # the pool in 80-word pieces, with the domain and whether a pool reference read it
-    owner = np.concatenate([np.full(len(pieces([t])), i) for i, t in enumerate(pool)])
-    texts = pieces(pool)
+    per_document = [pieces([t]) for t in pool]
+    texts = [piece for cut in per_document for piece in cut]
+    owner = np.repeat(np.arange(len(pool)), [len(cut) for cut in per_document])
     seen = np.zeros(len(pool), dtype=bool)
     for mix in REFERENCE_MIXES:
-        for d in mix:
-            seen[take_budget(by_domain[d], chars, REFERENCE_CHARS / len(mix))] = True
+        seen[reference_rows(mix, by_domain, chars)] = True
 
     def reference(mix: tuple[str, ...]) -> Path:
         name = f"reference-{'+'.join(mix)}"
         if (args.study / name / "config.json").is_file():
             return args.study / name
-        parts = [take_budget(by_domain[d], chars, REFERENCE_CHARS / len(mix)) for d in mix]
-        return study.model(name, [pool[i] for i in np.sort(np.concatenate(parts))])
+        return study.model(name, [pool[i] for i in reference_rows(mix, by_domain, chars)])
 
     bpc: dict[str, np.ndarray] = {}
 
@@ -170,8 +170,9 @@ def main() -> None:
             kind="stable"), chars, 1 / tau)  # fmt: skip
         loss = held_out_loss(args.study / f"{target}-preselect-tau{tau:g}", held)[0]
         report("as run", tau, loss, chosen)
-    score, info = fit_scores(pool_refs, everything, f"fitted-{target}", epoch=25)
-    select(f"fitted-{target}" if target != "moby-dick" else "fitted", score, **info)
+    fitted = "fitted" if target == "moby-dick" else f"fitted-{target}"
+    score, info = fit_scores(pool_refs, everything, fitted, epoch=25)
+    select(fitted, score, **info)
     if target != "moby-dick":
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

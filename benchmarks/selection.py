@@ -141,6 +141,14 @@ def take_budget(order: np.ndarray, chars: np.ndarray, budget: float) -> np.ndarr
     return np.sort(order[:end])
 
 
+def reference_rows(mix: tuple[str, ...], by_domain: dict[str, np.ndarray],
+                   chars: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The pool rows a reference model of ``mix`` reads: ``REFERENCE_CHARS`` characters in
+    equal parts from each domain, each part a prefix of that domain's shuffled rows."""
+    parts = [take_budget(by_domain[d], chars, REFERENCE_CHARS / len(mix)) for d in mix]
+    return np.sort(np.concatenate(parts))
+
+
 class Study:
     """Trains (or reuses, when ``config.json`` is already there) the models under ``work``."""
 
@@ -240,12 +248,10 @@ def main() -> None:
                     for f in CURVE}  # fmt: skip
     # PreSelect's reference models: the same character budget each, different domain mixes,
     # so what orders them on a target is what they read, not how much
-    budget = REFERENCE_CHARS
     by_domain = {d: shuffled[0][source[shuffled[0]] == d] for d in ("c4", "pile", "book")}
     references = []
     for mix in REFERENCE_MIXES:
-        parts = [take_budget(by_domain[d], chars, budget / len(mix)) for d in mix]
-        chosen = np.sort(np.concatenate(parts))
+        chosen = reference_rows(mix, by_domain, chars)
         references.append(study.model(f"reference-{'+'.join(mix)}", [pool[i] for i in chosen]))
     prior = curve_models[1.0]
 

@@ -120,7 +120,12 @@ def train_preselect(
         labels=LABELS,
         seed=seed,
         fasttext_args={**FASTTEXT_DEFAULTS, **(fasttext_args or {})},
-        trained_on={"references": list(references), "target_scores": list(target_scores)},
+        trained_on={
+            "references": list(references),
+            "target_scores": list(target_scores),
+            "positives": len(positives),
+            "negatives": len(negatives),
+        },
     )
     if warning := fit_warning(metrics["metrics"]):
         log(f"train-preselect: {warning}")

@@ -147,6 +147,7 @@ def test_preselect_fits_on_reference_models_and_keeps_the_target(
     messages: list[str] = []
     build_models(section, [], "text", log=messages.append)
     meta = json.loads(Path(f"{tmp_path / 'preselect.bin'}.json").read_text())
+    assert meta["trained_on"]["positives"] == meta["trained_on"]["negatives"] > 0
     assert meta["fasttext_args"]["epoch"] == 25 and meta["fasttext_args"]["wordNgrams"] == 2
     assert meta["metrics"]["spread"] > 0.3
     assert not any("underfit" in m for m in messages), messages
