@@ -20,6 +20,10 @@ Variants (each keeps 1/tau of the pool's characters by its score, best first):
 - ``4 epochs``: random, PreSelect and CoLoR-Filter trained 4 passes over their selection
   (compute grows with the data) instead of equal compute.
 
+``--target benchmarks`` runs only the as-run and fitted variants on the benchmark target;
+``--pool-book moby-dick`` (with ``--study`` and ``--work`` of the swapped study) redoes them
+on the study with the books swapped.
+
 Run:  .venv/bin/python benchmarks/preselect_variants.py   (about 15 minutes on two cores)
 """
 
@@ -37,6 +41,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import SHARED
 from benchmarks.selection import (
+    BOOK_FILES,
     REFERENCE_CHARS,
     REFERENCE_MIXES,
     Study,
@@ -94,17 +99,22 @@ def main() -> None:
     parser.add_argument("--study", type=Path, default=Path("benchmarks/_runs/selection"))
     parser.add_argument("--work", type=Path, default=Path("benchmarks/_runs/preselect_variants"))
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--target", choices=("moby-dick", "benchmarks"), default="moby-dick",
-                        help="benchmarks: only the as-run and fitted variants")  # fmt: skip
+    parser.add_argument("--target", choices=(*BOOK_FILES, "benchmarks"), default="moby-dick",
+                        help="the book target (every variant) or benchmarks (only the as-run "
+                        "and fitted variants)")  # fmt: skip
+    parser.add_argument("--pool-book", choices=sorted(BOOK_FILES), default="pride-and-prejudice",
+                        help="the study's pool book (selection.py --pool-book)")  # fmt: skip
     args = parser.parse_args()
     target = args.target
+    if target == args.pool_book:
+        sys.exit(f"{target} is the pool's book; the book target is the other one")
     if not (args.study / f"{target}-preselect.bin").is_file():
         sys.exit(f"{args.study} has no study models: run benchmarks/selection.py first")
     args.work.mkdir(parents=True, exist_ok=True)
     if not (args.work / "tokenizer").is_dir():
         shutil.copytree(args.study / "tokenizer", args.work / "tokenizer")
 
-    pool, source, targets = study_data(0)
+    pool, source, targets = study_data(0, args.pool_book)
     fit, held = targets[target]
     chars = np.array([len(t) for t in pool], dtype=np.int64)
     one_line = flatten(pa.array(pool, pa.large_string()))
@@ -170,10 +180,10 @@ def main() -> None:
             kind="stable"), chars, 1 / tau)  # fmt: skip
         loss = held_out_loss(args.study / f"{target}-preselect-tau{tau:g}", held)[0]
         report("as run", tau, loss, chosen)
-    fitted = "fitted" if target == "moby-dick" else f"fitted-{target}"
+    fitted = "fitted" if target != "benchmarks" else f"fitted-{target}"
     score, info = fit_scores(pool_refs, everything, fitted, epoch=25)
     select(fitted, score, **info)
-    if target != "moby-dick":
+    if target == "benchmarks":
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         return

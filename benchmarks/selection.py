@@ -36,6 +36,10 @@ data multiplier is how much distinct random data, trained for the same compute, 
 the same loss: the random models at 1/16 ... 1 of the pool give a curve, interpolated in
 log size; "> tau" means even the whole pool at random does worse.
 
+``--pool-book moby-dick`` swaps the books (*Moby-Dick* in the pool, *Pride and Prejudice*
+the book target) with everything else the same: a check that a result is not the luck of
+one pool. Give it its own ``--work``.
+
 Run:  .venv/bin/python benchmarks/selection.py   (about 20 minutes on two CPU cores)
 """
 
@@ -111,17 +115,30 @@ def pieces(texts: list[str], words: int = 80) -> list[str]:
     return out
 
 
-def study_data(seed: int) -> tuple[list[str], np.ndarray, dict[str, tuple[list, list]]]:
-    """(pool, the source of each pool document, {target: (fit texts, held-out texts)})."""
+BOOK_FILES = {
+    "pride-and-prejudice": "gutenberg-1342-pride-and-prejudice.txt",
+    "moby-dick": "gutenberg-2701-moby-dick.txt",
+}
+
+
+def study_data(
+    seed: int, pool_book: str = "pride-and-prejudice"
+) -> tuple[list[str], np.ndarray, dict[str, tuple[list, list]]]:
+    """(pool, the source of each pool document, {target: (fit texts, held-out texts)}).
+
+    ``pool_book`` goes into the pool (source ``book``); the other book is the book target,
+    named after itself."""
     c4, pile = documents(1000), documents(2000)[1000:]
-    book = book_chunks("gutenberg-1342-pride-and-prejudice.txt")
+    book = book_chunks(BOOK_FILES[pool_book])
     source = np.array(["c4"] * len(c4) + ["pile"] * len(pile) + ["book"] * len(book))
-    moby = book_chunks("gutenberg-2701-moby-dick.txt")
+    (other,) = set(BOOK_FILES) - {pool_book}
+    target_book = book_chunks(BOOK_FILES[other])
     questions = benchmark_items()
     random.Random(seed).shuffle(questions)
     half = len(questions) // 2
+    n = len(target_book)
     targets = {
-        "moby-dick": (moby[: int(0.6 * len(moby))], moby[int(0.7 * len(moby)) :]),
+        other: (target_book[: int(0.6 * n)], target_book[int(0.7 * n) :]),
         "benchmarks": (questions[:half], questions[half : half + 2000]),
     }
     return c4 + pile + book, source, targets
@@ -221,15 +238,18 @@ def main() -> None:
     parser.add_argument("--taus", type=float, nargs="+", default=[4.0, 8.0])
     parser.add_argument("--fresh", action="store_true", help="retrain every model")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--pool-book", choices=sorted(BOOK_FILES), default="pride-and-prejudice",
+                        help="the book in the pool; the other one is the book target "
+                        "(give the swapped study its own --work)")  # fmt: skip
     args = parser.parse_args()
     if args.fresh:
         shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    pool, source, targets = study_data(args.seed)
+    pool, source, targets = study_data(args.seed, args.pool_book)
     chars = np.array([len(t) for t in pool], dtype=np.int64)
-    print(f"pool: {len(pool):,} documents, {chars.sum():,} characters "
+    print(f"pool (book: {args.pool_book}): {len(pool):,} documents, {chars.sum():,} characters "
           f"(c4 {sum(source == 'c4')}, pile {sum(source == 'pile')}, "
           f"book chunks {sum(source == 'book')})")  # fmt: skip
     for name, (fit, held) in targets.items():
