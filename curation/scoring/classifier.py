@@ -159,16 +159,18 @@ MIN_SPREAD = 0.05
 
 def fit_warning(metrics: dict[str, Any]) -> str | None:
     """What to tell the user when a classifier's held-out probabilities barely move from
-    where they started (spread below ``MIN_SPREAD``): it ranks by tiny margins, and a
-    threshold such as ``min_prob: 0.5`` cuts at random. ``None`` when it is fitted."""
+    where they started (spread below ``MIN_SPREAD``): it ranks by tiny margins, a top cut
+    can lean toward short documents (an average of few word vectors lands in the tails more
+    often), and a threshold such as ``min_prob: 0.5`` cuts at random. ``None`` when it is
+    fitted."""
     spread = metrics.get("spread")
     if spread is None or spread >= MIN_SPREAD:
         return None
     return (
         f"warning: the held-out probabilities span only {spread:.4f} (5th to 95th percentile): "
         f"the classifier is underfit for {metrics['train']:,} training documents and ranks by "
-        "tiny margins. Give it more passes or a larger learning rate (fastText's epoch "
-        "and lr, e.g. epoch=25)"
+        "tiny margins; a top cut can lean toward short documents. Give it more passes or a "
+        "larger learning rate (fastText's epoch and lr, e.g. epoch=25)"
     )
 
 
