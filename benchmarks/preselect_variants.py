@@ -174,10 +174,12 @@ def main() -> None:
 
     pool_refs = {"+".join(m): reference(m) for m in REFERENCE_MIXES}
     everything = np.arange(len(texts))
+    # the study's classifier over the pool, best first (as run, and capped below)
+    order = np.argsort(-positive_probability(
+        load_classifier(str(args.study / f"{target}-preselect.bin")), one_line, "pos"),
+        kind="stable")  # fmt: skip
     for tau in TAUS:
-        chosen = take_chars(np.argsort(-positive_probability(
-            load_classifier(str(args.study / f"{target}-preselect.bin")), one_line, "pos"),
-            kind="stable"), chars, 1 / tau)  # fmt: skip
+        chosen = take_chars(order, chars, 1 / tau)
         loss = held_out_loss(args.study / f"{target}-preselect-tau{tau:g}", held)[0]
         report("as run", tau, loss, chosen)
     fitted = "fitted" if target != "benchmarks" else f"fitted-{target}"
@@ -199,10 +201,6 @@ def main() -> None:
     select("five", score, **info)
 
     # the study's ranking, the book held to 30% of each selection's characters
-    study_score = positive_probability(
-        load_classifier(str(args.study / f"{target}-preselect.bin")), one_line, "pos"
-    )
-    order = np.argsort(-study_score, kind="stable")
     for tau in TAUS:
         budget = chars.sum() / tau
         books = take_budget(order[source[order] == "book"], chars, 0.3 * budget)
