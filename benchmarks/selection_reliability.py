@@ -10,7 +10,9 @@ much of the selector's labels and ranking come back.
 - PreSelect's three reference models (C4, Pile, C4 + book), retrained with ``--seed``:
   their target scores; for each pair of references, the correlation across the pool's
   80-word pieces of the pair's bits-per-character difference under the study's models and
-  under the retrained ones (1 = every piece prefers the same model by the same margin);
+  under the retrained ones (1 = every piece prefers the same model by the same margin),
+  and the share of that difference's variance that the piece's source (C4, Pile, book)
+  explains;
   the predictive-strength labels (perfectly ordered pieces) under each, their overlap
   against what two independent draws of those sizes would share, and the Spearman
   correlation of the strength counts;
@@ -83,6 +85,14 @@ def agreement(a: np.ndarray, b: np.ndarray, chars: np.ndarray) -> dict[str, floa
     return {"spearman": float(spearmanr(a, b).statistic), "top_kept": kept_share(a, b, chars)}
 
 
+def explained_by(values: np.ndarray, groups: np.ndarray) -> float:
+    """Share of the variance of ``values`` that their group means explain (R squared)."""
+    fitted = np.zeros_like(values)
+    for group in np.unique(groups):
+        fitted[groups == group] = values[groups == group].mean()
+    return float(1 - ((values - fitted) ** 2).sum() / ((values - values.mean()) ** 2).sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--study", type=Path, default=Path("benchmarks/_runs/selection"))
@@ -101,7 +111,9 @@ def main() -> None:
     pool, source, targets = study_data(0, args.pool_book)
     chars = np.array([len(t) for t in pool], dtype=np.int64)
     one_line = flatten(pa.array(pool, pa.large_string()))
-    texts = pieces(pool)
+    per_document = [pieces([t]) for t in pool]
+    texts = [piece for cut in per_document for piece in cut]
+    piece_source = np.repeat(source, [len(cut) for cut in per_document])
     retrain = Study(args.work, "tiny", 500, args.seed)
     shuffled = np.random.default_rng(0).permutation(len(pool))  # the study's seed-0 order
     by_domain = {d: shuffled[source[shuffled] == d] for d in ("c4", "pile", "book")}
@@ -115,15 +127,20 @@ def main() -> None:
     bpc = {k: np.stack([document_losses(load_lm(f, "cpu"), texts)["bpc"] for f in folders], 1)
            for k, folders in refs.items()}  # fmt: skip
     # how reproducible is each pair's per-piece preference, whatever the target
-    pair_corr = {}
+    # and how much of it the source of the piece (C4, Pile, book) explains
+    pair_corr, source_r2 = {}, {}
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             d0 = bpc["study"][:, i] - bpc["study"][:, j]
             d1 = bpc["retrained"][:, i] - bpc["retrained"][:, j]
-            pair_corr[f"{names[i]} vs {names[j]}"] = float(np.corrcoef(d0, d1)[0, 1])
+            pair = f"{names[i]} vs {names[j]}"
+            pair_corr[pair] = float(np.corrcoef(d0, d1)[0, 1])
+            source_r2[pair] = explained_by(d0, piece_source)
     print(f"{len(texts):,} pieces; per-piece bits/char difference of each reference pair, "
           f"correlation between the study's models and the retrained ones: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in pair_corr.items()), flush=True)  # fmt: skip
+          + ", ".join(f"{k} {v:.3f}" for k, v in pair_corr.items())
+          + "; share of its variance the piece's source explains: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in source_r2.items()), flush=True)  # fmt: skip
     prior = {"study": args.study / "random-1.0000",
              "retrained": retrain.model("random-1.0000", pool)}  # fmt: skip
     prior_loss = {k: document_losses(load_lm(f, "cpu"), pool)["loss_mean"]
@@ -190,7 +207,8 @@ def main() -> None:
               f"{row['color_filter']['spearman']:.3f}, top 1/8 kept "
               f"{row['color_filter']['top_kept']:.0%}", flush=True)  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"pair_correlation": pair_corr, "targets": results},
+        args.json.write_text(json.dumps({"pair_correlation": pair_corr, "source_r2": source_r2,
+                                         "targets": results},
                                         indent=1) + "\n", encoding="utf-8")  # fmt: skip
 
 
