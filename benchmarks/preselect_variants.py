@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -45,8 +44,10 @@ from benchmarks.selection import (
     REFERENCE_CHARS,
     REFERENCE_MIXES,
     Study,
+    by_domain,
+    follow_up_work,
     held_out_loss,
-    pieces,
+    pool_pieces,
     reference_rows,
     study_data,
     take_budget,
@@ -108,11 +109,7 @@ def main() -> None:
     target = args.target
     if target == args.pool_book:
         sys.exit(f"{target} is the pool's book; the book target is the other one")
-    if not (args.study / f"{target}-preselect.bin").is_file():
-        sys.exit(f"{args.study} has no study models: run benchmarks/selection.py first")
-    args.work.mkdir(parents=True, exist_ok=True)
-    if not (args.work / "tokenizer").is_dir():
-        shutil.copytree(args.study / "tokenizer", args.work / "tokenizer")
+    follow_up_work(args.study, args.work, f"{target}-preselect.bin")
 
     pool, source, targets = study_data(0, args.pool_book)
     fit, held = targets[target]
@@ -120,7 +117,7 @@ def main() -> None:
     one_line = flatten(pa.array(pool, pa.large_string()))
     study = Study(args.work, "tiny", 500, 0)
     shuffled = {s: np.random.default_rng(s).permutation(len(pool)) for s in (0, 1)}
-    by_domain = {d: shuffled[0][source[shuffled[0]] == d] for d in ("c4", "pile", "book")}
+    domains = by_domain(shuffled[0], source)
     base = {tau: np.mean([held_out_loss(args.study / name, held)[0] for name in
                           (f"random-{1 / tau:.4f}", f"random-{1 / tau:.4f}-seed1")])
             for tau in TAUS}  # fmt: skip
@@ -142,18 +139,16 @@ def main() -> None:
             report(variant, tau, held_out_loss(folder, held)[0], chosen, **extra)
 
     # the pool in 80-word pieces, with the domain and whether a pool reference read it
-    per_document = [pieces([t]) for t in pool]
-    texts = [piece for cut in per_document for piece in cut]
-    owner = np.repeat(np.arange(len(pool)), [len(cut) for cut in per_document])
+    texts, owner = pool_pieces(pool)
     seen = np.zeros(len(pool), dtype=bool)
     for mix in REFERENCE_MIXES:
-        seen[reference_rows(mix, by_domain, chars)] = True
+        seen[reference_rows(mix, domains, chars)] = True
 
     def reference(mix: tuple[str, ...]) -> Path:
         name = f"reference-{'+'.join(mix)}"
         if (args.study / name / "config.json").is_file():
             return args.study / name
-        return study.model(name, [pool[i] for i in reference_rows(mix, by_domain, chars)])
+        return study.model(name, [pool[i] for i in reference_rows(mix, domains, chars)])
 
     bpc: dict[str, np.ndarray] = {}
 

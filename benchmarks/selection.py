@@ -115,6 +115,28 @@ def pieces(texts: list[str], words: int = 80) -> list[str]:
     return out
 
 
+def pool_pieces(pool: list[str]) -> tuple[list[str], np.ndarray]:
+    """(``pieces`` of every pool document in order, the pool row each piece comes from)."""
+    cuts = [pieces([text]) for text in pool]
+    owner = np.repeat(np.arange(len(pool)), [len(cut) for cut in cuts])
+    return [piece for cut in cuts for piece in cut], owner
+
+
+def by_domain(order: np.ndarray, source: np.ndarray) -> dict[str, np.ndarray]:
+    """``order`` (pool rows) split by source, c4, pile and book, each in ``order``'s order."""
+    return {d: order[source[order] == d] for d in ("c4", "pile", "book")}
+
+
+def follow_up_work(study: Path, work: Path, needs: str) -> None:
+    """Set up ``work`` for a script that builds on the study in ``study``: exit saying what
+    to run when ``study/needs`` is missing, else give ``work`` the study's tokenizer."""
+    if not (study / needs).exists():
+        sys.exit(f"{study} has no study models: run benchmarks/selection.py first")
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "tokenizer").is_dir():
+        shutil.copytree(study / "tokenizer", work / "tokenizer")
+
+
 BOOK_FILES = {
     "pride-and-prejudice": "gutenberg-1342-pride-and-prejudice.txt",
     "moby-dick": "gutenberg-2701-moby-dick.txt",
@@ -158,11 +180,11 @@ def take_budget(order: np.ndarray, chars: np.ndarray, budget: float) -> np.ndarr
     return np.sort(order[:end])
 
 
-def reference_rows(mix: tuple[str, ...], by_domain: dict[str, np.ndarray],
+def reference_rows(mix: tuple[str, ...], domains: dict[str, np.ndarray],
                    chars: np.ndarray) -> np.ndarray:  # fmt: skip
     """The pool rows a reference model of ``mix`` reads: ``REFERENCE_CHARS`` characters in
     equal parts from each domain, each part a prefix of that domain's shuffled rows."""
-    parts = [take_budget(by_domain[d], chars, REFERENCE_CHARS / len(mix)) for d in mix]
+    parts = [take_budget(domains[d], chars, REFERENCE_CHARS / len(mix)) for d in mix]
     return np.sort(np.concatenate(parts))
 
 
@@ -268,10 +290,10 @@ def main() -> None:
                     for f in CURVE}  # fmt: skip
     # PreSelect's reference models: the same character budget each, different domain mixes,
     # so what orders them on a target is what they read, not how much
-    by_domain = {d: shuffled[0][source[shuffled[0]] == d] for d in ("c4", "pile", "book")}
+    domains = by_domain(shuffled[0], source)
     references = []
     for mix in REFERENCE_MIXES:
-        chosen = reference_rows(mix, by_domain, chars)
+        chosen = reference_rows(mix, domains, chars)
         references.append(study.model(f"reference-{'+'.join(mix)}", [pool[i] for i in chosen]))
     prior = curve_models[1.0]
 

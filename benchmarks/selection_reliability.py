@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -48,8 +47,10 @@ from benchmarks.selection import (
     BOOK_FILES,
     REFERENCE_MIXES,
     Study,
+    by_domain,
+    follow_up_work,
     held_out_loss,
-    pieces,
+    pool_pieces,
     reference_rows,
     study_data,
     take_chars,
@@ -102,26 +103,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the retrained models' seed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    if not (args.study / "random-1.0000" / "config.json").is_file():
-        sys.exit(f"{args.study} has no study models: run benchmarks/selection.py first")
-    args.work.mkdir(parents=True, exist_ok=True)
-    if not (args.work / "tokenizer").is_dir():
-        shutil.copytree(args.study / "tokenizer", args.work / "tokenizer")
+    follow_up_work(args.study, args.work, "random-1.0000/config.json")
 
     pool, source, targets = study_data(0, args.pool_book)
     chars = np.array([len(t) for t in pool], dtype=np.int64)
     one_line = flatten(pa.array(pool, pa.large_string()))
-    per_document = [pieces([t]) for t in pool]
-    texts = [piece for cut in per_document for piece in cut]
-    piece_source = np.repeat(source, [len(cut) for cut in per_document])
+    texts, owner = pool_pieces(pool)
     retrain = Study(args.work, "tiny", 500, args.seed)
     shuffled = np.random.default_rng(0).permutation(len(pool))  # the study's seed-0 order
-    by_domain = {d: shuffled[source[shuffled] == d] for d in ("c4", "pile", "book")}
+    domains = by_domain(shuffled, source)
     names = ["+".join(mix) for mix in REFERENCE_MIXES]
     refs = {
         "study": [args.study / f"reference-{n}" for n in names],
         "retrained": [retrain.model(f"reference-{n}", [pool[i] for i in
-                                    reference_rows(mix, by_domain, chars)])
+                                    reference_rows(mix, domains, chars)])
                       for n, mix in zip(names, REFERENCE_MIXES, strict=True)],
     }  # fmt: skip
     bpc = {k: np.stack([document_losses(load_lm(f, "cpu"), texts)["bpc"] for f in folders], 1)
@@ -135,7 +130,7 @@ def main() -> None:
             d1 = bpc["retrained"][:, i] - bpc["retrained"][:, j]
             pair = f"{names[i]} vs {names[j]}"
             pair_corr[pair] = float(np.corrcoef(d0, d1)[0, 1])
-            source_r2[pair] = explained_by(d0, piece_source)
+            source_r2[pair] = explained_by(d0, source[owner])
     print(f"{len(texts):,} pieces; per-piece bits/char difference of each reference pair, "
           f"correlation between the study's models and the retrained ones: "
           + ", ".join(f"{k} {v:.3f}" for k, v in pair_corr.items())
