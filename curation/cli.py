@@ -329,12 +329,18 @@ def _fasttext_overrides(args: tuple[str, ...]) -> dict[str, object]:
 
 
 def _train_lm_task(texts: list[str], output: str, options: dict) -> dict:
-    """Run ``train_lm`` (locally, or inside a Ray task)."""
-    from curation.lm.train import TrainConfig, train_lm
+    """Run ``train_lm`` (locally, or inside a Ray task, recording the GPUs Ray gave it)."""
+    from curation.lm.train import TrainConfig, ray_gpu_ids, train_lm
 
     rest = {key: value for key, value in options.items() if key != "train"}
     config = TrainConfig(**options["train"])
-    return train_lm(texts, output, train=config, log=lambda m: print(m, flush=True), **rest)
+    gpus = ray_gpu_ids()
+    placement = {"ray_gpu_ids": gpus} if gpus else {}
+    return train_lm(texts, output, train=config, placement=placement, log=_print_flush, **rest)
+
+
+def _print_flush(message: str) -> None:
+    print(message, flush=True)
 
 
 @main.command("train-lm")
@@ -408,16 +414,34 @@ def train_lm_command(
         if executor == "ray" or ray_address:
             import ray
 
-            ray.init(address=ray_address, include_dashboard=False, logging_level="WARNING")
+            started = not ray.is_initialized()  # a driver that embeds us may have one up
+            if started:
+                ray.init(address=ray_address, include_dashboard=False, logging_level="WARNING")
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             click.echo(f"train-lm: as a Ray task with num_gpus={gpus}", err=True)
             task = ray.remote(num_gpus=gpus, num_cpus=1)(_train_lm_task)
-            meta = ray.get(task.remote(texts, str(Path(output).resolve()), options))
-            ray.shutdown()
+            try:
+                meta = ray.get(task.remote(texts, str(Path(output).resolve()), options))
+            except ray.exceptions.RayTaskError as err:  # the task's own error, not Ray's
+                if isinstance(err.cause, ValueError | FileExistsError):
+                    raise err.cause from None
+                raise
+            finally:
+                if started:
+                    ray.shutdown()
         else:
             meta = _train_lm_task(texts, output, options)
     except (InputError, ValueError, FileExistsError) as err:
         raise click.ClickException(str(err)) from None
+    training = meta["training"]
+    given = training.get("placement", {}).get("ray_gpu_ids", [])
+    if given and training["device"] == "cpu":
+        click.echo(
+            f"warning: Ray gave the task GPU {', '.join(given)}, but torch there sees no CUDA "
+            f"device (torch {training['torch']}), so it trained on the CPU: install a CUDA "
+            "build of torch where the Ray workers run",
+            err=True,
+        )
     held = meta.get("held_out", {})
     click.echo(
         f"wrote {output}: {meta['parameters']:,} parameters, "

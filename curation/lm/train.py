@@ -61,10 +61,34 @@ class LanguageModel:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """``auto``: CUDA when torch sees a GPU, else CPU."""
+    """``auto``: CUDA when torch sees a GPU, else CPU. Asking for ``cuda`` where torch sees
+    no CUDA device is an error that says what to install."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        where = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+    if where.type == "cuda" and not torch.cuda.is_available():
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU build"
+        raise ValueError(
+            f"device {device!r} asked for, but torch {torch.__version__} ({build}) sees no "
+            "CUDA device: install a CUDA build of torch on this machine, or use device auto "
+            "or cpu"
+        )
+    return where
+
+
+def ray_gpu_ids() -> list[str]:
+    """The GPUs Ray assigned to the calling task or actor (empty outside Ray, or when it
+    asked for none)."""
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a dependency
+        return []
+    if not ray.is_initialized():
+        return []
+    return [str(i) for i in ray.get_gpu_ids()]
 
 
 def encode_documents(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
@@ -113,6 +137,7 @@ def train_lm(
     vocab_size: int = 8000,
     device: str = "auto",
     sources: Sequence[str] = (),
+    placement: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train a model on ``texts`` and write its checkpoint folder to ``output``.
@@ -123,7 +148,8 @@ def train_lm(
     or from the checkpoint ``init`` (its tokenizer and shape: fine-tuning). Returns the
     checkpoint's metadata: shape, training settings, tokens seen, throughput
     (tokens/s and, on a GPU of known peak, model FLOPs utilisation), held-out loss and
-    bits per character.
+    bits per character. ``placement`` (for example the GPUs Ray gave the task) is
+    recorded as given under ``training.placement``.
     """
     train = train or TrainConfig()
     out = Path(output)
@@ -216,6 +242,7 @@ def train_lm(
             "mfu": round(model.flops_per_token() * tokens_per_s / peak, 4) if peak else None,
             "device": _device_name(where),
             "sources": list(sources),
+            "placement": dict(placement or {}),
             "torch": torch.__version__,
         },
     }

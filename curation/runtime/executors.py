@@ -6,7 +6,11 @@
   pool of ``workers`` actors; each actor builds and sets up the stages once (models load
   once per worker) and runs the fused pass on whole shards. Without an address it starts
   an embedded local Ray cluster and stops it afterwards; with one it joins that cluster
-  (whose workers must have ``curation`` installed).
+  (whose workers must have ``curation`` installed). A pass whose stages hold a model
+  (``lm_loss``, ``color_filter``) asks for one GPU per actor where the cluster has GPUs;
+  each pass's pool (actors, GPUs each, the GPU ids Ray gave, whether torch saw CUDA
+  there) is kept in ``pools`` for the run's stats, and a GPU that torch cannot use is
+  reported on stderr.
 
 Both give the same shard results for the same input and recipe, whatever the number of
 workers, because a shard's output depends only on the shard and the recipe.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -43,6 +48,9 @@ class LocalExecutor:
 
     workers = 1
 
+    def __init__(self) -> None:
+        self.pools: list[dict[str, Any]] = []  # no actor pools: all runs in this process
+
     def run(
         self,
         shards: list[InputShard],
@@ -66,17 +74,33 @@ class _ShardWorker:
     def __init__(self, plan: SegmentPlan) -> None:
         logging.getLogger("ray").setLevel(logging.WARNING)
         self.plan = plan
+        self.placement = json.dumps(_placement())
         self.stages, self.measure = plan.build()
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         shard = InputShard(**json.loads(row["shard"]))
+        done = {"shard": row["shard"], "placement": self.placement}
         try:
             result = process_shard(shard, self.plan, self.stages, self.measure)
         except (InputError, StageContractError, RuntimeError, ValueError) as err:
-            return {"shard": row["shard"], "result": "", "error": str(err)}
+            return {**done, "result": "", "error": str(err)}
         except Exception:
-            return {"shard": row["shard"], "result": "", "error": traceback.format_exc()}
-        return {"shard": row["shard"], "result": result.to_json(), "error": ""}
+            return {**done, "result": "", "error": traceback.format_exc()}
+        return {**done, "result": result.to_json(), "error": ""}
+
+
+def _placement() -> dict[str, Any]:
+    """Where this actor runs: the GPU ids Ray gave it and whether torch sees CUDA there
+    (torch is imported only when Ray gave it a GPU)."""
+    import ray
+
+    ids = [str(i) for i in ray.get_gpu_ids()]
+    cuda = False
+    if ids:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    return {"gpu_ids": ids, "cuda": cuda}
 
 
 class RayExecutor:
@@ -88,6 +112,7 @@ class RayExecutor:
         self.workers = workers or os.cpu_count() or 1
         self.address = address
         self._started = False
+        self.pools: list[dict[str, Any]] = []
 
     def _init(self) -> None:
         import ray
@@ -140,7 +165,21 @@ class RayExecutor:
             num_cpus=1,
             num_gpus=num_gpus,
         )
+        # what Ray gave the actors: GPU ids seen and whether torch saw CUDA in all of them
+        pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size,
+                                "gpus_each": num_gpus, "gpu_ids": [], "cuda": None}  # fmt: skip
+        self.pools.append(pool)
         for row in results.iter_rows():
+            placement = json.loads(row["placement"])
+            pool["gpu_ids"] = sorted({*pool["gpu_ids"], *placement["gpu_ids"]})
+            if num_gpus and not placement["cuda"] and pool["cuda"] is not False:
+                print(  # once per pass
+                    f"warning: Ray gave the model actors GPU {', '.join(placement['gpu_ids'])}"
+                    ", but torch there sees no CUDA device, so the models run on the CPU: "
+                    "install a CUDA build of torch where the Ray workers run",
+                    file=sys.stderr,
+                )
+            pool["cuda"] = placement["cuda"] and pool["cuda"] is not False
             if row["error"]:
                 url = json.loads(row["shard"])["url"]
                 message = row["error"]

@@ -116,6 +116,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
 
     files = _finish(out, work, shards, per_segment, recipe)
     stats = _stats(recipe, per_segment, files, options, executor.workers, started, resumed)
+    if executor.pools:
+        stats["engine"]["pools"] = executor.pools
     _summaries(out, stats, recipe)
     write_atomic_bytes(out / "stats.json", json.dumps(stats, indent=2).encode("utf-8"))
     write_atomic_bytes(out / "recipe.yaml", _recipe_yaml(recipe).encode("utf-8"))

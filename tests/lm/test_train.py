@@ -19,6 +19,8 @@ from curation.lm.train import (
     learning_rate,
     load_lm,
     pack,
+    pick_device,
+    ray_gpu_ids,
     train_lm,
 )
 from curation.recipe import RecipeError
@@ -152,3 +154,14 @@ def test_a_fresh_model_can_share_a_tokenizer(tiny: Path, tmp_path: Path) -> None
     assert meta["model"]["vocab_size"] == load_lm(tiny, "cpu").tokenizer.GetPieceSize()
     a, b = load_lm(tiny, "cpu").model, load_lm(out, "cpu").model
     assert not torch.equal(a.blocks[0].qkv.weight, b.blocks[0].qkv.weight)  # fresh weights
+
+
+def test_device_choice_is_checked() -> None:
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu': use auto, cpu or cuda"):
+        pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device: install a CUDA build"):
+            pick_device("cuda")
+    assert ray_gpu_ids() == []  # outside a Ray task

@@ -1,0 +1,110 @@
+"""The code path that asks Ray for GPUs, on a cluster that advertises one.
+
+Ray's GPUs are logical resources: a local cluster started with ``num_gpus=1`` schedules
+GPU tasks and actors, gives them GPU id 0 and sets ``CUDA_VISIBLE_DEVICES``, whatever the
+hardware. On this CPU machine (torch's CPU build) torch then sees no CUDA device, so the
+model runs on the CPU and the engine must say so. On a GPU machine the same requests put
+the model on the GPU (``benchmarks/lm_throughput.py`` measures it there).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from click.testing import CliRunner
+
+from curation.cli import main
+from curation.lm.train import TrainConfig, train_lm
+from curation.runtime.run import RunOptions, run
+from tests.conftest import c4_texts, read_output, recipe_of, run_local
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def cluster_with_a_gpu() -> Iterator[None]:
+    """A local Ray cluster of 2 CPUs and 1 (logical) GPU, shared by this module's tests;
+    the engine joins a cluster that is already up instead of starting its own."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+needs_cpu_torch = pytest.mark.skipif(
+    torch.cuda.is_available(), reason="asserts the CPU fallback: this torch sees a real GPU"
+)
+
+
+@needs_cpu_torch
+def test_train_lm_asks_for_the_gpu_and_says_when_torch_cannot_use_it(
+    cluster_with_a_gpu: None, c4_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "lm"
+    result = CliRunner().invoke(
+        main,
+        ["train-lm", "--input", str(c4_path), "--output", str(out), "--config", "tiny",
+         "--steps", "5", "--batch-size", "4", "--vocab-size", "600", "--executor", "ray"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "as a Ray task with num_gpus=1" in result.output
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["placement"] == {"ray_gpu_ids": ["0"]}  # Ray gave the task the GPU
+    assert training["device"] == "cpu"
+    assert "Ray gave the task GPU 0, but torch there sees no CUDA device" in result.output
+    assert "install a CUDA build of torch" in result.output
+
+
+def test_train_lm_errors_from_the_task_read_as_the_engines_own(
+    cluster_with_a_gpu: None, c4_path: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(
+        main,
+        ["train-lm", "--input", str(c4_path), "--output", str(tmp_path / "lm"),
+         "--config", "tiny", "--steps", "2", "--executor", "ray"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "exists and is not empty: choose another --output" in result.output
+    assert "Traceback" not in result.output and "RayTaskError" not in result.output
+
+
+@needs_cpu_torch
+def test_lm_loss_actors_hold_the_gpu_and_score_as_the_local_run(
+    cluster_with_a_gpu: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = TrainConfig(steps=10, batch_size=4, warmup_steps=2, seed=0)
+    train_lm(c4_texts(0, 200), tmp_path / "lm", preset="tiny", train=quiet, vocab_size=600,
+             log=lambda m: None)  # fmt: skip
+    docs = [{"id": f"c4/{i}", "text": t} for i, t in enumerate(c4_texts(300, 60))]
+    for shard in range(3):
+        pq.write_table(pa.Table.from_pylist(docs[shard::3]), tmp_path / f"part-{shard}.parquet")
+    recipe = recipe_of(
+        f"stages:\n  - lm_loss: {{model: '{tmp_path / 'lm'}'}}\n",
+        *sorted(tmp_path.glob("part-*.parquet")),
+    )
+    stats = run(recipe, tmp_path / "ray", RunOptions("ray", workers=2, progress=False))
+    # one actor for the one GPU (not one per worker), and Ray gave it that GPU
+    assert stats["engine"]["pools"] == [
+        {"pass": 1, "actors": 1, "gpus_each": 1.0, "gpu_ids": ["0"], "cuda": False}
+    ]
+    assert "Ray gave the model actors GPU 0, but torch there sees no CUDA device" in (
+        capsys.readouterr().err
+    )
+    run_local(recipe, tmp_path / "local")
+    local = {r["id"]: r for r in read_output(tmp_path / "local", "kept").to_pylist()}
+    on_ray = {r["id"]: r for r in read_output(tmp_path / "ray", "kept").to_pylist()}
+    assert on_ray.keys() == local.keys() == {d["id"] for d in docs}
+    for key, row in on_ray.items():
+        assert row["lm_tokens"] == local[key]["lm_tokens"]
+        assert row["lm_loss_mean"] == pytest.approx(local[key]["lm_loss_mean"], rel=1e-6)
