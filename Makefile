@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/quality_classifier.py
 	$(BIN)/python benchmarks/selection.py
+	$(BIN)/python benchmarks/lm_throughput.py
 	$(BIN)/python benchmarks/inspect_speed.py
 
 clean:

@@ -1,0 +1,374 @@
+"""Training and scoring throughput of the 25M model, against Hugging Face's Llama, in one run.
+
+Data: the real C4 and Pile samples (2,000 documents), cut by a SentencePiece tokenizer of
+8,000 pieces that the engine trains on them, packed into blocks of 512 + 1 tokens.
+
+Models of the same size (23.0 M parameters each):
+- ours: ``curation.lm``'s ``25m`` preset (width 512, 6 layers, 8 heads, context 512;
+  RoPE, RMSNorm, a GELU MLP of 4x, head tied to the embedding);
+- theirs: ``transformers``' ``LlamaForCausalLM`` with the same width, depth, heads,
+  context, vocabulary and tied head, SDPA attention, and a SwiGLU MLP of 1,368 (as many
+  MLP parameters as ours). This is what a user would train instead.
+
+Each measurement runs in its own process (its peak memory is its own), in turn, and the
+best of ``--repeats`` rounds counts:
+- ``train``: the same loop for both models (AdamW, gradient clipping, bf16 autocast on
+  CUDA, a random batch of blocks a step), ``--warmup`` untimed steps, then ``--steps``
+  timed ones;
+- ``train (train_lm)``: the engine's whole trainer as ``curate train-lm`` runs it (its
+  own tokens/s, timed from its first step);
+- ``score``: forward passes over full blocks without gradients;
+- ``score (document_losses)``: the engine's per-document scorer over the real documents
+  (tokenising, windows, batching by length, padding masked), as ``lm_loss`` runs it.
+
+Tokens/s count predicted tokens. MFU = FLOPs per token x tokens/s / peak, with PaLM's
+6N + 12 x layers x width x context per trained token (a third of it per scored token).
+Peak: on CUDA the GPU's dense bf16 rate (``PEAK_FLOPS``); on the CPU the fp32 matrix
+multiply rate measured here on the same threads, so CPU MFU says how close the model gets
+to this machine's own matmul speed.
+
+    .venv/bin/python benchmarks/lm_throughput.py                 # CPU: about 10 minutes
+    .venv/bin/python benchmarks/lm_throughput.py --batch 64 --steps 50 --warmup 10  # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from common import documents
+
+MLP_LLAMA = 1368  # 3 x 512 x 1368 = 2 x 512 x 2048 (ours) within 0.2%
+
+
+def build(kind: str, vocab: int) -> Any:
+    """A fresh model: ``ours`` (the 25m preset) or ``llama`` (transformers, same shape)."""
+    from curation.lm.model import GPT, PRESETS, LMConfig
+
+    shape = PRESETS["25m"]
+    if kind == "ours":
+        return GPT(LMConfig(vocab_size=vocab, **shape))
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=shape["d_model"],
+        intermediate_size=MLP_LLAMA,
+        num_hidden_layers=shape["n_layers"],
+        num_attention_heads=shape["n_heads"],
+        num_key_value_heads=shape["n_heads"],
+        max_position_embeddings=shape["seq_len"],
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
+    )
+    return LlamaForCausalLM(config)
+
+
+def flops_per_token(model: Any) -> float:
+    """PaLM's training FLOPs per token, 6N + 12 L d T (a parameter tied twice counts once)."""
+    from curation.lm.model import PRESETS
+
+    shape = PRESETS["25m"]
+    parameters = sum(p.numel() for p in model.parameters())
+    return 6.0 * parameters + 12.0 * shape["n_layers"] * shape["d_model"] * shape["seq_len"]
+
+
+def _logits(model: Any, inputs: Any) -> Any:
+    out = model(inputs)
+    return out if hasattr(out, "shape") else out.logits
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_memory(device: Any) -> int:
+    """Peak bytes: CUDA memory allocated on a GPU, else the process's resident set."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in this (fresh) process; ``job`` says which (see the module doc)."""
+    import torch
+    import torch.nn.functional as F
+
+    from curation.lm.train import pick_device
+
+    torch.manual_seed(0)
+    device = pick_device(job["device"])
+    if job["what"] == "train_lm":
+        return _engine_training(job, device)
+    if job["what"] == "document_losses":
+        return _engine_scoring(job, device)
+    blocks = torch.from_numpy(job["blocks"])
+    model = build(job["model"], job["vocab"]).to(device)
+    per_token = flops_per_token(model)
+    batch, steps, warmup = job["batch"], job["steps"], job["warmup"]
+    generator = torch.Generator().manual_seed(0)
+    picks = [
+        torch.randint(len(blocks), (batch,), generator=generator) for _ in range(warmup + steps)
+    ]
+    bf16 = device.type == "cuda"
+    if job["what"] == "train":
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+        for step, pick in enumerate(picks):
+            if step == warmup:
+                _sync(device)
+                started = time.perf_counter()
+            chunk = blocks[pick].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = _logits(model, chunk[:, :-1])
+            loss = F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+    else:
+        model.eval()
+        per_token /= 3  # forward only
+        with torch.no_grad():
+            for step, pick in enumerate(picks):
+                if step == warmup:
+                    _sync(device)
+                    started = time.perf_counter()
+                chunk = blocks[pick].to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = _logits(model, chunk[:, :-1])
+                F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten())
+    _sync(device)
+    seconds = time.perf_counter() - started
+    tokens = steps * batch * (blocks.shape[1] - 1)
+    return {
+        "tokens_per_s": tokens / seconds,
+        "flops_per_token": per_token,
+        "peak_bytes": _peak_memory(device),
+        "seconds": seconds,
+    }
+
+
+def _engine_training(job: dict[str, Any], device: Any) -> dict[str, Any]:
+    from curation.lm.train import TrainConfig, train_lm
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = TrainConfig(
+            steps=job["warmup"] + job["steps"],
+            batch_size=job["batch"],
+            held_out=0.0,
+            warmup_steps=1,
+        )
+        meta = train_lm(
+            job["texts"],
+            Path(folder) / "lm",
+            preset="25m",
+            train=config,
+            tokenizer_from=job["tokenizer"],
+            device=job["device"],
+            log=lambda m: None,
+        )
+    from curation.lm.model import GPT, LMConfig
+
+    per_token = GPT(LMConfig.from_dict(meta["model"])).flops_per_token()
+    training = meta["training"]
+    return {
+        "tokens_per_s": training["tokens_per_s"],
+        "flops_per_token": per_token,
+        "peak_bytes": _peak_memory(device),
+        "seconds": training["seconds"],
+    }
+
+
+def _engine_scoring(job: dict[str, Any], device: Any) -> dict[str, Any]:
+    from curation.lm.tokenizer import load_tokenizer
+    from curation.lm.train import LanguageModel, document_losses
+
+    model = build("ours", job["vocab"]).to(device).eval()
+    lm = LanguageModel(model, load_tokenizer(job["tokenizer"]), {}, device)
+    texts = job["texts"]
+    document_losses(lm, texts[: job["batch"]], job["batch"])  # warm-up
+    _sync(device)
+    started = time.perf_counter()
+    losses = document_losses(lm, texts, job["batch"])
+    _sync(device)
+    seconds = time.perf_counter() - started
+    return {
+        "tokens_per_s": float(losses["tokens"].sum()) / seconds,
+        "flops_per_token": model.flops_per_token() / 3,
+        "peak_bytes": _peak_memory(device),
+        "seconds": seconds,
+    }
+
+
+def cpu_matmul_peak(threads: int, rounds: int = 3, seconds: float = 1.0) -> float:
+    """Best FLOP/s of fp32 matrix multiplies on ``threads`` threads: a square 2,048 one and
+    the output head's shape (4,096 tokens x 512 by 512 x 8,000), ``rounds`` of each."""
+    import torch
+
+    torch.set_num_threads(threads)
+    best = 0.0
+    for m, k, n in [(2048, 2048, 2048), (4096, 512, 8000)] * rounds:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            a @ b
+            count += 1
+        best = max(best, 2 * m * k * n * count / (time.perf_counter() - started))
+    return best
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def in_fresh_process(job: dict[str, Any]) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(measure, job).result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--batch", type=int, default=8, help="blocks of 512 tokens a step")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--score-docs", type=int, default=400, help="documents for the scorer")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+
+    import torch
+
+    from curation.lm.tokenizer import load_tokenizer, train_lm_tokenizer
+    from curation.lm.train import PEAK_FLOPS, encode_documents, pack, pick_device
+
+    device = pick_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    threads = torch.get_num_threads()
+    if device.type == "cuda":
+        peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+        peak_what = "dense bf16 peak of the GPU"
+    else:
+        peak = cpu_matmul_peak(threads)
+        peak_what = f"measured fp32 matmul rate on {threads} threads"
+    texts = documents(2000)
+    work = Path(tempfile.mkdtemp(prefix="lm_throughput-"))
+    print(
+        f"{device} ({name}), torch {torch.__version__}; training the tokenizer ...", file=sys.stderr
+    )
+    train_lm_tokenizer(texts, work, 8000)
+    tokenizer = load_tokenizer(work / "tokenizer.model")
+    blocks = pack(encode_documents(tokenizer, texts), 512).numpy()
+    vocab = tokenizer.GetPieceSize()
+    common = {
+        "device": str(device),
+        "batch": args.batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "vocab": vocab,
+    }
+    jobs = {
+        ("train", "ours"): {**common, "what": "train", "model": "ours", "blocks": blocks},
+        ("train", "llama"): {**common, "what": "train", "model": "llama", "blocks": blocks},
+        ("train", "train_lm"): {
+            **common,
+            "what": "train_lm",
+            "texts": texts,
+            "tokenizer": str(work / "tokenizer.model"),
+        },
+        ("score", "ours"): {**common, "what": "score", "model": "ours", "blocks": blocks},
+        ("score", "llama"): {**common, "what": "score", "model": "llama", "blocks": blocks},
+        ("score", "document_losses"): {
+            **common,
+            "what": "document_losses",
+            "texts": texts[: args.score_docs],
+            "tokenizer": str(work / "tokenizer.model"),
+        },
+    }
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for round_ in range(args.repeats):
+        for key, job in jobs.items():
+            result = in_fresh_process(job)
+            print(
+                f"round {round_ + 1}/{args.repeats} {key[0]} {key[1]}: "
+                f"{result['tokens_per_s']:,.0f} tokens/s",
+                file=sys.stderr,
+            )
+            if key not in best or result["tokens_per_s"] > best[key]["tokens_per_s"]:
+                best[key] = result
+    rows = []
+    for (mode, model), result in best.items():
+        rate = result["tokens_per_s"]
+        mfu = result["flops_per_token"] * rate / peak if peak else None
+        reference = best[(mode, "llama")]["tokens_per_s"]
+        rows.append(
+            {
+                "mode": mode,
+                "model": model,
+                "tokens_per_s": round(rate, 1),
+                "mfu": round(mfu, 4) if mfu is not None else None,
+                "vs_llama": round(rate / reference, 3),
+                "peak_mib": round(result["peak_bytes"] / 2**20, 1),
+            }
+        )
+    print(
+        f"\n{device} ({name}), torch {torch.__version__}, {threads} threads; batch "
+        f"{args.batch} x 512 tokens, {args.steps} timed steps after {args.warmup}; "
+        f"peak {peak / 1e12 if peak else float('nan'):.3f} TFLOP/s ({peak_what})"
+    )
+    print("| mode | model | tokens/s | MFU | vs Llama | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "-"
+        print(
+            f"| {row['mode']} | {row['model']} | {row['tokens_per_s']:,.0f} | {mfu} | "
+            f"{row['vs_llama']:.2f}x | {row['peak_mib']:,.0f} |"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": str(device),
+                    "name": name,
+                    "torch": torch.__version__,
+                    "threads": threads,
+                    "peak_flops": peak,
+                    "peak": peak_what,
+                    "batch": args.batch,
+                    "steps": args.steps,
+                    "warmup": args.warmup,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
