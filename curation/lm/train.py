@@ -318,18 +318,38 @@ def _windows(ids: list[int], span: int) -> list[list[int]]:
     return [ids[s : s + span + 1] for s in range(0, len(ids) - 1, span)]
 
 
+def same_tokenizer(a: LanguageModel, b: LanguageModel) -> bool:
+    """Whether two models cut text into the same ids (their SentencePiece models are the
+    same bytes), so that one encoding serves both."""
+    return bool(a.tokenizer.serialized_model_proto() == b.tokenizer.serialized_model_proto())
+
+
+def encode_present(lm: LanguageModel, texts: Sequence[str | None]) -> list[list[int]]:
+    """``<s> pieces </s>`` ids of each text that has any non-blank character, in order:
+    what ``document_losses`` scores, for passing to several models that share a
+    tokenizer."""
+    return encode_documents(lm.tokenizer, [t for t in texts if t and t.strip()])
+
+
 @torch.no_grad()
 def document_losses(
-    lm: LanguageModel, texts: Sequence[str | None], batch_size: int = 32
+    lm: LanguageModel,
+    texts: Sequence[str | None],
+    batch_size: int = 32,
+    encoded: list[list[int]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per document: ``loss_sum`` (nats), ``tokens`` (predicted), ``chars``, ``loss_mean``
     and ``bpc``. Texts with no piece (empty, white space, null) get NaN losses and 0
     tokens. Sequences are batched by length and right-padded; padded positions are left
-    out of every sum."""
+    out of every sum. ``encoded``: the texts' ``encode_present`` ids under this model's
+    tokenizer, when the caller has them already (otherwise they are encoded here)."""
     model, span = lm.model, lm.model.config.seq_len
     model.eval()
     present = [i for i, t in enumerate(texts) if t and t.strip()]
-    encoded = encode_documents(lm.tokenizer, [texts[i] for i in present])
+    if encoded is None:
+        encoded = encode_present(lm, texts)
+    elif len(encoded) != len(present):
+        raise ValueError(f"{len(encoded)} encoded documents for {len(present)} texts with text")
     owners, windows = [], []
     for doc, ids in zip(present, encoded, strict=True):
         for window in _windows(ids, span):

@@ -73,13 +73,18 @@ class ColorFilter(Threshold):
         self._models: Any = None  # loaded on first measure: the apply pass needs none
 
     def measure(self, table: pa.Table) -> pa.Table:
-        from curation.lm.train import document_losses, load_lm
+        from curation.lm.train import document_losses, encode_present, load_lm, same_tokenizer
 
         p = self.params
         if self._models is None:
-            self._models = (load_lm(p.prior, p.device), load_lm(p.conditional, p.device))
+            models = (load_lm(p.prior, p.device), load_lm(p.conditional, p.device))
+            self._models = (*models, same_tokenizer(*models))
+        first, second, shared = self._models
         texts = table[TEXT].to_pylist()
-        prior, conditional = (document_losses(m, texts, p.batch_size) for m in self._models)
+        # a conditional model fine-tuned from the prior has its tokenizer: encode once
+        encoded = encode_present(first, texts) if shared else None
+        prior = document_losses(first, texts, p.batch_size, encoded)
+        conditional = document_losses(second, texts, p.batch_size, encoded)
         for column, values in (
             ("color_filter_prior_loss", prior["loss_mean"]),
             ("color_filter_conditional_loss", conditional["loss_mean"]),

@@ -88,15 +88,19 @@ def train_preselect(
     their scores on the target (higher is better). Returns the classifier's held-out
     metrics with the counts of documents, positives and negatives.
     """
-    from curation.lm.train import document_losses, load_lm
+    from curation.lm.train import document_losses, encode_present, load_lm, same_tokenizer
     from curation.scoring.classifier import fit_warning, train_classifier
 
     if len(references) != len(target_scores) or len(references) < 2:
         raise ValueError("give at least two reference models, each with its target score")
     texts = [t for t in texts if t and t.strip()]
     columns = []
+    first, encoded = None, None
     for folder in references:
-        losses = document_losses(load_lm(folder, device), texts)
+        lm = load_lm(folder, device)
+        if first is None or not same_tokenizer(first, lm):  # references that share one
+            first, encoded = lm, encode_present(lm, texts)  # tokenizer share its encoding
+        losses = document_losses(lm, texts, encoded=encoded)
         columns.append(losses["bpc"])
         log(f"train-preselect: {folder}: median {np.nanmedian(losses['bpc']):.3f} bits/char")
     bpc = np.stack(columns, axis=1)

@@ -16,11 +16,13 @@ from curation.lm.train import (
     TrainConfig,
     check_checkpoint,
     document_losses,
+    encode_present,
     learning_rate,
     load_lm,
     pack,
     pick_device,
     ray_gpu_ids,
+    same_tokenizer,
     train_lm,
 )
 from curation.recipe import RecipeError
@@ -165,3 +167,20 @@ def test_device_choice_is_checked() -> None:
         with pytest.raises(ValueError, match="sees no CUDA device: install a CUDA build"):
             pick_device("cuda")
     assert ray_gpu_ids() == []  # outside a Ray task
+
+
+def test_one_encoding_serves_models_that_share_a_tokenizer(tiny: Path, tmp_path: Path) -> None:
+    lm = load_lm(tiny, "cpu")
+    texts = [*c4_texts(40, 6), "", None, "   ", *c4_texts(50, 3)]
+    encoded = encode_present(lm, texts)
+    assert len(encoded) == 9  # the three blank texts are not encoded
+    direct, given = document_losses(lm, texts), document_losses(lm, texts, encoded=encoded)
+    for key in ("loss_sum", "tokens", "bpc"):
+        np.testing.assert_array_equal(direct[key], given[key])
+    assert same_tokenizer(lm, load_lm(tiny, "cpu"))
+    short = TrainConfig(steps=2, batch_size=2, warmup_steps=1, seed=0)
+    train_lm(c4_texts(300, 100), tmp_path / "other", preset="tiny", train=short, vocab_size=700,
+             log=lambda m: None)  # fmt: skip
+    assert not same_tokenizer(lm, load_lm(tmp_path / "other", "cpu"))
+    with pytest.raises(ValueError, match="8 encoded documents for 9 texts with text"):
+        document_losses(lm, texts, encoded=encoded[:8])
