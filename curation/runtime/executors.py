@@ -166,8 +166,8 @@ class RayExecutor:
             num_gpus=num_gpus,
         )
         # what Ray gave the actors: GPU ids seen and whether torch saw CUDA in all of them
-        pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size,
-                                "gpus_each": num_gpus, "gpu_ids": [], "cuda": None}  # fmt: skip
+        pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size}
+        pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None)
         self.pools.append(pool)
         for row in results.iter_rows():
             placement = json.loads(row["placement"])
