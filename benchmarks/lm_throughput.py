@@ -74,12 +74,12 @@ def build(kind: str, vocab: int) -> Any:
 
 
 def flops_per_token(model: Any) -> float:
-    """PaLM's training FLOPs per token, 6N + 12 L d T (a parameter tied twice counts once)."""
-    from curation.lm.model import PRESETS
+    """Training FLOPs per token of either model at the 25m preset's shape, by the formula
+    ``GPT.flops_per_token`` uses (a parameter tied twice counts once)."""
+    from curation.lm.model import PRESETS, LMConfig, training_flops_per_token
 
-    shape = PRESETS["25m"]
     parameters = sum(p.numel() for p in model.parameters())
-    return 6.0 * parameters + 12.0 * shape["n_layers"] * shape["d_model"] * shape["seq_len"]
+    return training_flops_per_token(parameters, LMConfig(**PRESETS["25m"]))
 
 
 def _logits(model: Any, inputs: Any) -> Any:
@@ -118,45 +118,39 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         return _engine_scoring(job, device)
     blocks = torch.from_numpy(job["blocks"])
     model = build(job["model"], job["vocab"]).to(device)
-    per_token = flops_per_token(model)
     batch, steps, warmup = job["batch"], job["steps"], job["warmup"]
     generator = torch.Generator().manual_seed(0)
     picks = [
         torch.randint(len(blocks), (batch,), generator=generator) for _ in range(warmup + steps)
     ]
-    bf16 = device.type == "cuda"
-    if job["what"] == "train":
-        model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+    training = job["what"] == "train"  # else score: forward passes without gradients
+    model.train(training)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+    with torch.set_grad_enabled(training):
         for step, pick in enumerate(picks):
             if step == warmup:
                 _sync(device)
                 started = time.perf_counter()
             chunk = blocks[pick].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = _logits(model, chunk[:, :-1])
             loss = F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-    else:
-        model.eval()
-        per_token /= 3  # forward only
-        with torch.no_grad():
-            for step, pick in enumerate(picks):
-                if step == warmup:
-                    _sync(device)
-                    started = time.perf_counter()
-                chunk = blocks[pick].to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    logits = _logits(model, chunk[:, :-1])
-                F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten())
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
     _sync(device)
     seconds = time.perf_counter() - started
     tokens = steps * batch * (blocks.shape[1] - 1)
+    per_token = flops_per_token(model) / (1 if training else 3)
+    return _result(tokens / seconds, per_token, device, seconds)
+
+
+def _result(tokens_per_s: float, per_token: float, device: Any, seconds: float) -> dict:
+    """A measurement's figures; peak memory is read now, at its end."""
     return {
-        "tokens_per_s": tokens / seconds,
+        "tokens_per_s": tokens_per_s,
         "flops_per_token": per_token,
         "peak_bytes": _peak_memory(device),
         "seconds": seconds,
@@ -182,16 +176,11 @@ def _engine_training(job: dict[str, Any], device: Any) -> dict[str, Any]:
             device=job["device"],
             log=lambda m: None,
         )
-    from curation.lm.model import GPT, LMConfig
+    from curation.lm.model import LMConfig, training_flops_per_token
 
-    per_token = GPT(LMConfig.from_dict(meta["model"])).flops_per_token()
+    per_token = training_flops_per_token(meta["parameters"], LMConfig.from_dict(meta["model"]))
     training = meta["training"]
-    return {
-        "tokens_per_s": training["tokens_per_s"],
-        "flops_per_token": per_token,
-        "peak_bytes": _peak_memory(device),
-        "seconds": training["seconds"],
-    }
+    return _result(training["tokens_per_s"], per_token, device, training["seconds"])
 
 
 def _engine_scoring(job: dict[str, Any], device: Any) -> dict[str, Any]:
@@ -207,12 +196,8 @@ def _engine_scoring(job: dict[str, Any], device: Any) -> dict[str, Any]:
     losses = document_losses(lm, texts, job["batch"])
     _sync(device)
     seconds = time.perf_counter() - started
-    return {
-        "tokens_per_s": float(losses["tokens"].sum()) / seconds,
-        "flops_per_token": model.flops_per_token() / 3,
-        "peak_bytes": _peak_memory(device),
-        "seconds": seconds,
-    }
+    rate = float(losses["tokens"].sum()) / seconds
+    return _result(rate, model.flops_per_token() / 3, device, seconds)
 
 
 def cpu_matmul_peak(threads: int, rounds: int = 3, seconds: float = 1.0) -> float:

@@ -330,7 +330,8 @@ def _fasttext_overrides(args: tuple[str, ...]) -> dict[str, object]:
 
 def _train_lm_task(texts: list[str], output: str, options: dict) -> dict:
     """Run ``train_lm`` (locally, or inside a Ray task, recording the GPUs Ray gave it)."""
-    from curation.lm.train import TrainConfig, ray_gpu_ids, train_lm
+    from curation.lm.train import TrainConfig, train_lm
+    from curation.runtime.executors import ray_gpu_ids
 
     rest = {key: value for key, value in options.items() if key != "train"}
     config = TrainConfig(**options["train"])

@@ -128,7 +128,14 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def flops_per_token(self) -> float:
-        """Training FLOPs per token (forward and backward): 6 x parameters plus attention,
-        as in PaLM's appendix: 6N + 12 * layers * d_model * seq_len."""
-        c = self.config
-        return 6.0 * self.parameter_count() + 12.0 * c.n_layers * c.d_model * c.seq_len
+        """Training FLOPs per token of this model (``training_flops_per_token``)."""
+        return training_flops_per_token(self.parameter_count(), self.config)
+
+
+def training_flops_per_token(parameters: int, config: LMConfig) -> float:
+    """Training FLOPs per token (forward and backward) of a decoder with ``parameters``
+    parameters (a tied head counted once) and ``config``'s depth, width and context: 6 x
+    parameters plus attention, as in PaLM's appendix: 6N + 12 * layers * d_model * seq_len.
+    A forward pass alone is a third of it."""
+    c = config
+    return 6.0 * parameters + 12.0 * c.n_layers * c.d_model * c.seq_len

@@ -79,18 +79,6 @@ def pick_device(device: str = "auto") -> torch.device:
     return where
 
 
-def ray_gpu_ids() -> list[str]:
-    """The GPUs Ray assigned to the calling task or actor (empty outside Ray, or when it
-    asked for none)."""
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - ray is a dependency
-        return []
-    if not ray.is_initialized():
-        return []
-    return [str(i) for i in ray.get_gpu_ids()]
-
-
 def encode_documents(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     """``<s> pieces </s>`` ids of each text (SentencePiece's batch encoder)."""
     return [[BOS_ID, *ids, EOS_ID] for ids in tokenizer.encode(list(texts))]
@@ -324,11 +312,15 @@ def same_tokenizer(a: LanguageModel, b: LanguageModel) -> bool:
     return bool(a.tokenizer.serialized_model_proto() == b.tokenizer.serialized_model_proto())
 
 
+def _has_text(text: str | None) -> bool:
+    return bool(text and text.strip())
+
+
 def encode_present(lm: LanguageModel, texts: Sequence[str | None]) -> list[list[int]]:
     """``<s> pieces </s>`` ids of each text that has any non-blank character, in order:
     what ``document_losses`` scores, for passing to several models that share a
     tokenizer."""
-    return encode_documents(lm.tokenizer, [t for t in texts if t and t.strip()])
+    return encode_documents(lm.tokenizer, [t for t in texts if _has_text(t)])
 
 
 @torch.no_grad()
@@ -345,7 +337,7 @@ def document_losses(
     tokenizer, when the caller has them already (otherwise they are encoded here)."""
     model, span = lm.model, lm.model.config.seq_len
     model.eval()
-    present = [i for i, t in enumerate(texts) if t and t.strip()]
+    present = [i for i, t in enumerate(texts) if _has_text(t)]
     if encoded is None:
         encoded = encode_present(lm, texts)
     elif len(encoded) != len(present):

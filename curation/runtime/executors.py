@@ -89,12 +89,18 @@ class _ShardWorker:
         return {**done, "result": result.to_json(), "error": ""}
 
 
+def ray_gpu_ids() -> list[str]:
+    """The GPUs Ray assigned to the calling task or actor (empty outside Ray, or when it
+    asked for none)."""
+    import ray
+
+    return [str(i) for i in ray.get_gpu_ids()] if ray.is_initialized() else []
+
+
 def _placement() -> dict[str, Any]:
     """Where this actor runs: the GPU ids Ray gave it and whether torch sees CUDA there
     (torch is imported only when Ray gave it a GPU)."""
-    import ray
-
-    ids = [str(i) for i in ray.get_gpu_ids()]
+    ids = ray_gpu_ids()
     cuda = False
     if ids:
         import torch
@@ -169,17 +175,21 @@ class RayExecutor:
         pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size}
         pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None)
         self.pools.append(pool)
+        cuda_everywhere = True
         for row in results.iter_rows():
             placement = json.loads(row["placement"])
             pool["gpu_ids"] = sorted({*pool["gpu_ids"], *placement["gpu_ids"]})
-            if num_gpus and not placement["cuda"] and pool["cuda"] is not False:
-                print(  # once per pass
-                    f"warning: Ray gave the model actors GPU {', '.join(placement['gpu_ids'])}"
-                    ", but torch there sees no CUDA device, so the models run on the CPU: "
-                    "install a CUDA build of torch where the Ray workers run",
-                    file=sys.stderr,
-                )
-            pool["cuda"] = placement["cuda"] and pool["cuda"] is not False
+            if not placement["cuda"]:
+                if num_gpus and cuda_everywhere:  # said once a pass
+                    print(
+                        "warning: Ray gave the model actors GPU "
+                        f"{', '.join(placement['gpu_ids'])}, but torch there sees no CUDA "
+                        "device, so the models run on the CPU: install a CUDA build of torch "
+                        "where the Ray workers run",
+                        file=sys.stderr,
+                    )
+                cuda_everywhere = False
+            pool["cuda"] = cuda_everywhere
             if row["error"]:
                 url = json.loads(row["shard"])["url"]
                 message = row["error"]

@@ -21,11 +21,11 @@ from curation.lm.train import (
     load_lm,
     pack,
     pick_device,
-    ray_gpu_ids,
     same_tokenizer,
     train_lm,
 )
 from curation.recipe import RecipeError
+from curation.runtime.executors import ray_gpu_ids
 from tests.conftest import c4_texts, recipe_of, shared_file
 
 QUICK = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=3)
