@@ -15,12 +15,16 @@ Variants (each keeps 1/tau of the pool's characters by its score, best first):
 - ``external``: three references trained outside the pool (WikiText, news articles, the DCLM
   human-labelled web pages), as the paper's references are public models;
 - ``five``: five pool references (C4, Pile, book, C4 + book, Pile + book);
+- ``ladder``: six references that differ in capability, not in data, as the paper's Llama
+  family does: one model trained on all the text from outside the pool for 60, 125, 250,
+  500, 1,000 and 2,000 steps (runs for the benchmark target too);
 - ``capped``: the study's score with the book held to 30% of the characters (not PreSelect:
   it shows what its ranking of the web documents is worth);
 - ``4 epochs``: random, PreSelect and CoLoR-Filter trained 4 passes over their selection
   (compute grows with the data) instead of equal compute.
 
-``--target benchmarks`` runs only the as-run and fitted variants on the benchmark target;
+``--target benchmarks`` runs only the as-run, fitted and ladder variants on the benchmark
+target; ``--variants`` picks some of the variants by name;
 ``--pool-book moby-dick`` (with ``--study`` and ``--work`` of the swapped study) redoes them
 on the study with the books swapped.
 
@@ -69,6 +73,8 @@ from curation.selectors.preselect import (
 )
 
 TAUS = (4.0, 8.0)
+LADDER_STEPS = (60, 125, 250, 500, 1000, 2000)
+VARIANTS = ("fitted", "unseen", "external", "five", "ladder", "capped", "4 epochs")
 
 
 def external_texts() -> dict[str, list[str]]:
@@ -101,12 +107,22 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/_runs/preselect_variants"))
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--target", choices=(*BOOK_FILES, "benchmarks"), default="moby-dick",
-                        help="the book target (every variant) or benchmarks (only the as-run "
-                        "and fitted variants)")  # fmt: skip
+                        help="the book target (every variant) or benchmarks (only the as-run, "
+                        "fitted and ladder variants)")  # fmt: skip
     parser.add_argument("--pool-book", choices=sorted(BOOK_FILES), default="pride-and-prejudice",
                         help="the study's pool book (selection.py --pool-book)")  # fmt: skip
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, of: {', '.join(VARIANTS)} (as run always runs)",
+    )
     args = parser.parse_args()
     target = args.target
+    wanted = {v.strip() for v in args.variants.split(",") if v.strip()}
+    if unknown := wanted - set(VARIANTS):
+        sys.exit(f"unknown variants {sorted(unknown)}: choose from {', '.join(VARIANTS)}")
+    if target == "benchmarks":
+        wanted &= {"fitted", "ladder"}
     if target == args.pool_book:
         sys.exit(f"{target} is the pool's book; the book target is the other one")
     follow_up_work(args.study, args.work, f"{target}-preselect.bin")
@@ -165,7 +181,8 @@ def main() -> None:
                                 path, labels=LABELS, seed=0,
                                 fasttext_args={**FASTTEXT_DEFAULTS, **ft})  # fmt: skip
         score = positive_probability(load_classifier(str(path)), one_line, "pos")
-        return score, {"positives": len(pos), "spread": meta["metrics"]["spread"]}
+        return score, {"positives": len(pos), "spread": meta["metrics"]["spread"],
+                       "target_bpc": [round(float(-v), 4) for v in ref_scores]}  # fmt: skip
 
     pool_refs = {"+".join(m): reference(m) for m in REFERENCE_MIXES}
     everything = np.arange(len(texts))
@@ -177,52 +194,63 @@ def main() -> None:
         chosen = take_chars(order, chars, 1 / tau)
         loss = held_out_loss(args.study / f"{target}-preselect-tau{tau:g}", held)[0]
         report("as run", tau, loss, chosen)
-    fitted = "fitted" if target != "benchmarks" else f"fitted-{target}"
-    score, info = fit_scores(pool_refs, everything, fitted, epoch=25)
-    select(fitted, score, **info)
-    if target == "benchmarks":
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        return
-    score, info = fit_scores(pool_refs, np.flatnonzero(~seen[owner]), "unseen")
-    select("unseen", score, **info)
+    if "fitted" in wanted:
+        fitted = "fitted" if target != "benchmarks" else f"fitted-{target}"
+        score, info = fit_scores(pool_refs, everything, fitted, epoch=25)
+        select(fitted, score, **info)
+    if "unseen" in wanted:
+        score, info = fit_scores(pool_refs, np.flatnonzero(~seen[owner]), "unseen")
+        select("unseen", score, **info)
     outside = external_texts()
-    external = {n: study.model(f"reference-{n}", first_chars(t, REFERENCE_CHARS))
-                for n, t in outside.items()}  # fmt: skip
-    score, info = fit_scores(external, everything, "external")
-    select("external", score, **info)
-    five = {**pool_refs, **{"+".join(m): reference(m) for m in (("book",), ("pile", "book"))}}
-    score, info = fit_scores(five, everything, "five")
-    select("five", score, **info)
+    if "external" in wanted:
+        external = {n: study.model(f"reference-{n}", first_chars(t, REFERENCE_CHARS))
+                    for n, t in outside.items()}  # fmt: skip
+        score, info = fit_scores(external, everything, "external")
+        select("external", score, **info)
+    if "five" in wanted:
+        five = {**pool_refs, **{"+".join(m): reference(m) for m in (("book",), ("pile", "book"))}}
+        score, info = fit_scores(five, everything, "five")
+        select("five", score, **info)
+    if "ladder" in wanted:
+        # one model, trained longer and longer on the same text from outside the pool
+        everything_outside = [text for texts in outside.values() for text in texts]
+        ladder = {f"ladder-{steps}": Study(args.work, "tiny", steps, 0).model(
+                      f"reference-ladder-{steps}", everything_outside)
+                  for steps in LADDER_STEPS}  # fmt: skip
+        score, info = fit_scores(ladder, everything, f"ladder-{target}")
+        select(f"ladder-{target}", score, **info)
 
-    # the study's ranking, the book held to 30% of each selection's characters
-    for tau in TAUS:
-        budget = chars.sum() / tau
-        books = take_budget(order[source[order] == "book"], chars, 0.3 * budget)
-        rest = take_budget(order[source[order] != "book"], chars, budget - chars[books].sum())
-        chosen = np.sort(np.concatenate([books, rest]))
-        folder = study.model(f"capped-tau{tau:g}", [pool[i] for i in chosen])
-        report("capped", tau, held_out_loss(folder, held)[0], chosen)
+    if "capped" in wanted:
+        # the study's ranking, the book held to 30% of each selection's characters
+        for tau in TAUS:
+            budget = chars.sum() / tau
+            books = take_budget(order[source[order] == "book"], chars, 0.3 * budget)
+            rest = take_budget(order[source[order] != "book"], chars,
+                               budget - chars[books].sum())  # fmt: skip
+            chosen = np.sort(np.concatenate([books, rest]))
+            folder = study.model(f"capped-tau{tau:g}", [pool[i] for i in chosen])
+            report("capped", tau, held_out_loss(folder, held)[0], chosen)
 
-    # four passes over each selection instead of equal compute (its own random baseline)
-    prior = document_losses(load_lm(args.study / "random-1.0000", "cpu"), pool)["loss_mean"]
-    cond = document_losses(load_lm(args.study / f"{target}-conditional", "cpu"),
-                           pool)["loss_mean"]  # fmt: skip
-    color = np.argsort(-color_scores(prior, cond), kind="stable")
-    for tau in TAUS:
-        orders = {"random": shuffled[0], "random (seed 1)": shuffled[1],
-                  "preselect": order, "color_filter": color}  # fmt: skip
-        losses = {}
-        for name, rank in orders.items():
-            chosen = take_chars(rank, chars, 1 / tau)
-            folder = study.model(f"e4-{name.replace(' ', '')}-tau{tau:g}",
-                                 [pool[i] for i in chosen], epochs=4)  # fmt: skip
-            losses[name] = held_out_loss(folder, held)[0]
-        mean = (losses["random"] + losses["random (seed 1)"]) / 2
-        print(f"4 epochs   tau {tau:g}: " + ", ".join(
-            f"{k} {v:.4f} ({v - mean:+.4f})" for k, v in losses.items()), flush=True)  # fmt: skip
-        results.append({"variant": "4 epochs", "tau": tau,
-                        "vs_own_random": {k: v - mean for k, v in losses.items()}})  # fmt: skip
+    if "4 epochs" in wanted:
+        # four passes over each selection instead of equal compute (its own random baseline)
+        prior = document_losses(load_lm(args.study / "random-1.0000", "cpu"), pool)["loss_mean"]
+        cond = document_losses(load_lm(args.study / f"{target}-conditional", "cpu"),
+                               pool)["loss_mean"]  # fmt: skip
+        color = np.argsort(-color_scores(prior, cond), kind="stable")
+        for tau in TAUS:
+            orders = {"random": shuffled[0], "random (seed 1)": shuffled[1],
+                      "preselect": order, "color_filter": color}  # fmt: skip
+            losses = {}
+            for name, rank in orders.items():
+                chosen = take_chars(rank, chars, 1 / tau)
+                folder = study.model(f"e4-{name.replace(' ', '')}-tau{tau:g}",
+                                     [pool[i] for i in chosen], epochs=4)  # fmt: skip
+                losses[name] = held_out_loss(folder, held)[0]
+            mean = (losses["random"] + losses["random (seed 1)"]) / 2
+            line = ", ".join(f"{k} {v:.4f} ({v - mean:+.4f})" for k, v in losses.items())
+            print(f"4 epochs   tau {tau:g}: {line}", flush=True)
+            results.append({"variant": "4 epochs", "tau": tau,
+                            "vs_own_random": {k: v - mean for k, v in losses.items()}})  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
