@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner, Result
 
 from curation.recipe import Recipe, parse_recipe
 from curation.runtime.run import RunOptions, run
@@ -45,6 +46,18 @@ def pile_path() -> Path:
 @pytest.fixture
 def warc_dir() -> Path:
     return shared_file("warc")
+
+
+def train_tiny_lm_on_ray(corpus: Path, out: Path) -> Result:
+    """``curate train-lm`` of the tiny preset for 5 steps on ``corpus`` into ``out``, as a
+    Ray task on whatever cluster is up (or an embedded one); the CLI's result."""
+    from curation.cli import main
+
+    return CliRunner().invoke(
+        main,
+        ["train-lm", "--input", str(corpus), "--output", str(out), "--config", "tiny",
+         "--steps", "5", "--batch-size", "4", "--vocab-size", "600", "--executor", "ray"],
+    )  # fmt: skip
 
 
 def recipe_of(text: str, *paths: Path | str, **input_overrides: object) -> Recipe:

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from curation.cli import main
+from tests.conftest import train_tiny_lm_on_ray
 
 
 def test_stages_lists_parameters_defaults_and_help() -> None:
@@ -121,11 +122,7 @@ def test_train_kenlm_refuses_a_non_empty_output_folder(tmp_path: Path) -> None:
 def test_train_lm_as_a_ray_task(c4_path: Path, tmp_path: Path) -> None:
     """--executor ray trains inside a Ray task (num_gpus=0 on a cluster without GPUs)."""
     out = tmp_path / "lm"
-    result = CliRunner().invoke(
-        main,
-        ["train-lm", "--input", str(c4_path), "--output", str(out), "--config", "tiny",
-         "--steps", "5", "--batch-size", "4", "--vocab-size", "600", "--executor", "ray"],
-    )  # fmt: skip
+    result = train_tiny_lm_on_ray(c4_path, out)
     assert result.exit_code == 0, result.output
     assert "as a Ray task with num_gpus=0" in result.output
     meta = json.loads((out / "config.json").read_text())

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from curation.cli import main
 from curation.lm.train import TrainConfig, train_lm
 from curation.runtime.run import RunOptions, run
-from tests.conftest import c4_texts, read_output, recipe_of, run_local
+from tests.conftest import c4_texts, read_output, recipe_of, run_local, train_tiny_lm_on_ray
 
 pytestmark = pytest.mark.ray
 
@@ -50,11 +50,7 @@ def test_train_lm_asks_for_the_gpu_and_says_when_torch_cannot_use_it(
     cluster_with_a_gpu: None, c4_path: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "lm"
-    result = CliRunner().invoke(
-        main,
-        ["train-lm", "--input", str(c4_path), "--output", str(out), "--config", "tiny",
-         "--steps", "5", "--batch-size", "4", "--vocab-size", "600", "--executor", "ray"],
-    )  # fmt: skip
+    result = train_tiny_lm_on_ray(c4_path, out)
     assert result.exit_code == 0, result.output
     assert "as a Ray task with num_gpus=1" in result.output
     training = json.loads((out / "config.json").read_text())["training"]
