@@ -51,10 +51,12 @@ quickstart: setup
 # Lint, then every test (slow and Ray tests included).
 test: setup browser
 	$(BIN)/ruff check curation tests benchmarks
+	$(BIN)/ruff format --check curation tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check curation tests benchmarks
+	$(BIN)/ruff format --check curation tests benchmarks
 
 bench: setup
 	$(BIN)/python benchmarks/io_throughput.py

@@ -208,8 +208,7 @@ class Study:
             preset=self.preset,
             init=init,
             tokenizer_from=None if init else self.work / "tokenizer" / "tokenizer.model",
-            train=TrainConfig(steps=self.steps, epochs=epochs, lr=lr, seed=self.seed,
-                              held_out=0.0),
+            train=TrainConfig(steps=self.steps, epochs=epochs, lr=lr, seed=self.seed, held_out=0.0),
             device="cpu",
             log=lambda _m: None,
         )
@@ -331,8 +330,10 @@ def main() -> None:
             "preselect": pre,
         }
         for tau in args.taus:
-            second = study.model(f"random-{1 / tau:.4f}-seed1",
-                                 [pool[i] for i in take_chars(shuffled[1], chars, 1 / tau)])
+            second = study.model(
+                f"random-{1 / tau:.4f}-seed1",
+                [pool[i] for i in take_chars(shuffled[1], chars, 1 / tau)],
+            )
             # the baseline: the mean of the two random selections of this size
             base_loss = (evaluate(curve_models[1 / tau])[0] + evaluate(second)[0]) / 2
             rows = [("random", curve_models[1 / tau], None), ("random (seed 1)", second, None)]
@@ -356,14 +357,18 @@ def main() -> None:
         print(f"  random curve: {[(round(f, 4), round(v, 4)) for f, v in curve]}")
 
     print()
-    print("| target | tau | method | held-out loss (nats/token) | vs random | bits/char | "
-          "data multiplier | selected c4 / pile / book |")
+    print(
+        "| target | tau | method | held-out loss (nats/token) | vs random | bits/char | "
+        "data multiplier | selected c4 / pile / book |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         share = " / ".join(f"{r['share'][s]:.0%}" for s in ("c4", "pile", "book")) \
             if r["share"] else "-"  # fmt: skip
-        print(f"| {r['target']} | {r['tau']:g} | {r['method']} | {r['loss']:.4f} | "
-              f"{r['vs_random']:+.4f} | {r['bpc']:.4f} | {r['multiplier']} | {share} |")
+        print(
+            f"| {r['target']} | {r['tau']:g} | {r['method']} | {r['loss']:.4f} | "
+            f"{r['vs_random']:+.4f} | {r['bpc']:.4f} | {r['multiplier']} | {share} |"
+        )
     print(f"\n{study.trained_tokens:,} tokens trained this run, "
           f"{time.perf_counter() - started:.0f} s in all")  # fmt: skip
     if args.json:
