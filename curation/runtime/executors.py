@@ -9,8 +9,8 @@
   (whose workers must have ``curation`` installed). A pass whose stages hold a model
   (``lm_loss``, ``color_filter``) asks for one GPU per actor where the cluster has GPUs;
   each pass's pool (actors, GPUs each, the GPU ids Ray gave, whether torch saw CUDA
-  there) is kept in ``pools`` for the run's stats, and a GPU that torch cannot use is
-  reported on stderr.
+  there, the GPU ids where it did not) is kept in ``pools`` for the run's stats, and a GPU
+  that torch cannot use is reported on stderr once a pass.
 
 Both give the same shard results for the same input and recipe, whatever the number of
 workers, because a shard's output depends only on the shard and the recipe.
@@ -171,24 +171,28 @@ class RayExecutor:
             num_cpus=1,
             num_gpus=num_gpus,
         )
-        # what Ray gave the actors: GPU ids seen and whether torch saw CUDA in all of them
+        # what Ray gave the actors: GPU ids seen, whether torch saw CUDA in all of them, and
+        # every GPU id where it did not (the warning, said once a pass, names the first)
         pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size}
-        pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None)
+        pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None, gpu_ids_without_cuda=[])
         self.pools.append(pool)
         cuda_everywhere = True
         for row in results.iter_rows():
             placement = json.loads(row["placement"])
             pool["gpu_ids"] = sorted({*pool["gpu_ids"], *placement["gpu_ids"]})
             if not placement["cuda"]:
-                if num_gpus and cuda_everywhere:  # said once a pass
+                if num_gpus and cuda_everywhere:
                     print(
                         "warning: Ray gave the model actors GPU "
                         f"{', '.join(placement['gpu_ids'])}, but torch there sees no CUDA "
                         "device, so the models run on the CPU: install a CUDA build of torch "
-                        "where the Ray workers run",
+                        "where the Ray workers run (the run's stats list every such GPU "
+                        "under engine.pools)",
                         file=sys.stderr,
                     )
                 cuda_everywhere = False
+                missing = {*pool["gpu_ids_without_cuda"], *placement["gpu_ids"]}
+                pool["gpu_ids_without_cuda"] = sorted(missing)
             pool["cuda"] = cuda_everywhere
             if row["error"]:
                 url = json.loads(row["shard"])["url"]

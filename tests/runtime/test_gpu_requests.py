@@ -92,7 +92,14 @@ def test_lm_loss_actors_hold_the_gpu_and_score_as_the_local_run(
     stats = run(recipe, tmp_path / "ray", RunOptions("ray", workers=2, progress=False))
     # one actor for the one GPU (not one per worker), and Ray gave it that GPU
     assert stats["engine"]["pools"] == [
-        {"pass": 1, "actors": 1, "gpus_each": 1.0, "gpu_ids": ["0"], "cuda": False}
+        {
+            "pass": 1,
+            "actors": 1,
+            "gpus_each": 1.0,
+            "gpu_ids": ["0"],
+            "cuda": False,
+            "gpu_ids_without_cuda": ["0"],
+        }
     ]
     assert "Ray gave the model actors GPU 0, but torch there sees no CUDA device" in (
         capsys.readouterr().err
