@@ -57,7 +57,7 @@ from benchmarks.selection import (
     take_budget,
     take_chars,
 )
-from curation.lm.train import document_losses, load_lm
+from curation.lm.train import document_losses, encode_present, load_lm, same_tokenizer
 from curation.scoring.classifier import (
     flatten,
     load_classifier,
@@ -233,9 +233,13 @@ def main() -> None:
 
     if "4 epochs" in wanted:
         # four passes over each selection instead of equal compute (its own random baseline)
-        prior = document_losses(load_lm(args.study / "random-1.0000", "cpu"), pool)["loss_mean"]
-        cond = document_losses(load_lm(args.study / f"{target}-conditional", "cpu"),
-                               pool)["loss_mean"]  # fmt: skip
+        # the conditional model is fine-tuned from the prior: one encoding serves both
+        prior_lm = load_lm(args.study / "random-1.0000", "cpu")
+        cond_lm = load_lm(args.study / f"{target}-conditional", "cpu")
+        assert same_tokenizer(prior_lm, cond_lm)
+        encoded = encode_present(prior_lm, pool)
+        prior = document_losses(prior_lm, pool, encoded=encoded)["loss_mean"]
+        cond = document_losses(cond_lm, pool, encoded=encoded)["loss_mean"]
         color = np.argsort(-color_scores(prior, cond), kind="stable")
         for tau in TAUS:
             orders = {"random": shuffled[0], "random (seed 1)": shuffled[1],

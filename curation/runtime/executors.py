@@ -176,24 +176,21 @@ class RayExecutor:
         pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size}
         pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None, gpu_ids_without_cuda=[])
         self.pools.append(pool)
-        cuda_everywhere = True
         for row in results.iter_rows():
             placement = json.loads(row["placement"])
-            pool["gpu_ids"] = sorted({*pool["gpu_ids"], *placement["gpu_ids"]})
-            if not placement["cuda"]:
-                if num_gpus and cuda_everywhere:
+            ids = placement["gpu_ids"]  # empty unless the actors asked for GPUs
+            pool["gpu_ids"] = sorted({*pool["gpu_ids"], *ids})
+            pool["cuda"] = placement["cuda"] and pool["cuda"] is not False
+            if ids and not placement["cuda"]:
+                if not pool["gpu_ids_without_cuda"]:
                     print(
-                        "warning: Ray gave the model actors GPU "
-                        f"{', '.join(placement['gpu_ids'])}, but torch there sees no CUDA "
-                        "device, so the models run on the CPU: install a CUDA build of torch "
-                        "where the Ray workers run (the run's stats list every such GPU "
-                        "under engine.pools)",
+                        f"warning: Ray gave the model actors GPU {', '.join(ids)}, but torch "
+                        "there sees no CUDA device, so the models run on the CPU: install a "
+                        "CUDA build of torch where the Ray workers run (the run's stats list "
+                        "every such GPU under engine.pools)",
                         file=sys.stderr,
                     )
-                cuda_everywhere = False
-                missing = {*pool["gpu_ids_without_cuda"], *placement["gpu_ids"]}
-                pool["gpu_ids_without_cuda"] = sorted(missing)
-            pool["cuda"] = cuda_everywhere
+                pool["gpu_ids_without_cuda"] = sorted({*pool["gpu_ids_without_cuda"], *ids})
             if row["error"]:
                 url = json.loads(row["shard"])["url"]
                 message = row["error"]
