@@ -21,16 +21,19 @@ with Jaccard similarity ``s`` that happens with probability ``1 - (1 - s**r)**b`
 **Barrier** (``decide``), in three steps over partitioned intermediate files under the
 decisions folder:
 
-1. *Nodes.* Live rows with a signature are ranked by the keep policy: highest
-   ``priority_column`` first when one is given, then smallest id (then shard). A row's
-   rank is its node number, so the node kept in a cluster is the smallest one.
-2. *Buckets.* For each band (as a Ray task when the run has a Ray cluster, so the
+1. *Buckets.* For each band (as a Ray task when the run has a Ray cluster, so the
    bands spread over its workers), and within it each of ``partitions`` ranges of
-   band-key values, the key column is read from all shards, sorted, and each bucket of equal keys
-   yields edges from its members to its smallest node (a star, so a bucket of ``k``
-   documents costs ``k - 1`` edges). Edges go to one file per band. With
-   ``jaccard_threshold``, each edge is kept only when the exact Jaccard similarity of the
-   two documents' shingle sets reaches it.
+   band-key values, the key column is read from all shards with each row's scan number,
+   sorted, and each bucket of equal keys yields edges from its members to its smallest
+   row (a star, so a bucket of ``k`` documents costs ``k - 1`` edges). Edges go to one
+   file per band.
+2. *Nodes.* Only the candidates, the rows that have at least one edge, are read again
+   (id, shard, priority) and ranked by the keep policy: highest ``priority_column`` first
+   when one is given, then smallest id (then shard). A candidate's rank is its node
+   number. Each band's stars are redrawn on node numbers, every bucket's centre moved to
+   its smallest node, the document the policy keeps, so the edges are those that bucketing
+   on the policy's ranks would give. With ``jaccard_threshold``, each edge is then kept
+   only when the exact Jaccard similarity of the two documents' shingle sets reaches it.
 3. *Components.* Connected components over all edges (so chains A~B~C form one cluster)
    by min-label propagation with pointer jumping, vectorised in numpy, streaming the
    edge files from disk each round. Each component's smallest node is kept; the others
@@ -39,21 +42,27 @@ decisions folder:
 Every row leaving the stage has ``minhash_cluster_id`` (the id of its cluster's kept
 document; its own id when it has no near duplicate) and ``minhash_cluster_size``.
 
-**Memory model** (``D`` live documents, ``C`` documents with at least one candidate, ``E``
-edges of one band, ``P`` partitions, ``S`` shingle hashes of the candidates):
+**Memory model** (``D`` live documents, ``C`` candidates: documents that share a bucket
+with another, ``E`` edges of one band, ``P`` partitions, ``S`` shingle hashes of the
+candidates):
 
 - measure, per worker: about 40 bytes per byte of text of the batch in flight (the word
   scanner's slots), then 8 bytes per token and ``num_perm * 8`` per document for the
   signatures (shingles are made on the fly, never stored), and ``num_bands * 8`` bytes
   per document of band keys written with the rows.
-- barrier step 1: the node table, id and shard strings plus 16 bytes per document
-  (polars sorts it), and a node-per-row array of 8 bytes per document.
-- step 2: ``24 * D / P`` bytes per (band, partition): the keys, their order and nodes.
-  Pick ``partitions`` so that fits (the default 1 holds 10^7 documents in 240 MB).
+- barrier step 1: about ``100 * D / P`` bytes per (band, partition) while it is bucketed
+  (the keys, the rows, their sort order and its temporaries; measured at 10^6
+  documents). Pick ``partitions`` so that fits (the default 1 holds 10^7 documents in
+  about 1 GB). On Ray each band's task holds its own.
+- step 2: the candidates' id and shard strings plus a few tens of bytes each (polars
+  streams the key files and sorts only the candidates), and ``16 * E`` for the band
+  being redrawn; with ``jaccard_threshold``, ``8 * S`` for the shingle sets of the
+  candidates.
 - step 3: ``16 * C`` bytes for the labels, plus ``16 * E`` for the edge file being
-  streamed; with ``jaccard_threshold``, ``8 * S`` for the shingle sets of the candidates.
+  streamed.
 
-So the driver never holds all pairs, only labels of documents that have candidates.
+So the driver never holds all pairs, and nothing for a document without a candidate
+beyond the band being bucketed.
 """
 
 from __future__ import annotations
@@ -521,10 +530,15 @@ class MinhashDedup(GlobalStage):
         work.mkdir(parents=True)
         p = self.params
         rows = keys.filter(pl.col(band_column(0)).is_not_null())
-        node_of_row, nodes = _rank(rows, p.priority_column is not None)
-        edge_files = _all_band_edges(rows, node_of_row, p, work)
+        edge_files = _all_band_edges(rows, p, work)
+        candidates = edge_rows(edge_files)
+        node_of, nodes = _rank(rows, candidates, p.priority_column is not None)
+        for f in edge_files:
+            np.save(f, recentre(np.load(f), candidates, node_of))
+        del candidates, node_of
         if p.jaccard_threshold is not None:
-            edge_files = _verify(rows, edge_files, node_of_row, p.jaccard_threshold, work)
+            row_of_node = nodes["row"].to_numpy().astype(np.int64)
+            edge_files = _verify(rows, edge_files, row_of_node, p.jaccard_threshold, work)
         members, labels = components(edge_files)
         sizes = np.bincount(np.searchsorted(members, labels), minlength=len(members))
         size_of = sizes[np.searchsorted(members, labels)]
@@ -577,24 +591,6 @@ class MinhashDedup(GlobalStage):
 # --------------------------------------------------------------------------- barrier steps
 
 
-def _rank(rows: pl.LazyFrame, by_priority: bool) -> tuple[np.ndarray, pl.DataFrame]:
-    """Node number of each row (in scan order) and the table ``node, id, shard``."""
-    order, descending = [ID, "shard"], [False, False]
-    if by_priority:
-        order, descending = [_PRIORITY, *order], [True, *descending]
-    nodes = (
-        rows.select(ID, "shard", *([_PRIORITY] if by_priority else []))
-        .with_row_index("row")
-        .sort(order, descending=descending, nulls_last=True)
-        .with_row_index("node")
-        .select("node", "row", ID, "shard")
-        .collect()
-    )
-    node_of_row = np.empty(nodes.height, dtype=np.int64)
-    node_of_row[nodes["row"].to_numpy()] = nodes["node"].to_numpy()
-    return node_of_row, nodes
-
-
 def bucket_edges(values: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edges from every member of a bucket of equal ``values`` to the bucket's least node."""
     order = np.lexsort((nodes, values))
@@ -606,10 +602,9 @@ def bucket_edges(values: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.
     return n[member], root[member]
 
 
-def _band_edges(
-    rows: pl.LazyFrame, column: str, node_of_row: np.ndarray, partitions: int, path: Path
-) -> Path:
-    """All edges of one band, written to ``path`` as an ``(E, 2)`` array of nodes."""
+def _band_edges(rows: pl.LazyFrame, column: str, partitions: int, path: Path) -> Path:
+    """All edges of one band, written to ``path`` as an ``(E, 2)`` array of rows (scan
+    order of ``rows``): a star from each bucket's members to its least row."""
     keyed = rows.select(pl.col(column)).with_row_index("row")
     parts = []
     shift = 64 - max(partitions.bit_length() - 1, 0)
@@ -620,17 +615,14 @@ def _band_edges(
             frame = keyed.filter((pl.col(column) // width) == part)
         data = frame.collect()
         values = data[column].to_numpy()
-        nodes = node_of_row[data["row"].to_numpy()]
-        u, v = bucket_edges(values, nodes)
+        u, v = bucket_edges(values, data["row"].to_numpy().astype(np.int64))
         parts.append(np.stack([u, v], axis=1))
     edges = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
     np.save(path, edges)
     return path
 
 
-def _all_band_edges(
-    rows: pl.LazyFrame, node_of_row: np.ndarray, params: MinhashParams, work: Path
-) -> list[Path]:
+def _all_band_edges(rows: pl.LazyFrame, params: MinhashParams, work: Path) -> list[Path]:
     """The edge file of every band: as Ray tasks (one core each) when the run has a Ray
     cluster, so bands are bucketed on all its workers at once; in this process otherwise.
     The result does not depend on where the bands ran."""
@@ -638,14 +630,69 @@ def _all_band_edges(
     import ray
 
     if not ray.is_initialized():
-        return [_band_edges(rows, c, node_of_row, params.partitions, f) for c, f in jobs]
+        return [_band_edges(rows, c, params.partitions, f) for c, f in jobs]
     task = ray.remote(num_cpus=1)(_band_edges)
-    nodes = ray.put(node_of_row)
-    return ray.get([task.remote(rows, c, nodes, params.partitions, f) for c, f in jobs])
+    return ray.get([task.remote(rows, c, params.partitions, f) for c, f in jobs])
+
+
+def edge_rows(files: list[Path]) -> np.ndarray:
+    """The sorted distinct nodes of the edges stored in ``files``."""
+    members = np.empty(0, dtype=np.int64)
+    for f in files:
+        members = np.union1d(members, np.load(f).ravel())
+    return members
+
+
+def _rank(
+    rows: pl.LazyFrame, candidates: np.ndarray, by_priority: bool
+) -> tuple[np.ndarray, pl.DataFrame]:
+    """Rank the candidate rows (sorted row numbers) by the keep policy.
+
+    Returns each candidate's node number (its rank, aligned with ``candidates``) and the
+    table ``node, row, id, shard`` of the candidates in node order. The key files are
+    streamed, so only the candidates' rows are held.
+    """
+    order, descending = [ID, "shard"], [False, False]
+    if by_priority:
+        order, descending = [_PRIORITY, *order], [True, *descending]
+    wanted = pl.LazyFrame({"row": pl.Series(candidates, dtype=pl.UInt32)})
+    nodes = (
+        rows.select(ID, "shard", *([_PRIORITY] if by_priority else []))
+        .with_row_index("row")
+        .join(wanted, on="row", how="semi")
+        .sort(order, descending=descending, nulls_last=True)
+        .with_row_index("node")
+        .select("node", "row", ID, "shard")
+        .collect()
+    )
+    node_of = np.empty(len(candidates), dtype=np.int64)
+    node_of[np.searchsorted(candidates, nodes["row"].to_numpy())] = nodes["node"].to_numpy()
+    return node_of, nodes
+
+
+def recentre(edges: np.ndarray, candidates: np.ndarray, node_of: np.ndarray) -> np.ndarray:
+    """One band's row-space stars (member, least row) as stars on node numbers.
+
+    Each row is in one bucket of a band, so a star's centre names its bucket. The bucket's
+    members are renumbered by ``node_of`` (aligned with the sorted ``candidates``) and
+    re-joined to the bucket's least node, the one the keep policy prefers: the same star
+    that bucketing on node numbers would have drawn.
+    """
+    if len(edges) == 0:
+        return edges
+    centres, bucket = np.unique(edges[:, 1], return_inverse=True)
+    member = node_of[np.searchsorted(candidates, edges[:, 0])]
+    centre = node_of[np.searchsorted(candidates, centres)]
+    best = centre.copy()
+    np.minimum.at(best, bucket, member)
+    nodes = np.concatenate([member, centre])
+    of = np.concatenate([bucket, np.arange(len(centres))])
+    keep = nodes != best[of]
+    return np.stack([nodes[keep], best[of][keep]], axis=1)
 
 
 def _verify(
-    rows: pl.LazyFrame, files: list[Path], node_of_row: np.ndarray, threshold: float, work: Path
+    rows: pl.LazyFrame, files: list[Path], row_of_node: np.ndarray, threshold: float, work: Path
 ) -> list[Path]:
     """Keep only the edges whose two documents' shingle sets have Jaccard >= threshold."""
     edges = [np.load(f) for f in files]
@@ -653,15 +700,16 @@ def _verify(
     if len(pairs) == 0:
         return files
     needed = np.unique(pairs)
-    row_of_node = np.empty(len(node_of_row), dtype=np.int64)
-    row_of_node[node_of_row] = np.arange(len(node_of_row))
-    wanted = pl.Series("row", row_of_node[needed], dtype=pl.UInt32)
+    rows_needed = row_of_node[needed]
+    wanted = pl.Series("row", rows_needed, dtype=pl.UInt32)
     data = (
         rows.select(_SHINGLES).with_row_index("row").filter(pl.col("row").is_in(wanted)).collect()
     )
+    order = np.argsort(rows_needed)
+    node_at = needed[order][np.searchsorted(rows_needed[order], data["row"].to_numpy())]
     shingles_of = {
-        int(node_of_row[r]): np.asarray(s, dtype=np.uint64)
-        for r, s in zip(data["row"].to_list(), data[_SHINGLES].to_list(), strict=True)
+        int(n): np.asarray(s, dtype=np.uint64)
+        for n, s in zip(node_at.tolist(), data[_SHINGLES].to_list(), strict=True)
     }
     good = []
     for u, v in pairs:
@@ -681,9 +729,7 @@ def components(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     component. Min-label propagation with pointer jumping; each round streams the edge
     files once, so only the labels stay in memory.
     """
-    members = np.empty(0, dtype=np.int64)
-    for f in files:
-        members = np.union1d(members, np.load(f).ravel())
+    members = edge_rows(files)
     label = np.arange(len(members), dtype=np.int64)
     if len(members) == 0:
         return members, members

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -296,6 +297,30 @@ def test_a_chain_is_one_cluster(tmp_path: Path) -> None:
     np.save(tmp_path / "e.npy", np.stack([u, v], axis=1))
     members, roots = mh.components([tmp_path / "e.npy"])
     assert members.tolist() == [0, 3, 4] and roots.tolist() == [0, 0, 0]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_recentred_row_stars_are_the_stars_of_the_policy_ranks(
+    keys: list[int], rnd: random.Random
+) -> None:
+    # The barrier buckets on scan rows, then renumbers only the rows that have a candidate
+    # by the keep policy; that must draw the stars bucketing on the policy rank draws.
+    values = np.array(keys, dtype=np.uint64)
+    rows = np.arange(len(keys), dtype=np.int64)
+    rank = np.array(rnd.sample(range(len(keys)), len(keys)), dtype=np.int64)
+    u, v = mh.bucket_edges(values, rows)
+    edges = np.stack([u, v], axis=1)
+    candidates = np.unique(edges)
+    node_of = np.argsort(np.argsort(rank[candidates]))  # ranks among candidates only
+    got = mh.recentre(edges, candidates, node_of)
+    du, dv = mh.bucket_edges(values, rank)
+    ranked = np.sort(rank[candidates])
+    want = {
+        (int(np.searchsorted(ranked, a)), int(np.searchsorted(ranked, b)))
+        for a, b in zip(du, dv, strict=True)
+    }
+    assert {(int(a), int(b)) for a, b in got} == want
 
 
 def test_partitioned_buckets_give_the_same_clusters(tmp_path: Path) -> None:
