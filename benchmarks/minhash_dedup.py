@@ -3,8 +3,9 @@
 Data: the real C4 and Pile samples of ../shared/data (each cut to its first
 ``--max-words`` words), repeated to N documents with random word edits. Each copy
 replaces a random share of its words with words of the corpus: 3% for a quarter of the
-copies (near duplicates of their source and of each other), 40% for the rest (unrelated
-at the 5-gram level). Written once as Parquet shards under ``benchmarks/_data/minhash``.
+copies (near duplicates of their source and of each other; ``--near-share`` sets that
+share for the scaling table), 40% for the rest (unrelated at the 5-gram level). Written
+once as Parquet shards under ``benchmarks/_data/minhash``.
 
 1. Signatures, one core, same texts in memory, 14 x 8 = 112 hash functions:
    ours (text to band keys: the word scanner and the MinHash kernel are compiled with
@@ -21,6 +22,7 @@ Every measurement runs in its own child process, which reports its wall time and
 resident memory (``ru_maxrss``).
 
     .venv/bin/python benchmarks/minhash_dedup.py --docs 20000 --scaling 10000,100000,1000000
+    .venv/bin/python benchmarks/minhash_dedup.py --scaling-only [--near-share 0]  # scaling alone
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ REPEATS = 3  # signature timings: the best of three, on both sides
 # ----------------------------------------------------------------------------- corpus
 
 
-def corpus(count: int, max_words: int = 400, seed: int = 0) -> Path:
-    """Parquet shards of ``count`` edited copies of the real samples (made once)."""
-    folder = DATA / f"docs-{count}"
+def corpus(count: int, max_words: int = 400, seed: int = 0, near: float = 0.25) -> Path:
+    """Parquet shards of ``count`` edited copies of the real samples (made once); a share
+    ``near`` of them are near duplicates (3% of words edited), the rest unrelated (40%)."""
+    folder = DATA / (f"docs-{count}" if near == 0.25 else f"docs-{count}-near{near:g}")
     if (folder / "_DONE").exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -74,7 +77,7 @@ def corpus(count: int, max_words: int = 400, seed: int = 0) -> Path:
     for shard, start in enumerate(range(0, count, per_shard)):
         n = min(per_shard, count - start)
         picks = rng.integers(0, len(encoded), n)
-        rates = np.where(rng.random(n) < 0.25, 0.03, 0.40)
+        rates = np.where(rng.random(n) < near, 0.03, 0.40)
         texts = []
         for source, rate in zip(picks, rates, strict=True):
             words = encoded[source].copy()
@@ -263,6 +266,12 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--scaling", default="10000,100000,1000000")
     parser.add_argument("--skip-datatrove", action="store_true")
+    parser.add_argument(
+        "--scaling-only", action="store_true", help="only the scaling table (no comparisons)"
+    )
+    parser.add_argument(
+        "--near-share", type=float, default=0.25, help="scaling: share of near-duplicate copies"
+    )
     parser.add_argument("--job", choices=sorted(JOBS))
     parser.add_argument("--folder")
     parser.add_argument("--out")
@@ -272,6 +281,13 @@ def main() -> None:
         return
 
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    if not args.scaling_only:
+        compare(args)
+    scaling([int(s) for s in args.scaling.split(",") if s], args.near_share)
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Signatures against datasketch, the whole dedup against datatrove's."""
     folder = corpus(args.docs)
     size = sum(f.stat().st_size for f in folder.glob("*.parquet")) / 1e6
     print(f"# {args.docs:,} documents, {size:.0f} MB of zstd Parquet, one core per job\n")
@@ -309,12 +325,15 @@ def main() -> None:
             f"{theirs['removed']:,} | {theirs['seconds'] / mine['seconds']:.1f}x |"
         )
 
-    sizes = [int(s) for s in args.scaling.split(",") if s]
+
+def scaling(sizes: list[int], near: float) -> None:
+    """Our whole dedup at each size, one core."""
     if sizes:
+        print(f"\n# a share {near:g} of the copies are near duplicates")
         print("\n| documents | seconds | us/doc | peak MiB | removed |")
         print("|---:|---:|---:|---:|---:|")
     for count in sizes:
-        data = corpus(count)
+        data = corpus(count, near=near)
         result = measure("ours_dedup", data, RUNS / f"scale-{count}")
         print(
             f"| {count:,} | {result['seconds']:.1f} | {result['seconds'] / count * 1e6:.0f} | "
