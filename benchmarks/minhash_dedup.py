@@ -22,7 +22,9 @@ Every measurement runs in its own child process, which reports its wall time and
 resident memory (``ru_maxrss``).
 
     .venv/bin/python benchmarks/minhash_dedup.py --docs 20000 --scaling 10000,100000,1000000
-    .venv/bin/python benchmarks/minhash_dedup.py --scaling-only [--near-share 0]  # scaling alone
+    # the scaling table alone, optionally on another corpus or with the exact check
+    .venv/bin/python benchmarks/minhash_dedup.py --scaling-only --near-share 0
+    .venv/bin/python benchmarks/minhash_dedup.py --scaling-only --jaccard-threshold 0.7
 """
 
 from __future__ import annotations
@@ -150,12 +152,13 @@ def job_datasketch(folder: Path) -> dict:
     return {"seconds": best, "seconds_with_shingling": best + best_shingling, "docs": len(texts)}
 
 
-def job_ours_dedup(folder: Path, out: Path) -> dict:
+def job_ours_dedup(folder: Path, out: Path, jaccard: float | None = None) -> dict:
     from curation.recipe import parse_recipe
     from curation.runtime.run import RunOptions, run
 
+    check = "" if jaccard is None else f", jaccard_threshold: {jaccard}"
     recipe = parse_recipe(
-        f"stages:\n  - minhash_dedup: {{num_bands: {BANDS}, rows_per_band: {ROWS}}}\n",
+        f"stages:\n  - minhash_dedup: {{num_bands: {BANDS}, rows_per_band: {ROWS}{check}}}\n",
         "bench.yaml",
     ).with_input(paths=[str(folder)], format="parquet", batch_rows=2000)
     started = time.perf_counter()
@@ -227,16 +230,18 @@ def job_datatrove_dedup(folder: Path, out: Path) -> dict:
 JOBS = {
     "ours_signatures": lambda a: job_ours_signatures(Path(a.folder)),
     "datasketch": lambda a: job_datasketch(Path(a.folder)),
-    "ours_dedup": lambda a: job_ours_dedup(Path(a.folder), Path(a.out)),
+    "ours_dedup": lambda a: job_ours_dedup(Path(a.folder), Path(a.out), a.jaccard_threshold),
     "datatrove_dedup": lambda a: job_datatrove_dedup(Path(a.folder), Path(a.out)),
 }
 
 
-def measure(name: str, folder: Path, out: Path | None = None) -> dict:
+def measure(name: str, folder: Path, out: Path | None = None, jaccard: float | None = None) -> dict:
     """Run one job in a child process limited to one core; its result and peak memory."""
     command = [sys.executable, __file__, "--job", name, "--folder", str(folder)]
     if out is not None:
         command += ["--out", str(out)]
+    if jaccard is not None:
+        command += ["--jaccard-threshold", str(jaccard)]
     env = {**os.environ, "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "RAY_DISABLE": "1"}
     done = subprocess.run(
         ["taskset", "-c", "0", *command], env=env, capture_output=True, text=True, check=False
@@ -272,6 +277,9 @@ def main() -> None:
     parser.add_argument(
         "--near-share", type=float, default=0.25, help="scaling: share of near-duplicate copies"
     )
+    parser.add_argument(
+        "--jaccard-threshold", type=float, help="scaling: also check candidates' exact Jaccard"
+    )
     parser.add_argument("--job", choices=sorted(JOBS))
     parser.add_argument("--folder")
     parser.add_argument("--out")
@@ -283,7 +291,8 @@ def main() -> None:
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     if not args.scaling_only:
         compare(args)
-    scaling([int(s) for s in args.scaling.split(",") if s], args.near_share)
+    sizes = [int(s) for s in args.scaling.split(",") if s]
+    scaling(sizes, args.near_share, args.jaccard_threshold)
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -326,15 +335,16 @@ def compare(args: argparse.Namespace) -> None:
         )
 
 
-def scaling(sizes: list[int], near: float) -> None:
+def scaling(sizes: list[int], near: float, jaccard: float | None) -> None:
     """Our whole dedup at each size, one core."""
     if sizes:
-        print(f"\n# a share {near:g} of the copies are near duplicates")
+        check = "" if jaccard is None else f"; jaccard_threshold {jaccard:g}"
+        print(f"\n# a share {near:g} of the copies are near duplicates{check}")
         print("\n| documents | seconds | us/doc | peak MiB | removed |")
         print("|---:|---:|---:|---:|---:|")
     for count in sizes:
         data = corpus(count, near=near)
-        result = measure("ours_dedup", data, RUNS / f"scale-{count}")
+        result = measure("ours_dedup", data, RUNS / f"scale-{count}", jaccard)
         print(
             f"| {count:,} | {result['seconds']:.1f} | {result['seconds'] / count * 1e6:.0f} | "
             f"{result['peak_mib']} | {result['removed']:,} |",

@@ -352,6 +352,30 @@ def _shingle_hashes(tokens: np.ndarray, counts: np.ndarray, n: int, seed: int) -
     return mix64(values[keep])
 
 
+@numba.njit(cache=True, nogil=True)
+def distinct_sorted(
+    values: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each run of ``values`` (run ``i`` has ``sizes[i]`` elements) sorted, repeats removed.
+
+    Returns the runs concatenated and each run's new length: per document, what
+    ``np.unique`` gives, in one compiled pass over the batch.
+    """
+    out = np.empty_like(values)
+    lengths = np.zeros(len(sizes), dtype=np.int64)
+    start = 0
+    end = 0
+    for i in range(len(sizes)):
+        run = np.sort(values[start : start + sizes[i]])
+        for j in range(len(run)):
+            if j == 0 or run[j] != run[j - 1]:
+                out[end] = run[j]
+                end += 1
+                lengths[i] += 1
+        start += sizes[i]
+    return out[:end], lengths
+
+
 def shingle_counts(counts: np.ndarray, n: int) -> np.ndarray:
     """Number of shingles of documents with ``counts`` tokens."""
     return np.where(counts >= n, counts - n + 1, np.minimum(counts, 1)).astype(np.int64)
@@ -497,13 +521,7 @@ class MinhashDedup(GlobalStage):
             table = table.append_column(band_column(band), column)
         if p.jaccard_threshold is not None:
             shingles = _shingle_hashes(tokens, counts, p.ngram, p.seed)
-            per_doc = shingle_counts(counts, p.ngram)
-            offsets = np.concatenate([[0], np.cumsum(per_doc)]).astype(np.int64)
-            distinct = [
-                np.unique(shingles[offsets[i] : offsets[i + 1]]) for i in range(len(per_doc))
-            ]
-            lengths = np.array([len(d) for d in distinct], dtype=np.int64)
-            flat = np.concatenate(distinct) if distinct else np.empty(0, dtype=np.uint64)
+            flat, lengths = distinct_sorted(shingles, shingle_counts(counts, p.ngram))
             list_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int64())
             table = table.append_column(
                 _SHINGLES, pa.LargeListArray.from_arrays(list_offsets, pa.array(flat))
@@ -691,10 +709,41 @@ def recentre(edges: np.ndarray, candidates: np.ndarray, node_of: np.ndarray) -> 
     return np.stack([nodes[keep], best[of][keep]], axis=1)
 
 
+@numba.njit(cache=True, nogil=True)
+def jaccard_at_least(
+    offsets: np.ndarray, values: np.ndarray, u: np.ndarray, v: np.ndarray, threshold: float
+) -> np.ndarray:  # pragma: no cover - compiled
+    """For each pair (u[k], v[k]) of sets stored as sorted runs of ``values`` (set ``i`` is
+    ``values[offsets[i]:offsets[i + 1]]``), whether their Jaccard similarity is at least
+    ``threshold``; an empty union never is."""
+    out = np.zeros(len(u), dtype=np.bool_)
+    for k in range(len(u)):
+        i, i_end = offsets[u[k]], offsets[u[k] + 1]
+        j, j_end = offsets[v[k]], offsets[v[k] + 1]
+        union = (i_end - i) + (j_end - j)
+        common = 0
+        while i < i_end and j < j_end:
+            if values[i] < values[j]:
+                i += 1
+            elif values[i] > values[j]:
+                j += 1
+            else:
+                common += 1
+                i += 1
+                j += 1
+        union -= common
+        out[k] = union > 0 and common / union >= threshold
+    return out
+
+
 def _verify(
     rows: pl.LazyFrame, files: list[Path], row_of_node: np.ndarray, threshold: float, work: Path
 ) -> list[Path]:
-    """Keep only the edges whose two documents' shingle sets have Jaccard >= threshold."""
+    """Keep only the edges whose two documents' shingle sets have Jaccard >= threshold.
+
+    The candidates' sets are held as one flat array of 8-byte hashes (Arrow's buffers, no
+    Python object per hash) and compared by a compiled merge of their sorted runs.
+    """
     edges = [np.load(f) for f in files]
     pairs = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), np.int64)
     if len(pairs) == 0:
@@ -705,20 +754,25 @@ def _verify(
     data = (
         rows.select(_SHINGLES).with_row_index("row").filter(pl.col("row").is_in(wanted)).collect()
     )
+    if data.height != len(needed):
+        raise RuntimeError(
+            f"minhash_dedup: {len(needed)} candidates to verify but {data.height} rows read "
+            "back from the barrier's key files; they changed during the barrier: run again"
+        )
+    lists = data[_SHINGLES].rechunk().to_arrow()
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64)  # into lists.values
+    values = np.asarray(lists.values.to_numpy(), dtype=np.uint64)
+    # position in ``data`` of each node of ``needed`` (data's rows come in any order)
     order = np.argsort(rows_needed)
-    node_at = needed[order][np.searchsorted(rows_needed[order], data["row"].to_numpy())]
-    shingles_of = {
-        int(n): np.asarray(s, dtype=np.uint64)
-        for n, s in zip(node_at.tolist(), data[_SHINGLES].to_list(), strict=True)
-    }
-    good = []
-    for u, v in pairs:
-        a, b = shingles_of[int(u)], shingles_of[int(v)]
-        common = len(np.intersect1d(a, b, assume_unique=True))
-        union = len(a) + len(b) - common
-        good.append(union > 0 and common / union >= threshold)
+    at = np.empty(len(needed), dtype=np.int64)
+    at[order[np.searchsorted(rows_needed[order], data["row"].to_numpy())]] = np.arange(data.height)
+    u = at[np.searchsorted(needed, pairs[:, 0])]
+    v = at[np.searchsorted(needed, pairs[:, 1])]
+    good = jaccard_at_least(offsets, values, u, v, threshold)
     out = work / "verified.npy"
-    np.save(out, pairs[np.array(good, dtype=bool)])
+    np.save(out, pairs[good])
     return [out]
 
 

@@ -323,6 +323,34 @@ def test_recentred_row_stars_are_the_stars_of_the_policy_ranks(
     assert {(int(a), int(b)) for a, b in got} == want
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 20), max_size=25), min_size=1, max_size=12),
+    st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=30),
+    st.floats(0.05, 1.0),
+)
+def test_batch_shingle_sets_and_their_jaccard_match_python_sets(
+    docs: list[list[int]], pairs: list[tuple[int, int]], threshold: float
+) -> None:
+    # What jaccard_threshold rests on: each document's distinct sorted hashes made for a
+    # whole batch at once, and the compiled merge that compares two of them.
+    sizes = np.array([len(d) for d in docs], dtype=np.int64)
+    values = np.array([h for d in docs for h in d], dtype=np.uint64)
+    flat, lengths = mh.distinct_sorted(values, sizes)
+    sets = [sorted(set(d)) for d in docs]
+    assert lengths.tolist() == [len(x) for x in sets]
+    assert flat.tolist() == [h for x in sets for h in x]
+    pairs = [(u % len(docs), v % len(docs)) for u, v in pairs]
+    u = np.array([p[0] for p in pairs], dtype=np.int64)
+    v = np.array([p[1] for p in pairs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    got = mh.jaccard_at_least(offsets, flat, u, v, threshold)
+    for k, (a, b) in enumerate(pairs):
+        union = set(sets[a]) | set(sets[b])
+        want = bool(union) and len(set(sets[a]) & set(sets[b])) / len(union) >= threshold
+        assert bool(got[k]) == want, (sets[a], sets[b], threshold)
+
+
 def test_partitioned_buckets_give_the_same_clusters(tmp_path: Path) -> None:
     paths, truth = articles(tmp_path / "in", shards=3)
     run_local(recipe_of(RECIPE.format(params="{partitions: 8}"), *paths), tmp_path / "p")
