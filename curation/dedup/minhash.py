@@ -49,7 +49,8 @@ candidates):
 - measure, per worker: about 40 bytes per byte of text of the batch in flight (the word
   scanner's slots), then 8 bytes per token and ``num_perm * 8`` per document for the
   signatures (shingles are made on the fly, never stored), and ``num_bands * 8`` bytes
-  per document of band keys written with the rows.
+  per document of band keys written with the rows; with ``jaccard_threshold``, also 8
+  bytes per distinct shingle of each document, sorted in one compiled pass per batch.
 - barrier step 1: about ``100 * D / P`` bytes per (band, partition) while it is bucketed
   (the keys, the rows, their sort order and its temporaries; measured at 10^6
   documents). Pick ``partitions`` so that fits (the default 1 holds 10^7 documents in
