@@ -749,9 +749,8 @@ def _verify(
     pairs = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), np.int64)
     if len(pairs) == 0:
         return files
-    needed = np.unique(pairs)
-    rows_needed = row_of_node[needed]
-    wanted = pl.Series("row", rows_needed, dtype=pl.UInt32)
+    needed = np.unique(row_of_node[pairs])  # the rows of the pairs' documents, sorted
+    wanted = pl.Series("row", needed, dtype=pl.UInt32)
     data = (
         rows.select(_SHINGLES).with_row_index("row").filter(pl.col("row").is_in(wanted)).collect()
     )
@@ -765,12 +764,9 @@ def _verify(
         lists = lists.combine_chunks()
     offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64)  # into lists.values
     values = np.asarray(lists.values.to_numpy(), dtype=np.uint64)
-    # position in ``data`` of each node of ``needed`` (data's rows come in any order)
-    order = np.argsort(rows_needed)
-    at = np.empty(len(needed), dtype=np.int64)
-    at[order[np.searchsorted(rows_needed[order], data["row"].to_numpy())]] = np.arange(data.height)
-    u = at[np.searchsorted(needed, pairs[:, 0])]
-    v = at[np.searchsorted(needed, pairs[:, 1])]
+    at = np.argsort(data["row"].to_numpy())  # data's position of needed[i]
+    u = at[np.searchsorted(needed, row_of_node[pairs[:, 0]])]
+    v = at[np.searchsorted(needed, row_of_node[pairs[:, 1]])]
     good = jaccard_at_least(offsets, values, u, v, threshold)
     out = work / "verified.npy"
     np.save(out, pairs[good])
