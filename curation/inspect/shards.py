@@ -13,6 +13,8 @@ passes over those columns whatever the number of rows.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,47 +153,82 @@ def summarize(lf: pl.LazyFrame, columns: list[str], bins: int = 20) -> dict[str,
     ``histogram``: ``edges`` (bins + 1, from the 1st to the 99th percentile, so one outlier
     does not squash the rest; values beyond fall in the end bins) with ``kept`` and
     ``dropped`` counts per bin (all rows count as kept when there is no ``drop_reason``).
-    NaN and infinite values count as values but are left out of the statistics.
+    NaN and infinite values count as values but are left out of the statistics. Bins are
+    half-open, ``[edges[i], edges[i + 1])``, except the last, which holds its right edge:
+    the counts are ``np.histogram``'s.
 
     One lazy pass reads only these columns (and whether each row was kept); the
-    statistics are then computed in memory, about 9 bytes per row and column."""
+    statistics are then computed in memory, about 9 bytes per row and column, one column
+    per thread (numpy's partition and counting run without the GIL)."""
     if not columns:
         return {}
     kept = pl.col(REASON).is_null() if REASON in lf.collect_schema() else pl.lit(True)
     frame = lf.select(*(pl.col(c).cast(pl.Float64) for c in columns), kept.alias("\x00kept"))
     frame = frame.collect()
     kept_rows = frame["\x00kept"].to_numpy()
-    out: dict[str, dict[str, Any]] = {}
-    for c in columns:
-        series = frame[c]
-        values = series.to_numpy()  # nulls become NaN
-        finite = np.isfinite(values)
-        summary: dict[str, Any] = {
-            "count": len(series) - series.null_count(),
-            "nulls": series.null_count(),
-            "mean": None,
-            "quantiles": dict.fromkeys(QUANTILES),
-            "histogram": None,
-        }
-        if finite.any():
-            good = values[finite]
-            q = np.quantile(good, QUANTILES)
-            summary["mean"] = float(good.mean())
-            summary["quantiles"] = {k: float(v) for k, v in zip(QUANTILES, q, strict=True)}
-            lo, hi = float(q[1]), float(q[-2])  # the 1st and 99th percentiles
-            if not hi > lo:  # a column of (nearly) one value: use the extremes
-                lo, hi = float(q[0]), float(q[-1])
-            if not hi > lo:
-                hi = lo + 1.0
-            edges = np.linspace(lo, hi, bins + 1)
-            clipped = np.clip(values, lo, hi)
-            summary["histogram"] = {
-                "edges": edges.tolist(),
-                "kept": np.histogram(clipped[finite & kept_rows], edges)[0].tolist(),
-                "dropped": np.histogram(clipped[finite & ~kept_rows], edges)[0].tolist(),
-            }
-        out[c] = summary
-    return out
+    series = [frame[c] for c in columns]
+    threads = max(1, min(len(columns), os.cpu_count() or 1))
+    with ThreadPoolExecutor(threads) as pool:
+        summaries = pool.map(lambda s: _column_summary(s, kept_rows, bins), series)
+        return dict(zip(columns, summaries, strict=True))
+
+
+def _column_summary(series: pl.Series, kept_rows: np.ndarray, bins: int) -> dict[str, Any]:
+    values = series.to_numpy()  # nulls become NaN
+    finite = np.isfinite(values)
+    summary: dict[str, Any] = {
+        "count": len(series) - series.null_count(),
+        "nulls": series.null_count(),
+        "mean": None,
+        "quantiles": dict.fromkeys(QUANTILES),
+        "histogram": None,
+    }
+    if not finite.any():
+        return summary
+    every = bool(finite.all())
+    good = values if every else values[finite]
+    q = np.quantile(good, QUANTILES)
+    summary["mean"] = float(good.mean())
+    summary["quantiles"] = {k: float(v) for k, v in zip(QUANTILES, q, strict=True)}
+    lo, hi = float(q[1]), float(q[-2])  # the 1st and 99th percentiles
+    if not hi > lo:  # a column of (nearly) one value: use the extremes
+        lo, hi = float(q[0]), float(q[-1])
+    if not hi > lo:  # one value: a bin range around it that its magnitude can resolve
+        width = max(1.0, abs(lo) * 1e-9)
+        lo, hi = (lo, lo + width) if np.isfinite(lo + width) else (lo - width, lo)
+    edges = np.linspace(lo, hi, bins + 1)
+    kept_counts, dropped_counts = _kept_dropped_histogram(
+        good, kept_rows if every else kept_rows[finite], edges
+    )
+    summary["histogram"] = {
+        "edges": edges.tolist(),
+        "kept": kept_counts.tolist(),
+        "dropped": dropped_counts.tolist(),
+    }
+    return summary
+
+
+def _kept_dropped_histogram(
+    values: np.ndarray, kept: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of kept and of dropped ``values`` (finite) per bin of the equal-width
+    ``edges``, values beyond them counted in the end bins: what ``np.histogram`` of the
+    clipped values gives, in one counting pass for both."""
+    bins = len(edges) - 1
+    lo, hi = edges[0], edges[-1]
+    clipped = np.clip(values, lo, hi)
+    with np.errstate(over="ignore", divide="ignore"):
+        scale = bins / (hi - lo)
+    if np.isfinite(scale) and np.isfinite(hi - lo):
+        index = ((clipped - lo) * scale).astype(np.int64)
+        np.minimum(index, bins - 1, out=index)
+        # The arithmetic can land one bin off at an edge: settle on the edges themselves.
+        index -= clipped < edges[index]
+        index += (clipped >= edges[index + 1]) & (index < bins - 1)
+    else:  # a range too narrow (subnormal) or too wide (overflows) for the arithmetic
+        index = np.minimum(np.searchsorted(edges, clipped, "right") - 1, bins - 1)
+    counts = np.bincount(index + bins * ~kept, minlength=2 * bins)
+    return counts[:bins], counts[bins:]
 
 
 def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[str, float]]]:

@@ -92,6 +92,56 @@ def test_funnel_accounting_holds_for_any_shard(
     assert stages[-1]["rows_kept"] == reasons.count(None)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.none(),
+                st.sampled_from([float("nan"), float("inf"), -float("inf"), 0.0, 1.0, 0.1]),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.floats(-1e6, 1e6, allow_nan=False),
+                st.integers(-5, 5).map(float),
+            ),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(1, 25),
+)
+def test_summaries_are_numpys_statistics_of_the_finite_values(
+    tmp_path_factory: pytest.TempPathFactory,
+    cells: list[tuple[float | None, bool]],
+    bins: int,
+) -> None:
+    path = tmp_path_factory.mktemp("scores") / "part.parquet"
+    values = [v for v, _ in cells]
+    reasons = [None if kept else "f:low" for _, kept in cells]
+    pq.write_table(
+        pa.table({"score": pa.array(values, pa.float64()), "drop_reason": reasons}), path
+    )
+    summary = shards.summarize(shards.open_source(path).scan(), ["score"], bins)["score"]
+
+    data = np.array([np.nan if v is None else v for v in values])
+    kept = np.array([kept for _, kept in cells])
+    finite = np.isfinite(data)
+    assert summary["nulls"] == values.count(None)
+    assert summary["count"] == len(values) - values.count(None)
+    if not finite.any():
+        assert summary["mean"] is None and summary["histogram"] is None
+        return
+    good = data[finite]
+    assert summary["mean"] == pytest.approx(good.mean())
+    assert list(summary["quantiles"].values()) == list(np.quantile(good, shards.QUANTILES))
+    hist = summary["histogram"]
+    edges = np.array(hist["edges"])
+    assert len(edges) == bins + 1 and edges[-1] > edges[0]
+    clipped = np.clip(good, edges[0], edges[-1])
+    assert hist["kept"] == np.histogram(clipped[kept[finite]], edges)[0].tolist()
+    assert hist["dropped"] == np.histogram(clipped[~kept[finite]], edges)[0].tolist()
+
+
 def test_browse_where_sort_and_around(run_folder: Path, rows: pa.Table) -> None:
     source = shards.open_source(run_folder)
     lengths = np.array(rows["length_chars"].to_pylist())
