@@ -7,28 +7,30 @@ import sys
 from pathlib import Path
 
 import click
-import yaml
-from rich.console import Console
-from rich.table import Table
 
-from curation.io.inputs import InputError
-from curation.io.writers import SchemaConflictError
-from curation.recipe import RecipeError, load_recipe
-from curation.runtime.executors import ShardFailed
-from curation.runtime.ledger import AccountingError
-from curation.runtime.models import ModelBuildError
-from curation.runtime.run import RunFolderError, RunOptions, run
-from curation.stage import describe_params, registry
+# The commands import what they use when they run, so that `curate inspect` and
+# `curate --help` do not pay for the engine (Ray, the writers, every stage) at start-up.
 
-_EXPECTED = (
-    ModelBuildError,
-    RecipeError,
-    InputError,
-    RunFolderError,
-    ShardFailed,
-    AccountingError,
-    SchemaConflictError,
-)
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """The errors of `curate run` that are the user's to fix: one message, no traceback."""
+    from curation.io.inputs import InputError
+    from curation.io.writers import SchemaConflictError
+    from curation.recipe import RecipeError
+    from curation.runtime.executors import ShardFailed
+    from curation.runtime.ledger import AccountingError
+    from curation.runtime.models import ModelBuildError
+    from curation.runtime.run import RunFolderError
+
+    return (
+        ModelBuildError,
+        RecipeError,
+        InputError,
+        RunFolderError,
+        ShardFailed,
+        AccountingError,
+        SchemaConflictError,
+    )
 
 
 @click.group()
@@ -89,6 +91,9 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run the curation RECIPE (a YAML file) over the inputs into --output."""
+    from curation.recipe import load_recipe
+    from curation.runtime.run import RunOptions, run
+
     try:
         loaded = load_recipe(recipe).with_input(
             paths=list(inputs) or None, format=fmt, text_field=text_field, id_field=id_field
@@ -110,12 +115,15 @@ def run_command(
             )
         options = RunOptions(executor, workers, ray_address, overwrite, progress=not quiet)
         stats = run(loaded, output, options)
-    except _EXPECTED as err:
+    except _expected_errors() as err:
         raise click.ClickException(str(err)) from None
     _print_summary(stats, output)
 
 
 def _print_summary(stats: dict, output: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(stderr=True)
     table = Table(title=f"curate run -> {output}  ({stats['seconds']:.1f} s)")
     for column in ("stage", "rows in", "kept", "dropped", "top reasons", "docs/s", "MB/s"):
@@ -145,6 +153,8 @@ def _print_summary(stats: dict, output: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def stages_command(as_json: bool) -> None:
     """List every stage with its parameters, defaults and one line of help."""
+    from curation.stage import describe_params, registry
+
     listing = {
         name: {"help": cls.help, "params": describe_params(cls.Params)}
         for name, cls in registry().items()
@@ -226,6 +236,7 @@ def train_kenlm_command(
     inputs: tuple[str, ...], output: str, order: int, vocab_size: int, text_field: str
 ) -> None:
     """Train a SentencePiece tokenizer and a KenLM n-gram model on CCNet-normalised text."""
+    from curation.io.inputs import InputError
     from curation.scoring.kenlm import ModelError, ToolMissing, train_kenlm
 
     def log(message: str) -> None:
@@ -267,6 +278,7 @@ def train_fasttext_command(
     args: tuple[str, ...],
 ) -> None:
     """Train a fastText classifier the DCLM way (word bigrams, defaults otherwise)."""
+    from curation.io.inputs import InputError
     from curation.scoring.classifier import fit_warning, read_texts, train_classifier
 
     names = tuple(labels.split(","))
@@ -314,11 +326,9 @@ def sample_data_command(name: str, output: str, shards: int) -> None:
     click.echo(f"wrote {count:,} documents in {shards} shards to {output}", err=True)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def _fasttext_overrides(args: tuple[str, ...]) -> dict[str, object]:
+    import yaml
+
     overrides = {}
     for item in args:
         key, _, value = item.partition("=")
@@ -389,6 +399,7 @@ def train_lm_command(
     ray_address: str | None,
 ) -> None:
     """Pretrain a small GPT-style language model, or fine-tune one (--init)."""
+    from curation.io.inputs import InputError
     from curation.scoring.classifier import read_texts
 
     try:
@@ -477,6 +488,7 @@ def train_preselect_command(
     args: tuple[str, ...],
 ) -> None:
     """Fit PreSelect's fastText scorer from reference models' bits per character."""
+    from curation.io.inputs import InputError
     from curation.scoring.classifier import read_texts
     from curation.selectors.preselect import train_preselect
 
@@ -617,3 +629,7 @@ def export_command(
     click.echo(
         f"exported {rows:,} rows in {len(result['shards'])} file(s) to {', '.join(where)}", err=True
     )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

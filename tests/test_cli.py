@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,24 @@ def test_train_lm_as_a_ray_task(c4_path: Path, tmp_path: Path) -> None:
     assert meta["training"]["steps"] == 5 and meta["training"]["device"] == "cpu"
     again = CliRunner().invoke(main, ["train-lm", "--input", str(c4_path), "--output", str(out)])
     assert again.exit_code != 0 and "exists and is not empty" in again.output
+
+
+def test_python_m_lists_every_command_without_loading_the_engine() -> None:
+    # `python -m curation.cli` must see every command, and starting the CLI (as `curate
+    # inspect` and `curate --help` do) must not import Ray or the run machinery.
+    probe = (
+        "import sys, runpy; sys.argv = ['curate', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('curation.cli', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print([m for m in ('ray', 'curation.runtime.run', 'curation.stage') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    commands = {c.name for c in main.commands.values()}
+    assert commands >= {"run", "inspect", "report", "export", "train-lm", "train-preselect"}
+    for name in commands:
+        assert f"  {name} " in out, f"python -m curation.cli does not list {name}"
+    assert out.strip().splitlines()[-1] == "[]"
