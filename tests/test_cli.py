@@ -74,6 +74,17 @@ def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1 and "does not exist" in result.output
 
+    # a stage that refuses its input (here: no URL column) is one line on both executors
+    data = tmp_path / "docs.jsonl"
+    data.write_text('{"text": "a document without a url"}\n')
+    recipe.write_text("stages:\n  - url_filter: {use_integrated_lists: false}\n")
+    for executor in ("local", "ray"):
+        args = ["run", str(recipe), "--input", str(data), "--output", str(tmp_path / executor)]
+        result = CliRunner().invoke(main, [*args, "--executor", executor, "--quiet"])
+        assert result.exit_code == 1, result.output
+        assert "docs.jsonl: url_filter: no column 'url'" in result.output
+        assert "set url_field" in result.output and "Traceback" not in result.output
+
 
 def test_sample_data_python_docs(tmp_path: Path) -> None:
     result = CliRunner().invoke(

@@ -62,7 +62,14 @@ class LocalExecutor:
             return
         stages, measure = plan.build()
         for shard in shards:
-            yield process_shard(shard, plan, stages, measure, on_batch)
+            try:
+                result = process_shard(shard, plan, stages, measure, on_batch)
+            except InputError:
+                raise  # names the file and the row already
+            except (StageContractError, ValueError) as err:
+                # as on Ray: a stage's refusal names the shard, without a traceback
+                raise ShardFailed(f"{shard.url}: {err}") from err
+            yield result
 
     def close(self) -> None:
         """Nothing to release."""
