@@ -69,6 +69,12 @@ class OutputSpec(BaseModel):
 
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_rows: int = Field(100_000, gt=0, description="most rows in one output file")
+    row_group_bytes: int = Field(
+        64 * 2**20,
+        gt=0,
+        description="parquet: Arrow bytes gathered into one row group (a strict filter's "
+        "few kept rows per batch are written together, not as many tiny row groups)",
+    )
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="parquet: zstd, snappy, gzip or none; jsonl: zstd, gzip or none"
     )

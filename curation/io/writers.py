@@ -1,5 +1,10 @@
 """Writers: Parquet (zstd by default) or JSON Lines shards of at most ``shard_rows`` rows.
 
+Parquet row groups gather the batches written until they reach ``row_group_bytes`` of
+Arrow data (64 MiB by default) or the part ends, whatever the size of each batch: a
+filter that keeps 1% of every 10,000-row batch still writes row groups of tens of
+thousands of rows. Memory: at most one row group of rows waiting per writer.
+
 Every file is written under a temporary name (``.tmp-*``) in its final folder and renamed
 when complete, so a reader never sees a half-written file: a run killed at any moment
 leaves only complete files and temporaries, which the next run removes.
@@ -77,6 +82,8 @@ class PartWriter:
         self._schema: pa.Schema | None = None
         self._stream: io.RawIOBase | None = None
         self._file: io.BufferedWriter | None = None
+        self._pending: list[pa.Table] = []  # rows of the next row group
+        self._pending_bytes = 0
 
     def write(self, table: pa.Table) -> None:
         """Append ``table``'s rows, splitting it across parts as needed."""
@@ -111,9 +118,18 @@ class PartWriter:
                     piece = piece_cast
             if self._parquet is None:
                 self._open_parquet(piece.schema)
-            assert self._parquet is not None
-            self._parquet.write_table(piece)
+            self._pending.append(piece)
+            self._pending_bytes += piece.nbytes
+            if self._pending_bytes >= self.output.row_group_bytes:
+                self._write_row_group()
         self._rows += piece.num_rows
+
+    def _write_row_group(self) -> None:
+        assert self._parquet is not None
+        if self._pending:
+            group = pa.concat_tables(self._pending)
+            self._parquet.write_table(group, row_group_size=max(1, group.num_rows))
+        self._pending, self._pending_bytes = [], 0
 
     def _next_final(self) -> Path:
         return self.folder / f"{self.prefix}-{len(self.parts):05d}{part_suffix(self.output)}"
@@ -139,6 +155,7 @@ class PartWriter:
     def _close_part(self) -> None:
         assert self._tmp is not None
         if self._parquet is not None:
+            self._write_row_group()
             self._parquet.close()
             self._parquet = None
         if self._stream is not None:

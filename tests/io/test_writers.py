@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
@@ -58,11 +59,38 @@ def test_jsonl_output_matches_parquet(
 def test_parts_split_at_shard_rows_and_no_temporaries(c4_path: Path, tmp_path: Path) -> None:
     recipe = recipe_of("input: {batch_rows: 77}\nstages: []\noutput: {shard_rows: 250}\n", c4_path)
     run_local(recipe, tmp_path / "out")
-    import pyarrow.parquet as pq
-
     sizes = [
         pq.ParquetFile(f).metadata.num_rows for f in sorted((tmp_path / "out" / "kept").iterdir())
     ]
     assert sizes == [250, 250, 250, 250]
     leftovers = [p for p in (tmp_path / "out").rglob(".tmp-*")]
     assert leftovers == []
+
+
+def test_row_groups_gather_small_batches_up_to_row_group_bytes(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # A strict filter keeps a few rows of every 50-row batch: by default they are written
+    # together (one row group per part), and with a small row_group_bytes in groups that
+    # reach it. The rows and their order are the same either way.
+    stages = "stages:\n  - length_filter: {min_chars: 3000}\n"
+    base = "input: {batch_rows: 50}\n" + stages
+    run_local(recipe_of(base, c4_path), tmp_path / "big")
+    small = base + "output: {row_group_bytes: 20000}\n"
+    run_local(recipe_of(small, c4_path), tmp_path / "small")
+    for folder in ("kept", "dropped"):
+        big = [pq.ParquetFile(f) for f in sorted((tmp_path / "big" / folder).iterdir())]
+        assert [f.metadata.num_row_groups for f in big] == [1] * len(big)
+        assert read_output(tmp_path / "big", folder) == read_output(tmp_path / "small", folder)
+        for part in sorted((tmp_path / "small" / folder).iterdir()):
+            meta = pq.ParquetFile(part).metadata
+            groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+            assert sum(g.num_rows for g in groups) == meta.num_rows
+            # every group but the last reached the target
+            table = pq.read_table(part)
+            start = 0
+            for g in groups[:-1]:
+                assert table.slice(start, g.num_rows).nbytes >= 20000
+                start += g.num_rows
+    kept = pq.ParquetFile(sorted((tmp_path / "small" / "kept").iterdir())[0]).metadata
+    assert kept.num_row_groups > 1
