@@ -211,7 +211,9 @@ def test_shingles_match_a_python_reference_on_real_text(c4_path: Path) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.text(alphabet=st.sampled_from("ab cé\n,.Ω"), max_size=40), min_size=1, max_size=12),
+    st.lists(
+        st.text(alphabet=st.sampled_from("ab cé\n,.Ω"), max_size=200), min_size=1, max_size=12
+    ),
     st.integers(1, 6),
     st.sampled_from(["word", "char"]),
 )
