@@ -90,7 +90,56 @@ class RunProgress:
     def _line(self) -> None:
         self._last_line = time.perf_counter()
         print(
-            f"progress: {self.shards}/{self.total} shards  {self.rates()}",
+            f"progress: {self.label}{self.shards}/{self.total} shards  {self.rates()}",
             file=sys.stderr,
             flush=True,
         )
+
+
+class BarrierProgress:
+    """Shows that a global stage is deciding over the whole dataset, and how long it took.
+
+    On a terminal, a spinner with the elapsed time while it runs; otherwise (CI, log files)
+    a line when it starts. Both end with one line: the stage, the rows and shards it
+    decided over, and its seconds. Use as a context manager.
+    """
+
+    def __init__(
+        self, stage: str, rows: int, shards: int, enabled: bool = True, label: str = ""
+    ) -> None:
+        self.stage = stage
+        self.rows = rows
+        self.shards = shards
+        self.enabled = enabled
+        self.label = f"{label}: " if label else ""
+        self._console = Console(stderr=True)
+        self._status: Any = None
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> BarrierProgress:
+        self._start = time.perf_counter()
+        if not self.enabled:
+            return self
+        what = f"{self.label}{self.stage} deciding over {self.over()}"
+        if self._console.is_terminal:
+            self._status = self._console.status(what)
+            self._status.start()
+        else:
+            print(f"progress: {what}", file=sys.stderr, flush=True)
+        return self
+
+    def over(self) -> str:
+        """``R rows of S shards``."""
+        return f"{self.rows:,} rows of {self.shards:,} shard{'s' if self.shards != 1 else ''}"
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+        if self.enabled and kind is None:
+            seconds = time.perf_counter() - self._start
+            print(
+                f"progress: {self.label}{self.stage} decided over {self.over()} "
+                f"in {seconds:,.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )

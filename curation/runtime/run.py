@@ -46,7 +46,7 @@ from curation.io.writers import (
 from curation.recipe import Recipe
 from curation.runtime.executors import make_executor
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
-from curation.runtime.progress import RunProgress
+from curation.runtime.progress import BarrierProgress, RunProgress
 from curation.runtime.shard import (
     Segment,
     SegmentPlan,
@@ -93,8 +93,9 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
         for segment in segments:
+            label = f"pass {segment.index + 1}/{len(segments)}" if len(segments) > 1 else ""
             if segment.index > 0:
-                _barrier(recipe, segment, work, shards, per_segment[-1])
+                _barrier(recipe, segment, work, shards, per_segment[-1], options.progress)
             plan = SegmentPlan(recipe, segment, work)
             results: dict[str, ShardResult] = {}
             for shard in shards:
@@ -103,7 +104,6 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
                     results[shard.url] = done
             pending = [s for s in shards if s.url not in results]
             resumed += len(results)
-            label = f"pass {segment.index + 1}/{len(segments)}" if len(segments) > 1 else ""
             with RunProgress(
                 len(shards), len(results), enabled=options.progress, label=label
             ) as progress:
@@ -130,8 +130,10 @@ def _barrier(
     work: Path,
     shards: list[InputShard],
     previous: list[ShardResult],
+    progress: bool = False,
 ) -> None:
-    """Let the global stage that opens ``segment`` decide over all rows kept before it."""
+    """Let the global stage that opens ``segment`` decide over all rows kept before it
+    (``progress``: say so on stderr while it runs, and how long it took)."""
     import polars as pl
 
     folder = segment.decisions(work)
@@ -152,7 +154,10 @@ def _barrier(
             frames.append(frame.with_columns(pl.lit(shard.key).alias("shard")))
     columns = {"id": pl.String, "shard": pl.String}
     keys = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame(schema=columns)
-    stage.decide(keys, folder)
+    label = f"barrier before pass {segment.index + 1}"
+    rows = sum(n for result in previous for _, n in result.kept_parts)
+    with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label):
+        stage.decide(keys, folder)
     write_atomic_bytes(done, b"{}")
 
 

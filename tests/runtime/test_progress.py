@@ -1,0 +1,35 @@
+"""Progress on stderr: each pass's shards and rates, and every barrier while it decides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import recipe_of, run_local
+
+RECIPE = "stages:\n  - length_filter: {min_chars: 300}\n  - exact_dedup: {}\n"
+
+
+def test_passes_and_barriers_say_what_they_do(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stats = run_local(recipe_of(RECIPE, c4_path), tmp_path / "out", progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    kept_before = next(s for s in stats["stages"] if s["name"] == "length_filter")["rows_kept"]
+    barrier = "progress: barrier before pass 2: exact_dedup"
+    start = f"{barrier} deciding over {kept_before:,} rows of 1 shard"
+    end = [i for i, line in enumerate(lines) if "exact_dedup decided over" in line]
+    assert len(end) == 1 and lines[end[0]].endswith(" s")
+    first = [i for i, line in enumerate(lines) if line.startswith("progress: pass 1/2 1/1 shards")]
+    second = [i for i, line in enumerate(lines) if line.startswith("progress: pass 2/2 1/1 shards")]
+    # the first pass ends, the barrier starts and ends, then the second pass runs
+    assert first and second
+    assert first[-1] < lines.index(start) < end[0] < second[0]
+
+
+def test_quiet_runs_print_nothing(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_local(recipe_of(RECIPE, c4_path), tmp_path / "out")
+    assert capsys.readouterr().err == ""
