@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -70,3 +72,22 @@ def test_fused_pass_accounting(c4_path: Path, tmp_path: Path) -> None:
     assert stats["rows"]["kept"] == sample["rows_kept"]
     assert length["summaries"]["length_chars"]["count"] == 1000
     assert set(stats["stages"][1]) >= {"seconds", "docs_per_s", "mb_per_s"}
+
+
+def test_a_local_run_does_not_import_ray(c4_path: Path, tmp_path: Path) -> None:
+    # Importing Ray costs about half a second; a local run, global stages included, has
+    # no use for it (a fresh interpreter: this test process has Ray loaded already).
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - minhash_dedup: {}\n  - exact_dedup: {}\n")
+    probe = (
+        "import sys\n"
+        "from curation.recipe import load_recipe\n"
+        "from curation.runtime.run import RunOptions, run\n"
+        f"r = load_recipe({str(recipe)!r}).with_input(paths=[{str(c4_path)!r}])\n"
+        f"stats = run(r, {str(tmp_path / 'out')!r}, RunOptions('local', progress=False))\n"
+        "print(stats['rows']['read'], 'ray' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["1000", "False"]
