@@ -6,15 +6,15 @@ OUT/
   dropped/part-00000.parquet ...  every dropped document, with drop_reason
   stats.json                      per stage: rows in, kept, dropped by reason, seconds...
   recipe.yaml                     the resolved recipe and the versions it ran with
-  _work/                          per-shard results and resume markers
+  _work/                          resume markers; during a run, the rows a pass hands on
 ```
 
 Resume: a shard whose ``_work/seg<i>/shards/<key>/_SUCCESS.json`` exists is not processed
 again in pass ``i``, and a barrier whose ``_work/seg<i>/decisions/_SUCCESS`` exists is not
 decided again; running the same command on the same folder finishes what a killed run
-left. The
-finishing step links (or, when schemas differ, rewrites) the per-shard parts into
-``kept/`` and ``dropped/`` in input order, each file atomically, and is idempotent.
+left. The finishing step links (or, when schemas differ, rewrites) the per-shard parts
+into ``kept/`` and ``dropped/`` in input order, each file atomically, and is idempotent;
+after it, the rows each pass handed to the next are deleted (the markers stay).
 """
 
 from __future__ import annotations
@@ -122,7 +122,22 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     _summaries(out, stats, recipe)
     write_atomic_bytes(out / "stats.json", json.dumps(stats, indent=2).encode("utf-8"))
     write_atomic_bytes(out / "recipe.yaml", _recipe_yaml(recipe).encode("utf-8"))
+    _drop_handed_on_rows(work, shards, per_segment)
     return stats
+
+
+def _drop_handed_on_rows(
+    work: Path, shards: list[InputShard], per_segment: list[list[ShardResult]]
+) -> None:
+    """Delete the rows each pass but the last kept and handed to the next one. Once the run
+    is finished nothing reads them (kept/ links the last pass's parts, dropped/ every
+    pass's dropped parts), and they can be as large as the input. The markers stay, so
+    running the finished run again still skips every shard and barrier."""
+    for index, results in enumerate(per_segment[:-1]):
+        for shard, result in zip(shards, results, strict=True):
+            folder = shard_folder(work, shard, index)
+            for name, _ in result.kept_parts:
+                (folder / name).unlink(missing_ok=True)
 
 
 def _barrier(

@@ -193,7 +193,13 @@ def process_shard(
     folder.mkdir(parents=True)
     # intermediate parts are always Parquet; only the last segment writes the output format
     last = measure is None
-    output = recipe.output if last else recipe.output.model_copy(update={"format": "parquet"})
+    output = (
+        recipe.output
+        if last
+        else recipe.output.model_copy(
+            update={"format": "parquet", "compression": recipe.output.work_compression}
+        )
+    )
     kept = PartWriter(folder, "kept", output)
     dropped = PartWriter(folder, "dropped", recipe.output)
     ledger = ([StageStats("read")] if first else []) + [StageStats(s.name) for s in stages]

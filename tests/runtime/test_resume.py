@@ -14,7 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation.io.inputs import InputShard
+from curation.recipe import parse_recipe
 from curation.runtime.run import RunFolderError
+from curation.runtime.shard import SegmentPlan, plan_segments, process_shard, shard_folder
 from tests.conftest import read_output, recipe_of, run_local
 
 RECIPE = """\
@@ -140,3 +143,43 @@ def test_output_folder_guards(c4_path: Path, tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="holds no curation run"):
         run_local(recipe, precious, overwrite=True)
     assert (precious / "thesis.tex").exists()
+
+
+def test_a_finished_run_keeps_no_handed_on_rows(c4_path: Path, tmp_path: Path) -> None:
+    # Two passes (exact_dedup is a barrier): the rows pass 1 handed to pass 2 are deleted
+    # once the run is finished, and running it again still skips everything and gives the
+    # same output.
+    recipe = recipe_of(
+        "stages:\n  - length_filter: {min_chars: 400}\n  - exact_dedup: {}\n", c4_path
+    )
+    out = tmp_path / "out"
+    first = run_local(recipe, out)
+    expected = snapshot(out)
+    handed_on = list((out / "_work" / "seg0").rglob("kept-*"))
+    assert handed_on == []
+    assert list((out / "_work" / "seg0").rglob("dropped-*")), "dropped/ links these: they stay"
+    assert list((out / "_work" / "seg1").rglob("kept-*")), "kept/ links these: they stay"
+    second = run_local(recipe, out)
+    assert second["shards"]["resumed"] == 2 * first["shards"]["total"]
+    assert second["rows"] == first["rows"] and snapshot(out) == expected
+
+
+@pytest.mark.parametrize("codec, stored", [("none", "UNCOMPRESSED"), ("lz4", "LZ4")])
+def test_work_compression_sets_the_handed_on_parts_only(
+    c4_path: Path, tmp_path: Path, codec: str, stored: str
+) -> None:
+    stages = "stages:\n  - length_filter: {min_chars: 400}\n  - exact_dedup: {}\n"
+    recipe = parse_recipe(stages + f"output: {{work_compression: {codec}}}\n")
+    recipe = recipe.with_input(paths=[str(c4_path)])
+    plan = SegmentPlan(recipe, plan_segments(recipe)[0], tmp_path / "work")
+    shard = InputShard(str(c4_path), "c4", "jsonl")
+    result = process_shard(shard, plan, *plan.build())
+    folder = shard_folder(tmp_path / "work", shard, 0)
+    (kept, _), (dropped, _) = result.kept_parts[0], result.dropped_parts[0]
+    assert pq.ParquetFile(folder / kept).metadata.row_group(0).column(0).compression == stored
+    assert pq.ParquetFile(folder / dropped).metadata.row_group(0).column(0).compression == "ZSTD"
+    # the output does not depend on it
+    default = run_local(recipe_of(stages, c4_path), tmp_path / "default")
+    chosen = run_local(recipe, tmp_path / "chosen")
+    assert chosen["rows"] == default["rows"]
+    assert snapshot(tmp_path / "chosen") == snapshot(tmp_path / "default")
