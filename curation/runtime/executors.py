@@ -66,7 +66,7 @@ class LocalExecutor:
                 result = process_shard(shard, plan, stages, measure, on_batch)
             except InputError:
                 raise  # names the file and the row already
-            except (StageContractError, ValueError) as err:
+            except (StageContractError, ValueError, RuntimeError) as err:
                 # as on Ray: a stage's refusal names the shard, without a traceback
                 raise ShardFailed(f"{shard.url}: {err}") from err
             yield result

@@ -165,6 +165,14 @@ def _previous_batches(plan: SegmentPlan, shard: InputShard) -> Iterator[pa.Table
     if previous is None:
         raise RuntimeError(f"{shard.url}: segment {plan.segment.index - 1} has no result")
     folder = shard_folder(plan.work, shard, plan.segment.index - 1)
+    missing = [name for name, _ in previous.kept_parts if not (folder / name).exists()]
+    if missing:
+        raise RuntimeError(
+            f"{shard.url}: pass {plan.segment.index + 1} needs the rows pass "
+            f"{plan.segment.index} kept, and {folder / missing[0]} is gone (a finished run "
+            "deletes them, so its passes cannot be run again piecemeal): run the command "
+            "again with --overwrite"
+        )
     for name, _ in previous.kept_parts:
         parquet = pq.ParquetFile(folder / name)
         for batch in parquet.iter_batches(batch_size=plan.recipe.input.batch_rows):

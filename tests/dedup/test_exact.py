@@ -103,16 +103,29 @@ def test_same_rows_local_and_ray(c4_path: Path, tmp_path: Path) -> None:
     assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
 
 
-def test_rerun_resumes_after_the_barrier(c4_path: Path, tmp_path: Path) -> None:
+class _Killed(Exception):
+    """Stands for a kill: not an error the executors turn into a message."""
+
+
+def test_rerun_resumes_after_the_barrier(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     planted(c4_path, tmp_path / "in")
     recipe = recipe_of(RECIPE, tmp_path / "in")
-    first = run_local(recipe, tmp_path / "out")
-    expected = read_output(tmp_path / "out", "kept").to_pylist()
-    # as if killed after the barrier: the second pass and the output are gone
-    import shutil
+    first = run_local(recipe, tmp_path / "clean")
+    expected = read_output(tmp_path / "clean", "kept").to_pylist()
+    # killed in the second pass, after the barrier decided
+    from curation.dedup.exact import ExactDedup
 
-    shutil.rmtree(tmp_path / "out" / "_work" / "seg1" / "shards")
-    shutil.rmtree(tmp_path / "out" / "kept")
+    def killed(self: ExactDedup, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ExactDedup, "apply", killed)
+        with pytest.raises(_Killed):
+            run_local(recipe, tmp_path / "out")
+    assert list((tmp_path / "out" / "_work" / "seg1" / "decisions").glob("_SUCCESS"))
+    assert not (tmp_path / "out" / "kept").exists()
     second = run_local(recipe, tmp_path / "out")
     assert second["rows"] == first["rows"]
     assert read_output(tmp_path / "out", "kept").to_pylist() == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from curation.io.inputs import InputShard
 from curation.recipe import parse_recipe
+from curation.runtime.executors import ShardFailed
 from curation.runtime.run import RunFolderError
 from curation.runtime.shard import SegmentPlan, plan_segments, process_shard, shard_folder
 from tests.conftest import read_output, recipe_of, run_local
@@ -162,6 +164,10 @@ def test_a_finished_run_keeps_no_handed_on_rows(c4_path: Path, tmp_path: Path) -
     second = run_local(recipe, out)
     assert second["shards"]["resumed"] == 2 * first["shards"]["total"]
     assert second["rows"] == first["rows"] and snapshot(out) == expected
+    # the second pass cannot be run again on its own: a clear error says what to do
+    shutil.rmtree(out / "_work" / "seg1" / "shards")
+    with pytest.raises(ShardFailed, match=r"pass 2 needs the rows pass 1 kept.*--overwrite"):
+        run_local(recipe, out)
 
 
 @pytest.mark.parametrize("codec, stored", [("none", "UNCOMPRESSED"), ("lz4", "LZ4")])
