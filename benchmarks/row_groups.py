@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import documents
+from benchmarks.common import best_of, documents
 
 RUNS = Path(__file__).resolve().parent / "_runs" / "row_groups"
 LAYOUTS = {"a row group per batch (before)": 1, "gathered (default)": 64 * 2**20}
@@ -52,15 +52,6 @@ def make_input(docs: int, shards: int) -> Path:
         table = pa.table({"id": ids, "text": pa.array(part, pa.large_string())})
         pq.write_table(table, folder / f"shard-{s:03d}.parquet", compression="zstd")
     return folder
-
-
-def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:
@@ -94,17 +85,15 @@ def main() -> None:
         )
         seconds = time.perf_counter() - started
         files = sorted((out / "kept").glob("*.parquet"))
-        groups = [
-            pq.ParquetFile(f).metadata.row_group(i).num_rows
-            for f in files
-            for i in range(pq.ParquetFile(f).metadata.num_row_groups)
-        ]
+        metas = [pq.read_metadata(f) for f in files]
+        groups = [m.row_group(i).num_rows for m in metas for i in range(m.num_row_groups)]
         size = sum(f.stat().st_size for f in files) / 2**20
-        read = best(lambda files=files: pa.concat_tables([pq.read_table(f) for f in files]))
-        length = best(
+        read, length = best_of(
+            3,
+            lambda files=files: pa.concat_tables([pq.read_table(f) for f in files]),
             lambda files=files: (
                 pl.scan_parquet(files).select(pl.col("text").str.len_chars().sum()).collect()
-            )
+            ),
         )
         print(
             f"| {label} | {seconds:.2f} | {len(groups):,} | {statistics.median(groups):,.0f} "

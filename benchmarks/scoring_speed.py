@@ -19,26 +19,13 @@ import argparse
 import json
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
-from common import SHARED, documents
+from common import SHARED, best_of, documents
 
 from curation.batch import conform
 from curation.stage import registry
-
-
-def best_of(repeats: int, *runs: object) -> list[float]:
-    """Best time of each run over ``repeats`` rounds; every round runs each once, in turn,
-    so a burst of noise on the machine hits all of them alike."""
-    best = [float("inf")] * len(runs)
-    for _ in range(repeats):
-        for index, run in enumerate(runs):
-            started = time.perf_counter()
-            run()  # type: ignore[operator]
-            best[index] = min(best[index], time.perf_counter() - started)
-    return best
 
 
 def main() -> None:

@@ -218,8 +218,9 @@ def _kept_dropped_histogram(
     lo, hi = edges[0], edges[-1]
     clipped = np.clip(values, lo, hi)
     with np.errstate(over="ignore", divide="ignore"):
-        scale = bins / (hi - lo)
-    if np.isfinite(scale) and np.isfinite(hi - lo):
+        width = hi - lo
+        scale = bins / width
+    if np.isfinite(width) and np.isfinite(scale):
         index = ((clipped - lo) * scale).astype(np.int64)
         np.minimum(index, bins - 1, out=index)
         # The arithmetic can land one bin off at an edge: settle on the edges themselves.
