@@ -6,7 +6,10 @@ Data: the real C4 and Pile samples of ../shared/data, repeated (with distinct id
 Variants, each in a fresh subprocess so that imports and memory do not leak between them:
 - ``pyarrow``: the limit. Read each shard (``pq.read_table`` / ``pyarrow.json.read_json``)
   and write it as zstd Parquet. No accounting, no ids, no bad-row handling.
+- ``pyarrow1``: the same on one thread (``use_threads=False``), the per-core limit.
 - ``local``: ``curate run`` with the local executor and ``stages: []``.
+- ``local-lines`` (JSONL only): the same with the whole-block JSON parse turned off, so
+  that every line is parsed on its own with orjson (the reader before the block parse).
 - ``ray1`` / ``ray2``: ``curate run`` on the embedded Ray cluster with 1 and 2 workers.
   ``ray.init`` is timed on its own (start-up column) and left out of ``seconds``; the
   actor pool's start (about 3 s here) is inside ``seconds``.
@@ -37,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
 DATA = HERE / "_data"
 RUNS = HERE / "_runs"
-VARIANTS = ("pyarrow", "local", "ray1", "ray2")
+VARIANTS = ("pyarrow", "pyarrow1", "local", "local-lines", "ray1", "ray2")
 
 
 def build_inputs(docs: int, shards: int) -> tuple[Path, Path, int]:
@@ -84,12 +87,16 @@ def run_variant(variant: str, fmt: str, inputs: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     startup = 0.0
     started = time.perf_counter()
-    if variant == "pyarrow":
+    if variant.startswith("pyarrow"):
         import pyarrow.json as pj
 
+        threads = variant == "pyarrow"
         out.mkdir(parents=True)
         for shard in sorted(inputs.iterdir()):
-            table = pq.read_table(shard) if fmt == "parquet" else pj.read_json(shard)
+            if fmt == "parquet":
+                table = pq.read_table(shard, use_threads=threads)
+            else:
+                table = pj.read_json(shard, read_options=pj.ReadOptions(use_threads=threads))
             pq.write_table(table, out / f"{shard.stem}.parquet", compression="zstd")
     else:
         from curation.recipe import parse_recipe
@@ -105,6 +112,12 @@ def run_variant(variant: str, fmt: str, inputs: Path) -> dict:
             options = RunOptions("ray", workers=int(variant[3:]), progress=False)
         else:
             options = RunOptions("local", progress=False)
+        if variant == "local-lines":
+            from unittest import mock
+
+            import curation.io.readers
+
+            mock.patch.object(curation.io.readers, "_fast_jsonl_batch", lambda *a: None).start()
         started = time.perf_counter()
         run(recipe, out, options)
     seconds = time.perf_counter() - started
@@ -146,6 +159,8 @@ def main() -> None:
     for fmt in ("parquet", "jsonl"):
         limit = None
         for variant in VARIANTS:
+            if variant == "local-lines" and fmt != "jsonl":
+                continue
             child = subprocess.run(
                 [sys.executable, __file__, "--variant", variant, "--format", fmt],
                 check=True,

@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import zstandard
 
@@ -136,74 +137,278 @@ def _passthrough_name(key: str) -> str:
 
 
 def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
-    """JSON Lines, optionally compressed (gz, zst, bz2, xz by extension)."""
-    rows = _Rows(shard, spec)
-    row = -1
-    seen_text_field = False
-    first_keys: list[str] | None = None
+    """JSON Lines, optionally compressed (gz, zst, bz2, xz by extension).
+
+    The file is cut into blocks of ``batch_rows`` lines (a batch holds fewer rows when
+    some lines are blank). Each block is first parsed whole by pyarrow's JSON reader;
+    when that result provably equals what the line-by-line path builds (see
+    ``_fast_jsonl_batch``), it is the batch. Otherwise, and always for a block with a bad
+    line, every line is parsed on its own with orjson, so a bad line is one dropped row.
+    Both paths give the same rows, columns, types and drop reasons.
+    """
+    state = _JsonlState()
+    rows_read = 0
+    blocks = _LineBlocks((), spec.batch_rows)
     try:
-        with _open_lines(shard.url) as handle:
-            for raw in handle:
-                if not raw.strip():
-                    continue
-                row += 1
-                obj, reason = _parse_json_line(raw)
-                if not isinstance(obj, dict):
-                    text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    rows.add(row, None, text, reason or "read:invalid_json", {})
-                else:
-                    if first_keys is None:
-                        first_keys = list(obj)
-                    seen_text_field |= spec.text_field in obj
-                    doc_id = obj.pop(spec.id_field, None)
-                    if spec.text_field in obj:
-                        text = obj.pop(spec.text_field)
-                    else:
-                        text, reason = "", reason or "read:missing_text_field"
-                    extra = {_passthrough_name(k): v for k, v in obj.items()}
-                    rows.add(row, doc_id, text, reason, extra)
-                if len(rows) >= spec.batch_rows:
-                    _check_text_field(shard, spec, seen_text_field, first_keys)
-                    yield rows.flush()
+        with _open_chunks(shard.url) as chunks:
+            blocks.chunks = chunks
+            for block, newlines in blocks:
+                rows = _nonblank_lines(block, newlines)
+                if rows:
+                    yield _jsonl_batch(block, rows, rows_read, shard, spec, state)
+                rows_read += rows
     except (EOFError, OSError, zlib.error, zstandard.ZstdError) as err:
-        raise _corrupt(shard, f"line {row + 2}" if row >= 0 else "its start", err) from None
-    _check_text_field(shard, spec, seen_text_field, first_keys)
-    if len(rows):
-        yield rows.flush()
+        where = f"line {blocks.lines_read + 1}" if blocks.lines_read else "its start"
+        raise _corrupt(shard, where, err) from None
+    _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
+
+
+_NEWLINE = 10
+# bytes.strip()'s whitespace: a line that starts with none of these is not blank
+_STARTS_BLANK = np.zeros(256, dtype=bool)
+_STARTS_BLANK[list(b" \t\n\r\x0b\x0c")] = True
+
+
+class _LineBlocks:
+    """Cuts a byte stream into blocks of ``lines`` whole lines, newlines kept, each with
+    the offsets of its newlines; the last block may hold fewer lines, and its last line
+    may have no newline. ``lines_read`` counts the whole lines seen, for error messages."""
+
+    def __init__(self, chunks: Iterable[bytes], lines: int) -> None:
+        self.chunks = chunks
+        self.lines = lines
+        self.lines_read = 0
+
+    def __iter__(self) -> Iterator[tuple[bytes, np.ndarray]]:
+        pieces: list[bytes] = []  # the current block's pieces ...
+        newlines: list[np.ndarray] = []  # ... their newlines' offsets in the block
+        size = count = 0  # their bytes and newlines
+        for chunk in self.chunks:
+            ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == _NEWLINE)
+            self.lines_read += len(ends)
+            start = first = 0  # byte and newline index where the unassigned part begins
+            while (close := first + self.lines - count - 1) < len(ends):
+                end = int(ends[close]) + 1
+                pieces.append(chunk[start:end])
+                newlines.append(ends[first : close + 1] - (start - size))
+                block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                yield block, np.concatenate(newlines) if len(newlines) > 1 else newlines[0]
+                pieces, newlines, size, count = [], [], 0, 0
+                start, first = end, close + 1
+            if start < len(chunk):
+                pieces.append(chunk[start:])
+                newlines.append(ends[first:] - (start - size))
+                size += len(chunk) - start
+                count += len(ends) - first
+        if pieces:
+            yield b"".join(pieces), np.concatenate(newlines)
+
+
+def _nonblank_lines(block: bytes, newlines: np.ndarray) -> int:
+    """How many lines of ``block`` hold more than whitespace (``bytes.strip`` rules),
+    given the offsets of its newlines."""
+    data = np.frombuffer(block, np.uint8)
+    starts = newlines[newlines < len(block) - 1] + 1  # lines after the first
+    maybe_blank = starts[_STARTS_BLANK[data[starts]]].tolist()
+    if _STARTS_BLANK[data[0]]:
+        maybe_blank.insert(0, 0)
+    blank = 0
+    for start in maybe_blank:
+        end = block.find(b"\n", start)
+        blank += not block[start : None if end < 0 else end].strip()
+    return len(starts) + 1 - blank
+
+
+def _block_lines(block: bytes) -> list[bytes]:
+    """The non-blank lines of ``block``, without their newline."""
+    return [line for line in block.split(b"\n") if line.strip()]
+
+
+class _JsonlState:
+    """What the JSONL reader carries from one batch of a file to the next."""
+
+    def __init__(self) -> None:
+        self.seen_text_field = False
+        self.first_keys: list[str] | None = None
+        # Top-level fields that pyarrow would read as timestamps; they are parsed as text.
+        self.as_text: dict[str, None] = {}
+
+
+def _jsonl_batch(
+    block: bytes, rows: int, first_row: int, shard: InputShard, spec: InputSpec, state: _JsonlState
+) -> pa.Table:
+    """The batch of ``block``'s ``rows`` non-blank lines, the first being row ``first_row``."""
+    table = _fast_jsonl_batch(block, rows, first_row, shard, spec, state)
+    if table is not None:
+        state.seen_text_field = True
+        return table
+    batch = _Rows(shard, spec)
+    for offset, raw in enumerate(_block_lines(block)):
+        obj, reason = _parse_json_line(raw)
+        row = first_row + offset
+        if not isinstance(obj, dict):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            batch.add(row, None, text, reason or "read:invalid_json", {})
+            continue
+        if state.first_keys is None:
+            state.first_keys = list(obj)
+        state.seen_text_field |= spec.text_field in obj
+        doc_id = obj.pop(spec.id_field, None)
+        if spec.text_field in obj:
+            text = obj.pop(spec.text_field)
+        else:
+            text, reason = "", reason or "read:missing_text_field"
+        extra = {_passthrough_name(k): v for k, v in obj.items()}
+        batch.add(row, doc_id, text, reason, extra)
+    _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
+    return batch.flush()
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _fast_jsonl_batch(
+    block: bytes, rows: int, first_row: int, shard: InputShard, spec: InputSpec, state: _JsonlState
+) -> pa.Table | None:
+    """The batch from one pyarrow parse, or None when it might differ from the line path.
+
+    pyarrow's reader accepts things orjson does not (``NaN``, two objects on one line, a
+    byte order mark, invalid UTF-8 it does not check) and reads some values differently
+    (ISO dates as timestamps, integers past int64 as doubles, mixed types as an error).
+    Each difference either sends the batch to the line path or is undone here.
+    """
+    if block.startswith(_BOM):
+        return None
+    try:
+        table = _parse_block(block, state.as_text)
+        stamped = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+        if stamped:
+            state.as_text.update(dict.fromkeys(stamped))
+            table = _parse_block(block, state.as_text)
+        table.validate(full=True)  # checks UTF-8
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != rows or not all(_plain_type(f.type) for f in table.schema):
+        return None
+    present = set(table.column_names)
+    if any(table[name].null_count == len(table) for name in state.as_text if name in present):
+        return None  # all null: absent from the batch or null everywhere? Only lines tell.
+    if not all(_finite_and_int64_safe(table[name]) for name in table.column_names):
+        return None
+    if state.as_text:  # explicit fields come first; restore the order of appearance
+        order = _first_keys(block)
+        if order is None or set(order) != set(table.column_names):
+            return None
+        table = table.select(order)
+    if spec.text_field not in table.column_names:
+        return None
+    text = table[spec.text_field]
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        return None
+    if text.null_count:
+        return None
+    if spec.id_field not in table.column_names or pa.types.is_null(table[spec.id_field].type):
+        ids = _generated_ids(shard.name, first_row, len(table))
+    elif pa.types.is_string(table[spec.id_field].type) or pa.types.is_int64(
+        table[spec.id_field].type
+    ):
+        ids = table[spec.id_field].cast(pa.string())
+        if ids.null_count:
+            ids = pc.coalesce(ids, _generated_ids(shard.name, first_row, len(table)))
+    else:
+        return None  # str() of a double or a bool is not Arrow's cast
+    extras = [name for name in table.column_names if name not in (spec.text_field, spec.id_field)]
+    renamed = [_passthrough_name(name) for name in extras]
+    if len(set(renamed)) != len(renamed):
+        return None
+    reasons = _vector_reasons(text, pa.nulls(len(table), pa.string()), spec)
+    columns = {ID: ids, TEXT: text, DROP_REASON: reasons}
+    columns.update(zip(renamed, (table[name] for name in extras), strict=True))
+    return conform(pa.table(columns))
+
+
+def _first_keys(block: bytes) -> list[str] | None:
+    """The keys of the first non-blank line's object, in order (None if it is not one)."""
+    start = 0
+    while True:
+        end = block.find(b"\n", start)
+        line = block[start : None if end < 0 else end]
+        if line.strip() or end < 0:
+            break
+        start = end + 1
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return list(obj) if isinstance(obj, dict) else None
+
+
+def _parse_block(block: bytes, as_text: dict[str, None]) -> pa.Table:
+    parse = pajson.ParseOptions(
+        explicit_schema=pa.schema([(name, pa.string()) for name in as_text]) if as_text else None,
+        unexpected_field_behavior="infer",
+    )
+    read = pajson.ReadOptions(use_threads=False, block_size=len(block) + 1)
+    return pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
+
+
+def _plain_type(kind: pa.DataType) -> bool:
+    """No timestamp anywhere inside (nested ones are not undone: the line path reads them)."""
+    if pa.types.is_timestamp(kind):
+        return False
+    return all(_plain_type(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _finite_and_int64_safe(values: pa.ChunkedArray | pa.Array) -> bool:
+    """False when a double anywhere inside is NaN, infinite (orjson rejects both) or so
+    large that the JSON may have held an integer (which the line path keeps as text)."""
+    kind = values.type
+    if pa.types.is_floating(kind):
+        bad = pc.or_(pc.invert(pc.is_finite(values)), pc.greater_equal(pc.abs(values), 2.0**63))
+        return not pc.any(bad).as_py()
+    if isinstance(values, pa.ChunkedArray):
+        return all(_finite_and_int64_safe(chunk) for chunk in values.chunks)
+    if pa.types.is_struct(kind):
+        return all(_finite_and_int64_safe(values.field(i)) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _finite_and_int64_safe(values.flatten())
+    return True
+
+
+_CHUNK_BYTES = 16 << 20
 
 
 @contextlib.contextmanager
-def _open_lines(url: str) -> Iterator[Iterable[bytes]]:
-    """Lines of a file, decompressed by its extension; truncation raises ``EOFError``."""
+def _open_chunks(url: str) -> Iterator[Iterable[bytes]]:
+    """A file's bytes in chunks, decompressed by its extension; truncation raises
+    ``EOFError``."""
     if url.lower().endswith((".zst", ".zstd")):
         with fsspec.open(url, "rb") as raw:
-            yield _zstd_lines(raw)
+            yield _zstd_chunks(raw)
     else:
         with fsspec.open(url, "rb", compression="infer") as handle:
-            yield handle
+            # read1 hands over what one decompression step gave, so that the rows before
+            # a truncation are read; read(n) would raise before returning any of its n
+            read = getattr(handle, "read1", handle.read)
+            yield iter(lambda: read(_CHUNK_BYTES), b"")
 
 
-def _zstd_lines(raw: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+def _zstd_chunks(raw: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     # zstandard's stream reader ends quietly on a truncated frame; a decompressobj tells.
     decompressor = zstandard.ZstdDecompressor()
     frame = decompressor.decompressobj()
-    pending = b""
     in_frame = False
     while chunk := raw.read(chunk_size):
         while chunk:
             in_frame = True
-            pending += frame.decompress(chunk)
+            if out := frame.decompress(chunk):
+                yield out
             chunk = b""
             if frame.eof:
                 chunk, in_frame = frame.unused_data, False
                 frame = decompressor.decompressobj()
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line + b"\n"
     if in_frame:
         raise EOFError("the zstd stream ends in the middle of a frame")
-    if pending:
-        yield pending
 
 
 def _parse_json_line(raw: bytes) -> tuple[Any, str | None]:

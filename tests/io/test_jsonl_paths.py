@@ -1,0 +1,278 @@
+"""JSONL: the whole-block pyarrow parse gives exactly what the line-by-line path gives.
+
+``read_jsonl`` parses a block of lines with pyarrow when it can prove the result equal to
+the orjson line path, and falls back to the line path otherwise. These tests draw files
+full of the cases where the two parsers disagree and compare the two paths batch by
+batch: same rows, ids, texts, drop reasons, column order and types.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.io import readers
+from curation.io.inputs import resolve_inputs
+from curation.recipe import InputSpec
+
+
+@contextmanager
+def counting_fast_path() -> Iterator[list[bool]]:
+    """Record for each batch whether the whole-block parse was used."""
+    used: list[bool] = []
+    real = readers._fast_jsonl_batch
+
+    def spy(*args: object) -> pa.Table | None:
+        table = real(*args)  # type: ignore[arg-type]
+        used.append(table is not None)
+        return table
+
+    with mock.patch.object(readers, "_fast_jsonl_batch", spy):
+        yield used
+
+
+def read_batches(path: Path, *, line_path: bool = False, chunk: int | None = None, **spec: object):
+    """The batches of ``path``; ``line_path`` forces orjson, ``chunk`` the read size."""
+    spec_obj = InputSpec(paths=[str(path)], **spec)  # type: ignore[arg-type]
+    [shard] = resolve_inputs([str(path)], "auto")
+    with (
+        mock.patch.object(readers, "_fast_jsonl_batch", lambda *a: None)
+        if line_path
+        else mock.patch.object(readers, "_fast_jsonl_batch", readers._fast_jsonl_batch),
+        mock.patch.object(readers, "_CHUNK_BYTES", chunk or readers._CHUNK_BYTES),
+    ):
+        return list(readers.read_shard(shard, spec_obj))
+
+
+def assert_same_batches(fast: list[pa.Table], slow: list[pa.Table]) -> None:
+    assert [t.num_rows for t in fast] == [t.num_rows for t in slow]
+    for got, want in zip(fast, slow, strict=True):
+        assert got.schema.equals(want.schema), f"{got.schema}\n!=\n{want.schema}"
+        assert got.to_pylist() == want.to_pylist()
+
+
+# ----------------------------------------------------------------- drawn files
+
+DATES = ["2019-04-25T12:57:54Z", "2019-04-25", "2019-04-25 12:57:54", "1999-12-31T23:59:59"]
+texts = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["", "  ", "\t\n", "\x0b", "plain words", "ünïcödé ✓", "a\u0000b", *DATES]),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([2**53 + 1, 2**63 - 1, 2**63, -(2**63), 1.0, -0.0, 1e300, 5e-324]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    texts,
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "b", "date"]), inner, max_size=2),
+    ),
+    max_leaves=4,
+)
+KEYS = ["text", "id", "url", "date", "meta", "score", "drop_reason", "source_drop_reason", "n"]
+objects = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
+ID_KINDS = [
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(0, 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(max_size=6),
+    st.sampled_from(DATES),
+    st.none(),
+]
+OPTIONAL = {
+    "date": st.sampled_from(DATES),
+    "score": st.one_of(st.floats(-1, 1), st.integers(-5, 5)),
+    "url": st.text(max_size=8),
+    "meta": st.fixed_dictionaries(
+        {"a": st.integers(0, 9)}, optional={"date": st.sampled_from(DATES)}
+    ),
+    "tags": st.lists(st.integers(-(2**64), 2**64), max_size=2),
+    "drop_reason": st.text(max_size=3),
+    "source_drop_reason": st.text(max_size=3),
+}
+ODD_LINES = [
+    b"",
+    b"   ",
+    b"\x0b",
+    b"\r",
+    b"not json",
+    b"[1, 2]",
+    b"5",
+    b'{"text": "a"}{"text": "b"}',
+    b'{"text": "a", "score": NaN}',
+    b'{"text": "a", "score": Infinity}',
+    b'\xef\xbb\xbf{"text": "after a byte order mark"}',
+    b'{"text": "bad \xff byte"}',
+    b'{"text": "lone \\ud800 surrogate"}',
+    b'{"text": "a", "text": "twice"}',
+    b'{"text": "a", "score": 1e400}',
+    b'  {"text": "leading spaces"}  ',
+]
+
+
+@st.composite
+def jsonl_files(draw: st.DrawFn) -> bytes:
+    """Lines of one shape (the id's type and the optional fields are drawn per file), a
+    few of them replaced by free-form objects or by lines the two parsers disagree on."""
+    optional = draw(st.sets(st.sampled_from(sorted(OPTIONAL)), max_size=4))
+    shape = st.fixed_dictionaries(
+        {"id": draw(st.sampled_from(ID_KINDS)), "text": texts},
+        optional={key: OPTIONAL[key] for key in sorted(optional)},
+    )
+    ascii_only = draw(st.booleans())
+    lines = [
+        json.dumps(line, ensure_ascii=ascii_only).encode()
+        for line in draw(st.lists(shape, min_size=1, max_size=24))
+    ]
+    odd = st.one_of(st.sampled_from(ODD_LINES), objects.map(lambda o: json.dumps(o).encode()))
+    for _ in range(draw(st.integers(0, 2))):
+        lines[draw(st.integers(0, len(lines) - 1))] = draw(odd)
+    newline = draw(st.sampled_from([b"\n", b"\r\n"]))
+    data = newline.join(lines)
+    return data + newline if draw(st.booleans()) else data
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=jsonl_files(),
+    batch_rows=st.integers(1, 9),
+    chunk=st.integers(1, 80),
+    max_doc_chars=st.sampled_from([None, 4]),
+)
+def test_block_parse_equals_line_parse(
+    tmp_path_factory: pytest.TempPathFactory,
+    data: bytes,
+    batch_rows: int,
+    chunk: int,
+    max_doc_chars: int | None,
+) -> None:
+    path = tmp_path_factory.mktemp("jsonl") / "drawn.jsonl"
+    path.write_bytes(data)
+    spec = {"batch_rows": batch_rows, "max_doc_chars": max_doc_chars}
+    try:
+        slow = read_batches(path, line_path=True, **spec)
+    except readers.InputError as err:  # no line has the text field: both paths say so
+        with pytest.raises(readers.InputError) as fast_err:
+            read_batches(path, chunk=chunk, **spec)
+        assert str(fast_err.value) == str(err)
+        return
+    assert_same_batches(read_batches(path, chunk=chunk, **spec), slow)
+
+
+# ----------------------------------------------------------------- known files
+
+GOOD = [json.dumps({"id": i, "text": f"document {i}", "score": i / 4}).encode() for i in range(5)]
+
+
+@pytest.mark.parametrize("odd", ODD_LINES, ids=lambda line: repr(line)[:40])
+@pytest.mark.parametrize("batch_rows", [1, 3, 10])
+def test_each_disagreement_among_good_lines(tmp_path: Path, odd: bytes, batch_rows: int) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join([*GOOD[:2], odd, *GOOD[2:]]) + b"\n")
+    fast = read_batches(path, batch_rows=batch_rows)
+    assert_same_batches(fast, read_batches(path, line_path=True, batch_rows=batch_rows))
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # fields that would clash once renamed (drop_reason becomes source_drop_reason)
+        [{"text": "a", "drop_reason": "x", "source_drop_reason": "y"}],
+        # a date field read as text in the first block, absent from the second
+        [{"text": "a", "date": DATES[0]}, {"text": "b"}],
+        # ... and null in the whole second block: a column of nulls, not no column
+        [{"text": "a", "date": DATES[0]}, {"text": "b", "date": None}],
+        # integer ids past int64, double and boolean ids
+        [{"text": "a", "id": 2**64}, {"text": "b", "id": 1.5}, {"text": "c", "id": True}],
+        # a date nested in a struct
+        [{"text": "a", "meta": {"date": DATES[1]}}],
+        # a date field first seen after the first line; the order of appearance stays
+        [{"text": "a", "url": "u", "date": DATES[0]}, {"date": DATES[1], "n": 1, "text": "b"}],
+    ],
+)
+def test_values_pyarrow_reads_differently(tmp_path: Path, lines: list[dict]) -> None:
+    path = tmp_path / "values.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    fast = read_batches(path, batch_rows=1)
+    assert_same_batches(fast, read_batches(path, line_path=True, batch_rows=1))
+
+
+def test_real_samples_take_the_block_path(c4_path: Path, pile_path: Path) -> None:
+    """C4 (with ISO dates, which pyarrow would read as timestamps) and the Pile (integer
+    ids, nested metadata) are parsed whole, and equal the line path's batches."""
+    for path, spec in ((c4_path, {}), (pile_path, {"text_field": "contents"})):
+        with counting_fast_path() as used:
+            fast = read_batches(path, batch_rows=300, **spec)
+        assert used == [True] * 4, f"{path.name}: batches parsed line by line: {used}"
+        assert_same_batches(fast, read_batches(path, line_path=True, batch_rows=300, **spec))
+    assert pa.types.is_string(fast[0]["id"].type)
+    c4 = read_batches(c4_path)[0]
+    with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
+        first = json.loads(handle.readline())
+    assert c4["date"][0].as_py() == first["date"], "a date stays the text it was"
+
+
+def test_a_bad_line_costs_only_its_block(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": i, "text": f"document {i}"}) for i in range(40)]
+    lines[25] = '{"id": 25, "text": "cut in the mid'
+    path = tmp_path / "one-bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with counting_fast_path() as used:
+        batches = read_batches(path, batch_rows=10)
+    assert used == [True, True, False, True]
+    reasons = pa.concat_tables(batches)["drop_reason"].to_pylist()
+    assert reasons[25] == "read:invalid_json" and reasons.count(None) == 39
+
+
+def test_blank_lines_and_crlf_keep_row_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(b'{"text": "a"}\r\n\r\n  \n{"text": "b"}\n\n{"text": "c"}')
+    with counting_fast_path() as used:
+        batches = read_batches(path, batch_rows=3)
+    assert used == [True, True]  # lines 1-3 hold one row, lines 4-6 two
+    assert [t["id"].to_pylist() for t in batches] == [
+        ["blank.jsonl/0"],
+        ["blank.jsonl/1", "blank.jsonl/2"],
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from([b"a", b"bc", b"\n", b"\r\n", b" ", b"\x0b", b"xyz\n"]), max_size=40
+    ),
+    lines=st.integers(1, 5),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+)
+def test_line_blocks_cut_whole_lines(pieces: list[bytes], lines: int, cuts: list[int]) -> None:
+    data = b"".join(pieces)
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    cut = list(readers._LineBlocks(chunks, lines))
+    blocks = [block for block, _ in cut]
+    assert b"".join(blocks) == data
+    for block, newlines in cut:
+        assert newlines.tolist() == [i for i, byte in enumerate(block) if byte == ord("\n")]
+    for block in blocks[:-1]:
+        assert block.count(b"\n") == lines and block.endswith(b"\n")
+    if blocks:
+        assert 0 < blocks[-1].count(b"\n") + (not blocks[-1].endswith(b"\n")) <= lines
+    for block, newlines in cut:
+        nonblank = sum(bool(line.strip()) for line in block.split(b"\n"))
+        assert readers._nonblank_lines(block, newlines) == nonblank
