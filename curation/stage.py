@@ -139,6 +139,7 @@ _STAGE_MODULES = (
     "curation.dedup.exact",
     "curation.dedup.lines",
     "curation.dedup.minhash",
+    "curation.dedup.decontaminate",
     "curation.scoring.perplexity",
     "curation.scoring.classifier",
     "curation.selectors.random",

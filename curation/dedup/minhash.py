@@ -324,7 +324,7 @@ def _shingle_weights(n: int, seed: int) -> np.ndarray:
     return mix64(np.arange(1, n + 1, dtype=np.uint64) + offset) | np.uint64(1)
 
 
-def _shingle_hashes(tokens: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
+def shingle_hashes(tokens: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Per-document shingles of ``n`` consecutive token hashes, flat in document order.
 
     A document with ``0 < count < n`` tokens has one shingle of all its tokens. Returns the
@@ -471,7 +471,7 @@ def signatures(
 
     ``tokens`` are the token hashes of all documents, flat, ``counts`` the tokens per
     document. ``out[d, k]`` is the least ``a[k] * x + b[k] mod 2**64`` over the shingle
-    hashes ``x`` of document ``d`` (those of ``_shingle_hashes``). One compiled pass per
+    hashes ``x`` of document ``d`` (those of ``shingle_hashes``). One compiled pass per
     document: its shingles are hashed from their tokens into a buffer, then each hash
     function's minimum over them is a SIMD reduction held in registers (documents of
     fewer than 8 shingles apply all functions to each shingle instead).
@@ -499,7 +499,7 @@ def document_shingles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flat shingle hashes of every text and the number per text."""
     tokens, counts = tokens_of(texts, shingle)
-    return _shingle_hashes(tokens, counts, n, seed), shingle_counts(counts, n)
+    return shingle_hashes(tokens, counts, n, seed), shingle_counts(counts, n)
 
 
 # --------------------------------------------------------------------------- the stage
@@ -545,7 +545,7 @@ class MinhashDedup(GlobalStage):
             column = pc.if_else(missing, pa.scalar(None, pa.uint64()), pa.array(keys[:, band]))
             table = table.append_column(band_column(band), column)
         if p.jaccard_threshold is not None:
-            shingles = _shingle_hashes(tokens, counts, p.ngram, p.seed)
+            shingles = shingle_hashes(tokens, counts, p.ngram, p.seed)
             flat, lengths = distinct_sorted(shingles, shingle_counts(counts, p.ngram))
             list_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int64())
             table = table.append_column(
