@@ -133,6 +133,22 @@ def _passthrough_name(key: str) -> str:
     return f"source_{key}" if key in RESERVED else key
 
 
+def _renames_clash(names: Iterable[str]) -> str | None:
+    """A reserved field name that ``names`` holds both as is and as ``source_<name>``."""
+    present = set(names)
+    return next((n for n in RESERVED if n in present and f"source_{n}" in present), None)
+
+
+def _check_renames(names: Iterable[str], shard: InputShard, where: str) -> None:
+    """Raise when a field kept as ``source_<name>`` would merge with one already so named."""
+    if (name := _renames_clash(names)) is not None:
+        raise InputError(
+            f"{shard.url}: fields {name!r} and 'source_{name}' both occur ({where}); "
+            f"{name!r} is kept as 'source_{name}' because the engine owns {name!r}, so the "
+            "two would be merged: rename one of them upstream"
+        )
+
+
 # --------------------------------------------------------------------------- JSONL
 
 
@@ -232,6 +248,8 @@ class _JsonlState:
         self.first_keys: list[str] | None = None
         # Top-level fields that pyarrow would read as timestamps; they are parsed as text.
         self.as_text: dict[str, None] = {}
+        # Every field passed through so far, to catch `x` and `source_x` in one file.
+        self.fields: set[str] = set()
 
 
 def _jsonl_batch(
@@ -258,6 +276,10 @@ def _jsonl_batch(
             text = obj.pop(spec.text_field)
         else:
             text, reason = "", reason or "read:missing_text_field"
+        known = len(state.fields)
+        state.fields.update(obj)
+        if len(state.fields) != known:
+            _check_renames(state.fields, shard, f"the second by row {row}")
         extra = {_passthrough_name(k): v for k, v in obj.items()}
         batch.add(row, doc_id, text, reason, extra)
     _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
@@ -318,9 +340,10 @@ def _fast_jsonl_batch(
     else:
         return None  # str() of a double or a bool is not Arrow's cast
     extras = [name for name in table.column_names if name not in (spec.text_field, spec.id_field)]
+    if _renames_clash([*state.fields, *extras]) is not None:
+        return None  # the line path names the row
+    state.fields.update(extras)
     renamed = [_passthrough_name(name) for name in extras]
-    if len(set(renamed)) != len(renamed):
-        return None
     reasons = _vector_reasons(text, pa.nulls(len(table), pa.string()), spec)
     columns = {ID: ids, TEXT: text, DROP_REASON: reasons}
     columns.update(zip(renamed, (table[name] for name in extras), strict=True))
@@ -486,6 +509,8 @@ def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputS
         ids = _generated_ids(shard.name, offset, n)
     reasons = _vector_reasons(text, reasons, spec)
     columns = {ID: ids, TEXT: pc.fill_null(text, ""), DROP_REASON: reasons}
+    passed = [n for n in table.column_names if n not in (spec.text_field, spec.id_field)]
+    _check_renames(passed, shard, "as columns")
     for name in table.column_names:
         if name not in (spec.text_field, spec.id_field):
             columns[_passthrough_name(name)] = table[name]

@@ -172,6 +172,27 @@ def test_fifty_megabyte_document(tmp_path: Path) -> None:
     assert stats["rows"]["kept"] == 2
 
 
+@pytest.mark.parametrize("batch_rows", [2, 100])
+def test_a_field_and_its_source_name_are_an_error(tmp_path: Path, batch_rows: int) -> None:
+    """`drop_reason` in the input is kept as `source_drop_reason`; a file that also has a
+    `source_drop_reason` field would see the two merged, so it is refused, naming the row."""
+    lines = [{"text": f"doc {i}"} for i in range(6)]
+    lines[1]["drop_reason"] = "spam"
+    lines[4]["source_drop_reason"] = "crawler"
+    path = tmp_path / "clash.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    expected = (
+        r"clash\.jsonl: fields 'drop_reason' and 'source_drop_reason' both occur "
+        r"\(the second by row 4\)"
+    )
+    with pytest.raises(InputError, match=expected):
+        run_local(recipe_of(PASS, path, batch_rows=batch_rows), tmp_path / "out")
+    table = pa.table({"text": ["a"], "drop_reason": ["x"], "source_drop_reason": ["y"]})
+    pq.write_table(table, tmp_path / "clash.parquet")
+    with pytest.raises(InputError, match=r"clash\.parquet: fields 'drop_reason' and 'sou"):
+        run_local(recipe_of(PASS, tmp_path / "clash.parquet"), tmp_path / "out2")
+
+
 def test_columns_that_differ_between_shards(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -54,6 +54,18 @@ def read_batches(path: Path, *, line_path: bool = False, chunk: int | None = Non
         return list(readers.read_shard(shard, spec_obj))
 
 
+def assert_same_outcome(path: Path, chunk: int | None = None, **spec: object) -> None:
+    """Both paths read ``path`` into the same batches, or both refuse it alike."""
+    try:
+        slow = read_batches(path, line_path=True, **spec)
+    except readers.InputError as err:
+        with pytest.raises(readers.InputError) as fast_err:
+            read_batches(path, chunk=chunk, **spec)
+        assert str(fast_err.value) == str(err)
+        return
+    assert_same_batches(read_batches(path, chunk=chunk, **spec), slow)
+
+
 def assert_same_batches(fast: list[pa.Table], slow: list[pa.Table]) -> None:
     assert [t.num_rows for t in fast] == [t.num_rows for t in slow]
     for got, want in zip(fast, slow, strict=True):
@@ -164,15 +176,7 @@ def test_block_parse_equals_line_parse(
 ) -> None:
     path = tmp_path_factory.mktemp("jsonl") / "drawn.jsonl"
     path.write_bytes(data)
-    spec = {"batch_rows": batch_rows, "max_doc_chars": max_doc_chars}
-    try:
-        slow = read_batches(path, line_path=True, **spec)
-    except readers.InputError as err:  # no line has the text field: both paths say so
-        with pytest.raises(readers.InputError) as fast_err:
-            read_batches(path, chunk=chunk, **spec)
-        assert str(fast_err.value) == str(err)
-        return
-    assert_same_batches(read_batches(path, chunk=chunk, **spec), slow)
+    assert_same_outcome(path, chunk, batch_rows=batch_rows, max_doc_chars=max_doc_chars)
 
 
 # ----------------------------------------------------------------- known files
@@ -192,8 +196,10 @@ def test_each_disagreement_among_good_lines(tmp_path: Path, odd: bytes, batch_ro
 @pytest.mark.parametrize(
     "lines",
     [
-        # fields that would clash once renamed (drop_reason becomes source_drop_reason)
+        # fields that would clash once renamed (drop_reason becomes source_drop_reason):
+        # refused, in one line or in two
         [{"text": "a", "drop_reason": "x", "source_drop_reason": "y"}],
+        [{"text": "a", "drop_reason": "x"}, {"text": "b", "source_drop_reason": "y"}],
         # a date field read as text in the first block, absent from the second
         [{"text": "a", "date": DATES[0]}, {"text": "b"}],
         # ... and null in the whole second block: a column of nulls, not no column
@@ -209,8 +215,7 @@ def test_each_disagreement_among_good_lines(tmp_path: Path, odd: bytes, batch_ro
 def test_values_pyarrow_reads_differently(tmp_path: Path, lines: list[dict]) -> None:
     path = tmp_path / "values.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    fast = read_batches(path, batch_rows=1)
-    assert_same_batches(fast, read_batches(path, line_path=True, batch_rows=1))
+    assert_same_outcome(path, batch_rows=1)
 
 
 def test_real_samples_take_the_block_path(c4_path: Path, pile_path: Path) -> None:
