@@ -103,13 +103,25 @@ def band_column(band: int) -> str:
 
 def mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser, element-wise on a uint64 array (returns a new array)."""
-    x = x.astype(np.uint64, copy=True)
-    x ^= x >> np.uint64(30)
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
+    out = np.array(x, dtype=np.uint64, order="C", copy=True)
+    _mix64_in_place(out.reshape(-1))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _mix64_in_place(x: np.ndarray) -> None:  # pragma: no cover - compiled
+    # one pass in registers: numpy's five whole-array passes were memory-bound (1.4 s
+    # for 28 M values on the development VM, against 0.05 s here)
+    m1 = np.uint64(0xBF58476D1CE4E5B9)
+    m2 = np.uint64(0x94D049BB133111EB)
+    for i in range(len(x)):
+        v = x[i]
+        v ^= v >> np.uint64(30)
+        v *= m1
+        v ^= v >> np.uint64(27)
+        v *= m2
+        v ^= v >> np.uint64(31)
+        x[i] = v
 
 
 class MinhashParams(StageParams):
@@ -309,13 +321,99 @@ def _string_hashes(words: pa.Array) -> np.ndarray:
 
 
 def _codepoint_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed code points of each lower-cased, white-space-folded text, flat, and counts."""
-    texts = pc.fill_null(texts.cast(pa.large_string()), "")
-    normal = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"\s+", " "))
-    arrays = [np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32) for t in normal.to_pylist()]
-    counts = np.array([len(a) for a in arrays], dtype=np.int64)
-    flat = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.uint32)
-    return mix64(flat.astype(np.uint64) + _GOLDEN), counts
+    """Hashed code points of each lower-cased, white-space-folded text, flat, and counts.
+
+    Folding: every run of ``[\\t\\n\\f\\r ]`` becomes one space, then Unicode white space
+    is trimmed from both ends (what pyarrow's ``replace_substring_regex(r"\\s+", " ")``
+    and ``utf8_trim_whitespace`` do), in one compiled pass over the UTF-8 bytes.
+    """
+    texts = pc.utf8_lower(pc.fill_null(texts.cast(pa.large_string()), ""))
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    n = len(texts)
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset : texts.offset + n + 1]
+    data = texts.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    points, counts = _folded_codepoints(raw, offsets)
+    return mix64(points.astype(np.uint64) + _GOLDEN), counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_unicode_space(c: int) -> bool:  # pragma: no cover - compiled
+    """``str.isspace`` (and pyarrow's ``utf8_is_space``) for one code point."""
+    if c <= 0x20:
+        return c == 0x20 or 0x09 <= c <= 0x0D or 0x1C <= c <= 0x1F
+    if c < 0x85:
+        return False
+    return (
+        c == 0x85
+        or c == 0xA0
+        or c == 0x1680
+        or 0x2000 <= c <= 0x200A
+        or c == 0x2028
+        or c == 0x2029
+        or c == 0x202F
+        or c == 0x205F
+        or c == 0x3000
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _folded_codepoints(
+    data: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Code points of each (valid UTF-8) text, runs of ASCII white space folded to one
+    space and Unicode white space trimmed from both ends; flat, and the count per text."""
+    docs = len(offsets) - 1
+    out = np.empty(offsets[-1] - offsets[0], dtype=np.uint32)
+    counts = np.zeros(docs, dtype=np.int64)
+    slot = 0
+    for d in range(docs):
+        begin = slot
+        i = offsets[d]
+        end = offsets[d + 1]
+        folding = False
+        while i < end:
+            b = data[i]
+            if b < 0x80:
+                c = np.uint32(b)
+                i += 1
+            elif b < 0xE0:
+                c = np.uint32(((b & 0x1F) << 6) | (data[i + 1] & 0x3F))
+                i += 2
+            elif b < 0xF0:
+                c = np.uint32(
+                    ((b & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
+                )
+                i += 3
+            else:
+                c = np.uint32(
+                    ((b & 0x07) << 18)
+                    | ((data[i + 1] & 0x3F) << 12)
+                    | ((data[i + 2] & 0x3F) << 6)
+                    | (data[i + 3] & 0x3F)
+                )
+                i += 4
+            if c == 0x20 or c == 0x09 or c == 0x0A or c == 0x0C or c == 0x0D:
+                if folding:
+                    continue
+                folding = True
+                c = np.uint32(0x20)
+            else:
+                folding = False
+            out[slot] = c
+            slot += 1
+        first = begin
+        while first < slot and _is_unicode_space(out[first]):
+            first += 1
+        last = slot
+        while last > first and _is_unicode_space(out[last - 1]):
+            last -= 1
+        if first > begin:
+            out[begin : begin + last - first] = out[first:last]
+        slot = begin + last - first
+        counts[d] = slot - begin
+    return out[:slot], counts
 
 
 def _shingle_weights(n: int, seed: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import regex
 from hypothesis import given, settings
@@ -359,3 +360,37 @@ def test_partitioned_buckets_give_the_same_clusters(tmp_path: Path) -> None:
     run_local(recipe_of(RECIPE.format(params="{}"), *paths), tmp_path / "one")
     assert clusters(tmp_path / "p") == clusters(tmp_path / "one")
     assert truth <= detected_pairs(tmp_path / "p")
+
+
+def _codepoint_tokens_reference(texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """The char tokens as pyarrow and Python define them (the stage's code before it was
+    compiled): lower-case, fold ``\\s+`` (RE2: ASCII) to a space, trim Unicode space."""
+    array = pc.fill_null(pa.array(texts, pa.large_string()), "")
+    normal = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(array), r"\s+", " "))
+    points = [np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32) for t in normal.to_pylist()]
+    counts = np.array([len(p) for p in points], dtype=np.int64)
+    flat = np.concatenate(points) if points else np.empty(0, dtype=np.uint32)
+    return mh.mix64(flat.astype(np.uint64) + mh._GOLDEN), counts
+
+
+SPACES = " \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u1680\u2003\u200b\u2028\u202f\u3000"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet=st.sampled_from(SPACES + "aZÉß€𝔘漢İ"), max_size=30),
+            st.text(max_size=20),
+        ),
+        max_size=8,
+    ),
+    st.integers(0, 3),
+)
+def test_char_tokens_fold_and_trim_as_pyarrow(texts: list[str | None], skip: int) -> None:
+    array = pa.array(texts, pa.large_string())[skip:]  # a sliced array has an offset
+    tokens, counts = mh.tokens_of(array, "char")
+    want_tokens, want_counts = _codepoint_tokens_reference(texts[skip:])
+    assert counts.tolist() == want_counts.tolist()
+    assert tokens.tolist() == want_tokens.tolist()
