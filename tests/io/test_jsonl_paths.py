@@ -206,6 +206,8 @@ def test_each_disagreement_among_good_lines(tmp_path: Path, odd: bytes, batch_ro
         [{"text": "a", "date": DATES[0]}, {"text": "b", "date": None}],
         # integer ids past int64, double and boolean ids
         [{"text": "a", "id": 2**64}, {"text": "b", "id": 1.5}, {"text": "c", "id": True}],
+        # keys in another order on each line: columns in order of first appearance
+        [{"b": 1, "text": "x"}, {"a": 2, "text": "y", "c": 3}, {"c": 1, "a": 5, "text": "z"}],
         # a date nested in a struct
         [{"text": "a", "meta": {"date": DATES[1]}}],
         # a date field first seen after the first line; the order of appearance stays
@@ -216,6 +218,7 @@ def test_values_pyarrow_reads_differently(tmp_path: Path, lines: list[dict]) -> 
     path = tmp_path / "values.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert_same_outcome(path, batch_rows=1)
+    assert_same_outcome(path, batch_rows=10)
 
 
 def test_real_samples_take_the_block_path(c4_path: Path, pile_path: Path) -> None:
