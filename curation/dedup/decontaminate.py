@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from pathlib import Path
 
+import fsspec
 import numba
 import numpy as np
 import pyarrow as pa
@@ -224,7 +224,8 @@ class Decontaminate(MapStage):
     def versions(self) -> dict[str, str]:
         digest = hashlib.sha256()
         for shard in resolve_inputs(self.params.benchmarks):
-            digest.update(shard.name.encode() + b"\0" + Path(shard.url).read_bytes())
+            with fsspec.open(shard.url, "rb") as handle:  # remote benchmarks too
+                digest.update(shard.name.encode() + b"\0" + handle.read())
         index = getattr(self, "_index", None) or BenchmarkIndex(self.params)
         return {
             "benchmarks_sha256": digest.hexdigest(),
