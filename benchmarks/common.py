@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,3 +33,37 @@ def best_of(repeats: int, *runs: object) -> list[float]:
             run()  # type: ignore[operator]
             best[index] = min(best[index], time.perf_counter() - started)
     return best
+
+
+def run_on_one_core(name: str, command: list[str]) -> dict:
+    """Run a benchmark job (``command``: a script and its arguments) in a child process
+    pinned to core 0, with polars, OpenMP and Arrow on one thread; the JSON object it
+    printed last. Raises with the child's error output when it fails."""
+    env = {**os.environ, "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "RAY_DISABLE": "1"}
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report_from_child(result: dict) -> None:
+    """Print a job's result as the JSON line ``run_on_one_core`` reads, with the peak
+    resident memory of this process and its children in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_mib"] = round(max(own, kids) / 1024, 1)
+    print(json.dumps(result))
+
+
+def one_thread_arrow() -> None:
+    """Keep pyarrow's compute and I/O pools to one thread (one core per job)."""
+    import pyarrow
+
+    pyarrow.set_cpu_count(1)
+    pyarrow.set_io_thread_count(1)

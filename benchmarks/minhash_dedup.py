@@ -35,9 +35,7 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +43,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import one_thread_arrow, report_from_child, run_on_one_core
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
@@ -237,30 +238,17 @@ JOBS = {
 
 def measure(name: str, folder: Path, out: Path | None = None, jaccard: float | None = None) -> dict:
     """Run one job in a child process limited to one core; its result and peak memory."""
-    command = [sys.executable, __file__, "--job", name, "--folder", str(folder)]
+    command = [__file__, "--job", name, "--folder", str(folder)]
     if out is not None:
         command += ["--out", str(out)]
     if jaccard is not None:
         command += ["--jaccard-threshold", str(jaccard)]
-    env = {**os.environ, "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "RAY_DISABLE": "1"}
-    done = subprocess.run(
-        ["taskset", "-c", "0", *command], env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_on_one_core(name, command)
 
 
 def child(args: argparse.Namespace) -> None:
-    import pyarrow
-
-    pyarrow.set_cpu_count(1)
-    pyarrow.set_io_thread_count(1)
-    result = JOBS[args.job](args)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result["peak_mib"] = round(max(own, kids) / 1024, 1)
-    print(json.dumps(result))
+    one_thread_arrow()
+    report_from_child(JOBS[args.job](args))
 
 
 # ----------------------------------------------------------------------------- report

@@ -1,8 +1,9 @@
 """``exact_dedup``: drop documents whose (normalised) text, or another column, repeats.
 
 A global stage. Before the barrier each live row gets a 128-bit hash (two seeded 64-bit
-polars hashes) of its key: the ``column`` value, by default lower-cased with runs of white
-space folded to one space and the ends trimmed. At the barrier, rows are grouped by hash
+polars hashes) of its key: the ``column`` value, by default lower-cased (Greek final
+sigma folded to sigma) with runs of white space folded to one space and the ends
+trimmed. At the barrier, rows are grouped by hash
 over the whole dataset; in each group the row kept is the one with the highest
 ``priority_column`` value when one is given, then the smallest id, so the choice never
 depends on the order or partitioning of the data. After the barrier, the other rows of
@@ -41,12 +42,16 @@ class ExactDedupParams(StageParams):
 
 
 def normalized_key(values: pa.ChunkedArray | pa.Array, normalize: bool) -> pa.ChunkedArray:
-    """The key text: lower-cased, white space folded and trimmed when ``normalize``."""
+    """The key text: lower-cased, white space folded and trimmed when ``normalize``.
+
+    Greek final sigma is folded to sigma: ``utf8_lower`` maps "Σ" to "σ" everywhere, so
+    an upper-cased copy of "Νέας" would otherwise not match its source ("νέασ" against
+    "νέας"), where Python's ``str.lower`` applies the final-sigma rule.
+    """
     values = values.cast(pa.large_string())
     if normalize:
-        values = pc.utf8_trim_whitespace(
-            pc.replace_substring_regex(pc.utf8_lower(values), r"\s+", " ")
-        )
+        lowered = pc.replace_substring(pc.utf8_lower(values), "ς", "σ")
+        values = pc.utf8_trim_whitespace(pc.replace_substring_regex(lowered, r"\s+", " "))
     return values
 
 

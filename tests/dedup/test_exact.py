@@ -80,6 +80,17 @@ def test_priority_column_chooses_the_survivor(tmp_path: Path) -> None:
     assert duplicates(tmp_path / "out") == {"a": "b", "d": "c"}
 
 
+def test_case_changes_in_greek_still_match(tmp_path: Path) -> None:
+    """An upper-cased copy of Greek text: "ΝΈΑΣ" lower-cases to "νέασ" in Arrow, its
+    source has the final sigma "νέας"; both must give one key."""
+    path = tmp_path / "greek.jsonl"
+    source = "Η έκθεση της Νέας Υόρκης."
+    docs = [{"id": "a", "text": source}, {"id": "b", "text": source.upper()}]
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    run_local(recipe_of("stages:\n  - exact_dedup: {}\n", path), tmp_path / "out")
+    assert duplicates(tmp_path / "out") == {"b": "a"}
+
+
 def test_dedup_on_url_ignores_nulls(tmp_path: Path) -> None:
     path = tmp_path / "docs.jsonl"
     docs = [
