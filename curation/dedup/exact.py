@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import set_duplicate_of
+from curation.dedup.common import lower_folded, set_duplicate_of
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _H1, _H2, _PRIORITY = "_exact_dedup_h1", "_exact_dedup_h2", "_exact_dedup_priority"
@@ -42,16 +42,13 @@ class ExactDedupParams(StageParams):
 
 
 def normalized_key(values: pa.ChunkedArray | pa.Array, normalize: bool) -> pa.ChunkedArray:
-    """The key text: lower-cased, white space folded and trimmed when ``normalize``.
-
-    Greek final sigma is folded to sigma: ``utf8_lower`` maps "Σ" to "σ" everywhere, so
-    an upper-cased copy of "Νέας" would otherwise not match its source ("νέασ" against
-    "νέας"), where Python's ``str.lower`` applies the final-sigma rule.
-    """
+    """The key text: lower-cased (``lower_folded``), white space folded and trimmed when
+    ``normalize``."""
     values = values.cast(pa.large_string())
     if normalize:
-        lowered = pc.replace_substring(pc.utf8_lower(values), "ς", "σ")
-        values = pc.utf8_trim_whitespace(pc.replace_substring_regex(lowered, r"\s+", " "))
+        values = pc.utf8_trim_whitespace(
+            pc.replace_substring_regex(lower_folded(values), r"\s+", " ")
+        )
     return values
 
 

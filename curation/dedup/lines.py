@@ -1,15 +1,15 @@
 """``line_dedup``: remove lines that occur more than once across the whole dataset.
 
 CCNet and Dolma remove boilerplate this way (cookie banners, navigation, share buttons).
-A global stage. Before the barrier each live row gets a 64-bit hash of every line
-(split on ``\\n``; by default lower-cased, digits folded to ``0``, white space folded and
-trimmed); blank lines get no hash and are never removed. At the barrier the hashes of all
-rows are counted; a line whose hash occurs more than once is a duplicate. With
-``keep_first`` the first occurrence (smallest id, then earliest line) is kept, as Dolma
-does; without it every occurrence goes, as CCNet does. After the barrier the duplicate
-lines are removed from each text, ``line_dedup_lines_removed`` records how many, and a
-document left with no non-blank line is dropped as ``line_dedup:all_lines_duplicated``
-(its text kept as it came).
+A global stage. Before the barrier each live row gets a 64-bit hash of every line (split
+on ``\\n``; by default lower-cased with Greek final sigma folded, digits folded to
+``0``, white space folded and trimmed); blank lines get no hash and are never removed.
+At the barrier the hashes of all rows are counted; a line whose hash occurs more than
+once is a duplicate. With ``keep_first`` the first occurrence (smallest id, then
+earliest line) is kept, as Dolma does; without it every occurrence goes, as CCNet does.
+After the barrier the duplicate lines are removed from each text,
+``line_dedup_lines_removed`` records how many, and a document left with no non-blank
+line is dropped as ``line_dedup:all_lines_duplicated`` (its text kept as it came).
 
 Memory at the barrier: 8 bytes per line plus the id per line for ``keep_first``, through
 polars' streaming engine; each shard then reads only the hashes that occur in it.
@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
+from curation.dedup.common import lower_folded
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _HASHES = "_line_dedup_hashes"
@@ -55,7 +56,7 @@ class LineDedup(GlobalStage):
         flat = lines.flatten()
         key = flat
         if self.params.normalize:
-            key = pc.replace_substring_regex(pc.utf8_lower(key), r"\d", "0")
+            key = pc.replace_substring_regex(lower_folded(key), r"\d", "0")
             key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, r"\s+", " "))
         else:
             key = pc.utf8_trim_whitespace(key)

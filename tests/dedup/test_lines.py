@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 BOILERPLATE = "Share this article on Facebook and Twitter"
+# the same line, once upper-cased: Greek final sigma must not tell them apart
+GREEK = "Η έκθεση της Νέας Υόρκης."
 
 
 def planted(c4_path: Path, folder: Path) -> list[dict]:
@@ -23,6 +25,7 @@ def planted(c4_path: Path, folder: Path) -> list[dict]:
     docs = []
     for i, row in enumerate(rows):
         text = row["text"] + (f"\n{BOILERPLATE}" if i % 25 == 0 else "")
+        text += {3: f"\n{GREEK}", 7: f"\n{GREEK.upper()}"}.get(i, "")
         docs.append({"id": f"c4-{i:04d}", "text": text})
     folder.mkdir()
     for shard in range(4):
@@ -34,7 +37,8 @@ def planted(c4_path: Path, folder: Path) -> list[dict]:
 
 
 def normalize(line: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"\d", "0", line.lower())).strip()
+    folded = line.lower().replace("ς", "σ")
+    return re.sub(r"\s+", " ", re.sub(r"\d", "0", folded)).strip()
 
 
 def reference(docs: list[dict], keep_first: bool) -> dict[str, str | None]:
@@ -74,6 +78,8 @@ def test_matches_a_line_by_line_count(c4_path: Path, tmp_path: Path, keep_first:
     planted_docs = [d["id"] for i, d in enumerate(docs) if i % 25 == 0]
     survivors = [i for i in planted_docs if i in kept and BOILERPLATE in kept[i]]
     assert survivors == (planted_docs[:1] if keep_first else [])
+    assert GREEK not in kept["c4-0003"] or keep_first
+    assert GREEK.upper() not in kept["c4-0007"]
     removed = read_output(tmp_path / "out", "kept")["line_dedup_lines_removed"].to_pylist()
     assert sum(removed) >= 40 - keep_first
     assert stats["rows"]["read"] == 1000
