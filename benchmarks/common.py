@@ -54,8 +54,13 @@ def run_on_one_core(name: str, command: list[str]) -> dict:
 
 def report_from_child(result: dict) -> None:
     """Print a job's result as the JSON line ``run_on_one_core`` reads, with the peak
-    resident memory of this process and its children in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    resident memory of this process and its children in MiB.
+
+    This process's peak is ``VmHWM``, which starts afresh at ``exec``; ``ru_maxrss``
+    does not: it would report the parent's size when it started the child.
+    """
+    status = Path("/proc/self/status").read_text().splitlines()
+    own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["peak_mib"] = round(max(own, kids) / 1024, 1)
     print(json.dumps(result))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numba
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,11 +24,129 @@ def set_duplicate_of(table: pa.Table, values: pa.Array | pa.ChunkedArray) -> pa.
     return table.set_column(index, DUPLICATE_OF, merged)
 
 
-def lower_folded(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Lower-cased text for case-insensitive keys, with Greek final sigma folded to sigma.
+def normalized_text(
+    values: pa.ChunkedArray | pa.Array, digits_to_zero: bool = False
+) -> pa.LargeStringArray:
+    """Keys for case- and spacing-insensitive matching, as one large-string array.
 
-    ``utf8_lower`` maps "Σ" to "σ" everywhere, so an upper-cased copy of "Νέας" would
-    otherwise not match its source ("νέασ" against "νέας"); Python's ``str.lower``
-    applies the final-sigma rule instead, and ``str.casefold`` folds both to "σ" as here.
+    Lower-cased (``utf8_lower``) with Greek final sigma folded to sigma, every run of
+    ``[\\t\\n\\f\\r ]`` made one space, Unicode white space trimmed from both ends, and
+    with ``digits_to_zero`` every ASCII digit made ``0``. Nulls stay null. The same as
+    ``replace_substring`` / ``replace_substring_regex(r"\\s+", " ")`` /
+    ``utf8_trim_whitespace`` in turn, in one compiled pass over the bytes (their regular
+    expression took about 29 ns a byte on the development VM).
+
+    Why the sigma: ``utf8_lower`` maps "Σ" to "σ" everywhere, so an upper-cased copy of
+    "Νέας" would otherwise not match its source ("νέασ" against "νέας"); Python's
+    ``str.lower`` applies the final-sigma rule instead, ``str.casefold`` folds as here.
     """
-    return pc.replace_substring(pc.utf8_lower(values), "ς", "σ")
+    lowered = pc.utf8_lower(values.cast(pa.large_string()))
+    if isinstance(lowered, pa.ChunkedArray):
+        lowered = lowered.combine_chunks()
+    n = len(lowered)
+    offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int64)[
+        lowered.offset : lowered.offset + n + 1
+    ]
+    data = lowered.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    out, out_offsets = _normalize_bytes(raw, offsets, digits_to_zero)
+    result = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
+    if lowered.null_count:
+        result = pc.if_else(lowered.is_valid(), result, pa.scalar(None, pa.large_string()))
+    return result
+
+
+@numba.njit(cache=True, nogil=True)
+def is_unicode_space(c: int) -> bool:  # pragma: no cover - compiled
+    """``str.isspace`` (and pyarrow's ``utf8_is_space``) for one code point."""
+    if c <= 0x20:
+        return c == 0x20 or 0x09 <= c <= 0x0D or 0x1C <= c <= 0x1F
+    if c < 0x85:
+        return False
+    return (
+        c == 0x85
+        or c == 0xA0
+        or c == 0x1680
+        or 0x2000 <= c <= 0x200A
+        or c == 0x2028
+        or c == 0x2029
+        or c == 0x202F
+        or c == 0x205F
+        or c == 0x3000
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _code_point(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover
+    """The code point of the (valid) UTF-8 character at ``data[i]`` and its byte length."""
+    b = data[i]
+    if b < 0x80:
+        return b, 1
+    if b < 0xE0:
+        return ((b & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
+    if b < 0xF0:
+        return ((b & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
+    return (
+        ((b & 0x07) << 18)
+        | ((data[i + 1] & 0x3F) << 12)
+        | ((data[i + 2] & 0x3F) << 6)
+        | (data[i + 3] & 0x3F)
+    ), 4
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalize_bytes(
+    data: np.ndarray, offsets: np.ndarray, digits_to_zero: bool
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """``normalized_text`` over lower-cased UTF-8: new bytes and offsets (from 0)."""
+    n = len(offsets) - 1
+    out = np.empty(offsets[-1] - offsets[0], dtype=np.uint8)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    end_out = 0
+    for d in range(n):
+        begin = end_out
+        i = offsets[d]
+        end = offsets[d + 1]
+        folding = False
+        while i < end:
+            b = data[i]
+            if b == 0x20 or b == 0x09 or b == 0x0A or b == 0x0C or b == 0x0D:
+                if not folding:
+                    out[end_out] = 0x20
+                    end_out += 1
+                    folding = True
+                i += 1
+                continue
+            folding = False
+            if digits_to_zero and 0x30 <= b <= 0x39:
+                b = 0x30
+            elif b == 0xCF and i + 1 < end and data[i + 1] == 0x82:  # ς -> σ (CF 83)
+                out[end_out] = 0xCF
+                out[end_out + 1] = 0x83
+                end_out += 2
+                i += 2
+                continue
+            out[end_out] = b
+            end_out += 1
+            i += 1
+        # trim Unicode white space at both ends of what was written
+        first = begin
+        while first < end_out:
+            c, size = _code_point(out, first)
+            if not is_unicode_space(c):
+                break
+            first += size
+        last = end_out
+        while last > first:
+            start = last - 1
+            while out[start] & 0xC0 == 0x80:  # back to the lead byte
+                start -= 1
+            c, size = _code_point(out, start)
+            if not is_unicode_space(c):
+                break
+            last = start
+        if first > begin:
+            out[begin : begin + last - first] = out[first:last].copy()
+        end_out = begin + last - first
+        out_offsets[d + 1] = end_out
+    return out[:end_out], out_offsets

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import lower_folded, set_duplicate_of
+from curation.dedup.common import normalized_text, set_duplicate_of
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _H1, _H2, _PRIORITY = "_exact_dedup_h1", "_exact_dedup_h2", "_exact_dedup_priority"
@@ -41,15 +41,12 @@ class ExactDedupParams(StageParams):
     )
 
 
-def normalized_key(values: pa.ChunkedArray | pa.Array, normalize: bool) -> pa.ChunkedArray:
-    """The key text: lower-cased (``lower_folded``), white space folded and trimmed when
-    ``normalize``."""
-    values = values.cast(pa.large_string())
+def normalized_key(values: pa.ChunkedArray | pa.Array, normalize: bool) -> pa.Array:
+    """The key text: ``normalized_text`` (lower-cased, white space folded and trimmed)
+    when ``normalize``, else the values as they are."""
     if normalize:
-        values = pc.utf8_trim_whitespace(
-            pc.replace_substring_regex(lower_folded(values), r"\s+", " ")
-        )
-    return values
+        return normalized_text(values)
+    return values.cast(pa.large_string())
 
 
 @register

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.dedup.common import lower_folded
+from curation.dedup.common import normalized_text
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _HASHES = "_line_dedup_hashes"
@@ -56,8 +56,7 @@ class LineDedup(GlobalStage):
         flat = lines.flatten()
         key = flat
         if self.params.normalize:
-            key = pc.replace_substring_regex(lower_folded(key), r"\d", "0")
-            key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, r"\s+", " "))
+            key = normalized_text(key, digits_to_zero=True)
         else:
             key = pc.utf8_trim_whitespace(key)
         hashed = pl.from_arrow(key).hash(seed=0).to_arrow()

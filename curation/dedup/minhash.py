@@ -82,7 +82,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import set_duplicate_of
+from curation.dedup.common import is_unicode_space, set_duplicate_of
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _PREFIX = "_minhash_"
@@ -339,26 +339,6 @@ def _codepoint_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np
 
 
 @numba.njit(cache=True, nogil=True)
-def _is_unicode_space(c: int) -> bool:  # pragma: no cover - compiled
-    """``str.isspace`` (and pyarrow's ``utf8_is_space``) for one code point."""
-    if c <= 0x20:
-        return c == 0x20 or 0x09 <= c <= 0x0D or 0x1C <= c <= 0x1F
-    if c < 0x85:
-        return False
-    return (
-        c == 0x85
-        or c == 0xA0
-        or c == 0x1680
-        or 0x2000 <= c <= 0x200A
-        or c == 0x2028
-        or c == 0x2029
-        or c == 0x202F
-        or c == 0x205F
-        or c == 0x3000
-    )
-
-
-@numba.njit(cache=True, nogil=True)
 def _folded_codepoints(
     data: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
@@ -404,10 +384,10 @@ def _folded_codepoints(
             out[slot] = c
             slot += 1
         first = begin
-        while first < slot and _is_unicode_space(out[first]):
+        while first < slot and is_unicode_space(out[first]):
             first += 1
         last = slot
-        while last > first and _is_unicode_space(out[last - 1]):
+        while last > first and is_unicode_space(out[last - 1]):
             last -= 1
         if first > begin:
             out[begin : begin + last - first] = out[first:last]
