@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
+	$(BIN)/python benchmarks/exact_dedup.py
 	$(BIN)/python benchmarks/decontamination.py
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/quality_classifier.py
