@@ -257,7 +257,8 @@ def _scan_words(
 def _word_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of the normalised words of every text, flat, and the number per text.
 
-    Words are split at white space (``str.isspace``), lower-cased and stripped of
+    Words are split at white space (``str.isspace``), lower-cased (Greek final sigma
+    folded to sigma, as ``dedup.common.normalized_text`` does) and stripped of
     punctuation and symbols (Unicode P and S); words left empty are dropped. ASCII words
     are done in one compiled pass over the bytes; the few words with other characters are
     normalised by pyarrow, each distinct one once, and hashed the same way.
@@ -284,7 +285,8 @@ def _word_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
         len(where), word_offsets, pa.py_buffer(raw[gather].tobytes())
     )
     encoded = pc.dictionary_encode(words)
-    normal = pc.replace_substring_regex(pc.utf8_lower(encoded.dictionary), r"[\p{P}\p{S}]+", "")
+    lowered = pc.replace_substring(pc.utf8_lower(encoded.dictionary), "ς", "σ")
+    normal = pc.replace_substring_regex(lowered, r"[\p{P}\p{S}]+", "")
     real = np.asarray(pc.greater(pc.binary_length(normal), 0))
     distinct = np.zeros(len(normal), dtype=np.uint64)
     distinct[real] = _string_hashes(normal.filter(pa.array(real)))
@@ -321,7 +323,8 @@ def _string_hashes(words: pa.Array) -> np.ndarray:
 
 
 def _codepoint_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed code points of each lower-cased, white-space-folded text, flat, and counts.
+    """Hashed code points of each lower-cased (final sigma folded), white-space-folded
+    text, flat, and counts.
 
     Folding: every run of ``[\\t\\n\\f\\r ]`` becomes one space, then Unicode white space
     is trimmed from both ends (what pyarrow's ``replace_substring_regex(r"\\s+", " ")``
@@ -381,6 +384,8 @@ def _folded_codepoints(
                 c = np.uint32(0x20)
             else:
                 folding = False
+                if c == 0x3C2:  # Greek final sigma, folded as the dedup keys fold it
+                    c = np.uint32(0x3C3)
             out[slot] = c
             slot += 1
         first = begin

@@ -20,7 +20,7 @@ from tests.filters.parity import real_documents
 
 
 def words(text: str) -> list[str]:
-    return regex.sub(r"[\p{P}\p{S}]+", "", text.lower()).split()
+    return regex.sub(r"[\p{P}\p{S}]+", "", text.lower().replace("ς", "σ")).split()
 
 
 def ngrams(text: str, n: int) -> list[tuple[str, ...]]:
