@@ -15,8 +15,8 @@ the benchmark files the recipe names, and drops a document that holds at least
 - Items shorter than ``ngram`` words have no n-gram and cannot be matched; how many there
   are is logged and recorded in ``recipe.yaml`` (lower ``ngram`` to cover them).
 - Columns: ``decontaminate_matches`` (int64, distinct shared n-grams) and
-  ``decontaminate_item`` (the id, ``<file name>/<row>`` when the file has none, of the item
-  whose n-gram the document shares first; null when none).
+  ``decontaminate_item`` (the id of the item whose n-gram the document shares first, as
+  the readers give it: the file's id field, else ``<shard name>/<row>``; null when none).
 
 The index is built once per worker from the files (about a second for the 9,156 items
 of ``../shared/data/benchmarks``): 8 bytes per n-gram for the sorted hashes, 8 for the
