@@ -41,7 +41,9 @@ def counting_fast_path() -> Iterator[list[bool]]:
         yield used
 
 
-def read_batches(path: Path, *, line_path: bool = False, chunk: int | None = None, **spec: object):
+def read_batches(
+    path: Path, *, line_path: bool = False, chunk: int | None = None, **spec: object
+) -> list[pa.Table]:
     """The batches of ``path``; ``line_path`` forces orjson, ``chunk`` the read size."""
     spec_obj = InputSpec(paths=[str(path)], **spec)  # type: ignore[arg-type]
     [shard] = resolve_inputs([str(path)], "auto")
