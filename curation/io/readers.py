@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import zstandard
+from isal import igzip, isal_zlib
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
 from curation.io.inputs import InputError, InputShard, resolve_inputs
@@ -173,7 +174,7 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                 if rows:
                     yield _jsonl_batch(block, rows, rows_read, shard, spec, state)
                 rows_read += rows
-    except (EOFError, OSError, zlib.error, zstandard.ZstdError) as err:
+    except (EOFError, OSError, zlib.error, isal_zlib.error, zstandard.ZstdError) as err:
         where = f"line {blocks.lines_read + 1}" if blocks.lines_read else "its start"
         raise _corrupt(shard, where, err) from None
     _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
@@ -399,6 +400,7 @@ def _finite_and_int64_safe(values: pa.ChunkedArray | pa.Array) -> bool:
 
 
 _CHUNK_BYTES = 16 << 20
+_GZIP_PIECE_BYTES = 1 << 20
 
 
 @contextlib.contextmanager
@@ -408,6 +410,12 @@ def _open_chunks(url: str) -> Iterator[Iterable[bytes]]:
     if url.lower().endswith((".zst", ".zstd")):
         with fsspec.open(url, "rb") as raw:
             yield _zstd_chunks(raw)
+    elif url.lower().endswith(".gz"):
+        # ISA-L's gzip reader (the gzip module's API, about 3x its speed). It takes large
+        # bites of the compressed input, so pieces of at most 1 MiB are asked for: the
+        # rows before a truncation are handed over before the truncation is met
+        with fsspec.open(url, "rb") as raw, igzip.IGzipFile(fileobj=raw, mode="rb") as handle:
+            yield iter(lambda: handle.read1(_GZIP_PIECE_BYTES), b"")
     else:
         with fsspec.open(url, "rb", compression="infer") as handle:
             # read1 hands over what one decompression step gave, so that the rows before
