@@ -43,17 +43,25 @@ def normalized_text(
     lowered = pc.utf8_lower(values.cast(pa.large_string()))
     if isinstance(lowered, pa.ChunkedArray):
         lowered = lowered.combine_chunks()
-    n = len(lowered)
-    offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int64)[
-        lowered.offset : lowered.offset + n + 1
-    ]
-    data = lowered.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    out, out_offsets = _normalize_bytes(raw, offsets, digits_to_zero)
-    result = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
+    out, out_offsets = _normalize_bytes(*string_buffers(lowered), digits_to_zero)
+    result = pa.LargeStringArray.from_buffers(
+        len(lowered), pa.py_buffer(out_offsets), pa.py_buffer(out)
+    )
     if lowered.null_count:
         result = pc.if_else(lowered.is_valid(), result, pa.scalar(None, pa.large_string()))
     return result
+
+
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a large-string array and its ``len + 1`` offsets into them, as
+    numpy views (no copy; the offsets start where the array's slice starts)."""
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
+        values.offset : values.offset + n + 1
+    ]
+    data = values.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return raw, offsets
 
 
 @numba.njit(cache=True, nogil=True)
@@ -77,7 +85,7 @@ def is_unicode_space(c: int) -> bool:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _code_point(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover
+def code_point(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover
     """The code point of the (valid) UTF-8 character at ``data[i]`` and its byte length."""
     b = data[i]
     if b < 0x80:
@@ -132,7 +140,7 @@ def _normalize_bytes(
         # trim Unicode white space at both ends of what was written
         first = begin
         while first < end_out:
-            c, size = _code_point(out, first)
+            c, size = code_point(out, first)
             if not is_unicode_space(c):
                 break
             first += size
@@ -141,7 +149,7 @@ def _normalize_bytes(
             start = last - 1
             while out[start] & 0xC0 == 0x80:  # back to the lead byte
                 start -= 1
-            c, size = _code_point(out, start)
+            c, size = code_point(out, start)
             if not is_unicode_space(c):
                 break
             last = start

@@ -82,7 +82,12 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import is_unicode_space, set_duplicate_of
+from curation.dedup.common import (
+    code_point,
+    normalized_text,
+    set_duplicate_of,
+    string_buffers,
+)
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _PREFIX = "_minhash_"
@@ -108,20 +113,23 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _finalise(v: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    """SplitMix64's finaliser of one value."""
+    v ^= v >> np.uint64(30)
+    v *= _M1
+    v ^= v >> np.uint64(27)
+    v *= _M2
+    v ^= v >> np.uint64(31)
+    return v
+
+
 @numba.njit(cache=True, nogil=True)
 def _mix64_in_place(x: np.ndarray) -> None:  # pragma: no cover - compiled
     # one pass in registers: numpy's five whole-array passes were memory-bound (1.4 s
     # for 28 M values on the development VM, against 0.05 s here)
-    m1 = np.uint64(0xBF58476D1CE4E5B9)
-    m2 = np.uint64(0x94D049BB133111EB)
     for i in range(len(x)):
-        v = x[i]
-        v ^= v >> np.uint64(30)
-        v *= m1
-        v ^= v >> np.uint64(27)
-        v *= m2
-        v ^= v >> np.uint64(31)
-        x[i] = v
+        x[i] = _finalise(x[i])
 
 
 class MinhashParams(StageParams):
@@ -205,8 +213,6 @@ def _scan_words(
     foreign = np.empty(cap, dtype=np.bool_)
     counts = np.zeros(docs, dtype=np.int64)
     golden = np.uint64(0x9E3779B97F4A7C15)
-    m1 = np.uint64(0xBF58476D1CE4E5B9)
-    m2 = np.uint64(0x94D049BB133111EB)
     slot = 0
     for d in range(docs):
         i = offsets[d]
@@ -240,13 +246,7 @@ def _scan_words(
             if length == 0 and not wide:
                 continue
             foreign[slot] = wide
-            x = h ^ (np.uint64(length) * golden)
-            x ^= x >> np.uint64(30)
-            x *= m1
-            x ^= x >> np.uint64(27)
-            x *= m2
-            x ^= x >> np.uint64(31)
-            hashes[slot] = x
+            hashes[slot] = _finalise(h ^ (np.uint64(length) * golden))
             starts[slot] = first
             ends[slot] = i
             slot += 1
@@ -267,9 +267,7 @@ def _word_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     n = len(texts)
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset : texts.offset + n + 1]
-    data = texts.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    raw, offsets = string_buffers(texts)
     hashes, starts, ends, foreign, counts = _scan_words(
         raw, offsets, _STOPS, _VALUES, _STEPS, _KEEPS
     )
@@ -305,9 +303,7 @@ def _string_hashes(words: pa.Array) -> np.ndarray:
     n = len(words)
     if n == 0:
         return np.empty(0, dtype=np.uint64)
-    words = words.cast(pa.large_string())
-    offsets = np.frombuffer(words.buffers()[1], dtype=np.int64)[words.offset : words.offset + n + 1]
-    data = np.frombuffer(words.buffers()[2], dtype=np.uint8)
+    data, offsets = string_buffers(words.cast(pa.large_string()))
     raw = data[offsets[0] : offsets[-1]]  # Arrow strings are contiguous between offsets
     lengths = np.diff(offsets)
     first = offsets[:-1] - offsets[0]
@@ -323,30 +319,18 @@ def _string_hashes(words: pa.Array) -> np.ndarray:
 
 
 def _codepoint_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed code points of each lower-cased (final sigma folded), white-space-folded
-    text, flat, and counts.
-
-    Folding: every run of ``[\\t\\n\\f\\r ]`` becomes one space, then Unicode white space
-    is trimmed from both ends (what pyarrow's ``replace_substring_regex(r"\\s+", " ")``
-    and ``utf8_trim_whitespace`` do), in one compiled pass over the UTF-8 bytes.
-    """
-    texts = pc.utf8_lower(pc.fill_null(texts.cast(pa.large_string()), ""))
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    n = len(texts)
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset : texts.offset + n + 1]
-    data = texts.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    points, counts = _folded_codepoints(raw, offsets)
+    """Hashed code points of each text's ``normalized_text`` (lower-cased, final sigma
+    folded, white space folded and trimmed), flat, and counts."""
+    normal = normalized_text(pc.fill_null(texts.cast(pa.large_string()), ""))
+    points, counts = _code_points(*string_buffers(normal))
     return mix64(points.astype(np.uint64) + _GOLDEN), counts
 
 
 @numba.njit(cache=True, nogil=True)
-def _folded_codepoints(
+def _code_points(
     data: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Code points of each (valid UTF-8) text, runs of ASCII white space folded to one
-    space and Unicode white space trimmed from both ends; flat, and the count per text."""
+    """The code points of each (valid UTF-8) text, flat, and the count per text."""
     docs = len(offsets) - 1
     out = np.empty(offsets[-1] - offsets[0], dtype=np.uint32)
     counts = np.zeros(docs, dtype=np.int64)
@@ -354,49 +338,11 @@ def _folded_codepoints(
     for d in range(docs):
         begin = slot
         i = offsets[d]
-        end = offsets[d + 1]
-        folding = False
-        while i < end:
-            b = data[i]
-            if b < 0x80:
-                c = np.uint32(b)
-                i += 1
-            elif b < 0xE0:
-                c = np.uint32(((b & 0x1F) << 6) | (data[i + 1] & 0x3F))
-                i += 2
-            elif b < 0xF0:
-                c = np.uint32(
-                    ((b & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
-                )
-                i += 3
-            else:
-                c = np.uint32(
-                    ((b & 0x07) << 18)
-                    | ((data[i + 1] & 0x3F) << 12)
-                    | ((data[i + 2] & 0x3F) << 6)
-                    | (data[i + 3] & 0x3F)
-                )
-                i += 4
-            if c == 0x20 or c == 0x09 or c == 0x0A or c == 0x0C or c == 0x0D:
-                if folding:
-                    continue
-                folding = True
-                c = np.uint32(0x20)
-            else:
-                folding = False
-                if c == 0x3C2:  # Greek final sigma, folded as the dedup keys fold it
-                    c = np.uint32(0x3C3)
+        while i < offsets[d + 1]:
+            c, size = code_point(data, i)
             out[slot] = c
             slot += 1
-        first = begin
-        while first < slot and is_unicode_space(out[first]):
-            first += 1
-        last = slot
-        while last > first and is_unicode_space(out[last - 1]):
-            last -= 1
-        if first > begin:
-            out[begin : begin + last - first] = out[first:last]
-        slot = begin + last - first
+            i += size
         counts[d] = slot - begin
     return out[:slot], counts
 
@@ -506,8 +452,6 @@ def _minhash(
     out = np.empty((docs, functions), dtype=np.uint64)
     xs = np.empty(longest, dtype=np.uint64)  # one document's shingle hashes
     top = np.uint64(0xFFFFFFFFFFFFFFFF)
-    m1 = np.uint64(0xBF58476D1CE4E5B9)
-    m2 = np.uint64(0x94D049BB133111EB)
     start = 0
     row_index = 0
     for count in counts:
@@ -521,12 +465,7 @@ def _minhash(
             x = np.uint64(0)
             for j in range(width):
                 x += tokens[start + s + j] * weights[j]
-            x ^= x >> np.uint64(30)  # SplitMix64's finaliser, as mix64
-            x *= m1
-            x ^= x >> np.uint64(27)
-            x *= m2
-            x ^= x >> np.uint64(31)
-            xs[s] = x
+            xs[s] = _finalise(x)  # as mix64
         if shingles >= _PER_FUNCTION_FROM:
             for k in range(functions):
                 ak, bk = a[k], b[k]
