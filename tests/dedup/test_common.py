@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.dedup.common import normalized_text
-
-SPACES = " \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u1680\u2003\u200b\u2028\u202f\u3000"
+from tests.dedup.strategies import texts_with_spaces
 
 
 def reference(values: list[str | None], digits_to_zero: bool) -> list[str | None]:
@@ -23,14 +22,7 @@ def reference(values: list[str | None], digits_to_zero: bool) -> list[str | None
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.lists(
-        st.one_of(
-            st.none(),
-            st.text(alphabet=st.sampled_from(SPACES + "aZ09ΣσςÉ€𝔘漢İ٣"), max_size=30),
-            st.text(max_size=20),
-        ),
-        max_size=8,
-    ),
+    texts_with_spaces("aZ09ΣσςÉ€𝔘漢İ٣"),
     st.booleans(),
     st.integers(0, 3),
 )

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from curation.dedup import minhash as mh
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local, shared_file
+from tests.dedup.strategies import texts_with_spaces
 
 MIT = """MIT License
 
@@ -375,19 +376,9 @@ def _codepoint_tokens_reference(texts: list[str | None]) -> tuple[np.ndarray, np
     return mh.mix64(flat.astype(np.uint64) + mh._GOLDEN), counts
 
 
-SPACES = " \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u1680\u2003\u200b\u2028\u202f\u3000"
-
-
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(
-        st.one_of(
-            st.none(),
-            st.text(alphabet=st.sampled_from(SPACES + "aZÉß€𝔘漢İΣσς"), max_size=30),
-            st.text(max_size=20),
-        ),
-        max_size=8,
-    ),
+    texts_with_spaces("aZÉß€𝔘漢İΣσς"),
     st.integers(0, 3),
 )
 def test_char_tokens_fold_and_trim_as_pyarrow(texts: list[str | None], skip: int) -> None:
