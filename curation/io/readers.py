@@ -165,11 +165,10 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     """
     state = _JsonlState()
     rows_read = 0
-    blocks = _LineBlocks((), spec.batch_rows)
+    blocks = _LineBlocks(spec.batch_rows)
     try:
         with _open_chunks(shard.url) as chunks:
-            blocks.chunks = chunks
-            for block, newlines in blocks:
+            for block, newlines in blocks.cut(chunks):
                 rows = _nonblank_lines(block, newlines)
                 if rows:
                     yield _jsonl_batch(block, rows, rows_read, shard, spec, state)
@@ -191,16 +190,15 @@ class _LineBlocks:
     the offsets of its newlines; the last block may hold fewer lines, and its last line
     may have no newline. ``lines_read`` counts the whole lines seen, for error messages."""
 
-    def __init__(self, chunks: Iterable[bytes], lines: int) -> None:
-        self.chunks = chunks
+    def __init__(self, lines: int) -> None:
         self.lines = lines
         self.lines_read = 0
 
-    def __iter__(self) -> Iterator[tuple[bytes, np.ndarray]]:
+    def cut(self, chunks: Iterable[bytes]) -> Iterator[tuple[bytes, np.ndarray]]:
         pieces: list[bytes] = []  # the current block's pieces ...
         newlines: list[np.ndarray] = []  # ... their newlines' offsets in the block
         size = count = 0  # their bytes and newlines
-        for chunk in self.chunks:
+        for chunk in chunks:
             ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == _NEWLINE)
             self.lines_read += len(ends)
             start = first = 0  # byte and newline index where the unassigned part begins

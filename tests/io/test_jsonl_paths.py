@@ -274,7 +274,7 @@ def test_line_blocks_cut_whole_lines(pieces: list[bytes], lines: int, cuts: list
     data = b"".join(pieces)
     bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
-    cut = list(readers._LineBlocks(chunks, lines))
+    cut = list(readers._LineBlocks(lines).cut(chunks))
     blocks = [block for block, _ in cut]
     assert b"".join(blocks) == data
     for block, newlines in cut:
