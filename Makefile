@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python benchmarks/io_throughput.py
 	$(BIN)/python benchmarks/jsonl_gzip.py
 	$(BIN)/python benchmarks/filters_speed.py
+	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
 	$(BIN)/python benchmarks/exact_dedup.py

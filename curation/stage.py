@@ -136,6 +136,7 @@ _STAGE_MODULES = (
     "curation.filters.badwords",
     "curation.filters.language",
     "curation.filters.url",
+    "curation.filters.pii",
     "curation.dedup.exact",
     "curation.dedup.lines",
     "curation.dedup.minhash",

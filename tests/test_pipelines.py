@@ -27,6 +27,7 @@ def test_fineweb_from_warc(warc_dir: Path, tmp_path: Path) -> None:
         "fineweb_quality",
         "exact_dedup",
         "minhash_dedup",
+        "pii",
     ]
     assert stats["rows"]["read"] == 37
     kept = read_output(tmp_path / "out", "kept")
@@ -38,6 +39,8 @@ def test_fineweb_from_warc(warc_dir: Path, tmp_path: Path) -> None:
         "exact_dedup_cluster_size",
         "minhash_cluster_size",
         "duplicate_of",
+        "pii_emails",
+        "pii_ips",
     } <= set(kept.column_names)
     dropped = read_output(tmp_path / "out", "dropped")
     assert dropped.num_rows == 37 - kept.num_rows
