@@ -25,12 +25,14 @@ import tarfile
 from functools import cache
 from pathlib import Path
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import with_drop_reason
+from curation.dedup.common import string_buffers
 from curation.filters.text import to_numpy
 from curation.stage import MapStage, StageParams, register
 
@@ -59,21 +61,113 @@ def _datatrove_assets() -> Path:
     return Path(spec.origin).parent / "assets"
 
 
+def _list_lines(content: str) -> pa.LargeStringArray:
+    """The distinct entries of a list file's text, byte-sorted: lines stripped of white
+    space, without empty lines and lines that start with ``#`` (as ``_entries`` without
+    word normalisation, vectorised: the UT1 domain list has 4.5 million lines)."""
+    data = content.encode("utf-8")
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    offsets = np.r_[0, ends + 1, len(data)].astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    stripped = pc.utf8_trim_whitespace(lines)
+    keep = pc.and_(pc.not_equal(stripped, ""), pc.invert(pc.starts_with(lines, "#")))
+    return sorted_strings(stripped.filter(keep))
+
+
+def sorted_strings(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """The distinct non-null ``values`` in byte order, as one large-string array (the
+    order ``SortedStrings`` searches; for UTF-8 it is code-point order). Sorted first and
+    then rid of equal neighbours: cheaper than hashing millions of strings."""
+    values = values.cast(pa.large_string()).drop_null()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if (
+        len(values) < 2
+        or pc.all(pc.greater(values.slice(1), values.slice(0, len(values) - 1))).as_py()
+    ):
+        return values  # already distinct and in order (the integrated lists)
+    ordered = values.take(pc.array_sort_indices(values))
+    changed = pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    return ordered.filter(pa.concat_arrays([pa.array([True]), changed]))
+
+
 @cache
 def integrated_lists() -> dict[str, pa.Array]:
-    """UT1 domains and URLs and datatrove's word lists, as Arrow string arrays."""
+    """UT1 domains and URLs and datatrove's word lists, as Arrow string arrays (the UT1
+    lists distinct and byte-sorted)."""
     assets = _datatrove_assets()
     lists: dict[str, pa.Array] = {}
     with tarfile.open(assets / "url_filterblacklistsv0_3_0.tar.gz") as tar:
         for member in ("domains", "urls"):
             handle = tar.extractfile(member)
             assert handle is not None
-            lines = handle.read().decode("utf-8", "replace").split("\n")
-            lists[member] = pa.array(sorted(_entries(lines, words=False)), pa.string())
+            lists[member] = _list_lines(handle.read().decode("utf-8", "replace"))
     for name in ("banned_words", "banned_subwords", "soft_banned_words"):
         lines = (assets / f"{name}.txt").read_text("utf-8").split("\n")
         lists[name] = pa.array(sorted(_entries(lines, words=True)), pa.string())
     return lists
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _compare(
+    a: np.ndarray, a_start: int, a_end: int, b: np.ndarray, b_start: int, b_end: int
+) -> int:  # pragma: no cover - compiled
+    """-1, 0 or 1 as the bytes ``a[a_start:a_end]`` sort before, equal or after ``b``'s."""
+    length = min(a_end - a_start, b_end - b_start)
+    for k in range(length):
+        x, y = a[a_start + k], b[b_start + k]
+        if x != y:
+            return -1 if x < y else 1
+    a_length, b_length = a_end - a_start, b_end - b_start
+    return -1 if a_length < b_length else (1 if a_length > b_length else 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _search(
+    keys: np.ndarray, key_offsets: np.ndarray, data: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """For each string of ``data``/``offsets``, whether the sorted keys hold it."""
+    count = len(key_offsets) - 1
+    found = np.zeros(len(offsets) - 1, np.bool_)
+    for i in range(len(offsets) - 1):
+        lo, hi = 0, count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            order = _compare(
+                keys, key_offsets[mid], key_offsets[mid + 1], data, offsets[i], offsets[i + 1]
+            )
+            if order < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        found[i] = lo < count and (
+            _compare(keys, key_offsets[lo], key_offsets[lo + 1], data, offsets[i], offsets[i + 1])
+            == 0
+        )
+    return found
+
+
+class SortedStrings:
+    """A set of strings for membership tests of whole Arrow columns: the strings sorted
+    once, each test a compiled binary search (about 22 comparisons of a few bytes for
+    the 4.5 million UT1 domains). ``pc.is_in`` would hash the whole set again at every
+    call: 1.7 s a batch for those domains."""
+
+    def __init__(self, values: pa.Array | pa.ChunkedArray) -> None:
+        self.keys = sorted_strings(values)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def contains(self, values: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
+        """Whether each value is in the set (false for nulls), as ``pc.is_in`` answers."""
+        values = values.cast(pa.large_string())
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        found = _search(*string_buffers(self.keys), *string_buffers(values))
+        return pc.and_(pa.array(found), pc.is_valid(values))
 
 
 @cache
@@ -126,7 +220,11 @@ class UrlFilter(MapStage):
                     raise ValueError(f"url_filter: list {file} does not exist")
                 entries |= _entries(Path(file).read_text("utf-8").split("\n"), words)
             added = pa.array(sorted(entries), pa.string())
-            self._lists[name] = pa.concat_arrays([base[name], added]) if name in base else added
+            self._lists[name] = (
+                pa.concat_arrays([base[name].cast(pa.string()), added]) if name in base else added
+            )
+        self._domains_set = SortedStrings(self._lists["domains"])
+        self._urls_set = SortedStrings(self._lists["urls"])
         subwords = self._lists["banned_subwords"].to_pylist()
         self._subword_pattern = "|".join(re.escape(w) for w in subwords) if subwords else None
 
@@ -142,9 +240,9 @@ class UrlFilter(MapStage):
         table = table.append_column("url_domain", registered)
         lists = self._lists
         rules = [
-            ("domain", pc.is_in(registered, lists["domains"])),
-            ("subdomain", pc.is_in(hosts, lists["domains"])),
-            ("url", pc.is_in(urls, lists["urls"])),
+            ("domain", self._domains_set.contains(registered)),
+            ("subdomain", self._domains_set.contains(hosts)),
+            ("url", self._urls_set.contains(urls)),
         ]
         words = pc.split_pattern_regex(pc.fill_null(urls, ""), _NON_ALNUM).combine_chunks()
         flat = words.flatten()

@@ -8,10 +8,20 @@ import json
 import logging
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.batch import conform
-from curation.filters.url import UrlFilter, UrlFilterParams, integrated_lists
+from curation.filters.url import (
+    SortedStrings,
+    UrlFilter,
+    UrlFilterParams,
+    _entries,
+    _list_lines,
+    integrated_lists,
+)
 from tests.conftest import shared_file
 
 
@@ -97,3 +107,36 @@ def test_missing_url_column_is_a_clear_error() -> None:
     stage.setup()
     with pytest.raises(ValueError, match=r"url_filter: no column 'url'"):
         stage.process(conform(pa.table({"id": ["1"], "text": ["x"]})))
+
+
+some_strings = st.lists(
+    st.one_of(
+        st.none(), st.text(alphabet="ab.-é\u00ff\U0001f600", max_size=6), st.text(max_size=4)
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(some_strings, some_strings)
+def test_sorted_strings_answer_as_is_in(keys: list[str | None], queries: list[str | None]) -> None:
+    lookup = SortedStrings(pa.array(keys, pa.string()))
+    assert lookup.keys.to_pylist() == sorted({k for k in keys if k is not None})
+    expected = pc.is_in(pa.array(queries, pa.string()), pa.array(keys, pa.string()))
+    assert lookup.contains(pa.array(queries, pa.string())).to_pylist() == [
+        bool(e) and q is not None for e, q in zip(expected.to_pylist(), queries, strict=True)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["a.com", " b.org", "#c", "# c", "", " ", "\r", "a.com\r", "é.fr", "\u2003x"]
+        ),
+        max_size=20,
+    )
+)
+def test_list_files_read_as_the_line_by_line_reading(lines: list[str]) -> None:
+    content = "\n".join(lines)
+    assert _list_lines(content).to_pylist() == sorted(_entries(content.split("\n"), words=False))
