@@ -145,10 +145,18 @@ def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray
     )
     special = frame.filter(~plain)
     distinct = special["word"].unique()
-    split = pl.DataFrame(
-        {"word": distinct, "token": [list(_split(w)) for w in distinct.to_list()]},
-        schema={"word": pl.String, "token": pl.List(pl.String)},
+    pieces = [_split(w) for w in distinct.to_list()]
+    # built as Arrow arrays: polars builds a list column from Python lists one element at
+    # a time (the tokens of 10,000 C4 and Pile documents: 0.96 -> 0.87 s)
+    offsets = np.zeros(len(pieces) + 1, np.int64)
+    np.cumsum([len(p) for p in pieces], out=offsets[1:])
+    token_lists = pa.LargeListArray.from_arrays(
+        pa.array(offsets), pa.array([t for p in pieces for t in p], pa.large_string())
     )
+    split = pl.from_arrow(
+        pa.table({"word": distinct.cast(pl.String).to_arrow(), "token": token_lists})
+    )
+    assert isinstance(split, pl.DataFrame)
     special = special.join(split, on="word", how="left").explode("token")
     tokens = pl.concat(
         [
