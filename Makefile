@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python benchmarks/minhash_dedup.py
 	$(BIN)/python benchmarks/exact_dedup.py
 	$(BIN)/python benchmarks/decontamination.py
+	$(BIN)/python benchmarks/fineweb_pipeline.py
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/quality_classifier.py
 	$(BIN)/python benchmarks/selection.py

@@ -131,7 +131,12 @@ def job_datatrove(folder: Path, out: Path) -> dict:
     for stage in stages:
         stage.run()
     seconds = time.perf_counter() - started
-    removed = pq.read_table(out / "removed", columns=["id"])["id"].to_pylist()
+    removed_folder = out / "removed"  # datatrove writes it only when it removes something
+    removed = (
+        pq.read_table(removed_folder, columns=["id"])["id"].to_pylist()
+        if removed_folder.exists()
+        else []
+    )
     return {"seconds": seconds, "removed": sorted(removed)}
 
 

@@ -1,0 +1,239 @@
+"""The FineWeb recipe end to end: ``curate run pipelines/fineweb.yaml`` against the same
+pipeline built from datatrove's blocks, one core each.
+
+Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents.
+Copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line, so no two
+documents are exact copies or near duplicates at the 5-gram level (a copy shares at most
+about half its 5-grams with another) and every stage works on ``--docs`` distinct texts.
+C4 documents keep their URL; Pile documents, which have none, get
+``https://example.org/pile/<n>`` (datatrove's URL filter needs one). Written once as 8
+zstd Parquet shards (``id``, ``text``, ``url``); text extraction is not part of this
+comparison (the recipe reads WARC through Resiliparse; here both read the text).
+
+Jobs, each in a child process pinned to one core (Arrow, polars and OpenMP on one
+thread), each reading the shards and writing its kept documents as Parquet:
+- ``curation``: ``pipelines/fineweb.yaml`` with ``--format parquet`` on the local
+  executor: URL filter, language, Gopher repetition and quality, C4 (without the
+  terminal-punctuation rule, as FineWeb), FineWeb quality, exact dedup, MinHash (word
+  5-grams, 14 x 8), PII; every dropped document written with its reason.
+- ``datatrove``: the same steps with datatrove 0.x's blocks and local executor:
+  ``URLFilter``, ``LanguageFilter`` (handed the same lid.176 model, as its download is
+  off here), ``GopherRepetitionFilter``, ``GopherQualityFilter``,
+  ``C4QualityFilter(filter_no_terminal_punct=False)``, ``FineWebQualityFilter`` and a
+  Parquet writer; then exact dedup's three stages and MinHash's four, as
+  ``benchmarks/exact_dedup.py`` and ``benchmarks/minhash_dedup.py`` run them; then
+  ``PIIFormatter`` and a Parquet writer.
+
+Reports seconds, documents per second and peak memory per job, the ratio, and how far
+the two kept sets agree (the filters decide 99%+ alike; the rest is in RESULTS.md).
+
+    .venv/bin/python benchmarks/fineweb_pipeline.py --docs 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import exact_dedup, minhash_dedup  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    SHARED,
+    one_thread_arrow,
+    report_from_child,
+    run_on_one_core,
+)
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "fineweb"
+RUNS = HERE / "_runs" / "fineweb"
+SHARDS = 8
+
+
+def base_documents() -> list[tuple[str, str]]:
+    """(text, url) of the 2,000 real documents."""
+    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    base = [(row["text"], row["url"]) for row in rows]
+    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
+        base += [
+            (json.loads(line)["contents"], f"https://example.org/pile/{n}")
+            for n, line in enumerate(f)
+        ]
+    return base
+
+
+def thinned(text: str, copy: int) -> str:
+    """``text`` with every ``(copy + 6)``-th word of each line removed (copy 0: as is)."""
+    if copy == 0:
+        return text
+    step = copy + 6
+    return "\n".join(
+        " ".join(w for i, w in enumerate(line.split(" ")) if (i + 1) % step)
+        for line in text.split("\n")
+    )
+
+
+def corpus(count: int) -> Path:
+    base = base_documents()
+    rows = [
+        (f"d{i:09d}", thinned(base[i % len(base)][0], i // len(base)), base[i % len(base)][1])
+        for i in range(count)
+    ]
+    shutil.rmtree(DATA, ignore_errors=True)
+    DATA.mkdir(parents=True)
+    per = -(-count // SHARDS)
+    for shard in range(SHARDS):
+        part = rows[shard * per : (shard + 1) * per]
+        table = pa.table(
+            {
+                "id": [r[0] for r in part],
+                "text": [r[1] for r in part],
+                "url": [r[2] for r in part],
+            }
+        )
+        pq.write_table(table, DATA / f"shard-{shard:02d}.parquet", compression="zstd")
+    return DATA
+
+
+def job_curation(folder: Path, out: Path) -> dict:
+    from curation.recipe import load_recipe
+    from curation.runtime.run import RunOptions, run
+
+    recipe = load_recipe(ROOT / "pipelines" / "fineweb.yaml").with_input(
+        paths=[str(folder)], format="parquet"
+    )
+    started = time.perf_counter()
+    stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
+    seconds = time.perf_counter() - started
+    kept = pq.read_table(out / "kept", columns=["id"])["id"].to_pylist()
+    steps = {s["name"]: s["rows_kept"] for s in stats["stages"]}
+    return {"seconds": seconds, "kept": sorted(kept), "steps": steps}
+
+
+def _datatrove_language_filter() -> object:
+    """datatrove's LanguageFilter, loading the same lid.176 file as ours. Its model comes
+    from a download, and it insists on the fasttext-numpy2-wheel distribution
+    (fasttext-numpy2 installs the same module); both are switched here, at module level,
+    since its executor deep-copies the pipeline before the model loads."""
+    from datatrove.pipeline.filters import LanguageFilter
+    from datatrove.utils import lid
+
+    from curation.filters.language import default_model_path
+
+    lid.check_required_dependencies = lambda *args, **kwargs: None
+    lid.cached_asset_path_or_download = lambda *args, **kwargs: str(default_model_path())
+    LanguageFilter._requires_dependencies = []  # type: ignore[attr-defined]
+    return LanguageFilter(languages=["en"], language_threshold=0.65)
+
+
+def job_datatrove(folder: Path, out: Path) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        URLFilter,
+    )
+    from datatrove.pipeline.formatters import PIIFormatter
+    from datatrove.pipeline.readers import ParquetReader
+    from datatrove.pipeline.writers import ParquetWriter
+
+    shutil.rmtree(out, ignore_errors=True)
+    language = _datatrove_language_filter()
+
+    def count(path: Path) -> int:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in path.glob("*.parquet"))
+
+    started = time.perf_counter()
+    LocalPipelineExecutor(
+        [
+            ParquetReader(str(folder), glob_pattern="*.parquet", id_key="id"),
+            URLFilter(),
+            language,
+            GopherRepetitionFilter(),
+            GopherQualityFilter(),
+            C4QualityFilter(filter_no_terminal_punct=False),
+            FineWebQualityFilter(),
+            ParquetWriter(str(out / "filtered")),
+        ],
+        tasks=1,
+        logging_dir=str(out / "logs" / "filters"),
+    ).run()
+    exact_dedup.job_datatrove(out / "filtered", out / "exact")
+    minhash_dedup.job_datatrove_dedup(out / "exact" / "kept", out / "minhash")
+    LocalPipelineExecutor(
+        [
+            ParquetReader(str(out / "minhash" / "kept"), glob_pattern="*.parquet", id_key="id"),
+            PIIFormatter(),
+            ParquetWriter(str(out / "kept")),
+        ],
+        tasks=1,
+        logging_dir=str(out / "logs" / "pii"),
+    ).run()
+    seconds = time.perf_counter() - started
+    kept = pq.read_table(out / "kept", columns=["id"])["id"].to_pylist()
+    steps = {
+        "filters": count(out / "filtered"),
+        "exact_dedup": count(out / "exact" / "kept"),
+        "minhash_dedup": count(out / "minhash" / "kept"),
+    }
+    return {"seconds": seconds, "kept": sorted(kept), "steps": steps}
+
+
+JOBS = {"curation": job_curation, "datatrove": job_datatrove}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        one_thread_arrow()
+        report_from_child(JOBS[args.job](Path(args.folder), Path(args.out)))
+        return
+    folder = corpus(args.docs)
+    texts = pq.read_table(folder, columns=["text"])["text"]
+    mb = pc.sum(pc.utf8_length(texts)).as_py() / 1e6
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}; "
+        f"{args.docs:,} documents ({mb:.1f} M characters), one core per job\n"
+    )
+    results = {}
+    for name in ("curation", "datatrove"):
+        command = [__file__, "--job", name, "--folder", str(folder), "--out", str(RUNS / name)]
+        results[name] = run_on_one_core(name, command)
+    base = results["datatrove"]["seconds"]
+    print("| tool | seconds | docs/s | peak MiB | vs datatrove | kept |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['seconds']:.1f} | {args.docs / r['seconds']:,.0f} | "
+            f"{r['peak_mib']:.0f} | {base / r['seconds']:.1f}x | {len(r['kept']):,} |"
+        )
+    ours, theirs = set(results["curation"]["kept"]), set(results["datatrove"]["kept"])
+    print(
+        f"\nkept by both {len(ours & theirs):,}, only curation {len(ours - theirs):,}, "
+        f"only datatrove {len(theirs - ours):,}"
+    )
+    print(f"curation rows after each stage: {results['curation']['steps']}")
+    print(f"datatrove rows after each step: {results['datatrove']['steps']}")
+
+
+if __name__ == "__main__":
+    main()
