@@ -221,10 +221,13 @@ class UrlFilter(MapStage):
                 entries |= _entries(Path(file).read_text("utf-8").split("\n"), words)
             added = pa.array(sorted(entries), pa.string())
             self._lists[name] = (
-                pa.concat_arrays([base[name].cast(pa.string()), added]) if name in base else added
+                pa.concat_arrays([base[name], added.cast(base[name].type)])
+                if name in base
+                else added
             )
-        self._domains_set = SortedStrings(self._lists["domains"])
-        self._urls_set = SortedStrings(self._lists["urls"])
+        # the lists of whole domains and URLs are kept only as the sets searched
+        self._domains_set = SortedStrings(self._lists.pop("domains"))
+        self._urls_set = SortedStrings(self._lists.pop("urls"))
         subwords = self._lists["banned_subwords"].to_pylist()
         self._subword_pattern = "|".join(re.escape(w) for w in subwords) if subwords else None
 
