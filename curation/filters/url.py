@@ -158,9 +158,6 @@ class SortedStrings:
     def __init__(self, values: pa.Array | pa.ChunkedArray) -> None:
         self.keys = sorted_strings(values)
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
     def contains(self, values: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
         """Whether each value is in the set (false for nulls), as ``pc.is_in`` answers."""
         values = values.cast(pa.large_string())

@@ -64,7 +64,7 @@ def test_same_text_as_datatrove_on_c4_and_the_pile() -> None:
 # pieces that build e-mail addresses, IPs (public, private, out of range, too long) and
 # the characters around them that decide a match (word boundaries, Unicode letters)
 PIECES = [
-    "john", "j.doe", "x_y", "a+b", "é", "ß", "0", "1", "25", "255", "256", "300", "8",
+    "john", "j.doe", "x_y", "a+b", "é", "ß", "😀", "0", "1", "25", "255", "256", "300", "8",
     ".", ".", "@", "@", "[", "]", ":", "-", " ", "\n", ",", "(", "example.com", "mail.org",
     "8.8.8.8", "1.1.1.1", "192.168.0.1", "127.0.0.1", "10.0.0.12", "203.0.113.5",
     "1234.5.6.78", "999.1.1.1", "[8.8.4.4]", "[IPv6:x]", "aé@b.c", "x@[1.2.3.4]", "[1.2.3.ab:]",

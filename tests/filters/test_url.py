@@ -144,7 +144,9 @@ def test_list_files_read_as_the_line_by_line_reading(lines: list[str]) -> None:
 
 def test_extra_entries_join_the_integrated_lists() -> None:
     ut1 = integrated_lists()["domains"][1000].as_py()
-    stage = UrlFilter(UrlFilterParams(extra_domains=["my-blocked-site.com"], extra_urls=["x.org/a"]))
+    stage = UrlFilter(
+        UrlFilterParams(extra_domains=["my-blocked-site.com"], extra_urls=["x.org/a"])
+    )
     stage.setup()
     urls = [f"https://{ut1}/", "https://my-blocked-site.com/x", "x.org/a", "https://x.org/b"]
     table = conform(pa.table({"id": ["1", "2", "3", "4"], "text": ["x"] * 4, "url": urls}))
