@@ -153,10 +153,7 @@ def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray
     token_lists = pa.LargeListArray.from_arrays(
         pa.array(offsets), pa.array([t for p in pieces for t in p], pa.large_string())
     )
-    split = pl.from_arrow(
-        pa.table({"word": distinct.cast(pl.String).to_arrow(), "token": token_lists})
-    )
-    assert isinstance(split, pl.DataFrame)
+    split = pl.DataFrame(pa.table({"word": distinct.to_arrow(), "token": token_lists}))
     special = special.join(split, on="word", how="left").explode("token")
     tokens = pl.concat(
         [
