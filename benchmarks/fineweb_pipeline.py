@@ -2,9 +2,10 @@
 pipeline built from datatrove's blocks, one core each.
 
 Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents.
-Copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line, so no two
-documents are exact copies or near duplicates at the 5-gram level (a copy shares at most
-about half its 5-grams with another) and every stage works on ``--docs`` distinct texts.
+Copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line, so copies
+differ in every line of ``r + 6`` words or more, and up to 10,000 documents (copies 0 to
+4) the long ones share at most about half their word 5-grams: nearly every stage works
+on distinct texts.
 C4 documents keep their URL; Pile documents, which have none, get
 ``https://example.org/pile/<n>`` (datatrove's URL filter needs one). Written once as 8
 zstd Parquet shards (``id``, ``text``, ``url``); text extraction is not part of this
