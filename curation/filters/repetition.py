@@ -14,8 +14,10 @@
    does (scanning n-grams, a repeat adds its characters and skips ``n`` words), as a
    fraction of the document's characters, for each ``(n, fraction)`` of ``dup_n_grams``.
 
-Paragraphs, lines and n-grams are hashed (64-bit) and compared within each document with
-polars, over the whole batch at once. Words are spaCy-like tokens
+Paragraphs, lines and n-grams are hashed (64-bit) and compared within each document:
+paragraphs and lines with polars over the whole batch at once, n-grams by a compiled
+stable sort of each document's keys (cache-sized, where a hash table over the batch's
+millions of n-grams is not). Words are spaCy-like tokens
 (``curation.filters.tokenize``), as datatrove's word splitter makes them. The greedy
 count of rule 4 is sequential, so it is bounded first, vectorised, by the characters of
 the words that repeated n-grams cover (never less than the greedy count); only documents
@@ -28,8 +30,8 @@ upper bound of it elsewhere.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -73,6 +75,35 @@ def _ngram_keys(hashes: np.ndarray, parents: np.ndarray, n: int) -> tuple[np.nda
         for k in range(n):
             keys = keys * _MULTIPLIER + hashes[positions + k]
     return positions, keys
+
+
+@numba.njit(cache=True, nogil=True)
+def _counts_within_documents(
+    keys: np.ndarray, docs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """For each position (``docs`` sorted, each document's positions together): how many
+    positions of its document hold its key, and whether it is the first of them. Each
+    document's keys are sorted on their own (stable), so the work stays in cache."""
+    n = len(keys)
+    counts = np.empty(n, np.int64)
+    first = np.zeros(n, np.bool_)
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and docs[end] == docs[start]:
+            end += 1
+        order = np.argsort(keys[start:end], kind="mergesort") + start
+        i = 0
+        while i < len(order):
+            j = i + 1
+            while j < len(order) and keys[order[j]] == keys[order[i]]:
+                j += 1
+            first[order[i]] = True
+            for k in range(i, j):
+                counts[order[k]] = j - i
+            i = j
+        start = end
+    return counts, first
 
 
 def _segments(docs: np.ndarray) -> np.ndarray:
@@ -198,8 +229,8 @@ class GopherRepetition(MapStage):
         result = np.zeros(n)
         if len(keys) == 0:
             return result
-        counts = pl.DataFrame({"k": keys}).select(pl.len().over("k")).to_series().to_numpy()
         docs = parents[positions]
+        counts, _ = _counts_within_documents(keys, docs)
         starts = _segments(docs)
         best = np.repeat(np.maximum.reduceat(counts, starts), np.diff(np.r_[starts, len(docs)]))
         winners = np.flatnonzero(counts == best)
@@ -216,7 +247,7 @@ class GopherRepetition(MapStage):
         positions, keys = _ngram_keys(hashes, parents, size)
         if len(keys) == 0:
             return np.zeros(n)
-        repeat = ~pl.Series(keys).is_first_distinct().to_numpy()
+        repeat = ~_counts_within_documents(keys, parents[positions])[1]
         starts = positions[repeat]
         cover = np.zeros(len(hashes) + 1, np.int64)
         np.add.at(cover, starts, 1)

@@ -12,6 +12,7 @@ from curation.batch import conform
 from curation.filters.repetition import (
     GopherRepetition,
     GopherRepetitionParams,
+    _counts_within_documents,
     _greedy_repeats,
 )
 from tests.filters.parity import compare, real_documents
@@ -64,3 +65,14 @@ def test_greedy_count_never_exceeds_the_vectorised_bound(words: list[int], size:
     parents = np.zeros(len(words), dtype=np.int64)
     bound = GopherRepetition._dup_ngram(hashes, parents, length, size, 1)[0]
     assert _greedy_repeats(hashes, length, size) <= bound
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4)), max_size=60))
+def test_counts_within_documents_as_python_counts(pairs: list[tuple[int, int]]) -> None:
+    pairs.sort(key=lambda pair: pair[0])  # the documents' positions lie together
+    docs = np.array([d for d, _ in pairs], np.int64)
+    keys = np.array([k for _, k in pairs], np.uint64)
+    counts, first = _counts_within_documents(keys, docs)
+    assert counts.tolist() == [pairs.count(pair) for pair in pairs]
+    assert first.tolist() == [pairs.index(pair) == i for i, pair in enumerate(pairs)]
