@@ -111,19 +111,24 @@ def _segments(docs: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
 
 
-def _greedy_repeats(hashes: np.ndarray, length: np.ndarray, size: int) -> int:
+@numba.njit(cache=True, nogil=True)
+def _greedy_repeats(
+    hashes: np.ndarray, length: np.ndarray, size: int
+) -> int:  # pragma: no cover - compiled
     """datatrove's count for one document: scan n-grams; a repeat adds its characters and
-    jumps ``size`` words ahead (the n-grams jumped over are not remembered)."""
-    seen: set[tuple[int, ...]] = set()
-    keys = hashes.tolist()
+    jumps ``size`` words ahead (the n-grams jumped over are not remembered). An n-gram is
+    its ``size`` word hashes combined into one 64-bit key."""
+    seen = set()
     total, index = 0, 0
-    while index < len(keys) - size + 1:
-        gram = tuple(keys[index : index + size])
-        if gram in seen:
-            total += int(length[index : index + size].sum())
+    while index < len(hashes) - size + 1:
+        key = np.uint64(0)
+        for k in range(size):
+            key = key * _MULTIPLIER + hashes[index + k]
+        if key in seen:
+            total += length[index : index + size].sum()
             index += size
         else:
-            seen.add(gram)
+            seen.add(key)
             index += 1
     return total
 

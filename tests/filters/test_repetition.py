@@ -76,3 +76,27 @@ def test_counts_within_documents_as_python_counts(pairs: list[tuple[int, int]]) 
     counts, first = _counts_within_documents(keys, docs)
     assert counts.tolist() == [pairs.count(pair) for pair in pairs]
     assert first.tolist() == [pairs.index(pair) == i for i, pair in enumerate(pairs)]
+
+
+def greedy_repeats_in_python(hashes: np.ndarray, length: np.ndarray, size: int) -> int:
+    """datatrove's loop, over tuples of word hashes."""
+    seen: set[tuple[int, ...]] = set()
+    keys = hashes.tolist()
+    total, index = 0, 0
+    while index < len(keys) - size + 1:
+        gram = tuple(keys[index : index + size])
+        if gram in seen:
+            total += int(length[index : index + size].sum())
+            index += size
+        else:
+            seen.add(gram)
+            index += 1
+    return total
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 9)), max_size=80), st.integers(1, 10))
+def test_greedy_count_as_datatrove_loop(words: list[tuple[int, int]], size: int) -> None:
+    hashes = np.array([w for w, _ in words], np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    length = np.array([n for _, n in words], np.int64)
+    assert _greedy_repeats(hashes, length, size) == greedy_repeats_in_python(hashes, length, size)
