@@ -166,7 +166,7 @@ def _shared_ngrams(
     docs = len(per_doc)
     matches = np.zeros(docs, dtype=np.int64)
     first_item = np.full(docs, -1, dtype=np.int64)
-    shift = np.uint64(64 - 24)
+    shift = np.uint64(64 - _BITMAP_BITS)
     found = np.empty(0, dtype=np.uint64)
     start = 0
     for d in range(docs):
