@@ -6,21 +6,60 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def real_documents() -> list[tuple[str, str | None]]:
+    """(text, url) of the C4 and Pile samples (2,000 real documents, C4's first); the
+    Pile documents have no URL."""
+    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    base: list[tuple[str, str | None]] = [(row["text"], row["url"]) for row in rows]
+    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
+        base += [(json.loads(line)["contents"], None) for line in f]
+    return base
+
+
 def documents(count: int) -> list[str]:
     """``count`` texts: the C4 and Pile samples (2,000 real documents), repeated in order."""
-    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
-        base = [json.loads(line)["text"] for line in f]
-    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
-        base += [json.loads(line)["contents"] for line in f]
+    base = [text for text, _ in real_documents()]
     return [base[i % len(base)] for i in range(count)]
+
+
+def thinned(text: str, copy: int) -> str:
+    """``text`` with every ``(copy + 6)``-th word of each line removed (copy 0: as is), so
+    repeated copies of a document differ in their long lines."""
+    if copy == 0:
+        return text
+    step = copy + 6
+    return "\n".join(
+        " ".join(w for i, w in enumerate(line.split(" ")) if (i + 1) % step)
+        for line in text.split("\n")
+    )
+
+
+def write_parquet_shards(table: pyarrow.Table, folder: Path, shards: int) -> Path:
+    """``table`` as ``shards`` zstd Parquet files of about equal rows in a fresh ``folder``
+    (``shard-00.parquet`` ...)."""
+    import pyarrow.parquet as pq
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    per = -(-table.num_rows // shards)
+    for shard in range(shards):
+        part = table.slice(shard * per, per)
+        pq.write_table(part, folder / f"shard-{shard:02d}.parquet", compression="zstd")
+    return folder
 
 
 def best_of(repeats: int, *runs: object) -> list[float]:

@@ -38,6 +38,7 @@ from benchmarks.common import (
     one_thread_arrow,
     report_from_child,
     run_on_one_core,
+    write_parquet_shards,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -55,15 +56,8 @@ def corpus(count: int, dup_share: float, seed: int = 0) -> tuple[Path, int]:
     for at in planted.tolist():
         source = texts[int(rng.integers(0, at))]
         texts[at] = source.upper().replace(" ", "  ")
-    shutil.rmtree(DATA, ignore_errors=True)
-    DATA.mkdir(parents=True)
-    per = -(-count // SHARDS)
-    for shard in range(SHARDS):
-        lo, hi = shard * per, min(count, (shard + 1) * per)
-        ids = [f"d{i:09d}" for i in range(lo, hi)]
-        table = pa.table({"id": ids, "text": texts[lo:hi]})
-        pq.write_table(table, DATA / f"shard-{shard:02d}.parquet", compression="zstd")
-    return DATA, len(planted)
+    table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts})
+    return write_parquet_shards(table, DATA, SHARDS), len(planted)
 
 
 def job_curation(folder: Path, out: Path) -> dict:

@@ -34,8 +34,6 @@ the two kept sets agree (the filters decide 99%+ alike; the rest is in RESULTS.m
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import platform
 import shutil
 import sys
@@ -50,10 +48,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import exact_dedup, minhash_dedup  # noqa: E402
 from benchmarks.common import (  # noqa: E402
-    SHARED,
     one_thread_arrow,
+    real_documents,
     report_from_child,
     run_on_one_core,
+    thinned,
+    write_parquet_shards,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -62,50 +62,19 @@ RUNS = HERE / "_runs" / "fineweb"
 SHARDS = 8
 
 
-def base_documents() -> list[tuple[str, str]]:
-    """(text, url) of the 2,000 real documents."""
-    with gzip.open(SHARED / "web" / "c4-sample-1000.jsonl.gz", "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    base = [(row["text"], row["url"]) for row in rows]
-    with open(SHARED / "web" / "pile-sample-1000.jsonl", encoding="utf-8") as f:
-        base += [
-            (json.loads(line)["contents"], f"https://example.org/pile/{n}")
-            for n, line in enumerate(f)
-        ]
-    return base
-
-
-def thinned(text: str, copy: int) -> str:
-    """``text`` with every ``(copy + 6)``-th word of each line removed (copy 0: as is)."""
-    if copy == 0:
-        return text
-    step = copy + 6
-    return "\n".join(
-        " ".join(w for i, w in enumerate(line.split(" ")) if (i + 1) % step)
-        for line in text.split("\n")
-    )
-
-
 def corpus(count: int) -> Path:
-    base = base_documents()
-    rows = [
-        (f"d{i:09d}", thinned(base[i % len(base)][0], i // len(base)), base[i % len(base)][1])
-        for i in range(count)
-    ]
-    shutil.rmtree(DATA, ignore_errors=True)
-    DATA.mkdir(parents=True)
-    per = -(-count // SHARDS)
-    for shard in range(SHARDS):
-        part = rows[shard * per : (shard + 1) * per]
-        table = pa.table(
-            {
-                "id": [r[0] for r in part],
-                "text": [r[1] for r in part],
-                "url": [r[2] for r in part],
-            }
-        )
-        pq.write_table(table, DATA / f"shard-{shard:02d}.parquet", compression="zstd")
-    return DATA
+    base = real_documents()
+    c4 = sum(url is not None for _, url in base)  # C4's come first
+    urls = [url or f"https://example.org/pile/{k - c4}" for k, (_, url) in enumerate(base)]
+    rows = range(count)
+    table = pa.table(
+        {
+            "id": [f"d{i:09d}" for i in rows],
+            "text": [thinned(base[i % len(base)][0], i // len(base)) for i in rows],
+            "url": [urls[i % len(base)] for i in rows],
+        }
+    )
+    return write_parquet_shards(table, DATA, SHARDS)
 
 
 def job_curation(folder: Path, out: Path) -> dict:

@@ -43,8 +43,13 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import one_thread_arrow, report_from_child, run_on_one_core  # noqa: E402
-from benchmarks.fineweb_pipeline import base_documents, thinned  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    one_thread_arrow,
+    real_documents,
+    report_from_child,
+    run_on_one_core,
+    thinned,
+)
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "line_dedup" / "documents"
@@ -63,7 +68,7 @@ DOLMA_PACKAGES = [
 
 def corpus(count: int) -> tuple[int, int]:
     """Write the shards; the number of lines and of bytes of text."""
-    base = base_documents()
+    base = real_documents()
     shutil.rmtree(DATA.parent, ignore_errors=True)
     DATA.mkdir(parents=True)
     per = -(-count // SHARDS)
@@ -166,16 +171,12 @@ def job_dolma(out: Path, lines: int) -> dict:
 
 
 def kept_lines_curation(out: Path) -> dict[str, list[str]]:
-    table = pq.read_table([*(out / "kept").glob("*.parquet"), *(out / "dropped").glob("*.parquet")])
+    """The trimmed non-blank lines of each kept document (a document whose lines all went
+    is in ``dropped/``, with its text kept as it came)."""
+    table = pq.read_table(out / "kept", columns=["id", "text"])
     return {
         i: [line.strip() for line in t.split("\n") if line.strip()]
-        for i, t, r in zip(
-            table["id"].to_pylist(),
-            table["text"].to_pylist(),
-            table["drop_reason"].to_pylist(),
-            strict=True,
-        )
-        if r is None  # a document whose lines all went is dropped with its text kept
+        for i, t in zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True)
     }
 
 
