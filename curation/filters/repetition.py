@@ -133,6 +133,18 @@ def _greedy_repeats(
     return total
 
 
+@numba.njit(cache=True, nogil=True)
+def _greedy_repeats_of(
+    hashes: np.ndarray, length: np.ndarray, starts: np.ndarray, docs: np.ndarray, size: int
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``_greedy_repeats`` of each of ``docs``, whose words are ``starts[d]:starts[d + 1]``."""
+    out = np.empty(len(docs), np.int64)
+    for k in range(len(docs)):
+        begin, end = starts[docs[k]], starts[docs[k] + 1]
+        out[k] = _greedy_repeats(hashes[begin:end], length[begin:end], size)
+    return out
+
+
 @register
 class GopherRepetition(MapStage):
     """Gopher repetition rules; adds ``gopher_dup_*`` and ``gopher_top_*`` columns."""
@@ -201,10 +213,9 @@ class GopherRepetition(MapStage):
                     bound[again] = sub[again] / safe_chars[again]
             # the bound is never below datatrove's greedy count: where it passes the
             # threshold, count exactly
-            for doc in np.flatnonzero(bound > (threshold or np.inf)):
-                span = slice(starts[doc], starts[doc + 1])
-                bound[doc] = _greedy_repeats(hashes[span], word_length[span], size)
-                bound[doc] /= safe_chars[doc]
+            exact = np.flatnonzero(bound > (threshold or np.inf))
+            counted = _greedy_repeats_of(hashes, word_length, starts, exact, size)
+            bound[exact] = counted / safe_chars[exact]
             measures[column] = bound
             rules.append((f"duplicated_{size}_n_grams", threshold, column))
 
