@@ -11,8 +11,8 @@ After the barrier the duplicate lines are removed from each text,
 ``line_dedup_lines_removed`` records how many, and a document left with no non-blank
 line is dropped as ``line_dedup:all_lines_duplicated`` (its text kept as it came).
 
-Memory at the barrier: 8 bytes per line plus the id per line for ``keep_first``, through
-polars' streaming engine; each shard then reads only the hashes that occur in it.
+Memory at the barrier: the rows' ids and about 40 bytes per line (the hashes and one
+sort of them); each shard then reads only the hashes that occur in it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -27,10 +28,11 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.dedup.common import normalized_text
+from curation.dedup.common import normalized_text, string_buffers
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _HASHES = "_line_dedup_hashes"
+_HASH_LIST = pa.list_(pa.uint64())
 
 
 class LineDedupParams(StageParams):
@@ -66,68 +68,124 @@ class LineDedup(GlobalStage):
         return table.append_column(_HASHES, listed)
 
     def decide(self, keys: Any, folder: Path) -> None:
-        lines = (
-            keys.select("shard", ID, pl.col(_HASHES).alias("hash"))
-            .with_columns(pl.int_ranges(pl.col("hash").list.len()).alias("line"))
-            .explode("hash", "line")
-            .filter(pl.col("hash").is_not_null())
-        )
-        repeated = lines.group_by("hash").agg(pl.len().alias("count")).filter(pl.col("count") > 1)
-        if self.params.keep_first:
-            keepers = (
-                lines.join(repeated.select("hash"), on="hash")
-                .sort(ID, "line")
-                .group_by("hash", maintain_order=True)
-                .agg(pl.col(ID).first().alias("keep_id"), pl.col("line").first().alias("keep_line"))
-            )
-        else:
-            keepers = repeated.select(
-                "hash",
-                pl.lit(None, pl.String).alias("keep_id"),
-                pl.lit(None, pl.Int64).alias("keep_line"),
-            )
-        per_shard = (
-            lines.select("shard", "hash")
-            .unique()
-            .join(keepers, on="hash")
-            .select("shard", "hash", "keep_id", "keep_line")
-            .collect()
-        )
-        write_decisions(per_shard, folder)
+        table = keys.select("shard", ID, _HASHES).collect().to_arrow()
+        write_decisions(pl.from_arrow(repeated_lines(table, self.params.keep_first)), folder)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
         hashes = table[_HASHES].combine_chunks()
         flat = hashes.flatten()
-        parents = np.asarray(pc.list_parent_indices(hashes).to_numpy(zero_copy_only=False))
-        counts = np.asarray(
-            pc.list_value_length(hashes).fill_null(0).to_numpy(zero_copy_only=False)
-        )
-        line_no = np.arange(len(flat)) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
+        counts = np.asarray(pc.list_value_length(hashes).fill_null(0), dtype=np.int64)
+        parents = np.repeat(np.arange(n, dtype=np.int64), counts)
         removed = np.zeros(len(flat), dtype=bool)
         if decisions is not None and decisions.num_rows:
             where = pc.index_in(flat, decisions["hash"])
-            found = np.asarray(pc.is_valid(where).to_numpy(zero_copy_only=False))
+            found = np.asarray(where.is_valid(), dtype=bool)
+            line_no = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
             keep_id = pc.take(decisions["keep_id"], where)
             keep_line = pc.take(decisions["keep_line"], where)
             ids = pc.take(table[ID], pa.array(parents))
             is_keeper = pc.and_(pc.equal(keep_id, ids), pc.equal(keep_line, pa.array(line_no)))
-            removed = found & ~np.asarray(
-                pc.fill_null(is_keeper, False).to_numpy(zero_copy_only=False)
-            )
-        lines = pc.split_pattern(table[TEXT], "\n").combine_chunks()
-        kept_lines = lines.flatten().filter(pa.array(~removed))
-        kept_count = np.bincount(parents[~removed], minlength=n)
-        offsets = pa.array(np.r_[0, np.cumsum(kept_count)].astype(np.int32))
-        rebuilt = pc.binary_join(
-            pa.ListArray.from_arrays(offsets, kept_lines), pa.scalar("\n", kept_lines.type)
-        )
-        hashed = np.asarray(pc.is_valid(flat).to_numpy(zero_copy_only=False))
+            removed = found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
+        hashed = np.asarray(flat.is_valid(), dtype=bool)
         had_lines = np.bincount(parents[hashed], minlength=n) > 0
         gone = had_lines & (np.bincount(parents[hashed & ~removed], minlength=n) == 0)
-        text = pc.if_else(pa.array(gone), table[TEXT], rebuilt.cast(pa.large_string()))
-        table = table.set_column(table.column_names.index(TEXT), TEXT, text)
+        text = table[TEXT].combine_chunks().cast(pa.large_string())
+        data, offsets = _without_lines(*string_buffers(text), counts, removed, gone)
+        rebuilt = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        if text.null_count:
+            rebuilt = pc.if_else(text.is_valid(), rebuilt, pa.scalar(None, pa.large_string()))
+        table = table.set_column(table.column_names.index(TEXT), TEXT, rebuilt)
         table = table.append_column(
             "line_dedup_lines_removed", pa.array(np.bincount(parents[removed], minlength=n))
         )
         return with_drop_reason(table, pa.array(gone), self.reason("all_lines_duplicated"))
+
+
+@numba.njit(cache=True, nogil=True)
+def _without_lines(
+    data: np.ndarray, offsets: np.ndarray, lines: np.ndarray, removed: np.ndarray, as_is: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each text without its ``removed`` lines (one flag per line of every text in turn,
+    lines split on ``\n``; the kept ones joined by ``\n`` again). A text with
+    ``lines == 0`` (null) or ``as_is`` set is copied as it is. New bytes and offsets."""
+    out = np.empty(offsets[-1] - offsets[0], dtype=np.uint8)
+    out_offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+    written = 0
+    flag = 0
+    for d in range(len(lines)):
+        begin = offsets[d]
+        end = offsets[d + 1]
+        if as_is[d] or lines[d] == 0:
+            out[written : written + end - begin] = data[begin:end]
+            written += end - begin
+        else:
+            first = True
+            start = begin
+            for i in range(begin, end + 1):
+                if i < end and data[i] != 0x0A:
+                    continue
+                if not removed[flag]:
+                    if not first:
+                        out[written] = 0x0A
+                        written += 1
+                    out[written : written + i - start] = data[start:i]
+                    written += i - start
+                    first = False
+                start = i + 1
+                flag += 1
+        if as_is[d]:
+            flag += lines[d]
+        out_offsets[d + 1] = written
+    return out[:written], out_offsets
+
+
+def repeated_lines(keys: pa.Table, keep_first: bool) -> pa.Table:
+    """The decisions: one row per shard and hash of a line that occurs more than once.
+
+    ``keys`` has ``shard`` and ``id`` (strings) and the list of line hashes per row (null
+    for a line never removed). Returns ``shard``, ``hash`` (uint64), and where
+    ``keep_first`` the occurrence that stays: ``keep_id`` (smallest id) and ``keep_line``
+    (its earliest line, from 0); null in both otherwise. A sort of the hashes, not a hash
+    table, so the memory is a few arrays of one element per line.
+    """
+    hashes = keys[_HASHES].combine_chunks() if keys.num_rows else pa.array([], _HASH_LIST)
+    flat = hashes.flatten()
+    counts = np.asarray(pc.list_value_length(hashes).fill_null(0), dtype=np.int64)
+    parents = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    line = np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    valid = np.asarray(flat.is_valid(), dtype=bool) if flat.null_count else None
+    values = np.asarray(flat.fill_null(0).cast(pa.uint64()), dtype=np.uint64)
+    if valid is not None:
+        values, parents, line = values[valid], parents[valid], line[valid]
+    if keep_first:
+        rank = np.asarray(pc.rank(keys[ID], sort_keys="ascending", tiebreaker="first"))
+        order = np.lexsort((line, rank[parents], values))
+    else:
+        order = np.argsort(values, kind="stable")
+    values, parents, line = values[order], parents[order], line[order]
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    sizes = np.diff(np.r_[starts, len(values)])
+    group = np.repeat(np.arange(len(starts)), sizes)
+    repeated = np.repeat(sizes > 1, sizes)
+    shard_codes = pc.dictionary_encode(keys["shard"].combine_chunks())
+    codes = np.asarray(shard_codes.indices, dtype=np.int64)[parents[repeated]]
+    group = group[repeated]
+    pairs = np.unique(group * (len(shard_codes.dictionary) or 1) + codes)
+    owner = pairs // (len(shard_codes.dictionary) or 1)
+    first = starts[owner]
+    shard = pc.take(shard_codes.dictionary, pa.array(pairs % (len(shard_codes.dictionary) or 1)))
+    if keep_first:
+        keep_id = pc.take(keys[ID], pa.array(parents[first])).cast(pa.string())
+        keep_line = pa.array(line[first])
+    else:
+        keep_id = pa.nulls(len(pairs), pa.string())
+        keep_line = pa.nulls(len(pairs), pa.int64())
+    return pa.table(
+        {
+            "shard": shard.cast(pa.string()),
+            "hash": pa.array(values[first]),
+            "keep_id": keep_id,
+            "keep_line": keep_line,
+        }
+    )

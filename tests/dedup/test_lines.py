@@ -6,12 +6,19 @@ import gzip
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from curation.batch import DROP_REASON
+from curation.dedup.lines import LineDedup, LineDedupParams, _without_lines, repeated_lines
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 BOILERPLATE = "Share this article on Facebook and Twitter"
@@ -41,26 +48,30 @@ def normalize(line: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"\d", "0", folded)).strip()
 
 
-def reference(docs: list[dict], keep_first: bool) -> dict[str, str | None]:
+def reference(
+    docs: list[dict], keep_first: bool, key: Callable[[str], str] = normalize, min_chars: int = 0
+) -> dict[str, str | None]:
     """id -> expected text (None: dropped), computed one line at a time."""
-    counts = Counter(
-        normalize(line) for d in docs for line in d["text"].split("\n") if normalize(line)
-    )
+
+    def counted(line: str) -> bool:
+        return len(key(line)) >= max(min_chars, 1)
+
+    counts = Counter(key(line) for d in docs for line in d["text"].split("\n") if counted(line))
     seen: set[str] = set()
     expected: dict[str, str | None] = {}
     for doc in sorted(docs, key=lambda d: d["id"]):
         kept = []
         for line in doc["text"].split("\n"):
-            key = normalize(line)
-            duplicate = bool(key) and counts[key] > 1
-            if duplicate and keep_first and key not in seen:
+            duplicate = counted(line) and counts[key(line)] > 1
+            if duplicate and keep_first and key(line) not in seen:
                 duplicate = False
-            if key:
-                seen.add(key)
+            if counted(line):
+                seen.add(key(line))
             if not duplicate:
                 kept.append(line)
-        left = [line for line in kept if normalize(line)]
-        expected[doc["id"]] = "\n".join(kept) if left else None
+        had = any(counted(line) for line in doc["text"].split("\n"))
+        left = any(counted(line) for line in kept)
+        expected[doc["id"]] = None if had and not left else "\n".join(kept)
     return expected
 
 
@@ -94,3 +105,69 @@ def test_same_rows_local_and_ray(c4_path: Path, tmp_path: Path) -> None:
     )
     outputs = on_every_executor(recipe, tmp_path)
     assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
+
+
+LINES = ["", " ", "a", "a ", " a", "ab", "Ab", "b1", "b2", "menu", "Menu item", "\t", "x y"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    docs=st.lists(
+        st.tuples(st.lists(st.sampled_from(LINES), min_size=1, max_size=6), st.integers(0, 2)),
+        max_size=12,
+    ),
+    keep_first=st.booleans(),
+    normalize_lines=st.booleans(),
+    min_chars=st.integers(0, 3),
+)
+def test_stage_matches_the_reference_on_any_lines(
+    docs: list[tuple[list[str], int]], keep_first: bool, normalize_lines: bool, min_chars: int
+) -> None:
+    """measure, the barrier's decision and apply, shard by shard, against the reference:
+    same texts kept, same rows dropped, same count of lines removed."""
+    rows = [
+        {"id": f"d{(i * 7) % 13:02d}-{i}", "text": "\n".join(lines), "shard": f"s{shard}"}
+        for i, (lines, shard) in enumerate(docs)
+    ]
+    stage = LineDedup(
+        LineDedupParams(keep_first=keep_first, normalize=normalize_lines, min_line_chars=min_chars)
+    )
+    measured = {}
+    for shard in sorted({r["shard"] for r in rows}):
+        table = pa.Table.from_pylist([r for r in rows if r["shard"] == shard])
+        table = table.append_column(DROP_REASON, pa.nulls(table.num_rows, pa.string()))
+        measured[shard] = stage.measure(table)
+    keys = pa.concat_tables(measured.values()) if measured else None
+    decisions = repeated_lines(keys, keep_first) if keys is not None else None
+    got: dict[str, str | None] = {}
+    removed: dict[str, int] = {}
+    for shard, table in measured.items():
+        mine = decisions.filter(pc.equal(decisions["shard"], shard)).drop(["shard"])
+        for row in stage.apply(table, mine if mine.num_rows else None).to_pylist():
+            got[row["id"]] = None if row.get(DROP_REASON) else row["text"]
+            removed[row["id"]] = row["line_dedup_lines_removed"]
+    key = normalize if normalize_lines else str.strip
+    expected = reference(rows, keep_first, key, min_chars)
+    assert got == expected
+    for row in rows:
+        before = row["text"].split("\n")
+        if expected[row["id"]] is None:  # every counted line went, the text stays as it was
+            want = sum(len(key(line)) >= max(min_chars, 1) for line in before)
+        else:
+            want = len(before) - len(expected[row["id"]].split("\n"))
+        assert removed[row["id"]] == want
+
+
+def test_without_lines_keeps_nulls_and_the_texts_set_aside() -> None:
+    """The compiled rebuild: null texts and texts marked as they are stay unchanged."""
+    text = pa.array(["a\nb\nc", None, "x\ny", "", "p\n\nq"], pa.large_string())
+    data, offsets = (
+        np.frombuffer(text.buffers()[2], np.uint8),
+        np.frombuffer(text.buffers()[1], np.int64),
+    )
+    lines = np.array([3, 0, 2, 1, 3])
+    removed = np.array([False, True, False, True, True, True, True, False, False], dtype=bool)
+    as_is = np.array([False, False, True, False, False])
+    out, out_offsets = _without_lines(data, offsets, lines, removed, as_is)
+    rebuilt = pa.LargeStringArray.from_buffers(5, pa.py_buffer(out_offsets), pa.py_buffer(out))
+    assert rebuilt.to_pylist() == ["a\nc", "", "x\ny", "", "\nq"]
