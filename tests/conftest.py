@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +14,15 @@ from curation.recipe import Recipe, parse_recipe
 from curation.runtime.run import RunOptions, run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The engine's cache (``CURATION_CACHE_DIR``) in a folder of this test session, not
+    the user's ``~/.cache``; Ray workers the tests start inherit it."""
+    folder = tmp_path_factory.mktemp("curation-cache")
+    os.environ["CURATION_CACHE_DIR"] = str(folder)
+    return folder
 
 
 def shared_file(relative: str) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,8 +19,10 @@ from curation.filters.url import (
     SortedStrings,
     UrlFilter,
     UrlFilterParams,
+    _datatrove_assets,
     _entries,
     _list_lines,
+    _ut1_cache_files,
     integrated_lists,
 )
 from tests.conftest import shared_file
@@ -154,3 +157,40 @@ def test_extra_entries_join_the_integrated_lists() -> None:
     # a UT1 entry can be a host under a registered domain that is not listed itself
     assert reasons[0] in ("url_filter:domain", "url_filter:subdomain")
     assert reasons[1:] == ["url_filter:domain", "url_filter:url", None]
+
+
+@pytest.mark.slow
+def test_the_ut1_lists_are_cached_mapped_and_rebuilt_when_bad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First load writes the cache; the next maps it (same lists, pages of the file); a
+    damaged cache is read again from the archive with a warning; an unwritable cache
+    folder only warns."""
+    archive = _datatrove_assets() / "url_filterblacklistsv0_3_0.tar.gz"
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "cache"))
+    integrated_lists.cache_clear()
+    built = integrated_lists()
+    files = _ut1_cache_files(archive)
+    assert all(path.is_file() for path in files.values())
+    integrated_lists.cache_clear()
+    heap = pa.total_allocated_bytes()
+    mapped = integrated_lists()
+    assert pa.total_allocated_bytes() - heap < 1 << 20  # the file's pages, not Arrow's heap
+    for name in ("domains", "urls", "banned_words"):
+        assert mapped[name].equals(built[name])
+    assert len(mapped["domains"]) > 4_000_000
+
+    files["domains"].write_bytes(files["domains"].read_bytes()[:1000])
+    integrated_lists.cache_clear()
+    with pytest.warns(UserWarning, match="unreadable list cache"):
+        again = integrated_lists()
+    assert again["domains"].equals(built["domains"])
+    integrated_lists.cache_clear()
+    assert integrated_lists()["domains"].equals(built["domains"])  # rewritten whole
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "file"))
+    integrated_lists.cache_clear()
+    with pytest.warns(UserWarning, match="CURATION_CACHE_DIR"):
+        assert integrated_lists()["urls"].equals(built["urls"])
+    integrated_lists.cache_clear()
