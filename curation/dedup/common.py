@@ -7,6 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.utf8 import code_point, is_unicode_space, string_buffers
+
 DUPLICATE_OF = "duplicate_of"
 
 
@@ -50,56 +52,6 @@ def normalized_text(
     if lowered.null_count:
         result = pc.if_else(lowered.is_valid(), result, pa.scalar(None, pa.large_string()))
     return result
-
-
-def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes of a large-string array and its ``len + 1`` offsets into them, as
-    numpy views (no copy; the offsets start where the array's slice starts)."""
-    n = len(values)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
-        values.offset : values.offset + n + 1
-    ]
-    data = values.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return raw, offsets
-
-
-@numba.njit(cache=True, nogil=True)
-def is_unicode_space(c: int) -> bool:  # pragma: no cover - compiled
-    """``str.isspace`` (and pyarrow's ``utf8_is_space``) for one code point."""
-    if c <= 0x20:
-        return c == 0x20 or 0x09 <= c <= 0x0D or 0x1C <= c <= 0x1F
-    if c < 0x85:
-        return False
-    return (
-        c == 0x85
-        or c == 0xA0
-        or c == 0x1680
-        or 0x2000 <= c <= 0x200A
-        or c == 0x2028
-        or c == 0x2029
-        or c == 0x202F
-        or c == 0x205F
-        or c == 0x3000
-    )
-
-
-@numba.njit(cache=True, nogil=True)
-def code_point(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover
-    """The code point of the (valid) UTF-8 character at ``data[i]`` and its byte length."""
-    b = data[i]
-    if b < 0x80:
-        return b, 1
-    if b < 0xE0:
-        return ((b & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
-    if b < 0xF0:
-        return ((b & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
-    return (
-        ((b & 0x07) << 18)
-        | ((data[i + 1] & 0x3F) << 12)
-        | ((data[i + 2] & 0x3F) << 6)
-        | (data[i + 3] & 0x3F)
-    ), 4
 
 
 @numba.njit(cache=True, nogil=True)

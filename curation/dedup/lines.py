@@ -28,8 +28,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.dedup.common import normalized_text, string_buffers
+from curation.dedup.common import normalized_text
 from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.utf8 import string_buffers
 
 _HASHES = "_line_dedup_hashes"
 _HASH_LIST = pa.list_(pa.uint64())

@@ -82,13 +82,9 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import (
-    code_point,
-    normalized_text,
-    set_duplicate_of,
-    string_buffers,
-)
+from curation.dedup.common import normalized_text, set_duplicate_of
 from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.utf8 import code_point, string_buffers
 
 _PREFIX = "_minhash_"
 _SHINGLES = "_minhash_shingles"

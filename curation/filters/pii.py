@@ -42,8 +42,8 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from curation.batch import TEXT, TEXT_TYPE
-from curation.dedup.common import string_buffers
 from curation.stage import MapStage, StageParams, register
+from curation.utf8 import string_buffers
 
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"

@@ -36,9 +36,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import with_drop_reason
-from curation.dedup.common import string_buffers
 from curation.filters.text import to_numpy
 from curation.stage import MapStage, StageParams, register
+from curation.utf8 import string_buffers
 
 _NON_ALNUM = r"[^a-zA-Z0-9]+"
 
