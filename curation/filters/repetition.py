@@ -15,9 +15,9 @@
    fraction of the document's characters, for each ``(n, fraction)`` of ``dup_n_grams``.
 
 Paragraphs, lines and n-grams are hashed (64-bit) and compared within each document:
-paragraphs and lines with polars over the whole batch at once, n-grams by a compiled
-stable sort of each document's keys (cache-sized, where a hash table over the batch's
-millions of n-grams is not). Words are spaCy-like tokens
+paragraphs and lines with polars over the whole batch at once, n-grams in one compiled
+pass per document that counts them in a small open-addressing table (cache-sized, where
+a table or a sort over the batch's millions of n-grams is not). Words are spaCy-like tokens
 (``curation.filters.tokenize``), as datatrove's word splitter makes them. The greedy
 count of rule 4 is sequential, so it is bounded first, vectorised, by the characters of
 the words that repeated n-grams cover (never less than the greedy count); only documents
@@ -62,53 +62,84 @@ class GopherRepetitionParams(StageParams):
     )
 
 
-def _ngram_keys(hashes: np.ndarray, parents: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions whose ``n`` words lie in one document, and a 64-bit key of each n-gram
-    that also depends on its document (equal keys: the same n-gram in the same document).
-    """
-    count = len(hashes) - n + 1
-    if count <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    positions = np.flatnonzero(parents[:count] == parents[n - 1 :])
-    with np.errstate(over="ignore"):
-        keys = parents[positions].astype(np.uint64) * _DOC_MULTIPLIER
-        for k in range(n):
-            keys = keys * _MULTIPLIER + hashes[positions + k]
-    return positions, keys
-
-
 @numba.njit(cache=True, nogil=True)
-def _counts_within_documents(
-    keys: np.ndarray, docs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """For each position (``docs`` sorted, each document's positions together): how many
-    positions of its document hold its key, and whether it is the first of them. Each
-    document's keys are sorted on their own (stable), so the work stays in cache."""
-    n = len(keys)
-    counts = np.empty(n, np.int64)
-    first = np.zeros(n, np.bool_)
-    start = 0
-    while start < n:
-        end = start + 1
-        while end < n and docs[end] == docs[start]:
-            end += 1
-        order = np.argsort(keys[start:end], kind="mergesort") + start
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and keys[order[j]] == keys[order[i]]:
-                j += 1
-            first[order[i]] = True
-            for k in range(i, j):
-                counts[order[k]] = j - i
-            i = j
-        start = end
-    return counts, first
+def _ngram_measure(
+    hashes: np.ndarray,
+    length: np.ndarray,
+    starts: np.ndarray,
+    docs: np.ndarray,
+    size: int,
+    top: bool,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """For each of ``docs`` (words ``starts[d]:starts[d + 1]``), in characters: with
+    ``top``, its most frequent word n-gram's (words joined by single spaces) times its
+    count, ties to the n-gram seen first as ``Counter.most_common``; otherwise the words
+    covered by n-grams that repeat an earlier one (the bound of the greedy count).
 
-
-def _segments(docs: np.ndarray) -> np.ndarray:
-    """Start index of each run of equal values in the sorted array ``docs``."""
-    return np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+    An n-gram is its ``size`` word hashes combined with its document into one 64-bit
+    key; one open-addressing table, sized for the longest document and stamped per
+    document instead of cleared, counts them.
+    """
+    most = 1
+    longest = 0
+    for d in docs:
+        most = max(most, starts[d + 1] - starts[d] - size + 1)
+        longest = max(longest, starts[d + 1] - starts[d])
+    bits = 1
+    while (1 << bits) < 2 * most:
+        bits += 1
+    mask = np.uint64((1 << bits) - 1)
+    shift = np.uint64(64 - bits)
+    slot_key = np.zeros(1 << bits, np.uint64)
+    slot_count = np.zeros(1 << bits, np.int64)
+    slot_first = np.zeros(1 << bits, np.int64)
+    stamp = np.full(1 << bits, -1, np.int64)
+    cover = np.zeros(longest + 1, np.int64)
+    out = np.zeros(len(docs), np.int64)
+    for k in range(len(docs)):
+        d = docs[k]
+        begin = starts[d]
+        words = starts[d + 1] - begin
+        grams = words - size + 1
+        if grams <= 0:
+            continue
+        best_count, best_first = 0, 0
+        if not top:
+            cover[: words + 1] = 0
+        for i in range(grams):
+            key = np.uint64(d) * _DOC_MULTIPLIER
+            for j in range(size):
+                key = key * _MULTIPLIER + hashes[begin + i + j]
+            slot = (key >> shift) & mask
+            while stamp[slot] == k and slot_key[slot] != key:
+                slot = (slot + np.uint64(1)) & mask
+            if stamp[slot] != k:
+                stamp[slot] = k
+                slot_key[slot] = key
+                slot_count[slot] = 1
+                slot_first[slot] = i
+            else:
+                slot_count[slot] += 1
+                if not top:
+                    cover[i] += 1
+                    cover[i + size] -= 1
+            if top:
+                count, first = slot_count[slot], slot_first[slot]
+                if count > best_count or (count == best_count and first < best_first):
+                    best_count, best_first = count, first
+        if top:
+            chars = size - 1
+            for j in range(size):
+                chars += length[begin + best_first + j]
+            out[k] = best_count * chars
+        else:
+            covering, total = 0, 0
+            for w in range(words):
+                covering += cover[w]
+                if covering > 0:
+                    total += length[begin + w]
+            out[k] = total
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -187,30 +218,27 @@ class GopherRepetition(MapStage):
         word_length = flat.str.len_chars().to_numpy().astype(np.int64)
         hashes = flat.hash(seed=0).to_numpy().astype(np.uint64)
 
+        starts = np.searchsorted(word_parents, np.arange(n + 1))
+        every = np.arange(n)
         for size, threshold in p.top_n_grams:
             column = f"gopher_top_{size}_gram_frac"
-            measures[column] = self._top_ngram(hashes, word_parents, word_length, size, n) / (
-                safe_chars
-            )
+            top = _ngram_measure(hashes, word_length, starts, every, size, True)
+            measures[column] = top / safe_chars
             rules.append((f"top_{size}_gram", threshold, column))
-        starts = np.searchsorted(word_parents, np.arange(n + 1))
         smallest_bound = None
         for size, threshold in sorted(p.dup_n_grams):
             column = f"gopher_dup_{size}_gram_frac"
             if smallest_bound is None:
-                bound = self._dup_ngram(hashes, word_parents, word_length, size, n) / safe_chars
+                covered = _ngram_measure(hashes, word_length, starts, every, size, False)
+                bound = covered / safe_chars
                 smallest_bound = bound.copy()
             else:
                 # words covered by repeated n-grams are covered by repeated shorter ones:
                 # only documents over the threshold by the shorter bound are measured again
                 bound = smallest_bound.copy()
                 again = np.flatnonzero(bound > (threshold or np.inf))
-                if len(again):
-                    keep = np.isin(word_parents, again)
-                    sub = self._dup_ngram(
-                        hashes[keep], word_parents[keep], word_length[keep], size, n
-                    )
-                    bound[again] = sub[again] / safe_chars[again]
+                covered = _ngram_measure(hashes, word_length, starts, again, size, False)
+                bound[again] = covered / safe_chars[again]
             # the bound is never below datatrove's greedy count: where it passes the
             # threshold, count exactly
             exact = np.flatnonzero(bound > (threshold or np.inf))
@@ -232,41 +260,3 @@ class GopherRepetition(MapStage):
                     table, pa.array(measures[column] > threshold), self.reason(rule)
                 )
         return table
-
-    @staticmethod
-    def _top_ngram(
-        hashes: np.ndarray, parents: np.ndarray, length: np.ndarray, size: int, n: int
-    ) -> np.ndarray:
-        """Per document: characters of its most frequent n-gram (joined by spaces) x count.
-
-        Ties go to the n-gram seen first, as ``Counter.most_common`` does.
-        """
-        positions, keys = _ngram_keys(hashes, parents, size)
-        result = np.zeros(n)
-        if len(keys) == 0:
-            return result
-        docs = parents[positions]
-        counts, _ = _counts_within_documents(keys, docs)
-        starts = _segments(docs)
-        best = np.repeat(np.maximum.reduceat(counts, starts), np.diff(np.r_[starts, len(docs)]))
-        winners = np.flatnonzero(counts == best)
-        winners = winners[_segments(docs[winners])]  # the first winner of each document
-        chars = np.convolve(length, np.ones(size, np.int64), "valid") + size - 1
-        result[docs[winners]] = counts[winners] * chars[positions[winners]]
-        return result
-
-    @staticmethod
-    def _dup_ngram(
-        hashes: np.ndarray, parents: np.ndarray, length: np.ndarray, size: int, n: int
-    ) -> np.ndarray:
-        """Per document: characters of the words covered by n-grams that repeat earlier ones."""
-        positions, keys = _ngram_keys(hashes, parents, size)
-        if len(keys) == 0:
-            return np.zeros(n)
-        repeat = ~_counts_within_documents(keys, parents[positions])[1]
-        starts = positions[repeat]
-        cover = np.zeros(len(hashes) + 1, np.int64)
-        np.add.at(cover, starts, 1)
-        np.add.at(cover, starts + size, -1)
-        covered = np.cumsum(cover[:-1]) > 0
-        return np.bincount(parents, weights=length * covered, minlength=n)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -12,8 +14,8 @@ from curation.batch import conform
 from curation.filters.repetition import (
     GopherRepetition,
     GopherRepetitionParams,
-    _counts_within_documents,
     _greedy_repeats,
+    _ngram_measure,
 )
 from tests.filters.parity import compare, real_documents
 
@@ -62,20 +64,51 @@ def test_greedy_count_never_exceeds_the_vectorised_bound(words: list[int], size:
     """The bound that lets us skip the exact count must never be below it."""
     hashes = np.array(words, dtype=np.uint64)
     length = np.ones(len(words), dtype=np.int64)
-    parents = np.zeros(len(words), dtype=np.int64)
-    bound = GopherRepetition._dup_ngram(hashes, parents, length, size, 1)[0]
+    starts = np.array([0, len(words)])
+    bound = _ngram_measure(hashes, length, starts, np.array([0]), size, False)[0]
     assert _greedy_repeats(hashes, length, size) <= bound
 
 
+def measures_in_python(words: list[tuple[int, int]], size: int) -> tuple[int, int]:
+    """A document's top n-gram characters (``Counter.most_common``, words joined by
+    spaces) times its count, and the characters of the words that n-grams seen before
+    cover; words are (hash, characters) pairs."""
+    grams = [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
+    if not grams:
+        return 0, 0
+    gram, count = Counter(grams).most_common(1)[0]
+    top = count * (sum(chars for _, chars in gram) + size - 1)
+    covered: set[int] = set()
+    for i, g in enumerate(grams):
+        if g in grams[:i]:
+            covered.update(range(i, i + size))
+    return top, sum(words[w][1] for w in covered)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4)), max_size=60))
-def test_counts_within_documents_as_python_counts(pairs: list[tuple[int, int]]) -> None:
-    pairs.sort(key=lambda pair: pair[0])  # the documents' positions lie together
-    docs = np.array([d for d, _ in pairs], np.int64)
-    keys = np.array([k for _, k in pairs], np.uint64)
-    counts, first = _counts_within_documents(keys, docs)
-    assert counts.tolist() == [pairs.count(pair) for pair in pairs]
-    assert first.tolist() == [pairs.index(pair) == i for i, pair in enumerate(pairs)]
+@given(
+    st.lists(st.lists(st.sampled_from([(0, 3), (1, 1), (2, 5), (3, 2)]), max_size=40), max_size=5),
+    st.integers(1, 6),
+    st.data(),
+)
+def test_ngram_measures_as_python_counts(
+    documents: list[list[tuple[int, int]]], size: int, data: st.DataObject
+) -> None:
+    """Per document, for all documents or any subset: the compiled table's counts equal
+    Python's (same word hash means same word, and the same characters)."""
+    hashes = np.array([h for doc in documents for h, _ in doc], np.uint64) * np.uint64(
+        0x9E3779B97F4A7C15
+    )
+    length = np.array([c for doc in documents for _, c in doc], np.int64)
+    starts = np.r_[0, np.cumsum([len(doc) for doc in documents])].astype(np.int64)
+    chosen = data.draw(
+        st.lists(st.sampled_from(range(len(documents))), unique=True) if documents else st.just([])
+    )
+    docs = np.array(sorted(chosen), np.int64)
+    top = _ngram_measure(hashes, length, starts, docs, size, True)
+    covered = _ngram_measure(hashes, length, starts, docs, size, False)
+    expected = [measures_in_python(documents[d], size) for d in docs]
+    assert list(zip(top.tolist(), covered.tolist(), strict=True)) == expected
 
 
 def greedy_repeats_in_python(hashes: np.ndarray, length: np.ndarray, size: int) -> int:
