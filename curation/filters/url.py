@@ -118,8 +118,9 @@ def integrated_lists() -> dict[str, pa.Array]:
 
     Reading the UT1 archive takes about 2 s and 150 MiB; the sorted lists are kept as
     uncompressed Arrow files under ``cache_dir()/url_filter`` (named by the archive's
-    size and time and the cache format) and memory-mapped from there: every later worker
-    loads them in milliseconds and the workers of one machine share their pages. A cache
+    size and time and the cache format) and memory-mapped from there: a later worker's
+    setup takes about 0.2 s, most of it checking the order, and the workers of one
+    machine share the pages. A cache
     that cannot be written or read is rebuilt, or done without, with a warning.
     """
     assets = _datatrove_assets()
