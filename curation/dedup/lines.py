@@ -76,13 +76,11 @@ class LineDedup(GlobalStage):
         n = table.num_rows
         hashes = table[_HASHES].combine_chunks()
         flat = hashes.flatten()
-        counts = np.asarray(pc.list_value_length(hashes).fill_null(0), dtype=np.int64)
-        parents = np.repeat(np.arange(n, dtype=np.int64), counts)
+        counts, parents, line_no = _line_positions(hashes)
         removed = np.zeros(len(flat), dtype=bool)
         if decisions is not None and decisions.num_rows:
             where = pc.index_in(flat, decisions["hash"])
             found = np.asarray(where.is_valid(), dtype=bool)
-            line_no = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
             keep_id = pc.take(decisions["keep_id"], where)
             keep_line = pc.take(decisions["keep_line"], where)
             ids = pc.take(table[ID], pa.array(parents))
@@ -141,6 +139,15 @@ def _without_lines(
     return out[:written], out_offsets
 
 
+def _line_positions(hashes: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a list column of per-line hashes: the lines of each row (0 for a null list),
+    and for every line, in order, its row and its number within the row (from 0)."""
+    counts = np.asarray(pc.list_value_length(hashes).fill_null(0), dtype=np.int64)
+    parents = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    line = np.arange(len(parents), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return counts, parents, line
+
+
 def repeated_lines(keys: pa.Table, keep_first: bool) -> pa.Table:
     """The decisions: one row per shard and hash of a line that occurs more than once.
 
@@ -152,13 +159,10 @@ def repeated_lines(keys: pa.Table, keep_first: bool) -> pa.Table:
     """
     hashes = keys[_HASHES].combine_chunks() if keys.num_rows else pa.array([], _HASH_LIST)
     flat = hashes.flatten()
-    counts = np.asarray(pc.list_value_length(hashes).fill_null(0), dtype=np.int64)
-    parents = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    line = np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    valid = np.asarray(flat.is_valid(), dtype=bool) if flat.null_count else None
-    values = np.asarray(flat.fill_null(0).cast(pa.uint64()), dtype=np.uint64)
-    if valid is not None:
-        values, parents, line = values[valid], parents[valid], line[valid]
+    _, parents, line = _line_positions(hashes)
+    valid = np.asarray(flat.is_valid(), dtype=bool)  # lines too short to count: no hash
+    values = np.asarray(flat.fill_null(0).cast(pa.uint64()), dtype=np.uint64)[valid]
+    parents, line = parents[valid], line[valid]
     if keep_first:
         rank = np.asarray(pc.rank(keys[ID], sort_keys="ascending", tiebreaker="first"))
         order = np.lexsort((line, rank[parents], values))
@@ -170,12 +174,11 @@ def repeated_lines(keys: pa.Table, keep_first: bool) -> pa.Table:
     group = np.repeat(np.arange(len(starts)), sizes)
     repeated = np.repeat(sizes > 1, sizes)
     shard_codes = pc.dictionary_encode(keys["shard"].combine_chunks())
+    shards = max(len(shard_codes.dictionary), 1)
     codes = np.asarray(shard_codes.indices, dtype=np.int64)[parents[repeated]]
-    group = group[repeated]
-    pairs = np.unique(group * (len(shard_codes.dictionary) or 1) + codes)
-    owner = pairs // (len(shard_codes.dictionary) or 1)
-    first = starts[owner]
-    shard = pc.take(shard_codes.dictionary, pa.array(pairs % (len(shard_codes.dictionary) or 1)))
+    pairs = np.unique(group[repeated] * shards + codes)  # (hash group, shard), each once
+    first = starts[pairs // shards]
+    shard = pc.take(shard_codes.dictionary, pa.array(pairs % shards))
     if keep_first:
         keep_id = pc.take(keys[ID], pa.array(parents[first])).cast(pa.string())
         keep_line = pa.array(line[first])
