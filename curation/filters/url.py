@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import with_drop_reason
+from curation.cache import cache_dir
 from curation.filters.text import to_numpy
 from curation.stage import MapStage, StageParams, register
 from curation.utf8 import string_buffers
@@ -101,16 +102,6 @@ def sorted_strings(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
 _CACHE_FORMAT = 1
 
 
-def cache_dir() -> Path:
-    """Where the engine keeps what it derives once per machine: ``CURATION_CACHE_DIR``,
-    else ``$XDG_CACHE_HOME/curation``, else ``~/.cache/curation``."""
-    chosen = os.environ.get("CURATION_CACHE_DIR")
-    if chosen:
-        return Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "curation"
-
-
 @cache
 def integrated_lists() -> dict[str, pa.Array]:
     """UT1 domains and URLs and datatrove's word lists, as Arrow string arrays (the UT1
@@ -120,12 +111,13 @@ def integrated_lists() -> dict[str, pa.Array]:
     uncompressed Arrow files under ``cache_dir()/url_filter`` (named by the archive's
     size and time and the cache format) and memory-mapped from there: a later worker's
     setup takes about 0.2 s, most of it checking the order, and the workers of one
-    machine share the pages. A cache
-    that cannot be written or read is rebuilt, or done without, with a warning.
+    machine share the pages. A cache that cannot be written or read is rebuilt, or done
+    without, with a warning.
     """
     assets = _datatrove_assets()
     archive = assets / "url_filterblacklistsv0_3_0.tar.gz"
-    lists = _cached_ut1(archive)
+    files = _ut1_cache_files(archive)
+    lists = _cached_ut1(files)
     if lists is None:
         lists = {}
         with tarfile.open(archive) as tar:
@@ -133,7 +125,7 @@ def integrated_lists() -> dict[str, pa.Array]:
                 handle = tar.extractfile(member)
                 assert handle is not None
                 lists[member] = _list_lines(handle.read().decode("utf-8", "replace"))
-        _write_ut1_cache(archive, lists)
+        _write_ut1_cache(files, lists)
     for name in ("banned_words", "banned_subwords", "soft_banned_words"):
         lines = (assets / f"{name}.txt").read_text("utf-8").split("\n")
         lists[name] = pa.array(sorted(_entries(lines, words=True)), pa.string())
@@ -149,9 +141,8 @@ def _ut1_cache_files(archive: Path) -> dict[str, Path]:
     return {member: folder / f"ut1-{member}-{key}.arrow" for member in ("domains", "urls")}
 
 
-def _cached_ut1(archive: Path) -> dict[str, pa.Array] | None:
+def _cached_ut1(files: dict[str, Path]) -> dict[str, pa.Array] | None:
     """The UT1 lists memory-mapped from the cache, or None where it has no good copy."""
-    files = _ut1_cache_files(archive)
     if not all(path.is_file() for path in files.values()):
         return None
     try:
@@ -172,8 +163,7 @@ def _cached_ut1(archive: Path) -> dict[str, pa.Array] | None:
         return None
 
 
-def _write_ut1_cache(archive: Path, lists: dict[str, pa.Array]) -> None:
-    files = _ut1_cache_files(archive)
+def _write_ut1_cache(files: dict[str, Path], lists: dict[str, pa.Array]) -> None:
     try:
         for member, path in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,9 +288,13 @@ class UrlFilter(MapStage):
                     raise ValueError(f"url_filter: list {file} does not exist")
                 entries |= _entries(Path(file).read_text("utf-8").split("\n"), words)
             added = pa.array(sorted(entries), pa.string())
-            if name in base and len(added):
-                added = pa.concat_arrays([base[name], added.cast(base[name].type)])
-            self._lists[name] = base[name] if name in base and not len(added) else added
+            if name in base:  # no copy of the (mapped) list when nothing is added
+                added = (
+                    pa.concat_arrays([base[name], added.cast(base[name].type)])
+                    if len(added)
+                    else base[name]
+                )
+            self._lists[name] = added
         # the lists of whole domains and URLs are kept only as the sets searched
         self._domains_set = SortedStrings(self._lists.pop("domains"))
         self._urls_set = SortedStrings(self._lists.pop("urls"))
