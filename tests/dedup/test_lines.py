@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from curation.batch import DROP_REASON
 from curation.dedup.lines import LineDedup, LineDedupParams, _without_lines, repeated_lines
+from curation.utf8 import string_buffers
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 BOILERPLATE = "Share this article on Facebook and Twitter"
@@ -161,10 +162,7 @@ def test_stage_matches_the_reference_on_any_lines(
 def test_without_lines_keeps_nulls_and_the_texts_set_aside() -> None:
     """The compiled rebuild: null texts and texts marked as they are stay unchanged."""
     text = pa.array(["a\nb\nc", None, "x\ny", "", "p\n\nq"], pa.large_string())
-    data, offsets = (
-        np.frombuffer(text.buffers()[2], np.uint8),
-        np.frombuffer(text.buffers()[1], np.int64),
-    )
+    data, offsets = string_buffers(text)
     lines = np.array([3, 0, 2, 1, 3])
     removed = np.array([False, True, False, True, True, True, True, False, False], dtype=bool)
     as_is = np.array([False, False, True, False, False])
