@@ -17,7 +17,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from curation.io.inputs import InputError
     from curation.io.writers import SchemaConflictError
     from curation.recipe import RecipeError
-    from curation.runtime.executors import ShardFailed
+    from curation.runtime.executors import ClusterUnreachable, ShardFailed
     from curation.runtime.ledger import AccountingError
     from curation.runtime.models import ModelBuildError
     from curation.runtime.run import RunFolderError
@@ -28,6 +28,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
         InputError,
         RunFolderError,
         ShardFailed,
+        ClusterUnreachable,
         AccountingError,
         SchemaConflictError,
     )
@@ -74,7 +75,11 @@ def main() -> None:
     type=click.IntRange(min=1),
     help="Ray workers (default: all CPUs of the embedded cluster)",
 )
-@click.option("--ray-address", help="join this Ray cluster instead of starting one")
+@click.option(
+    "--ray-address",
+    help="join this Ray cluster (host:port, ray://host:port or auto) instead of starting "
+    "one; default: the environment's RAY_ADDRESS, as `ray job submit` sets it",
+)
 @click.option("--overwrite", is_flag=True, help="delete the previous run in --output first")
 @click.option("--quiet", is_flag=True, help="no progress display")
 def run_command(
@@ -380,7 +385,11 @@ def _print_flush(message: str) -> None:
     show_default=True,
     help="ray: a Ray task that asks for a GPU when the cluster has one",
 )
-@click.option("--ray-address", help="an existing Ray cluster (implies --executor ray)")
+@click.option(
+    "--ray-address",
+    help="an existing Ray cluster (implies --executor ray; default with --executor ray: "
+    "the environment's RAY_ADDRESS, else an embedded local cluster)",
+)
 def train_lm_command(
     inputs: tuple[str, ...],
     output: str,
@@ -400,6 +409,7 @@ def train_lm_command(
 ) -> None:
     """Pretrain a small GPT-style language model, or fine-tune one (--init)."""
     from curation.io.inputs import InputError
+    from curation.runtime.executors import ClusterUnreachable
     from curation.scoring.classifier import read_texts
 
     try:
@@ -426,9 +436,15 @@ def train_lm_command(
         if executor == "ray" or ray_address:
             import ray
 
-            started = not ray.is_initialized()  # a driver that embeds us may have one up
-            if started:
-                ray.init(address=ray_address, include_dashboard=False, logging_level="WARNING")
+            from curation.runtime.executors import cluster_address, start_or_join_ray
+
+            started = False  # a driver that embeds us may have Ray up: use it, leave it up
+            if not ray.is_initialized():
+                started = start_or_join_ray(
+                    cluster_address(ray_address),
+                    include_dashboard=False,
+                    logging_level="WARNING",
+                )
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             click.echo(f"train-lm: as a Ray task with num_gpus={gpus}", err=True)
             task = ray.remote(num_gpus=gpus, num_cpus=1)(_train_lm_task)
@@ -443,7 +459,7 @@ def train_lm_command(
                     ray.shutdown()
         else:
             meta = _train_lm_task(texts, output, options)
-    except (InputError, ValueError, FileExistsError) as err:
+    except (InputError, ValueError, FileExistsError, ClusterUnreachable) as err:
         raise click.ClickException(str(err)) from None
     training = meta["training"]
     given = training.get("placement", {}).get("ray_gpu_ids", [])

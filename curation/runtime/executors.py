@@ -4,13 +4,15 @@
   jobs). Progress is reported per batch.
 - ``RayExecutor``: Ray Data's streaming executor over the list of shards with an actor
   pool of ``workers`` actors; each actor builds and sets up the stages once (models load
-  once per worker) and runs the fused pass on whole shards. Without an address it starts
-  an embedded local Ray cluster and stops it afterwards; with one it joins that cluster
-  (whose workers must have ``curation`` installed). A pass whose stages hold a model
-  (``lm_loss``, ``color_filter``) asks for one GPU per actor where the cluster has GPUs;
-  each pass's pool (actors, GPUs each, the GPU ids Ray gave, whether torch saw CUDA
-  there, the GPU ids where it did not) is kept in ``pools`` for the run's stats, and a GPU
-  that torch cannot use is reported on stderr once a pass.
+  once per worker) and runs the fused pass on whole shards. Without an address (see
+  ``cluster_address``) it starts an embedded local Ray cluster and stops it afterwards;
+  with one it joins that cluster (whose workers must have ``curation`` installed and
+  see the driver's files at the same paths; each actor works in the driver's folder, so
+  relative paths mean the same there), one actor per cluster CPU unless told. A pass
+  whose stages hold a model (``lm_loss``, ``color_filter``) asks for one GPU per actor
+  where the cluster has GPUs; each pass's pool (actors, GPUs each, the GPU ids Ray gave,
+  whether torch saw CUDA there, the GPU ids where it did not) is kept in ``pools`` for
+  the run's stats, and a GPU that torch cannot use is reported on stderr once a pass.
 
 Both give the same shard results for the same input and recipe, whatever the number of
 workers, because a shard's output depends only on the shard and the recipe.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Iterator
@@ -39,6 +42,75 @@ from curation.runtime.shard import (
 
 class ShardFailed(RuntimeError):
     """A shard could not be processed; the message names it and says why."""
+
+
+class ClusterUnreachable(RuntimeError):
+    """The Ray cluster named by ``--ray-address`` (or ``RAY_ADDRESS``) could not be joined;
+    the message names the address, says why and what to do."""
+
+
+_JOIN_HELP = (
+    "check the address (`ray start --head` prints it on the head node: port 6379, or "
+    "10001 for a ray:// client address) and that this machine can reach it, or leave out "
+    "--ray-address and RAY_ADDRESS to run on an embedded local cluster"
+)
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The Ray cluster to join: ``address`` when given, else the environment's
+    ``RAY_ADDRESS`` (what ``ray job submit`` sets for its driver), else None (start an
+    embedded local cluster). ``local`` means None, as it does to ``ray.init``."""
+    chosen = address or os.environ.get("RAY_ADDRESS") or None
+    return None if chosen == "local" else chosen
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Open a TCP connection to ``host:port`` of ``address`` and close it, so that a wrong
+    or unreachable address fails in seconds with a plain message (``ray.init`` retries
+    for about 20 s, logging each attempt). ``auto`` and addresses without a port are left
+    to Ray."""
+    bare = address.removeprefix("ray://")
+    host, _, port = bare.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise ClusterUnreachable(
+            f"cannot reach the Ray cluster at {address} ({reason}): {_JOIN_HELP}"
+        ) from None
+
+
+def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs: Any) -> bool:
+    """Join the Ray cluster at ``address`` (see ``cluster_address``) or, when it is None,
+    start an embedded local one with ``num_cpus`` CPUs. Returns True when it started one
+    (the caller shuts it down), False when it joined one. Raises ``ClusterUnreachable``
+    when the cluster cannot be joined."""
+    import ray
+
+    if address is None:
+        # "local" starts a new cluster: with no address ray.init would join one that
+        # `ray start` left running on this machine, and refuse num_cpus there
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        return True
+    _check_reachable(address)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError) as err:
+        raise ClusterUnreachable(
+            f"could not join the Ray cluster at {address} ({_root_cause(err)}): {_JOIN_HELP}"
+        ) from None
+    return False
+
+
+def _root_cause(err: BaseException) -> str:
+    """The last line of the innermost error of ``err``'s chain: Ray wraps the reason (an
+    RPC error, a missing auth token) in two errors whose messages carry a traceback."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
 
 
 class LocalExecutor:
@@ -78,15 +150,30 @@ class LocalExecutor:
 class _ShardWorker:
     """A Ray Data actor: builds the stages once, then processes whole shards."""
 
-    def __init__(self, plan: SegmentPlan) -> None:
+    def __init__(self, plan: SegmentPlan, cwd: str) -> None:
         logging.getLogger("ray").setLevel(logging.WARNING)
+        # the driver's folder, where the recipe's relative paths (models, lists) point:
+        # Ray starts the workers of a joined cluster in folders of their own
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
         self.plan = plan
         self.placement = json.dumps(_placement())
-        self.stages, self.measure = plan.build()
+        self.setup_error = ""
+        try:
+            self.stages, self.measure = plan.build()
+        except (InputError, RuntimeError, ValueError, OSError) as err:
+            # said once per shard as the shard's error, instead of Ray's actor traceback
+            self.setup_error = (
+                f"setting up the stages on Ray worker {socket.gethostname()} "
+                f"(in {os.getcwd()}) failed: {err}; every worker needs the recipe's files "
+                "(models, lists) at the same paths as the driver"
+            )
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         shard = InputShard(**json.loads(row["shard"]))
         done = {"shard": row["shard"], "placement": self.placement}
+        if self.setup_error:
+            return {**done, "result": "", "error": self.setup_error}
         try:
             result = process_shard(shard, self.plan, self.stages, self.measure)
         except (InputError, StageContractError, RuntimeError, ValueError) as err:
@@ -121,8 +208,9 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        self.address = cluster_address(address)
+        self._workers_given = workers
         self.workers = workers or os.cpu_count() or 1
-        self.address = address
         self._started = False
         self.pools: list[dict[str, Any]] = []
 
@@ -137,11 +225,10 @@ class RayExecutor:
             "log_to_driver": False,
             "logging_level": logging.WARNING,
         }
-        if self.address:
-            ray.init(address=self.address, **kwargs)
-        else:
-            ray.init(num_cpus=self.workers, **kwargs)
-        self._started = True
+        self._started = start_or_join_ray(self.address, self.workers, **kwargs)
+        if not self._started and not self._workers_given:
+            # a joined cluster: one actor per CPU of the cluster, not of this machine
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run(
         self,
@@ -172,7 +259,7 @@ class RayExecutor:
             size = max(1, min(size, int(have // num_gpus)))
         results = dataset.map(
             _ShardWorker,
-            fn_constructor_kwargs={"plan": plan},
+            fn_constructor_kwargs={"plan": plan, "cwd": os.getcwd()},
             compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=1,
             num_gpus=num_gpus,

@@ -84,7 +84,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     """
     started = time.time()
     shards = resolve_inputs(recipe.input.paths, recipe.input.format)
-    out = Path(output)
+    # absolute: Ray workers of a cluster joined by address run in folders of their own
+    out = Path(output).absolute()
     work = out / "_work"
     _prepare(out, work, _fingerprint(recipe, shards), options.overwrite)
 

@@ -1,0 +1,132 @@
+"""Joining a Ray cluster: by --ray-address or RAY_ADDRESS, with clear errors when it fails."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from curation.recipe import load_recipe, parse_recipe
+from curation.runtime.executors import ClusterUnreachable, cluster_address
+from curation.runtime.run import RunOptions, run
+from tests.conftest import read_output
+
+CURATE = str(Path(sys.executable).with_name("curate"))
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_address_comes_from_the_flag_then_ray_address(monkeypatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster_address(None) is None
+    assert cluster_address("10.1.2.3:6379") == "10.1.2.3:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.9.9.9:6379")  # what `ray job submit` sets
+    assert cluster_address(None) == "10.9.9.9:6379"
+    assert cluster_address("10.1.2.3:6379") == "10.1.2.3:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    assert cluster_address(None) is None
+
+
+@pytest.mark.ray
+def test_an_unreachable_cluster_is_a_plain_error(c4_path: Path, tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    recipe = parse_recipe("stages: []\n").with_input(paths=[str(c4_path)])
+    with pytest.raises(ClusterUnreachable) as caught:
+        run(recipe, tmp_path / "out", RunOptions("ray", ray_address=address, progress=False))
+    message = str(caught.value)
+    assert f"cannot reach the Ray cluster at {address}" in message
+    assert "refused" in message.lower()
+    assert "leave out --ray-address and RAY_ADDRESS" in message
+
+
+@pytest.fixture
+def ray_head() -> Iterator[tuple[str, int]]:
+    """A Ray head of 3 CPUs started by `ray start`, as on a real cluster, in a folder that
+    is not the driver's; killed with its process group afterwards."""
+    temp = tempfile.mkdtemp(prefix="curation-ray-", dir="/tmp")  # short: Ray's socket paths
+    port = free_port()
+    log = open(Path(temp, "head.log"), "wb")  # closed below, after the head
+    head = subprocess.Popen(
+        [
+            *(RAY, "start", "--head", f"--port={port}", "--num-cpus=3"),
+            *("--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"),
+            "--block",
+        ],
+        cwd=temp,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(temp, "ray_current_cluster").exists():
+            if head.poll() is not None or time.monotonic() > deadline:
+                tail = Path(temp, "head.log").read_text(errors="replace")[-1500:]
+                pytest.fail(f"`ray start --head` did not come up (exit {head.poll()}):\n{tail}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}", 3
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # the head, its GCS, raylet and workers
+        head.wait()
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_joined_cluster_reads_the_recipe_paths_from_the_driver_folder(
+    c4_path: Path, tmp_path: Path, ray_head: tuple[str, int], monkeypatch
+) -> None:
+    # relative paths everywhere: the output, the input and a stage's file; the cluster's
+    # workers start in the head's folder, so they must resolve them from the driver's
+    address, cpus = ray_head
+    shutil.copy(c4_path, tmp_path / "c4.jsonl.gz")
+    with gzip.open(c4_path, "rt", encoding="utf-8") as lines:
+        first = [json.loads(next(lines))["text"] for _ in range(3)]
+    (tmp_path / "bench.jsonl").write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in first), encoding="utf-8"
+    )
+    (tmp_path / "r.yaml").write_text(
+        "stages:\n"
+        "  - decontaminate: {benchmarks: [bench.jsonl], ngram: 8}\n"
+        "  - length_filter: {min_chars: 300}\n"
+    )
+    joined = subprocess.run(
+        [CURATE, "run", "r.yaml", "--input", "c4.jsonl.gz", "--output", "out", "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "RAY_ADDRESS": address},
+        capture_output=True,
+        text=True,
+    )
+    assert joined.returncode == 0, joined.stderr[-2000:]
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["engine"]["executor"] == "ray"
+    assert stats["engine"]["workers"] == cpus  # the cluster's CPUs, not this machine's
+    assert stats["stages"][1]["dropped_by_reason"]["decontaminate:benchmark_ngram"] >= 3
+
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("r.yaml").with_input(paths=["c4.jsonl.gz"])
+    run(recipe, "local", RunOptions("local", progress=False))
+    for part in ("kept", "dropped"):
+        assert read_output(tmp_path / "out", part).to_pylist() == (
+            read_output(tmp_path / "local", part).to_pylist()
+        )
