@@ -69,6 +69,11 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     or unreachable address fails in seconds with a plain message (``ray.init`` retries
     for about 20 s, logging each attempt). ``auto`` and addresses without a port are left
     to Ray."""
+    if address.startswith(("http://", "https://")):
+        raise ClusterUnreachable(
+            f"{address} is a Ray dashboard address (what `ray job submit` takes), not a "
+            "cluster's: give the head's host:port (port 6379 by default) or ray://host:10001"
+        )
     bare = address.removeprefix("ray://")
     host, _, port = bare.rpartition(":")
     if not host or not port.isdigit():

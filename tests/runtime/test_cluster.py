@@ -56,6 +56,13 @@ def test_an_unreachable_cluster_is_a_plain_error(c4_path: Path, tmp_path: Path) 
     assert "leave out --ray-address and RAY_ADDRESS" in message
 
 
+def test_a_dashboard_address_is_named_as_one(c4_path: Path, tmp_path: Path) -> None:
+    recipe = parse_recipe("stages: []\n").with_input(paths=[str(c4_path)])
+    options = RunOptions("ray", ray_address="http://127.0.0.1:8265", progress=False)
+    with pytest.raises(ClusterUnreachable, match=r"dashboard address .* host:port"):
+        run(recipe, tmp_path / "out", options)
+
+
 @pytest.fixture
 def ray_head() -> Iterator[tuple[str, int]]:
     """A Ray head of 3 CPUs started by `ray start`, as on a real cluster, in a folder that
