@@ -21,6 +21,7 @@ are kept; a batch with no ``url_field`` column is an error.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -164,6 +165,9 @@ def _cached_ut1(files: dict[str, Path]) -> dict[str, pa.Array] | None:
 
 
 def _write_ut1_cache(files: dict[str, Path], lists: dict[str, pa.Array]) -> None:
+    """Write each list under a temporary name, then rename it into place (workers that
+    race write the same bytes); a failed write leaves no temporary file behind."""
+    tmp = None
     try:
         for member, path in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +176,11 @@ def _write_ut1_cache(files: dict[str, Path], lists: dict[str, pa.Array]) -> None
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
                 out.write_table(table)
             os.replace(tmp, path)
+            tmp = None
     except OSError as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         warnings.warn(
             f"url_filter: cannot keep the UT1 lists in {files['domains'].parent} ({error}); "
             "every worker reads the archive (about 2 s). Set CURATION_CACHE_DIR to a "

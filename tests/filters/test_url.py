@@ -164,8 +164,8 @@ def test_the_ut1_lists_are_cached_mapped_and_rebuilt_when_bad(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """First load writes the cache; the next maps it (same lists, pages of the file); a
-    damaged cache is read again from the archive with a warning; an unwritable cache
-    folder only warns."""
+    damaged cache is read again from the archive with a warning; a failed write leaves no
+    temporary file; an unwritable cache folder only warns."""
     archive = _datatrove_assets() / "url_filterblacklistsv0_3_0.tar.gz"
     monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "cache"))
     integrated_lists.cache_clear()
@@ -187,6 +187,17 @@ def test_the_ut1_lists_are_cached_mapped_and_rebuilt_when_bad(
     assert again["domains"].equals(built["domains"])
     integrated_lists.cache_clear()
     assert integrated_lists()["domains"].equals(built["domains"])  # rewritten whole
+
+    # a write that fails after its temporary file was made leaves nothing behind
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "blocked"))
+    blocked = _ut1_cache_files(archive)
+    blocked["urls"].mkdir(parents=True)  # a folder where the file should go
+    integrated_lists.cache_clear()
+    with pytest.warns(UserWarning, match="cannot keep the UT1 lists"):
+        assert integrated_lists()["urls"].equals(built["urls"])
+    assert sorted(p.name for p in blocked["urls"].parent.iterdir()) == sorted(
+        p.name for p in blocked.values()
+    )
 
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "file"))
