@@ -96,7 +96,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     try:
         for segment in segments:
             label = f"pass {segment.index + 1}/{len(segments)}" if len(segments) > 1 else ""
-            if segment.index > 0:
+            if segment.opens_with_global():
                 _barrier(recipe, segment, work, shards, per_segment[-1], options.progress)
             plan = SegmentPlan(recipe, segment, work)
             results: dict[str, ShardResult] = {}

@@ -85,12 +85,22 @@ class Segment:
     """One fused pass: its index, its ledger stages and the global stage it measures for.
 
     ``stages`` are the recipe's stages from the global stage that opens the segment (if
-    any) up to the next global stage; ``measure`` is that next global stage.
+    any) up to the next global stage; ``measure`` is that next global stage. A pass that
+    runs a model on GPUs is cut from the CPU stages before it (see ``plan_segments``):
+    then the CPU part has no ``measure`` and the model's part opens with no global stage.
+    ``last`` is the pass that writes the run's kept rows.
     """
 
     index: int
     stages: tuple[StageSpec, ...]
     measure: StageSpec | None
+    last: bool = True
+
+    def opens_with_global(self) -> bool:
+        """Whether a barrier decides before this pass (its first stage is global)."""
+        from curation.stage import registry
+
+        return bool(self.stages) and issubclass(registry()[self.stages[0].name], GlobalStage)
 
     def folder(self, work: Path) -> Path:
         """This segment's folder under the run's ``_work``."""
@@ -102,20 +112,42 @@ class Segment:
 
 
 def plan_segments(recipe: Recipe) -> list[Segment]:
-    """Cut the recipe's stages at each global stage."""
+    """Cut the recipe's stages at each global stage, and before a stage that runs a model
+    on GPUs (``lm_loss``; the measuring of ``color_filter``) where CPU stages come first
+    in the same pass: as NeMo Curator splits its stages, so that the CPU part runs on an
+    actor per CPU and the model's part on an actor per GPU, each scaling alone, instead of
+    the whole pass waiting on as many actors as there are GPUs. The rows cross the cut as
+    Parquet under ``_work``, as they cross a barrier; the first pass always reads."""
     from curation.stage import registry
 
     stages = registry()
+
+    def is_global(spec: StageSpec) -> bool:
+        return issubclass(stages[spec.name], GlobalStage)
+
+    def on_gpu(spec: StageSpec) -> bool:
+        return stages[spec.name].resources.gpus > 0
+
     groups: list[list[StageSpec]] = [[]]
     for spec in recipe.stages:
-        if issubclass(stages[spec.name], GlobalStage):
+        if is_global(spec):
             groups.append([])
         groups[-1].append(spec)
-    segments = []
+    passes: list[tuple[list[StageSpec], StageSpec | None]] = []
     for index, group in enumerate(groups):
         following = groups[index + 1][0] if index + 1 < len(groups) else None
-        segments.append(Segment(index, tuple(group), following))
-    return segments
+        # a global stage that opens a pass only applies its decisions there: no model
+        cut = next((i for i, s in enumerate(group) if not is_global(s) and on_gpu(s)), None)
+        if cut is None and following is not None and on_gpu(following):
+            cut = len(group)
+        if cut:  # CPU stages before the model: a pass of their own
+            passes += [(group[:cut], None), (group[cut:], following)]
+        else:
+            passes.append((group, following))
+    return [
+        Segment(index, tuple(group), measure, last=index == len(passes) - 1)
+        for index, (group, measure) in enumerate(passes)
+    ]
 
 
 @dataclass(frozen=True)
@@ -127,11 +159,14 @@ class SegmentPlan:
     work: Path
 
     def gpus(self) -> float:
-        """The most GPUs one stage of this segment (or its measuring stage) asks for."""
+        """The most GPUs one stage of this segment asks for: its map stages and the global
+        stage it measures for (a global stage that opens it only applies decisions)."""
         from curation.stage import registry
 
-        specs = [*self.segment.stages, *([self.segment.measure] if self.segment.measure else [])]
-        return max((registry()[spec.name].resources.gpus for spec in specs), default=0.0)
+        stages = registry()
+        specs = [s for s in self.segment.stages if not issubclass(stages[s.name], GlobalStage)]
+        specs += [self.segment.measure] if self.segment.measure else []
+        return max((stages[spec.name].resources.gpus for spec in specs), default=0.0)
 
     def build(self) -> tuple[list[MapStage], GlobalStage | None]:
         """The segment's stages and its measuring global stage, built and set up."""
@@ -200,10 +235,9 @@ def process_shard(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     # intermediate parts are always Parquet; only the last segment writes the output format
-    last = measure is None
     output = (
         recipe.output
-        if last
+        if plan.segment.last
         else recipe.output.model_copy(
             update={"format": "parquet", "compression": recipe.output.work_compression}
         )

@@ -75,20 +75,43 @@ def test_train_lm_errors_from_the_task_read_as_the_engines_own(
     assert "Traceback" not in result.output and "RayTaskError" not in result.output
 
 
-@needs_cpu_torch
-def test_lm_loss_actors_hold_the_gpu_and_score_as_the_local_run(
-    cluster_with_a_gpu: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model of 10 steps on C4 text: what it scores does not matter here."""
+    out = tmp_path_factory.mktemp("tiny") / "lm"
     quiet = TrainConfig(steps=10, batch_size=4, warmup_steps=2, seed=0)
-    train_lm(c4_texts(0, 200), tmp_path / "lm", preset="tiny", train=quiet, vocab_size=600,
+    train_lm(c4_texts(0, 200), out, preset="tiny", train=quiet, vocab_size=600,
              log=lambda m: None)  # fmt: skip
+    return out
+
+
+def write_shards(folder: Path) -> tuple[list[dict], list[Path]]:
+    """60 C4 documents in 3 Parquet shards."""
     docs = [{"id": f"c4/{i}", "text": t} for i, t in enumerate(c4_texts(300, 60))]
     for shard in range(3):
-        pq.write_table(pa.Table.from_pylist(docs[shard::3]), tmp_path / f"part-{shard}.parquet")
-    recipe = recipe_of(
-        f"stages:\n  - lm_loss: {{model: '{tmp_path / 'lm'}'}}\n",
-        *sorted(tmp_path.glob("part-*.parquet")),
-    )
+        pq.write_table(pa.Table.from_pylist(docs[shard::3]), folder / f"part-{shard}.parquet")
+    return docs, sorted(folder.glob("part-*.parquet"))
+
+
+def pool(number: int, actors: int, gpus: float) -> dict:
+    """A pass's pool as the stats record it on this cluster (torch sees no CUDA)."""
+    on_gpu = ["0"] if gpus else []
+    return {
+        "pass": number,
+        "actors": actors,
+        "gpus_each": gpus,
+        "gpu_ids": on_gpu,
+        "cuda": False,
+        "gpu_ids_without_cuda": on_gpu,
+    }
+
+
+@needs_cpu_torch
+def test_lm_loss_actors_hold_the_gpu_and_score_as_the_local_run(
+    cluster_with_a_gpu: None, tiny_lm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs, shards = write_shards(tmp_path)
+    recipe = recipe_of(f"stages:\n  - lm_loss: {{model: '{tiny_lm}'}}\n", *shards)
     stats = run(recipe, tmp_path / "ray", RunOptions("ray", workers=2, progress=False))
     # one actor for the one GPU (not one per worker), and Ray gave it that GPU
     assert stats["engine"]["pools"] == [
@@ -111,3 +134,36 @@ def test_lm_loss_actors_hold_the_gpu_and_score_as_the_local_run(
     for key, row in on_ray.items():
         assert row["lm_tokens"] == local[key]["lm_tokens"]
         assert row["lm_loss_mean"] == pytest.approx(local[key]["lm_loss_mean"], rel=1e-6)
+
+
+@needs_cpu_torch
+def test_cpu_stages_and_the_model_run_in_pools_of_their_own(
+    cluster_with_a_gpu: None, tiny_lm: Path, tmp_path: Path
+) -> None:
+    # NeMo Curator's split: the filters before a model run on an actor per CPU, the model
+    # on an actor per GPU, and a global selector's decisions again on CPUs
+    docs, shards = write_shards(tmp_path)
+    scoring = recipe_of(
+        f"stages:\n  - length_filter: {{min_chars: 500}}\n  - lm_loss: {{model: '{tiny_lm}'}}\n",
+        *shards,
+    )
+    selecting = recipe_of(
+        "stages:\n  - length_filter: {min_chars: 500}\n"
+        f"  - color_filter: {{prior: '{tiny_lm}', conditional: '{tiny_lm}', tau: 2}}\n"
+        "  - sample: {rate: 0.7, seed: 1}\n",
+        *shards,
+    )
+    for name, recipe, pools in (
+        ("scoring", scoring, [pool(1, 2, 0), pool(2, 1, 1.0)]),
+        ("selecting", selecting, [pool(1, 2, 0), pool(2, 1, 1.0), pool(3, 2, 0)]),
+    ):
+        stats = run(recipe, tmp_path / name, RunOptions("ray", workers=2, progress=False))
+        assert stats["engine"]["pools"] == pools
+        assert [s["name"] for s in stats["stages"]] == ["read"] + [s.name for s in recipe.stages]
+        run_local(recipe, tmp_path / f"{name}-local")
+        for part in ("kept", "dropped"):
+            local = read_output(tmp_path / f"{name}-local", part).to_pylist()
+            on_ray = read_output(tmp_path / name, part).to_pylist()
+            assert [r["id"] for r in on_ray] == [r["id"] for r in local]
+        dropped = stats["stages"][1]["dropped_by_reason"]
+        assert 0 < dropped["length_filter:too_short"] < len(docs)

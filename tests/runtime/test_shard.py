@@ -1,0 +1,73 @@
+"""How a recipe is cut into passes: at global stages, and before a model's GPU work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curation.recipe import parse_recipe
+from curation.runtime.shard import SegmentPlan, plan_segments
+
+# models the recipe would build: the stages' checks of them wait, so no training here
+MODELS = """\
+models:
+  m/prior: {train_lm: {input: $input}}
+  m/conditional: {train_lm: {input: [t.jsonl], init: m/prior}}
+"""
+COLOR = "color_filter: {prior: m/prior, conditional: m/conditional, tau: 4}"
+
+
+def passes(stages: str) -> list[tuple[list[str], str | None, bool, bool, float]]:
+    """Each pass: its stage names, the stage it measures for, whether a barrier opens it,
+    whether it writes the kept rows, and the GPUs its actors ask for."""
+    recipe = parse_recipe(MODELS + "stages:\n" + stages)
+    return [
+        (
+            [s.name for s in segment.stages],
+            segment.measure.name if segment.measure else None,
+            segment.opens_with_global(),
+            segment.last,
+            SegmentPlan(recipe, segment, Path("/unused")).gpus(),
+        )
+        for segment in plan_segments(recipe)
+    ]
+
+
+def test_map_stages_fuse_and_global_stages_cut() -> None:
+    assert passes("  - length_filter: {}\n  - exact_dedup: {}\n  - sample: {rate: 0.5}\n") == [
+        (["length_filter"], "exact_dedup", False, False, 0.0),
+        (["exact_dedup", "sample"], None, True, True, 0.0),
+    ]
+
+
+def test_the_cpu_stages_before_a_model_get_a_pass_of_their_own() -> None:
+    assert passes(
+        "  - length_filter: {}\n  - sample: {rate: 0.5}\n"
+        "  - lm_loss: {model: m/prior}\n  - pii: {}\n"
+    ) == [
+        (["length_filter", "sample"], None, False, False, 0.0),
+        (["lm_loss", "pii"], None, False, True, 1.0),
+    ]
+    # the model first: nothing to cut (the first pass reads)
+    assert passes("  - lm_loss: {model: m/prior}\n  - length_filter: {}\n") == [
+        (["lm_loss", "length_filter"], None, False, True, 1.0),
+    ]
+
+
+def test_a_global_selector_measures_on_gpus_and_applies_on_cpus() -> None:
+    assert passes(f"  - length_filter: {{}}\n  - {COLOR}\n  - sample: {{rate: 0.5}}\n") == [
+        (["length_filter"], None, False, False, 0.0),
+        ([], "color_filter", False, False, 1.0),
+        (["color_filter", "sample"], None, True, True, 0.0),  # applies: no model
+    ]
+    assert passes(f"  - {COLOR}\n") == [
+        ([], "color_filter", False, False, 1.0),
+        (["color_filter"], None, True, True, 0.0),
+    ]
+    # after a barrier: the global stage's decisions and the CPU stages, then the model
+    assert passes(
+        "  - exact_dedup: {}\n  - length_filter: {}\n  - lm_loss: {model: m/prior}\n"
+    ) == [
+        ([], "exact_dedup", False, False, 0.0),
+        (["exact_dedup", "length_filter"], None, True, False, 0.0),
+        (["lm_loss"], None, False, True, 1.0),
+    ]
