@@ -100,13 +100,48 @@ def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
         return True
     _check_reachable(address)
+    auth_mode = os.environ.get("RAY_AUTH_MODE")  # ray.init may set it; say what was given
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError) as err:
         raise ClusterUnreachable(
             f"could not join the Ray cluster at {address} ({_root_cause(err)}): {_JOIN_HELP}"
         ) from None
+    _probe_actor(address, auth_mode)
     return False
+
+
+class _Probe:
+    def ready(self) -> bool:
+        return True
+
+
+def _probe_actor(address: str, auth_mode: str | None, timeout_s: float = 30.0) -> None:
+    """Start one actor of no CPUs on the joined cluster and call it (about 0.1-0.4 s).
+
+    A driver whose token authentication differs from the cluster's (``RAY_AUTH_MODE=token``
+    here, ``disabled`` there) joins and runs tasks, but the cluster cancels every actor
+    before it starts, which Ray reports deep in the run as "all references to the actor
+    were removed"; this says so at once, with what to change. A probe that is not
+    scheduled within ``timeout_s`` (a busy cluster) is left to the run's own actors."""
+    import ray
+
+    probe = ray.remote(num_cpus=0)(_Probe).remote()
+    try:
+        ray.get(probe.ready.remote(), timeout=timeout_s)
+    except ray.exceptions.ActorDiedError as err:
+        ray.shutdown()
+        lines = [line.strip() for line in str(err).splitlines()]
+        reason = next((line for line in lines if line.startswith("The actor is dead")), lines[0])
+        raise ClusterUnreachable(
+            f"joined the Ray cluster at {address}, but it cancelled an actor before it "
+            f"started ({reason.rstrip('.')}): the usual cause is token authentication set "
+            f"differently here (RAY_AUTH_MODE={auth_mode or 'unset'}) and on the cluster; set "
+            "RAY_AUTH_MODE in this shell to the mode the cluster was started with (token, "
+            "with its RAY_AUTH_TOKEN, or disabled)"
+        ) from None
+    except ray.exceptions.GetTimeoutError:
+        pass
 
 
 def _root_cause(err: BaseException) -> str:

@@ -98,6 +98,38 @@ def ray_head() -> Iterator[tuple[str, int]]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def driver_env(address: str, auth_mode: str = "disabled") -> dict[str, str]:
+    """The environment of a driver that joins the head at ``address``: the head runs with
+    token auth disabled, and the driver must say the same, as this test process's own
+    ``ray.init`` (in earlier tests) sets RAY_AUTH_MODE=token in os.environ."""
+    return {**os.environ, "RAY_ADDRESS": address, "RAY_AUTH_MODE": auth_mode}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_driver_whose_auth_differs_from_the_cluster_is_told_so(
+    c4_path: Path, tmp_path: Path, ray_head: tuple[str, int]
+) -> None:
+    # such a driver joins and runs tasks, but the cluster cancels its actors before they
+    # start: without the probe the run failed deep in Ray Data with "all references to
+    # the actor were removed" and a traceback
+    address, _ = ray_head
+    (tmp_path / "r.yaml").write_text("stages:\n  - length_filter: {min_chars: 300}\n")
+    joined = subprocess.run(
+        [CURATE, "run", "r.yaml", "--input", str(c4_path), "--output", "out", "--quiet"],
+        cwd=tmp_path,
+        env=driver_env(address, auth_mode="token"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert joined.returncode != 0
+    assert f"joined the Ray cluster at {address}, but it cancelled an actor" in joined.stderr
+    assert "RAY_AUTH_MODE=token" in joined.stderr
+    assert "Traceback" not in joined.stderr
+    assert not (tmp_path / "out" / "stats.json").exists()
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_joined_cluster_reads_the_recipe_paths_from_the_driver_folder(
@@ -120,7 +152,7 @@ def test_a_joined_cluster_reads_the_recipe_paths_from_the_driver_folder(
     joined = subprocess.run(
         [CURATE, "run", "r.yaml", "--input", "c4.jsonl.gz", "--output", "out", "--quiet"],
         cwd=tmp_path,
-        env={**os.environ, "RAY_ADDRESS": address},
+        env=driver_env(address),
         capture_output=True,
         text=True,
     )
