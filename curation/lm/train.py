@@ -360,7 +360,11 @@ def document_losses(
         batch = batch.to(lm.device)
         with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             logits = model(batch[:, :-1])
-        losses = F.cross_entropy(logits.float().transpose(1, 2), batch[:, 1:], reduction="none")
+        # classes innermost: a transposed (batch, vocab, length) view makes torch's CPU
+        # log-softmax stride across memory (3.7x slower for a vocabulary of 8,000)
+        losses = F.cross_entropy(
+            logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="none"
+        ).view(len(chosen), width - 1)
         lengths = torch.from_numpy(sizes[chosen]).to(lm.device)
         mask = torch.arange(width - 1, device=lm.device)[None, :] < lengths[:, None]
         window_loss[chosen] = (losses * mask).sum(dim=1).double().cpu().numpy()
