@@ -87,9 +87,9 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     # absolute: Ray workers of a cluster joined by address run in folders of their own
     out = Path(output).absolute()
     work = out / "_work"
-    _prepare(out, work, _fingerprint(recipe, shards), options.overwrite)
-
     segments = plan_segments(recipe)
+    _prepare(out, work, _fingerprint(recipe, shards, segments), options.overwrite)
+
     per_segment: list[list[ShardResult]] = []
     resumed = 0
     executor = make_executor(options.executor, options.workers, options.ray_address)
@@ -178,11 +178,20 @@ def _barrier(
     write_atomic_bytes(done, b"{}")
 
 
-def _fingerprint(recipe: Recipe, shards: list[InputShard]) -> dict[str, Any]:
+def _fingerprint(
+    recipe: Recipe, shards: list[InputShard], segments: list[Segment]
+) -> dict[str, Any]:
+    """What a run folder is a run of: the recipe and the shards (hashed), and how many of
+    the recipe's stages each pass holds (the passes' results are resumed by index)."""
     resolved = recipe.resolved()
     resolved["input"].pop("paths")
     body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
-    return {"fingerprint": hashlib.sha256(body.encode()).hexdigest(), "shards": len(shards)}
+    return {
+        "fingerprint": hashlib.sha256(body.encode()).hexdigest(),
+        "shards": len(shards),
+        "passes": [len(segment.stages) for segment in segments],
+        "gpu_cut": any(s.measure is None and not s.last for s in segments),
+    }
 
 
 def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
@@ -203,6 +212,18 @@ def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
                 raise RunFolderError(
                     f"output folder {out} holds a run of another recipe or other inputs: "
                     "pass --overwrite to start again there, or choose another --output"
+                )
+            # a run begun by an engine that cut the passes otherwise (before 2026-11-24 a
+            # model's pass was not cut from the CPU stages before it, and such markers say
+            # nothing of passes): its pass results must not be read as this engine's
+            before = previous.get("passes")
+            if before != fingerprint["passes"] and (before or fingerprint["gpu_cut"]):
+                raise RunFolderError(
+                    f"output folder {out} holds a run of this recipe begun by another "
+                    f"version of the engine, which cut its stages into passes otherwise "
+                    f"({before or 'unrecorded'} stages a pass there, {fingerprint['passes']} "
+                    "now): pass --overwrite to start again there, or finish it with that "
+                    "version"
                 )
     work.mkdir(parents=True, exist_ok=True)
     write_atomic_bytes(marker, json.dumps(fingerprint).encode())

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.io.inputs import InputShard
+from curation.io.inputs import InputShard, resolve_inputs
 from curation.recipe import parse_recipe
 from curation.runtime.executors import ShardFailed
 from curation.runtime.run import RunFolderError
@@ -189,3 +189,43 @@ def test_work_compression_sets_the_handed_on_parts_only(
     chosen = run_local(recipe, tmp_path / "chosen")
     assert chosen["rows"] == default["rows"]
     assert snapshot(tmp_path / "chosen") == snapshot(tmp_path / "default")
+
+
+def test_a_run_whose_passes_were_cut_otherwise_is_not_resumed(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # The marker records how many stages each pass holds, and pass results are resumed by
+    # index: a run folder begun by an engine that cut the passes otherwise is refused.
+    from curation.runtime.run import RUN_MARKER, _fingerprint
+
+    marker = tmp_path / "out" / "_work" / RUN_MARKER
+    recipe = recipe_of(
+        "stages:\n  - length_filter: {min_chars: 400}\n  - exact_dedup: {}\n", c4_path
+    )
+    run_local(recipe, tmp_path / "out")
+    written = json.loads(marker.read_text())
+    assert written["passes"] == [1, 1] and written["gpu_cut"] is False
+    marker.write_text(json.dumps({**written, "passes": [2]}))
+    with pytest.raises(RunFolderError, match=r"another version of the engine.*\[2\].*\[1, 1\]"):
+        run_local(recipe, tmp_path / "out")
+    # a marker of an engine that recorded no passes: its cuts were the global stages only,
+    # the same as now for a recipe without a model, so the run resumes
+    marker.write_text(json.dumps({k: written[k] for k in ("fingerprint", "shards")}))
+    assert run_local(recipe, tmp_path / "out")["shards"]["resumed"] == 2  # 1 shard, 2 passes
+
+    # with a model after CPU stages the passes are cut otherwise now: refused, before
+    # anything (the model) is loaded
+    model = parse_recipe(
+        "models:\n  m/lm: {train_lm: {input: $input}}\n"  # pending: never trained here
+        "stages:\n  - length_filter: {min_chars: 400}\n  - lm_loss: {model: m/lm}\n"
+    ).with_input(paths=[str(c4_path)])
+    shards = resolve_inputs(model.input.paths, model.input.format)
+    legacy = _fingerprint(model, shards, plan_segments(model))
+    assert legacy["passes"] == [1, 1] and legacy["gpu_cut"] is True
+    folder = tmp_path / "model-run"
+    (folder / "_work").mkdir(parents=True)
+    (folder / "_work" / RUN_MARKER).write_text(
+        json.dumps({k: legacy[k] for k in ("fingerprint", "shards")})
+    )
+    with pytest.raises(RunFolderError, match=r"unrecorded stages a pass there, \[1, 1\] now"):
+        run_local(model, folder)
