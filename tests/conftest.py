@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,6 +69,13 @@ def train_tiny_lm_on_ray(corpus: Path, out: Path) -> Result:
         ["train-lm", "--input", str(corpus), "--output", str(out), "--config", "tiny",
          "--steps", "5", "--batch-size", "4", "--vocab-size", "600", "--executor", "ray"],
     )  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (free when this returns)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def recipe_of(text: str, *paths: Path | str, **input_overrides: object) -> Recipe:

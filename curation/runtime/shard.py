@@ -98,9 +98,7 @@ class Segment:
 
     def opens_with_global(self) -> bool:
         """Whether a barrier decides before this pass (its first stage is global)."""
-        from curation.stage import registry
-
-        return bool(self.stages) and issubclass(registry()[self.stages[0].name], GlobalStage)
+        return bool(self.stages) and is_global(self.stages[0])
 
     def folder(self, work: Path) -> Path:
         """This segment's folder under the run's ``_work``."""
@@ -109,6 +107,14 @@ class Segment:
     def decisions(self, work: Path) -> Path:
         """Where the barrier before this segment writes its decisions."""
         return self.folder(work) / "decisions"
+
+
+def is_global(spec: StageSpec) -> bool:
+    """Whether the recipe stage ``spec`` is a global stage (one that decides over all
+    shards at a barrier) rather than a map stage."""
+    from curation.stage import registry
+
+    return issubclass(registry()[spec.name], GlobalStage)
 
 
 def plan_segments(recipe: Recipe) -> list[Segment]:
@@ -121,9 +127,6 @@ def plan_segments(recipe: Recipe) -> list[Segment]:
     from curation.stage import registry
 
     stages = registry()
-
-    def is_global(spec: StageSpec) -> bool:
-        return issubclass(stages[spec.name], GlobalStage)
 
     def on_gpu(spec: StageSpec) -> bool:
         return stages[spec.name].resources.gpus > 0
@@ -164,7 +167,7 @@ class SegmentPlan:
         from curation.stage import registry
 
         stages = registry()
-        specs = [s for s in self.segment.stages if not issubclass(stages[s.name], GlobalStage)]
+        specs = [s for s in self.segment.stages if not is_global(s)]
         specs += [self.segment.measure] if self.segment.measure else []
         return max((stages[spec.name].resources.gpus for spec in specs), default=0.0)
 

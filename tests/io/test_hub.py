@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from curation.cli import main
 from curation.io import hub as hub_module
-from tests.conftest import read_output, recipe_of, run_local
+from tests.conftest import free_port, read_output, recipe_of, run_local
 from tests.io.fake_hub import FakeHub
 
 RECIPE = """
@@ -184,11 +184,7 @@ def test_missing_token_and_refused_token(
 def test_unreachable_endpoint(
     run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     target = tmp_path / "out" / "export"
     target.parent.mkdir()

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,16 +20,10 @@ import pytest
 from curation.recipe import load_recipe, parse_recipe
 from curation.runtime.executors import ClusterUnreachable, cluster_address
 from curation.runtime.run import RunOptions, run
-from tests.conftest import read_output
+from tests.conftest import free_port, read_output
 
 CURATE = str(Path(sys.executable).with_name("curate"))
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_address_comes_from_the_flag_then_ray_address(monkeypatch) -> None:
