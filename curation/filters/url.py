@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import tarfile
+import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -109,11 +110,12 @@ def integrated_lists() -> dict[str, pa.Array]:
     lists distinct and byte-sorted).
 
     Reading the UT1 archive takes about 2 s and 150 MiB; the sorted lists are kept as
-    uncompressed Arrow files under ``cache_dir()/url_filter`` (named by the archive's
-    size and time and the cache format) and memory-mapped from there: a later worker's
+    uncompressed Arrow files under ``cache_dir()/url_filter`` (named by a hash of the
+    archive's bytes and the cache format) and memory-mapped from there: a later worker's
     setup takes about 0.2 s, most of it checking the order, and the workers of one
-    machine share the pages. A cache that cannot be written or read is rebuilt, or done
-    without, with a warning.
+    machine share the pages, whichever environment they run in. Writing a new copy
+    deletes cached lists that went unused for 30 days. A cache that cannot be written or
+    read is rebuilt, or done without, with a warning.
     """
     assets = _datatrove_assets()
     archive = assets / "url_filterblacklistsv0_3_0.tar.gz"
@@ -133,13 +135,31 @@ def integrated_lists() -> dict[str, pa.Array]:
     return lists
 
 
+#: a cached list unused for this long (seconds) is deleted when a new one is written
+_STALE_AFTER = 30 * 86_400
+
+
 def _ut1_cache_files(archive: Path) -> dict[str, Path]:
-    stat = archive.stat()
-    key = hashlib.sha256(
-        f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_CACHE_FORMAT}".encode()
-    ).hexdigest()[:16]
+    """The cache files for ``archive``, named by a hash of its bytes (about 30 ms for the
+    18 MB archive) and the cache format, so that every environment that installs the same
+    datatrove assets shares one copy."""
+    digest = hashlib.sha256(archive.read_bytes())
+    digest.update(f"|{_CACHE_FORMAT}".encode())
+    key = digest.hexdigest()[:16]
     folder = cache_dir() / "url_filter"
     return {member: folder / f"ut1-{member}-{key}.arrow" for member in ("domains", "urls")}
+
+
+def _prune_stale(files: dict[str, Path]) -> None:
+    """Delete the other cached UT1 lists in the folder (another archive or an older
+    format) that no worker has used for ``_STALE_AFTER``; a use refreshes a file's time."""
+    keep = {path.name for path in files.values()}
+    folder = files["domains"].parent
+    cutoff = time.time() - _STALE_AFTER
+    for path in folder.glob("ut1-*.arrow"):
+        with contextlib.suppress(OSError):
+            if path.name not in keep and path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def _cached_ut1(files: dict[str, Path]) -> dict[str, pa.Array] | None:
@@ -154,6 +174,8 @@ def _cached_ut1(files: dict[str, Path]) -> dict[str, pa.Array] | None:
             if column.type != pa.large_string() or column.num_chunks != 1:
                 raise ValueError(f"unexpected column {column.type} in {column.num_chunks}")
             lists[member] = column.chunk(0)
+            with contextlib.suppress(OSError):  # marks it in use; a read-only cache is fine
+                os.utime(path)
         return lists
     except (OSError, ValueError, pa.ArrowException) as error:
         warnings.warn(
@@ -177,6 +199,7 @@ def _write_ut1_cache(files: dict[str, Path], lists: dict[str, pa.Array]) -> None
                 out.write_table(table)
             os.replace(tmp, path)
             tmp = None
+        _prune_stale(files)
     except OSError as error:
         if tmp is not None:
             with contextlib.suppress(OSError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.batch import conform
+from curation.filters import url as url_module
 from curation.filters.url import (
     SortedStrings,
     UrlFilter,
@@ -205,3 +208,38 @@ def test_the_ut1_lists_are_cached_mapped_and_rebuilt_when_bad(
     with pytest.warns(UserWarning, match="CURATION_CACHE_DIR"):
         assert integrated_lists()["urls"].equals(built["urls"])
     integrated_lists.cache_clear()
+
+
+def test_the_ut1_cache_is_shared_by_every_copy_of_the_archive_and_pruned_when_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key is the archive's content, so another environment's copy of the same
+    archive (another path, another install time) finds the same files; writing a cache
+    deletes other cached lists unused for 30 days and keeps recent ones."""
+    archive = _datatrove_assets() / "url_filterblacklistsv0_3_0.tar.gz"
+    copy = tmp_path / "other-venv" / archive.name
+    copy.parent.mkdir()
+    copy.write_bytes(archive.read_bytes())
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "cache"))
+    files = _ut1_cache_files(archive)
+    assert _ut1_cache_files(copy) == files
+    changed = tmp_path / "changed.tar.gz"
+    changed.write_bytes(archive.read_bytes() + b"\0")
+    assert _ut1_cache_files(changed)["domains"] != files["domains"]
+
+    folder = files["domains"].parent
+    folder.mkdir(parents=True)
+    stale, recent = folder / "ut1-domains-0000000000000000.arrow", folder / "ut1-urls-1.arrow"
+    for path in (stale, recent):
+        path.write_bytes(b"an older cache")
+    old = time.time() - url_module._STALE_AFTER - 60
+    os.utime(stale, (old, old))
+    other = folder / "notes.txt"
+    other.write_text("not ours")
+    os.utime(other, (old, old))
+    lists = {"domains": pa.array(["a.example"]), "urls": pa.array(["a.example/x"])}
+    url_module._write_ut1_cache(files, lists)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [files["domains"].name, files["urls"].name, recent.name, other.name]
+    )
