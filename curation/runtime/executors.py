@@ -64,11 +64,21 @@ def cluster_address(address: str | None) -> str | None:
     return None if chosen == "local" else chosen
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Open a TCP connection to ``host:port`` of ``address`` and close it, so that a wrong
-    or unreachable address fails in seconds with a plain message (``ray.init`` retries
-    for about 20 s, logging each attempt). ``auto`` and addresses without a port are left
-    to Ray."""
+#: an HTTP/2 client's connection preface and an empty SETTINGS frame (RFC 9113, 3.4)
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS_FRAME = 4
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0, answer_s: float = 2.0) -> None:
+    """Fail in seconds, with a plain message, on an address that is not a Ray cluster
+    (``ray.init`` retries for 20 to 30 s, logging each attempt). ``auto`` and addresses
+    without a port are left to Ray.
+
+    Opens a TCP connection to ``host:port`` and speaks the first words of HTTP/2: a Ray
+    head's GCS (and a Ray Client server) are gRPC servers, which answer with a SETTINGS
+    frame. A server that answers anything else (a web page, the dashboard) is refused; one
+    that says nothing within ``answer_s``, and any server when ``RAY_USE_TLS`` is on, is
+    left to ``ray.init``."""
     if address.startswith(("http://", "https://")):
         raise ClusterUnreachable(
             f"{address} is a Ray dashboard address (what `ray job submit` takes), not a "
@@ -79,12 +89,29 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     if not host or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
     except OSError as err:
         reason = "timed out" if isinstance(err, TimeoutError) else err.strerror or str(err)
         raise ClusterUnreachable(
             f"cannot reach the Ray cluster at {address} ({reason}): {_JOIN_HELP}"
         ) from None
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        try:
+            connection.settimeout(answer_s)
+            connection.sendall(_H2_PREFACE)
+            answer = connection.recv(64)
+        except OSError:
+            return
+    if len(answer) < 4 or answer[3] == _SETTINGS_FRAME:
+        return
+    head = answer.split(b"\n", 1)[0][:40].decode("ascii", "replace").strip()
+    kind = "a web server" if answer.startswith((b"HTTP/", b"<")) else "something else"
+    raise ClusterUnreachable(
+        f"{address} is not a Ray cluster: {kind} answers there ({head!r}), where a Ray head "
+        f"answers gRPC. {_JOIN_HELP[0].upper()}{_JOIN_HELP[1:]}"
+    )
 
 
 def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs: Any) -> bool:

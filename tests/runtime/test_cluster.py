@@ -8,9 +8,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from curation.recipe import load_recipe, parse_recipe
-from curation.runtime.executors import ClusterUnreachable, cluster_address
+from curation.runtime.executors import ClusterUnreachable, _check_reachable, cluster_address
 from curation.runtime.run import RunOptions, run
 from tests.conftest import free_port, read_output
 
@@ -54,6 +56,63 @@ def test_a_dashboard_address_is_named_as_one(c4_path: Path, tmp_path: Path) -> N
     options = RunOptions("ray", ray_address="http://127.0.0.1:8265", progress=False)
     with pytest.raises(ClusterUnreachable, match=r"dashboard address .* host:port"):
         run(recipe, tmp_path / "out", options)
+
+
+@contextlib.contextmanager
+def listening(answer: bytes | None) -> Iterator[str]:
+    """A TCP server on a free local port that sends ``answer`` to each connection (an HTTP
+    response whatever the request) or, when it is None, reads and says nothing."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = server.accept()
+                held.append(connection)
+                if answer is not None:
+                    connection.recv(1024)
+                    connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+
+
+WEB_PAGE = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<!DOCTYPE html><html></html>"
+
+
+def test_an_address_where_a_web_server_answers_is_not_taken_for_a_cluster(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # ray.init would retry such an address for about 30 s, logging each attempt
+    recipe = parse_recipe("stages: []\n").with_input(paths=[str(c4_path)])
+    with listening(WEB_PAGE) as address:
+        options = RunOptions("ray", ray_address=address, progress=False)
+        with pytest.raises(ClusterUnreachable) as caught:
+            run(recipe, tmp_path / "out", options)
+    message = str(caught.value)
+    assert f"{address} is not a Ray cluster: a web server answers there" in message
+    assert "'HTTP/1.0 200 OK'" in message
+    assert "Check the address" in message
+    assert not (tmp_path / "out" / "stats.json").exists()
+
+
+def test_the_protocol_check_leaves_silent_servers_and_tls_to_ray(monkeypatch) -> None:
+    """What it cannot tell apart from a Ray head, it lets through: a server that says
+    nothing (ray.init then decides), and any server when Ray speaks TLS."""
+    with listening(None) as address:
+        _check_reachable(address, answer_s=0.2)
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    with listening(WEB_PAGE) as address:
+        _check_reachable(address)
+    monkeypatch.setenv("RAY_USE_TLS", "0")
+    with listening(WEB_PAGE) as address, pytest.raises(ClusterUnreachable):
+        _check_reachable(address)
 
 
 @pytest.fixture
