@@ -348,16 +348,18 @@ def document_losses(
             owners.append(doc)
             windows.append(window)
     sizes = np.array([len(w) - 1 for w in windows], dtype=np.int64)  # targets per window
-    window_loss = np.zeros(len(windows))
+    # window losses stay on the device until the end: one copy back, so the host builds
+    # the next batch while the device runs this one (a copy per batch waits for each)
+    window_loss = torch.zeros(len(windows), dtype=torch.float64, device=lm.device)
     order = np.argsort(sizes, kind="stable")
     use_bf16 = lm.device.type == "cuda"
     for lo in range(0, len(order), batch_size):
         chosen = order[lo : lo + batch_size]
         width = int(sizes[chosen].max()) + 1
-        batch = torch.full((len(chosen), width), PAD_ID, dtype=torch.long)
+        rows = np.full((len(chosen), width), PAD_ID, dtype=np.int64)
         for row, w in enumerate(chosen):
-            batch[row, : sizes[w] + 1] = torch.tensor(windows[w])
-        batch = batch.to(lm.device)
+            rows[row, : sizes[w] + 1] = windows[w]
+        batch = torch.from_numpy(rows).to(lm.device, non_blocking=True)
         with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             logits = model(batch[:, :-1])
         # classes innermost: a transposed (batch, vocab, length) view makes torch's CPU
@@ -365,9 +367,11 @@ def document_losses(
         losses = F.cross_entropy(
             logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="none"
         ).view(len(chosen), width - 1)
-        lengths = torch.from_numpy(sizes[chosen]).to(lm.device)
+        lengths = torch.from_numpy(sizes[chosen]).to(lm.device, non_blocking=True)
         mask = torch.arange(width - 1, device=lm.device)[None, :] < lengths[:, None]
-        window_loss[chosen] = (losses * mask).sum(dim=1).double().cpu().numpy()
+        at = torch.from_numpy(chosen).to(lm.device, non_blocking=True)
+        window_loss.index_copy_(0, at, (losses * mask).sum(dim=1).double())
+    window_loss = window_loss.cpu().numpy() if len(windows) else np.zeros(0)
     owner = np.array(owners, dtype=np.int64)
     loss_sum = np.bincount(owner, weights=window_loss, minlength=len(texts))
     tokens = np.bincount(owner, weights=sizes, minlength=len(texts)).astype(np.int64)
