@@ -263,7 +263,7 @@ def process_shard(
         except CorruptInputError as err:
             if recipe.input.on_corrupt_file != "skip":
                 raise
-            corrupt = str(err)
+            corrupt = err.problem
             break
         read_seconds = time.perf_counter() - started
         batch_bytes = text_bytes(batch)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -89,12 +91,61 @@ def test_truncated_gzip_skip_keeps_rows_read(c4_path: Path, tmp_path: Path) -> N
     assert stats["shards"]["corrupt_skipped"][0]["url"].endswith("cut.jsonl.gz")
 
 
+@pytest.mark.parametrize("cut_at", [3_000, 200_000, 600_000])
+def test_a_truncated_gzip_keeps_every_whole_line_before_the_damage(
+    c4_path: Path, tmp_path: Path, cut_at: int
+) -> None:
+    """With the default batch of 10,000 rows the damage falls inside the first block, and
+    (at 200 kB) inside the first MiB ISA-L's file reader inflated in one bite: both used
+    to lose those rows. Now every line that decompresses whole is read, and the broken
+    last line is the damage recorded with the file."""
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(c4_path.read_bytes()[:cut_at])
+    readable = zlib.decompressobj(wbits=31).decompress(cut.read_bytes())
+    whole = readable.count(b"\n")
+    assert whole > 0
+    recipe = recipe_of("input: {on_corrupt_file: skip}\n" + PASS, cut)
+    stats = run_local(recipe, tmp_path / "out")
+    assert stats["rows"]["read"] == stats["rows"]["kept"] == whole
+    kept = read_output(tmp_path / "out", "kept")
+    first = [json.loads(line)["text"] for line in readable.split(b"\n")[:whole]]
+    assert kept["text"].to_pylist() == first
+    [skipped] = stats["shards"]["corrupt_skipped"]
+    assert skipped["error"].startswith(f"{cut}: cannot read past ")
+    assert skipped["error"].endswith("end-of-stream marker was reached")  # no advice to skip
+    with pytest.raises(CorruptInputError, match=r"on_corrupt_file: skip"):
+        run_local(recipe_of(PASS, cut), tmp_path / "out2")
+
+
+def test_gzip_members_and_zero_padding_read_as_the_gzip_module_does(tmp_path: Path) -> None:
+    lines = [json.dumps({"text": f"document {i} " * 30}).encode() for i in range(4000)]
+    body = b"\n".join(lines) + b"\n"
+    members = gzip.compress(body[:70_001]) + b"\0" * 512 + gzip.compress(body[70_001:])
+    path = tmp_path / "members.jsonl.gz"
+    path.write_bytes(members + b"\0" * 100)
+    assert gzip.decompress(path.read_bytes()) == body
+    stats = run_local(recipe_of(PASS, path), tmp_path / "out")
+    assert stats["rows"]["read"] == 4000
+    assert read_output(tmp_path / "out", "kept")["text"].to_pylist() == [
+        json.loads(line)["text"] for line in lines
+    ]
+    path.write_bytes(members + b"trailing bytes")
+    with pytest.raises(CorruptInputError, match=r"members\.jsonl\.gz: cannot read past line"):
+        run_local(recipe_of(PASS, path), tmp_path / "out2")
+
+
 def test_truncated_warc_gzip(warc_dir: Path, tmp_path: Path) -> None:
     data = (warc_dir / "sample-0000.warc.gz").read_bytes()
     cut = tmp_path / "cut.warc.gz"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CorruptInputError, match=r"cut\.warc\.gz: cannot read past record"):
         run_local(recipe_of(PASS, cut), tmp_path / "out")
+    # skipped: the records before the damage are kept, however few for a whole batch
+    stats = run_local(recipe_of("input: {on_corrupt_file: skip}\n" + PASS, cut), tmp_path / "o2")
+    [skipped] = stats["shards"]["corrupt_skipped"]
+    broken = int(re.search(r"cannot read past record (\d+)", skipped["error"]).group(1))
+    assert broken > 1
+    assert stats["rows"]["read"] == broken - 1
 
 
 def test_invalid_json_utf8_null_empty_missing(tmp_path: Path) -> None:
