@@ -12,7 +12,7 @@ Variants, one process, best of five, each on one thread:
 - ``curation, ISA-L file reader``: ``read_shard`` reading through ISA-L's ``IGzipFile``
   in pieces of 1 MiB, as it did before it inflated the stream itself (a file reader
   that takes large bites loses the rows of a bite that ends in a truncation).
-- ``curation, ISA-L``: ``read_shard`` as shipped: ISA-L's inflate fed 256 KiB of the
+- ``curation, ISA-L``: ``read_shard`` as shipped: ISA-L's inflate fed 64 KiB of the
   file at a time.
 
     .venv/bin/python benchmarks/jsonl_gzip.py --docs 50000

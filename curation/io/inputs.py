@@ -98,7 +98,13 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
             raise InputError(f"input glob {path!r} matched no files: check the pattern")
         base = _glob_base(root)
         found = [(m, posixpath.relpath(m, base)) for m in matches]
-        return _with_formats(found, fmt, path, url, strict=fmt == "auto")
+        shards = _with_formats(found, fmt, path, url, strict=fmt == "auto" or len(found) == 1)
+        if not shards:
+            raise InputError(
+                f"input glob {path!r} matched only files named as another format than "
+                f"{fmt}: pass --format auto to read each file by its name"
+            )
+        return shards
     if not fs.exists(root):
         raise InputError(f"input {path!r} does not exist: check the path (and the fsspec URL)")
     if fs.isdir(root):
@@ -109,6 +115,11 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
             if not posixpath.basename(f).startswith((".", "_"))
         ]
         shards = _with_formats(found, fmt, path, url, strict=False)
+        if not shards and fmt != "auto":
+            raise InputError(
+                f"input directory {path!r} holds only files named as another format than "
+                f"{fmt}: pass --format auto to read each file by its name"
+            )
         if not shards:
             raise InputError(
                 f"input directory {path!r} holds no file of a known format "
@@ -121,18 +132,43 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
 def _with_formats(
     found: list[tuple[str, str]], fmt: str, origin: str, url: object, strict: bool
 ) -> list[InputShard]:
+    """The shards of ``found`` with their formats. With ``fmt`` auto, each file's format
+    comes from its name, and a file whose name tells none is an error when ``strict`` (a
+    file named on its own) or passed over (a directory's other files). With a format
+    given, every file is read in it, except a file whose name says another format where
+    one of the two is a container (Parquet, WARC): read as the other, its bytes would
+    become rows of garbage, each dropped. Such a file is an error when ``strict``, and
+    passed over in a directory or glob (a README.md beside the Parquet shards)."""
     shards = []
     for file_path, name in found:
-        file_format = fmt if fmt != "auto" else detect_format(file_path)
-        if file_format is None:
+        named = detect_format(file_path)
+        if fmt == "auto":
+            if named is None:
+                if strict:
+                    raise InputError(
+                        f"cannot tell the format of {file_path!r} (from {origin!r}) by its "
+                        f"name: pass --format with one of {', '.join(FORMATS)}"
+                    )
+                continue
+            shards.append(InputShard(url(file_path), name, named))  # type: ignore[operator]
+            continue
+        if _formats_clash(fmt, named):
             if strict:
                 raise InputError(
-                    f"cannot tell the format of {file_path!r} (from {origin!r}) by its name: "
-                    f"pass --format with one of {', '.join(FORMATS)}"
+                    f"{file_path!r} is named as {named} but would be read as {fmt} (the "
+                    f"recipe's input.format or --format): pass --format {named}, or --format "
+                    "auto to read each file by its name"
                 )
             continue
-        shards.append(InputShard(url(file_path), name, file_format))  # type: ignore[operator]
+        shards.append(InputShard(url(file_path), name, fmt))  # type: ignore[operator]
     return shards
+
+
+def _formats_clash(fmt: str, named: str | None) -> bool:
+    """True when a file named as ``named`` cannot be meant to be read as ``fmt``: one of
+    them is a container format. JSONL in a ``.txt`` file, say, is read as asked."""
+    containers = ("parquet", "warc")
+    return named is not None and named != fmt and (fmt in containers or named in containers)
 
 
 def _glob_base(pattern: str) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import json
+import lzma
 import re
 import zlib
 from pathlib import Path
@@ -16,8 +19,10 @@ import zstandard
 from curation.io.inputs import InputError
 from curation.io.readers import CorruptInputError
 from curation.io.writers import SchemaConflictError
+from curation.recipe import parse_recipe
 from tests.conftest import read_output, recipe_of, run_local
 
+ROOT = Path(__file__).resolve().parents[2]
 PASS = "stages: []\n"
 LENGTH = "stages:\n  - length_filter: {min_chars: 1}\n"
 
@@ -51,6 +56,49 @@ def test_unknown_extension_asks_for_format(tmp_path: Path) -> None:
     path.write_text('{"text": "x"}\n')
     with pytest.raises(InputError, match=r"--format"):
         run_local(recipe_of(PASS, path), tmp_path / "out")
+
+
+def test_a_file_named_as_another_container_format_is_refused(tmp_path: Path) -> None:
+    # a Parquet file read as JSONL became 3 rows of garbage, every one dropped
+    parquet = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"id": ["a"], "text": ["a document"]}), parquet)
+    with pytest.raises(InputError, match=r"docs\.parquet' is named as parquet.*--format parquet"):
+        run_local(recipe_of(PASS, parquet, format="jsonl"), tmp_path / "out")
+    jsonl = write_lines(tmp_path / "docs.jsonl", [b'{"text": "a document"}'])
+    with pytest.raises(InputError, match=r"docs\.jsonl' is named as jsonl.*read as warc"):
+        run_local(recipe_of(PASS, jsonl, format="warc"), tmp_path / "out")
+    # JSONL in a file named .txt is read as asked: neither format is a container
+    text = write_lines(tmp_path / "docs.txt", [b'{"text": "one"}', b'{"text": "two"}'])
+    assert run_local(recipe_of(PASS, text, format="jsonl"), tmp_path / "o3")["rows"]["read"] == 2
+
+
+def test_a_folder_or_glob_read_in_a_container_format_passes_over_other_files(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": ["one", "two"]}), folder / "train-0.parquet")
+    (folder / "README.md").write_text("# a dataset card, not a shard\n")
+    write_lines(folder / "extra.jsonl", [b'{"text": "not asked for"}'])
+    for source in (folder, folder / "*"):
+        stats = run_local(
+            recipe_of(PASS, source, format="parquet"), tmp_path / "out", overwrite=True
+        )
+        assert stats["rows"]["read"] == 2
+    with pytest.raises(InputError, match=r"holds only files named as another format than warc"):
+        run_local(recipe_of(PASS, folder, format="warc"), tmp_path / "out2")
+    with pytest.raises(InputError, match=r"matched only files named as another format"):
+        run_local(recipe_of(PASS, folder / "[Re]*", format="parquet"), tmp_path / "o3")
+
+
+def test_the_quickstart_recipe_reads_the_formats_the_readme_points_it_at(tmp_path: Path) -> None:
+    # the README runs it on '*.parquet' shards; the recipe said format: jsonl
+    recipe = parse_recipe((ROOT / "pipelines" / "quickstart.yaml").read_text(), "quickstart.yaml")
+    parquet = tmp_path / "crawl.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x" * 300, "y" * 400]}), parquet)
+    stats = run_local(recipe.with_input(paths=[str(parquet)]), tmp_path / "out")
+    assert stats["rows"]["read"] == 2
+    assert stats["stages"][0]["rows_dropped"] == 0
 
 
 def test_corrupt_parquet(tmp_path: Path) -> None:
@@ -117,6 +165,32 @@ def test_a_truncated_gzip_keeps_every_whole_line_before_the_damage(
         run_local(recipe_of(PASS, cut), tmp_path / "out2")
 
 
+@pytest.mark.parametrize("suffix", [".bz2", ".xz", ".zst"])
+def test_a_truncated_bz2_xz_or_zstd_file_keeps_every_whole_line_before_the_damage(
+    c4_path: Path, tmp_path: Path, suffix: str
+) -> None:
+    # the oracle: what each format's own incremental decompressor gives of the cut file
+    codecs = {
+        ".bz2": (bz2.compress, lambda: bz2.BZ2Decompressor()),
+        ".xz": (lzma.compress, lambda: lzma.LZMADecompressor()),
+        ".zst": (
+            lambda b: zstandard.ZstdCompressor().compress(b),
+            lambda: zstandard.ZstdDecompressor().decompressobj(),
+        ),
+    }
+    compress, decompressor = codecs[suffix]
+    body = gzip.decompress(c4_path.read_bytes()) * 2  # bz2's blocks are 900 kB
+    data = compress(body)
+    cut = tmp_path / f"cut.jsonl{suffix}"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    readable = decompressor().decompress(cut.read_bytes())
+    whole = readable.count(b"\n")
+    assert 0 < whole < body.count(b"\n")
+    stats = run_local(recipe_of("input: {on_corrupt_file: skip}\n" + PASS, cut), tmp_path / "out")
+    assert stats["shards"]["corrupt_skipped"], "a cut file must be recorded as damaged"
+    assert stats["rows"]["read"] == whole
+
+
 def test_gzip_members_and_zero_padding_read_as_the_gzip_module_does(tmp_path: Path) -> None:
     lines = [json.dumps({"text": f"document {i} " * 30}).encode() for i in range(4000)]
     body = b"\n".join(lines) + b"\n"
@@ -146,6 +220,37 @@ def test_truncated_warc_gzip(warc_dir: Path, tmp_path: Path) -> None:
     broken = int(re.search(r"cannot read past record (\d+)", skipped["error"]).group(1))
     assert broken > 1
     assert stats["rows"]["read"] == broken - 1
+
+
+def whole_responses(data: bytes) -> int:
+    """How many response records the whole gzip members at the start of ``data`` hold
+    (zlib and FastWARC on the complete members only: the reader's oracle)."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    whole = b""
+    while data:
+        member = zlib.decompressobj(wbits=31)
+        out = member.decompress(data)
+        if not member.eof:
+            break
+        whole, data = whole + out, member.unused_data
+    records = ArchiveIterator(io.BytesIO(whole), record_types=WarcRecordType.response)
+    return sum(1 for _ in records)
+
+
+@pytest.mark.parametrize("cut", [20_000, 50_000, 100_000, 150_000, 200_000])
+def test_a_truncated_warc_gzip_keeps_every_whole_record_before_the_damage(
+    warc_dir: Path, tmp_path: Path, cut: int
+) -> None:
+    # Python's gzip module raised before returning what its last read had inflated, so a
+    # cut lost the one to four whole records before it (2 of 6 kept at 50 kB)
+    data = (warc_dir / "sample-0000.warc.gz").read_bytes()
+    path = tmp_path / "cut.warc.gz"
+    path.write_bytes(data[:cut])
+    recipe = recipe_of("input: {on_corrupt_file: skip, batch_rows: 5}\n" + PASS, path)
+    stats = run_local(recipe, tmp_path / "out")
+    assert stats["shards"]["corrupt_skipped"], "a cut file must be recorded as damaged"
+    assert stats["rows"]["read"] == whole_responses(data[:cut]) > 0
 
 
 def test_invalid_json_utf8_null_empty_missing(tmp_path: Path) -> None:
