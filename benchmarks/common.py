@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow
@@ -72,6 +72,20 @@ def best_of(repeats: int, *runs: object) -> list[float]:
             run()  # type: ignore[operator]
             best[index] = min(best[index], time.perf_counter() - started)
     return best
+
+
+def speed_table(
+    runs: dict[str, Any], repeats: int, base: str, rate: str, amount: float
+) -> dict[str, float]:
+    """Time each of ``runs`` (name: callable) with ``best_of`` and print a Markdown table
+    of seconds, ``amount`` / seconds as ``rate``, and each time as a multiple of
+    ``base``'s; returns the seconds by name."""
+    seconds = dict(zip(runs, best_of(repeats, *runs.values()), strict=True))
+    print(f"| reader | seconds | {rate} | vs {base} |")
+    print("|---|---:|---:|---:|")
+    for name, value in seconds.items():
+        print(f"| {name} | {value:.3f} | {amount / value:,.0f} | {value / seconds[base]:.2f}x |")
+    return seconds
 
 
 def run_on_one_core(name: str, command: list[str]) -> dict:

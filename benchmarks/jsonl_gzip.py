@@ -37,7 +37,7 @@ from isal import igzip
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import curation.io.readers as readers
-from benchmarks.common import best_of, documents
+from benchmarks.common import documents, speed_table
 from curation.io.inputs import resolve_inputs
 from curation.recipe import InputSpec
 
@@ -89,14 +89,9 @@ def main() -> None:
         "curation, ISA-L file reader": ours_file_reader,
         "curation, ISA-L": ours,
     }
-    seconds = dict(zip(runs, best_of(5, *runs.values()), strict=True))
     size = path.stat().st_size / 2**20
     print(f"# {platform.machine()}; {args.docs:,} documents, {size:.1f} MiB of gzip\n")
-    print("| reader | seconds | docs/s | vs pyarrow |")
-    print("|---|---:|---:|---:|")
-    base = seconds["pyarrow `read_json`"]
-    for name, value in seconds.items():
-        print(f"| {name} | {value:.3f} | {args.docs / value:,.0f} | {value / base:.2f}x |")
+    speed_table(runs, 5, "pyarrow `read_json`", "docs/s", args.docs)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import curation.io.readers as readers
-from benchmarks.common import best_of
+from benchmarks.common import speed_table
 from curation.io.inputs import resolve_inputs
 from curation.recipe import InputSpec
 
@@ -106,15 +106,10 @@ def main() -> None:
     }
     counts = {name: run() for name, run in runs.items()}
     assert len(set(counts.values())) == 1, counts
-    seconds = dict(zip(runs, best_of(5, *runs.values()), strict=True))
     size = path.stat().st_size / 2**20
     records = next(iter(counts.values()))
     print(f"# {platform.machine()}; {records:,} responses, {size:.1f} MiB of gzip\n")
-    print("| reader | seconds | MiB/s of gzip | vs FastWARC's own gzip |")
-    print("|---|---:|---:|---:|")
-    base = seconds["parse: FastWARC, its own gzip"]
-    for name, value in seconds.items():
-        print(f"| {name} | {value:.3f} | {size / value:.0f} | {value / base:.2f}x |")
+    speed_table(runs, 5, "parse: FastWARC, its own gzip", "MiB/s of gzip", size)
 
 
 if __name__ == "__main__":
