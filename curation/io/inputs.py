@@ -20,7 +20,7 @@ FORMATS = ("jsonl", "parquet", "warc", "text")
 _EXTENSIONS = {
     "parquet": (".parquet", ".pq"),
     "jsonl": (".jsonl", ".json", ".ndjson"),
-    "warc": (".warc", ".arc"),
+    "warc": (".warc", ".arc", ".wet"),  # .warc.wet: Common Crawl's extracted text
     "text": (".txt", ".text", ".md"),
 }
 _COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")

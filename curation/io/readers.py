@@ -667,24 +667,28 @@ def _vector_reasons(text: Any, reasons: Any, spec: InputSpec) -> Any:
 def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     """WARC, optionally compressed (gz, zst, bz2, xz by extension, decompressed here as
     for JSONL, so a truncated file is an error that comes after every whole record before
-    it): HTTP responses, HTML turned into text with Resiliparse.
+    it). A document is an HTTP response, its HTML turned into text with Resiliparse, or a
+    conversion record (Common Crawl's WET files), whose block is the text already.
 
     Keeps ``url`` and ``date`` (the WARC-Date); the id is the WARC-Record-ID.
     Request, metadata and warcinfo records are not documents and are passed over.
     """
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+    wanted = WarcRecordType.response | WarcRecordType.conversion
+
     rows = _Rows(shard, spec)
     row = -1
-    read = 0  # response records read whole
+    read = 0  # documents (response and conversion records) read whole
     try:
         with _open_chunks(shard.url) as chunks:
-            records = ArchiveIterator(
-                _ChunkFile(chunks), record_types=WarcRecordType.response, parse_http=True
-            )
+            records = ArchiveIterator(_ChunkFile(chunks), record_types=wanted, parse_http=True)
             for record in records:
                 row += 1
-                text, reason = _warc_text(record, spec)
+                if record.record_type == WarcRecordType.conversion:
+                    text, reason = _utf8_text(record.reader.read())
+                else:
+                    text, reason = _warc_text(record, spec)
                 extra = {
                     "url": _strip_brackets(record.headers.get("WARC-Target-URI")),
                     "date": record.headers.get("WARC-Date"),
@@ -699,6 +703,15 @@ def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
         raise _corrupt(shard, f"record {read + 1}", err) from None
     if len(rows):
         yield rows.flush()
+
+
+def _utf8_text(raw: bytes) -> tuple[str, str | None]:
+    """The text of UTF-8 bytes, and ``read:invalid_utf8`` (U+FFFD in place) when they
+    are not."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), "read:invalid_utf8"
 
 
 def _strip_brackets(value: str | None) -> str | None:
@@ -755,10 +768,7 @@ def read_text(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
             raw = handle.read()
     except (EOFError, OSError, zlib.error) as err:
         raise _corrupt(shard, "its start", err) from None
-    try:
-        text, reason = raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        text, reason = raw.decode("utf-8", "replace"), "read:invalid_utf8"
+    text, reason = _utf8_text(raw)
     rows.add(0, shard.name, text, reason, {})
     yield rows.flush()
 

@@ -105,6 +105,44 @@ def test_warc_in_every_compression_reads_as_its_gzip(
         assert table[column].to_pylist() == expected[column].to_pylist()
 
 
+def wet_record(kind: str, headers: dict[str, str], block: bytes) -> bytes:
+    """One gzip member holding a WARC record as Common Crawl's WET files write them."""
+    head = [f"WARC/1.0\r\nWARC-Type: {kind}\r\n"]
+    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    head.append(f"Content-Length: {len(block)}\r\n\r\n")
+    return gzip.compress("".join(head).encode() + block + b"\r\n\r\n")
+
+
+def test_wet_conversion_records_are_documents(warc_dir: Path, tmp_path: Path) -> None:
+    # a .warc.wet.gz was not taken for WARC by name, and with --format warc its
+    # conversion records (the text Common Crawl extracted) gave no document at all
+    responses = read_all(warc_dir / "sample-0000.warc.gz").to_pylist()
+    pages = [row for row in responses if row["drop_reason"] is None]
+    info = b"software: test\r\ndescription: Wet files of a sample\r\n"
+    members = [wet_record("warcinfo", {"WARC-Record-ID": "<urn:uuid:info>"}, info)]
+    for row in pages:
+        headers = {
+            "WARC-Target-URI": row["url"],
+            "WARC-Date": row["date"],
+            "WARC-Record-ID": f"<urn:uuid:wet-{row['id'][9:]}>",
+            "WARC-Refers-To": f"<{row['id']}>",
+            "Content-Type": "text/plain",
+        }
+        members.append(wet_record("conversion", headers, row["text"].encode()))
+    bad = {"WARC-Record-ID": "<urn:uuid:latin1>", "Content-Type": "text/plain"}
+    members.append(wet_record("conversion", bad, "caf\xe9 au lait".encode("latin-1")))
+    path = tmp_path / "CC-MAIN-sample.warc.wet.gz"
+    path.write_bytes(b"".join(members))
+    table = read_all(path)
+    assert table.num_rows == len(pages) + 1 > 5
+    assert table["id"].to_pylist()[:-1] == [f"urn:uuid:wet-{r['id'][9:]}" for r in pages]
+    assert table["url"].to_pylist()[:-1] == [r["url"] for r in pages]
+    assert table["date"].to_pylist()[:-1] == [r["date"] for r in pages]
+    assert table["text"].to_pylist()[:-1] == [r["text"] for r in pages]
+    assert table["drop_reason"].to_pylist() == [None] * len(pages) + ["read:invalid_utf8"]
+    assert table["text"][-1].as_py() == "caf\ufffd au lait"
+
+
 def test_parquet_by_row_group(c4_path: Path, tmp_path: Path) -> None:
     source = read_all(c4_path).drop_columns(["drop_reason"])
     path = tmp_path / "c4.parquet"
