@@ -20,7 +20,8 @@ FORMATS = ("jsonl", "parquet", "warc", "text")
 _EXTENSIONS = {
     "parquet": (".parquet", ".pq"),
     "jsonl": (".jsonl", ".json", ".ndjson"),
-    "warc": (".warc", ".arc", ".wet"),  # .warc.wet: Common Crawl's extracted text
+    # .warc.wet: Common Crawl's extracted text; .arc is known only to be refused by name
+    "warc": (".warc", ".arc", ".wet"),
     "text": (".txt", ".text", ".md"),
 }
 _COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")
@@ -52,11 +53,7 @@ class InputShard:
 
 def detect_format(path: str) -> str | None:
     """The format implied by a file name (compression suffixes allowed), or None."""
-    name = path.lower()
-    for suffix in _COMPRESSIONS:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
+    name = _stem(path)
     for fmt, extensions in _EXTENSIONS.items():
         if name.endswith(extensions):
             return fmt
@@ -161,7 +158,23 @@ def _with_formats(
                 )
             continue
         shards.append(InputShard(url(file_path), name, fmt))  # type: ignore[operator]
+    for shard in shards:
+        if shard.format == "warc" and _stem(shard.url).endswith(".arc"):
+            raise InputError(
+                f"{shard.url!r} is an ARC file, the web archive format before WARC, which "
+                "this engine does not read (FastWARC reads WARC only): convert it to WARC "
+                "first (warcio, for one, reads ARC and writes WARC)"
+            )
     return shards
+
+
+def _stem(path: str) -> str:
+    """The lower-case name without its compression suffix."""
+    name = path.lower()
+    for suffix in _COMPRESSIONS:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _formats_clash(fmt: str, named: str | None) -> bool:

@@ -101,6 +101,17 @@ def test_the_quickstart_recipe_reads_the_formats_the_readme_points_it_at(tmp_pat
     assert stats["stages"][0]["rows_dropped"] == 0
 
 
+def test_an_arc_file_is_refused_by_name_not_read_as_a_damaged_warc(tmp_path: Path) -> None:
+    # FastWARC reads WARC only: an ARC file failed as "damaged, fetch it again"
+    body = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<p>an archived page</p>"
+    head = b"http://example.com/ 192.0.2.1 20040101000000 text/html %d\n" % len(body)
+    path = tmp_path / "IA-2004.arc.gz"
+    path.write_bytes(gzip.compress(head + body + b"\n"))
+    for source in (path, tmp_path):
+        with pytest.raises(InputError, match=r"IA-2004\.arc\.gz' is an ARC file.*convert it"):
+            run_local(recipe_of(PASS, source), tmp_path / "out")
+
+
 def test_corrupt_parquet(tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 this is not a parquet file at all")
