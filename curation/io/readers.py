@@ -173,13 +173,18 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     ``_fast_jsonl_batch``), it is the batch. Otherwise, and always for a block with a bad
     line, every line is parsed on its own with orjson, so a bad line is one dropped row.
     Both paths give the same rows, columns, types and drop reasons.
+
+    A file that is one JSON array (a ``.json`` export, pretty-printed or not) is read as
+    the array's elements, one row each, in order: it is parsed whole, so it may hold at
+    most ``_JSON_ARRAY_MAX_BYTES``. A file that starts with ``[`` but is not one array is
+    read line by line as above.
     """
     state = _JsonlState()
     rows_read = 0
     blocks = _LineBlocks(spec.batch_rows)
     try:
         with _open_chunks(shard.url) as chunks:
-            for block, newlines in blocks.cut(chunks):
+            for block, newlines in blocks.cut(_array_as_lines(chunks, shard, spec.batch_rows)):
                 rows = _nonblank_lines(block, newlines)
                 if rows:
                     yield _jsonl_batch(block, rows, rows_read, shard, spec, state)
@@ -188,6 +193,47 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
         where = f"line {blocks.lines_read + 1}" if blocks.lines_read else "its start"
         raise _corrupt(shard, where, err) from None
     _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
+
+
+_JSON_ARRAY_MAX_BYTES = 2 << 30
+_BOM = b"\xef\xbb\xbf"
+
+
+def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> Iterator[bytes]:
+    """``chunks`` as they are, unless together they are one JSON array: then its elements
+    as JSON lines, ``rows`` of them a chunk."""
+    chunks = iter(chunks)
+    held: list[bytes] = []
+    for chunk in chunks:
+        held.append(chunk)
+        if start := chunk.lstrip().removeprefix(_BOM).lstrip():
+            break
+    else:
+        yield from held
+        return
+    if not start.startswith(b"["):
+        yield from held
+        yield from chunks
+        return
+    size = sum(map(len, held))
+    for chunk in chunks:
+        size += len(chunk)
+        if size > _JSON_ARRAY_MAX_BYTES:
+            raise InputError(
+                f"{shard.url}: starts with '[' and holds over {_JSON_ARRAY_MAX_BYTES >> 30} GiB; "
+                "a JSON array is read whole, so one this large is not read: convert it to "
+                "JSON Lines (one object a line), e.g. with jq -c '.[]'"
+            )
+        held.append(chunk)
+    data = b"".join(held)
+    try:
+        array = orjson.loads(data.lstrip().removeprefix(_BOM))
+    except orjson.JSONDecodeError:  # JSON lines that hold arrays, say
+        yield data
+        return
+    del data, held
+    for first in range(0, len(array), rows):
+        yield b"".join(orjson.dumps(value) + b"\n" for value in array[first : first + rows])
 
 
 _NEWLINE = 10
@@ -304,9 +350,6 @@ def _jsonl_batch(
         batch.add(row, doc_id, text, reason, extra)
     _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
     return batch.flush()
-
-
-_BOM = b"\xef\xbb\xbf"
 
 
 def _fast_jsonl_batch(

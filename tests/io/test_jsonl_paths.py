@@ -286,3 +286,56 @@ def test_line_blocks_cut_whole_lines(pieces: list[bytes], lines: int, cuts: list
     for block, newlines in cut:
         nonblank = sum(bool(line.strip()) for line in block.split(b"\n"))
         assert readers._nonblank_lines(block, newlines) == nonblank
+
+
+def test_a_json_array_file_is_read_as_its_elements(tmp_path: Path) -> None:
+    # a .json export that is one array, pretty-printed: every line was a row of garbage
+    docs = [
+        {"id": "a", "text": "first document", "url": "http://a.example/"},
+        {"text": "second document", "score": 0.5},
+        42,
+        {"title": "no text here"},
+        {"id": "e", "text": "fifth document"},
+    ]
+    path = tmp_path / "export.json.gz"
+    path.write_bytes(gzip.compress(("\ufeff" + json.dumps(docs, indent=2)).encode()))
+    batches = read_batches(path, batch_rows=2)
+    assert [batch.num_rows for batch in batches] == [2, 2, 1]
+    table = pa.concat_tables(batches, promote_options="default")
+    assert table["id"].to_pylist() == [
+        "a",
+        "export.json.gz/1",
+        "export.json.gz/2",
+        "export.json.gz/3",
+        "e",
+    ]
+    assert table["text"].to_pylist() == [
+        "first document",
+        "second document",
+        "42",
+        "",
+        "fifth document",
+    ]
+    assert table["drop_reason"].to_pylist() == [
+        None,
+        None,
+        "read:invalid_json",
+        "read:missing_text_field",
+        None,
+    ]
+    assert table["url"].to_pylist() == ["http://a.example/", None, None, None, None]
+    assert table["score"].to_pylist() == [None, 0.5, None, None, None]
+    # the same objects as JSON lines give the same rows
+    lines = tmp_path / "export.jsonl"
+    lines.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    as_lines = pa.concat_tables(read_batches(lines, batch_rows=2), promote_options="default")
+    for column in ("text", "drop_reason", "url", "score"):
+        assert as_lines[column].to_pylist() == table[column].to_pylist()
+
+
+def test_json_lines_that_hold_arrays_are_still_read_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "arrays.jsonl"
+    path.write_text('[1, 2]\n{"text": "a real document"}\n[3]\n')
+    [table] = read_batches(path)
+    assert table["drop_reason"].to_pylist() == ["read:invalid_json", None, "read:invalid_json"]
+    assert table["text"].to_pylist() == ["[1, 2]", "a real document", "[3]"]
