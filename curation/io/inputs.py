@@ -53,7 +53,7 @@ class InputShard:
 
 def detect_format(path: str) -> str | None:
     """The format implied by a file name (compression suffixes allowed), or None."""
-    name = _stem(path)
+    name = name_stem(path)
     for fmt, extensions in _EXTENSIONS.items():
         if name.endswith(extensions):
             return fmt
@@ -159,7 +159,7 @@ def _with_formats(
             continue
         shards.append(InputShard(url(file_path), name, fmt))  # type: ignore[operator]
     for shard in shards:
-        if shard.format == "warc" and _stem(shard.url).endswith(".arc"):
+        if shard.format == "warc" and name_stem(shard.url).endswith(".arc"):
             raise InputError(
                 f"{shard.url!r} is an ARC file, the web archive format before WARC, which "
                 "this engine does not read (FastWARC reads WARC only): convert it to WARC "
@@ -168,7 +168,7 @@ def _with_formats(
     return shards
 
 
-def _stem(path: str) -> str:
+def name_stem(path: str) -> str:
     """The lower-case name without its compression suffix."""
     name = path.lower()
     for suffix in _COMPRESSIONS:

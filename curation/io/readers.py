@@ -23,6 +23,7 @@ import contextlib
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
@@ -38,7 +39,7 @@ import zstandard
 from isal import isal_zlib
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
-from curation.io.inputs import InputError, InputShard, resolve_inputs
+from curation.io.inputs import InputError, InputShard, name_stem, resolve_inputs
 from curation.recipe import InputSpec
 
 RESERVED = (ID, TEXT, DROP_REASON)
@@ -174,17 +175,19 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     line, every line is parsed on its own with orjson, so a bad line is one dropped row.
     Both paths give the same rows, columns, types and drop reasons.
 
-    A file that is one JSON array (a ``.json`` export, pretty-printed or not) is read as
+    A ``.json`` file that is one JSON array (an export, pretty-printed or not) is read as
     the array's elements, one row each, in order: it is parsed whole, so it may hold at
-    most ``_JSON_ARRAY_MAX_BYTES``. A file that starts with ``[`` but is not one array is
-    read line by line as above.
+    most ``_JSON_ARRAY_MAX_BYTES``. A ``.json`` file that starts with ``[`` but is not
+    one array, and every ``.jsonl`` or ``.ndjson`` file, is read line by line as above.
     """
     state = _JsonlState()
     rows_read = 0
     blocks = _LineBlocks(spec.batch_rows)
     try:
         with _open_chunks(shard.url) as chunks:
-            for block, newlines in blocks.cut(_array_as_lines(chunks, shard, spec.batch_rows)):
+            if name_stem(shard.url).endswith(".json"):
+                chunks = _array_as_lines(chunks, shard, spec.batch_rows)
+            for block, newlines in blocks.cut(chunks):
                 rows = _nonblank_lines(block, newlines)
                 if rows:
                     yield _jsonl_batch(block, rows, rows_read, shard, spec, state)
@@ -197,6 +200,7 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
 
 _JSON_ARRAY_MAX_BYTES = 2 << 30
 _BOM = b"\xef\xbb\xbf"
+_LEADING_BLANKS = re.compile(rb"[ \t\r\n\x0b\x0c]*")
 
 
 def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> Iterator[bytes]:
@@ -226,14 +230,21 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
             )
         held.append(chunk)
     data = b"".join(held)
+    body = data.lstrip().removeprefix(_BOM)
+    dump: Callable[[Any], bytes] = orjson.dumps
     try:
-        array = orjson.loads(data.lstrip().removeprefix(_BOM))
-    except orjson.JSONDecodeError:  # JSON lines that hold arrays, say
-        yield data
-        return
-    del data, held
+        array = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # integers past 64 bits, NaN, lone surrogates: what orjson refuses
+            array = json.loads(body)
+        except ValueError:  # not one array: JSON lines that hold arrays, say
+            yield data
+            return
+        # written back as JSON, so the line path refuses those elements as it would lines
+        dump = lambda value: json.dumps(value).encode()  # noqa: E731
+    del data, held, body
     for first in range(0, len(array), rows):
-        yield b"".join(orjson.dumps(value) + b"\n" for value in array[first : first + rows])
+        yield b"".join(dump(value) + b"\n" for value in array[first : first + rows])
 
 
 _NEWLINE = 10
@@ -362,7 +373,10 @@ def _fast_jsonl_batch(
     (ISO dates as timestamps, integers past int64 as doubles, mixed types as an error).
     Each difference either sends the batch to the line path or is undone here.
     """
-    if block.startswith(_BOM):
+    start = _LEADING_BLANKS.match(block).end()  # type: ignore[union-attr]
+    if block[start : start + 1] != b"{":
+        # a byte order mark, or a first line that is no object: the line path decides,
+        # and pyarrow 26's reader crashes the process on a block that begins with null
         return None
     try:
         table = _parse_block(block, state.as_text)

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.io import readers
-from curation.io.inputs import resolve_inputs
+from curation.io.inputs import InputError, resolve_inputs
 from curation.recipe import InputSpec
 
 
@@ -128,6 +128,8 @@ ODD_LINES = [
     b"not json",
     b"[1, 2]",
     b"5",
+    b"null",  # pyarrow 26 crashed the process on a block that begins with one
+    b" null",
     b'{"text": "a"}{"text": "b"}',
     b'{"text": "a", "score": NaN}',
     b'{"text": "a", "score": Infinity}',
@@ -339,3 +341,60 @@ def test_json_lines_that_hold_arrays_are_still_read_line_by_line(tmp_path: Path)
     [table] = read_batches(path)
     assert table["drop_reason"].to_pylist() == ["read:invalid_json", None, "read:invalid_json"]
     assert table["text"].to_pylist() == ["[1, 2]", "a real document", "[3]"]
+
+
+def outcome(path: Path, batch_rows: int) -> list[pa.Table] | str:
+    """The batches of ``path``, or the input error it raises with the file's name taken
+    out."""
+    try:
+        return read_batches(path, batch_rows=batch_rows)
+    except InputError as err:
+        return str(err).replace(str(path), "FILE")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    elements=st.lists(st.one_of(objects, values), min_size=1, max_size=12),
+    indent=st.sampled_from([None, 2]),
+    batch_rows=st.integers(1, 5),
+)
+def test_a_json_array_reads_as_its_elements_would_as_lines(
+    tmp_path_factory: pytest.TempPathFactory, elements: list, indent: int | None, batch_rows: int
+) -> None:
+    """Whatever the elements (integers past 64 bits, lone surrogates, dates, non-objects),
+    an array gives the batches its elements give as JSON lines: same rows, reasons,
+    columns and types; only the text of a row dropped as invalid JSON may be written
+    differently."""
+    folder = tmp_path_factory.mktemp("array")
+    array = folder / "docs.json"
+    array.write_text(json.dumps(elements, indent=indent))
+    lines = folder / "docs.jsonl"
+    lines.write_text("".join(json.dumps(e) + "\n" for e in elements))
+    got, want = (outcome(path, batch_rows) for path in (array, lines))
+    if isinstance(want, str):  # no element has the text field: the same error for both
+        assert got == want
+        return
+    assert isinstance(got, list)
+    assert [t.num_rows for t in got] == [t.num_rows for t in want]
+    assert sum(t.num_rows for t in got) == len(elements)
+    for ours, theirs in zip(got, want, strict=True):
+        assert ours.schema == theirs.schema
+        invalid = [r == "read:invalid_json" for r in ours["drop_reason"].to_pylist()]
+        for name in ours.column_names:
+            mine, other = ours[name].to_pylist(), theirs[name].to_pylist()
+            if name == "id":
+                mine = [i.replace("docs.json/", "") for i in mine]
+                other = [i.replace("docs.jsonl/", "") for i in other]
+            if name == "text":
+                mine = [None if bad else t for t, bad in zip(mine, invalid, strict=True)]
+                other = [None if bad else t for t, bad in zip(other, invalid, strict=True)]
+            assert mine == other, name
+
+
+def test_a_block_that_begins_with_null_is_a_dropped_row_not_a_crash(tmp_path: Path) -> None:
+    # pyarrow 26's JSON reader ends the process with a segmentation fault on such a block
+    path = tmp_path / "nulls.jsonl"
+    path.write_bytes(b'null\n{"text": "a document"}\n null\n')
+    [table] = read_batches(path)
+    assert table["drop_reason"].to_pylist() == ["read:invalid_json", None, "read:invalid_json"]
+    assert table["text"].to_pylist() == ["null", "a document", " null"]
