@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import fsspec
@@ -127,7 +128,11 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
 
 
 def _with_formats(
-    found: list[tuple[str, str]], fmt: str, origin: str, url: object, strict: bool
+    found: list[tuple[str, str]],
+    fmt: str,
+    origin: str,
+    url: Callable[[str], str],
+    strict: bool,
 ) -> list[InputShard]:
     """The shards of ``found`` with their formats. With ``fmt`` auto, each file's format
     comes from its name, and a file whose name tells none is an error when ``strict`` (a
@@ -139,33 +144,34 @@ def _with_formats(
     shards = []
     for file_path, name in found:
         named = detect_format(file_path)
-        if fmt == "auto":
-            if named is None:
-                if strict:
-                    raise InputError(
-                        f"cannot tell the format of {file_path!r} (from {origin!r}) by its "
-                        f"name: pass --format with one of {', '.join(FORMATS)}"
-                    )
-                continue
-            shards.append(InputShard(url(file_path), name, named))  # type: ignore[operator]
-            continue
-        if _formats_clash(fmt, named):
+        chosen = named if fmt == "auto" else fmt
+        if chosen is None or _formats_clash(fmt, named):
             if strict:
-                raise InputError(
-                    f"{file_path!r} is named as {named} but would be read as {fmt} (the "
-                    f"recipe's input.format or --format): pass --format {named}, or --format "
-                    "auto to read each file by its name"
-                )
+                raise InputError(_unreadable_by_name(file_path, origin, fmt, named))
             continue
-        shards.append(InputShard(url(file_path), name, fmt))  # type: ignore[operator]
-    for shard in shards:
-        if shard.format == "warc" and name_stem(shard.url).endswith(".arc"):
+        if chosen == "warc" and name_stem(file_path).endswith(".arc"):
             raise InputError(
-                f"{shard.url!r} is an ARC file, the web archive format before WARC, which "
-                "this engine does not read (FastWARC reads WARC only): convert it to WARC "
-                "first (warcio, for one, reads ARC and writes WARC)"
+                f"{url(file_path)!r} is an ARC file, the web archive format before WARC, "
+                "which this engine does not read (FastWARC reads WARC only): convert it to "
+                "WARC first (warcio, for one, reads ARC and writes WARC)"
             )
+        shards.append(InputShard(url(file_path), name, chosen))
     return shards
+
+
+def _unreadable_by_name(file_path: str, origin: str, fmt: str, named: str | None) -> str:
+    """Why ``file_path`` cannot be read in ``fmt`` (auto: as its name says), and what to
+    pass instead."""
+    if named is None:
+        return (
+            f"cannot tell the format of {file_path!r} (from {origin!r}) by its name: pass "
+            f"--format with one of {', '.join(FORMATS)}"
+        )
+    return (
+        f"{file_path!r} is named as {named} but would be read as {fmt} (the recipe's "
+        f"input.format or --format): pass --format {named}, or --format auto to read each "
+        "file by its name"
+    )
 
 
 def name_stem(path: str) -> str:
@@ -181,7 +187,9 @@ def _formats_clash(fmt: str, named: str | None) -> bool:
     """True when a file named as ``named`` cannot be meant to be read as ``fmt``: one of
     them is a container format. JSONL in a ``.txt`` file, say, is read as asked."""
     containers = ("parquet", "warc")
-    return named is not None and named != fmt and (fmt in containers or named in containers)
+    if fmt == "auto" or named is None or named == fmt:
+        return False
+    return fmt in containers or named in containers
 
 
 def _glob_base(pattern: str) -> str:
