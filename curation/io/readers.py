@@ -210,12 +210,12 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
     held: list[bytes] = []
     for chunk in chunks:
         held.append(chunk)
-        if start := chunk.lstrip().removeprefix(_BOM).lstrip():
+        if (start := _json_start(chunk)) < len(chunk):
             break
     else:
         yield from held
         return
-    if not start.startswith(b"["):
+    if held[-1][start : start + 1] != b"[":
         yield from held
         yield from chunks
         return
@@ -230,21 +230,33 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
             )
         held.append(chunk)
     data = b"".join(held)
-    body = data.lstrip().removeprefix(_BOM)
+    del held
+    body = memoryview(data)[_json_start(data) :]  # not a copy of up to 2 GiB
     dump: Callable[[Any], bytes] = orjson.dumps
     try:
         array = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:  # integers past 64 bits, NaN, lone surrogates: what orjson refuses
-            array = json.loads(body)
+            array = json.loads(bytes(body))
         except ValueError:  # not one array: JSON lines that hold arrays, say
+            body.release()
             yield data
             return
         # written back as JSON, so the line path refuses those elements as it would lines
         dump = lambda value: json.dumps(value).encode()  # noqa: E731
-    del data, held, body
+    body.release()
+    del data
     for first in range(0, len(array), rows):
         yield b"".join(dump(value) + b"\n" for value in array[first : first + rows])
+
+
+def _json_start(data: bytes) -> int:
+    """Where JSON text begins in ``data``: past leading blanks and a byte order mark
+    (``len(data)`` when there is nothing else)."""
+    start = _LEADING_BLANKS.match(data).end()  # type: ignore[union-attr]
+    if data.startswith(_BOM, start):
+        start = _LEADING_BLANKS.match(data, start + len(_BOM)).end()  # type: ignore[union-attr]
+    return start
 
 
 _NEWLINE = 10
@@ -564,10 +576,8 @@ class _ChunkFile(io.RawIOBase):
             if chunk is None:
                 return b""
             self._pending, self._offset = chunk, 0
-        if self._offset == 0 and len(self._pending) <= size:
-            out = self._pending
-        else:
-            out = self._pending[self._offset : self._offset + size]
+        # a slice that spans all of a bytes object is that object, not a copy
+        out = self._pending[self._offset : self._offset + size]
         self._offset += len(out)
         self._position += len(out)
         return out
