@@ -831,9 +831,9 @@ def read_text(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     """A plain text file (optionally compressed) is one document; its id is its name."""
     rows = _Rows(shard, spec)
     try:
-        with fsspec.open(shard.url, "rb", compression="infer") as handle:
-            raw = handle.read()
-    except (EOFError, OSError, zlib.error) as err:
+        with _open_chunks(shard.url) as chunks:
+            raw = b"".join(chunks)
+    except _STREAM_ERRORS as err:
         raise _corrupt(shard, "its start", err) from None
     text, reason = _utf8_text(raw)
     rows.add(0, shard.name, text, reason, {})

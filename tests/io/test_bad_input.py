@@ -202,6 +202,19 @@ def test_a_truncated_bz2_xz_or_zstd_file_keeps_every_whole_line_before_the_damag
     assert stats["rows"]["read"] == whole
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_truncated_text_file_is_damaged_not_a_shorter_document(
+    tmp_path: Path, suffix: str
+) -> None:
+    # fsspec's zstd reader ended quietly at the cut: half the text was read as the whole
+    body = b"a line of plain text\n" * 20_000
+    data = gzip.compress(body) if suffix == ".gz" else zstandard.ZstdCompressor().compress(body)
+    path = tmp_path / f"cut.txt{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptInputError, match=r"cut\.txt\.(gz|zst): cannot read past its start"):
+        run_local(recipe_of(PASS, path), tmp_path / "out")
+
+
 def test_gzip_members_and_zero_padding_read_as_the_gzip_module_does(tmp_path: Path) -> None:
     lines = [json.dumps({"text": f"document {i} " * 30}).encode() for i in range(4000)]
     body = b"\n".join(lines) + b"\n"
