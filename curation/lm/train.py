@@ -371,7 +371,7 @@ def document_losses(
         mask = torch.arange(width - 1, device=lm.device)[None, :] < lengths[:, None]
         at = torch.from_numpy(chosen).to(lm.device, non_blocking=True)
         window_loss.index_copy_(0, at, (losses * mask).sum(dim=1).double())
-    window_loss = window_loss.cpu().numpy() if len(windows) else np.zeros(0)
+    window_loss = window_loss.cpu().numpy()
     owner = np.array(owners, dtype=np.int64)
     loss_sum = np.bincount(owner, weights=window_loss, minlength=len(texts))
     tokens = np.bincount(owner, weights=sizes, minlength=len(texts)).astype(np.int64)
