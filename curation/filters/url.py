@@ -143,7 +143,8 @@ def _ut1_cache_files(archive: Path) -> dict[str, Path]:
     """The cache files for ``archive``, named by a hash of its bytes (about 30 ms for the
     18 MB archive) and the cache format, so that every environment that installs the same
     datatrove assets shares one copy."""
-    digest = hashlib.sha256(archive.read_bytes())
+    with archive.open("rb") as handle:  # streamed, not 18 MB held at once
+        digest = hashlib.file_digest(handle, "sha256")
     digest.update(f"|{_CACHE_FORMAT}".encode())
     key = digest.hexdigest()[:16]
     folder = cache_dir() / "url_filter"
