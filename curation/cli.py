@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -125,25 +126,40 @@ def run_command(
     _print_summary(stats, output)
 
 
-def _print_summary(stats: dict, output: str) -> None:
+def _print_summary(stats: dict, output: str, console: Any = None) -> None:
+    """Print the run's funnel to ``console`` (stderr by default): a row per stage, then a
+    row per top drop reason (at most three) under it, its count in the dropped column, so
+    the table fits an 80-column terminal without cutting names."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True)
-    table = Table(title=f"curate run -> {output}  ({stats['seconds']:.1f} s)")
-    for column in ("stage", "rows in", "kept", "dropped", "top reasons", "docs/s", "MB/s"):
-        table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
+    console = console or Console(stderr=True)
+    table = Table(
+        title=f"curate run -> {output}  ({stats['seconds']:.1f} s)",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("stage / drop reason", no_wrap=True)
+    for column in ("rows in", "kept", "dropped", "docs/s", "MB/s"):
+        table.add_column(column, justify="right", no_wrap=True)
     for stage in stats["stages"]:
-        reasons = sorted(stage["dropped_by_reason"].items(), key=lambda kv: -kv[1])[:3]
         table.add_row(
             stage["name"],
             f"{stage['rows_in']:,}",
             f"{stage['rows_kept']:,}",
             f"{stage['rows_dropped']:,}",
-            ", ".join(f"{r.split(':', 1)[-1]} {n:,}" for r, n in reasons),
             f"{stage['docs_per_s']:,.0f}" if stage["docs_per_s"] else "-",
             f"{stage['mb_per_s']:,.1f}" if stage["mb_per_s"] else "-",
         )
+        reasons = sorted(stage["dropped_by_reason"].items(), key=lambda kv: -kv[1])
+        for reason, n in reasons[:3]:
+            table.add_row(f"  {reason.split(':', 1)[-1]}", "", "", f"{n:,}", style="dim")
+        if len(reasons) > 3:
+            more = f"  {len(reasons) - 3} more"
+            table.add_row(more, "", "", f"{sum(n for _, n in reasons[3:]):,}", style="dim")
     console.print(table)
     rows = stats["rows"]
     console.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,48 @@ def test_run_local_with_overrides(pile_path: Path, tmp_path: Path) -> None:
     assert stats["stages"][1]["dropped_by_reason"]["length_filter:too_short"] > 0
     resolved = (tmp_path / "out" / "recipe.yaml").read_text()
     assert "text_field: contents" in resolved and "pyarrow:" in resolved
+
+
+def test_the_run_summary_fits_80_columns_without_cutting_names_or_reasons() -> None:
+    """Stage names and drop reasons are shown whole on an 80-column terminal, even with
+    counts in the hundreds of millions; past three reasons the rest are summed."""
+    from rich.console import Console
+
+    from curation.cli import _print_summary
+
+    reasons = {
+        "gopher_repetition:duplicated_10_n_grams": 41_000_000,
+        "gopher_repetition:dup_para_char_frac": 9_500_000,
+        "gopher_repetition:top_4_gram_char_frac": 7_000_000,
+        "gopher_repetition:dup_line_frac": 600_000,
+        "gopher_repetition:dup_para_frac": 400_000,
+    }
+    stage = {
+        "name": "gopher_repetition",
+        "rows_in": 312_000_000,
+        "rows_kept": 312_000_000 - sum(reasons.values()),
+        "rows_dropped": sum(reasons.values()),
+        "dropped_by_reason": reasons,
+        "docs_per_s": 123_456.0,
+        "mb_per_s": 1_234.5,
+    }
+    stats = {
+        "seconds": 3600.0,
+        "stages": [stage],
+        "rows": {"kept": stage["rows_kept"], "read": stage["rows_in"]},
+        "files": {"kept": 1200},
+        "shards": {"corrupt_skipped": []},
+    }
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    _print_summary(stats, "runs/x", console)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if line.strip().startswith("gopher_repetition"))
+    assert "312,000,000" in row and "58,500,000" in row and "123,456" in row
+    for reason, n in list(reasons.items())[:3]:
+        line = next(line for line in lines if reason.split(":")[1] in line)
+        assert line.split() == [reason.split(":")[1], f"{n:,}"]
+    assert next(line for line in lines if "more" in line).split() == ["2", "more", "1,000,000"]
 
 
 def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
