@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +80,7 @@ def test_the_run_summary_fits_80_columns_without_cutting_names_or_reasons() -> N
         "files": {"kept": 1200},
         "shards": {"corrupt_skipped": []},
     }
-    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=80, record=True, file=io.StringIO())
     _print_summary(stats, "runs/x", console)
     lines = console.export_text().splitlines()
     assert max(len(line) for line in lines) <= 80
