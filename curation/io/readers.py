@@ -663,18 +663,26 @@ def read_parquet(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
 
 def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputSpec) -> pa.Table:
     n = table.num_rows
-    text = table[spec.text_field]
+    text = _undictionary(table[spec.text_field])
     reasons = pa.nulls(n, pa.string())
-    if pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type):
+    if _is_bytes(text.type):
         text, reasons = _decode_binary(text)
-    elif not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+    elif not _is_text(text.type):
         raise InputError(
             f"{shard.url}: column {spec.text_field!r} is {text.type}, not text: "
             "pass --text-field with a string column"
         )
     text = text.cast(pa.large_string())
     if spec.id_field in table.column_names:
-        ids = table[spec.id_field].cast(pa.string())
+        ids = _undictionary(table[spec.id_field])
+        try:
+            ids = ids.cast(pa.string())
+        except pa.ArrowNotImplementedError:
+            raise InputError(
+                f"{shard.url}: column {spec.id_field!r} is {ids.type}, which cannot be an id: "
+                "pass --id-field with a string or number column (a name the file lacks "
+                "gives ids <file name>/<row>)"
+            ) from None
         if ids.null_count:
             ids = pc.coalesce(ids, _generated_ids(shard.name, offset, n))
     else:
@@ -685,8 +693,41 @@ def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputS
     _check_renames(passed, shard, "as columns")
     for name in table.column_names:
         if name not in (spec.text_field, spec.id_field):
-            columns[_passthrough_name(name)] = table[name]
+            columns[_passthrough_name(name)] = _plain_layout(table[name])
     return conform(pa.table(columns))
+
+
+def _undictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded column (pandas' category, polars' Categorical) as its values."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+_VIEW_AS = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+
+
+def _plain_layout(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A passed-through column with its values laid out plainly: a dictionary as its values
+    and a string or binary view as a string or binary column. Arrow's selection kernels
+    have no view kernels, and a file with a dictionary column beside one with plain
+    strings would not unify when the parts are written."""
+    column = _undictionary(column)
+    return column.cast(_VIEW_AS[column.type]) if column.type in _VIEW_AS else column
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """Arrow's string types, the view layout included."""
+    return (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
+
+
+def _is_bytes(kind: pa.DataType) -> bool:
+    """Arrow's binary types (the text is decoded as UTF-8), the view layout included."""
+    return (
+        pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)
+    )
 
 
 def _generated_ids(name: str, offset: int, count: int) -> pa.Array:

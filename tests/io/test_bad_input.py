@@ -335,6 +335,66 @@ def test_parquet_binary_text_with_invalid_utf8(tmp_path: Path) -> None:
     }
 
 
+def test_parquet_with_dictionary_and_view_columns(c4_path: Path, tmp_path: Path) -> None:
+    """pandas' category and polars' Categorical write dictionary columns, Arrow's view
+    layouts are string_view and binary_view: the text, the id and passed-through columns
+    in those layouts read as their plain values, and a column that is a dictionary in one
+    file and plain strings in another still makes one output column."""
+    from curation.io.inputs import resolve_inputs
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    c4 = pa.concat_tables(
+        list(read_shard(resolve_inputs([str(c4_path)])[0], InputSpec(batch_rows=10_000)))
+    )
+    half = c4.num_rows // 2
+    texts, urls = c4["text"].combine_chunks(), c4["url"].combine_chunks()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "text": texts[:half].dictionary_encode(),
+                "id": pa.array([f"c4-{i}" for i in range(half)]).dictionary_encode(),
+                "url": urls[:half].cast(pa.string_view()),
+                "lang": pa.array(["en"] * half).dictionary_encode(),
+            }
+        ),
+        folder / "a.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "text": texts[half:].cast(pa.string()).cast(pa.binary()).cast(pa.binary_view()),
+                "url": urls[half:],
+                "lang": pa.array(["en"] * (c4.num_rows - half)),
+            }
+        ),
+        folder / "b.parquet",
+    )
+    recipe = recipe_of("stages:\n  - length_filter: {min_chars: 2000}\n", folder)
+    stats = run_local(recipe, tmp_path / "out")
+    kept, dropped = read_output(tmp_path / "out", "kept"), read_output(tmp_path / "out", "dropped")
+    assert stats["rows"]["read"] == c4.num_rows == kept.num_rows + dropped.num_rows
+    assert 0 < kept.num_rows < c4.num_rows
+    both = pa.concat_tables(
+        [kept, dropped.drop_columns(["drop_reason"])], promote_options="default"
+    )
+    by_id = dict(zip(both["id"].to_pylist(), both["text"].to_pylist(), strict=True))
+    assert [by_id[f"c4-{i}"] for i in range(half)] == texts[:half].to_pylist()
+    later = [by_id[f"in/b.parquet/{i}"] for i in range(c4.num_rows - half)]
+    assert later == texts[half:].to_pylist()
+    assert sorted(both["url"].to_pylist()) == sorted(urls.to_pylist())
+    assert kept.schema.field("lang").type == pa.string() and set(kept["lang"].to_pylist()) == {"en"}
+
+
+def test_parquet_id_column_that_cannot_be_an_id(tmp_path: Path) -> None:
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"text": ["a document"], "id": [{"shard": 1, "row": 2}]}), path)
+    with pytest.raises(InputError, match=r"s\.parquet: column 'id' is struct<.*pass --id-field"):
+        run_local(recipe_of(PASS, path), tmp_path / "out")
+
+
 def test_fifty_megabyte_document(tmp_path: Path) -> None:
     big = "word " * 10_000_000  # 50 MB
     path = tmp_path / "big.jsonl.gz"
