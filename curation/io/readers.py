@@ -175,10 +175,13 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     line, every line is parsed on its own with orjson, so a bad line is one dropped row.
     Both paths give the same rows, columns, types and drop reasons.
 
-    A ``.json`` file that is one JSON array (an export, pretty-printed or not) is read as
-    the array's elements, one row each, in order: it is parsed whole, so it may hold at
-    most ``_JSON_ARRAY_MAX_BYTES``. A ``.json`` file that starts with ``[`` but is not
-    one array, and every ``.jsonl`` or ``.ndjson`` file, is read line by line as above.
+    A ``.json`` file that is one JSON value is parsed whole (at most
+    ``_JSON_ARRAY_MAX_BYTES``) and read as JSON lines of its records: an array's
+    elements, one row each, in order; an object pretty-printed over lines as one row;
+    records wrapped in an object (``{"data": [{...}, ...]}``) as those records (see
+    ``_whole_json_as_lines``). A ``.json`` file whose first line is a whole object with
+    more after it, one that is no single value, and every ``.jsonl`` or ``.ndjson`` file
+    are read line by line as above.
     """
     state = _JsonlState()
     rows_read = 0
@@ -186,7 +189,7 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     try:
         with _open_chunks(shard.url) as chunks:
             if name_stem(shard.url).endswith(".json"):
-                chunks = _array_as_lines(chunks, shard, spec.batch_rows)
+                chunks = _whole_json_as_lines(chunks, shard, spec)
             for block, newlines in blocks.cut(chunks):
                 rows = _nonblank_lines(block, newlines)
                 if rows:
@@ -203,9 +206,19 @@ _BOM = b"\xef\xbb\xbf"
 _LEADING_BLANKS = re.compile(rb"[ \t\r\n\x0b\x0c]*")
 
 
-def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> Iterator[bytes]:
-    """``chunks`` as they are, unless together they are one JSON array: then its elements
-    as JSON lines, ``rows`` of them a chunk."""
+def _whole_json_as_lines(
+    chunks: Iterable[bytes], shard: InputShard, spec: InputSpec
+) -> Iterator[bytes]:
+    """``chunks`` as they are (JSON Lines), unless together they are one JSON value:
+
+    - one array: its elements as JSON lines, ``spec.batch_rows`` of them a chunk;
+    - one object (pretty-printed over lines, or alone on its one line): one line, the
+      object, unless it lacks the text field and exactly one of its fields holds a list
+      of objects (``{"data": [{...}, ...]}``): then that list's elements, as for an array.
+
+    A file is taken for JSON Lines as soon as its first line is a whole JSON object and
+    more follows it; a file that is none of these (a damaged one) is passed on as it is,
+    so the line path names its bad lines."""
     chunks = iter(chunks)
     held: list[bytes] = []
     for chunk in chunks:
@@ -215,7 +228,14 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
     else:
         yield from held
         return
-    if held[-1][start : start + 1] != b"[":
+    opener = held[-1][start : start + 1]
+    if opener == b"{":
+        first_line, more = _first_line(held, chunks, start)
+        if more and _is_json_object(first_line):
+            yield from held
+            yield from chunks
+            return
+    elif opener != b"[":
         yield from held
         yield from chunks
         return
@@ -223,6 +243,11 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
     for chunk in chunks:
         size += len(chunk)
         if size > _JSON_ARRAY_MAX_BYTES:
+            if opener == b"{":  # JSON lines whose first line is damaged, most likely
+                yield from held
+                yield chunk
+                yield from chunks
+                return
             raise InputError(
                 f"{shard.url}: starts with '[' and holds over {_JSON_ARRAY_MAX_BYTES >> 30} GiB; "
                 "a JSON array is read whole, so one this large is not read: convert it to "
@@ -234,11 +259,11 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
     body = memoryview(data)[_json_start(data) :]  # not a copy of up to 2 GiB
     dump: Callable[[Any], bytes] = orjson.dumps
     try:
-        array = orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:  # integers past 64 bits, NaN, lone surrogates: what orjson refuses
-            array = json.loads(bytes(body))
-        except ValueError:  # not one array: JSON lines that hold arrays, say
+            value = json.loads(bytes(body))
+        except ValueError:  # not one value: JSON lines that hold arrays, or damage
             body.release()
             yield data
             return
@@ -246,8 +271,54 @@ def _array_as_lines(chunks: Iterable[bytes], shard: InputShard, rows: int) -> It
         dump = lambda value: json.dumps(value).encode()  # noqa: E731
     body.release()
     del data
-    for first in range(0, len(array), rows):
-        yield b"".join(dump(value) + b"\n" for value in array[first : first + rows])
+    if isinstance(value, dict):
+        value = _wrapped_records(value, spec.text_field)
+    rows = spec.batch_rows
+    for first in range(0, len(value), rows):
+        yield b"".join(dump(element) + b"\n" for element in value[first : first + rows])
+
+
+def _first_line(held: list[bytes], chunks: Iterator[bytes], start: int) -> tuple[bytes, bool]:
+    """The line that begins at ``start`` of ``held[-1]``, reading on from ``chunks`` into
+    ``held`` until its newline, and whether anything but blanks follows it. Each chunk
+    is searched once (a long line costs its length, not its length squared)."""
+    pieces = [held[-1][start:]]
+    while (end := pieces[-1].find(b"\n")) < 0:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return b"".join(pieces), False
+        held.append(chunk)
+        pieces.append(chunk)
+    line = b"".join([*pieces[:-1], pieces[-1][:end]])
+    rest = pieces[-1][end + 1 :]
+    while _json_start(rest) == len(rest):  # only blanks so far: is there more?
+        chunk = next(chunks, None)
+        if chunk is None:
+            return line, False
+        held.append(chunk)
+        rest = chunk
+    return line, True
+
+
+def _is_json_object(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _wrapped_records(value: dict, text_field: str) -> list:
+    """``[value]``, or the records of ``{"data": [{...}, ...]}``: when ``value`` lacks
+    ``text_field`` and exactly one of its fields is a non-empty list of objects, that
+    list."""
+    if text_field in value:
+        return [value]
+    lists = [
+        v
+        for v in value.values()
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    ]
+    return lists[0] if len(lists) == 1 else [value]
 
 
 def _json_start(data: bytes) -> int:

@@ -352,25 +352,15 @@ def outcome(path: Path, batch_rows: int) -> list[pa.Table] | str:
         return str(err).replace(str(path), "FILE")
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    elements=st.lists(st.one_of(objects, values), min_size=1, max_size=12),
-    indent=st.sampled_from([None, 2]),
-    batch_rows=st.integers(1, 5),
-)
-def test_a_json_array_reads_as_its_elements_would_as_lines(
-    tmp_path_factory: pytest.TempPathFactory, elements: list, indent: int | None, batch_rows: int
-) -> None:
-    """Whatever the elements (integers past 64 bits, lone surrogates, dates, non-objects),
-    an array gives the batches its elements give as JSON lines: same rows, reasons,
-    columns and types; only the text of a row dropped as invalid JSON may be written
-    differently."""
-    folder = tmp_path_factory.mktemp("array")
+def assert_reads_as_its_elements(folder: Path, whole: str, elements: list, rows: int) -> None:
+    """``whole``, written as ``docs.json``, gives the batches ``elements`` give as JSON
+    lines: same rows, reasons, columns and types; only the text of a row dropped as
+    invalid JSON may be written differently."""
     array = folder / "docs.json"
-    array.write_text(json.dumps(elements, indent=indent))
+    array.write_text(whole)
     lines = folder / "docs.jsonl"
     lines.write_text("".join(json.dumps(e) + "\n" for e in elements))
-    got, want = (outcome(path, batch_rows) for path in (array, lines))
+    got, want = (outcome(path, rows) for path in (array, lines))
     if isinstance(want, str):  # no element has the text field: the same error for both
         assert got == want
         return
@@ -389,6 +379,82 @@ def test_a_json_array_reads_as_its_elements_would_as_lines(
                 mine = [None if bad else t for t, bad in zip(mine, invalid, strict=True)]
                 other = [None if bad else t for t, bad in zip(other, invalid, strict=True)]
             assert mine == other, name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    elements=st.lists(st.one_of(objects, values), min_size=1, max_size=12),
+    indent=st.sampled_from([None, 2]),
+    batch_rows=st.integers(1, 5),
+)
+def test_a_json_array_reads_as_its_elements_would_as_lines(
+    tmp_path_factory: pytest.TempPathFactory, elements: list, indent: int | None, batch_rows: int
+) -> None:
+    """Whatever the elements (integers past 64 bits, lone surrogates, dates, non-objects),
+    an array reads as its elements would as JSON lines."""
+    whole = json.dumps(elements, indent=indent)
+    assert_reads_as_its_elements(tmp_path_factory.mktemp("array"), whole, elements, batch_rows)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    elements=st.lists(objects, min_size=1, max_size=8),
+    key=st.sampled_from(["data", "rows", "documents"]),
+    extra=st.dictionaries(st.sampled_from(["version", "source"]), st.integers(), max_size=2),
+    indent=st.sampled_from([None, 2]),
+    batch_rows=st.integers(1, 5),
+)
+def test_records_wrapped_in_one_object_read_as_its_elements_would_as_lines(
+    tmp_path_factory: pytest.TempPathFactory,
+    elements: list,
+    key: str,
+    extra: dict,
+    indent: int | None,
+    batch_rows: int,
+) -> None:
+    """``{"data": [{...}, ...], "version": 1}``, pretty-printed or on one line, reads as
+    its records would as JSON lines."""
+    whole = json.dumps({**extra, key: elements}, indent=indent)
+    assert_reads_as_its_elements(tmp_path_factory.mktemp("wrapped"), whole, elements, batch_rows)
+
+
+def test_a_pretty_printed_json_object_is_one_document(tmp_path: Path) -> None:
+    # one document a file, pretty-printed: each of its lines was a row of invalid JSON
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    docs = [
+        {"id": f"doc-{i}", "text": f"document number {i}\nwith two lines", "meta": {"n": i}}
+        for i in range(3)
+    ]
+    for i, doc in enumerate(docs):
+        (folder / f"{i}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    spec = InputSpec(paths=[str(folder)])
+    table = pa.concat_tables(
+        [b for shard in resolve_inputs([str(folder)]) for b in readers.read_shard(shard, spec)]
+    )
+    assert table["id"].to_pylist() == ["doc-0", "doc-1", "doc-2"]
+    assert table["text"].to_pylist() == [d["text"] for d in docs]
+    assert table["drop_reason"].to_pylist() == [None] * 3
+    assert table["meta"].to_pylist() == [{"n": 0}, {"n": 1}, {"n": 2}]
+    # an object with the text field is one document even when a field holds records
+    nested = tmp_path / "one.json"
+    nested.write_text(json.dumps({"text": "the document", "links": [{"href": "x"}]}, indent=1))
+    [one] = read_batches(nested)
+    assert one["text"].to_pylist() == ["the document"]
+    assert one["links"].to_pylist() == [[{"href": "x"}]]
+
+
+def test_json_lines_in_a_json_file_are_read_line_by_line(tmp_path: Path) -> None:
+    # the first line is a whole object and more follows: JSON lines, whatever the name
+    path = tmp_path / "export.json"
+    rows = [{"text": f"row {i}", "data": [{"a": 1}]} for i in range(4)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    [table] = read_batches(path)
+    assert table["text"].to_pylist() == [f"row {i}" for i in range(4)]
+    # a damaged first line: the lines are still read one by one, the bad one set aside
+    path.write_text('{"text": "cut\n' + "".join(json.dumps(r) + "\n" for r in rows))
+    [table] = read_batches(path)
+    assert table["drop_reason"].to_pylist() == ["read:invalid_json"] + [None] * 4
 
 
 def test_a_block_that_begins_with_null_is_a_dropped_row_not_a_crash(tmp_path: Path) -> None:
