@@ -140,7 +140,10 @@ def _with_formats(
     given, every file is read in it, except a file whose name says another format where
     one of the two is a container (Parquet, WARC): read as the other, its bytes would
     become rows of garbage, each dropped. Such a file is an error when ``strict``, and
-    passed over in a directory or glob (a README.md beside the Parquet shards)."""
+    passed over in a directory or glob (a README.md beside the Parquet shards). So is a
+    file whose name tells no format, given a container format, when its first bytes are
+    not that format's (``warc.paths.gz`` beside the WARC files): only such files are
+    opened here."""
     shards = []
     for file_path, name in found:
         named = detect_format(file_path)
@@ -149,6 +152,17 @@ def _with_formats(
             if strict:
                 raise InputError(_unreadable_by_name(file_path, origin, fmt, named))
             continue
+        if named is None and chosen in _MAGIC:
+            begins = _first_bytes(url(file_path), len(_MAGIC[chosen]))
+            if begins is not None and begins != _MAGIC[chosen]:
+                if strict:
+                    kind = _SHOWN[chosen]
+                    raise InputError(
+                        f"{url(file_path)!r} is not a {kind} file: it begins with {begins!r}, "
+                        f"where a {kind} file begins with {_MAGIC[chosen]!r}. Pass the {kind} "
+                        "files themselves, or --format for what it holds"
+                    )
+                continue  # warc.paths.gz beside the WARC files it lists
         if chosen == "warc" and name_stem(file_path).endswith(".arc"):
             raise InputError(
                 f"{url(file_path)!r} is an ARC file, the web archive format before WARC, "
@@ -157,6 +171,25 @@ def _with_formats(
             )
         shards.append(InputShard(url(file_path), name, chosen))
     return shards
+
+
+# How a file of a container format begins; a file whose name tells no format is read in
+# one only when it begins so.
+_MAGIC = {"warc": b"WARC/", "parquet": b"PAR1"}
+_SHOWN = {"warc": "WARC", "parquet": "Parquet"}
+_BY_SUFFIX = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
+
+
+def _first_bytes(url: str, count: int) -> bytes | None:
+    """The first ``count`` bytes of the file at ``url``, decompressed as its suffix says;
+    None when it cannot be read (the reader then says why, naming the file)."""
+    suffix = next((s for s in _BY_SUFFIX if url.lower().endswith(s)), None)
+    compression = _BY_SUFFIX[suffix] if suffix else None
+    try:
+        with fsspec.open(url, "rb", compression=compression) as handle:
+            return handle.read(count)
+    except Exception:  # damaged, unreadable, a codec missing: the reader will say
+        return None
 
 
 def _unreadable_by_name(file_path: str, origin: str, fmt: str, named: str | None) -> str:

@@ -20,7 +20,7 @@ from curation.io.inputs import InputError
 from curation.io.readers import CorruptInputError
 from curation.io.writers import SchemaConflictError
 from curation.recipe import parse_recipe
-from tests.conftest import read_output, recipe_of, run_local
+from tests.conftest import read_output, recipe_of, run_local, shared_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PASS = "stages: []\n"
@@ -89,6 +89,31 @@ def test_a_folder_or_glob_read_in_a_container_format_passes_over_other_files(
         run_local(recipe_of(PASS, folder, format="warc"), tmp_path / "out2")
     with pytest.raises(InputError, match=r"matched only files named as another format"):
         run_local(recipe_of(PASS, folder / "[Re]*", format="parquet"), tmp_path / "o3")
+
+
+def test_a_file_whose_name_tells_no_format_is_read_as_a_container_only_if_it_is_one(
+    tmp_path: Path,
+) -> None:
+    # Common Crawl's warc.paths.gz beside the WARC files it lists was read as a WARC and
+    # stopped the run as "damaged: fetch it again"
+    folder = tmp_path / "crawl"
+    folder.mkdir()
+    warc = shared_file("warc/sample-0000.warc.gz")
+    paths = b"crawl-data/CC-MAIN-2024-10/segments/1/warc/CC-MAIN-00000.warc.gz\n"
+    (folder / "warc.paths.gz").write_bytes(gzip.compress(paths))
+    (folder / "sample-0000.warc.gz").write_bytes(warc.read_bytes())
+    (folder / "renamed.bin").write_bytes(gzip.decompress(warc.read_bytes()))  # WARC, no name
+    alone = run_local(recipe_of(PASS, warc, format="warc"), tmp_path / "alone")
+    stats = run_local(recipe_of(PASS, folder, format="warc"), tmp_path / "out")
+    assert stats["rows"]["read"] == 2 * alone["rows"]["read"] > 0
+    assert stats["shards"]["total"] == 2
+    with pytest.raises(InputError, match=r"warc\.paths\.gz' is not a WARC file: it begins"):
+        run_local(recipe_of(PASS, folder / "warc.paths.gz", format="warc"), tmp_path / "o2")
+    # the same for Parquet: a dataset card without a name that says so
+    (folder / "CARD").write_text("# not a shard\n")
+    pq.write_table(pa.table({"text": ["one"]}), folder / "part-0")
+    stats = run_local(recipe_of(PASS, folder / "[Cp]*", format="parquet"), tmp_path / "o3")
+    assert stats["rows"]["read"] == 1
 
 
 def test_the_quickstart_recipe_reads_the_formats_the_readme_points_it_at(tmp_path: Path) -> None:
