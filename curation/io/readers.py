@@ -110,7 +110,11 @@ class _Rows:
                 reason = "read:too_long"
         if not isinstance(text, str):
             text = "" if text is None else json.dumps(text, ensure_ascii=False)
-        self.ids.append(f"{self.shard.name}/{row}" if doc_id is None else str(doc_id))
+        if doc_id is None:
+            doc_id = f"{self.shard.name}/{row}"
+        elif not isinstance(doc_id, str):  # 7 -> "7", true -> "true", {"a": 1} -> '{"a": 1}'
+            doc_id = json.dumps(doc_id, ensure_ascii=False)
+        self.ids.append(doc_id)
         self.texts.append(text)
         self.reasons.append(reason)
         self.extras.append(extra)

@@ -413,6 +413,25 @@ def test_parquet_with_dictionary_and_view_columns(c4_path: Path, tmp_path: Path)
     assert kept.schema.field("lang").type == pa.string() and set(kept["lang"].to_pylist()) == {"en"}
 
 
+def test_json_ids_that_are_not_strings_are_their_json_text(tmp_path: Path) -> None:
+    # an object id was kept as Python's repr, "{'shard': 1}", and true as "True"
+    path = write_lines(
+        tmp_path / "ids.jsonl",
+        [
+            b'{"id": 7, "text": "one"}',
+            b'{"id": true, "text": "two"}',
+            b'{"id": {"shard": 1, "row": "\xc3\xa9"}, "text": "three"}',
+            b'{"id": [1, 2], "text": "four"}',
+            b'{"id": 2.5, "text": "five"}',
+            b'{"id": null, "text": "six"}',
+        ],
+    )
+    run_local(recipe_of(PASS, path), tmp_path / "out")
+    ids = read_output(tmp_path / "out", "kept")["id"].to_pylist()
+    assert ids == ["7", "true", '{"shard": 1, "row": "\u00e9"}', "[1, 2]", "2.5", "ids.jsonl/5"]
+    assert [json.loads(i) for i in ids[:5]] == [7, True, {"shard": 1, "row": "é"}, [1, 2], 2.5]
+
+
 def test_parquet_id_column_that_cannot_be_an_id(tmp_path: Path) -> None:
     path = tmp_path / "s.parquet"
     pq.write_table(pa.table({"text": ["a document"], "id": [{"shard": 1, "row": 2}]}), path)
