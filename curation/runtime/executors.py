@@ -123,8 +123,17 @@ def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs
 
     if address is None:
         # "local" starts a new cluster: with no address ray.init would join one that
-        # `ray start` left running on this machine, and refuse num_cpus there
-        ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        # `ray start` left running on this machine, and refuse num_cpus there. Ray turns
+        # token authentication on for it when RAY_AUTH_MODE is unset and warns on every
+        # run that it did; the cluster is the engine's own, so that warning is held back
+        # (only that logger's, only while it starts)
+        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        finally:
+            quiet.setLevel(level)
         return True
     _check_reachable(address)
     auth_mode = os.environ.get("RAY_AUTH_MODE")  # ray.init may set it; say what was given

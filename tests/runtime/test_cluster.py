@@ -221,3 +221,23 @@ def test_a_joined_cluster_reads_the_recipe_paths_from_the_driver_folder(
         assert read_output(tmp_path / "out", part).to_pylist() == (
             read_output(tmp_path / "local", part).to_pylist()
         )
+
+
+@pytest.mark.ray
+def test_the_embedded_cluster_keeps_token_auth_without_warning_on_every_run() -> None:
+    # Ray enables token authentication on a new local cluster and warned that it did on
+    # every `curate run`; the engine holds that one warning back, not the security
+    probe = (
+        "import os, ray\n"
+        "from curation.runtime.executors import start_or_join_ray\n"
+        "assert start_or_join_ray(None, num_cpus=1, include_dashboard=False)\n"
+        "print(os.environ.get('RAY_AUTH_MODE'), ray.get(ray.remote(lambda: 7).remote()))\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["token", "7"]
+    assert "Token authentication is enabled" not in done.stderr
