@@ -123,6 +123,14 @@ def run_command(
         stats = run(loaded, output, options)
     except _expected_errors() as err:
         raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:  # Ctrl-C: click would print "Aborted!" and nothing else
+        again = "the same command without --overwrite" if overwrite else "the same command"
+        click.echo(
+            f"\ninterrupted: what finished is kept in {output}; run {again} to resume "
+            "from it (--overwrite starts again)",
+            err=True,
+        )
+        sys.exit(130)
     _print_summary(stats, output)
 
 

@@ -206,3 +206,23 @@ def test_python_m_lists_every_command_without_loading_the_engine() -> None:
     for name in commands:
         assert f"  {name} " in out, f"python -m curation.cli does not list {name}"
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path: Path) -> None:
+    # click printed "Aborted!" and nothing else; a run started with --overwrite would
+    # start again if the user simply ran the same command
+    import curation.runtime.run as runtime
+
+    def interrupted(*args: object, **kwargs: object) -> dict:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runtime, "run", interrupted)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages: []\n")
+    args = ["run", str(recipe), "--input", "x.jsonl", "--output", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, "--executor", "local"])
+    assert result.exit_code == 130
+    assert "run the same command to resume" in result.output
+    assert "Aborted" not in result.output
+    result = CliRunner().invoke(main, [*args, "--executor", "local", "--overwrite"])
+    assert "run the same command without --overwrite to resume" in result.output
