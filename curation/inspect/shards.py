@@ -12,8 +12,10 @@ passes over those columns whatever the number of rows.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,8 +298,24 @@ def parse_sort(spec: str, schema: pl.Schema) -> tuple[str, bool]:
 
 
 def check_column(column: str, schema: pl.Schema) -> None:
+    """Raise ``InspectError`` naming ``column``, the nearest names and all columns, when
+    ``schema`` has no such column."""
     if column not in schema:
-        raise InspectError(f"no column {column!r}: the columns are {', '.join(schema.names())}")
+        raise InspectError(
+            f"no column {column!r}{_did_you_mean(column, schema)}: " + _columns(schema)
+        )
+
+
+def _did_you_mean(column: str, schema: pl.Schema) -> str:
+    near = difflib.get_close_matches(column, schema.names(), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+
+
+def _columns(schema: pl.Schema) -> str:
+    return f"the columns are {', '.join(schema.names())}"
+
+
+_UNKNOWN_COLUMN = re.compile(r'unable to find column "([^"]*)"')
 
 
 def browse(
@@ -327,10 +345,11 @@ def browse(
             lf = lf.filter(expression)
             lf.head(0).collect()  # unknown columns and type errors surface here
         except Exception as err:  # polars raises several error types for bad SQL
+            cause = str(err).split("\n\n")[0]
+            if unknown := _UNKNOWN_COLUMN.search(cause):  # polars lists the columns too
+                cause = f"no column {unknown[1]!r}{_did_you_mean(unknown[1], schema)}"
             raise InspectError(
-                f"--where {where!r} is not a usable SQL expression: "
-                f"{str(err).split(chr(10) + chr(10))[0]}. The columns are "
-                f"{', '.join(schema.names())}"
+                f"--where {where!r} is not a usable SQL expression: {cause}; " + _columns(schema)
             ) from None
     if around:
         column, _, raw = around.partition("=")

@@ -169,8 +169,13 @@ def test_bad_questions_are_clear_errors(run_folder: Path, tmp_path: Path) -> Non
     source = shards.open_source(run_folder)
     with pytest.raises(shards.InspectError, match=r"no column 'lenght'.*length_chars"):
         shards.browse(source, sort="lenght")
-    with pytest.raises(shards.InspectError, match=r"not a usable SQL expression.*length_chars"):
-        shards.browse(source, where="lenght_chars > 3")
+    with pytest.raises(shards.InspectError) as typo:
+        shards.browse(source, where="drop_reason IS NULL AND lenght_chars > 3")
+    # the misspelt column, the one meant, and the columns once (polars lists them too)
+    message = str(typo.value)
+    assert "not a usable SQL expression: no column 'lenght_chars'" in message
+    assert "(did you mean 'length_chars'?)" in message
+    assert message.count("length_chars") == 2
     with pytest.raises(shards.InspectError, match="COLUMN=NUMBER"):
         shards.browse(source, around="length_chars=high")
     with pytest.raises(shards.InspectError, match="does not exist"):
