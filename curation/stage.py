@@ -10,6 +10,7 @@ executors into one pass over the data.
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,8 +174,14 @@ def describe_params(params: type[StageParams]) -> list[dict[str, Any]]:
     rows = []
     for name, field in params.model_fields.items():
         annotation = field.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation)
-        default = "required" if field.is_required() else repr(field.get_default())
+        if typing.get_origin(annotation) is typing.Literal:  # the choices, not "Literal"
+            type_name = " | ".join(repr(choice) for choice in typing.get_args(annotation))
+        else:
+            type_name = getattr(annotation, "__name__", None) or str(annotation)
+        if field.is_required():
+            default = "required"
+        else:  # a default_factory's value, not pydantic's PydanticUndefined
+            default = repr(field.get_default(call_default_factory=True))
         rows.append(
             {
                 "name": name,

@@ -21,6 +21,9 @@ def test_stages_lists_parameters_defaults_and_help() -> None:
     assert "length_filter: keep documents whose length" in result.output
     assert "min_chars (int, default 0): drop documents shorter" in result.output
     assert "rate (float, default required)" in result.output
+    # choices shown as such, a default factory's value rather than pydantic's sentinel
+    assert "by ('count' | 'chars', default 'count')" in result.output
+    assert "PydanticUndefined" not in result.output and "Literal" not in result.output
     listing = json.loads(CliRunner().invoke(main, ["stages", "--json"]).output)
     assert set(listing) >= {"length_filter", "sample"}
 

@@ -89,6 +89,15 @@ def test_unknown_parameter_names_line_and_lists_parameters() -> None:
     assert "rate (float, default required)" in message and "seed (int, default 0)" in message
 
 
+def test_an_unknown_input_parameter_lists_the_real_defaults_and_choices() -> None:
+    with pytest.raises(RecipeError) as err:
+        parse_recipe("input: {formt: jsonl}\nstages: []\n", "r.yaml")
+    message = str(err.value)
+    assert message.startswith("r.yaml line 1: input: unknown parameter 'formt'")
+    assert "paths (list, default [])" in message  # was "default PydanticUndefined"
+    assert "format ('auto' | 'jsonl' | 'parquet' | 'warc' | 'text', default 'auto')" in message
+
+
 def test_wrong_type_names_line() -> None:
     text = "stages:\n  - sample:\n      rate: lots\n"
     with pytest.raises(RecipeError, match=r"line 3: stage sample: parameter 'rate'.*'lots'"):
