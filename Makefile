@@ -61,6 +61,9 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/io_throughput.py
 	$(BIN)/python benchmarks/jsonl_gzip.py
+	$(BIN)/python benchmarks/jsonl_dates.py
+	$(BIN)/python benchmarks/warc_gzip.py
+	$(BIN)/python benchmarks/row_groups.py
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py

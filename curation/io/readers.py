@@ -414,6 +414,8 @@ class _JsonlState:
         self.as_text: dict[str, None] = {}
         # Every field passed through so far, to catch `x` and `source_x` in one file.
         self.fields: set[str] = set()
+        # Whether the file's first line was looked at for date-like fields.
+        self.sniffed = False
 
 
 def _jsonl_batch(
@@ -465,6 +467,9 @@ def _fast_jsonl_batch(
         # a byte order mark, or a first line that is no object: the line path decides,
         # and pyarrow 26's reader crashes the process on a block that begins with null
         return None
+    if not state.sniffed:  # dates named before the first parse, so it is the only one
+        state.sniffed = True
+        state.as_text.update(dict.fromkeys(_date_like_fields(block, start)))
     try:
         table = _parse_block(block, state.as_text)
         stamped = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
@@ -528,6 +533,24 @@ def _first_keys(block: bytes) -> list[str] | None:
     except orjson.JSONDecodeError:
         return None
     return list(obj) if isinstance(obj, dict) else None
+
+
+_DATE_LIKE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _date_like_fields(block: bytes, start: int) -> list[str]:
+    """The top-level fields of the line at ``start`` whose value is a string that begins
+    as an ISO 8601 date, which pyarrow's reader would make a timestamp (C4's
+    ``timestamp``, say). Naming them up front saves parsing the first block twice; one
+    named needlessly reads the same, as a string."""
+    end = block.find(b"\n", start)
+    try:
+        first = orjson.loads(block[start : end if end >= 0 else len(block)])
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(first, dict):
+        return []
+    return [k for k, v in first.items() if isinstance(v, str) and _DATE_LIKE.match(v)]
 
 
 def _parse_block(block: bytes, as_text: dict[str, None]) -> pa.Table:

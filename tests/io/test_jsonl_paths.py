@@ -464,3 +464,23 @@ def test_a_block_that_begins_with_null_is_a_dropped_row_not_a_crash(tmp_path: Pa
     [table] = read_batches(path)
     assert table["drop_reason"].to_pylist() == ["read:invalid_json", None, "read:invalid_json"]
     assert table["text"].to_pylist() == ["null", "a document", " null"]
+
+
+def test_dates_in_the_first_line_cost_no_second_parse(c4_path: Path) -> None:
+    # C4's `date` is an ISO date that pyarrow reads as a timestamp: the first block
+    # of every file was parsed twice (a file of one block: its whole parse cost doubled)
+    calls: list[int] = []
+    real = readers._parse_block
+
+    def spy(block: bytes, as_text: dict[str, None]) -> pa.Table:
+        calls.append(len(block))
+        return real(block, as_text)
+
+    with mock.patch.object(readers, "_parse_block", spy):
+        fast = read_batches(c4_path, batch_rows=400)
+    assert len(calls) == len(fast) == 3
+    slow = read_batches(c4_path, batch_rows=400, line_path=True)
+    for ours, theirs in zip(fast, slow, strict=True):
+        assert ours.equals(theirs)
+    assert fast[0].schema.field("date").type == pa.string()
+    assert fast[0]["date"][0].as_py() == "2019-04-21T18:54:04Z"
