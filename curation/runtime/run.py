@@ -225,8 +225,14 @@ def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
                     "now): pass --overwrite to start again there, or finish it with that "
                     "version"
                 )
-    work.mkdir(parents=True, exist_ok=True)
-    write_atomic_bytes(marker, json.dumps(fingerprint).encode())
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        write_atomic_bytes(marker, json.dumps(fingerprint).encode())
+    except OSError as err:  # a file where a folder should be, no permission, a full disk
+        raise RunFolderError(
+            f"cannot write the output folder {out}: {err.strerror or err} "
+            f"({err.filename or out}): choose an --output where a folder can be created"
+        ) from None
 
 
 def _finish(

@@ -145,6 +145,9 @@ def test_output_folder_guards(c4_path: Path, tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="holds no curation run"):
         run_local(recipe, precious, overwrite=True)
     assert (precious / "thesis.tex").exists()
+    # under a file: a plain error, not NotADirectoryError's traceback
+    with pytest.raises(RunFolderError, match=r"cannot write the output folder .*Not a directory"):
+        run_local(recipe, precious / "thesis.tex" / "out")
 
 
 def test_a_finished_run_keeps_no_handed_on_rows(c4_path: Path, tmp_path: Path) -> None:
