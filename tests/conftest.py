@@ -116,3 +116,12 @@ def on_every_executor(recipe: Recipe, tmp_path: Path) -> dict[str, tuple[list, l
             read_output(tmp_path / name, "dropped").to_pylist(),
         )
     return outputs
+
+
+def warc_record(kind: str, headers: dict[str, str], block: bytes) -> bytes:
+    """One WARC/1.0 record of type ``kind`` with ``headers`` (Content-Length is added)
+    and ``block`` as its content, uncompressed."""
+    head = [f"WARC/1.0\r\nWARC-Type: {kind}\r\n"]
+    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    head.append(f"Content-Length: {len(block)}\r\n\r\n")
+    return "".join(head).encode() + block + b"\r\n\r\n"

@@ -20,7 +20,7 @@ from curation.io.inputs import InputError
 from curation.io.readers import CorruptInputError
 from curation.io.writers import SchemaConflictError
 from curation.recipe import parse_recipe
-from tests.conftest import read_output, recipe_of, run_local, shared_file
+from tests.conftest import read_output, recipe_of, run_local, shared_file, warc_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PASS = "stages: []\n"
@@ -523,13 +523,13 @@ def test_zstd_jsonl_whole_multi_frame_and_truncated(tmp_path: Path) -> None:
 def warc_response(uri: str, status: str, headers: dict[str, str], body: bytes) -> bytes:
     http = f"HTTP/1.1 {status}\r\n".encode()
     http += b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n" + body
-    head = (
-        "WARC/1.0\r\nWARC-Type: response\r\n"
-        f"WARC-Record-ID: <urn:uuid:{uri.rsplit('/', 1)[-1]}>\r\n"
-        f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-05-01T00:00:00Z\r\n"
-        f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(http)}\r\n\r\n"
-    )
-    return head.encode() + http + b"\r\n\r\n"
+    warc_headers = {
+        "WARC-Record-ID": f"<urn:uuid:{uri.rsplit('/', 1)[-1]}>",
+        "WARC-Target-URI": uri,
+        "WARC-Date": "2024-05-01T00:00:00Z",
+        "Content-Type": "application/http; msgtype=response",
+    }
+    return warc_record("response", warc_headers, http)
 
 
 def test_warc_status_content_type_and_encoding(tmp_path: Path) -> None:

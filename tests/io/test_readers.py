@@ -17,7 +17,7 @@ import zstandard
 from curation.io.inputs import resolve_inputs
 from curation.io.readers import read_shard
 from curation.recipe import InputSpec
-from tests.conftest import shared_file
+from tests.conftest import shared_file, warc_record
 
 
 def read_all(path: Path | str, **spec: object) -> pa.Table:
@@ -107,10 +107,7 @@ def test_warc_in_every_compression_reads_as_its_gzip(
 
 def wet_record(kind: str, headers: dict[str, str], block: bytes) -> bytes:
     """One gzip member holding a WARC record as Common Crawl's WET files write them."""
-    head = [f"WARC/1.0\r\nWARC-Type: {kind}\r\n"]
-    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
-    head.append(f"Content-Length: {len(block)}\r\n\r\n")
-    return gzip.compress("".join(head).encode() + block + b"\r\n\r\n")
+    return gzip.compress(warc_record(kind, headers, block))
 
 
 def test_wet_conversion_records_are_documents(warc_dir: Path, tmp_path: Path) -> None:
