@@ -78,6 +78,13 @@ class OutputSpec(BaseModel):
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="parquet: zstd, snappy, gzip or none; jsonl: zstd, gzip or none"
     )
+    min_file_bytes: int = Field(
+        32 * 2**20,
+        ge=0,
+        description="output files smaller than this (the rows of small input files) are "
+        "merged in order into files of about this size, at most shard_rows rows; 0: one "
+        "file per input file's part",
+    )
     work_compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
         "zstd",
         description="Parquet compression of the parts a pass hands to the next (in _work/, "

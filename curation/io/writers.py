@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,4 +239,43 @@ def rewrite_as(src: Path, final: Path, schema: pa.Schema, compression: str) -> N
         raise ValueError(f"{src}: cannot be cast to the unified schema {schema}")
     tmp = tmp_path(final)
     pq.write_table(cast, tmp, compression=None if compression == "none" else compression)
+    publish(tmp, final)
+
+
+def merge_parts(
+    sources: list[Path], final: Path, schema: pa.Schema | None, output: OutputSpec
+) -> None:
+    """Write the parts ``sources`` (in ``output.format``) as the one file ``final``, in
+    order and atomically. Parquet: each part cast to ``schema``, row groups gathered up
+    to ``output.row_group_bytes`` as the writer gathers them, one row group of rows held
+    at a time. JSON lines: the parts' bytes joined (whole gzip members and whole zstd
+    frames, one after another, are one valid file)."""
+    tmp = tmp_path(final)
+    if output.format == "jsonl":
+        with open(tmp, "wb") as out:
+            for source in sources:
+                with open(source, "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 20)
+        publish(tmp, final)
+        return
+    schema = schema or pq.read_schema(sources[0])
+    compression = None if output.compression == "none" else output.compression
+    pending: list[pa.Table] = []
+    pending_bytes = 0
+    with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
+        for source in sources:
+            part = pq.ParquetFile(source)
+            for group in range(part.num_row_groups):
+                table = _cast_to(part.read_row_group(group), schema)
+                if table is None:
+                    raise ValueError(f"{source}: cannot be cast to the unified schema {schema}")
+                pending.append(table)
+                pending_bytes += table.nbytes
+                if pending_bytes >= output.row_group_bytes:
+                    merged = pa.concat_tables(pending)
+                    writer.write_table(merged, row_group_size=max(1, merged.num_rows))
+                    pending, pending_bytes = [], 0
+        if pending:
+            merged = pa.concat_tables(pending)
+            writer.write_table(merged, row_group_size=max(1, merged.num_rows))
     publish(tmp, final)

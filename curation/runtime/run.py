@@ -37,6 +37,7 @@ import curation
 from curation.io.inputs import InputShard, resolve_inputs
 from curation.io.writers import (
     TMP_PREFIX,
+    merge_parts,
     part_suffix,
     publish,
     rewrite_as,
@@ -44,7 +45,7 @@ from curation.io.writers import (
     unify_parts,
     write_atomic_bytes,
 )
-from curation.recipe import Recipe
+from curation.recipe import OutputSpec, Recipe
 from curation.runtime.executors import make_executor
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
 from curation.runtime.progress import BarrierProgress, RunProgress
@@ -269,13 +270,18 @@ def _finish(
             schemas = [pq.read_schema(path) for path, _ in sources]
             schema = unify_parts(schemas, labels)
         names = []
-        for index, (source, _) in enumerate(sources):
+        for index, group in enumerate(_file_groups(sources, recipe.output)):
             final = target / f"part-{index:05d}{suffix}"
             names.append(final.name)
-            if schema is not None and not schemas[index].equals(schema):
-                rewrite_as(source, final, schema, recipe.output.compression)
+            first = group[0]
+            if len(group) > 1:
+                paths = [sources[i][0] for i in group]
+                unified = (schema or schemas[first]) if schemas else None
+                merge_parts(paths, final, unified, recipe.output)
+            elif schema is not None and not schemas[first].equals(schema):
+                rewrite_as(sources[first][0], final, schema, recipe.output.compression)
             else:
-                _link(source, final)
+                _link(sources[first][0], final)
         for stale in target.iterdir():
             if stale.name not in names:
                 stale.unlink()
@@ -286,6 +292,35 @@ def _finish(
                 raise AccountingError(f"{target}: files hold {on_disk} rows, expected {written}")
         counts[kind] = {"rows": written, "files": len(names)}
     return counts
+
+
+def _file_groups(sources: list[tuple[Path, int]], output: OutputSpec) -> list[list[int]]:
+    """The output files as groups of consecutive ``sources`` (path, rows): a part of at
+    least ``output.min_file_bytes`` on disk is a file of its own; consecutive smaller
+    ones are packed, in order, until a file reaches that size or would pass
+    ``output.shard_rows`` rows. The same parts give the same groups (a resumed finish
+    writes the same files)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    size = rows = 0
+    for index, (path, count) in enumerate(sources):
+        on_disk = path.stat().st_size
+        small = on_disk < output.min_file_bytes
+        if current and (not small or rows + count > output.shard_rows):
+            groups.append(current)
+            current, size, rows = [], 0, 0
+        if not small:
+            groups.append([index])
+            continue
+        current.append(index)
+        size += on_disk
+        rows += count
+        if size >= output.min_file_bytes:
+            groups.append(current)
+            current, size, rows = [], 0, 0
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _link(source: Path, final: Path) -> None:

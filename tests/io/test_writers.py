@@ -11,7 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from curation.recipe import OutputSpec
+from curation.runtime.run import _file_groups
 from tests.conftest import read_output, recipe_of, run_local
 
 RECIPE = (
@@ -94,3 +98,99 @@ def test_row_groups_gather_small_batches_up_to_row_group_bytes(
                 start += g.num_rows
     kept = pq.ParquetFile(sorted((tmp_path / "small" / "kept").iterdir())[0]).metadata
     assert kept.num_row_groups > 1
+
+
+def small_files(c4_path: Path, folder: Path, files: int) -> list[dict]:
+    """The C4 sample as ``files`` JSONL files (one document in three has an extra
+    ``source`` column, so the parts' schemas differ); its rows, in file order."""
+    rows = [json.loads(line) for line in gzip.open(c4_path, "rt", encoding="utf-8")]
+    folder.mkdir()
+    per = -(-len(rows) // files)
+    for i in range(files):
+        with open(folder / f"f{i:03d}.jsonl", "w", encoding="utf-8") as out:
+            for j, row in enumerate(rows[i * per : (i + 1) * per]):
+                extra = {"source": f"s{i}"} if (i * per + j) % 3 == 0 else {}
+                out.write(json.dumps({**row, **extra}) + "\n")
+    return rows
+
+
+def test_the_parts_of_small_input_files_are_merged_in_order(c4_path: Path, tmp_path: Path) -> None:
+    # one output file per input file's part: 1,000 text files gave 1,000 one-row files
+    small_files(c4_path, tmp_path / "in", 40)
+    stages = "stages:\n  - length_filter: {min_chars: 1500}\n"
+    apart = run_local(
+        recipe_of(stages + "output: {min_file_bytes: 0}\n", tmp_path / "in"), tmp_path / "a"
+    )
+    merged = run_local(recipe_of(stages, tmp_path / "in"), tmp_path / "m")
+    assert apart["files"]["kept"] == 40 and merged["files"]["kept"] == 1
+    assert merged["files"]["dropped"] == 1
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "m", kind) == read_output(tmp_path / "a", kind)
+    kept = read_output(tmp_path / "m", "kept")
+    assert "source" in kept.column_names and kept["source"].null_count > 0
+    # shard_rows still bounds a file; min_file_bytes sets where a merged file closes
+    capped = stages + "output: {shard_rows: 100, min_file_bytes: 40000}\n"
+    run_local(recipe_of(capped, tmp_path / "in"), tmp_path / "c")
+    parts = sorted((tmp_path / "c" / "kept").iterdir())
+    rows = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    assert max(rows) <= 100 and sum(rows) == kept.num_rows and len(parts) > 1
+    assert len(parts) < 40  # the parts are 20 to 40 kB: about two go to a file
+    assert read_output(tmp_path / "c", "kept") == kept
+    assert [p for p in (tmp_path / "c").rglob(".tmp-*")] == []
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_merged_jsonl_parts_are_one_valid_file(
+    c4_path: Path, tmp_path: Path, compression: str
+) -> None:
+    small_files(c4_path, tmp_path / "in", 10)
+    recipe = f"stages: []\noutput: {{format: jsonl, compression: {compression}}}\n"
+    stats = run_local(recipe_of(recipe, tmp_path / "in"), tmp_path / "out")
+    [part] = sorted((tmp_path / "out" / "kept").iterdir())
+    assert stats["files"]["kept"] == 1
+    rows = jsonl_rows(tmp_path / "out" / "kept")
+    assert len(rows) == 1000 and [r["id"] for r in rows[:2]] == [
+        "in/f000.jsonl/0",
+        "in/f000.jsonl/1",
+    ]
+    if compression == "gzip":  # the standard library reads every member
+        assert len(gzip.decompress(part.read_bytes()).splitlines()) == 1000
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(st.tuples(st.integers(1, 5000), st.integers(1, 100)), max_size=30),
+    min_bytes=st.integers(0, 8000),
+    shard_rows=st.integers(100, 300),
+)
+def test_file_groups_pack_small_parts_in_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    parts: list[tuple[int, int]],
+    min_bytes: int,
+    shard_rows: int,
+) -> None:
+    """Every part lands in exactly one file, in order; a part of at least min_file_bytes
+    is a file alone; a file of several parts holds only smaller ones, at most shard_rows
+    rows, and closes only when it reached min_file_bytes or the next part would pass
+    shard_rows (or a large part or the end comes)."""
+    folder = tmp_path_factory.mktemp("parts")
+    sources = []
+    for i, (size, rows) in enumerate(parts):
+        path = folder / f"p{i}"
+        path.write_bytes(b"x" * size)
+        sources.append((path, rows))
+    output = OutputSpec(min_file_bytes=min_bytes, shard_rows=shard_rows)
+    groups = _file_groups(sources, output)
+    assert [i for group in groups for i in group] == list(range(len(parts)))
+    for group in groups:
+        sizes = [parts[i][0] for i in group]
+        if len(group) > 1:
+            assert all(size < min_bytes for size in sizes)
+            assert sum(parts[i][1] for i in group) <= shard_rows
+            assert sum(sizes[:-1]) < min_bytes  # it was still open for its last part
+        after = group[-1] + 1
+        if all(size < min_bytes for size in sizes) and after < len(parts):
+            nxt_size, nxt_rows = parts[after]
+            reached = sum(sizes) >= min_bytes
+            too_many = sum(parts[i][1] for i in group) + nxt_rows > shard_rows
+            assert reached or too_many or nxt_size >= min_bytes
