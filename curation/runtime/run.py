@@ -186,6 +186,9 @@ def _fingerprint(
     the recipe's stages each pass holds (the passes' results are resumed by index)."""
     resolved = recipe.resolved()
     resolved["input"].pop("paths")
+    # only the finish reads it (which parts share a file): a run may be finished with
+    # another value, and runs begun before it existed keep their fingerprint
+    resolved["output"].pop("min_file_bytes")
     body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
     return {
         "fingerprint": hashlib.sha256(body.encode()).hexdigest(),

@@ -131,6 +131,12 @@ def test_rerun_skips_finished_shards_and_overwrite_starts_again(
     assert second["rows"] == first["rows"]
     third = run_local(recipe, tmp_path / "out", overwrite=True)
     assert third["shards"]["resumed"] == 0
+    # how small parts are merged is the finish's alone: another value still resumes
+    unmerged = recipe_of(
+        RECIPE.replace("shard_rows: 100", "shard_rows: 100, min_file_bytes: 0"), inputs
+    )
+    fourth = run_local(unmerged, tmp_path / "out")
+    assert fourth["shards"]["resumed"] == 4 and fourth["rows"] == first["rows"]
 
 
 def test_output_folder_guards(c4_path: Path, tmp_path: Path) -> None:
