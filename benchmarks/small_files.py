@@ -1,17 +1,20 @@
-"""A run over many small input files: one output file per input file, or merged parts.
+"""A run over many small input files: a task and an output file per file, or units.
 
-Each input shard's rows are written as parts of their own (a shard is the unit of resume);
-the run's finish merges, in order, the parts smaller than ``output.min_file_bytes``.
-Without that, a folder of one-document text files gave one one-row Parquet file per
-document.
+Each shard's rows are written as parts of their own (a shard is the unit of work and of
+resume). Before, every input file was a shard, and every part an output file: a folder of
+one-document text files cost a task, a marker and a one-row Parquet file per document.
+Now consecutive small files are read together as units (``input.unit_bytes``), and the
+run's finish merges, in order, the parts smaller than ``output.min_file_bytes``.
 
 Data: the real C4 and Pile samples (``--docs`` documents, repeated past 2,000) written
 as one ``.txt`` file each. Recipe: ``length_filter: {min_chars: 200}``, local executor.
 
 Variants, each a ``curate run`` in a child process (the first run of each is left out,
-so that both find the files in the page cache):
-- ``one file per part``: ``output: {min_file_bytes: 0}`` (the engine before the merge);
-- ``merged``: the default (32 MiB).
+so that all find the files in the page cache):
+- ``a shard and a file per input file``: ``unit_bytes: 0``, ``min_file_bytes: 0`` (the
+  engine before both);
+- ``output merged``: ``unit_bytes: 0`` only;
+- ``units, output merged``: the defaults (64 MiB units, 32 MiB files).
 
 For each: the run's wall time and peak memory (``/usr/bin/time``), the kept files, their
 size on disk, and the best of three ``pyarrow.parquet.read_table`` of ``kept/`` (what
@@ -50,13 +53,14 @@ def build(count: int) -> Path:
     return folder
 
 
-def one_run(inputs: Path, min_file_bytes: int) -> dict:
-    recipe = RUNS / f"m{min_file_bytes}.yaml"
+def one_run(inputs: Path, unit_bytes: int, min_file_bytes: int) -> dict:
+    recipe = RUNS / f"u{unit_bytes}-m{min_file_bytes}.yaml"
     recipe.write_text(
+        f"input: {{unit_bytes: {unit_bytes}}}\n"
         "stages:\n  - length_filter: {min_chars: 200}\n"
         f"output: {{min_file_bytes: {min_file_bytes}}}\n"
     )
-    out = RUNS / f"out-{min_file_bytes}"
+    out = RUNS / f"out-u{unit_bytes}-m{min_file_bytes}"
     command = ["/usr/bin/time", "-f", "%e %M", CURATE, "run", str(recipe), "--input", str(inputs)]
     command += ["--output", str(out), "--executor", "local", "--quiet", "--overwrite"]
     for _ in range(2):  # the first warms the page cache and the compiled kernels
@@ -86,10 +90,15 @@ def main() -> None:
     RUNS.mkdir(parents=True)
     inputs = build(args.docs)
     print(f"{platform.machine()}, {args.docs:,} text files, local executor\n")
-    print("| output | run s | peak MiB | kept files | kept MB | read kept/ s | rows |")
+    print("| variant | run s | peak MiB | kept files | kept MB | read kept/ s | rows |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, limit in (("one file per part", 0), ("merged (default)", 32 * 2**20)):
-        r = one_run(inputs, limit)
+    variants = (
+        ("a shard and a file per input file", 0, 0),
+        ("output merged", 0, 32 * 2**20),
+        ("units, output merged (default)", 64 * 2**20, 32 * 2**20),
+    )
+    for label, unit_bytes, min_file_bytes in variants:
+        r = one_run(inputs, unit_bytes, min_file_bytes)
         print(
             f"| {label} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | {r['files']:,} | "
             f"{r['mb']:.1f} | {r['read_s']:.3f} | {r['rows']:,} |"

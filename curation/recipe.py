@@ -51,6 +51,12 @@ class InputSpec(BaseModel):
         "id", description="field or column holding the document id; made when absent"
     )
     batch_rows: int = Field(10_000, gt=0, description="rows per batch handed to the stages")
+    unit_bytes: int = Field(
+        64 * 2**20,
+        ge=0,
+        description="input files smaller than this (and than 1/64 of the input) are read "
+        "together, in name order, as units of work of about this size; 0: a unit per file",
+    )
     max_doc_chars: int | None = Field(
         10_000_000, gt=0, description="longer documents are set aside as read:too_long"
     )

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 import xxhash
@@ -45,11 +46,87 @@ class InputShard:
     url: str
     name: str
     format: str
+    size: int | None = None  # bytes on disk, when the listing said
+    # a unit of several small files (see ``group_small_files``): read one after another
+    members: tuple[InputShard, ...] = ()
 
     @property
     def key(self) -> str:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)[-80:]
         return f"{stem}-{xxhash.xxh64_hexdigest(self.url.encode('utf-8'), seed=0)[:12]}"
+
+    @property
+    def files(self) -> tuple[InputShard, ...]:
+        """The input files this shard reads: its members, or itself."""
+        return self.members or (self,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (``from_dict`` inverts it), to cross process boundaries."""
+        return {
+            "url": self.url,
+            "name": self.name,
+            "format": self.format,
+            "size": self.size,
+            "members": [m.to_dict() for m in self.members],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputShard:
+        members = tuple(cls.from_dict(m) for m in data.get("members", ()))
+        return cls(data["url"], data["name"], data["format"], data.get("size"), members)
+
+
+# A unit of small files is at most this share of all the input's bytes, so that an input
+# of few bytes in many files still gives the workers this many units to share.
+_MIN_UNITS = 64
+
+
+def group_small_files(shards: list[InputShard], unit_bytes: int) -> list[InputShard]:
+    """``shards`` (input files, in order) with consecutive small files gathered into units
+    that are read one after another as one shard: one task, one resume marker, one set of
+    parts, instead of each file's. A file is small below the target size, ``unit_bytes``
+    or 1/64 of all the input's bytes if that is less (so that a small input still spreads
+    over the workers); a unit closes when its files reach the target. ``unit_bytes`` 0,
+    or a file of unknown size, leaves files alone. The same files give the same units."""
+    if unit_bytes <= 0 or len(shards) < 2:
+        return shards
+    total = sum(s.size or 0 for s in shards)
+    target = min(unit_bytes, max(1, total // _MIN_UNITS))
+    units: list[InputShard] = []
+    current: list[InputShard] = []
+    size = 0
+
+    def close() -> None:
+        if len(current) == 1:
+            units.append(current[0])
+        elif current:
+            first, last = current[0], current[-1]
+            units.append(
+                InputShard(
+                    url=f"{first.url} (+{len(current) - 1} files to {last.name})",
+                    name=f"{first.name}+{len(current) - 1}",
+                    format=first.format
+                    if all(m.format == first.format for m in current)
+                    else "mixed",
+                    size=sum(m.size or 0 for m in current),
+                    members=tuple(current),
+                )
+            )
+        current.clear()
+
+    for shard in shards:
+        if shard.size is None or shard.size >= target:
+            close()
+            units.append(shard)
+            size = 0
+            continue
+        current.append(shard)
+        size += shard.size
+        if size >= target:
+            close()
+            size = 0
+    close()
+    return units
 
 
 def detect_format(path: str) -> str | None:
@@ -91,11 +168,12 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         return p if protocol in ("file", "local") else f"{protocol}://{p}"
 
     if _GLOB_CHARS.search(root):
-        matches = sorted(p for p in fs.glob(root) if fs.isfile(p))
+        listed = fs.glob(root, detail=True)  # type and size in one listing, no call per file
+        matches = sorted(p for p, info in listed.items() if info.get("type") == "file")
         if not matches:
             raise InputError(f"input glob {path!r} matched no files: check the pattern")
         base = _glob_base(root)
-        found = [(m, posixpath.relpath(m, base)) for m in matches]
+        found = [(m, posixpath.relpath(m, base), listed[m].get("size")) for m in matches]
         shards = _with_formats(found, fmt, path, url, strict=fmt == "auto" or len(found) == 1)
         if not shards:
             raise InputError(
@@ -106,10 +184,10 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
     if not fs.exists(root):
         raise InputError(f"input {path!r} does not exist: check the path (and the fsspec URL)")
     if fs.isdir(root):
-        files = sorted(fs.find(root))
+        listed = fs.find(root, detail=True)
         found = [
-            (f, posixpath.relpath(f, posixpath.dirname(root.rstrip("/"))))
-            for f in files
+            (f, posixpath.relpath(f, posixpath.dirname(root.rstrip("/"))), listed[f].get("size"))
+            for f in sorted(listed)
             if not posixpath.basename(f).startswith((".", "_"))
         ]
         shards = _with_formats(found, fmt, path, url, strict=False)
@@ -124,28 +202,29 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
                 f"({', '.join(FORMATS)}): pass --format to read other extensions"
             )
         return shards
-    return _with_formats([(root, posixpath.basename(root))], fmt, path, url, strict=True)
+    size = fs.info(root).get("size")
+    return _with_formats([(root, posixpath.basename(root), size)], fmt, path, url, strict=True)
 
 
 def _with_formats(
-    found: list[tuple[str, str]],
+    found: list[tuple[str, str, int | None]],
     fmt: str,
     origin: str,
     url: Callable[[str], str],
     strict: bool,
 ) -> list[InputShard]:
-    """The shards of ``found`` with their formats. With ``fmt`` auto, each file's format
-    comes from its name, and a file whose name tells none is an error when ``strict`` (a
-    file named on its own) or passed over (a directory's other files). With a format
-    given, every file is read in it, except a file whose name says another format where
-    one of the two is a container (Parquet, WARC): read as the other, its bytes would
-    become rows of garbage, each dropped. Such a file is an error when ``strict``, and
+    """The shards of ``found`` (path, name, size) with their formats. With ``fmt`` auto,
+    each file's format comes from its name, and a file whose name tells none is an error
+    when ``strict`` (a file named on its own) or passed over (a directory's other files).
+    With a format given, every file is read in it, except a file whose name says another
+    format where one of the two is a container (Parquet, WARC): read as the other, its
+    bytes would become rows of garbage, each dropped. Such a file is an error when ``strict``, and
     passed over in a directory or glob (a README.md beside the Parquet shards). So is a
     file whose name tells no format, given a container format, when its first bytes are
     not that format's (``warc.paths.gz`` beside the WARC files): only such files are
     opened here."""
     shards = []
-    for file_path, name in found:
+    for file_path, name, size in found:
         named = detect_format(file_path)
         chosen = named if fmt == "auto" else fmt
         if chosen is None or _formats_clash(fmt, named):
@@ -169,7 +248,7 @@ def _with_formats(
                 "which this engine does not read (FastWARC reads WARC only): convert it to "
                 "WARC first (warcio, for one, reads ARC and writes WARC)"
             )
-        shards.append(InputShard(url(file_path), name, chosen))
+        shards.append(InputShard(url(file_path), name, chosen, size))
     return shards
 
 

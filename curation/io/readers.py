@@ -69,9 +69,44 @@ def live_texts(paths: list[str], text_field: str = "text") -> Iterator[pa.Array]
 
 
 def read_shard(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
-    """Yield the documents of ``shard`` as conformed batches, in file order."""
+    """Yield the documents of ``shard`` as conformed batches, in file order (a unit of
+    small files: each file in turn, see ``_read_unit``)."""
+    if shard.members:
+        yield from _read_unit(shard, spec)
+        return
     reader = _READERS[shard.format]
     yield from reader(shard, spec)
+
+
+def _read_unit(unit: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
+    """The batches of ``unit``'s files, in order, consecutive ones of the same columns
+    joined up to ``spec.batch_rows`` rows (a one-document text file is not a batch of
+    its own for every stage). A damaged file stops the unit, as it stops a file, unless
+    ``on_corrupt_file`` is ``skip``: then the rows before its damage are kept, the files
+    after it are read, and at the end one ``CorruptInputError`` names every damaged
+    file, a line each."""
+    pending: list[pa.Table] = []
+    rows = 0
+    problems: list[CorruptInputError] = []
+    for member in unit.members:
+        try:
+            for table in read_shard(member, spec):
+                if pending and (
+                    rows + table.num_rows > spec.batch_rows
+                    or not table.schema.equals(pending[0].schema)
+                ):
+                    yield pa.concat_tables(pending)
+                    pending, rows = [], 0
+                pending.append(table)
+                rows += table.num_rows
+        except CorruptInputError as err:
+            if spec.on_corrupt_file != "skip":
+                raise
+            problems.append(err)
+    if pending:
+        yield pa.concat_tables(pending)
+    if problems:
+        raise CorruptInputError("\n".join(p.problem for p in problems), problems[0].advice)
 
 
 def _corrupt(shard: InputShard, where: str, err: BaseException) -> CorruptInputError:

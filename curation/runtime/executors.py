@@ -27,7 +27,6 @@ import socket
 import sys
 import traceback
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 from curation.io.inputs import InputError, InputShard
@@ -246,7 +245,7 @@ class _ShardWorker:
             )
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        shard = InputShard(**json.loads(row["shard"]))
+        shard = InputShard.from_dict(json.loads(row["shard"]))
         done = {"shard": row["shard"], "placement": self.placement}
         if self.setup_error:
             return {**done, "result": "", "error": self.setup_error}
@@ -323,7 +322,7 @@ class RayExecutor:
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)
 
-        items = [{"shard": json.dumps(asdict(shard))} for shard in shards]
+        items = [{"shard": json.dumps(shard.to_dict())} for shard in shards]
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         size = max(1, min(self.workers, len(shards)))
         # model stages (lm_loss, color_filter) hold their model on a GPU when the cluster

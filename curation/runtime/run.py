@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import yaml
 
 import curation
-from curation.io.inputs import InputShard, resolve_inputs
+from curation.io.inputs import InputShard, group_small_files, resolve_inputs
 from curation.io.writers import (
     TMP_PREFIX,
     merge_parts,
@@ -90,6 +90,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     work = out / "_work"
     segments = plan_segments(recipe)
     _prepare(out, work, _fingerprint(recipe, shards, segments), options.overwrite)
+    files = len(shards)
+    shards = group_small_files(shards, recipe.input.unit_bytes)
 
     per_segment: list[list[ShardResult]] = []
     resumed = 0
@@ -117,8 +119,9 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     finally:
         executor.close()
 
-    files = _finish(out, work, shards, per_segment, recipe)
-    stats = _stats(recipe, per_segment, files, options, executor.workers, started, resumed)
+    written = _finish(out, work, shards, per_segment, recipe)
+    stats = _stats(recipe, per_segment, written, options, executor.workers, started, resumed)
+    stats["shards"]["input_files"] = files
     if executor.pools:
         stats["engine"]["pools"] = executor.pools
     _summaries(out, stats, recipe)
@@ -186,8 +189,10 @@ def _fingerprint(
     the recipe's stages each pass holds (the passes' results are resumed by index)."""
     resolved = recipe.resolved()
     resolved["input"].pop("paths")
-    # only the finish reads it (which parts share a file): a run may be finished with
-    # another value, and runs begun before it existed keep their fingerprint
+    # How files are gathered into units and parts into output files changes no row: a run
+    # may go on with other values (a unit no longer found is read again), and runs begun
+    # before the settings existed keep their fingerprint. ``shards`` are the input files.
+    resolved["input"].pop("unit_bytes")
     resolved["output"].pop("min_file_bytes")
     body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
     return {
@@ -369,7 +374,13 @@ def _stats(
         "shards": {
             "total": len(results),
             "resumed": resumed,
-            "corrupt_skipped": [{"url": r.url, "error": r.corrupt} for r in results if r.corrupt],
+            # a unit of small files records each damaged file on a line of its own
+            "corrupt_skipped": [
+                {"url": r.url, "error": problem}
+                for r in results
+                if r.corrupt
+                for problem in r.corrupt.split("\n")
+            ],
         },
         "rows": {
             "read": read.rows_in,
