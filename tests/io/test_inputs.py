@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curation.io import inputs
 from curation.io.inputs import InputShard, group_small_files, resolve_inputs
 from curation.io.readers import CorruptInputError
 from tests.conftest import EXECUTORS, read_output, recipe_of, run_local
@@ -127,3 +128,39 @@ def test_units_keep_every_file_once_in_order(sizes: list[int | None], unit_bytes
     units = [s for s in shards if s.members]
     assert len({s.key for s in shards}) == len(shards)
     assert all(InputShard.from_dict(json.loads(json.dumps(s.to_dict()))) == s for s in units)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 7, 10_000])
+def test_a_unit_of_mixed_small_files_keeps_their_order(
+    c4_path: Path, tmp_path: Path, batch_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # text files gather into one table, JSONL and Parquet files' batches join theirs:
+    # whatever the batch size, the rows come out in file order, as one file at a time
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in gzip.open(c4_path, "rt", encoding="utf-8")][:90]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(30):
+        kind = i % 3
+        chunk = rows[3 * i : 3 * i + 3]
+        if kind == 0:
+            (folder / f"f{i:02d}.txt").write_text(chunk[0]["text"], encoding="utf-8")
+        elif kind == 1:
+            lines = "".join(json.dumps({"text": r["text"], "n": i}) + "\n" for r in chunk)
+            (folder / f"f{i:02d}.jsonl").write_text(lines, encoding="utf-8")
+        else:
+            pq.write_table(
+                pa.table({"text": [r["text"] for r in chunk]}), folder / f"f{i:02d}.parquet"
+            )
+    monkeypatch.setattr(inputs, "_MIN_UNITS", 1)  # all 30 files in one unit
+    recipe = f"input: {{batch_rows: {batch_rows}, unit_bytes: UNIT}}\n" + STAGES
+    alone = run_local(recipe_of(recipe.replace("UNIT", "0"), folder), tmp_path / "a")
+    units = run_local(recipe_of(recipe.replace("UNIT", "100000000"), folder), tmp_path / "u")
+    assert units["shards"]["total"] == 1 and alone["shards"]["total"] == 30
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "u", kind) == read_output(tmp_path / "a", kind)
+    ids = read_output(tmp_path / "u", "kept")["id"].to_pylist()
+    files = [i.split("/")[1] for i in ids]
+    assert files == sorted(files)

@@ -26,6 +26,14 @@ from curation.io.inputs import InputError, resolve_inputs
 from curation.recipe import InputSpec
 
 
+@pytest.fixture(autouse=True)
+def fast_path_for_every_block() -> Iterator[None]:
+    """The reader sends blocks of few lines to the line path without trying pyarrow; these
+    tests draw small files, so the whole-block parse is tried on every block here."""
+    with mock.patch.object(readers, "_FEW_ROWS", 1):
+        yield
+
+
 @contextmanager
 def counting_fast_path() -> Iterator[list[bool]]:
     """Record for each batch whether the whole-block parse was used."""
@@ -484,3 +492,15 @@ def test_dates_in_the_first_line_cost_no_second_parse(c4_path: Path) -> None:
         assert ours.equals(theirs)
     assert fast[0].schema.field("date").type == pa.string()
     assert fast[0]["date"][0].as_py() == "2019-04-21T18:54:04Z"
+
+
+def test_a_block_of_few_lines_skips_the_whole_block_parse(c4_path: Path) -> None:
+    # pyarrow's reader costs about 0.5 ms a call: a one-document JSONL file took 0.6 ms
+    # to read on the block path and 0.05 ms on the line path, the same batch
+    with mock.patch.object(readers, "_FEW_ROWS", 128), counting_fast_path() as used:
+        few = read_batches(c4_path, batch_rows=100)
+        many = read_batches(c4_path, batch_rows=500)
+    assert used == [True, True]  # only the blocks of 500 lines were offered to pyarrow
+    slow = read_batches(c4_path, batch_rows=100, line_path=True)
+    assert all(a.equals(b) for a, b in zip(few, slow, strict=True))
+    assert pa.concat_tables(few).equals(pa.concat_tables(many))
