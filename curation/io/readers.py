@@ -603,8 +603,8 @@ _DATE_LIKE = re.compile(r"\d{4}-\d\d-\d\d")
 
 def _date_like_fields(block: bytes, start: int) -> list[str]:
     """The top-level fields of the line at ``start`` whose value is a string that begins
-    as an ISO 8601 date, which pyarrow's reader would make a timestamp (C4's
-    ``timestamp``, say). Naming them up front saves parsing the first block twice; one
+    as an ISO 8601 date, which pyarrow's reader would make a timestamp (C4's ``date``,
+    say). Naming them up front saves parsing the first block twice; one
     named needlessly reads the same, as a string."""
     end = block.find(b"\n", start)
     try:
