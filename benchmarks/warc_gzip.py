@@ -92,7 +92,7 @@ def main() -> None:
 
     def read_before() -> int:
         with (
-            mock.patch.object(readers, "_open_chunks", fsspec_handle),
+            mock.patch.object(readers, "open_chunks", fsspec_handle),
             mock.patch.object(readers, "_ChunkFile", lambda handle: handle),
         ):
             return read_now()

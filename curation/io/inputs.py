@@ -256,19 +256,23 @@ def _with_formats(
 # one only when it begins so.
 _MAGIC = {"warc": b"WARC/", "parquet": b"PAR1"}
 _SHOWN = {"warc": "WARC", "parquet": "Parquet"}
-_BY_SUFFIX = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
 
 
 def _first_bytes(url: str, count: int) -> bytes | None:
-    """The first ``count`` bytes of the file at ``url``, decompressed as its suffix says;
-    None when it cannot be read (the reader then says why, naming the file)."""
-    suffix = next((s for s in _BY_SUFFIX if url.lower().endswith(s)), None)
-    compression = _BY_SUFFIX[suffix] if suffix else None
+    """The first ``count`` bytes of the file at ``url``, decompressed as the readers
+    decompress it; None when it cannot be read (the reader then says why, naming it)."""
+    from curation.io.readers import open_chunks  # the readers import this module
+
+    head = b""
     try:
-        with fsspec.open(url, "rb", compression=compression) as handle:
-            return handle.read(count)
+        with open_chunks(url) as chunks:
+            for chunk in chunks:
+                head += chunk[: count - len(head)]
+                if len(head) == count:
+                    break
     except Exception:  # damaged, unreadable, a codec missing: the reader will say
         return None
+    return head
 
 
 def _unreadable_by_name(file_path: str, origin: str, fmt: str, named: str | None) -> str:

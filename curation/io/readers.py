@@ -246,7 +246,7 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     rows_read = 0
     blocks = _LineBlocks(spec.batch_rows)
     try:
-        with _open_chunks(shard.url) as chunks:
+        with open_chunks(shard.url) as chunks:
             if name_stem(shard.url).endswith(".json"):
                 chunks = _whole_json_as_lines(chunks, shard, spec)
             for block, newlines in blocks.cut(chunks):
@@ -655,7 +655,7 @@ _STREAM_ERRORS = (EOFError, OSError, zlib.error, isal_zlib.error, zstandard.Zstd
 
 
 @contextlib.contextmanager
-def _open_chunks(url: str) -> Iterator[Iterable[bytes]]:
+def open_chunks(url: str) -> Iterator[Iterable[bytes]]:
     """A file's bytes in chunks, decompressed by its extension; truncation raises
     ``EOFError``."""
     # a local path is opened by the standard library: fsspec's resolution costs 0.05 ms
@@ -957,7 +957,7 @@ def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     row = -1
     read = 0  # documents (response and conversion records) read whole
     try:
-        with _open_chunks(shard.url) as chunks:
+        with open_chunks(shard.url) as chunks:
             records = ArchiveIterator(_ChunkFile(chunks), record_types=wanted, parse_http=True)
             for record in records:
                 row += 1
@@ -1047,7 +1047,7 @@ def _text_of(shard: InputShard) -> tuple[str, str | None]:
     """The text of a plain text file and its read reason (``read:invalid_utf8``), or a
     ``CorruptInputError`` naming it."""
     try:
-        with _open_chunks(shard.url) as chunks:
+        with open_chunks(shard.url) as chunks:
             raw = b"".join(chunks)
     except _STREAM_ERRORS as err:
         raise _corrupt(shard, "its start", err) from None
