@@ -20,7 +20,6 @@ A file that cannot be read at all (corrupt Parquet, truncated gzip) raises
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import io
 import json
@@ -660,7 +659,8 @@ def open_chunks(url: str) -> Iterator[Iterable[bytes]]:
     ``EOFError``."""
     # a local path is opened by the standard library: fsspec's resolution costs 0.05 ms
     # a file, which a folder of many small files pays many times over
-    opener = open if "://" not in url else functools.partial(fsspec.open, compression=None)
+    local = "://" not in url
+    opener = open if local else fsspec.open
     name = url.lower()
     if name.endswith((".zst", ".zstd")):
         with opener(url, "rb") as raw:
@@ -668,7 +668,7 @@ def open_chunks(url: str) -> Iterator[Iterable[bytes]]:
     elif name.endswith(".gz"):
         with opener(url, "rb") as raw:
             yield _gzip_chunks(raw)
-    elif "://" not in url and not name.endswith((".bz2", ".xz")):
+    elif local and not name.endswith((".bz2", ".xz")):
         with open(url, "rb") as handle:
             yield iter(lambda: handle.read1(_CHUNK_BYTES), b"")
     else:
@@ -908,18 +908,8 @@ def _decode_binary(values: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     try:
         return values.cast(pa.large_string()), pa.nulls(len(values), pa.string())
     except pa.ArrowInvalid:
-        texts, reasons = [], []
-        for value in values.to_pylist():
-            if value is None:
-                texts.append(None)
-                reasons.append(None)
-                continue
-            try:
-                texts.append(value.decode("utf-8"))
-                reasons.append(None)
-            except UnicodeDecodeError:
-                texts.append(value.decode("utf-8", "replace"))
-                reasons.append("read:invalid_utf8")
+        decoded = [(None, None) if v is None else _utf8_text(v) for v in values.to_pylist()]
+        texts, reasons = zip(*decoded, strict=True) if decoded else ((), ())
         return pa.array(texts, pa.large_string()), pa.array(reasons, pa.string())
 
 
