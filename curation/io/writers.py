@@ -64,6 +64,30 @@ def write_atomic_bytes(final: Path, data: bytes) -> None:
     publish(tmp, final)
 
 
+class _RowGroups:
+    """Tables gathered into Parquet row groups of at least ``limit`` bytes of Arrow data
+    (the last one smaller): one row group of rows held at a time."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.tables: list[pa.Table] = []
+        self.bytes = 0
+
+    def add(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
+        """Hold ``table``; write the row group once it reaches the limit."""
+        self.tables.append(table)
+        self.bytes += table.nbytes
+        if self.bytes >= self.limit:
+            self.flush(writer)
+
+    def flush(self, writer: pq.ParquetWriter) -> None:
+        """Write what is held as one row group."""
+        if self.tables:
+            group = pa.concat_tables(self.tables)
+            writer.write_table(group, row_group_size=max(1, group.num_rows))
+        self.tables, self.bytes = [], 0
+
+
 class PartWriter:
     """Streams tables into ``<folder>/<prefix>-00000<suffix>``, ``-00001``... parts.
 
@@ -83,8 +107,7 @@ class PartWriter:
         self._schema: pa.Schema | None = None
         self._stream: io.RawIOBase | None = None
         self._file: io.BufferedWriter | None = None
-        self._pending: list[pa.Table] = []  # rows of the next row group
-        self._pending_bytes = 0
+        self._groups = _RowGroups(output.row_group_bytes)  # rows of the next row group
 
     def write(self, table: pa.Table) -> None:
         """Append ``table``'s rows, splitting it across parts as needed."""
@@ -119,18 +142,8 @@ class PartWriter:
                     piece = piece_cast
             if self._parquet is None:
                 self._open_parquet(piece.schema)
-            self._pending.append(piece)
-            self._pending_bytes += piece.nbytes
-            if self._pending_bytes >= self.output.row_group_bytes:
-                self._write_row_group()
+            self._groups.add(self._parquet, piece)
         self._rows += piece.num_rows
-
-    def _write_row_group(self) -> None:
-        assert self._parquet is not None
-        if self._pending:
-            group = pa.concat_tables(self._pending)
-            self._parquet.write_table(group, row_group_size=max(1, group.num_rows))
-        self._pending, self._pending_bytes = [], 0
 
     def _next_final(self) -> Path:
         return self.folder / f"{self.prefix}-{len(self.parts):05d}{part_suffix(self.output)}"
@@ -156,7 +169,7 @@ class PartWriter:
     def _close_part(self) -> None:
         assert self._tmp is not None
         if self._parquet is not None:
-            self._write_row_group()
+            self._groups.flush(self._parquet)
             self._parquet.close()
             self._parquet = None
         if self._stream is not None:
@@ -260,8 +273,7 @@ def merge_parts(
         return
     schema = schema or pq.read_schema(sources[0])
     compression = None if output.compression == "none" else output.compression
-    pending: list[pa.Table] = []
-    pending_bytes = 0
+    groups = _RowGroups(output.row_group_bytes)
     with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
         for source in sources:
             part = pq.ParquetFile(source)
@@ -269,13 +281,6 @@ def merge_parts(
                 table = _cast_to(part.read_row_group(group), schema)
                 if table is None:
                     raise ValueError(f"{source}: cannot be cast to the unified schema {schema}")
-                pending.append(table)
-                pending_bytes += table.nbytes
-                if pending_bytes >= output.row_group_bytes:
-                    merged = pa.concat_tables(pending)
-                    writer.write_table(merged, row_group_size=max(1, merged.num_rows))
-                    pending, pending_bytes = [], 0
-        if pending:
-            merged = pa.concat_tables(pending)
-            writer.write_table(merged, row_group_size=max(1, merged.num_rows))
+                groups.add(writer, table)
+        groups.flush(writer)
     publish(tmp, final)
