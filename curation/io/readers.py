@@ -85,28 +85,22 @@ def _read_unit(unit: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     ``on_corrupt_file`` is ``skip``: then the rows before its damage are kept, the files
     after it are read, and at the end one ``CorruptInputError`` names every damaged
     file, a line each."""
-    pending: list[pa.Table] = []
+    pending: list[pa.Table] = []  # tables of other files, and the rows they hold
     rows = 0
+    texts = _Rows(unit, spec)  # text files, a row each: never held with pending tables
     problems: list[CorruptInputError] = []
-    texts = _Rows(unit, spec)  # consecutive text files: their rows, one table a batch
     for member in unit.members:
-        if member.format == "text" and not member.members:
-            try:
-                texts.add(0, member.name, *_text_of(member), {})
-            except CorruptInputError as err:
-                if spec.on_corrupt_file != "skip":
-                    raise
-                problems.append(err)
-            if len(texts) < spec.batch_rows:
-                continue
-        if len(texts):
-            if pending:
-                yield pa.concat_tables(pending)
-                pending, rows = [], 0
-            yield texts.flush()
-        if member.format == "text" and not member.members:
-            continue
         try:
+            if member.format == "text":
+                if pending:
+                    yield pa.concat_tables(pending)
+                    pending, rows = [], 0
+                texts.add(0, member.name, *_text_of(member), {})
+                if len(texts) >= spec.batch_rows:
+                    yield texts.flush()
+                continue
+            if len(texts):
+                yield texts.flush()
             for table in read_shard(member, spec):
                 if pending and (
                     rows + table.num_rows > spec.batch_rows
