@@ -11,7 +11,7 @@ import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import fsspec
@@ -62,13 +62,7 @@ class InputShard:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (``from_dict`` inverts it), to cross process boundaries."""
-        return {
-            "url": self.url,
-            "name": self.name,
-            "format": self.format,
-            "size": self.size,
-            "members": [m.to_dict() for m in self.members],
-        }
+        return asdict(self)  # members become dicts too
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputShard:
@@ -105,9 +99,7 @@ def group_small_files(shards: list[InputShard], unit_bytes: int) -> list[InputSh
                 InputShard(
                     url=f"{first.url} (+{len(current) - 1} files to {last.name})",
                     name=f"{first.name}+{len(current) - 1}",
-                    format=first.format
-                    if all(m.format == first.format for m in current)
-                    else "mixed",
+                    format="unit",  # read file by file, each in its own format
                     size=sum(m.size or 0 for m in current),
                     members=tuple(current),
                 )
