@@ -90,7 +90,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     work = out / "_work"
     segments = plan_segments(recipe)
     _prepare(out, work, _fingerprint(recipe, shards, segments), options.overwrite)
-    files = len(shards)
+    input_files = len(shards)
     shards = group_small_files(shards, recipe.input.unit_bytes)
 
     per_segment: list[list[ShardResult]] = []
@@ -120,8 +120,9 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
         executor.close()
 
     written = _finish(out, work, shards, per_segment, recipe)
-    stats = _stats(recipe, per_segment, written, options, executor.workers, started, resumed)
-    stats["shards"]["input_files"] = files
+    stats = _stats(
+        recipe, per_segment, written, options, executor.workers, started, resumed, input_files
+    )
     if executor.pools:
         stats["engine"]["pools"] = executor.pools
     _summaries(out, stats, recipe)
@@ -348,6 +349,7 @@ def _stats(
     workers: int,
     started: float,
     resumed: int,
+    input_files: int,
 ) -> dict[str, Any]:
     names = ["read"] + [spec.name for spec in recipe.stages]
     totals = [StageStats(name) for name in names]
@@ -381,6 +383,7 @@ def _stats(
                 if r.corrupt
                 for problem in r.corrupt.split("\n")
             ],
+            "input_files": input_files,
         },
         "rows": {
             "read": read.rows_in,
