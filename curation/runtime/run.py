@@ -10,11 +10,15 @@ OUT/
 ```
 
 Resume: a shard whose ``_work/seg<i>/shards/<key>/_SUCCESS.json`` exists is not processed
-again in pass ``i``, and a barrier whose ``_work/seg<i>/decisions/_SUCCESS`` exists is not
-decided again; running the same command on the same folder finishes what a killed run
-left. The finishing step links (or, when schemas differ, rewrites) the per-shard parts
-into ``kept/`` and ``dropped/`` in input order, each file atomically, and is idempotent;
-after it, the rows each pass handed to the next are deleted (the markers stay).
+again in pass ``i``, and a barrier whose ``_work/seg<i>/decisions/_SUCCESS`` names the
+shards of this run is not decided again; running the same command on the same folder
+finishes what a killed run left. A run that goes on with its files gathered or cut into
+shards otherwise (``input.unit_bytes``) decides its barriers again, over the new shards:
+the passes after such a barrier are run again, and so are the shards whose handed-on
+rows the barrier needs and a finished run has deleted. The finishing step links (or,
+when schemas differ, rewrites) the per-shard parts into ``kept/`` and ``dropped/`` in
+input order, each file atomically, and is idempotent; after it, the rows each pass handed
+to the next are deleted (the markers stay).
 """
 
 from __future__ import annotations
@@ -95,17 +99,27 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
 
     per_segment: list[list[ShardResult]] = []
     resumed = 0
+    decided_over = _decided_over(shards)
+    # the first pass whose barrier must decide (again): it and the passes after it start
+    # afresh, and the pass before it must hand on every shard's rows
+    undecided = next(
+        (s.index for s in segments[1:] if not _decided(s, work, decided_over)), len(segments)
+    )
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
         for segment in segments:
             label = f"pass {segment.index + 1}/{len(segments)}" if len(segments) > 1 else ""
-            if segment.opens_with_global():
+            if segment.opens_with_global() and segment.index >= undecided:
+                for later in segments[segment.index :]:
+                    shutil.rmtree(later.folder(work), ignore_errors=True)
                 _barrier(recipe, segment, work, shards, per_segment[-1], options.progress)
+                write_atomic_bytes(segment.decisions(work) / "_SUCCESS", decided_over)
+                undecided = segment.index + 1  # the barriers after it were cleared too
             plan = SegmentPlan(recipe, segment, work)
             results: dict[str, ShardResult] = {}
             for shard in shards:
                 done = load_result(work, shard, segment.index)
-                if done is not None:
+                if done is not None and _resumable(work, shard, done, segment, undecided):
                     results[shard.url] = done
             pending = [s for s in shards if s.url not in results]
             resumed += len(results)
@@ -146,6 +160,32 @@ def _drop_handed_on_rows(
                 (folder / name).unlink(missing_ok=True)
 
 
+def _decided_over(shards: list[InputShard]) -> bytes:
+    """The content of a barrier's ``_SUCCESS``: the shards its decisions name, by key."""
+    return json.dumps({"shards": [s.key for s in shards]}).encode("utf-8")
+
+
+def _decided(segment: Segment, work: Path, decided_over: bytes) -> bool:
+    """Whether the barrier before ``segment`` has decided over these shards (one decided
+    by an earlier engine version, or over shards gathered otherwise, decides again)."""
+    done = segment.decisions(work) / "_SUCCESS"
+    return done.exists() and done.read_bytes() == decided_over
+
+
+def _resumable(
+    work: Path, shard: InputShard, result: ShardResult, segment: Segment, undecided: int
+) -> bool:
+    """Whether a stored result of ``shard`` in ``segment`` stands. It does unless the
+    next pass must read the rows it handed on (the next barrier decides again, or the
+    next pass has no result for the shard) and they are gone, deleted by a finished run:
+    then the shard runs this pass again, to the same rows."""
+    after = segment.index + 1
+    if segment.last or (after < undecided and load_result(work, shard, after) is not None):
+        return True
+    folder = shard_folder(work, shard, segment.index)
+    return all((folder / name).exists() for name, _ in result.kept_parts)
+
+
 def _barrier(
     recipe: Recipe,
     segment: Segment,
@@ -154,16 +194,12 @@ def _barrier(
     previous: list[ShardResult],
     progress: bool = False,
 ) -> None:
-    """Let the global stage that opens ``segment`` decide over all rows kept before it
-    (``progress``: say so on stderr while it runs, and how long it took)."""
+    """Let the global stage that opens ``segment`` decide over all rows kept before it,
+    into a new decisions folder (``progress``: say so on stderr while it runs, and how
+    long it took). The caller marks it done."""
     import polars as pl
 
     folder = segment.decisions(work)
-    done = folder / "_SUCCESS"
-    if done.exists():
-        return
-    if folder.exists():
-        shutil.rmtree(folder)
     folder.mkdir(parents=True)
     stage = segment.stages[0].build()
     assert isinstance(stage, GlobalStage)
@@ -180,7 +216,6 @@ def _barrier(
     rows = sum(n for result in previous for _, n in result.kept_parts)
     with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label):
         stage.decide(keys, folder)
-    write_atomic_bytes(done, b"{}")
 
 
 def _fingerprint(

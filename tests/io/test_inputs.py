@@ -74,6 +74,28 @@ def test_a_run_goes_on_with_other_units(c4_path: Path, tmp_path: Path) -> None:
     assert read_output(tmp_path / "o", "kept") == read_output(tmp_path / "fresh", "kept")
 
 
+def test_a_barrier_decides_again_over_other_units(c4_path: Path, tmp_path: Path) -> None:
+    # a finished run of a global stage goes on with units: its barrier's decisions named
+    # the files, so it decides again over the units (the files' handed-on rows, which the
+    # finished run deleted, are made again); before, the old decisions stood and dropped
+    # nothing
+    one_document_files(c4_path, tmp_path / "in")
+    for i in range(60):  # copies of documents, in text files that units gather
+        text = (tmp_path / "in" / f"a-{i:04d}.txt").read_text(encoding="utf-8")
+        (tmp_path / "in" / f"c-{i:04d}.txt").write_text(text, encoding="utf-8")
+    stages = STAGES + "  - exact_dedup: {}\n"
+    alone = recipe_of("input: {unit_bytes: 0}\n" + stages, tmp_path / "in")
+    first = run_local(alone, tmp_path / "o")
+    assert first["stages"][-1]["dropped_by_reason"]["exact_dedup:duplicate"] > 0
+    units = run_local(recipe_of(stages, tmp_path / "in"), tmp_path / "o")
+    assert units["rows"] == first["rows"] and units["shards"]["total"] < 363
+    run_local(recipe_of(stages, tmp_path / "in"), tmp_path / "fresh")
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "o", kind) == read_output(tmp_path / "fresh", kind)
+    back = run_local(alone, tmp_path / "o")  # and back: decided over the files again
+    assert back["rows"] == first["rows"]
+
+
 def test_a_damaged_file_in_a_unit(c4_path: Path, tmp_path: Path) -> None:
     one_document_files(c4_path, tmp_path / "in")
     for name in ("a-0100.txt", "a-0200.txt"):  # two small zstd text files, cut short
