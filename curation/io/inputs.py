@@ -1,8 +1,9 @@
 """Resolve the ``--input`` arguments (paths, directories, globs, fsspec URLs) to shards.
 
-An input shard is one file. Local paths are tested; ``s3://bucket/prefix/*.parquet`` and
-``hf://datasets/ORG/NAME/data/*.parquet`` work the same way once the matching fsspec
-backend (``s3fs``, ``huggingface_hub``) is installed.
+An input shard is one file; ``plan_units`` then gathers small files into units and cuts
+large Parquet files into pieces of row groups. Local paths are tested;
+``s3://bucket/prefix/*.parquet`` and ``hf://datasets/ORG/NAME/data/*.parquet`` work the
+same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is installed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,24 +38,37 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputShard:
-    """One input file.
+    """One input file, a unit of small files, or a piece of a large Parquet file.
 
     ``url`` is what fsspec opens; ``name`` is the file's path relative to the input it
-    was found under (it prefixes generated ids, ``<name>/<row>``); ``key`` names its
-    folder under ``_work/`` and is stable for the same url.
+    was found under (it prefixes generated ids, ``<name>/<row>``); ``label`` names the
+    shard in results and messages, and ``key`` its folder under ``_work/``: both are
+    stable for the same file and piece.
     """
 
     url: str
     name: str
     format: str
     size: int | None = None  # bytes on disk, when the listing said
-    # a unit of several small files (see ``group_small_files``): read one after another
+    # a unit of several small files (see ``plan_units``): read one after another
     members: tuple[InputShard, ...] = ()
+    # a piece of a large Parquet file (see ``plan_units``): its row groups, first to one
+    # past the last, and the file's row number of its first row (generated ids count on)
+    row_groups: tuple[int, int] | None = None
+    first_row: int = 0
+
+    @property
+    def label(self) -> str:
+        """The url, and for a piece of a file the row groups it reads (numbered from 0)."""
+        if self.row_groups is None:
+            return self.url
+        start, stop = self.row_groups
+        return f"{self.url} (row groups {start}-{stop - 1})"
 
     @property
     def key(self) -> str:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)[-80:]
-        return f"{stem}-{xxhash.xxh64_hexdigest(self.url.encode('utf-8'), seed=0)[:12]}"
+        return f"{stem}-{xxhash.xxh64_hexdigest(self.label.encode('utf-8'), seed=0)[:12]}"
 
     @property
     def files(self) -> tuple[InputShard, ...]:
@@ -67,25 +82,119 @@ class InputShard:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputShard:
         members = tuple(cls.from_dict(m) for m in data.get("members", ()))
-        return cls(data["url"], data["name"], data["format"], data.get("size"), members)
+        groups = data.get("row_groups")
+        return cls(
+            data["url"],
+            data["name"],
+            data["format"],
+            data.get("size"),
+            members,
+            None if groups is None else (int(groups[0]), int(groups[1])),
+            data.get("first_row", 0),
+        )
 
 
-# A unit of small files is at most this share of all the input's bytes, so that an input
-# of few bytes in many files still gives the workers this many units to share.
+# A unit of small files, or a piece of a large one, is at most this share of all the
+# input's bytes, so that an input of few bytes, or one large file, still gives the workers
+# this many shards to share.
 _MIN_UNITS = 64
 
+# A row group's row count and bytes on disk (compressed), from a Parquet file's footer.
+RowGroups = list[tuple[int, int]]
 
-def group_small_files(shards: list[InputShard], unit_bytes: int) -> list[InputShard]:
-    """``shards`` (input files, in order) with consecutive small files gathered into units
-    that are read one after another as one shard: one task, one resume marker, one set of
-    parts, instead of each file's. A file is small below the target size, ``unit_bytes``
-    or 1/64 of all the input's bytes if that is less (so that a small input still spreads
-    over the workers); a unit closes when its files reach the target. ``unit_bytes`` 0,
-    or a file of unknown size, leaves files alone. The same files give the same units."""
-    if unit_bytes <= 0 or len(shards) < 2:
-        return shards
-    total = sum(s.size or 0 for s in shards)
+
+def plan_units(
+    files: list[InputShard],
+    unit_bytes: int,
+    row_groups: Callable[[list[InputShard]], list[RowGroups | None]] | None = None,
+) -> list[InputShard]:
+    """The shards a run hands its workers, from ``files`` (input files, in order): every
+    file once, in order. The target size is ``unit_bytes``, or 1/64 of all the input's
+    bytes if that is less (so that a small input still spreads over the workers).
+
+    - Consecutive files below the target are gathered into units, read one after another
+      as one shard (one task, one resume marker, one set of parts instead of each
+      file's); a unit closes when its files reach the target.
+    - A Parquet file of at least twice the target is cut into pieces of consecutive row
+      groups of at least the target's bytes each (by its footer, which ``row_groups``
+      reads; by default ``parquet_row_groups``), so one large file is read by several
+      workers at once. The pieces give the rows, ids and order the whole file gives.
+
+    ``unit_bytes`` 0 leaves every file alone; so does a file of unknown size, and a
+    Parquet file of one row group or whose footer cannot be read (its reader then says
+    why). The same files give the same shards."""
+    if unit_bytes <= 0 or not files:
+        return files
+    total = sum(s.size or 0 for s in files)
     target = min(unit_bytes, max(1, total // _MIN_UNITS))
+    large = [s for s in files if s.format == "parquet" and (s.size or 0) >= 2 * target]
+    footers = dict(zip(large, (row_groups or parquet_row_groups)(large), strict=True))
+    shards: list[InputShard] = []
+    for file in files:
+        groups = footers.get(file)
+        shards.extend(_pieces(file, groups, target) if groups else [file])
+    return _gather_small(shards, target)
+
+
+def _pieces(file: InputShard, groups: RowGroups, target: int) -> list[InputShard]:
+    """``file`` as pieces of consecutive row groups of at least ``target`` bytes each (the
+    last takes what is left below the target); the whole file when that is one piece."""
+    cuts: list[tuple[int, int, int, int]] = []  # start, stop, first row, bytes
+    start, first_row, size, rows = 0, 0, 0, 0
+    for index, (count, nbytes) in enumerate(groups):
+        size += nbytes
+        rows += count
+        if size >= target:
+            cuts.append((start, index + 1, first_row, size))
+            start, first_row, size = index + 1, first_row + rows, 0
+            rows = 0
+    if start < len(groups):  # a remainder below the target joins the last piece
+        if cuts:
+            last = cuts.pop()
+            cuts.append((last[0], len(groups), last[2], last[3] + size))
+        else:
+            cuts.append((start, len(groups), first_row, size))
+    if len(cuts) < 2:
+        return [file]
+    return [
+        InputShard(
+            file.url, file.name, file.format, size, row_groups=(start, stop), first_row=first
+        )
+        for start, stop, first, size in cuts
+    ]
+
+
+def parquet_row_groups(files: list[InputShard]) -> list[RowGroups | None]:
+    """Each Parquet file's row groups (rows, compressed bytes) from its footer, read a few
+    files at a time (remote footers are a request each); None for a file whose footer
+    cannot be read, or of a single row group."""
+    if not files:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+        return list(pool.map(_row_groups_of, files))
+
+
+def _row_groups_of(file: InputShard) -> RowGroups | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with fsspec.open(file.url, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+    except (pa.ArrowException, OSError):
+        return None
+    if meta.num_row_groups < 2:
+        return None
+    groups = []
+    for index in range(meta.num_row_groups):
+        group = meta.row_group(index)
+        nbytes = sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+        groups.append((group.num_rows, nbytes))
+    return groups
+
+
+def _gather_small(shards: list[InputShard], target: int) -> list[InputShard]:
+    """``shards`` with consecutive ones below ``target`` bytes gathered into units."""
     units: list[InputShard] = []
     current: list[InputShard] = []
     size = 0
@@ -107,7 +216,7 @@ def group_small_files(shards: list[InputShard], unit_bytes: int) -> list[InputSh
         current.clear()
 
     for shard in shards:
-        if shard.size is None or shard.size >= target:
+        if shard.size is None or shard.size >= target or shard.row_groups is not None:
             close()
             units.append(shard)
             size = 0

@@ -797,7 +797,8 @@ def _check_text_field(
 
 
 def read_parquet(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
-    """Parquet, one row group at a time, in batches of ``batch_rows``."""
+    """Parquet, one row group at a time, in batches of ``batch_rows``: every row group, or
+    a piece's (``shard.row_groups``), its rows numbered from ``shard.first_row``."""
     handle = fsspec.open(shard.url, "rb").open()
     try:
         try:
@@ -810,8 +811,14 @@ def read_parquet(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                 f"{shard.url}: no column {spec.text_field!r}; columns are {names}: "
                 "pass --text-field with the one that holds the text"
             )
-        offset = 0
-        for group in range(parquet.num_row_groups):
+        start, stop = shard.row_groups or (0, parquet.num_row_groups)
+        if stop > parquet.num_row_groups:
+            raise InputError(
+                f"{shard.label}: the file now has {parquet.num_row_groups} row groups, so it "
+                "changed after the run was planned: run the command again with --overwrite"
+            )
+        offset = shard.first_row
+        for group in range(start, stop):
             try:
                 batches = list(parquet.iter_batches(batch_size=spec.batch_rows, row_groups=[group]))
             except (pa.ArrowException, OSError) as err:

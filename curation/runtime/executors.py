@@ -215,7 +215,7 @@ class LocalExecutor:
                 raise  # names the file and the row already
             except (StageContractError, ValueError, RuntimeError) as err:
                 # as on Ray: a stage's refusal names the shard, without a traceback
-                raise ShardFailed(f"{shard.url}: {err}") from err
+                raise ShardFailed(f"{shard.label}: {err}") from err
             yield result
 
     def close(self) -> None:
@@ -360,9 +360,9 @@ class RayExecutor:
                     )
                 pool["gpu_ids_without_cuda"] = sorted({*pool["gpu_ids_without_cuda"], *ids})
             if row["error"]:
-                url = json.loads(row["shard"])["url"]
+                label = InputShard.from_dict(json.loads(row["shard"])).label
                 message = row["error"]
-                raise ShardFailed(message if url in message else f"{url}: {message}")
+                raise ShardFailed(message if label in message else f"{label}: {message}")
             result = ShardResult.from_json(row["result"])
             if on_batch is not None and result.stages:
                 on_batch(result.stages[0].rows_in, result.stages[0].bytes_in)

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 import yaml
 
 import curation
-from curation.io.inputs import InputShard, group_small_files, resolve_inputs
+from curation.io.inputs import InputShard, plan_units, resolve_inputs
 from curation.io.writers import (
     TMP_PREFIX,
     merge_parts,
@@ -95,7 +95,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     segments = plan_segments(recipe)
     _prepare(out, work, _fingerprint(recipe, shards, segments), options.overwrite)
     input_files = len(shards)
-    shards = group_small_files(shards, recipe.input.unit_bytes)
+    shards = plan_units(shards, recipe.input.unit_bytes)
 
     per_segment: list[list[ShardResult]] = []
     resumed = 0
@@ -120,8 +120,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
             for shard in shards:
                 done = load_result(work, shard, segment.index)
                 if done is not None and _resumable(work, shard, done, segment, undecided):
-                    results[shard.url] = done
-            pending = [s for s in shards if s.url not in results]
+                    results[shard.label] = done
+            pending = [s for s in shards if s.label not in results]
             resumed += len(results)
             with RunProgress(
                 len(shards), len(results), enabled=options.progress, label=label
@@ -129,7 +129,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
                 for result in executor.run(pending, plan, progress.batch):
                     results[result.url] = result
                     progress.shard_done()
-            per_segment.append([results[s.url] for s in shards])
+            per_segment.append([results[s.label] for s in shards])
     finally:
         executor.close()
 
@@ -304,7 +304,7 @@ def _finish(
                 parts = result.kept_parts if kind == "kept" else result.dropped_parts
                 folder = shard_folder(work, shard, index)
                 sources.extend((folder / name, rows) for name, rows in parts)
-                labels.extend(shard.url for _ in parts)
+                labels.extend(shard.label for _ in parts)
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
         for leftover in target.glob(f"{TMP_PREFIX}*"):

@@ -44,7 +44,8 @@ class StageContractError(RuntimeError):
 
 @dataclass(frozen=True)
 class ShardResult:
-    """What one finished shard produced: parts (file name, rows) and per-stage stats."""
+    """What one finished shard produced: parts (file name, rows) and per-stage stats.
+    ``url`` is the shard's ``label`` (a piece of a file names its row groups)."""
 
     url: str
     key: str
@@ -201,12 +202,12 @@ def _previous_batches(plan: SegmentPlan, shard: InputShard) -> Iterator[pa.Table
     """The rows segment ``index - 1`` kept for ``shard``, batch by batch."""
     previous = load_result(plan.work, shard, plan.segment.index - 1)
     if previous is None:
-        raise RuntimeError(f"{shard.url}: segment {plan.segment.index - 1} has no result")
+        raise RuntimeError(f"{shard.label}: segment {plan.segment.index - 1} has no result")
     folder = shard_folder(plan.work, shard, plan.segment.index - 1)
     missing = [name for name, _ in previous.kept_parts if not (folder / name).exists()]
     if missing:
         raise RuntimeError(
-            f"{shard.url}: pass {plan.segment.index + 1} needs the rows pass "
+            f"{shard.label}: pass {plan.segment.index + 1} needs the rows pass "
             f"{plan.segment.index} kept, and {folder / missing[0]} is gone (a finished run "
             "deletes them, so its passes cannot be run again piecemeal): run the command "
             "again with --overwrite"
@@ -292,9 +293,9 @@ def process_shard(
             ledger,
             sum(rows for _, rows in kept_parts),
             sum(rows for _, rows in dropped_parts),
-            where=shard.url,
+            where=shard.label,
         )
-    result = ShardResult(shard.url, shard.key, kept_parts, dropped_parts, ledger, corrupt)
+    result = ShardResult(shard.label, shard.key, kept_parts, dropped_parts, ledger, corrupt)
     write_atomic_bytes(folder / SUCCESS, result.to_json().encode("utf-8"))
     return result
 

@@ -4,6 +4,7 @@ accounting as one file at a time, far fewer tasks, markers and parts."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.io import inputs
-from curation.io.inputs import InputShard, group_small_files, resolve_inputs
+from curation.io.inputs import InputError, InputShard, plan_units, resolve_inputs
 from curation.io.readers import CorruptInputError
 from tests.conftest import EXECUTORS, read_output, recipe_of, run_local
 
@@ -131,7 +132,7 @@ def test_units_keep_every_file_once_in_order(sizes: list[int | None], unit_bytes
     files = [
         InputShard(f"/d/f{i:03d}", f"d/f{i:03d}", "text", size) for i, size in enumerate(sizes)
     ]
-    shards = group_small_files(files, unit_bytes)
+    shards = plan_units(files, unit_bytes)
     assert [f for s in shards for f in s.files] == files
     if unit_bytes == 0 or len(files) < 2:
         assert shards == files
@@ -186,3 +187,137 @@ def test_a_unit_of_mixed_small_files_keeps_their_order(
     ids = read_output(tmp_path / "u", "kept")["id"].to_pylist()
     files = [i.split("/")[1] for i in ids]
     assert files == sorted(files)
+
+
+# --------------------------------------------------------------- large Parquet files
+
+
+def one_large_parquet(c4_path: Path, pile_path: Path, path: Path, group_rows: int = 200) -> int:
+    """The C4 and Pile samples as one Parquet file of row groups of ``group_rows`` rows,
+    without ids (so they are generated from row numbers), the first 100 C4 documents
+    again at the end (exact duplicates across the file); its row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [json.loads(line)["text"] for line in gzip.open(c4_path, "rt", encoding="utf-8")]
+    texts += [json.loads(line)["contents"] for line in open(pile_path, encoding="utf-8")]
+    texts += texts[:100]
+    table = pa.table({"text": texts, "n": list(range(len(texts)))})
+    pq.write_table(table, path, row_group_size=group_rows)
+    return len(texts)
+
+
+LARGE_STAGES = STAGES + "  - exact_dedup: {}\n"
+
+
+@pytest.mark.parametrize("executor", list(EXECUTORS))
+def test_pieces_of_a_large_parquet_file_give_the_rows_the_whole_file_gives(
+    c4_path: Path, pile_path: Path, tmp_path: Path, executor: str
+) -> None:
+    rows = one_large_parquet(c4_path, pile_path, tmp_path / "big.parquet")
+    whole = recipe_of("input: {unit_bytes: 0}\n" + LARGE_STAGES, tmp_path / "big.parquet")
+    pieces = recipe_of(LARGE_STAGES, tmp_path / "big.parquet")
+    first = run_local(whole, tmp_path / "whole")
+    second = run_local(pieces, tmp_path / "pieces", **EXECUTORS[executor])
+    assert first["shards"]["total"] == 1
+    assert second["shards"]["total"] == 11 and second["shards"]["input_files"] == 1
+    assert second["rows"] == first["rows"] and first["rows"]["read"] == rows
+    counts = ("name", "rows_in", "rows_kept", "dropped_by_reason", "bytes_in")
+    assert [[s[c] for c in counts] for s in second["stages"]] == [
+        [s[c] for c in counts] for s in first["stages"]
+    ]
+    # the repeats at the end of the file meet their first copies in other pieces
+    assert second["stages"][-1]["dropped_by_reason"]["exact_dedup:duplicate"] > 30
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "pieces", kind) == read_output(tmp_path / "whole", kind)
+    ids = read_output(tmp_path / "pieces", "kept")["id"].to_pylist()
+    numbers = read_output(tmp_path / "pieces", "kept")["n"].to_pylist()
+    assert ids == [f"big.parquet/{n}" for n in numbers]  # row numbers of the whole file
+
+
+def test_a_run_goes_on_with_other_pieces(c4_path: Path, pile_path: Path, tmp_path: Path) -> None:
+    # a run begun with the file whole resumes cut in pieces (read again, since none is
+    # found) and one begun in pieces resumes whole: the output is the same each time
+    one_large_parquet(c4_path, pile_path, tmp_path / "big.parquet")
+    whole = recipe_of("input: {unit_bytes: 0}\n" + LARGE_STAGES, tmp_path / "big.parquet")
+    pieces = recipe_of(LARGE_STAGES, tmp_path / "big.parquet")
+    reference = run_local(whole, tmp_path / "ref")
+    assert run_local(pieces, tmp_path / "ref")["shards"]["resumed"] == 0
+    again = run_local(pieces, tmp_path / "ref")
+    assert again["shards"]["resumed"] == 2 * again["shards"]["total"] == 22  # 2 passes
+    assert again["rows"] == reference["rows"]  # the barrier decided again, over the pieces
+    run_local(whole, tmp_path / "fresh")
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "ref", kind) == read_output(tmp_path / "fresh", kind)
+    back = run_local(whole, tmp_path / "ref")  # and back: decided over the whole file again
+    assert back["rows"] == reference["rows"]
+
+
+def test_a_piece_of_a_file_that_changed_is_an_error(
+    c4_path: Path, pile_path: Path, tmp_path: Path
+) -> None:
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    path = tmp_path / "big.parquet"
+    one_large_parquet(c4_path, pile_path, path)
+    [file] = resolve_inputs([str(path)])
+    pieces = plan_units([file], 64 * 2**20)
+    assert [p.row_groups for p in pieces][-2:] == [(9, 10), (10, 11)]
+    one_large_parquet(c4_path, pile_path, path, group_rows=1000)  # now 3 row groups
+    with pytest.raises(InputError, match=r"row groups 10-10\): the file now has 3 row groups"):
+        list(read_shard(pieces[-1], InputSpec(paths=[str(path)])))
+
+
+def test_a_parquet_footer_that_cannot_be_read_leaves_the_file_whole(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1" + b"\0" * 5000)
+    files = [InputShard(str(bad), "bad.parquet", "parquet", 5004)]
+    assert inputs.parquet_row_groups(files) == [None]
+    assert plan_units(files, 64 * 2**20) == files
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    groups=st.lists(
+        st.lists(st.tuples(st.integers(0, 50), st.integers(0, 3000)), max_size=12), max_size=6
+    ),
+    unit_bytes=st.integers(1, 20_000),
+)
+def test_pieces_keep_every_row_group_once_in_order(
+    groups: list[list[tuple[int, int]]], unit_bytes: int
+) -> None:
+    """Each Parquet file's row groups lie in exactly one piece, in order, and each piece
+    counts its first row on from the rows before it; every piece holds at least the
+    target's bytes; a file below twice the target, or of one row group, stays whole."""
+    files = [
+        InputShard(f"/d/f{i}.parquet", f"d/f{i}.parquet", "parquet", sum(b for _, b in g) + 100)
+        for i, g in enumerate(groups)
+    ]
+    footers = {f.url: g or None for f, g in zip(files, groups, strict=True)}
+    shards = plan_units(files, unit_bytes, lambda large: [footers[f.url] for f in large])
+    order = [f.url for s in shards for f in s.files]
+    assert [u for i, u in enumerate(order) if i == 0 or order[i - 1] != u] == [f.url for f in files]
+    target = min(unit_bytes, max(1, sum(f.size or 0 for f in files) // 64))
+    for file, file_groups in zip(files, groups, strict=True):
+        pieces = [s for s in shards if s.row_groups and s.url == file.url]
+        sizes = [b for _, b in file_groups]
+        first = next((k for k in range(1, len(sizes) + 1) if sum(sizes[:k]) >= target), None)
+        # two pieces need a first prefix of the target's bytes and the target's after it
+        can_cut = (file.size or 0) >= 2 * target and first is not None
+        can_cut = can_cut and sum(sizes[first:]) >= target
+        assert bool(pieces) == can_cut
+        if not pieces:
+            assert sum(file in s.files for s in shards) == 1  # whole, alone or in a unit
+            continue
+        assert pieces[0].row_groups[0] == 0 and pieces[-1].row_groups[1] == len(file_groups)
+        for before, after in itertools.pairwise(pieces):
+            assert before.row_groups[1] == after.row_groups[0]
+        for piece in pieces:
+            start, stop = piece.row_groups
+            assert start < stop
+            assert piece.first_row == sum(n for n, _ in file_groups[:start])
+            assert piece.size == sum(b for _, b in file_groups[start:stop]) >= target
+        assert len(pieces) >= 2
+    assert len({s.key for s in shards}) == len(shards)
+    assert all(InputShard.from_dict(json.loads(json.dumps(s.to_dict()))) == s for s in shards)

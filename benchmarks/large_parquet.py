@@ -1,0 +1,168 @@
+"""One large Parquet file on every core: read whole by one worker, or cut into pieces.
+
+A shard is the unit of work, and a file was a shard, so one large file was read by one
+worker however many the machine had (datatrove and NeMo Curator also hand out whole
+files). Now a Parquet file of at least twice the unit size (``input.unit_bytes``, 64 MiB,
+or 1/64 of the input if less) is cut into pieces of consecutive row groups, read by
+several workers at once, with the rows, ids and order of the whole file.
+
+Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents
+(copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line), as one zstd
+Parquet file (``id``, ``text``) of row groups of 1,000 rows, as datatrove's
+``ParquetWriter`` writes them.
+
+The job: FineWeb's heuristic filters (Gopher repetition and quality, C4 without the
+terminal-punctuation rule, FineWeb quality), the kept and the dropped documents written
+as Parquet, on all the machine's cores (``--workers``, default every core):
+- ``curation, whole file``: ``unit_bytes: 0`` (a shard per file, the engine before),
+  Ray executor with ``--workers`` workers;
+- ``curation, pieces (default)``: the same with the default unit size;
+- ``datatrove``: the same filters (``GopherRepetitionFilter``, ``GopherQualityFilter``,
+  ``C4QualityFilter(filter_no_terminal_punct=False)``, ``FineWebQualityFilter``, the
+  dropped through ``exclusion_writer``) between ``ParquetReader`` and ``ParquetWriter``,
+  ``LocalPipelineExecutor`` with ``--workers`` tasks and workers.
+
+Each runs as a child process, once, after the file was read once to put it in the page
+cache; wall time and peak memory of the process tree's largest process (``/usr/bin/time``).
+
+    .venv/bin/python benchmarks/large_parquet.py --docs 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import real_documents, thinned
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "large_parquet"
+RUNS = HERE / "_runs" / "large_parquet"
+CURATE = str(Path(sys.executable).with_name("curate"))
+
+STAGES = """stages:
+  - gopher_repetition: {}
+  - gopher_quality: {}
+  - c4_quality: {filter_no_terminal_punct: false}
+  - fineweb_quality: {}
+"""
+
+DATATROVE = """
+import sys
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.filters import (
+    C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
+)
+from datatrove.pipeline.readers import ParquetReader
+from datatrove.pipeline.writers import ParquetWriter
+source, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dropped = lambda name: ParquetWriter(f"{out}/dropped/{name}", compression="zstd")
+LocalPipelineExecutor(
+    pipeline=[
+        ParquetReader(source, glob_pattern="*.parquet"),
+        GopherRepetitionFilter(exclusion_writer=dropped("gopher_repetition")),
+        GopherQualityFilter(exclusion_writer=dropped("gopher_quality")),
+        C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=dropped("c4")),
+        FineWebQualityFilter(exclusion_writer=dropped("fineweb")),
+        ParquetWriter(out + "/kept", compression="zstd"),
+    ],
+    tasks=workers,
+    workers=workers,
+    logging_dir=out + "/logs",
+).run()
+"""
+
+
+def build(count: int) -> Path:
+    """One Parquet file of ``count`` documents, row groups of 1,000 rows, in a folder."""
+    folder = DATA / str(count)
+    path = folder / "docs.parquet"
+    if not path.exists():
+        base = [text for text, _ in real_documents()]
+        texts = [thinned(base[i % len(base)], i // len(base)) for i in range(count)]
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.table({"id": [f"d{i}" for i in range(count)], "text": texts})
+        pq.write_table(table, path, row_group_size=1_000, compression="zstd")
+    return folder
+
+
+def timed(command: list[str], out: Path) -> tuple[float, float]:
+    """Wall seconds and peak MiB of ``command``, into an empty ``out`` (datatrove would
+    skip the tasks its logs mark done)."""
+    shutil.rmtree(out, ignore_errors=True)
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"{command[0]} failed:\n{done.stderr[-3000:]}")
+    seconds, kib = done.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kib) / 1024
+
+
+def curation_run(folder: Path, workers: int, unit_bytes: int | None) -> dict:
+    name = "default" if unit_bytes is None else f"u{unit_bytes}"
+    recipe = RUNS / f"{name}.yaml"
+    head = "" if unit_bytes is None else f"input: {{unit_bytes: {unit_bytes}}}\n"
+    recipe.write_text(head + STAGES)
+    out = RUNS / f"out-{name}"
+    command = [CURATE, "run", str(recipe), "--input", str(folder), "--output", str(out)]
+    command += ["--executor", "ray", "--workers", str(workers), "--quiet"]
+    seconds, peak = timed(command, out)
+    stats = pq.read_table(out / "kept").num_rows, _shards(out)
+    return {"seconds": seconds, "peak_mib": peak, "kept": stats[0], "shards": stats[1]}
+
+
+def _shards(out: Path) -> int:
+    import json
+
+    return json.loads((out / "stats.json").read_text())["shards"]["total"]
+
+
+def datatrove_run(folder: Path, workers: int) -> dict:
+    out = RUNS / "datatrove"
+    command = [sys.executable, "-c", DATATROVE, str(folder), str(out), str(workers)]
+    seconds, peak = timed(command, out)
+    kept = pq.read_table(sorted((out / "kept").rglob("*.parquet"))).num_rows
+    return {"seconds": seconds, "peak_mib": peak, "kept": kept, "shards": 1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    shutil.rmtree(RUNS, ignore_errors=True)
+    RUNS.mkdir(parents=True)
+    folder = build(args.docs)
+    size = len((folder / "docs.parquet").read_bytes()) / 1e6  # and now in the page cache
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, one Parquet file of {args.docs:,} "
+        f"documents ({size:.1f} MB, row groups of 1,000 rows), {args.workers} workers\n"
+    )
+    results = {
+        "datatrove": datatrove_run(folder, args.workers),
+        "curation, whole file (unit_bytes: 0)": curation_run(folder, args.workers, 0),
+        "curation, pieces (default)": curation_run(folder, args.workers, None),
+    }
+    whole = results["curation, whole file (unit_bytes: 0)"]["seconds"]
+    base = results["datatrove"]["seconds"]
+    print("| variant | shards | run s | vs whole file | vs datatrove | peak MiB | kept |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, r in results.items():
+        print(
+            f"| {label} | {r['shards']} | {r['seconds']:.2f} | {whole / r['seconds']:.2f}x | "
+            f"{base / r['seconds']:.2f}x | {r['peak_mib']:.0f} | {r['kept']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
