@@ -123,8 +123,11 @@ def _read_unit(unit: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
 
 
 def _corrupt(shard: InputShard, where: str, err: BaseException) -> CorruptInputError:
+    # one line: a unit's problems are joined a line each, and stats.json splits them so
+    # (Arrow's messages end with more lines, "Deserializing page header failed.")
+    said = "; ".join(line.strip().rstrip(".") for line in str(err).splitlines() if line.strip())
     return CorruptInputError(
-        f"{shard.url}: cannot read past {where}: {type(err).__name__}: {str(err).rstrip('.')}",
+        f"{shard.url}: cannot read past {where}: {type(err).__name__}: {said}",
         "The file is damaged or incomplete: fetch it again, or set `input: {on_corrupt_file: "
         "skip}` in the recipe to keep the rows before the damage, record the file in "
         "stats.json and go on",

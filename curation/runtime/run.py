@@ -410,7 +410,8 @@ def _stats(
         "mb_per_s": round(read.bytes_in / 1e6 / seconds, 3) if seconds > 0 else None,
         "shards": {
             "total": len(results),
-            "resumed": resumed,
+            "passes": len(per_segment),
+            "resumed": resumed,  # shard passes found done: at most total x passes
             # a unit of small files records each damaged file on a line of its own
             "corrupt_skipped": [
                 {"url": r.url, "error": problem}

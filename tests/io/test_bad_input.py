@@ -565,3 +565,31 @@ def test_warc_status_content_type_and_encoding(tmp_path: Path) -> None:
         "urn:uuid:missing": "read:http_status",
         "urn:uuid:logo": "read:not_html",
     }
+
+
+def test_a_damaged_row_group_of_a_file_cut_in_pieces(tmp_path: Path) -> None:
+    # a large Parquet file is read in pieces of row groups: a damaged row group costs the
+    # rest of its piece only, where read whole the file's rows after it were lost too
+    path = tmp_path / "big.parquet"
+    texts = [f"document {i} " * 40 for i in range(1000)]
+    pq.write_table(pa.table({"text": texts}), path, row_group_size=100, compression="none")
+    chunk = pq.read_metadata(path).row_group(3).column(0)
+    data = bytearray(path.read_bytes())
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    data[start : start + 64] = b"\xff" * 64  # the page header of row group 3
+    path.write_bytes(bytes(data))
+    skip = "input: {on_corrupt_file: skip}\n" + PASS
+    whole = run_local(
+        recipe_of("input: {unit_bytes: 0, on_corrupt_file: skip}\n" + PASS, path),
+        tmp_path / "whole",
+    )
+    pieces = run_local(recipe_of(skip, path), tmp_path / "pieces")
+    assert whole["rows"]["read"] == 300
+    # Arrow's message has three lines; a unit's problems are a line each: one entry
+    assert len(whole["shards"]["corrupt_skipped"]) == 1
+    assert pieces["rows"]["read"] == 900 and pieces["shards"]["total"] == 10
+    [skipped] = pieces["shards"]["corrupt_skipped"]
+    assert skipped["url"].endswith("big.parquet (row groups 3-3)")
+    assert "cannot read past row group 3 (row 300)" in skipped["error"]
+    ids = read_output(tmp_path / "pieces", "kept")["id"].to_pylist()
+    assert ids == [f"big.parquet/{i}" for i in range(1000) if not 300 <= i < 400]
