@@ -25,12 +25,13 @@ as Parquet, on all the machine's cores (``--workers``, default every core):
 Each runs as a child process, once, after the file was read once to put it in the page
 cache; wall time and peak memory of the process tree's largest process (``/usr/bin/time``).
 
-    .venv/bin/python benchmarks/large_parquet.py --docs 20000
+    .venv/bin/python benchmarks/large_parquet.py --docs 60000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -117,13 +118,11 @@ def curation_run(folder: Path, workers: int, unit_bytes: int | None) -> dict:
     command = [CURATE, "run", str(recipe), "--input", str(folder), "--output", str(out)]
     command += ["--executor", "ray", "--workers", str(workers), "--quiet"]
     seconds, peak = timed(command, out)
-    stats = pq.read_table(out / "kept").num_rows, _shards(out)
-    return {"seconds": seconds, "peak_mib": peak, "kept": stats[0], "shards": stats[1]}
+    kept = pq.read_table(out / "kept").num_rows
+    return {"seconds": seconds, "peak_mib": peak, "kept": kept, "shards": _shards(out)}
 
 
 def _shards(out: Path) -> int:
-    import json
-
     return json.loads((out / "stats.json").read_text())["shards"]["total"]
 
 
@@ -137,7 +136,7 @@ def datatrove_run(folder: Path, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--docs", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     shutil.rmtree(RUNS, ignore_errors=True)
