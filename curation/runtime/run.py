@@ -101,9 +101,11 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     resumed = 0
     decided_over = _decided_over(shards)
     # the first pass whose barrier must decide (again): it and the passes after it start
-    # afresh, and the pass before it must hand on every shard's rows
+    # afresh, and the pass before it must hand on every shard's rows (a pass cut before a
+    # model has no barrier)
+    barriers = [s.index for s in segments if s.opens_with_global()]
     undecided = next(
-        (s.index for s in segments[1:] if not _decided(s, work, decided_over)), len(segments)
+        (i for i in barriers if not _decided(segments[i], work, decided_over)), len(segments)
     )
     executor = make_executor(options.executor, options.workers, options.ray_address)
     try:
@@ -114,7 +116,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
                     shutil.rmtree(later.folder(work), ignore_errors=True)
                 _barrier(recipe, segment, work, shards, per_segment[-1], options.progress)
                 write_atomic_bytes(segment.decisions(work) / "_SUCCESS", decided_over)
-                undecided = segment.index + 1  # the barriers after it were cleared too
+                # the barriers after it were cleared too
+                undecided = next((i for i in barriers if i > segment.index), len(segments))
             plan = SegmentPlan(recipe, segment, work)
             results: dict[str, ShardResult] = {}
             for shard in shards:
@@ -161,8 +164,10 @@ def _drop_handed_on_rows(
 
 
 def _decided_over(shards: list[InputShard]) -> bytes:
-    """The content of a barrier's ``_SUCCESS``: the shards its decisions name, by key."""
-    return json.dumps({"shards": [s.key for s in shards]}).encode("utf-8")
+    """The content of a barrier's ``_SUCCESS``: the shards its decisions name (their
+    count and a digest of their keys, in order)."""
+    digest = hashlib.sha256("\n".join(s.key for s in shards).encode("utf-8")).hexdigest()
+    return json.dumps({"shards": len(shards), "keys_sha256": digest}).encode("utf-8")
 
 
 def _decided(segment: Segment, work: Path, decided_over: bytes) -> bool:

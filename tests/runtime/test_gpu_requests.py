@@ -167,3 +167,20 @@ def test_cpu_stages_and_the_model_run_in_pools_of_their_own(
             assert [r["id"] for r in on_ray] == [r["id"] for r in local]
         dropped = stats["stages"][1]["dropped_by_reason"]
         assert 0 < dropped["length_filter:too_short"] < len(docs)
+
+
+def test_a_finished_run_with_a_model_pass_resumes_every_pass(tiny_lm: Path, tmp_path: Path) -> None:
+    # the model's pass has no barrier before it: a finished run run again finds every
+    # pass done, and no barrier decides again
+    _, shards = write_shards(tmp_path)
+    recipe = recipe_of(
+        "stages:\n  - length_filter: {min_chars: 500}\n"
+        f"  - color_filter: {{prior: '{tiny_lm}', conditional: '{tiny_lm}', tau: 2}}\n",
+        *shards,
+    )
+    first = run_local(recipe, tmp_path / "out")
+    assert first["shards"]["passes"] == 3
+    kept = read_output(tmp_path / "out", "kept")
+    again = run_local(recipe, tmp_path / "out")
+    assert again["shards"]["resumed"] == 3 * first["shards"]["total"]
+    assert again["rows"] == first["rows"] and read_output(tmp_path / "out", "kept") == kept
