@@ -215,7 +215,10 @@ class LocalExecutor:
                 raise  # names the file and the row already
             except (StageContractError, ValueError, RuntimeError) as err:
                 # as on Ray: a stage's refusal names the shard, without a traceback
-                raise ShardFailed(f"{shard.label}: {err}") from err
+                said = str(err)
+                raise ShardFailed(
+                    said if shard.label in said else f"{shard.label}: {said}"
+                ) from err
             yield result
 
     def close(self) -> None:

@@ -120,10 +120,10 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
                 undecided = next((i for i in barriers if i > segment.index), len(segments))
             plan = SegmentPlan(recipe, segment, work)
             results: dict[str, ShardResult] = {}
+            last = len(segments) - 1
             for shard in shards:
-                done = load_result(work, shard, segment.index)
-                if done is not None and _resumable(work, shard, done, segment, undecided):
-                    results[shard.label] = done
+                if _stands(work, shard, segment.index, last, undecided):
+                    results[shard.label] = load_result(work, shard, segment.index)
             pending = [s for s in shards if s.label not in results]
             resumed += len(results)
             with RunProgress(
@@ -177,17 +177,19 @@ def _decided(segment: Segment, work: Path, decided_over: bytes) -> bool:
     return done.exists() and done.read_bytes() == decided_over
 
 
-def _resumable(
-    work: Path, shard: InputShard, result: ShardResult, segment: Segment, undecided: int
-) -> bool:
-    """Whether a stored result of ``shard`` in ``segment`` stands. It does unless the
-    next pass must read the rows it handed on (the next barrier decides again, or the
-    next pass has no result for the shard) and they are gone, deleted by a finished run:
-    then the shard runs this pass again, to the same rows."""
-    after = segment.index + 1
-    if segment.last or (after < undecided and load_result(work, shard, after) is not None):
+def _stands(work: Path, shard: InputShard, index: int, last: int, undecided: int) -> bool:
+    """Whether the stored result of ``shard`` in pass ``index`` stands (``last``: the last
+    pass's index; ``undecided``: the first pass whose barrier decides again, whose
+    results and those after it do not). It does unless the next pass must read the rows
+    it handed on (the next barrier decides again, or the next pass's result does not
+    stand) and they are gone, deleted by a finished run: then the shard runs this pass
+    again, to the same rows."""
+    result = load_result(work, shard, index) if index < undecided else None
+    if result is None:
+        return False
+    if index == last or _stands(work, shard, index + 1, last, undecided):
         return True
-    folder = shard_folder(work, shard, segment.index)
+    folder = shard_folder(work, shard, index)
     return all((folder / name).exists() for name, _ in result.kept_parts)
 
 

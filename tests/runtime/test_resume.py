@@ -180,6 +180,26 @@ def test_a_finished_run_keeps_no_handed_on_rows(c4_path: Path, tmp_path: Path) -
     assert third["rows"] == first["rows"] and snapshot(out) == expected
 
 
+def test_a_finished_run_of_three_passes_makes_the_rows_a_lost_pass_needs(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # pass 3's results gone: pass 2 runs again, and so does pass 1, whose handed-on rows
+    # pass 2 needs (a finished run deleted both)
+    recipe = recipe_of(
+        "stages:\n  - length_filter: {min_chars: 400}\n  - exact_dedup: {}\n"
+        "  - minhash_dedup: {}\n",
+        c4_path,
+    )
+    out = tmp_path / "out"
+    first = run_local(recipe, out)
+    assert first["shards"]["passes"] == 3
+    expected = snapshot(out)
+    shutil.rmtree(out / "_work" / "seg2" / "shards")
+    again = run_local(recipe, out)
+    assert again["shards"]["resumed"] == 0
+    assert again["rows"] == first["rows"] and snapshot(out) == expected
+
+
 @pytest.mark.parametrize("codec, stored", [("none", "UNCOMPRESSED"), ("lz4", "LZ4")])
 def test_work_compression_sets_the_handed_on_parts_only(
     c4_path: Path, tmp_path: Path, codec: str, stored: str
