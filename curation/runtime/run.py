@@ -122,8 +122,9 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
             results: dict[str, ShardResult] = {}
             last = len(segments) - 1
             for shard in shards:
-                if _stands(work, shard, segment.index, last, undecided):
-                    results[shard.label] = load_result(work, shard, segment.index)
+                done = _standing(work, shard, segment.index, last, undecided)
+                if done is not None:
+                    results[shard.label] = done
             pending = [s for s in shards if s.label not in results]
             resumed += len(results)
             with RunProgress(
@@ -177,20 +178,21 @@ def _decided(segment: Segment, work: Path, decided_over: bytes) -> bool:
     return done.exists() and done.read_bytes() == decided_over
 
 
-def _stands(work: Path, shard: InputShard, index: int, last: int, undecided: int) -> bool:
-    """Whether the stored result of ``shard`` in pass ``index`` stands (``last``: the last
-    pass's index; ``undecided``: the first pass whose barrier decides again, whose
-    results and those after it do not). It does unless the next pass must read the rows
-    it handed on (the next barrier decides again, or the next pass's result does not
-    stand) and they are gone, deleted by a finished run: then the shard runs this pass
-    again, to the same rows."""
+def _standing(
+    work: Path, shard: InputShard, index: int, last: int, undecided: int
+) -> ShardResult | None:
+    """The stored result of ``shard`` in pass ``index`` if it stands, else None
+    (``last``: the last pass's index; ``undecided``: the first pass whose barrier decides
+    again, whose results and those after it do not stand). A result stands unless the
+    next pass must read the rows it handed on (the next barrier decides again, or the
+    next pass's result does not stand) and they are gone, deleted by a finished run:
+    then the shard runs this pass again, to the same rows."""
     result = load_result(work, shard, index) if index < undecided else None
-    if result is None:
-        return False
-    if index == last or _stands(work, shard, index + 1, last, undecided):
-        return True
+    if result is None or index == last or _standing(work, shard, index + 1, last, undecided):
+        return result
     folder = shard_folder(work, shard, index)
-    return all((folder / name).exists() for name, _ in result.kept_parts)
+    handed_on = all((folder / name).exists() for name, _ in result.kept_parts)
+    return result if handed_on else None
 
 
 def _barrier(
