@@ -1,7 +1,8 @@
 """Resolve the ``--input`` arguments (paths, directories, globs, fsspec URLs) to shards.
 
 An input shard is one file; ``plan_units`` then gathers small files into units and cuts
-large Parquet files into pieces of row groups. Local paths are tested;
+large Parquet files into pieces of row groups, and large local JSON Lines files into
+pieces of lines. Local paths are tested;
 ``s3://bucket/prefix/*.parquet`` and ``hf://datasets/ORG/NAME/data/*.parquet`` work the
 same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is installed.
 """
@@ -38,7 +39,7 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputShard:
-    """One input file, a unit of small files, or a piece of a large Parquet file.
+    """One input file, a unit of small files, or a piece of a large Parquet or JSONL file.
 
     ``url`` is what fsspec opens; ``name`` is the file's path relative to the input it
     was found under (it prefixes generated ids, ``<name>/<row>``); ``label`` names the
@@ -56,14 +57,28 @@ class InputShard:
     # past the last, and the file's row number of its first row (generated ids count on)
     row_groups: tuple[int, int] | None = None
     first_row: int = 0
+    # a piece of a large JSONL file: its bytes, first to one past the last (whole lines),
+    # and the file's line number (from 0, blank lines counted) of its first line;
+    # ``first_row`` is then the number of non-blank lines before it
+    byte_range: tuple[int, int] | None = None
+    first_line: int = 0
+
+    @property
+    def is_piece(self) -> bool:
+        """Whether this is a piece of a file rather than a whole file or a unit."""
+        return self.row_groups is not None or self.byte_range is not None
 
     @property
     def label(self) -> str:
-        """The url, and for a piece of a file the row groups it reads (numbered from 0)."""
-        if self.row_groups is None:
-            return self.url
-        start, stop = self.row_groups
-        return f"{self.url} (row groups {start}-{stop - 1})"
+        """The url, and for a piece of a file the row groups (numbered from 0) or the bytes
+        (offsets from 0, last included) it reads."""
+        if self.row_groups is not None:
+            start, stop = self.row_groups
+            return f"{self.url} (row groups {start}-{stop - 1})"
+        if self.byte_range is not None:
+            start, stop = self.byte_range
+            return f"{self.url} (bytes {start}-{stop - 1})"
+        return self.url
 
     @property
     def key(self) -> str:
@@ -82,16 +97,21 @@ class InputShard:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputShard:
         members = tuple(cls.from_dict(m) for m in data.get("members", ()))
-        groups = data.get("row_groups")
         return cls(
             data["url"],
             data["name"],
             data["format"],
             data.get("size"),
             members,
-            None if groups is None else (int(groups[0]), int(groups[1])),
+            _pair(data.get("row_groups")),
             data.get("first_row", 0),
+            _pair(data.get("byte_range")),
+            data.get("first_line", 0),
         )
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    return None if value is None else (int(value[0]), int(value[1]))
 
 
 # A unit of small files, or a piece of a large one, is at most this share of all the
@@ -99,14 +119,24 @@ class InputShard:
 # this many shards to share.
 _MIN_UNITS = 64
 
+# A piece of JSON lines is at least this many bytes whatever the target: a shard costs a
+# task, a marker and its parts, which about 400 C4 documents (1 MiB) make small beside
+# their filtering. (A Parquet file's row groups set its pieces' least size.)
+_MIN_LINE_PIECE_BYTES = 1 << 20
+
 # A row group's row count and bytes on disk (compressed), from a Parquet file's footer.
 RowGroups = list[tuple[int, int]]
+# A piece of a JSONL file: its first byte, one past its last, and the file's non-blank
+# lines (rows) and lines before it.
+LinePiece = tuple[int, int, int, int]
 
 
 def plan_units(
     files: list[InputShard],
     unit_bytes: int,
     row_groups: Callable[[list[InputShard]], list[RowGroups | None]] | None = None,
+    line_pieces: Callable[[list[InputShard], int, int], list[list[LinePiece]]] | None = None,
+    batch_rows: int = 10_000,
 ) -> list[InputShard]:
     """The shards a run hands its workers, from ``files`` (input files, in order): every
     file once, in order. The target size is ``unit_bytes``, or 1/64 of all the input's
@@ -119,21 +149,68 @@ def plan_units(
       groups of at least the target's bytes each (by its footer, which ``row_groups``
       reads; by default ``parquet_row_groups``), so one large file is read by several
       workers at once. The pieces give the rows, ids and order the whole file gives.
+    - A local, uncompressed JSON Lines file of at least twice the target (and at least
+      2 MiB) is cut the same way into pieces of whole blocks of ``batch_rows`` lines (the
+      reader's batches, so that the rows come out in the whole file's order), each at
+      least the target's bytes and 1 MiB; ``line_pieces`` finds them (by default
+      ``jsonl_line_pieces``, which reads the file once to count its lines, at about
+      2 GB/s from the page cache). A ``.json`` file is cut only when it holds JSON
+      lines, not one value.
 
-    ``unit_bytes`` 0 leaves every file alone; so does a file of unknown size, and a
-    Parquet file of one row group or whose footer cannot be read (its reader then says
-    why). The same files give the same shards."""
+    ``unit_bytes`` 0 leaves every file alone; so does a file of unknown size, a Parquet
+    file of one row group or whose footer cannot be read (its reader then says why), and
+    a compressed or remote JSONL file (it cannot be read from the middle, or would be
+    downloaded twice). The same files give the same shards."""
     if unit_bytes <= 0 or not files:
         return files
     total = sum(s.size or 0 for s in files)
     target = min(unit_bytes, max(1, total // _MIN_UNITS))
     large = [s for s in files if s.format == "parquet" and (s.size or 0) >= 2 * target]
     footers = dict(zip(large, (row_groups or parquet_row_groups)(large), strict=True))
+    line_target = max(target, _MIN_LINE_PIECE_BYTES)
+    lined = [s for s in files if _cuttable_lines(s) and (s.size or 0) >= 2 * line_target]
+    if lined:
+        if line_pieces is None:
+            from curation.io.readers import jsonl_line_pieces as line_pieces
+        cuts = dict(zip(lined, line_pieces(lined, line_target, batch_rows), strict=True))
+    else:
+        cuts = {}
     shards: list[InputShard] = []
     for file in files:
-        groups = footers.get(file)
-        shards.extend(_pieces(file, groups, target) if groups else [file])
+        if groups := footers.get(file):
+            shards.extend(_pieces(file, groups, target))
+        elif lines := cuts.get(file):
+            shards.extend(_line_shards(file, lines))
+        else:
+            shards.append(file)
     return _gather_small(shards, target)
+
+
+def _cuttable_lines(file: InputShard) -> bool:
+    """A JSONL file that can be read from the middle: local and not compressed."""
+    return (
+        file.format == "jsonl"
+        and "://" not in file.url
+        and not file.url.lower().endswith(_COMPRESSIONS)
+    )
+
+
+def _line_shards(file: InputShard, pieces: list[LinePiece]) -> list[InputShard]:
+    """``file`` as its pieces of lines; the whole file when there are fewer than two."""
+    if len(pieces) < 2:
+        return [file]
+    return [
+        InputShard(
+            file.url,
+            file.name,
+            file.format,
+            stop - start,
+            byte_range=(start, stop),
+            first_row=rows,
+            first_line=lines,
+        )
+        for start, stop, rows, lines in pieces
+    ]
 
 
 def _pieces(file: InputShard, groups: RowGroups, target: int) -> list[InputShard]:
@@ -216,7 +293,7 @@ def _gather_small(shards: list[InputShard], target: int) -> list[InputShard]:
         current.clear()
 
     for shard in shards:
-        if shard.size is None or shard.size >= target or shard.row_groups is not None:
+        if shard.size is None or shard.size >= target or shard.is_piece:
             close()
             units.append(shard)
             size = 0

@@ -19,13 +19,17 @@ A file that cannot be read at all (corrupt Parquet, truncated gzip) raises
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gzip
 import io
+import itertools
 import json
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import fsspec
@@ -39,7 +43,7 @@ import zstandard
 from isal import isal_zlib
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
-from curation.io.inputs import InputError, InputShard, name_stem, resolve_inputs
+from curation.io.inputs import InputError, InputShard, LinePiece, name_stem, resolve_inputs
 from curation.recipe import InputSpec
 
 RESERVED = (ID, TEXT, DROP_REASON)
@@ -237,13 +241,19 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     ``_whole_json_as_lines``). A ``.json`` file whose first line is a whole object with
     more after it, one that is no single value, and every ``.jsonl`` or ``.ndjson`` file
     are read line by line as above.
+
+    A piece of a file (``shard.byte_range``, see ``jsonl_line_pieces``) is read as JSON
+    lines, its rows numbered from ``shard.first_row``. Only the piece at the file's start
+    raises when no line has the text field: a later piece without one holds rows that
+    lack it, which the file's other pieces show is not the wrong ``--text-field``.
     """
-    state = _JsonlState()
-    rows_read = 0
+    piece = shard.byte_range
+    state = _JsonlState(check_text_field=piece is None or piece[0] == 0)
+    rows_read = shard.first_row
     blocks = _LineBlocks(spec.batch_rows)
     try:
-        with open_chunks(shard.url) as chunks:
-            if name_stem(shard.url).endswith(".json"):
+        with open_chunks(shard.url) if piece is None else _piece_chunks(shard) as chunks:
+            if piece is None and name_stem(shard.url).endswith(".json"):
                 chunks = _whole_json_as_lines(chunks, shard, spec)
             for block, newlines in blocks.cut(chunks):
                 rows = _nonblank_lines(block, newlines)
@@ -251,9 +261,115 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
                     yield _jsonl_batch(block, rows, rows_read, shard, spec, state)
                 rows_read += rows
     except _STREAM_ERRORS as err:
-        where = f"line {blocks.lines_read + 1}" if blocks.lines_read else "its start"
+        line = shard.first_line + blocks.lines_read
+        where = f"line {line + 1}" if line else "its start"
         raise _corrupt(shard, where, err) from None
-    _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
+    _check_text_field(shard, spec, state)
+
+
+@contextlib.contextmanager
+def _piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
+    """The bytes of a piece of a local file (``shard.byte_range``) in chunks, after
+    checking that the file still has whole lines where the piece begins and ends."""
+    assert shard.byte_range is not None
+    start, stop = shard.byte_range
+    with open(shard.url, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        before = os.pread(handle.fileno(), 1, start - 1) if start else b"\n"
+        last = os.pread(handle.fileno(), 1, stop - 1) if stop < size else b"\n"
+        if size < stop or before != b"\n" or last != b"\n":
+            raise InputError(
+                f"{shard.label}: the file is now {size:,} bytes and has no line break where "
+                "this piece of it begins or ends, so it changed after the run was planned: "
+                "run the command again with --overwrite"
+            )
+        handle.seek(start)
+        left = stop - start
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal left
+            while left > 0 and (chunk := handle.read1(min(left, _CHUNK_BYTES))):
+                left -= len(chunk)
+                yield chunk
+
+        yield chunks()
+
+
+def jsonl_line_pieces(
+    files: list[InputShard], target: int, block_lines: int
+) -> list[list[LinePiece]]:
+    """Each local, uncompressed JSONL file's pieces of whole blocks of ``block_lines``
+    lines (``InputSpec.batch_rows``), each at least ``target`` bytes (see
+    ``line_pieces``); no pieces for a file that cannot be read, or for a ``.json`` file
+    that is not JSON lines (its first line no whole object). A few files are read at a
+    time, each once from start to end."""
+    if not files:
+        return []
+    with ThreadPoolExecutor(max_workers=min(4, len(files))) as pool:
+        return list(pool.map(lambda file: _line_pieces_of(file, target, block_lines), files))
+
+
+def _line_pieces_of(file: InputShard, target: int, block_lines: int) -> list[LinePiece]:
+    try:
+        with open(file.url, "rb") as handle:
+            chunks = iter(lambda: handle.read(_CHUNK_BYTES), b"")
+            if name_stem(file.url).endswith(".json"):
+                first = next(chunks, b"")
+                start = _json_start(first)
+                end = first.find(b"\n", start)
+                if end < 0 or not _is_json_object(first[start:end]):
+                    return []  # one JSON value, or a first line longer than a chunk
+                chunks = itertools.chain([first], chunks)
+            return line_pieces(chunks, target, block_lines)
+    except OSError:
+        return []  # its reader says what is wrong
+
+
+def line_pieces(chunks: Iterable[bytes], target: int, block_lines: int = 1) -> list[LinePiece]:
+    """The pieces of whole lines that the bytes of ``chunks`` cut into: each begins at the
+    start or after a multiple of ``block_lines`` lines and holds at least ``target``
+    bytes (a rest below that joins the last piece); none when that makes fewer than two.
+    Each piece is (first byte, one past its last, non-blank lines before it, lines
+    before it): what the JSONL reader numbers rows and lines from (a line is blank by
+    ``bytes.strip``). With ``block_lines`` the reader's batch size, a piece's batches
+    are the whole file's, so the rows come out in the same order (a batch's dropped rows
+    are written stage by stage)."""
+    starts = [(0, 0, 0)]  # byte, rows before, lines before
+    pos = rows = lines = 0
+    open_has_text = False  # the line not yet ended holds more than whitespace
+    for chunk in chunks:
+        data = np.frombuffer(chunk, np.uint8)
+        ends = np.flatnonzero(data == _NEWLINE)
+        if len(ends):
+            begins = np.concatenate(([0], ends[:-1] + 1))
+            blank = [
+                i
+                for i in np.flatnonzero(_STARTS_BLANK[data[begins]]).tolist()
+                if not (i == 0 and open_has_text) and not chunk[begins[i] : ends[i]].strip()
+            ]
+            while True:  # the next cut: the first block start at least target past the last
+                k = int(np.searchsorted(ends, starts[-1][0] + target - 1 - pos))
+                k += -(lines + k + 1) % block_lines  # on to the end of a block
+                if k >= len(ends):
+                    break
+                # lines 0..k of this chunk lie before the cut
+                blanks = bisect.bisect_right(blank, k)
+                starts.append((pos + int(ends[k]) + 1, rows + k + 1 - blanks, lines + k + 1))
+            rows += len(ends) - len(blank)
+            lines += len(ends)
+            tail = int(ends[-1]) + 1
+            open_has_text = _LEADING_BLANKS.match(chunk, tail).end() < len(chunk)  # type: ignore[union-attr]
+        else:
+            open_has_text = open_has_text or _LEADING_BLANKS.match(chunk).end() < len(chunk)  # type: ignore[union-attr]
+        pos += len(chunk)
+    if starts[-1][0] >= pos:  # a cut at the very end begins nothing
+        starts.pop()
+    if len(starts) > 1 and pos - starts[-1][0] < target:
+        starts.pop()  # the rest joins the piece before it
+    if len(starts) < 2:
+        return []
+    stops = [s[0] for s in starts[1:]] + [pos]
+    return [(b, stop, r, n) for (b, r, n), stop in zip(starts, stops, strict=True)]
 
 
 _JSON_ARRAY_MAX_BYTES = 2 << 30
@@ -458,7 +574,9 @@ def _block_lines(block: bytes) -> list[bytes]:
 class _JsonlState:
     """What the JSONL reader carries from one batch of a file to the next."""
 
-    def __init__(self) -> None:
+    def __init__(self, check_text_field: bool = True) -> None:
+        # whether to raise when no line so far has the text field (see ``read_jsonl``)
+        self.check_text_field = check_text_field
         self.seen_text_field = False
         self.first_keys: list[str] | None = None
         # Top-level fields that pyarrow would read as timestamps; they are parsed as text.
@@ -507,7 +625,7 @@ def _jsonl_batch(
             _check_renames(state.fields, shard, f"the second by row {row}")
         extra = {_passthrough_name(k): v for k, v in obj.items()}
         batch.add(row, doc_id, text, reason, extra)
-    _check_text_field(shard, spec, state.seen_text_field, state.first_keys)
+    _check_text_field(shard, spec, state)
     return batch.flush()
 
 
@@ -786,13 +904,11 @@ def _parse_json_line(raw: bytes) -> tuple[Any, str | None]:
     return None, "read:invalid_json"
 
 
-def _check_text_field(
-    shard: InputShard, spec: InputSpec, seen: bool, first_keys: list[str] | None
-) -> None:
-    if not seen and first_keys is not None:
+def _check_text_field(shard: InputShard, spec: InputSpec, state: _JsonlState) -> None:
+    if state.check_text_field and not state.seen_text_field and state.first_keys is not None:
         raise InputError(
             f"{shard.url}: no line has the text field {spec.text_field!r}; the first line's "
-            f"fields are {first_keys}: pass --text-field with the one that holds the text"
+            f"fields are {state.first_keys}: pass --text-field with the one that holds the text"
         )
 
 

@@ -96,50 +96,50 @@ class RunProgress:
         )
 
 
-class BarrierProgress:
-    """Shows that a global stage is deciding over the whole dataset, and how long it took.
+class StepProgress:
+    """Shows that one step of a run is under way, and how long it took.
 
-    On a terminal, a spinner with the elapsed time while it runs; otherwise (CI, log files)
-    a line when it starts. Both end with one line: the stage, the rows and shards it
-    decided over, and its seconds. Use as a context manager.
+    On a terminal, a spinner with ``doing`` while it runs; otherwise (CI, log files) a
+    line ``progress: <doing>`` when it starts. Both end, when the step succeeds, with the
+    line ``progress: <done> in <seconds> s``. Use as a context manager.
     """
 
-    def __init__(
-        self, stage: str, rows: int, shards: int, enabled: bool = True, label: str = ""
-    ) -> None:
-        self.stage = stage
-        self.rows = rows
-        self.shards = shards
+    def __init__(self, doing: str, done: str, enabled: bool = True) -> None:
+        self.doing = doing
+        self.done = done
         self.enabled = enabled
-        self.label = f"{label}: " if label else ""
         self._console = Console(stderr=True)
         self._status: Any = None
         self._start = time.perf_counter()
 
-    def __enter__(self) -> BarrierProgress:
+    def __enter__(self) -> StepProgress:
         self._start = time.perf_counter()
         if not self.enabled:
             return self
-        what = f"{self.label}{self.stage} deciding over {self.over()}"
         if self._console.is_terminal:
-            self._status = self._console.status(what)
+            self._status = self._console.status(self.doing)
             self._status.start()
         else:
-            print(f"progress: {what}", file=sys.stderr, flush=True)
+            print(f"progress: {self.doing}", file=sys.stderr, flush=True)
         return self
-
-    def over(self) -> str:
-        """``R rows of S shards``."""
-        return f"{self.rows:,} rows of {self.shards:,} shard{'s' if self.shards != 1 else ''}"
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if self._status is not None:
             self._status.stop()
         if self.enabled and kind is None:
             seconds = time.perf_counter() - self._start
-            print(
-                f"progress: {self.label}{self.stage} decided over {self.over()} "
-                f"in {seconds:,.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"progress: {self.done} in {seconds:,.1f} s", file=sys.stderr, flush=True)
+
+
+class BarrierProgress(StepProgress):
+    """Shows that a global stage is deciding over the whole dataset, and how long it took
+    (see ``StepProgress``): the stage, and the rows and shards it decides over."""
+
+    def __init__(
+        self, stage: str, rows: int, shards: int, enabled: bool = True, label: str = ""
+    ) -> None:
+        label = f"{label}: " if label else ""
+        over = f"{rows:,} rows of {shards:,} shard{'s' if shards != 1 else ''}"
+        super().__init__(
+            f"{label}{stage} deciding over {over}", f"{label}{stage} decided over {over}", enabled
+        )

@@ -38,7 +38,15 @@ import pyarrow.parquet as pq
 import yaml
 
 import curation
-from curation.io.inputs import InputShard, plan_units, resolve_inputs
+from curation.io.inputs import (
+    InputShard,
+    LinePiece,
+    RowGroups,
+    parquet_row_groups,
+    plan_units,
+    resolve_inputs,
+)
+from curation.io.readers import jsonl_line_pieces
 from curation.io.writers import (
     TMP_PREFIX,
     merge_parts,
@@ -49,10 +57,10 @@ from curation.io.writers import (
     unify_parts,
     write_atomic_bytes,
 )
-from curation.recipe import OutputSpec, Recipe
+from curation.recipe import InputSpec, OutputSpec, Recipe
 from curation.runtime.executors import make_executor
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
-from curation.runtime.progress import BarrierProgress, RunProgress
+from curation.runtime.progress import BarrierProgress, RunProgress, StepProgress
 from curation.runtime.shard import (
     Segment,
     SegmentPlan,
@@ -95,7 +103,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     segments = plan_segments(recipe)
     _prepare(out, work, _fingerprint(recipe, shards, segments), options.overwrite)
     input_files = len(shards)
-    shards = plan_units(shards, recipe.input.unit_bytes)
+    shards = _plan_units(shards, recipe.input, options.progress)
 
     per_segment: list[list[ShardResult]] = []
     resumed = 0
@@ -193,6 +201,31 @@ def _standing(
     folder = shard_folder(work, shard, index)
     handed_on = all((folder / name).exists() for name, _ in result.kept_parts)
     return result if handed_on else None
+
+
+def _plan_units(files: list[InputShard], spec: InputSpec, progress: bool) -> list[InputShard]:
+    """``plan_units``, saying on stderr (``progress``) while it counts the lines of large
+    JSONL files, and while it reads the footers of Parquet files that are remote (a
+    request each)."""
+
+    def count(large: list[InputShard], kind: str) -> str:
+        return f"{len(large):,} {kind} file{'s' if len(large) != 1 else ''}"
+
+    def footers(large: list[InputShard]) -> list[RowGroups | None]:
+        remote = any("://" in f.url for f in large)
+        what = f"the footers of {count(large, 'Parquet')}"
+        with StepProgress(f"reading {what}", f"read {what}", enabled=progress and remote):
+            return parquet_row_groups(large)
+
+    def lines(large: list[InputShard], target: int, block_lines: int) -> list[list[LinePiece]]:
+        mb = sum(f.size or 0 for f in large) / 1e6
+        what = f"the lines of {count(large, 'JSONL')}"
+        each = "it" if len(large) == 1 else "each"
+        doing = f"counting {what} ({mb:,.0f} MB) to cut {each} into pieces"
+        with StepProgress(doing, f"counted {what}", enabled=progress):
+            return jsonl_line_pieces(large, target, block_lines)
+
+    return plan_units(files, spec.unit_bytes, footers, lines, spec.batch_rows)
 
 
 def _barrier(

@@ -3,9 +3,11 @@ accounting as one file at a time, far fewer tasks, markers and parts."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -322,3 +324,222 @@ def test_pieces_keep_every_row_group_once_in_order(
         assert len(pieces) >= 2
     assert len({s.key for s in shards}) == len(shards)
     assert all(InputShard.from_dict(json.loads(json.dumps(s.to_dict()))) == s for s in shards)
+
+
+# --------------------------------------------------------------- large JSONL files
+
+
+def one_large_jsonl(c4_path: Path, pile_path: Path, path: Path) -> list[bytes]:
+    """The C4 and Pile samples as one JSONL file of what readers meet: ids on every other
+    C4 line (the rest generated from row numbers), blank and whitespace-only lines, CRLF
+    line ends, lines that are not JSON or not objects, a stretch of 700 lines whose text
+    is under another field (no line of a piece may have the text field), the first 100
+    C4 documents again at the end (exact duplicates across the file), and no newline
+    after the last line; its lines."""
+    c4 = [json.loads(line) for line in gzip.open(c4_path, "rt", encoding="utf-8")]
+    pile = [json.loads(line) for line in open(pile_path, encoding="utf-8")]
+    lines: list[bytes] = []
+    for i, row in enumerate(c4):
+        record = {"text": row["text"], "n": i}
+        if i % 2:
+            record = {"id": f"c4-{i}", **record}
+        lines.append(json.dumps(record).encode() + (b"\r\n" if i % 7 == 0 else b"\n"))
+        if i % 97 == 0:
+            lines.append(b"   \t\n" if i % 2 else b"\n")
+        if i % 331 == 5:
+            lines.append(b'{"text": "broken\n' if i % 2 else b"[1, 2]\n")
+    for j, row in enumerate(pile[:700]):
+        lines.append(json.dumps({"body": row["contents"], "n": 10_000 + j}).encode() + b"\n")
+    for j, row in enumerate(pile[700:]):
+        lines.append(json.dumps({"text": row["contents"], "n": 20_000 + j}).encode() + b"\n")
+    lines += [
+        json.dumps({"text": row["text"], "n": 30_000 + i}).encode() + b"\n"
+        for i, row in enumerate(c4[:100])
+    ]
+    lines[-1] = lines[-1].rstrip(b"\n")
+    path.write_bytes(b"".join(lines))
+    return lines
+
+
+# the reader's batches: a JSONL file is cut between them (2,900 lines make 29)
+BLOCK = 100
+
+
+@pytest.mark.parametrize("executor", list(EXECUTORS))
+def test_pieces_of_a_large_jsonl_file_give_the_rows_the_whole_file_gives(
+    c4_path: Path, pile_path: Path, tmp_path: Path, executor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.jsonl"
+    lines = one_large_jsonl(c4_path, pile_path, path)
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
+    [file] = resolve_inputs([str(path)])
+    planned = plan_units([file], 64 * 2**20, batch_rows=BLOCK)
+    assert len(planned) == 10 and all(p.byte_range for p in planned)
+    # some piece lies inside the stretch without the text field: it is no error there
+    bodies = [p for p in planned if b'"text"' not in path.read_bytes()[slice(*p.byte_range)]]
+    assert bodies
+    whole = recipe_of(f"input: {{unit_bytes: 0, batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    pieces = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    first = run_local(whole, tmp_path / "whole")
+    second = run_local(pieces, tmp_path / "pieces", **EXECUTORS[executor])
+    assert first["shards"]["total"] == 1
+    assert second["shards"]["total"] == 10 and second["shards"]["input_files"] == 1
+    assert second["rows"] == first["rows"]
+    assert first["rows"]["read"] == sum(1 for line in lines if line.strip())
+    counts = ("name", "rows_in", "rows_kept", "dropped_by_reason", "bytes_in")
+    assert [[s[c] for c in counts] for s in second["stages"]] == [
+        [s[c] for c in counts] for s in first["stages"]
+    ]
+    reasons = second["stages"][0]["dropped_by_reason"]
+    assert reasons["read:missing_text_field"] == 700 and reasons["read:invalid_json"] == 4
+    assert second["stages"][-1]["dropped_by_reason"]["exact_dedup:duplicate"] > 30
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "pieces", kind) == read_output(tmp_path / "whole", kind)
+    table = read_output(tmp_path / "pieces", "dropped")
+    # generated ids count the non-blank lines of the whole file: a broken line's row
+    rows = [line for line in lines if line.strip()]
+    broken = [i for i, line in enumerate(rows) if line.startswith((b"[", b'{"text": "broken'))]
+    dropped_ids = set(table["id"].to_pylist())
+    assert {f"big.jsonl/{i}" for i in broken} <= dropped_ids
+
+
+def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
+    lines = one_large_jsonl(c4_path, pile_path, tmp_path / "lines.jsonl")
+    (tmp_path / "lines.json").write_bytes(b"".join(lines))  # JSON lines named .json
+    (tmp_path / "array.json").write_bytes(
+        b"[" + b",".join(line for line in lines if line.startswith(b'{"')) + b"]"
+    )
+    (tmp_path / "pretty.json").write_bytes(b"{\n" + b"\n" * 3_000_000 + b'"text": "x"}\n')
+    with gzip.open(tmp_path / "lines.jsonl.gz", "wb") as out:
+        out.write(b"".join(lines))
+    for name, cut in [
+        ("lines.jsonl", True),
+        ("lines.json", True),
+        ("array.json", False),
+        ("pretty.json", False),
+        ("lines.jsonl.gz", False),
+    ]:
+        files = resolve_inputs([str(tmp_path / name)])
+        planned = plan_units(files, 64 * 2**20, batch_rows=BLOCK)
+        assert (len(planned) > 1) == cut, name
+        if not cut:
+            assert planned == files
+    # a .json file of JSON lines gives the rows the same file named .jsonl gives
+    recipe = f"input: {{unit_bytes: UNIT, batch_rows: {BLOCK}}}\n" + STAGES
+    as_json = run_local(
+        recipe_of(recipe.replace("UNIT", str(64 * 2**20)), tmp_path / "lines.json"), tmp_path / "j"
+    )
+    as_jsonl = run_local(
+        recipe_of(recipe.replace("UNIT", "0"), tmp_path / "lines.jsonl"), tmp_path / "l"
+    )
+    assert as_json["shards"]["total"] > 1 and as_json["rows"] == as_jsonl["rows"]
+    kept = read_output(tmp_path / "j", "kept")["id"].to_pylist()
+    assert kept == [
+        i.replace("lines.jsonl", "lines.json")
+        for i in read_output(tmp_path / "l", "kept")["id"].to_pylist()
+    ]
+
+
+def test_a_piece_of_a_jsonl_file_that_changed_is_an_error(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
+    path = tmp_path / "big.jsonl"
+    lines = one_large_jsonl(c4_path, pile_path, path)
+    [file] = resolve_inputs([str(path)])
+    pieces = plan_units([file], 64 * 2**20, batch_rows=BLOCK)
+    spec = InputSpec(paths=[str(path)], batch_rows=BLOCK)
+    path.write_bytes(b"".join(lines[1:]))  # the first line removed: every cut moves
+    with pytest.raises(
+        InputError,
+        match=r"\(bytes \d+-\d+\): the file is now [\d,]+ bytes and has no line break where",
+    ):
+        list(read_shard(pieces[3], spec))
+    path.write_bytes(b"".join(lines[: len(lines) // 2]))  # cut short
+    with pytest.raises(
+        InputError,
+        match="changed after the run was planned: run the command again with --overwrite",
+    ):
+        list(read_shard(pieces[-1], spec))
+
+
+def test_a_damaged_piece_names_the_line_of_the_file(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation.io import readers
+    from curation.recipe import InputSpec
+
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
+    path = tmp_path / "big.jsonl"
+    lines = one_large_jsonl(c4_path, pile_path, path)
+    [file] = resolve_inputs([str(path)])
+    piece = plan_units([file], 64 * 2**20, batch_rows=BLOCK)[4]
+    data = path.read_bytes()[slice(*piece.byte_range)]
+    assert piece.first_line == path.read_bytes()[: piece.byte_range[0]].count(b"\n")
+    within = data.index(b"\n", len(data) // 2) + 1  # whole lines, then a disk error
+
+    def failing() -> Iterator[bytes]:
+        yield data[:within]
+        raise OSError("Input/output error")
+
+    @contextlib.contextmanager
+    def broken(shard: InputShard) -> Iterator[Iterator[bytes]]:
+        yield failing()
+
+    monkeypatch.setattr(readers, "_piece_chunks", broken)
+    line = piece.first_line + data[:within].count(b"\n") + 1
+    with pytest.raises(
+        CorruptInputError, match=rf"big.jsonl: cannot read past line {line}: OSError"
+    ):
+        list(readers.read_shard(piece, InputSpec(paths=[str(path)], batch_rows=BLOCK)))
+    assert len(lines) > line
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(
+        st.sampled_from([b"{}", b'{"a": 1}', b"", b" ", b"\t \r", b"\r", b"x" * 40, b" {}"]),
+        max_size=60,
+    ),
+    ends=st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=60, max_size=60),
+    last_newline=st.booleans(),
+    chunk=st.integers(1, 50),
+    target=st.integers(1, 300),
+    block=st.integers(1, 4),
+)
+def test_line_pieces_cut_whole_lines_and_count_the_rows_before_them(
+    lines: list[bytes], ends: list[bytes], last_newline: bool, chunk: int, target: int, block: int
+) -> None:
+    """The pieces tile the bytes, each begins at the start or after a whole number of
+    blocks of lines and holds at least the target's bytes; each counts the lines, and the
+    non-blank lines (the reader's rows), before it; chunking does not change them."""
+    from curation.io.readers import line_pieces
+
+    data = b"".join(line + end for line, end in zip(lines, ends, strict=False))
+    if not last_newline and data.endswith(b"\n"):
+        data = data[:-1]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    pieces = line_pieces(iter(chunks), target, block)
+    assert pieces == line_pieces(iter([data]), target, block)
+    if not pieces:
+        # no block start lies at least target in, with at least target after it
+        starts = [i + 1 for i, b in enumerate(data) if b == 10]
+        starts = starts[block - 1 :: block]
+        assert not any(s >= target and len(data) - s >= target for s in starts)
+        return
+    assert len(pieces) >= 2
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(data)
+    for (_, stop, _, _), (start, _, _, _) in itertools.pairwise(pieces):
+        assert stop == start
+    for start, stop, rows, count in pieces:
+        assert stop - start >= target
+        assert start == 0 or data[start - 1] == 10
+        before = data[:start].split(b"\n")[:-1] if start else []
+        assert count == len(before) and count % block == 0
+        assert rows == sum(1 for line in before if line.strip())

@@ -33,3 +33,33 @@ def test_quiet_runs_print_nothing(
 ) -> None:
     run_local(recipe_of(RECIPE, c4_path), tmp_path / "out")
     assert capsys.readouterr().err == ""
+
+
+def test_cutting_a_large_jsonl_file_says_so(
+    c4_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gzip
+
+    from curation.io import inputs
+
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 100_000)
+    path = tmp_path / "c4.jsonl"
+    path.write_bytes(gzip.open(c4_path).read())
+    stats = run_local(
+        recipe_of("input: {batch_rows: 100}\n" + RECIPE, path), tmp_path / "out", progress=True
+    )
+    lines = capsys.readouterr().err.splitlines()
+    mb = path.stat().st_size / 1e6
+    start = lines.index(
+        f"progress: counting the lines of 1 JSONL file ({mb:,.0f} MB) to cut it into pieces"
+    )
+    end = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("progress: counted the lines of 1 JSONL file in ")
+    )
+    first = next(i for i, line in enumerate(lines) if line.startswith("progress: pass 1/2"))
+    assert start < end < first and stats["shards"]["total"] > 1
