@@ -65,7 +65,8 @@ bench: setup
 	$(BIN)/python benchmarks/warc_gzip.py
 	$(BIN)/python benchmarks/row_groups.py
 	$(BIN)/python benchmarks/small_files.py
-	$(BIN)/python benchmarks/large_parquet.py
+	$(BIN)/python benchmarks/large_file.py --format parquet
+	$(BIN)/python benchmarks/large_file.py --format jsonl
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py

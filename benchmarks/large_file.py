@@ -1,15 +1,18 @@
-"""One large Parquet file on every core: read whole by one worker, or cut into pieces.
+"""One large file on every core: read whole by one worker, or cut into pieces.
 
 A shard is the unit of work, and a file was a shard, so one large file was read by one
 worker however many the machine had (datatrove and NeMo Curator also hand out whole
-files). Now a Parquet file of at least twice the unit size (``input.unit_bytes``, 64 MiB,
-or 1/64 of the input if less) is cut into pieces of consecutive row groups, read by
-several workers at once, with the rows, ids and order of the whole file.
+files). Now a file of at least twice the unit size (``input.unit_bytes``, 64 MiB, or 1/64
+of the input if less) is cut into pieces read by several workers at once, with the rows,
+ids and order of the whole file: a Parquet file into pieces of consecutive row groups (by
+its footer), a local uncompressed JSONL file into pieces of whole batches of lines (by
+one read of the file that counts its lines, timed here as part of the run).
 
 Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents
-(copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line), as one zstd
-Parquet file (``id``, ``text``) of row groups of 1,000 rows, as datatrove's
-``ParquetWriter`` writes them.
+(copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line), as one file
+of ``id`` and ``text``: ``--format parquet``, zstd, row groups of 1,000 rows, as
+datatrove's ``ParquetWriter`` writes them; ``--format jsonl``, uncompressed, a document a
+line (the engine's batches of 10,000 lines set the pieces' least size).
 
 The job: FineWeb's heuristic filters (Gopher repetition and quality, C4 without the
 terminal-punctuation rule, FineWeb quality), the kept and the dropped documents written
@@ -19,13 +22,14 @@ as Parquet, on all the machine's cores (``--workers``, default every core):
 - ``curation, pieces (default)``: the same with the default unit size;
 - ``datatrove``: the same filters (``GopherRepetitionFilter``, ``GopherQualityFilter``,
   ``C4QualityFilter(filter_no_terminal_punct=False)``, ``FineWebQualityFilter``, the
-  dropped through ``exclusion_writer``) between ``ParquetReader`` and ``ParquetWriter``,
-  ``LocalPipelineExecutor`` with ``--workers`` tasks and workers.
+  dropped through ``exclusion_writer``) between ``ParquetReader`` (or ``JsonlReader``)
+  and ``ParquetWriter``, ``LocalPipelineExecutor`` with ``--workers`` tasks and workers.
 
 Each runs as a child process, once, after the file was read once to put it in the page
 cache; wall time and peak memory of the process tree's largest process (``/usr/bin/time``).
 
-    .venv/bin/python benchmarks/large_parquet.py --docs 60000
+    .venv/bin/python benchmarks/large_file.py --format parquet --docs 60000
+    .venv/bin/python benchmarks/large_file.py --format jsonl --docs 60000
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import real_documents, thinned
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE / "_data" / "large_parquet"
-RUNS = HERE / "_runs" / "large_parquet"
+DATA = HERE / "_data" / "large_file"
+RUNS = HERE / "_runs" / "large_file"
 CURATE = str(Path(sys.executable).with_name("curate"))
 
 STAGES = """stages:
@@ -63,13 +67,14 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.filters import (
     C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
 )
-from datatrove.pipeline.readers import ParquetReader
+from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
-source, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+source, out, workers, kind = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+reader = ParquetReader if kind == "parquet" else JsonlReader
 dropped = lambda name: ParquetWriter(f"{out}/dropped/{name}", compression="zstd")
 LocalPipelineExecutor(
     pipeline=[
-        ParquetReader(source, glob_pattern="*.parquet"),
+        reader(source, glob_pattern=f"*.{kind}"),
         GopherRepetitionFilter(exclusion_writer=dropped("gopher_repetition")),
         GopherQualityFilter(exclusion_writer=dropped("gopher_quality")),
         C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=dropped("c4")),
@@ -83,16 +88,23 @@ LocalPipelineExecutor(
 """
 
 
-def build(count: int) -> Path:
-    """One Parquet file of ``count`` documents, row groups of 1,000 rows, in a folder."""
-    folder = DATA / str(count)
-    path = folder / "docs.parquet"
+def build(count: int, kind: str) -> Path:
+    """One file of ``count`` documents in a folder: Parquet of row groups of 1,000 rows,
+    or JSONL."""
+    folder = DATA / kind / str(count)
+    path = folder / f"docs.{kind}"
     if not path.exists():
         base = [text for text, _ in real_documents()]
         texts = [thinned(base[i % len(base)], i // len(base)) for i in range(count)]
         folder.mkdir(parents=True, exist_ok=True)
-        table = pa.table({"id": [f"d{i}" for i in range(count)], "text": texts})
-        pq.write_table(table, path, row_group_size=1_000, compression="zstd")
+        ids = [f"d{i}" for i in range(count)]
+        if kind == "parquet":
+            table = pa.table({"id": ids, "text": texts})
+            pq.write_table(table, path, row_group_size=1_000, compression="zstd")
+        else:
+            with open(path, "w", encoding="utf-8") as out:
+                for doc_id, text in zip(ids, texts, strict=True):
+                    out.write(json.dumps({"id": doc_id, "text": text}) + "\n")
     return folder
 
 
@@ -126,9 +138,9 @@ def _shards(out: Path) -> int:
     return json.loads((out / "stats.json").read_text())["shards"]["total"]
 
 
-def datatrove_run(folder: Path, workers: int) -> dict:
+def datatrove_run(folder: Path, workers: int, kind: str) -> dict:
     out = RUNS / "datatrove"
-    command = [sys.executable, "-c", DATATROVE, str(folder), str(out), str(workers)]
+    command = [sys.executable, "-c", DATATROVE, str(folder), str(out), str(workers), kind]
     seconds, peak = timed(command, out)
     kept = pq.read_table(sorted((out / "kept").rglob("*.parquet"))).num_rows
     return {"seconds": seconds, "peak_mib": peak, "kept": kept, "shards": 1}
@@ -136,19 +148,21 @@ def datatrove_run(folder: Path, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     parser.add_argument("--docs", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     shutil.rmtree(RUNS, ignore_errors=True)
     RUNS.mkdir(parents=True)
-    folder = build(args.docs)
-    size = len((folder / "docs.parquet").read_bytes()) / 1e6  # and now in the page cache
+    folder = build(args.docs, args.format)
+    size = len((folder / f"docs.{args.format}").read_bytes()) / 1e6  # now in the page cache
+    layout = "row groups of 1,000 rows" if args.format == "parquet" else "a document a line"
     print(
-        f"{platform.machine()}, {os.cpu_count()} cores, one Parquet file of {args.docs:,} "
-        f"documents ({size:.1f} MB, row groups of 1,000 rows), {args.workers} workers\n"
+        f"{platform.machine()}, {os.cpu_count()} cores, one {args.format} file of "
+        f"{args.docs:,} documents ({size:.1f} MB, {layout}), {args.workers} workers\n"
     )
     results = {
-        "datatrove": datatrove_run(folder, args.workers),
+        "datatrove": datatrove_run(folder, args.workers, args.format),
         "curation, whole file (unit_bytes: 0)": curation_run(folder, args.workers, 0),
         "curation, pieces (default)": curation_run(folder, args.workers, None),
     }
