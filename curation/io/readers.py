@@ -313,14 +313,17 @@ def _line_pieces_of(file: InputShard, target: int, block_lines: int) -> list[Lin
     try:
         with open(file.url, "rb") as handle:
             chunks = iter(lambda: handle.read(_CHUNK_BYTES), b"")
-            if name_stem(file.url).endswith(".json"):
-                first = next(chunks, b"")
-                start = _json_start(first)
-                end = first.find(b"\n", start)
-                if end < 0 or not _is_json_object(first[start:end]):
-                    return []  # one JSON value, or a first line longer than a chunk
-                chunks = itertools.chain([first], chunks)
-            return line_pieces(chunks, target, block_lines)
+            if not name_stem(file.url).endswith(".json"):
+                return line_pieces(chunks, target, block_lines)
+            # JSON lines only if the first line is a whole object and more lines follow
+            # (see ``_whole_json_as_lines``), not one value
+            first = next(chunks, b"")
+            start = _json_start(first)
+            end = first.find(b"\n", start)
+            if end < 0 or not _is_json_object(first[start:end]):
+                return []  # one JSON value, or a first line longer than a chunk
+            pieces = line_pieces(itertools.chain([first], chunks), target, block_lines)
+            return pieces if pieces and pieces[1][2] >= 2 else []
     except OSError:
         return []  # its reader says what is wrong
 

@@ -413,6 +413,9 @@ def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
         b"[" + b",".join(line for line in lines if line.startswith(b'{"')) + b"]"
     )
     (tmp_path / "pretty.json").write_bytes(b"{\n" + b"\n" * 3_000_000 + b'"text": "x"}\n')
+    # one object on its first line, then only blank lines: one value, its records the rows
+    wrapped = b'{"data": [{"text": "a"}, {"text": "b"}]}\n'
+    (tmp_path / "wrapped.json").write_bytes(wrapped + b"\n" * 3_000_000)
     with gzip.open(tmp_path / "lines.jsonl.gz", "wb") as out:
         out.write(b"".join(lines))
     for name, cut in [
@@ -420,6 +423,7 @@ def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
         ("lines.json", True),
         ("array.json", False),
         ("pretty.json", False),
+        ("wrapped.json", False),
         ("lines.jsonl.gz", False),
     ]:
         files = resolve_inputs([str(tmp_path / name)])
@@ -427,6 +431,7 @@ def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
         assert (len(planned) > 1) == cut, name
         if not cut:
             assert planned == files
+        assert all(InputShard.from_dict(json.loads(json.dumps(p.to_dict()))) == p for p in planned)
     # a .json file of JSON lines gives the rows the same file named .jsonl gives
     recipe = f"input: {{unit_bytes: UNIT, batch_rows: {BLOCK}}}\n" + STAGES
     as_json = run_local(
