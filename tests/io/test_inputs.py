@@ -370,10 +370,7 @@ def test_pieces_of_a_large_jsonl_file_give_the_rows_the_whole_file_gives(
     c4_path: Path, pile_path: Path, tmp_path: Path, executor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "big.jsonl"
-    lines = one_large_jsonl(c4_path, pile_path, path)
-    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
-    [file] = resolve_inputs([str(path)])
-    planned = plan_units([file], 64 * 2**20, batch_rows=BLOCK)
+    lines, planned = large_jsonl_pieces(c4_path, pile_path, path, monkeypatch)
     assert len(planned) == 10 and all(p.byte_range for p in planned)
     # some piece lies inside the stretch without the text field: it is no error there
     bodies = [p for p in planned if b'"text"' not in path.read_bytes()[slice(*p.byte_range)]]
@@ -448,17 +445,24 @@ def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
     ]
 
 
+def large_jsonl_pieces(
+    c4_path: Path, pile_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[bytes], list[InputShard]]:
+    """``one_large_jsonl`` at ``path``, its lines and its 10 pieces."""
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
+    lines = one_large_jsonl(c4_path, pile_path, path)
+    pieces = plan_units(resolve_inputs([str(path)]), 64 * 2**20, batch_rows=BLOCK)
+    return lines, pieces
+
+
 def test_a_piece_of_a_jsonl_file_that_changed_is_an_error(
     c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from curation.io.readers import read_shard
     from curation.recipe import InputSpec
 
-    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
     path = tmp_path / "big.jsonl"
-    lines = one_large_jsonl(c4_path, pile_path, path)
-    [file] = resolve_inputs([str(path)])
-    pieces = plan_units([file], 64 * 2**20, batch_rows=BLOCK)
+    lines, pieces = large_jsonl_pieces(c4_path, pile_path, path, monkeypatch)
     spec = InputSpec(paths=[str(path)], batch_rows=BLOCK)
     path.write_bytes(b"".join(lines[1:]))  # the first line removed: every cut moves
     with pytest.raises(
@@ -480,11 +484,9 @@ def test_a_damaged_piece_names_the_line_of_the_file(
     from curation.io import readers
     from curation.recipe import InputSpec
 
-    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 250_000)
     path = tmp_path / "big.jsonl"
-    lines = one_large_jsonl(c4_path, pile_path, path)
-    [file] = resolve_inputs([str(path)])
-    piece = plan_units([file], 64 * 2**20, batch_rows=BLOCK)[4]
+    lines, pieces = large_jsonl_pieces(c4_path, pile_path, path, monkeypatch)
+    piece = pieces[4]
     data = path.read_bytes()[slice(*piece.byte_range)]
     assert piece.first_line == path.read_bytes()[: piece.byte_range[0]].count(b"\n")
     within = data.index(b"\n", len(data) // 2) + 1  # whole lines, then a disk error
