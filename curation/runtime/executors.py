@@ -31,10 +31,13 @@ from typing import Any
 
 from curation.io.inputs import InputError, InputShard
 from curation.runtime.shard import (
+    MAX_STARTS,
     BatchCallback,
     SegmentPlan,
     ShardResult,
     StageContractError,
+    count_start,
+    forget_starts,
     process_shard,
 )
 
@@ -252,13 +255,26 @@ class _ShardWorker:
         done = {"shard": row["shard"], "placement": self.placement}
         if self.setup_error:
             return {**done, "result": "", "error": self.setup_error}
+        starts = count_start(self.plan, shard)
+        if starts > MAX_STARTS:
+            died = starts - 1
+            return {**done, "result": "", "error": _DIED.format(died=died)}
         try:
             result = process_shard(shard, self.plan, self.stages, self.measure)
         except (InputError, StageContractError, RuntimeError, ValueError) as err:
             return {**done, "result": "", "error": str(err)}
         except Exception:
             return {**done, "result": "", "error": traceback.format_exc()}
+        forget_starts(self.plan, shard)
         return {**done, "result": result.to_json(), "error": ""}
+
+
+_DIED = (
+    "its Ray worker died {died} times while running it (killed, by the kernel's OOM killer "
+    "or Ray's memory monitor when memory runs short, or crashed in native code: Ray's lines "
+    "above say which), so it is not started again: run the same command to resume (the "
+    "finished shards are kept), with fewer --workers if memory ran short"
+)
 
 
 def ray_gpu_ids() -> list[str]:

@@ -30,6 +30,7 @@ import os
 import platform
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
         (i for i in barriers if not _decided(segments[i], work, decided_over)), len(segments)
     )
     executor = make_executor(options.executor, options.workers, options.ray_address)
+    invocation = uuid.uuid4().hex  # counts a shard's starts in this invocation only
     try:
         for segment in segments:
             label = f"pass {segment.index + 1}/{len(segments)}" if len(segments) > 1 else ""
@@ -126,7 +128,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
                 write_atomic_bytes(segment.decisions(work) / "_SUCCESS", decided_over)
                 # the barriers after it were cleared too
                 undecided = next((i for i in barriers if i > segment.index), len(segments))
-            plan = SegmentPlan(recipe, segment, work)
+            plan = SegmentPlan(recipe, segment, work, run=invocation)
             results: dict[str, ShardResult] = {}
             last = len(segments) - 1
             for shard in shards:

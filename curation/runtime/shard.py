@@ -14,7 +14,9 @@ shard either has a complete result or is done again on resume.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -156,11 +158,13 @@ def plan_segments(recipe: Recipe) -> list[Segment]:
 
 @dataclass(frozen=True)
 class SegmentPlan:
-    """Everything a worker needs to run a segment over shards: picklable for Ray."""
+    """Everything a worker needs to run a segment over shards: picklable for Ray. ``run``
+    tells one invocation of the run from another (see ``count_start``)."""
 
     recipe: Recipe
     segment: Segment
     work: Path
+    run: str = ""
 
     def gpus(self) -> float:
         """The most GPUs one stage of this segment asks for: its map stages and the global
@@ -183,6 +187,39 @@ class SegmentPlan:
         if measure is not None:
             measure.setup()
         return stages, measure  # type: ignore[return-value]
+
+
+# A Ray worker that dies while it runs a shard (killed by the kernel's OOM killer or Ray's
+# memory monitor, or crashed in native code) is started again and given the shard again,
+# without end: a shard whose worker died this many times is not started again in the run.
+MAX_STARTS = 3
+
+
+def _starts_file(plan: SegmentPlan, shard: InputShard) -> Path:
+    return plan.work / f"seg{plan.segment.index}" / "starts" / f"{shard.key}.json"
+
+
+def count_start(plan: SegmentPlan, shard: InputShard) -> int:
+    """Record that this process starts ``shard`` in this invocation of the run
+    (``plan.run``) and return how many times the invocation has started it, 1 the first
+    time. The record also names the host and process, for whoever looks at it."""
+    path = _starts_file(plan, shard)
+    count = 1
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+        if before.get("run") == plan.run:
+            count = int(before["count"]) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"run": plan.run, "count": count, "host": socket.gethostname(), "pid": os.getpid()}
+    write_atomic_bytes(path, json.dumps(record).encode("utf-8"))
+    return count
+
+
+def forget_starts(plan: SegmentPlan, shard: InputShard) -> None:
+    """Drop ``shard``'s record of starts once it has finished."""
+    _starts_file(plan, shard).unlink(missing_ok=True)
 
 
 def shard_folder(work: Path, shard: InputShard, segment: int = 0) -> Path:

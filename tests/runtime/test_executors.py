@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from curation.runtime.run import RunOptions, run
-from tests.conftest import read_output, recipe_of
+from tests.conftest import read_output, recipe_of, run_local
 
 RECIPE = """\
 input: {batch_rows: 200}
@@ -91,3 +96,65 @@ def test_a_local_run_does_not_import_ray(c4_path: Path, tmp_path: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["1000", "False"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_shard_whose_worker_keeps_dying_stops_the_run_and_is_named(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # Ray Data starts a dead worker again and gives it the shard again, without end: a
+    # shard that kills its worker (the OOM killer, a crash in native code) would hang the
+    # run. Here every process that starts the first file is killed; the others finish.
+    from curation.runtime.executors import ShardFailed
+    from curation.runtime.shard import MAX_STARTS
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lines = gzip.open(c4_path, "rb").read().splitlines(keepends=True)
+    (folder / "part-0.jsonl").write_bytes(b"".join(lines) * 20)  # long enough to be killed
+    for i in range(1, 4):
+        (folder / f"part-{i}.jsonl").write_bytes(b"".join(lines[i * 250 : (i + 1) * 250]))
+    recipe = recipe_of(
+        "input: {unit_bytes: 0}\nstages:\n  - length_filter: {min_chars: 100}\n", folder
+    )
+    out = tmp_path / "out"
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_the_first_file() -> None:
+        starts = out / "_work" / "seg0" / "starts"
+        while not stop.is_set():
+            for record in starts.glob("in_part-0.jsonl-*.json"):
+                try:
+                    start = json.loads(record.read_text())
+                except (OSError, ValueError):
+                    continue
+                pid = start["pid"]
+                # a start past the limit does not run the shard; and a test that fails
+                # must not kill for ever
+                if (
+                    pid not in killed
+                    and start["count"] <= MAX_STARTS
+                    and len(killed) < MAX_STARTS + 2
+                ):
+                    killed.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_the_first_file, daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(ShardFailed) as failed:
+            run_local(recipe, out, executor="ray", workers=2)
+    finally:
+        stop.set()
+        killer.join()
+    message = str(failed.value)
+    assert message.startswith(str(folder / "part-0.jsonl") + ": its Ray worker died 3 times")
+    assert "run the same command to resume" in message
+    assert len(killed) == MAX_STARTS
+    # run again, nothing killed: the shard is started afresh and the run finishes
+    stats = run_local(recipe, out, executor="ray", workers=2)
+    assert stats["rows"]["read"] == 20_000 + 750
+    assert not list((out / "_work" / "seg0" / "starts").glob("*.json"))
