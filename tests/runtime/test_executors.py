@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -98,6 +99,65 @@ def test_a_local_run_does_not_import_ray(c4_path: Path, tmp_path: Path) -> None:
     assert out == ["1000", "False"]
 
 
+def killing_runs(c4_path: Path, folder: Path) -> Any:
+    """Four JSONL files in ``folder`` (the first 20,750 C4 documents long, so that it runs
+    long enough to be killed) and a function that runs them on Ray with 2 workers into an
+    output folder, killing each process that starts the first file, up to ``kills``
+    processes; it returns the stats, or the ``ShardFailed`` raised, and the killed pids."""
+    from curation.runtime.executors import ShardFailed
+    from curation.runtime.shard import MAX_STARTS
+
+    folder.mkdir()
+    lines = gzip.open(c4_path, "rb").read().splitlines(keepends=True)
+    (folder / "part-0.jsonl").write_bytes(b"".join(lines) * 20)
+    for i in range(1, 4):
+        (folder / f"part-{i}.jsonl").write_bytes(b"".join(lines[i * 250 : (i + 1) * 250]))
+    recipe = recipe_of(
+        "input: {unit_bytes: 0}\nstages:\n  - length_filter: {min_chars: 100}\n", folder
+    )
+
+    def run_killing(out: Path, kills: int) -> tuple[dict | ShardFailed, list[int]]:
+        killed: list[int] = []
+        stop = threading.Event()
+
+        def kill_the_first_file() -> None:
+            starts = out / "_work" / "seg0" / "starts"
+            while not stop.is_set():
+                for record in starts.glob("in_part-0.jsonl-*.json"):
+                    try:
+                        start = json.loads(record.read_text())
+                    except (OSError, ValueError):
+                        continue
+                    pid = start["pid"]
+                    # a start past the limit runs nothing: a shard would not kill it
+                    if pid not in killed and len(killed) < kills and start["count"] <= MAX_STARTS:
+                        killed.append(pid)
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.002)
+
+        killer = threading.Thread(target=kill_the_first_file, daemon=True)
+        killer.start()
+        try:
+            return run_local(recipe, out, executor="ray", workers=2), killed
+        except ShardFailed as err:
+            return err, killed
+        finally:
+            stop.set()
+            killer.join()
+
+    return run_killing
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_worker_killed_while_it_runs_a_shard_is_replaced(c4_path: Path, tmp_path: Path) -> None:
+    run_killing = killing_runs(c4_path, tmp_path / "in")
+    stats, killed = run_killing(tmp_path / "out", kills=1)
+    assert len(killed) == 1
+    assert isinstance(stats, dict) and stats["rows"]["read"] == 20_000 + 750
+    assert not list((tmp_path / "out" / "_work" / "seg0" / "starts").glob("*.json"))
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_shard_whose_worker_keeps_dying_stops_the_run_and_is_named(
@@ -105,56 +165,20 @@ def test_a_shard_whose_worker_keeps_dying_stops_the_run_and_is_named(
 ) -> None:
     # Ray Data starts a dead worker again and gives it the shard again, without end: a
     # shard that kills its worker (the OOM killer, a crash in native code) would hang the
-    # run. Here every process that starts the first file is killed; the others finish.
-    from curation.runtime.executors import ShardFailed
+    # run. Here every process that runs the first file is killed; the others finish.
     from curation.runtime.shard import MAX_STARTS
 
-    folder = tmp_path / "in"
-    folder.mkdir()
-    lines = gzip.open(c4_path, "rb").read().splitlines(keepends=True)
-    (folder / "part-0.jsonl").write_bytes(b"".join(lines) * 20)  # long enough to be killed
-    for i in range(1, 4):
-        (folder / f"part-{i}.jsonl").write_bytes(b"".join(lines[i * 250 : (i + 1) * 250]))
-    recipe = recipe_of(
-        "input: {unit_bytes: 0}\nstages:\n  - length_filter: {min_chars: 100}\n", folder
-    )
+    run_killing = killing_runs(c4_path, tmp_path / "in")
     out = tmp_path / "out"
-    killed: list[int] = []
-    stop = threading.Event()
-
-    def kill_the_first_file() -> None:
-        starts = out / "_work" / "seg0" / "starts"
-        while not stop.is_set():
-            for record in starts.glob("in_part-0.jsonl-*.json"):
-                try:
-                    start = json.loads(record.read_text())
-                except (OSError, ValueError):
-                    continue
-                pid = start["pid"]
-                # a start past the limit does not run the shard; and a test that fails
-                # must not kill for ever
-                if (
-                    pid not in killed
-                    and start["count"] <= MAX_STARTS
-                    and len(killed) < MAX_STARTS + 2
-                ):
-                    killed.append(pid)
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
-
-    killer = threading.Thread(target=kill_the_first_file, daemon=True)
-    killer.start()
-    try:
-        with pytest.raises(ShardFailed) as failed:
-            run_local(recipe, out, executor="ray", workers=2)
-    finally:
-        stop.set()
-        killer.join()
-    message = str(failed.value)
-    assert message.startswith(str(folder / "part-0.jsonl") + ": its Ray worker died 3 times")
-    assert "run the same command to resume" in message
+    # with a broken limit the run would go on past the kills and finish
+    failed, killed = run_killing(out, kills=MAX_STARTS + 1)
     assert len(killed) == MAX_STARTS
+    message = str(failed)
+    assert message.startswith(
+        str(tmp_path / "in" / "part-0.jsonl") + ": its Ray worker died 3 times"
+    )
+    assert "run the same command to resume" in message
     # run again, nothing killed: the shard is started afresh and the run finishes
-    stats = run_local(recipe, out, executor="ray", workers=2)
-    assert stats["rows"]["read"] == 20_000 + 750
+    stats, _ = run_killing(out, kills=0)
+    assert isinstance(stats, dict) and stats["rows"]["read"] == 20_000 + 750
     assert not list((out / "_work" / "seg0" / "starts").glob("*.json"))
