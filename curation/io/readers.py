@@ -243,9 +243,10 @@ def read_jsonl(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     are read line by line as above.
 
     A piece of a file (``shard.byte_range``, see ``jsonl_line_pieces``) is read as JSON
-    lines, its rows numbered from ``shard.first_row``. Only the piece at the file's start
-    raises when no line has the text field: a later piece without one holds rows that
-    lack it, which the file's other pieces show is not the wrong ``--text-field``.
+    lines, its rows numbered from ``shard.first_row``. A file whose first batch has no
+    line with the text field is an error (the wrong ``--text-field``, most likely); that
+    batch is the first piece's, so only that piece checks: a later piece whose lines lack
+    the field gives the rows the whole file gives, dropped as ``read:missing_text_field``.
     """
     piece = shard.byte_range
     state = _JsonlState(check_text_field=piece is None or piece[0] == 0)
