@@ -400,6 +400,29 @@ def test_pieces_of_a_large_jsonl_file_give_the_rows_the_whole_file_gives(
     assert {f"big.jsonl/{i}" for i in broken} <= dropped_ids
 
 
+def test_a_run_over_jsonl_pieces_resumes_the_pieces_it_lost(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the planner reads the file again on resume and finds the same pieces: those whose
+    # results were lost (a killed run) are read again, the others are not
+    path = tmp_path / "big.jsonl"
+    _, planned = large_jsonl_pieces(c4_path, pile_path, path, monkeypatch)
+    whole = recipe_of(f"input: {{unit_bytes: 0, batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    pieces = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    run_local(whole, tmp_path / "whole")
+    first = run_local(pieces, tmp_path / "pieces")
+    markers = sorted((tmp_path / "pieces" / "_work").glob("seg1/shards/*/_SUCCESS.json"))
+    assert len(markers) == len(planned) == 10
+    for marker in markers[::3]:  # 4 of the last pass's results lost
+        marker.unlink()
+    again = run_local(pieces, tmp_path / "pieces")
+    # the 4 are read again in both passes (a finished run deleted the rows pass 1 hands
+    # on); the barrier's decisions stand, made over the same pieces
+    assert again["shards"]["resumed"] == 6 + 6 and again["rows"] == first["rows"]
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "pieces", kind) == read_output(tmp_path / "whole", kind)
+
+
 def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
     c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
