@@ -170,9 +170,10 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
             table.add_row(more, "", "", f"{sum(n for _, n in reasons[3:]):,}", style="dim")
     console.print(table)
     rows = stats["rows"]
+    files = stats["files"]["kept"]
     console.print(
         f"kept {rows['kept']:,} of {rows['read']:,} documents "
-        f"({stats['files']['kept']} files); stats in {Path(output) / 'stats.json'}"
+        f"({files:,} file{'s' if files != 1 else ''}); stats in {Path(output) / 'stats.json'}"
     )
     for bad in stats["shards"]["corrupt_skipped"]:
         console.print(f"[yellow]skipped the rest of a damaged file:[/] {bad['error']}")

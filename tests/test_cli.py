@@ -93,6 +93,12 @@ def test_the_run_summary_fits_80_columns_without_cutting_names_or_reasons() -> N
         line = next(line for line in lines if reason.split(":")[1] in line)
         assert line.split() == [reason.split(":")[1], f"{n:,}"]
     assert next(line for line in lines if "more" in line).split() == ["2", "more", "1,000,000"]
+    said = " ".join(line.strip() for line in lines)
+    assert "kept 253,500,000 of 312,000,000 documents (1,200 files); stats in" in said
+    stats["files"]["kept"] = 1
+    console = Console(width=80, record=True, file=io.StringIO())
+    _print_summary(stats, "runs/x", console)
+    assert "documents (1 file); stats in" in " ".join(console.export_text().split())
 
 
 def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
