@@ -123,6 +123,10 @@ _MIN_UNITS = 64
 # task, a marker and its parts, which about 400 C4 documents (1 MiB) make small beside
 # their filtering. (A Parquet file's row groups set its pieces' least size.)
 _MIN_LINE_PIECE_BYTES = 1 << 20
+# ... and at least this share of the input's bytes: finding a JSONL file's pieces reads
+# the whole file, which an input of hundreds of large files (as many shards as any
+# cluster needs) would pay for nothing.
+_MAX_LINE_UNITS = 1024
 
 # A row group's row count and bytes on disk (compressed), from a Parquet file's footer.
 RowGroups = list[tuple[int, int]]
@@ -150,9 +154,11 @@ def plan_units(
       reads; by default ``parquet_row_groups``), so one large file is read by several
       workers at once. The pieces give the rows, ids and order the whole file gives.
     - A local, uncompressed JSON Lines file of at least twice the target (and at least
-      2 MiB) is cut the same way into pieces of whole blocks of ``batch_rows`` lines (the
-      reader's batches, so that the rows come out in the whole file's order), each at
-      least the target's bytes and 1 MiB; ``line_pieces`` finds them (by default
+      2 MiB, and 1/512 of the input) is cut the same way into pieces of whole blocks of
+      ``batch_rows`` lines (the reader's batches, so that the rows come out in the whole
+      file's order), each at least the target's bytes, 1 MiB and 1/1024 of the input
+      (hundreds of large files are left whole: they make shards enough, and finding
+      pieces reads the file); ``line_pieces`` finds them (by default
       ``jsonl_line_pieces``, which reads the file once to count its lines, at about
       2 GB/s from the page cache). A ``.json`` file is cut only when it holds JSON
       lines, not one value.
@@ -167,7 +173,7 @@ def plan_units(
     target = min(unit_bytes, max(1, total // _MIN_UNITS))
     large = [s for s in files if s.format == "parquet" and (s.size or 0) >= 2 * target]
     footers = dict(zip(large, (row_groups or parquet_row_groups)(large), strict=True))
-    line_target = max(target, _MIN_LINE_PIECE_BYTES)
+    line_target = max(target, total // _MAX_LINE_UNITS, _MIN_LINE_PIECE_BYTES)
     lined = [s for s in files if _cuttable_lines(s) and (s.size or 0) >= 2 * line_target]
     if lined:
         if line_pieces is None:

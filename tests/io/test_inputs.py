@@ -423,6 +423,30 @@ def test_a_run_over_jsonl_pieces_resumes_the_pieces_it_lost(
         assert read_output(tmp_path / "pieces", kind) == read_output(tmp_path / "whole", kind)
 
 
+def test_jsonl_files_are_read_for_pieces_only_where_the_input_needs_them() -> None:
+    # one large file among small ones is cut; hundreds of large files make shards
+    # enough, and are not read twice to find pieces
+    asked: list[list[str]] = []
+
+    def line_pieces(files: list[InputShard], target: int, block_lines: int) -> list:
+        asked.append([f.name for f in files])
+        return [[] for _ in files]
+
+    def jsonl(name: str, size: int) -> InputShard:
+        return InputShard(f"/d/{name}", name, "jsonl", size)
+
+    mixed = [jsonl(f"s{i}.jsonl", 10 << 20) for i in range(100)] + [jsonl("big.jsonl", 5 << 30)]
+    plan_units(mixed, 64 << 20, line_pieces=line_pieces)
+    assert asked == [["big.jsonl"]]
+    asked.clear()
+    many = [jsonl(f"l{i}.jsonl", 500 << 20) for i in range(600)]
+    assert plan_units(many, 64 << 20, line_pieces=line_pieces) == many
+    assert asked == []
+    compressed = [InputShard("/d/big.jsonl.zst", "big.jsonl.zst", "jsonl", 5 << 30)]
+    assert plan_units(compressed, 64 << 20, line_pieces=line_pieces) == compressed
+    assert asked == []
+
+
 def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
     c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
