@@ -190,7 +190,12 @@ def _column_summary(series: pl.Series, kept_rows: np.ndarray, bins: int) -> dict
     every = bool(finite.all())
     good = values if every else values[finite]
     q = np.quantile(good, QUANTILES)
-    summary["mean"] = float(good.mean())
+    with np.errstate(over="ignore"):
+        mean = good.mean()
+    if not np.isfinite(mean):  # values near the float limit sum past it: scale them first
+        scale = float(np.abs(good).max())
+        mean = (good / scale).mean() * scale
+    summary["mean"] = float(mean)
     summary["quantiles"] = {k: float(v) for k, v in zip(QUANTILES, q, strict=True)}
     lo, hi = float(q[1]), float(q[-2])  # the 1st and 99th percentiles
     if not hi > lo:  # a column of (nearly) one value: use the extremes
