@@ -55,9 +55,9 @@ class InputSpec(BaseModel):
         64 * 2**20,
         ge=0,
         description="input files smaller than this (and than 1/64 of the input) are read "
-        "together, in name order, as units of work of about this size, and Parquet files of "
-        "twice this size are cut into pieces of row groups of about it, read by several "
-        "workers; 0: a unit per file",
+        "together, in name order, as units of work of about this size, and Parquet and local "
+        "uncompressed JSONL files of twice this size are cut into pieces of about it (whole "
+        "row groups, whole batches of lines), read by several workers; 0: a unit per file",
     )
     max_doc_chars: int | None = Field(
         10_000_000, gt=0, description="longer documents are set aside as read:too_long"

@@ -57,11 +57,15 @@ def publish(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def write_atomic_bytes(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` through a temporary file and an atomic rename."""
+def write_atomic_bytes(final: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``final`` through a temporary file and an atomic rename, flushed
+    to disk first unless ``durable`` is False (a record whose loss costs nothing)."""
     tmp = tmp_path(final)
     tmp.write_bytes(data)
-    publish(tmp, final)
+    if durable:
+        publish(tmp, final)
+    else:
+        os.replace(tmp, final)
 
 
 class _RowGroups:

@@ -45,6 +45,11 @@ from curation.runtime.shard import (
 class ShardFailed(RuntimeError):
     """A shard could not be processed; the message names it and says why."""
 
+    @classmethod
+    def of(cls, label: str, message: str) -> ShardFailed:
+        """``message`` about the shard ``label``, naming it once."""
+        return cls(message if label in message else f"{label}: {message}")
+
 
 class ClusterUnreachable(RuntimeError):
     """The Ray cluster named by ``--ray-address`` (or ``RAY_ADDRESS``) could not be joined;
@@ -218,10 +223,7 @@ class LocalExecutor:
                 raise  # names the file and the row already
             except (StageContractError, ValueError, RuntimeError) as err:
                 # as on Ray: a stage's refusal names the shard, without a traceback
-                said = str(err)
-                raise ShardFailed(
-                    said if shard.label in said else f"{shard.label}: {said}"
-                ) from err
+                raise ShardFailed.of(shard.label, str(err)) from err
             yield result
 
     def close(self) -> None:
@@ -257,8 +259,7 @@ class _ShardWorker:
             return {**done, "result": "", "error": self.setup_error}
         starts = count_start(self.plan, shard)
         if starts > MAX_STARTS:
-            died = starts - 1
-            return {**done, "result": "", "error": _DIED.format(died=died)}
+            return {**done, "result": "", "error": _DIED.format(died=starts - 1)}
         try:
             result = process_shard(shard, self.plan, self.stages, self.measure)
         except (InputError, StageContractError, RuntimeError, ValueError) as err:
@@ -380,8 +381,7 @@ class RayExecutor:
                 pool["gpu_ids_without_cuda"] = sorted({*pool["gpu_ids_without_cuda"], *ids})
             if row["error"]:
                 label = InputShard.from_dict(json.loads(row["shard"])).label
-                message = row["error"]
-                raise ShardFailed(message if label in message else f"{label}: {message}")
+                raise ShardFailed.of(label, row["error"])
             result = ShardResult.from_json(row["result"])
             if on_batch is not None and result.stages:
                 on_batch(result.stages[0].rows_in, result.stages[0].bytes_in)

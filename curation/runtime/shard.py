@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from curation.batch import DROP_REASON, kept_mask, text_bytes
 from curation.io.inputs import InputShard
 from curation.io.readers import CorruptInputError, read_shard
-from curation.io.writers import PartWriter, tmp_path, write_atomic_bytes
+from curation.io.writers import PartWriter, write_atomic_bytes
 from curation.recipe import Recipe, StageSpec
 from curation.runtime.ledger import StageStats, check_chain
 from curation.stage import GlobalStage, MapStage
@@ -213,9 +213,7 @@ def count_start(plan: SegmentPlan, shard: InputShard) -> int:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"run": plan.run, "count": count, "host": socket.gethostname(), "pid": os.getpid()}
-    tmp = tmp_path(path)  # renamed whole, but not flushed: a lost count costs nothing
-    tmp.write_bytes(json.dumps(record).encode("utf-8"))
-    os.replace(tmp, path)
+    write_atomic_bytes(path, json.dumps(record).encode("utf-8"), durable=False)
     return count
 
 
