@@ -346,11 +346,9 @@ def line_pieces(chunks: Iterable[bytes], target: int, block_lines: int = 1) -> l
         ends = np.flatnonzero(data == _NEWLINE)
         if len(ends):
             begins = np.concatenate(([0], ends[:-1] + 1))
-            blank = [
-                i
-                for i in np.flatnonzero(_STARTS_BLANK[data[begins]]).tolist()
-                if not (i == 0 and open_has_text) and not chunk[begins[i] : ends[i]].strip()
-            ]
+            blank = _blank_lines(chunk, data, begins, ends)
+            if blank[:1] == [0] and open_has_text:  # the first line began in a chunk before
+                blank.pop(0)
             while True:  # the next cut: the first block start at least target past the last
                 k = int(np.searchsorted(ends, starts[-1][0] + target - 1 - pos))
                 k += -(lines + k + 1) % block_lines  # on to the end of a block
@@ -559,15 +557,18 @@ def _nonblank_lines(block: bytes, newlines: np.ndarray) -> int:
     """How many lines of ``block`` hold more than whitespace (``bytes.strip`` rules),
     given the offsets of its newlines."""
     data = np.frombuffer(block, np.uint8)
-    starts = newlines[newlines < len(block) - 1] + 1  # lines after the first
-    maybe_blank = starts[_STARTS_BLANK[data[starts]]].tolist()
-    if _STARTS_BLANK[data[0]]:
-        maybe_blank.insert(0, 0)
-    blank = 0
-    for start in maybe_blank:
-        end = block.find(b"\n", start)
-        blank += not block[start : None if end < 0 else end].strip()
-    return len(starts) + 1 - blank
+    # the first line, and those after a newline that is not the block's last byte
+    begins = np.concatenate(([0], newlines[newlines < len(block) - 1] + 1))
+    ends = np.append(newlines, len(block))[: len(begins)]
+    return len(begins) - len(_blank_lines(block, data, begins, ends))
+
+
+def _blank_lines(block: bytes, data: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> list[int]:
+    """The indices of the lines ``block[begins[i]:ends[i]]`` (``data``: its bytes) that
+    hold only whitespace (``bytes.strip`` rules); only those that begin with whitespace
+    are looked at, so the cost is theirs."""
+    maybe = np.flatnonzero(_STARTS_BLANK[data[begins]]).tolist()
+    return [i for i in maybe if not block[begins[i] : ends[i]].strip()]
 
 
 def _block_lines(block: bytes) -> list[bytes]:
