@@ -18,7 +18,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from curation.io.inputs import InputError
     from curation.io.writers import SchemaConflictError
     from curation.recipe import RecipeError
-    from curation.runtime.executors import ClusterUnreachable, ShardFailed
+    from curation.runtime.executors import ClusterUnreachable, ShardFailed, WorkerStartFailed
     from curation.runtime.ledger import AccountingError
     from curation.runtime.models import ModelBuildError
     from curation.runtime.run import RunFolderError
@@ -30,6 +30,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
         RunFolderError,
         ShardFailed,
         ClusterUnreachable,
+        WorkerStartFailed,
         AccountingError,
         SchemaConflictError,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import traceback
@@ -49,6 +50,11 @@ class ShardFailed(RuntimeError):
     def of(cls, label: str, message: str) -> ShardFailed:
         """``message`` about the shard ``label``, naming it once."""
         return cls(message if label in message else f"{label}: {message}")
+
+
+class WorkerStartFailed(RuntimeError):
+    """A Ray worker could not start (its node lacks curation or a dependency); the message
+    names the worker and the cause."""
 
 
 class ClusterUnreachable(RuntimeError):
@@ -154,37 +160,133 @@ def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs
     return False
 
 
+def engine_build() -> dict[str, str]:
+    """The build of this engine, which every Ray worker must share with the driver: the
+    ``curation`` version, a digest of its source (SHA-256 over every ``.py`` file of the
+    package, by relative path; 12 hex digits, about 2 ms) and where it was imported from.
+    A worker that runs other code than its driver would give other rows than the run
+    records, so two builds whose ``version`` or ``source`` differ are refused."""
+    import hashlib
+    from pathlib import Path
+
+    import curation
+
+    root = Path(curation.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return {"version": curation.__version__, "source": digest.hexdigest()[:12], "path": str(root)}
+
+
+def _same_build(theirs: dict[str, str], mine: dict[str, str]) -> bool:
+    return (theirs["version"], theirs["source"]) == (mine["version"], mine["source"])
+
+
+def other_build_message(where: str, theirs: dict[str, str], mine: dict[str, str]) -> str:
+    """What to say when a Ray worker at ``where`` runs another build than the driver."""
+    return (
+        f"{where} runs another build of curation ({theirs['version']}, source "
+        f"{theirs['source']}, in {theirs['path']}) than this driver ({mine['version']}, "
+        f"source {mine['source']}, in {mine['path']}): install the driver's build on every "
+        "node (the same wheel or checkout, or an image built from it with docker/Dockerfile), "
+        "so that every shard runs the same code"
+    )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def worker_error_cause(err: BaseException) -> str:
+    """The error that stopped a Ray actor's creation, from Ray's message (whose last line
+    that names an exception is it: ``ModuleNotFoundError: No module named 'curation'``),
+    else the message's first line."""
+    lines = [_ANSI.sub("", line).strip() for line in str(err).splitlines()]
+    named = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*:", line)]
+    return named[-1] if named else next((line for line in lines if line), type(err).__name__)
+
+
+def _where(err: BaseException) -> str:
+    """``the Ray node at <ip>`` when Ray's message names the worker's address."""
+    found = re.search(r"\bip=([0-9A-Fa-f.:]+)", str(err))
+    return f"the Ray node at {found.group(1)}" if found else "a Ray node"
+
+
+def _cannot_start_message(where: str, cause: str) -> str:
+    return (
+        f"a curation worker could not start on {where} ({cause}): every node that runs work "
+        "needs curation and its dependencies installed as on this driver (the same wheel or "
+        "checkout, or an image built from it with docker/Dockerfile)"
+    )
+
+
 class _Probe:
-    def ready(self) -> bool:
-        return True
+    def build(self) -> dict[str, str]:
+        return engine_build()
 
 
 def _probe_actor(address: str, auth_mode: str | None, timeout_s: float = 30.0) -> None:
-    """Start one actor of no CPUs on the joined cluster and call it (about 0.1-0.4 s).
+    """Start one actor of no CPUs on each live node of the joined cluster that has CPUs or
+    GPUs (where the run's work goes) and ask it for the engine's build (about 0.1-0.4 s,
+    the nodes at once).
 
-    A driver whose token authentication differs from the cluster's (``RAY_AUTH_MODE=token``
-    here, ``disabled`` there) joins and runs tasks, but the cluster cancels every actor
-    before it starts, which Ray reports deep in the run as "all references to the actor
-    were removed"; this says so at once, with what to change. A probe that is not
-    scheduled within ``timeout_s`` (a busy cluster) is left to the run's own actors."""
+    - A node that cannot import curation (or a dependency) is named, with the cause.
+    - A node that runs another build than the driver (``engine_build``) is named.
+    - A driver whose token authentication differs from the cluster's (``RAY_AUTH_MODE=token``
+      here, ``disabled`` there) joins and runs tasks, but the cluster cancels every actor
+      before it starts, which Ray reports deep in the run as "all references to the actor
+      were removed"; this says so at once, with what to change.
+
+    Each raises ``ClusterUnreachable`` (after ``ray.shutdown``). A probe that is not
+    scheduled within ``timeout_s`` (a busy cluster) is left to the run's own actors, whose
+    workers check the build again when they start (``_ShardWorker``)."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    probe = ray.remote(num_cpus=0)(_Probe).remote()
+    mine = engine_build()
+    nodes = [
+        node
+        for node in ray.nodes()
+        if node.get("Alive") and any(node["Resources"].get(k, 0) > 0 for k in ("CPU", "GPU"))
+    ]
+    probes = {}
+    for node in nodes:
+        on_node = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        actor = ray.remote(num_cpus=0)(_Probe).options(scheduling_strategy=on_node).remote()
+        probes[actor.build.remote()] = (f"the Ray node at {node['NodeManagerAddress']}", actor)
+    ready, _ = ray.wait(list(probes), num_returns=len(probes), timeout=timeout_s)
     try:
-        ray.get(probe.ready.remote(), timeout=timeout_s)
-    except ray.exceptions.ActorDiedError as err:
+        for ref in ready:
+            where = probes[ref][0]
+            try:
+                theirs = ray.get(ref)
+            except ray.exceptions.ActorDiedError as err:
+                if "creation task" in str(err):
+                    message = _cannot_start_message(where, worker_error_cause(err))
+                    raise ClusterUnreachable(
+                        f"joined the Ray cluster at {address}, but {message}"
+                    ) from None
+                lines = [line.strip() for line in str(err).splitlines()]
+                reason = next(
+                    (line for line in lines if line.startswith("The actor is dead")), lines[0]
+                )
+                raise ClusterUnreachable(
+                    f"joined the Ray cluster at {address}, but it cancelled an actor before "
+                    f"it started ({reason.rstrip('.')}): the usual cause is token "
+                    f"authentication set differently here (RAY_AUTH_MODE={auth_mode or 'unset'}) "
+                    "and on the cluster; set RAY_AUTH_MODE in this shell to the mode the "
+                    "cluster was started with (token, with its RAY_AUTH_TOKEN, or disabled)"
+                ) from None
+            if not _same_build(theirs, mine):
+                raise ClusterUnreachable(
+                    f"joined the Ray cluster at {address}, but "
+                    + other_build_message(where, theirs, mine)
+                )
+    except ClusterUnreachable:
         ray.shutdown()
-        lines = [line.strip() for line in str(err).splitlines()]
-        reason = next((line for line in lines if line.startswith("The actor is dead")), lines[0])
-        raise ClusterUnreachable(
-            f"joined the Ray cluster at {address}, but it cancelled an actor before it "
-            f"started ({reason.rstrip('.')}): the usual cause is token authentication set "
-            f"differently here (RAY_AUTH_MODE={auth_mode or 'unset'}) and on the cluster; set "
-            "RAY_AUTH_MODE in this shell to the mode the cluster was started with (token, "
-            "with its RAY_AUTH_TOKEN, or disabled)"
-        ) from None
-    except ray.exceptions.GetTimeoutError:
-        pass
+        raise
+    for _, actor in probes.values():
+        ray.kill(actor)
 
 
 def _root_cause(err: BaseException) -> str:
@@ -233,7 +335,7 @@ class LocalExecutor:
 class _ShardWorker:
     """A Ray Data actor: builds the stages once, then processes whole shards."""
 
-    def __init__(self, plan: SegmentPlan, cwd: str) -> None:
+    def __init__(self, plan: SegmentPlan, cwd: str, build: dict[str, str]) -> None:
         logging.getLogger("ray").setLevel(logging.WARNING)
         # the driver's folder, where the recipe's relative paths (models, lists) point:
         # Ray starts the workers of a joined cluster in folders of their own
@@ -242,6 +344,12 @@ class _ShardWorker:
         self.plan = plan
         self.placement = json.dumps(_placement())
         self.setup_error = ""
+        mine = engine_build()
+        if not _same_build(mine, build):
+            # a node that joined after the driver's probe (``_probe_actor``)
+            where = f"the Ray worker on {socket.gethostname()}"
+            self.setup_error = other_build_message(where, mine, build)
+            return
         try:
             self.stages, self.measure = plan.build()
         except (InputError, RuntimeError, ValueError, OSError) as err:
@@ -354,7 +462,7 @@ class RayExecutor:
             size = max(1, min(size, int(have // num_gpus)))
         results = dataset.map(
             _ShardWorker,
-            fn_constructor_kwargs={"plan": plan, "cwd": os.getcwd()},
+            fn_constructor_kwargs={"plan": plan, "cwd": os.getcwd(), "build": engine_build()},
             compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=1,
             num_gpus=num_gpus,
@@ -364,7 +472,7 @@ class RayExecutor:
         pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size}
         pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None, gpu_ids_without_cuda=[])
         self.pools.append(pool)
-        for row in results.iter_rows():
+        for row in _rows_or_worker_error(results):
             placement = json.loads(row["placement"])
             ids = placement["gpu_ids"]  # empty unless the actors asked for GPUs
             pool["gpu_ids"] = sorted({*pool["gpu_ids"], *ids})
@@ -394,6 +502,23 @@ class RayExecutor:
 
             ray.shutdown()
             self._started = False
+
+
+def _rows_or_worker_error(results: Any) -> Iterator[dict[str, Any]]:
+    """The rows of Ray Data's ``results``; an actor whose creation failed (a node without
+    curation or one of its dependencies, which Ray reports as a traceback from deep in
+    Ray Data) is ``WorkerStartFailed``, naming the worker and the cause."""
+    import ray
+
+    try:
+        yield from results.iter_rows()
+    except ray.exceptions.ActorDiedError as err:
+        if "creation task" not in str(err):
+            raise
+        raise WorkerStartFailed(
+            _cannot_start_message(_where(err), worker_error_cause(err))
+            + "; the shards that finished are kept: run the same command to resume"
+        ) from None
 
 
 def make_executor(

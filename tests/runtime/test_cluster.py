@@ -19,13 +19,20 @@ from pathlib import Path
 
 import pytest
 
+import curation
 from curation.recipe import load_recipe, parse_recipe
-from curation.runtime.executors import ClusterUnreachable, _check_reachable, cluster_address
+from curation.runtime.executors import (
+    ClusterUnreachable,
+    _check_reachable,
+    _where,
+    cluster_address,
+    engine_build,
+    worker_error_cause,
+)
 from curation.runtime.run import RunOptions, run
 from tests.conftest import free_port, read_output
 
 CURATE = str(Path(sys.executable).with_name("curate"))
-RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def test_the_address_comes_from_the_flag_then_ray_address(monkeypatch) -> None:
@@ -115,18 +122,19 @@ def test_the_protocol_check_leaves_silent_servers_and_tls_to_ray(monkeypatch) ->
         _check_reachable(address)
 
 
-@pytest.fixture
-def ray_head() -> Iterator[tuple[str, int]]:
-    """A Ray head of 3 CPUs started by `ray start`, as on a real cluster, in a folder that
-    is not the driver's; killed with its process group afterwards."""
+@contextlib.contextmanager
+def head_started_by(python: str, num_cpus: int = 3) -> Iterator[tuple[str, int]]:
+    """A Ray head of ``num_cpus`` CPUs started by `ray start` under ``python`` (its workers
+    run that interpreter's environment), as on a real cluster, in a folder that is not the
+    driver's; killed with its process group afterwards."""
     temp = tempfile.mkdtemp(prefix="curation-ray-", dir="/tmp")  # short: Ray's socket paths
     port = free_port()
     log = open(Path(temp, "head.log"), "wb")  # closed below, after the head
     head = subprocess.Popen(
         [
-            *(RAY, "start", "--head", f"--port={port}", "--num-cpus=3"),
-            *("--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"),
-            "--block",
+            *(python, "-c", RAY_CLI, "start", "--head", f"--port={port}"),
+            *(f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats"),
+            *(f"--temp-dir={temp}", "--block"),
         ],
         cwd=temp,
         env={**os.environ, "RAY_AUTH_MODE": "disabled"},
@@ -141,13 +149,47 @@ def ray_head() -> Iterator[tuple[str, int]]:
                 tail = Path(temp, "head.log").read_text(errors="replace")[-1500:]
                 pytest.fail(f"`ray start --head` did not come up (exit {head.poll()}):\n{tail}")
             time.sleep(0.2)
-        yield f"127.0.0.1:{port}", 3
+        yield f"127.0.0.1:{port}", num_cpus
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # the head, its GCS, raylet and workers
         head.wait()
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+#: `ray ...` as a program argument to ``python -c``: the interpreter, not the `ray` script
+#: on PATH, decides which environment the node runs
+RAY_CLI = "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
+
+
+@pytest.fixture
+def ray_head() -> Iterator[tuple[str, int]]:
+    """A Ray head of 3 CPUs in this environment (curation installed)."""
+    with head_started_by(sys.executable) as head:
+        yield head
+
+
+def environment_without_curation(folder: Path, source: Path | None = None) -> str:
+    """A virtual environment in ``folder`` that sees this one's packages (Ray, pyarrow, ...)
+    but not its editable install of curation (a path in a .pth file adds a folder, not
+    the .pth files within it); with ``source``, that folder's ``curation`` package comes
+    first instead. Returns its interpreter."""
+    subprocess.run(
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", folder],
+        check=True,
+    )
+    python = folder / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import site; print(site.getsitepackages()[0])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages")]
+    paths = ([str(source)] if source else []) + ours
+    Path(site, "others.pth").write_text("".join(f"{p}\n" for p in paths))
+    return str(python)
 
 
 def driver_env(address: str, auth_mode: str = "disabled") -> dict[str, str]:
@@ -241,3 +283,104 @@ def test_the_embedded_cluster_keeps_token_auth_without_warning_on_every_run() ->
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["token", "7"]
     assert "Token authentication is enabled" not in done.stderr
+
+
+RECIPE = "stages:\n  - length_filter: {min_chars: 300}\n"
+
+#: Python run in the driver before the CLI: a node that joins after the driver's probe
+SKIP_PROBE = "import curation.runtime.executors as e\ne._probe_actor = lambda *a: None"
+
+
+def join(
+    address: str, cwd: Path, input_path: Path, script: str = ""
+) -> subprocess.CompletedProcess:
+    """`curate run` with a length filter on ``input_path``, joining the head at ``address``
+    (``script``: Python run in the driver before the CLI)."""
+    (cwd / "r.yaml").write_text(RECIPE)
+    argv = ["r.yaml", "--input", str(input_path), "--output", "out", "--quiet"]
+    program = f"{script}\nfrom curation.cli import main\nmain({['run', *argv]!r})\n"
+    return subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=cwd,
+        env=driver_env(address),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_cluster_whose_nodes_lack_curation_is_named_before_any_shard_runs(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # the probe actor could not be unpickled there, and the run said "the usual cause is
+    # token authentication", which was wrong; a worker of the run itself failed deep in
+    # Ray Data with ActorDiedError and a traceback
+    python = environment_without_curation(tmp_path / "bare")
+    with head_started_by(python, num_cpus=2) as (address, _):
+        joined = join(address, tmp_path, c4_path)
+        later = join(address, tmp_path, c4_path, script=SKIP_PROBE)
+    assert joined.returncode != 0
+    assert (
+        f"joined the Ray cluster at {address}, but a curation worker could not start on the "
+        "Ray node at " in joined.stderr
+    )
+    assert "(ModuleNotFoundError: No module named 'curation')" in joined.stderr
+    assert "token authentication" not in joined.stderr
+    assert "Traceback" not in joined.stderr
+    assert not (tmp_path / "out" / "stats.json").exists()
+    # a node that joins after that check: the run's own worker cannot start there
+    assert later.returncode != 0
+    last = later.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: a curation worker could not start on the Ray node at ")
+    assert "(ModuleNotFoundError: No module named 'curation')" in last
+    assert "run the same command to resume" in last
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_cluster_that_runs_another_build_of_curation_is_refused(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # the same version number, one changed line: its shards would run other code than
+    # the run records
+    package = Path(curation.__file__).parent
+    other = tmp_path / "other" / "curation"
+    shutil.copytree(package, other, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "batch.py", "a", encoding="utf-8") as changed:
+        changed.write("# a local change\n")
+    python = environment_without_curation(tmp_path / "env", source=other.parent)
+    mine = engine_build()
+    with head_started_by(python, num_cpus=2) as (address, _):
+        joined = join(address, tmp_path, c4_path)
+        later = join(address, tmp_path, c4_path, script=SKIP_PROBE)
+    assert joined.returncode != 0
+    assert f"joined the Ray cluster at {address}, but the Ray node at " in joined.stderr
+    assert f"runs another build of curation ({mine['version']}, source " in joined.stderr
+    assert f"in {other.resolve()}) than this driver ({mine['version']}, source " in (joined.stderr)
+    assert f"source {mine['source']}, in {mine['path']})" in joined.stderr
+    assert "Traceback" not in joined.stderr
+    # a node that joins after that check: its workers refuse every shard
+    assert later.returncode != 0
+    assert f"{c4_path}: the Ray worker on " in later.stderr
+    assert "runs another build of curation" in later.stderr
+    assert not (tmp_path / "out" / "stats.json").exists()
+
+
+def test_the_cause_of_a_worker_that_could_not_start_is_read_from_rays_message() -> None:
+    # as Ray 2.60 words it, colours included
+    message = (
+        "The actor died because of an error raised in its creation task, \x1b[36mray::"
+        "_Probe.__init__()\x1b[39m (pid=23770, ip=10.0.3.7, actor_id=cabf1b)\n"
+        "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "RuntimeError: The actor with name _Probe failed to import on the worker. This may "
+        "be because needed library dependencies are not installed in the worker "
+        "environment:\n\n\x1b[36mray::_Probe.__init__()\x1b[39m (pid=23770, ip=10.0.3.7)\n"
+        "ModuleNotFoundError: No module named 'curation'"
+    )
+    error = RuntimeError(message)
+    assert worker_error_cause(error) == "ModuleNotFoundError: No module named 'curation'"
+    assert _where(error) == "the Ray node at 10.0.3.7"
+    assert worker_error_cause(RuntimeError("\nsomething odd\n")) == "something odd"
+    assert _where(RuntimeError("no address")) == "a Ray node"
