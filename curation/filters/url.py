@@ -62,8 +62,9 @@ def _datatrove_assets() -> Path:
     spec = importlib.util.find_spec("datatrove")
     if spec is None or spec.origin is None:
         raise ValueError(
-            "url_filter's integrated lists ship in the datatrove wheel: `pip install "
-            "datatrove`, or set use_integrated_lists: false and give *_file lists"
+            "url_filter's integrated lists ship in the datatrove wheel, which is not "
+            "installed: `pip install 'curation[url-lists]'` (or datatrove), or set "
+            "use_integrated_lists: false and give *_file lists"
         )
     return Path(spec.origin).parent / "assets"
 

@@ -4,6 +4,7 @@ list and datatrove's word lists, compared decision by decision and reason by rea
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import logging
 import os
@@ -113,6 +114,22 @@ def test_missing_url_column_is_a_clear_error() -> None:
     stage.setup()
     with pytest.raises(ValueError, match=r"url_filter: no column 'url'"):
         stage.process(conform(pa.table({"id": ["1"], "text": ["x"]})))
+
+
+def test_integrated_lists_without_their_wheel_say_what_to_install(monkeypatch) -> None:
+    # `pip install curation` without the url-lists extra (datatrove is not a dependency)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "datatrove" else real(name, *a),
+    )
+    stage = UrlFilter(UrlFilterParams())
+    with pytest.raises(ValueError) as caught:
+        stage.setup()
+    message = str(caught.value)
+    assert "`pip install 'curation[url-lists]'`" in message
+    assert "use_integrated_lists: false" in message
 
 
 some_strings = st.lists(
