@@ -158,6 +158,40 @@ def head_started_by(python: str, num_cpus: int = 3) -> Iterator[tuple[str, int]]
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def node_started_by(python: str, address: str, num_cpus: int) -> Iterator[None]:
+    """A worker node of ``num_cpus`` CPUs joined to the head at ``address`` by `ray start`
+    under ``python``; killed with its process group afterwards."""
+    temp = tempfile.mkdtemp(prefix="curation-node-", dir="/tmp")
+    log_path = Path(temp, "node.log")
+    log = open(log_path, "wb")  # closed below, after the node
+    node = subprocess.Popen(
+        [
+            *(python, "-c", RAY_CLI, "start", f"--address={address}"),
+            *(f"--num-cpus={num_cpus}", "--disable-usage-stats", "--block"),
+        ],
+        cwd=temp,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "block forever" not in log_path.read_text(errors="replace"):
+            if node.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-1500:]
+                pytest.fail(f"`ray start --address` did not come up (exit {node.poll()}):\n{tail}")
+            time.sleep(0.2)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 #: `ray ...` as a program argument to ``python -c``: the interpreter, not the `ray` script
 #: on PATH, decides which environment the node runs
 RAY_CLI = "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
@@ -318,9 +352,14 @@ def test_a_cluster_whose_nodes_lack_curation_is_named_before_any_shard_runs(
     # token authentication", which was wrong; a worker of the run itself failed deep in
     # Ray Data with ActorDiedError and a traceback
     python = environment_without_curation(tmp_path / "bare")
-    with head_started_by(python, num_cpus=2) as (address, _):
+    # one node of two lacks it, not the head
+    with (
+        head_started_by(sys.executable, num_cpus=1) as (address, _),
+        node_started_by(python, address, num_cpus=2),
+    ):
         joined = join(address, tmp_path, c4_path)
-        later = join(address, tmp_path, c4_path, script=SKIP_PROBE)
+    with head_started_by(python, num_cpus=2) as (address_bare, _):
+        later = join(address_bare, tmp_path, c4_path, script=SKIP_PROBE)
     assert joined.returncode != 0
     assert (
         f"joined the Ray cluster at {address}, but a curation worker could not start on the "
