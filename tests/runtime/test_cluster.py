@@ -260,13 +260,16 @@ def test_a_driver_whose_auth_differs_from_the_cluster_is_told_so(
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_joined_cluster_reads_the_recipe_paths_from_the_driver_folder(
+def test_a_joined_cluster_of_two_nodes_reads_the_recipe_paths_from_the_driver_folder(
     c4_path: Path, tmp_path: Path, ray_head: tuple[str, int], monkeypatch
 ) -> None:
     # relative paths everywhere: the output, the input and a stage's file; the cluster's
-    # workers start in the head's folder, so they must resolve them from the driver's
+    # workers start in the head's folder, so they must resolve them from the driver's.
+    # A second node joins the head: four shards over five actors on two nodes
     address, cpus = ray_head
-    shutil.copy(c4_path, tmp_path / "c4.jsonl.gz")
+    (tmp_path / "parts").mkdir()
+    for i in range(4):
+        shutil.copy(c4_path, tmp_path / "parts" / f"c4-{i}.jsonl.gz")
     with gzip.open(c4_path, "rt", encoding="utf-8") as lines:
         first = [json.loads(next(lines))["text"] for _ in range(3)]
     (tmp_path / "bench.jsonl").write_text(
@@ -277,21 +280,23 @@ def test_a_joined_cluster_reads_the_recipe_paths_from_the_driver_folder(
         "  - decontaminate: {benchmarks: [bench.jsonl], ngram: 8}\n"
         "  - length_filter: {min_chars: 300}\n"
     )
-    joined = subprocess.run(
-        [CURATE, "run", "r.yaml", "--input", "c4.jsonl.gz", "--output", "out", "--quiet"],
-        cwd=tmp_path,
-        env=driver_env(address),
-        capture_output=True,
-        text=True,
-    )
+    with node_started_by(sys.executable, address, num_cpus=2):
+        joined = subprocess.run(
+            [CURATE, "run", "r.yaml", "--input", "parts", "--output", "out", "--quiet"],
+            cwd=tmp_path,
+            env=driver_env(address),
+            capture_output=True,
+            text=True,
+        )
     assert joined.returncode == 0, joined.stderr[-2000:]
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["engine"]["executor"] == "ray"
-    assert stats["engine"]["workers"] == cpus  # the cluster's CPUs, not this machine's
-    assert stats["stages"][1]["dropped_by_reason"]["decontaminate:benchmark_ngram"] >= 3
+    assert stats["engine"]["workers"] == cpus + 2  # the cluster's CPUs, not this machine's
+    assert stats["shards"]["total"] == 4
+    assert stats["stages"][1]["dropped_by_reason"]["decontaminate:benchmark_ngram"] >= 4 * 3
 
     monkeypatch.chdir(tmp_path)
-    recipe = load_recipe("r.yaml").with_input(paths=["c4.jsonl.gz"])
+    recipe = load_recipe("r.yaml").with_input(paths=["parts"])
     run(recipe, "local", RunOptions("local", progress=False))
     for part in ("kept", "dropped"):
         assert read_output(tmp_path / "out", part).to_pylist() == (
