@@ -36,6 +36,26 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     )
 
 
+#: what --input says about the paths that may follow the options
+_MORE_INPUTS = "repeat for several, or list them after the options (a glob the shell expanded)"
+
+
+def _more_inputs(command: Any) -> Any:
+    """Paths among the command's arguments are inputs too, after those of --input: an
+    unquoted ``--input crawl/*.parquet`` reaches us as one --input and the rest of the
+    files, which click alone refuses as "unexpected extra argument"."""
+    return click.argument("more_inputs", nargs=-1, metavar="[INPUT]...")(command)
+
+
+def _inputs(inputs: tuple[str, ...], more: tuple[str, ...], required: bool = True) -> list[str]:
+    """The paths of --input, then those after the options; one at least when
+    ``required``."""
+    paths = [*inputs, *more]
+    if required and not paths:
+        raise click.UsageError("no input: give --input PATH (repeat for several)")
+    return paths
+
+
 @click.group()
 @click.version_option(package_name="curation")
 def main() -> None:
@@ -44,12 +64,12 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("recipe", type=click.Path(dir_okay=False))
+@_more_inputs
 @click.option(
     "--input",
     "inputs",
     multiple=True,
-    help="file, directory, glob or fsspec URL; repeat for several (default: the "
-    "recipe's input.paths)",
+    help=f"file, directory, glob or fsspec URL; {_MORE_INPUTS} (default: the recipe's input.paths)",
 )
 @click.option(
     "--output",
@@ -86,6 +106,7 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="no progress display")
 def run_command(
     recipe: str,
+    more_inputs: tuple[str, ...],
     inputs: tuple[str, ...],
     output: str,
     fmt: str | None,
@@ -101,6 +122,7 @@ def run_command(
     from curation.recipe import load_recipe
     from curation.runtime.run import RunOptions, run
 
+    inputs = tuple(_inputs(inputs, more_inputs, required=False))
     try:
         loaded = load_recipe(recipe).with_input(
             paths=list(inputs) or None, format=fmt, text_field=text_field, id_field=id_field
@@ -252,21 +274,27 @@ def minhash_params_command(threshold: float, num_perm: int, fp_weight: float) ->
 
 
 @main.command("train-kenlm")
+@_more_inputs
 @click.option(
     "--input",
     "inputs",
     multiple=True,
-    required=True,
-    help="text to train on: file, directory, glob or URL (repeat for several)",
+    help=f"text to train on: file, directory, glob or URL; {_MORE_INPUTS}",
 )
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="new model folder")
 @click.option("--order", type=click.IntRange(2, 9), default=5, show_default=True)
 @click.option("--vocab-size", type=click.IntRange(min=100), default=8000, show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 def train_kenlm_command(
-    inputs: tuple[str, ...], output: str, order: int, vocab_size: int, text_field: str
+    more_inputs: tuple[str, ...],
+    inputs: tuple[str, ...],
+    output: str,
+    order: int,
+    vocab_size: int,
+    text_field: str,
 ) -> None:
     """Train a SentencePiece tokenizer and a KenLM n-gram model on CCNet-normalised text."""
+    inputs = tuple(_inputs(inputs, more_inputs))
     from curation.io.inputs import InputError
     from curation.scoring.kenlm import ModelError, ToolMissing, train_kenlm
 
@@ -386,7 +414,10 @@ def _print_flush(message: str) -> None:
 
 
 @main.command("train-lm")
-@click.option("--input", "inputs", multiple=True, required=True, help="training text (any format)")
+@_more_inputs
+@click.option(
+    "--input", "inputs", multiple=True, help=f"training text (any format); {_MORE_INPUTS}"
+)
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="checkpoint folder")
 @click.option("--init", type=click.Path(file_okay=False), help="fine-tune this checkpoint")
 @click.option("--config", "preset", default="small", show_default=True, help="tiny, small, 25m")
@@ -417,6 +448,7 @@ def _print_flush(message: str) -> None:
     "the environment's RAY_ADDRESS, else an embedded local cluster)",
 )
 def train_lm_command(
+    more_inputs: tuple[str, ...],
     inputs: tuple[str, ...],
     output: str,
     init: str | None,
@@ -434,6 +466,7 @@ def train_lm_command(
     ray_address: str | None,
 ) -> None:
     """Pretrain a small GPT-style language model, or fine-tune one (--init)."""
+    inputs = tuple(_inputs(inputs, more_inputs))
     from curation.io.inputs import InputError
     from curation.runtime.executors import ClusterUnreachable
     from curation.scoring.classifier import read_texts
@@ -507,7 +540,8 @@ def train_lm_command(
 
 
 @main.command("train-preselect")
-@click.option("--input", "inputs", multiple=True, required=True, help="documents to learn from")
+@_more_inputs
+@click.option("--input", "inputs", multiple=True, help=f"documents to learn from; {_MORE_INPUTS}")
 @click.option(
     "--reference",
     "references",
@@ -521,6 +555,7 @@ def train_lm_command(
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
 @click.option("--arg", "args", multiple=True, help="a fastText argument as NAME=VALUE")
 def train_preselect_command(
+    more_inputs: tuple[str, ...],
     inputs: tuple[str, ...],
     references: tuple[str, ...],
     output: str,
@@ -530,6 +565,7 @@ def train_preselect_command(
     args: tuple[str, ...],
 ) -> None:
     """Fit PreSelect's fastText scorer from reference models' bits per character."""
+    inputs = tuple(_inputs(inputs, more_inputs))
     from curation.io.inputs import InputError
     from curation.scoring.classifier import read_texts
     from curation.selectors.preselect import train_preselect

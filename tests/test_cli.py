@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from curation.cli import main
-from tests.conftest import train_tiny_lm_on_ray
+from tests.conftest import read_output, train_tiny_lm_on_ray
 
 
 def test_stages_lists_parameters_defaults_and_help() -> None:
@@ -51,6 +52,44 @@ def test_run_local_with_overrides(pile_path: Path, tmp_path: Path) -> None:
     assert stats["stages"][1]["dropped_by_reason"]["length_filter:too_short"] > 0
     resolved = (tmp_path / "out" / "recipe.yaml").read_text()
     assert "text_field: contents" in resolved and "pyarrow:" in resolved
+
+
+def test_an_unquoted_glob_after_input_reads_every_file(pile_path: Path, tmp_path: Path) -> None:
+    # `--input parts/*.jsonl` reaches us as `--input parts/a.jsonl parts/b.jsonl ...`:
+    # click refused the rest as "unexpected extra argument"
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(3):
+        shutil.copy(pile_path, parts / f"p{i}.jsonl")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - length_filter: {min_chars: 500}\n")
+    expanded = sorted(str(p) for p in parts.glob("*.jsonl"))
+    common = ["--text-field", "contents", "--executor", "local", "--quiet"]
+    result = CliRunner().invoke(
+        main, ["run", str(recipe), "--input", *expanded, "--output", str(tmp_path / "a"), *common]
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "a" / "stats.json").read_text())
+    assert stats["rows"]["read"] == 3000
+    assert stats["shards"]["input_files"] == 3
+    # the same as one --input per file, in the same order
+    each = [a for path in expanded for a in ("--input", path)]
+    result = CliRunner().invoke(
+        main, ["run", str(recipe), *each, "--output", str(tmp_path / "b"), *common]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_output(tmp_path / "a", "kept").to_pylist() == (
+        read_output(tmp_path / "b", "kept").to_pylist()
+    )
+    # the training commands take them alike, and still want one at least
+    refused = CliRunner().invoke(main, ["train-kenlm", "--output", str(tmp_path / "m")])
+    assert refused.exit_code == 2
+    assert "no input: give --input PATH" in refused.output
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "keep.txt").write_text("mine")
+    taken = CliRunner().invoke(main, ["train-kenlm", "--input", *expanded, "--output", str(model)])
+    assert "exists and is not empty" in taken.output  # past the arguments, to the output
 
 
 def test_the_run_summary_fits_80_columns_without_cutting_names_or_reasons() -> None:
