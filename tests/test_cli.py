@@ -165,6 +165,19 @@ def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1 and "does not exist" in result.output
 
+    # an object store URL as the run folder became a local folder named "s3:"
+    data = tmp_path / "docs.jsonl"
+    data.write_text('{"text": "a document"}\n')
+    result = CliRunner().invoke(
+        main,
+        ["run", str(recipe), "--input", str(data), "--output", "s3://bucket/runs/x"],
+    )
+    assert result.exit_code == 1
+    assert "--output s3://bucket/runs/x is a URL, but the run folder must be a path" in (
+        result.output
+    )
+    assert not Path("s3:").exists()
+
     # a stage that refuses its input (here: no URL column) is one line on both executors
     data = tmp_path / "docs.jsonl"
     data.write_text('{"text": "a document without a url"}\n')

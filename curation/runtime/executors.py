@@ -20,6 +20,7 @@ workers, because a shard's output depends only on the shard and the recipe.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -165,7 +166,15 @@ def engine_build() -> dict[str, str]:
     ``curation`` version, a digest of its source (SHA-256 over every ``.py`` file of the
     package, by relative path; 12 hex digits, about 2 ms) and where it was imported from.
     A worker that runs other code than its driver would give other rows than the run
-    records, so two builds whose ``version`` or ``source`` differ are refused."""
+    records, so two builds whose ``version`` or ``source`` differ are refused. Read once
+    per process, near the time its modules were imported: files changed later (a
+    checkout updated during a run) do not change it, while a worker started after that
+    reads the new files, and is refused."""
+    return dict(_engine_build())
+
+
+@functools.cache
+def _engine_build() -> dict[str, str]:
     import hashlib
     from pathlib import Path
 

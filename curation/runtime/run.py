@@ -79,6 +79,20 @@ class RunFolderError(RuntimeError):
     """The output folder cannot be used for this run; the message says what to do."""
 
 
+def _check_local(output: str | Path) -> None:
+    """Refuse a URL as the run folder: a path would make of ``s3://bucket/run`` a local
+    folder named ``s3:``. The run folder relies on a file system's atomic renames (resume
+    markers, parts), which object stores do not have."""
+    text = str(output)
+    if "://" in text:
+        raise RunFolderError(
+            f"--output {text} is a URL, but the run folder must be a path on this machine "
+            "(on a cluster, storage mounted at the same path on every node: NFS, or an "
+            "object store through a FUSE mount); inputs may be URLs, and `curate export` "
+            "publishes a finished run to the Hugging Face Hub"
+        )
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to execute: ``executor`` is ``local`` or ``ray``; ``workers`` Ray actors."""
@@ -97,6 +111,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     ``ShardFailed`` or ``AccountingError``.
     """
     started = time.time()
+    _check_local(output)
     shards = resolve_inputs(recipe.input.paths, recipe.input.format)
     # absolute: Ray workers of a cluster joined by address run in folders of their own
     out = Path(output).absolute()
