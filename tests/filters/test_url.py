@@ -124,6 +124,7 @@ def test_integrated_lists_without_their_wheel_say_what_to_install(monkeypatch) -
         "find_spec",
         lambda name, *a: None if name == "datatrove" else real(name, *a),
     )
+    integrated_lists.cache_clear()  # what an earlier test loaded in this process
     stage = UrlFilter(UrlFilterParams())
     with pytest.raises(ValueError) as caught:
         stage.setup()
