@@ -36,6 +36,22 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     )
 
 
+class LocalPath(click.Path):
+    """A path on this machine for what a command writes: a URL (``s3://bucket/x``) is
+    refused, where ``click.Path`` would make of it a local folder named ``s3:``."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if "://" in str(value):
+            self.fail(
+                f"{value} is a URL: write to a path on this machine (on a cluster, storage "
+                "mounted at the same path on every node); `curate export` publishes a run "
+                "to the Hugging Face Hub",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 #: what --input says about the paths that may follow the options
 _MORE_INPUTS = "repeat for several, or list them after the options (a glob the shell expanded)"
 
@@ -74,7 +90,7 @@ def main() -> None:
 @click.option(
     "--output",
     required=True,
-    type=click.Path(file_okay=False),
+    type=LocalPath(file_okay=False),
     help="run folder: kept/, dropped/, stats.json, recipe.yaml, _work/",
 )
 @click.option(
@@ -281,7 +297,7 @@ def minhash_params_command(threshold: float, num_perm: int, fp_weight: float) ->
     multiple=True,
     help=f"text to train on: file, directory, glob or URL; {_MORE_INPUTS}",
 )
-@click.option("--output", required=True, type=click.Path(file_okay=False), help="new model folder")
+@click.option("--output", required=True, type=LocalPath(file_okay=False), help="new model folder")
 @click.option("--order", type=click.IntRange(2, 9), default=5, show_default=True)
 @click.option("--vocab-size", type=click.IntRange(min=100), default=8000, show_default=True)
 @click.option("--text-field", default="text", show_default=True)
@@ -315,7 +331,7 @@ def train_kenlm_command(
 @main.command("train-fasttext")
 @click.option("--positive", multiple=True, required=True, help="text of the wanted kind")
 @click.option("--negative", multiple=True, required=True, help="text of the unwanted kind")
-@click.option("--output", required=True, type=click.Path(dir_okay=False), help="model.bin")
+@click.option("--output", required=True, type=LocalPath(dir_okay=False), help="model.bin")
 @click.option("--labels", default="hq,lq", show_default=True, help="positive,negative")
 @click.option("--held-out", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -374,7 +390,7 @@ def train_fasttext_command(
 @main.command("sample-data")
 @click.argument("name", type=click.Choice(["python-docs"]))
 @click.option(
-    "--output", required=True, type=click.Path(file_okay=False), help="folder for the JSONL shards"
+    "--output", required=True, type=LocalPath(file_okay=False), help="folder for the JSONL shards"
 )
 @click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True)
 def sample_data_command(name: str, output: str, shards: int) -> None:
@@ -418,7 +434,7 @@ def _print_flush(message: str) -> None:
 @click.option(
     "--input", "inputs", multiple=True, help=f"training text (any format); {_MORE_INPUTS}"
 )
-@click.option("--output", required=True, type=click.Path(file_okay=False), help="checkpoint folder")
+@click.option("--output", required=True, type=LocalPath(file_okay=False), help="checkpoint folder")
 @click.option("--init", type=click.Path(file_okay=False), help="fine-tune this checkpoint")
 @click.option("--config", "preset", default="small", show_default=True, help="tiny, small, 25m")
 @click.option(
@@ -549,7 +565,7 @@ def train_lm_command(
     required=True,
     help="CHECKPOINT=SCORE: a train-lm model and its target score (higher is better)",
 )
-@click.option("--output", required=True, type=click.Path(dir_okay=False), help="model.bin")
+@click.option("--output", required=True, type=LocalPath(dir_okay=False), help="model.bin")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
@@ -650,7 +666,14 @@ def inspect_command(
 
 @main.command("report")
 @click.argument("path", type=click.Path())
-@click.option("-o", "--output", default="report.html", show_default=True, help="HTML file")
+@click.option(
+    "-o",
+    "--output",
+    type=LocalPath(dir_okay=False),
+    default="report.html",
+    show_default=True,
+    help="HTML file",
+)
 def report_command(path: str, output: str) -> None:
     """Write one self-contained HTML page about a run folder or a shard: score histograms
     with threshold lines, the drop funnel, example documents for every drop reason."""

@@ -138,7 +138,7 @@ def test_rerun_skips_finished_shards_and_overwrite_starts_again(
     assert fourth["shards"]["resumed"] == 20 and fourth["rows"] == first["rows"]
 
 
-def test_output_folder_guards(c4_path: Path, tmp_path: Path) -> None:
+def test_output_folder_guards(c4_path: Path, tmp_path: Path, monkeypatch) -> None:
     recipe = recipe_of(RECIPE, c4_path)
     run_local(recipe, tmp_path / "out")
     other = recipe_of(RECIPE.replace("rate: 0.7", "rate: 0.5"), c4_path)
@@ -153,6 +153,11 @@ def test_output_folder_guards(c4_path: Path, tmp_path: Path) -> None:
     # under a file: a plain error, not NotADirectoryError's traceback
     with pytest.raises(RunFolderError, match=r"cannot write the output folder .*Not a directory"):
         run_local(recipe, precious / "thesis.tex" / "out")
+    # an object store URL: Path() made of it a local folder named "s3:"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RunFolderError, match=r"s3://bucket/run is a URL, but the run folder"):
+        run_local(recipe, "s3://bucket/run")
+    assert not (tmp_path / "s3:").exists()
 
 
 def test_a_finished_run_keeps_no_handed_on_rows(c4_path: Path, tmp_path: Path) -> None:
