@@ -36,16 +36,23 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     )
 
 
+_TO_THE_HUB = "`curate export` publishes a run to the Hugging Face Hub"
+
+
 class LocalPath(click.Path):
     """A path on this machine for what a command writes: a URL (``s3://bucket/x``) is
-    refused, where ``click.Path`` would make of it a local folder named ``s3:``."""
+    refused, where ``click.Path`` would make of it a local folder named ``s3:``. ``hint``
+    ends the message: where such data can go instead."""
+
+    def __init__(self, *args: Any, hint: str = _TO_THE_HUB, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hint = hint
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if "://" in str(value):
             self.fail(
                 f"{value} is a URL: write to a path on this machine (on a cluster, storage "
-                "mounted at the same path on every node); `curate export` publishes a run "
-                "to the Hugging Face Hub",
+                f"mounted at the same path on every node); {self.hint}",
                 param,
                 ctx,
             )
@@ -689,7 +696,11 @@ def report_command(path: str, output: str) -> None:
 @main.command("export")
 @click.argument("run", type=click.Path())
 @click.option("--repo-id", help="ORG/NAME of the Hub dataset repo to push to")
-@click.option("--to-folder", type=click.Path(file_okay=False), help="write the Hub layout here")
+@click.option(
+    "--to-folder",
+    type=LocalPath(file_okay=False, hint="--repo-id pushes to the Hub"),
+    help="write the Hub layout here",
+)
 @click.option("--split", default="train", show_default=True, help="split name of the files")
 @click.option("--max-shard-size", default="500MB", show_default=True, help="Arrow bytes a file")
 @click.option("--private", is_flag=True, help="create the repo as private")

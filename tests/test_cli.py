@@ -102,11 +102,12 @@ def test_an_unquoted_glob_after_input_reads_every_file(pile_path: Path, tmp_path
         ["train-lm", "--input", "x.jsonl"],
         ["train-preselect", "--input", "x.jsonl", "--reference", "m=1"],
         ["report", "runs/x"],
+        ["export", "runs/x"],
     ],
 )
 def test_a_url_as_output_is_refused_before_anything_runs(command: list[str], tmp_path) -> None:
     # click.Path took s3://bucket/x for a local path, and the command wrote a folder "s3:"
-    option = "-o" if command[0] == "report" else "--output"
+    option = {"report": "-o", "export": "--to-folder"}.get(command[0], "--output")
     result = CliRunner().invoke(main, [*command, option, "s3://bucket/x"])
     assert result.exit_code == 2, result.output
     assert "s3://bucket/x is a URL: write to a path on this machine" in result.output
