@@ -317,9 +317,10 @@ def train_kenlm_command(
     text_field: str,
 ) -> None:
     """Train a SentencePiece tokenizer and a KenLM n-gram model on CCNet-normalised text."""
-    inputs = tuple(_inputs(inputs, more_inputs))
     from curation.io.inputs import InputError
     from curation.scoring.kenlm import ModelError, ToolMissing, train_kenlm
+
+    inputs = tuple(_inputs(inputs, more_inputs))
 
     def log(message: str) -> None:
         click.echo(message, err=True)
@@ -489,10 +490,11 @@ def train_lm_command(
     ray_address: str | None,
 ) -> None:
     """Pretrain a small GPT-style language model, or fine-tune one (--init)."""
-    inputs = tuple(_inputs(inputs, more_inputs))
     from curation.io.inputs import InputError
     from curation.runtime.executors import ClusterUnreachable
     from curation.scoring.classifier import read_texts
+
+    inputs = tuple(_inputs(inputs, more_inputs))
 
     try:
         texts = [t for t in read_texts(list(inputs), text_field) if t and t.strip()]
@@ -588,10 +590,11 @@ def train_preselect_command(
     args: tuple[str, ...],
 ) -> None:
     """Fit PreSelect's fastText scorer from reference models' bits per character."""
-    inputs = tuple(_inputs(inputs, more_inputs))
     from curation.io.inputs import InputError
     from curation.scoring.classifier import read_texts
     from curation.selectors.preselect import train_preselect
+
+    inputs = tuple(_inputs(inputs, more_inputs))
 
     folders, scores = [], []
     for item in references:

@@ -108,7 +108,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     """Run ``recipe`` over its ``input.paths`` into ``output``; return the stats written.
 
     Raises ``InputError`` (bad inputs, before any output is touched), ``RunFolderError``,
-    ``ShardFailed`` or ``AccountingError``.
+    ``ShardFailed``, ``AccountingError``, or, on Ray, ``ClusterUnreachable`` and
+    ``WorkerStartFailed``.
     """
     started = time.time()
     _check_local(output)
