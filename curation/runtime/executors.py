@@ -154,6 +154,8 @@ def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError) as err:
+        if (versions := _version_mismatch(err)) is not None:
+            raise ClusterUnreachable(f"the Ray cluster at {address} {versions}") from None
         raise ClusterUnreachable(
             f"could not join the Ray cluster at {address} ({_root_cause(err)}): {_JOIN_HELP}"
         ) from None
@@ -296,6 +298,29 @@ def _probe_actor(address: str, auth_mode: str | None, timeout_s: float = 30.0) -
         raise
     for _, actor in probes.values():
         ray.kill(actor)
+
+
+_VERSIONS = re.compile(r"Ray: (\S+)\s+Python: (\S+)")
+
+
+def _version_mismatch(err: BaseException) -> str | None:
+    """What to say when Ray refused to join because the cluster's Ray or Python version
+    differs from the driver's (Ray's "Version mismatch" message, whose last line, all
+    ``_root_cause`` would keep, is only the driver's Python version); None otherwise."""
+    seen: BaseException | None = err
+    while seen is not None:
+        text = str(seen)
+        if "Version mismatch" in text and len(found := _VERSIONS.findall(text)) == 2:
+            (ray_there, python_there), (ray_here, python_here) = found
+            return (
+                f"was started with Ray {ray_there} on Python {python_there}, and this driver "
+                f"runs Ray {ray_here} on Python {python_here}: Ray joins only the same "
+                "versions (Python to the patch level), so run the driver with the "
+                "cluster's, or start the nodes with the driver's (`make image` builds their "
+                "image with the versions of .venv)"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _root_cause(err: BaseException) -> str:

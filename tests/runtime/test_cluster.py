@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -204,15 +207,16 @@ def ray_head() -> Iterator[tuple[str, int]]:
         yield head
 
 
-def environment_without_curation(folder: Path, source: Path | None = None) -> str:
+def environment_without_curation(
+    folder: Path, source: Path | None = None, base: str | None = None
+) -> str:
     """A virtual environment in ``folder`` that sees this one's packages (Ray, pyarrow, ...)
     but not its editable install of curation (a path in a .pth file adds a folder, not
     the .pth files within it); with ``source``, that folder's ``curation`` package comes
-    first instead. Returns its interpreter."""
-    subprocess.run(
-        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", folder],
-        check=True,
-    )
+    first instead. ``base``: another interpreter of this Python minor version to build it
+    on. Returns its interpreter."""
+    base = base or getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", folder], check=True)
     python = folder / "bin" / "python"
     site = subprocess.run(
         [python, "-c", "import site; print(site.getsitepackages()[0])"],
@@ -428,3 +432,55 @@ def test_the_cause_of_a_worker_that_could_not_start_is_read_from_rays_message() 
     assert _where(error) == "the Ray node at 10.0.3.7"
     assert worker_error_cause(RuntimeError("\nsomething odd\n")) == "something odd"
     assert _where(RuntimeError("no address")) == "a Ray node"
+
+
+def other_patch_of_this_python() -> str | None:
+    """An interpreter of this Python's minor version but another patch level (whose
+    compiled packages this environment's can stand in for), or None."""
+    here = platform.python_version()
+    minor = ".".join(here.split(".")[:2])
+    candidates = [f"/usr/bin/python{minor}", f"/usr/local/bin/python{minor}"]
+    candidates += sorted(glob.glob(f"{Path.home()}/.pyenv/versions/{minor}.*/bin/python{minor}"))
+    for candidate in candidates:
+        if not os.access(candidate, os.X_OK):
+            continue
+        version = subprocess.run(
+            [candidate, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if version.startswith(f"{minor}.") and version != here:
+            return candidate
+    return None
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_cluster_on_another_python_says_which_versions_differ(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # Ray refuses a driver whose Python differs from the cluster's to the patch level; its
+    # message's last line, all the join error kept, was only "Python: 3.11.7", followed by
+    # "check the address"
+    other = other_patch_of_this_python()
+    if other is None:
+        pytest.skip(f"no interpreter of Python {sys.version_info[:2]} at another patch level")
+    python = environment_without_curation(tmp_path / "other", base=other)
+    there = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with head_started_by(python, num_cpus=1) as (address, _):
+        joined = join(address, tmp_path, c4_path)
+    assert joined.returncode != 0
+    last = joined.stderr.strip().splitlines()[-1]
+    ray_version = importlib.metadata.version("ray")
+    assert last == (
+        f"Error: the Ray cluster at {address} was started with Ray {ray_version} on Python "
+        f"{there}, and this driver runs Ray {ray_version} on Python "
+        f"{platform.python_version()}: Ray joins only the same versions (Python to the "
+        "patch level), so run the driver with the cluster's, or start the nodes with the "
+        "driver's (`make image` builds their image with the versions of .venv)"
+    )
