@@ -207,6 +207,13 @@ def ray_head() -> Iterator[tuple[str, int]]:
         yield head
 
 
+def printed_by(python: str, expression: str, module: str) -> str:
+    """What ``python`` prints for ``expression`` after importing ``module``."""
+    program = f"import {module}; print({expression})"
+    done = subprocess.run([python, "-c", program], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
 def environment_without_curation(
     folder: Path, source: Path | None = None, base: str | None = None
 ) -> str:
@@ -218,12 +225,7 @@ def environment_without_curation(
     base = base or getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--without-pip", folder], check=True)
     python = folder / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import site; print(site.getsitepackages()[0])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    site = printed_by(python, "site.getsitepackages()[0]", "site")
     ours = [p for p in sys.path if p.endswith("site-packages")]
     paths = ([str(source)] if source else []) + ours
     Path(site, "others.pth").write_text("".join(f"{p}\n" for p in paths))
@@ -444,11 +446,7 @@ def other_patch_of_this_python() -> str | None:
     for candidate in candidates:
         if not os.access(candidate, os.X_OK):
             continue
-        version = subprocess.run(
-            [candidate, "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        version = printed_by(candidate, "platform.python_version()", "platform")
         if version.startswith(f"{minor}.") and version != here:
             return candidate
     return None
@@ -466,12 +464,7 @@ def test_a_cluster_on_another_python_says_which_versions_differ(
     if other is None:
         pytest.skip(f"no interpreter of Python {sys.version_info[:2]} at another patch level")
     python = environment_without_curation(tmp_path / "other", base=other)
-    there = subprocess.run(
-        [python, "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    there = printed_by(python, "platform.python_version()", "platform")
     with head_started_by(python, num_cpus=1) as (address, _):
         joined = join(address, tmp_path, c4_path)
     assert joined.returncode != 0
