@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -189,13 +190,8 @@ def _column_summary(series: pl.Series, kept_rows: np.ndarray, bins: int) -> dict
         return summary
     every = bool(finite.all())
     good = values if every else values[finite]
-    q = np.quantile(good, QUANTILES)
-    with np.errstate(over="ignore"):
-        mean = good.mean()
-    if not np.isfinite(mean):  # values near the float limit sum past it: scale them first
-        scale = float(np.abs(good).max())
-        mean = (good / scale).mean() * scale
-    summary["mean"] = float(mean)
+    q = _quantiles(good)
+    summary["mean"] = _mean(good)
     summary["quantiles"] = {k: float(v) for k, v in zip(QUANTILES, q, strict=True)}
     lo, hi = float(q[1]), float(q[-2])  # the 1st and 99th percentiles
     if not hi > lo:  # a column of (nearly) one value: use the extremes
@@ -203,7 +199,7 @@ def _column_summary(series: pl.Series, kept_rows: np.ndarray, bins: int) -> dict
     if not hi > lo:  # one value: a bin range around it that its magnitude can resolve
         width = max(1.0, abs(lo) * 1e-9)
         lo, hi = (lo, lo + width) if np.isfinite(lo + width) else (lo - width, lo)
-    edges = np.linspace(lo, hi, bins + 1)
+    edges = _edges(lo, hi, bins)
     kept_counts, dropped_counts = _kept_dropped_histogram(
         good, kept_rows if every else kept_rows[finite], edges
     )
@@ -213,6 +209,55 @@ def _column_summary(series: pl.Series, kept_rows: np.ndarray, bins: int) -> dict
         "dropped": dropped_counts.tolist(),
     }
     return summary
+
+
+_NEAR_THE_LIMIT = np.finfo(np.float64).max / 4
+
+
+def _edges(lo: float, hi: float, bins: int) -> np.ndarray:
+    """``bins + 1`` equal steps from ``lo`` to ``hi`` (both included, as given):
+    ``np.linspace``'s, except near the float limit, where its arithmetic overflows (a range
+    wider than the largest float, or steps that round past it): there each edge is the
+    mean of the ends weighted by its step, taken on halves so that it cannot."""
+    if max(abs(lo), abs(hi)) < _NEAR_THE_LIMIT:
+        return np.linspace(lo, hi, bins + 1)
+    steps = np.linspace(0.0, 1.0, bins + 1)
+    edges = ((lo / 2) * (1 - steps) + (hi / 2) * steps) * 2
+    edges[0], edges[-1] = lo, hi
+    return edges
+
+
+def _mean(good: np.ndarray) -> float:
+    """The mean of the finite ``good``: numpy's where its sum is well conditioned,
+    otherwise (values that cancel, like a score difference centred on 0, or that sum past
+    the float limit) the exactly rounded sum (``math.fsum``) of the values scaled by a
+    power of two, so that it cannot overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = good.sum()
+        magnitude = np.abs(good).sum()
+    # pairwise summation errs by about 1e-16 * log2(n) * magnitude: at most ~1e-9 of total
+    if np.isfinite(magnitude) and magnitude / 1e6 <= abs(total):
+        return float(total / len(good))
+    _, exponent = np.frexp(np.abs(good).max())
+    scaled = np.ldexp(good, -int(exponent))  # exact, but for values that turn subnormal
+    return math.ldexp(math.fsum(scaled.tolist()) / len(good), int(exponent))
+
+
+def _quantiles(good: np.ndarray) -> np.ndarray:
+    """``np.quantile(good, QUANTILES)`` (linear interpolation), except where its step
+    between two neighbours overflows (values of both signs near the float limit): those
+    are interpolated as ``a * (1 - t) + b * t``, which cannot."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = np.quantile(good, QUANTILES)
+    bad = ~np.isfinite(q)
+    if bad.any():
+        at = (len(good) - 1) * np.asarray(QUANTILES)
+        below = np.floor(at).astype(np.int64)
+        above = np.minimum(below + 1, len(good) - 1)
+        ordered = np.partition(good, np.unique(np.concatenate([below, above])))
+        t = at - below
+        q = np.where(bad, ordered[below] * (1 - t) + ordered[above] * t, q)
+    return q
 
 
 def _kept_dropped_histogram(
