@@ -49,7 +49,9 @@ class LocalPath(click.Path):
         self.hint = hint
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if "://" in str(value):
+        from curation.io import is_url
+
+        if is_url(value):
             self.fail(
                 f"{value} is a URL: write to a path on this machine (on a cluster, storage "
                 f"mounted at the same path on every node); {self.hint}",

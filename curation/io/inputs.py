@@ -20,6 +20,8 @@ from typing import Any
 import fsspec
 import xxhash
 
+from curation.io import is_url
+
 FORMATS = ("jsonl", "parquet", "warc", "text")
 
 _EXTENSIONS = {
@@ -196,7 +198,7 @@ def _cuttable_lines(file: InputShard) -> bool:
     """A JSONL file that can be read from the middle: local and not compressed."""
     return (
         file.format == "jsonl"
-        and "://" not in file.url
+        and not is_url(file.url)
         and not file.url.lower().endswith(_COMPRESSIONS)
     )
 

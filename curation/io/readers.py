@@ -43,6 +43,7 @@ import zstandard
 from isal import isal_zlib
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
+from curation.io import is_url
 from curation.io.inputs import InputError, InputShard, LinePiece, name_stem, resolve_inputs
 from curation.recipe import InputSpec
 
@@ -779,7 +780,7 @@ def open_chunks(url: str) -> Iterator[Iterable[bytes]]:
     ``EOFError``."""
     # a local path is opened by the standard library: fsspec's resolution costs 0.05 ms
     # a file, which a folder of many small files pays many times over
-    local = "://" not in url
+    local = not is_url(url)
     opener = open if local else fsspec.open
     name = url.lower()
     if name.endswith((".zst", ".zstd")):

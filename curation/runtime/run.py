@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import yaml
 
 import curation
+from curation.io import is_url
 from curation.io.inputs import (
     InputShard,
     LinePiece,
@@ -84,7 +85,7 @@ def _check_local(output: str | Path) -> None:
     folder named ``s3:``. The run folder relies on a file system's atomic renames (resume
     markers, parts), which object stores do not have."""
     text = str(output)
-    if "://" in text:
+    if is_url(text):
         raise RunFolderError(
             f"--output {text} is a URL, but the run folder must be a path on this machine "
             "(on a cluster, storage mounted at the same path on every node: NFS, or an "
@@ -230,7 +231,7 @@ def _plan_units(files: list[InputShard], spec: InputSpec, progress: bool) -> lis
         return f"{len(large):,} {kind} file{'s' if len(large) != 1 else ''}"
 
     def footers(large: list[InputShard]) -> list[RowGroups | None]:
-        remote = any("://" in f.url for f in large)
+        remote = any(is_url(f.url) for f in large)
         what = f"the footers of {count(large, 'Parquet')}"
         with StepProgress(f"reading {what}", f"read {what}", enabled=progress and remote):
             return parquet_row_groups(large)
