@@ -232,13 +232,14 @@ def _mean(good: np.ndarray) -> float:
     otherwise (values that cancel, like a score difference centred on 0, or that sum past
     the float limit) the exactly rounded sum (``math.fsum``) of the values scaled by a
     power of two, so that it cannot overflow."""
+    absolute = np.abs(good)
     with np.errstate(over="ignore", invalid="ignore"):
         total = good.sum()
-        magnitude = np.abs(good).sum()
+        magnitude = absolute.sum()
     # pairwise summation errs by about 1e-16 * log2(n) * magnitude: at most ~1e-9 of total
     if np.isfinite(magnitude) and magnitude / 1e6 <= abs(total):
         return float(total / len(good))
-    _, exponent = np.frexp(np.abs(good).max())
+    _, exponent = np.frexp(absolute.max())
     scaled = np.ldexp(good, -int(exponent))  # exact, but for values that turn subnormal
     return math.ldexp(math.fsum(scaled.tolist()) / len(good), int(exponent))
 
