@@ -371,8 +371,9 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         raise InputError(f"input {path!r} does not exist: check the path (and the fsspec URL)")
     if fs.isdir(root):
         listed = fs.find(root, detail=True)
+        base = posixpath.dirname(root.rstrip("/"))
         found = [
-            (f, posixpath.relpath(f, posixpath.dirname(root.rstrip("/"))), listed[f].get("size"))
+            (f, _below(f, base), listed[f].get("size"))
             for f in sorted(listed)
             if not posixpath.basename(f).startswith((".", "_"))
         ]
@@ -390,6 +391,13 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         return shards
     size = fs.info(root).get("size")
     return _with_formats([(root, posixpath.basename(root), size)], fmt, path, url, strict=True)
+
+
+def _below(path: str, base: str) -> str:
+    """``path`` relative to ``base``, a folder above it (``posixpath.relpath``, which
+    costs 13 us a call: seconds for a folder of many small files, where this slices)."""
+    prefix = base.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, base)
 
 
 def _with_formats(

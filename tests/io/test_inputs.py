@@ -185,10 +185,102 @@ def test_a_unit_of_mixed_small_files_keeps_their_order(
     units = run_local(recipe_of(recipe.replace("UNIT", "100000000"), folder), tmp_path / "u")
     assert units["shards"]["total"] == 1 and alone["shards"]["total"] == 30
     for kind in ("kept", "dropped"):
-        assert read_output(tmp_path / "u", kind) == read_output(tmp_path / "a", kind)
+        # the same columns, rows and values; where the columns stand may differ: a unit
+        # gathers a text file's row with the JSONL rows after it, so the input column n
+        # can come before the stages' columns, where a text file's batch alone put it after
+        together, alone_rows = (read_output(tmp_path / d, kind) for d in ("u", "a"))
+        names = sorted(alone_rows.column_names)
+        assert sorted(together.column_names) == names
+        assert together.select(names) == alone_rows.select(names)
     ids = read_output(tmp_path / "u", "kept")["id"].to_pylist()
     files = [i.split("/")[1] for i in ids]
     assert files == sorted(files)
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.text(max_size=3),
+    st.integers(-(2**64), 2**64),  # past 64 bits: text, or a line orjson refuses
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.lists(st.integers(0, 9), max_size=2),
+    st.fixed_dictionaries({"k": st.integers(0, 9)}),
+)
+_LINES = st.one_of(
+    st.fixed_dictionaries(
+        {"text": st.one_of(st.text(max_size=4), st.integers(0, 9), st.none())},
+        optional={
+            "id": st.one_of(st.text(min_size=1, max_size=3), st.integers(0, 99), st.none()),
+            "a": _VALUES,
+            "b": _VALUES,
+            "source": _VALUES,  # kept as source_source
+        },
+    ).map(json.dumps),
+    st.sampled_from(["", "   ", "not json", "[1, 2]", '{"other": 1}']),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    files=st.lists(st.lists(_LINES, max_size=4), min_size=1, max_size=6),
+    batch_rows=st.integers(1, 8),
+)
+def test_a_unit_gathers_small_jsonl_files_as_each_file_alone_reads(
+    tmp_path_factory: pytest.TempPathFactory, files: list[list[str]], batch_rows: int
+) -> None:
+    """The rows of a unit's small JSONL files, gathered into shared batches, are the rows
+    each file gives read alone: ids, texts, reasons and every field with its value and
+    type, in order (or the same error). Files whose fields each hold one scalar type
+    throughout share their batches, whatever fields each of them has."""
+    import pyarrow as pa
+
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    folder = tmp_path_factory.mktemp("unit")
+    for i, lines in enumerate(files):
+        (folder / f"f{i}.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    alone = resolve_inputs([str(folder)])
+    spec = InputSpec(paths=[str(folder)], batch_rows=batch_rows)
+    unit = InputShard(f"{alone[0].url} (+)", "unit", "unit", members=tuple(alone))
+
+    def rows_of(tables: Iterator[pa.Table]) -> tuple[list[dict], list[int]]:
+        rows, sizes = [], []
+        for table in tables:
+            assert table.num_rows <= batch_rows
+            sizes.append(table.num_rows)
+            rows += [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+        return rows, sizes
+
+    def typed(rows: list[dict]) -> list[dict]:  # 1 and 1.0 and True differ
+        return [{k: (type(v).__name__, v) for k, v in row.items()} for row in rows]
+
+    try:
+        expected = [row for f in alone for row in rows_of(read_shard(f, spec))[0]]
+    except InputError as err:
+        with pytest.raises(InputError) as raised:
+            rows_of(read_shard(unit, spec))
+        assert str(raised.value) == str(err)
+        return
+    got, sizes = rows_of(read_shard(unit, spec))
+    assert typed(got) == typed(expected)
+    fields = [json.loads(line) for lines in files for line in lines if line.startswith("{")]
+    kinds: dict[str, set[type]] = {}
+    for obj in fields:
+        for name, value in obj.items():
+            if name not in ("id", "text") and value is not None:
+                kinds.setdefault(name, set()).add(type(value))
+    if all(len(k) == 1 and next(iter(k)) in (str, float, bool) for k in kinds.values()):
+        # one scalar type a field (ints left out: past 64 bits they are not gathered):
+        # each file's blocks of batch_rows lines join the batch while its rows fit
+        packed = [0]
+        for lines in files:
+            for first in range(0, len(lines), batch_rows):
+                rows = sum(bool(line.strip()) for line in lines[first : first + batch_rows])
+                if rows and packed[-1] + rows > batch_rows:
+                    packed.append(0)
+                packed[-1] += rows
+        assert sizes == [n for n in packed if n]
 
 
 # --------------------------------------------------------------- large Parquet files
