@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curation.runtime.models import KINDS as MODEL_KINDS
 from curation.runtime.models import PENDING, ModelSpec
-from curation.stage import MapStage, StageParams, describe_params, registry
+from curation.stage import MapStage, StageParams, describe_params, stage_class, stage_names
 
 Location = tuple[Any, ...]
 
@@ -110,7 +110,7 @@ class StageSpec:
 
     def build(self) -> MapStage:
         """A fresh stage object (its ``setup`` has not run)."""
-        return registry()[self.name](self.params)
+        return stage_class(self.name)(self.params)
 
 
 @dataclass(frozen=True)
@@ -228,20 +228,20 @@ def _parse_models(raw: Any, lines: dict[Location, int], fail: Any) -> tuple[Mode
 
 def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) -> StageSpec:
     loc: Location = ("stages", index)
-    known = registry()
+    known = stage_names()
     if isinstance(entry, str):
         entry = {entry: None}
     if not isinstance(entry, dict) or len(entry) != 1:
         raise fail(loc, "each stage is a one-key mapping: '- STAGE_NAME: {param: value}'")
     ((name, params),) = entry.items()
     if name not in known:
-        hint = difflib.get_close_matches(str(name), list(known), n=1)
+        hint = difflib.get_close_matches(str(name), known, n=1)
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise fail(
             (*loc, name),
             f"unknown stage {name!r}{did_you_mean}; valid stages: {', '.join(known)}",
         )
-    cls = known[name]
+    cls = stage_class(name)
     if params is None:
         params = {}
     if not isinstance(params, dict):

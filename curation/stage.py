@@ -127,29 +127,30 @@ def write_decisions(decisions: Any, folder: Path) -> None:
         publish(tmp, final)
 
 
-# Modules whose import registers stages. Each later area (dedup, scoring...) adds itself.
-_STAGE_MODULES = (
-    "curation.filters.length",
-    "curation.filters.gopher",
-    "curation.filters.repetition",
-    "curation.filters.c4",
-    "curation.filters.fineweb",
-    "curation.filters.badwords",
-    "curation.filters.language",
-    "curation.filters.url",
-    "curation.filters.pii",
-    "curation.dedup.exact",
-    "curation.dedup.lines",
-    "curation.dedup.minhash",
-    "curation.dedup.decontaminate",
-    "curation.scoring.perplexity",
-    "curation.scoring.classifier",
-    "curation.selectors.random",
-    "curation.selectors.threshold",
-    "curation.scoring.lm_loss",
-    "curation.selectors.color_filter",
-    "curation.selectors.preselect",
-)
+# Each stage's recipe name and the module whose import registers it; a recipe imports
+# only its own stages' modules (not numba and every model library for a length filter).
+_STAGE_MODULES = {
+    "length_filter": "curation.filters.length",
+    "gopher_quality": "curation.filters.gopher",
+    "gopher_repetition": "curation.filters.repetition",
+    "c4_quality": "curation.filters.c4",
+    "fineweb_quality": "curation.filters.fineweb",
+    "c4_badwords": "curation.filters.badwords",
+    "language": "curation.filters.language",
+    "url_filter": "curation.filters.url",
+    "pii": "curation.filters.pii",
+    "exact_dedup": "curation.dedup.exact",
+    "line_dedup": "curation.dedup.lines",
+    "minhash_dedup": "curation.dedup.minhash",
+    "decontaminate": "curation.dedup.decontaminate",
+    "kenlm_perplexity": "curation.scoring.perplexity",
+    "fasttext_classifier": "curation.scoring.classifier",
+    "sample": "curation.selectors.random",
+    "threshold": "curation.selectors.threshold",
+    "lm_loss": "curation.scoring.lm_loss",
+    "color_filter": "curation.selectors.color_filter",
+    "preselect": "curation.selectors.preselect",
+}
 
 _REGISTRY: dict[str, type[MapStage]] = {}
 
@@ -163,10 +164,23 @@ def register(cls: type[MapStage]) -> type[MapStage]:
 
 
 def registry() -> Mapping[str, type[MapStage]]:
-    """All stages by recipe name, sorted by name."""
-    for module in _STAGE_MODULES:
+    """All stages by recipe name, sorted by name (every stage module imported)."""
+    for module in _STAGE_MODULES.values():
         importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))
+
+
+def stage_names() -> list[str]:
+    """The recipe names of all stages, sorted, without importing their modules."""
+    return sorted(_STAGE_MODULES)
+
+
+def stage_class(name: str) -> type[MapStage]:
+    """The stage named ``name`` in recipes, importing only its module; ``KeyError`` for
+    a name no stage has."""
+    if name not in _REGISTRY:
+        importlib.import_module(_STAGE_MODULES[name])
+    return _REGISTRY[name]
 
 
 def describe_params(params: type[StageParams]) -> list[dict[str, Any]]:

@@ -156,3 +156,42 @@ def test_a_model_that_cannot_be_built_is_a_clear_error(
     assert result.exit_code == 1
     assert "model models/conditional:" in result.output and "target" in result.output
     assert not Path("out").exists() and not Path("models/conditional").exists()
+
+
+def test_each_stage_name_maps_to_the_module_that_registers_it() -> None:
+    # a recipe imports only its stages' modules, found by name in this table
+    from curation.stage import _STAGE_MODULES, stage_names
+
+    stages = registry()
+    assert stage_names() == list(stages) == sorted(_STAGE_MODULES)
+    for name, cls in stages.items():
+        assert cls.__module__ == _STAGE_MODULES[name], name
+
+
+def test_a_recipe_imports_only_its_own_stages(tmp_path: Path) -> None:
+    # a run of the quickstart recipe on the local executor, in a fresh interpreter: no
+    # other stage's module (numba's compiled kernels, model libraries) is imported
+    import subprocess
+    import sys
+
+    data = tmp_path / "a.jsonl"
+    data.write_text('{"text": "' + "a document of some length " * 40 + '"}\n')
+    probe = (
+        "import sys\n"
+        "from curation.runtime.run import RunOptions, run\n"
+        "from curation.recipe import load_recipe\n"
+        f"recipe = load_recipe('pipelines/quickstart.yaml').with_input(paths=[{str(data)!r}])\n"
+        f"run(recipe, {str(tmp_path / 'out')!r}, RunOptions(executor='local', progress=False))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('curation.')\n"
+        "             and m.split('.')[1] in ('filters', 'dedup', 'scoring', 'selectors')))\n"
+        "print('numba' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root
+    ).stdout.splitlines()
+    assert out[-2:] == [
+        "['curation.filters', 'curation.filters.length', 'curation.selectors', "
+        "'curation.selectors.random']",
+        "False",
+    ]

@@ -115,9 +115,9 @@ class Segment:
 def is_global(spec: StageSpec) -> bool:
     """Whether the recipe stage ``spec`` is a global stage (one that decides over all
     shards at a barrier) rather than a map stage."""
-    from curation.stage import registry
+    from curation.stage import stage_class
 
-    return issubclass(registry()[spec.name], GlobalStage)
+    return issubclass(stage_class(spec.name), GlobalStage)
 
 
 def plan_segments(recipe: Recipe) -> list[Segment]:
@@ -127,12 +127,10 @@ def plan_segments(recipe: Recipe) -> list[Segment]:
     actor per CPU and the model's part on an actor per GPU, each scaling alone, instead of
     the whole pass waiting on as many actors as there are GPUs. The rows cross the cut as
     Parquet under ``_work``, as they cross a barrier; the first pass always reads."""
-    from curation.stage import registry
-
-    stages = registry()
+    from curation.stage import stage_class
 
     def on_gpu(spec: StageSpec) -> bool:
-        return stages[spec.name].resources.gpus > 0
+        return stage_class(spec.name).resources.gpus > 0
 
     groups: list[list[StageSpec]] = [[]]
     for spec in recipe.stages:
@@ -169,12 +167,11 @@ class SegmentPlan:
     def gpus(self) -> float:
         """The most GPUs one stage of this segment asks for: its map stages and the global
         stage it measures for (a global stage that opens it only applies decisions)."""
-        from curation.stage import registry
+        from curation.stage import stage_class
 
-        stages = registry()
         specs = [s for s in self.segment.stages if not is_global(s)]
         specs += [self.segment.measure] if self.segment.measure else []
-        return max((stages[spec.name].resources.gpus for spec in specs), default=0.0)
+        return max((stage_class(spec.name).resources.gpus for spec in specs), default=0.0)
 
     def build(self) -> tuple[list[MapStage], GlobalStage | None]:
         """The segment's stages and its measuring global stage, built and set up."""
