@@ -1,4 +1,5 @@
-"""Progress of a run: shards done, documents read, docs/s and MB/s.
+"""Progress of a run: shards done (of how many input files, where those differ), documents
+read, docs/s and MB/s.
 
 On a terminal it is a live bar (rich); otherwise (CI, log files) a line every
 ``interval`` seconds and one at the end, on stderr.
@@ -15,7 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RunProgress:
-    """Counts shards and documents and shows them. Use as a context manager."""
+    """Counts shards and documents and shows them. Use as a context manager.
+
+    ``files``, the input files the shards read, is shown beside the shards where it
+    differs from their count (small files gathered into units, large ones cut into
+    pieces), so that "62/62 shards" of a folder of 2,000 files does not read as lost
+    files."""
 
     def __init__(
         self,
@@ -24,9 +30,13 @@ class RunProgress:
         enabled: bool = True,
         interval: float = 10.0,
         label: str = "",
+        files: int | None = None,
     ) -> None:
         self.total = total_shards
         self.shards = done_shards
+        self.of_files = ""
+        if files is not None and files != total_shards:
+            self.of_files = f" ({files:,} file{'s' if files != 1 else ''})"
         self.docs = 0
         self.bytes = 0
         self.enabled = enabled
@@ -42,7 +52,7 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self._live:
             self._bar = Progress(
-                TextColumn(f"[bold]{self.label}shards"),
+                TextColumn(f"[bold]{self.label}shards{self.of_files}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rates]}"),
@@ -90,7 +100,8 @@ class RunProgress:
     def _line(self) -> None:
         self._last_line = time.perf_counter()
         print(
-            f"progress: {self.label}{self.shards}/{self.total} shards  {self.rates()}",
+            f"progress: {self.label}{self.shards}/{self.total} shards{self.of_files}  "
+            f"{self.rates()}",
             file=sys.stderr,
             flush=True,
         )

@@ -155,7 +155,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
             pending = [s for s in shards if s.label not in results]
             resumed += len(results)
             with RunProgress(
-                len(shards), len(results), enabled=options.progress, label=label
+                len(shards), len(results), options.progress, label=label, files=input_files
             ) as progress:
                 for result in executor.run(pending, plan, progress.batch):
                     results[result.url] = result

@@ -63,3 +63,24 @@ def test_cutting_a_large_jsonl_file_says_so(
     )
     first = next(i for i, line in enumerate(lines) if line.startswith("progress: pass 1/2"))
     assert start < end < first and stats["shards"]["total"] > 1
+    pieces = stats["shards"]["total"]
+    assert f"progress: pass 1/2 {pieces}/{pieces} shards (1 file)  " in "\n".join(lines)
+
+
+def test_units_of_small_files_say_how_many_files(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    lines = gzip.open(c4_path).read().splitlines(keepends=True)[:200]
+    for i, line in enumerate(lines):
+        (folder / f"{i:03d}.jsonl").write_bytes(line)
+    stats = run_local(recipe_of(RECIPE, folder), tmp_path / "out", progress=True)
+    units = stats["shards"]["total"]
+    assert 1 < units < 200 and stats["shards"]["input_files"] == 200
+    err = capsys.readouterr().err
+    # the shards are units of files: the line says how many files they read
+    assert f"progress: pass 1/2 {units}/{units} shards (200 files)  " in err
+    assert f"progress: pass 2/2 {units}/{units} shards (200 files)  " in err
