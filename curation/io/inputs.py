@@ -9,6 +9,7 @@ same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is ins
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections import Counter
@@ -45,8 +46,10 @@ class InputShard:
 
     ``url`` is what fsspec opens; ``name`` is the file's path relative to the input it
     was found under (it prefixes generated ids, ``<name>/<row>``); ``label`` names the
-    shard in results and messages, and ``key`` its folder under ``_work/``: both are
-    stable for the same file and piece.
+    shard in results and messages, and ``key`` its folder under ``_work/``. The label is
+    stable for the same file and piece; the key also changes with the ``version`` of any
+    file the shard reads, so a resumed run reads a file changed since it began again
+    instead of reusing what it made of the old content.
     """
 
     url: str
@@ -64,6 +67,9 @@ class InputShard:
     # ``first_row`` is then the number of non-blank lines before it
     byte_range: tuple[int, int] | None = None
     first_line: int = 0
+    # what the listing said of the file's version: its size and modification stamp (the
+    # time, or the store's ETag or generation); a piece carries its file's
+    version: str | None = None
 
     @property
     def is_piece(self) -> bool:
@@ -82,10 +88,11 @@ class InputShard:
             return f"{self.url} (bytes {start}-{stop - 1})"
         return self.url
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)[-80:]
-        return f"{stem}-{xxhash.xxh64_hexdigest(self.label.encode('utf-8'), seed=0)[:12]}"
+        what = "\0".join([self.label, *(f.version for f in self.files if f.version)])
+        return f"{stem}-{xxhash.xxh64_hexdigest(what.encode('utf-8'), seed=0)[:12]}"
 
     @property
     def files(self) -> tuple[InputShard, ...]:
@@ -109,6 +116,7 @@ class InputShard:
             data.get("first_row", 0),
             _pair(data.get("byte_range")),
             data.get("first_line", 0),
+            data.get("version"),
         )
 
 
@@ -216,6 +224,7 @@ def _line_shards(file: InputShard, pieces: list[LinePiece]) -> list[InputShard]:
             byte_range=(start, stop),
             first_row=rows,
             first_line=lines,
+            version=file.version,
         )
         for start, stop, rows, lines in pieces
     ]
@@ -243,7 +252,13 @@ def _pieces(file: InputShard, groups: RowGroups, target: int) -> list[InputShard
         return [file]
     return [
         InputShard(
-            file.url, file.name, file.format, size, row_groups=(start, stop), first_row=first
+            file.url,
+            file.name,
+            file.format,
+            size,
+            row_groups=(start, stop),
+            first_row=first,
+            version=file.version,
         )
         for start, stop, first, size in cuts
     ]
@@ -359,7 +374,7 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         if not matches:
             raise InputError(f"input glob {path!r} matched no files: check the pattern")
         base = _glob_base(root)
-        found = [(m, posixpath.relpath(m, base), listed[m].get("size")) for m in matches]
+        found = [(m, posixpath.relpath(m, base), listed[m]) for m in matches]
         shards = _with_formats(found, fmt, path, url, strict=fmt == "auto" or len(found) == 1)
         if not shards:
             raise InputError(
@@ -373,7 +388,7 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         listed = fs.find(root, detail=True)
         base = posixpath.dirname(root.rstrip("/"))
         found = [
-            (f, _below(f, base), listed[f].get("size"))
+            (f, _below(f, base), listed[f])
             for f in sorted(listed)
             if not posixpath.basename(f).startswith((".", "_"))
         ]
@@ -389,8 +404,21 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
                 f"({', '.join(FORMATS)}): pass --format to read other extensions"
             )
         return shards
-    size = fs.info(root).get("size")
-    return _with_formats([(root, posixpath.basename(root), size)], fmt, path, url, strict=True)
+    info = fs.info(root)
+    return _with_formats([(root, posixpath.basename(root), info)], fmt, path, url, strict=True)
+
+
+# What fsspec's listings say of a file's modification: local files and most stores give a
+# time, object stores also an ETag or a generation (the first one present is taken).
+_STAMPS = ("mtime", "LastModified", "last_modified", "updated", "ETag", "etag", "generation")
+
+
+def _version(info: dict[str, Any]) -> str | None:
+    """A file's version from its fsspec listing entry: its size and modification stamp
+    (None when the listing says neither)."""
+    size = info.get("size")
+    stamp = next((info[k] for k in _STAMPS if info.get(k) is not None), None)
+    return None if size is None and stamp is None else f"{size}/{stamp}"
 
 
 def _below(path: str, base: str) -> str:
@@ -401,13 +429,13 @@ def _below(path: str, base: str) -> str:
 
 
 def _with_formats(
-    found: list[tuple[str, str, int | None]],
+    found: list[tuple[str, str, dict[str, Any]]],
     fmt: str,
     origin: str,
     url: Callable[[str], str],
     strict: bool,
 ) -> list[InputShard]:
-    """The shards of ``found`` (path, name, size) with their formats. With ``fmt`` auto,
+    """The shards of ``found`` (path, name, listing entry) with their formats. With ``fmt`` auto,
     each file's format comes from its name, and a file whose name tells none is an error
     when ``strict`` (a file named on its own) or passed over (a directory's other files).
     With a format given, every file is read in it, except a file whose name says another
@@ -418,7 +446,7 @@ def _with_formats(
     not that format's (``warc.paths.gz`` beside the WARC files): only such files are
     opened here."""
     shards = []
-    for file_path, name, size in found:
+    for file_path, name, info in found:
         named = detect_format(file_path)
         chosen = named if fmt == "auto" else fmt
         if chosen is None or _formats_clash(fmt, named):
@@ -442,7 +470,9 @@ def _with_formats(
                 "which this engine does not read (FastWARC reads WARC only): convert it to "
                 "WARC first (warcio, for one, reads ARC and writes WARC)"
             )
-        shards.append(InputShard(url(file_path), name, chosen, size))
+        shards.append(
+            InputShard(url(file_path), name, chosen, info.get("size"), version=_version(info))
+        )
     return shards
 
 

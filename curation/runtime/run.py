@@ -12,10 +12,13 @@ OUT/
 Resume: a shard whose ``_work/seg<i>/shards/<key>/_SUCCESS.json`` exists is not processed
 again in pass ``i``, and a barrier whose ``_work/seg<i>/decisions/_SUCCESS`` names the
 shards of this run is not decided again; running the same command on the same folder
-finishes what a killed run left. A run that goes on with its files gathered or cut into
-shards otherwise (``input.unit_bytes``) decides its barriers again, over the new shards:
-the passes after such a barrier are run again, and so are the shards whose handed-on
-rows the barrier needs and a finished run has deleted. The finishing step links (or,
+finishes what a killed run left. A shard's key holds the size and modification stamp of
+every file it reads, so a file changed since the run began is read again (and the
+barriers after it decide again); its old results are deleted when the run finishes. A
+run that goes on with its files gathered or cut into shards otherwise
+(``input.unit_bytes``) decides its barriers again, over the new shards: the passes after
+such a barrier are run again, and so are the shards whose handed-on rows the barrier
+needs and a finished run has deleted. The finishing step links (or,
 when schemas differ, rewrites) the per-shard parts into ``kept/`` and ``dropped/`` in
 input order, each file atomically, and is idempotent; after it, the rows each pass handed
 to the next are deleted (the markers stay).
@@ -29,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -64,6 +68,7 @@ from curation.runtime.executors import make_executor
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
 from curation.runtime.progress import BarrierProgress, RunProgress, StepProgress
 from curation.runtime.shard import (
+    SUCCESS,
     Segment,
     SegmentPlan,
     ShardResult,
@@ -119,9 +124,11 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     out = Path(output).absolute()
     work = out / "_work"
     segments = plan_segments(recipe)
-    _prepare(out, work, _fingerprint(recipe, shards, segments), options.overwrite)
+    fingerprint = _fingerprint(recipe, shards, segments)
+    previous = _prepare(out, work, fingerprint, options.overwrite)
     input_files = len(shards)
     shards = _plan_units(shards, recipe.input, options.progress)
+    stale = _stale_results(work, shards, previous)
 
     per_segment: list[list[ShardResult]] = []
     resumed = 0
@@ -174,7 +181,64 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     write_atomic_bytes(out / "stats.json", json.dumps(stats, indent=2).encode("utf-8"))
     write_atomic_bytes(out / "recipe.yaml", _recipe_yaml(recipe).encode("utf-8"))
     _drop_handed_on_rows(work, shards, per_segment)
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    write_atomic_bytes(work / RUN_MARKER, json.dumps(fingerprint).encode())
     return stats
+
+
+_SHARD_KEYS = "label+versions"
+
+
+def _stale_results(
+    work: Path, shards: list[InputShard], previous: dict[str, Any] | None
+) -> list[Path]:
+    """The shard folders and start records under ``work`` that belong to no shard of this
+    run: made from input files that changed since the run began (a shard's key holds its
+    files' sizes and modification stamps), from files gathered into units or cut into
+    pieces otherwise, or by an engine that named them otherwise (``previous``: the run
+    marker this run goes on with). Nothing reads them; the run deletes them once it has
+    finished. A file whose shard finished before with other content is named on stderr,
+    as it is read again."""
+    keys = {shard.key for shard in shards}
+    stale = [
+        path
+        for folder in sorted(work.glob("seg*/shards")) + sorted(work.glob("seg*/starts"))
+        for path in sorted(folder.iterdir())
+        if path.name.removesuffix(".json") not in keys
+    ]
+    if not stale or previous is None:
+        return stale
+    if previous.get("shard_keys") != _SHARD_KEYS:
+        print(
+            "note: this run was begun by an earlier version of the engine, which named the "
+            "shards' results otherwise: every shard is read again",
+            file=sys.stderr,
+        )
+        return stale
+    before = {
+        ShardResult.from_json(done.read_text(encoding="utf-8")).url
+        for path in stale
+        if path.parent == work / "seg0" / "shards" and (done := path / SUCCESS).exists()
+    }
+    changed = list(
+        dict.fromkeys(
+            shard.url if shard.is_piece else shard.label
+            for shard in shards
+            if shard.label in before
+        )
+    )
+    if changed:
+        named = ", ".join(changed[:3])
+        if len(changed) > 3:
+            named += f" and {len(changed) - 3:,} more"
+        print(
+            f"note: {named} changed since this run began (size or modification time): "
+            f"{'it is' if len(changed) == 1 else 'they are'} read again, and what the run "
+            "made of the old content is deleted when it finishes",
+            file=sys.stderr,
+        )
+    return stale
 
 
 def _drop_handed_on_rows(
@@ -297,11 +361,19 @@ def _fingerprint(
         "shards": len(shards),
         "passes": [len(segment.stages) for segment in segments],
         "gpu_cut": any(s.measure is None and not s.last for s in segments),
+        # shards' keys hold their files' versions (before 2026-11-25 they did not)
+        "shard_keys": _SHARD_KEYS,
     }
 
 
-def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
+def _prepare(
+    out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
+) -> dict[str, Any] | None:
+    """Check that ``out`` is new, empty, or a run of this recipe over these inputs (or
+    clear it, ``overwrite``); write the run marker. Returns the marker of the run it goes
+    on with, None for a fresh start."""
     marker = work / RUN_MARKER
+    previous = None
     if out.exists() and any(out.iterdir()):
         is_run = marker.exists() or (out / "stats.json").exists()
         if not is_run:
@@ -331,6 +403,9 @@ def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
                     "now): pass --overwrite to start again there, or finish it with that "
                     "version"
                 )
+    if previous is not None and "shard_keys" not in previous:
+        # the results of the engine before stay named so until the run finishes
+        fingerprint = {k: v for k, v in fingerprint.items() if k != "shard_keys"}
     try:
         work.mkdir(parents=True, exist_ok=True)
         write_atomic_bytes(marker, json.dumps(fingerprint).encode())
@@ -339,6 +414,7 @@ def _prepare(out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
             f"cannot write the output folder {out}: {err.strerror or err} "
             f"({err.filename or out}): choose an --output where a folder can be created"
         ) from None
+    return previous
 
 
 def _finish(

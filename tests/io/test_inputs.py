@@ -689,3 +689,50 @@ def test_line_pieces_cut_whole_lines_and_count_the_rows_before_them(
         before = data[:start].split(b"\n")[:-1] if start else []
         assert count == len(before) and count % block == 0
         assert rows == sum(1 for line in before if line.strip())
+
+
+def test_a_shards_key_changes_with_the_version_of_any_file_it_reads(tmp_path: Path) -> None:
+    # A resumed run finds a shard's results by its key: the key must change when a file
+    # it reads does (size or modification time), and only then, for whole files, units
+    # of small files and pieces of a large one alike.
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.jsonl").write_text(json.dumps({"text": f"document {i}"}) + "\n")
+
+    def listed() -> list[InputShard]:
+        return resolve_inputs([str(folder)])
+
+    files = listed()
+    stat = os.stat(folder / "f1.jsonl")
+    assert files[1].version == f"{stat.st_size}/{stat.st_mtime}"
+    [unit] = inputs._gather_small(files, 1 << 20)  # as plan_units does for many
+    assert unit.members == tuple(files)
+    assert [f.key for f in listed()] == [f.key for f in files]  # listing again: the same
+
+    later = stat.st_mtime_ns + 10**9
+    os.utime(folder / "f1.jsonl", ns=(later, later))  # touched: same bytes, later
+    touched = listed()
+    assert [f.key == g.key for f, g in zip(files, touched, strict=True)] == [True, False, True]
+    assert [f.label for f in touched] == [f.label for f in files]
+    [touched_unit] = inputs._gather_small(touched, 1 << 20)
+    assert touched_unit.label == unit.label and touched_unit.key != unit.key
+
+    with open(folder / "f2.jsonl", "a") as out:  # grown
+        out.write(json.dumps({"text": "one more"}) + "\n")
+    assert listed()[2].key != touched[2].key
+
+    # the pieces of a large file carry its version, and keep it across processes
+    def two_pieces(large: list[InputShard], target: int, block_lines: int) -> list:
+        return [[(0, 10, 0, 0), (10, 20, 5, 5)] for _ in large]
+
+    big = [InputShard("/d/big.jsonl", "big.jsonl", "jsonl", 1 << 30, version="1073741824/7.5")]
+    pieces = plan_units(big, 64 << 20, line_pieces=two_pieces)
+    assert len(pieces) == 2 and {p.version for p in pieces} == {"1073741824/7.5"}
+    assert all(InputShard.from_dict(json.loads(json.dumps(p.to_dict()))) == p for p in pieces)
+    newer = [InputShard("/d/big.jsonl", "big.jsonl", "jsonl", 1 << 30, version="1073741824/8.5")]
+    again = plan_units(newer, 64 << 20, line_pieces=two_pieces)
+    assert [p.label for p in again] == [p.label for p in pieces]
+    assert not {p.key for p in again} & {p.key for p in pieces}

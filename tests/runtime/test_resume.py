@@ -264,3 +264,111 @@ def test_a_run_whose_passes_were_cut_otherwise_is_not_resumed(
     )
     with pytest.raises(RunFolderError, match=r"unrecorded stages a pass there, \[1, 1\] now"):
         run_local(model, folder)
+
+
+BARRIER = """\
+input: {batch_rows: 64, unit_bytes: 0}
+stages:
+  - length_filter: {min_chars: 400}
+  - exact_dedup: {}
+  - sample: {rate: 0.7, seed: 3}
+output: {shard_rows: 100}
+"""
+
+
+def shard_entries(out: Path) -> list[str]:
+    """What the run keeps under _work for shards: folders and start records, by pass."""
+    work = out / "_work"
+    return sorted(str(p.relative_to(work)) for p in work.glob("seg*/s*/*"))
+
+
+def test_a_file_changed_since_the_run_began_is_read_again(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, a resumed run reused what it had made of a file by its name alone: rows
+    # appended to an input since were never read, and nothing said so. A shard's key now
+    # holds its files' sizes and modification times.
+    inputs = tmp_path / "in"
+    make_shards(c4_path, inputs, 4)
+    recipe = recipe_of(BARRIER, inputs)
+    out = tmp_path / "out"
+    run_local(recipe, out)
+    before = shard_entries(out)
+    assert len(before) == 4 * 2  # 4 shards, 2 passes (the dedup barrier between)
+
+    # c4-001 gains a copy of a c4-000 document (an exact duplicate the barrier must
+    # find) and a document of its own
+    changed = inputs / "c4-001.parquet"
+    copy = next(
+        r for r in pq.read_table(inputs / "c4-000.parquet").to_pylist() if len(r["text"]) > 400
+    )
+    rows = [*pq.read_table(changed).to_pylist(), copy, {**copy, "text": "fresh " * 120}]
+    pq.write_table(pa.Table.from_pylist(rows), changed, row_group_size=50)
+    capsys.readouterr()
+
+    again = run_local(recipe, out)
+    fresh = run_local(recipe, tmp_path / "fresh")
+    assert again["rows"] == fresh["rows"]
+    assert again["rows"]["read"] == 1000 + 2
+    assert snapshot(out) == snapshot(tmp_path / "fresh")
+    dropped = read_output(out, "dropped").to_pylist()
+    assert [
+        r["drop_reason"] for r in dropped if r["id"] == f"in/c4-001.parquet/{len(rows) - 2}"
+    ] == ["exact_dedup:duplicate"]
+    # the barrier decides again over the new keys, and a finished run deleted the rows
+    # pass 1 hands on: every shard runs both passes again
+    assert again["shards"]["resumed"] == 0
+    note = capsys.readouterr().err
+    assert f"note: {changed} changed since this run began" in note
+    assert "c4-000" not in note and "it is read again" in note
+    # what the run made of the old content is gone; the others' folders stand
+    after = shard_entries(out)
+    assert len(after) == 4 * 2 and len(set(after) & set(before)) == 3 * 2
+    assert after == shard_entries(tmp_path / "fresh")
+    # a run of unchanged files reads nothing again, and says nothing
+    assert run_local(recipe, out)["shards"]["resumed"] == 4 * 2
+    assert capsys.readouterr().err == ""
+
+    # without a barrier only the changed file is read again: here one touched (the same
+    # bytes, a later modification time), to the same rows
+    plain = recipe_of(RECIPE, inputs, unit_bytes=0)
+    run_local(plain, tmp_path / "plain")
+    os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
+    touched = run_local(plain, tmp_path / "plain")
+    assert touched["shards"]["resumed"] == 3
+    run_local(plain, tmp_path / "plain-fresh")
+    assert snapshot(tmp_path / "plain") == snapshot(tmp_path / "plain-fresh")
+
+
+def test_a_run_begun_before_keys_held_versions_is_read_again_once(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A run folder of the engine before 2026-11-25: shard folders named by the label
+    # alone, a marker without ``shard_keys``. It goes on, reads every shard again (it
+    # cannot know which files changed), says why, and leaves only this engine's folders.
+    import xxhash
+
+    from curation.runtime.run import RUN_MARKER
+
+    inputs = tmp_path / "in"
+    make_shards(c4_path, inputs, 3)
+    recipe = recipe_of(BARRIER, inputs)
+    out = tmp_path / "out"
+    run_local(recipe, out)
+    expected, entries = snapshot(out), shard_entries(out)
+    marker = out / "_work" / RUN_MARKER
+    written = json.loads(marker.read_text())
+    assert written["shard_keys"] == "label+versions"
+    marker.write_text(json.dumps({k: v for k, v in written.items() if k != "shard_keys"}))
+    for shard in resolve_inputs([str(inputs)]):
+        old = f"{shard.key.rsplit('-', 1)[0]}-{xxhash.xxh64_hexdigest(shard.label)[:12]}"
+        for folder in (out / "_work").glob(f"seg*/shards/{shard.key}"):
+            folder.rename(folder.with_name(old))
+    capsys.readouterr()
+
+    again = run_local(recipe, out)
+    assert again["shards"]["resumed"] == 0 and snapshot(out) == expected
+    assert "begun by an earlier version of the engine" in capsys.readouterr().err
+    assert shard_entries(out) == entries
+    assert json.loads(marker.read_text()) == written
+    assert run_local(recipe, out)["shards"]["resumed"] == 3 * 2
