@@ -31,9 +31,14 @@ class Resources:
 
 
 class StageParams(BaseModel):
-    """Base of every stage's parameters: frozen, and unknown names are an error."""
+    """Base of every stage's parameters: frozen, and unknown names are an error.
+
+    ``file_params`` names the parameters that give files, folders or globs the stage
+    reads (models, word lists, benchmark items): a run records their versions, and will
+    not go on with files changed since it began."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    file_params: ClassVar[tuple[str, ...]] = ()
 
 
 class MapStage:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import ClassVar
 
 import fsspec
 import numba
@@ -49,6 +50,7 @@ _BITMAP_BITS = 24  # 2 MiB: a hash's top 24 bits pick its bit
 
 
 class DecontaminateParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("benchmarks",)
     benchmarks: list[str] = Field(
         ..., min_length=1, description="benchmark files, directories or globs (any input format)"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +29,7 @@ UNSPACED_LANGUAGES = ("ja", "th", "zh")
 
 
 class C4BadWordsParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("words_file",)
     words_file: str = Field(..., description="the word list, one entry a line")
     language: str = Field("en", description="language of the list (ja, th, zh: no spaces)")
     keep_fraction: float = Field(0.0, ge=0.0, le=1.0, description="keep this share of matches")

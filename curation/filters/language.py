@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -59,6 +60,7 @@ def load_model(path: str) -> object:
 
 
 class LanguageParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("model_path",)
     languages: list[str] | None = Field(None, description="codes to keep (en, fr...); null: any")
     threshold: float = Field(0.65, ge=0.0, le=1.0, description="least probability to keep")
     model_path: str | None = Field(None, description="a fastText model (default lid.176.ftz)")

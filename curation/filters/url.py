@@ -30,6 +30,7 @@ import time
 import warnings
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -279,6 +280,11 @@ def _suffix_extractor() -> object:
 
 
 class UrlFilterParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = (
+        "banned_words_file",
+        "banned_subwords_file",
+        "soft_banned_words_file",
+    )
     url_field: str = Field("url", description="the column holding the URL")
     use_integrated_lists: bool = Field(True, description="UT1 and datatrove's word lists")
     soft_word_threshold: int = Field(2, description="soft banned words that drop a URL")

@@ -413,12 +413,28 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
 _STAMPS = ("mtime", "LastModified", "last_modified", "updated", "ETag", "etag", "generation")
 
 
-def _version(info: dict[str, Any]) -> str | None:
+def file_version(info: dict[str, Any]) -> str | None:
     """A file's version from its fsspec listing entry: its size and modification stamp
     (None when the listing says neither)."""
     size = info.get("size")
     stamp = next((info[k] for k in _STAMPS if info.get(k) is not None), None)
     return None if size is None and stamp is None else f"{size}/{stamp}"
+
+
+def file_versions(path: str) -> dict[str, str | None]:
+    """Every file at ``path`` (a file, a folder searched through, or a glob; local or an
+    fsspec URL) by its path, with its ``file_version``, in path order; empty when there
+    is none."""
+    fs, root = fsspec.core.url_to_fs(path)
+    if _GLOB_CHARS.search(root):
+        listed = fs.glob(root, detail=True)
+    elif not fs.exists(root):
+        return {}
+    elif fs.isdir(root):
+        listed = fs.find(root, detail=True)
+    else:
+        listed = {root: fs.info(root)}
+    return {p: file_version(i) for p, i in sorted(listed.items()) if i.get("type") == "file"}
 
 
 def _below(path: str, base: str) -> str:
@@ -471,7 +487,7 @@ def _with_formats(
                 "WARC first (warcio, for one, reads ARC and writes WARC)"
             )
         shards.append(
-            InputShard(url(file_path), name, chosen, info.get("size"), version=_version(info))
+            InputShard(url(file_path), name, chosen, info.get("size"), version=file_version(info))
         )
     return shards
 

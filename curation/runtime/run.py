@@ -48,6 +48,7 @@ from curation.io.inputs import (
     InputShard,
     LinePiece,
     RowGroups,
+    file_versions,
     parquet_row_groups,
     plan_units,
     resolve_inputs,
@@ -363,7 +364,20 @@ def _fingerprint(
         "gpu_cut": any(s.measure is None and not s.last for s in segments),
         # shards' keys hold their files' versions (before 2026-11-25 they did not)
         "shard_keys": _SHARD_KEYS,
+        "stage_files": _stage_files(recipe),
     }
+
+
+def _stage_files(recipe: Recipe) -> dict[str, str | None]:
+    """The version (size and modification stamp) of every file the recipe's stages read:
+    models, word lists, benchmark items (their parameters named in ``file_params``)."""
+    found: dict[str, str | None] = {}
+    for spec in recipe.stages:
+        for name in spec.params.file_params:
+            value = getattr(spec.params, name)
+            for path in [value] if isinstance(value, str) else value or []:
+                found.update(file_versions(path))
+    return found
 
 
 def _prepare(
@@ -402,6 +416,27 @@ def _prepare(
                     f"({before or 'unrecorded'} stages a pass there, {fingerprint['passes']} "
                     "now): pass --overwrite to start again there, or finish it with that "
                     "version"
+                )
+            # a model, word list or benchmark changed since: the results made before
+            # would not be those made after (a marker of before 2026-11-25 has none)
+            then, now = previous.get("stage_files"), fingerprint["stage_files"]
+            if then is not None and then != now:
+                changed = [p for p in sorted(then.keys() | now.keys()) if then.get(p) != now.get(p)]
+                first = changed[0]
+                how = (
+                    "is gone"
+                    if first not in now
+                    else "appeared"
+                    if first not in then
+                    else "changed"
+                )
+                more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+                raise RunFolderError(
+                    f"output folder {out} holds a run of this recipe whose stages read "
+                    f"{first}{more}, which {how} since the run began (size or modification "
+                    "time), so its results so far are not those the files give now: pass "
+                    "--overwrite to start again with the files as they are, or put back "
+                    "those the run began with to finish it"
                 )
     if previous is not None and "shard_keys" not in previous:
         # the results of the engine before stay named so until the run finishes

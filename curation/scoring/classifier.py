@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -193,6 +193,7 @@ def read_texts(paths: list[str], text_field: str) -> Iterator[str]:
 
 
 class ClassifierParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("model",)
     model: str = Field(..., description="a fastText model (`curate train-fasttext`)")
     name: str = Field("fasttext", description="column prefix: <name>_<label>_prob")
     label: str | None = Field(None, description="with min_prob: the label to filter on")

@@ -10,7 +10,7 @@ checked when the recipe is read, before any data is read.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,7 @@ from curation.stage import MapStage, Resources, StageParams, register
 
 
 class LMLossParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("model",)
     model: str = Field(..., description="checkpoint folder written by `curate train-lm`")
     name: str = Field("lm", pattern=r"^[a-z][a-z0-9_]*$", description="column prefix")
     batch_size: int = Field(32, ge=1, description="sequences per forward pass")

@@ -17,7 +17,7 @@ The model folder is checked when the recipe is read, before any data is read.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,7 @@ from curation.stage import MapStage, StageParams, register
 
 
 class PerplexityParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("model",)
     model: str = Field(..., description="model folder written by `curate train-kenlm`")
     threshold: float | None = Field(None, gt=0, description="drop on the wrong side of this")
     keep: Literal["low", "high"] = Field("low", description="which side of threshold to keep")

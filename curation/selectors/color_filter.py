@@ -16,7 +16,7 @@ checked when the recipe is read.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,7 @@ SCORE = "color_filter_score"
 
 
 class ColorFilterParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("prior", "conditional")
     prior: str = Field(..., description="checkpoint of the prior model (`curate train-lm`)")
     conditional: str = Field(..., description="checkpoint of the prior fine-tuned on target data")
     tau: float = Field(..., gt=1, description="keep the top 1/tau of the dataset")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -138,6 +138,7 @@ def train_preselect(
 
 
 class PreselectParams(StageParams):
+    file_params: ClassVar[tuple[str, ...]] = ("model",)
     model: str = Field(..., description="classifier written by `curate train-preselect`")
     top_fraction: float = Field(0.1, gt=0, le=1, description="keep this share of the dataset")
     by: Literal["count", "chars"] = Field("chars", description="top_fraction of docs or chars")

@@ -372,3 +372,49 @@ def test_a_run_begun_before_keys_held_versions_is_read_again_once(
     assert shard_entries(out) == entries
     assert json.loads(marker.read_text()) == written
     assert run_local(recipe, out)["shards"]["resumed"] == 3 * 2
+
+
+def test_a_run_whose_stage_files_changed_is_not_resumed(c4_path: Path, tmp_path: Path) -> None:
+    # A model, word list or benchmark read by a stage, changed between a kill and the
+    # resume, would leave the shards finished before and after judged by two versions of
+    # it: the run folder records their versions, and the run refuses to go on.
+    words = tmp_path / "words.txt"
+    words.write_text("fuck\nshit\n")
+    stages = f"stages:\n  - c4_badwords: {{words_file: {words}}}\n"
+    recipe = recipe_of(stages, c4_path)
+    out = tmp_path / "out"
+    first = run_local(recipe, out)
+    was = os.stat(words)
+    assert run_local(recipe, out)["shards"]["resumed"] == 1  # unchanged: resumed
+
+    words.write_text("fuck\nshit\ndamn\n")
+    with pytest.raises(RunFolderError, match=rf"read {words}, which changed since the run"):
+        run_local(recipe, out)
+    words.write_text("fuck\nshit\n")  # the same bytes again, but written later
+    with pytest.raises(RunFolderError, match="--overwrite to start again"):
+        run_local(recipe, out)
+    os.utime(words, ns=(was.st_atime_ns, was.st_mtime_ns))  # put back as it was
+    assert run_local(recipe, out)["rows"] == first["rows"]
+
+    words.write_text("fuck\nshit\ndamn\n")
+    again = run_local(recipe, out, overwrite=True)
+    assert again["shards"]["resumed"] == 0 and again["rows"] != first["rows"]
+
+
+def test_stage_file_params_name_parameters_of_their_stage() -> None:
+    from curation.stage import stage_class, stage_names
+
+    named = {n: stage_class(n).Params.file_params for n in stage_names()}
+    for name, fields in named.items():
+        assert set(fields) <= set(stage_class(name).Params.model_fields), name
+    assert {n for n, f in named.items() if f} == {
+        "c4_badwords",
+        "color_filter",
+        "decontaminate",
+        "fasttext_classifier",
+        "kenlm_perplexity",
+        "language",
+        "lm_loss",
+        "preselect",
+        "url_filter",
+    }
