@@ -409,8 +409,18 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
 
 
 # What fsspec's listings say of a file's modification: local files and most stores give a
-# time, object stores also an ETag or a generation (the first one present is taken).
-_STAMPS = ("mtime", "LastModified", "last_modified", "updated", "ETag", "etag", "generation")
+# time, object stores an ETag or a generation, the Hugging Face Hub a blob id (the first
+# one present is taken).
+_STAMPS = (
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "ETag",
+    "etag",
+    "generation",
+    "blob_id",
+)
 
 
 def file_version(info: dict[str, Any]) -> str | None:
