@@ -13,14 +13,21 @@ stages:
 Kinds: ``train_lm`` (``curate train-lm``: a checkpoint folder) and ``train_preselect``
 (``curate train-preselect``: a fastText file; ``references`` maps checkpoint folders to
 their target scores). ``input: $input`` reads the run's own inputs. Models are built in
-the order listed, so one may start from another (``init``, ``tokenizer``, references);
-a model whose output is already complete is reused, never retrained, so a second run (or
-a resumed one) trains nothing. While a recipe is read, a stage may name a model that the
-section will build: its file checks wait until the model exists.
+the order listed, so one may start from another (``init``, ``tokenizer``, references).
+
+A model built here is recorded beside it (``<path>.build.json``): its entry and the
+version (size, modification stamp) of every file it was trained from, its input and the
+models it starts from. A complete model whose record matches is reused, never retrained,
+so a second run (or a resumed one) trains nothing; one whose entry or files changed is
+built again, saying why, and so are the models built from it after it. A complete model
+without a record (made by hand, or by an engine before 2026-11-25) is reused as it is.
+While a recipe is read, a stage may name a model that the section will build: its file
+checks wait until the model exists.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -122,12 +129,21 @@ def build_models(
     """Build every model of the section that is not complete yet, in order; returns the
     paths built (reused ones are logged, not rebuilt). A failure is a ``ModelBuildError``
     that names the model."""
+    from curation.io.writers import write_atomic_bytes
+
     built = []
     for spec in models:
+        now = build_record(spec, run_inputs, run_text_field)
+        record = Path(f"{spec.path}.build.json")
         if spec.ready():
-            log(f"models: reusing {spec.path}")
-            continue
-        log(f"models: building {spec.path} ({spec.kind})")
+            why = _changed(record, now)
+            if why is None:
+                log(f"models: reusing {spec.path}")
+                continue
+            log(f"models: rebuilding {spec.path}: {why}")
+        else:
+            log(f"models: building {spec.path} ({spec.kind})")
+        record.unlink(missing_ok=True)
         try:
             _build(spec, run_inputs, run_text_field, log)
         except (ValueError, OSError) as err:  # the engine's InputError is a ValueError
@@ -136,8 +152,58 @@ def build_models(
             raise ModelBuildError(
                 text if text.startswith(prefix) else f"{prefix}: {text}"
             ) from None
+        write_atomic_bytes(record, json.dumps(now, indent=2).encode("utf-8"))
         built.append(spec.path)
     return built
+
+
+def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) -> dict[str, Any]:
+    """How ``spec`` builds its model now: its kind and entry, the input it reads (the run's
+    own for ``$input``), and the version of every file of that input and of the models it
+    starts from (``file_versions``)."""
+    from curation.io.inputs import file_versions
+
+    p = spec.params
+    own = p.input == RUN_INPUT
+    sources = [str(i) for i in (run_inputs if own else p.input)]
+    starts = [getattr(p, "init", None), getattr(p, "tokenizer", None)]
+    starts += list(getattr(p, "references", None) or {})
+    reads: dict[str, str | None] = {}
+    for path in [*sources, *(s for s in starts if s)]:
+        reads.update(file_versions(path))
+    return {
+        "kind": spec.kind,
+        "entry": p.model_dump(mode="json"),
+        "input": sources,
+        "text_field": run_text_field if own else p.text_field,
+        "reads": reads,
+    }
+
+
+def _changed(record: Path, now: dict[str, Any]) -> str | None:
+    """Why a complete model must be built again: its ``record`` differs from
+    how it would be built ``now``; None to reuse it (no record: made elsewhere)."""
+    try:
+        then = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if then.get("kind") != now["kind"] or then.get("entry") != now["entry"]:
+        old, new = then.get("entry") or {}, now["entry"]
+        keys = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+        said = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3])
+        return f"its entry in the recipe changed since it was built ({said or now['kind']})"
+    if then.get("input") != now["input"] or then.get("text_field") != now["text_field"]:
+        return f"its input changed since it was built ({then.get('input')} -> {now['input']})"
+    old, new = then.get("reads") or {}, now["reads"]
+    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    if changed:
+        first = changed[0]
+        more = f" (and {len(changed) - 1} more files)" if len(changed) > 1 else ""
+        if first not in old:
+            return f"{first}{more} appeared in what it is trained from since it was built"
+        how = "is gone" if first not in new else "changed (size or modification time)"
+        return f"{first}{more}, which it was trained from, {how} since it was built"
+    return None
 
 
 def _build(
