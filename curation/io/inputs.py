@@ -447,6 +447,20 @@ def file_versions(path: str) -> dict[str, str | None]:
     return {p: file_version(i) for p, i in sorted(listed.items()) if i.get("type") == "file"}
 
 
+def file_change(then: dict[str, str | None], now: dict[str, str | None]) -> str | None:
+    """How two ``file_versions`` records differ, said of the first file that differs:
+    ``"<path>, changed (size or modification time),"``, ``"<path>, is gone,"`` or
+    ``"<path>, appeared,"`` (with how many more files differ); None when they agree."""
+    changed = [p for p in sorted(then.keys() | now.keys()) if then.get(p) != now.get(p)]
+    if not changed:
+        return None
+    first = changed[0]
+    how = "is gone" if first not in now else "appeared" if first not in then else "changed"
+    more = f" (and {len(changed) - 1} more files)" if len(changed) > 1 else ""
+    detail = " (size or modification time)" if how == "changed" else ""
+    return f"{first}{more}, {how}{detail},"
+
+
 def _below(path: str, base: str) -> str:
     """``path`` relative to ``base``, a folder above it (``posixpath.relpath``, which
     costs 13 us a call: seconds for a folder of many small files, where this slices)."""

@@ -183,6 +183,8 @@ def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) ->
 def _changed(record: Path, now: dict[str, Any]) -> str | None:
     """Why a complete model must be built again: its ``record`` differs from
     how it would be built ``now``; None to reuse it (no record: made elsewhere)."""
+    from curation.io.inputs import file_change
+
     try:
         then = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -194,16 +196,8 @@ def _changed(record: Path, now: dict[str, Any]) -> str | None:
         return f"its entry in the recipe changed since it was built ({said or now['kind']})"
     if then.get("input") != now["input"] or then.get("text_field") != now["text_field"]:
         return f"its input changed since it was built ({then.get('input')} -> {now['input']})"
-    old, new = then.get("reads") or {}, now["reads"]
-    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
-    if changed:
-        first = changed[0]
-        more = f" (and {len(changed) - 1} more files)" if len(changed) > 1 else ""
-        if first not in old:
-            return f"{first}{more} appeared in what it is trained from since it was built"
-        how = "is gone" if first not in new else "changed (size or modification time)"
-        return f"{first}{more}, which it was trained from, {how} since it was built"
-    return None
+    change = file_change(then.get("reads") or {}, now["reads"])
+    return None if change is None else f"a file it is trained from, {change} since it was built"
 
 
 def _build(

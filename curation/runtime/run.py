@@ -48,6 +48,7 @@ from curation.io.inputs import (
     InputShard,
     LinePiece,
     RowGroups,
+    file_change,
     file_versions,
     parquet_row_groups,
     plan_units,
@@ -419,24 +420,13 @@ def _prepare(
                 )
             # a model, word list or benchmark changed since: the results made before
             # would not be those made after (a marker of before 2026-11-25 has none)
-            then, now = previous.get("stage_files"), fingerprint["stage_files"]
-            if then is not None and then != now:
-                changed = [p for p in sorted(then.keys() | now.keys()) if then.get(p) != now.get(p)]
-                first = changed[0]
-                how = (
-                    "is gone"
-                    if first not in now
-                    else "appeared"
-                    if first not in then
-                    else "changed"
-                )
-                more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            then = previous.get("stage_files")
+            if then is not None and (change := file_change(then, fingerprint["stage_files"])):
                 raise RunFolderError(
-                    f"output folder {out} holds a run of this recipe whose stages read "
-                    f"{first}{more}, which {how} since the run began (size or modification "
-                    "time), so its results so far are not those the files give now: pass "
-                    "--overwrite to start again with the files as they are, or put back "
-                    "those the run began with to finish it"
+                    f"output folder {out} holds a run of this recipe, and a file its stages "
+                    f"read, {change} since the run began: its results so far are not those "
+                    "the files give now. Pass --overwrite to start again with the files as "
+                    "they are, or put back those the run began with to finish it"
                 )
     if previous is not None and "shard_keys" not in previous:
         # the results of the engine before stay named so until the run finishes
