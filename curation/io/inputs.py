@@ -193,9 +193,9 @@ def plan_units(
         cuts = {}
     shards: list[InputShard] = []
     for file in files:
-        if groups := footers.get(file):
+        if footers and (groups := footers.get(file)):
             shards.extend(_pieces(file, groups, target))
-        elif lines := cuts.get(file):
+        elif cuts and (lines := cuts.get(file)):
             shards.extend(_line_shards(file, lines))
         else:
             shards.append(file)
@@ -426,8 +426,9 @@ _STAMPS = (
 def file_version(info: dict[str, Any]) -> str | None:
     """A file's version from its fsspec listing entry: its size and modification stamp
     (None when the listing says neither)."""
-    size = info.get("size")
-    stamp = next((info[k] for k in _STAMPS if info.get(k) is not None), None)
+    size, stamp = info.get("size"), info.get("mtime")  # local files: the common case
+    if stamp is None:
+        stamp = next((info[k] for k in _STAMPS if info.get(k) is not None), None)
     return None if size is None and stamp is None else f"{size}/{stamp}"
 
 
