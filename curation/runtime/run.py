@@ -26,6 +26,7 @@ to the next are deleted (the markers stay).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.metadata
 import json
@@ -81,6 +82,7 @@ from curation.runtime.shard import (
 from curation.stage import GlobalStage
 
 RUN_MARKER = "run.json"
+INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
 
 
 class RunFolderError(RuntimeError):
@@ -127,7 +129,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     work = out / "_work"
     segments = plan_segments(recipe)
     fingerprint = _fingerprint(recipe, shards, segments)
-    previous = _prepare(out, work, fingerprint, options.overwrite)
+    previous = _prepare(out, work, fingerprint, options.overwrite, [s.url for s in shards])
     input_files = len(shards)
     shards = _plan_units(shards, recipe.input, options.progress)
     stale = _stale_results(work, shards, previous)
@@ -360,6 +362,8 @@ def _fingerprint(
     body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
     return {
         "fingerprint": hashlib.sha256(body.encode()).hexdigest(),
+        # the settings hashed, so that a refusal can say which differ
+        "recipe": json.loads(json.dumps(resolved)),
         "shards": len(shards),
         "passes": [len(segment.stages) for segment in segments],
         "gpu_cut": any(s.measure is None and not s.last for s in segments),
@@ -367,6 +371,60 @@ def _fingerprint(
         "shard_keys": _SHARD_KEYS,
         "stage_files": _stage_files(recipe),
     }
+
+
+def _what_differs(
+    previous: dict[str, Any], fingerprint: dict[str, Any], work: Path, urls: list[str]
+) -> str:
+    """What a run folder holds a run of, said by how it differs from this run: the
+    settings that differ (``previous``'s recipe against ``fingerprint``'s), else the input
+    files added and gone (against ``work``'s list); markers of engines before 2026-11-25
+    hold neither."""
+    then, now = previous.get("recipe"), fingerprint["recipe"]
+    if then is not None and then != now:
+        stages = [[next(iter(s)) for s in r.get("stages", [])] for r in (then, now)]
+        if stages[0] != stages[1]:
+            return f"a run with other stages ({' -> '.join(map(', '.join, stages))})"
+        old, new = _flat(then), _flat(now)
+        keys = [k for k in sorted(old.keys() | new.keys()) if old.get(k, ...) != new.get(k, ...)]
+
+        def shown(value: Any) -> str:
+            return "(none)" if value is ... else json.dumps(value)
+
+        said = "; ".join(
+            f"{k}: {shown(old.get(k, ...))} -> {shown(new.get(k, ...))}" for k in keys[:3]
+        )
+        more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+        return f"a run with other settings ({said}{more})"
+    listed = work / INPUTS
+    if then is not None and listed.exists():
+        before = gzip.decompress(listed.read_bytes()).decode("utf-8").splitlines()
+        known, current = set(before), set(urls)
+        parts = []
+        for count, which, what in [
+            (len(current - known), [u for u in urls if u not in known], "added"),
+            (len(known - current), [u for u in before if u not in current], "gone"),
+        ]:
+            if count:
+                shown = ", ".join(which[:3]) + (", ..." if count > 3 else "")
+                parts.append(f"{count:,} file{'s' if count != 1 else ''} {what}: {shown}")
+        if parts:
+            return f"a run over other inputs ({'; '.join(parts)})"
+    return "a run of another recipe or other inputs"
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict / list as ``{"a.b[0].c": leaf}``."""
+    if isinstance(value, dict):
+        items = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        items = [(f"{prefix}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in items:
+        flat.update(_flat(item, key))
+    return flat
 
 
 def _stage_files(recipe: Recipe) -> dict[str, str | None]:
@@ -382,11 +440,12 @@ def _stage_files(recipe: Recipe) -> dict[str, str | None]:
 
 
 def _prepare(
-    out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool
+    out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool, urls: list[str]
 ) -> dict[str, Any] | None:
-    """Check that ``out`` is new, empty, or a run of this recipe over these inputs (or
-    clear it, ``overwrite``); write the run marker. Returns the marker of the run it goes
-    on with, None for a fresh start."""
+    """Check that ``out`` is new, empty, or a run of this recipe over these inputs
+    (``urls``, the input files) or clear it (``overwrite``); write the run marker and the
+    list of inputs. Returns the marker of the run it goes on with, None for a fresh
+    start."""
     marker = work / RUN_MARKER
     previous = None
     if out.exists() and any(out.iterdir()):
@@ -403,8 +462,9 @@ def _prepare(
             previous = json.loads(marker.read_text())
             if previous.get("fingerprint") != fingerprint["fingerprint"]:
                 raise RunFolderError(
-                    f"output folder {out} holds a run of another recipe or other inputs: "
-                    "pass --overwrite to start again there, or choose another --output"
+                    f"output folder {out} holds "
+                    f"{_what_differs(previous, fingerprint, work, urls)}: pass --overwrite "
+                    "to start again there, or choose another --output"
                 )
             # a run begun by an engine that cut the passes otherwise (before 2026-11-24 a
             # model's pass was not cut from the CPU stages before it, and such markers say
@@ -434,6 +494,9 @@ def _prepare(
     try:
         work.mkdir(parents=True, exist_ok=True)
         write_atomic_bytes(marker, json.dumps(fingerprint).encode())
+        if previous is None or not (work / INPUTS).exists():
+            listed = "".join(f"{url}\n" for url in urls).encode("utf-8")
+            write_atomic_bytes(work / INPUTS, gzip.compress(listed, compresslevel=1))
     except OSError as err:  # a file where a folder should be, no permission, a full disk
         raise RunFolderError(
             f"cannot write the output folder {out}: {err.strerror or err} "

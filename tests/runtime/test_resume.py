@@ -142,8 +142,21 @@ def test_output_folder_guards(c4_path: Path, tmp_path: Path, monkeypatch) -> Non
     recipe = recipe_of(RECIPE, c4_path)
     run_local(recipe, tmp_path / "out")
     other = recipe_of(RECIPE.replace("rate: 0.7", "rate: 0.5"), c4_path)
-    with pytest.raises(RunFolderError, match=r"another recipe.*--overwrite"):
+    # the refusal says which settings differ
+    with pytest.raises(
+        RunFolderError,
+        match=r"holds a run with other settings \(stages\[1\]\.sample\.rate: 0\.7 -> 0\.5\)"
+        r": pass --overwrite",
+    ):
         run_local(other, tmp_path / "out")
+    added = recipe_of(
+        RECIPE.replace("  - sample", "  - length_filter: {max_chars: 5000}\n  - sample"), c4_path
+    )
+    with pytest.raises(
+        RunFolderError,
+        match=r"other stages \(length_filter, sample -> length_filter, length_filter, sample\)",
+    ):
+        run_local(added, tmp_path / "out")
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
@@ -158,6 +171,33 @@ def test_output_folder_guards(c4_path: Path, tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(RunFolderError, match=r"s3://bucket/run is a URL, but the run folder"):
         run_local(recipe, "s3://bucket/run")
     assert not (tmp_path / "s3:").exists()
+
+
+def test_a_run_over_other_inputs_is_refused_naming_the_files(c4_path: Path, tmp_path: Path) -> None:
+    from curation.runtime.run import RUN_MARKER
+
+    inputs = tmp_path / "in"
+    make_shards(c4_path, inputs, 5)
+    recipe = recipe_of(RECIPE, inputs)
+    run_local(recipe, tmp_path / "out")
+    (inputs / "c4-001.parquet").rename(tmp_path / "away.parquet")
+    shutil.copy(inputs / "c4-000.parquet", inputs / "c4-new.parquet")
+    with pytest.raises(
+        RunFolderError,
+        match=rf"over other inputs \(1 file added: {inputs}/c4-new.parquet; 1 file gone: "
+        rf"{inputs}/c4-001.parquet\): pass --overwrite",
+    ):
+        run_local(recipe, tmp_path / "out")
+    for i in range(2, 5):
+        (inputs / f"c4-{i:03d}.parquet").unlink()
+    with pytest.raises(RunFolderError, match=r"1 file added: .*; 4 files gone: .*, \.\.\.\)"):
+        run_local(recipe, tmp_path / "out")
+    # a marker of an engine that recorded neither: the message it gave
+    marker = tmp_path / "out" / "_work" / RUN_MARKER
+    written = json.loads(marker.read_text())
+    marker.write_text(json.dumps({k: v for k, v in written.items() if k != "recipe"}))
+    with pytest.raises(RunFolderError, match="holds a run of another recipe or other inputs"):
+        run_local(recipe, tmp_path / "out")
 
 
 def test_a_finished_run_keeps_no_handed_on_rows(c4_path: Path, tmp_path: Path) -> None:
