@@ -376,10 +376,10 @@ def _fingerprint(
 def _what_differs(
     previous: dict[str, Any], fingerprint: dict[str, Any], work: Path, urls: list[str]
 ) -> str:
-    """What a run folder holds a run of, said by how it differs from this run: the
-    settings that differ (``previous``'s recipe against ``fingerprint``'s), else the input
-    files added and gone (against ``work``'s list); markers of engines before 2026-11-25
-    hold neither."""
+    """What a run folder holds, said by how it differs from this run: the stages or the
+    settings that differ (``previous``'s recipe against ``fingerprint``'s), else the
+    input files added and gone (against ``work``'s list); markers of engines before
+    2026-11-25 hold neither."""
     then, now = previous.get("recipe"), fingerprint["recipe"]
     if then is not None and then != now:
         stages = [[next(iter(s)) for s in r.get("stages", [])] for r in (then, now)]
