@@ -669,6 +669,8 @@ def inspect_command(
             return
         seen = shards.overview(source, bins)
         click.echo(f"{source.path}: {len(source.files)} Parquet file(s)")
+        if source.unfinished:
+            click.echo(f"{source.path} is {source.unfinished}")
         click.echo(terminal.format_funnel(seen.stages))
         click.echo()
         click.echo(terminal.format_summaries(seen.summaries, seen.lines))

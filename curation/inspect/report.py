@@ -65,7 +65,9 @@ def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> st
         f"<style>{STYLE}</style></head><body>",
         f"<h1>curation report: {_escape(source.path)}</h1>",
     ]
-    if source.stats:
+    if source.unfinished:
+        parts.append(f"<p class='meta'>{_escape(source.path)} is {_escape(source.unfinished)}</p>")
+    elif source.stats:
         rows = source.stats.get("rows", {})
         parts.append(
             f"<p class='meta'>{rows.get('read', 0):,} documents read, {rows.get('kept', 0):,} "

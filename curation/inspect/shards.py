@@ -1,7 +1,8 @@
 """Reading scored shards for inspection: what a run kept and dropped, and why.
 
 A *source* is a run folder (``kept/`` and ``dropped/`` Parquet parts, ``stats.json``,
-``recipe.yaml``), a folder of Parquet files, or one Parquet shard. Its rows are scanned
+``recipe.yaml``), an unfinished run folder (killed, or still running: the shards it has
+finished, from ``_work/``), a folder of Parquet files, or one Parquet shard. Its rows are scanned
 lazily with polars (only the columns and row groups a question needs are read), kept and
 dropped parts together; a row is kept when its ``drop_reason`` is null.
 
@@ -47,6 +48,8 @@ class Source:
     stats: dict[str, Any] | None = None
     recipe: dict[str, Any] | None = None
     kept_files: set[Path] = field(default_factory=set)
+    # an unfinished run: how far it got, said in one line (None for a finished one)
+    unfinished: str | None = None
 
     @property
     def is_run(self) -> bool:
@@ -74,6 +77,8 @@ def open_source(path: str | Path) -> Source:
         if root.suffix != ".parquet":
             raise InspectError(f"{root} is not a Parquet file: give a run folder or a shard")
         return Source(root, [root])
+    if not (root / "stats.json").is_file() and (root / "_work" / "run.json").is_file():
+        return _unfinished_run(root)
     kept = sorted((root / "kept").glob("*.parquet"))
     dropped = sorted((root / "dropped").glob("*.parquet"))
     if (root / "stats.json").is_file() or kept or dropped:
@@ -91,6 +96,73 @@ def open_source(path: str | Path) -> Source:
     if not files:
         raise InspectError(f"{root} holds no Parquet files: give a run folder or a shard")
     return Source(root, files)
+
+
+def _unfinished_run(root: Path) -> Source:
+    """The shards an unfinished run has finished, as far as they got: in the deepest pass
+    any shard has finished, those shards' kept rows there (for a pass before the last,
+    the rows it hands on, not yet through the later stages) and their rows dropped up to
+    it, with their ledgers summed (every stage's ``rows_in = rows_kept + dropped``)."""
+    work = root / "_work"
+    marker = _read_json(work / "run.json") or {}
+    passes = len(marker.get("passes") or []) or len(list(work.glob("seg*/shards")))
+    done: list[dict[str, dict[str, Any]]] = []
+    for index in range(passes):
+        results = {}
+        for success in (work / f"seg{index}" / "shards").glob("*/_SUCCESS.json"):
+            result = _read_json(success)
+            if result is not None:
+                results[success.parent.name] = result
+        done.append(results)
+    deepest = max((i for i, results in enumerate(done) if results), default=None)
+    files = f"{marker['shards']:,} input files" if "shards" in marker else "its inputs"
+    again = "run the same `curate run` command"
+    if deepest is None:
+        raise InspectError(
+            f"{root} is an unfinished run of {files} (killed, or still running) that has "
+            f"finished no shard yet: {again} to finish it, or wait for it"
+        )
+    keys = sorted(done[deepest])
+    ledger: list[dict[str, Any]] = []
+    kept: list[Path] = []
+    dropped: list[Path] = []
+    for index in range(deepest + 1):
+        parts = [done[index][k] for k in keys if k in done[index]]
+        ledger += _summed([p["stages"] for p in parts])
+        for key in keys:
+            folder = work / f"seg{index}" / "shards" / key
+            result = done[index].get(key, {})
+            dropped += [folder / name for name, _ in result.get("dropped_parts", [])]
+            if index == deepest:
+                kept += [folder / name for name, _ in result.get("kept_parts", [])]
+    kept = [p for p in kept if p.is_file()]
+    dropped = [p for p in dropped if p.is_file()]
+    through = "" if deepest == passes - 1 else ", kept rows not yet through the passes after it"
+    said = (
+        f"an unfinished run (killed, or still running) of {files}: {len(keys):,} shards "
+        f"finished pass {deepest + 1} of {passes}; shown: those shards{through}. To finish "
+        f"it, {again}"
+    )
+    return Source(root, kept + dropped, {"stages": ledger}, None, set(kept), unfinished=said)
+
+
+def _summed(ledgers: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Shards' ledgers of one pass (each a list of stage entries) summed stage by stage."""
+    total: list[dict[str, Any]] = []
+    for ledger in ledgers:
+        for position, stage in enumerate(ledger):
+            if position == len(total):
+                total.append(
+                    {"name": stage["name"], "rows_in": 0, "rows_kept": 0, "dropped_by_reason": {}}
+                )
+            entry = total[position]
+            entry["rows_in"] += stage["rows_in"]
+            entry["rows_kept"] += stage["rows_kept"]
+            for reason, count in stage["dropped_by_reason"].items():
+                entry["dropped_by_reason"][reason] = (
+                    entry["dropped_by_reason"].get(reason, 0) + count
+                )
+    return total
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -381,6 +381,11 @@ def export(
         raise ExportError(f"--split {split!r}: use letters, digits and underscores")
     max_bytes = parse_size(max_shard_size)
     source = open_source(run)
+    if source.unfinished:
+        raise ExportError(
+            f"{run} is {source.unfinished.split('; shown')[0]}: finish it first (run the "
+            "same `curate run` command), then export it"
+        )
     target = Path(to_folder) if to_folder else None
     if target is not None and target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not force:

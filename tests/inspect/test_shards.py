@@ -222,3 +222,83 @@ def test_cli_inspect(run_folder: Path) -> None:
     assert near.exit_code == 0 and near.output.count("length_chars=") == 4
     bad = runner.invoke(main, ["inspect", str(run_folder), "--where", "nope >"])
     assert bad.exit_code != 0 and "SQL" in bad.output
+
+
+UNFINISHED = """
+input: {unit_bytes: 0}
+stages:
+  - length_filter: {min_chars: 200}
+  - exact_dedup: {}
+  - sample: {rate: 0.5}
+"""
+
+
+def test_an_unfinished_run_shows_the_shards_it_has_finished(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, a killed (or still running) run folder, with only _work/, was read as a
+    # folder of Parquet files: every part of every pass mixed, the handed-on rows
+    # counted as kept. It is now the finished shards through the deepest pass reached.
+    import gzip
+    import json
+    import shutil
+
+    from curation.runtime import run as run_module
+
+    rows = [json.loads(line) for line in gzip.open(c4_path, "rt", encoding="utf-8")]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for part in range(4):
+        pq.write_table(pa.Table.from_pylist(rows[part::4]), inputs / f"p{part}.parquet")
+    # the rows pass 1 hands to pass 2 are kept, as they are while a run is under way
+    monkeypatch.setattr(run_module, "_drop_handed_on_rows", lambda *args: None)
+    out = tmp_path / "out"
+    stats = run_local(recipe_of(UNFINISHED, inputs), out)
+    for name in ("stats.json", "recipe.yaml", "kept", "dropped"):  # killed before the finish
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def seen() -> tuple[shards.Source, list[dict], int, int]:
+        source = shards.open_source(out)
+        reasons = source.scan().select("drop_reason").collect()["drop_reason"]
+        return source, shards.funnel(source), reasons.null_count(), len(reasons)
+
+    # every shard through both passes: what the finished run said
+    source, funnel, kept, total = seen()
+    assert source.unfinished and "4 shards finished pass 2 of 2" in source.unfinished
+    assert funnel == [
+        {k: s[k] for k in ("name", "rows_in", "rows_kept", "dropped_by_reason")}
+        for s in stats["stages"]
+    ]
+    assert (kept, total) == (stats["rows"]["kept"], 1000)
+
+    # two shards lost pass 2: the other two, through both passes
+    work = out / "_work"
+    lost = sorted((work / "seg1" / "shards").iterdir())[:2]
+    for folder in lost:
+        (folder / "_SUCCESS.json").unlink()
+    source, funnel, kept, total = seen()
+    assert "2 shards finished pass 2 of 2" in source.unfinished
+    assert funnel[0]["rows_in"] == total == 500
+    for stage in funnel:
+        assert stage["rows_in"] == stage["rows_kept"] + sum(stage["dropped_by_reason"].values())
+    assert [s["name"] for s in funnel] == ["read", "length_filter", "exact_dedup", "sample"]
+    assert funnel[-1]["rows_kept"] == kept
+
+    # no shard through pass 2: pass 1's, its kept rows not yet deduplicated or sampled
+    shutil.rmtree(work / "seg1")
+    source, funnel, kept, total = seen()
+    assert "4 shards finished pass 1 of 2" in source.unfinished
+    assert "not yet through the passes after it" in source.unfinished
+    assert [s["name"] for s in funnel] == ["read", "length_filter"]
+    assert (funnel[0]["rows_in"], funnel[-1]["rows_kept"]) == (total, kept) == (1000, 955)
+
+    result = CliRunner().invoke(main, ["inspect", str(out)])
+    assert result.exit_code == 0 and "run the same `curate run` command" in result.output
+    result = CliRunner().invoke(main, ["export", str(out), "--to-folder", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "finish it first" in result.output
+
+    for success in work.glob("seg0/shards/*/_SUCCESS.json"):
+        success.unlink()
+    with pytest.raises(shards.InspectError, match="has finished no shard yet"):
+        shards.open_source(out)
