@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.io.inputs import InputShard, resolve_inputs
-from curation.recipe import parse_recipe
+from curation.recipe import Recipe, parse_recipe
 from curation.runtime.run import RunFolderError
 from curation.runtime.shard import SegmentPlan, plan_segments, process_shard, shard_folder
 from tests.conftest import read_output, recipe_of, run_local
@@ -322,17 +322,23 @@ def shard_entries(out: Path) -> list[str]:
     return sorted(str(p.relative_to(work)) for p in work.glob("seg*/s*/*"))
 
 
+def barrier_run(c4_path: Path, tmp_path: Path, files: int) -> tuple[Path, Recipe, Path]:
+    """The C4 sample as ``files`` Parquet files, run through ``BARRIER`` into ``out``:
+    the inputs, the recipe and the run folder."""
+    inputs = tmp_path / "in"
+    make_shards(c4_path, inputs, files)
+    recipe = recipe_of(BARRIER, inputs)
+    run_local(recipe, tmp_path / "out")
+    return inputs, recipe, tmp_path / "out"
+
+
 def test_a_file_changed_since_the_run_began_is_read_again(
     c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Before, a resumed run reused what it had made of a file by its name alone: rows
     # appended to an input since were never read, and nothing said so. A shard's key now
     # holds its files' sizes and modification times.
-    inputs = tmp_path / "in"
-    make_shards(c4_path, inputs, 4)
-    recipe = recipe_of(BARRIER, inputs)
-    out = tmp_path / "out"
-    run_local(recipe, out)
+    inputs, recipe, out = barrier_run(c4_path, tmp_path, 4)
     before = shard_entries(out)
     assert len(before) == 4 * 2  # 4 shards, 2 passes (the dedup barrier between)
 
@@ -390,11 +396,7 @@ def test_a_run_begun_before_keys_held_versions_is_read_again_once(
 
     from curation.runtime.run import RUN_MARKER
 
-    inputs = tmp_path / "in"
-    make_shards(c4_path, inputs, 3)
-    recipe = recipe_of(BARRIER, inputs)
-    out = tmp_path / "out"
-    run_local(recipe, out)
+    inputs, recipe, out = barrier_run(c4_path, tmp_path, 3)
     expected, entries = snapshot(out), shard_entries(out)
     marker = out / "_work" / RUN_MARKER
     written = json.loads(marker.read_text())
