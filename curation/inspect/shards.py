@@ -123,6 +123,8 @@ def _unfinished_run(root: Path) -> Source:
             f"finished no shard yet: {again} to finish it, or wait for it"
         )
     keys = sorted(done[deepest])
+    planned = (_read_json(work / "plan.json") or {}).get("shards")
+    finished = f"{len(keys):,}" + (f" of {planned:,}" if planned else "")
     ledger: list[dict[str, Any]] = []
     kept: list[Path] = []
     dropped: list[Path] = []
@@ -139,7 +141,7 @@ def _unfinished_run(root: Path) -> Source:
     dropped = [p for p in dropped if p.is_file()]
     through = "" if deepest == passes - 1 else ", kept rows not yet through the passes after it"
     said = (
-        f"an unfinished run (killed, or still running) of {files}: {len(keys):,} shards "
+        f"an unfinished run (killed, or still running) of {files}: {finished} shards "
         f"finished pass {deepest + 1} of {passes}; shown: those shards{through}. To finish "
         f"it, {again}"
     )

@@ -83,6 +83,7 @@ from curation.stage import GlobalStage
 
 RUN_MARKER = "run.json"
 INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
+PLAN = "plan.json"  # how many shards and passes the run has (for inspect)
 
 
 class RunFolderError(RuntimeError):
@@ -133,6 +134,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     input_files = len(shards)
     shards = _plan_units(shards, recipe.input, options.progress)
     stale = _stale_results(work, shards, previous)
+    plan = {"shards": len(shards), "passes": len(segments)}  # for inspect, while it runs
+    write_atomic_bytes(work / PLAN, json.dumps(plan).encode("utf-8"))
 
     per_segment: list[list[ShardResult]] = []
     resumed = 0
@@ -429,13 +432,11 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _stage_files(recipe: Recipe) -> dict[str, str | None]:
     """The version (size and modification stamp) of every file the recipe's stages read:
-    models, word lists, benchmark items (their parameters named in ``file_params``)."""
+    models, word lists, benchmark items (``StageParams.files``)."""
     found: dict[str, str | None] = {}
     for spec in recipe.stages:
-        for name in spec.params.file_params:
-            value = getattr(spec.params, name)
-            for path in [value] if isinstance(value, str) else value or []:
-                found.update(file_versions(path))
+        for path in spec.params.files():
+            found.update(file_versions(path))
     return found
 
 

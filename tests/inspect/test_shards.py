@@ -265,7 +265,7 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
 
     # every shard through both passes: what the finished run said
     source, funnel, kept, total = seen()
-    assert source.unfinished and "4 shards finished pass 2 of 2" in source.unfinished
+    assert source.unfinished and "4 of 4 shards finished pass 2 of 2" in source.unfinished
     assert funnel == [
         {k: s[k] for k in ("name", "rows_in", "rows_kept", "dropped_by_reason")}
         for s in stats["stages"]
@@ -278,7 +278,7 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
     for folder in lost:
         (folder / "_SUCCESS.json").unlink()
     source, funnel, kept, total = seen()
-    assert "2 shards finished pass 2 of 2" in source.unfinished
+    assert "2 of 4 shards finished pass 2 of 2" in source.unfinished
     assert funnel[0]["rows_in"] == total == 500
     for stage in funnel:
         assert stage["rows_in"] == stage["rows_kept"] + sum(stage["dropped_by_reason"].values())
@@ -288,7 +288,7 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
     # no shard through pass 2: pass 1's, its kept rows not yet deduplicated or sampled
     shutil.rmtree(work / "seg1")
     source, funnel, kept, total = seen()
-    assert "4 shards finished pass 1 of 2" in source.unfinished
+    assert "4 of 4 shards finished pass 1 of 2" in source.unfinished
     assert "not yet through the passes after it" in source.unfinished
     assert [s["name"] for s in funnel] == ["read", "length_filter"]
     assert (funnel[0]["rows_in"], funnel[-1]["rows_kept"]) == (total, kept) == (1000, 955)

@@ -449,6 +449,9 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
     named = {n: stage_class(n).Params.file_params for n in stage_names()}
     for name, fields in named.items():
         assert set(fields) <= set(stage_class(name).Params.model_fields), name
+    # the language stage's default model is a file it reads too
+    language = parse_recipe("stages:\n  - language: {languages: [en]}\n").stages[0]
+    assert language.params.files()[0].endswith("lid.176.ftz")
     assert {n for n, f in named.items() if f} == {
         "c4_badwords",
         "color_filter",
