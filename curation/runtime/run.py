@@ -67,7 +67,7 @@ from curation.io.writers import (
     write_atomic_bytes,
 )
 from curation.recipe import InputSpec, OutputSpec, Recipe
-from curation.runtime.executors import make_executor
+from curation.runtime.executors import engine_build, make_executor
 from curation.runtime.ledger import AccountingError, StageStats, check_chain
 from curation.runtime.progress import BarrierProgress, RunProgress, StepProgress
 from curation.runtime.shard import (
@@ -376,6 +376,26 @@ def _fingerprint(
     }
 
 
+def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -> None:
+    """Record in ``fingerprint`` the builds of the engine that have made this run's results
+    (``previous``'s and this one), and say on stderr when this one is another: the shards
+    finished before were made by other code, which a fix or a change since may make
+    otherwise (``--overwrite`` makes every shard with this build)."""
+    mine = engine_build()
+    mine = {"version": mine["version"], "source": mine["source"]}
+    builds = list((previous or {}).get("builds") or [])
+    others = [b for b in builds if b != mine]
+    if previous is not None and others:
+        print(
+            f"note: this run was begun by another build of curation ({others[0]['version']}, "
+            f"source {others[0]['source']}) than this one ({mine['version']}, source "
+            f"{mine['source']}): the shards finished by it stand as it made them; pass "
+            "--overwrite to make every shard with this build",
+            file=sys.stderr,
+        )
+    fingerprint["builds"] = [*builds, mine] if mine not in builds else builds
+
+
 def _what_differs(
     previous: dict[str, Any], fingerprint: dict[str, Any], work: Path, urls: list[str]
 ) -> str:
@@ -489,6 +509,7 @@ def _prepare(
                     "the files give now. Pass --overwrite to start again with the files as "
                     "they are, or put back those the run began with to finish it"
                 )
+    _note_builds(previous, fingerprint)  # in place: the run writes it again when finished
     if previous is not None and "shard_keys" not in previous:
         # the results of the engine before stay named so until the run finishes
         fingerprint = {k: v for k, v in fingerprint.items() if k != "shard_keys"}

@@ -463,3 +463,36 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
         "preselect",
         "url_filter",
     }
+
+
+def test_a_run_begun_by_another_build_says_so_and_goes_on(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A resume after an upgrade keeps the shards the other build finished (a fix need not
+    # void a long run) but says so, and what makes every shard with this build.
+    from curation.runtime.executors import engine_build
+    from curation.runtime.run import RUN_MARKER
+
+    recipe = recipe_of(RECIPE, c4_path)
+    out = tmp_path / "out"
+    run_local(recipe, out)
+    marker = out / "_work" / RUN_MARKER
+    written = json.loads(marker.read_text())
+    mine = {k: engine_build()[k] for k in ("version", "source")}
+    assert written["builds"] == [mine]
+    capsys.readouterr()
+    run_local(recipe, out)
+    assert capsys.readouterr().err == ""  # the same build: nothing to say
+
+    other = {"version": "0.0.9", "source": "0123456789ab"}
+    marker.write_text(json.dumps({**written, "builds": [other]}))
+    again = run_local(recipe, out)
+    assert again["shards"]["resumed"] == again["shards"]["total"]
+    note = capsys.readouterr().err
+    assert "begun by another build of curation (0.0.9, source 0123456789ab)" in note
+    assert f"source {mine['source']}" in note and "--overwrite" in note
+    assert json.loads(marker.read_text())["builds"] == [other, mine]
+    run_local(recipe, out)  # said again while the other build's shards stand
+    assert "another build of curation (0.0.9" in capsys.readouterr().err
+    run_local(recipe, out, overwrite=True)
+    assert json.loads(marker.read_text())["builds"] == [mine]
