@@ -13,7 +13,7 @@ import functools
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -368,8 +368,8 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
     def url(p: str) -> str:
         return p if protocol in ("file", "local") else f"{protocol}://{p}"
 
-    if _GLOB_CHARS.search(root):
-        listed = fs.glob(root, detail=True)  # type and size in one listing, no call per file
+    kind, listed = _listed(fs, root)
+    if kind == "glob":
         matches = sorted(p for p, info in listed.items() if info.get("type") == "file")
         if not matches:
             raise InputError(f"input glob {path!r} matched no files: check the pattern")
@@ -382,10 +382,9 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
                 f"{fmt}: pass --format auto to read each file by its name"
             )
         return shards
-    if not fs.exists(root):
+    if kind == "missing":
         raise InputError(f"input {path!r} does not exist: check the path (and the fsspec URL)")
-    if fs.isdir(root):
-        listed = fs.find(root, detail=True)
+    if kind == "folder":
         base = posixpath.dirname(root.rstrip("/"))
         found = [
             (f, _below(f, base), listed[f])
@@ -404,8 +403,21 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
                 f"({', '.join(FORMATS)}): pass --format to read other extensions"
             )
         return shards
-    info = fs.info(root)
-    return _with_formats([(root, posixpath.basename(root), info)], fmt, path, url, strict=True)
+    found = [(root, posixpath.basename(root), listed[root])]
+    return _with_formats(found, fmt, path, url, strict=True)
+
+
+def _listed(fs: Any, root: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """What ``fs`` lists at ``root``, each entry with its listing info (type, size, time):
+    ``("glob", matches)`` (folders too), ``("folder", every file below it)``, ``("file",
+    {root: info})`` or ``("missing", {})``. One listing call, none per file."""
+    if _GLOB_CHARS.search(root):
+        return "glob", fs.glob(root, detail=True)
+    if not fs.exists(root):
+        return "missing", {}
+    if fs.isdir(root):
+        return "folder", fs.find(root, detail=True)
+    return "file", {root: fs.info(root)}
 
 
 # What fsspec's listings say of a file's modification: local files and most stores give a
@@ -432,20 +444,16 @@ def file_version(info: dict[str, Any]) -> str | None:
     return None if size is None and stamp is None else f"{size}/{stamp}"
 
 
-def file_versions(path: str) -> dict[str, str | None]:
-    """Every file at ``path`` (a file, a folder searched through, or a glob; local or an
-    fsspec URL) by its path, with its ``file_version``, in path order; empty when there
-    is none."""
-    fs, root = fsspec.core.url_to_fs(path)
-    if _GLOB_CHARS.search(root):
-        listed = fs.glob(root, detail=True)
-    elif not fs.exists(root):
-        return {}
-    elif fs.isdir(root):
-        listed = fs.find(root, detail=True)
-    else:
-        listed = {root: fs.info(root)}
-    return {p: file_version(i) for p, i in sorted(listed.items()) if i.get("type") == "file"}
+def file_versions(paths: Iterable[str]) -> dict[str, str | None]:
+    """Every file at ``paths`` (each a file, a folder searched through, or a glob; local or
+    an fsspec URL) by its path, with its ``file_version``, in path order; none for a path
+    where there is none."""
+    found: dict[str, str | None] = {}
+    for path in paths:
+        fs, root = fsspec.core.url_to_fs(path)
+        listed = _listed(fs, root)[1]
+        found.update((p, file_version(i)) for p, i in listed.items() if i.get("type") == "file")
+    return dict(sorted(found.items()))
 
 
 def file_change(then: dict[str, str | None], now: dict[str, str | None]) -> str | None:

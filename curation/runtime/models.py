@@ -168,9 +168,7 @@ def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) ->
     sources = [str(i) for i in (run_inputs if own else p.input)]
     starts = [getattr(p, "init", None), getattr(p, "tokenizer", None)]
     starts += list(getattr(p, "references", None) or {})
-    reads: dict[str, str | None] = {}
-    for path in [*sources, *(s for s in starts if s)]:
-        reads.update(file_versions(path))
+    reads = file_versions([*sources, *(s for s in starts if s)])
     return {
         "kind": spec.kind,
         "entry": p.model_dump(mode="json"),

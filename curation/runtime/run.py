@@ -453,11 +453,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def _stage_files(recipe: Recipe) -> dict[str, str | None]:
     """The version (size and modification stamp) of every file the recipe's stages read:
     models, word lists, benchmark items (``StageParams.files``)."""
-    found: dict[str, str | None] = {}
-    for spec in recipe.stages:
-        for path in spec.params.files():
-            found.update(file_versions(path))
-    return found
+    return file_versions(path for spec in recipe.stages for path in spec.params.files())
 
 
 def _prepare(
