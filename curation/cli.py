@@ -670,7 +670,7 @@ def inspect_command(
         seen = shards.overview(source, bins)
         click.echo(f"{source.path}: {len(source.files)} Parquet file(s)")
         if source.unfinished:
-            click.echo(f"{source.path} is {source.unfinished}")
+            click.echo(source.unfinished_line())
         click.echo(terminal.format_funnel(seen.stages))
         click.echo()
         click.echo(terminal.format_summaries(seen.summaries, seen.lines))

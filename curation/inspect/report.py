@@ -66,7 +66,7 @@ def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> st
         f"<h1>curation report: {_escape(source.path)}</h1>",
     ]
     if source.unfinished:
-        parts.append(f"<p class='meta'>{_escape(source.path)} is {_escape(source.unfinished)}</p>")
+        parts.append(f"<p class='meta'>{_escape(source.unfinished_line())}</p>")
     elif source.stats:
         rows = source.stats.get("rows", {})
         parts.append(

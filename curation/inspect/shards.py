@@ -30,6 +30,7 @@ import yaml
 from curation.batch import ID, TEXT
 
 REASON = "drop_reason"
+FINISH_IT = "run the same `curate run` command"
 QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 #: Score columns of the selectors that cut a global top fraction, by stage name.
 CUT_COLUMNS = {"color_filter": "color_filter_score", "preselect": "preselect_score"}
@@ -50,6 +51,11 @@ class Source:
     kept_files: set[Path] = field(default_factory=set)
     # an unfinished run: how far it got, said in one line (None for a finished one)
     unfinished: str | None = None
+
+    def unfinished_line(self) -> str:
+        """What inspect and report say of an unfinished run: how far it got, what they
+        show and how to finish it."""
+        return f"{self.path} is {self.unfinished}; shown: those shards. To finish it, {FINISH_IT}"
 
     @property
     def is_run(self) -> bool:
@@ -116,11 +122,10 @@ def _unfinished_run(root: Path) -> Source:
         done.append(results)
     deepest = max((i for i, results in enumerate(done) if results), default=None)
     files = f"{marker['shards']:,} input files" if "shards" in marker else "its inputs"
-    again = "run the same `curate run` command"
     if deepest is None:
         raise InspectError(
             f"{root} is an unfinished run of {files} (killed, or still running) that has "
-            f"finished no shard yet: {again} to finish it, or wait for it"
+            f"finished no shard yet: {FINISH_IT} to finish it, or wait for it"
         )
     keys = sorted(done[deepest])
     planned = (_read_json(work / "plan.json") or {}).get("shards")
@@ -139,11 +144,10 @@ def _unfinished_run(root: Path) -> Source:
                 kept += [folder / name for name, _ in result.get("kept_parts", [])]
     kept = [p for p in kept if p.is_file()]
     dropped = [p for p in dropped if p.is_file()]
-    through = "" if deepest == passes - 1 else ", kept rows not yet through the passes after it"
+    through = "" if deepest == passes - 1 else " (kept rows not yet through the passes after it)"
     said = (
         f"an unfinished run (killed, or still running) of {files}: {finished} shards "
-        f"finished pass {deepest + 1} of {passes}; shown: those shards{through}. To finish "
-        f"it, {again}"
+        f"finished pass {deepest + 1} of {passes}{through}"
     )
     return Source(root, kept + dropped, {"stages": ledger}, None, set(kept), unfinished=said)
 

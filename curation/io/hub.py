@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from curation.inspect.shards import REASON, Overview, Source, open_source
+from curation.inspect.shards import FINISH_IT, REASON, Overview, Source, open_source
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SIZE_CATEGORIES = (
@@ -383,8 +383,7 @@ def export(
     source = open_source(run)
     if source.unfinished:
         raise ExportError(
-            f"{run} is {source.unfinished.split('; shown')[0]}: finish it first (run the "
-            "same `curate run` command), then export it"
+            f"{run} is {source.unfinished}: finish it first ({FINISH_IT}), then export it"
         )
     target = Path(to_folder) if to_folder else None
     if target is not None and target.exists() and (not target.is_dir() or any(target.iterdir())):
