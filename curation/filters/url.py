@@ -102,6 +102,16 @@ def sorted_strings(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
     return ordered.filter(pa.concat_arrays([pa.array([True]), changed]))
 
 
+def integrated_list_files() -> dict[str, Path]:
+    """The files of the integrated lists in the installed datatrove: ``ut1`` (the UT1
+    archive, which holds the domains and URLs) and the three word lists by name."""
+    assets = _datatrove_assets()
+    words = ("banned_words", "banned_subwords", "soft_banned_words")
+    return {"ut1": assets / "url_filterblacklistsv0_3_0.tar.gz"} | {
+        name: assets / f"{name}.txt" for name in words
+    }
+
+
 #: bumped when what the cache holds changes
 _CACHE_FORMAT = 1
 
@@ -119,20 +129,19 @@ def integrated_lists() -> dict[str, pa.Array]:
     deletes cached lists that went unused for 30 days. A cache that cannot be written or
     read is rebuilt, or done without, with a warning.
     """
-    assets = _datatrove_assets()
-    archive = assets / "url_filterblacklistsv0_3_0.tar.gz"
-    files = _ut1_cache_files(archive)
+    sources = integrated_list_files()
+    files = _ut1_cache_files(sources["ut1"])
     lists = _cached_ut1(files)
     if lists is None:
         lists = {}
-        with tarfile.open(archive) as tar:
+        with tarfile.open(sources["ut1"]) as tar:
             for member in ("domains", "urls"):
                 handle = tar.extractfile(member)
                 assert handle is not None
                 lists[member] = _list_lines(handle.read().decode("utf-8", "replace"))
         _write_ut1_cache(files, lists)
     for name in ("banned_words", "banned_subwords", "soft_banned_words"):
-        lines = (assets / f"{name}.txt").read_text("utf-8").split("\n")
+        lines = sources[name].read_text("utf-8").split("\n")
         lists[name] = pa.array(sorted(_entries(lines, words=True)), pa.string())
     return lists
 
@@ -281,6 +290,8 @@ def _suffix_extractor() -> object:
 
 class UrlFilterParams(StageParams):
     file_params: ClassVar[tuple[str, ...]] = (
+        "domains_file",
+        "urls_file",
         "banned_words_file",
         "banned_subwords_file",
         "soft_banned_words_file",
@@ -298,6 +309,16 @@ class UrlFilterParams(StageParams):
     banned_words: list[str] = Field([], description="more banned words")
     banned_subwords: list[str] = Field([], description="more banned substrings")
     soft_banned_words: list[str] = Field([], description="more soft banned words")
+
+    def files(self) -> list[str]:
+        """The list files given, and with ``use_integrated_lists`` the integrated lists'
+        files in the installed datatrove (the UT1 archive and the three word lists), so
+        that a run resumed after datatrove's lists changed says so instead of judging
+        its shards by two sets of lists."""
+        given = super().files()
+        if not self.use_integrated_lists:
+            return given
+        return given + [str(path) for path in integrated_list_files().values()]
 
 
 @register

@@ -109,6 +109,25 @@ def test_own_lists_without_integrated_ones(tmp_path) -> None:
     assert out["url_domain"].to_pylist()[:2] == ["bad-site.com", "bad-site.com"]
 
 
+def test_a_run_records_every_list_file_the_filter_reads(tmp_path) -> None:
+    # A run records the versions of the files its stages read and will not resume once
+    # one changed: the filter's own lists, and the integrated ones in datatrove's wheel.
+    domains, words = tmp_path / "domains.txt", tmp_path / "words.txt"
+    given = {"domains_file": str(domains), "soft_banned_words_file": str(words)}
+    own = UrlFilterParams(use_integrated_lists=False, **given).files()
+    assert own == [str(domains), str(words)]
+    both = UrlFilterParams(**given).files()
+    assert both[:2] == own
+    names = sorted(Path(f).name for f in both[2:])
+    assert names == [
+        "banned_subwords.txt",
+        "banned_words.txt",
+        "soft_banned_words.txt",
+        "url_filterblacklistsv0_3_0.tar.gz",
+    ]
+    assert all(Path(f).is_file() for f in both[2:])
+
+
 def test_missing_url_column_is_a_clear_error() -> None:
     stage = UrlFilter(UrlFilterParams(use_integrated_lists=False))
     stage.setup()
