@@ -21,9 +21,10 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from curation.runtime.executors import ClusterUnreachable, ShardFailed, WorkerStartFailed
     from curation.runtime.ledger import AccountingError
     from curation.runtime.models import ModelBuildError
-    from curation.runtime.run import RunFolderError
+    from curation.runtime.run import BarrierTooLarge, RunFolderError
 
     return (
+        BarrierTooLarge,
         ModelBuildError,
         RecipeError,
         InputError,

@@ -715,7 +715,7 @@ def _rank(
     order, descending = [ID, "shard"], [False, False]
     if by_priority:
         order, descending = [_PRIORITY, *order], [True, *descending]
-    wanted = pl.LazyFrame({"row": pl.Series(candidates, dtype=pl.UInt32)})
+    wanted = pl.LazyFrame({"row": pl.Series(candidates, dtype=pl.get_index_type())})
     nodes = (
         rows.select(ID, "shard", *([_PRIORITY] if by_priority else []))
         .with_row_index("row")
@@ -791,7 +791,7 @@ def _verify(
     if len(pairs) == 0:
         return files
     needed = np.unique(row_of_node[pairs])  # the rows of the pairs' documents, sorted
-    wanted = pl.Series("row", needed, dtype=pl.UInt32)
+    wanted = pl.Series("row", needed, dtype=pl.get_index_type())
     data = (
         rows.select(_SHINGLES).with_row_index("row").filter(pl.col("row").is_in(wanted)).collect()
     )

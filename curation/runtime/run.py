@@ -90,6 +90,20 @@ class RunFolderError(RuntimeError):
     """The output folder cannot be used for this run; the message says what to do."""
 
 
+class BarrierTooLarge(RuntimeError):
+    """More rows reach a global stage than polars can number; the message says what to
+    install. The shards finished before the barrier are kept for the resume."""
+
+
+def polars_row_limit() -> int:
+    """The most rows one polars frame can hold, which every global stage's decision is
+    bound by: 2**32 - 1 with polars' default 32-bit row index, 2**64 - 1 with its 64-bit
+    runtime (``polars[rt64]``)."""
+    import polars as pl
+
+    return 2**64 - 1 if pl.get_index_type() == pl.UInt64 else 2**32 - 1
+
+
 def _check_local(output: str | Path) -> None:
     """Refuse a URL as the run folder: a path would make of ``s3://bucket/run`` a local
     folder named ``s3:``. The run folder relies on a file system's atomic renames (resume
@@ -331,9 +345,18 @@ def _barrier(
     long it took). The caller marks it done."""
     import polars as pl
 
+    stage = segment.stages[0].build()
+    label = f"barrier before pass {segment.index + 1}"
+    rows = sum(n for result in previous for _, n in result.kept_parts)
+    if rows > (limit := polars_row_limit()):
+        raise BarrierTooLarge(
+            f"{label}: {rows:,} rows reach {stage.name}, more than the {limit:,} that polars "
+            f"can number with its 32-bit row index. Install polars' 64-bit runtime "
+            f"(pip install 'polars[rt64]=={pl.__version__}') and run the same curate run "
+            "command again: the shards finished before the barrier are kept"
+        )
     folder = segment.decisions(work)
     folder.mkdir(parents=True)
-    stage = segment.stages[0].build()
     assert isinstance(stage, GlobalStage)
     stage.setup()
     frames = []
@@ -344,8 +367,6 @@ def _barrier(
             frames.append(frame.with_columns(pl.lit(shard.key).alias("shard")))
     columns = {"id": pl.String, "shard": pl.String}
     keys = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame(schema=columns)
-    label = f"barrier before pass {segment.index + 1}"
-    rows = sum(n for result in previous for _, n in result.kept_parts)
     with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label):
         stage.decide(keys, folder)
 

@@ -245,6 +245,36 @@ def test_a_finished_run_of_three_passes_makes_the_rows_a_lost_pass_needs(
     assert again["rows"] == first["rows"] and snapshot(out) == expected
 
 
+def test_a_barrier_over_more_rows_than_polars_can_number_stops_and_resumes(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Polars' default runtime numbers rows with 32 bits: past 4,294,967,295 rows a global
+    # stage's decision would panic inside polars. The run stops before the barrier, says
+    # what to install, and the same command then goes on from the finished shards.
+    from curation.runtime import run as run_module
+
+    inputs = tmp_path / "in"
+    make_shards(c4_path, inputs, 4)
+    stages = "stages:\n  - length_filter: {min_chars: 400}\n  - minhash_dedup: {}\n"
+    recipe = parse_recipe(stages).with_input(paths=[str(inputs)])
+    fresh = run_local(recipe, tmp_path / "fresh")
+    reaching = next(s["rows_in"] for s in fresh["stages"] if s["name"] == "minhash_dedup")
+    assert run_module.polars_row_limit() in (2**32 - 1, 2**64 - 1)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(run_module, "polars_row_limit", lambda: reaching - 1)
+    with pytest.raises(run_module.BarrierTooLarge) as caught:
+        run_local(recipe, out)
+    message = str(caught.value)
+    assert f"barrier before pass 2: {reaching:,} rows reach minhash_dedup" in message
+    assert f"more than the {reaching - 1:,}" in message
+    assert "pip install 'polars[rt64]==" in message and "the same curate run command" in message
+    monkeypatch.setattr(run_module, "polars_row_limit", lambda: reaching)
+    again = run_local(recipe, out)
+    assert again["shards"]["resumed"] == fresh["shards"]["total"]  # every shard of pass 1
+    assert again["rows"] == fresh["rows"] and snapshot(out) == snapshot(tmp_path / "fresh")
+
+
 @pytest.mark.parametrize("codec, stored", [("none", "UNCOMPRESSED"), ("lz4", "LZ4")])
 def test_work_compression_sets_the_handed_on_parts_only(
     c4_path: Path, tmp_path: Path, codec: str, stored: str
