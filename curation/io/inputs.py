@@ -20,6 +20,7 @@ from typing import Any
 
 import fsspec
 import xxhash
+from fsspec.implementations.local import LocalFileSystem
 
 from curation.io import is_url
 
@@ -370,11 +371,17 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
 
     kind, listed = _listed(fs, root)
     if kind == "glob":
-        matches = sorted(p for p, info in listed.items() if info.get("type") == "file")
-        if not matches:
-            raise InputError(f"input glob {path!r} matched no files: check the pattern")
         base = _glob_base(root)
-        found = [(m, posixpath.relpath(m, base), listed[m]) for m in matches]
+        # as the shell: a hidden name (a leading '.') matches only a pattern that names one
+        dotted = _hidden(_below(root, base), ".")
+        files = sorted(p for p, info in listed.items() if info.get("type") == "file")
+        matches = [m for m in files if dotted or not _hidden(_below(m, base), ".")]
+        if not matches:
+            hidden = (
+                f" but hidden ones ({files[0]!r}...): name them with a leading '.'" if files else ""
+            )
+            raise InputError(f"input glob {path!r} matched no files{hidden}: check the pattern")
+        found = [(m, posixpath.relpath(m, base), listed[m]) for m in _once(matches, listed)]
         shards = _with_formats(found, fmt, path, url, strict=fmt == "auto" or len(found) == 1)
         if not shards:
             raise InputError(
@@ -385,12 +392,12 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
     if kind == "missing":
         raise InputError(f"input {path!r} does not exist: check the path (and the fsspec URL)")
     if kind == "folder":
-        base = posixpath.dirname(root.rstrip("/"))
-        found = [
-            (f, _below(f, base), listed[f])
-            for f in sorted(listed)
-            if not posixpath.basename(f).startswith((".", "_"))
-        ]
+        top = root.rstrip("/")
+        _refuse_run_folder(path, top, listed)
+        base = posixpath.dirname(top)
+        # hidden below the folder, as Spark and pyarrow.dataset: .git/, _SUCCESS, _tmp/
+        visible = [f for f in sorted(listed) if not _hidden(_below(f, top), "._")]
+        found = [(f, _below(f, base), listed[f]) for f in _once(visible, listed)]
         shards = _with_formats(found, fmt, path, url, strict=False)
         if not shards and fmt != "auto":
             raise InputError(
@@ -407,17 +414,157 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
     return _with_formats(found, fmt, path, url, strict=True)
 
 
+def _hidden(relative: str, marks: str) -> bool:
+    """Whether a part of ``relative`` (a path below an input folder or a glob's fixed
+    part) begins with one of ``marks``."""
+    return any(part.startswith(tuple(marks)) for part in relative.split("/"))
+
+
+def _once(paths: list[str], listed: dict[str, dict[str, Any]]) -> list[str]:
+    """``paths`` (sorted) without the links to a file that one of them already is, or
+    that an earlier link leads to: each file is read once, under its own name where it
+    is listed (``latest.jsonl -> v3.jsonl`` beside ``v3.jsonl``)."""
+    if not any(listed[p].get("islink") for p in paths):
+        return paths  # the common case (object stores list no links)
+    import os
+
+    plain = {os.path.realpath(p) for p in paths if not listed[p].get("islink")}
+    kept = []
+    for p in paths:
+        if listed[p].get("islink"):
+            real = os.path.realpath(p)
+            if real in plain:
+                continue
+            plain.add(real)
+        kept.append(p)
+    return kept
+
+
+def _refuse_run_folder(path: str, top: str, listed: dict[str, dict[str, Any]]) -> None:
+    """An ``InputError`` when the folder ``top`` is a curation run's output folder: read
+    whole, its ``dropped/`` and ``_work/`` would bring back the rows the run dropped."""
+    finished = f"{top}/stats.json" in listed and f"{top}/recipe.yaml" in listed
+    if not finished and f"{top}/_work/run.json" not in listed:
+        return
+    kept = posixpath.join(path, "kept")
+    if finished:
+        raise InputError(
+            f"input {path!r} is the output folder of a curation run: pass {kept!r} to read "
+            "the documents it kept (the whole folder would read its dropped/ documents too)"
+        )
+    raise InputError(
+        f"input {path!r} is the output folder of an unfinished curation run: finish it with "
+        f"the same curate run command, then pass {kept!r} to read the documents it kept"
+    )
+
+
 def _listed(fs: Any, root: str) -> tuple[str, dict[str, dict[str, Any]]]:
     """What ``fs`` lists at ``root``, each entry with its listing info (type, size, time):
     ``("glob", matches)`` (folders too), ``("folder", every file below it)``, ``("file",
-    {root: info})`` or ``("missing", {})``. One listing call, none per file."""
-    if _GLOB_CHARS.search(root):
-        return "glob", fs.glob(root, detail=True)
+    {root: info})`` or ``("missing", {})``. A path that names an existing file or folder
+    is that, even when its name holds glob characters (``data[1].jsonl``). Symbolic links
+    are resolved (``_resolved``). One listing call, none per file but a link."""
+    if _GLOB_CHARS.search(root) and not fs.exists(root):
+        return "glob", _resolved(fs, _glob(fs, root), None)
     if not fs.exists(root):
         return "missing", {}
     if fs.isdir(root):
-        return "folder", fs.find(root, detail=True)
+        return "folder", _resolved(fs, fs.find(root, detail=True), root)
     return "file", {root: fs.info(root)}
+
+
+def _glob(fs: Any, pattern: str) -> dict[str, dict[str, Any]]:
+    """The matches of ``pattern`` with their listing info, hidden names (a leading ``.``)
+    included (``_expand`` keeps them only where the pattern names one, as the shell). On a
+    local disk, a pattern without ``**`` matches as in the shell (Python's ``glob``):
+    through linked folders, each file once (under its own path where that matches too).
+    Elsewhere, and for ``**`` (which would loop through a link to a folder above),
+    fsspec's ``glob``, which does not enter linked folders."""
+    if not isinstance(fs, LocalFileSystem) or "**" in pattern:
+        return fs.glob(pattern, detail=True)
+    import glob
+    import os
+    import stat
+
+    found: dict[str, dict[str, Any]] = {}
+    seen: dict[tuple[int, int], str] = {}  # (device, inode) -> the match that reads it
+    for match in sorted(glob.glob(pattern, include_hidden=True)):  # filtered by the caller
+        try:
+            st = os.stat(match)  # follows links
+        except FileNotFoundError:  # a broken link: ``_resolved`` names it
+            found[match] = {"type": "other", "islink": True, "destination": os.readlink(match)}
+            continue
+        kind = (
+            "file"
+            if stat.S_ISREG(st.st_mode)
+            else "directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "other"
+        )
+        if kind == "file":
+            same = seen.get((st.st_dev, st.st_ino))
+            if same is not None:  # one file, matched twice through a link
+                if os.path.realpath(same) == same or os.path.realpath(match) != match:
+                    continue
+                del found[same]  # the file itself, after a link to it
+            seen[st.st_dev, st.st_ino] = match
+        # what fsspec's local info says of a file, links followed
+        found[match] = {"name": match, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
+    return found
+
+
+def _resolved(
+    fs: Any, listed: dict[str, dict[str, Any]], walked: str | None, seen: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``listed`` with every entry that is neither a file nor a folder (the listing's
+    ``other``: a symbolic link, a pipe, a socket) resolved, under its own path:
+
+    - a link to a file: the file's entry (its size and time), marked ``islink``;
+    - a link to a folder, in the folder ``walked``: the files below it, under the link's
+      path, unless it leads into a folder walked already or above one (its files are
+      listed once, and a loop ends); in a glob (``walked`` None): the folder's entry;
+    - a broken link, or a pipe, socket or device: an ``InputError`` that names it (reading
+      a pipe would wait for ever).
+
+    ``seen``: the real paths of the folders walked so far (links exist on local disks
+    only; object stores list none, and cost nothing here)."""
+    import os
+
+    if all(info.get("type") in ("file", "directory") for info in listed.values()):
+        return listed  # the common case
+    out: dict[str, dict[str, Any]] = {}
+    for path, info in listed.items():
+        if info.get("type") in ("file", "directory"):
+            out[path] = info
+            continue
+        try:
+            target = fs.info(path)  # follows a link
+        except FileNotFoundError:
+            raise InputError(
+                f"input {path!r} is a broken symbolic link (to {info.get('destination')!r}): "
+                "point it at an existing file or remove it"
+            ) from None
+        kind = target.get("type")
+        if kind not in ("file", "directory"):
+            raise InputError(
+                f"input {path!r} is not a regular file (a pipe, socket or device): move it "
+                "out of the input folder, or name the files to read"
+            )
+        if kind == "directory" and walked is not None:
+            seen = seen if seen is not None else {os.path.realpath(walked)}
+            real = os.path.realpath(path)
+            if any(_within(real, w) or _within(w, real) for w in seen):
+                continue  # its files are listed already, or a loop
+            seen.add(real)
+            out.update(_resolved(fs, fs.find(path, detail=True), walked, seen))
+        else:
+            out[path] = {**target, "name": path, "islink": True}
+    return out
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 # What fsspec's listings say of a file's modification: local files and most stores give a
