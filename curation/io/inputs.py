@@ -494,13 +494,8 @@ def _glob(fs: Any, pattern: str) -> dict[str, dict[str, Any]]:
         except FileNotFoundError:  # a broken link: ``_resolved`` names it
             found[match] = {"type": "other", "islink": True, "destination": os.readlink(match)}
             continue
-        kind = (
-            "file"
-            if stat.S_ISREG(st.st_mode)
-            else "directory"
-            if stat.S_ISDIR(st.st_mode)
-            else "other"
-        )
+        kind = "file" if stat.S_ISREG(st.st_mode) else "other"
+        kind = "directory" if stat.S_ISDIR(st.st_mode) else kind
         if kind == "file":
             same = seen.get((st.st_dev, st.st_ino))
             if same is not None:  # one file, matched twice through a link
