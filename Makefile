@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python benchmarks/row_groups.py
 	$(BIN)/python benchmarks/small_files.py
 	$(BIN)/python benchmarks/changed_input.py
+	$(BIN)/python benchmarks/input_listing.py
 	$(BIN)/python benchmarks/large_file.py --format parquet
 	$(BIN)/python benchmarks/large_file.py --format jsonl
 	$(BIN)/python benchmarks/filters_speed.py
