@@ -381,7 +381,7 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
                 f" but hidden ones ({files[0]!r}...): name them with a leading '.'" if files else ""
             )
             raise InputError(f"input glob {path!r} matched no files{hidden}: check the pattern")
-        found = [(m, posixpath.relpath(m, base), listed[m]) for m in _once(matches, listed)]
+        found = [(m, posixpath.relpath(m, base), listed[m]) for m in _once(matches, listed, base)]
         shards = _with_formats(found, fmt, path, url, strict=fmt == "auto" or len(found) == 1)
         if not shards:
             raise InputError(
@@ -397,7 +397,7 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         base = posixpath.dirname(top)
         # hidden below the folder, as Spark and pyarrow.dataset: .git/, _SUCCESS, _tmp/
         visible = [f for f in sorted(listed) if not _hidden(_below(f, top), "._")]
-        found = [(f, _below(f, base), listed[f]) for f in _once(visible, listed)]
+        found = [(f, _below(f, base), listed[f]) for f in _once(visible, listed, top)]
         shards = _with_formats(found, fmt, path, url, strict=False)
         if not shards and fmt != "auto":
             raise InputError(
@@ -420,24 +420,33 @@ def _hidden(relative: str, marks: str) -> bool:
     return any(part.startswith(tuple(marks)) for part in relative.split("/"))
 
 
-def _once(paths: list[str], listed: dict[str, dict[str, Any]]) -> list[str]:
-    """``paths`` (sorted) without the links to a file that one of them already is, or
-    that an earlier link leads to: each file is read once, under its own name where it
-    is listed (``latest.jsonl -> v3.jsonl`` beside ``v3.jsonl``)."""
-    if not any(listed[p].get("islink") for p in paths):
-        return paths  # the common case (object stores list no links)
+def _once(paths: list[str], listed: dict[str, dict[str, Any]], base: str) -> list[str]:
+    """``paths`` (sorted, below the folder ``base``) with each file once: of the paths that
+    lead to one file (one device and inode: through a link to it, or to a folder above
+    it), the one with no link below ``base`` is kept, else the first. Only listings with
+    a link are checked: a folder walk marks its links ``islink``, and the local glob's
+    entries carry their ``inode`` (object stores list no links)."""
+    if not any("inode" in listed[p] or listed[p].get("islink") for p in paths):
+        return paths
     import os
 
-    plain = {os.path.realpath(p) for p in paths if not listed[p].get("islink")}
-    kept = []
-    for p in paths:
-        if listed[p].get("islink"):
-            real = os.path.realpath(p)
-            if real in plain:
-                continue
-            plain.add(real)
-        kept.append(p)
-    return kept
+    def node(path: str) -> tuple[int, int]:
+        if "inode" in listed[path]:
+            return listed[path]["inode"]
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
+    def through_link(path: str) -> bool:
+        parts = _below(path, base).split("/")
+        return any(os.path.islink(posixpath.join(base, *parts[: i + 1])) for i in range(len(parts)))
+
+    chosen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        held = chosen.setdefault(same := node(path), path)
+        if held != path and through_link(held) and not through_link(path):
+            chosen[same] = path  # the file's own path, after a link to it
+    kept = set(chosen.values())
+    return [p for p in paths if p in kept]
 
 
 def _refuse_run_folder(path: str, top: str, listed: dict[str, dict[str, Any]]) -> None:
@@ -477,9 +486,8 @@ def _glob(fs: Any, pattern: str) -> dict[str, dict[str, Any]]:
     """The matches of ``pattern`` with their listing info, hidden names (a leading ``.``)
     included (``_expand`` keeps them only where the pattern names one, as the shell). On a
     local disk, a pattern without ``**`` matches as in the shell (Python's ``glob``):
-    through linked folders, each file once (under its own path where that matches too).
-    Elsewhere, and for ``**`` (which would loop through a link to a folder above),
-    fsspec's ``glob``, which does not enter linked folders."""
+    through linked folders. Elsewhere, and for ``**`` (which would loop through a link to
+    a folder above), fsspec's ``glob``, which does not enter linked folders."""
     if not isinstance(fs, LocalFileSystem) or "**" in pattern:
         return fs.glob(pattern, detail=True)
     import glob
@@ -487,7 +495,6 @@ def _glob(fs: Any, pattern: str) -> dict[str, dict[str, Any]]:
     import stat
 
     found: dict[str, dict[str, Any]] = {}
-    seen: dict[tuple[int, int], str] = {}  # (device, inode) -> the match that reads it
     for match in sorted(glob.glob(pattern, include_hidden=True)):  # filtered by the caller
         try:
             st = os.stat(match)  # follows links
@@ -496,15 +503,15 @@ def _glob(fs: Any, pattern: str) -> dict[str, dict[str, Any]]:
             continue
         kind = "file" if stat.S_ISREG(st.st_mode) else "other"
         kind = "directory" if stat.S_ISDIR(st.st_mode) else kind
-        if kind == "file":
-            same = seen.get((st.st_dev, st.st_ino))
-            if same is not None:  # one file, matched twice through a link
-                if os.path.realpath(same) == same or os.path.realpath(match) != match:
-                    continue
-                del found[same]  # the file itself, after a link to it
-            seen[st.st_dev, st.st_ino] = match
-        # what fsspec's local info says of a file, links followed
-        found[match] = {"name": match, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
+        # what fsspec's local info says of a file, links followed, and for ``_once`` the
+        # file's device and inode (a match may be a file reached through a link)
+        found[match] = {
+            "name": match,
+            "size": st.st_size,
+            "type": kind,
+            "mtime": st.st_mtime,
+            "inode": (st.st_dev, st.st_ino),
+        }
     return found
 
 
