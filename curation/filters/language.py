@@ -71,7 +71,7 @@ class LanguageParams(StageParams):
 
     @model_validator(mode="after")
     def _model_loads(self) -> LanguageParams:
-        load_model(str(self.model_path or default_model_path()))
+        load_model(self.files()[0])
         return self
 
 

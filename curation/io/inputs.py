@@ -373,9 +373,9 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
     if kind == "glob":
         base = _glob_base(root)
         # as the shell: a hidden name (a leading '.') matches only a pattern that names one
-        dotted = _hidden(_below(root, base), ".")
+        dotted = _hidden(_below(root, base), (".",))
         files = sorted(p for p, info in listed.items() if info.get("type") == "file")
-        matches = [m for m in files if dotted or not _hidden(_below(m, base), ".")]
+        matches = [m for m in files if dotted or not _hidden(_below(m, base), (".",))]
         if not matches:
             hidden = (
                 f" but hidden ones ({files[0]!r}...): name them with a leading '.'" if files else ""
@@ -396,7 +396,7 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         _refuse_run_folder(path, top, listed)
         base = posixpath.dirname(top)
         # hidden below the folder, as Spark and pyarrow.dataset: .git/, _SUCCESS, _tmp/
-        visible = [f for f in sorted(listed) if not _hidden(_below(f, top), "._")]
+        visible = [f for f in sorted(listed) if not _hidden(_below(f, top), (".", "_"))]
         found = [(f, _below(f, base), listed[f]) for f in _once(visible, listed, top)]
         shards = _with_formats(found, fmt, path, url, strict=False)
         if not shards and fmt != "auto":
@@ -414,10 +414,10 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
     return _with_formats(found, fmt, path, url, strict=True)
 
 
-def _hidden(relative: str, marks: str) -> bool:
+def _hidden(relative: str, marks: tuple[str, ...]) -> bool:
     """Whether a part of ``relative`` (a path below an input folder or a glob's fixed
     part) begins with one of ``marks``."""
-    return any(part.startswith(tuple(marks)) for part in relative.split("/"))
+    return any(part.startswith(marks) for part in relative.split("/"))
 
 
 def _once(paths: list[str], listed: dict[str, dict[str, Any]], base: str) -> list[str]:
