@@ -1,8 +1,8 @@
 """Resolve the ``--input`` arguments (paths, directories, globs, fsspec URLs) to shards.
 
 An input shard is one file; ``plan_units`` then gathers small files into units and cuts
-large Parquet files into pieces of row groups, and large local JSON Lines files into
-pieces of lines. Local paths are tested;
+large Parquet files into pieces of row groups, and large local JSON Lines files (plain,
+or gzip'd and indexed for seeking) into pieces of lines. Local paths are tested;
 ``s3://bucket/prefix/*.parquet`` and ``hf://datasets/ORG/NAME/data/*.parquet`` work the
 same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is installed.
 """
@@ -10,6 +10,7 @@ same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is ins
 from __future__ import annotations
 
 import functools
+import os
 import posixpath
 import re
 from collections import Counter
@@ -71,6 +72,9 @@ class InputShard:
     # what the listing said of the file's version: its size and modification stamp (the
     # time, or the store's ETag or generation); a piece carries its file's
     version: str | None = None
+    # a piece of a gzip'd JSONL file: the seek index of its file (see ``gzip_index``), by
+    # which ``byte_range`` (then offsets into the decompressed bytes) is found
+    gzip_index: str | None = None
 
     @property
     def is_piece(self) -> bool:
@@ -80,13 +84,15 @@ class InputShard:
     @property
     def label(self) -> str:
         """The url, and for a piece of a file the row groups (numbered from 0) or the bytes
-        (offsets from 0, last included) it reads."""
+        (offsets from 0, last included; of the decompressed stream for a gzip'd file) it
+        reads."""
         if self.row_groups is not None:
             start, stop = self.row_groups
             return f"{self.url} (row groups {start}-{stop - 1})"
         if self.byte_range is not None:
             start, stop = self.byte_range
-            return f"{self.url} (bytes {start}-{stop - 1})"
+            what = "decompressed bytes" if self.gzip_index else "bytes"
+            return f"{self.url} ({what} {start}-{stop - 1})"
         return self.url
 
     @functools.cached_property
@@ -118,6 +124,7 @@ class InputShard:
             _pair(data.get("byte_range")),
             data.get("first_line", 0),
             data.get("version"),
+            data.get("gzip_index"),
         )
 
 
@@ -152,6 +159,7 @@ def plan_units(
     row_groups: Callable[[list[InputShard]], list[RowGroups | None]] | None = None,
     line_pieces: Callable[[list[InputShard], int, int], list[list[LinePiece]]] | None = None,
     batch_rows: int = 10_000,
+    index_folder: str | None = None,
 ) -> list[InputShard]:
     """The shards a run hands its workers, from ``files`` (input files, in order): every
     file once, in order. The target size is ``unit_bytes``, or 1/64 of all the input's
@@ -173,11 +181,17 @@ def plan_units(
       ``jsonl_line_pieces``, which reads the file once to count its lines, at about
       2 GB/s from the page cache). A ``.json`` file is cut only when it holds JSON
       lines, not one value.
+    - With ``index_folder`` (the run's, where its workers see it), a local gzip'd JSONL
+      file is cut the same way, by its decompressed bytes, each piece holding about the
+      target's share of the file on disk: ``line_pieces`` then also writes the file's
+      seek index there (``gzip_index``), by which a worker enters the stream at its
+      piece instead of decompressing the file from its start.
 
     ``unit_bytes`` 0 leaves every file alone; so does a file of unknown size, a Parquet
     file of one row group or whose footer cannot be read (its reader then says why), and
-    a compressed or remote JSONL file (it cannot be read from the middle, or would be
-    downloaded twice). The same files give the same shards."""
+    a JSONL file compressed otherwise (or gzip'd, without ``index_folder``) or remote (it
+    cannot be read from the middle, or would be downloaded twice). The same files give
+    the same shards."""
     if unit_bytes <= 0 or not files:
         return files
     total = sum(s.size or 0 for s in files)
@@ -185,10 +199,16 @@ def plan_units(
     large = [s for s in files if s.format == "parquet" and (s.size or 0) >= 2 * target]
     footers = dict(zip(large, (row_groups or parquet_row_groups)(large), strict=True))
     line_target = max(target, total // _MAX_LINE_UNITS, _MIN_LINE_PIECE_BYTES)
-    lined = [s for s in files if _cuttable_lines(s) and (s.size or 0) >= 2 * line_target]
+    lined = [
+        s
+        for s in files
+        if _cuttable_lines(s, index_folder is not None) and (s.size or 0) >= 2 * line_target
+    ]
     if lined:
         if line_pieces is None:
-            from curation.io.readers import jsonl_line_pieces as line_pieces
+            from curation.io.readers import jsonl_line_pieces
+
+            line_pieces = functools.partial(jsonl_line_pieces, index_folder=index_folder)
         cuts = dict(zip(lined, line_pieces(lined, line_target, batch_rows), strict=True))
     else:
         cuts = {}
@@ -197,35 +217,49 @@ def plan_units(
         if footers and (groups := footers.get(file)):
             shards.extend(_pieces(file, groups, target))
         elif cuts and (lines := cuts.get(file)):
-            shards.extend(_line_shards(file, lines))
+            shards.extend(_line_shards(file, lines, index_folder))
         else:
             shards.append(file)
     return _gather_small(shards, target)
 
 
-def _cuttable_lines(file: InputShard) -> bool:
-    """A JSONL file that can be read from the middle: local and not compressed."""
-    return (
-        file.format == "jsonl"
-        and not is_url(file.url)
-        and not file.url.lower().endswith(_COMPRESSIONS)
-    )
+def _cuttable_lines(file: InputShard, indexed: bool) -> bool:
+    """A JSONL file that can be read from the middle: local, and not compressed or
+    (``indexed``: seek indexes can be written) gzip'd."""
+    if file.format != "jsonl" or is_url(file.url):
+        return False
+    name = file.url.lower()
+    return not name.endswith(_COMPRESSIONS) or (indexed and name.endswith(".gz"))
 
 
-def _line_shards(file: InputShard, pieces: list[LinePiece]) -> list[InputShard]:
-    """``file`` as its pieces of lines; the whole file when there are fewer than two."""
+def gzip_index(index_folder: str, file: InputShard) -> str:
+    """Where the seek index of the gzip'd ``file`` lies in ``index_folder``: named by the
+    file's key, so by its path and version."""
+    return os.path.join(index_folder, f"{file.key}.gzindex")
+
+
+def _line_shards(
+    file: InputShard, pieces: list[LinePiece], index_folder: str | None
+) -> list[InputShard]:
+    """``file`` as its pieces of lines; the whole file when there are fewer than two. The
+    pieces of a gzip'd file name its seek index, and their sizes are their share of its
+    bytes on disk."""
     if len(pieces) < 2:
         return [file]
+    gzipped = file.url.lower().endswith(".gz")
+    index = gzip_index(index_folder, file) if gzipped and index_folder else None
+    ratio = (file.size or 0) / pieces[-1][1] if index else 1.0
     return [
         InputShard(
             file.url,
             file.name,
             file.format,
-            stop - start,
+            max(1, round((stop - start) * ratio)),
             byte_range=(start, stop),
             first_row=rows,
             first_line=lines,
             version=file.version,
+            gzip_index=index,
         )
         for start, stop, rows, lines in pieces
     ]

@@ -27,9 +27,11 @@ import itertools
 import json
 import os
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import fsspec
@@ -39,12 +41,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
+import rapidgzip
 import zstandard
 from isal import isal_zlib
 
 from curation.batch import DROP_REASON, ID, TEXT, conform
 from curation.io import is_url
-from curation.io.inputs import InputError, InputShard, LinePiece, name_stem, resolve_inputs
+from curation.io.inputs import (
+    InputError,
+    InputShard,
+    LinePiece,
+    gzip_index,
+    name_stem,
+    resolve_inputs,
+)
+from curation.io.writers import tmp_path, write_atomic_bytes
 from curation.recipe import InputSpec
 
 RESERVED = (ID, TEXT, DROP_REASON)
@@ -315,7 +326,8 @@ def read_jsonl(
     are read line by line as above.
 
     A piece of a file (``shard.byte_range``, see ``jsonl_line_pieces``) is read as JSON
-    lines, its rows numbered from ``shard.first_row``. A file whose first batch has no
+    lines, its rows numbered from ``shard.first_row``; a piece of a gzip'd file enters
+    the stream by the file's seek index (``shard.gzip_index``). A file whose first batch has no
     line with the text field is an error (the wrong ``--text-field``, most likely); that
     batch is the first piece's, so only that piece checks: a later piece whose lines lack
     the field gives the rows the whole file gives, dropped as ``read:missing_text_field``.
@@ -349,21 +361,32 @@ def read_jsonl(
     _check_text_field(shard, spec, state)
 
 
+def _changed_piece(shard: InputShard, problem: str) -> InputError:
+    return InputError(
+        f"{shard.label}: {problem}, so it changed after the run was planned: run the "
+        "command again with --overwrite"
+    )
+
+
 @contextlib.contextmanager
 def _piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
     """The bytes of a piece of a local file (``shard.byte_range``) in chunks, after
     checking that the file still has whole lines where the piece begins and ends."""
     assert shard.byte_range is not None
+    if shard.gzip_index is not None:
+        with _gzip_piece_chunks(shard) as chunks:
+            yield chunks
+        return
     start, stop = shard.byte_range
     with open(shard.url, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         before = os.pread(handle.fileno(), 1, start - 1) if start else b"\n"
         last = os.pread(handle.fileno(), 1, stop - 1) if stop < size else b"\n"
         if size < stop or before != b"\n" or last != b"\n":
-            raise InputError(
-                f"{shard.label}: the file is now {size:,} bytes and has no line break where "
-                "this piece of it begins or ends, so it changed after the run was planned: "
-                "run the command again with --overwrite"
+            raise _changed_piece(
+                shard,
+                f"the file is now {size:,} bytes and has no line break where this piece of "
+                "it begins or ends",
             )
         handle.seek(start)
         left = stop - start
@@ -377,37 +400,187 @@ def _piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
         yield chunks()
 
 
+@contextlib.contextmanager
+def _gzip_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
+    """The decompressed bytes of a piece of a gzip'd file in chunks, the stream entered
+    at the piece by the file's seek index (rapidgzip, one thread): only the few MiB
+    between the index point before the piece and its start are decompressed and passed
+    over. The file must still have whole lines where the piece begins, and end there or
+    go on past it; otherwise it changed after the run was planned (an error that says
+    so)."""
+    assert shard.byte_range is not None and shard.gzip_index is not None
+    start, stop = shard.byte_range
+    changed = "its decompressed bytes have no line break where this piece of them begins or ends"
+    if not os.path.exists(shard.gzip_index):
+        raise InputError(
+            f"{shard.label}: the seek index its run wrote for it, {shard.gzip_index}, is "
+            "gone: run the command again (the run writes it again), and keep the output "
+            "folder's _work/ where every worker sees it"
+        )
+    unfit = "the file does not fit the seek index the run wrote for it"
+    try:
+        stream = rapidgzip.open(shard.url, parallelization=1)
+    except (RuntimeError, ValueError) as err:  # what rapidgzip raises on a bad stream
+        raise _changed_piece(shard, f"{unfit} ({err})") from None
+    with stream:
+        try:
+            stream.import_index(shard.gzip_index)
+            before = b"\n"
+            if start:
+                stream.seek(start - 1)
+                before = stream.read(1)
+        except (RuntimeError, ValueError) as err:
+            raise _changed_piece(shard, f"{unfit} ({err})") from None
+        if before != b"\n":
+            raise _changed_piece(shard, changed)
+        left = stop - start
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal left
+            chunk = b"\n"
+            try:
+                while left > 0 and (chunk := stream.read(min(left, _CHUNK_BYTES))):
+                    left -= len(chunk)
+                    yield chunk
+                ended = left == 0 and (chunk.endswith(b"\n") or not stream.read(1))
+            except (RuntimeError, ValueError) as err:  # a damaged stream
+                raise OSError(str(err)) from None
+            if not ended:
+                raise _changed_piece(shard, changed)
+
+        yield chunks()
+
+
 def jsonl_line_pieces(
-    files: list[InputShard], target: int, block_lines: int
+    files: list[InputShard], target: int, block_lines: int, index_folder: str | None = None
 ) -> list[list[LinePiece]]:
-    """Each local, uncompressed JSONL file's pieces of whole blocks of ``block_lines``
-    lines (``InputSpec.batch_rows``), each at least ``target`` bytes (see
-    ``line_pieces``); no pieces for a file that cannot be read, or for a ``.json`` file
-    that is not JSON lines (its first line no whole object). A few files are read at a
-    time, each once from start to end."""
+    """Each local JSONL file's pieces of whole blocks of ``block_lines`` lines
+    (``InputSpec.batch_rows``), each at least ``target`` bytes on disk (see
+    ``line_pieces``); no pieces for a file that cannot be read, for a ``.json`` file that
+    is not JSON lines (its first line no whole object), or for a compressed file other
+    than a gzip'd one with ``index_folder``, where its seek index is written (see
+    ``_gzip_line_pieces``). A few files are read at a time, each once from start to end."""
     if not files:
         return []
+
+    def pieces(file: InputShard) -> list[LinePiece]:
+        if not file.url.lower().endswith(".gz"):
+            return _line_pieces_of(file, target, block_lines)
+        if index_folder is None:
+            return []
+        return _gzip_line_pieces(file, target, block_lines, gzip_index(index_folder, file))
+
     with ThreadPoolExecutor(max_workers=min(4, len(files))) as pool:
-        return list(pool.map(lambda file: _line_pieces_of(file, target, block_lines), files))
+        return list(pool.map(pieces, files))
 
 
 def _line_pieces_of(file: InputShard, target: int, block_lines: int) -> list[LinePiece]:
     try:
         with open(file.url, "rb") as handle:
             chunks = iter(lambda: handle.read(_CHUNK_BYTES), b"")
-            if not name_stem(file.url).endswith(".json"):
-                return line_pieces(chunks, target, block_lines)
-            # JSON lines only if the first line is a whole object and more lines follow
-            # (see ``_whole_json_as_lines``), not one value
-            first = next(chunks, b"")
-            start = _json_start(first)
-            end = first.find(b"\n", start)
-            if end < 0 or not _is_json_object(first[start:end]):
-                return []  # one JSON value, or a first line longer than a chunk
-            pieces = line_pieces(itertools.chain([first], chunks), target, block_lines)
-            return pieces if pieces and pieces[1][2] >= 2 else []
+            return _json_line_pieces(chunks, file.url, target, block_lines)
     except OSError:
         return []  # its reader says what is wrong
+
+
+def _json_line_pieces(
+    chunks: Iterator[bytes], url: str, target: int, block_lines: int
+) -> list[LinePiece]:
+    """``line_pieces`` of the bytes of the file ``url``; none for a ``.json`` file that is
+    not JSON lines."""
+    if not name_stem(url).endswith(".json"):
+        return line_pieces(chunks, target, block_lines)
+    # JSON lines only if the first line is a whole object and more lines follow (see
+    # ``_whole_json_as_lines``), not one value
+    first = next(chunks, b"")
+    start = _json_start(first)
+    end = first.find(b"\n", start)
+    if end < 0 or not _is_json_object(first[start:end]):
+        return []  # one JSON value, or a first line longer than a chunk
+    pieces = line_pieces(itertools.chain([first], chunks), target, block_lines)
+    return pieces if pieces and pieces[1][2] >= 2 else []
+
+
+def _gzip_line_pieces(
+    file: InputShard, target: int, block_lines: int, index: str
+) -> list[LinePiece]:
+    """The pieces of the gzip'd JSONL ``file`` (see ``line_pieces``), by offsets into its
+    decompressed bytes, each about ``target`` bytes of the file on disk (the file's
+    compression ratio scales the target); its seek index is written to ``index``.
+
+    The lines are counted on the bytes the reader itself decompresses (ISA-L, which
+    checks every member's length and CRC and fails on a truncated or damaged stream, as
+    reading the file whole would), while rapidgzip, on a thread beside it, decompresses
+    the file too and writes the index (a 32 KiB window every few MiB of the file, about
+    2% of its size), by which a worker enters the stream at its piece. The blocks' starts
+    are kept beside the index (``<index>.json``), so that a run that goes on finds the
+    pieces without decompressing the file again. No pieces when either cannot read the
+    file to its end or they disagree on its length: the file is then read whole, and its
+    reader says what is wrong."""
+    blocks = _gzip_blocks(file, block_lines, index)
+    if not blocks:
+        return []
+    total = blocks[-1][1]  # decompressed bytes
+    return _joined(blocks, max(1, target * total // max(1, file.size or total)))
+
+
+def _gzip_blocks(file: InputShard, block_lines: int, index: str) -> list[LinePiece]:
+    """The blocks of ``block_lines`` lines of the gzip'd ``file``, each as a piece (see
+    ``_gzip_line_pieces``), found again from ``<index>.json`` when that was written for
+    this ``block_lines``; [] when the file cannot be cut."""
+    final = Path(index)
+    record = final.with_name(f"{final.name}.json")
+    if final.exists() and record.exists():
+        kept = orjson.loads(record.read_bytes())
+        if kept.get("block_lines") == block_lines:
+            return [tuple(block) for block in kept["blocks"]]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    written = tmp_path(final)
+    indexed: dict[str, Any] = {}
+    indexer = threading.Thread(target=_write_gzip_index, args=(file.url, str(written), indexed))
+    indexer.start()
+    try:
+        with open(file.url, "rb") as raw:
+            blocks = _json_line_pieces(_gzip_chunks(raw), file.url, 1, block_lines)
+    except _STREAM_ERRORS:
+        blocks = []  # its reader says what is wrong
+    finally:
+        indexer.join()
+    if not blocks or indexed.get("size") != blocks[-1][1]:
+        written.unlink(missing_ok=True)
+        return []
+    os.replace(written, final)
+    kept = {"block_lines": block_lines, "blocks": blocks}
+    write_atomic_bytes(record, orjson.dumps(kept), durable=False)
+    return blocks
+
+
+def _write_gzip_index(url: str, path: str, out: dict[str, Any]) -> None:
+    """rapidgzip's seek index of the gzip file ``url``, written to ``path``; ``out`` gets
+    the decompressed ``size``, or nothing when rapidgzip cannot read the file."""
+    try:
+        with rapidgzip.open(url, parallelization=1) as stream:
+            size = stream.seek(0, io.SEEK_END)  # decompresses it all, indexing as it goes
+            stream.export_index(path)
+    except (RuntimeError, ValueError, OSError):  # what rapidgzip raises on a bad stream
+        return
+    out["size"] = size
+
+
+def _joined(blocks: list[LinePiece], target: int) -> list[LinePiece]:
+    """Consecutive ``blocks`` joined into pieces of at least ``target`` bytes each (a rest
+    below that joins the last piece); none when that makes fewer than two."""
+    pieces: list[LinePiece] = []
+    first = 0  # the block the open piece begins with
+    for index, (_, stop, _, _) in enumerate(blocks):
+        start, _, rows, lines = blocks[first]
+        if stop - start >= target:
+            pieces.append((start, stop, rows, lines))
+            first = index + 1
+    if first < len(blocks) and pieces:  # the rest joins the last piece
+        start, _, rows, lines = pieces.pop()
+        pieces.append((start, blocks[-1][1], rows, lines))
+    return pieces if len(pieces) >= 2 else []
 
 
 def line_pieces(chunks: Iterable[bytes], target: int, block_lines: int = 1) -> list[LinePiece]:

@@ -84,6 +84,8 @@ from curation.stage import GlobalStage
 RUN_MARKER = "run.json"
 INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
 PLAN = "plan.json"  # how many shards and passes the run has (for inspect)
+# the seek indexes of gzip'd JSONL files cut into pieces, and their blocks of lines
+INDEXES = "gzip_index"
 
 
 class RunFolderError(RuntimeError):
@@ -146,8 +148,9 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     fingerprint = _fingerprint(recipe, shards, segments)
     previous = _prepare(out, work, fingerprint, options.overwrite, [s.url for s in shards])
     input_files = len(shards)
-    shards = _plan_units(shards, recipe.input, options.progress)
-    stale = _stale_results(work, shards, previous)
+    file_keys = {s.key for s in shards}
+    shards = _plan_units(shards, recipe.input, options.progress, work / INDEXES)
+    stale = _stale_results(work, shards, previous) + _stale_indexes(work, file_keys)
     plan = {"shards": len(shards), "passes": len(segments)}  # for inspect, while it runs
     write_atomic_bytes(work / PLAN, json.dumps(plan).encode("utf-8"))
 
@@ -307,9 +310,25 @@ def _standing(
     return result if handed_on else None
 
 
-def _plan_units(files: list[InputShard], spec: InputSpec, progress: bool) -> list[InputShard]:
+def _stale_indexes(work: Path, file_keys: set[str]) -> list[Path]:
+    """The seek indexes under ``work`` (and their records of blocks) of no input file of
+    this run, by the file keys they are named with (a file changed since gets another)."""
+    folder = work / INDEXES
+    if not folder.is_dir():
+        return []
+    return [
+        path
+        for path in sorted(folder.iterdir())
+        if path.name.removesuffix(".json").removesuffix(".gzindex") not in file_keys
+    ]
+
+
+def _plan_units(
+    files: list[InputShard], spec: InputSpec, progress: bool, indexes: Path
+) -> list[InputShard]:
     """``plan_units``, saying on stderr (``progress``) while it counts the lines of large
-    JSONL files, and while it reads the footers of Parquet files that are remote (a
+    JSONL files (and decompresses and indexes the gzip'd ones, their seek indexes written
+    to ``indexes``), and while it reads the footers of Parquet files that are remote (a
     request each)."""
 
     def count(large: list[InputShard], kind: str) -> str:
@@ -326,10 +345,14 @@ def _plan_units(files: list[InputShard], spec: InputSpec, progress: bool) -> lis
         what = f"the lines of {count(large, 'JSONL')}"
         each = "it" if len(large) == 1 else "each"
         doing = f"counting {what} ({mb:,.0f} MB) to cut {each} into pieces"
+        if any(f.url.lower().endswith(".gz") for f in large):
+            doing += " (a gzip'd file is decompressed and indexed for seeking)"
         with StepProgress(doing, f"counted {what}", enabled=progress):
-            return jsonl_line_pieces(large, target, block_lines)
+            return jsonl_line_pieces(large, target, block_lines, str(indexes))
 
-    return plan_units(files, spec.unit_bytes, footers, lines, spec.batch_rows)
+    return plan_units(
+        files, spec.unit_bytes, footers, lines, spec.batch_rows, index_folder=str(indexes)
+    )
 
 
 def _barrier(

@@ -4,6 +4,7 @@ accounting as one file at a time, far fewer tasks, markers and parts."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import itertools
 import json
@@ -536,7 +537,14 @@ def test_jsonl_files_are_read_for_pieces_only_where_the_input_needs_them() -> No
     assert asked == []
     compressed = [InputShard("/d/big.jsonl.zst", "big.jsonl.zst", "jsonl", 5 << 30)]
     assert plan_units(compressed, 64 << 20, line_pieces=line_pieces) == compressed
+    assert plan_units(compressed, 64 << 20, line_pieces=line_pieces, index_folder="/i") == (
+        compressed
+    )
+    gzipped = [InputShard("/d/big.jsonl.gz", "big.jsonl.gz", "jsonl", 5 << 30)]
+    assert plan_units(gzipped, 64 << 20, line_pieces=line_pieces) == gzipped
     assert asked == []
+    plan_units(gzipped, 64 << 20, line_pieces=line_pieces, index_folder="/i")
+    assert asked == [["big.jsonl.gz"]]
 
 
 def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
@@ -647,6 +655,163 @@ def test_a_damaged_piece_names_the_line_of_the_file(
     assert len(lines) > line
 
 
+# ------------------------------------------------------- large gzip'd JSONL files
+
+
+def gzip_members(data: bytes, path: Path, members: int = 3, padding: bytes = b"") -> None:
+    """``data`` gzip'd into ``members`` members one after another (as ``cat a.gz b.gz``
+    makes), ``padding`` between them."""
+    cut = len(data) // members
+    parts = [data[i * cut : (i + 1) * cut if i < members - 1 else None] for i in range(members)]
+    path.write_bytes(padding.join(gzip.compress(part, compresslevel=6) for part in parts))
+
+
+def large_gzip_pieces(
+    c4_path: Path, pile_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, list[bytes], list[InputShard]]:
+    """``one_large_jsonl`` gzip'd in three members as ``folder/big.jsonl.gz``; the path,
+    its lines and its pieces, their seek index written to ``folder/index``."""
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 150_000)
+    lines = one_large_jsonl(c4_path, pile_path, folder / "big.jsonl")
+    path = folder / "big.jsonl.gz"
+    gzip_members(b"".join(lines), path)
+    index = str(folder / "index")
+    pieces = plan_units(resolve_inputs([str(path)]), 64 << 20, batch_rows=BLOCK, index_folder=index)
+    return path, lines, pieces
+
+
+@pytest.mark.parametrize("executor", list(EXECUTORS))
+def test_pieces_of_a_large_gzipped_jsonl_file_give_the_rows_the_whole_file_gives(
+    c4_path: Path, pile_path: Path, tmp_path: Path, executor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each worker enters the stream at its piece by the seek index the planner wrote; the
+    # rows, ids, order and counts are those of the file read whole by the gzip reader
+    path, lines, planned = large_gzip_pieces(c4_path, pile_path, tmp_path, monkeypatch)
+    data = b"".join(lines)
+    assert len(planned) >= 6
+    assert planned[0].byte_range[0] == 0 and planned[-1].byte_range[1] == len(data)
+    for piece in planned:
+        start, stop = piece.byte_range
+        assert piece.first_line == data[:start].count(b"\n") and piece.first_line % BLOCK == 0
+        assert "(decompressed bytes " in piece.label and piece.gzip_index
+        # each piece about its share of the file on disk
+        assert piece.size == pytest.approx((stop - start) * path.stat().st_size / len(data), 1)
+    whole = recipe_of(f"input: {{unit_bytes: 0, batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    pieces = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    first = run_local(whole, tmp_path / "whole")
+    second = run_local(pieces, tmp_path / "pieces", **EXECUTORS[executor])
+    assert first["shards"]["total"] == 1 and second["shards"]["total"] == len(planned)
+    assert second["rows"] == first["rows"]
+    assert first["rows"]["read"] == sum(1 for line in lines if line.strip())
+    counts = ("name", "rows_in", "rows_kept", "dropped_by_reason", "bytes_in")
+    assert [[s[c] for c in counts] for s in second["stages"]] == [
+        [s[c] for c in counts] for s in first["stages"]
+    ]
+    reasons = second["stages"][0]["dropped_by_reason"]
+    assert reasons["read:missing_text_field"] == 700 and reasons["read:invalid_json"] == 4
+    assert second["stages"][-1]["dropped_by_reason"]["exact_dedup:duplicate"] > 30
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "pieces", kind) == read_output(tmp_path / "whole", kind)
+    # the run's own index, beside its record of the blocks, under _work/
+    written = sorted(p.name for p in (tmp_path / "pieces" / "_work" / "gzip_index").iterdir())
+    assert len(written) == 2 and written[0].endswith(".gzindex")
+
+
+def test_a_gzipped_file_is_decompressed_once_to_find_its_pieces(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a run that goes on finds the pieces from the blocks kept beside the index; a file
+    # changed since is decompressed and indexed again, and its old index deleted
+    from curation.io import readers
+
+    path, lines, planned = large_gzip_pieces(c4_path, pile_path, tmp_path, monkeypatch)
+    decompressed: list[str] = []
+    plain = readers._gzip_chunks
+
+    def counted(raw: object, *args: object) -> Iterator[bytes]:
+        decompressed.append(getattr(raw, "name", ""))
+        return plain(raw, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readers, "_gzip_chunks", counted)
+    recipe = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    first = run_local(recipe, tmp_path / "run")
+    assert decompressed == [str(path)] and first["shards"]["total"] == len(planned)
+    shards = tmp_path / "run" / "_work" / "seg1" / "shards"
+    for piece in planned[::3]:
+        (shards / piece.key / "_SUCCESS.json").unlink()
+    again = run_local(recipe, tmp_path / "run")
+    assert decompressed == [str(path)]  # not again
+    assert again["shards"]["resumed"] > 0 and again["rows"] == first["rows"]
+    index = tmp_path / "run" / "_work" / "gzip_index"
+    before = sorted(index.iterdir())
+    gzip_members(b"".join(lines[:-200]), path)  # changed: 200 lines fewer
+    third = run_local(recipe, tmp_path / "run")
+    assert decompressed == [str(path)] * 2
+    assert third["rows"]["read"] < first["rows"]["read"]
+    after = sorted(index.iterdir())
+    assert len(after) == 2 and not set(after) & set(before)
+
+
+def test_a_gzipped_file_that_cannot_be_indexed_is_read_whole(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 150_000)
+    lines = one_large_jsonl(c4_path, pile_path, tmp_path / "big.jsonl")
+    data = b"".join(lines)
+    index = str(tmp_path / "index")
+    # zero bytes between members, which the reader passes over as gzip does and the
+    # indexer refuses: read whole, the rows the plain file gives
+    padded = tmp_path / "padded.jsonl.gz"
+    gzip_members(data, padded, padding=b"\0" * 512)
+    files = resolve_inputs([str(padded)])
+    assert plan_units(files, 64 << 20, batch_rows=BLOCK, index_folder=index) == files
+    recipe = f"input: {{batch_rows: {BLOCK}}}\n" + STAGES
+    read = run_local(recipe_of(recipe, padded), tmp_path / "padded")
+    plain = run_local(recipe_of(recipe, tmp_path / "big.jsonl"), tmp_path / "plain")
+    assert read["shards"]["total"] == 1 and read["rows"] == plain["rows"]
+    # a truncated file: read whole, and its reader names the line where it breaks off
+    truncated = tmp_path / "truncated.jsonl.gz"
+    gzip_members(data, truncated, members=1)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size * 2 // 3])
+    files = resolve_inputs([str(truncated)])
+    assert plan_units(files, 64 << 20, batch_rows=BLOCK, index_folder=index) == files
+    with pytest.raises(CorruptInputError, match=r"truncated.jsonl.gz: cannot read past line"):
+        run_local(recipe_of(recipe, truncated), tmp_path / "truncated")
+    assert not list(Path(index).glob("*.gzindex"))  # nothing left of either
+
+
+def test_a_piece_of_a_gzipped_file_that_changed_is_an_error(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    path, lines, pieces = large_gzip_pieces(c4_path, pile_path, tmp_path, monkeypatch)
+    spec = InputSpec(paths=[str(path)], batch_rows=BLOCK)
+    assert sum(len(b) for p in pieces for b in read_shard(p, spec)) > 2000
+    # the first line removed: every cut moves, and the index no longer fits the file
+    gzip_members(b"".join(lines[1:]), path)
+    with pytest.raises(
+        InputError,
+        match=r"\(decompressed bytes \d+-\d+\): the file does not fit the seek index the run "
+        r"wrote for it \(.+\), so it changed after the run was planned",
+    ):
+        list(read_shard(pieces[3], spec))
+    # a piece that begins or ends inside a line, as a file changed otherwise would give
+    gzip_members(b"".join(lines), path)
+    start, stop = pieces[3].byte_range
+    for moved in [(start + 1, stop), (start, stop - 1)]:
+        with pytest.raises(
+            InputError,
+            match=r"its decompressed bytes have no line break where this piece of them begins "
+            "or ends, so it changed after the run was planned",
+        ):
+            list(read_shard(dataclasses.replace(pieces[3], byte_range=moved), spec))
+    Path(pieces[3].gzip_index).unlink()
+    with pytest.raises(InputError, match=r"the seek index its run wrote for it, .* is gone"):
+        list(read_shard(pieces[3], spec))
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     lines=st.lists(
@@ -665,7 +830,7 @@ def test_line_pieces_cut_whole_lines_and_count_the_rows_before_them(
     """The pieces tile the bytes, each begins at the start or after a whole number of
     blocks of lines and holds at least the target's bytes; each counts the lines, and the
     non-blank lines (the reader's rows), before it; chunking does not change them."""
-    from curation.io.readers import line_pieces
+    from curation.io.readers import _joined, line_pieces
 
     data = b"".join(line + end for line, end in zip(lines, ends, strict=False))
     if not last_newline and data.endswith(b"\n"):
@@ -673,6 +838,9 @@ def test_line_pieces_cut_whole_lines_and_count_the_rows_before_them(
     chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     pieces = line_pieces(iter(chunks), target, block)
     assert pieces == line_pieces(iter([data]), target, block)
+    # a gzip'd file's blocks, found once and joined for a target, are the same pieces
+    blocks = line_pieces(iter(chunks), 1, block)
+    assert (_joined(blocks, target) if blocks else []) == pieces
     if not pieces:
         # no block start lies at least target in, with at least target after it
         starts = [i + 1 for i, b in enumerate(data) if b == 10]
