@@ -69,6 +69,7 @@ bench: setup
 	$(BIN)/python benchmarks/input_listing.py
 	$(BIN)/python benchmarks/large_file.py --format parquet
 	$(BIN)/python benchmarks/large_file.py --format jsonl
+	$(BIN)/python benchmarks/large_file.py --format jsonl.gz
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py

@@ -6,13 +6,17 @@ files). Now a file of at least twice the unit size (``input.unit_bytes``, 64 MiB
 of the input if less) is cut into pieces read by several workers at once, with the rows,
 ids and order of the whole file: a Parquet file into pieces of consecutive row groups (by
 its footer), a local uncompressed JSONL file into pieces of whole batches of lines (by
-one read of the file that counts its lines, timed here as part of the run).
+one read of the file that counts its lines, timed here as part of the run), and a local
+gzip'd one the same way by its decompressed bytes (the planner decompresses it once to
+count its lines while rapidgzip writes a seek index, by which each worker enters the
+stream at its piece; also timed as part of the run, and alone below the table).
 
 Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents
 (copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line), as one file
 of ``id`` and ``text``: ``--format parquet``, zstd, row groups of 1,000 rows, as
 datatrove's ``ParquetWriter`` writes them; ``--format jsonl``, uncompressed, a document a
-line (the engine's batches of 10,000 lines set the pieces' least size).
+line (the engine's batches of 10,000 lines set the pieces' least size); ``--format
+jsonl.gz``, that file gzip'd (level 6, as ``gzip`` does by default).
 
 The job: FineWeb's heuristic filters (Gopher repetition and quality, C4 without the
 terminal-punctuation rule, FineWeb quality), the kept and the dropped documents written
@@ -30,17 +34,21 @@ cache; wall time and peak memory of the process tree's largest process (``/usr/b
 
     .venv/bin/python benchmarks/large_file.py --format parquet --docs 60000
     .venv/bin/python benchmarks/large_file.py --format jsonl --docs 60000
+    .venv/bin/python benchmarks/large_file.py --format jsonl.gz --docs 60000
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,9 +98,13 @@ LocalPipelineExecutor(
 
 def build(count: int, kind: str) -> Path:
     """One file of ``count`` documents in a folder: Parquet of row groups of 1,000 rows,
-    or JSONL."""
+    JSONL, or gzip'd JSONL."""
     folder = DATA / kind / str(count)
     path = folder / f"docs.{kind}"
+    if kind == "jsonl.gz" and not path.exists():
+        lines = (build(count, "jsonl") / "docs.jsonl").read_bytes()
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(lines, compresslevel=6))
     if not path.exists():
         base = [text for text, _ in real_documents()]
         texts = [thinned(base[i % len(base)], i // len(base)) for i in range(count)]
@@ -146,9 +158,33 @@ def datatrove_run(folder: Path, workers: int, kind: str) -> dict:
     return {"seconds": seconds, "peak_mib": peak, "kept": kept, "shards": 1}
 
 
+def planning(path: Path) -> str:
+    """What finding a gzip'd file's pieces costs alone: the planner's pass (lines counted,
+    seek index written) against decompressing the file once with the reader's inflater."""
+    from curation.io.inputs import plan_units, resolve_inputs
+    from curation.io.readers import _gzip_chunks
+
+    files = resolve_inputs([str(path)])
+    started = time.perf_counter()
+    with open(path, "rb") as raw:
+        text = sum(len(chunk) for chunk in _gzip_chunks(raw))
+    inflate = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        pieces = plan_units(files, 64 << 20, index_folder=folder)
+        planned = time.perf_counter() - started
+        index = sum(f.stat().st_size for f in Path(folder).iterdir())
+    return (
+        f"Planning alone: {len(pieces)} pieces of {text / 1e6:.1f} MB of text in "
+        f"{planned:.2f} s ({text / 1e6 / planned:.0f} MB/s; decompressing it once with the "
+        f"reader's inflater: {inflate:.2f} s), seek index and blocks {index / 1e3:.0f} kB "
+        f"({index / path.stat().st_size:.1%} of the file)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    parser.add_argument("--format", choices=("parquet", "jsonl", "jsonl.gz"), default="parquet")
     parser.add_argument("--docs", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
@@ -157,6 +193,8 @@ def main() -> None:
     folder = build(args.docs, args.format)
     size = len((folder / f"docs.{args.format}").read_bytes()) / 1e6  # now in the page cache
     layout = "row groups of 1,000 rows" if args.format == "parquet" else "a document a line"
+    if args.format == "jsonl.gz":
+        layout += ", gzip level 6"
     print(
         f"{platform.machine()}, {os.cpu_count()} cores, one {args.format} file of "
         f"{args.docs:,} documents ({size:.1f} MB, {layout}), {args.workers} workers\n"
@@ -175,6 +213,8 @@ def main() -> None:
             f"| {label} | {r['shards']} | {r['seconds']:.2f} | {whole / r['seconds']:.2f}x | "
             f"{base / r['seconds']:.2f}x | {r['peak_mib']:.0f} | {r['kept']:,} |"
         )
+    if args.format == "jsonl.gz":
+        print("\n" + planning(folder / "docs.jsonl.gz"))
 
 
 if __name__ == "__main__":
