@@ -327,10 +327,11 @@ def read_jsonl(
 
     A piece of a file (``shard.byte_range``, see ``jsonl_line_pieces``) is read as JSON
     lines, its rows numbered from ``shard.first_row``; a piece of a gzip'd file enters
-    the stream by the file's seek index (``shard.gzip_index``). A file whose first batch has no
-    line with the text field is an error (the wrong ``--text-field``, most likely); that
-    batch is the first piece's, so only that piece checks: a later piece whose lines lack
-    the field gives the rows the whole file gives, dropped as ``read:missing_text_field``.
+    the stream by the file's seek index (``shard.gzip_index``). A file whose first batch
+    has no line with the text field is an error (the wrong ``--text-field``, most
+    likely); that batch is the first piece's, so only that piece checks: a later piece
+    whose lines lack the field gives the rows the whole file gives, dropped as
+    ``read:missing_text_field``.
 
     A file of a unit hands its batches to the unit's ``into``, which joins them with the
     other files' and yields the batches that makes.
