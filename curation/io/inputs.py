@@ -149,7 +149,8 @@ _MAX_LINE_UNITS = 1024
 # A row group's row count and bytes on disk (compressed), from a Parquet file's footer.
 RowGroups = list[tuple[int, int]]
 # A piece of a JSONL file: its first byte, one past its last, and the file's non-blank
-# lines (rows) and lines before it.
+# lines (rows) and lines before it; of a WARC file: its first byte on disk, one past its
+# last, the documents before it and 0.
 LinePiece = tuple[int, int, int, int]
 
 
@@ -178,20 +179,24 @@ def plan_units(
       file's order), each at least the target's bytes, 1 MiB and 1/1024 of the input
       (hundreds of large files are left whole: they make shards enough, and finding
       pieces reads the file); ``line_pieces`` finds them (by default
-      ``jsonl_line_pieces``, which reads the file once to count its lines, at about
-      2 GB/s from the page cache). A ``.json`` file is cut only when it holds JSON
-      lines, not one value.
+      ``stream_pieces``, which reads the file once to count its lines, at about 2 GB/s
+      from the page cache). A ``.json`` file is cut only when it holds JSON lines, not
+      one value.
     - With ``index_folder`` (the run's, where its workers see it), a local gzip'd JSONL
       file is cut the same way, by its decompressed bytes, each piece holding about the
       target's share of the file on disk: ``line_pieces`` then also writes the file's
       seek index there (``gzip_index``), by which a worker enters the stream at its
       piece instead of decompressing the file from its start.
+    - A local WARC file, plain or gzip'd a member per record (as Common Crawl ships it),
+      is cut the same way into pieces of its bytes on disk, each beginning at a
+      document's record after whole blocks of ``batch_rows`` documents (see
+      ``warc_record_pieces``): a member per record needs no index.
 
     ``unit_bytes`` 0 leaves every file alone; so does a file of unknown size, a Parquet
     file of one row group or whose footer cannot be read (its reader then says why), and
-    a JSONL file compressed otherwise (or gzip'd, without ``index_folder``) or remote (it
-    cannot be read from the middle, or would be downloaded twice). The same files give
-    the same shards."""
+    a JSONL or WARC file compressed otherwise (or JSONL gzip'd, without
+    ``index_folder``) or remote (it cannot be read from the middle, or would be
+    downloaded twice). The same files give the same shards."""
     if unit_bytes <= 0 or not files:
         return files
     total = sum(s.size or 0 for s in files)
@@ -202,13 +207,13 @@ def plan_units(
     lined = [
         s
         for s in files
-        if _cuttable_lines(s, index_folder is not None) and (s.size or 0) >= 2 * line_target
+        if _cuttable_stream(s, index_folder is not None) and (s.size or 0) >= 2 * line_target
     ]
     if lined:
         if line_pieces is None:
-            from curation.io.readers import jsonl_line_pieces
+            from curation.io.readers import stream_pieces
 
-            line_pieces = functools.partial(jsonl_line_pieces, index_folder=index_folder)
+            line_pieces = functools.partial(stream_pieces, index_folder=index_folder)
         cuts = dict(zip(lined, line_pieces(lined, line_target, batch_rows), strict=True))
     else:
         cuts = {}
@@ -223,13 +228,15 @@ def plan_units(
     return _gather_small(shards, target)
 
 
-def _cuttable_lines(file: InputShard, indexed: bool) -> bool:
-    """A JSONL file that can be read from the middle: local, and not compressed or
-    (``indexed``: seek indexes can be written) gzip'd."""
-    if file.format != "jsonl" or is_url(file.url):
+def _cuttable_stream(file: InputShard, indexed: bool) -> bool:
+    """A JSONL or WARC file that can be read from the middle: local, and not compressed
+    or gzip'd (JSONL only where seek indexes can be written, ``indexed``; a WARC file
+    gzip'd whole is found to be one member when its pieces are looked for)."""
+    if file.format not in ("jsonl", "warc") or is_url(file.url):
         return False
     name = file.url.lower()
-    return not name.endswith(_COMPRESSIONS) or (indexed and name.endswith(".gz"))
+    gzipped = name.endswith(".gz") and (indexed or file.format == "warc")
+    return not name.endswith(_COMPRESSIONS) or gzipped
 
 
 def gzip_index(index_folder: str, file: InputShard) -> str:
@@ -246,7 +253,7 @@ def _line_shards(
     bytes on disk."""
     if len(pieces) < 2:
         return [file]
-    gzipped = file.url.lower().endswith(".gz")
+    gzipped = file.format == "jsonl" and file.url.lower().endswith(".gz")
     index = gzip_index(index_folder, file) if gzipped and index_folder else None
     ratio = (file.size or 0) / pieces[-1][1] if index else 1.0
     return [

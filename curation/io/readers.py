@@ -325,7 +325,7 @@ def read_jsonl(
     more after it, one that is no single value, and every ``.jsonl`` or ``.ndjson`` file
     are read line by line as above.
 
-    A piece of a file (``shard.byte_range``, see ``jsonl_line_pieces``) is read as JSON
+    A piece of a file (``shard.byte_range``, see ``stream_pieces``) is read as JSON
     lines, its rows numbered from ``shard.first_row``; a piece of a gzip'd file enters
     the stream by the file's seek index (``shard.gzip_index``). A file whose first batch
     has no line with the text field is an error (the wrong ``--text-field``, most
@@ -452,7 +452,7 @@ def _gzip_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
         yield chunks()
 
 
-def jsonl_line_pieces(
+def stream_pieces(
     files: list[InputShard], target: int, block_lines: int, index_folder: str | None = None
 ) -> list[list[LinePiece]]:
     """Each local JSONL file's pieces of whole blocks of ``block_lines`` lines
@@ -460,11 +460,15 @@ def jsonl_line_pieces(
     ``line_pieces``); no pieces for a file that cannot be read, for a ``.json`` file that
     is not JSON lines (its first line no whole object), or for a compressed file other
     than a gzip'd one with ``index_folder``, where its seek index is written (see
-    ``_gzip_line_pieces``). A few files are read at a time, each once from start to end."""
+    ``_gzip_line_pieces``). Each WARC file's pieces of whole blocks of ``block_lines``
+    documents (see ``warc_record_pieces``). A few files are read at a time, each once from
+    start to end."""
     if not files:
         return []
 
     def pieces(file: InputShard) -> list[LinePiece]:
+        if file.format == "warc":
+            return warc_record_pieces(file, target, block_lines)
         if not file.url.lower().endswith(".gz"):
             return _line_pieces_of(file, target, block_lines)
         if index_folder is None:
@@ -1059,10 +1063,15 @@ def open_chunks(url: str) -> Iterator[Iterable[bytes]]:
 
 
 def _gzip_chunks(
-    raw: BinaryIO, read_bytes: int = 1 << 16, piece_bytes: int = _GZIP_PIECE_BYTES
+    raw: BinaryIO,
+    read_bytes: int = 1 << 16,
+    piece_bytes: int = _GZIP_PIECE_BYTES,
+    members: list[tuple[int, int]] | None = None,
 ) -> Iterator[bytes]:
     """The decompressed bytes of a gzip stream (members one after another, zero padding
     between them skipped, as the gzip module does) in pieces of at most ``piece_bytes``.
+    ``members``, when given, gets where each member begins: (offset in the stream read
+    from ``raw``, offset in the decompressed bytes).
 
     ISA-L's inflate (2.8x zlib's speed here) fed ``read_bytes`` of the file at a time, so
     that every byte that decompresses before a truncation or damage is handed over before
@@ -1073,9 +1082,11 @@ def _gzip_chunks(
     member = isal_zlib.decompressobj(wbits=31)
     in_member = False
     pending = b""
+    read = written = 0  # bytes read from raw, bytes handed over
     while True:
         if not pending:
             pending = raw.read(read_bytes)
+            read += len(pending)
             if not pending:
                 break
         if not in_member:
@@ -1083,7 +1094,10 @@ def _gzip_chunks(
             if not pending:
                 continue
             in_member = True
+            if members is not None:
+                members.append((read - len(pending), written))
         if out := member.decompress(pending, piece_bytes):
+            written += len(out)
             yield out
         if member.eof:
             pending, in_member = member.unused_data, False
@@ -1322,17 +1336,22 @@ def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
 
     Keeps ``url`` and ``date`` (the WARC-Date); the id is the WARC-Record-ID.
     Request, metadata and warcinfo records are not documents and are passed over.
+
+    A piece of a file (``shard.byte_range``, see ``warc_record_pieces``) is its bytes on
+    disk from one document's record (a gzip member of its own) to the next piece's, its
+    documents numbered from ``shard.first_row``.
     """
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-    wanted = WarcRecordType.response | WarcRecordType.conversion
-
     rows = _Rows(shard, spec)
-    row = -1
-    read = 0  # documents (response and conversion records) read whole
+    row = shard.first_row - 1
+    read = shard.first_row  # documents (response and conversion records) read whole
+    opened = open_chunks(shard.url) if shard.byte_range is None else _warc_piece_chunks(shard)
     try:
-        with open_chunks(shard.url) as chunks:
-            records = ArchiveIterator(_ChunkFile(chunks), record_types=wanted, parse_http=True)
+        with opened as chunks:
+            records = ArchiveIterator(
+                _ChunkFile(chunks), record_types=_warc_documents(), parse_http=True
+            )
             for record in records:
                 row += 1
                 if record.record_type == WarcRecordType.conversion:
@@ -1353,6 +1372,101 @@ def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
         raise _corrupt(shard, f"record {read + 1}", err) from None
     if len(rows):
         yield rows.flush()
+
+
+def _warc_documents() -> Any:
+    """The WARC record types that are documents (FastWARC is imported when first read)."""
+    from fastwarc.warc import WarcRecordType
+
+    return WarcRecordType.response | WarcRecordType.conversion
+
+
+@contextlib.contextmanager
+def _warc_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
+    """The (decompressed) bytes of a piece of a local WARC file in chunks, after checking
+    that a record (a gzip member, in a ``.gz`` file) still begins where the piece does."""
+    assert shard.byte_range is not None
+    start, stop = shard.byte_range
+    gzipped = shard.url.lower().endswith(".gz")
+    with open(shard.url, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(start)
+        begins = handle.read(len(_GZIP_MAGIC) if gzipped else len(_WARC_MAGIC))
+        if size < stop or begins != (_GZIP_MAGIC if gzipped else _WARC_MAGIC):
+            what = "gzip member" if gzipped else "WARC record"
+            raise _changed_piece(
+                shard, f"the file is now {size:,} bytes and no {what} begins at byte {start:,}"
+            )
+        handle.seek(start)
+        window = _ByteWindow(handle, stop - start)
+        yield _gzip_chunks(window) if gzipped else iter(lambda: window.read(_CHUNK_BYTES), b"")
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_WARC_MAGIC = b"WARC/"
+
+
+class _ByteWindow:
+    """Reads of an open file that stop ``left`` bytes on from where it stands."""
+
+    def __init__(self, handle: BinaryIO, left: int) -> None:
+        self.handle = handle
+        self.left = left
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(min(size, self.left))
+        self.left -= len(data)
+        return data
+
+
+def warc_record_pieces(file: InputShard, target: int, block_docs: int) -> list[LinePiece]:
+    """The pieces of the local WARC ``file`` (plain, or gzip'd a member per record as
+    Common Crawl ships it): each begins at the record of a document (a response or
+    conversion record) that follows a whole number of blocks of ``block_docs`` documents
+    (``InputSpec.batch_rows``: the reader's batches, so the rows come out in the whole
+    file's order) and, in a ``.gz`` file, begins a gzip member; each holds at least
+    ``target`` bytes of the file (a rest below that joins the last piece). Each piece is
+    (first byte, one past its last, documents before it, 0). None when that makes fewer
+    than two, or when the file cannot be read to its end (its reader then says why): a
+    WARC file gzip'd whole is one member and has no place to cut.
+
+    The file is read once: decompressed by the reader's inflater, which says where each
+    member begins, and its records' headers parsed by FastWARC (no HTTP or HTML)."""
+    from fastwarc.warc import ArchiveIterator
+
+    gzipped = file.url.lower().endswith(".gz")
+    members: list[tuple[int, int]] = []
+    cuts = [(0, 0)]  # a piece's first byte on disk, documents before it
+    try:
+        with open(file.url, "rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            chunks: Iterable[bytes] = (
+                _gzip_chunks(raw, members=members)
+                if gzipped
+                else iter(lambda: raw.read(_CHUNK_BYTES), b"")
+            )
+            records = ArchiveIterator(
+                _ChunkFile(chunks), record_types=_warc_documents(), parse_http=False
+            )
+            on_disk: dict[int, int] = {}  # where a member's decompressed bytes begin -> on disk
+            docs = seen = 0
+            for record in records:
+                if docs and docs % block_docs == 0:
+                    for disk, text in members[seen:]:
+                        on_disk[text] = disk
+                    seen = len(members)
+                    disk = on_disk.get(record.stream_pos) if gzipped else record.stream_pos
+                    if disk is not None and disk - cuts[-1][0] >= target:
+                        cuts.append((disk, docs))
+                docs += 1
+    except (*_STREAM_ERRORS, ValueError):
+        return []
+    if len(cuts) > 1 and size - cuts[-1][0] < target:
+        cuts.pop()  # the rest joins the piece before it
+    if len(cuts) < 2:
+        return []
+    stops = [disk for disk, _ in cuts[1:]] + [size]
+    return [(disk, stop, docs, 0) for (disk, docs), stop in zip(cuts, stops, strict=True)]
 
 
 def _utf8_text(raw: bytes) -> tuple[str, str | None]:

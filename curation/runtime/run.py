@@ -55,7 +55,7 @@ from curation.io.inputs import (
     plan_units,
     resolve_inputs,
 )
-from curation.io.readers import jsonl_line_pieces
+from curation.io.readers import stream_pieces
 from curation.io.writers import (
     TMP_PREFIX,
     merge_parts,
@@ -328,8 +328,8 @@ def _plan_units(
 ) -> list[InputShard]:
     """``plan_units``, saying on stderr (``progress``) while it counts the lines of large
     JSONL files (and decompresses and indexes the gzip'd ones, their seek indexes written
-    to ``indexes``), and while it reads the footers of Parquet files that are remote (a
-    request each)."""
+    to ``indexes``) and the records of large WARC files, and while it reads the footers of
+    Parquet files that are remote (a request each)."""
 
     def count(large: list[InputShard], kind: str) -> str:
         return f"{len(large):,} {kind} file{'s' if len(large) != 1 else ''}"
@@ -342,13 +342,17 @@ def _plan_units(
 
     def lines(large: list[InputShard], target: int, block_lines: int) -> list[list[LinePiece]]:
         mb = sum(f.size or 0 for f in large) / 1e6
-        what = f"the lines of {count(large, 'JSONL')}"
+        jsonl = [f for f in large if f.format == "jsonl"]
+        warc = [f for f in large if f.format == "warc"]
+        kinds = [f"the lines of {count(jsonl, 'JSONL')}"] if jsonl else []
+        kinds += [f"the records of {count(warc, 'WARC')}"] if warc else []
+        what = " and ".join(kinds)
         each = "it" if len(large) == 1 else "each"
         doing = f"counting {what} ({mb:,.0f} MB) to cut {each} into pieces"
-        if any(f.url.lower().endswith(".gz") for f in large):
-            doing += " (a gzip'd file is decompressed and indexed for seeking)"
+        if any(f.format == "jsonl" and f.url.lower().endswith(".gz") for f in large):
+            doing += " (a gzip'd JSONL file is decompressed and indexed for seeking)"
         with StepProgress(doing, f"counted {what}", enabled=progress):
-            return jsonl_line_pieces(large, target, block_lines, str(indexes))
+            return stream_pieces(large, target, block_lines, str(indexes))
 
     return plan_units(
         files, spec.unit_bytes, footers, lines, spec.batch_rows, index_folder=str(indexes)

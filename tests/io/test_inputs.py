@@ -555,6 +555,14 @@ def test_jsonl_files_are_read_for_pieces_only_where_the_input_needs_them() -> No
     assert asked == []
     plan_units(gzipped, 64 << 20, line_pieces=line_pieces, index_folder="/i")
     assert asked == [["big.jsonl.gz"]]
+    asked.clear()
+    # WARC: plain or gzip'd (a member per record needs no index), not compressed otherwise
+    warc = [
+        InputShard(f"/d/{name}", name, "warc", 5 << 30)
+        for name in ("a.warc", "b.warc.gz", "c.warc.zst", "d.warc.wet.gz")
+    ]
+    plan_units(warc, 64 << 20, line_pieces=line_pieces)
+    assert asked == [["a.warc", "b.warc.gz", "d.warc.wet.gz"]]
 
 
 def test_a_jsonl_file_is_cut_only_where_it_can_be_read_from_the_middle(
@@ -805,6 +813,78 @@ def test_a_piece_of_a_gzipped_file_that_changed_is_an_error(
             list(read_shard(dataclasses.replace(pieces[3], byte_range=moved), spec))
     Path(pieces[3].gzip_index).unlink()
     with pytest.raises(InputError, match=r"the seek index its run wrote for it, .* is gone"):
+        list(read_shard(pieces[3], spec))
+
+
+# ------------------------------------------------------------------ large WARC files
+
+
+def large_warc(warc_dir: Path, path: Path, copies: int = 30) -> bytes:
+    """The two WARC samples ``copies`` times over as one file at ``path``: gzip'd a member
+    per record as they are (as Common Crawl ships WARC), or decompressed for a ``.warc``
+    path; the file's bytes."""
+    members = b"".join(f.read_bytes() for f in sorted(warc_dir.glob("*.warc.gz"))) * copies
+    data = members if path.name.endswith(".gz") else gzip.decompress(members)
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("name", "executor"),
+    [("big.warc.gz", "local"), ("big.warc.gz", "ray2"), ("big.warc", "local")],
+)
+def test_pieces_of_a_large_warc_file_give_the_rows_the_whole_file_gives(
+    warc_dir: Path, tmp_path: Path, name: str, executor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each piece begins at a document's record (its own gzip member) after whole batches
+    # of documents: its rows are those the whole file gives, in the same batches
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 400_000)
+    path = tmp_path / name
+    data = large_warc(warc_dir, path)
+    batch = 20
+    planned = plan_units(resolve_inputs([str(path)]), 64 << 20, batch_rows=batch)
+    assert len(planned) >= 6 and all(p.byte_range and not p.gzip_index for p in planned)
+    assert planned[0].byte_range[0] == 0 and planned[-1].byte_range[1] == len(data)
+    for piece, after in itertools.pairwise(planned):
+        assert piece.byte_range[1] == after.byte_range[0]
+        assert after.first_row % batch == 0 and after.first_row > piece.first_row
+    whole = recipe_of(f"input: {{unit_bytes: 0, batch_rows: {batch}}}\n" + STAGES, path)
+    pieces = recipe_of(f"input: {{batch_rows: {batch}}}\n" + STAGES, path)
+    first = run_local(whole, tmp_path / "whole")
+    second = run_local(pieces, tmp_path / "pieces", **EXECUTORS[executor])
+    assert first["shards"]["total"] == 1 and second["shards"]["total"] == len(planned)
+    assert second["rows"] == first["rows"] and first["rows"]["read"] == 37 * 30
+    counts = ("name", "rows_in", "rows_kept", "dropped_by_reason", "bytes_in")
+    assert [[s[c] for c in counts] for s in second["stages"]] == [
+        [s[c] for c in counts] for s in first["stages"]
+    ]
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "pieces", kind) == read_output(tmp_path / "whole", kind)
+
+
+def test_a_warc_file_is_cut_only_where_a_record_begins_on_disk(
+    warc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 400_000)
+    # gzip'd whole, one member: no record begins a member but the first
+    text = large_warc(warc_dir, tmp_path / "big.warc")
+    (tmp_path / "whole.warc.gz").write_bytes(gzip.compress(text))
+    files = resolve_inputs([str(tmp_path / "whole.warc.gz")])
+    assert plan_units(files, 64 << 20, batch_rows=20) == files
+    # a piece of a file changed since the run was planned
+    path = tmp_path / "big.warc.gz"
+    data = large_warc(warc_dir, path)
+    pieces = plan_units(resolve_inputs([str(path)]), 64 << 20, batch_rows=20)
+    spec = InputSpec(paths=[str(path)], batch_rows=20)
+    path.write_bytes(data[100:])
+    with pytest.raises(
+        InputError,
+        match=r"\(bytes \d+-\d+\): the file is now [\d,]+ bytes and no gzip member begins at "
+        "byte [\\d,]+, so it changed after the run was planned",
+    ):
         list(read_shard(pieces[3], spec))
 
 
