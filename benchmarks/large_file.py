@@ -9,14 +9,24 @@ its footer), a local uncompressed JSONL file into pieces of whole batches of lin
 one read of the file that counts its lines, timed here as part of the run), and a local
 gzip'd one the same way by its decompressed bytes (the planner decompresses it once to
 count its lines while rapidgzip writes a seek index, by which each worker enters the
-stream at its piece; also timed as part of the run, and alone below the table).
+stream at its piece; also timed as part of the run, and alone below the table), and a
+local WARC file gzip'd a member per record into pieces of its bytes on disk, each from
+a document's record after whole batches of documents (found by one pass that
+decompresses the file and parses its records' headers; timed as part of the run).
 
 Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents
 (copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line), as one file
 of ``id`` and ``text``: ``--format parquet``, zstd, row groups of 1,000 rows, as
 datatrove's ``ParquetWriter`` writes them; ``--format jsonl``, uncompressed, a document a
 line (the engine's batches of 10,000 lines set the pieces' least size); ``--format
-jsonl.gz``, that file gzip'd (level 6, as ``gzip`` does by default).
+jsonl.gz``, that file gzip'd (level 6, as ``gzip`` does by default); ``--format
+warc.gz``, the two real WARC samples (37 HTML responses, a gzip member per record, as
+Common Crawl ships WARC) repeated to about ``--docs`` documents, their HTML turned into
+text by Resiliparse on both sides (datatrove's ``WarcReader``, then a step that calls
+Resiliparse's ``extract_plain_text`` with curation's settings: the same extraction, so
+that the runs differ in how the file is shared out, not in the extractor); curation
+reads it in batches of 1,000 documents (``batch_rows``) in both of its runs, since a
+WARC file is cut after whole batches and 10,000 HTML pages are about 120 MB of it.
 
 The job: FineWeb's heuristic filters (Gopher repetition and quality, C4 without the
 terminal-punctuation rule, FineWeb quality), the kept and the dropped documents written
@@ -35,6 +45,7 @@ cache; wall time and peak memory of the process tree's largest process (``/usr/b
     .venv/bin/python benchmarks/large_file.py --format parquet --docs 60000
     .venv/bin/python benchmarks/large_file.py --format jsonl --docs 60000
     .venv/bin/python benchmarks/large_file.py --format jsonl.gz --docs 60000
+    .venv/bin/python benchmarks/large_file.py --format warc.gz --docs 15000
 """
 
 from __future__ import annotations
@@ -55,12 +66,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import real_documents, thinned
+from benchmarks.common import SHARED, real_documents, thinned
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "large_file"
 RUNS = HERE / "_runs" / "large_file"
 CURATE = str(Path(sys.executable).with_name("curate"))
+WARC_DOCS = 37  # HTML responses in the two WARC samples
 
 STAGES = """stages:
   - gopher_repetition: {}
@@ -75,14 +87,34 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.filters import (
     C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter,
 )
-from datatrove.pipeline.readers import JsonlReader, ParquetReader
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.readers import JsonlReader, ParquetReader, WarcReader
 from datatrove.pipeline.writers import ParquetWriter
 source, out, workers, kind = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-reader = ParquetReader if kind == "parquet" else JsonlReader
+
+
+class ResiliparseText(PipelineStep):
+    # HTML to text as curation's WARC reader does it (Resiliparse, main content only); a
+    # document left without text is dropped
+    name = "resiliparse"
+
+    def run(self, data, rank=0, world_size=1):
+        from resiliparse.extract.html2text import extract_plain_text
+
+        for document in data:
+            document.text = extract_plain_text(document.text, main_content=True)
+            if document.text.strip():
+                yield document
+
+
+readers = {"parquet": ParquetReader, "jsonl": JsonlReader, "jsonl.gz": JsonlReader}
+read = [readers.get(kind, WarcReader)(source, glob_pattern=f"*.{kind}")]
+if kind == "warc.gz":
+    read.append(ResiliparseText())
 dropped = lambda name: ParquetWriter(f"{out}/dropped/{name}", compression="zstd")
 LocalPipelineExecutor(
     pipeline=[
-        reader(source, glob_pattern=f"*.{kind}"),
+        *read,
         GopherRepetitionFilter(exclusion_writer=dropped("gopher_repetition")),
         GopherQualityFilter(exclusion_writer=dropped("gopher_quality")),
         C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=dropped("c4")),
@@ -101,6 +133,10 @@ def build(count: int, kind: str) -> Path:
     JSONL, or gzip'd JSONL."""
     folder = DATA / kind / str(count)
     path = folder / f"docs.{kind}"
+    if kind == "warc.gz" and not path.exists():
+        samples = b"".join(f.read_bytes() for f in sorted((SHARED / "warc").glob("*.warc.gz")))
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(samples * max(1, round(count / WARC_DOCS)))
     if kind == "jsonl.gz" and not path.exists():
         lines = (build(count, "jsonl") / "docs.jsonl").read_bytes()
         folder.mkdir(parents=True, exist_ok=True)
@@ -133,11 +169,12 @@ def timed(command: list[str], out: Path) -> tuple[float, float]:
     return float(seconds), int(kib) / 1024
 
 
-def curation_run(folder: Path, workers: int, unit_bytes: int | None) -> dict:
+def curation_run(folder: Path, workers: int, unit_bytes: int | None, batch: int | None) -> dict:
     name = "default" if unit_bytes is None else f"u{unit_bytes}"
     recipe = RUNS / f"{name}.yaml"
-    head = "" if unit_bytes is None else f"input: {{unit_bytes: {unit_bytes}}}\n"
-    recipe.write_text(head + STAGES)
+    given = {"unit_bytes": unit_bytes, "batch_rows": batch}
+    head = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
+    recipe.write_text((f"input: {{{head}}}\n" if head else "") + STAGES)
     out = RUNS / f"out-{name}"
     command = [CURATE, "run", str(recipe), "--input", str(folder), "--output", str(out)]
     command += ["--executor", "ray", "--workers", str(workers), "--quiet"]
@@ -184,7 +221,9 @@ def planning(path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--format", choices=("parquet", "jsonl", "jsonl.gz"), default="parquet")
+    parser.add_argument(
+        "--format", choices=("parquet", "jsonl", "jsonl.gz", "warc.gz"), default="parquet"
+    )
     parser.add_argument("--docs", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
@@ -192,17 +231,23 @@ def main() -> None:
     RUNS.mkdir(parents=True)
     folder = build(args.docs, args.format)
     size = len((folder / f"docs.{args.format}").read_bytes()) / 1e6  # now in the page cache
-    layout = "row groups of 1,000 rows" if args.format == "parquet" else "a document a line"
-    if args.format == "jsonl.gz":
-        layout += ", gzip level 6"
+    layout = {
+        "parquet": "row groups of 1,000 rows",
+        "jsonl": "a document a line",
+        "jsonl.gz": "a document a line, gzip level 6",
+        "warc.gz": f"the WARC samples {round(args.docs / WARC_DOCS)} times, a member a record",
+    }[args.format]
     print(
         f"{platform.machine()}, {os.cpu_count()} cores, one {args.format} file of "
         f"{args.docs:,} documents ({size:.1f} MB, {layout}), {args.workers} workers\n"
     )
+    # a WARC file is cut after whole batches of documents, and 10,000 HTML pages are about
+    # 120 MB of gzip'd WARC: batches of 1,000 let the file be cut at all
+    batch = 1_000 if args.format == "warc.gz" else None
     results = {
         "datatrove": datatrove_run(folder, args.workers, args.format),
-        "curation, whole file (unit_bytes: 0)": curation_run(folder, args.workers, 0),
-        "curation, pieces (default)": curation_run(folder, args.workers, None),
+        "curation, whole file (unit_bytes: 0)": curation_run(folder, args.workers, 0, batch),
+        "curation, pieces (default)": curation_run(folder, args.workers, None, batch),
     }
     whole = results["curation, whole file (unit_bytes: 0)"]["seconds"]
     base = results["datatrove"]["seconds"]
