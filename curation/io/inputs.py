@@ -1,8 +1,9 @@
 """Resolve the ``--input`` arguments (paths, directories, globs, fsspec URLs) to shards.
 
 An input shard is one file; ``plan_units`` then gathers small files into units and cuts
-large Parquet files into pieces of row groups, and large local JSON Lines files (plain,
-or gzip'd and indexed for seeking) into pieces of lines. Local paths are tested;
+large Parquet files into pieces of row groups, large local JSON Lines files (plain, or
+gzip'd and indexed for seeking) into pieces of lines, and large local WARC files into
+pieces of records. Local paths are tested;
 ``s3://bucket/prefix/*.parquet`` and ``hf://datasets/ORG/NAME/data/*.parquet`` work the
 same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is installed.
 """
@@ -248,9 +249,9 @@ def gzip_index(index_folder: str, file: InputShard) -> str:
 def _line_shards(
     file: InputShard, pieces: list[LinePiece], index_folder: str | None
 ) -> list[InputShard]:
-    """``file`` as its pieces of lines; the whole file when there are fewer than two. The
-    pieces of a gzip'd file name its seek index, and their sizes are their share of its
-    bytes on disk."""
+    """``file`` as its pieces of lines (or of WARC records); the whole file when there are
+    fewer than two. The pieces of a gzip'd JSONL file name its seek index, and their sizes
+    are their share of its bytes on disk."""
     if len(pieces) < 2:
         return [file]
     gzipped = file.format == "jsonl" and file.url.lower().endswith(".gz")
