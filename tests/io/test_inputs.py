@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from curation.io import inputs
@@ -671,6 +671,75 @@ def test_a_damaged_piece_names_the_line_of_the_file(
     ):
         list(readers.read_shard(piece, InputSpec(paths=[str(path)], batch_rows=BLOCK)))
     assert len(lines) > line
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.sampled_from(["response", "request", "metadata", "conversion"]),
+            st.integers(0, 400),  # the page's length
+            st.booleans(),  # shares a gzip member with the record before it
+        ),
+        max_size=40,
+    ),
+    gzipped=st.booleans(),
+    target=st.integers(1, 3_000),
+    block=st.integers(1, 5),
+)
+def test_warc_pieces_begin_at_documents_that_begin_a_member_after_whole_blocks(
+    records: list[tuple[str, int, bool]], gzipped: bool, target: int, block: int
+) -> None:
+    """The pieces tile the file on disk; each after the first begins at a document's
+    record that begins a gzip member (in a ``.gz`` file) after a whole number of blocks
+    of documents, counts the documents before it, and holds at least the target's bytes;
+    read one after another they give the whole file's rows."""
+    import tempfile
+
+    from curation.io.readers import read_shard, warc_record_pieces
+    from curation.recipe import InputSpec
+    from tests.conftest import warc_record
+
+    members: list[bytes] = []  # uncompressed, one per gzip member
+    starts: list[tuple[bool, int]] = []  # a document record: begins a member, docs before
+    docs = 0
+    for i, (kind, length, shares) in enumerate(records):
+        http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+        page = f"<html><body><p>page {i} {'x' * length}</p></body></html>".encode()
+        body = http + page if kind == "response" else page
+        headers = {"WARC-Record-ID": f"<urn:uuid:{i:08d}>", "WARC-Target-URI": f"https://e/{i}"}
+        record = warc_record(kind, headers, body)
+        begins = not (shares and members)
+        if kind in ("response", "conversion"):
+            starts.append((begins or not gzipped, docs))
+            docs += 1
+        if begins:
+            members.append(record)
+        else:
+            members[-1] += record
+    data = b"".join(gzip.compress(m) for m in members) if gzipped else b"".join(members)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("x.warc.gz" if gzipped else "x.warc")
+        path.write_bytes(data)
+        [file] = resolve_inputs([str(path)])
+        pieces = warc_record_pieces(file, target, block)
+        spec = InputSpec(paths=[str(path)], batch_rows=block)
+        whole = [row for batch in read_shard(file, spec) for row in batch.to_pylist()]
+        assert len(whole) == docs
+        event("cut" if pieces else "whole")
+        if not pieces:
+            return
+        assert len(pieces) >= 2 and pieces[0][:3] == (0, pieces[0][1], 0)
+        assert pieces[-1][1] == len(data)
+        for (_, stop, _, _), (start, _, _, _) in itertools.pairwise(pieces):
+            assert stop == start
+        for start, stop, before, _ in pieces:
+            assert stop - start >= target and before % block == 0
+            assert start == 0 or (True, before) in starts
+        shards = inputs._line_shards(file, pieces, None)
+        assert [s.first_row for s in shards] == [before for _, _, before, _ in pieces]
+        parts = [row for s in shards for batch in read_shard(s, spec) for row in batch.to_pylist()]
+        assert parts == whole
 
 
 # ------------------------------------------------------- large gzip'd JSONL files
