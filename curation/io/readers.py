@@ -41,7 +41,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
-import rapidgzip
 import zstandard
 from isal import isal_zlib
 
@@ -409,6 +408,8 @@ def _gzip_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
     over. The file must still have whole lines where the piece begins, and end there or
     go on past it; otherwise it changed after the run was planned (an error that says
     so)."""
+    import rapidgzip
+
     assert shard.byte_range is not None and shard.gzip_index is not None
     start, stop = shard.byte_range
     changed = "its decompressed bytes have no line break where this piece of them begins or ends"
@@ -563,6 +564,8 @@ def _gzip_blocks(file: InputShard, block_lines: int, index: str) -> list[LinePie
 def _write_gzip_index(url: str, path: str, out: dict[str, Any]) -> None:
     """rapidgzip's seek index of the gzip file ``url``, written to ``path``; ``out`` gets
     the decompressed ``size``, or nothing when rapidgzip cannot read the file."""
+    import rapidgzip
+
     try:
         with rapidgzip.open(url, parallelization=1) as stream:
             size = stream.seek(0, io.SEEK_END)  # decompresses it all, indexing as it goes
