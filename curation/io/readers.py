@@ -1451,14 +1451,15 @@ def warc_record_pieces(file: InputShard, target: int, block_docs: int) -> list[L
             records = ArchiveIterator(
                 _ChunkFile(chunks), record_types=_warc_documents(), parse_http=False
             )
-            on_disk: dict[int, int] = {}  # where a member's decompressed bytes begin -> on disk
-            docs = seen = 0
+            docs = 0
             for record in records:
                 if docs and docs % block_docs == 0:
-                    for disk, text in members[seen:]:
-                        on_disk[text] = disk
-                    seen = len(members)
-                    disk = on_disk.get(record.stream_pos) if gzipped else record.stream_pos
+                    at = record.stream_pos  # in the decompressed bytes
+                    disk = next((d for d, text in members if text == at), None)
+                    if not gzipped:
+                        disk = at
+                    # only the members the inflater has found ahead of the parser are kept
+                    members[:] = [m for m in members if m[1] > at]
                     if disk is not None and disk - cuts[-1][0] >= target:
                         cuts.append((disk, docs))
                 docs += 1
