@@ -389,15 +389,21 @@ def _piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
                 "it begins or ends",
             )
         handle.seek(start)
-        left = stop - start
+        window = _ByteWindow(handle, stop - start)
+        yield iter(lambda: window.read(_CHUNK_BYTES), b"")
 
-        def chunks() -> Iterator[bytes]:
-            nonlocal left
-            while left > 0 and (chunk := handle.read1(min(left, _CHUNK_BYTES))):
-                left -= len(chunk)
-                yield chunk
 
-        yield chunks()
+class _ByteWindow:
+    """Reads of an open file that stop ``left`` bytes on from where it stands."""
+
+    def __init__(self, handle: Any, left: int) -> None:
+        self.handle = handle
+        self.left = left
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(min(size, self.left))
+        self.left -= len(data)
+        return data
 
 
 @contextlib.contextmanager
@@ -435,16 +441,14 @@ def _gzip_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
             raise _changed_piece(shard, f"{unfit} ({err})") from None
         if before != b"\n":
             raise _changed_piece(shard, changed)
-        left = stop - start
+        window = _ByteWindow(stream, stop - start)
 
         def chunks() -> Iterator[bytes]:
-            nonlocal left
-            chunk = b"\n"
+            last = b"\n"
             try:
-                while left > 0 and (chunk := stream.read(min(left, _CHUNK_BYTES))):
-                    left -= len(chunk)
-                    yield chunk
-                ended = left == 0 and (chunk.endswith(b"\n") or not stream.read(1))
+                for last in iter(lambda: window.read(_CHUNK_BYTES), b""):
+                    yield last
+                ended = window.left == 0 and (last.endswith(b"\n") or not stream.read(1))
             except (RuntimeError, ValueError) as err:  # a damaged stream
                 raise OSError(str(err)) from None
             if not ended:
@@ -1409,19 +1413,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _WARC_MAGIC = b"WARC/"
 
 
-class _ByteWindow:
-    """Reads of an open file that stop ``left`` bytes on from where it stands."""
-
-    def __init__(self, handle: BinaryIO, left: int) -> None:
-        self.handle = handle
-        self.left = left
-
-    def read(self, size: int) -> bytes:
-        data = self.handle.read(min(size, self.left))
-        self.left -= len(data)
-        return data
-
-
 def warc_record_pieces(file: InputShard, target: int, block_docs: int) -> list[LinePiece]:
     """The pieces of the local WARC ``file`` (plain, or gzip'd a member per record as
     Common Crawl ships it): each begins at the record of a document (a response or
@@ -1439,7 +1430,7 @@ def warc_record_pieces(file: InputShard, target: int, block_docs: int) -> list[L
 
     gzipped = file.url.lower().endswith(".gz")
     members: list[tuple[int, int]] = []
-    cuts = [(0, 0)]  # a piece's first byte on disk, documents before it
+    starts = [(0, 0)]  # where a block of documents may begin on disk, documents before it
     try:
         with open(file.url, "rb") as raw:
             size = os.fstat(raw.fileno()).st_size
@@ -1455,22 +1446,17 @@ def warc_record_pieces(file: InputShard, target: int, block_docs: int) -> list[L
             for record in records:
                 if docs and docs % block_docs == 0:
                     at = record.stream_pos  # in the decompressed bytes
-                    disk = next((d for d, text in members if text == at), None)
-                    if not gzipped:
-                        disk = at
+                    disk = next((d for d, text in members if text == at), None) if gzipped else at
                     # only the members the inflater has found ahead of the parser are kept
                     members[:] = [m for m in members if m[1] > at]
-                    if disk is not None and disk - cuts[-1][0] >= target:
-                        cuts.append((disk, docs))
+                    if disk is not None:
+                        starts.append((disk, docs))
                 docs += 1
     except (*_STREAM_ERRORS, ValueError):
         return []
-    if len(cuts) > 1 and size - cuts[-1][0] < target:
-        cuts.pop()  # the rest joins the piece before it
-    if len(cuts) < 2:
-        return []
-    stops = [disk for disk, _ in cuts[1:]] + [size]
-    return [(disk, stop, docs, 0) for (disk, docs), stop in zip(cuts, stops, strict=True)]
+    stops = [disk for disk, _ in starts[1:]] + [size]
+    blocks = [(disk, stop, docs, 0) for (disk, docs), stop in zip(starts, stops, strict=True)]
+    return _joined(blocks, target)
 
 
 def _utf8_text(raw: bytes) -> tuple[str, str | None]:
