@@ -195,9 +195,10 @@ def datatrove_run(folder: Path, workers: int, kind: str) -> dict:
     return {"seconds": seconds, "peak_mib": peak, "kept": kept, "shards": 1}
 
 
-def planning(path: Path) -> str:
-    """What finding a gzip'd file's pieces costs alone: the planner's pass (lines counted,
-    seek index written) against decompressing the file once with the reader's inflater."""
+def planning(path: Path, batch: int | None) -> str:
+    """What finding a gzip'd file's pieces costs alone: the planner's pass (JSONL: lines
+    counted, seek index written; WARC: records' headers parsed) against decompressing the
+    file once with the reader's inflater."""
     from curation.io.inputs import plan_units, resolve_inputs
     from curation.io.readers import _gzip_chunks
 
@@ -208,11 +209,11 @@ def planning(path: Path) -> str:
     inflate = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        pieces = plan_units(files, 64 << 20, index_folder=folder)
+        pieces = plan_units(files, 64 << 20, batch_rows=batch or 10_000, index_folder=folder)
         planned = time.perf_counter() - started
         index = sum(f.stat().st_size for f in Path(folder).iterdir())
     return (
-        f"Planning alone: {len(pieces)} pieces of {text / 1e6:.1f} MB of text in "
+        f"Planning alone: {len(pieces)} pieces of {text / 1e6:.1f} MB decompressed in "
         f"{planned:.2f} s ({text / 1e6 / planned:.0f} MB/s; decompressing it once with the "
         f"reader's inflater: {inflate:.2f} s), seek index and blocks {index / 1e3:.0f} kB "
         f"({index / path.stat().st_size:.1%} of the file)"
@@ -258,8 +259,8 @@ def main() -> None:
             f"| {label} | {r['shards']} | {r['seconds']:.2f} | {whole / r['seconds']:.2f}x | "
             f"{base / r['seconds']:.2f}x | {r['peak_mib']:.0f} | {r['kept']:,} |"
         )
-    if args.format == "jsonl.gz":
-        print("\n" + planning(folder / "docs.jsonl.gz"))
+    if args.format.endswith(".gz"):
+        print("\n" + planning(folder / f"docs.{args.format}", batch))
 
 
 if __name__ == "__main__":
