@@ -70,6 +70,7 @@ bench: setup
 	$(BIN)/python benchmarks/large_file.py --format parquet
 	$(BIN)/python benchmarks/large_file.py --format jsonl
 	$(BIN)/python benchmarks/large_file.py --format jsonl.gz
+	$(BIN)/python benchmarks/large_file.py --format warc.gz
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
@@ -83,6 +84,7 @@ bench: setup
 	$(BIN)/python benchmarks/selection.py
 	$(BIN)/python benchmarks/lm_throughput.py
 	$(BIN)/python benchmarks/inspect_speed.py
+	$(BIN)/python benchmarks/hub_export.py
 
 # The image of a Ray cluster's nodes (docker/Dockerfile; needs a Docker engine), with the
 # Python and Ray versions of .venv, which Ray requires a driver and its cluster to share

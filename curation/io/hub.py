@@ -6,30 +6,41 @@ The export folder is what the Hub and ``datasets.load_dataset`` read::
     data/<split>-00000-of-000NN.parquet ...  the kept rows, without ``drop_reason``
     images/funnel.png, images/<column>.png   drop funnel and score histograms
 
-Shards are cut so each holds at most ``max_shard_bytes`` of Arrow data (Parquet with
-zstd is smaller on disk); rows keep the run's order.
+The rows keep the run's order. Their files hold about ``max_shard_bytes`` of Arrow data
+each (Parquet with zstd is smaller on disk): the count of files is found from the
+Parquet footers before a row is read (``plan_shards``), so that their names can say it,
+and each file is cut where the bytes written reach its share (``write_shards``).
 
 Pushing (``huggingface_hub``): the token comes from ``HF_TOKEN`` or the login cache and
-is never printed, logged or written: messages pass through ``redact``. The steps are
-ordered so that a refused export leaves nothing behind: the token is looked up, the
-endpoint is asked whether the repository exists (an existing one needs ``force``), then
-the folder is built in a temporary directory, the repository created and everything sent
-as one commit. Transient failures (connection, HTTP 5xx/429) retry the commit with
-backoff; each retry resumes, because the Hub's LFS batch answer skips the files it
-already holds, and running the command again after a failure resumes the same way.
+is never printed, logged or written: messages pass through ``redact``. A refused export
+leaves nothing behind: the token is looked up and the repository created (or found; an
+existing one needs ``force`` unless it is empty, as an export that committed nothing
+leaves it) before anything is written. Each data file is uploaded as soon as it is
+written and, without a local folder to keep, deleted, so the export needs the disk of
+one file, not of the dataset. Then the files are committed, at most ``COMMIT_FILES`` a
+commit (the card in the last), and the split's files of an earlier export that this one
+does not replace are deleted in the last. Transient failures (connection, HTTP
+5xx/429) are retried with backoff; each retry resumes, because the Hub's LFS batch
+answer skips the files it already holds, and running the command again after a failure
+resumes the same way (the files are written again byte for byte).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -50,6 +61,13 @@ SIZE_CATEGORIES = (
 )
 #: Commit attempts and the first wait between them (seconds, doubling each time).
 ATTEMPTS, BACKOFF_S = 4, 2.0
+#: Files one commit carries at most: the Hub advises fewer than 100 a commit, and
+#: ``datasets``' ``push_to_hub`` commits 50 at a time.
+COMMIT_FILES = 50
+#: Files uploaded at once while the next is written (the export holds one more on disk).
+UPLOADS = 3
+#: Rows read to scale the footers' sizes to Arrow's (``plan_shards``).
+_CALIBRATION_ROWS = 8192
 UNITS = {
     "": 1,
     "B": 1,
@@ -85,9 +103,13 @@ def size_category(rows: int) -> str:
     return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>10B")
 
 
+def _export_files(source: Source) -> list[Path]:
+    """The Parquet files whose kept rows are exported, in order."""
+    return sorted(source.kept_files) if source.is_run else list(source.files)
+
+
 def _kept_batches(source: Source) -> Any:
-    files = sorted(source.kept_files) if source.is_run else source.files
-    for path in files:
+    for path in _export_files(source):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
             table = pa.Table.from_batches([batch])
             if REASON in table.column_names:
@@ -98,44 +120,145 @@ def _kept_batches(source: Source) -> Any:
                 yield table
 
 
-def _slices(table: pa.Table, max_bytes: int) -> Any:
-    """``table`` in row slices of at most about ``max_bytes`` each (one row at least)."""
-    per_row = max(1, table.nbytes // max(1, table.num_rows))
-    step = max(1, max_bytes // per_row // 4)
-    for start in range(0, table.num_rows, step):
-        yield table.slice(start, step)
+@dataclass(frozen=True)
+class ShardPlan:
+    """How an export cuts its kept rows into files: ``rows`` kept in all, about
+    ``arrow_bytes`` of Arrow data (estimated), into ``files`` files."""
+
+    rows: int
+    arrow_bytes: float
+    files: int
 
 
-def write_shards(source: Source, data: Path, split: str, max_shard_bytes: int) -> list[dict]:
-    """Write the kept rows as ``data/<split>-XXXXX-of-YYYYY.parquet``; returns, per shard,
-    its ``path`` (relative to the export folder), ``rows`` and ``bytes``."""
-    data.mkdir(parents=True, exist_ok=True)
-    parts: list[tuple[Path, int]] = []
-    writer, rows, size, schema = None, 0, 0, None
-    for whole in _kept_batches(source):
-        if schema is None:
-            schema = whole.schema
-        whole = whole.cast(schema) if whole.schema != schema else whole
-        for table in _slices(whole, max_shard_bytes):
-            if writer is not None and size + table.nbytes > max_shard_bytes:
-                writer.close()
-                writer = None
-            if writer is None:
-                path = data / f".part-{len(parts):05d}.parquet"
-                writer, rows, size = pq.ParquetWriter(path, schema, compression="zstd"), 0, 0
-                parts.append((path, 0))
-            writer.write_table(table)
-            rows, size = rows + table.num_rows, size + table.nbytes
-            parts[-1] = (parts[-1][0], rows)
-    if writer is not None:
-        writer.close()
-    if not parts:
+def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
+    """As few files as hold the kept rows of ``source`` at ``max_shard_bytes`` of Arrow
+    data each (one row at least a file), found from the Parquet footers before any row is
+    read, so that the files' names can say their count; an error when no row is kept.
+
+    A row group's bytes are the footer's uncompressed size of its columns without
+    ``drop_reason`` (in a plain shard, its kept rows' share, counted by reading
+    ``drop_reason`` alone). Footers measure encoded pages (a dictionary column is smaller
+    there than in Arrow), and a plain shard's dropped rows are often shorter than its
+    kept ones, so the first ``_CALIBRATION_ROWS`` rows of the first row group that keeps
+    rows are read, and their kept rows' Arrow size over their share of the footer's
+    scales them all (for a run's parts that is within 1%: they differ by the 4 bytes more
+    a string's offset takes in Arrow)."""
+    rows, size, ratio = 0, 0.0, None
+    for path in _export_files(source):
+        parquet = pq.ParquetFile(path)
+        meta = parquet.metadata
+        with_reason = REASON in parquet.schema_arrow.names
+        for index in range(meta.num_row_groups):
+            group = meta.row_group(index)
+            nbytes = sum(
+                group.column(c).total_uncompressed_size
+                for c in range(group.num_columns)
+                if group.column(c).path_in_schema != REASON
+            )
+            kept = group.num_rows
+            if with_reason and not source.is_run:
+                kept = parquet.read_row_group(index, columns=[REASON])[REASON].null_count
+            if not kept:
+                continue
+            share = nbytes * kept / group.num_rows
+            if ratio is None:  # the first batch of the group: its share of the footer's
+                batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
+                table = pa.Table.from_batches([batch])
+                part = nbytes * table.num_rows / group.num_rows
+                if with_reason:
+                    if not source.is_run:
+                        part *= pc.sum(pc.is_null(table[REASON])).as_py() / table.num_rows
+                        table = table.filter(pc.is_null(table[REASON]))
+                    table = table.drop_columns([REASON])
+                ratio = table.nbytes / max(1.0, part) if table.num_rows else None
+            rows, size = rows + kept, size + share
+    if not rows:
         raise ExportError(f"{source.path}: no kept rows to export")
-    shards = []
-    for i, (path, count) in enumerate(parts):
-        final = data / f"{split}-{i:05d}-of-{len(parts):05d}.parquet"
-        path.rename(final)
-        shards.append({"path": f"data/{final.name}", "rows": count, "bytes": final.stat().st_size})
+    arrow_bytes = size * (ratio or 1.0)
+    return ShardPlan(rows, arrow_bytes, min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes))))
+
+
+def _row_bytes(table: pa.Table) -> np.ndarray:
+    """Each row's share of ``table.nbytes``: its strings' and binaries' bytes, plus the
+    rest of the table spread evenly over the rows."""
+    sizes = np.zeros(table.num_rows)
+    for column in table.columns:
+        kind = column.type
+        if (
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind)
+        ):
+            sizes += pc.fill_null(pc.binary_length(column), 0).to_numpy()
+    return sizes + (table.nbytes - sizes.sum()) / max(1, table.num_rows)
+
+
+def write_shards(
+    source: Source,
+    data: Path,
+    split: str,
+    plan: ShardPlan,
+    on_shard: Callable[[Path, dict[str, Any], int, int], None] | None = None,
+) -> list[dict]:
+    """Write the kept rows, in order, as the ``plan.files`` files
+    ``data/<split>-XXXXX-of-YYYYY.parquet``; returns, per file, its ``path`` (relative to
+    the export folder), ``rows`` and ``bytes`` on disk. File ``k`` ends at the row where
+    the Arrow bytes written reach ``k + 1`` shares of the plan's (each row's bytes by
+    ``_row_bytes``), leaving a row at least for each file after it; the last takes the
+    rest. ``on_shard(file, shard, index, plan.files)`` is called as each file is closed,
+    before the next is begun (to send it, and delete it)."""
+    data.mkdir(parents=True, exist_ok=True)
+    share = plan.arrow_bytes / plan.files
+    shards: list[dict] = []
+    writer, schema, name = None, None, ""
+    rows_left, in_file, written = plan.rows, 0, 0.0
+
+    def close() -> None:
+        nonlocal writer, in_file
+        assert writer is not None
+        writer.close()
+        writer = None
+        shard = {"path": f"data/{name}", "rows": in_file, "bytes": (data / name).stat().st_size}
+        shards.append(shard)
+        in_file = 0
+        if on_shard is not None:
+            on_shard(data / name, shard, len(shards) - 1, plan.files)
+
+    changed = ExportError(f"{source.path} changed while it was exported: export it again")
+    for whole in _kept_batches(source):
+        schema = schema or whole.schema
+        whole = whole.cast(schema) if whole.schema != schema else whole
+        ends = written + np.cumsum(_row_bytes(whole))
+        offset = 0
+        while offset < whole.num_rows:
+            if len(shards) == plan.files or whole.num_rows - offset > rows_left:
+                raise changed
+            if writer is None:
+                name = f"{split}-{len(shards):05d}-of-{plan.files:05d}.parquet"
+                writer = pq.ParquetWriter(data / name, schema, compression="zstd")
+            after = plan.files - len(shards) - 1  # files still to begin after this one
+            target = (len(shards) + 1) * share
+            take, full = whole.num_rows - offset, False
+            if after:
+                # the row at which the bytes reach the target, or the one before it when
+                # that ends nearer the target (a row of its own at least)
+                reach = int(np.searchsorted(ends, target, side="left"))
+                if reach < whole.num_rows:
+                    before = ends[reach - 1] if reach > 0 else written
+                    nearer = reach > offset and target - before < ends[reach] - target
+                    take, full = max(reach, offset) - offset + (0 if nearer else 1), True
+                if take >= rows_left - after:
+                    take, full = rows_left - after, True
+            writer.write_table(whole.slice(offset, take))
+            written = float(ends[offset + take - 1])
+            offset, rows_left, in_file = offset + take, rows_left - take, in_file + take
+            if full:
+                close()
+    if writer is not None:
+        close()
+    if rows_left or len(shards) != plan.files:
+        raise changed
     return shards
 
 
@@ -215,13 +338,22 @@ def dataset_card(
 
 
 def build_export(
-    source: Source, folder: Path, *, repo_id: str, split: str, max_shard_bytes: int, license_id: str
+    source: Source,
+    folder: Path,
+    *,
+    repo_id: str,
+    split: str,
+    plan: ShardPlan,
+    license_id: str,
+    on_shard: Callable[[Path, dict[str, Any], int, int], None] | None = None,
 ) -> list[dict]:
-    """Write the Hub layout of ``source`` into the empty ``folder``; returns the shards."""
+    """Write the Hub layout of ``source`` into the empty ``folder``, its data files as
+    ``plan`` says; returns the shards. ``on_shard`` is called as each data file is
+    written (see ``write_shards``)."""
     from curation.inspect import plots
     from curation.inspect.shards import overview
 
-    shards = write_shards(source, folder / "data", split, max_shard_bytes)
+    shards = write_shards(source, folder / "data", split, plan, on_shard)
     seen = overview(source)
     (folder / "images").mkdir()
     images = [("drop funnel", "images/funnel.png")]
@@ -288,68 +420,171 @@ def _explain(err: BaseException, endpoint: str, repo_id: str, token: str) -> Exp
     return ExportError(redact(text, token))
 
 
-def push_folder(
-    folder: Path,
-    repo_id: str,
-    *,
-    token: str,
-    endpoint: str,
-    private: bool,
-    force: bool,
-    attempts: int | None = None,
-    backoff_s: float | None = None,
-    log: Callable[[str], None] = print,
-) -> str:
-    """Create the dataset repo (an existing one needs ``force``) and send ``folder`` as one
-    commit, retrying transient failures ``attempts`` times (default ``ATTEMPTS``) with
-    waits of ``backoff_s`` seconds (default ``BACKOFF_S``) doubling each time. Returns the
-    commit's URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+class _Pusher:
+    """Sends an export to the Hub's dataset repo ``repo_id`` as it is written: each data
+    file is uploaded (``preupload_lfs_files``) as soon as it is closed, so the caller may
+    delete it, and ``commit`` then commits them with the card and images, at most
+    ``COMMIT_FILES`` files a commit, deleting the split's files of an earlier export that
+    this one does not replace. Transient failures (``_is_transient``) are retried
+    ``attempts`` times with waits of ``backoff_s`` seconds doubling each time; each retry
+    resumes, as the Hub's LFS batch answer skips the objects it holds."""
 
-    attempts, backoff_s = attempts or ATTEMPTS, BACKOFF_S if backoff_s is None else backoff_s
-    api = HfApi(endpoint=endpoint, token=token)
-    try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=force)
-    except HfHubHTTPError as err:
-        if err.response is not None and err.response.status_code == 409:
-            raise ExportError(already_there(repo_id, endpoint)) from None
-        raise _explain(err, endpoint, repo_id, token) from None
-    except Exception as err:
-        raise _explain(err, endpoint, repo_id, token) from None
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    for attempt in range(1, attempts + 1):
-        operations = [
+    def __init__(
+        self,
+        repo_id: str,
+        *,
+        token: str,
+        endpoint: str,
+        attempts: int,
+        backoff_s: float,
+        log: Callable[[str], None],
+    ) -> None:
+        from huggingface_hub import HfApi
+
+        self.api = HfApi(endpoint=endpoint, token=token)
+        self.repo_id, self.token, self.endpoint = repo_id, token, endpoint
+        self.attempts, self.backoff_s, self.log = attempts, backoff_s, log
+        self.sent: list[Any] = []  # CommitOperationAdd, uploaded
+        self.commits, self.groups = 0, 1
+        self.pool = ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="export-upload")
+        self.slots = threading.BoundedSemaphore(UPLOADS)
+        self.pending: list[Future[None]] = []
+
+    def create(self, *, private: bool, force: bool) -> None:
+        """Create the repo; an existing one needs ``force``, unless it is empty (only
+        ``.gitattributes``: made by an export that committed nothing)."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            self.api.create_repo(self.repo_id, repo_type="dataset", private=private, exist_ok=True)
+            if not force and self.files() - {".gitattributes"}:
+                raise ExportError(already_there(self.repo_id, self.endpoint))
+        except HfHubHTTPError as err:
+            raise _explain(err, self.endpoint, self.repo_id, self.token) from None
+        except ExportError:
+            raise
+        except Exception as err:
+            raise _explain(err, self.endpoint, self.repo_id, self.token) from None
+
+    def files(self) -> set[str]:
+        return set(self.api.list_repo_files(self.repo_id, repo_type="dataset"))
+
+    def send(self, file: Path, path_in_repo: str) -> None:
+        """Upload ``file`` as ``path_in_repo``; after this the file may be deleted."""
+        from huggingface_hub import CommitOperationAdd
+
+        operation = CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(file))
+        self._retried(
+            lambda: self.api.preupload_lfs_files(
+                self.repo_id, additions=[operation], repo_type="dataset"
+            )
+        )
+        if not operation._is_uploaded:  # a file the Hub keeps in git: the commit carries it
+            operation.path_or_fileobj = file.read_bytes()
+        self.sent.append(operation)
+
+    def send_soon(self, file: Path, path_in_repo: str, then: Callable[[float], None]) -> None:
+        """Upload ``file`` on a thread of the pool, then call ``then(seconds)``; waits
+        while ``UPLOADS`` files are being sent, and raises the error of one that failed."""
+        self._failed()
+        self.slots.acquire()
+
+        def job() -> None:
+            try:
+                began = time.monotonic()
+                self.send(file, path_in_repo)
+                then(time.monotonic() - began)
+            finally:
+                self.slots.release()
+
+        try:
+            self._failed()
+        except BaseException:
+            self.slots.release()
+            raise
+        self.pending.append(self.pool.submit(job))
+
+    def _failed(self) -> None:
+        for future in self.pending:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def wait(self) -> None:
+        """Wait for every upload; raises the first error, in the files' order."""
+        for future in self.pending:
+            future.result()
+
+    def close(self) -> None:
+        """Cancel the uploads not begun and wait for those under way."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def commit(self, folder: Path, split: str) -> str:
+        """Commit every file sent and the files left in ``folder`` (the card, the images),
+        deleting the repo's ``data/<split>-*`` files that are not among them; returns the
+        last commit's URL."""
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        self.sent.sort(key=lambda op: op.path_in_repo)  # uploads end in any order
+        paths = {op.path_in_repo for op in self.sent}
+        rest = [
             CommitOperationAdd(
                 path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p)
             )
-            for p in files
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in paths
         ]
-        try:
-            info = api.create_commit(
-                repo_id,
-                operations,
-                repo_type="dataset",
-                commit_message=f"curation export ({len(files)} files)",
-            )
-            return str(info.commit_url)
-        except Exception as err:
-            if attempt == attempts or not _is_transient(err):
-                problem = _explain(err, endpoint, repo_id, token)
-                raise ExportError(
-                    f"{problem} (after {attempt} attempt(s)); nothing was committed. Run the same "
-                    "command again: files the Hub already holds are not sent twice"
-                ) from None
-            wait = backoff_s * 2 ** (attempt - 1)
-            log(
-                redact(
-                    f"export: upload interrupted ({type(err).__name__}); attempt "
-                    f"{attempt + 1} of {attempts} in {wait:.0f} s",
-                    token,
+        operations = self.sent + rest
+        named = {op.path_in_repo for op in operations}
+        stale = sorted(
+            path
+            for path in self._retried(self.files)
+            if path.startswith(f"data/{split}-") and "/" not in path[5:] and path not in named
+        )
+        groups = [operations[i : i + COMMIT_FILES] for i in range(0, len(operations), COMMIT_FILES)]
+        groups[-1] += [CommitOperationDelete(path_in_repo=path) for path in stale]
+        self.groups = len(groups)
+        url = ""
+        for index, group in enumerate(groups):
+            part = f", part {index + 1} of {len(groups)}" if len(groups) > 1 else ""
+            message = f"curation export ({len(operations)} files{part})"
+            if stale and index == len(groups) - 1:
+                message += f"; {len(stale)} file(s) of an earlier export deleted"
+            info = self._retried(
+                lambda group=group, message=message: self.api.create_commit(
+                    self.repo_id, group, repo_type="dataset", commit_message=message
                 )
             )
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+            self.commits += 1
+            url = str(info.commit_url)
+        return url
+
+    def _retried(self, action: Callable[[], Any]) -> Any:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return action()
+            except Exception as err:
+                if attempt == self.attempts or not _is_transient(err):
+                    problem = _explain(err, self.endpoint, self.repo_id, self.token)
+                    done = (
+                        f"{self.commits} of {self.groups} commits landed"
+                        if self.commits
+                        else "nothing was committed"
+                    )
+                    again = " with --force" if self.commits else ""
+                    raise ExportError(
+                        f"{problem} (after {attempt} attempt(s)); {done}. Run the same command "
+                        f"again{again}: files the Hub already holds are not sent twice"
+                    ) from None
+                wait = self.backoff_s * 2 ** (attempt - 1)
+                self.log(
+                    redact(
+                        f"export: upload interrupted ({type(err).__name__}); attempt "
+                        f"{attempt + 1} of {self.attempts} in {wait:.0f} s",
+                        self.token,
+                    )
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")
 
 
 def already_there(repo_id: str, endpoint: str) -> str:
@@ -389,51 +624,68 @@ def export(
     if target is not None and target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not force:
             raise ExportError(f"{target} exists and is not empty: pass --force to replace it")
-    token = endpoint = None
+    plan = plan_shards(source, max_bytes)
     name = repo_id or f"local/{target.name if target else 'export'}"
+    pusher = None
     if repo_id:
-        token = find_token()
         endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
-        from huggingface_hub import HfApi
-
-        try:
-            exists = HfApi(endpoint=endpoint, token=token).repo_exists(repo_id, repo_type="dataset")
-        except Exception as err:
-            raise _explain(err, endpoint, repo_id, token) from None
-        if exists and not force:
-            raise ExportError(already_there(repo_id, endpoint))
+        pusher = _Pusher(
+            repo_id,
+            token=find_token(),
+            endpoint=endpoint,
+            attempts=ATTEMPTS,
+            backoff_s=BACKOFF_S,
+            log=log,
+        )
+        pusher.create(private=private, force=force)
     parent = target.parent if target else None
     if parent:
         parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".curation-export-", dir=parent))
+    began = time.monotonic()
+
+    def written(file: Path, shard: dict[str, Any], index: int, count: int) -> None:
+        line = (
+            f"export: {shard['path']} ({index + 1} of {count}): "
+            f"{shard['rows']:,} rows, {shard['bytes'] / 1e6:,.1f} MB"
+        )
+        if pusher is None:
+            log(line)
+            return
+
+        def sent(seconds: float) -> None:
+            rate = shard["bytes"] / 1e6 / max(seconds, 1e-3)
+            log(f"{line}, sent in {seconds:.1f} s ({rate:,.1f} MB/s)")
+            if target is None:  # sent: the folder need not hold it
+                file.unlink()
+
+        pusher.send_soon(file, shard["path"], sent)
+
     try:
-        log(f"export: writing the Hub layout of {source.path}")
+        where = f" to {pusher.endpoint}/datasets/{repo_id}" if pusher is not None else ""
+        log(f"export: {source.path}, {plan.rows:,} rows in {plan.files} file(s){where}")
         shards = build_export(
             source,
             staging,
             repo_id=name,
             split=split,
-            max_shard_bytes=max_bytes,
+            plan=plan,
             license_id=license_id,
+            on_shard=written,
         )
         url = None
-        if repo_id:
-            assert token is not None and endpoint is not None
-            log(f"export: pushing {len(shards)} shard(s) to {endpoint}/datasets/{repo_id}")
-            url = push_folder(
-                staging,
-                repo_id,
-                token=token,
-                endpoint=endpoint,
-                private=private,
-                force=force,
-                log=log,
-            )
+        if pusher is not None:
+            pusher.wait()
+            url = pusher.commit(staging, split)
+            seconds = time.monotonic() - began
+            log(f"export: committed in {pusher.commits} commit(s), {seconds:.1f} s in all")
         if target is not None:
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
     finally:
+        if pusher is not None:
+            pusher.close()
         if staging.exists():
             shutil.rmtree(staging)
     return {"shards": shards, "folder": str(target) if target else None, "commit_url": url}

@@ -5,18 +5,22 @@ It implements the HTTP endpoints that ``huggingface_hub``'s ``repo_exists``,
 Hugging Face's storage service and is switched off in the tests):
 
 - ``GET /api/datasets/NS/NAME``: the repo's info, or 404 ``RepoNotFound``;
+- ``GET /api/datasets/NS/NAME/tree/REV``: the repo's files (one page);
 - ``POST /api/repos/create``: a new repo, 409 when it exists;
 - ``POST /api/validate-yaml``: the card's YAML header must parse;
 - ``POST /api/datasets/NS/NAME/preupload/REV``: Parquet and PNG files go to LFS;
 - ``POST /datasets/NS/NAME.git/info/lfs/objects/batch``: upload actions, none for an object
   the server already holds (this is what lets an upload resume);
 - ``PUT /lfs/OID``: the object, checked against its sha256;
-- ``POST /api/datasets/NS/NAME/commit/REV``: the NDJSON commit.
+- ``POST /api/datasets/NS/NAME/commit/REV``: the NDJSON commit (files added, LFS files
+  added, files deleted).
 
 Every request but the object PUTs (presigned URLs on the real Hub) must carry
 ``Authorization: Bearer <token>``. ``put_failures`` scripts the
 next PUTs to fail: ``"drop"`` cuts the connection without an answer, a number answers
-with that HTTP status.
+with that HTTP status; the objects in ``refused`` are answered 400 at every PUT.
+``on_put(oid)``, when set, is called at each PUT before it is answered (to look at the
+client's disk while it uploads).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class FakeHub:
         self.puts: Counter[str] = Counter()  # every PUT, failed or not
         self.stored: Counter[str] = Counter()  # PUTs that stored their object
         self.put_failures: list[str | int] = []
+        self.on_put: Any = None
+        self.refused: set[str] = set()  # objects whose every PUT is answered 400
         self.commits: list[dict[str, Any]] = []
         self.requests: list[str] = []
         self.seen_tokens: set[str] = set()
@@ -75,6 +81,36 @@ class FakeHub:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def tree(self, request: BaseHTTPRequestHandler, repo: str, folder: str) -> None:
+        """The files and folders under ``folder`` (all of them with ``recursive``), or
+        404 ``EntryNotFound`` when there is no such folder."""
+        files = self.repos.get(repo, {})
+        recursive = "recursive=true" in request.path.lower()
+        prefix = f"{folder}/" if folder else ""
+        listing: dict[str, dict[str, Any]] = {}
+        for path, content in sorted(files.items()):
+            if not path.startswith(prefix):
+                continue
+            rest = path[len(prefix) :].split("/")
+            for depth in range(1, len(rest)):  # the folders on the way
+                if depth > 1 and not recursive:
+                    break
+                name = prefix + "/".join(rest[:depth])
+                listing[name] = {"type": "directory", "path": name, "oid": "0" * 40, "size": 0}
+            if recursive or len(rest) == 1:
+                listing[path] = {
+                    "type": "file",
+                    "path": path,
+                    "size": len(content),
+                    "oid": hashlib.sha1(content).hexdigest(),
+                }
+        if folder and not listing:
+            self.reply(
+                request, 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"}
+            )
+        else:
+            self.reply(request, 200, list(listing.values()))
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -120,7 +156,9 @@ class FakeHub:
             return
         parts = path.strip("/").split("/")
         payload = self.body(request)
-        if method == "GET" and parts[:2] == ["api", "datasets"] and len(parts) in (4, 6):
+        if method == "GET" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["tree"]:
+            self.tree(request, "/".join(parts[2:4]), "/".join(parts[6:]))
+        elif method == "GET" and parts[:2] == ["api", "datasets"] and len(parts) in (4, 6):
             repo = "/".join(parts[2:4])
             if repo not in self.repos:
                 self.reply(
@@ -144,7 +182,9 @@ class FakeHub:
                     },
                 )
             else:
-                self.repos[repo] = {}
+                self.repos[repo] = {
+                    ".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+                }
                 self.private[repo] = body.get("visibility") == "private" or bool(
                     body.get("private")
                 )
@@ -181,6 +221,11 @@ class FakeHub:
         elif method == "PUT" and parts[0] == "lfs":
             oid = parts[1]
             self.puts[oid] += 1
+            if self.on_put is not None:
+                self.on_put(oid)
+            if oid in self.refused:
+                self.reply(request, 400, {"error": "scripted refusal"})
+                return
             if self.put_failures:
                 failure = self.put_failures.pop(0)
                 if failure == "drop":  # a broken upload: no answer at all
@@ -208,6 +253,11 @@ class FakeHub:
                         self.reply(request, 422, {"error": f"LFS object {value['oid']} missing"})
                         return
                     files[value["path"]] = self.objects[value["oid"]]
+                elif line["key"] == "deletedFile":
+                    if value["path"] not in files:
+                        self.reply(request, 404, {"error": f"no file {value['path']}"})
+                        return
+                    del files[value["path"]]
             self.repos[repo] = files
             oid = hashlib.sha1(json.dumps(sorted(files)).encode()).hexdigest()
             self.commits.append({"repo": repo, "header": lines[0]["value"], "oid": oid})

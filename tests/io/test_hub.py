@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -61,6 +62,11 @@ def files_under(folder: Path) -> dict[str, bytes]:
     }
 
 
+def held(hub: FakeHub, repo: str) -> dict[str, bytes]:
+    """The repo's files but the ``.gitattributes`` the Hub makes with it."""
+    return {k: v for k, v in hub.repos[repo].items() if k != ".gitattributes"}
+
+
 def assert_nothing_left(parent: Path, target: Path) -> None:
     assert not target.exists()
     if parent.exists():
@@ -89,7 +95,7 @@ def test_push_arrives_byte_for_byte_and_resumes_after_failures(
         assert code == 0, output
         assert "upload interrupted" in output
         local = files_under(folder)
-        assert hub.repos["acme/c4-long"] == local  # every file, byte for byte
+        assert held(hub, "acme/c4-long") == local  # every file, byte for byte
         assert hub.private["acme/c4-long"] is True
         assert len(hub.commits) == 1 and not hub.unknown
         lfs = [name for name in local if name.endswith((".parquet", ".png"))]
@@ -227,3 +233,146 @@ def test_token_from_the_login_cache(
         assert code == 0, output
         assert hub.seen_tokens == {token} and "acme/cached" in hub.repos
         assert token not in output
+
+
+def arrow_bytes(folder: Path, names: list[str]) -> list[int]:
+    return [pq.read_table(folder / name).nbytes for name in names]
+
+
+def test_files_hold_about_the_size_asked_for(run_folder: Path, tmp_path: Path) -> None:
+    """The count of files is fixed before the first is written (their names say it), by
+    the footers' sizes scaled to Arrow's, and each file is cut where the bytes written
+    reach its share: the files come out within 15% of the size asked for (documents are
+    4 kB on average here and up to 57 kB, about 37 a file), and from a plain shard (kept
+    and dropped rows in one file) only its kept rows."""
+    folder = tmp_path / "export"
+    code, output = export(str(run_folder), "--to-folder", str(folder), "--max-shard-size", "150KB")
+    assert code == 0, output
+    names = sorted(n for n in files_under(folder) if n.startswith("data/"))
+    sizes = arrow_bytes(folder, names)
+    assert len(names) >= 4, sizes
+    assert 0.85 * 150_000 <= min(sizes) and max(sizes) <= 1.15 * 150_000, sizes
+    assert f"({len(names)} of {len(names)})" in output and "rows," in output
+
+    # a plain shard: every row of the run in one file, drop_reason set on the dropped
+    kept = read_output(run_folder, "kept")
+    dropped = read_output(run_folder, "dropped")
+    shard = tmp_path / "shard.parquet"
+    both = pa.concat_tables([kept, dropped], promote_options="permissive")
+    pq.write_table(both, shard, row_group_size=97)
+    folder = tmp_path / "from-shard"
+    code, output = export(str(shard), "--to-folder", str(folder), "--max-shard-size", "150KB")
+    assert code == 0, output
+    names = sorted(n for n in files_under(folder) if n.startswith("data/"))
+    exported = pa.concat_tables([pq.read_table(folder / n) for n in names])
+    assert exported["id"].to_pylist() == kept["id"].to_pylist()
+    sizes = arrow_bytes(folder, names)
+    assert 0.85 * 150_000 <= min(sizes) and max(sizes) <= 1.15 * 150_000, sizes
+
+
+def test_a_push_holds_one_file_on_disk_at_a_time(
+    run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --to-folder each file is sent as it is written and then deleted, so the
+    export needs the disk of the files being sent (``UPLOADS``, here 2) and the one being
+    written, not of the dataset; more files than one commit carries go in several
+    commits, the last with the card."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(hub_module, "COMMIT_FILES", 3)
+    monkeypatch.setattr(hub_module, "UPLOADS", 2)
+    on_disk: list[int] = []
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.on_put = lambda oid: on_disk.append(len(list(scratch.rglob("*.parquet"))))
+        code, output = export(
+            str(run_folder), "--repo-id", "acme/lean", "--max-shard-size", "100KB"
+        )
+        assert code == 0, output
+        files = held(hub, "acme/lean")
+    shards = sorted(n for n in files if n.startswith("data/"))
+    assert len(shards) >= 6
+    assert on_disk and max(on_disk) <= 3, on_disk
+    assert not list(scratch.iterdir())
+    parts = -(-(len(files)) // 3)
+    assert [c["header"]["summary"] for c in hub.commits] == [
+        f"curation export ({len(files)} files, part {i} of {parts})" for i in range(1, parts + 1)
+    ]
+    kept = read_output(run_folder, "kept")
+    exported = pa.concat_tables([pq.read_table(pa.BufferReader(files[n])) for n in shards])
+    assert exported["id"].to_pylist() == kept["id"].to_pylist()
+    assert "README.md" in files and "sent in" in output
+
+
+def test_a_new_export_replaces_the_files_of_the_one_before(
+    run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--force onto a repo that holds an earlier export with more files: the files this one
+    does not overwrite are deleted in its commit (the card's data/train-* would read both),
+    other splits and other files stay."""
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, output = export(
+            str(run_folder), "--repo-id", "acme/again", "--max-shard-size", "100KB"
+        )
+        assert code == 0, output
+        before = sorted(n for n in held(hub, "acme/again") if n.startswith("data/train-"))
+        hub.repos["acme/again"]["data/validation-00000-of-00001.parquet"] = b"other split"
+        hub.repos["acme/again"]["notes.txt"] = b"mine"
+        folder = tmp_path / "second"
+        code, output = export(
+            str(run_folder),
+            "--repo-id",
+            "acme/again",
+            "--force",
+            "--to-folder",
+            str(folder),
+            "--max-shard-size",
+            "400KB",
+        )
+        assert code == 0, output
+        after = held(hub, "acme/again")
+    assert len(before) > len([n for n in after if n.startswith("data/train-")])
+    assert after == {
+        **files_under(folder),
+        "data/validation-00000-of-00001.parquet": b"other split",
+        "notes.txt": b"mine",
+    }
+    assert "earlier export deleted" in hub.commits[-1]["header"]["summary"]
+
+
+def test_a_push_that_failed_runs_again_without_force_and_sends_nothing_twice(
+    run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hub refuses the second file it is sent: the export stops, saying nothing was
+    committed and to run it again; the repo it made is empty, so the same command (no
+    --force) goes on, and the files the Hub took the first time are not sent again."""
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        seen: list[str] = []
+
+        def refuse_the_second(oid: str) -> None:
+            if oid not in seen:
+                seen.append(oid)
+                if len(seen) == 2:
+                    hub.refused.add(oid)
+
+        hub.on_put = refuse_the_second
+        args = [str(run_folder), "--repo-id", "acme/retry", "--max-shard-size", "100KB"]
+        code, output = export(*args)
+        assert code != 0
+        assert "answered with an error for acme/retry" in output, output
+        assert "nothing was committed" in output and "Run the same command again" in output
+        assert "--force" not in output.split("nothing was committed")[1]
+        assert hub.commits == [] and held(hub, "acme/retry") == {}
+        taken = set(hub.stored)
+        assert taken and seen[1] not in taken
+        hub.on_put, hub.refused = None, set()
+        code, output = export(*args)
+        assert code == 0, output
+        assert all(hub.stored[oid] == 1 for oid in taken)  # held: not sent again
+        assert set(hub.stored.values()) == {1}
+        assert len(hub.commits) == 1 and token not in output

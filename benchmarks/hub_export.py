@@ -1,0 +1,202 @@
+"""Pushing a curated dataset to the Hugging Face Hub: `curate export` against `datasets`.
+
+The job: the kept documents of a run (``--docs`` real C4 and Pile documents, repeated
+past 2,000, as four zstd Parquet files) pushed to a dataset repo in files of about
+``--max-shard-size`` of Arrow data. The Hub is the local stand-in the tests use
+(``tests/io/fake_hub.py``: the endpoints the real client calls on the LFS path, objects
+checked against their sha256 and held in memory), served by this process on localhost,
+so the figures leave the network out: what they measure is the tool's own work and the
+disk it needs.
+
+Variants, each a child process with its temporary folder (``TMPDIR``, and ``HF_HOME``
+for ``datasets``' cache) in a scratch folder whose size this process samples every
+20 ms:
+- ``curation at c43b8dd``: the engine before this change (the whole export written to a
+  temporary folder, then sent as one commit);
+- ``curation``: each file uploaded as soon as it is written (``UPLOADS`` at a time while
+  the next is written), then deleted;
+- ``datasets``: ``load_dataset("parquet", ...)`` then ``push_to_hub`` (what a user of
+  the Hub would write; it converts the Parquet to its Arrow cache first).
+
+For each: wall time, peak resident memory, peak disk of the scratch folder, the files
+and commits the repo received, and the spread of the files' Arrow sizes.
+
+    .venv/bin/python benchmarks/hub_export.py --docs 200000 --max-shard-size 20MB
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import real_documents, report_from_child, write_parquet_shards
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "hub_export"
+BEFORE = "c43b8dd"
+VARIANTS = (f"curation at {BEFORE}", "curation", "datasets")
+
+
+def build_data(docs: int) -> Path:
+    folder = DATA / f"docs-{docs}"
+    if (folder / "shard-03.parquet").exists():
+        return folder
+    base = real_documents()
+    rows = [base[i % len(base)] for i in range(docs)]
+    table = pa.table(
+        {
+            "id": [f"doc-{i}" for i in range(docs)],
+            "text": pa.array([text for text, _ in rows], pa.large_string()),
+            "url": [url for _, url in rows],
+        }
+    )
+    return write_parquet_shards(table, folder, 4)
+
+
+def engine_before() -> Path:
+    """The ``curation`` package as it was at ``BEFORE`` (``git archive``)."""
+    folder = DATA / f"engine-{BEFORE}"
+    if not (folder / "curation" / "io" / "hub.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", BEFORE, "curation"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def child(variant: str, data: Path, repo: str, max_shard_size: str) -> None:
+    started = time.perf_counter()
+    if variant.startswith("curation"):
+        if variant != "curation":  # the engine before: ahead of this checkout's
+            sys.path.insert(0, os.environ["ENGINE_BEFORE"])
+        from curation.io.hub import export
+
+        export(data, repo_id=repo, max_shard_size=max_shard_size, log=lambda m: None)
+    else:
+        import datasets
+
+        datasets.disable_progress_bars()
+        files = sorted(str(p) for p in data.glob("*.parquet"))
+        loaded = datasets.load_dataset("parquet", data_files=files, split="train")
+        loaded.push_to_hub(repo, max_shard_size=max_shard_size)
+    report_from_child({"seconds": round(time.perf_counter() - started, 2)})
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for base, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def measure(variant: str, data: Path, max_shard_size: str) -> dict:
+    from tests.io.fake_hub import FakeHub
+
+    scratch = DATA / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "hf").mkdir(parents=True)
+    token = "hf_" + secrets.token_hex(16)
+    repo = "bench/export"
+    with FakeHub(token) as hub:
+        env = {
+            **os.environ,
+            "HF_TOKEN": token,
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HOME": str(scratch / "hf"),
+            "TMPDIR": str(scratch),
+            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+        }
+        if variant.startswith("curation at"):
+            env["ENGINE_BEFORE"] = str(engine_before())
+        peak, done = [0], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], folder_bytes(scratch))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        command = [sys.executable, __file__, "--child", variant, "--data", str(data)]
+        command += ["--repo", repo, "--max-shard-size", max_shard_size]
+        finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        done.set()
+        sampler.join()
+        if finished.returncode != 0:
+            raise RuntimeError(f"{variant} failed:\n{finished.stderr[-3000:]}")
+        result = json.loads(finished.stdout.strip().splitlines()[-1])
+        files = hub.repos[repo]
+        shards = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
+        tables = [pq.read_table(pa.BufferReader(files[p])) for p in shards]
+        result.update(
+            peak_disk_mb=round(peak[0] / 1e6, 1),
+            files=len(shards),
+            commits=len(hub.commits),
+            rows=sum(t.num_rows for t in tables),
+            arrow_mb=[round(t.nbytes / 1e6, 1) for t in tables],
+            disk_mb=round(sum(len(files[p]) for p in shards) / 1e6, 1),
+        )
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--max-shard-size", default="20MB")
+    parser.add_argument("--child", choices=VARIANTS)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--repo")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.data, args.repo, args.max_shard_size)
+        return
+    data = build_data(args.docs)
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in data.glob("*.parquet"))
+    arrow = sum(pq.read_table(p).nbytes for p in data.glob("*.parquet")) / 1e6
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {rows:,} "
+        f"documents, {arrow:,.1f} MB of Arrow data in 4 Parquet files "
+        f"({folder_bytes(data) / 1e6:,.1f} MB); files of {args.max_shard_size}"
+    )
+    results = {variant: measure(variant, data, args.max_shard_size) for variant in VARIANTS}
+    base = results["curation"]
+    print(
+        "\n| variant | s | vs curation | peak MiB | peak disk MB | vs curation | files | "
+        "commits | Arrow MB a file (min-max) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for variant, r in results.items():
+        assert r["rows"] == rows, (variant, r["rows"], rows)
+        print(
+            f"| {variant} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f}x | "
+            f"{r['peak_mib']:,.0f} | {r['peak_disk_mb']:,.1f} | "
+            f"{r['peak_disk_mb'] / max(base['peak_disk_mb'], 0.1):.1f}x | {r['files']} | "
+            f"{r['commits']} | {min(r['arrow_mb'])}-{max(r['arrow_mb'])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
