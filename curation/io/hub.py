@@ -457,18 +457,13 @@ class _Pusher:
     def create(self, *, private: bool, force: bool) -> None:
         """Create the repo; an existing one needs ``force``, unless it is empty (only
         ``.gitattributes``: made by an export that committed nothing)."""
-        from huggingface_hub.errors import HfHubHTTPError
-
         try:
             self.api.create_repo(self.repo_id, repo_type="dataset", private=private, exist_ok=True)
-            if not force and self.files() - {".gitattributes"}:
-                raise ExportError(already_there(self.repo_id, self.endpoint))
-        except HfHubHTTPError as err:
-            raise _explain(err, self.endpoint, self.repo_id, self.token) from None
-        except ExportError:
-            raise
+            held = self.files() - {".gitattributes"}
         except Exception as err:
             raise _explain(err, self.endpoint, self.repo_id, self.token) from None
+        if held and not force:
+            raise ExportError(already_there(self.repo_id, self.endpoint))
 
     def files(self) -> set[str]:
         return set(self.api.list_repo_files(self.repo_id, repo_type="dataset"))
@@ -490,8 +485,6 @@ class _Pusher:
     def send_soon(self, file: Path, path_in_repo: str, then: Callable[[float], None]) -> None:
         """Upload ``file`` on a thread of the pool, then call ``then(seconds)``; waits
         while ``UPLOADS`` files are being sent, and raises the error of one that failed."""
-        self._failed()
-        self.slots.acquire()
 
         def job() -> None:
             try:
@@ -501,6 +494,7 @@ class _Pusher:
             finally:
                 self.slots.release()
 
+        self.slots.acquire()
         try:
             self._failed()
         except BaseException:

@@ -78,6 +78,11 @@ class InputShard:
     gzip_index: str | None = None
 
     @property
+    def gzipped(self) -> bool:
+        """Whether the file is gzip'd (by its name, as its reader decides)."""
+        return self.url.lower().endswith(".gz")
+
+    @property
     def is_piece(self) -> bool:
         """Whether this is a piece of a file rather than a whole file or a unit."""
         return self.row_groups is not None or self.byte_range is not None
@@ -236,7 +241,7 @@ def _cuttable_stream(file: InputShard, indexed: bool) -> bool:
     if file.format not in ("jsonl", "warc") or is_url(file.url):
         return False
     name = file.url.lower()
-    gzipped = name.endswith(".gz") and (indexed or file.format == "warc")
+    gzipped = file.gzipped and (indexed or file.format == "warc")
     return not name.endswith(_COMPRESSIONS) or gzipped
 
 
@@ -254,7 +259,7 @@ def _line_shards(
     are their share of its bytes on disk."""
     if len(pieces) < 2:
         return [file]
-    gzipped = file.format == "jsonl" and file.url.lower().endswith(".gz")
+    gzipped = file.format == "jsonl" and file.gzipped
     index = gzip_index(index_folder, file) if gzipped and index_folder else None
     ratio = (file.size or 0) / pieces[-1][1] if index else 1.0
     return [

@@ -474,7 +474,7 @@ def stream_pieces(
     def pieces(file: InputShard) -> list[LinePiece]:
         if file.format == "warc":
             return warc_record_pieces(file, target, block_lines)
-        if not file.url.lower().endswith(".gz"):
+        if not file.gzipped:
             return _line_pieces_of(file, target, block_lines)
         if index_folder is None:
             return []
@@ -1394,7 +1394,7 @@ def _warc_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
     that a record (a gzip member, in a ``.gz`` file) still begins where the piece does."""
     assert shard.byte_range is not None
     start, stop = shard.byte_range
-    gzipped = shard.url.lower().endswith(".gz")
+    gzipped = shard.gzipped
     with open(shard.url, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         handle.seek(start)
@@ -1428,7 +1428,7 @@ def warc_record_pieces(file: InputShard, target: int, block_docs: int) -> list[L
     member begins, and its records' headers parsed by FastWARC (no HTTP or HTML)."""
     from fastwarc.warc import ArchiveIterator
 
-    gzipped = file.url.lower().endswith(".gz")
+    gzipped = file.gzipped
     members: list[tuple[int, int]] = []
     starts = [(0, 0)]  # where a block of documents may begin on disk, documents before it
     try:

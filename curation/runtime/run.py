@@ -349,7 +349,7 @@ def _plan_units(
         what = " and ".join(kinds)
         each = "it" if len(large) == 1 else "each"
         doing = f"counting {what} ({mb:,.0f} MB) to cut {each} into pieces"
-        if any(f.format == "jsonl" and f.url.lower().endswith(".gz") for f in large):
+        if any(f.format == "jsonl" and f.gzipped for f in large):
             doing += " (a gzip'd JSONL file is decompressed and indexed for seeking)"
         with StepProgress(doing, f"counted {what}", enabled=progress):
             return stream_pieces(large, target, block_lines, str(indexes))
