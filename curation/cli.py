@@ -709,7 +709,12 @@ def report_command(path: str, output: str) -> None:
     type=LocalPath(file_okay=False, hint="--repo-id pushes to the Hub"),
     help="write the Hub layout here",
 )
-@click.option("--split", default="train", show_default=True, help="split name of the files")
+@click.option(
+    "--split",
+    default="train",
+    show_default=True,
+    help="split of the files; into a repo with other splits (--force), it joins them",
+)
 @click.option("--max-shard-size", default="500MB", show_default=True, help="Arrow bytes a file")
 @click.option("--private", is_flag=True, help="create the repo as private")
 @click.option("--license", "license_id", default="other", show_default=True, help="card license")

@@ -4,7 +4,12 @@ The export folder is what the Hub and ``datasets.load_dataset`` read::
 
     README.md                                dataset card: YAML header, recipe, funnel
     data/<split>-00000-of-000NN.parquet ...  the kept rows, without ``drop_reason``
-    images/funnel.png, images/<column>.png   drop funnel and score histograms
+    images/<split>/funnel.png, <column>.png  the split's drop funnel and score histograms
+
+The card describes every split the repo holds: each export writes its split's entry in
+the YAML header (``configs``, ``dataset_info``) and its block of the body, and a push
+into a repo that holds a card merges them into it (``merge_cards``), keeping the other
+splits and any text a person wrote.
 
 The rows keep the run's order. Their files hold about ``max_shard_bytes`` of Arrow data
 each (Parquet with zstd is smaller on disk): the count of files is found from the
@@ -207,25 +212,31 @@ def write_shards(
 ) -> list[dict]:
     """Write the kept rows, in order, as the ``plan.files`` files
     ``data/<split>-XXXXX-of-YYYYY.parquet``; returns, per file, its ``path`` (relative to
-    the export folder), ``rows`` and ``bytes`` on disk. File ``k`` ends at the row where
-    the Arrow bytes written reach ``k + 1`` shares of the plan's (each row's bytes by
-    ``_row_bytes``), leaving a row at least for each file after it; the last takes the
-    rest. ``on_shard(file, shard, index, plan.files)`` is called as each file is closed,
-    before the next is begun (to send it, and delete it)."""
+    the export folder), ``rows``, ``bytes`` on disk and ``arrow_bytes`` (its rows' share of
+    their tables' ``nbytes``, as ``datasets`` counts a split's ``num_bytes``). File ``k``
+    ends at the row where the Arrow bytes written reach ``k + 1`` shares of the plan's
+    (each row's bytes by ``_row_bytes``), leaving a row at least for each file after it;
+    the last takes the rest. ``on_shard(file, shard, index, plan.files)`` is called as
+    each file is closed, before the next is begun (to send it, and delete it)."""
     data.mkdir(parents=True, exist_ok=True)
     share = plan.arrow_bytes / plan.files
     shards: list[dict] = []
     writer, schema, name = None, None, ""
-    rows_left, in_file, written = plan.rows, 0, 0.0
+    rows_left, in_file, written, begun = plan.rows, 0, 0.0, 0.0
 
     def close() -> None:
-        nonlocal writer, in_file
+        nonlocal writer, in_file, begun
         assert writer is not None
         writer.close()
         writer = None
-        shard = {"path": f"data/{name}", "rows": in_file, "bytes": (data / name).stat().st_size}
+        shard = {
+            "path": f"data/{name}",
+            "rows": in_file,
+            "bytes": (data / name).stat().st_size,
+            "arrow_bytes": round(written - begun),
+        }
         shards.append(shard)
-        in_file = 0
+        in_file, begun = 0, written
         if on_shard is not None:
             on_shard(data / name, shard, len(shards) - 1, plan.files)
 
@@ -266,6 +277,49 @@ def write_shards(
     return shards
 
 
+#: The card's blocks the engine writes and rewrites; text outside them is kept.
+_BLOCK = re.compile(r"<!-- curation:(summary|split (\w+)) -->\n.*?<!-- curation:end \1 -->\n", re.S)
+
+
+def _card_parts(card: str, where: str) -> tuple[dict[str, Any], str]:
+    """A card's YAML header (``{}`` when it has none) and its body; ``where`` names the
+    card in the error raised for a header that does not parse."""
+    if not card.startswith("---\n"):
+        return {}, card
+    end = card.find("\n---\n", 3)
+    if end == -1:
+        return {}, card
+    try:
+        header = yaml.safe_load(card[4:end]) or {}
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0]
+        raise ExportError(
+            f"{where}: its YAML header does not parse ({first}): fix or delete it, then "
+            "export again"
+        ) from None
+    if not isinstance(header, dict):
+        raise ExportError(f"{where}: its YAML header is not a mapping: fix or delete it")
+    return header, card[end + 5 :].lstrip("\n")
+
+
+def _summary(title: str, splits: list[str], counts: dict[str, int]) -> str:
+    """The card's title and the documents of each of ``splits`` that ``counts`` counts,
+    with their sum when it counts them all."""
+    each = ", ".join(f"`{n}` {counts[n]:,}" if n in counts else f"`{n}`" for n in splits)
+    total = sum(counts[n] for n in splits if n in counts)
+    lead = f"{total:,} documents" if all(n in counts for n in splits) else "Documents"
+    return (
+        "<!-- curation:summary -->\n"
+        f"# {title}\n\n"
+        f"{lead} curated by the curation engine, by split: {each}.\n"
+        "<!-- curation:end summary -->\n"
+    )
+
+
+def _with_header(header: dict[str, Any], body: str) -> str:
+    return f"---\n{yaml.safe_dump(header, sort_keys=False).strip()}\n---\n\n{body}"
+
+
 def dataset_card(
     source: Source,
     seen: Overview,
@@ -275,12 +329,15 @@ def dataset_card(
     shards: list[dict],
     images: list[tuple[str, str]],
 ) -> str:
-    """The ``README.md``: YAML header (configs, license, size category, task) and what was
-    done: the recipe, rows kept and dropped by stage and reason (``seen.stages``), the
-    score histograms (``images``)."""
+    """The ``README.md`` of an export of one split: a YAML header (configs, documents per
+    split as ``dataset_info``, license, size category, task), a summary block and the
+    split's block: rows kept and dropped by stage and reason (``seen.stages``), the score
+    histograms (``images``), the recipe and the files. Blocks lie between
+    ``<!-- curation:... -->`` lines, so that ``merge_cards`` can put a split's into a
+    card that holds others."""
     stages = seen.stages
     rows = sum(s["rows"] for s in shards)
-    header = {
+    header: dict[str, Any] = {
         "license": license_id,
         "pretty_name": repo_id.split("/")[-1],
         "size_categories": [size_category(rows)],
@@ -289,25 +346,27 @@ def dataset_card(
         "configs": [
             {"config_name": "default", "data_files": [{"split": split, "path": f"data/{split}-*"}]}
         ],
+        "dataset_info": {
+            "splits": [
+                {
+                    "name": split,
+                    "num_bytes": sum(s["arrow_bytes"] for s in shards),
+                    "num_examples": rows,
+                }
+            ]
+        },
     }
-    lines = [
-        "---",
-        yaml.safe_dump(header, sort_keys=False).strip(),
-        "---",
-        "",
-        f"# {repo_id.split('/')[-1]}",
-        "",
-    ]
+    lines = [f"<!-- curation:split {split} -->", f"## Split `{split}`", ""]
     stats = source.stats or {}
     read = stats.get("rows", {}).get("read")
     lines.append(
-        f"{rows:,} documents in {len(shards)} Parquet file(s), split `{split}`"
+        f"{rows:,} documents in {len(shards)} Parquet file(s)"
         + (f", kept from {read:,} documents read" if read else "")
-        + " by the curation engine."
+        + "."
     )
     lines += [
         "",
-        "## Rows kept and dropped",
+        "### Rows kept and dropped",
         "",
         "| stage | rows in | kept | dropped | reason |",
         "|---|---:|---:|---:|---|",
@@ -322,13 +381,13 @@ def dataset_card(
     if stats.get("accounting"):
         lines += ["", f"Accounting check: {stats['accounting']}."]
     if images:
-        lines += ["", "## Score distributions", ""]
+        lines += ["", "### Score distributions", ""]
         lines += [f"![{title}]({path})" for title, path in images]
     if source.recipe:
         recipe = yaml.safe_dump(source.recipe, sort_keys=False).strip()
         lines += [
             "",
-            "## Recipe",
+            "### Recipe",
             "",
             "The resolved recipe, with the versions it ran with:",
             "",
@@ -336,9 +395,80 @@ def dataset_card(
             recipe,
             "```",
         ]
-    lines += ["", "## Files", "", "| file | rows | bytes |", "|---|---:|---:|"]
+    lines += ["", "### Files", "", "| file | rows | bytes |", "|---|---:|---:|"]
     lines += [f"| `{s['path']}` | {s['rows']:,} | {s['bytes']:,} |" for s in shards]
-    return "\n".join(lines) + "\n"
+    lines.append(f"<!-- curation:end split {split} -->")
+    summary = _summary(header["pretty_name"], [split], {split: rows})
+    return _with_header(header, summary + "\n" + "\n".join(lines) + "\n")
+
+
+def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str:
+    """The card of a repo that held ``old`` after an export of ``split`` whose own card
+    is ``new`` (``dataset_card``): the other splits stay, in the configs, in
+    ``dataset_info`` and as blocks; ``split``'s block replaces its old one in place (or
+    follows the last split's); the summary is rewritten; the old card's other header
+    fields and its text outside the engine's blocks stay, but for the body of a card
+    the engine wrote before it had blocks (tagged ``curation``), which is dropped.
+    ``where`` names the old card in errors."""
+    before, body = _card_parts(old, where)
+    header, fresh = _card_parts(new, "the new card")
+    mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == split)
+
+    default = next(
+        (c for c in before.get("configs") or [] if c.get("config_name") == "default"), None
+    )
+    ours = header["configs"][0]["data_files"][0]
+    files = [
+        ours if entry.get("split") == split else entry
+        for entry in (default or {}).get("data_files") or []
+        if isinstance(entry, dict) and entry.get("split") is not None
+    ]
+    files += [] if ours in files else [ours]
+    configs = [{"config_name": "default", "data_files": files}]
+    configs += [c for c in before.get("configs") or [] if c is not default]
+    info = before.get("dataset_info")
+    known = {
+        s["name"]: s
+        for s in (info.get("splits") or [] if isinstance(info, dict) else [])
+        if isinstance(s, dict) and {"name", "num_bytes", "num_examples"} <= s.keys()
+    }
+    known[split] = header["dataset_info"]["splits"][0]
+    merged = {**before, **header, "configs": configs}
+    merged["tags"] = list(dict.fromkeys([*(before.get("tags") or []), *header["tags"]]))
+    if all(e["split"] in known for e in files):
+        merged["dataset_info"] = {"splits": [known[e["split"]] for e in files]}
+        total = sum(s["num_examples"] for s in merged["dataset_info"]["splits"])
+        merged["size_categories"] = [size_category(total)]
+    else:  # datasets refuses a card that counts some splits and not others
+        merged.pop("dataset_info")
+        merged.pop("size_categories")
+
+    blocks = list(_BLOCK.finditer(body))
+    if not blocks and "curation" in (before.get("tags") or []):
+        body = ""  # the engine's card from before blocks: its split is described no more
+    pieces, placed, last_split = [], False, -1
+    at = 0
+    for block in blocks:
+        pieces.append(body[at : block.start()])
+        at = block.end()
+        if block.group(1) == "summary":
+            continue
+        if block.group(2) == split:
+            pieces.append(mine)
+            placed = True
+        else:
+            pieces.append(block.group(0))
+        last_split = len(pieces) - 1
+    pieces.append(body[at:])
+    if not placed:
+        if last_split >= 0:
+            pieces.insert(last_split + 1, "\n" + mine)
+        else:
+            pieces.append(("\n" if "".join(pieces).strip() else "") + mine)
+    rest = "".join(pieces).strip("\n")
+    counts = {name: s["num_examples"] for name, s in known.items()}
+    summary = _summary(merged["pretty_name"], [e["split"] for e in files], counts)
+    return _with_header(merged, summary + "\n" + rest + "\n")
 
 
 def build_export(
@@ -359,14 +489,14 @@ def build_export(
 
     shards = write_shards(source, folder / "data", split, plan, on_shard)
     seen = overview(source)
-    (folder / "images").mkdir()
-    images = [("drop funnel", "images/funnel.png")]
-    (folder / "images" / "funnel.png").write_bytes(plots.to_png(plots.funnel_figure(seen.stages)))
+    (folder / "images" / split).mkdir(parents=True)
+    images = [("drop funnel", f"images/{split}/funnel.png")]
+    (folder / images[0][1]).write_bytes(plots.to_png(plots.funnel_figure(seen.stages)))
     for column, summary in seen.summaries.items():
         if summary["histogram"] is not None:
             figure = plots.histogram_figure(column, summary, seen.lines.get(column, []))
-            (folder / "images" / f"{column}.png").write_bytes(plots.to_png(figure))
-            images.append((column, f"images/{column}.png"))
+            images.append((column, f"images/{split}/{column}.png"))
+            (folder / images[-1][1]).write_bytes(plots.to_png(figure))
     card = dataset_card(source, seen, repo_id, split, license_id, shards, images)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return shards
@@ -449,6 +579,7 @@ class _Pusher:
         self.repo_id, self.token, self.endpoint = repo_id, token, endpoint
         self.attempts, self.backoff_s, self.log = attempts, backoff_s, log
         self.sent: list[Any] = []  # CommitOperationAdd, uploaded
+        self.card: str | None = None  # the repo's README.md before the export
         self.commits, self.groups = 0, 1
         self.pool = ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="export-upload")
         self.slots = threading.BoundedSemaphore(UPLOADS)
@@ -464,6 +595,20 @@ class _Pusher:
             raise _explain(err, self.endpoint, self.repo_id, self.token) from None
         if held and not force:
             raise ExportError(already_there(self.repo_id, self.endpoint))
+        if "README.md" in held:
+            try:
+                with tempfile.TemporaryDirectory(prefix="curation-card-") as cache:
+                    path = self.api.hf_hub_download(
+                        self.repo_id, "README.md", repo_type="dataset", cache_dir=cache
+                    )
+                    self.card = Path(path).read_text(encoding="utf-8", errors="replace")
+            except Exception as err:
+                raise _explain(err, self.endpoint, self.repo_id, self.token) from None
+            _card_parts(self.card, self.card_name)  # a header that does not parse: say so now
+
+    @property
+    def card_name(self) -> str:
+        return f"the README.md of {self.repo_id}"
 
     def files(self) -> set[str]:
         return set(self.api.list_repo_files(self.repo_id, repo_type="dataset"))
@@ -518,25 +663,33 @@ class _Pusher:
 
     def commit(self, folder: Path, split: str) -> str:
         """Commit every file sent and the files left in ``folder`` (the card, the images),
-        deleting the repo's ``data/<split>-*`` files that are not among them; returns the
-        last commit's URL."""
+        the card merged into the repo's (``merge_cards``: other splits stay), deleting
+        the repo's files of ``split`` (``data/<split>-*``, ``images/<split>/``) that are
+        not among them; returns the last commit's URL."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         self.sent.sort(key=lambda op: op.path_in_repo)  # uploads end in any order
         paths = {op.path_in_repo for op in self.sent}
-        rest = [
-            CommitOperationAdd(
-                path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p)
-            )
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).as_posix() not in paths
-        ]
+        rest = []
+        for file in sorted(folder.rglob("*")):
+            name = file.relative_to(folder).as_posix()
+            if not file.is_file() or name in paths:
+                continue
+            content: str | bytes = str(file)
+            if name == "README.md" and self.card is not None:
+                card = file.read_text(encoding="utf-8")
+                content = merge_cards(self.card, card, split, self.card_name).encode()
+            rest.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
         operations = self.sent + rest
         named = {op.path_in_repo for op in operations}
         stale = sorted(
             path
             for path in self._retried(self.files)
-            if path.startswith(f"data/{split}-") and "/" not in path[5:] and path not in named
+            if path not in named
+            and (
+                (path.startswith(f"data/{split}-") and "/" not in path[5:])
+                or path.startswith(f"images/{split}/")
+            )
         )
         groups = [operations[i : i + COMMIT_FILES] for i in range(0, len(operations), COMMIT_FILES)]
         groups[-1] += [CommitOperationDelete(path_in_repo=path) for path in stale]

@@ -6,6 +6,8 @@ Hugging Face's storage service and is switched off in the tests):
 
 - ``GET /api/datasets/NS/NAME``: the repo's info, or 404 ``RepoNotFound``;
 - ``GET /api/datasets/NS/NAME/tree/REV``: the repo's files (one page);
+- ``HEAD`` and ``GET /datasets/NS/NAME/resolve/REV/PATH``: a file's metadata and content
+  (what ``hf_hub_download`` asks for);
 - ``POST /api/repos/create``: a new repo, 409 when it exists;
 - ``POST /api/validate-yaml``: the card's YAML header must parse;
 - ``POST /api/datasets/NS/NAME/preupload/REV``: Parquet and PNG files go to LFS;
@@ -64,6 +66,9 @@ class FakeHub:
             def do_GET(self) -> None:
                 hub.handle(self, "GET")
 
+            def do_HEAD(self) -> None:
+                hub.handle(self, "HEAD")
+
             def do_POST(self) -> None:
                 hub.handle(self, "POST")
 
@@ -112,6 +117,25 @@ class FakeHub:
         else:
             self.reply(request, 200, list(listing.values()))
 
+    def resolve(self, request: BaseHTTPRequestHandler, method: str, repo: str, path: str) -> None:
+        """A file's content (``GET``) or its headers alone (``HEAD``): the commit, the
+        ETag and the size; 404 ``EntryNotFound`` when the repo has no such file."""
+        content = self.repos.get(repo, {}).get(path)
+        if content is None:
+            self.reply(
+                request, 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"}
+            )
+            return
+        request.send_response(200)
+        request.send_header("Content-Type", "application/octet-stream")
+        request.send_header("Content-Length", str(len(content)))
+        request.send_header("ETag", f'"{hashlib.sha1(content).hexdigest()}"')
+        state = json.dumps(sorted(self.repos[repo])).encode()
+        request.send_header("X-Repo-Commit", hashlib.sha1(state).hexdigest())
+        request.end_headers()
+        if method == "GET":
+            request.wfile.write(content)
+
     # -- plumbing ---------------------------------------------------------------------
 
     @staticmethod
@@ -141,7 +165,8 @@ class FakeHub:
         for key, value in (headers or {}).items():
             request.send_header(key, value)
         request.end_headers()
-        request.wfile.write(data)
+        if request.command != "HEAD":  # a HEAD answer has no body
+            request.wfile.write(data)
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
         path = request.path.split("?", 1)[0]
@@ -156,7 +181,9 @@ class FakeHub:
             return
         parts = path.strip("/").split("/")
         payload = self.body(request)
-        if method == "GET" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["tree"]:
+        if method in ("GET", "HEAD") and parts[0] == "datasets" and parts[3:4] == ["resolve"]:
+            self.resolve(request, method, "/".join(parts[1:3]), "/".join(parts[5:]))
+        elif method == "GET" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["tree"]:
             self.tree(request, "/".join(parts[2:4]), "/".join(parts[6:]))
         elif method == "GET" and parts[:2] == ["api", "datasets"] and len(parts) in (4, 6):
             repo = "/".join(parts[2:4])

@@ -4,6 +4,7 @@ that never shows."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.cli import main
 from curation.io import hub as hub_module
@@ -120,8 +123,12 @@ def test_push_arrives_byte_for_byte_and_resumes_after_failures(
     assert header["configs"][0]["data_files"] == [{"split": "train", "path": "data/train-*"}]
     assert header["size_categories"] == ["n<1K"]
     assert "threshold:below_cut" in card and "length_filter:too_short" in card
-    assert "images/length_chars.png" in card and "images/length_chars.png" in local
-    assert local["images/length_chars.png"].startswith(b"\x89PNG")
+    assert "images/train/length_chars.png" in card and "images/train/length_chars.png" in local
+    assert local["images/train/length_chars.png"].startswith(b"\x89PNG")
+    (split,) = header["dataset_info"]["splits"]
+    assert split["name"] == "train" and split["num_examples"] == kept.num_rows
+    arrow = pa.concat_tables(exported).nbytes  # what datasets counts as num_bytes
+    assert abs(split["num_bytes"] - arrow) / arrow < 0.02, (split, arrow)
     for content in local.values():
         assert token.encode() not in content
 
@@ -376,3 +383,188 @@ def test_a_push_that_failed_runs_again_without_force_and_sends_nothing_twice(
         assert all(hub.stored[oid] == 1 for oid in taken)  # held: not sent again
         assert set(hub.stored.values()) == {1}
         assert len(hub.commits) == 1 and token not in output
+
+
+def test_splits_exported_one_at_a_time_load_as_one_dataset(
+    run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run exported as `train` and a shard as `validation` into one repo: the card lists
+    both splits (configs, documents, a block each) and `datasets` loads both; exporting
+    `train` again replaces its files, images and block, and `validation` stays as it was."""
+    datasets = pytest.importorskip("datasets")
+    kept = read_output(run_folder, "kept")
+    shard = tmp_path / "held-out.parquet"
+    pq.write_table(kept.slice(0, 40), shard)
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, output = export(str(run_folder), "--repo-id", "acme/two", "--max-shard-size", "100KB")
+        assert code == 0, output
+        code, output = export(
+            str(shard), "--repo-id", "acme/two", "--split", "validation", "--force"
+        )
+        assert code == 0, output
+        both = held(hub, "acme/two")
+        code, output = export(
+            str(run_folder), "--repo-id", "acme/two", "--force", "--max-shard-size", "400KB"
+        )
+        assert code == 0, output
+        again = held(hub, "acme/two")
+
+    card = both["README.md"].decode()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["configs"] == [
+        {
+            "config_name": "default",
+            "data_files": [
+                {"split": "train", "path": "data/train-*"},
+                {"split": "validation", "path": "data/validation-*"},
+            ],
+        }
+    ]
+    assert {s["name"]: s["num_examples"] for s in header["dataset_info"]["splits"]} == {
+        "train": kept.num_rows,
+        "validation": 40,
+    }
+    assert f"{kept.num_rows + 40:,} documents" in card
+    assert "## Split `train`" in card and "## Split `validation`" in card
+    assert "images/train/funnel.png" in both and "images/validation/funnel.png" in both
+
+    repo = tmp_path / "repo"
+    for name, content in both.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(content)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    loaded = datasets.load_dataset(str(repo), cache_dir=str(tmp_path / "cache"))
+    assert sorted(loaded) == ["train", "validation"]
+    assert loaded["train"]["id"] == kept["id"].to_pylist()
+    assert loaded["validation"]["id"] == kept["id"].to_pylist()[:40]
+
+    train_before = {n for n in both if n.startswith("data/train-")}
+    train_after = {n for n in again if n.startswith("data/train-")}
+    assert len(train_after) < len(train_before)
+    assert {n: v for n, v in again.items() if "validation" in n} == {
+        n: v for n, v in both.items() if "validation" in n
+    }
+    block = card.split("<!-- curation:split validation -->")[1].split("<!-- curation:end")[0]
+    assert block in again["README.md"].decode()
+    assert (
+        yaml.safe_load(again["README.md"].decode().split("---")[1])["configs"] == header["configs"]
+    )
+
+
+def test_a_card_written_by_hand_keeps_its_text_and_fields(
+    run_folder: Path, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--force onto a repo whose card a person wrote: its text and header fields stay,
+    the engine's summary and split block are added; a card whose header does not parse
+    stops the export before anything is sent, naming the card."""
+    mine = "---\nlanguage:\n- en\nlicense: mit\n---\n\nWritten by hand: cite us.\n"
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.repos["acme/hand"] = {"README.md": mine.encode()}
+        code, output = export(str(run_folder), "--repo-id", "acme/hand", "--force")
+        assert code == 0, output
+        card = hub.repos["acme/hand"]["README.md"].decode()
+        hub.repos["acme/broken"] = {"README.md": b"---\nlicense: [mit\n---\n\ntext\n"}
+        sent = dict(hub.stored)
+        code, output = export(str(run_folder), "--repo-id", "acme/broken", "--force")
+        assert code != 0
+        assert "README.md of acme/broken" in output and "does not parse" in output
+        assert hub.stored == sent and [c["repo"] for c in hub.commits] == ["acme/hand"]
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["language"] == ["en"] and header["license"] == "other"
+    assert header["configs"][0]["data_files"] == [{"split": "train", "path": "data/train-*"}]
+    assert "Written by hand: cite us." in card and "## Split `train`" in card
+    assert card.index("<!-- curation:summary -->") < card.index("Written by hand")
+
+
+def engine_card(split: str, rows: int, note: str) -> str:
+    """A card as ``dataset_card`` makes it, of one split of ``rows`` documents whose
+    block says ``note``."""
+    header = {
+        "license": "other",
+        "pretty_name": "x",
+        "size_categories": [hub_module.size_category(rows)],
+        "tags": ["curation"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": split, "path": f"data/{split}-*"}],
+            }
+        ],
+        "dataset_info": {
+            "splits": [{"name": split, "num_bytes": rows * 100, "num_examples": rows}]
+        },
+    }
+    block = f"<!-- curation:split {split} -->\n{note}\n<!-- curation:end split {split} -->\n"
+    summary = hub_module._summary("x", [split], {split: rows})
+    return hub_module._with_header(header, summary + "\n" + block)
+
+
+def test_merge_cards_replaces_one_split_and_keeps_the_rest() -> None:
+    """The pure merge: the split's block is replaced in place, other blocks and text stay,
+    the summary counts every split; an older card of the engine's without blocks loses
+    its body but not its split, and then no split is counted (datasets refuses a card
+    that counts some splits and not others)."""
+
+    card = engine_card
+    end = "<!-- curation:end split train -->\n"
+    one = hub_module.merge_cards(card("train", 10, "train one"), card("test", 5, "test 1"), "test")
+    one = one.replace(end, end + "my words\n")
+    two = hub_module.merge_cards(one, card("train", 2_000, "train two"), "train")
+    header = yaml.safe_load(two.split("---")[1])
+    assert [e["split"] for e in header["configs"][0]["data_files"]] == ["train", "test"]
+    assert [s["num_examples"] for s in header["dataset_info"]["splits"]] == [2_000, 5]
+    assert header["size_categories"] == ["1K<n<10K"]
+    assert "2,005 documents" in two and "`train` 2,000, `test` 5" in two
+    assert "train one" not in two and "train two" in two and "test 1" in two
+    assert two.index("train two") < two.index("my words") < two.index("test 1")
+    assert two.count("<!-- curation:summary -->") == 1
+    assert hub_module.merge_cards(two, card("train", 2_000, "train two"), "train") == two
+
+    older = yaml.safe_dump(
+        {
+            "tags": ["curation"],
+            "configs": [
+                {"config_name": "default", "data_files": [{"split": "old", "path": "data/old-*"}]}
+            ],
+        }
+    )
+    merged = hub_module.merge_cards(
+        f"---\n{older}---\n\n# x\n\nold body\n", card("train", 3, "new"), "train"
+    )
+    header = yaml.safe_load(merged.split("---")[1])
+    assert "old body" not in merged and "new" in merged
+    assert [e["split"] for e in header["configs"][0]["data_files"]] == ["old", "train"]
+    assert "dataset_info" not in header and "by split: `old`, `train` 3." in merged
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["train", "test", "validation", "extra"]), st.integers(1, 10**7)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_card_after_any_exports_describes_each_split_once_as_last_exported(
+    exports: list[tuple[str, int]],
+) -> None:
+    """After any sequence of exports into one repo, the card lists each split exported
+    once, in the order first exported, with the documents and block of its last export."""
+    merged = None
+    for index, (split, rows) in enumerate(exports):
+        new = engine_card(split, rows, f"export {index}")
+        merged = new if merged is None else hub_module.merge_cards(merged, new, split)
+    assert merged is not None
+    last = {split: (index, rows) for index, (split, rows) in enumerate(exports)}
+    header = yaml.safe_load(merged.split("---")[1])
+    order = list(dict.fromkeys(split for split, _ in exports))
+    assert [e["split"] for e in header["configs"][0]["data_files"]] == order
+    assert [(s["name"], s["num_examples"]) for s in header["dataset_info"]["splits"]] == [
+        (split, last[split][1]) for split in order
+    ]
+    assert f"{sum(rows for _, rows in last.values()):,} documents" in merged
+    blocks = re.findall(r"<!-- curation:split (\w+) -->\n(export \d+)\n", merged)
+    assert blocks == [(split, f"export {last[split][0]}") for split in order]
