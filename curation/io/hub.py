@@ -40,7 +40,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ ATTEMPTS, BACKOFF_S = 4, 2.0
 COMMIT_FILES = 50
 #: Files uploaded at once while the next is written (the export holds one more on disk).
 UPLOADS = 3
+#: Seconds between the lines that say uploads are under way while the export waits on them.
+HEARTBEAT_S = 30.0
 #: Rows read to scale the footers' sizes to Arrow's (``plan_shards``).
 _CALIBRATION_ROWS = 8192
 UNITS = {
@@ -639,7 +642,9 @@ class _Pusher:
             finally:
                 self.slots.release()
 
-        self.slots.acquire()
+        began = time.monotonic()
+        while not self.slots.acquire(timeout=HEARTBEAT_S):
+            self._under_way(began)
         try:
             self._failed()
         except BaseException:
@@ -654,8 +659,22 @@ class _Pusher:
 
     def wait(self) -> None:
         """Wait for every upload; raises the first error, in the files' order."""
+        began = time.monotonic()
+        while wait_for(self.pending, timeout=HEARTBEAT_S, return_when=FIRST_EXCEPTION)[1]:
+            if any(f.done() and f.exception() is not None for f in self.pending):
+                break
+            self._under_way(began)
         for future in self.pending:
             future.result()
+
+    def _under_way(self, since: float) -> None:
+        """A line saying what is being sent, for a wait of ``HEARTBEAT_S`` or more."""
+        busy = sum(not f.done() for f in self.pending)
+        megabytes = sum(op.upload_info.size for op in self.sent) / 1e6
+        self.log(
+            f"export: {busy} upload(s) under way for {time.monotonic() - since:.0f} s; "
+            f"{len(self.sent)} file(s) sent so far ({megabytes:,.1f} MB)"
+        )
 
     def close(self) -> None:
         """Cancel the uploads not begun and wait for those under way."""
@@ -738,6 +757,23 @@ class _Pusher:
         raise AssertionError("unreachable")
 
 
+def _quiet_hub_bars() -> Callable[[], None]:
+    """Turn off huggingface_hub's progress bars (one per file, on threads that interleave
+    with the export's own lines) unless ``HF_HUB_DISABLE_PROGRESS_BARS`` says otherwise;
+    returns what turns them back on."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    if constants.HF_HUB_DISABLE_PROGRESS_BARS is not None or are_progress_bars_disabled():
+        return lambda: None
+    disable_progress_bars()
+    return enable_progress_bars
+
+
 def already_there(repo_id: str, endpoint: str) -> str:
     return (
         f"dataset repo {repo_id} already exists at {endpoint}: pass --force to add this "
@@ -812,6 +848,7 @@ def export(
 
         pusher.send_soon(file, shard["path"], sent)
 
+    quiet = _quiet_hub_bars()
     try:
         where = f" to {pusher.endpoint}/datasets/{repo_id}" if pusher is not None else ""
         log(f"export: {source.path}, {plan.rows:,} rows in {plan.files} file(s){where}")
@@ -835,6 +872,7 @@ def export(
                 shutil.rmtree(target)
             staging.rename(target)
     finally:
+        quiet()
         if pusher is not None:
             pusher.close()
         if staging.exists():

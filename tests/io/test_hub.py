@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -568,3 +569,25 @@ def test_a_card_after_any_exports_describes_each_split_once_as_last_exported(
     assert f"{sum(rows for _, rows in last.values()):,} documents" in merged
     blocks = re.findall(r"<!-- curation:split (\w+) -->\n(export \d+)\n", merged)
     assert blocks == [(split, f"export {last[split][0]}") for split in order]
+
+
+def test_a_slow_push_says_what_is_under_way_without_the_clients_bars(
+    run_folder: Path, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads slower than the heartbeat: the export says, in its own lines, how many are
+    under way and how much is sent; huggingface_hub's per-file bars are off while it runs
+    and on again after."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    monkeypatch.setattr(hub_module, "HEARTBEAT_S", 0.05)
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.on_put = lambda oid: time.sleep(0.3)
+        assert not are_progress_bars_disabled()
+        code, output = export(
+            str(run_folder), "--repo-id", "acme/slow", "--max-shard-size", "200KB"
+        )
+        assert code == 0, output
+        assert not are_progress_bars_disabled()
+    assert "upload(s) under way for" in output and "file(s) sent so far" in output
+    assert "%|" not in output and "B/s]" not in output, output
