@@ -12,9 +12,12 @@ into a repo that holds a card merges them into it (``merge_cards``), keeping the
 splits and any text a person wrote.
 
 The rows keep the run's order. Their files hold about ``max_shard_bytes`` of Arrow data
-each (Parquet with zstd is smaller on disk): the count of files is found from the
-Parquet footers before a row is read (``plan_shards``), so that their names can say it,
-and each file is cut where the bytes written reach its share (``write_shards``).
+each (Parquet with zstd is smaller on disk): the bytes are estimated from the Parquet
+footers before a row is read (``plan_shards``), and each file is cut where the bytes
+written reach an equal share of those still to come, that estimate corrected as row
+groups are written (``write_shards``). The files' names say their count: the estimate's
+as they are written, and, where the rows needed more or fewer files, the true one after
+a rename at the end (a file sent under its first name is committed under the last).
 
 Pushing (``huggingface_hub``): the token comes from ``HF_TOKEN`` or the login cache and
 is never printed, logged or written: messages pass through ``redact``. A refused export
@@ -74,6 +77,11 @@ COMMIT_FILES = 50
 UPLOADS = 3
 #: Seconds between the lines that say uploads are under way while the export waits on them.
 HEARTBEAT_S = 30.0
+#: How far past ``--max-shard-size`` a file goes where the estimate of its rows was low.
+OVERSHOOT = 1.1
+#: The last file foreseen takes the rows after the cap too when, at the average row of
+#: the file, they would make a file of this share of ``--max-shard-size`` at most.
+TAIL = 0.1
 #: Rows read to scale the footers' sizes to Arrow's (``plan_shards``).
 _CALIBRATION_ROWS = 8192
 UNITS = {
@@ -134,18 +142,24 @@ OnShard = Callable[[Path, dict[str, Any], int, int], None]
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """How an export cuts its kept rows into files: ``rows`` kept in all, about
-    ``arrow_bytes`` of Arrow data (estimated), into ``files`` files."""
+    """How an export cuts its kept rows into files of ``max_bytes`` of Arrow data at
+    most (``OVERSHOOT`` times that where the estimate was low): ``rows`` kept in all,
+    about ``arrow_bytes`` of Arrow data (estimated), ``files`` files by that estimate.
+    ``marks`` holds, at the end of each row group that keeps rows, the kept rows up to
+    it and their estimated Arrow bytes (``_still_to_come`` rescales the estimate of the
+    rest with them as rows are written)."""
 
     rows: int
     arrow_bytes: float
     files: int
+    max_bytes: int
+    marks: tuple[tuple[int, float], ...]
 
 
 def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
-    """As few files as hold the kept rows of ``source`` at ``max_shard_bytes`` of Arrow
-    data each (one row at least a file), found from the Parquet footers before any row is
-    read, so that the files' names can say their count; an error when no row is kept.
+    """The kept rows of ``source`` and their Arrow bytes, estimated from the Parquet
+    footers before any row is read, and the count of files of ``max_shard_bytes`` that
+    estimate needs (one row at least a file); an error when no row is kept.
 
     A row group's bytes are the footer's uncompressed size of its columns without
     ``drop_reason`` (in a plain shard, its kept rows' share, counted by reading
@@ -153,9 +167,11 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     there than in Arrow), and a plain shard's dropped rows are often shorter than its
     kept ones, so the first ``_CALIBRATION_ROWS`` rows of the first row group that keeps
     rows are read, and their kept rows' Arrow size over their share of the footer's
-    scales them all (for a run's parts the ratio hardly varies: a string's offset takes 4
-    bytes more in Arrow than its length in Parquet)."""
+    scales them all. Where later row groups differ (a column dictionary-encoded in some
+    groups and not others), the estimate is off; ``write_shards`` corrects it as it
+    goes."""
     rows, size, ratio = 0, 0.0, None
+    marks: list[tuple[int, float]] = []
     for path in _export_files(source):
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
@@ -184,10 +200,15 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
                     table = table.drop_columns([REASON])
                 ratio = table.nbytes / max(1.0, part) if table.num_rows else None
             rows, size = rows + kept, size + share
+            marks.append((rows, size))
     if not rows:
         raise ExportError(f"{source.path}: no kept rows to export")
-    arrow_bytes = size * (ratio or 1.0)
-    return ShardPlan(rows, arrow_bytes, min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes))))
+    scale = ratio or 1.0
+    arrow_bytes = size * scale
+    files = min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
+    return ShardPlan(
+        rows, arrow_bytes, files, max_shard_bytes, tuple((r, b * scale) for r, b in marks)
+    )
 
 
 def _row_bytes(table: pa.Table) -> np.ndarray:
@@ -206,26 +227,75 @@ def _row_bytes(table: pa.Table) -> np.ndarray:
     return sizes + (table.nbytes - sizes.sum()) / max(1, table.num_rows)
 
 
+class _Estimate:
+    """The Arrow bytes of the kept rows still to come, as the writing goes: the plan's
+    estimate of them, scaled by how far its estimate was from what the latest row groups
+    written took (whole groups, the latest that hold ``max_bytes`` at least: within a
+    group the plan knows only the average row)."""
+
+    def __init__(self, plan: ShardPlan) -> None:
+        self.plan = plan
+        self.rows = np.array([0] + [r for r, _ in plan.marks])
+        self.guessed = np.array([0.0] + [b for _, b in plan.marks])
+        self.took = np.full(len(self.rows), np.nan)
+        self.took[0] = 0.0
+
+    def saw(self, first: int, ends: np.ndarray) -> None:
+        """A batch of kept rows from row ``first`` on, whose bytes end at ``ends``
+        (cumulative from the first row of the export)."""
+        inside = (self.rows > first) & (self.rows <= first + len(ends))
+        self.took[inside] = ends[self.rows[inside] - first - 1]
+
+    def rest(self, done: int, written: float) -> float:
+        """The bytes of the rows after the first ``done``, which took ``written``: the
+        plan's estimate of the rows after the last group written whole, scaled, less
+        what the rows written since took."""
+        last = int(np.searchsorted(self.rows, done, side="right")) - 1  # groups done
+        ratio, start = 1.0, last - 1
+        while start > 0 and self.guessed[last] - self.guessed[start] < self.plan.max_bytes:
+            start -= 1
+        if last >= 1:
+            thought = self.guessed[last] - self.guessed[start]
+            took = self.took[last] - self.took[start]
+            ratio = took / thought if thought > 0 and took > 0 else 1.0
+        ahead = (self.plan.arrow_bytes - self.guessed[last]) * ratio
+        return max(float(ahead - (written - self.took[last])), 0.0)
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
 def write_shards(
     source: Source,
     data: Path,
     split: str,
     plan: ShardPlan,
     on_shard: OnShard | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> list[dict]:
-    """Write the kept rows, in order, as the ``plan.files`` files
-    ``data/<split>-XXXXX-of-YYYYY.parquet``; returns, per file, its ``path`` (relative to
-    the export folder), ``rows``, ``bytes`` on disk and ``arrow_bytes`` (its rows' share of
-    their tables' ``nbytes``, as ``datasets`` counts a split's ``num_bytes``). File ``k``
-    ends at the row where the Arrow bytes written reach ``k + 1`` shares of the plan's
-    (each row's bytes by ``_row_bytes``), leaving a row at least for each file after it;
-    the last takes the rest. ``on_shard(file, shard, index, plan.files)`` is called as
-    each file is closed, before the next is begun (to send it, and delete it)."""
+    """Write the kept rows, in order, as files ``data/<split>-XXXXX-of-YYYYY.parquet``;
+    returns, per file, its ``path`` (relative to the export folder), ``rows``, ``bytes``
+    on disk and ``arrow_bytes`` (its rows' share of their tables' ``nbytes``, as
+    ``datasets`` counts a split's ``num_bytes``; each row's by ``_row_bytes``).
+
+    Each file is given an equal share of the bytes still to come (``_Estimate``),
+    as many shares as files of ``plan.max_bytes`` hold them, and never less than half
+    that (the last file foreseen: all of them), nor more than ``OVERSHOOT`` times it
+    (the last file foreseen: unless the rows after that look to make a file of ``TAIL``
+    times it at most); it ends at the row nearer where the bytes written reach its
+    share, or with the rows.
+    So the count of files is the plan's when the plan's estimate holds, and otherwise
+    what the rows need: the files are then renamed at the end to say it (after
+    ``settle()``, which waits for uploads of them under their first names), and their
+    shards hold the first name as ``sent_as``. ``on_shard(file, shard, index, count)``
+    is called as each file is closed, before the next is begun (to send it, and delete
+    it), ``count`` being the files expected then."""
     data.mkdir(parents=True, exist_ok=True)
-    share = plan.arrow_bytes / plan.files
     shards: list[dict] = []
     writer, schema, name = None, None, ""
-    rows_left, in_file, written, begun = plan.rows, 0, 0.0, 0.0
+    rows_left, in_file, written, begun, target, expected = plan.rows, 0, 0.0, 0.0, 0.0, 0
+    estimate, last_foreseen = _Estimate(plan), False
 
     def close() -> None:
         nonlocal writer, in_file, begun
@@ -241,42 +311,57 @@ def write_shards(
         shards.append(shard)
         in_file, begun = 0, written
         if on_shard is not None:
-            on_shard(data / name, shard, len(shards) - 1, plan.files)
+            on_shard(data / name, shard, len(shards) - 1, max(expected, len(shards)))
 
     changed = ExportError(f"{source.path} changed while it was exported: export it again")
     for whole in _kept_batches(source):
         schema = schema or whole.schema
         whole = whole.cast(schema) if whole.schema != schema else whole
         ends = written + np.cumsum(_row_bytes(whole))
+        estimate.saw(plan.rows - rows_left, ends)
         offset = 0
         while offset < whole.num_rows:
-            if len(shards) == plan.files or whole.num_rows - offset > rows_left:
+            if whole.num_rows - offset > rows_left:
                 raise changed
             if writer is None:
-                name = f"{split}-{len(shards):05d}-of-{plan.files:05d}.parquet"
+                rest = estimate.rest(plan.rows - rows_left, written)
+                files = max(1, math.ceil(rest / plan.max_bytes))
+                last_foreseen = files == 1
+                share = max(rest / files, plan.max_bytes / 2) if files > 1 else math.inf
+                target = written + min(share, OVERSHOOT * plan.max_bytes)
+                expected = len(shards) + files
+                name = shard_name(split, len(shards), plan.files)
                 writer = pq.ParquetWriter(data / name, schema, compression="zstd")
-            after = plan.files - len(shards) - 1  # files still to begin after this one
-            target = (len(shards) + 1) * share
+            # the row at which the bytes reach the target, or the one before it when that
+            # ends nearer the target (a row of its own at least)
             take, full = whole.num_rows - offset, False
-            if after:
-                # the row at which the bytes reach the target, or the one before it when
-                # that ends nearer the target (a row of its own at least)
-                reach = int(np.searchsorted(ends, target, side="left"))
-                if reach < whole.num_rows:
-                    before = ends[reach - 1] if reach > 0 else written
-                    nearer = reach > offset and target - before < ends[reach] - target
-                    take, full = max(reach, offset) - offset + (0 if nearer else 1), True
-                if take >= rows_left - after:
-                    take, full = rows_left - after, True
+            reach = int(np.searchsorted(ends, target, side="left"))
+            if reach < whole.num_rows:
+                before = ends[reach - 1] if reach > 0 else written
+                nearer = reach > offset and target - before < ends[reach] - target
+                take, full = max(reach, offset) - offset + (0 if nearer else 1), True
+                if last_foreseen:  # cut at the cap: unless the rows after it look few
+                    per_row = (float(ends[offset + take - 1]) - begun) / (in_file + take)
+                    if (rows_left - take) * per_row <= TAIL * plan.max_bytes:
+                        take, full, target = whole.num_rows - offset, False, math.inf
             writer.write_table(whole.slice(offset, take))
             written = float(ends[offset + take - 1])
             offset, rows_left, in_file = offset + take, rows_left - take, in_file + take
-            if full:
+            if full and rows_left:
                 close()
     if writer is not None:
         close()
-    if rows_left or len(shards) != plan.files:
+    if rows_left:
         raise changed
+    if len(shards) != plan.files:
+        if settle is not None:
+            settle()
+        for index, shard in enumerate(shards):
+            first = data / Path(shard["path"]).name
+            final = shard_name(split, index, len(shards))
+            if first.exists():  # not when sent and deleted
+                first.rename(data / final)
+            shard["sent_as"], shard["path"] = shard["path"], f"data/{final}"
     return shards
 
 
@@ -483,14 +568,15 @@ def build_export(
     plan: ShardPlan,
     license_id: str,
     on_shard: OnShard | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> list[dict]:
     """Write the Hub layout of ``source`` into the empty ``folder``, its data files as
-    ``plan`` says; returns the shards. ``on_shard`` is called as each data file is
-    written (see ``write_shards``)."""
+    ``plan`` says; returns the shards. ``on_shard`` and ``settle`` are called as
+    ``write_shards`` says."""
     from curation.inspect import plots
     from curation.inspect.shards import overview
 
-    shards = write_shards(source, folder / "data", split, plan, on_shard)
+    shards = write_shards(source, folder / "data", split, plan, on_shard, settle)
     seen = overview(source)
     (folder / "images" / split).mkdir(parents=True)
     images = [("drop funnel", f"images/{split}/funnel.png")]
@@ -651,6 +737,12 @@ class _Pusher:
             self.slots.release()
             raise
         self.pending.append(self.pool.submit(job))
+
+    def rename(self, paths: dict[str, str]) -> None:
+        """Commit the files sent as each key of ``paths`` under its value instead (the
+        Hub holds an upload by its content, not its name)."""
+        for operation in self.sent:
+            operation.path_in_repo = paths.get(operation.path_in_repo, operation.path_in_repo)
 
     def _failed(self) -> None:
         for future in self.pending:
@@ -832,8 +924,9 @@ def export(
     began = time.monotonic()
 
     def written(file: Path, shard: dict[str, Any], index: int, count: int) -> None:
+        about = "" if count == plan.files else "about "
         line = (
-            f"export: {shard['path']} ({index + 1} of {count}): "
+            f"export: {shard['path']} ({index + 1} of {about}{count}): "
             f"{shard['rows']:,} rows, {shard['bytes'] / 1e6:,.1f} MB"
         )
         if pusher is None:
@@ -860,10 +953,17 @@ def export(
             plan=plan,
             license_id=license_id,
             on_shard=written,
+            settle=pusher.wait if pusher is not None else None,
         )
+        if len(shards) != plan.files:
+            log(
+                f"export: the rows took {len(shards)} file(s), not the {plan.files} their "
+                f"Parquet footers suggested: the files are named {shards[0]['path']} ..."
+            )
         url = None
         if pusher is not None:
             pusher.wait()
+            pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
             url = pusher.commit(staging, split)
             seconds = time.monotonic() - began
             log(f"export: committed in {pusher.commits} commit(s), {seconds:.1f} s in all")
