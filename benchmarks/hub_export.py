@@ -11,8 +11,9 @@ disk it needs.
 Variants, each a child process with its temporary folder (``TMPDIR``, and ``HF_HOME``
 for ``datasets``' cache) in a scratch folder whose size this process samples every
 20 ms:
-- ``curation at c43b8dd``: the engine before this change (the whole export written to a
-  temporary folder, then sent as one commit);
+- ``curation at REV``: the engine at ``--before`` (by default c43b8dd, before the
+  streaming push: the whole export written to a temporary folder, then sent as one
+  commit);
 - ``curation``: each file uploaded as soon as it is written (``UPLOADS`` at a time while
   the next is written), then deleted;
 - ``datasets``: ``load_dataset("parquet", ...)`` then ``push_to_hub`` (what a user of
@@ -21,7 +22,14 @@ for ``datasets``' cache) in a scratch folder whose size this process samples eve
 For each: wall time, peak resident memory, peak disk of the scratch folder, the files
 and commits the repo received, and the spread of the files' Arrow sizes.
 
+``--licence late`` (or ``early``) adds a ``licence`` column that holds one text of 2,000
+characters in the last two thirds of the rows (or the first third) and short distinct
+strings elsewhere: Parquet dictionary-encodes the repeated text, so the footers of those
+files tell a few bytes a row where Arrow holds 2 kB, and an estimate of the files' sizes
+from the footers goes wrong. ``--before REV`` picks the earlier engine.
+
     .venv/bin/python benchmarks/hub_export.py --docs 200000 --max-shard-size 20MB
+    .venv/bin/python benchmarks/hub_export.py --docs 50000 --licence late --before 65bcadf
 """
 
 from __future__ import annotations
@@ -48,32 +56,34 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "hub_export"
 BEFORE = "c43b8dd"
-VARIANTS = (f"curation at {BEFORE}", "curation", "datasets")
+VARIANTS = ("curation at", "curation", "datasets")
 
 
-def build_data(docs: int) -> Path:
-    folder = DATA / f"docs-{docs}"
+def build_data(docs: int, licence: str) -> Path:
+    folder = DATA / f"docs-{docs}" if licence == "none" else DATA / f"docs-{docs}-{licence}"
     if (folder / "shard-03.parquet").exists():
         return folder
     base = real_documents()
     rows = [base[i % len(base)] for i in range(docs)]
-    table = pa.table(
-        {
-            "id": [f"doc-{i}" for i in range(docs)],
-            "text": pa.array([text for text, _ in rows], pa.large_string()),
-            "url": [url for _, url in rows],
-        }
-    )
-    return write_parquet_shards(table, folder, 4)
+    columns = {
+        "id": [f"doc-{i}" for i in range(docs)],
+        "text": pa.array([text for text, _ in rows], pa.large_string()),
+        "url": [url for _, url in rows],
+    }
+    if licence != "none":
+        repeated = "licence text " * 154  # 2,002 characters
+        late = range(docs // 3, docs) if licence == "late" else range(docs // 3)
+        columns["licence"] = [repeated if i in late else f"{i:016x}" for i in range(docs)]
+    return write_parquet_shards(pa.table(columns), folder, 4)
 
 
-def engine_before() -> Path:
-    """The ``curation`` package as it was at ``BEFORE`` (``git archive``)."""
-    folder = DATA / f"engine-{BEFORE}"
+def engine_before(rev: str) -> Path:
+    """The ``curation`` package as it was at ``rev`` (``git archive``)."""
+    folder = DATA / f"engine-{rev}"
     if not (folder / "curation" / "io" / "hub.py").exists():
         folder.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", BEFORE, "curation"],
+            ["git", "-C", str(ROOT), "archive", rev, "curation"],
             capture_output=True,
             check=True,
         ).stdout
@@ -110,7 +120,7 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def measure(variant: str, data: Path, max_shard_size: str) -> dict:
+def measure(variant: str, data: Path, max_shard_size: str, before: str) -> dict:
     from tests.io.fake_hub import FakeHub
 
     scratch = DATA / "scratch"
@@ -129,7 +139,7 @@ def measure(variant: str, data: Path, max_shard_size: str) -> dict:
             "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
         }
         if variant.startswith("curation at"):
-            env["ENGINE_BEFORE"] = str(engine_before())
+            env["ENGINE_BEFORE"] = str(engine_before(before))
         peak, done = [0], threading.Event()
 
         def sample() -> None:
@@ -169,19 +179,24 @@ def main() -> None:
     parser.add_argument("--child", choices=VARIANTS)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--repo")
+    parser.add_argument("--licence", choices=("none", "late", "early"), default="none")
+    parser.add_argument("--before", default=BEFORE, help="the earlier engine's revision")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.data, args.repo, args.max_shard_size)
         return
-    data = build_data(args.docs)
+    data = build_data(args.docs, args.licence)
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in data.glob("*.parquet"))
     arrow = sum(pq.read_table(p).nbytes for p in data.glob("*.parquet")) / 1e6
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {rows:,} "
         f"documents, {arrow:,.1f} MB of Arrow data in 4 Parquet files "
-        f"({folder_bytes(data) / 1e6:,.1f} MB); files of {args.max_shard_size}"
+        f"({folder_bytes(data) / 1e6:,.1f} MB); files of {args.max_shard_size}; licence "
+        f"column: {args.licence}"
     )
-    results = {variant: measure(variant, data, args.max_shard_size) for variant in VARIANTS}
+    results = {
+        variant: measure(variant, data, args.max_shard_size, args.before) for variant in VARIANTS
+    }
     base = results["curation"]
     print(
         "\n| variant | s | vs curation | peak MiB | peak disk MB | vs curation | files | "
@@ -190,8 +205,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for variant, r in results.items():
         assert r["rows"] == rows, (variant, r["rows"], rows)
+        name = f"curation at {args.before}" if variant == "curation at" else variant
         print(
-            f"| {variant} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f}x | "
+            f"| {name} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f}x | "
             f"{r['peak_mib']:,.0f} | {r['peak_disk_mb']:,.1f} | "
             f"{r['peak_disk_mb'] / max(base['peak_disk_mb'], 0.1):.1f}x | {r['files']} | "
             f"{r['commits']} | {min(r['arrow_mb'])}-{max(r['arrow_mb'])} |"
