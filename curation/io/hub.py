@@ -263,6 +263,7 @@ class _Estimate:
 
 
 def shard_name(split: str, index: int, count: int) -> str:
+    """The name of file ``index`` (from 0) of the ``count`` files of ``split``."""
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
@@ -279,14 +280,13 @@ def write_shards(
     on disk and ``arrow_bytes`` (its rows' share of their tables' ``nbytes``, as
     ``datasets`` counts a split's ``num_bytes``; each row's by ``_row_bytes``).
 
-    Each file is given an equal share of the bytes still to come (``_Estimate``),
-    as many shares as files of ``plan.max_bytes`` hold them, and never less than half
-    that (the last file foreseen: all of them), nor more than ``OVERSHOOT`` times it
-    (the last file foreseen: unless the rows after that look to make a file of ``TAIL``
-    times it at most); it ends at the row nearer where the bytes written reach its
-    share, or with the rows.
-    So the count of files is the plan's when the plan's estimate holds, and otherwise
-    what the rows need: the files are then renamed at the end to say it (after
+    Each file is given an equal share of the bytes still to come (``_Estimate``), as
+    many shares as files of ``plan.max_bytes`` hold them, and never less than half that
+    (the last file foreseen: all of them), nor more than ``OVERSHOOT`` times it (the last
+    file foreseen: unless the rows after that look to make a file of ``TAIL`` times it at
+    most); it ends at the row nearer where the bytes written reach its share, or with the
+    rows. So the count of files is the plan's when the plan's estimate holds, and
+    otherwise what the rows need: the files are then renamed at the end to say it (after
     ``settle()``, which waits for uploads of them under their first names), and their
     shards hold the first name as ``sent_as``. ``on_shard(file, shard, index, count)``
     is called as each file is closed, before the next is begun (to send it, and delete
@@ -502,18 +502,19 @@ def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str
     header, fresh = _card_parts(new, "the new card")
     mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == split)
 
-    default = next(
-        (c for c in before.get("configs") or [] if c.get("config_name") == "default"), None
-    )
+    held = before.get("configs")
+    held = [c for c in held if isinstance(c, dict)] if isinstance(held, list) else []
+    default = next((c for c in held if c.get("config_name") == "default"), {})
+    entries = default.get("data_files")
     ours = header["configs"][0]["data_files"][0]
     files = [
         ours if entry.get("split") == split else entry
-        for entry in (default or {}).get("data_files") or []
+        for entry in (entries if isinstance(entries, list) else [])
         if isinstance(entry, dict) and entry.get("split") is not None
     ]
     files += [] if ours in files else [ours]
     configs = [{"config_name": "default", "data_files": files}]
-    configs += [c for c in before.get("configs") or [] if c is not default]
+    configs += [c for c in held if c is not default]
     info = before.get("dataset_info")
     known = {
         s["name"]: s
@@ -522,7 +523,9 @@ def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str
     }
     known[split] = header["dataset_info"]["splits"][0]
     merged = {**before, **header, "configs": configs}
-    merged["tags"] = list(dict.fromkeys([*(before.get("tags") or []), *header["tags"]]))
+    tags = before.get("tags")
+    tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+    merged["tags"] = list(dict.fromkeys([*tags, *header["tags"]]))
     if all(e["split"] in known for e in files):
         merged["dataset_info"] = {"splits": [known[e["split"]] for e in files]}
         total = sum(s["num_examples"] for s in merged["dataset_info"]["splits"])
@@ -532,7 +535,7 @@ def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str
         merged.pop("size_categories")
 
     blocks = list(_BLOCK.finditer(body))
-    if not blocks and "curation" in (before.get("tags") or []):
+    if not blocks and "curation" in tags:
         body = ""  # the engine's card from before blocks: its split is described no more
     pieces, placed, last_split = [], False, -1
     at = 0
@@ -552,7 +555,9 @@ def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str
         if last_split >= 0:
             pieces.insert(last_split + 1, "\n" + mine)
         else:
-            pieces.append(("\n" if "".join(pieces).strip() else "") + mine)
+            text = "".join(pieces)
+            gap = "" if not text.strip() else "\n" if text.endswith("\n") else "\n\n"
+            pieces.append(gap + mine)
     rest = "".join(pieces).strip("\n")
     counts = {name: s["num_examples"] for name, s in known.items()}
     summary = _summary(merged["pretty_name"], [e["split"] for e in files], counts)

@@ -541,6 +541,22 @@ def test_merge_cards_replaces_one_split_and_keeps_the_rest() -> None:
     assert [e["split"] for e in header["configs"][0]["data_files"]] == ["old", "train"]
     assert "dataset_info" not in header and "by split: `old`, `train` 3." in merged
 
+    odd_cards = (  # cards of other shapes: their text stays, their odd fields give way
+        "no header at all",
+        "---\nconfigs: data/*.parquet\ntags: curation\n---\nhi\n",
+        "---\nconfigs:\n- 3\n- config_name: default\n  data_files: x\ndataset_info: [1]\n---\nhi\n",
+    )
+    for odd in odd_cards:
+        merged = hub_module.merge_cards(odd, card("train", 3, "new"), "train")
+        header = yaml.safe_load(merged.split("---")[1])
+        assert header["configs"] == [
+            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}
+        ]
+        assert header["dataset_info"]["splits"][0]["num_examples"] == 3
+        assert merged.count("<!-- curation:split train -->") == 1
+        assert odd.split("---")[-1].strip() in merged
+        assert hub_module.merge_cards(merged, card("train", 3, "new"), "train") == merged
+
 
 @settings(max_examples=60, deadline=None)
 @given(
