@@ -718,7 +718,11 @@ def report_command(path: str, output: str) -> None:
 @click.option("--max-shard-size", default="500MB", show_default=True, help="Arrow bytes a file")
 @click.option("--private", is_flag=True, help="create the repo as private")
 @click.option("--license", "license_id", default="other", show_default=True, help="card license")
-@click.option("--force", is_flag=True, help="push to an existing repo / replace --to-folder")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="export into an existing repo or non-empty --to-folder (the split's files replaced)",
+)
 def export_command(
     run: str,
     repo_id: str | None,

@@ -854,6 +854,30 @@ class _Pusher:
         raise AssertionError("unreachable")
 
 
+def _export_into(staging: Path, target: Path, split: str) -> None:
+    """Move the export of ``split`` in ``staging`` into the folder ``target``, which holds
+    other files: as a push does to a repo, its data files and images replace the split's
+    (``data/<split>-*``, ``images/<split>/``), its card is merged into ``target``'s
+    (``merge_cards``), and every other file stays."""
+    data, images = target / "data", target / "images"
+    data.mkdir(exist_ok=True)
+    images.mkdir(exist_ok=True)
+    new = {path.name for path in (staging / "data").glob(f"{split}-*.parquet")}
+    for name in sorted(new):
+        os.replace(staging / "data" / name, data / name)
+    for path in data.glob(f"{split}-*"):
+        if path.name not in new and path.is_file():
+            path.unlink()
+    shutil.rmtree(images / split, ignore_errors=True)
+    os.replace(staging / "images" / split, images / split)
+    card, old = (staging / "README.md").read_text(encoding="utf-8"), target / "README.md"
+    if old.is_file():
+        card = merge_cards(old.read_text(encoding="utf-8", errors="replace"), card, split, str(old))
+    written = staging / "README.md"
+    written.write_text(card, encoding="utf-8")
+    os.replace(written, old)
+
+
 def _quiet_hub_bars() -> Callable[[], None]:
     """Turn off huggingface_hub's progress bars (one per file, on threads that interleave
     with the export's own lines) unless ``HF_HUB_DISABLE_PROGRESS_BARS`` says otherwise;
@@ -905,9 +929,18 @@ def export(
             f"{run} is {source.unfinished}: finish it first ({FINISH_IT}), then export it"
         )
     target = Path(to_folder) if to_folder else None
-    if target is not None and target.exists() and (not target.is_dir() or any(target.iterdir())):
-        if not force:
-            raise ExportError(f"{target} exists and is not empty: pass --force to replace it")
+    if target is not None and target.exists():
+        if not target.is_dir():
+            raise ExportError(f"{target} is a file: --to-folder takes a folder")
+        if any(target.iterdir()):
+            if not force:
+                raise ExportError(
+                    f"{target} exists and is not empty: pass --force to export split "
+                    f"{split!r} into it (its files of {split!r} are replaced, the rest stay)"
+                )
+            card = target / "README.md"
+            if card.is_file():  # a header that does not parse: say so now
+                _card_parts(card.read_text(encoding="utf-8", errors="replace"), str(card))
     plan = plan_shards(source, max_bytes)
     name = repo_id or f"local/{target.name if target else 'export'}"
     pusher = None
@@ -973,9 +1006,12 @@ def export(
             seconds = time.monotonic() - began
             log(f"export: committed in {pusher.commits} commit(s), {seconds:.1f} s in all")
         if target is not None:
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
+            if target.exists() and any(target.iterdir()):
+                _export_into(staging, target, split)
+            else:
+                if target.exists():
+                    target.rmdir()
+                staging.rename(target)
     finally:
         quiet()
         if pusher is not None:

@@ -715,3 +715,54 @@ def test_written_files_hold_every_row_once_in_order_and_about_the_size_asked_for
     row = max(lengths) + 520  # the largest row's bytes, about
     for shard in shards[:-1]:
         assert max_bytes / 2 - row <= shard["arrow_bytes"] <= 1.1 * max_bytes + row, shards
+
+
+def test_a_folder_takes_another_split_and_keeps_what_else_it_holds(
+    run_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--to-folder with --force into a folder that holds an export and a person's files:
+    as a push into a repo, the split's files are replaced, the other split's and the
+    person's stay, the card lists both splits, and `datasets` loads both. A file given as
+    the folder is refused."""
+    datasets = pytest.importorskip("datasets")
+    kept = read_output(run_folder, "kept")
+    shard = tmp_path / "held-out.parquet"
+    pq.write_table(kept.slice(0, 25), shard)
+    folder = tmp_path / "export"
+    code, output = export(str(run_folder), "--to-folder", str(folder), "--max-shard-size", "200KB")
+    assert code == 0, output
+    (folder / "notes.txt").write_text("mine")
+    first_train = {n for n in files_under(folder) if n.startswith("data/train-")}
+    code, output = export(str(shard), "--to-folder", str(folder), "--split", "validation")
+    assert code != 0 and "--force" in output and "'validation'" in output
+    code, output = export(
+        str(shard), "--to-folder", str(folder), "--split", "validation", "--force"
+    )
+    assert code == 0, output
+    code, output = export(
+        str(run_folder), "--to-folder", str(folder), "--force", "--max-shard-size", "600KB"
+    )
+    assert code == 0, output
+    files = files_under(folder)
+    train = {n for n in files if n.startswith("data/train-")}
+    assert train and len(train) < len(first_train)
+    assert [n for n in files if n.startswith("data/validation-")] == [
+        "data/validation-00000-of-00001.parquet"
+    ]
+    assert files["notes.txt"] == b"mine"
+    assert {n.split("/")[1] for n in files if n.startswith("images/")} == {"train", "validation"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".curation-export-")]
+    card = files["README.md"].decode()
+    assert card.count("<!-- curation:split train -->") == 1 and "## Split `validation`" in card
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "cache"))
+    assert {name: split.num_rows for name, split in loaded.items()} == {
+        "train": kept.num_rows,
+        "validation": 25,
+    }
+    assert loaded["train"]["id"] == kept["id"].to_pylist()
+
+    code, output = export(str(shard), "--to-folder", str(folder / "notes.txt"), "--force")
+    assert code != 0 and "is a file" in output
+    assert (folder / "notes.txt").read_text() == "mine"
