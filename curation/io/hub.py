@@ -747,7 +747,11 @@ class _Pusher:
         """Commit the files sent as each key of ``paths`` under its value instead (the
         Hub holds an upload by its content, not its name)."""
         for operation in self.sent:
-            operation.path_in_repo = paths.get(operation.path_in_repo, operation.path_in_repo)
+            if operation.path_in_repo in paths:
+                operation.path_in_repo = paths[operation.path_in_repo]
+                # what the repo held at the first name: the client would leave the file
+                # out of the commit as unchanged when it held the same content there
+                operation._remote_oid = None
 
     def _failed(self) -> None:
         for future in self.pending:

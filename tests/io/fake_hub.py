@@ -10,7 +10,9 @@ Hugging Face's storage service and is switched off in the tests):
   (what ``hf_hub_download`` asks for);
 - ``POST /api/repos/create``: a new repo, 409 when it exists;
 - ``POST /api/validate-yaml``: the card's YAML header must parse;
-- ``POST /api/datasets/NS/NAME/preupload/REV``: Parquet and PNG files go to LFS;
+- ``POST /api/datasets/NS/NAME/preupload/REV``: Parquet and PNG files go to LFS; the
+  ``oid`` of the file the repo holds at each path (the client leaves a file the repo
+  holds unchanged out of the commit);
 - ``POST /datasets/NS/NAME.git/info/lfs/objects/batch``: upload actions, none for an object
   the server already holds (this is what lets an upload resume);
 - ``PUT /lfs/OID``: the object, checked against its sha256;
@@ -225,15 +227,24 @@ class FakeHub:
                 self.reply(request, 400, {"errors": [{"message": str(err)}], "warnings": []})
         elif method == "POST" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["preupload"]:
             files = json.loads(payload)["files"]
-            modes = [
-                {
-                    "path": f["path"],
-                    "shouldIgnore": False,
-                    "oid": None,
-                    "uploadMode": "lfs" if f["path"].endswith((".parquet", ".png")) else "regular",
-                }
-                for f in files
-            ]
+            held = self.repos.get("/".join(parts[2:4]), {})
+            modes = []
+            for f in files:
+                lfs = f["path"].endswith((".parquet", ".png"))
+                content = held.get(f["path"])
+                oid = None  # the file the repo holds at that path, as the Hub names it
+                if content is not None and lfs:
+                    oid = hashlib.sha256(content).hexdigest()
+                elif content is not None:
+                    oid = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+                modes.append(
+                    {
+                        "path": f["path"],
+                        "shouldIgnore": False,
+                        "oid": oid,
+                        "uploadMode": "lfs" if lfs else "regular",
+                    }
+                )
             self.reply(request, 200, {"files": modes})
         elif (
             method == "POST" and parts[0] == "datasets" and path.endswith("/info/lfs/objects/batch")

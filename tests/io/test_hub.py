@@ -766,3 +766,35 @@ def test_a_folder_takes_another_split_and_keeps_what_else_it_holds(
     code, output = export(str(shard), "--to-folder", str(folder / "notes.txt"), "--force")
     assert code != 0 and "is a file" in output
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_files_renamed_after_they_were_sent_are_committed_under_their_last_names(
+    token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows take more files than the footers suggested, so the files sent as
+    ``train-0000K-of-00003`` are committed as ``...-of-000NN``: all of them, even where
+    the repo held the same content under the first name (left by an older engine), which
+    the client would otherwise leave out of the commit as unchanged."""
+    shard = tmp_path / "shard.parquet"
+    table = shard_whose_footers_mislead(shard, later_repeat=True)
+    folder = tmp_path / "local"
+    code, output = export(str(shard), "--to-folder", str(folder), "--max-shard-size", "1MB")
+    assert code == 0, output
+    local = {n: v for n, v in files_under(folder).items() if n.startswith("data/")}
+    planned = hub_module.plan_shards(hub_module.open_source(shard), 1_000_000).files
+    assert len(local) > planned
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        first = sorted(local.items())[:planned]
+        hub.repos["acme/older"] = {
+            f"data/train-{k:05d}-of-{planned:05d}.parquet": content
+            for k, (_, content) in enumerate(first)
+        }
+        code, output = export(
+            str(shard), "--repo-id", "acme/older", "--force", "--max-shard-size", "1MB"
+        )
+        assert code == 0, output
+        repo = {n: v for n, v in held(hub, "acme/older").items() if n.startswith("data/")}
+    assert repo == local
+    exported = pa.concat_tables([pq.read_table(pa.BufferReader(repo[n])) for n in sorted(repo)])
+    assert exported["id"].to_pylist() == table["id"].to_pylist()
