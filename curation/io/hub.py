@@ -42,7 +42,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -56,6 +56,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from curation.inspect.shards import FINISH_IT, REASON, Overview, Source, open_source
+from curation.io.writers import SchemaConflictError, cast_to, unify_parts
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SIZE_CATEGORIES = (
@@ -124,7 +125,8 @@ def _export_files(source: Source) -> list[Path]:
     return sorted(source.kept_files) if source.is_run else list(source.files)
 
 
-def _kept_batches(source: Source) -> Any:
+def _kept_batches(source: Source, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The kept rows, in order, in batches cast to ``schema`` (``export_schema``)."""
     for path in _export_files(source):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
             table = pa.Table.from_batches([batch])
@@ -133,7 +135,30 @@ def _kept_batches(source: Source) -> Any:
                     table = table.filter(pc.is_null(table[REASON]))
                 table = table.drop_columns([REASON])
             if table.num_rows:
-                yield table
+                cast = cast_to(table, schema)
+                if cast is None:
+                    raise ExportError(
+                        f"{path}: its rows cannot be cast to the export's columns {schema}"
+                    )
+                yield cast
+
+
+def export_schema(source: Source) -> pa.Schema:
+    """The columns of every exported file: those of the files of kept rows (without
+    ``drop_reason``) unified, a column missing from a file null there and numbers of
+    several widths widened (``unify_parts``); an error naming the column and two files
+    whose types cannot be reconciled."""
+    files = _export_files(source)
+    schemas = []
+    for path in files:
+        schema = pq.read_schema(path)
+        schemas.append(
+            schema.remove(schema.get_field_index(REASON)) if REASON in schema.names else schema
+        )
+    try:
+        return unify_parts(schemas, [str(p) for p in files]) or schemas[0]
+    except SchemaConflictError as err:
+        raise ExportError(f"{source.path}: {err}") from None
 
 
 #: Called as each data file is closed: ``(file, shard, index, count)``.
@@ -154,6 +179,7 @@ class ShardPlan:
     files: int
     max_bytes: int
     marks: tuple[tuple[int, float], ...]
+    schema: pa.Schema
 
 
 def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
@@ -170,6 +196,7 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     scales them all. Where later row groups differ (a column dictionary-encoded in some
     groups and not others), the estimate is off; ``write_shards`` corrects it as it
     goes."""
+    schema = export_schema(source)
     rows, size, ratio = 0, 0.0, None
     marks: list[tuple[int, float]] = []
     for path in _export_files(source):
@@ -198,6 +225,7 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
                         part *= pc.sum(pc.is_null(table[REASON])).as_py() / table.num_rows
                         table = table.filter(pc.is_null(table[REASON]))
                     table = table.drop_columns([REASON])
+                table = cast_to(table, schema) or table
                 ratio = table.nbytes / max(1.0, part) if table.num_rows else None
             rows, size = rows + kept, size + share
             marks.append((rows, size))
@@ -207,7 +235,7 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     arrow_bytes = size * scale
     files = min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
     return ShardPlan(
-        rows, arrow_bytes, files, max_shard_bytes, tuple((r, b * scale) for r, b in marks)
+        rows, arrow_bytes, files, max_shard_bytes, tuple((r, b * scale) for r, b in marks), schema
     )
 
 
@@ -293,7 +321,7 @@ def write_shards(
     it), ``count`` being the files expected then."""
     data.mkdir(parents=True, exist_ok=True)
     shards: list[dict] = []
-    writer, schema, name = None, None, ""
+    writer, name = None, ""
     rows_left, in_file, written, begun, target, expected = plan.rows, 0, 0.0, 0.0, 0.0, 0
     estimate, last_foreseen = _Estimate(plan), False
 
@@ -314,9 +342,7 @@ def write_shards(
             on_shard(data / name, shard, len(shards) - 1, max(expected, len(shards)))
 
     changed = ExportError(f"{source.path} changed while it was exported: export it again")
-    for whole in _kept_batches(source):
-        schema = schema or whole.schema
-        whole = whole.cast(schema) if whole.schema != schema else whole
+    for whole in _kept_batches(source, plan.schema):
         ends = written + np.cumsum(_row_bytes(whole))
         estimate.saw(plan.rows - rows_left, ends)
         offset = 0
@@ -331,7 +357,7 @@ def write_shards(
                 target = written + min(share, OVERSHOOT * plan.max_bytes)
                 expected = len(shards) + files
                 name = shard_name(split, len(shards), plan.files)
-                writer = pq.ParquetWriter(data / name, schema, compression="zstd")
+                writer = pq.ParquetWriter(data / name, plan.schema, compression="zstd")
             # the row at which the bytes reach the target, or the one before it when that
             # ends nearer the target (a row of its own at least)
             take, full = whole.num_rows - offset, False

@@ -139,7 +139,7 @@ class PartWriter:
             self._stream.write(buffer.getvalue())
         else:
             if self._parquet is not None and self._schema is not None:
-                piece_cast = _cast_to(piece, self._schema)
+                piece_cast = cast_to(piece, self._schema)
                 if piece_cast is None:
                     self._close_part()
                 else:
@@ -188,7 +188,7 @@ class PartWriter:
         self._tmp, self._rows, self._schema = None, 0, None
 
 
-def _cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
+def cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
     """``table`` cast to ``schema`` (missing columns as nulls), or None if it cannot be."""
     if table.schema.equals(schema):
         return table
@@ -251,7 +251,7 @@ def _conflict(
 def rewrite_as(src: Path, final: Path, schema: pa.Schema, compression: str) -> None:
     """Write Parquet ``src`` as ``final`` cast to ``schema``, atomically."""
     table = pq.read_table(src)
-    cast = _cast_to(table, schema)
+    cast = cast_to(table, schema)
     if cast is None:
         raise ValueError(f"{src}: cannot be cast to the unified schema {schema}")
     tmp = tmp_path(final)
@@ -282,7 +282,7 @@ def merge_parts(
         for source in sources:
             part = pq.ParquetFile(source)
             for group in range(part.num_row_groups):
-                table = _cast_to(part.read_row_group(group), schema)
+                table = cast_to(part.read_row_group(group), schema)
                 if table is None:
                     raise ValueError(f"{source}: cannot be cast to the unified schema {schema}")
                 groups.add(writer, table)

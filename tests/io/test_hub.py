@@ -798,3 +798,34 @@ def test_files_renamed_after_they_were_sent_are_committed_under_their_last_names
     assert repo == local
     exported = pa.concat_tables([pq.read_table(pa.BufferReader(repo[n])) for n in sorted(repo)])
     assert exported["id"].to_pylist() == table["id"].to_pylist()
+
+
+def test_files_of_different_columns_export_with_their_union(tmp_path: Path) -> None:
+    """A folder of Parquet files whose columns differ (one has a `url`, numbers of two
+    widths) exports with the union of their columns, null where a file lacks one; a
+    column of types that cannot be reconciled is an error naming it and both files."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "text": ["x y", "z"], "n": pa.array([1, 2], pa.int32())}),
+        folder / "a.parquet",
+    )
+    pq.write_table(
+        pa.table({"id": ["c"], "text": ["w"], "n": pa.array([3], pa.int64()), "url": ["u"]}),
+        folder / "b.parquet",
+    )
+    code, output = export(str(folder), "--to-folder", str(tmp_path / "out"))
+    assert code == 0, output
+    table = pq.read_table(tmp_path / "out" / "data")
+    assert table.to_pylist() == [
+        {"id": "a", "text": "x y", "n": 1, "url": None},
+        {"id": "b", "text": "z", "n": 2, "url": None},
+        {"id": "c", "text": "w", "n": 3, "url": "u"},
+    ]
+    assert table.schema.field("n").type == pa.int64()
+
+    pq.write_table(pa.table({"id": ["d"], "text": [5]}), folder / "c.parquet")
+    code, output = export(str(folder), "--to-folder", str(tmp_path / "again"))
+    assert code != 0 and "Traceback" not in output
+    assert "'text'" in output and "c.parquet" in output and "a.parquet" in output
+    assert not (tmp_path / "again").exists()
