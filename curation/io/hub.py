@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,13 @@ def redact(text: str, token: str | None) -> str:
 
 def parse_size(value: str) -> int:
     """``500MB``, ``1GB``, ``64MiB`` or a byte count -> bytes."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", value)
+    match = re.fullmatch(r"\s*([0-9]+\.?[0-9]*|\.[0-9]+)\s*([A-Za-z]*)\s*", value)
     if not match or match.group(2).upper() not in UNITS:
         raise ExportError(f"--max-shard-size {value!r}: expected a size like 500MB or 1GB")
-    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
+    size = int(float(match.group(1)) * UNITS[match.group(2).upper()])
+    if size < 1:
+        raise ExportError(f"--max-shard-size {value!r}: a file holds a byte at least")
+    return size
 
 
 def size_category(rows: int) -> str:
@@ -128,19 +132,32 @@ def _export_files(source: Source) -> list[Path]:
 def _kept_batches(source: Source, schema: pa.Schema) -> Iterator[pa.Table]:
     """The kept rows, in order, in batches cast to ``schema`` (``export_schema``)."""
     for path in _export_files(source):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-            table = pa.Table.from_batches([batch])
-            if REASON in table.column_names:
-                if not source.is_run:  # a plain shard: export only its kept rows
-                    table = table.filter(pc.is_null(table[REASON]))
-                table = table.drop_columns([REASON])
-            if table.num_rows:
-                cast = cast_to(table, schema)
-                if cast is None:
-                    raise ExportError(
-                        f"{path}: its rows cannot be cast to the export's columns {schema}"
-                    )
-                yield cast
+        with _readable(path):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+                table = pa.Table.from_batches([batch])
+                if REASON in table.column_names:
+                    if not source.is_run:  # a plain shard: export only its kept rows
+                        table = table.filter(pc.is_null(table[REASON]))
+                    table = table.drop_columns([REASON])
+                if table.num_rows:
+                    cast = cast_to(table, schema)
+                    if cast is None:
+                        raise ExportError(
+                            f"{path}: its rows cannot be cast to the export's columns {schema}"
+                        )
+                    yield cast
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """An error reading the Parquet file ``path`` raised as an ``ExportError`` naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ExportError(
+            f"{path}: cannot be read as Parquet ({first}): replace or remove it, then export again"
+        ) from None
 
 
 def export_schema(source: Source) -> pa.Schema:
@@ -151,7 +168,8 @@ def export_schema(source: Source) -> pa.Schema:
     files = _export_files(source)
     schemas = []
     for path in files:
-        schema = pq.read_schema(path)
+        with _readable(path):
+            schema = pq.read_schema(path)
         schemas.append(
             schema.remove(schema.get_field_index(REASON)) if REASON in schema.names else schema
         )
@@ -200,35 +218,36 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     rows, size, ratio = 0, 0.0, None
     marks: list[tuple[int, float]] = []
     for path in _export_files(source):
-        parquet = pq.ParquetFile(path)
-        meta = parquet.metadata
-        with_reason = REASON in parquet.schema_arrow.names
-        for index in range(meta.num_row_groups):
-            group = meta.row_group(index)
-            nbytes = sum(
-                group.column(c).total_uncompressed_size
-                for c in range(group.num_columns)
-                if group.column(c).path_in_schema != REASON
-            )
-            kept = group.num_rows
-            if with_reason and not source.is_run:
-                kept = parquet.read_row_group(index, columns=[REASON])[REASON].null_count
-            if not kept:
-                continue
-            share = nbytes * kept / group.num_rows
-            if ratio is None:  # the first batch of the group: its share of the footer's
-                batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
-                table = pa.Table.from_batches([batch])
-                part = nbytes * table.num_rows / group.num_rows
-                if with_reason:
-                    if not source.is_run:
-                        part *= pc.sum(pc.is_null(table[REASON])).as_py() / table.num_rows
-                        table = table.filter(pc.is_null(table[REASON]))
-                    table = table.drop_columns([REASON])
-                table = cast_to(table, schema) or table
-                ratio = table.nbytes / max(1.0, part) if table.num_rows else None
-            rows, size = rows + kept, size + share
-            marks.append((rows, size))
+        with _readable(path):
+            parquet = pq.ParquetFile(path)
+            meta = parquet.metadata
+            with_reason = REASON in parquet.schema_arrow.names
+            for index in range(meta.num_row_groups):
+                group = meta.row_group(index)
+                nbytes = sum(
+                    group.column(c).total_uncompressed_size
+                    for c in range(group.num_columns)
+                    if group.column(c).path_in_schema != REASON
+                )
+                kept = group.num_rows
+                if with_reason and not source.is_run:
+                    kept = parquet.read_row_group(index, columns=[REASON])[REASON].null_count
+                if not kept:
+                    continue
+                share = nbytes * kept / group.num_rows
+                if ratio is None:  # the first batch of the group: its share of the footer's
+                    batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
+                    table = pa.Table.from_batches([batch])
+                    part = nbytes * table.num_rows / group.num_rows
+                    if with_reason:
+                        if not source.is_run:
+                            part *= pc.sum(pc.is_null(table[REASON])).as_py() / table.num_rows
+                            table = table.filter(pc.is_null(table[REASON]))
+                        table = table.drop_columns([REASON])
+                    table = cast_to(table, schema) or table
+                    ratio = table.nbytes / max(1.0, part) if table.num_rows else None
+                rows, size = rows + kept, size + share
+                marks.append((rows, size))
     if not rows:
         raise ExportError(f"{source.path}: no kept rows to export")
     scale = ratio or 1.0
@@ -1042,6 +1061,11 @@ def export(
                 if target.exists():
                     target.rmdir()
                 staging.rename(target)
+    except OSError as err:  # reading is wrapped where it happens: this is writing
+        raise ExportError(
+            f"writing the export in {staging.parent}: {err}: free some space there or choose "
+            "another --to-folder (TMPDIR without one), then export again"
+        ) from None
     finally:
         quiet()
         if pusher is not None:

@@ -829,3 +829,29 @@ def test_files_of_different_columns_export_with_their_union(tmp_path: Path) -> N
     assert code != 0 and "Traceback" not in output
     assert "'text'" in output and "c.parquet" in output and "a.parquet" in output
     assert not (tmp_path / "again").exists()
+
+
+def test_unreadable_files_and_sizes_are_clear_errors(tmp_path: Path) -> None:
+    """A Parquet file cut short (no footer) or with a damaged page, and a size of 0: an
+    error naming the file (or the option) and what to do, no traceback, nothing left."""
+    table = pa.table({"id": [f"d{i}" for i in range(2000)], "text": ["w " * 300] * 2000})
+    for damage in ("footer", "page"):
+        folder = tmp_path / damage
+        folder.mkdir()
+        pq.write_table(table, folder / "a.parquet")
+        pq.write_table(table, folder / "b.parquet", compression="zstd")
+        data = bytearray((folder / "b.parquet").read_bytes())
+        if damage == "footer":
+            del data[len(data) // 2 :]
+        else:  # the middle of the first column chunk's pages
+            data[100:400] = bytes(300)
+        (folder / "b.parquet").write_bytes(bytes(data))
+        target = tmp_path / f"out-{damage}"
+        code, output = export(str(folder), "--to-folder", str(target))
+        assert code != 0 and "Traceback" not in output, output
+        assert "b.parquet: cannot be read as Parquet" in output and "replace or remove" in output
+        assert_nothing_left(tmp_path, target)
+    code, output = export(
+        str(tmp_path / "page"), "--to-folder", str(tmp_path / "z"), "--max-shard-size", "0"
+    )
+    assert code != 0 and "--max-shard-size '0'" in output
