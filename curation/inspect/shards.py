@@ -426,6 +426,26 @@ def parse_sort(spec: str, schema: pl.Schema) -> tuple[str, bool]:
     return column, descending
 
 
+def unreadable(source: Source, err: Exception) -> InspectError:
+    """The error to show for ``err``, a polars or Arrow error met reading ``source``: the
+    file that cannot be read as Parquet, found by reading each file's footer, then its
+    pages (only once reading has failed), or else ``err``'s first line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in source.files:
+        try:
+            for _ in pq.ParquetFile(path).iter_batches(batch_size=65536):
+                pass
+        except (pa.ArrowException, OSError) as bad:
+            first = str(bad).splitlines()[0] if str(bad) else type(bad).__name__
+            return InspectError(
+                f"{path}: cannot be read as Parquet ({first}): replace or remove it, then "
+                "run the command again"
+            )
+    return InspectError(f"reading {source.path} failed: {str(err).splitlines()[0]}")
+
+
 def check_column(column: str, schema: pl.Schema) -> None:
     """Raise ``InspectError`` naming ``column``, the nearest names and all columns, when
     ``schema`` has no such column."""
@@ -483,6 +503,12 @@ def browse(
     if around:
         column, _, raw = around.partition("=")
         check_column(column, schema)
+        if not schema[column].is_numeric():
+            numeric = [name for name, kind in schema.items() if kind.is_numeric()]
+            raise InspectError(
+                f"--around {around!r}: column {column!r} holds {schema[column]}, not numbers; "
+                f"the numeric columns are {', '.join(numeric) or 'none'}"
+            )
         try:
             value = float(raw)
         except ValueError:

@@ -203,6 +203,8 @@ def test_bad_questions_are_clear_errors(run_folder: Path, tmp_path: Path) -> Non
     assert message.count("length_chars") == 2
     with pytest.raises(shards.InspectError, match="COLUMN=NUMBER"):
         shards.browse(source, around="length_chars=high")
+    with pytest.raises(shards.InspectError, match=r"'text' holds String, not numbers.*length"):
+        shards.browse(source, around="text=3")
     with pytest.raises(shards.InspectError, match="does not exist"):
         shards.open_source(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
@@ -302,3 +304,32 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
         success.unlink()
     with pytest.raises(shards.InspectError, match="has finished no shard yet"):
         shards.open_source(out)
+
+
+@pytest.mark.parametrize("damage", ["footer", "page"])
+def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, damage: str) -> None:
+    """A folder of shards, one cut short (no footer) or with a damaged page: inspect and
+    report say which file cannot be read and what to do, without a traceback."""
+    table = pa.table({"id": [f"d{i}" for i in range(3000)], "score": [i / 7 for i in range(3000)]})
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    pq.write_table(table, folder / "a.parquet")
+    pq.write_table(table, folder / "b.parquet", compression="zstd")
+    data = bytearray((folder / "b.parquet").read_bytes())
+    if damage == "footer":
+        del data[len(data) // 2 :]
+    else:  # a page of each column
+        score = pq.ParquetFile(folder / "b.parquet").metadata.row_group(0).column(1)
+        for start in (100, score.data_page_offset + 50):
+            data[start : start + 300] = bytes(300)
+    (folder / "b.parquet").write_bytes(bytes(data))
+    runner = CliRunner()
+    for args in (
+        ["inspect", str(folder)],
+        ["inspect", str(folder), "--sort", "-score"],
+        ["report", str(folder), "-o", str(tmp_path / "r.html")],
+    ):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "b.parquet: cannot be read as Parquet" in result.output, (args, result.output)
+        assert "replace or remove it" in result.output
