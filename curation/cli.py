@@ -374,6 +374,12 @@ def train_fasttext_command(
     try:
         pos = list(read_texts(list(positive), text_field))
         neg = list(read_texts(list(negative), text_field))
+        for option, paths, texts in (("positive", positive, pos), ("negative", negative, neg)):
+            if not texts:
+                raise click.ClickException(
+                    f"no documents to train on in --{option} {' '.join(paths)}: give files "
+                    f"whose lines have a {text_field!r} field with text"
+                )
         meta = train_classifier(
             pos,
             neg,

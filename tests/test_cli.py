@@ -230,6 +230,12 @@ def test_train_fasttext_prints_held_out_metrics(tmp_path: Path) -> None:
     assert meta["fasttext_args"]["epoch"] == 10
     bad = CliRunner().invoke(main, [*args[:-2], "--arg", "epoch"])
     assert bad.exit_code == 2 and "expected NAME=VALUE" in bad.output
+    # no documents of one label: a model of one label is no classifier
+    (tmp_path / "none.jsonl").write_text('{"text": ""}\n{"title": "no text"}\n')
+    args[4] = str(tmp_path / "none.jsonl")
+    empty = CliRunner().invoke(main, args)
+    assert empty.exit_code == 1 and "no documents to train on in --negative" in empty.output
+    assert "none.jsonl" in empty.output
 
 
 def test_train_kenlm_refuses_a_non_empty_output_folder(tmp_path: Path) -> None:

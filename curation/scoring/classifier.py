@@ -105,6 +105,9 @@ def train_classifier(
     """
     import fasttext
 
+    for label, group in zip(labels, (positives, negatives), strict=True):
+        if not group:
+            raise ValueError(f"no {label} documents: a classifier needs documents of both labels")
     rng = np.random.default_rng(seed)
     texts = flatten(pa.array(positives + negatives, pa.large_string()))
     is_positive = np.array([True] * len(positives) + [False] * len(negatives))

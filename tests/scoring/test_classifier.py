@@ -116,3 +116,11 @@ def test_an_underfit_classifier_is_named_and_a_fitted_one_is_not(tmp_path: Path)
     fitted = train_classifier(good, bad, tmp_path / "fitted.bin", held_out=0.3,
                               fasttext_args={"epoch": 50, "lr": 0.5})["metrics"]  # fmt: skip
     assert fitted["spread"] > 0.5 and fit_warning(fitted) is None
+
+
+def test_a_classifier_needs_documents_of_both_labels(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no lq documents"):
+        train_classifier(["a good document"], [], tmp_path / "m.bin")
+    with pytest.raises(ValueError, match="no hq documents"):
+        train_classifier([], ["a bad one"], tmp_path / "m.bin")
+    assert not (tmp_path / "m.bin").exists()
