@@ -134,3 +134,21 @@ def warc_record(kind: str, headers: dict[str, str], block: bytes) -> bytes:
     head += [f"{name}: {value}\r\n" for name, value in headers.items()]
     head.append(f"Content-Length: {len(block)}\r\n\r\n")
     return "".join(head).encode() + block + b"\r\n\r\n"
+
+
+def damaged_shards(folder: Path, table: pa.Table, damage: str) -> Path:
+    """``folder`` with ``table`` as an intact ``a.parquet`` and a damaged ``b.parquet``:
+    cut in half (``footer``: no footer) or with 300 bytes zeroed in a page of its first
+    two columns (``page``)."""
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "a.parquet")
+    pq.write_table(table, folder / "b.parquet", compression="zstd")
+    data = bytearray((folder / "b.parquet").read_bytes())
+    if damage == "footer":
+        del data[len(data) // 2 :]
+    else:
+        second = pq.ParquetFile(folder / "b.parquet").metadata.row_group(0).column(1)
+        for start in (100, second.data_page_offset + 50):
+            data[start : start + 300] = bytes(300)
+    (folder / "b.parquet").write_bytes(bytes(data))
+    return folder

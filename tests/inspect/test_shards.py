@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from curation.cli import main
 from curation.inspect import shards
-from tests.conftest import read_output, recipe_of, run_local, shared_file
+from tests.conftest import damaged_shards, read_output, recipe_of, run_local, shared_file
 
 RECIPE = """
 stages:
@@ -311,18 +311,7 @@ def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, damage: str) -> Non
     """A folder of shards, one cut short (no footer) or with a damaged page: inspect and
     report say which file cannot be read and what to do, without a traceback."""
     table = pa.table({"id": [f"d{i}" for i in range(3000)], "score": [i / 7 for i in range(3000)]})
-    folder = tmp_path / "shards"
-    folder.mkdir()
-    pq.write_table(table, folder / "a.parquet")
-    pq.write_table(table, folder / "b.parquet", compression="zstd")
-    data = bytearray((folder / "b.parquet").read_bytes())
-    if damage == "footer":
-        del data[len(data) // 2 :]
-    else:  # a page of each column
-        score = pq.ParquetFile(folder / "b.parquet").metadata.row_group(0).column(1)
-        for start in (100, score.data_page_offset + 50):
-            data[start : start + 300] = bytes(300)
-    (folder / "b.parquet").write_bytes(bytes(data))
+    folder = damaged_shards(tmp_path / "shards", table, damage)
     runner = CliRunner()
     for args in (
         ["inspect", str(folder)],

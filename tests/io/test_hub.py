@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from curation.cli import main
 from curation.io import hub as hub_module
-from tests.conftest import free_port, read_output, recipe_of, run_local
+from tests.conftest import damaged_shards, free_port, read_output, recipe_of, run_local
 from tests.io.fake_hub import FakeHub
 
 RECIPE = """
@@ -836,16 +836,7 @@ def test_unreadable_files_and_sizes_are_clear_errors(tmp_path: Path) -> None:
     error naming the file (or the option) and what to do, no traceback, nothing left."""
     table = pa.table({"id": [f"d{i}" for i in range(2000)], "text": ["w " * 300] * 2000})
     for damage in ("footer", "page"):
-        folder = tmp_path / damage
-        folder.mkdir()
-        pq.write_table(table, folder / "a.parquet")
-        pq.write_table(table, folder / "b.parquet", compression="zstd")
-        data = bytearray((folder / "b.parquet").read_bytes())
-        if damage == "footer":
-            del data[len(data) // 2 :]
-        else:  # the middle of the first column chunk's pages
-            data[100:400] = bytes(300)
-        (folder / "b.parquet").write_bytes(bytes(data))
+        folder = damaged_shards(tmp_path / damage, table, damage)
         target = tmp_path / f"out-{damage}"
         code, output = export(str(folder), "--to-folder", str(target))
         assert code != 0 and "Traceback" not in output, output
