@@ -736,7 +736,11 @@ def report_command(path: str, output: str) -> None:
 )
 @click.option("--max-shard-size", default="500MB", show_default=True, help="Arrow bytes a file")
 @click.option("--private", is_flag=True, help="create the repo as private")
-@click.option("--license", "license_id", default="other", show_default=True, help="card license")
+@click.option(
+    "--license",
+    "license_id",
+    help="card license [default: other, or the license of the card exported into]",
+)
 @click.option(
     "--force",
     is_flag=True,
@@ -749,7 +753,7 @@ def export_command(
     split: str,
     max_shard_size: str,
     private: bool,
-    license_id: str,
+    license_id: str | None,
     force: bool,
 ) -> None:
     """Export a run's kept documents in the Hugging Face Hub dataset layout (Parquet

@@ -535,14 +535,17 @@ def dataset_card(
     return _with_header(header, summary + "\n" + "\n".join(lines) + "\n")
 
 
-def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str:
+def merge_cards(
+    old: str, new: str, split: str, where: str = "README.md", keep: tuple[str, ...] = ()
+) -> str:
     """The card of a repo that held ``old`` after an export of ``split`` whose own card
     is ``new`` (``dataset_card``): the other splits stay, in the configs, in
     ``dataset_info`` and as blocks; ``split``'s block replaces its old one in place (or
     follows the last split's); the summary is rewritten; the old card's other header
-    fields and its text outside the engine's blocks stay, but for the body of a card
-    the engine wrote before it had blocks (tagged ``curation``), which is dropped.
-    ``where`` names the old card in errors."""
+    fields (and those named in ``keep``, where it has them: what the export was not told)
+    and its text outside the engine's blocks stay, but for the body of a card the engine
+    wrote before it had blocks (tagged ``curation``), which is dropped. ``where`` names
+    the old card in errors."""
     before, body = _card_parts(old, where)
     header, fresh = _card_parts(new, "the new card")
     mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == split)
@@ -567,7 +570,8 @@ def merge_cards(old: str, new: str, split: str, where: str = "README.md") -> str
         if isinstance(s, dict) and {"name", "num_bytes", "num_examples"} <= s.keys()
     }
     known[split] = header["dataset_info"]["splits"][0]
-    merged = {**before, **header, "configs": configs}
+    told = {k: v for k, v in header.items() if k not in keep or k not in before}
+    merged = {**before, **told, "configs": configs}
     tags = before.get("tags")
     tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
     merged["tags"] = list(dict.fromkeys([*tags, *header["tags"]]))
@@ -826,7 +830,7 @@ class _Pusher:
         """Cancel the uploads not begun and wait for those under way."""
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def commit(self, folder: Path, split: str) -> str:
+    def commit(self, folder: Path, split: str, keep: tuple[str, ...] = ()) -> str:
         """Commit every file sent and the files left in ``folder`` (the card, the images),
         the card merged into the repo's (``merge_cards``: other splits stay), deleting
         the repo's files of ``split`` (``data/<split>-*``, ``images/<split>/``) that are
@@ -843,7 +847,7 @@ class _Pusher:
             content: str | bytes = str(file)
             if name == "README.md" and self.card is not None:
                 card = file.read_text(encoding="utf-8")
-                content = merge_cards(self.card, card, split, self.card_name).encode()
+                content = merge_cards(self.card, card, split, self.card_name, keep).encode()
             rest.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
         operations = self.sent + rest
         named = {op.path_in_repo for op in operations}
@@ -903,11 +907,11 @@ class _Pusher:
         raise AssertionError("unreachable")
 
 
-def _export_into(staging: Path, target: Path, split: str) -> None:
+def _export_into(staging: Path, target: Path, split: str, keep: tuple[str, ...]) -> None:
     """Move the export of ``split`` in ``staging`` into the folder ``target``, which holds
     other files: as a push does to a repo, its data files and images replace the split's
     (``data/<split>-*``, ``images/<split>/``), its card is merged into ``target``'s
-    (``merge_cards``), and every other file stays."""
+    (``merge_cards``, with ``keep``), and every other file stays."""
     data, images = target / "data", target / "images"
     data.mkdir(exist_ok=True)
     images.mkdir(exist_ok=True)
@@ -921,7 +925,8 @@ def _export_into(staging: Path, target: Path, split: str) -> None:
     os.replace(staging / "images" / split, images / split)
     card, old = (staging / "README.md").read_text(encoding="utf-8"), target / "README.md"
     if old.is_file():
-        card = merge_cards(old.read_text(encoding="utf-8", errors="replace"), card, split, str(old))
+        before = old.read_text(encoding="utf-8", errors="replace")
+        card = merge_cards(before, card, split, str(old), keep)
     written = staging / "README.md"
     written.write_text(card, encoding="utf-8")
     os.replace(written, old)
@@ -960,11 +965,13 @@ def export(
     max_shard_size: str = "500MB",
     private: bool = False,
     force: bool = False,
-    license_id: str = "other",
+    license_id: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export the kept rows of ``run`` (a run folder or a shard): to ``to_folder``, to the
-    Hub as ``repo_id``, or both. Returns the shards, the folder and the commit URL."""
+    Hub as ``repo_id``, or both. Returns the shards, the folder and the commit URL.
+    ``license_id`` None: ``other`` on a new card, the license of a card merged into."""
+    keep = ("license",) if license_id is None else ()
     if not repo_id and not to_folder:
         raise ExportError("give --repo-id ORG/NAME to push, --to-folder DIR, or both")
     if repo_id and not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
@@ -1038,7 +1045,7 @@ def export(
             repo_id=name,
             split=split,
             plan=plan,
-            license_id=license_id,
+            license_id=license_id or "other",
             on_shard=written,
             settle=pusher.wait if pusher is not None else None,
         )
@@ -1051,12 +1058,12 @@ def export(
         if pusher is not None:
             pusher.wait()
             pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
-            url = pusher.commit(staging, split)
+            url = pusher.commit(staging, split, keep)
             seconds = time.monotonic() - began
             log(f"export: committed in {pusher.commits} commit(s), {seconds:.1f} s in all")
         if target is not None:
             if target.exists() and any(target.iterdir()):
-                _export_into(staging, target, split)
+                _export_into(staging, target, split, keep)
             else:
                 if target.exists():
                     target.rmdir()

@@ -399,7 +399,15 @@ def test_splits_exported_one_at_a_time_load_as_one_dataset(
     pq.write_table(kept.slice(0, 40), shard)
     with FakeHub(token) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        code, output = export(str(run_folder), "--repo-id", "acme/two", "--max-shard-size", "100KB")
+        code, output = export(
+            str(run_folder),
+            "--repo-id",
+            "acme/two",
+            "--max-shard-size",
+            "100KB",
+            "--license",
+            "mit",
+        )
         assert code == 0, output
         code, output = export(
             str(shard), "--repo-id", "acme/two", "--split", "validation", "--force"
@@ -407,7 +415,9 @@ def test_splits_exported_one_at_a_time_load_as_one_dataset(
         assert code == 0, output
         both = held(hub, "acme/two")
         code, output = export(
-            str(run_folder), "--repo-id", "acme/two", "--force", "--max-shard-size", "400KB"
+            str(run_folder),
+            *("--repo-id", "acme/two", "--force", "--max-shard-size", "400KB"),
+            *("--license", "apache-2.0"),
         )
         assert code == 0, output
         again = held(hub, "acme/two")
@@ -428,6 +438,7 @@ def test_splits_exported_one_at_a_time_load_as_one_dataset(
         "validation": 40,
     }
     assert f"{kept.num_rows + 40:,} documents" in card
+    assert header["license"] == "mit"  # not told again: the card's stays
     assert "## Split `train`" in card and "## Split `validation`" in card
     assert "images/train/funnel.png" in both and "images/validation/funnel.png" in both
 
@@ -450,9 +461,8 @@ def test_splits_exported_one_at_a_time_load_as_one_dataset(
     }
     block = card.split("<!-- curation:split validation -->")[1].split("<!-- curation:end")[0]
     assert block in again["README.md"].decode()
-    assert (
-        yaml.safe_load(again["README.md"].decode().split("---")[1])["configs"] == header["configs"]
-    )
+    last = yaml.safe_load(again["README.md"].decode().split("---")[1])
+    assert last["configs"] == header["configs"] and last["license"] == "apache-2.0"
 
 
 def test_a_card_written_by_hand_keeps_its_text_and_fields(
@@ -475,7 +485,7 @@ def test_a_card_written_by_hand_keeps_its_text_and_fields(
         assert "README.md of acme/broken" in output and "does not parse" in output
         assert hub.stored == sent and [c["repo"] for c in hub.commits] == ["acme/hand"]
     header = yaml.safe_load(card.split("---")[1])
-    assert header["language"] == ["en"] and header["license"] == "other"
+    assert header["language"] == ["en"] and header["license"] == "mit"
     assert header["configs"][0]["data_files"] == [{"split": "train", "path": "data/train-*"}]
     assert "Written by hand: cite us." in card and "## Split `train`" in card
     assert card.index("<!-- curation:summary -->") < card.index("Written by hand")
