@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -372,8 +373,11 @@ def train_fasttext_command(
         raise click.UsageError("--labels takes two names: positive,negative")
     overrides = _fasttext_overrides(args)
     try:
-        pos = list(read_texts(list(positive), text_field))
-        neg = list(read_texts(list(negative), text_field))
+        aside: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        pos = list(read_texts(list(positive), text_field, aside[0]))
+        neg = list(read_texts(list(negative), text_field, aside[1]))
+        _say_set_aside("--positive", aside[0])
+        _say_set_aside("--negative", aside[1])
         for option, paths, texts in (("positive", positive, pos), ("negative", negative, neg)):
             if not texts:
                 raise click.ClickException(
@@ -416,6 +420,17 @@ def sample_data_command(name: str, output: str, shards: int) -> None:
 
     count = write_python_docs(Path(output), shards)
     click.echo(f"wrote {count:,} documents in {shards} shards to {output}", err=True)
+
+
+def _say_set_aside(option: str, reasons: Counter[str]) -> None:
+    """One line on stderr naming the documents of ``option``'s files that the reader set
+    aside and did not train on, by reason (``read:invalid_json`` ...), when there are any."""
+    if reasons:
+        each = ", ".join(f"{reason} {count:,}" for reason, count in reasons.most_common())
+        click.echo(
+            f"set aside from {option} (not trained on): {sum(reasons.values()):,} ({each})",
+            err=True,
+        )
 
 
 def _fasttext_overrides(args: tuple[str, ...]) -> dict[str, object]:
@@ -506,7 +521,9 @@ def train_lm_command(
     inputs = tuple(_inputs(inputs, more_inputs))
 
     try:
-        texts = [t for t in read_texts(list(inputs), text_field) if t and t.strip()]
+        aside: Counter[str] = Counter()
+        texts = [t for t in read_texts(list(inputs), text_field, aside) if t and t.strip()]
+        _say_set_aside("--input", aside)
         if init:
             from curation.lm.train import check_checkpoint
 
@@ -614,7 +631,9 @@ def train_preselect_command(
             raise click.UsageError(f"--reference {item!r}: expected CHECKPOINT=SCORE") from None
         folders.append(folder)
     try:
-        texts = list(read_texts(list(inputs), text_field))
+        aside: Counter[str] = Counter()
+        texts = list(read_texts(list(inputs), text_field, aside))
+        _say_set_aside("--input", aside)
         meta = train_preselect(
             texts,
             folders,

@@ -230,6 +230,14 @@ def test_train_fasttext_prints_held_out_metrics(tmp_path: Path) -> None:
     assert meta["fasttext_args"]["epoch"] == 10
     bad = CliRunner().invoke(main, [*args[:-2], "--arg", "epoch"])
     assert bad.exit_code == 2 and "expected NAME=VALUE" in bad.output
+    # lines the reader sets aside are said, by reason, and not trained on
+    lines = (tmp_path / "bad.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "rough.jsonl").write_text("".join(lines) + 'not json\n{"text": " "}\n')
+    args[4] = str(tmp_path / "rough.jsonl")
+    rough = CliRunner().invoke(main, args)
+    assert rough.exit_code == 0, rough.output
+    assert "set aside from --negative (not trained on): 2 (" in rough.output
+    assert "read:invalid_json 1" in rough.output and "--positive" not in rough.output
     # no documents of one label: a model of one label is no classifier
     (tmp_path / "none.jsonl").write_text('{"text": ""}\n{"title": "no text"}\n')
     args[4] = str(tmp_path / "none.jsonl")

@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,14 +74,21 @@ class CorruptInputError(InputError):
         return type(self), (self.problem, self.advice)
 
 
-def live_texts(paths: list[str], text_field: str = "text") -> Iterator[pa.Array]:
+def live_texts(
+    paths: list[str], text_field: str = "text", set_aside: Counter[str] | None = None
+) -> Iterator[pa.Array]:
     """The text of every readable document of ``paths``, batch by batch (any format;
-    rows the reader sets aside are skipped). For the commands that train models."""
+    rows the reader sets aside are skipped, and counted by reason in ``set_aside`` when
+    it is given). For the commands that train models."""
     spec = InputSpec(paths=paths, text_field=text_field)
     for shard in resolve_inputs(paths, "auto"):
         for table in read_shard(shard, spec):
-            live = table.filter(pc.is_null(table["drop_reason"]))
-            yield live["text"].combine_chunks()
+            dropped = pc.is_valid(table["drop_reason"])
+            if set_aside is not None and pc.any(dropped).as_py():
+                reasons = table["drop_reason"].filter(dropped).value_counts()
+                for entry in reasons.to_pylist():
+                    set_aside[entry["values"]] += entry["counts"]
+            yield table.filter(pc.invert(dropped))["text"].combine_chunks()
 
 
 def read_shard(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:

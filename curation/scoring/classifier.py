@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -186,9 +187,12 @@ def positive_probability(model: Any, texts: list[str], label: str) -> np.ndarray
     )
 
 
-def read_texts(paths: list[str], text_field: str) -> Iterator[str]:
-    """Texts of the live documents of ``paths`` (any input format the engine reads)."""
-    for texts in live_texts(paths, text_field):
+def read_texts(
+    paths: list[str], text_field: str, set_aside: Counter[str] | None = None
+) -> Iterator[str]:
+    """Texts of the live documents of ``paths`` (any input format the engine reads); the
+    rows the reader sets aside counted by reason in ``set_aside`` when it is given."""
+    for texts in live_texts(paths, text_field, set_aside):
         yield from texts.to_pylist()
 
 
