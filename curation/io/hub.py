@@ -129,16 +129,22 @@ def _export_files(source: Source) -> list[Path]:
     return sorted(source.kept_files) if source.is_run else list(source.files)
 
 
+def _kept_rows(table: pa.Table, source: Source) -> pa.Table:
+    """The rows of ``table`` that are exported, without ``drop_reason``: all of a run's
+    kept parts, the kept rows of a plain shard."""
+    if REASON not in table.column_names:
+        return table
+    if not source.is_run:
+        table = table.filter(pc.is_null(table[REASON]))
+    return table.drop_columns([REASON])
+
+
 def _kept_batches(source: Source, schema: pa.Schema) -> Iterator[pa.Table]:
-    """The kept rows, in order, in batches cast to ``schema`` (``export_schema``)."""
+    """The kept rows, in order, in batches cast to ``schema`` (``plan_shards``')."""
     for path in _export_files(source):
         with _readable(path):
             for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-                table = pa.Table.from_batches([batch])
-                if REASON in table.column_names:
-                    if not source.is_run:  # a plain shard: export only its kept rows
-                        table = table.filter(pc.is_null(table[REASON]))
-                    table = table.drop_columns([REASON])
+                table = _kept_rows(pa.Table.from_batches([batch]), source)
                 if table.num_rows:
                     cast = cast_to(table, schema)
                     if cast is None:
@@ -160,21 +166,14 @@ def _readable(path: Path) -> Iterator[None]:
         ) from None
 
 
-def export_schema(source: Source) -> pa.Schema:
-    """The columns of every exported file: those of the files of kept rows (without
-    ``drop_reason``) unified, a column missing from a file null there and numbers of
-    several widths widened (``unify_parts``); an error naming the column and two files
-    whose types cannot be reconciled."""
-    files = _export_files(source)
-    schemas = []
-    for path in files:
-        with _readable(path):
-            schema = pq.read_schema(path)
-        schemas.append(
-            schema.remove(schema.get_field_index(REASON)) if REASON in schema.names else schema
-        )
+def _export_schema(source: Source, schemas: list[pa.Schema], files: list[Path]) -> pa.Schema:
+    """The columns of every exported file: ``schemas`` (those of ``files``) without
+    ``drop_reason``, unified: a column missing from a file null there, numbers of several
+    widths widened (``unify_parts``); an error naming the column and two files whose
+    types cannot be reconciled."""
+    bare = [s.remove(s.get_field_index(REASON)) if REASON in s.names else s for s in schemas]
     try:
-        return unify_parts(schemas, [str(p) for p in files]) or schemas[0]
+        return unify_parts(bare, [str(p) for p in files]) or bare[0]
     except SchemaConflictError as err:
         raise ExportError(f"{source.path}: {err}") from None
 
@@ -189,8 +188,8 @@ class ShardPlan:
     most (``OVERSHOOT`` times that where the estimate was low): ``rows`` kept in all,
     about ``arrow_bytes`` of Arrow data (estimated), ``files`` files by that estimate.
     ``marks`` holds, at the end of each row group that keeps rows, the kept rows up to
-    it and their estimated Arrow bytes (``_still_to_come`` rescales the estimate of the
-    rest with them as rows are written)."""
+    it and their estimated Arrow bytes (``_Estimate`` rescales the estimate of the rest
+    with them as rows are written); ``schema`` the columns of every file."""
 
     rows: int
     arrow_bytes: float
@@ -198,6 +197,12 @@ class ShardPlan:
     max_bytes: int
     marks: tuple[tuple[int, float], ...]
     schema: pa.Schema
+
+
+def _columns_but_reason(group: Any) -> list[Any]:
+    """The column chunks of a Parquet row group but ``drop_reason``'s."""
+    chunks = [group.column(c) for c in range(group.num_columns)]
+    return [chunk for chunk in chunks if chunk.path_in_schema != REASON]
 
 
 def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
@@ -214,40 +219,41 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     scales them all. Where later row groups differ (a column dictionary-encoded in some
     groups and not others), the estimate is off; ``write_shards`` corrects it as it
     goes."""
-    schema = export_schema(source)
+    files = _export_files(source)
+    footers = []  # each file's schema and row groups: (rows, bytes without drop_reason)
+    for path in files:
+        with _readable(path):
+            meta = pq.read_metadata(path)
+        groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+        sizes = [
+            (g.num_rows, sum(c.total_uncompressed_size for c in _columns_but_reason(g)))
+            for g in groups
+        ]
+        footers.append((meta.schema.to_arrow_schema(), sizes))
+    schema = _export_schema(source, [s for s, _ in footers], files)
     rows, size, ratio = 0, 0.0, None
     marks: list[tuple[int, float]] = []
-    for path in _export_files(source):
-        with _readable(path):
-            parquet = pq.ParquetFile(path)
-            meta = parquet.metadata
-            with_reason = REASON in parquet.schema_arrow.names
-            for index in range(meta.num_row_groups):
-                group = meta.row_group(index)
-                nbytes = sum(
-                    group.column(c).total_uncompressed_size
-                    for c in range(group.num_columns)
-                    if group.column(c).path_in_schema != REASON
-                )
-                kept = group.num_rows
-                if with_reason and not source.is_run:
-                    kept = parquet.read_row_group(index, columns=[REASON])[REASON].null_count
-                if not kept:
-                    continue
-                share = nbytes * kept / group.num_rows
-                if ratio is None:  # the first batch of the group: its share of the footer's
-                    batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
-                    table = pa.Table.from_batches([batch])
-                    part = nbytes * table.num_rows / group.num_rows
-                    if with_reason:
-                        if not source.is_run:
-                            part *= pc.sum(pc.is_null(table[REASON])).as_py() / table.num_rows
-                            table = table.filter(pc.is_null(table[REASON]))
-                        table = table.drop_columns([REASON])
-                    table = cast_to(table, schema) or table
-                    ratio = table.nbytes / max(1.0, part) if table.num_rows else None
-                rows, size = rows + kept, size + share
-                marks.append((rows, size))
+    for path, (file_schema, sizes) in zip(files, footers, strict=True):
+        plain = REASON in file_schema.names and not source.is_run
+        parquet = None
+        for index, (in_group, nbytes) in enumerate(sizes):
+            kept = in_group
+            if plain or ratio is None:
+                with _readable(path):
+                    if parquet is None:
+                        parquet = pq.ParquetFile(path)
+                    if plain:
+                        kept = parquet.read_row_group(index, columns=[REASON])[REASON].null_count
+                    if kept and ratio is None:  # the group's first batch: its footer share
+                        batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
+                        table = _kept_rows(pa.Table.from_batches([batch]), source)
+                        part = nbytes * table.num_rows / in_group
+                        table = cast_to(table, schema) or table
+                        ratio = table.nbytes / max(1.0, part) if table.num_rows else None
+            if not kept:
+                continue
+            rows, size = rows + kept, size + nbytes * kept / in_group
+            marks.append((rows, size))
     if not rows:
         raise ExportError(f"{source.path}: no kept rows to export")
     scale = ratio or 1.0
