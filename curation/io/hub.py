@@ -555,7 +555,18 @@ def merge_cards(
     before, body = _card_parts(old, where)
     header, fresh = _card_parts(new, "the new card")
     mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == split)
+    merged, counts = _merged_header(before, header, split, keep)
+    if not _BLOCK.search(body) and "curation" in _tags(before):
+        body = ""  # the engine's card from before blocks: its split is described no more
+    splits = [e["split"] for e in merged["configs"][0]["data_files"]]
+    summary = _summary(merged["pretty_name"], splits, counts)
+    return _with_header(merged, summary + "\n" + _merged_body(body, mine, split) + "\n")
 
+
+def _merged_header(
+    before: dict[str, Any], header: dict[str, Any], split: str, keep: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """``merge_cards``' header, and the documents of each split it counts."""
     held = before.get("configs")
     held = [c for c in held if isinstance(c, dict)] if isinstance(held, list) else []
     default = next((c for c in held if c.get("config_name") == "default"), {})
@@ -578,9 +589,7 @@ def merge_cards(
     known[split] = header["dataset_info"]["splits"][0]
     told = {k: v for k, v in header.items() if k not in keep or k not in before}
     merged = {**before, **told, "configs": configs}
-    tags = before.get("tags")
-    tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
-    merged["tags"] = list(dict.fromkeys([*tags, *header["tags"]]))
+    merged["tags"] = list(dict.fromkeys([*_tags(before), *header["tags"]]))
     if all(e["split"] in known for e in files):
         merged["dataset_info"] = {"splits": [known[e["split"]] for e in files]}
         total = sum(s["num_examples"] for s in merged["dataset_info"]["splits"])
@@ -588,22 +597,26 @@ def merge_cards(
     else:  # datasets refuses a card that counts some splits and not others
         merged.pop("dataset_info")
         merged.pop("size_categories")
+    return merged, {name: s["num_examples"] for name, s in known.items()}
 
-    blocks = list(_BLOCK.finditer(body))
-    if not blocks and "curation" in tags:
-        body = ""  # the engine's card from before blocks: its split is described no more
-    pieces, placed, last_split = [], False, -1
-    at = 0
-    for block in blocks:
+
+def _tags(header: dict[str, Any]) -> list[str]:
+    """A card header's tags (none where they are not a list)."""
+    tags = header.get("tags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def _merged_body(body: str, mine: str, split: str) -> str:
+    """``body`` without its summary block, with ``mine`` in place of ``split``'s block
+    (or after the last split's block, or at the end)."""
+    pieces, placed, last_split, at = [], False, -1, 0
+    for block in _BLOCK.finditer(body):
         pieces.append(body[at : block.start()])
         at = block.end()
         if block.group(1) == "summary":
             continue
-        if block.group(2) == split:
-            pieces.append(mine)
-            placed = True
-        else:
-            pieces.append(block.group(0))
+        pieces.append(mine if block.group(2) == split else block.group(0))
+        placed = placed or block.group(2) == split
         last_split = len(pieces) - 1
     pieces.append(body[at:])
     if not placed:
@@ -613,10 +626,7 @@ def merge_cards(
             text = "".join(pieces)
             gap = "" if not text.strip() else "\n" if text.endswith("\n") else "\n\n"
             pieces.append(gap + mine)
-    rest = "".join(pieces).strip("\n")
-    counts = {name: s["num_examples"] for name, s in known.items()}
-    summary = _summary(merged["pretty_name"], [e["split"] for e in files], counts)
-    return _with_header(merged, summary + "\n" + rest + "\n")
+    return "".join(pieces).strip("\n")
 
 
 def build_export(
