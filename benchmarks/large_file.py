@@ -12,7 +12,11 @@ count its lines while rapidgzip writes a seek index, by which each worker enters
 stream at its piece; also timed as part of the run, and alone below the table), and a
 local WARC file gzip'd a member per record into pieces of its bytes on disk, each from
 a document's record after whole batches of documents (found by one pass that
-decompresses the file and parses its records' headers; timed as part of the run).
+decompresses the file and parses its records' headers; timed as part of the run), and a
+local zstd'd JSONL file the same way as a gzip'd one, except that there is no index: a
+worker decompresses from the start of the zstd frame that holds its piece and passes over
+what lies before it, so a file of one frame makes few pieces (all the workers together
+pass over at most 4 times the file).
 
 Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents
 (copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line), as one file
@@ -20,6 +24,9 @@ of ``id`` and ``text``: ``--format parquet``, zstd, row groups of 1,000 rows, as
 datatrove's ``ParquetWriter`` writes them; ``--format jsonl``, uncompressed, a document a
 line (the engine's batches of 10,000 lines set the pieces' least size); ``--format
 jsonl.gz``, that file gzip'd (level 6, as ``gzip`` does by default); ``--format
+jsonl.zst``, that file compressed with zstd (level 3, as ``zstd`` does by default) in one
+frame, or with ``--frame-mb N`` in a frame every N MB of text (as ``pzstd`` or the
+seekable format write it); ``--format
 warc.gz``, the two real WARC samples (37 HTML responses, a gzip member per record, as
 Common Crawl ships WARC) repeated to about ``--docs`` documents, their HTML turned into
 text by Resiliparse on both sides (datatrove's ``WarcReader``, then a step that calls
@@ -45,6 +52,8 @@ cache; wall time and peak memory of the process tree's largest process (``/usr/b
     .venv/bin/python benchmarks/large_file.py --format parquet --docs 60000
     .venv/bin/python benchmarks/large_file.py --format jsonl --docs 60000
     .venv/bin/python benchmarks/large_file.py --format jsonl.gz --docs 60000
+    .venv/bin/python benchmarks/large_file.py --format jsonl.zst --docs 60000
+    .venv/bin/python benchmarks/large_file.py --format jsonl.zst --docs 60000 --frame-mb 4
     .venv/bin/python benchmarks/large_file.py --format warc.gz --docs 15000
 """
 
@@ -107,8 +116,8 @@ class ResiliparseText(PipelineStep):
                 yield document
 
 
-readers = {"parquet": ParquetReader, "jsonl": JsonlReader, "jsonl.gz": JsonlReader}
-read = [readers.get(kind, WarcReader)(source, glob_pattern=f"*.{kind}")]
+readers = {"parquet": ParquetReader, "warc.gz": WarcReader}
+read = [readers.get(kind, JsonlReader)(source, glob_pattern=f"*.{kind}")]
 if kind == "warc.gz":
     read.append(ResiliparseText())
 dropped = lambda name: ParquetWriter(f"{out}/dropped/{name}", compression="zstd")
@@ -128,11 +137,21 @@ LocalPipelineExecutor(
 """
 
 
-def build(count: int, kind: str) -> Path:
+def build(count: int, kind: str, frame_mb: float | None = None) -> Path:
     """One file of ``count`` documents in a folder: Parquet of row groups of 1,000 rows,
-    JSONL, or gzip'd JSONL."""
-    folder = DATA / kind / str(count)
+    JSONL, gzip'd JSONL, or zstd'd JSONL (one frame, or one every ``frame_mb`` MB of
+    text)."""
+    folder = DATA / kind / (f"{count}-frames-{frame_mb}MB" if frame_mb else str(count))
     path = folder / f"docs.{kind}"
+    if kind == "jsonl.zst" and not path.exists():
+        import zstandard
+
+        lines = (build(count, "jsonl") / "docs.jsonl").read_bytes()
+        folder.mkdir(parents=True, exist_ok=True)
+        compressor = zstandard.ZstdCompressor(level=3)
+        step = int(frame_mb * 1e6) if frame_mb else len(lines)
+        frames = [compressor.compress(lines[i : i + step]) for i in range(0, len(lines), step)]
+        path.write_bytes(b"".join(frames))
     if kind == "warc.gz" and not path.exists():
         samples = b"".join(f.read_bytes() for f in sorted((SHARED / "warc").glob("*.warc.gz")))
         folder.mkdir(parents=True, exist_ok=True)
@@ -196,46 +215,60 @@ def datatrove_run(folder: Path, workers: int, kind: str) -> dict:
 
 
 def planning(path: Path, batch: int | None) -> str:
-    """What finding a gzip'd file's pieces costs alone: the planner's pass (JSONL: lines
-    counted, seek index written; WARC: records' headers parsed) against decompressing the
-    file once with the reader's inflater."""
+    """What finding a compressed file's pieces costs alone: the planner's pass (gzip'd
+    JSONL: lines counted, seek index written; zstd'd JSONL: lines and frames counted;
+    WARC: records' headers parsed) against decompressing the file once with the reader's
+    decompressor."""
     from curation.io.inputs import plan_units, resolve_inputs
-    from curation.io.readers import _gzip_chunks
+    from curation.io.readers import _gzip_chunks, _zstd_chunks
 
     files = resolve_inputs([str(path)])
     started = time.perf_counter()
     with open(path, "rb") as raw:
-        text = sum(len(chunk) for chunk in _gzip_chunks(raw))
+        chunks = _zstd_chunks(raw) if path.name.endswith(".zst") else _gzip_chunks(raw)
+        text = sum(len(chunk) for chunk in chunks)
     inflate = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         pieces = plan_units(files, 64 << 20, batch_rows=batch or 10_000, index_folder=folder)
         planned = time.perf_counter() - started
         index = sum(f.stat().st_size for f in Path(folder).iterdir())
+    passed = sum(p.byte_range[0] - p.zstd_frame[1] for p in pieces if p.zstd_frame)
     return (
         f"Planning alone: {len(pieces)} pieces of {text / 1e6:.1f} MB decompressed in "
         f"{planned:.2f} s ({text / 1e6 / planned:.0f} MB/s; decompressing it once with the "
-        f"reader's inflater: {inflate:.2f} s), seek index and blocks {index / 1e3:.0f} kB "
-        f"({index / path.stat().st_size:.1%} of the file)"
+        f"reader's decompressor: {inflate:.2f} s), seek index and blocks "
+        f"{index / 1e3:.0f} kB ({index / path.stat().st_size:.1%} of the file)"
+        + (f"; the pieces' readers pass over {passed / text:.2f} times the file" if passed else "")
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--format", choices=("parquet", "jsonl", "jsonl.gz", "warc.gz"), default="parquet"
+        "--format",
+        choices=("parquet", "jsonl", "jsonl.gz", "jsonl.zst", "warc.gz"),
+        default="parquet",
+    )
+    parser.add_argument(
+        "--frame-mb",
+        type=float,
+        default=None,
+        help="jsonl.zst: a zstd frame every this many MB of text (default: one frame)",
     )
     parser.add_argument("--docs", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     shutil.rmtree(RUNS, ignore_errors=True)
     RUNS.mkdir(parents=True)
-    folder = build(args.docs, args.format)
+    folder = build(args.docs, args.format, args.frame_mb)
     size = len((folder / f"docs.{args.format}").read_bytes()) / 1e6  # now in the page cache
     layout = {
         "parquet": "row groups of 1,000 rows",
         "jsonl": "a document a line",
         "jsonl.gz": "a document a line, gzip level 6",
+        "jsonl.zst": "a document a line, zstd level 3, "
+        + (f"a frame every {args.frame_mb:g} MB of text" if args.frame_mb else "one frame"),
         "warc.gz": f"the WARC samples {round(args.docs / WARC_DOCS)} times, a member a record",
     }[args.format]
     print(
@@ -259,7 +292,7 @@ def main() -> None:
             f"| {label} | {r['shards']} | {r['seconds']:.2f} | {whole / r['seconds']:.2f}x | "
             f"{base / r['seconds']:.2f}x | {r['peak_mib']:.0f} | {r['kept']:,} |"
         )
-    if args.format.endswith(".gz"):
+    if args.format.endswith((".gz", ".zst")):
         print("\n" + planning(folder / f"docs.{args.format}", batch))
 
 

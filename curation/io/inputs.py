@@ -35,7 +35,8 @@ _EXTENSIONS = {
     "warc": (".warc", ".arc", ".wet"),
     "text": (".txt", ".text", ".md"),
 }
-_COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")
+_ZSTD = (".zst", ".zstd")
+_COMPRESSIONS = (".gz", *_ZSTD, ".bz2", ".xz")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -76,11 +77,20 @@ class InputShard:
     # a piece of a gzip'd JSONL file: the seek index of its file (see ``gzip_index``), by
     # which ``byte_range`` (then offsets into the decompressed bytes) is found
     gzip_index: str | None = None
+    # a piece of a zstd'd JSONL file: where its reader begins to decompress, the byte on
+    # disk where the zstd frame that holds the piece's start begins and that frame's first
+    # byte in the decompressed stream (``byte_range`` is then of the decompressed bytes)
+    zstd_frame: tuple[int, int] | None = None
 
     @property
     def gzipped(self) -> bool:
         """Whether the file is gzip'd (by its name, as its reader decides)."""
         return self.url.lower().endswith(".gz")
+
+    @property
+    def zstd(self) -> bool:
+        """Whether the file is compressed with zstd (by its name, as its reader decides)."""
+        return self.url.lower().endswith(_ZSTD)
 
     @property
     def is_piece(self) -> bool:
@@ -97,7 +107,8 @@ class InputShard:
             return f"{self.url} (row groups {start}-{stop - 1})"
         if self.byte_range is not None:
             start, stop = self.byte_range
-            what = "decompressed bytes" if self.gzip_index else "bytes"
+            decompressed = self.gzip_index or self.zstd_frame
+            what = "decompressed bytes" if decompressed else "bytes"
             return f"{self.url} ({what} {start}-{stop - 1})"
         return self.url
 
@@ -131,6 +142,7 @@ class InputShard:
             data.get("first_line", 0),
             data.get("version"),
             data.get("gzip_index"),
+            _pair(data.get("zstd_frame")),
         )
 
 
@@ -155,9 +167,10 @@ _MAX_LINE_UNITS = 1024
 # A row group's row count and bytes on disk (compressed), from a Parquet file's footer.
 RowGroups = list[tuple[int, int]]
 # A piece of a JSONL file: its first byte, one past its last, and the file's non-blank
-# lines (rows) and lines before it; of a WARC file: its first byte on disk, one past its
-# last, the documents before it and 0.
-LinePiece = tuple[int, int, int, int]
+# lines (rows) and lines before it; of a zstd'd JSONL file, two more: where its frame
+# begins on disk and in the decompressed bytes (``InputShard.zstd_frame``); of a WARC
+# file: its first byte on disk, one past its last, the documents before it and 0.
+LinePiece = tuple[int, ...]
 
 
 def plan_units(
@@ -193,6 +206,13 @@ def plan_units(
       target's share of the file on disk: ``line_pieces`` then also writes the file's
       seek index there (``gzip_index``), by which a worker enters the stream at its
       piece instead of decompressing the file from its start.
+    - A local zstd'd JSONL file is cut the same way by its decompressed bytes; a worker
+      decompresses from the start of the zstd frame that holds its piece's start and
+      passes over the bytes before it (no index: a zstd frame cannot be entered in the
+      middle). A file of many frames is cut where the target says; one of a single
+      frame (what ``zstd`` writes) into fewer, larger pieces, so that all the workers
+      together pass over at most ``ZSTD_PASSED_OVER`` times the file (see
+      ``stream_pieces``).
     - A local WARC file, plain or gzip'd a member per record (as Common Crawl ships it),
       is cut the same way into pieces of its bytes on disk, each beginning at a
       document's record after whole blocks of ``batch_rows`` documents (see
@@ -235,14 +255,16 @@ def plan_units(
 
 
 def _cuttable_stream(file: InputShard, indexed: bool) -> bool:
-    """A JSONL or WARC file that can be read from the middle: local, and not compressed
+    """A JSONL or WARC file that can be read from the middle: local, and not compressed,
     or gzip'd (JSONL only where seek indexes can be written, ``indexed``; a WARC file
-    gzip'd whole is found to be one member when its pieces are looked for)."""
+    gzip'd whole is found to be one member when its pieces are looked for), or a JSONL
+    file compressed with zstd."""
     if file.format not in ("jsonl", "warc") or is_url(file.url):
         return False
     name = file.url.lower()
     gzipped = file.gzipped and (indexed or file.format == "warc")
-    return not name.endswith(_COMPRESSIONS) or gzipped
+    zstd = file.zstd and file.format == "jsonl"
+    return not name.endswith(_COMPRESSIONS) or gzipped or zstd
 
 
 def gzip_index(index_folder: str, file: InputShard) -> str:
@@ -255,13 +277,15 @@ def _line_shards(
     file: InputShard, pieces: list[LinePiece], index_folder: str | None
 ) -> list[InputShard]:
     """``file`` as its pieces of lines (or of WARC records); the whole file when there are
-    fewer than two. The pieces of a gzip'd JSONL file name its seek index, and their sizes
-    are their share of its bytes on disk."""
+    fewer than two. The pieces of a gzip'd JSONL file name its seek index, those of a
+    zstd'd one the frame each enters at, and the sizes of both are their share of the
+    file's bytes on disk."""
     if len(pieces) < 2:
         return [file]
     gzipped = file.format == "jsonl" and file.gzipped
     index = gzip_index(index_folder, file) if gzipped and index_folder else None
-    ratio = (file.size or 0) / pieces[-1][1] if index else 1.0
+    decompressed = index is not None or len(pieces[0]) == 6
+    ratio = (file.size or 0) / pieces[-1][1] if decompressed else 1.0
     return [
         InputShard(
             file.url,
@@ -273,8 +297,9 @@ def _line_shards(
             first_line=lines,
             version=file.version,
             gzip_index=index,
+            zstd_frame=(frame[0], frame[1]) if frame else None,
         )
-        for start, stop, rows, lines in pieces
+        for start, stop, rows, lines, *frame in pieces
     ]
 
 

@@ -385,6 +385,10 @@ def _piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
         with _gzip_piece_chunks(shard) as chunks:
             yield chunks
         return
+    if shard.zstd_frame is not None:
+        with _zstd_piece_chunks(shard) as chunks:
+            yield chunks
+        return
     start, stop = shard.byte_range
     with open(shard.url, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -426,7 +430,6 @@ def _gzip_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
 
     assert shard.byte_range is not None and shard.gzip_index is not None
     start, stop = shard.byte_range
-    changed = "its decompressed bytes have no line break where this piece of them begins or ends"
     if not os.path.exists(shard.gzip_index):
         raise InputError(
             f"{shard.label}: the seek index its run wrote for it, {shard.gzip_index}, is "
@@ -448,21 +451,72 @@ def _gzip_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
         except (RuntimeError, ValueError) as err:
             raise _changed_piece(shard, f"{unfit} ({err})") from None
         if before != b"\n":
-            raise _changed_piece(shard, changed)
-        window = _ByteWindow(stream, stop - start)
+            raise _changed_piece(shard, _NO_LINE_BREAK)
+        yield _decompressed_piece(shard, stream, stop - start)
 
-        def chunks() -> Iterator[bytes]:
-            last = b"\n"
-            try:
-                for last in iter(lambda: window.read(_CHUNK_BYTES), b""):
-                    yield last
-                ended = window.left == 0 and (last.endswith(b"\n") or not stream.read(1))
-            except (RuntimeError, ValueError) as err:  # a damaged stream
-                raise OSError(str(err)) from None
-            if not ended:
-                raise _changed_piece(shard, changed)
 
-        yield chunks()
+_NO_LINE_BREAK = "its decompressed bytes have no line break where this piece of them begins or ends"
+
+
+def _decompressed_piece(shard: InputShard, stream: Any, length: int) -> Iterator[bytes]:
+    """The next ``length`` bytes of ``stream`` (a file-like decompressed stream) in chunks:
+    the rest of a piece of a compressed file (``shard``) whose start was checked. The
+    piece must end with a line break or at the end of the stream; otherwise the file
+    changed after the run was planned (an error that says so). A damaged stream raises
+    ``OSError`` (rapidgzip's errors are turned into one)."""
+    window = _ByteWindow(stream, length)
+    last = b"\n"
+    try:
+        for last in iter(lambda: window.read(_CHUNK_BYTES), b""):
+            yield last
+        ended = window.left == 0 and (last.endswith(b"\n") or not stream.read(1))
+    except (RuntimeError, ValueError) as err:  # rapidgzip on a damaged stream
+        raise OSError(str(err)) from None
+    if not ended:
+        raise _changed_piece(shard, _NO_LINE_BREAK)
+
+
+@contextlib.contextmanager
+def _zstd_piece_chunks(shard: InputShard) -> Iterator[Iterable[bytes]]:
+    """The decompressed bytes of a piece of a zstd'd file in chunks: the file is
+    decompressed from the start of the frame that holds the piece's start
+    (``shard.zstd_frame``), and what lies before the piece is passed over. The file must
+    still begin a frame there and have whole lines where the piece begins, and end there
+    or go on past it; otherwise it changed after the run was planned (an error that says
+    so)."""
+    assert shard.byte_range is not None and shard.zstd_frame is not None
+    start, stop = shard.byte_range
+    disk, first = shard.zstd_frame
+    with open(shard.url, "rb") as raw:
+        raw.seek(disk)
+        if raw.read(4) not in _ZSTD_MAGICS:
+            raise _changed_piece(
+                shard, f"no zstd frame begins at byte {disk:,} of the file, where the run found one"
+            )
+        raw.seek(disk)
+        stream = _ChunkFile(_zstd_chunks(raw))
+        try:
+            passed = _pass_over(stream, start - first - 1) if start > first else 0
+            before = stream.read(1) if start > first else b"\n"
+        except _STREAM_ERRORS as err:
+            raise _changed_piece(
+                shard, f"its bytes before this piece no longer decompress ({err})"
+            ) from None
+        if before != b"\n" or passed < start - first - 1:
+            raise _changed_piece(shard, _NO_LINE_BREAK)
+        yield _decompressed_piece(shard, stream, stop - start)
+
+
+# the first four bytes of a zstd frame, and of a skippable frame (of any of its 16 kinds)
+_ZSTD_MAGICS = {b"\x28\xb5\x2f\xfd"} | {bytes([0x50 + k, 0x2A, 0x4D, 0x18]) for k in range(16)}
+
+
+def _pass_over(stream: Any, count: int) -> int:
+    """Read and drop ``count`` bytes of ``stream``; how many there were (fewer at its end)."""
+    left = count
+    while left > 0 and (data := stream.read(min(left, _CHUNK_BYTES))):
+        left -= len(data)
+    return count - left
 
 
 def stream_pieces(
@@ -473,15 +527,20 @@ def stream_pieces(
     ``line_pieces``); no pieces for a file that cannot be read, for a ``.json`` file that
     is not JSON lines (its first line no whole object), or for a compressed file other
     than a gzip'd one with ``index_folder``, where its seek index is written (see
-    ``_gzip_line_pieces``). Each WARC file's pieces of whole blocks of ``block_lines``
-    documents (see ``warc_record_pieces``). A few files are read at a time, each once from
-    start to end."""
+    ``_gzip_line_pieces``), or a zstd'd one, whose pieces come with the frames they enter at
+    (see ``_zstd_line_pieces``; their record is kept in ``index_folder`` when given).
+    Each WARC file's pieces of whole blocks of ``block_lines`` documents (see
+    ``warc_record_pieces``). A few files are read at a time, each once from start to
+    end."""
     if not files:
         return []
 
     def pieces(file: InputShard) -> list[LinePiece]:
         if file.format == "warc":
             return warc_record_pieces(file, target, block_lines)
+        if file.zstd:
+            record = zstd_record(index_folder, file) if index_folder else None
+            return _zstd_line_pieces(file, target, block_lines, record)
         if not file.gzipped:
             return _line_pieces_of(file, target, block_lines)
         if index_folder is None:
@@ -571,6 +630,80 @@ def _gzip_blocks(file: InputShard, block_lines: int, index: str) -> list[LinePie
     kept = {"block_lines": block_lines, "blocks": blocks}
     write_atomic_bytes(record, orjson.dumps(kept), durable=False)
     return blocks
+
+
+# All the workers reading the pieces of a zstd'd file together decompress and pass over
+# at most this many times the file's decompressed bytes (one frame: at most 9 pieces), at
+# about 1 GB/s a core, against the few to tens of MB/s that stages take a core.
+ZSTD_PASSED_OVER = 4
+
+
+def zstd_record(index_folder: str, file: InputShard) -> str:
+    """Where the blocks and frames of the zstd'd ``file`` are kept in ``index_folder``
+    (see ``_zstd_blocks``): named by the file's key, so by its path and version."""
+    return os.path.join(index_folder, f"{file.key}.zstd.json")
+
+
+def _zstd_line_pieces(
+    file: InputShard, target: int, block_lines: int, record: str | None
+) -> list[LinePiece]:
+    """The pieces of the zstd'd JSONL ``file`` (see ``line_pieces``), by offsets into its
+    decompressed bytes, each with the frame its reader enters at: the last frame that
+    begins at or before the piece (its byte on disk, its first decompressed byte).
+
+    A piece holds about ``target`` bytes of the file on disk (the compression ratio
+    scales the target), and more where that would make the workers pass over more than
+    ``ZSTD_PASSED_OVER`` times the file's decompressed bytes in all: a zstd frame cannot
+    be entered in the middle, so the reader of a piece decompresses its frame from the
+    start. A file of many frames (``pzstd``, the seekable format) is cut as the target
+    says; one frame of ``n`` bytes costs ``n * (pieces - 1) / 2``, so it makes at most
+    ``2 * ZSTD_PASSED_OVER + 1`` pieces. No pieces when the file cannot be read to its
+    end: it is then read whole, and its reader says what is wrong."""
+    found = _zstd_blocks(file, block_lines, record)
+    if found is None:
+        return []
+    blocks, frames = found
+    total = blocks[-1][1]  # decompressed bytes
+    wanted = max(1, target * total // max(1, file.size or total))
+    starts = [first for _, first in frames]
+    while True:
+        pieces = _joined(blocks, wanted)
+        entered = [frames[bisect.bisect_right(starts, p[0]) - 1] for p in pieces]
+        passed = sum(p[0] - first for p, (_, first) in zip(pieces, entered, strict=True))
+        if passed <= ZSTD_PASSED_OVER * total:
+            return [(*p, disk, first) for p, (disk, first) in zip(pieces, entered, strict=True)]
+        wanted += max(1, wanted // 4)
+
+
+def _zstd_blocks(
+    file: InputShard, block_lines: int, record: str | None
+) -> tuple[list[LinePiece], list[tuple[int, int]]] | None:
+    """The blocks of ``block_lines`` lines of the zstd'd ``file``, each as a piece (see
+    ``line_pieces``), and where the frames that the blocks begin in begin (on disk,
+    decompressed); found again from ``record`` when that was written for this
+    ``block_lines``, and written there otherwise. None when the file cannot be cut
+    (unreadable, truncated, damaged, not JSON lines)."""
+    if record is not None and os.path.exists(record):
+        kept = orjson.loads(Path(record).read_bytes())
+        if kept.get("block_lines") == block_lines:
+            return [tuple(b) for b in kept["blocks"]], [tuple(f) for f in kept["frames"]]
+    frames: list[tuple[int, int]] = []
+    try:
+        with open(file.url, "rb") as raw:
+            blocks = _json_line_pieces(_zstd_chunks(raw, frames=frames), file.url, 1, block_lines)
+    except _STREAM_ERRORS:
+        return None  # its reader says what is wrong
+    if not blocks:
+        return None
+    # a piece begins where a block does: the frames a block begins in are all it enters at
+    starts = [first for _, first in frames]
+    entries = {frames[bisect.bisect_right(starts, block[0]) - 1] for block in blocks}
+    frames = sorted(entries)
+    if record is not None:
+        kept = {"block_lines": block_lines, "blocks": blocks, "frames": frames}
+        Path(record).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic_bytes(Path(record), orjson.dumps(kept), durable=False)
+    return blocks, frames
 
 
 def _write_gzip_index(url: str, path: str, out: dict[str, Any]) -> None:
@@ -1164,15 +1297,27 @@ class _ChunkFile(io.RawIOBase):
         return len(out)
 
 
-def _zstd_chunks(raw: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+def _zstd_chunks(
+    raw: BinaryIO, chunk_size: int = 1 << 20, frames: list[tuple[int, int]] | None = None
+) -> Iterator[bytes]:
+    """The decompressed bytes of a zstd stream (frames one after another, skippable ones
+    included) as each bite of ``chunk_size`` bytes of it gives them. ``frames``, when
+    given, gets where each frame begins: (offset in the stream read from ``raw``, offset
+    in the decompressed bytes). A stream that ends inside a frame raises ``EOFError``
+    after every byte before it was handed over."""
     # zstandard's stream reader ends quietly on a truncated frame; a decompressobj tells.
     decompressor = zstandard.ZstdDecompressor()
     frame = decompressor.decompressobj()
     in_frame = False
+    read = written = 0  # bytes read from raw, bytes handed over
     while chunk := raw.read(chunk_size):
+        read += len(chunk)
         while chunk:
+            if not in_frame and frames is not None:
+                frames.append((read - len(chunk), written))
             in_frame = True
             if out := frame.decompress(chunk):
+                written += len(out)
                 yield out
             chunk = b""
             if frame.eof:

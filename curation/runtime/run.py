@@ -84,7 +84,8 @@ from curation.stage import GlobalStage
 RUN_MARKER = "run.json"
 INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
 PLAN = "plan.json"  # how many shards and passes the run has (for inspect)
-# the seek indexes of gzip'd JSONL files cut into pieces, and their blocks of lines
+# the seek indexes of gzip'd JSONL files cut into pieces and their blocks of lines, and
+# the blocks and frames of zstd'd ones
 INDEXES = "gzip_index"
 
 
@@ -319,7 +320,8 @@ def _stale_indexes(work: Path, file_keys: set[str]) -> list[Path]:
     return [
         path
         for path in sorted(folder.iterdir())
-        if path.name.removesuffix(".json").removesuffix(".gzindex") not in file_keys
+        if path.name.removesuffix(".json").removesuffix(".gzindex").removesuffix(".zstd")
+        not in file_keys
     ]
 
 
@@ -351,6 +353,8 @@ def _plan_units(
         doing = f"counting {what} ({mb:,.0f} MB) to cut {each} into pieces"
         if any(f.format == "jsonl" and f.gzipped for f in large):
             doing += " (a gzip'd JSONL file is decompressed and indexed for seeking)"
+        elif any(f.format == "jsonl" and f.zstd for f in large):
+            doing += " (a zstd'd JSONL file is decompressed)"
         with StepProgress(doing, f"counted {what}", enabled=progress):
             return stream_pieces(large, target, block_lines, str(indexes))
 

@@ -545,11 +545,18 @@ def test_jsonl_files_are_read_for_pieces_only_where_the_input_needs_them() -> No
     many = [jsonl(f"l{i}.jsonl", 500 << 20) for i in range(600)]
     assert plan_units(many, 64 << 20, line_pieces=line_pieces) == many
     assert asked == []
-    compressed = [InputShard("/d/big.jsonl.zst", "big.jsonl.zst", "jsonl", 5 << 30)]
-    assert plan_units(compressed, 64 << 20, line_pieces=line_pieces) == compressed
-    assert plan_units(compressed, 64 << 20, line_pieces=line_pieces, index_folder="/i") == (
-        compressed
-    )
+    for name in ("big.jsonl.bz2", "big.jsonl.xz", "https://h/big.jsonl.zst"):
+        compressed = [InputShard(name, name, "jsonl", 5 << 30)]
+        assert plan_units(compressed, 64 << 20, line_pieces=line_pieces) == compressed
+        assert plan_units(compressed, 64 << 20, line_pieces=line_pieces, index_folder="/i") == (
+            compressed
+        )
+    assert asked == []
+    # zstd: entered at its frames, no index needed
+    zstd = [InputShard("/d/big.jsonl.zst", "big.jsonl.zst", "jsonl", 5 << 30)]
+    plan_units(zstd, 64 << 20, line_pieces=line_pieces)
+    assert asked == [["big.jsonl.zst"]]
+    asked.clear()
     gzipped = [InputShard("/d/big.jsonl.gz", "big.jsonl.gz", "jsonl", 5 << 30)]
     assert plan_units(gzipped, 64 << 20, line_pieces=line_pieces) == gzipped
     assert asked == []
@@ -883,6 +890,235 @@ def test_a_piece_of_a_gzipped_file_that_changed_is_an_error(
     Path(pieces[3].gzip_index).unlink()
     with pytest.raises(InputError, match=r"the seek index its run wrote for it, .* is gone"):
         list(read_shard(pieces[3], spec))
+
+
+# -------------------------------------------------------- large zstd'd JSONL files
+
+
+def zstd_frames(data: bytes, path: Path, frame_bytes: int | None = None) -> None:
+    """``data`` compressed with zstd at ``path``: one frame (as ``zstd`` writes a file), or
+    a frame every ``frame_bytes`` of it (as ``pzstd`` and the seekable format write),
+    with a skippable frame after the first."""
+    import struct
+
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=3)
+    if frame_bytes is None:
+        path.write_bytes(compressor.compress(data))
+        return
+    frames = [
+        compressor.compress(data[i : i + frame_bytes]) for i in range(0, len(data), frame_bytes)
+    ]
+    skippable = struct.pack("<II", 0x184D2A5E, 6) + b"seekit"
+    path.write_bytes(b"".join([*frames[:1], skippable, *frames[1:]]))
+
+
+def large_zstd_pieces(
+    c4_path: Path,
+    pile_path: Path,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    frame_bytes: int | None,
+) -> tuple[Path, list[bytes], list[InputShard]]:
+    """``one_large_jsonl`` as ``folder/big.jsonl.zst`` (see ``zstd_frames``); the path, its
+    lines and its pieces, their record written to ``folder/index``."""
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 50_000)
+    lines = one_large_jsonl(c4_path, pile_path, folder / "big.jsonl")
+    path = folder / "big.jsonl.zst"
+    zstd_frames(b"".join(lines), path, frame_bytes)
+    index = str(folder / "index")
+    pieces = plan_units(resolve_inputs([str(path)]), 64 << 20, batch_rows=BLOCK, index_folder=index)
+    return path, lines, pieces
+
+
+def passed_over(pieces: list[InputShard]) -> int:
+    """The decompressed bytes the readers of ``pieces`` pass over before their starts."""
+    return sum(p.byte_range[0] - p.zstd_frame[1] for p in pieces)
+
+
+@pytest.mark.parametrize(
+    ("executor", "frame_bytes"), [("local", None), ("local", 100_000), ("ray2", 100_000)]
+)
+def test_pieces_of_a_large_zstd_jsonl_file_give_the_rows_the_whole_file_gives(
+    c4_path: Path,
+    pile_path: Path,
+    tmp_path: Path,
+    executor: str,
+    frame_bytes: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # each worker decompresses from the frame that holds its piece's start; the rows, ids,
+    # order and counts are those of the file read whole by the zstd reader
+    from curation.io.readers import ZSTD_PASSED_OVER
+
+    path, lines, planned = large_zstd_pieces(c4_path, pile_path, tmp_path, monkeypatch, frame_bytes)
+    data = b"".join(lines)
+    disk = path.read_bytes()
+    assert planned[0].byte_range[0] == 0 and planned[-1].byte_range[1] == len(data)
+    for piece in planned:
+        start = piece.byte_range[0]
+        assert piece.first_line == data[:start].count(b"\n") and piece.first_line % BLOCK == 0
+        assert "(decompressed bytes " in piece.label and piece.gzip_index is None
+        at, first = piece.zstd_frame
+        assert disk[at : at + 4] == b"\x28\xb5\x2f\xfd" and first <= start
+        if frame_bytes:  # the last frame that begins at or before the piece
+            assert start - first < frame_bytes
+    if frame_bytes is None:
+        # one frame: each reader decompresses the file from its start, so the pieces are
+        # fewer and larger than the target asks (2 * 4 + 1 at most)
+        assert 2 <= len(planned) <= 2 * ZSTD_PASSED_OVER + 1
+        assert {p.zstd_frame for p in planned} == {(0, 0)}
+    else:
+        assert len(planned) >= 12 and len({p.zstd_frame for p in planned}) == len(planned)
+    assert passed_over(planned) <= ZSTD_PASSED_OVER * len(data)
+    sizes = [p.size for p in planned]
+    assert sum(sizes) == pytest.approx(path.stat().st_size, rel=0.01)
+    second = pieces_give_the_whole_file_s_rows(path, lines, tmp_path, executor)
+    assert second["shards"]["total"] == len(planned)
+    # the blocks and frames the planner found are kept under _work/ for a run that goes on
+    [record] = (tmp_path / "pieces" / "_work" / "gzip_index").iterdir()
+    assert record.name.endswith(".zstd.json")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 120), min_size=10, max_size=80),
+    frame_bytes=st.one_of(st.none(), st.integers(1, 2_000)),
+    block=st.integers(1, 5),
+    target=st.integers(1, 300),
+)
+def test_zstd_pieces_read_every_line_once_in_order(
+    lengths: list[int], frame_bytes: int | None, block: int, target: int
+) -> None:
+    """Whatever the frames, blocks and target: the pieces tile the decompressed bytes; each
+    enters at the last frame that begins at or before it; all pass over at most
+    ``ZSTD_PASSED_OVER`` times the file; and read one after another, they give the lines
+    the whole file gives, in order."""
+    import hashlib
+    import tempfile
+
+    from curation.io.readers import ZSTD_PASSED_OVER, _piece_chunks, _zstd_line_pieces
+
+    # text that compresses little, so that the target on disk makes several pieces
+    words = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(8)).hex().encode()
+    data = b"".join(words[i : i + n] + b"\n" for i, n in enumerate(lengths))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.jsonl.zst"
+        zstd_frames(data, path, frame_bytes)
+        [file] = resolve_inputs([str(path)])
+        pieces = _zstd_line_pieces(file, target, block, None)
+        event(f"pieces: {min(len(pieces), 5)}")
+        if not pieces:
+            return
+        shards = inputs._line_shards(file, pieces, None)
+        assert shards[0].byte_range[0] == 0 and shards[-1].byte_range[1] == len(data)
+        for one, two in itertools.pairwise(shards):
+            assert one.byte_range[1] == two.byte_range[0]
+        read = b""
+        for shard in shards:
+            start = shard.byte_range[0]
+            first = shard.zstd_frame[1]
+            assert first <= start
+            if frame_bytes:
+                assert start - first < frame_bytes
+            with _piece_chunks(shard) as chunks:
+                read += b"".join(chunks)
+        assert read == data
+        assert passed_over(shards) <= ZSTD_PASSED_OVER * len(data)
+
+
+def test_a_zstd_file_is_decompressed_once_to_find_its_pieces(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a run that goes on finds the pieces from the record of the blocks and frames; a file
+    # changed since is decompressed again, and its old record deleted
+    from curation.io import readers
+
+    path, lines, planned = large_zstd_pieces(c4_path, pile_path, tmp_path, monkeypatch, 100_000)
+    planned_from = []
+    plain = readers._zstd_chunks
+
+    def counted(raw: object, *args: object, **kwargs: object) -> Iterator[bytes]:
+        if "frames" in kwargs:  # the planner's pass, not a reader's
+            planned_from.append(getattr(raw, "name", ""))
+        return plain(raw, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readers, "_zstd_chunks", counted)
+    recipe = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
+    first = run_local(recipe, tmp_path / "run")
+    assert planned_from == [str(path)] and first["shards"]["total"] == len(planned)
+    shards = tmp_path / "run" / "_work" / "seg1" / "shards"
+    for piece in planned[::3]:
+        (shards / piece.key / "_SUCCESS.json").unlink()
+    again = run_local(recipe, tmp_path / "run")
+    assert planned_from == [str(path)]  # not again
+    assert again["shards"]["resumed"] > 0 and again["rows"] == first["rows"]
+    records = tmp_path / "run" / "_work" / "gzip_index"
+    before = sorted(records.iterdir())
+    zstd_frames(b"".join(lines[:-200]), path, 100_000)  # changed: 200 lines fewer
+    third = run_local(recipe, tmp_path / "run")
+    assert planned_from == [str(path)] * 2
+    assert third["rows"]["read"] < first["rows"]["read"]
+    after = sorted(records.iterdir())
+    assert len(after) == 1 and after != before
+
+
+def test_a_zstd_file_that_cannot_be_read_to_its_end_is_read_whole(
+    c4_path: Path, pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "_MIN_LINE_PIECE_BYTES", 150_000)
+    lines = one_large_jsonl(c4_path, pile_path, tmp_path / "big.jsonl")
+    truncated = tmp_path / "truncated.jsonl.zst"
+    zstd_frames(b"".join(lines), truncated, 100_000)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size * 2 // 3])
+    index = str(tmp_path / "index")
+    files = resolve_inputs([str(truncated)])
+    assert plan_units(files, 64 << 20, batch_rows=BLOCK, index_folder=index) == files
+    assert not Path(index).exists()  # nothing kept of it
+    recipe = f"input: {{batch_rows: {BLOCK}}}\n" + STAGES
+    with pytest.raises(CorruptInputError, match=r"truncated.jsonl.zst: cannot read past line"):
+        run_local(recipe_of(recipe, truncated), tmp_path / "truncated")
+
+
+@pytest.mark.parametrize("frame_bytes", [None, 100_000])
+def test_a_piece_of_a_zstd_file_that_changed_is_an_error(
+    c4_path: Path,
+    pile_path: Path,
+    tmp_path: Path,
+    frame_bytes: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from curation.io.readers import read_shard
+    from curation.recipe import InputSpec
+
+    path, lines, pieces = large_zstd_pieces(c4_path, pile_path, tmp_path, monkeypatch, frame_bytes)
+    spec = InputSpec(paths=[str(path)], batch_rows=BLOCK)
+    assert sum(len(b) for p in pieces for b in read_shard(p, spec)) > 2000
+    piece = pieces[3]
+    # the first line removed: every cut moves (and the frames, when there are several)
+    zstd_frames(b"".join(lines[1:]), path, frame_bytes)
+    problem = (
+        "its decompressed bytes have no line break where this piece of them begins or ends"
+        if frame_bytes is None
+        else r"no zstd frame begins at byte [\d,]+ of the file, where the run found one"
+    )
+    with pytest.raises(
+        InputError,
+        match=rf"\(decompressed bytes \d+-\d+\): {problem}, so it changed after the run was "
+        "planned: run the command again with --overwrite",
+    ):
+        list(read_shard(piece, spec))
+    # a piece that begins or ends inside a line, as a file changed otherwise would give
+    zstd_frames(b"".join(lines), path, frame_bytes)
+    start, stop = piece.byte_range
+    for moved in [(start + 1, stop), (start, stop - 1)]:
+        with pytest.raises(InputError, match="have no line break where this piece of them"):
+            list(read_shard(dataclasses.replace(piece, byte_range=moved), spec))
+    # cut short before the piece begins
+    path.write_bytes(path.read_bytes()[: piece.size])
+    with pytest.raises(InputError, match="changed after the run was planned"):
+        list(read_shard(piece, spec))
 
 
 # ------------------------------------------------------------------ large WARC files
