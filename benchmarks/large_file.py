@@ -238,7 +238,7 @@ def planning(path: Path, batch: int | None) -> str:
         f"Planning alone: {len(pieces)} pieces of {text / 1e6:.1f} MB decompressed in "
         f"{planned:.2f} s ({text / 1e6 / planned:.0f} MB/s; decompressing it once with the "
         f"reader's decompressor: {inflate:.2f} s), seek index and blocks "
-        f"{index / 1e3:.0f} kB ({index / path.stat().st_size:.1%} of the file)"
+        f"{index / 1e3:.1f} kB ({index / path.stat().st_size:.2%} of the file)"
         + (f"; the pieces' readers pass over {passed / text:.2f} times the file" if passed else "")
     )
 

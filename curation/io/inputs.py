@@ -220,9 +220,9 @@ def plan_units(
 
     ``unit_bytes`` 0 leaves every file alone; so does a file of unknown size, a Parquet
     file of one row group or whose footer cannot be read (its reader then says why), and
-    a JSONL or WARC file compressed otherwise (or JSONL gzip'd, without
-    ``index_folder``) or remote (it cannot be read from the middle, or would be
-    downloaded twice). The same files give the same shards."""
+    a JSONL or WARC file compressed otherwise (bz2, xz, a zstd'd WARC file, JSONL
+    gzip'd without ``index_folder``) or remote (it cannot be read from the middle, or
+    would be downloaded twice). The same files give the same shards."""
     if unit_bytes <= 0 or not files:
         return files
     total = sum(s.size or 0 for s in files)
