@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gzip
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -813,23 +814,39 @@ def test_a_gzipped_file_is_decompressed_once_to_find_its_pieces(
         return plain(raw, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(readers, "_gzip_chunks", counted)
+    changed = functools.partial(gzip_members, b"".join(lines[:-200]), path)
+    before, after = planned_once_until_changed(path, planned, tmp_path, decompressed, changed)
+    assert len(after) == 2 and not set(after) & set(before)
+
+
+def planned_once_until_changed(
+    path: Path,
+    planned: list[InputShard],
+    tmp_path: Path,
+    passes: list[str],
+    change: Callable[[], None],
+) -> tuple[list[Path], list[Path]]:
+    """Run ``LARGE_STAGES`` over the compressed file at ``path`` (its ``planned`` pieces);
+    lose every third piece's result and run again; ``change`` the file (200 lines fewer)
+    and run again. ``passes`` gets the file each time the planner decompresses it (the
+    caller counts): once for the first two runs, once more for the changed file. What
+    ``_work/gzip_index/`` held before and after the change."""
     recipe = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
     first = run_local(recipe, tmp_path / "run")
-    assert decompressed == [str(path)] and first["shards"]["total"] == len(planned)
+    assert passes == [str(path)] and first["shards"]["total"] == len(planned)
     shards = tmp_path / "run" / "_work" / "seg1" / "shards"
     for piece in planned[::3]:
         (shards / piece.key / "_SUCCESS.json").unlink()
     again = run_local(recipe, tmp_path / "run")
-    assert decompressed == [str(path)]  # not again
+    assert passes == [str(path)]  # not again
     assert again["shards"]["resumed"] > 0 and again["rows"] == first["rows"]
-    index = tmp_path / "run" / "_work" / "gzip_index"
-    before = sorted(index.iterdir())
-    gzip_members(b"".join(lines[:-200]), path)  # changed: 200 lines fewer
+    kept = tmp_path / "run" / "_work" / "gzip_index"
+    before = sorted(kept.iterdir())
+    change()
     third = run_local(recipe, tmp_path / "run")
-    assert decompressed == [str(path)] * 2
+    assert passes == [str(path)] * 2
     assert third["rows"]["read"] < first["rows"]["read"]
-    after = sorted(index.iterdir())
-    assert len(after) == 2 and not set(after) & set(before)
+    return before, sorted(kept.iterdir())
 
 
 def test_a_gzipped_file_that_cannot_be_indexed_is_read_whole(
@@ -1036,7 +1053,7 @@ def test_a_zstd_file_is_decompressed_once_to_find_its_pieces(
     from curation.io import readers
 
     path, lines, planned = large_zstd_pieces(c4_path, pile_path, tmp_path, monkeypatch, 100_000)
-    planned_from = []
+    planned_from: list[str] = []
     plain = readers._zstd_chunks
 
     def counted(raw: object, *args: object, **kwargs: object) -> Iterator[bytes]:
@@ -1045,22 +1062,8 @@ def test_a_zstd_file_is_decompressed_once_to_find_its_pieces(
         return plain(raw, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(readers, "_zstd_chunks", counted)
-    recipe = recipe_of(f"input: {{batch_rows: {BLOCK}}}\n" + LARGE_STAGES, path)
-    first = run_local(recipe, tmp_path / "run")
-    assert planned_from == [str(path)] and first["shards"]["total"] == len(planned)
-    shards = tmp_path / "run" / "_work" / "seg1" / "shards"
-    for piece in planned[::3]:
-        (shards / piece.key / "_SUCCESS.json").unlink()
-    again = run_local(recipe, tmp_path / "run")
-    assert planned_from == [str(path)]  # not again
-    assert again["shards"]["resumed"] > 0 and again["rows"] == first["rows"]
-    records = tmp_path / "run" / "_work" / "gzip_index"
-    before = sorted(records.iterdir())
-    zstd_frames(b"".join(lines[:-200]), path, 100_000)  # changed: 200 lines fewer
-    third = run_local(recipe, tmp_path / "run")
-    assert planned_from == [str(path)] * 2
-    assert third["rows"]["read"] < first["rows"]["read"]
-    after = sorted(records.iterdir())
+    changed = functools.partial(zstd_frames, b"".join(lines[:-200]), path, 100_000)
+    before, after = planned_once_until_changed(path, planned, tmp_path, planned_from, changed)
     assert len(after) == 1 and after != before
 
 
