@@ -70,6 +70,8 @@ bench: setup
 	$(BIN)/python benchmarks/large_file.py --format parquet
 	$(BIN)/python benchmarks/large_file.py --format jsonl
 	$(BIN)/python benchmarks/large_file.py --format jsonl.gz
+	$(BIN)/python benchmarks/large_file.py --format jsonl.zst
+	$(BIN)/python benchmarks/large_file.py --format jsonl.zst --frame-mb 4
 	$(BIN)/python benchmarks/large_file.py --format warc.gz
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/pii.py
