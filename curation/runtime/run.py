@@ -330,7 +330,8 @@ def _plan_units(
 ) -> list[InputShard]:
     """``plan_units``, saying on stderr (``progress``) while it counts the lines of large
     JSONL files (and decompresses and indexes the gzip'd ones, their seek indexes written
-    to ``indexes``) and the records of large WARC files, and while it reads the footers of
+    to ``indexes``, and decompresses the zstd'd ones, their blocks and frames kept there)
+    and the records of large WARC files, and while it reads the footers of
     Parquet files that are remote (a request each)."""
 
     def count(large: list[InputShard], kind: str) -> str:
