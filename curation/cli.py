@@ -680,14 +680,11 @@ def inspect_command(
     """Summarise a run folder or a shard: rows kept and dropped by stage and reason, the
     quantiles and a histogram of every score column; with --where, --sort or --around,
     show documents with their scores."""
-    import polars as pl
-    import pyarrow as pa
-
     from curation.inspect import shards, terminal
 
     try:
         source = shards.open_source(path)
-        try:
+        with shards.reading(source):
             if where or sort or around or status != "all":
                 frame = shards.browse(
                     source, where=where, sort=sort, limit=limit, around=around, status=status
@@ -698,8 +695,6 @@ def inspect_command(
                 click.echo(terminal.format_rows(frame, focus))
                 return
             seen = shards.overview(source, bins)
-        except (pl.exceptions.PolarsError, pa.ArrowException) as err:
-            raise shards.unreadable(source, err) from None
         click.echo(f"{source.path}: {len(source.files)} Parquet file(s)")
         if source.unfinished:
             click.echo(source.unfinished_line())
@@ -723,17 +718,12 @@ def inspect_command(
 def report_command(path: str, output: str) -> None:
     """Write one self-contained HTML page about a run folder or a shard: score histograms
     with threshold lines, the drop funnel, example documents for every drop reason."""
-    import polars as pl
-    import pyarrow as pa
-
     from curation.inspect import report, shards
 
     try:
         source = shards.open_source(path)
-        try:
+        with shards.reading(source):
             written = report.write_report(source, output)
-        except (pl.exceptions.PolarsError, pa.ArrowException) as err:
-            raise shards.unreadable(source, err) from None
     except shards.InspectError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {written} ({written.stat().st_size / 1e3:,.0f} kB)", err=True)

@@ -18,7 +18,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,6 +428,13 @@ def parse_sort(spec: str, schema: pl.Schema) -> tuple[str, bool]:
     return column, descending
 
 
+def cannot_read(path: Path | str, err: BaseException, then: str) -> str:
+    """The message for the Parquet file ``path`` that ``err`` could not read: its first
+    line, and what to do, ``then`` being the command to run again after."""
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return f"{path}: cannot be read as Parquet ({first}): replace or remove it, then {then}"
+
+
 def unreadable(source: Source, err: Exception) -> InspectError:
     """The error to show for ``err``, a polars or Arrow error met reading ``source``: the
     file that cannot be read as Parquet, found by reading each file's footer, then its
@@ -438,12 +447,20 @@ def unreadable(source: Source, err: Exception) -> InspectError:
             for _ in pq.ParquetFile(path).iter_batches(batch_size=65536):
                 pass
         except (pa.ArrowException, OSError) as bad:
-            first = str(bad).splitlines()[0] if str(bad) else type(bad).__name__
-            return InspectError(
-                f"{path}: cannot be read as Parquet ({first}): replace or remove it, then "
-                "run the command again"
-            )
+            return InspectError(cannot_read(path, bad, "run the command again"))
     return InspectError(f"reading {source.path} failed: {str(err).splitlines()[0]}")
+
+
+@contextmanager
+def reading(source: Source) -> Iterator[None]:
+    """A polars or Arrow error reading ``source`` in the body raised as ``unreadable``'s
+    ``InspectError``, which names the damaged file."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pl.exceptions.PolarsError, pa.ArrowException) as err:
+        raise unreadable(source, err) from None
 
 
 def check_column(column: str, schema: pl.Schema) -> None:

@@ -56,7 +56,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from curation.inspect.shards import FINISH_IT, REASON, Overview, Source, open_source
+from curation.inspect.shards import (
+    FINISH_IT,
+    REASON,
+    Overview,
+    Source,
+    cannot_read,
+    open_source,
+)
 from curation.io.writers import SchemaConflictError, cast_to, unify_parts
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -160,10 +167,7 @@ def _readable(path: Path) -> Iterator[None]:
     try:
         yield
     except (pa.ArrowException, OSError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ExportError(
-            f"{path}: cannot be read as Parquet ({first}): replace or remove it, then export again"
-        ) from None
+        raise ExportError(cannot_read(path, err, "export again")) from None
 
 
 def _export_schema(source: Source, schemas: list[pa.Schema], files: list[Path]) -> pa.Schema:
