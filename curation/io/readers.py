@@ -597,8 +597,14 @@ def _gzip_line_pieces(
     blocks = _gzip_blocks(file, block_lines, index)
     if not blocks:
         return []
-    total = blocks[-1][1]  # decompressed bytes
-    return _joined(blocks, max(1, target * total // max(1, file.size or total)))
+    return _joined(blocks, _decompressed_target(file, blocks, target))
+
+
+def _decompressed_target(file: InputShard, blocks: list[LinePiece], target: int) -> int:
+    """The decompressed bytes that hold about ``target`` bytes of the compressed ``file``
+    on disk, whose ``blocks`` end where its decompressed bytes do."""
+    total = blocks[-1][1]
+    return max(1, target * total // max(1, file.size or total))
 
 
 def _gzip_blocks(file: InputShard, block_lines: int, index: str) -> list[LinePiece]:
@@ -664,11 +670,11 @@ def _zstd_line_pieces(
         return []
     blocks, frames = found
     total = blocks[-1][1]  # decompressed bytes
-    wanted = max(1, target * total // max(1, file.size or total))
-    starts = [first for _, first in frames]
+    wanted = _decompressed_target(file, blocks, target)
+    frame_of = {block[0]: frame for block, frame in zip(blocks, frames, strict=True)}
     while True:
-        pieces = _joined(blocks, wanted)
-        entered = [frames[bisect.bisect_right(starts, p[0]) - 1] for p in pieces]
+        pieces = _joined(blocks, wanted)  # each begins where a block does
+        entered = [frame_of[p[0]] for p in pieces]
         passed = sum(p[0] - first for p, (_, first) in zip(pieces, entered, strict=True))
         if passed <= ZSTD_PASSED_OVER * total:
             return [(*p, disk, first) for p, (disk, first) in zip(pieces, entered, strict=True)]
@@ -679,14 +685,14 @@ def _zstd_blocks(
     file: InputShard, block_lines: int, record: str | None
 ) -> tuple[list[LinePiece], list[tuple[int, int]]] | None:
     """The blocks of ``block_lines`` lines of the zstd'd ``file``, each as a piece (see
-    ``line_pieces``), and where the frames that the blocks begin in begin (on disk,
+    ``line_pieces``), and for each block where the frame it begins in begins (on disk,
     decompressed); found again from ``record`` when that was written for this
     ``block_lines``, and written there otherwise. None when the file cannot be cut
     (unreadable, truncated, damaged, not JSON lines)."""
     if record is not None and os.path.exists(record):
         kept = orjson.loads(Path(record).read_bytes())
-        if kept.get("block_lines") == block_lines:
-            return [tuple(b) for b in kept["blocks"]], [tuple(f) for f in kept["frames"]]
+        if kept.get("block_lines") == block_lines and "block_frames" in kept:
+            return [tuple(b) for b in kept["blocks"]], [tuple(f) for f in kept["block_frames"]]
     frames: list[tuple[int, int]] = []
     try:
         with open(file.url, "rb") as raw:
@@ -695,15 +701,13 @@ def _zstd_blocks(
         return None  # its reader says what is wrong
     if not blocks:
         return None
-    # a piece begins where a block does: the frames a block begins in are all it enters at
     starts = [first for _, first in frames]
-    entries = {frames[bisect.bisect_right(starts, block[0]) - 1] for block in blocks}
-    frames = sorted(entries)
+    entered = [frames[bisect.bisect_right(starts, block[0]) - 1] for block in blocks]
     if record is not None:
-        kept = {"block_lines": block_lines, "blocks": blocks, "frames": frames}
+        kept = {"block_lines": block_lines, "blocks": blocks, "block_frames": entered}
         Path(record).parent.mkdir(parents=True, exist_ok=True)
         write_atomic_bytes(Path(record), orjson.dumps(kept), durable=False)
-    return blocks, frames
+    return blocks, entered
 
 
 def _write_gzip_index(url: str, path: str, out: dict[str, Any]) -> None:
