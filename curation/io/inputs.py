@@ -284,7 +284,7 @@ def _line_shards(
         return [file]
     gzipped = file.format == "jsonl" and file.gzipped
     index = gzip_index(index_folder, file) if gzipped and index_folder else None
-    decompressed = index is not None or len(pieces[0]) == 6
+    decompressed = index is not None or (file.format == "jsonl" and file.zstd)
     ratio = (file.size or 0) / pieces[-1][1] if decompressed else 1.0
     return [
         InputShard(
