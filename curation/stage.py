@@ -10,6 +10,7 @@ executors into one pass over the data.
 from __future__ import annotations
 
 import importlib
+import inspect
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -197,9 +198,12 @@ def stage_class(name: str) -> type[MapStage]:
 
 
 def describe_params(params: type[StageParams]) -> list[dict[str, Any]]:
-    """Each parameter of a stage as ``{name, type, default, help}``, in declaration order."""
+    """Each parameter of a stage as ``{name, type, default, help}``, in declaration order:
+    the stage's own first, then those it shares with other stages (a base class's)."""
+    own = set(inspect.get_annotations(params))
+    fields = sorted(params.model_fields.items(), key=lambda item: item[0] not in own)
     rows = []
-    for name, field in params.model_fields.items():
+    for name, field in fields:
         annotation = field.annotation
         if typing.get_origin(annotation) is typing.Literal:  # the choices, not "Literal"
             type_name = " | ".join(repr(choice) for choice in typing.get_args(annotation))

@@ -27,6 +27,14 @@ def test_stages_lists_parameters_defaults_and_help() -> None:
     assert "PydanticUndefined" not in result.output and "Literal" not in result.output
     listing = json.loads(CliRunner().invoke(main, ["stages", "--json"]).output)
     assert set(listing) >= {"length_filter", "sample"}
+    # a stage's own parameters first, then those it shares (how its models run)
+    names = [p["name"] for p in listing["lm_loss"]["params"]]
+    assert names == ["model", "name", "batch_size", "device", "precision", "compile"]
+    assert [p["name"] for p in listing["color_filter"]["params"]][:3] == [
+        "prior",
+        "conditional",
+        "tau",
+    ]
 
 
 def test_run_local_with_overrides(pile_path: Path, tmp_path: Path) -> None:
