@@ -9,12 +9,23 @@ Losses are natural-log cross entropy per predicted token. A document is scored a
 the number of pieces plus one; documents longer than the context are cut into windows
 that each start from the previous window's last token, so every token is predicted once.
 Bits per character are ``loss_sum / ln 2 / characters``.
+
+Precision: ``auto`` runs the model under bf16 autocast on a CUDA GPU that computes bf16
+natively and in fp32 elsewhere, so a CPU gives the same figures on every CPU type;
+``bf16`` asks for autocast on the CPU too, which pays on CPUs with AMX or AVX512-BF16
+(``native_bf16``) for wide models (``CPU_BF16_WIDTH``); ``fp32`` never autocasts. Losses
+are always summed in fp32 or wider. ``compile`` runs the model through ``torch.compile``
+(TorchInductor: Triton kernels on a GPU, C++ on the CPU, where it needs a C++ compiler).
+Compiling costs tens of seconds up front; on a 2-core CPU it made the 25m preset no
+faster (benchmarks/RESULTS.md), so it is for GPUs, where it is not measured yet.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,8 +40,15 @@ from curation.lm.model import GPT, PRESETS, LMConfig
 from curation.lm.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer, train_lm_tokenizer
 
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.model"
-#: Peak dense bf16 tensor FLOP/s by device name, for model FLOPs utilisation.
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+#: Peak dense bf16 tensor FLOP/s by a part of the device's name, the most specific part
+#: first (NVIDIA's datasheets; the H100's PCIe and NVL cards run slower clocks than SXM).
+PEAK_FLOPS = {
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+}
 
 
 @dataclass(frozen=True)
@@ -48,16 +66,26 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     held_out: float = 0.05
+    precision: str = "auto"
+    compile: bool = False
+
+
+#: What ``precision`` may say (module docstring).
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
 class LanguageModel:
-    """A model, its tokenizer and its checkpoint metadata, on ``device``."""
+    """A model, its tokenizer and its checkpoint metadata, on ``device``; ``bf16``: scored
+    under bf16 autocast; ``runner``: what the forward passes call (the model compiled by
+    ``torch.compile``), or None for the model itself."""
 
     model: GPT
     tokenizer: Any
     meta: dict[str, Any]
     device: torch.device
+    bf16: bool = False
+    runner: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -77,6 +105,62 @@ def pick_device(device: str = "auto") -> torch.device:
             "or cpu"
         )
     return where
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 matrices in hardware: a CUDA GPU of compute
+    capability 8.0 or later, or a CPU with AMX or AVX512-BF16 (Intel Xeon from Cooper and
+    Sapphire Rapids on, AMD from Zen 4 on)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, so guarded
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to run the model under bf16 autocast on ``device``: ``bf16`` yes, ``fp32``
+    no, ``auto`` on a CUDA GPU with native bf16 only. Another value is an error."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return device.type == "cuda" and native_bf16(device)
+    return precision == "bf16"
+
+
+#: Width from which bf16 pays on a CPU with AMX: measured on one, the 25m preset (512)
+#: trained 1.8x as fast in bf16, the small one (256) 1.2x, the tiny one (64) 0.6x.
+CPU_BF16_WIDTH = 512
+
+
+def precision_note(precision: str, device: torch.device, width: int) -> str | None:
+    """One line worth telling a user about ``precision`` on ``device`` for a model of
+    ``width`` (d_model), or None: bf16 asked for where it is emulated (slower than fp32),
+    or fp32 chosen by ``auto`` for a wide model on a CPU that computes bf16 natively."""
+    if precision == "bf16" and not native_bf16(device):
+        return f"{device} computes bf16 without hardware support: expect it slower than fp32"
+    if precision == "auto" and device.type == "cpu" and width >= CPU_BF16_WIDTH:
+        if native_bf16(device):
+            return (
+                "this CPU computes bf16 natively (AMX or AVX512-BF16): --precision bf16 "
+                "trains a model this wide about 1.8x as fast here, at bf16's rounding"
+            )
+    return None
+
+
+def compile_model(
+    model: GPT, device: torch.device, *, dynamic: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` compiled by ``torch.compile`` (``dynamic``: for inputs of changing
+    length, as the scorer's batches are). On the CPU TorchInductor writes and builds C++,
+    so a missing compiler is an error that says what to install, before any work."""
+    if device.type == "cpu" and not any(
+        shutil.which(name) for name in (os.environ.get("CXX") or "g++", "clang++", "c++")
+    ):
+        raise ValueError(
+            "compile on the CPU needs a C++ compiler for torch.compile (TorchInductor): "
+            "install g++ (apt install g++) or set CXX, or leave compile off"
+        )
+    return torch.compile(model, dynamic=dynamic)  # type: ignore[return-value]
 
 
 def encode_documents(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
@@ -134,10 +218,12 @@ def train_lm(
     one of ``tokenizer_from``, a checkpoint folder or a ``tokenizer.model`` file, so that
     models trained on different data share a vocabulary and their token losses compare),
     or from the checkpoint ``init`` (its tokenizer and shape: fine-tuning). Returns the
-    checkpoint's metadata: shape, training settings, tokens seen, throughput
-    (tokens/s and, on a GPU of known peak, model FLOPs utilisation), held-out loss and
-    bits per character. ``placement`` (for example the GPUs Ray gave the task) is
-    recorded as given under ``training.placement``.
+    checkpoint's metadata: shape, training settings (``precision`` as it resolved on this
+    device: ``bf16`` or ``fp32``), tokens seen, throughput (tokens/s from the second step
+    on, since the first pays for compiling and warm-up; on a GPU of known peak, model
+    FLOPs utilisation too), held-out loss and bits per character. ``placement`` (for
+    example the GPUs Ray gave the task) is recorded as given under
+    ``training.placement``.
     """
     train = train or TrainConfig()
     out = Path(output)
@@ -145,6 +231,7 @@ def train_lm(
         raise FileExistsError(f"{out} exists and is not empty: choose another --output")
     torch.manual_seed(train.seed)
     where = pick_device(device)
+    bf16 = use_bf16(train.precision, where)
     fit, held = split_held_out(list(texts), train.held_out, train.seed)
     if not fit:
         raise ValueError("no documents to train on")
@@ -172,10 +259,15 @@ def train_lm(
     steps = train.steps
     if train.epochs is not None:
         steps = max(1, math.ceil(train.epochs * len(blocks) / train.batch_size))
+    forward = compile_model(model, where, dynamic=False) if train.compile else model
     log(
         f"train-lm: {model.parameter_count():,} parameters, {len(fit):,} documents, "
-        f"{blocks.numel():,} tokens in {len(blocks):,} blocks, {steps:,} steps on {where}"
+        f"{blocks.numel():,} tokens in {len(blocks):,} blocks, {steps:,} steps on {where} "
+        f"({'bf16' if bf16 else 'fp32'}{', compiled' if train.compile else ''})"
     )
+    note = precision_note(train.precision, where, config.d_model)
+    if note:
+        log(f"train-lm: {note}")
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -186,7 +278,8 @@ def train_lm(
     )
     generator = torch.Generator().manual_seed(train.seed)
     order = torch.randperm(len(blocks), generator=generator)
-    cursor, seen, started, last_loss = 0, 0, time.perf_counter(), float("nan")
+    cursor, seen, last_loss = 0, 0, float("nan")
+    timed, started = 0, time.perf_counter()  # tokens and clock of the steps timed
     model.train()
     for step in range(steps):
         if cursor + train.batch_size > len(order):
@@ -195,28 +288,34 @@ def train_lm(
         cursor += train.batch_size
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, train, steps)
-        with torch.autocast(where.type, dtype=torch.bfloat16, enabled=where.type == "cuda"):
-            logits = model(batch[:, :-1])
+        with torch.autocast(where.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = forward(batch[:, :-1])
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
         seen += batch[:, 1:].numel()
+        timed += batch[:, 1:].numel()
         if step % max(1, steps // 10) == 0 or step == steps - 1:
             last_loss = loss.item()
-            rate = seen / (time.perf_counter() - started)
+            rate = timed / (time.perf_counter() - started)
             log(f"train-lm: step {step + 1:,}/{steps:,} loss {last_loss:.3f} {rate:,.0f} tokens/s")
+        if step == 0 and steps > 1:  # compiling and warm-up end with the first step
+            if where.type == "cuda":
+                torch.cuda.synchronize()
+            timed, started = 0, time.perf_counter()
     if where.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    tokens_per_s = seen / elapsed
-    peak = next((v for k, v in PEAK_FLOPS.items() if k in _device_name(where)), None)
+    tokens_per_s = timed / elapsed
+    peak = gpu_peak_flops(_device_name(where)) if bf16 else None
     meta: dict[str, Any] = {
         "model": config.to_dict(),
         "parameters": model.parameter_count(),
         "training": {
             **asdict(train),
+            "precision": "bf16" if bf16 else "fp32",
             "steps": steps,
             "preset": None if init else preset,
             "init": str(init) if init else None,
@@ -235,7 +334,7 @@ def train_lm(
         },
     }
     if held:
-        lm = LanguageModel(model, tokenizer, meta, where)
+        lm = LanguageModel(model, tokenizer, meta, where, bf16=bf16)
         losses = document_losses(lm, held)
         total, chars = float(np.nansum(losses["loss_sum"])), int(losses["chars"].sum())
         meta["held_out"] = {
@@ -246,6 +345,12 @@ def train_lm(
         log(f"train-lm: held-out loss {held_loss:.3f}, {held_bpc:.3f} bits/char")
     save_lm(model, meta, out)
     return meta
+
+
+def gpu_peak_flops(name: str) -> float | None:
+    """Peak dense bf16 FLOP/s of the GPU called ``name`` (``PEAK_FLOPS``), None when not
+    known. Model FLOPs utilisation is taken against it only for bf16 runs."""
+    return next((peak for part, peak in PEAK_FLOPS.items() if part in name), None)
 
 
 def _device_name(device: torch.device) -> str:
@@ -282,8 +387,12 @@ def check_checkpoint(folder: str | Path) -> Path:
     return path
 
 
-def load_lm(folder: str | Path, device: str = "auto") -> LanguageModel:
-    """Load a checkpoint folder onto ``device`` (``auto``: a GPU when there is one)."""
+def load_lm(
+    folder: str | Path, device: str = "auto", precision: str = "auto", compile: bool = False
+) -> LanguageModel:
+    """Load a checkpoint folder onto ``device`` (``auto``: a GPU when there is one), to be
+    scored at ``precision`` and, with ``compile``, through ``torch.compile`` (module
+    docstring)."""
     from safetensors.torch import load_file
 
     path = check_checkpoint(folder)
@@ -295,7 +404,9 @@ def load_lm(folder: str | Path, device: str = "auto") -> LanguageModel:
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path / WEIGHTS} cannot be loaded: {err}") from None
     model.to(where).eval()
-    return LanguageModel(model, load_tokenizer(path / TOKENIZER), meta, where)
+    bf16 = use_bf16(precision, where)
+    runner = compile_model(model, where, dynamic=True) if compile else None
+    return LanguageModel(model, load_tokenizer(path / TOKENIZER), meta, where, bf16, runner)
 
 
 def _windows(ids: list[int], span: int) -> list[list[int]]:
@@ -352,7 +463,7 @@ def document_losses(
     # the next batch while the device runs this one (a copy per batch waits for each)
     window_loss = torch.zeros(len(windows), dtype=torch.float64, device=lm.device)
     order = np.argsort(sizes, kind="stable")
-    use_bf16 = lm.device.type == "cuda"
+    forward = model if lm.runner is None else lm.runner
     for lo in range(0, len(order), batch_size):
         chosen = order[lo : lo + batch_size]
         width = int(sizes[chosen].max()) + 1
@@ -360,8 +471,8 @@ def document_losses(
         for row, w in enumerate(chosen):
             rows[row, : sizes[w] + 1] = windows[w]
         batch = torch.from_numpy(rows).to(lm.device, non_blocking=True)
-        with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(batch[:, :-1])
+        with torch.autocast(lm.device.type, dtype=torch.bfloat16, enabled=lm.bf16):
+            logits = forward(batch[:, :-1])
         # classes innermost: a transposed (batch, vocab, length) view makes torch's CPU
         # log-softmax stride across memory (3.7x slower for a vocabulary of 8,000)
         losses = F.cross_entropy(

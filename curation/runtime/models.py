@@ -69,6 +69,8 @@ class TrainLMSpec(_Inputs):
     seed: int = 0
     vocab_size: int = Field(8000, ge=300)
     device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    compile: bool = False
 
 
 class TrainPreselectSpec(_Inputs):
@@ -178,6 +180,21 @@ def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) ->
     }
 
 
+def _with_defaults(kind: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A recorded ``entry`` with the default of every setting added to its kind since it
+    was recorded (``precision``, ``compile``): a model built before a setting existed was
+    built as its default says, so it is not built again for that."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        return entry
+    added = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in spec.model_fields.items()
+        if name not in entry and not field.is_required()
+    }
+    return {**added, **entry}
+
+
 def _changed(record: Path, now: dict[str, Any]) -> str | None:
     """Why a complete model must be built again: its ``record`` differs from
     how it would be built ``now``; None to reuse it (no record: made elsewhere)."""
@@ -187,8 +204,8 @@ def _changed(record: Path, now: dict[str, Any]) -> str | None:
         then = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if then.get("kind") != now["kind"] or then.get("entry") != now["entry"]:
-        old, new = then.get("entry") or {}, now["entry"]
+    old, new = _with_defaults(now["kind"], then.get("entry") or {}), now["entry"]
+    if then.get("kind") != now["kind"] or old != new:
         keys = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
         said = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3])
         return f"its entry in the recipe changed since it was built ({said or now['kind']})"
@@ -212,7 +229,13 @@ def _build(
         if out.exists():  # a build cut short: start it again
             shutil.rmtree(out)
         train = TrainConfig(
-            steps=p.steps, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=p.seed
+            steps=p.steps,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            lr=p.lr,
+            seed=p.seed,
+            precision=p.precision,
+            compile=p.compile,
         )
         sources = p.input if p.input != RUN_INPUT else run_inputs
         train_lm(

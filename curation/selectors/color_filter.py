@@ -23,20 +23,19 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curation.batch import TEXT
+from curation.scoring.lm_loss import LMScoringParams
 from curation.selectors.threshold import Threshold, ThresholdParams
-from curation.stage import Resources, StageParams, register
+from curation.stage import Resources, register
 
 SCORE = "color_filter_score"
 
 
-class ColorFilterParams(StageParams):
+class ColorFilterParams(LMScoringParams):
     file_params: ClassVar[tuple[str, ...]] = ("prior", "conditional")
     prior: str = Field(..., description="checkpoint of the prior model (`curate train-lm`)")
     conditional: str = Field(..., description="checkpoint of the prior fine-tuned on target data")
     tau: float = Field(..., gt=1, description="keep the top 1/tau of the dataset")
     by: Literal["count", "chars"] = Field("count", description="1/tau of documents or chars")
-    batch_size: int = Field(32, ge=1, description="sequences per forward pass")
-    device: str = Field("auto", description="auto (a GPU when there is one), cpu, cuda")
 
     @field_validator("prior", "conditional")
     @classmethod
@@ -78,7 +77,10 @@ class ColorFilter(Threshold):
 
         p = self.params
         if self._models is None:
-            models = (load_lm(p.prior, p.device), load_lm(p.conditional, p.device))
+            models = tuple(
+                load_lm(folder, p.device, p.precision, p.compile)
+                for folder in (p.prior, p.conditional)
+            )
             self._models = (*models, same_tokenizer(*models))
         first, second, shared = self._models
         texts = table[TEXT].to_pylist()

@@ -15,14 +15,18 @@ from curation.lm.model import GPT, LMConfig
 from curation.lm.train import (
     TrainConfig,
     check_checkpoint,
+    compile_model,
     document_losses,
     encode_present,
+    gpu_peak_flops,
     learning_rate,
     load_lm,
     pack,
     pick_device,
+    precision_note,
     same_tokenizer,
     train_lm,
+    use_bf16,
 )
 from curation.recipe import RecipeError
 from curation.runtime.executors import ray_gpu_ids
@@ -184,3 +188,109 @@ def test_one_encoding_serves_models_that_share_a_tokenizer(tiny: Path, tmp_path:
     assert not same_tokenizer(lm, load_lm(tmp_path / "other", "cpu"))
     with pytest.raises(ValueError, match="8 encoded documents for 9 texts with text"):
         document_losses(lm, texts, encoded=encoded[:8])
+
+
+def test_precision_is_decided_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not use_bf16("auto", cpu)  # the same figures on every CPU unless asked
+    assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu)
+    monkeypatch.setattr("curation.lm.train.native_bf16", lambda device: True)
+    assert use_bf16("auto", cuda) and not use_bf16("fp32", cuda)
+    monkeypatch.setattr("curation.lm.train.native_bf16", lambda device: False)
+    assert not use_bf16("auto", cuda)  # a GPU before Ampere would emulate bf16
+    with pytest.raises(ValueError, match="unknown precision 'fp16': use auto, bf16, fp32"):
+        use_bf16("fp16", cpu)
+    # what train-lm says: bf16 emulated is slow; fp32 where bf16 would pay is worth a hint
+    assert "without hardware support" in (precision_note("bf16", cpu, 64) or "")
+    monkeypatch.setattr("curation.lm.train.native_bf16", lambda device: True)
+    assert "--precision bf16 trains" in (precision_note("auto", cpu, 512) or "")
+    assert precision_note("auto", cpu, 256) is None  # narrow models gain little or lose
+    assert precision_note("bf16", cpu, 512) is None and precision_note("fp32", cpu, 512) is None
+
+
+def test_bf16_scores_near_fp32_with_padding_still_left_out(tiny: Path) -> None:
+    exact, half = load_lm(tiny, "cpu"), load_lm(tiny, "cpu", precision="bf16")
+    assert half.bf16 and not exact.bf16
+    texts = c4_texts(0, 40)
+    full, rounded = document_losses(exact, texts), document_losses(half, texts, batch_size=40)
+    np.testing.assert_array_equal(full["tokens"], rounded["tokens"])
+    # bf16 keeps 8 bits of mantissa: each document's loss within 2% of fp32's
+    np.testing.assert_allclose(rounded["loss_sum"], full["loss_sum"], rtol=0.02)
+    assert not np.array_equal(rounded["loss_sum"], full["loss_sum"])  # bf16 did run
+    alone = [document_losses(half, [t], batch_size=1)["loss_sum"][0] for t in texts[:4]]
+    np.testing.assert_allclose(alone, rounded["loss_sum"][:4], rtol=0.02)  # padded or not
+
+
+def test_bf16_training_is_seeded_and_recorded(tmp_path: Path) -> None:
+    texts = c4_texts(0, 120)
+    bf16 = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=3, precision="bf16")
+    metas = [
+        train_lm(texts, tmp_path / name, preset="tiny", train=config, vocab_size=800,
+                 log=lambda m: None)
+        for name, config in (("a", bf16), ("b", bf16), ("fp32", QUICK))
+    ]  # fmt: skip
+    assert [m["training"]["precision"] for m in metas] == ["bf16", "bf16", "fp32"]
+    first, second = load_lm(tmp_path / "a", "cpu"), load_lm(tmp_path / "b", "cpu")
+    for (name, x), (_, y) in zip(
+        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    assert metas[0]["held_out"] == metas[1]["held_out"]
+    # the same training in fp32 learns as much, within bf16's rounding
+    assert metas[0]["held_out"]["loss"] == pytest.approx(metas[2]["held_out"]["loss"], rel=0.03)
+    assert metas[0]["held_out"]["loss"] != metas[2]["held_out"]["loss"]
+
+
+@pytest.mark.slow
+def test_a_compiled_model_trains_and_scores_as_the_eager_one(tiny: Path, tmp_path: Path) -> None:
+    """torch.compile (TorchInductor's C++ on the CPU): the same losses to float rounding,
+    over batches of several widths (the scorer's shapes change) and 30 training steps."""
+    eager, compiled = load_lm(tiny, "cpu"), load_lm(tiny, "cpu", compile=True)
+    assert compiled.runner is not None and eager.runner is None
+    texts = [*c4_texts(0, 30), "", " ".join(c4_texts(30, 10))]  # short, blank, windows
+    for batch_size in (4, 32):
+        np.testing.assert_allclose(
+            document_losses(compiled, texts, batch_size)["loss_sum"],
+            document_losses(eager, texts, batch_size)["loss_sum"],
+            rtol=1e-4,
+        )
+    texts = c4_texts(0, 120)
+    fused = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=3, compile=True)
+    plain = train_lm(texts, tmp_path / "e", preset="tiny", train=QUICK, vocab_size=800,
+                     log=lambda m: None)  # fmt: skip
+    said: list[str] = []
+    meta = train_lm(texts, tmp_path / "c", preset="tiny", train=fused, vocab_size=800,
+                    log=said.append)  # fmt: skip
+    assert "30 steps on cpu (fp32, compiled)" in said[0]
+    assert meta["training"]["compile"] is True
+    assert meta["held_out"]["loss"] == pytest.approx(plain["held_out"]["loss"], rel=1e-3)
+    a, b = load_lm(tmp_path / "e", "cpu").model, load_lm(tmp_path / "c", "cpu").model
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_compiling_on_the_cpu_without_a_compiler_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    model = GPT(LMConfig(vocab_size=50, d_model=32, n_layers=1, n_heads=2, seq_len=16))
+    with pytest.raises(ValueError, match=r"needs a C\+\+ compiler .* install g\+\+"):
+        compile_model(model, torch.device("cpu"), dynamic=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "peak"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989e12),  # SXM
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H100 NVL", 835e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("Tesla T4", None),
+    ],
+)
+def test_model_flops_utilisation_is_taken_against_the_cards_own_peak(
+    name: str, peak: float | None
+) -> None:
+    assert gpu_peak_flops(name) == peak

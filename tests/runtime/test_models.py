@@ -83,3 +83,11 @@ def test_a_model_is_built_again_when_its_entry_or_what_it_comes_from_changed(
     Path("m/conditional.build.json").unlink()
     os.utime("target.jsonl")
     assert build(section(6)) == ["models: reusing m/prior", "models: reusing m/conditional"]
+
+    # a record written before a setting existed (precision, compile) stands for the
+    # setting's default: the model is reused, not built again for the new key
+    record = json.loads(Path("m/prior.build.json").read_text())
+    assert record["entry"]["precision"] == "auto" and record["entry"]["compile"] is False
+    del record["entry"]["precision"], record["entry"]["compile"]
+    Path("m/prior.build.json").write_text(json.dumps(record))
+    assert build(section(6)) == ["models: reusing m/prior", "models: reusing m/conditional"]

@@ -98,6 +98,22 @@ def test_lm_loss_stage_writes_the_scorers_numbers(
         assert row["lm_bpc"] == pytest.approx(direct["bpc"][i], rel=1e-5)
 
 
+def test_lm_loss_stage_scores_at_the_precision_asked(
+    models: dict[str, Path], pool: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    folder, _ = pool
+    stage = f"lm_loss: {{model: '{models['prior']}', precision: bf16, batch_size: 16}}"
+    run_local(recipe_of(f"stages:\n  - {stage}\n", folder), tmp_path / "out")
+    kept = {r["id"]: r["lm_loss_sum"] for r in read_output(tmp_path / "out", "kept").to_pylist()}
+    shard = pq.read_table(folder / "part-0.parquet").to_pylist()  # one batch, as the stage
+    texts = [d["text"] for d in shard]
+    half = document_losses(load_lm(models["prior"], "cpu", precision="bf16"), texts, 16)
+    full = document_losses(load_lm(models["prior"], "cpu"), texts, 16)
+    written = np.array([kept[d["id"]] for d in shard])
+    np.testing.assert_allclose(written, half["loss_sum"], rtol=1e-7)
+    assert np.abs(written / full["loss_sum"] - 1).max() > 1e-5  # not the fp32 numbers
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(2, 7).flatmap(lambda k: st.tuples(
     st.permutations(list(range(k))), st.lists(st.permutations(list(range(k))), min_size=1,
