@@ -12,23 +12,28 @@ Models of the same size (23.0 M parameters each):
 
 Each measurement runs in its own process (its peak memory is its own), in turn, and the
 best of ``--repeats`` rounds counts:
-- ``train``: the same loop for both models (AdamW, gradient clipping, bf16 autocast on
-  CUDA, a random batch of blocks a step), ``--warmup`` untimed steps, then ``--steps``
-  timed ones;
+- ``train``: the same loop for both models (AdamW, gradient clipping, autocast at
+  ``--precision``, a random batch of blocks a step), ``--warmup`` untimed steps, then
+  ``--steps`` timed ones;
 - ``train (train_lm)``: the engine's whole trainer as ``curate train-lm`` runs it (its
-  own tokens/s, timed from its first step);
+  own tokens/s, timed from its second step);
 - ``score``: forward passes over full blocks without gradients;
 - ``score (document_losses)``: the engine's per-document scorer over the real documents
   (tokenising, windows, batching by length, padding masked), as ``lm_loss`` runs it.
 
+``--precision`` (auto: bf16 on a GPU, fp32 on the CPU; bf16; fp32) and ``--compile``
+(``torch.compile``, paid for in the untimed first steps) apply to every job alike.
+
 Tokens/s count predicted tokens. MFU = FLOPs per token x tokens/s / peak, with PaLM's
 6N + 12 x layers x width x context per trained token (a third of it per scored token).
-Peak: on CUDA the GPU's dense bf16 rate (``PEAK_FLOPS``); on the CPU the fp32 matrix
-multiply rate measured here on the same threads, so CPU MFU says how close the model gets
-to this machine's own matmul speed.
+Peak: on CUDA the GPU's dense bf16 rate (``PEAK_FLOPS``; no MFU for fp32 runs); on the
+CPU the matrix multiply rate measured here on the same threads at the precision the models
+run in (fp32, or bf16), so CPU MFU says how close the model gets to this machine's own
+matmul speed.
 
     .venv/bin/python benchmarks/lm_throughput.py                 # CPU: about 10 minutes
-    .venv/bin/python benchmarks/lm_throughput.py --batch 64 --steps 50 --warmup 10  # GPU
+    .venv/bin/python benchmarks/lm_throughput.py --precision bf16 --compile   # AMX CPUs
+    .venv/bin/python benchmarks/lm_throughput.py --batch 64 --steps 50 --warmup 10 [--compile]
 """
 
 from __future__ import annotations
@@ -108,16 +113,18 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from curation.lm.train import pick_device
+    from curation.lm.train import pick_device, use_bf16
 
     torch.manual_seed(0)
     device = pick_device(job["device"])
+    bf16 = use_bf16(job["precision"], device)
     if job["what"] == "train_lm":
         return _engine_training(job, device)
     if job["what"] == "document_losses":
         return _engine_scoring(job, device)
     blocks = torch.from_numpy(job["blocks"])
     model = build(job["model"], job["vocab"]).to(device)
+    forward = torch.compile(model) if job["compile"] else model
     batch, steps, warmup = job["batch"], job["steps"], job["warmup"]
     generator = torch.Generator().manual_seed(0)
     picks = [
@@ -132,8 +139,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
                 _sync(device)
                 started = time.perf_counter()
             chunk = blocks[pick].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = _logits(model, chunk[:, :-1])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = _logits(forward, chunk[:, :-1])
             loss = F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten())
             if training:
                 optimizer.zero_grad(set_to_none=True)
@@ -166,6 +173,8 @@ def _engine_training(job: dict[str, Any], device: Any) -> dict[str, Any]:
             batch_size=job["batch"],
             held_out=0.0,
             warmup_steps=1,
+            precision=job["precision"],
+            compile=job["compile"],
         )
         meta = train_lm(
             job["texts"],
@@ -185,10 +194,12 @@ def _engine_training(job: dict[str, Any], device: Any) -> dict[str, Any]:
 
 def _engine_scoring(job: dict[str, Any], device: Any) -> dict[str, Any]:
     from curation.lm.tokenizer import load_tokenizer
-    from curation.lm.train import LanguageModel, document_losses
+    from curation.lm.train import LanguageModel, compile_model, document_losses, use_bf16
 
     model = build("ours", job["vocab"]).to(device).eval()
-    lm = LanguageModel(model, load_tokenizer(job["tokenizer"]), {}, device)
+    runner = compile_model(model, device, dynamic=True) if job["compile"] else None
+    bf16 = use_bf16(job["precision"], device)
+    lm = LanguageModel(model, load_tokenizer(job["tokenizer"]), {}, device, bf16, runner)
     texts = job["texts"]
     document_losses(lm, texts[: job["batch"]], job["batch"])  # warm-up
     _sync(device)
@@ -200,15 +211,17 @@ def _engine_scoring(job: dict[str, Any], device: Any) -> dict[str, Any]:
     return _result(rate, model.flops_per_token() / 3, device, seconds)
 
 
-def cpu_matmul_peak(threads: int, rounds: int = 3, seconds: float = 1.0) -> float:
-    """Best FLOP/s of fp32 matrix multiplies on ``threads`` threads: a square 2,048 one and
-    the output head's shape (4,096 tokens x 512 by 512 x 8,000), ``rounds`` of each."""
+def cpu_matmul_peak(threads: int, bf16: bool, rounds: int = 3, seconds: float = 1.0) -> float:
+    """Best FLOP/s of fp32 (or ``bf16``) matrix multiplies on ``threads`` threads: a square
+    2,048 one and the output head's shape (4,096 tokens x 512 by 512 x 8,000), ``rounds``
+    of each."""
     import torch
 
     torch.set_num_threads(threads)
+    kind = torch.bfloat16 if bf16 else torch.float32
     best = 0.0
     for m, k, n in [(2048, 2048, 2048), (4096, 512, 8000)] * rounds:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=kind), torch.randn(k, n, dtype=kind)
         a @ b
         count, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
@@ -242,6 +255,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model")
     parser.add_argument("--score-docs", type=int, default=400, help="documents for the scorer")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
@@ -249,17 +264,18 @@ def main() -> None:
     import torch
 
     from curation.lm.tokenizer import load_tokenizer, train_lm_tokenizer
-    from curation.lm.train import PEAK_FLOPS, encode_documents, pack, pick_device
+    from curation.lm.train import encode_documents, gpu_peak_flops, pack, pick_device, use_bf16
 
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     threads = torch.get_num_threads()
     if device.type == "cuda":
-        peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+        peak = gpu_peak_flops(name) if use_bf16(args.precision, device) else None
         peak_what = "dense bf16 peak of the GPU"
     else:
-        peak = cpu_matmul_peak(threads)
-        peak_what = f"measured fp32 matmul rate on {threads} threads"
+        bf16 = use_bf16(args.precision, device)
+        peak = cpu_matmul_peak(threads, bf16)
+        peak_what = f"measured {'bf16' if bf16 else 'fp32'} matmul rate on {threads} threads"
     texts = documents(2000)
     work = Path(tempfile.mkdtemp(prefix="lm_throughput-"))
     print(
@@ -275,6 +291,8 @@ def main() -> None:
         "steps": args.steps,
         "warmup": args.warmup,
         "vocab": vocab,
+        "precision": args.precision,
+        "compile": args.compile,
     }
     jobs = {
         ("train", "ours"): {**common, "what": "train", "model": "ours", "blocks": blocks},
@@ -323,6 +341,7 @@ def main() -> None:
     print(
         f"\n{device} ({name}), torch {torch.__version__}, {threads} threads; batch "
         f"{args.batch} x 512 tokens, {args.steps} timed steps after {args.warmup}; "
+        f"precision {args.precision}{', compiled' if args.compile else ''}; "
         f"peak {peak / 1e12 if peak else float('nan'):.3f} TFLOP/s ({peak_what})"
     )
     print("| mode | model | tokens/s | MFU | vs Llama | peak memory (MiB) |")
@@ -347,6 +366,8 @@ def main() -> None:
                     "batch": args.batch,
                     "steps": args.steps,
                     "warmup": args.warmup,
+                    "precision": args.precision,
+                    "compile": args.compile,
                     "rows": rows,
                 },
                 indent=2,
