@@ -4,8 +4,8 @@ Writes ``<name>_loss_mean`` (nats per predicted token), ``<name>_loss_sum`` (nat
 ``<name>_tokens`` (predicted tokens: pieces plus the end of document), ``<name>_chars``
 and ``<name>_bpc`` (bits per character). Documents with no text get nulls and 0 tokens;
 the stage drops nothing. On a Ray cluster with GPUs each worker asks for one and holds
-the model on it (``device: auto``); otherwise it runs on the CPU. ``precision`` (bf16
-autocast where the device computes it natively, by default) and ``compile``
+the model on it (``device: auto``); otherwise it runs on the CPU. ``precision`` (by
+default bf16 autocast on a GPU that computes it natively, fp32 on the CPU) and ``compile``
 (``torch.compile``) are ``curation.lm.train``'s. The checkpoint is checked when the recipe
 is read, before any data is read.
 """
