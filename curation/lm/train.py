@@ -138,12 +138,12 @@ def precision_note(precision: str, device: torch.device, width: int) -> str | No
     or fp32 chosen by ``auto`` for a wide model on a CPU that computes bf16 natively."""
     if precision == "bf16" and not native_bf16(device):
         return f"{device} computes bf16 without hardware support: expect it slower than fp32"
-    if precision == "auto" and device.type == "cpu" and width >= CPU_BF16_WIDTH:
-        if native_bf16(device):
-            return (
-                "this CPU computes bf16 natively (AMX or AVX512-BF16): --precision bf16 "
-                "trains a model this wide about 1.8x as fast here, at bf16's rounding"
-            )
+    wide_on_cpu = precision == "auto" and device.type == "cpu" and width >= CPU_BF16_WIDTH
+    if wide_on_cpu and native_bf16(device):
+        return (
+            "this CPU computes bf16 natively (AMX or AVX512-BF16): --precision bf16 "
+            "trains a model this wide about 1.8x as fast here, at bf16's rounding"
+        )
     return None
 
 
@@ -279,7 +279,7 @@ def train_lm(
     generator = torch.Generator().manual_seed(train.seed)
     order = torch.randperm(len(blocks), generator=generator)
     cursor, seen, last_loss = 0, 0, float("nan")
-    timed, started = 0, time.perf_counter()  # tokens and clock of the steps timed
+    untimed, started = 0, time.perf_counter()  # tokens not timed, and when timing began
     model.train()
     for step in range(steps):
         if cursor + train.batch_size > len(order):
@@ -296,19 +296,18 @@ def train_lm(
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
         seen += batch[:, 1:].numel()
-        timed += batch[:, 1:].numel()
         if step % max(1, steps // 10) == 0 or step == steps - 1:
             last_loss = loss.item()
-            rate = timed / (time.perf_counter() - started)
+            rate = (seen - untimed) / (time.perf_counter() - started)
             log(f"train-lm: step {step + 1:,}/{steps:,} loss {last_loss:.3f} {rate:,.0f} tokens/s")
         if step == 0 and steps > 1:  # compiling and warm-up end with the first step
             if where.type == "cuda":
                 torch.cuda.synchronize()
-            timed, started = 0, time.perf_counter()
+            untimed, started = seen, time.perf_counter()
     if where.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    tokens_per_s = timed / elapsed
+    tokens_per_s = (seen - untimed) / elapsed
     peak = gpu_peak_flops(_device_name(where)) if bf16 else None
     meta: dict[str, Any] = {
         "model": config.to_dict(),

@@ -42,6 +42,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def assert_same_weights(a: Path, b: Path, rtol: float = 0.0, atol: float = 0.0) -> None:
+    """The checkpoints ``a`` and ``b`` hold the same weights (to the tolerances given)."""
+    first, second = load_lm(a, "cpu").model.state_dict(), load_lm(b, "cpu").model.state_dict()
+    assert list(first) == list(second)
+    for name, weights in first.items():
+        torch.testing.assert_close(weights, second[name], rtol=rtol, atol=atol, msg=name)
+
+
 def test_padding_does_not_change_a_documents_loss(tiny: Path) -> None:
     lm = load_lm(tiny, "cpu")
     texts = c4_texts(0, 40)
@@ -88,11 +96,7 @@ def test_a_seeded_run_is_reproducible(tmp_path: Path) -> None:
                  log=lambda m: None)
         for name in ("a", "b")
     ]  # fmt: skip
-    first, second = load_lm(tmp_path / "a", "cpu"), load_lm(tmp_path / "b", "cpu")
-    for (name, x), (_, y) in zip(
-        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
-    ):
-        assert torch.equal(x, y), name
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
     assert metas[0]["held_out"] == metas[1]["held_out"]
     assert metas[0]["training"]["final_train_loss"] == metas[1]["training"]["final_train_loss"]
     reseeded = TrainConfig(steps=30, batch_size=8, warmup_steps=5, seed=4)
@@ -230,11 +234,7 @@ def test_bf16_training_is_seeded_and_recorded(tmp_path: Path) -> None:
         for name, config in (("a", bf16), ("b", bf16), ("fp32", QUICK))
     ]  # fmt: skip
     assert [m["training"]["precision"] for m in metas] == ["bf16", "bf16", "fp32"]
-    first, second = load_lm(tmp_path / "a", "cpu"), load_lm(tmp_path / "b", "cpu")
-    for (name, x), (_, y) in zip(
-        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
-    ):
-        assert torch.equal(x, y), name
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
     assert metas[0]["held_out"] == metas[1]["held_out"]
     # the same training in fp32 learns as much, within bf16's rounding
     assert metas[0]["held_out"]["loss"] == pytest.approx(metas[2]["held_out"]["loss"], rel=0.03)
@@ -264,9 +264,7 @@ def test_a_compiled_model_trains_and_scores_as_the_eager_one(tiny: Path, tmp_pat
     assert "30 steps on cpu (fp32, compiled)" in said[0]
     assert meta["training"]["compile"] is True
     assert meta["held_out"]["loss"] == pytest.approx(plain["held_out"]["loss"], rel=1e-3)
-    a, b = load_lm(tmp_path / "e", "cpu").model, load_lm(tmp_path / "c", "cpu").model
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-4, msg=name)
+    assert_same_weights(tmp_path / "e", tmp_path / "c", rtol=1e-3, atol=1e-4)
 
 
 def test_compiling_on_the_cpu_without_a_compiler_says_what_to_install(
