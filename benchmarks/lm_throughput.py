@@ -113,7 +113,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from curation.lm.train import pick_device, use_bf16
+    from curation.lm.train import compile_model, pick_device, use_bf16
 
     torch.manual_seed(0)
     device = pick_device(job["device"])
@@ -124,7 +124,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         return _engine_scoring(job, device)
     blocks = torch.from_numpy(job["blocks"])
     model = build(job["model"], job["vocab"]).to(device)
-    forward = torch.compile(model) if job["compile"] else model
+    forward = compile_model(model, device, dynamic=False) if job["compile"] else model
     batch, steps, warmup = job["batch"], job["steps"], job["warmup"]
     generator = torch.Generator().manual_seed(0)
     picks = [
