@@ -1,0 +1,413 @@
+"""RefinedWeb's line-wise corrections (Penedo et al. 2023), as DCLM-Baseline runs them.
+
+``refinedweb_lines`` splits each document on ``\\n`` and applies the corrections in
+DCLM-Baseline's order (Li et al. 2024, ``dclm_baseline_refinedweb.yaml``), each to
+the text the one before it left:
+
+1. remove lines where more than ``max_uppercase_ratio`` of the characters are
+   uppercase;
+2. remove lines where more than ``max_numeric_ratio`` of the characters are digits
+   (0.999999: lines made only of digits, RefinedWeb's rule);
+3. remove counter lines (``3 likes``, ``1.2k views``) when ``remove_counters``;
+4. remove lines with fewer than ``min_words_per_line`` words (whitespace-separated);
+5. for each of ``substrings`` in turn, on lines of at most ``max_substring_line_words``
+   words: remove what the pattern matches (case-insensitive, with one whitespace
+   character before it, or after it for a prefix), and the whole line when nothing but
+   whitespace is left.
+
+After steps 1, 2, 3 and each substring rule the document is stripped of whitespace at
+both ends, as DCLM strips it. Empty lines are never removed by a rule. A document is then
+dropped (``refinedweb_lines:<rule>``) when:
+
+- ``empty``: nothing is left;
+- ``no_words``: it had no word to begin with;
+- ``words_removed_ratio``: more than ``max_words_removed_ratio`` of its words went.
+
+Words for that ratio are counted as DCLM counts them: fastText's tokens (split on
+ASCII whitespace and NUL) whose first character is a letter or a digit. Kept documents
+get the corrected text; dropped ones keep theirs, for inspection.
+``refinedweb_lines_removed`` records how many lines went (blank lines at either end
+included) and ``refinedweb_words_removed_ratio`` the fraction of words (null when the
+document had none).
+
+Characters are classed as Python's ``str.isupper``, ``str.isdigit``, ``str.isspace``
+and ``str.isalnum`` class them, and patterns mean what Python's ``re`` makes of DCLM's
+(``\\d``, ``\\s`` and ``\\W`` over all of Unicode), so the decisions and texts are
+DCLM's: ``tests/filters/test_refinedweb.py`` checks them against a per-document
+rendering of DCLM's functions.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curation.batch import TEXT, with_drop_reason
+from curation.filters.text import split_pieces, to_numpy
+from curation.stage import MapStage, StageParams, register
+from curation.utf8 import code_point, is_unicode_space, string_buffers
+
+# Python's str.isspace as an RE2 class, for the patterns (the test checks every code point)
+SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
+_NOT_WORD = r"[^\p{L}\p{N}_]"  # Python's \W
+# a counter line, matched against the lowercased line (DCLM's counter_line_modifier)
+COUNTER = (
+    rf"^{_NOT_WORD}*\p{{Nd}}[,.\p{{Nd}}]*[kmb]?{SPACE}+"
+    r"(likes|shares|comments|retweets|reposts|quotes|bookmarks|upvotes|downvotes|downloads"
+    rf"|views|followers){_NOT_WORD}*$"
+)
+
+
+class SubstringRule(BaseModel):
+    """A pattern removed from short lines: RE2 syntax, matched case-insensitively."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pattern: str = Field(description="regular expression (RE2), matched case-insensitively")
+    location: Literal["any", "prefix", "suffix"] = Field(
+        "any", description="where in the line: anywhere (every match), its start or its end"
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            pc.match_substring_regex(pa.array([""]), value)  # compiles it (an empty array does not)
+        except pa.ArrowInvalid as error:
+            raise ValueError(f"pattern {value!r} is not a valid RE2 expression: {error}") from None
+        return value
+
+    def regex(self) -> str:
+        """The pattern as DCLM applies it: one optional whitespace character joined."""
+        if self.location == "prefix":
+            return rf"(?i)^(?:{self.pattern}){SPACE}?"
+        if self.location == "suffix":
+            return rf"(?i){SPACE}?(?:{self.pattern})$"
+        return rf"(?i){SPACE}?(?:{self.pattern})"
+
+
+# DCLM-Baseline's three: its banlists are regular expressions, so "read more..." ends in
+# any three characters ("Read more »»»" as well as "Read more...")
+DCLM_SUBSTRINGS = (
+    SubstringRule(pattern="items in cart", location="any"),
+    SubstringRule(pattern="read more...", location="suffix"),
+    SubstringRule(pattern="sign-in", location="prefix"),
+)
+
+
+class RefinedWebLinesParams(StageParams):
+    max_uppercase_ratio: float | None = Field(
+        0.5, description="remove lines with more uppercase characters; null = off"
+    )
+    max_numeric_ratio: float | None = Field(
+        0.999999, description="remove lines with more digit characters; null = off"
+    )
+    remove_counters: bool = Field(True, description="remove lines like '3 likes', '1.2k views'")
+    min_words_per_line: int | None = Field(
+        2, description="remove lines with fewer words (blank lines stay); null = off"
+    )
+    substrings: list[SubstringRule] = Field(
+        list(DCLM_SUBSTRINGS), description="patterns removed from short lines, in order"
+    )
+    max_substring_line_words: int | None = Field(
+        10, description="substrings are removed only from lines this short; null = any"
+    )
+    max_words_removed_ratio: float | None = Field(
+        0.05, description="drop documents that lost more of their words; null = off"
+    )
+
+
+UPPER, DIGIT, ALNUM = 1, 2, 4  # bits of a character's class
+
+
+@cache
+def _bmp_classes() -> np.ndarray:
+    """Per code point below 0x10000: ``str.isupper``, ``isdigit`` and ``isalnum`` as
+    bits (about 30 ms, once a process)."""
+    table = np.zeros(0x10000, np.uint8)
+    for c in range(0x10000):
+        ch = chr(c)
+        table[c] = ch.isupper() * UPPER | ch.isdigit() * DIGIT | ch.isalnum() * ALNUM
+    return table
+
+
+def _classes(points: np.ndarray) -> np.ndarray:
+    """The class bits of code points above the table, asked once per distinct one."""
+    distinct, index = np.unique(points, return_inverse=True)
+    table = [
+        chr(c).isupper() * UPPER | chr(c).isdigit() * DIGIT | chr(c).isalnum() * ALNUM
+        for c in distinct
+    ]
+    return np.array(table, np.uint8)[index] if len(points) else np.zeros(0, np.uint8)
+
+
+def _large_chunks(text: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    return [chunk.cast(pa.large_string()) for chunk in chunks]
+
+
+def count_words(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Words per document as DCLM counts them: fastText's tokens (split on ASCII
+    whitespace and NUL) whose first character is alphanumeric (``str.isalnum``)."""
+    counts = [np.zeros(0, np.int64)]
+    for chunk in _large_chunks(text):
+        data, offsets = string_buffers(chunk)
+        rows, points = _astral_space(data)
+        words, found = _dclm_words(data, offsets, _bmp_classes(), rows, points)
+        alnum = (_classes(points[:found]) & ALNUM) > 0
+        counts.append(words + np.bincount(rows[:found][alnum], minlength=len(chunk)))
+    return np.concatenate(counts)
+
+
+def line_counts(lines: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line of a large-string array: uppercase characters (``str.isupper``), digit
+    characters (``str.isdigit``) and words (``len(line.split())``)."""
+    data, offsets = string_buffers(lines)
+    rows, points = _astral_space(data)
+    upper, digit, words, found = _line_counts(data, offsets, _bmp_classes(), rows, points)
+    classes = _classes(points[:found])
+    rows = rows[:found]
+    upper += np.bincount(rows[(classes & UPPER) > 0], minlength=len(lines))
+    digit += np.bincount(rows[(classes & DIGIT) > 0], minlength=len(lines))
+    return upper, digit, words
+
+
+def _astral_space(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Room for the row and code point of every character above 0x10000 in ``data``
+    (each begins with a byte from 0xF0)."""
+    room = int(np.count_nonzero(data >= 0xF0))
+    return np.empty(room, np.int64), np.empty(room, np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _dclm_words(
+    data: np.ndarray, offsets: np.ndarray, table: np.ndarray, rows: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """Per string, its fastText tokens that start with an alphanumeric character below
+    0x10000; the tokens that start above go to ``rows`` and ``points`` (how many: the
+    second result)."""
+    n = len(offsets) - 1
+    words = np.zeros(n, np.int64)
+    found = 0
+    for row in range(n):
+        separated = True
+        i = offsets[row]
+        end = offsets[row + 1]
+        while i < end:
+            b = data[i]
+            if b == 0x20 or (b >= 0x09 and b <= 0x0D) or b == 0:
+                separated = True
+                i += 1
+            elif separated:
+                separated = False
+                point, size = code_point(data, i)
+                if point < 0x10000:
+                    if table[point] & 4:
+                        words[row] += 1
+                else:
+                    rows[found] = row
+                    points[found] = point
+                    found += 1
+                i += size
+            else:
+                i += 1
+    return words, found
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_counts(
+    data: np.ndarray, offsets: np.ndarray, table: np.ndarray, rows: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+    """Per string: uppercase and digit characters below 0x10000 and ``str.split()``
+    words; the characters above go to ``rows`` and ``points`` (how many: the last result)."""
+    n = len(offsets) - 1
+    upper = np.zeros(n, np.int64)
+    digit = np.zeros(n, np.int64)
+    words = np.zeros(n, np.int64)
+    found = 0
+    for row in range(n):
+        inside = False
+        i = offsets[row]
+        end = offsets[row + 1]
+        while i < end:
+            b = data[i]
+            if b < 0x80:
+                point = np.int64(b)
+                size = 1
+            else:
+                point, size = code_point(data, i)
+            if is_unicode_space(point):
+                inside = False
+            else:
+                if not inside:
+                    inside = True
+                    words[row] += 1
+                if point < 0x10000:
+                    bits = table[point]
+                    if bits & 1:
+                        upper[row] += 1
+                    if bits & 2:
+                        digit[row] += 1
+                else:
+                    rows[found] = row
+                    points[found] = point
+                    found += 1
+            i += size
+    return upper, digit, words, found
+
+
+class _Lines:
+    """The lines of a batch as they are corrected: ``flat`` lines (large strings),
+    ``parents`` their document (sorted), ``n`` documents; and per line its uppercase
+    and digit characters and its words, which stripping whitespace leaves as they are."""
+
+    def __init__(self, text: pa.ChunkedArray | pa.Array) -> None:
+        pieces = pc.split_pattern(text.cast(pa.large_string()), "\n")
+        self.flat, self.parents = split_pieces(pieces)
+        self.n = len(text)
+        self.upper, self.digit, self.words = line_counts(self.flat)
+
+    def keep(self, mask: np.ndarray) -> None:
+        if not mask.all():
+            self.flat = self.flat.filter(pa.array(mask))
+            self.parents = self.parents[mask]
+            self.upper, self.digit, self.words = (
+                self.upper[mask],
+                self.digit[mask],
+                self.words[mask],
+            )
+
+    def length(self) -> np.ndarray:
+        """Characters per line."""
+        return to_numpy(pc.utf8_length(self.flat))
+
+    def ratio_at_most(self, counts: np.ndarray, limit: float) -> np.ndarray:
+        """Lines that are empty or where ``counts`` over characters is at most ``limit``."""
+        length = self.length()
+        return (length == 0) | (counts / np.maximum(length, 1) <= limit)
+
+    def replace(self, mask: np.ndarray, values: pa.Array) -> None:
+        """Put ``values`` in place of the lines at ``mask``, counting them anew."""
+        self.flat = pc.replace_with_mask(self.flat, pa.array(mask), values)
+        self.upper[mask], self.digit[mask], self.words[mask] = line_counts(values)
+
+    def strip(self) -> None:
+        """Strip each document's whitespace at both ends, as ``str.strip`` on the text."""
+        inner = np.flatnonzero(self.words > 0)  # lines that are not blank
+        if len(inner) == 0:
+            self.keep(np.zeros(len(self.flat), bool))
+            return
+        owners = self.parents[inner]
+        starts = np.r_[True, owners[1:] != owners[:-1]]
+        ends = np.r_[owners[1:] != owners[:-1], True]
+        first = np.full(self.n, -1)
+        last = np.full(self.n, -2)
+        first[owners[starts]] = inner[starts]
+        last[owners[ends]] = inner[ends]
+        index = np.arange(len(self.flat))
+        inside = (index >= first[self.parents]) & (index <= last[self.parents])
+        heads = (index == first[self.parents])[inside]
+        tails = (index == last[self.parents])[inside]
+        self.keep(inside)
+        for at, trim in ((heads, pc.utf8_ltrim_whitespace), (tails, pc.utf8_rtrim_whitespace)):
+            values = self.flat.filter(pa.array(at))
+            trimmed = trim(values)
+            changed = to_numpy(pc.not_equal(trimmed, values), bool)
+            if changed.any():  # most lines have no whitespace at their ends: no copy
+                at[np.flatnonzero(at)[~changed]] = False
+                self.flat = pc.replace_with_mask(
+                    self.flat, pa.array(at), trimmed.filter(pa.array(changed))
+                )
+
+    def text(self) -> pa.Array:
+        """Each document's lines joined by ``\\n`` ("" for a document with none)."""
+        offsets = np.r_[0, np.cumsum(np.bincount(self.parents, minlength=self.n))]
+        listed = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), self.flat)
+        return pc.binary_join(listed, pa.scalar("\n", self.flat.type))
+
+
+@register
+class RefinedWebLines(MapStage):
+    """RefinedWeb's line corrections and DCLM's 5% word-removal rule; rewrites the text."""
+
+    name = "refinedweb_lines"
+    help = (
+        "RefinedWeb line fixes (DCLM-Baseline): uppercase, numeric, counter, one-word and "
+        "boilerplate lines; drop documents that lose over 5% of words"
+    )
+    Params = RefinedWebLinesParams
+    params: RefinedWebLinesParams
+
+    def process(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        n = table.num_rows
+        text = table[TEXT]
+        before = count_words(text)
+        lines = _Lines(text)
+        original_lines = np.bincount(lines.parents, minlength=n)
+        if p.max_uppercase_ratio is not None:
+            lines.keep(lines.ratio_at_most(lines.upper, p.max_uppercase_ratio))
+            lines.strip()
+        if p.max_numeric_ratio is not None:
+            lines.keep(lines.ratio_at_most(lines.digit, p.max_numeric_ratio))
+            lines.strip()
+        if p.remove_counters:
+            counter = to_numpy(pc.match_substring_regex(pc.utf8_lower(lines.flat), COUNTER), bool)
+            lines.keep(~counter)
+            lines.strip()
+        if p.min_words_per_line is not None:
+            lines.keep((lines.length() == 0) | (lines.words >= p.min_words_per_line))
+        for rule in p.substrings:
+            self._remove_substring(lines, rule.regex())
+            lines.strip()
+
+        new_text = lines.text()
+        after = count_words(new_text)
+        ratio = (before - after) / np.maximum(before, 1)
+        rules = [
+            ("empty", to_numpy(pc.equal(pc.binary_length(new_text), 0), bool)),
+            ("no_words", before == 0),
+            (
+                "words_removed_ratio",
+                ratio > p.max_words_removed_ratio
+                if p.max_words_removed_ratio is not None
+                else np.zeros(n, bool),
+            ),
+        ]
+        dropped = np.zeros(n, bool)
+        for _, mask in rules:
+            dropped |= mask
+        # dropped documents keep their text as it came, for inspection
+        new_text = pc.if_else(pa.array(dropped), text, new_text.cast(text.type))
+        table = table.set_column(table.column_names.index(TEXT), TEXT, new_text)
+        removed = original_lines - np.bincount(lines.parents, minlength=n)
+        table = table.append_column("refinedweb_lines_removed", pa.array(removed))
+        table = table.append_column(
+            "refinedweb_words_removed_ratio", pa.array(ratio, mask=before == 0)
+        )
+        for rule, mask in rules:
+            table = with_drop_reason(table, pa.array(mask), self.reason(rule))
+        return table
+
+    def _remove_substring(self, lines: _Lines, pattern: str) -> None:
+        """Remove ``pattern`` from the short lines; a non-empty line left blank goes."""
+        limit = self.params.max_substring_line_words
+        short = np.ones(len(lines.flat), bool) if limit is None else lines.words <= limit
+        if not short.any():
+            return
+        candidates = lines.flat.filter(pa.array(short))
+        edited = pc.replace_substring_regex(candidates, pattern, "")
+        changed = to_numpy(pc.not_equal(edited, candidates), bool)
+        rows = np.flatnonzero(short)
+        at = np.zeros(len(lines.flat), bool)
+        at[rows[changed]] = True
+        was_empty = lines.length() == 0
+        lines.replace(at, edited.filter(pa.array(changed)))
+        # as DCLM: a short line left blank goes, even one that was blank (not empty) before
+        gone = short & (lines.words == 0) & ~was_empty
+        lines.keep(~gone)
