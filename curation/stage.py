@@ -149,6 +149,7 @@ _STAGE_MODULES = {
     "gopher_repetition": "curation.filters.repetition",
     "c4_quality": "curation.filters.c4",
     "fineweb_quality": "curation.filters.fineweb",
+    "refinedweb_lines": "curation.filters.refinedweb",
     "c4_badwords": "curation.filters.badwords",
     "language": "curation.filters.language",
     "url_filter": "curation.filters.url",
@@ -197,6 +198,15 @@ def stage_class(name: str) -> type[MapStage]:
     return _REGISTRY[name]
 
 
+def _as_written(value: Any) -> Any:
+    """A default as a recipe writes it: nested parameter models as plain mappings."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list | tuple):
+        return type(value)(_as_written(item) for item in value)
+    return value
+
+
 def describe_params(params: type[StageParams]) -> list[dict[str, Any]]:
     """Each parameter of a stage as ``{name, type, default, help}``, in declaration order:
     the stage's own first, then those it shares with other stages (a base class's)."""
@@ -212,7 +222,7 @@ def describe_params(params: type[StageParams]) -> list[dict[str, Any]]:
         if field.is_required():
             default = "required"
         else:  # a default_factory's value, not pydantic's PydanticUndefined
-            default = repr(field.get_default(call_default_factory=True))
+            default = repr(_as_written(field.get_default(call_default_factory=True)))
         rows.append(
             {
                 "name": name,
