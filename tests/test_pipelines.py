@@ -69,13 +69,23 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
     recipe = load_recipe(PIPELINES / "dclm.yaml").with_input(paths=[str(warc_dir)])
     stats = run_local(recipe, tmp_path / "out")
     names = [s["name"] for s in stats["stages"]]
-    assert names[-3:] == ["minhash_dedup", "fasttext_classifier", "threshold"]
+    assert names[3:] == [
+        "gopher_quality",
+        "gopher_repetition",
+        "refinedweb_lines",
+        "exact_dedup",
+        "minhash_dedup",
+        "fasttext_classifier",
+        "threshold",
+    ]
     assert stats["rows"]["read"] == 37
     kept = read_output(tmp_path / "out", "kept").to_pylist()
     before = stats["stages"][-1]["rows_in"]
     assert 1 <= len(kept) < before
     # the kept documents are the best-scored ones and hold at least 10% of the characters
     dropped = read_output(tmp_path / "out", "dropped").to_pylist()
+    # RefinedWeb's line corrections reach these pages: lines removed from kept ones
+    assert sum(r["refinedweb_lines_removed"] for r in kept) > 0
     cut = [r for r in dropped if r["drop_reason"] == "threshold:below_cut"]
     assert min(r["quality_hq_prob"] for r in kept) >= max(r["quality_hq_prob"] for r in cut)
     chars = sum(len(r["text"]) for r in kept)

@@ -8,7 +8,13 @@ import pytest
 from curation.batch import conform
 from curation.stage import registry
 
-FILTERS = ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality"]
+FILTERS = [
+    "gopher_quality",
+    "gopher_repetition",
+    "c4_quality",
+    "fineweb_quality",
+    "refinedweb_lines",
+]
 EMPTYISH = {
     "empty": "",
     "whitespace": " \n\t\r\n \u00a0 ",
