@@ -1,0 +1,79 @@
+"""RefinedWeb's line corrections: our ``refinedweb_lines`` against DCLM's per-document
+modifiers, on one core, in one run.
+
+DCLM-Baseline runs its line modifiers one page at a time in Python (mlfoundations/dclm,
+``baselines/mappers/modifiers.py``; not a package on PyPI). The baseline here is that
+same chain rendered per document with the same string methods, ``re`` patterns and
+fastText tokenizer (``tests/filters/refinedweb_reference.py``, which the tests check our
+stage against). Data: the real C4 and Pile samples of ../shared/data, repeated to
+``--docs`` documents. Ours runs as one map stage over Arrow batches of ``--batch-rows``
+with pyarrow on one thread.
+
+    .venv/bin/python benchmarks/refinedweb_lines.py --docs 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+from common import best_of, documents
+
+from curation.batch import conform
+from curation.filters.refinedweb import RefinedWebLines, RefinedWebLinesParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.filters.refinedweb_reference import dclm_reference
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+    texts = documents(args.docs)
+    megabytes = sum(len(t.encode()) for t in texts) / 1e6
+    batches = [
+        conform(pa.table({"id": [str(i) for i in range(len(chunk))], "text": chunk}))
+        for chunk in (texts[i : i + args.batch_rows] for i in range(0, len(texts), args.batch_rows))
+    ]
+    stage = RefinedWebLines(RefinedWebLinesParams())
+    stage.setup()
+    results: dict[str, list] = {}
+
+    def ours() -> None:
+        out = [stage.process(batch) for batch in batches]
+        results["ours"] = [
+            row["text"] if row["drop_reason"] is None else None
+            for table in out
+            for row in table.select(["text", "drop_reason"]).to_pylist()
+        ]
+
+    def dclm() -> None:
+        results["dclm"] = [dclm_reference(text) for text in texts]
+
+    ours_s, dclm_s = best_of(args.repeats, ours, dclm)
+    same = sum(a == b for a, b in zip(results["ours"], results["dclm"], strict=True))
+    dropped = sum(a is None for a in results["ours"])
+    print(f"{platform.machine()}, {platform.python_version()}, pyarrow {pa.__version__}")
+    print(f"{len(texts):,} documents, {megabytes:.1f} MB; best of {args.repeats}")
+    print(f"same text and decision: {same:,} of {len(texts):,}; dropped {dropped:,}")
+    print("| implementation | seconds | docs/s | MB/s | vs DCLM |")
+    print("|---|---:|---:|---:|---:|")
+    for name, seconds in (("DCLM, per document", dclm_s), ("refinedweb_lines", ours_s)):
+        rate = len(texts) / seconds
+        print(
+            f"| {name} | {seconds:.3f} | {rate:,.0f} | {megabytes / seconds:.1f} "
+            f"| {dclm_s / seconds:.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
