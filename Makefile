@@ -74,6 +74,7 @@ bench: setup
 	$(BIN)/python benchmarks/large_file.py --format jsonl.zst --frame-mb 4
 	$(BIN)/python benchmarks/large_file.py --format warc.gz
 	$(BIN)/python benchmarks/filters_speed.py
+	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
