@@ -150,6 +150,7 @@ _STAGE_MODULES = {
     "c4_quality": "curation.filters.c4",
     "fineweb_quality": "curation.filters.fineweb",
     "refinedweb_lines": "curation.filters.refinedweb",
+    "sql_filter": "curation.filters.sql",
     "c4_badwords": "curation.filters.badwords",
     "language": "curation.filters.language",
     "url_filter": "curation.filters.url",

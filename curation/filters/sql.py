@@ -1,0 +1,171 @@
+"""``sql_filter``: keep or drop documents by a SQL condition over their columns.
+
+The condition is a SQL boolean expression (polars' SQL dialect) over the columns a row
+has when it reaches the stage: the input's (``text``, ``url``, ...) and those the stages
+before it measured (``lang_score``, ``gopher_word_count``, ...)::
+
+    - sql_filter: {keep: "lang_score >= 0.8 AND length(text) BETWEEN 200 AND 100000"}
+    - sql_filter: {drop: "url LIKE '%/tag/%' OR fineweb_list_ratio > 0.3", rule: tag_pages}
+
+With ``keep``, rows where the condition is false or null are dropped; with ``drop``,
+rows where it is true are (null keeps them). The reason is ``sql_filter:<rule>``.
+
+A row's fate depends on that row alone, so the result is the same whatever the batches
+and workers: aggregates (``avg(x)``, ``count(*)``), window functions (``OVER``,
+``row_number()``) and subqueries are refused when the recipe is read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from pydantic import Field, field_validator, model_validator
+
+from curation.batch import with_drop_reason
+from curation.stage import MapStage, StageParams, register
+
+# Expression nodes whose value depends on other rows of the batch
+_ACROSS_ROWS = (
+    "Agg",
+    "Over",
+    "Len",
+    "SubPlan",
+    "Window",
+    "Rolling",
+    "Slice",
+    "Filter",
+    "Sort",
+    "Explode",
+)
+_ACROSS_ROWS_FUNCTIONS = (
+    "Shift",
+    "Cum",
+    "Diff",
+    "Rank",
+    "Range",
+    "Unique",
+    "Duplicated",
+    "Distinct",
+    "Sample",
+    "Shuffle",
+    "Reverse",
+    "Sort",
+    "FillNullWithStrategy",
+    "Interpolate",
+)
+
+
+def parse_condition(condition: str) -> pl.Expr:
+    """The SQL ``condition`` as a polars expression; ``ValueError`` saying what is wrong
+    when it does not parse or looks at other rows than its own."""
+    try:
+        expr = pl.sql_expr(condition)
+    except Exception as error:  # polars raises several SQL error types
+        raise ValueError(f"{condition!r} is not a SQL condition polars can read: {error}") from None
+    across = _across_rows(json.loads(expr.meta.serialize(format="json")))
+    if across:
+        raise ValueError(
+            f"{condition!r} looks at other rows ({across}): a condition must decide each row "
+            "by its own columns (use the threshold stage for dataset-wide cuts)"
+        )
+    return expr
+
+
+def _across_rows(node: Any) -> str | None:
+    """The first node of a serialized expression whose value spans rows, if any."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("Column", "Literal"):  # names and data, not operations
+                continue
+            if key in _ACROSS_ROWS:
+                return key
+            if key == "function":
+                name = json.dumps(value)
+                for part in _ACROSS_ROWS_FUNCTIONS:
+                    if part in name:
+                        return part
+            found = _across_rows(value)
+            if found:
+                return found
+    elif isinstance(node, list):
+        for item in node:
+            found = _across_rows(item)
+            if found:
+                return found
+    elif node == "Len":
+        return "Len"
+    return None
+
+
+class SqlFilterParams(StageParams):
+    keep: str | None = Field(
+        None, description="SQL condition: keep rows where it is true (false, null: drop)"
+    )
+    drop: str | None = Field(
+        None, description="SQL condition: drop rows where it is true (false, null: keep)"
+    )
+    rule: str = Field(
+        "condition", pattern=r"^[a-z0-9_]+$", description="drop reason: sql_filter:<rule>"
+    )
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> SqlFilterParams:
+        if (self.keep is None) == (self.drop is None):
+            raise ValueError("give either keep or drop (one SQL condition)")
+        return self
+
+    @field_validator("keep", "drop")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_condition(value)
+        return value
+
+
+@register
+class SqlFilter(MapStage):
+    """Drops rows by a row-wise SQL condition over their columns."""
+
+    name = "sql_filter"
+    help = "keep or drop documents by a SQL condition over their columns (keep: or drop:)"
+    Params = SqlFilterParams
+    params: SqlFilterParams
+
+    def setup(self) -> None:
+        condition = self.params.keep if self.params.keep is not None else self.params.drop
+        assert condition is not None
+        self._condition = condition
+        self._expr = parse_condition(condition)
+
+    def process(self, table: pa.Table) -> pa.Table:
+        if not hasattr(self, "_expr"):
+            self.setup()
+        if table.num_rows == 0:
+            return table
+        names = list(dict.fromkeys(self._expr.meta.root_names()))
+        missing = [name for name in names if name not in table.column_names]
+        if missing:
+            raise ValueError(
+                f"sql_filter: {self._condition!r} names column(s) {', '.join(missing)} that "
+                f"the rows do not have (they have: {', '.join(table.column_names)}); put the "
+                "stage that writes them before sql_filter"
+            )
+        frame = pl.from_arrow(table.select(names)) if names else pl.DataFrame(height=table.num_rows)
+        result = frame.select(self._expr.alias("_value")).to_series()
+        if result.dtype != pl.Boolean:
+            raise ValueError(
+                f"sql_filter: {self._condition!r} gives {result.dtype}, not true or false"
+            )
+        if len(result) == 1 and table.num_rows > 1:  # a constant condition
+            result = pl.repeat(result[0], table.num_rows, dtype=pl.Boolean, eager=True)
+        if len(result) != table.num_rows:
+            raise ValueError(
+                f"sql_filter: {self._condition!r} gives {len(result)} values for "
+                f"{table.num_rows} rows: a condition must give one value per row"
+            )
+        true = result.fill_null(False)
+        hit = ~true if self.params.keep is not None else true
+        return with_drop_reason(table, hit.to_arrow(), self.reason(self.params.rule))
