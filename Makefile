@@ -75,6 +75,7 @@ bench: setup
 	$(BIN)/python benchmarks/large_file.py --format warc.gz
 	$(BIN)/python benchmarks/filters_speed.py
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
+	taskset -c 0 $(BIN)/python benchmarks/sql_filter.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
