@@ -141,8 +141,6 @@ class SqlFilter(MapStage):
         self._expr = parse_condition(condition)
 
     def process(self, table: pa.Table) -> pa.Table:
-        if not hasattr(self, "_expr"):
-            self.setup()
         if table.num_rows == 0:
             return table
         names = list(dict.fromkeys(self._expr.meta.root_names()))
