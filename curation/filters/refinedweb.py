@@ -109,7 +109,7 @@ class RefinedWebLinesParams(StageParams):
     )
     remove_counters: bool = Field(True, description="remove lines like '3 likes', '1.2k views'")
     min_words_per_line: int | None = Field(
-        2, description="remove lines with fewer words (blank lines stay); null = off"
+        2, description="remove lines with fewer words (empty lines stay); null = off"
     )
     substrings: list[SubstringRule] = Field(
         list(DCLM_SUBSTRINGS), description="patterns removed from short lines, in order"
@@ -128,7 +128,7 @@ UPPER, DIGIT, ALNUM = 1, 2, 4  # bits of a character's class
 @cache
 def _bmp_classes() -> np.ndarray:
     """Per code point below 0x10000: ``str.isupper``, ``isdigit`` and ``isalnum`` as
-    bits (about 30 ms, once a process)."""
+    bits (about 15 ms, once a process)."""
     table = np.zeros(0x10000, np.uint8)
     for c in range(0x10000):
         ch = chr(c)
