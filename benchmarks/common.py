@@ -36,6 +36,18 @@ def documents(count: int) -> list[str]:
     return [base[i % len(base)] for i in range(count)]
 
 
+def text_batches(texts: list[str], rows: int) -> list[pyarrow.Table]:
+    """``texts`` as conformed batches of ``rows`` documents (ids ``0``, ``1``, ... in each)."""
+    import pyarrow as pa
+
+    from curation.batch import conform
+
+    return [
+        conform(pa.table({"id": [str(i) for i in range(len(chunk))], "text": chunk}))
+        for chunk in (texts[i : i + rows] for i in range(0, len(texts), rows))
+    ]
+
+
 def thinned(text: str, copy: int) -> str:
     """``text`` with every ``(copy + 6)``-th word of each line removed (copy 0: as is), so
     repeated copies of a document differ in their long lines."""

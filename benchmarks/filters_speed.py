@@ -17,9 +17,8 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from common import documents
+from common import documents, text_batches
 
-from curation.batch import conform
 from curation.stage import registry
 
 
@@ -51,10 +50,7 @@ def time_ours(stage_name: str, texts: list[str], batch_rows: int) -> float:
     cls = registry()[stage_name]
     stage = cls(cls.Params())
     stage.setup()
-    batches = [
-        conform(pa.table({"id": [str(i) for i in range(len(chunk))], "text": chunk}))
-        for chunk in (texts[i : i + batch_rows] for i in range(0, len(texts), batch_rows))
-    ]
+    batches = text_batches(texts, batch_rows)
     started = time.perf_counter()
     for batch in batches:
         stage.process(batch)

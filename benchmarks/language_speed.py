@@ -19,9 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from filters_speed import documents
+from common import documents, text_batches
 
-from curation.batch import conform
 from curation.filters.language import Language, LanguageParams
 
 
@@ -42,10 +41,7 @@ def main() -> None:
         model.predict(text.replace("\n", " "), k=1)  # type: ignore[attr-defined]
     loop = time.perf_counter() - started
 
-    batches = [
-        conform(pa.table({"id": [str(i) for i in range(len(chunk))], "text": chunk}))
-        for chunk in (texts[i : i + args.batch_rows] for i in range(0, len(texts), args.batch_rows))
-    ]
+    batches = text_batches(texts, args.batch_rows)
     started = time.perf_counter()
     for batch in batches:
         stage.process(batch)

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents
+from common import best_of, documents, text_batches
 
-from curation.batch import conform
 from curation.filters.refinedweb import RefinedWebLines, RefinedWebLinesParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,10 +39,7 @@ def main() -> None:
 
     texts = documents(args.docs)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
-    batches = [
-        conform(pa.table({"id": [str(i) for i in range(len(chunk))], "text": chunk}))
-        for chunk in (texts[i : i + args.batch_rows] for i in range(0, len(texts), args.batch_rows))
-    ]
+    batches = text_batches(texts, args.batch_rows)
     stage = RefinedWebLines(RefinedWebLinesParams())
     stage.setup()
     results: dict[str, list] = {}
