@@ -27,7 +27,9 @@ leaves it) before anything is written. Each data file is uploaded as soon as it 
 written and, without a local folder to keep, deleted, so the export needs the disk of
 one file, not of the dataset. Then the files are committed, at most ``COMMIT_FILES`` a
 commit (the card in the last), and the split's files of an earlier export that this one
-does not replace are deleted in the last. Transient failures (connection, HTTP
+does not replace are deleted in the last. More commits than one go to a pull request,
+merged at the end, so the repo's main branch holds the earlier export or this one, never
+a mix, whatever happens between the commits. Transient failures (connection, HTTP
 5xx/429) are retried with backoff; each retry resumes, because the Hub's LFS batch
 answer skips the files it already holds, and running the command again after a failure
 resumes the same way (the files are written again byte for byte).
@@ -721,10 +723,11 @@ class _Pusher:
     """Sends an export to the Hub's dataset repo ``repo_id`` as it is written: each data
     file is uploaded (``preupload_lfs_files``) as soon as it is closed, so the caller may
     delete it, and ``commit`` then commits them with the card and images, at most
-    ``COMMIT_FILES`` files a commit, deleting the split's files of an earlier export that
-    this one does not replace. Transient failures (``_is_transient``) are retried
-    ``attempts`` times with waits of ``backoff_s`` seconds doubling each time; each retry
-    resumes, as the Hub's LFS batch answer skips the objects it holds."""
+    ``COMMIT_FILES`` files a commit (several commits to a pull request, merged at the
+    end), deleting the split's files of an earlier export that this one does not replace.
+    Transient failures (``_is_transient``) are retried ``attempts`` times with waits of
+    ``backoff_s`` seconds doubling each time; each retry resumes, as the Hub's LFS batch
+    answer skips the objects it holds."""
 
     def __init__(
         self,
@@ -744,6 +747,8 @@ class _Pusher:
         self.sent: list[Any] = []  # CommitOperationAdd, uploaded
         self.card: str | None = None  # the repo's README.md before the export
         self.commits, self.groups = 0, 1
+        self.pull: tuple[int, str] | None = None  # the pull request (number, URL) committed to
+        self.merged = False
         self.pool = ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="export-upload")
         self.slots = threading.BoundedSemaphore(UPLOADS)
         self.pending: list[Future[None]] = []
@@ -854,7 +859,8 @@ class _Pusher:
         """Commit every file sent and the files left in ``folder`` (the card, the images),
         the card merged into the repo's (``merge_cards``: other splits stay), deleting
         the repo's files of ``split`` (``data/<split>-*``, ``images/<split>/``) that are
-        not among them; returns the last commit's URL."""
+        not among them; returns the commit's URL, or the merged pull request's when the
+        files took several commits."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         self.sent.sort(key=lambda op: op.path_in_repo)  # uploads end in any order
@@ -884,18 +890,39 @@ class _Pusher:
         groups[-1] += [CommitOperationDelete(path_in_repo=path) for path in stale]
         self.groups = len(groups)
         url = ""
+        # More commits than one go to a pull request, merged at the end: readers of main
+        # see the earlier export or this one, never a mix of their files.
+        revision = None
         for index, group in enumerate(groups):
             part = f", part {index + 1} of {len(groups)}" if len(groups) > 1 else ""
             message = f"curation export ({len(operations)} files{part})"
             if stale and index == len(groups) - 1:
                 message += f"; {len(stale)} file(s) of an earlier export deleted"
             info = self._retried(
-                lambda group=group, message=message: self.api.create_commit(
-                    self.repo_id, group, repo_type="dataset", commit_message=message
+                lambda group=group, message=message, revision=revision: self.api.create_commit(
+                    self.repo_id,
+                    group,
+                    repo_type="dataset",
+                    commit_message=message,
+                    revision=revision,
+                    create_pr=len(groups) > 1 and revision is None,
                 )
             )
             self.commits += 1
             url = str(info.commit_url)
+            if info.pr_url is not None:
+                revision, self.pull = info.pr_revision, (int(info.pr_num), str(info.pr_url))
+        if self.pull is not None:
+            number, url = self.pull
+            self._retried(
+                lambda: self.api.merge_pull_request(
+                    self.repo_id,
+                    number,
+                    repo_type="dataset",
+                    comment=f"curation export: {len(groups)} commits, merged as one",
+                )
+            )
+            self.merged = True
         return url
 
     def _retried(self, action: Callable[[], Any]) -> Any:
@@ -905,12 +932,26 @@ class _Pusher:
             except Exception as err:
                 if attempt == self.attempts or not _is_transient(err):
                     problem = _explain(err, self.endpoint, self.repo_id, self.token)
-                    done = (
-                        f"{self.commits} of {self.groups} commits landed"
-                        if self.commits
-                        else "nothing was committed"
-                    )
-                    again = " with --force" if self.commits else ""
+                    if self.pull is not None:  # main is as it was: no --force for it
+                        number, pull_url = self.pull
+                        landed = (
+                            "every commit"
+                            if self.commits == self.groups
+                            else f"{self.commits} of {self.groups} commits"
+                        )
+                        done = (
+                            f"{landed} landed in pull request #{number} ({pull_url}), which is "
+                            "not merged: the repo's main branch is unchanged (close that pull "
+                            "request, or merge it on the Hub when every commit landed)"
+                        )
+                        again = ""
+                    else:
+                        done = (
+                            f"{self.commits} of {self.groups} commits landed"
+                            if self.commits
+                            else "nothing was committed"
+                        )
+                        again = " with --force" if self.commits else ""
                     raise ExportError(
                         f"{problem} (after {attempt} attempt(s)); {done}. Run the same command "
                         f"again{again}: files the Hub already holds are not sent twice"
@@ -1080,7 +1121,10 @@ def export(
             pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
             url = pusher.commit(staging, split, keep)
             seconds = time.monotonic() - began
-            log(f"export: committed in {pusher.commits} commit(s), {seconds:.1f} s in all")
+            into = ""
+            if pusher.pull is not None:
+                into = f" to pull request #{pusher.pull[0]}, merged into main at once"
+            log(f"export: committed in {pusher.commits} commit(s){into}, {seconds:.1f} s in all")
         if target is not None:
             if target.exists() and any(target.iterdir()):
                 _export_into(staging, target, split, keep)

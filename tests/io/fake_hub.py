@@ -17,7 +17,10 @@ Hugging Face's storage service and is switched off in the tests):
   the server already holds (this is what lets an upload resume);
 - ``PUT /lfs/OID``: the object, checked against its sha256;
 - ``POST /api/datasets/NS/NAME/commit/REV``: the NDJSON commit (files added, LFS files
-  added, files deleted).
+  added, files deleted), to ``main`` or to a pull request (``refs/pr/N``); with
+  ``create_pr=1`` it opens a pull request from ``main`` that holds the commit;
+- ``POST /api/datasets/NS/NAME/discussions/N/merge``: the pull request's files become
+  ``main``'s in one step.
 
 Every request but the object PUTs (presigned URLs on the real Hub) must carry
 ``Authorization: Bearer <token>``. ``put_failures`` scripts the
@@ -25,6 +28,10 @@ next PUTs to fail: ``"drop"`` cuts the connection without an answer, a number an
 with that HTTP status; the objects in ``refused`` are answered 400 at every PUT.
 ``on_put(oid)``, when set, is called at each PUT before it is answered (to look at the
 client's disk while it uploads).
+``commit_failures`` scripts the next commits (to any revision): a status answers the
+commit with it, 0 lets it through. ``pulls`` holds each pull request's files by
+``(repo, number)`` and ``merged`` the numbers merged; each commit's entry in ``commits``
+names its ``revision``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -54,6 +62,9 @@ class FakeHub:
         self.on_put: Any = None
         self.refused: set[str] = set()  # objects whose every PUT is answered 400
         self.commits: list[dict[str, Any]] = []
+        self.commit_failures: list[int] = []  # 0: answered as usual
+        self.pulls: dict[tuple[str, int], dict[str, bytes]] = {}
+        self.merged: list[int] = []
         self.requests: list[str] = []
         self.seen_tokens: set[str] = set()
         self.unknown: list[str] = []
@@ -118,6 +129,13 @@ class FakeHub:
             )
         else:
             self.reply(request, 200, list(listing.values()))
+
+    def files_at(self, repo: str, revision: str) -> dict[str, bytes]:
+        """The files of ``repo`` at ``revision``: ``main`` or a pull request's ``refs/pr/N``."""
+        revision = unquote(revision)
+        if revision.startswith("refs/pr/"):
+            return self.pulls[repo, int(revision.rsplit("/", 1)[1])]
+        return self.repos.get(repo, {})
 
     def resolve(self, request: BaseHTTPRequestHandler, method: str, repo: str, path: str) -> None:
         """A file's content (``GET``) or its headers alone (``HEAD``): the commit, the
@@ -227,7 +245,7 @@ class FakeHub:
                 self.reply(request, 400, {"errors": [{"message": str(err)}], "warnings": []})
         elif method == "POST" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["preupload"]:
             files = json.loads(payload)["files"]
-            held = self.repos.get("/".join(parts[2:4]), {})
+            held = self.files_at("/".join(parts[2:4]), "/".join(parts[5:]))
             modes = []
             for f in files:
                 lfs = f["path"].endswith((".parquet", ".png"))
@@ -280,8 +298,13 @@ class FakeHub:
             self.reply(request, 200, {})
         elif method == "POST" and parts[:2] == ["api", "datasets"] and parts[4:5] == ["commit"]:
             repo = "/".join(parts[2:4])
+            revision = unquote("/".join(parts[5:]))
+            failure = self.commit_failures.pop(0) if self.commit_failures else 0
+            if failure:
+                self.reply(request, failure, {"error": "scripted failure"})
+                return
             lines = [json.loads(line) for line in payload.splitlines() if line.strip()]
-            files = dict(self.repos.get(repo, {}))
+            files = dict(self.files_at(repo, revision))
             for line in lines:
                 value = line["value"]
                 if line["key"] == "file":
@@ -296,18 +319,34 @@ class FakeHub:
                         self.reply(request, 404, {"error": f"no file {value['path']}"})
                         return
                     del files[value["path"]]
-            self.repos[repo] = files
+            answer: dict[str, Any] = {"success": True}
+            if "create_pr=1" in request.path:
+                number = 1 + sum(1 for r, _ in self.pulls if r == repo)
+                revision = f"refs/pr/{number}"
+                answer["pullRequestUrl"] = f"{self.url}/datasets/{repo}/discussions/{number}"
+            if revision.startswith("refs/pr/"):
+                self.pulls[repo, int(revision.rsplit("/", 1)[1])] = files
+            else:
+                self.repos[repo] = files
             oid = hashlib.sha1(json.dumps(sorted(files)).encode()).hexdigest()
-            self.commits.append({"repo": repo, "header": lines[0]["value"], "oid": oid})
-            self.reply(
-                request,
-                200,
-                {
-                    "commitUrl": f"{self.url}/datasets/{repo}/commit/{oid}",
-                    "commitOid": oid,
-                    "success": True,
-                },
+            self.commits.append(
+                {"repo": repo, "header": lines[0]["value"], "oid": oid, "revision": revision}
             )
+            answer.update(commitUrl=f"{self.url}/datasets/{repo}/commit/{oid}", commitOid=oid)
+            self.reply(request, 200, answer)
+        elif (
+            method == "POST"
+            and parts[:2] == ["api", "datasets"]
+            and parts[4:5] == ["discussions"]
+            and parts[6:] == ["merge"]
+        ):
+            repo, number = "/".join(parts[2:4]), int(parts[5])
+            if (repo, number) not in self.pulls or number in self.merged:
+                self.reply(request, 404, {"error": f"no open pull request {number}"})
+                return
+            self.repos[repo] = self.pulls[repo, number]
+            self.merged.append(number)
+            self.reply(request, 200, {})
         else:
             self.unknown.append(f"{method} {path}")
             self.reply(request, 404, {"error": f"fake hub: no route {method} {path}"})

@@ -310,6 +310,9 @@ def test_a_push_holds_one_file_on_disk_at_a_time(
     assert [c["header"]["summary"] for c in hub.commits] == [
         f"curation export ({len(files)} files, part {i} of {parts})" for i in range(1, parts + 1)
     ]
+    # the commits go to a pull request, merged at the end: main changes in one step
+    assert {c["revision"] for c in hub.commits} == {"refs/pr/1"} and hub.merged == [1]
+    assert f"{parts} commit(s) to pull request #1, merged into main at once" in output
     kept = read_output(run_folder, "kept")
     exported = pa.concat_tables([pq.read_table(pa.BufferReader(files[n])) for n in shards])
     assert exported["id"].to_pylist() == kept["id"].to_pylist()
@@ -351,6 +354,36 @@ def test_a_new_export_replaces_the_files_of_the_one_before(
         "notes.txt": b"mine",
     }
     assert "earlier export deleted" in hub.commits[-1]["header"]["summary"]
+
+
+def test_main_keeps_the_earlier_export_whole_when_a_later_one_fails_between_commits(
+    run_folder: Path, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export of several commits stops after its first: the repo's main branch still
+    holds the earlier export, every file of it and nothing of the new one, and the
+    error names the pull request that holds the part that landed. Run again, the export
+    replaces the earlier one in one step."""
+    monkeypatch.setattr(hub_module, "COMMIT_FILES", 3)
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        args = [str(run_folder), "--repo-id", "acme/whole", "--max-shard-size", "100KB"]
+        code, output = export(*args)
+        assert code == 0, output
+        before = dict(held(hub, "acme/whole"))
+        hub.commit_failures = [0, 400]  # the new export's second commit is refused
+        again = [*args[:-1], "200KB", "--force"]
+        code, output = export(*again)
+        assert code != 0
+        assert "landed in pull request #2" in output and "main branch is unchanged" in output
+        assert held(hub, "acme/whole") == before
+        assert hub.merged == [1]
+        code, output = export(*again)
+        assert code == 0, output
+        after = held(hub, "acme/whole")
+        assert hub.merged == [1, 3]
+    shards = [n for n in after if n.startswith("data/")]
+    assert after != before and len(shards) < len([n for n in before if n.startswith("data/")])
+    assert all(f"-of-{len(shards):05d}.parquet" in name for name in shards)
 
 
 def test_a_push_that_failed_runs_again_without_force_and_sends_nothing_twice(
