@@ -127,6 +127,12 @@ PIECE = st.sampled_from(
         "items in cart",
         "\x0b",
         "\x1c",
+        "\r",
+        "\x85",
+        "\u2028",
+        "\x00",
+        "𝐀",
+        "🙂",
     ]
 )
 
