@@ -122,7 +122,7 @@ class RefinedWebLinesParams(StageParams):
     )
 
 
-UPPER, DIGIT, ALNUM = 1, 2, 4  # bits of a character's class
+IS_UPPER, IS_DIGIT, IS_ALNUM = 1, 2, 4  # bits of a character's class
 
 
 @cache
@@ -132,7 +132,7 @@ def _bmp_classes() -> np.ndarray:
     table = np.zeros(0x10000, np.uint8)
     for c in range(0x10000):
         ch = chr(c)
-        table[c] = ch.isupper() * UPPER | ch.isdigit() * DIGIT | ch.isalnum() * ALNUM
+        table[c] = ch.isupper() * IS_UPPER | ch.isdigit() * IS_DIGIT | ch.isalnum() * IS_ALNUM
     return table
 
 
@@ -140,98 +140,59 @@ def _classes(points: np.ndarray) -> np.ndarray:
     """The class bits of code points above the table, asked once per distinct one."""
     distinct, index = np.unique(points, return_inverse=True)
     table = [
-        chr(c).isupper() * UPPER | chr(c).isdigit() * DIGIT | chr(c).isalnum() * ALNUM
+        chr(c).isupper() * IS_UPPER | chr(c).isdigit() * IS_DIGIT | chr(c).isalnum() * IS_ALNUM
         for c in distinct
     ]
     return np.array(table, np.uint8)[index] if len(points) else np.zeros(0, np.uint8)
 
 
-def _large_chunks(text: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
-    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    return [chunk.cast(pa.large_string()) for chunk in chunks]
+UPPERS, DIGITS, WORDS, TOKENS = range(4)  # the columns of ``line_counts``
+
+
+def line_counts(lines: pa.Array) -> np.ndarray:
+    """Per string of a large-string array, an ``(n, 4)`` array: its uppercase characters
+    (``str.isupper``), digit characters (``str.isdigit``), words (``len(line.split())``)
+    and words as DCLM counts them (``TOKENS``: fastText's tokens, split on ASCII
+    whitespace and NUL, whose first character is alphanumeric, ``str.isalnum``). A
+    document's tokens are the sum of its lines' (a newline splits tokens)."""
+    data, offsets = string_buffers(lines)
+    room = int(np.count_nonzero(data >= 0xF0))  # characters above 0xFFFF begin so
+    rows, points = np.empty(room, np.int64), np.empty(room, np.int64)
+    starts = np.empty(room, np.bool_)
+    counts, found = _line_counts(data, offsets, _bmp_classes(), rows, points, starts)
+    classes, rows, starts = _classes(points[:found]), rows[:found], starts[:found]
+    n = len(lines)
+    counts[:, UPPERS] += np.bincount(rows[(classes & IS_UPPER) > 0], minlength=n)
+    counts[:, DIGITS] += np.bincount(rows[(classes & IS_DIGIT) > 0], minlength=n)
+    counts[:, TOKENS] += np.bincount(rows[starts & ((classes & IS_ALNUM) > 0)], minlength=n)
+    return counts
 
 
 def count_words(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Words per document as DCLM counts them: fastText's tokens (split on ASCII
-    whitespace and NUL) whose first character is alphanumeric (``str.isalnum``)."""
-    counts = [np.zeros(0, np.int64)]
-    for chunk in _large_chunks(text):
-        data, offsets = string_buffers(chunk)
-        rows, points = _astral_space(data)
-        words, found = _dclm_words(data, offsets, _bmp_classes(), rows, points)
-        alnum = (_classes(points[:found]) & ALNUM) > 0
-        counts.append(words + np.bincount(rows[:found][alnum], minlength=len(chunk)))
-    return np.concatenate(counts)
-
-
-def line_counts(lines: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per line of a large-string array: uppercase characters (``str.isupper``), digit
-    characters (``str.isdigit``) and words (``len(line.split())``)."""
-    data, offsets = string_buffers(lines)
-    rows, points = _astral_space(data)
-    upper, digit, words, found = _line_counts(data, offsets, _bmp_classes(), rows, points)
-    classes = _classes(points[:found])
-    rows = rows[:found]
-    upper += np.bincount(rows[(classes & UPPER) > 0], minlength=len(lines))
-    digit += np.bincount(rows[(classes & DIGIT) > 0], minlength=len(lines))
-    return upper, digit, words
-
-
-def _astral_space(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Room for the row and code point of every character above 0x10000 in ``data``
-    (each begins with a byte from 0xF0)."""
-    room = int(np.count_nonzero(data >= 0xF0))
-    return np.empty(room, np.int64), np.empty(room, np.int64)
-
-
-@numba.njit(cache=True, nogil=True)
-def _dclm_words(
-    data: np.ndarray, offsets: np.ndarray, table: np.ndarray, rows: np.ndarray, points: np.ndarray
-) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
-    """Per string, its fastText tokens that start with an alphanumeric character below
-    0x10000; the tokens that start above go to ``rows`` and ``points`` (how many: the
-    second result)."""
-    n = len(offsets) - 1
-    words = np.zeros(n, np.int64)
-    found = 0
-    for row in range(n):
-        separated = True
-        i = offsets[row]
-        end = offsets[row + 1]
-        while i < end:
-            b = data[i]
-            if b == 0x20 or (b >= 0x09 and b <= 0x0D) or b == 0:
-                separated = True
-                i += 1
-            elif separated:
-                separated = False
-                point, size = code_point(data, i)
-                if point < 0x10000:
-                    if table[point] & 4:
-                        words[row] += 1
-                else:
-                    rows[found] = row
-                    points[found] = point
-                    found += 1
-                i += size
-            else:
-                i += 1
-    return words, found
+    """Words per document as DCLM counts them (``line_counts``' ``TOKENS``)."""
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    parts = [line_counts(chunk.cast(pa.large_string()))[:, TOKENS] for chunk in chunks]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
 def _line_counts(
-    data: np.ndarray, offsets: np.ndarray, table: np.ndarray, rows: np.ndarray, points: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
-    """Per string: uppercase and digit characters below 0x10000 and ``str.split()``
-    words; the characters above go to ``rows`` and ``points`` (how many: the last result)."""
+    data: np.ndarray,
+    offsets: np.ndarray,
+    table: np.ndarray,
+    rows: np.ndarray,
+    points: np.ndarray,
+    starts: np.ndarray,
+) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """``line_counts`` for the characters below 0x10000; each character above goes to
+    ``rows`` and ``points``, with whether it begins a token in ``starts`` (how many: the
+    second result)."""
     n = len(offsets) - 1
-    upper = np.zeros(n, np.int64)
-    digit = np.zeros(n, np.int64)
-    words = np.zeros(n, np.int64)
+    counts = np.zeros((n, 4), np.int64)
     found = 0
     for row in range(n):
-        inside = False
+        inside = False  # within a word of str.split()
+        separated = True  # after a fastText separator
         i = offsets[row]
         end = offsets[row + 1]
         while i < end:
@@ -241,46 +202,60 @@ def _line_counts(
                 size = 1
             else:
                 point, size = code_point(data, i)
+            begins = False
+            if b == 0x20 or (b >= 0x09 and b <= 0x0D) or b == 0:
+                separated = True
+            elif separated:
+                separated = False
+                begins = True
             if is_unicode_space(point):
                 inside = False
+            elif not inside:
+                inside = True
+                counts[row, WORDS] += 1
+            if point < 0x10000:
+                bits = table[point]
+                if bits & IS_UPPER:
+                    counts[row, UPPERS] += 1
+                if bits & IS_DIGIT:
+                    counts[row, DIGITS] += 1
+                if begins and bits & IS_ALNUM:
+                    counts[row, TOKENS] += 1
             else:
-                if not inside:
-                    inside = True
-                    words[row] += 1
-                if point < 0x10000:
-                    bits = table[point]
-                    if bits & 1:
-                        upper[row] += 1
-                    if bits & 2:
-                        digit[row] += 1
-                else:
-                    rows[found] = row
-                    points[found] = point
-                    found += 1
+                rows[found] = row
+                points[found] = point
+                starts[found] = begins
+                found += 1
             i += size
-    return upper, digit, words, found
+    return counts, found
 
 
 class _Lines:
     """The lines of a batch as they are corrected: ``flat`` lines (large strings),
-    ``parents`` their document (sorted), ``n`` documents; and per line its uppercase
-    and digit characters and its words, which stripping whitespace leaves as they are."""
+    ``parents`` their document (sorted), ``n`` documents, and ``counts`` per line
+    (``line_counts``), recounted for every line a step changes."""
 
     def __init__(self, text: pa.ChunkedArray | pa.Array) -> None:
         pieces = pc.split_pattern(text.cast(pa.large_string()), "\n")
         self.flat, self.parents = split_pieces(pieces)
         self.n = len(text)
-        self.upper, self.digit, self.words = line_counts(self.flat)
+        self.counts = line_counts(self.flat)
 
     def keep(self, mask: np.ndarray) -> None:
         if not mask.all():
             self.flat = self.flat.filter(pa.array(mask))
             self.parents = self.parents[mask]
-            self.upper, self.digit, self.words = (
-                self.upper[mask],
-                self.digit[mask],
-                self.words[mask],
-            )
+            self.counts = self.counts[mask]
+
+    @property
+    def words(self) -> np.ndarray:
+        """Words per line, as ``len(line.split())``."""
+        return self.counts[:, WORDS]
+
+    def per_document(self, column: int) -> np.ndarray:
+        """The sum of ``line_counts``' ``column`` over each document's lines."""
+        sums = np.bincount(self.parents, weights=self.counts[:, column], minlength=self.n)
+        return sums.astype(np.int64)
 
     def length(self) -> np.ndarray:
         """Characters per line."""
@@ -294,7 +269,7 @@ class _Lines:
     def replace(self, mask: np.ndarray, values: pa.Array) -> None:
         """Put ``values`` in place of the lines at ``mask``, counting them anew."""
         self.flat = pc.replace_with_mask(self.flat, pa.array(mask), values)
-        self.upper[mask], self.digit[mask], self.words[mask] = line_counts(values)
+        self.counts[mask] = line_counts(values)
 
     def strip(self) -> None:
         """Strip each document's whitespace at both ends, as ``str.strip`` on the text."""
@@ -320,9 +295,9 @@ class _Lines:
             changed = to_numpy(pc.not_equal(trimmed, values), bool)
             if changed.any():  # most lines have no whitespace at their ends: no copy
                 at[np.flatnonzero(at)[~changed]] = False
-                self.flat = pc.replace_with_mask(
-                    self.flat, pa.array(at), trimmed.filter(pa.array(changed))
-                )
+                # recounted: a token that began with a space such as U+00A0 may begin
+                # with a letter now
+                self.replace(at, trimmed.filter(pa.array(changed)))
 
     def text(self) -> pa.Array:
         """Each document's lines joined by ``\\n`` ("" for a document with none)."""
@@ -347,14 +322,14 @@ class RefinedWebLines(MapStage):
         p = self.params
         n = table.num_rows
         text = table[TEXT]
-        before = count_words(text)
         lines = _Lines(text)
+        before = lines.per_document(TOKENS)
         original_lines = np.bincount(lines.parents, minlength=n)
         if p.max_uppercase_ratio is not None:
-            lines.keep(lines.ratio_at_most(lines.upper, p.max_uppercase_ratio))
+            lines.keep(lines.ratio_at_most(lines.counts[:, UPPERS], p.max_uppercase_ratio))
             lines.strip()
         if p.max_numeric_ratio is not None:
-            lines.keep(lines.ratio_at_most(lines.digit, p.max_numeric_ratio))
+            lines.keep(lines.ratio_at_most(lines.counts[:, DIGITS], p.max_numeric_ratio))
             lines.strip()
         if p.remove_counters:
             counter = to_numpy(pc.match_substring_regex(pc.utf8_lower(lines.flat), COUNTER), bool)
@@ -367,7 +342,7 @@ class RefinedWebLines(MapStage):
             lines.strip()
 
         new_text = lines.text()
-        after = count_words(new_text)
+        after = lines.per_document(TOKENS)
         ratio = (before - after) / np.maximum(before, 1)
         rules = [
             ("empty", to_numpy(pc.equal(pc.binary_length(new_text), 0), bool)),

@@ -150,10 +150,11 @@ def test_any_text_matches_dclm(texts: list[str]) -> None:
 @given(st.text(st.characters(codec="utf-8"), max_size=40))
 def test_counts_are_dclms_and_pythons(text: str) -> None:
     assert count_words(pa.array([text]))[0] == dclm_words(text)
-    upper, digit, words = line_counts(pa.array([text], pa.large_string()))
-    assert upper[0] == sum(c.isupper() for c in text)
-    assert digit[0] == sum(c.isdigit() for c in text)
-    assert words[0] == len(text.split())
+    upper, digit, words, tokens = line_counts(pa.array([text], pa.large_string()))[0]
+    assert upper == sum(c.isupper() for c in text)
+    assert digit == sum(c.isdigit() for c in text)
+    assert words == len(text.split())
+    assert tokens == dclm_words(text)
 
 
 def test_space_class_is_pythons() -> None:
