@@ -748,7 +748,6 @@ class _Pusher:
         self.card: str | None = None  # the repo's README.md before the export
         self.commits, self.groups = 0, 1
         self.pull: tuple[int, str] | None = None  # the pull request (number, URL) committed to
-        self.merged = False
         self.pool = ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="export-upload")
         self.slots = threading.BoundedSemaphore(UPLOADS)
         self.pending: list[Future[None]] = []
@@ -922,7 +921,6 @@ class _Pusher:
                     comment=f"curation export: {len(groups)} commits, merged as one",
                 )
             )
-            self.merged = True
         return url
 
     def _retried(self, action: Callable[[], Any]) -> Any:
