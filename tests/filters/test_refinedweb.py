@@ -208,3 +208,17 @@ def test_a_bad_pattern_is_an_error_that_names_it() -> None:
     with pytest.raises(RecipeError, match="refinedweb_lines") as error:
         parse_recipe(recipe)
     assert "'(x' is not a valid RE2" in str(error.value)
+
+
+def test_batches_of_several_chunks_and_slices_give_dclms_texts() -> None:
+    """Arrow hands a stage a text column in chunks, or a slice of a larger one: the
+    compiled counts read each piece's own bytes."""
+    texts = real_documents()["pile"][:300]
+    table = conform(pa.table({"id": [str(i) for i in range(300)], "text": texts}))
+    chunked = pa.concat_tables([table.slice(0, 100), table.slice(100, 200)])
+    assert chunked["text"].num_chunks == 2
+    for batch in (chunked, table.slice(37, 150)):
+        stage = RefinedWebLines(RefinedWebLinesParams())
+        rows = stage.process(batch).to_pylist()
+        ours = [r["text"] if r["drop_reason"] is None else None for r in rows]
+        assert ours == [dclm_reference(texts[int(r["id"])]) for r in rows]
