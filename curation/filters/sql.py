@@ -8,7 +8,9 @@ before it measured (``lang_score``, ``gopher_word_count``, ...)::
     - sql_filter: {drop: "url LIKE '%/tag/%' OR fineweb_list_ratio > 0.3", rule: tag_pages}
 
 With ``keep``, rows where the condition is false or null are dropped; with ``drop``,
-rows where it is true are (null keeps them). The reason is ``sql_filter:<rule>``.
+rows where it is true are (null keeps them). The reason is ``sql_filter:<rule>``. The
+dialect is ``curate inspect --where``'s, so a condition tried on a scored run there goes
+into a recipe as it is.
 
 A row's fate depends on that row alone, so the result is the same whatever the batches
 and workers: aggregates (``avg(x)``, ``count(*)``), window functions (``OVER``,
