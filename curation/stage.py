@@ -199,6 +199,14 @@ def stage_class(name: str) -> type[MapStage]:
     return _REGISTRY[name]
 
 
+def _nested_list(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``list[M]`` for a parameter model ``M``."""
+    if typing.get_origin(annotation) is not list:
+        return False
+    (item,) = typing.get_args(annotation) or (None,)
+    return isinstance(item, type) and issubclass(item, BaseModel)
+
+
 def _as_written(value: Any) -> Any:
     """A default as a recipe writes it: nested parameter models as plain mappings."""
     if isinstance(value, BaseModel):
@@ -218,6 +226,9 @@ def describe_params(params: type[StageParams]) -> list[dict[str, Any]]:
         annotation = field.annotation
         if typing.get_origin(annotation) is typing.Literal:  # the choices, not "Literal"
             type_name = " | ".join(repr(choice) for choice in typing.get_args(annotation))
+        elif _nested_list(annotation):  # what each entry holds, not a class name
+            item = typing.get_args(annotation)[0]
+            type_name = "list of {" + ", ".join(item.model_fields) + "}"
         else:
             type_name = getattr(annotation, "__name__", None) or str(annotation)
         if field.is_required():

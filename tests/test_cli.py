@@ -26,7 +26,9 @@ def test_stages_lists_parameters_defaults_and_help() -> None:
     assert "by ('count' | 'chars', default 'count')" in result.output
     assert "PydanticUndefined" not in result.output and "Literal" not in result.output
     # nested defaults as a recipe writes them, not as Python objects
-    assert "default [{'pattern': 'items in cart', 'location': 'any'}," in result.output
+    assert "substrings (list of {pattern, location}, default [{'pattern': 'items in cart'," in (
+        result.output
+    )
     assert "SubstringRule(" not in result.output
     listing = json.loads(CliRunner().invoke(main, ["stages", "--json"]).output)
     assert set(listing) >= {"length_filter", "sample"}
