@@ -131,6 +131,12 @@ def main() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="delete the previous run in --output first")
 @click.option("--quiet", is_flag=True, help="no progress display")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="check the recipe, inputs, models and output folder and print the plan; "
+    "write nothing, run nothing",
+)
 def run_command(
     recipe: str,
     more_inputs: tuple[str, ...],
@@ -144,6 +150,7 @@ def run_command(
     ray_address: str | None,
     overwrite: bool,
     quiet: bool,
+    dry_run: bool,
 ) -> None:
     """Run the curation RECIPE (a YAML file) over the inputs into --output."""
     from curation.recipe import load_recipe
@@ -156,6 +163,9 @@ def run_command(
         )
         if executor == "local" and (ray_address or workers):
             raise click.UsageError("--ray-address and --workers go with --executor ray")
+        if dry_run:
+            _print_plan(recipe, loaded, output, overwrite)
+            return
         if loaded.models:
             from curation.runtime.models import build_models
 
@@ -182,6 +192,37 @@ def run_command(
         )
         sys.exit(130)
     _print_summary(stats, output)
+
+
+def _print_plan(path: str, recipe: Any, output: str, overwrite: bool) -> None:
+    """``curate run --dry-run``: what the run would read, build, run and write, checked
+    as the run checks it (an error where the run would fail before it starts)."""
+    from curation.runtime.models import model_actions
+    from curation.runtime.run import plan_run
+
+    plan = plan_run(recipe, output, overwrite)
+    actions = model_actions(recipe.models, recipe.input.paths, recipe.input.text_field)
+    inputs = plan["inputs"]
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in inputs["formats"].items())
+    click.echo(f"dry run of {path}: nothing is written or run")
+    click.echo(f"inputs: {inputs['files']:,} file(s), {inputs['bytes'] / 1e6:,.1f} MB ({kinds})")
+    for action in actions:
+        click.echo(f"models: {action}")
+    for index, step in enumerate(plan["passes"], 1):
+        after = " (after a barrier that decides over the whole dataset)" if step["barrier"] else ""
+        measures = (
+            f"; then measures what {step['measures_for']} decides on"
+            if step["measures_for"]
+            else ""
+        )
+        click.echo(f"pass {index}{after}: {', '.join(step['stages']) or 'read'}{measures}")
+    state = {
+        "new": "a new run",
+        "overwrite": "the run there is deleted first (--overwrite)",
+        "resume": "resumes the run of this recipe there: finished shards are not run again",
+        "finished": "the run of this recipe there is finished: every shard is reused",
+    }[plan["output"]["state"]]
+    click.echo(f"output: {plan['output']['folder']} ({state})")
 
 
 def _print_summary(stats: dict, output: str, console: Any = None) -> None:

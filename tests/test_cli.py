@@ -67,6 +67,54 @@ def test_run_local_with_overrides(pile_path: Path, tmp_path: Path) -> None:
     assert "text_field: contents" in resolved and "pyarrow:" in resolved
 
 
+def test_dry_run_prints_the_plan_and_writes_nothing(pile_path: Path, tmp_path: Path) -> None:
+    """--dry-run checks what the run would check and prints the passes; it writes
+    nothing, and says what it would do with a folder that holds a run."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - length_filter: {min_chars: 500}\n  - exact_dedup: {}\n")
+    out = tmp_path / "out"
+    base = ["run", str(recipe), "--input", str(pile_path), "--text-field", "contents"]
+    dry = CliRunner().invoke(main, [*base, "--output", str(out), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines() == [
+        f"dry run of {recipe}: nothing is written or run",
+        f"inputs: 1 file(s), {pile_path.stat().st_size / 1e6:,.1f} MB (jsonl 1)",
+        "pass 1: length_filter; then measures what exact_dedup decides on",
+        "pass 2 (after a barrier that decides over the whole dataset): exact_dedup",
+        f"output: {out} (a new run)",
+    ]
+    assert not out.exists()
+    done = CliRunner().invoke(main, [*base, "--output", str(out), "--executor", "local", "--quiet"])
+    assert done.exit_code == 0, done.output
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    again = CliRunner().invoke(main, [*base, "--output", str(out), "--dry-run"])
+    assert f"output: {out} (the run of this recipe there is finished" in again.output
+    assert (
+        "(the run there is deleted first (--overwrite))"
+        in CliRunner()
+        .invoke(main, [*base, "--output", str(out), "--dry-run", "--overwrite"])
+        .output
+    )
+    recipe.write_text("stages:\n  - length_filter: {min_chars: 900}\n")
+    other = CliRunner().invoke(main, [*base, "--output", str(out), "--dry-run"])
+    assert other.exit_code != 0 and "pass --overwrite to start again there" in other.output
+    missing = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(recipe),
+            "--input",
+            str(tmp_path / "nope.jsonl"),
+            "--output",
+            str(tmp_path / "o2"),
+            "--dry-run",
+        ],
+    )
+    assert missing.exit_code != 0 and "nope.jsonl" in missing.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert not (tmp_path / "o2").exists()
+
+
 def test_an_unquoted_glob_after_input_reads_every_file(pile_path: Path, tmp_path: Path) -> None:
     # `--input parts/*.jsonl` reaches us as `--input parts/a.jsonl parts/b.jsonl ...`:
     # click refused the rest as "unexpected extra argument"

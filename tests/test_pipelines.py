@@ -128,6 +128,11 @@ def test_color_filter_recipe_trains_its_models_and_selects(
     Path("recipe.yaml").write_text(quick)
     runner = CliRunner()
     args = ["run", "recipe.yaml", "--input", "pool.jsonl", "--executor", "local", "--quiet"]
+    dry = runner.invoke(main, [*args, "--output", "out", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "models: building models/color/prior (train_lm)" in dry.output
+    assert "models: building models/color/conditional (train_lm)" in dry.output
+    assert not Path("out").exists() and not Path("models").exists()  # nothing built
     result = runner.invoke(main, [*args, "--output", "out"])
     assert result.exit_code == 0, result.output
     assert "models: building models/color/prior" in result.output

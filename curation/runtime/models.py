@@ -137,14 +137,10 @@ def build_models(
     for spec in models:
         now = build_record(spec, run_inputs, run_text_field)
         record = Path(f"{spec.path}.build.json")
-        if spec.ready():
-            why = _changed(record, now)
-            if why is None:
-                log(f"models: reusing {spec.path}")
-                continue
-            log(f"models: rebuilding {spec.path}: {why}")
-        else:
-            log(f"models: building {spec.path} ({spec.kind})")
+        action = _action(spec, now)
+        log(f"models: {action}")
+        if action.startswith("reusing"):
+            continue
         record.unlink(missing_ok=True)
         try:
             _build(spec, run_inputs, run_text_field, log)
@@ -157,6 +153,21 @@ def build_models(
         write_atomic_bytes(record, json.dumps(now, indent=2).encode("utf-8"))
         built.append(spec.path)
     return built
+
+
+def model_actions(
+    models: tuple[ModelSpec, ...], run_inputs: list[str], run_text_field: str
+) -> list[str]:
+    """What ``build_models`` would do with each model, in order, without doing it:
+    ``reusing PATH``, ``building PATH (KIND)`` or ``rebuilding PATH: why``."""
+    return [_action(spec, build_record(spec, run_inputs, run_text_field)) for spec in models]
+
+
+def _action(spec: ModelSpec, now: dict[str, Any]) -> str:
+    if not spec.ready():
+        return f"building {spec.path} ({spec.kind})"
+    why = _changed(Path(f"{spec.path}.build.json"), now)
+    return f"reusing {spec.path}" if why is None else f"rebuilding {spec.path}: {why}"
 
 
 def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) -> dict[str, Any]:

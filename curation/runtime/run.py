@@ -212,6 +212,48 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     return stats
 
 
+def plan_run(recipe: Recipe, output: str | Path, overwrite: bool = False) -> dict[str, Any]:
+    """What ``run`` would do, checked as ``run`` checks it, without writing anything: the
+    input files (count, bytes and formats), the passes (each one's stages, and whether a
+    barrier decides over the dataset before it), and what happens to ``output``: ``new``,
+    ``overwrite`` (a run there is deleted first), ``resume`` (a run of this recipe over
+    these inputs goes on) or ``finished`` (that run is done: every shard is reused).
+    Raises what ``run`` raises before it writes (``InputError``, ``RunFolderError``)."""
+    _check_local(output)
+    shards = resolve_inputs(recipe.input.paths, recipe.input.format)
+    out = Path(output).absolute()
+    segments = plan_segments(recipe)
+    fingerprint = _fingerprint(recipe, shards, segments)
+    previous = _previous_run(out, out / "_work", fingerprint, overwrite, [s.url for s in shards])
+    held = out.exists() and any(out.iterdir())
+    formats: dict[str, int] = {}
+    for shard in shards:
+        formats[shard.format] = formats.get(shard.format, 0) + 1
+    return {
+        "inputs": {
+            "files": len(shards),
+            "bytes": sum(s.size or 0 for s in shards),
+            "formats": dict(sorted(formats.items())),
+        },
+        "passes": [
+            {
+                "stages": [spec.name for spec in segment.stages],
+                "barrier": segment.opens_with_global(),
+                "measures_for": segment.measure.name if segment.measure else None,
+            }
+            for segment in segments
+        ],
+        "output": {
+            "folder": str(out),
+            "state": (
+                ("finished" if (out / "stats.json").exists() else "resume")
+                if previous
+                else ("overwrite" if held and overwrite else "new")
+            ),
+        },
+    }
+
+
 _SHARD_KEYS = "label+versions"
 
 
@@ -509,6 +551,55 @@ def _stage_files(recipe: Recipe) -> dict[str, str | None]:
     return file_versions(path for spec in recipe.stages for path in spec.params.files())
 
 
+def _previous_run(
+    out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool, urls: list[str]
+) -> dict[str, Any] | None:
+    """The marker of the run in ``out`` that a run of ``fingerprint`` would go on with
+    (None: a new or empty folder, or one ``overwrite`` clears); ``RunFolderError`` when
+    the folder holds something else. Reads only."""
+    marker = work / RUN_MARKER
+    if not (out.exists() and any(out.iterdir())):
+        return None
+    is_run = marker.exists() or (out / "stats.json").exists()
+    if not is_run:
+        raise RunFolderError(
+            f"output folder {out} is not empty and holds no curation run: "
+            "choose an empty or new folder (it is not deleted, even with --overwrite)"
+        )
+    if overwrite or not marker.exists():
+        return None
+    previous = json.loads(marker.read_text())
+    if previous.get("fingerprint") != fingerprint["fingerprint"]:
+        raise RunFolderError(
+            f"output folder {out} holds "
+            f"{_what_differs(previous, fingerprint, work, urls)}: pass --overwrite "
+            "to start again there, or choose another --output"
+        )
+    # a run begun by an engine that cut the passes otherwise (before 2026-11-24 a
+    # model's pass was not cut from the CPU stages before it, and such markers say
+    # nothing of passes): its pass results must not be read as this engine's
+    before = previous.get("passes")
+    if before != fingerprint["passes"] and (before or fingerprint["gpu_cut"]):
+        raise RunFolderError(
+            f"output folder {out} holds a run of this recipe begun by another "
+            f"version of the engine, which cut its stages into passes otherwise "
+            f"({before or 'unrecorded'} stages a pass there, {fingerprint['passes']} "
+            "now): pass --overwrite to start again there, or finish it with that "
+            "version"
+        )
+    # a model, word list or benchmark changed since: the results made before
+    # would not be those made after (a marker of before 2026-11-25 has none)
+    then = previous.get("stage_files")
+    if then is not None and (change := file_change(then, fingerprint["stage_files"])):
+        raise RunFolderError(
+            f"output folder {out} holds a run of this recipe, and a file its stages "
+            f"read, {change} since the run began: its results so far are not those "
+            "the files give now. Pass --overwrite to start again with the files as "
+            "they are, or put back those the run began with to finish it"
+        )
+    return previous
+
+
 def _prepare(
     out: Path, work: Path, fingerprint: dict[str, Any], overwrite: bool, urls: list[str]
 ) -> dict[str, Any] | None:
@@ -517,47 +608,10 @@ def _prepare(
     list of inputs. Returns the marker of the run it goes on with, None for a fresh
     start."""
     marker = work / RUN_MARKER
-    previous = None
-    if out.exists() and any(out.iterdir()):
-        is_run = marker.exists() or (out / "stats.json").exists()
-        if not is_run:
-            raise RunFolderError(
-                f"output folder {out} is not empty and holds no curation run: "
-                "choose an empty or new folder (it is not deleted, even with --overwrite)"
-            )
-        if overwrite:
-            for child in out.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        elif marker.exists():
-            previous = json.loads(marker.read_text())
-            if previous.get("fingerprint") != fingerprint["fingerprint"]:
-                raise RunFolderError(
-                    f"output folder {out} holds "
-                    f"{_what_differs(previous, fingerprint, work, urls)}: pass --overwrite "
-                    "to start again there, or choose another --output"
-                )
-            # a run begun by an engine that cut the passes otherwise (before 2026-11-24 a
-            # model's pass was not cut from the CPU stages before it, and such markers say
-            # nothing of passes): its pass results must not be read as this engine's
-            before = previous.get("passes")
-            if before != fingerprint["passes"] and (before or fingerprint["gpu_cut"]):
-                raise RunFolderError(
-                    f"output folder {out} holds a run of this recipe begun by another "
-                    f"version of the engine, which cut its stages into passes otherwise "
-                    f"({before or 'unrecorded'} stages a pass there, {fingerprint['passes']} "
-                    "now): pass --overwrite to start again there, or finish it with that "
-                    "version"
-                )
-            # a model, word list or benchmark changed since: the results made before
-            # would not be those made after (a marker of before 2026-11-25 has none)
-            then = previous.get("stage_files")
-            if then is not None and (change := file_change(then, fingerprint["stage_files"])):
-                raise RunFolderError(
-                    f"output folder {out} holds a run of this recipe, and a file its stages "
-                    f"read, {change} since the run began: its results so far are not those "
-                    "the files give now. Pass --overwrite to start again with the files as "
-                    "they are, or put back those the run began with to finish it"
-                )
+    previous = _previous_run(out, work, fingerprint, overwrite, urls)
+    if overwrite and out.exists():
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     _note_builds(previous, fingerprint)  # in place: the run writes it again when finished
     if previous is not None and "shard_keys" not in previous:
         # the results of the engine before stay named so until the run finishes
