@@ -76,6 +76,7 @@ bench: setup
 	$(BIN)/python benchmarks/filters_speed.py
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	taskset -c 0 $(BIN)/python benchmarks/sql_filter.py
+	taskset -c 0 $(BIN)/python benchmarks/fix_text.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
