@@ -48,6 +48,16 @@ def text_batches(texts: list[str], rows: int) -> list[pyarrow.Table]:
     ]
 
 
+def rate_table(kind: str, seconds: dict[str, float], base: str, docs: int, mb: float) -> None:
+    """Print a Markdown table of ``seconds`` by implementation (``kind`` heads its column):
+    seconds, documents and MB a second, and how many times faster than ``base``."""
+    print(f"| {kind} | seconds | docs/s | MB/s | vs {base} |")
+    print("|---|---:|---:|---:|---:|")
+    for name, value in seconds.items():
+        rate = f"{docs / value:,.0f} | {mb / value:.1f}"
+        print(f"| {name} | {value:.4f} | {rate} | {seconds[base] / value:.2f}x |")
+
+
 def thinned(text: str, copy: int) -> str:
     """``text`` with every ``(copy + 6)``-th word of each line removed (copy 0: as is), so
     repeated copies of a document differ in their long lines."""

@@ -12,11 +12,12 @@ fix can change (printable ASCII without ``&``).
 from __future__ import annotations
 
 import argparse
+import re
 
 import pyarrow as pa
-from common import best_of, documents, text_batches
+from common import best_of, documents, rate_table, text_batches
 
-from curation.filters.fix_text import FixText, FixTextParams
+from curation.filters.fix_text import UNTOUCHED, FixText, FixTextParams
 
 
 def main() -> None:
@@ -49,17 +50,16 @@ def main() -> None:
     ours_s, theirs_s = best_of(args.repeats, ours, datatrove)
     assert out["ours"] == out["datatrove"]
     changed = sum(a != b for a, b in zip(out["ours"], texts, strict=True))
-    skipped = sum(t.isascii() and "&" not in t and t.isprintable() for t in texts)
+    plain = sum(bool(re.match(UNTOUCHED, t)) for t in texts)
     print(f"{len(texts):,} documents, {megabytes:.1f} MB; {changed:,} changed, same text")
-    print(f"printable ASCII without '&' (passed over): about {skipped:,}")
-    print("| formatter | seconds | docs/s | MB/s | vs FTFYFormatter |")
-    print("|---|---:|---:|---:|---:|")
-    for name, seconds in (("datatrove FTFYFormatter", theirs_s), ("fix_text", ours_s)):
-        rate = len(texts) / seconds
-        print(
-            f"| {name} | {seconds:.3f} | {rate:,.0f} | {megabytes / seconds:.1f} "
-            f"| {theirs_s / seconds:.2f}x |"
-        )
+    print(f"passed over (printable ASCII, tab and newline without '&'): {plain:,}")
+    rate_table(
+        "formatter",
+        {"datatrove FTFYFormatter": theirs_s, "fix_text": ours_s},
+        "datatrove FTFYFormatter",
+        len(texts),
+        megabytes,
+    )
 
 
 if __name__ == "__main__":

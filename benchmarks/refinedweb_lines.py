@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, text_batches
+from common import best_of, documents, rate_table, text_batches
 
 from curation.filters.refinedweb import RefinedWebLines, RefinedWebLinesParams
 
@@ -61,14 +61,13 @@ def main() -> None:
     print(f"{platform.machine()}, {platform.python_version()}, pyarrow {pa.__version__}")
     print(f"{len(texts):,} documents, {megabytes:.1f} MB; best of {args.repeats}")
     print(f"same text and decision: {same:,} of {len(texts):,}; dropped {dropped:,}")
-    print("| implementation | seconds | docs/s | MB/s | vs DCLM |")
-    print("|---|---:|---:|---:|---:|")
-    for name, seconds in (("DCLM, per document", dclm_s), ("refinedweb_lines", ours_s)):
-        rate = len(texts) / seconds
-        print(
-            f"| {name} | {seconds:.3f} | {rate:,.0f} | {megabytes / seconds:.1f} "
-            f"| {dclm_s / seconds:.1f}x |"
-        )
+    rate_table(
+        "implementation",
+        {"DCLM, per document": dclm_s, "refinedweb_lines": ours_s},
+        "DCLM, per document",
+        len(texts),
+        megabytes,
+    )
 
 
 if __name__ == "__main__":
