@@ -87,3 +87,45 @@ def test_text_the_stage_passes_over_is_left_as_it_is_by_every_fix(text: str, all
     else:
         config = ftfy_config(FixTextParams())
     assert ftfy.fix_text(text, config) == text
+
+
+PIECE = st.sampled_from(
+    [
+        "plain words ",
+        "\n",
+        "\r\n",
+        "\r",
+        "<b>",
+        "&amp;",
+        "&lt;",
+        "Ã©",
+        "â€™",
+        "Â ",
+        "\x1b[31m",
+        "\x07",
+        "\u2028",
+        "\x85",
+        "ﬁ",
+        "“q”",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(PIECE, max_size=25).map("".join), min_size=1, max_size=5),
+    st.sampled_from(["auto", True, False]),
+    st.booleans(),
+)
+def test_segments_fixed_alone_give_ftfy_on_the_whole_document(
+    texts: list[str], unescape_html: str | bool, fix_line_breaks: bool
+) -> None:
+    """The stage calls ftfy only on the lines that are not plain; the result is ftfy's
+    on the whole text, '<' switching entities off for the rest of it included."""
+    import ftfy
+
+    params = FixTextParams(unescape_html=unescape_html, fix_line_breaks=fix_line_breaks)
+    config = ftfy_config(params)
+    out = run(texts, unescape_html=unescape_html, fix_line_breaks=fix_line_breaks)
+    assert out["text"].to_pylist() == [ftfy.fix_text(t, config) for t in texts]
