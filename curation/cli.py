@@ -164,7 +164,7 @@ def run_command(
         if executor == "local" and (ray_address or workers):
             raise click.UsageError("--ray-address and --workers go with --executor ray")
         if dry_run:
-            _print_plan(recipe, loaded, output, overwrite)
+            _print_plan(recipe, loaded, output, overwrite, executor, ray_address)
             return
         if loaded.models:
             from curation.runtime.models import build_models
@@ -194,14 +194,25 @@ def run_command(
     _print_summary(stats, output)
 
 
-def _print_plan(path: str, recipe: Any, output: str, overwrite: bool) -> None:
+def _print_plan(
+    path: str, recipe: Any, output: str, overwrite: bool, executor: str, address: str | None
+) -> None:
     """``curate run --dry-run``: what the run would read, build, run and write, checked
-    as the run checks it (an error where the run would fail before it starts)."""
+    as the run checks it (an error where the run would fail before it starts; a cluster
+    named by address must answer as a Ray cluster, which joins nothing)."""
+    from curation.runtime.executors import check_reachable, cluster_address
     from curation.runtime.models import model_actions
     from curation.runtime.run import plan_run
 
     plan = plan_run(recipe, output, overwrite)
     actions = model_actions(recipe.models, recipe.input.paths, recipe.input.text_field)
+    if executor == "local":
+        where = "local, in this process"
+    elif (joined := cluster_address(address)) is not None:
+        check_reachable(joined)
+        where = f"Ray, the cluster at {joined} (it answers)"
+    else:
+        where = "Ray, an embedded local cluster started for the run"
     inputs = plan["inputs"]
     kinds = ", ".join(f"{kind} {count:,}" for kind, count in inputs["formats"].items())
     click.echo(f"dry run of {path}: nothing is written or run")
@@ -223,6 +234,7 @@ def _print_plan(path: str, recipe: Any, output: str, overwrite: bool) -> None:
         "finished": "the run of this recipe there is finished: every shard is reused",
     }[plan["output"]["state"]]
     click.echo(f"output: {plan['output']['folder']} ({state})")
+    click.echo(f"executor: {where}")
 
 
 def _print_summary(stats: dict, output: str, console: Any = None) -> None:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from curation.cli import main
-from tests.conftest import read_output, train_tiny_lm_on_ray
+from tests.conftest import free_port, read_output, train_tiny_lm_on_ray
 
 
 def test_stages_lists_parameters_defaults_and_help() -> None:
@@ -82,6 +82,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(pile_path: Path, tmp_path: P
         "pass 1: length_filter; then measures what exact_dedup decides on",
         "pass 2 (after a barrier that decides over the whole dataset): exact_dedup",
         f"output: {out} (a new run)",
+        "executor: Ray, an embedded local cluster started for the run",
     ]
     assert not out.exists()
     done = CliRunner().invoke(main, [*base, "--output", str(out), "--executor", "local", "--quiet"])
@@ -111,8 +112,23 @@ def test_dry_run_prints_the_plan_and_writes_nothing(pile_path: Path, tmp_path: P
         ],
     )
     assert missing.exit_code != 0 and "nope.jsonl" in missing.output
+    port = free_port()  # nothing listens there: the run would fail to join, so does this
+    unreachable = CliRunner().invoke(
+        main,
+        [
+            *base,
+            "--output",
+            str(tmp_path / "o3"),
+            "--dry-run",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+        ],
+    )
+    assert unreachable.exit_code != 0
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in unreachable.output
+    assert "dry run of" not in unreachable.output
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
-    assert not (tmp_path / "o2").exists()
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
 def test_an_unquoted_glob_after_input_reads_every_file(pile_path: Path, tmp_path: Path) -> None:

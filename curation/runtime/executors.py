@@ -83,7 +83,7 @@ _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 
 _SETTINGS_FRAME = 4
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0, answer_s: float = 2.0) -> None:
+def check_reachable(address: str, timeout_s: float = 5.0, answer_s: float = 2.0) -> None:
     """Fail in seconds, with a plain message, on an address that is not a Ray cluster
     (``ray.init`` retries for 20 to 30 s, logging each attempt). ``auto`` and addresses
     without a port are left to Ray.
@@ -149,7 +149,7 @@ def start_or_join_ray(address: str | None, num_cpus: int | None = None, **kwargs
         finally:
             quiet.setLevel(level)
         return True
-    _check_reachable(address)
+    check_reachable(address)
     auth_mode = os.environ.get("RAY_AUTH_MODE")  # ray.init may set it; say what was given
     try:
         ray.init(address=address, **kwargs)

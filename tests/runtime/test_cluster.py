@@ -26,8 +26,8 @@ import curation
 from curation.recipe import load_recipe, parse_recipe
 from curation.runtime.executors import (
     ClusterUnreachable,
-    _check_reachable,
     _where,
+    check_reachable,
     cluster_address,
     engine_build,
     worker_error_cause,
@@ -116,13 +116,13 @@ def test_the_protocol_check_leaves_silent_servers_and_tls_to_ray(monkeypatch) ->
     """What it cannot tell apart from a Ray head, it lets through: a server that says
     nothing (ray.init then decides), and any server when Ray speaks TLS."""
     with listening(None) as address:
-        _check_reachable(address, answer_s=0.2)
+        check_reachable(address, answer_s=0.2)
     monkeypatch.setenv("RAY_USE_TLS", "1")
     with listening(WEB_PAGE) as address:
-        _check_reachable(address)
+        check_reachable(address)
     monkeypatch.setenv("RAY_USE_TLS", "0")
     with listening(WEB_PAGE) as address, pytest.raises(ClusterUnreachable):
-        _check_reachable(address)
+        check_reachable(address)
 
 
 @contextlib.contextmanager
