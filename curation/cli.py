@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from curation.lm import PRECISIONS
+
 # The commands import what they use when they run, so that `curate inspect` and
 # `curate --help` do not pay for the engine (Ray, the writers, every stage) at start-up.
 
@@ -537,7 +539,7 @@ def _print_flush(message: str) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "bf16", "fp32"]),
+    type=click.Choice(PRECISIONS),
     default="auto",
     show_default=True,
     help="bf16 autocast; auto: bf16 on a GPU with native bf16, fp32 on the CPU (where the "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from curation.lm import PRECISIONS
 from curation.lm.model import GPT, PRESETS, LMConfig
 from curation.lm.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer, train_lm_tokenizer
 
@@ -68,10 +69,6 @@ class TrainConfig:
     held_out: float = 0.05
     precision: str = "auto"
     compile: bool = False
-
-
-#: What ``precision`` may say (module docstring).
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass

@@ -36,6 +36,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.lm import Precision
+
 RUN_INPUT = "$input"
 #: Model outputs that the recipe being read will build (their checks are deferred).
 PENDING: ContextVar[frozenset[str]] = ContextVar("pending_models", default=frozenset())
@@ -69,7 +71,7 @@ class TrainLMSpec(_Inputs):
     seed: int = 0
     vocab_size: int = Field(8000, ge=300)
     device: str = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    precision: Precision = "auto"
     compile: bool = False
 
 

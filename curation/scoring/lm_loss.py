@@ -12,13 +12,14 @@ is read, before any data is read.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curation.batch import TEXT
+from curation.lm import Precision
 from curation.stage import MapStage, Resources, StageParams, register
 
 
@@ -27,7 +28,7 @@ class LMScoringParams(StageParams):
 
     batch_size: int = Field(32, ge=1, description="sequences per forward pass")
     device: str = Field("auto", description="auto (a GPU when there is one), cpu, cuda")
-    precision: Literal["auto", "bf16", "fp32"] = Field(
+    precision: Precision = Field(
         "auto",
         description="bf16 autocast; auto: bf16 on a GPU with native bf16, fp32 on the CPU "
         "(where the CPU has AMX or AVX512-BF16, bf16 scores the 25m preset about 2x as fast)",
