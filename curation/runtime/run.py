@@ -36,6 +36,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     ``WorkerStartFailed``.
     """
     started = time.time()
-    _check_local(output)
-    shards = resolve_inputs(recipe.input.paths, recipe.input.format)
-    # absolute: Ray workers of a cluster joined by address run in folders of their own
-    out = Path(output).absolute()
+    out, shards, segments, fingerprint = _start(recipe, output)
     work = out / "_work"
-    segments = plan_segments(recipe)
-    fingerprint = _fingerprint(recipe, shards, segments)
     previous = _prepare(out, work, fingerprint, options.overwrite, [s.url for s in shards])
     input_files = len(shards)
     file_keys = {s.key for s in shards}
@@ -219,16 +215,10 @@ def plan_run(recipe: Recipe, output: str | Path, overwrite: bool = False) -> dic
     ``overwrite`` (a run there is deleted first), ``resume`` (a run of this recipe over
     these inputs goes on) or ``finished`` (that run is done: every shard is reused).
     Raises what ``run`` raises before it writes (``InputError``, ``RunFolderError``)."""
-    _check_local(output)
-    shards = resolve_inputs(recipe.input.paths, recipe.input.format)
-    out = Path(output).absolute()
-    segments = plan_segments(recipe)
-    fingerprint = _fingerprint(recipe, shards, segments)
+    out, shards, segments, fingerprint = _start(recipe, output)
     previous = _previous_run(out, out / "_work", fingerprint, overwrite, [s.url for s in shards])
     held = out.exists() and any(out.iterdir())
-    formats: dict[str, int] = {}
-    for shard in shards:
-        formats[shard.format] = formats.get(shard.format, 0) + 1
+    formats = Counter(shard.format for shard in shards)
     return {
         "inputs": {
             "files": len(shards),
@@ -252,6 +242,18 @@ def plan_run(recipe: Recipe, output: str | Path, overwrite: bool = False) -> dic
             ),
         },
     }
+
+
+def _start(
+    recipe: Recipe, output: str | Path
+) -> tuple[Path, list[InputShard], list[Segment], dict[str, Any]]:
+    """What a run and its plan begin with, reading only: the output folder (absolute:
+    Ray workers of a cluster joined by address run in folders of their own), the input
+    files, the passes and the run's fingerprint."""
+    _check_local(output)
+    shards = resolve_inputs(recipe.input.paths, recipe.input.format)
+    segments = plan_segments(recipe)
+    return Path(output).absolute(), shards, segments, _fingerprint(recipe, shards, segments)
 
 
 _SHARD_KEYS = "label+versions"
