@@ -139,9 +139,9 @@ def build_models(
     for spec in models:
         now = build_record(spec, run_inputs, run_text_field)
         record = Path(f"{spec.path}.build.json")
-        action = _action(spec, now)
+        build, action = _action(spec, now)
         log(f"models: {action}")
-        if action.startswith("reusing"):
+        if not build:
             continue
         record.unlink(missing_ok=True)
         try:
@@ -162,14 +162,18 @@ def model_actions(
 ) -> list[str]:
     """What ``build_models`` would do with each model, in order, without doing it:
     ``reusing PATH``, ``building PATH (KIND)`` or ``rebuilding PATH: why``."""
-    return [_action(spec, build_record(spec, run_inputs, run_text_field)) for spec in models]
+    return [_action(spec, build_record(spec, run_inputs, run_text_field))[1] for spec in models]
 
 
-def _action(spec: ModelSpec, now: dict[str, Any]) -> str:
+def _action(spec: ModelSpec, now: dict[str, Any]) -> tuple[bool, str]:
+    """Whether ``spec``'s model is to be built (``now``: how it would be), and the line
+    that says so."""
     if not spec.ready():
-        return f"building {spec.path} ({spec.kind})"
+        return True, f"building {spec.path} ({spec.kind})"
     why = _changed(Path(f"{spec.path}.build.json"), now)
-    return f"reusing {spec.path}" if why is None else f"rebuilding {spec.path}: {why}"
+    if why is None:
+        return False, f"reusing {spec.path}"
+    return True, f"rebuilding {spec.path}: {why}"
 
 
 def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) -> dict[str, Any]:
