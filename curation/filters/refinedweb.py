@@ -143,7 +143,7 @@ def _classes(points: np.ndarray) -> np.ndarray:
         chr(c).isupper() * IS_UPPER | chr(c).isdigit() * IS_DIGIT | chr(c).isalnum() * IS_ALNUM
         for c in distinct
     ]
-    return np.array(table, np.uint8)[index] if len(points) else np.zeros(0, np.uint8)
+    return np.array(table, np.uint8)[index]
 
 
 UPPERS, DIGITS, WORDS, TOKENS = range(4)  # the columns of ``line_counts``
@@ -166,13 +166,6 @@ def line_counts(lines: pa.Array) -> np.ndarray:
     counts[:, DIGITS] += np.bincount(rows[(classes & IS_DIGIT) > 0], minlength=n)
     counts[:, TOKENS] += np.bincount(rows[starts & ((classes & IS_ALNUM) > 0)], minlength=n)
     return counts
-
-
-def count_words(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Words per document as DCLM counts them (``line_counts``' ``TOKENS``)."""
-    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    parts = [line_counts(chunk.cast(pa.large_string()))[:, TOKENS] for chunk in chunks]
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -18,7 +18,6 @@ from curation.filters.refinedweb import (
     RefinedWebLines,
     RefinedWebLinesParams,
     SubstringRule,
-    count_words,
     line_counts,
 )
 from curation.io.inputs import resolve_inputs
@@ -150,7 +149,6 @@ def test_any_text_matches_dclm(texts: list[str]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(st.characters(codec="utf-8"), max_size=40))
 def test_counts_are_dclms_and_pythons(text: str) -> None:
-    assert count_words(pa.array([text]))[0] == dclm_words(text)
     upper, digit, words, tokens = line_counts(pa.array([text], pa.large_string()))[0]
     assert upper == sum(c.isupper() for c in text)
     assert digit == sum(c.isdigit() for c in text)
