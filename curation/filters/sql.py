@@ -141,11 +141,12 @@ class SqlFilter(MapStage):
         assert condition is not None
         self._condition = condition
         self._expr = parse_condition(condition)
+        self._columns = list(dict.fromkeys(self._expr.meta.root_names()))  # those it reads
 
     def process(self, table: pa.Table) -> pa.Table:
         if table.num_rows == 0:
             return table
-        names = list(dict.fromkeys(self._expr.meta.root_names()))
+        names = self._columns
         missing = [name for name in names if name not in table.column_names]
         if missing:
             raise ValueError(
