@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -274,6 +274,8 @@ def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
         f"{p['name']} ({p['type']}, default {p['default']})"
         for p in describe_params(model)  # type: ignore[arg-type]
     )
+    if problem["type"] == "extra_forbidden" and len(problem["loc"]) > 1:
+        return _unknown_nested_key(problem["loc"], model)
     if problem["type"] == "extra_forbidden":
         hint = difflib.get_close_matches(str(name), list(model.model_fields), n=1)
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -281,6 +283,33 @@ def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
     if name is None:
         return f"{problem['msg']}; valid parameters: {valid}"
     return f"parameter {name!r}: {problem['msg']} (got {problem.get('input')!r}); valid: {valid}"
+
+
+def _unknown_nested_key(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
+    """The message for an unknown key inside a parameter's mapping (``rules: [{with: x}]``):
+    where it is, with the keys that mapping takes."""
+    key = loc[-1]
+    where = str(loc[0]) + "".join(
+        f" item {part + 1}" if isinstance(part, int) else f".{part}" for part in loc[1:-1]
+    )
+    inner = _inner_model(model.model_fields[loc[0]].annotation)
+    if inner is None:
+        return f"parameter {where}: unknown key {key!r}"
+    keys = list(inner.model_fields)
+    hint = difflib.get_close_matches(str(key), keys, n=1)
+    did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return f"parameter {where}: unknown key {key!r}{did_you_mean}; valid keys: {', '.join(keys)}"
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The first pydantic model a type annotation holds (``list[Rule] | None``: Rule)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _first_error(err: ValidationError) -> str:
