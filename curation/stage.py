@@ -155,6 +155,8 @@ _STAGE_MODULES = {
     "c4_badwords": "curation.filters.badwords",
     "language": "curation.filters.language",
     "url_filter": "curation.filters.url",
+    "url_removal": "curation.filters.url_removal",
+    "regex_replace": "curation.filters.replace",
     "pii": "curation.filters.pii",
     "exact_dedup": "curation.dedup.exact",
     "line_dedup": "curation.dedup.lines",
