@@ -274,8 +274,8 @@ def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
         f"{p['name']} ({p['type']}, default {p['default']})"
         for p in describe_params(model)  # type: ignore[arg-type]
     )
-    if problem["type"] == "extra_forbidden" and len(problem["loc"]) > 1:
-        return _unknown_nested_key(problem["loc"], model)
+    if len(problem["loc"]) > 1 and problem["loc"][0] in model.model_fields:
+        return _nested_problem(problem, model)
     if problem["type"] == "extra_forbidden":
         hint = difflib.get_close_matches(str(name), list(model.model_fields), n=1)
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -285,20 +285,28 @@ def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
     return f"parameter {name!r}: {problem['msg']} (got {problem.get('input')!r}); valid: {valid}"
 
 
-def _unknown_nested_key(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
-    """The message for an unknown key inside a parameter's mapping (``rules: [{with: x}]``):
-    where it is, with the keys that mapping takes."""
-    key = loc[-1]
-    where = str(loc[0]) + "".join(
-        f" item {part + 1}" if isinstance(part, int) else f".{part}" for part in loc[1:-1]
-    )
+def _nested_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
+    """The message for a problem inside a parameter's mappings (``rules: [{with: x}]``):
+    where it is (``rules item 1``), and for a key that is unknown or missing the keys
+    that mapping takes."""
+    loc = problem["loc"]
     inner = _inner_model(model.model_fields[loc[0]].annotation)
-    if inner is None:
-        return f"parameter {where}: unknown key {key!r}"
-    keys = list(inner.model_fields)
-    hint = difflib.get_close_matches(str(key), keys, n=1)
-    did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
-    return f"parameter {where}: unknown key {key!r}{did_you_mean}; valid keys: {', '.join(keys)}"
+    key = loc[-1] if isinstance(loc[-1], str) and inner is not None else None
+    path = loc[1:-1] if key is not None else loc[1:]
+    where = str(loc[0]) + "".join(
+        f" item {part + 1}" if isinstance(part, int) else f".{part}" for part in path
+    )
+    keys = list(inner.model_fields) if inner is not None else []
+    valid = f"; valid keys: {', '.join(keys)}"
+    if key is not None and problem["type"] == "extra_forbidden":
+        hint = difflib.get_close_matches(str(key), keys, n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"parameter {where}: unknown key {key!r}{did_you_mean}{valid}"
+    if key is not None and problem["type"] == "missing":
+        return f"parameter {where}: missing key {key!r}{valid}"
+    if key is not None:
+        where += f".{key}"
+    return f"parameter {where}: {problem['msg']} (got {problem.get('input')!r})"
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:

@@ -89,6 +89,28 @@ def test_unknown_parameter_names_line_and_lists_parameters() -> None:
     assert "rate (float, default required)" in message and "seed (int, default 0)" in message
 
 
+def test_an_unknown_key_inside_a_parameter_names_the_key_and_the_keys_it_takes() -> None:
+    text = "stages:\n  - refinedweb_lines:\n      substrings: [{pattern: x}, {locaton: prefix}]\n"
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(text, "r.yaml")
+    assert str(err.value) == (
+        "r.yaml line 3: stage refinedweb_lines: parameter substrings item 2: missing key "
+        "'pattern'; valid keys: pattern, location"
+    )
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(text.replace("{locaton", "{pattern: y, locaton"), "r.yaml")
+    assert str(err.value) == (
+        "r.yaml line 3: stage refinedweb_lines: parameter substrings item 2: unknown key "
+        "'locaton' (did you mean 'location'?); valid keys: pattern, location"
+    )
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(text.replace("{locaton: prefix", "{pattern: y, location: middle"), "r.yaml")
+    assert str(err.value).startswith(
+        "r.yaml line 3: stage refinedweb_lines: parameter substrings item 2.location: Input "
+        "should be 'any', 'prefix' or 'suffix' (got 'middle')"
+    )
+
+
 def test_an_unknown_input_parameter_lists_the_real_defaults_and_choices() -> None:
     with pytest.raises(RecipeError) as err:
         parse_recipe("input: {formt: jsonl}\nstages: []\n", "r.yaml")
