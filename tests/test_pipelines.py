@@ -69,7 +69,12 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
     recipe = load_recipe(PIPELINES / "dclm.yaml").with_input(paths=[str(warc_dir)])
     stats = run_local(recipe, tmp_path / "out")
     names = [s["name"] for s in stats["stages"]]
-    assert names[3:] == [
+    assert names == [
+        "read",
+        "url_filter",
+        "url_removal",
+        "regex_replace",
+        "language",
         "gopher_quality",
         "gopher_repetition",
         "refinedweb_lines",
@@ -86,6 +91,8 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
     dropped = read_output(tmp_path / "out", "dropped").to_pylist()
     # RefinedWeb's line corrections reach these pages: lines removed from kept ones
     assert sum(r["refinedweb_lines_removed"] for r in kept) > 0
+    # and DCLM's URL clean-up removed URLs from these pages
+    assert sum(r.get("url_removal_urls") or 0 for r in kept + dropped) > 0
     cut = [r for r in dropped if r["drop_reason"] == "threshold:below_cut"]
     assert min(r["quality_hq_prob"] for r in kept) >= max(r["quality_hq_prob"] for r in cut)
     chars = sum(len(r["text"]) for r in kept)
