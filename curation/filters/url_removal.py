@@ -31,10 +31,12 @@ one. ``url_removal_urls`` and ``url_removal_ips`` count the spans removed from e
 document.
 
 Speed: the patterns are DCLM's, run with Python's ``re`` so that ``\\s``, ``\\b`` and
-the order of alternatives mean what they mean in DCLM. They run only on the documents
-that can hold a match: one RE2 scan over the batch finds those with a domain character,
-a dot and a listed TLD (or a digit, a dot and two more dotted groups of digits), which
-every match holds. ``tests/filters/test_url_removal.py`` checks the texts against
+the order of alternatives mean what they mean in DCLM. They run only where a match can
+be: one RE2 scan over the batch finds the documents with a domain character, a dot and
+a listed TLD (or a digit, a dot and two more dotted groups of digits), which every match
+holds; in those, a compiled pass over the bytes finds the tokens with a dot followed by
+a character a TLD begins with, and the URL pattern searches only those tokens and the
+whitespace before them. ``tests/filters/test_url_removal.py`` checks the texts against
 DCLM's modifier on real and generated documents.
 """
 
@@ -47,6 +49,7 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,6 +58,7 @@ from pydantic import Field, field_validator
 from curation.batch import TEXT, with_drop_reason
 from curation.filters.text import to_numpy
 from curation.stage import MapStage, StageParams, register
+from curation.utf8 import code_point, is_unicode_space, string_buffers
 
 _DOMAIN = r"[-a-zA-Z0-9@:%._\+~#=]"  # a character of the part before the TLD
 _PATH = r"[-a-zA-Z0-9()@:%_\+.~#?&//=]"  # a character of the part after it
@@ -154,6 +158,9 @@ class _Patterns:
         self.ipv4 = re.compile(IPV4_PATTERN)
         # RE2: a domain character, a dot and a TLD (no word end), found in every URL match
         self.url_needs = _DOMAIN + r"\.(?:" + "|".join(re.escape(t) for t in tlds) + ")"
+        # the ASCII characters a TLD begins with (any non-ASCII one may begin one)
+        self.first = np.zeros(128, np.bool_)
+        self.first[[ord(t[0]) for t in tlds if ord(t[0]) < 128]] = True
 
 
 @register
@@ -193,31 +200,52 @@ class UrlRemoval(MapStage):
         table = table.append_column("url_removal_ips", pa.array(ips))
         return with_drop_reason(table, empty, self.reason("empty"))
 
-    def _urls(self, text: str) -> tuple[str, int]:
-        if self.params.require_tld_start and not self.patterns.starts.match(text):
-            return text, 0
-        return self.patterns.url.subn("", text)
+    def _urls(self, candidates: pa.Array) -> list[tuple[str, int]]:
+        """Each candidate's text without its URLs, and how many went. The pattern runs
+        only over the tokens (whitespace-free runs, with the whitespace before them) that
+        hold a dot followed by a character a TLD begins with: a match is at most ten
+        whitespace characters and then characters of one token, and it ends where the
+        token does or before, so these are the matches a search of the whole text finds."""
+        texts = candidates.to_pylist()
+        results = [(text, 0) for text in texts]
+        rows, starts, ends = _token_windows(*string_buffers(candidates), self.patterns.first)
+        bounds = np.searchsorted(rows, np.arange(len(texts) + 1))
+        url, check = self.patterns.url, self.params.require_tld_start
+        for k, text in enumerate(texts):
+            lo, hi = bounds[k], bounds[k + 1]
+            if lo == hi or (check and not self.patterns.starts.match(text)):
+                continue
+            pieces, done = [], 0
+            for start, end in zip(starts[lo:hi].tolist(), ends[lo:hi].tolist(), strict=True):
+                for match in url.finditer(text, start, end):
+                    pieces.append(text[done : match.start()])
+                    done = match.end()
+            if pieces:
+                pieces.append(text[done:])
+                results[k] = ("".join(pieces), len(pieces) - 1)
+        return results
 
-    def _ips(self, text: str) -> tuple[str, int]:
-        return self.patterns.ipv4.subn("", text)
+    def _ips(self, candidates: pa.Array) -> list[tuple[str, int]]:
+        return [self.patterns.ipv4.subn("", text) for text in candidates.to_pylist()]
 
     @staticmethod
     def _remove(
         text: pa.ChunkedArray,
         needs: str,
         counts: np.ndarray,
-        remove: Callable[[str], tuple[str, int]],
+        remove: Callable[[pa.Array], list[tuple[str, int]]],
     ) -> pa.ChunkedArray:
-        """``text`` with ``remove`` (text -> new text, spans removed) applied to the rows
-        that hold ``needs``; the spans counted into ``counts``."""
+        """``text`` with ``remove`` (texts -> new texts and spans removed) applied to the
+        rows that hold ``needs``; the spans counted into ``counts``."""
         candidate = to_numpy(pc.match_substring_regex(text, needs), bool)
         rows = np.flatnonzero(candidate)
         if len(rows) == 0:
             return text
         changed = {}
-        for row, value in zip(rows.tolist(), text.take(pa.array(rows)).to_pylist(), strict=True):
-            value, counts[row] = remove(value)
-            if counts[row]:
+        removed = remove(text.take(pa.array(rows)).combine_chunks())
+        for row, (value, count) in zip(rows.tolist(), removed, strict=True):
+            counts[row] = count
+            if count:
                 changed[row] = value
         if not changed:
             return text
@@ -227,3 +255,57 @@ class UrlRemoval(MapStage):
         return pa.chunked_array(
             [pc.replace_with_mask(text.combine_chunks(), pa.array(mask), values)]
         )
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_windows(
+    data: np.ndarray, offsets: np.ndarray, first: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The tokens of each row (maximal runs of characters that are not ``str.isspace``)
+    that hold a dot followed by a non-ASCII character or an ASCII one marked in
+    ``first``: their row, and as character offsets the start of the whitespace before
+    them (or of the token, where none is) and their end. Rows in order."""
+    n = len(offsets) - 1
+    total = 0
+    rows = np.empty(0, np.int64)
+    starts = np.empty(0, np.int64)
+    ends = np.empty(0, np.int64)
+    for fill in range(2):
+        if fill:
+            rows = np.empty(total, np.int64)
+            starts = np.empty(total, np.int64)
+            ends = np.empty(total, np.int64)
+        k = 0
+        for row in range(n):
+            i, end = offsets[row], offsets[row + 1]
+            chars = 0
+            space_start = 0  # where the whitespace before the current token began
+            in_token = False
+            hit = False
+            after_dot = False
+            while i <= end:
+                if i < end:
+                    c, width = code_point(data, i)
+                    space = is_unicode_space(c)
+                else:  # the row's end closes its last token
+                    c, width, space = 0, 1, True
+                if space:
+                    if in_token:
+                        if hit:
+                            if fill:
+                                rows[k] = row
+                                starts[k] = space_start
+                                ends[k] = chars
+                            k += 1
+                        in_token = False
+                        hit = False
+                        space_start = chars
+                else:
+                    in_token = True
+                    if after_dot and (c >= 128 or first[c]):
+                        hit = True
+                after_dot = c == 0x2E
+                i += width
+                chars += 1
+        total = k
+    return rows, starts, ends
