@@ -32,7 +32,10 @@ merged at the end, so the repo's main branch holds the earlier export or this on
 a mix, whatever happens between the commits. Transient failures (connection, HTTP
 5xx/429) are retried with backoff; each retry resumes, because the Hub's LFS batch
 answer skips the files it already holds, and running the command again after a failure
-resumes the same way (the files are written again byte for byte).
+resumes the same way (the files are written again byte for byte). The first commit's
+title carries a random mark: when its answer is lost after the Hub opened the pull
+request, the retry finds that pull request by the mark and commits to it, rather than
+opening a second one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -892,11 +896,20 @@ class _Pusher:
         # More commits than one go to a pull request, merged at the end: readers of main
         # see the earlier export or this one, never a mix of their files.
         revision = None
+        # names the pull request, so that a retry whose first try opened it (its answer
+        # lost on the way) finds it instead of opening a second one
+        mark = secrets.token_hex(4)
         for index, group in enumerate(groups):
             part = f", part {index + 1} of {len(groups)}" if len(groups) > 1 else ""
             message = f"curation export ({len(operations)} files{part})"
             if stale and index == len(groups) - 1:
                 message += f"; {len(stale)} file(s) of an earlier export deleted"
+            if len(groups) > 1 and revision is None:
+                message += f" [{mark}]"
+                url, self.pull = self._retried(self._opening_pull(group, message, mark))
+                revision = f"refs/pr/{self.pull[0]}"
+                self.commits += 1
+                continue
             info = self._retried(
                 lambda group=group, message=message, revision=revision: self.api.create_commit(
                     self.repo_id,
@@ -904,13 +917,10 @@ class _Pusher:
                     repo_type="dataset",
                     commit_message=message,
                     revision=revision,
-                    create_pr=len(groups) > 1 and revision is None,
                 )
             )
             self.commits += 1
             url = str(info.commit_url)
-            if info.pr_url is not None:
-                revision, self.pull = info.pr_revision, (int(info.pr_num), str(info.pr_url))
         if self.pull is not None:
             number, url = self.pull
             self._retried(
@@ -922,6 +932,48 @@ class _Pusher:
                 )
             )
         return url
+
+    def _opening_pull(
+        self, group: list[Any], message: str, mark: str
+    ) -> Callable[[], tuple[str, tuple[int, str]]]:
+        """The first commit of several, as an action to retry: it opens a pull request
+        titled ``message`` that holds ``group``; tried again, it first looks for the open
+        pull request titled with ``mark`` (a try whose answer was lost may have opened
+        it) and commits to that one. Returns the commit's URL and the pull request's
+        number and URL."""
+        tried = False
+
+        def action() -> tuple[str, tuple[int, str]]:
+            nonlocal tried
+            found = self._open_pull(mark) if tried else None
+            tried = True
+            if found is None:
+                info = self.api.create_commit(
+                    self.repo_id, group, repo_type="dataset", commit_message=message, create_pr=True
+                )
+                return str(info.commit_url), (int(info.pr_num), str(info.pr_url))
+            info = self.api.create_commit(
+                self.repo_id,
+                group,
+                repo_type="dataset",
+                commit_message=message,
+                revision=f"refs/pr/{found[0]}",
+            )
+            return str(info.commit_url), found
+
+        return action
+
+    def _open_pull(self, mark: str) -> tuple[int, str] | None:
+        """The open pull request whose title holds ``mark``: its number and URL."""
+        for pull in self.api.get_repo_discussions(
+            self.repo_id,
+            repo_type="dataset",
+            discussion_type="pull_request",
+            discussion_status="open",
+        ):
+            if f"[{mark}]" in pull.title:
+                return pull.num, pull.url
+        return None
 
     def _retried(self, action: Callable[[], Any]) -> Any:
         for attempt in range(1, self.attempts + 1):

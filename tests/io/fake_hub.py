@@ -20,7 +20,9 @@ Hugging Face's storage service and is switched off in the tests):
   added, files deleted), to ``main`` or to a pull request (``refs/pr/N``); with
   ``create_pr=1`` it opens a pull request from ``main`` that holds the commit;
 - ``POST /api/datasets/NS/NAME/discussions/N/merge``: the pull request's files become
-  ``main``'s in one step.
+  ``main``'s in one step;
+- ``GET /api/datasets/NS/NAME/discussions``: the repo's pull requests (one page), titled
+  with their first commit's summary, open until merged (``status=open`` filters).
 
 Every request but the object PUTs (presigned URLs on the real Hub) must carry
 ``Authorization: Bearer <token>``. ``put_failures`` scripts the
@@ -29,7 +31,8 @@ with that HTTP status; the objects in ``refused`` are answered 400 at every PUT.
 ``on_put(oid)``, when set, is called at each PUT before it is answered (to look at the
 client's disk while it uploads).
 ``commit_failures`` scripts the next commits (to any revision): a status answers the
-commit with it, 0 lets it through. ``pulls`` holds each pull request's files by
+commit with it, 0 lets it through, ``"lost"`` makes the commit and then cuts the
+connection without an answer (as when the answer is lost on its way). ``pulls`` holds each pull request's files by
 ``(repo, number)`` and ``merged`` the numbers merged; each commit's entry in ``commits``
 names its ``revision``.
 """
@@ -62,9 +65,11 @@ class FakeHub:
         self.on_put: Any = None
         self.refused: set[str] = set()  # objects whose every PUT is answered 400
         self.commits: list[dict[str, Any]] = []
-        self.commit_failures: list[int] = []  # 0: answered as usual
+        self.commit_failures: list[int | str] = []  # 0: answered as usual
         self.pulls: dict[tuple[str, int], dict[str, bytes]] = {}
+        self.titles: dict[tuple[str, int], str] = {}
         self.merged: list[int] = []
+        self.merged_pulls: set[tuple[str, int]] = set()
         self.requests: list[str] = []
         self.seen_tokens: set[str] = set()
         self.unknown: list[str] = []
@@ -300,8 +305,8 @@ class FakeHub:
             repo = "/".join(parts[2:4])
             revision = unquote("/".join(parts[5:]))
             failure = self.commit_failures.pop(0) if self.commit_failures else 0
-            if failure:
-                self.reply(request, failure, {"error": "scripted failure"})
+            if failure and failure != "lost":
+                self.reply(request, int(failure), {"error": "scripted failure"})
                 return
             lines = [json.loads(line) for line in payload.splitlines() if line.strip()]
             files = dict(self.files_at(repo, revision))
@@ -324,6 +329,7 @@ class FakeHub:
                 number = 1 + sum(1 for r, _ in self.pulls if r == repo)
                 revision = f"refs/pr/{number}"
                 answer["pullRequestUrl"] = f"{self.url}/datasets/{repo}/discussions/{number}"
+                self.titles[repo, number] = lines[0]["value"]["summary"]
             if revision.startswith("refs/pr/"):
                 self.pulls[repo, int(revision.rsplit("/", 1)[1])] = files
             else:
@@ -333,7 +339,30 @@ class FakeHub:
                 {"repo": repo, "header": lines[0]["value"], "oid": oid, "revision": revision}
             )
             answer.update(commitUrl=f"{self.url}/datasets/{repo}/commit/{oid}", commitOid=oid)
+            if failure == "lost":
+                request.close_connection = True
+                request.connection.close()
+                return
             self.reply(request, 200, answer)
+        elif method == "GET" and parts[:2] == ["api", "datasets"] and parts[4:] == ["discussions"]:
+            repo = "/".join(parts[2:4])
+            query = request.path.partition("?")[2]
+            pulls = [
+                {
+                    "num": number,
+                    "title": title,
+                    "status": "merged" if (repo, number) in self.merged_pulls else "open",
+                    "isPullRequest": True,
+                    "createdAt": "2026-12-06T00:00:00.000Z",
+                    "author": {"name": "curation-tests"},
+                    "repo": {"name": repo, "type": "dataset"},
+                }
+                for (r, number), title in sorted(self.titles.items())
+                if r == repo
+            ]
+            if "status=open" in query:
+                pulls = [p for p in pulls if p["status"] == "open"]
+            self.reply(request, 200, {"discussions": pulls, "count": len(pulls), "start": 0})
         elif (
             method == "POST"
             and parts[:2] == ["api", "datasets"]
@@ -341,11 +370,12 @@ class FakeHub:
             and parts[6:] == ["merge"]
         ):
             repo, number = "/".join(parts[2:4]), int(parts[5])
-            if (repo, number) not in self.pulls or number in self.merged:
+            if (repo, number) not in self.pulls or (repo, number) in self.merged_pulls:
                 self.reply(request, 404, {"error": f"no open pull request {number}"})
                 return
             self.repos[repo] = self.pulls[repo, number]
             self.merged.append(number)
+            self.merged_pulls.add((repo, number))
             self.reply(request, 200, {})
         else:
             self.unknown.append(f"{method} {path}")

@@ -307,8 +307,14 @@ def test_a_push_holds_one_file_on_disk_at_a_time(
     assert on_disk and max(on_disk) <= 3, on_disk
     assert not list(scratch.iterdir())
     parts = -(-(len(files)) // 3)
-    assert [c["header"]["summary"] for c in hub.commits] == [
-        f"curation export ({len(files)} files, part {i} of {parts})" for i in range(1, parts + 1)
+    # the first, which opens the pull request, carries a mark to find it by
+    summaries = [c["header"]["summary"] for c in hub.commits]
+    assert re.fullmatch(
+        rf"curation export \({len(files)} files, part 1 of {parts}\) \[[0-9a-f]{{8}}\]",
+        summaries[0],
+    )
+    assert summaries[1:] == [
+        f"curation export ({len(files)} files, part {i} of {parts})" for i in range(2, parts + 1)
     ]
     # the commits go to a pull request, merged at the end: main changes in one step
     assert {c["revision"] for c in hub.commits} == {"refs/pr/1"} and hub.merged == [1]
@@ -384,6 +390,32 @@ def test_main_keeps_the_earlier_export_whole_when_a_later_one_fails_between_comm
     shards = [n for n in after if n.startswith("data/")]
     assert after != before and len(shards) < len([n for n in before if n.startswith("data/")])
     assert all(f"-of-{len(shards):05d}.parquet" in name for name in shards)
+
+
+@pytest.mark.parametrize("lost", [0, 1])
+def test_a_commit_whose_answer_is_lost_is_retried_into_the_same_pull_request(
+    run_folder: Path, token: str, monkeypatch: pytest.MonkeyPatch, lost: int
+) -> None:
+    """The Hub makes a commit of a several-commit export (the first, which opens the pull
+    request, or a later one) but its answer never arrives: the retry finds the pull
+    request the commit opened instead of opening a second one, and the export lands
+    whole through that one pull request, leaving none open."""
+    monkeypatch.setattr(hub_module, "COMMIT_FILES", 3)
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.commit_failures = [0] * lost + ["lost"]
+        args = [str(run_folder), "--repo-id", "acme/lost", "--max-shard-size", "100KB"]
+        code, output = export(*args)
+        assert code == 0, output
+        assert "upload interrupted" in output
+        assert list(hub.titles) == [("acme/lost", 1)] and hub.merged == [1]
+        kept = held(hub, "acme/lost")
+        # the same files as an export that met no failure (the cards differ in the name)
+        code, output = export(*args[:-3], "acme/calm", *args[-2:])
+        assert code == 0, output
+        calm = held(hub, "acme/calm")
+        assert kept.pop("README.md") and calm.pop("README.md")
+        assert kept == calm and len(kept) > 3
 
 
 def test_a_push_that_failed_runs_again_without_force_and_sends_nothing_twice(
