@@ -32,9 +32,9 @@ with that HTTP status; the objects in ``refused`` are answered 400 at every PUT.
 client's disk while it uploads).
 ``commit_failures`` scripts the next commits (to any revision): a status answers the
 commit with it, 0 lets it through, ``"lost"`` makes the commit and then cuts the
-connection without an answer (as when the answer is lost on its way). ``pulls`` holds each pull request's files by
-``(repo, number)`` and ``merged`` the numbers merged; each commit's entry in ``commits``
-names its ``revision``.
+connection without an answer (as when the answer is lost on its way). ``pulls`` holds
+each pull request's files by ``(repo, number)``, ``titles`` their titles, ``merged`` the
+numbers merged; each commit's entry in ``commits`` names its ``revision``.
 """
 
 from __future__ import annotations
