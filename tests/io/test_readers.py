@@ -18,6 +18,7 @@ from curation.io.inputs import resolve_inputs
 from curation.io.readers import read_shard
 from curation.recipe import InputSpec
 from tests.conftest import shared_file, warc_record
+from tests.io.test_bad_input import warc_response
 
 
 def read_all(path: Path | str, **spec: object) -> pa.Table:
@@ -76,6 +77,52 @@ def test_warc_records_and_extraction(warc_dir: Path) -> None:
     assert "7d72" not in cc["text"]
     kept = [row for row in table.to_pylist() if row["drop_reason"] is None]
     assert len(kept) >= 30
+
+
+def test_warc_pages_are_decoded_as_utf8_where_they_are_and_as_their_header_says(
+    warc_dir: Path, tmp_path: Path
+) -> None:
+    """A page whose bytes are UTF-8 is read as UTF-8 (a guess from the bytes read 3 of
+    the 37 sample pages as ISO-8859-7 or cp1252: mojibake); other bytes as the charset
+    the HTTP header names."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.http import iterate_http_chunks
+
+    by_id = {row["id"]: row["text"] for row in read_all(warc_dir).to_pylist()}
+    utf8 = 0
+    for path in sorted(warc_dir.glob("*.warc.gz")):
+        with open(path, "rb") as f:
+            for record in ArchiveIterator(f, record_types=WarcRecordType.response):
+                chunked = record.http_headers.get("Transfer-Encoding") == "chunked"
+                body = (
+                    b"".join(iterate_http_chunks(record.reader))
+                    if chunked
+                    else record.reader.read()
+                )
+                try:
+                    html = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                utf8 += 1
+                expected = extract_plain_text(html, main_content=True)
+                assert by_id[record.record_id.strip("<>")] == expected, record.record_id
+    assert utf8 == 37
+    assert "Hello, visitor! \U0001f44b" in by_id["urn:uuid:72AB4D6D-3203-4B01-ABE3-DD5E224EF904"]
+
+    page = "<html><body><p>" + "Un café – naïve “déjà vu”. " * 8 + "</p></body></html>"
+    records = [
+        warc_response(uri, "200 OK", {"Content-Type": kind}, page.encode(encoding))
+        for uri, kind, encoding in [
+            ("http://e.org/cp1252", "text/html; charset=windows-1252", "cp1252"),
+            ("http://e.org/quoted", 'text/html; Charset="UTF-16"', "utf-16"),
+            ("http://e.org/utf8", "text/html; charset=iso-8859-1", "utf-8"),
+        ]
+    ]
+    path = tmp_path / "encodings.warc"
+    path.write_bytes(b"".join(records))
+    texts = [row["text"] for row in read_all(path).to_pylist()]
+    assert all("Un café – naïve “déjà vu”." in text for text in texts), texts
 
 
 def test_warc_one_file(warc_dir: Path) -> None:
