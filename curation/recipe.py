@@ -66,7 +66,18 @@ class InputSpec(BaseModel):
         "error", description="a file that cannot be read: stop the run, or record it and go on"
     )
     warc_main_content: bool = Field(
-        True, description="WARC: keep only the main content of each page"
+        True, description="WARC: keep only the main content of each page (resiliparse)"
+    )
+    warc_extractor: Literal["resiliparse", "trafilatura"] = Field(
+        "resiliparse",
+        description="WARC: HTML to text with Resiliparse (fast, in the reader) or "
+        "Trafilatura (FineWeb's, datatrove's settings, in a sandbox process)",
+    )
+    warc_extract_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        description="WARC, trafilatura: a page that takes longer is set aside as "
+        "read:extract_timeout",
     )
 
 

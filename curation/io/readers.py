@@ -11,7 +11,10 @@ with a ``read:<rule>`` drop reason so that nothing disappears:
 - ``read:text_not_string``: a text field that is not a string;
 - ``read:null_text``, ``read:empty_text`` (only whitespace), ``read:too_long``
   (more than ``max_doc_chars`` characters);
-- WARC: ``read:not_html`` (another content type) and ``read:http_status`` (not 200).
+- WARC: ``read:not_html`` (another content type) and ``read:http_status`` (not 200);
+  with ``warc_extractor: trafilatura``, ``read:extract_timeout`` (a page over
+  ``warc_extract_timeout_s``) and ``read:extract_failed`` (Trafilatura raised on it, or
+  its process died), see ``curation.io.extract``.
 
 A file that cannot be read at all (corrupt Parquet, truncated gzip) raises
 ``CorruptInputError`` naming the file and how far it got.
@@ -1495,8 +1498,9 @@ def _vector_reasons(text: Any, reasons: Any, spec: InputSpec) -> Any:
 def read_warc(shard: InputShard, spec: InputSpec) -> Iterator[pa.Table]:
     """WARC, optionally compressed (gz, zst, bz2, xz by extension, decompressed here as
     for JSONL, so a truncated file is an error that comes after every whole record before
-    it). A document is an HTTP response, its HTML turned into text with Resiliparse, or a
-    conversion record (Common Crawl's WET files), whose block is the text already.
+    it). A document is an HTTP response, its HTML turned into text with Resiliparse (or
+    Trafilatura, ``warc_extractor``), or a conversion record (Common Crawl's WET files),
+    whose block is the text already.
 
     Keeps ``url`` and ``date`` (the WARC-Date); the id is the WARC-Record-ID.
     Request, metadata and warcinfo records are not documents and are passed over.
@@ -1649,6 +1653,10 @@ def _warc_text(record: Any, spec: InputSpec) -> tuple[str, str | None]:
         body = record.reader.read()
     body = _decode_content(body, (http.get("Content-Encoding") or "").lower())
     html = _html_text(body, content_type)
+    if spec.warc_extractor == "trafilatura":
+        from curation.io.extract import sandbox
+
+        return sandbox(spec.warc_extract_timeout_s).extract(html)
     return extract_plain_text(html, main_content=spec.warc_main_content), None
 
 
