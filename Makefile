@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python benchmarks/large_file.py --format jsonl.zst
 	$(BIN)/python benchmarks/large_file.py --format jsonl.zst --frame-mb 4
 	$(BIN)/python benchmarks/large_file.py --format warc.gz
+	taskset -c 0 $(BIN)/python benchmarks/warc_extract.py
 	$(BIN)/python benchmarks/filters_speed.py
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	taskset -c 0 $(BIN)/python benchmarks/url_removal.py
