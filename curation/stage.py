@@ -150,6 +150,7 @@ _STAGE_MODULES = {
     "c4_quality": "curation.filters.c4",
     "fineweb_quality": "curation.filters.fineweb",
     "refinedweb_lines": "curation.filters.refinedweb",
+    "dclm_quality": "curation.filters.dclm",
     "sql_filter": "curation.filters.sql",
     "fix_text": "curation.filters.fix_text",
     "c4_badwords": "curation.filters.badwords",
