@@ -75,7 +75,7 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
         "url_removal",
         "regex_replace",
         "language",
-        "gopher_quality",
+        "dclm_quality",
         "gopher_repetition",
         "refinedweb_lines",
         "exact_dedup",
