@@ -77,6 +77,7 @@ bench: setup
 	$(BIN)/python benchmarks/filters_speed.py
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	taskset -c 0 $(BIN)/python benchmarks/url_removal.py
+	taskset -c 0 $(BIN)/python benchmarks/dclm_quality.py
 	taskset -c 0 $(BIN)/python benchmarks/sql_filter.py
 	taskset -c 0 $(BIN)/python benchmarks/fix_text.py
 	$(BIN)/python benchmarks/pii.py
