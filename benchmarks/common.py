@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import os
@@ -34,6 +35,30 @@ def documents(count: int) -> list[str]:
     """``count`` texts: the C4 and Pile samples (2,000 real documents), repeated in order."""
     base = [text for text, _ in real_documents()]
     return [base[i % len(base)] for i in range(count)]
+
+
+def race_arguments(description: str) -> argparse.Namespace:
+    """The options of a one-core race of a text stage against a per-document baseline
+    (``--docs``, ``--batch-rows``, ``--repeats``), parsed; Arrow set to one thread."""
+    import pyarrow as pa
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    return args
+
+
+def kept_texts(tables: list[pyarrow.Table]) -> list[str | None]:
+    """Each row's text, or None where the stage dropped it, over ``tables`` in order."""
+    return [
+        row["text"] if row["drop_reason"] is None else None
+        for table in tables
+        for row in table.select(["text", "drop_reason"]).to_pylist()
+    ]
 
 
 def text_batches(texts: list[str], rows: int) -> list[pyarrow.Table]:

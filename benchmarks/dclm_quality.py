@@ -15,13 +15,12 @@ on one thread.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, rate_table, text_batches
+from common import best_of, documents, race_arguments, rate_table, text_batches
 
 from curation.filters.dclm import DclmQuality, DclmQualityParams
 from curation.filters.gopher import GopherQuality, GopherQualityParams
@@ -31,13 +30,7 @@ from tests.filters.dclm_quality_reference import dclm_quality_reference
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=10_000)
-    parser.add_argument("--batch-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+    args = race_arguments(__doc__.splitlines()[0])
 
     texts = documents(args.docs)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6

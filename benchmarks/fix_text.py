@@ -11,22 +11,15 @@ fix can change (printable ASCII without ``&``).
 
 from __future__ import annotations
 
-import argparse
 import re
 
-import pyarrow as pa
-from common import best_of, documents, rate_table, text_batches
+from common import best_of, documents, race_arguments, rate_table, text_batches
 
 from curation.filters.fix_text import UNTOUCHED, FixText, FixTextParams
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=10_000)
-    parser.add_argument("--batch-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    pa.set_cpu_count(1)
+    args = race_arguments(__doc__.splitlines()[0])
     from datatrove.pipeline.formatters import FTFYFormatter
 
     texts = documents(args.docs)

@@ -14,13 +14,12 @@ with pyarrow on one thread.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, rate_table, text_batches
+from common import best_of, documents, kept_texts, race_arguments, rate_table, text_batches
 
 from curation.filters.refinedweb import RefinedWebLines, RefinedWebLinesParams
 
@@ -29,13 +28,7 @@ from tests.filters.refinedweb_reference import dclm_reference
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=10_000)
-    parser.add_argument("--batch-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+    args = race_arguments(__doc__.splitlines()[0])
 
     texts = documents(args.docs)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
@@ -45,12 +38,7 @@ def main() -> None:
     results: dict[str, list] = {}
 
     def ours() -> None:
-        out = [stage.process(batch) for batch in batches]
-        results["ours"] = [
-            row["text"] if row["drop_reason"] is None else None
-            for table in out
-            for row in table.select(["text", "drop_reason"]).to_pylist()
-        ]
+        results["ours"] = kept_texts([stage.process(batch) for batch in batches])
 
     def dclm() -> None:
         results["dclm"] = [dclm_reference(text) for text in texts]

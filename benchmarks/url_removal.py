@@ -15,14 +15,13 @@ batches of ``--batch-rows`` with pyarrow on one thread.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import re
 import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, rate_table, text_batches
+from common import best_of, documents, kept_texts, race_arguments, rate_table, text_batches
 
 from curation.filters.replace import RegexReplace, RegexReplaceParams
 from curation.filters.url_removal import UrlRemoval, UrlRemovalParams, public_suffix_tlds
@@ -32,13 +31,7 @@ from tests.filters.url_removal_reference import dclm_url_removal
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=10_000)
-    parser.add_argument("--batch-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+    args = race_arguments(__doc__.splitlines()[0])
 
     texts = documents(args.docs)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
@@ -52,21 +45,14 @@ def main() -> None:
     newline_pattern = re.compile(r"\n{3,}")
     results: dict[str, list] = {}
 
-    def texts_of(tables: list[pa.Table]) -> list[str | None]:
-        return [
-            row["text"] if row["drop_reason"] is None else None
-            for table in tables
-            for row in table.select(["text", "drop_reason"]).to_pylist()
-        ]
-
     def ours_urls() -> None:
-        results["ours_urls"] = texts_of([urls.process(batch) for batch in batches])
+        results["ours_urls"] = kept_texts([urls.process(batch) for batch in batches])
 
     def dclm_urls() -> None:
         results["dclm_urls"] = [reference(text) for text in texts]
 
     def ours_newlines() -> None:
-        results["ours_newlines"] = texts_of([newlines.process(batch) for batch in batches])
+        results["ours_newlines"] = kept_texts([newlines.process(batch) for batch in batches])
 
     def dclm_newlines() -> None:
         results["dclm_newlines"] = [newline_pattern.sub("\n\n", text) for text in texts]
