@@ -492,6 +492,7 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
         "lm_loss",
         "preselect",
         "url_filter",
+        "url_removal",
     }
 
 
