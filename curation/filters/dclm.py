@@ -51,7 +51,6 @@ from curation.utf8 import code_point, is_unicode_space, string_buffers
 
 DCLM_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 SYMBOLS = ("#", "...", ". . .", "\u2026")
-BULLETS = (0x25CF, 0x2022, ord("*"), ord("-"))  # ●, •, *, -
 IS_ALPHA, IS_ALNUM = 1, 2
 
 
@@ -130,16 +129,16 @@ def document_counts(
             if i < end:
                 c, width = code_point(data, i)
             else:
-                c, width = 0x0A, 1  # the document's end ends its last word and line
+                c, width = 0x0A, 1  # the document's end ends its last token, word and line
             bits = classes[c]
             space = is_unicode_space(c)
-            if _is_fasttext_space(c) or i == end:
+            if _is_fasttext_space(c):
                 in_token = False
             elif not in_token:
                 in_token = True
                 if bits & IS_ALNUM:
                     out[row, FT_WORDS] += 1
-            if space or i == end:
+            if space:
                 if in_word:
                     out[row, WORDS] += 1
                     out[row, WORD_CHARS] += length
@@ -172,7 +171,7 @@ def document_counts(
             if c == 0x0A:  # a line ends (re.split('\n'), then strip)
                 if first >= 0:
                     out[row, LINES] += 1
-                    if first == BULLETS[0] or first == BULLETS[1] or first == 0x2A or first == 0x2D:
+                    if first == 0x25CF or first == 0x2022 or first == 0x2A or first == 0x2D:  # ●•*-
                         out[row, BULLET] += 1
                     if (
                         (t3 == 0x2E and t4 == 0x2E and t5 == 0x2E)
@@ -224,7 +223,6 @@ class DclmQuality(MapStage):
         some = np.maximum(words, 1)
         mean_length = counts[:, WORD_CHARS] / some
         non_alpha = counts[:, NON_ALPHA] / some
-        lines = counts[:, LINES]
         never = np.zeros(table.num_rows, bool)
 
         def above(values: np.ndarray, limit: float | None) -> np.ndarray:
@@ -234,48 +232,32 @@ class DclmQuality(MapStage):
             return never if limit is None else values < limit
 
         no_words = words == 0
-        rules = [
-            ("page_length", below(ft_words, p.min_words) | above(ft_words, p.max_words)),
-            (
-                "word_length",
-                (
-                    no_words
-                    if p.min_avg_word_length is not None or p.max_avg_word_length is not None
-                    else never
-                )
-                | below(mean_length, p.min_avg_word_length)
-                | above(mean_length, p.max_avg_word_length),
-            ),
-            (
-                "symbol_ratio",
-                (no_words | above(symbols / some, p.max_symbol_word_ratio))
-                if p.max_symbol_word_ratio is not None
-                else never,
-            ),
-            (
-                "bullet_lines",
-                never
-                if p.max_bullet_lines_ratio is None
-                else counts[:, BULLET] > p.max_bullet_lines_ratio * lines,
-            ),
-            (
-                "ellipsis_lines",
-                never
-                if p.max_ellipsis_lines_ratio is None
-                else counts[:, ELLIPSIS] > p.max_ellipsis_lines_ratio * lines,
-            ),
-            (
-                "non_alpha_words",
-                (no_words | above(non_alpha, p.max_non_alpha_words_ratio))
-                if p.max_non_alpha_words_ratio is not None
-                else never,
-            ),
-            ("stop_words", below(counts[:, STOPS], p.min_stop_words)),
-        ]
+
+        def lines_over(column: int, ratio: float | None) -> np.ndarray:
+            return never if ratio is None else counts[:, column] > ratio * counts[:, LINES]
+
+        def on(*limits: float | None) -> bool:
+            return any(limit is not None for limit in limits)
+
+        # in DCLM's order: the first that holds is the reason; the three that divide by
+        # the number of words drop a document without words, as DCLM's do
+        rules = {
+            "page_length": below(ft_words, p.min_words) | above(ft_words, p.max_words),
+            "word_length": (no_words if on(p.min_avg_word_length, p.max_avg_word_length) else never)
+            | below(mean_length, p.min_avg_word_length)
+            | above(mean_length, p.max_avg_word_length),
+            "symbol_ratio": (no_words if on(p.max_symbol_word_ratio) else never)
+            | above(symbols / some, p.max_symbol_word_ratio),
+            "bullet_lines": lines_over(BULLET, p.max_bullet_lines_ratio),
+            "ellipsis_lines": lines_over(ELLIPSIS, p.max_ellipsis_lines_ratio),
+            "non_alpha_words": (no_words if on(p.max_non_alpha_words_ratio) else never)
+            | above(non_alpha, p.max_non_alpha_words_ratio),
+            "stop_words": below(counts[:, STOPS], p.min_stop_words),
+        }
         table = table.append_column("dclm_quality_words", pa.array(ft_words))
         table = table.append_column(
             "dclm_quality_non_alpha_ratio", pa.array(non_alpha, mask=no_words)
         )
-        for rule, mask in rules:
+        for rule, mask in rules.items():
             table = with_drop_reason(table, pa.array(mask), self.reason(rule))
         return table
