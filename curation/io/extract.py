@@ -16,7 +16,7 @@ last restarted). Here the seen segments are forgotten before each page, so a pag
 text depends on the page alone (duplicates within it still go), whatever the sharding
 and order of the run.
 
-Frames on the pipes: a 4-byte big-endian length, then UTF-8 (lone surrogates passed
+Frames on the pipes: an 8-byte big-endian length, then UTF-8 (lone surrogates passed
 through). The child answers a page with one status byte (``0`` text, ``1`` an error
 message) and a frame; it says ``ready`` once, after importing Trafilatura.
 """
@@ -29,10 +29,11 @@ import select
 import struct
 import subprocess
 import sys
+import threading
 import time
 from typing import BinaryIO
 
-_LENGTH = struct.Struct(">I")
+_LENGTH = struct.Struct(">Q")
 TEXT, ERROR = 0, 1
 STARTUP_S = 120.0  # importing Trafilatura on a loaded machine; not a page's deadline
 
@@ -99,11 +100,16 @@ class TrafilaturaSandbox:
         self.timeout_s = timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self.lock = threading.Lock()  # one page at a time through the pipe
 
     def extract(self, html: str) -> tuple[str, str | None]:
         """The page's text and None, or "" and the reason it has none:
         ``read:extract_timeout`` (over the deadline; the child is killed) or
         ``read:extract_failed`` (Trafilatura raised, or the child died)."""
+        with self.lock:
+            return self._extract(html)
+
+    def _extract(self, html: str) -> tuple[str, str | None]:
         process = self._started()
         try:
             assert process.stdin is not None
@@ -138,7 +144,7 @@ class TrafilaturaSandbox:
             )
         try:
             (size,) = _LENGTH.unpack(_read_exactly(self.process.stdout, _LENGTH.size))
-            ready = size == 5 and _read_exactly(self.process.stdout, size) == b"ready"
+            ready = size == 5 and _read_exactly(self.process.stdout, 5) == b"ready"
         except EOFError:
             ready = False
         if not ready:
