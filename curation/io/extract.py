@@ -99,7 +99,7 @@ class TrafilaturaSandbox:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self.process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
+        self.starts = 0  # child processes started
         self.lock = threading.Lock()  # one page at a time through the pipe
 
     def extract(self, html: str) -> tuple[str, str | None]:
@@ -134,7 +134,7 @@ class TrafilaturaSandbox:
             stdout=subprocess.PIPE,
             bufsize=0,  # unbuffered: select() sees every byte the child wrote
         )
-        self.restarts += 1
+        self.starts += 1
         assert self.process.stdout is not None
         check = "check that `python -c 'import trafilatura'` works in this environment"
         if not self._wait(self.process, time.monotonic() + STARTUP_S):

@@ -93,7 +93,7 @@ def test_a_page_over_the_deadline_or_killing_the_child_costs_that_page_only(
         ("", "read:extract_failed"),
         ("FOUR \ud800 É", None),
     ]
-    assert sandbox.restarts == 3  # the first start, after the timeout, after the death
+    assert sandbox.starts == 3  # the first, after the timeout, after the death
 
 
 def test_a_sandbox_that_cannot_start_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
