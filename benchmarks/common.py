@@ -52,6 +52,14 @@ def race_arguments(description: str) -> argparse.Namespace:
     return args
 
 
+def race_texts(args: argparse.Namespace) -> tuple[list[str], float, list[pyarrow.Table]]:
+    """The race's texts (``documents(args.docs)``), their size in MB and their batches
+    of ``args.batch_rows``."""
+    texts = documents(args.docs)
+    megabytes = sum(len(t.encode()) for t in texts) / 1e6
+    return texts, megabytes, text_batches(texts, args.batch_rows)
+
+
 def kept_texts(tables: list[pyarrow.Table]) -> list[str | None]:
     """Each row's text, or None where the stage dropped it, over ``tables`` in order."""
     return [

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, race_arguments, rate_table, text_batches
+from common import best_of, race_arguments, race_texts, rate_table
 
 from curation.filters.dclm import DclmQuality, DclmQualityParams
 from curation.filters.gopher import GopherQuality, GopherQualityParams
@@ -31,10 +31,7 @@ from tests.filters.dclm_quality_reference import dclm_quality_reference
 
 def main() -> None:
     args = race_arguments(__doc__.splitlines()[0])
-
-    texts = documents(args.docs)
-    megabytes = sum(len(t.encode()) for t in texts) / 1e6
-    batches = text_batches(texts, args.batch_rows)
+    texts, megabytes, batches = race_texts(args)
     ours_stage = DclmQuality(DclmQualityParams())
     ours_stage.setup()
     gopher = GopherQuality(GopherQualityParams())

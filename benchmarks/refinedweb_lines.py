@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, kept_texts, race_arguments, rate_table, text_batches
+from common import best_of, kept_texts, race_arguments, race_texts, rate_table
 
 from curation.filters.refinedweb import RefinedWebLines, RefinedWebLinesParams
 
@@ -29,10 +29,7 @@ from tests.filters.refinedweb_reference import dclm_reference
 
 def main() -> None:
     args = race_arguments(__doc__.splitlines()[0])
-
-    texts = documents(args.docs)
-    megabytes = sum(len(t.encode()) for t in texts) / 1e6
-    batches = text_batches(texts, args.batch_rows)
+    texts, megabytes, batches = race_texts(args)
     stage = RefinedWebLines(RefinedWebLinesParams())
     stage.setup()
     results: dict[str, list] = {}

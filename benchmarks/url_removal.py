@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, documents, kept_texts, race_arguments, rate_table, text_batches
+from common import best_of, kept_texts, race_arguments, race_texts, rate_table
 
 from curation.filters.replace import RegexReplace, RegexReplaceParams
 from curation.filters.url_removal import UrlRemoval, UrlRemovalParams, public_suffix_tlds
@@ -32,10 +32,7 @@ from tests.filters.url_removal_reference import dclm_url_removal
 
 def main() -> None:
     args = race_arguments(__doc__.splitlines()[0])
-
-    texts = documents(args.docs)
-    megabytes = sum(len(t.encode()) for t in texts) / 1e6
-    batches = text_batches(texts, args.batch_rows)
+    texts, megabytes, batches = race_texts(args)
     urls = UrlRemoval(UrlRemovalParams())
     urls.setup()
     newlines = RegexReplace(
