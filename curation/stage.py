@@ -151,6 +151,7 @@ _STAGE_MODULES = {
     "fineweb_quality": "curation.filters.fineweb",
     "refinedweb_lines": "curation.filters.refinedweb",
     "dclm_quality": "curation.filters.dclm",
+    "dclm_repetition": "curation.filters.dclm",
     "sql_filter": "curation.filters.sql",
     "fix_text": "curation.filters.fix_text",
     "c4_badwords": "curation.filters.badwords",

@@ -1,4 +1,4 @@
-"""``dclm_quality``: the Gopher quality rules as DCLM-Baseline wrote and ran them.
+"""``dclm_quality`` and ``dclm_repetition``: Gopher's rules as DCLM-Baseline wrote and ran them.
 
 DCLM-Baseline (Li et al. 2024, ``dclm_baseline_refinedweb.yaml``) applies Gopher's
 document rules with its own code (mlfoundations/dclm, ``content_filters.py``), which
@@ -33,11 +33,26 @@ switches off with ``null``. The stage adds ``dclm_quality_words`` (rule 1's coun
 One compiled pass over each document's UTF-8 bytes counts everything but the symbols,
 which Arrow counts. ``tests/filters/test_dclm.py`` checks the decisions against a
 per-document rendering of DCLM's functions.
+
+``dclm_repetition``: Gopher's repetition rules as DCLM's ``massive_web_repetition_filters``
+runs them, which again differ from datatrove's (our ``gopher_repetition``). Lines (split
+on ``\n``) and paragraphs (on ``\n\n``) are stripped and blank ones left out; every copy
+of a repeated one counts, against their number or their characters; a document of one
+line passes the line rules. Words are the pieces between Unicode word boundaries (UAX
+#29, as DCLM's ``uniseg``) that begin with a letter or a digit, and n-gram shares are of
+the words' characters: for n of ``top_n_grams``, the most frequent n-gram's count times
+the longest such n-gram; for n of ``dup_n_grams``, the words any repeated n-gram covers.
+In DCLM's order a document is dropped (``dclm_repetition:<rule>``) for ``empty`` (only
+white space), ``dup_line_frac`` (0.3), ``dup_para_frac`` (0.3), ``dup_line_char_frac``
+(0.2), ``dup_para_char_frac`` (0.2), then ``top_{n}_gram`` and ``dup_{n}_gram`` by n. The
+measured shares are columns (``dclm_dup_line_frac`` ... ``dclm_dup_10_gram_frac``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
+from typing import Any
 
 import numba
 import numpy as np
@@ -261,3 +276,210 @@ class DclmQuality(MapStage):
         for rule, mask in rules.items():
             table = with_drop_reason(table, pa.array(mask), self.reason(rule))
         return table
+
+
+# --------------------------------------------------------------------------- repetition
+
+
+@cache
+def _word_boundaries() -> Any:
+    """The ``regex`` pattern of a Unicode word boundary (UAX #29, which DCLM takes from
+    ``uniseg``; the ``regex`` module's word-boundary mode cuts the same)."""
+    import regex
+
+    return regex.compile(r"\b", flags=regex.WORD | regex.V1)
+
+
+def dclm_words(text: str) -> list[str]:
+    """DCLM's words for its n-gram rules: the pieces of the text between Unicode word
+    boundaries that begin with a letter or a digit (Python's ``str.isalnum``)."""
+    return [piece for piece in _word_boundaries().split(text) if piece and piece[0].isalnum()]
+
+
+def _segments(text: str, end: str) -> list[str]:
+    """DCLM's ``split_paragraphs``: split on ``end``, stripped, blank ones out."""
+    return [segment for part in text.split(end) if (segment := part.strip())]
+
+
+def segment_fractions(segments: list[str]) -> tuple[float, float] | None:
+    """DCLM's repeated share of ``segments`` (lines or paragraphs): of their number and
+    of their characters, each copy of a repeated one counted; (0, 0) for a single one,
+    None for none (DCLM drops such a page)."""
+    if len(segments) <= 1:
+        return None if not segments else (0.0, 0.0)
+    counts = Counter(segments)
+    repeated = [(segment, count) for segment, count in counts.items() if count > 1]
+    share = sum(count for _, count in repeated) / len(segments)
+    chars = sum(len(segment) * count for segment, count in repeated)
+    return share, chars / sum(len(segment) for segment in segments)
+
+
+@numba.njit(cache=True, nogil=True)
+def ngram_fractions(
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    starts: np.ndarray,
+    vocabulary: int,
+    sizes: np.ndarray,
+    top: np.ndarray,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Per document (words ``starts[d]:starts[d + 1]`` of ``ids``, each ``lengths``
+    characters) and per n of ``sizes``, DCLM's repeated share of the word characters:
+    where ``top``, the most frequent n-gram's count times the longest such n-gram's
+    characters; else the characters of the words that repeated n-grams cover. 0 where
+    no n-gram repeats. N-grams are told apart exactly: each is ranked by its (n-1)-gram's
+    rank and its last word, one sort per n."""
+    n_docs = len(starts) - 1
+    out = np.zeros((n_docs, len(sizes)), np.float64)
+    largest = sizes.max() if len(sizes) else 0
+    for d in range(n_docs):
+        b, e = starts[d], starts[d + 1]
+        m = e - b
+        if m == 0:
+            continue
+        prefix = np.zeros(m + 1, np.int64)
+        for i in range(m):
+            prefix[i + 1] = prefix[i] + lengths[b + i]
+        total = prefix[m]
+        rank = ids[b:e].copy()
+        for n in range(2, largest + 1):
+            k = m - n + 1
+            if k <= 0:
+                break
+            keys = rank[:k] * vocabulary + ids[b + n - 1 : b + n - 1 + k]
+            order = np.argsort(keys, kind="mergesort")
+            new_rank = np.empty(k, np.int64)
+            counts = np.empty(k, np.int64)  # each n-gram's count, by position
+            r = -1
+            run_start = 0
+            for j in range(k):
+                if j == 0 or keys[order[j]] != keys[order[j - 1]]:
+                    if j > 0:
+                        for q in range(run_start, j):
+                            counts[order[q]] = j - run_start
+                    r += 1
+                    run_start = j
+                new_rank[order[j]] = r
+            for q in range(run_start, k):
+                counts[order[q]] = k - run_start
+            rank = new_rank
+            most = counts.max()
+            if most <= 1:
+                break  # no n-gram repeats, so no longer one does: the rest stay 0
+            for s in range(len(sizes)):
+                if sizes[s] != n:
+                    continue
+                if top[s]:
+                    longest = 0
+                    for i in range(k):
+                        if counts[i] == most:
+                            longest = max(longest, prefix[i + n] - prefix[i])
+                    out[d, s] = longest * most / total
+                else:
+                    covered = np.zeros(m, np.bool_)
+                    for i in range(k):
+                        if counts[i] > 1:
+                            covered[i : i + n] = True
+                    chars = 0
+                    for i in range(m):
+                        if covered[i]:
+                            chars += lengths[b + i]
+                    out[d, s] = chars / total
+    return out
+
+
+class DclmRepetitionParams(StageParams):
+    dup_line_frac: float | None = Field(0.3, description="most repeated lines, fraction")
+    dup_para_frac: float | None = Field(0.3, description="most repeated paragraphs, fraction")
+    dup_line_char_frac: float | None = Field(0.2, description="most characters in repeated lines")
+    dup_para_char_frac: float | None = Field(
+        0.2, description="most characters in repeated paragraphs"
+    )
+    top_n_grams: list[tuple[int, float]] = Field(
+        [(2, 0.2), (3, 0.18), (4, 0.16)],
+        description="(n, most characters in the most frequent n-gram) pairs",
+    )
+    dup_n_grams: list[tuple[int, float]] = Field(
+        [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
+        description="(n, most characters in repeated n-grams) pairs",
+    )
+
+    @field_validator("top_n_grams", "dup_n_grams")
+    @classmethod
+    def _sizes(cls, pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        if any(not 2 <= n <= 64 for n, _ in pairs):
+            raise ValueError("n-gram sizes run from 2 to 64")
+        return pairs
+
+
+@register
+class DclmRepetition(MapStage):
+    """DCLM-Baseline's ``massive_web_repetition_filters``; adds ``dclm_dup_*`` and
+    ``dclm_top_*`` columns (the measured fractions)."""
+
+    name = "dclm_repetition"
+    help = "Gopher repetition rules as DCLM-Baseline runs them (Unicode word breaks)"
+    Params = DclmRepetitionParams
+    params: DclmRepetitionParams
+
+    def process(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        texts = table[TEXT].to_pylist()
+        n = len(texts)
+        lines = np.zeros((n, 2))
+        paragraphs = np.zeros((n, 2))
+        empty = np.zeros(n, bool)
+        words: list[str] = []
+        starts = np.zeros(n + 1, np.int64)
+        for row, text in enumerate(texts):
+            by_line = segment_fractions(_segments(text, "\n"))
+            by_paragraph = segment_fractions(_segments(text, "\n\n"))
+            if by_line is None:  # nothing but white space
+                empty[row] = True
+            else:
+                lines[row] = by_line
+                paragraphs[row] = by_paragraph or (0.0, 0.0)
+                words += dclm_words(text)
+            starts[row + 1] = len(words)
+        # each distinct word of the batch as a number, and each word's length
+        encoded = pc.dictionary_encode(pa.array(words, pa.large_string()))
+        ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = pc.utf8_length(encoded.dictionary).to_numpy(zero_copy_only=False)[ids]
+        pairs = [(size, limit, True) for size, limit in p.top_n_grams]
+        pairs += [(size, limit, False) for size, limit in p.dup_n_grams]
+        fractions = ngram_fractions(
+            ids,
+            lengths.astype(np.int64),
+            starts,
+            max(len(encoded.dictionary), 1),
+            np.array([size for size, _, _ in pairs], np.int64),
+            np.array([top for _, _, top in pairs], np.bool_),
+        )
+        rules = [
+            ("empty", empty),
+            ("dup_line_frac", _over(lines[:, 0], p.dup_line_frac)),
+            ("dup_para_frac", _over(paragraphs[:, 0], p.dup_para_frac)),
+            ("dup_line_char_frac", _over(lines[:, 1], p.dup_line_char_frac)),
+            ("dup_para_char_frac", _over(paragraphs[:, 1], p.dup_para_char_frac)),
+        ]
+        columns = [
+            ("dclm_dup_line_frac", lines[:, 0]),
+            ("dclm_dup_para_frac", paragraphs[:, 0]),
+            ("dclm_dup_line_char_frac", lines[:, 1]),
+            ("dclm_dup_para_char_frac", paragraphs[:, 1]),
+        ]
+        # DCLM tries the n-gram rules by size, smallest first
+        for s in sorted(range(len(pairs)), key=lambda s: pairs[s][0]):
+            size, limit, top = pairs[s]
+            name = f"top_{size}_gram" if top else f"dup_{size}_gram"
+            rules.append((name, fractions[:, s] > limit))
+            columns.append((f"dclm_{name}_frac", fractions[:, s]))
+        for column, values in columns:
+            table = table.append_column(column, pa.array(values, mask=empty))
+        for rule, mask in rules:
+            table = with_drop_reason(table, pa.array(mask), self.reason(rule))
+        return table
+
+
+def _over(values: np.ndarray, limit: float | None) -> np.ndarray:
+    return np.zeros(len(values), bool) if limit is None else values > limit
