@@ -76,7 +76,7 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
         "regex_replace",
         "language",
         "dclm_quality",
-        "gopher_repetition",
+        "dclm_repetition",
         "refinedweb_lines",
         "exact_dedup",
         "minhash_dedup",
