@@ -78,6 +78,7 @@ bench: setup
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	taskset -c 0 $(BIN)/python benchmarks/url_removal.py
 	taskset -c 0 $(BIN)/python benchmarks/dclm_quality.py
+	taskset -c 0 $(BIN)/python benchmarks/dclm_repetition.py --docs 2000 --repeats 1
 	taskset -c 0 $(BIN)/python benchmarks/sql_filter.py
 	taskset -c 0 $(BIN)/python benchmarks/fix_text.py
 	$(BIN)/python benchmarks/pii.py
