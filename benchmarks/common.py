@@ -60,6 +60,15 @@ def race_texts(args: argparse.Namespace) -> tuple[list[str], float, list[pyarrow
     return texts, megabytes, text_batches(texts, args.batch_rows)
 
 
+def kept_flags(stage: Any, batches: list[pyarrow.Table]) -> list[bool]:
+    """Whether ``stage`` keeps each row of ``batches``, in order."""
+    return [
+        reason is None
+        for batch in batches
+        for reason in stage.process(batch)["drop_reason"].to_pylist()
+    ]
+
+
 def kept_texts(tables: list[pyarrow.Table]) -> list[str | None]:
     """Each row's text, or None where the stage dropped it, over ``tables`` in order."""
     return [

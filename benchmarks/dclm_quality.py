@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, race_arguments, race_texts, rate_table
+from common import best_of, kept_flags, race_arguments, race_texts, rate_table
 
 from curation.filters.dclm import DclmQuality, DclmQualityParams
 from curation.filters.gopher import GopherQuality, GopherQualityParams
@@ -38,21 +38,14 @@ def main() -> None:
     gopher.setup()
     results: dict[str, list] = {}
 
-    def kept(stage: object) -> list[bool]:
-        return [
-            reason is None
-            for batch in batches
-            for reason in stage.process(batch)["drop_reason"].to_pylist()  # type: ignore[attr-defined]
-        ]
-
     def ours() -> None:
-        results["ours"] = kept(ours_stage)
+        results["ours"] = kept_flags(ours_stage, batches)
 
     def dclm() -> None:
         results["dclm"] = [dclm_quality_reference(text) is None for text in texts]
 
     def datatrove_rules() -> None:
-        results["gopher"] = kept(gopher)
+        results["gopher"] = kept_flags(gopher, batches)
 
     ours_s, dclm_s, gopher_s = best_of(args.repeats, ours, dclm, datatrove_rules)
     same = sum(a == b for a, b in zip(results["ours"], results["dclm"], strict=True))

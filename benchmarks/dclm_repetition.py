@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from common import best_of, race_arguments, race_texts, rate_table
+from common import best_of, kept_flags, race_arguments, race_texts, rate_table
 
 from curation.filters.dclm import DclmRepetition, DclmRepetitionParams, dclm_words
 from curation.filters.repetition import GopherRepetition, GopherRepetitionParams
@@ -37,15 +37,8 @@ def main() -> None:
     gopher = GopherRepetition(GopherRepetitionParams())
     results: dict[str, list] = {}
 
-    def kept(stage: object) -> list[bool]:
-        return [
-            reason is None
-            for batch in batches
-            for reason in stage.process(batch)["drop_reason"].to_pylist()  # type: ignore[attr-defined]
-        ]
-
     def ours() -> None:
-        results["ours"] = kept(ours_stage)
+        results["ours"] = kept_flags(ours_stage, batches)
 
     def dclm() -> None:
         results["dclm"] = [dclm_repetition_reference(text) is None for text in texts]
@@ -54,9 +47,11 @@ def main() -> None:
         results["regex"] = [dclm_repetition_reference(text, dclm_words) is None for text in texts]
 
     def datatrove_rules() -> None:
-        results["gopher"] = kept(gopher)
+        results["gopher"] = kept_flags(gopher, batches)
 
-    kept(ours_stage)  # compiled before the clock starts, as gopher_repetition's kernels are
+    kept_flags(
+        ours_stage, batches
+    )  # compiled before the clock starts, as gopher_repetition's kernels are
     seconds = best_of(args.repeats, ours, dclm, dclm_regex_words, datatrove_rules)
     same = sum(a == b for a, b in zip(results["ours"], results["dclm"], strict=True))
     gopher_same = sum(a == b for a, b in zip(results["gopher"], results["dclm"], strict=True))

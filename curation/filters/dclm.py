@@ -61,6 +61,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curation.batch import TEXT, with_drop_reason
+from curation.filters.repetition import GopherRepetitionParams
 from curation.stage import MapStage, StageParams, register
 from curation.utf8 import code_point, is_unicode_space, string_buffers
 
@@ -388,21 +389,8 @@ def ngram_fractions(
     return out
 
 
-class DclmRepetitionParams(StageParams):
-    dup_line_frac: float | None = Field(0.3, description="most repeated lines, fraction")
-    dup_para_frac: float | None = Field(0.3, description="most repeated paragraphs, fraction")
-    dup_line_char_frac: float | None = Field(0.2, description="most characters in repeated lines")
-    dup_para_char_frac: float | None = Field(
-        0.2, description="most characters in repeated paragraphs"
-    )
-    top_n_grams: list[tuple[int, float]] = Field(
-        [(2, 0.2), (3, 0.18), (4, 0.16)],
-        description="(n, most characters in the most frequent n-gram) pairs",
-    )
-    dup_n_grams: list[tuple[int, float]] = Field(
-        [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
-        description="(n, most characters in repeated n-grams) pairs",
-    )
+class DclmRepetitionParams(GopherRepetitionParams):
+    """``gopher_repetition``'s parameters, with the same meaning and defaults (DCLM's)."""
 
     @field_validator("top_n_grams", "dup_n_grams")
     @classmethod
