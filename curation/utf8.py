@@ -1,11 +1,30 @@
 """Byte-level access to Arrow strings for compiled (numba) kernels: the buffers of a
-string array as numpy views, and UTF-8 decoding and white-space tests on them."""
+string array as numpy views, UTF-8 decoding and white-space tests on them, and Python's
+character classes of every code point."""
 
 from __future__ import annotations
+
+from functools import cache
 
 import numba
 import numpy as np
 import pyarrow as pa
+
+IS_UPPER, IS_DIGIT, IS_ALPHA, IS_ALNUM = 1, 2, 4, 8  # bits of ``char_classes``
+
+
+@cache
+def char_classes() -> np.ndarray:
+    """Per code point (0 to 0x10FFFF), Python's ``str.isupper``, ``isdigit``, ``isalpha``
+    and ``isalnum`` of it as bits (numpy's string functions, which use the same Unicode
+    database: about 35 ms, once a process)."""
+    chars = np.arange(0x110000, dtype=np.uint32).view("U1")
+    return (
+        np.strings.isupper(chars) * IS_UPPER
+        | np.strings.isdigit(chars) * IS_DIGIT
+        | np.strings.isalpha(chars) * IS_ALPHA
+        | np.strings.isalnum(chars) * IS_ALNUM
+    ).astype(np.uint8)
 
 
 def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

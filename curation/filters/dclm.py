@@ -26,7 +26,8 @@ document is dropped (``dclm_quality:<rule>``) when:
    words (every occurrence counts, as DCLM's ``count_unique: False``).
 
 "Word" is ``str.split()``'s unless said otherwise; letters, digits and white space are
-Python's (``str.isalpha``, ``isalnum``, ``isspace``), for every code point. Each rule
+Python's (``str.isalpha``, ``isalnum``, ``isspace``), for every code point
+(``curation.utf8.char_classes``). Each rule
 switches off with ``null``. The stage adds ``dclm_quality_words`` (rule 1's count) and
 ``dclm_quality_non_alpha_ratio``.
 
@@ -63,11 +64,17 @@ from pydantic import Field, field_validator
 from curation.batch import TEXT, with_drop_reason
 from curation.filters.repetition import GopherRepetitionParams
 from curation.stage import MapStage, StageParams, register
-from curation.utf8 import code_point, is_unicode_space, string_buffers
+from curation.utf8 import (
+    IS_ALNUM,
+    IS_ALPHA,
+    char_classes,
+    code_point,
+    is_unicode_space,
+    string_buffers,
+)
 
 DCLM_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 SYMBOLS = ("#", "...", ". . .", "\u2026")
-IS_ALPHA, IS_ALNUM = 1, 2
 
 
 class DclmQualityParams(StageParams):
@@ -93,15 +100,6 @@ class DclmQualityParams(StageParams):
                 f"stop words must be lower-case ASCII letters, at most 8: {bad or words}"
             )
         return words
-
-
-@cache
-def char_classes() -> np.ndarray:
-    """``str.isalpha`` and ``str.isalnum`` of every code point, as bits (about 0.2 s,
-    once a process)."""
-    alpha = np.array([chr(c).isalpha() for c in range(0x110000)], np.uint8)
-    alnum = np.array([chr(c).isalnum() for c in range(0x110000)], np.uint8)
-    return alpha * IS_ALPHA | alnum * IS_ALNUM
 
 
 def _packed(word: str) -> int:

@@ -39,7 +39,6 @@ rendering of DCLM's functions.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Literal
 
 import numba
@@ -51,7 +50,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from curation.batch import TEXT, with_drop_reason
 from curation.filters.text import split_pieces, to_numpy
 from curation.stage import MapStage, StageParams, register
-from curation.utf8 import code_point, is_unicode_space, string_buffers
+from curation.utf8 import (
+    IS_ALNUM,
+    IS_DIGIT,
+    IS_UPPER,
+    char_classes,
+    code_point,
+    is_unicode_space,
+    string_buffers,
+)
 
 # Python's str.isspace as an RE2 class, for the patterns (the test checks every code point)
 SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]"
@@ -122,30 +129,6 @@ class RefinedWebLinesParams(StageParams):
     )
 
 
-IS_UPPER, IS_DIGIT, IS_ALNUM = 1, 2, 4  # bits of a character's class
-
-
-@cache
-def _bmp_classes() -> np.ndarray:
-    """Per code point below 0x10000: ``str.isupper``, ``isdigit`` and ``isalnum`` as
-    bits (about 15 ms, once a process)."""
-    table = np.zeros(0x10000, np.uint8)
-    for c in range(0x10000):
-        ch = chr(c)
-        table[c] = ch.isupper() * IS_UPPER | ch.isdigit() * IS_DIGIT | ch.isalnum() * IS_ALNUM
-    return table
-
-
-def _classes(points: np.ndarray) -> np.ndarray:
-    """The class bits of code points above the table, asked once per distinct one."""
-    distinct, index = np.unique(points, return_inverse=True)
-    table = [
-        chr(c).isupper() * IS_UPPER | chr(c).isdigit() * IS_DIGIT | chr(c).isalnum() * IS_ALNUM
-        for c in distinct
-    ]
-    return np.array(table, np.uint8)[index]
-
-
 UPPERS, DIGITS, WORDS, TOKENS = range(4)  # the columns of ``line_counts``
 
 
@@ -155,34 +138,16 @@ def line_counts(lines: pa.Array) -> np.ndarray:
     and words as DCLM counts them (``TOKENS``: fastText's tokens, split on ASCII
     whitespace and NUL, whose first character is alphanumeric, ``str.isalnum``). A
     document's tokens are the sum of its lines' (a newline splits tokens)."""
-    data, offsets = string_buffers(lines)
-    room = int(np.count_nonzero(data >= 0xF0))  # characters above 0xFFFF begin so
-    rows, points = np.empty(room, np.int64), np.empty(room, np.int64)
-    starts = np.empty(room, np.bool_)
-    counts, found = _line_counts(data, offsets, _bmp_classes(), rows, points, starts)
-    classes, rows, starts = _classes(points[:found]), rows[:found], starts[:found]
-    n = len(lines)
-    counts[:, UPPERS] += np.bincount(rows[(classes & IS_UPPER) > 0], minlength=n)
-    counts[:, DIGITS] += np.bincount(rows[(classes & IS_DIGIT) > 0], minlength=n)
-    counts[:, TOKENS] += np.bincount(rows[starts & ((classes & IS_ALNUM) > 0)], minlength=n)
-    return counts
+    return _line_counts(*string_buffers(lines), char_classes())
 
 
 @numba.njit(cache=True, nogil=True)
 def _line_counts(
-    data: np.ndarray,
-    offsets: np.ndarray,
-    table: np.ndarray,
-    rows: np.ndarray,
-    points: np.ndarray,
-    starts: np.ndarray,
-) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
-    """``line_counts`` for the characters below 0x10000; each character above goes to
-    ``rows`` and ``points``, with whether it begins a token in ``starts`` (how many: the
-    second result)."""
+    data: np.ndarray, offsets: np.ndarray, table: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``line_counts``, with ``table`` the class bits of every code point."""
     n = len(offsets) - 1
     counts = np.zeros((n, 4), np.int64)
-    found = 0
     for row in range(n):
         inside = False  # within a word of str.split()
         separated = True  # after a fastText separator
@@ -206,21 +171,15 @@ def _line_counts(
             elif not inside:
                 inside = True
                 counts[row, WORDS] += 1
-            if point < 0x10000:
-                bits = table[point]
-                if bits & IS_UPPER:
-                    counts[row, UPPERS] += 1
-                if bits & IS_DIGIT:
-                    counts[row, DIGITS] += 1
-                if begins and bits & IS_ALNUM:
-                    counts[row, TOKENS] += 1
-            else:
-                rows[found] = row
-                points[found] = point
-                starts[found] = begins
-                found += 1
+            bits = table[point]
+            if bits & IS_UPPER:
+                counts[row, UPPERS] += 1
+            if bits & IS_DIGIT:
+                counts[row, DIGITS] += 1
+            if begins and bits & IS_ALNUM:
+                counts[row, TOKENS] += 1
             i += size
-    return counts, found
+    return counts
 
 
 class _Lines:
