@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT
-from curation.filters.text import split_pieces, to_numpy
+from curation.filters.text import replace_rows, split_pieces, to_numpy
 from curation.stage import MapStage, StageParams, register
 
 # a text made only of these is left as it is by every ftfy fix
@@ -88,8 +88,7 @@ class FixText(MapStage):
             moved = to_numpy(pc.not_equal(after, before), bool)
             changed[suspect[moved]] = True
             if moved.any():
-                values = after.filter(pa.array(moved)).cast(text.type)
-                fixed = pc.replace_with_mask(text.combine_chunks(), pa.array(changed), values)
+                fixed = replace_rows(text, suspect[moved], after.filter(pa.array(moved)))
                 table = table.set_column(table.column_names.index(TEXT), TEXT, fixed)
         return table.append_column("fix_text_changed", pa.array(changed))
 

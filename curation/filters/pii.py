@@ -38,10 +38,10 @@ from functools import lru_cache
 import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from curation.batch import TEXT, TEXT_TYPE
+from curation.batch import TEXT
+from curation.filters.text import replace_rows
 from curation.stage import MapStage, StageParams, register
 from curation.utf8 import string_buffers
 
@@ -270,11 +270,7 @@ class Replacer:
                 replaced[row] = new_text
         if not replaced:
             return chunk
-        mask = np.zeros(len(chunk), bool)
-        mask[list(replaced)] = True
-        return pc.replace_with_mask(
-            chunk, pa.array(mask), pa.array(list(replaced.values()), TEXT_TYPE)
-        )
+        return replace_rows(chunk, list(replaced), list(replaced.values()))
 
 
 @register

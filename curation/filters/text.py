@@ -82,6 +82,18 @@ def to_numpy(array: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> np.nd
     return np.asarray(pc.fill_null(array, fill).to_numpy(zero_copy_only=False), dtype=dtype)
 
 
+def replace_rows(
+    text: pa.Array | pa.ChunkedArray, rows: np.ndarray | list[int], values: list[str] | pa.Array
+) -> pa.Array:
+    """``text`` as one array with the strings at ``rows`` (ascending) replaced by
+    ``values``, in order."""
+    array = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    mask = np.zeros(len(array), bool)
+    mask[rows] = True
+    new = pa.array(values, array.type) if isinstance(values, list) else values.cast(array.type)
+    return pc.replace_with_mask(array, pa.array(mask), new)
+
+
 def split_words(text: pa.ChunkedArray | pa.Array) -> Words:
     """Word statistics of every document of ``text``.
 

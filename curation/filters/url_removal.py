@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curation.batch import TEXT, with_drop_reason
-from curation.filters.text import to_numpy
+from curation.filters.text import replace_rows, to_numpy
 from curation.stage import MapStage, StageParams, register
 from curation.utf8 import code_point, is_unicode_space, string_buffers
 
@@ -249,12 +249,7 @@ class UrlRemoval(MapStage):
                 changed[row] = value
         if not changed:
             return text
-        mask = np.zeros(len(text), bool)
-        mask[list(changed)] = True
-        values = pa.array(list(changed.values()), text.type)
-        return pa.chunked_array(
-            [pc.replace_with_mask(text.combine_chunks(), pa.array(mask), values)]
-        )
+        return pa.chunked_array([replace_rows(text, list(changed), list(changed.values()))])
 
 
 @numba.njit(cache=True, nogil=True)
