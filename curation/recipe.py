@@ -280,13 +280,13 @@ def _validate_section(model: type[BaseModel], value: Any, loc: Location, fail: A
 
 
 def _describe_problem(problem: dict[str, Any], model: type[BaseModel]) -> str:
+    if len(problem["loc"]) > 1 and problem["loc"][0] in model.model_fields:
+        return _nested_problem(problem, model)
     name = problem["loc"][0] if problem["loc"] else None
     valid = "; ".join(
         f"{p['name']} ({p['type']}, default {p['default']})"
         for p in describe_params(model)  # type: ignore[arg-type]
     )
-    if len(problem["loc"]) > 1 and problem["loc"][0] in model.model_fields:
-        return _nested_problem(problem, model)
     if problem["type"] == "extra_forbidden":
         hint = difflib.get_close_matches(str(name), list(model.model_fields), n=1)
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
