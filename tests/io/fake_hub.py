@@ -33,8 +33,9 @@ client's disk while it uploads).
 ``commit_failures`` scripts the next commits (to any revision): a status answers the
 commit with it, 0 lets it through, ``"lost"`` makes the commit and then cuts the
 connection without an answer (as when the answer is lost on its way). ``pulls`` holds
-each pull request's files by ``(repo, number)``, ``titles`` their titles, ``merged`` the
-numbers merged; each commit's entry in ``commits`` names its ``revision``.
+each pull request's files by ``(repo, number)``, ``titles`` their titles, ``merges`` the
+pull requests merged (``merged``: their numbers); each commit's entry in ``commits``
+names its ``revision``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,7 @@ class FakeHub:
         self.commit_failures: list[int | str] = []  # 0: answered as usual
         self.pulls: dict[tuple[str, int], dict[str, bytes]] = {}
         self.titles: dict[tuple[str, int], str] = {}
-        self.merged: list[int] = []
-        self.merged_pulls: set[tuple[str, int]] = set()
+        self.merges: list[tuple[str, int]] = []  # (repo, number) of each merge, in order
         self.requests: list[str] = []
         self.seen_tokens: set[str] = set()
         self.unknown: list[str] = []
@@ -96,6 +96,11 @@ class FakeHub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def merged(self) -> list[int]:
+        """The numbers of the pull requests merged, in order (of any repo)."""
+        return [number for _, number in self.merges]
 
     def __enter__(self) -> FakeHub:
         self.thread.start()
@@ -351,7 +356,7 @@ class FakeHub:
                 {
                     "num": number,
                     "title": title,
-                    "status": "merged" if (repo, number) in self.merged_pulls else "open",
+                    "status": "merged" if (repo, number) in self.merges else "open",
                     "isPullRequest": True,
                     "createdAt": "2026-12-06T00:00:00.000Z",
                     "author": {"name": "curation-tests"},
@@ -370,12 +375,11 @@ class FakeHub:
             and parts[6:] == ["merge"]
         ):
             repo, number = "/".join(parts[2:4]), int(parts[5])
-            if (repo, number) not in self.pulls or (repo, number) in self.merged_pulls:
+            if (repo, number) not in self.pulls or (repo, number) in self.merges:
                 self.reply(request, 404, {"error": f"no open pull request {number}"})
                 return
             self.repos[repo] = self.pulls[repo, number]
-            self.merged.append(number)
-            self.merged_pulls.add((repo, number))
+            self.merges.append((repo, number))
             self.reply(request, 200, {})
         else:
             self.unknown.append(f"{method} {path}")
