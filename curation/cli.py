@@ -865,5 +865,115 @@ def export_command(
     )
 
 
+@main.command("tokenize")
+@_more_inputs
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help=f"file, directory, glob, URL or a run folder (its kept documents); {_MORE_INPUTS}",
+)
+@click.option(
+    "--tokenizer",
+    required=True,
+    help="a tokenizers JSON file (tokenizer.json), a SentencePiece .model, or a folder "
+    "holding one (a `curate train-lm` checkpoint)",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=LocalPath(file_okay=False),
+    help="folder of token files (part-*.ds, .ds.index, .ds.metadata) and tokenize.json",
+)
+@click.option(
+    "--eos",
+    help="token that ends every document, as the vocabulary writes it (<|endoftext|>, </s>)",
+)
+@click.option(
+    "--shuffle/--no-shuffle",
+    default=True,
+    show_default=True,
+    help="shuffle the documents within each file (seeded, the same on every executor)",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--max-tokens-per-file",
+    type=click.IntRange(min=1),
+    help="cut each input unit's documents into files of at most this many tokens",
+)
+@click.option("--text-field", default="text", show_default=True)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: in this process, on the tokenizer's threads; ray: a one-CPU Ray task a unit",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="CPUs of the embedded Ray cluster (default: all)",
+)
+@click.option(
+    "--ray-address",
+    help="an existing Ray cluster (implies --executor ray; default: RAY_ADDRESS, else an "
+    "embedded one)",
+)
+@click.option("--overwrite", is_flag=True, help="replace an earlier tokenization in --output")
+@click.option("--quiet", is_flag=True, help="no progress display")
+def tokenize_command(
+    more_inputs: tuple[str, ...],
+    inputs: tuple[str, ...],
+    tokenizer: str,
+    output: str,
+    eos: str | None,
+    shuffle: bool,
+    seed: int,
+    max_tokens_per_file: int | None,
+    text_field: str,
+    executor: str,
+    workers: int | None,
+    ray_address: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Tokenize documents into token files for training (datatrove's .ds format, which
+    nanotron's DatatroveFolderDataset reads): a run's kept documents, or any input."""
+    from curation.io.inputs import InputError
+    from curation.io.tokens import TokenizeError, TokenizeOptions, TokenizerSpec, tokenize
+    from curation.recipe import InputSpec
+    from curation.runtime.executors import ClusterUnreachable
+
+    paths = _inputs(inputs, more_inputs)
+    if executor == "local" and workers:
+        raise click.UsageError("--workers goes with --executor ray")
+    options = TokenizeOptions(
+        TokenizerSpec(tokenizer, eos), shuffle, seed, max_tokens_per_file=max_tokens_per_file
+    )
+    try:
+        data = tokenize(
+            paths,
+            output,
+            options,
+            InputSpec(text_field=text_field),
+            executor,
+            workers,
+            ray_address,
+            overwrite,
+            progress=not quiet,
+        )
+    except (TokenizeError, InputError, ClusterUnreachable) as err:
+        raise click.ClickException(str(err)) from None
+    docs = data["documents"]
+    aside = sum(docs["set_aside"].values())
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in docs["set_aside"].items())
+    click.echo(
+        f"wrote {output}: {docs['written']:,} documents, {data['tokens']:,} tokens "
+        f"({data['dtype']}) in {len(data['files']):,} file(s), {data['seconds']:.1f} s"
+        + (f"; set aside {aside:,} ({reasons})" if aside else ""),
+        err=True,
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

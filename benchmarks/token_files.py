@@ -1,0 +1,167 @@
+"""Token files for training: ``curate tokenize`` against datatrove's ``DocumentTokenizer``.
+
+Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents,
+written once as 4 zstd Parquet shards. Tokenizer: a byte-level BPE ``tokenizer.json``
+(GPT-2's kind) of ``--vocab`` pieces with ``<|endoftext|>``, trained here on the samples
+with Hugging Face ``tokenizers`` (nothing is downloaded).
+
+Jobs, each in a child process pinned to one core, the tokenizer on one thread
+(``RAYON_NUM_THREADS=1``):
+- ``curation``: ``curation.io.tokens.tokenize`` on the local executor: read the shards,
+  tokenize with ``<|endoftext|>`` after each document, shuffle the documents within each
+  file (seed 0), write ``.ds``, ``.ds.index``, ``.ds.metadata`` and ``tokenize.json``.
+- ``datatrove``: ``ParquetReader`` -> ``DocumentTokenizer`` (the same tokenizer file and
+  end token, documents shuffled within its file, seed 0) on its local executor, one task.
+
+Reports seconds, MB of text and tokens a second, peak memory, and whether both wrote
+the same documents (the token bytes of every document, as a multiset: the shuffles
+differ).
+
+    .venv/bin/python benchmarks/token_files.py --docs 40000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (
+    documents,
+    one_thread_arrow,
+    report_from_child,
+    run_on_one_core,
+    write_parquet_shards,
+)
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "tokenize"
+RUNS = HERE / "_runs" / "tokenize"
+SHARDS = 4
+EOS = "<|endoftext|>"
+
+
+def corpus(count: int, vocab: int) -> tuple[Path, Path, float]:
+    """The Parquet shards, the tokenizer file and the text's MB (UTF-8)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = documents(count)
+    table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts})
+    folder = write_parquet_shards(table, DATA / "shards", SHARDS)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(documents(2000), trainer)
+    path = DATA / "tokenizer.json"
+    tokenizer.save(str(path))
+    return folder, path, sum(len(t.encode("utf-8")) for t in texts) / 1e6
+
+
+def written(folder: Path, pattern: str) -> tuple[int, list[str]]:
+    """Tokens, and a digest of each document's token bytes (sorted), over the files."""
+    from curation.io.tokens import read_token_file
+
+    digests, total = [], 0
+    for path in sorted(folder.glob(pattern)):
+        ids, ends = read_token_file(path)
+        starts = [0, *ends[:-1].tolist()]
+        total += len(ids)
+        for start, end in zip(starts, ends.tolist(), strict=True):
+            digests.append(hashlib.blake2b(ids[start:end].tobytes(), digest_size=8).hexdigest())
+    return total, sorted(digests)
+
+
+def job_curation(folder: Path, tokenizer: Path, out: Path) -> dict:
+    from curation.io.tokens import TokenizeOptions, TokenizerSpec, tokenize
+
+    options = TokenizeOptions(TokenizerSpec(str(tokenizer), EOS), seed=0)
+    started = time.perf_counter()
+    tokenize([str(folder)], out, options, overwrite=True, progress=False)
+    seconds = time.perf_counter() - started
+    tokens, digests = written(out, "*.ds")
+    return {"seconds": seconds, "tokens": tokens, "documents": digests}
+
+
+def job_datatrove(folder: Path, tokenizer: Path, out: Path) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import ParquetReader
+    from datatrove.pipeline.tokens import DocumentTokenizer
+
+    shutil.rmtree(out, ignore_errors=True)
+    executor = LocalPipelineExecutor(
+        [
+            ParquetReader(str(folder), glob_pattern="*.parquet", id_key="id"),
+            DocumentTokenizer(
+                str(out / "tokens"), tokenizer_name_or_path=str(tokenizer), eos_token=EOS, seed=0
+            ),
+        ],
+        tasks=1,
+        logging_dir=str(out / "logs"),
+    )
+    started = time.perf_counter()
+    executor.run()
+    seconds = time.perf_counter() - started
+    tokens, digests = written(out / "tokens", "*.ds")
+    return {"seconds": seconds, "tokens": tokens, "documents": digests}
+
+
+JOBS = {"curation": job_curation, "datatrove": job_datatrove}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=40_000)
+    parser.add_argument("--vocab", type=int, default=16_000)
+    parser.add_argument("--job", choices=sorted(JOBS))
+    parser.add_argument("--folder")
+    parser.add_argument("--tokenizer")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.job:
+        one_thread_arrow()
+        result = JOBS[args.job](Path(args.folder), Path(args.tokenizer), Path(args.out))
+        report_from_child(result)
+        return
+
+    folder, tokenizer, megabytes = corpus(args.docs, args.vocab)
+    os.environ["RAYON_NUM_THREADS"] = "1"  # the tokenizer's threads, in both children
+    print(f"# machine: {platform.machine()}, {platform.processor() or 'cpu'}; one core per job")
+    print(f"# {args.docs:,} documents, {megabytes:.1f} MB of text; BPE of {args.vocab:,} pieces\n")
+    results = {}
+    for name in ("datatrove", "curation"):
+        command = [__file__, "--job", name, "--folder", str(folder)]
+        command += ["--tokenizer", str(tokenizer), "--out", str(RUNS / name)]
+        results[name] = run_on_one_core(name, command)
+    base = results["datatrove"]["seconds"]
+    print("| tool | seconds | MB/s | tokens/s | peak MiB | tokens | vs datatrove |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, result in results.items():
+        seconds = result["seconds"]
+        print(
+            f"| {name} | {seconds:.2f} | {megabytes / seconds:.2f} | "
+            f"{result['tokens'] / seconds:,.0f} | {result['peak_mib']:.0f} | "
+            f"{result['tokens']:,} | {base / seconds:.2f}x |"
+        )
+    same = results["datatrove"]["documents"] == results["curation"]["documents"]
+    print(f"\nsame documents (token bytes, as a multiset): {same}")
+    count = np.unique(results["curation"]["documents"]).size
+    print(f"distinct documents: {count:,}")
+
+
+if __name__ == "__main__":
+    main()

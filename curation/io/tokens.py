@@ -1,0 +1,621 @@
+"""``curate tokenize``: documents as token files that training reads (datatrove's format).
+
+A folder of token files, one set per unit of input (a file, a unit of small files or a
+piece of a large one, as ``curate run`` plans them), each file ``part-UUUUU-KKK.ds`` with:
+
+- ``.ds``: the tokens of its documents one after another, little-endian ``uint16``
+  (a vocabulary of at most 65,536 ids) or ``uint32``;
+- ``.ds.index``: each document's end, in tokens from the file's start, ``uint64``;
+- ``.ds.metadata``: ``<tokenizer>|<bytes per token>``, the token count, and the count
+  in words (``758 kT``);
+
+which is what datatrove's ``DocumentTokenizer`` writes and its ``DatatroveFolderDataset``
+(nanotron's loader) reads. ``tokenize.json`` beside them says what was done: the
+tokenizer (and its SHA-256), the token width, the end-of-document token, the seed, every
+file with its source, documents and tokens, and the documents set aside by reason. It is
+written last, so a folder without it is unfinished.
+
+Tokenizers: a Hugging Face ``tokenizer.json`` (``tokenizers``' fast tokenizers, as
+datatrove loads them), a SentencePiece ``.model`` (what ``curate train-kenlm`` and
+``curate train-lm`` write), or a folder holding either (a ``curate train-lm`` checkpoint,
+a Hugging Face model folder). With ``eos``, that token ends every document: for a
+``tokenizer.json`` its post-processor becomes ``$A <eos>`` (datatrove's override: a
+tokenizer's own BOS is then not added), for SentencePiece the id is appended.
+
+Within a unit the documents are shuffled (``shuffle``, by ``numpy.random.default_rng``
+seeded with ``[seed, unit]``, so the same inputs and seed give the same files on any
+executor), as datatrove shuffles them within each of its files; a trainer that reads the
+files in sequence then does not see one source's documents in a row. ``max_tokens_per_file``
+cuts a unit's documents into several files of at most that many tokens (a longer
+document gets a file of its own).
+
+Nothing is lost without a reason: every document read is written or set aside, the
+reader's set-asides (``read:invalid_json``, ``read:too_long`` ...) by their reason and a
+document with no token (empty text, no end token) as ``tokenize:no_tokens``; each unit
+checks that its documents in equal those written plus those set aside.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.batch import DROP_REASON, TEXT
+from curation.io import is_url
+from curation.io.inputs import InputShard, plan_units
+from curation.io.writers import publish, tmp_path
+from curation.recipe import InputSpec
+
+SUFFIX = ".ds"
+MANIFEST = "tokenize.json"
+NO_TOKENS = "tokenize:no_tokens"
+#: tokens gathered at once when a unit's documents are written in their shuffled order
+_GATHER_TOKENS = 1 << 22
+#: UTF-8 bytes of text encoded at once: a tokenizers Encoding holds every token's text and
+#: masks besides its id, about 100 bytes a token, so a batch of 10,000 web documents at
+#: once held about 400 MiB
+_ENCODE_BYTES = 4 << 20
+
+
+class TokenizeError(ValueError):
+    """A tokenizer, token or output cannot be used; the message names it and what to do."""
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Which tokenizer to load, and the token text that ends every document (or None)."""
+
+    path: str
+    eos: str | None = None
+
+
+class TextTokenizer(abc.ABC):
+    """A loaded tokenizer: ``encode`` turns a list of texts into token ids.
+
+    ``name`` is what the files' metadata says (the path given); ``vocab_size`` counts
+    every id (added tokens included) and sets the token width; ``eos_id`` is the id that
+    ends each document, or None."""
+
+    name: str
+    vocab_size: int
+    eos_id: int | None
+
+    @abc.abstractmethod
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's token count (``int64``) and all their ids one after another
+        (``uint32``), end tokens included."""
+
+    @property
+    def token_bytes(self) -> int:
+        """Bytes per token in the files: 2 for at most 65,536 ids, else 4 (datatrove's)."""
+        return 2 if self.vocab_size <= 1 << 16 else 4
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype("<u2") if self.token_bytes == 2 else np.dtype("<u4")
+
+
+class _FastTokenizer(TextTokenizer):
+    """A Hugging Face ``tokenizer.json``, encoded without character offsets
+    (``encode_batch_fast``: the same ids, less work)."""
+
+    def __init__(self, path: Path, name: str, eos: str | None, parallel: bool) -> None:
+        from tokenizers import Tokenizer
+        from tokenizers.processors import TemplateProcessing
+
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises its own Exception for a bad file
+            raise TokenizeError(f"{path} is not a tokenizers JSON file: {err}") from None
+        self.name = name
+        self.vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        self.eos_id = None
+        if eos is not None:
+            self.eos_id = _known_id(self._tokenizer.token_to_id(eos), eos, path)
+            self._tokenizer.post_processor = TemplateProcessing(
+                single="$A <EOS>", special_tokens=[("<EOS>", self.eos_id)], pair=None
+            )
+        self._parallel = parallel
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if not self._parallel:
+            # tokenizers reads it at each call: one thread in a Ray task of one CPU (the
+            # worker process keeps the setting; nothing else there uses tokenizers)
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        encodings = self._tokenizer.encode_batch_fast(texts)
+        return _flat([encoding.ids for encoding in encodings])
+
+
+class _SentencePiece(TextTokenizer):
+    """A SentencePiece model; the end token's id is appended to each document."""
+
+    def __init__(self, path: Path, name: str, eos: str | None, parallel: bool) -> None:
+        from curation.lm.tokenizer import load_tokenizer
+
+        try:
+            self._processor = load_tokenizer(path)
+        except (FileNotFoundError, ValueError) as err:
+            raise TokenizeError(str(err)) from None
+        self.name = name
+        self.vocab_size = self._processor.get_piece_size()
+        self.eos_id = None
+        if eos is not None:
+            found = self._processor.piece_to_id(eos)
+            # SentencePiece answers the unknown piece's id for a piece it does not know
+            known = found != self._processor.unk_id() or eos == self._processor.id_to_piece(found)
+            self.eos_id = _known_id(found if known else None, eos, path)
+        self._threads = (os.cpu_count() or 1) if parallel else 1
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids = self._processor.encode(texts, num_threads=self._threads)
+        if self.eos_id is not None:
+            for one in ids:
+                one.append(self.eos_id)
+        return _flat(ids)
+
+
+def _known_id(found: int | None, eos: str, path: Path) -> int:
+    if found is None:
+        raise TokenizeError(
+            f"{path} has no token {eos!r} to end documents with: give --eos one of its "
+            "special tokens (as written in its vocabulary, e.g. <|endoftext|> or </s>), "
+            "or leave --eos out"
+        )
+    return int(found)
+
+
+def _flat(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    flat = np.empty(int(lengths.sum()), np.uint32)
+    start = 0
+    for one, count in zip(ids, lengths.tolist(), strict=True):
+        flat[start : start + count] = one
+        start += count
+    return lengths, flat
+
+
+def tokenizer_file(path: str | Path) -> Path:
+    """The file ``path`` names: itself, or in a folder its ``tokenizer.json`` (first) or
+    ``tokenizer.model``. An error that says what was looked for when there is none."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("tokenizer.json", "tokenizer.model"):
+            if (path / name).is_file():
+                return path / name
+        raise TokenizeError(
+            f"{path} holds no tokenizer.json or tokenizer.model: give the tokenizer file "
+            "itself, or a folder that holds one (a `curate train-lm` checkpoint)"
+        )
+    if not path.is_file():
+        raise TokenizeError(
+            f"{path}: tokenizer file is missing (give a tokenizers JSON file, a "
+            "SentencePiece .model file, or a folder that holds one)"
+        )
+    return path
+
+
+def load_text_tokenizer(spec: TokenizerSpec, parallel: bool = True) -> TextTokenizer:
+    """The tokenizer ``spec`` names (see ``tokenizer_file``): a file ending in ``.json``
+    is a ``tokenizers`` JSON file, any other a SentencePiece model. ``parallel``: encode
+    on every CPU (the tokenizer's own threads); else on one."""
+    path = tokenizer_file(spec.path)
+    kind = _FastTokenizer if path.suffix == ".json" else _SentencePiece
+    return kind(path, spec.path, spec.eos, parallel)
+
+
+@lru_cache(maxsize=4)
+def _cached_tokenizer(spec: TokenizerSpec, parallel: bool) -> TextTokenizer:
+    """One loaded tokenizer per worker process (loading a large vocabulary takes a while)."""
+    return load_text_tokenizer(spec, parallel)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metric(count: int, unit: str = "T") -> str:
+    """``count`` to three significant digits with an SI prefix: ``758 kT``, ``1.23 GT``
+    (the third line of a ``.ds.metadata`` file, as datatrove writes it)."""
+    if count <= 0:
+        return f"{count:.2f} {unit}"
+    exponent = len(str(count)) - 1
+    scaled = count / 10 ** (exponent // 3 * 3)
+    digits = 2 - exponent % 3
+    if round(scaled, digits) >= 10 ** (exponent % 3 + 1):  # 999,999 is 1.00 M, not 1000 k
+        exponent += 1
+        scaled = count / 10 ** (exponent // 3 * 3)
+        digits = 2 - exponent % 3
+    prefix = " kMGTPEZYRQ"[min(exponent // 3, 10)].strip()
+    return f"{scaled:.{digits}f} {prefix}{unit}"
+
+
+@dataclass(frozen=True)
+class TokenizeOptions:
+    """How a unit's documents become token files."""
+
+    tokenizer: TokenizerSpec
+    shuffle: bool = True
+    seed: int = 0
+    max_tokens_per_file: int | None = None
+    parallel: bool = True  # the tokenizer's own threads (False: one, in a Ray worker)
+
+
+@dataclass
+class UnitResult:
+    """What one unit gave: its files (name, documents, tokens), documents read, written
+    and set aside by reason, and the UTF-8 bytes of text read."""
+
+    unit: int
+    source: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    read: int = 0
+    written: int = 0
+    tokens: int = 0
+    set_aside: Counter[str] = field(default_factory=Counter)
+    text_bytes: int = 0
+
+    def check(self) -> None:
+        """Documents read = written + set aside (nothing lost without a reason)."""
+        aside = sum(self.set_aside.values())
+        if self.read != self.written + aside:
+            raise RuntimeError(
+                f"{self.source}: {self.read:,} documents read but {self.written:,} written "
+                f"and {aside:,} set aside; this is a bug, please report it"
+            )
+
+
+def part_name(unit: int, part: int) -> str:
+    return f"part-{unit:05d}-{part:03d}{SUFFIX}"
+
+
+def tokenize_unit(
+    unit: int,
+    shard: InputShard,
+    spec: InputSpec,
+    options: TokenizeOptions,
+    output: str,
+    on_batch: Any = None,
+) -> UnitResult:
+    """Tokenize the documents of ``shard`` (the ``unit``-th) into token files in
+    ``output``: through an unshuffled file of its tokens in ``output/_work``, then in
+    their shuffled order into ``part-UUUUU-KKK.ds`` files, each published whole (a
+    temporary name, then a rename). ``on_batch(rows, nbytes)`` hears of each batch read."""
+    from curation.io.readers import read_shard
+
+    tokenizer = _cached_tokenizer(options.tokenizer, options.parallel)
+    out = Path(output)
+    work = out / "_work"
+    work.mkdir(parents=True, exist_ok=True)
+    result = UnitResult(unit, shard.label)
+    raw = work / f"unit-{unit:05d}.tokens"
+    lengths: list[np.ndarray] = []
+    with open(raw, "wb") as handle:
+        for table in read_shard(shard, spec):
+            texts = _live_texts(table, result)
+            sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
+            for first, stop in _chunks(sizes, _ENCODE_BYTES):
+                counts, flat = tokenizer.encode(texts.slice(first, stop - first).to_pylist())
+                empty = int(np.count_nonzero(counts == 0))
+                if empty:
+                    result.set_aside[NO_TOKENS] += empty
+                    counts = counts[counts > 0]
+                lengths.append(counts)
+                handle.write(flat.astype(tokenizer.dtype, copy=False).tobytes())
+            nbytes = int(sizes[-1]) if len(sizes) else 0
+            result.text_bytes += nbytes
+            if on_batch is not None:
+                on_batch(table.num_rows, nbytes)
+    counts = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    result.written = len(counts)
+    result.tokens = int(counts.sum())
+    result.check()
+    try:
+        result.files = _write_parts(raw, counts, tokenizer, options, unit, out)
+    finally:
+        raw.unlink(missing_ok=True)
+    return result
+
+
+def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
+    """Consecutive runs (first, one past the last) of the items whose cumulative sizes are
+    ``ends``, each of about ``size`` (an item larger than that is a run of its own)."""
+    first = 0
+    while first < len(ends):
+        before = int(ends[first - 1]) if first else 0
+        stop = max(int(np.searchsorted(ends, before + size, side="right")), first + 1)
+        yield first, stop
+        first = stop
+
+
+def _live_texts(table: pa.Table, result: UnitResult) -> pa.Array:
+    """The texts of ``table``'s rows the reader kept; the others counted by reason."""
+    result.read += table.num_rows
+    reasons = table[DROP_REASON]
+    if reasons.null_count == table.num_rows:
+        return table[TEXT].combine_chunks()
+    dropped = pc.is_valid(reasons)
+    for entry in reasons.filter(dropped).value_counts().to_pylist():
+        result.set_aside[entry["values"]] += entry["counts"]
+    return table.filter(pc.invert(dropped))[TEXT].combine_chunks()
+
+
+def _write_parts(
+    raw: Path,
+    counts: np.ndarray,
+    tokenizer: TextTokenizer,
+    options: TokenizeOptions,
+    unit: int,
+    out: Path,
+) -> list[dict[str, Any]]:
+    """The unit's documents, in their final order, as one or more published files."""
+    if not len(counts):
+        return []
+    order = (
+        np.random.default_rng([options.seed, unit]).permutation(len(counts))
+        if options.shuffle
+        else np.arange(len(counts))
+    )
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ordered = counts[order]
+    tokens = np.memmap(raw, dtype=tokenizer.dtype, mode="r") if counts.sum() else None
+    files = []
+    for part, (first, stop) in enumerate(file_cuts(ordered, options.max_tokens_per_file)):
+        name = part_name(unit, part)
+        docs = order[first:stop]
+        ends = np.cumsum(ordered[first:stop], dtype=np.uint64)
+        _publish(out / name, _gathered(tokens, starts[docs], counts[docs]))
+        _publish_bytes(out / f"{name}.index", ends.astype("<u8").tobytes())
+        total = int(ends[-1])
+        metadata = f"{tokenizer.name}|{tokenizer.token_bytes}\n{total}\n{metric(total)}"
+        _publish_bytes(out / f"{name}.metadata", metadata.encode("utf-8"))
+        files.append({"name": name, "documents": len(docs), "tokens": total})
+    del tokens
+    return files
+
+
+def file_cuts(counts: np.ndarray, max_tokens: int | None) -> list[tuple[int, int]]:
+    """Consecutive runs of documents (first, one past the last) of at most ``max_tokens``
+    tokens each; a document longer than that is a run of its own. One run when
+    ``max_tokens`` is None."""
+    if max_tokens is None or not len(counts):
+        return [(0, len(counts))]
+    cuts = []
+    first, held = 0, 0
+    for i, count in enumerate(counts.tolist()):
+        if held and held + count > max_tokens:
+            cuts.append((first, i))
+            first, held = i, 0
+        held += count
+    cuts.append((first, len(counts)))
+    return cuts
+
+
+def _gathered(tokens: np.ndarray | None, starts: np.ndarray, counts: np.ndarray) -> Iterator[bytes]:
+    """The tokens of the documents beginning at ``starts`` with ``counts`` tokens, in that
+    order, a few million tokens at a time."""
+    if tokens is None:
+        return
+    for first, stop in _chunks(np.cumsum(counts), _GATHER_TOKENS):
+        run_counts = counts[first:stop]
+        before = np.cumsum(run_counts) - run_counts  # tokens of the run before each document
+        offsets = np.repeat(starts[first:stop] - before, run_counts)
+        yield tokens[np.arange(int(run_counts.sum()), dtype=np.int64) + offsets].tobytes()
+
+
+def _publish(final: Path, chunks: Iterator[bytes]) -> None:
+    tmp = tmp_path(final)
+    with open(tmp, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    publish(tmp, final)
+
+
+def _publish_bytes(final: Path, data: bytes) -> None:
+    _publish(final, iter([data]))
+
+
+def read_token_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A token file's tokens (memory-mapped, its width from the neighbouring metadata, or
+    ``uint16``) and its documents' ends (from its ``.index``)."""
+    path = Path(path)
+    width = 2
+    metadata = path.with_name(path.name + ".metadata")
+    if metadata.is_file():
+        width = int(metadata.read_text(encoding="utf-8").split("\n")[0].rsplit("|", 1)[1])
+    dtype = np.dtype("<u2") if width == 2 else np.dtype("<u4")
+    tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
+    ends = np.fromfile(path.with_name(path.name + ".index"), dtype="<u8")
+    return tokens, ends
+
+
+def manifest(
+    results: list[UnitResult],
+    tokenizer: TextTokenizer,
+    options: TokenizeOptions,
+    sources: list[str],
+    seconds: float,
+) -> dict[str, Any]:
+    """What ``tokenize.json`` says of a finished tokenization."""
+    aside: Counter[str] = Counter()
+    for result in results:
+        aside.update(result.set_aside)
+    path = tokenizer_file(options.tokenizer.path)
+    return {
+        "tokenizer": {
+            "path": options.tokenizer.path,
+            "file": str(path),
+            "sha256": file_sha256(path),
+            "vocab_size": tokenizer.vocab_size,
+            "eos": options.tokenizer.eos,
+            "eos_id": tokenizer.eos_id,
+        },
+        "token_bytes": tokenizer.token_bytes,
+        "dtype": f"uint{8 * tokenizer.token_bytes}",
+        "shuffle": options.shuffle,
+        "seed": options.seed,
+        "max_tokens_per_file": options.max_tokens_per_file,
+        "sources": sources,
+        "documents": {
+            "read": sum(r.read for r in results),
+            "written": sum(r.written for r in results),
+            "set_aside": dict(aside.most_common()),
+        },
+        "tokens": sum(r.tokens for r in results),
+        "seconds": round(seconds, 3),
+        "files": [
+            {**entry, "source": result.source}
+            for result in sorted(results, key=lambda r: r.unit)
+            for entry in result.files
+        ],
+    }
+
+
+def write_manifest(out: Path, data: dict[str, Any]) -> None:
+    _publish_bytes(out / MANIFEST, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def token_sources(paths: list[str]) -> list[str]:
+    """``paths``, with a finished run folder (``stats.json``, ``recipe.yaml``) replaced by
+    its ``kept/`` folder: what a run kept is what one tokenizes."""
+    out = []
+    for path in paths:
+        root = Path(path)
+        finished = (root / "stats.json").is_file() and (root / "recipe.yaml").is_file()
+        out.append(str(root / "kept") if root.is_dir() and finished else path)
+    return out
+
+
+def _clear_output(out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready: refuse one that holds an earlier tokenization's files unless
+    ``overwrite``, which removes them (and only them)."""
+    ours = [out / MANIFEST, *out.glob(f"part-*{SUFFIX}*")] if out.is_dir() else []
+    ours = [p for p in ours if p.exists()]
+    if ours and not overwrite:
+        raise TokenizeError(
+            f"--output {out} holds an earlier tokenization ({ours[0].name}): pass --overwrite "
+            "to replace it, or give another folder"
+        )
+    for path in ours:
+        path.unlink()
+    shutil.rmtree(out / "_work", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def tokenize(
+    paths: list[str],
+    output: str | Path,
+    options: TokenizeOptions,
+    spec: InputSpec | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Tokenize the documents of ``paths`` (files, folders, globs, a run folder's kept
+    documents) into token files in ``output`` and return ``tokenize.json``'s content.
+
+    ``executor``: ``local`` tokenizes the units one after another in this process, on the
+    tokenizer's own threads; ``ray`` runs one Ray task of one CPU per unit (an embedded
+    cluster of ``workers`` CPUs, or the one at ``ray_address``). Both give the same files.
+    Raises ``TokenizeError`` (tokenizer, token, output), ``InputError`` (inputs)."""
+    from curation.io.inputs import resolve_inputs
+    from curation.runtime.progress import RunProgress
+
+    start = time.perf_counter()
+    if is_url(str(output)):
+        raise TokenizeError(f"--output {output} is a URL: token files are written to a path here")
+    sources = token_sources(paths)
+    spec = (spec or InputSpec()).model_copy(update={"paths": sources})
+    tokenizer = load_text_tokenizer(options.tokenizer)  # its errors before any work
+    out = Path(output)
+    _clear_output(out, overwrite)
+    files = resolve_inputs(sources, spec.format)
+    units = plan_units(
+        files, spec.unit_bytes, batch_rows=spec.batch_rows, index_folder=str(out / "_work")
+    )
+    with RunProgress(len(units), 0, progress, label="tokenize", files=len(files)) as shown:
+        if executor == "ray" or ray_address:
+            results = _on_ray(units, spec, options, str(out), workers, ray_address, shown)
+        else:
+            results = []
+            for unit, shard in enumerate(units):
+                results.append(tokenize_unit(unit, shard, spec, options, str(out), shown.batch))
+                shown.shard_done()
+    data = manifest(results, tokenizer, options, sources, time.perf_counter() - start)
+    write_manifest(out, data)
+    shutil.rmtree(out / "_work", ignore_errors=True)
+    return data
+
+
+def _on_ray(
+    units: list[InputShard],
+    spec: InputSpec,
+    options: TokenizeOptions,
+    output: str,
+    workers: int | None,
+    ray_address: str | None,
+    shown: Any,
+) -> list[UnitResult]:
+    """``tokenize_unit`` for every unit as Ray tasks of one CPU each (the tokenizer on one
+    thread), their errors raised here as the task raised them."""
+    import ray
+
+    from curation.runtime.executors import cluster_address, start_or_join_ray
+
+    started = False  # a driver that embeds us may have Ray up: use it, leave it up
+    if not ray.is_initialized():
+        started = start_or_join_ray(
+            cluster_address(ray_address),
+            workers,
+            include_dashboard=False,
+            logging_level="WARNING",
+        )
+    task = ray.remote(num_cpus=1, max_retries=0)(_unit_task)
+    one_thread = dataclasses.replace(options, parallel=False)
+    try:
+        pending = [
+            task.remote(unit, shard.to_dict(), spec.model_dump(), one_thread, output)
+            for unit, shard in enumerate(units)
+        ]
+        results = []
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                result = ray.get(done[0])
+            except ray.exceptions.RayTaskError as err:  # the task's own error, not Ray's
+                if isinstance(err.cause, ValueError):  # InputError, TokenizeError
+                    raise err.cause from None
+                raise
+            results.append(result)
+            shown.batch(result.read, result.text_bytes)
+            shown.shard_done()
+        return results
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _unit_task(
+    unit: int, shard: dict[str, Any], spec: dict[str, Any], options: TokenizeOptions, output: str
+) -> UnitResult:
+    return tokenize_unit(unit, InputShard.from_dict(shard), InputSpec(**spec), options, output)

@@ -1,0 +1,336 @@
+"""`curate tokenize`: token files in datatrove's format, byte for byte what datatrove's
+DocumentTokenizer writes, read back by its DatatroveFolderDataset; every document
+written or set aside with its reason; the same files on every executor."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.cli import main
+from curation.io import tokens
+from curation.io.inputs import InputError
+from curation.io.tokens import (
+    TokenizeError,
+    TokenizeOptions,
+    TokenizerSpec,
+    read_token_file,
+    tokenize,
+)
+from curation.lm.tokenizer import train_lm_tokenizer
+from curation.recipe import InputSpec
+from tests.conftest import recipe_of, run_local, shared_file
+
+EOS = "<|endoftext|>"
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A byte-level BPE tokenizer.json (GPT-2's kind) trained here on the C4 sample."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [json.loads(line)["text"] for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=4000,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
+    tokenizer.save(str(path))
+    return path
+
+
+def c4() -> Path:
+    return shared_file("web/c4-sample-1000.jsonl.gz")
+
+
+def documents(folder: Path) -> list[bytes]:
+    """Every document of every token file of ``folder``, in file order, as token bytes."""
+    out = []
+    for path in sorted(folder.glob("part-*.ds")):
+        ids, ends = read_token_file(path)
+        starts = [0, *ends[:-1].tolist()]
+        out.extend(ids[s:e].tobytes() for s, e in zip(starts, ends.tolist(), strict=True))
+    return out
+
+
+def quiet(paths: list, out: Path, options: TokenizeOptions, **kw: object) -> dict:
+    return tokenize([str(p) for p in paths], out, options, progress=False, **kw)  # type: ignore[arg-type]
+
+
+def test_same_files_as_datatrove_document_tokenizer(
+    bpe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Byte for byte, with the text encoded a few documents at a time (one longer than
+    that alone)."""
+    monkeypatch.setattr(tokens, "_ENCODE_BYTES", 20_000)
+    datatrove = pytest.importorskip("datatrove")
+    del datatrove
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.tokens import DocumentTokenizer
+
+    theirs = tmp_path / "datatrove"
+    LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(str(c4().parent), glob_pattern=c4().name),
+            DocumentTokenizer(
+                str(theirs), tokenizer_name_or_path=str(bpe), eos_token=EOS, shuffle_documents=False
+            ),
+        ],
+        tasks=1,
+        logging_dir=str(tmp_path / "logs"),
+    ).run()
+    ours = tmp_path / "ours"
+    data = quiet([c4()], ours, TokenizeOptions(TokenizerSpec(str(bpe), EOS), shuffle=False))
+    assert data["documents"] == {"read": 1000, "written": 1000, "set_aside": {}}
+    for suffix in ("", ".index", ".metadata"):
+        mine = (ours / f"part-00000-000.ds{suffix}").read_bytes()
+        assert mine == (theirs / f"00000_unshuffled.ds{suffix}").read_bytes(), suffix
+    ids, ends = read_token_file(ours / "part-00000-000.ds")
+    assert len(ends) == 1000 and int(ends[-1]) == len(ids) == data["tokens"]
+    assert (ids[ends - 1] == data["tokenizer"]["eos_id"]).all()  # every document ends so
+
+
+def test_datatrove_folder_dataset_reads_the_shuffled_files(bpe: Path, tmp_path: Path) -> None:
+    pytest.importorskip("datatrove")
+    from datatrove.utils.dataset import DatatroveFolderDataset
+
+    out = tmp_path / "tokens"
+    options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), seed=3, max_tokens_per_file=100_000)
+    data = quiet([c4()], out, options)
+    assert len(data["files"]) >= 5
+    assert all(f["tokens"] <= 100_000 for f in data["files"])
+    seq = 512
+    dataset = DatatroveFolderDataset(str(out), seq_len=seq, token_size=2)
+    names = sorted(f["name"] for f in data["files"])
+    assert [Path(f.file_path).name for f in dataset.files] == names
+    assert len(dataset) == sum(f["tokens"] // (seq + 1) for f in data["files"])
+    first, _ = read_token_file(out / names[0])
+    window = dataset[1]["input_ids"].numpy()
+    assert (window == first[seq + 1 : 2 * (seq + 1)]).all()
+
+
+def test_shuffle_moves_documents_and_loses_none(bpe: Path, tmp_path: Path) -> None:
+    spec = TokenizerSpec(str(bpe), EOS)
+    plain = documents_of(tmp_path / "plain", TokenizeOptions(spec, shuffle=False))
+    one = documents_of(tmp_path / "one", TokenizeOptions(spec, seed=1))
+    again = documents_of(tmp_path / "again", TokenizeOptions(spec, seed=1))
+    other = documents_of(tmp_path / "other", TokenizeOptions(spec, seed=2))
+    assert one == again  # seeded
+    assert one != plain and one != other
+    assert Counter(one) == Counter(plain) == Counter(other)
+    cut = documents_of(tmp_path / "cut", TokenizeOptions(spec, seed=1, max_tokens_per_file=50_000))
+    assert cut == one  # cutting into files keeps the order
+
+
+def documents_of(out: Path, options: TokenizeOptions) -> list[bytes]:
+    quiet([c4()], out, options)
+    return documents(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 40), min_size=1, max_size=60),
+    max_tokens=st.none() | st.integers(1, 120),
+    seed=st.integers(0, 2**16),
+    gather=st.sampled_from([1, 7, 64, 1 << 22]),
+)
+def test_parts_hold_each_document_once_in_the_shuffled_order(
+    counts: list[int], max_tokens: int | None, seed: int, gather: int, tmp_path_factory
+) -> None:
+    """The gathered bytes of the files are the documents in the permutation's order, the
+    index their ends, and no file over ``max_tokens`` unless it holds one document."""
+    out = tmp_path_factory.mktemp("parts")
+    lengths = np.array(counts, np.int64)
+    flat = np.arange(int(lengths.sum()), dtype=np.uint16)
+    raw = out / "raw"
+    raw.write_bytes(flat.tobytes())
+
+    class Fixed(tokens.TextTokenizer):
+        name, vocab_size, eos_id = "fixed", 100, None
+
+        def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            raise AssertionError("the parts are written from tokens already made")
+
+    options = TokenizeOptions(TokenizerSpec("x"), seed=seed, max_tokens_per_file=max_tokens)
+    old = tokens._GATHER_TOKENS
+    tokens._GATHER_TOKENS = gather
+    try:
+        files = tokens._write_parts(raw, lengths, Fixed(), options, 7, out)
+    finally:
+        tokens._GATHER_TOKENS = old
+    order = np.random.default_rng([seed, 7]).permutation(len(counts))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    want = [flat[starts[i] : starts[i] + lengths[i]].tobytes() for i in order]
+    assert documents(out) == want
+    assert sum(f["documents"] for f in files) == len(counts)
+    for f in files:
+        assert f["tokens"] <= (max_tokens or f["tokens"]) or f["documents"] == 1
+
+
+def test_sentencepiece_checkpoint_folder(tmp_path: Path) -> None:
+    """A `curate train-lm` tokenizer (a folder's tokenizer.model): each document is
+    SentencePiece's own ids and then </s>."""
+    from curation.lm.tokenizer import EOS_ID
+
+    texts = [json.loads(line)["text"] for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    processor = train_lm_tokenizer(texts[:300], tmp_path / "ckpt", vocab_size=2000)
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[300:400]))
+    out = tmp_path / "tokens"
+    options = TokenizeOptions(TokenizerSpec(str(tmp_path / "ckpt"), "</s>"), shuffle=False)
+    data = quiet([source], out, options)
+    assert data["tokenizer"]["eos_id"] == EOS_ID and data["dtype"] == "uint16"
+    want = [np.array([*processor.encode(t), EOS_ID], "<u2").tobytes() for t in texts[300:400]]
+    assert documents(out) == want
+
+
+def test_every_document_written_or_set_aside_with_its_reason(bpe: Path, tmp_path: Path) -> None:
+    source = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"text": f"document number {i}"}) for i in range(6)]
+    lines[1] = '{"text": "broken'
+    lines[3] = json.dumps({"text": " "})
+    lines[4] = json.dumps({"text": "\u200b"})  # SentencePiece makes no token of it
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "tokens"
+    data = quiet([source], out, TokenizeOptions(TokenizerSpec(str(bpe)), shuffle=False))
+    assert data["documents"] == {
+        "read": 6,
+        "written": 4,
+        "set_aside": {"read:invalid_json": 1, "read:empty_text": 1},
+    }
+    assert len(documents(out)) == 4
+    # a document of no token is set aside (with an end token it has one and is written)
+    texts = [json.loads(line)["text"] for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    train_lm_tokenizer(texts[:200], tmp_path / "sp", vocab_size=1000)
+    sp = str(tmp_path / "sp")
+    data = quiet([source], out, TokenizeOptions(TokenizerSpec(sp)), overwrite=True)
+    assert data["documents"]["written"] == 3
+    assert data["documents"]["set_aside"][tokens.NO_TOKENS] == 1
+    data = quiet([source], out, TokenizeOptions(TokenizerSpec(sp, "</s>")), overwrite=True)
+    assert (
+        data["documents"]["written"] == 4 and tokens.NO_TOKENS not in data["documents"]["set_aside"]
+    )
+    # the reader's limits apply
+    data = quiet(
+        [source],
+        out,
+        TokenizeOptions(TokenizerSpec(str(bpe))),
+        spec=InputSpec(max_doc_chars=15),
+        overwrite=True,
+    )
+    assert data["documents"]["set_aside"]["read:too_long"] == 3
+
+
+def test_a_run_folder_gives_its_kept_documents(bpe: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    stats = run_local(recipe_of("stages:\n  - length_filter: {min_chars: 2000}\n", c4()), run)
+    out = tmp_path / "tokens"
+    data = quiet([run], out, TokenizeOptions(TokenizerSpec(str(bpe), EOS)))
+    assert data["sources"] == [str(run / "kept")]
+    assert data["documents"]["written"] == stats["rows"]["kept"] == 303
+
+
+def test_ray_tasks_write_the_same_files(bpe: Path, tmp_path: Path) -> None:
+    pile = shared_file("web/pile-sample-1000.jsonl")
+    options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), seed=5, max_tokens_per_file=200_000)
+    spec = InputSpec(text_field="contents")
+    # the C4 file has no "contents": read both through one field, each in its own folder
+    c4_dir, pile_dir = tmp_path / "in" / "c4", tmp_path / "in" / "pile"
+    c4_dir.mkdir(parents=True), pile_dir.mkdir(parents=True)
+    rows = [json.loads(line) for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    (c4_dir / "c4.jsonl").write_text(
+        "".join(json.dumps({"contents": r["text"]}) + "\n" for r in rows)
+    )
+    (pile_dir / "pile.jsonl").write_bytes(pile.read_bytes())
+    inputs = [c4_dir, pile_dir]
+    local = quiet(inputs, tmp_path / "local", options, spec=spec)
+    ray = quiet(inputs, tmp_path / "ray", options, spec=spec, executor="ray", workers=2)
+    assert [f["name"] for f in local["files"]] == [f["name"] for f in ray["files"]]
+    assert {f["source"] for f in local["files"]} == {
+        str(c4_dir / "c4.jsonl"),
+        str(pile_dir / "pile.jsonl"),
+    }
+    for f in local["files"]:
+        for suffix in ("", ".index", ".metadata"):
+            name = f["name"] + suffix
+            assert (tmp_path / "local" / name).read_bytes() == (
+                tmp_path / "ray" / name
+            ).read_bytes()
+    assert local["documents"] == ray["documents"]
+    assert local["documents"]["read"] == 2000
+
+
+def test_clear_errors(bpe: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tokens"
+    with pytest.raises(TokenizeError, match=r"has no token '<eot>'.*--eos"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe), "<eot>")))
+    with pytest.raises(TokenizeError, match="tokenizer file is missing"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(tmp_path / "nope.json"))))
+    with pytest.raises(TokenizeError, match=r"holds no tokenizer\.json or tokenizer\.model"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(tmp_path))))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(TokenizeError, match=r"bad\.json is not a tokenizers JSON file"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bad))))
+    with pytest.raises(InputError):
+        quiet([tmp_path / "missing.jsonl"], out, TokenizeOptions(TokenizerSpec(str(bpe))))
+    options = TokenizeOptions(TokenizerSpec(str(bpe)), max_tokens_per_file=100_000)
+    quiet([c4()], out, options)
+    mine = out / "notes.txt"
+    mine.write_text("the user's own file")
+    with pytest.raises(TokenizeError, match=r"earlier tokenization.*--overwrite"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe))))
+    data = quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe))), overwrite=True)
+    assert sorted(p.name for p in out.glob("part-*")) == [
+        "part-00000-000.ds",
+        "part-00000-000.ds.index",
+        "part-00000-000.ds.metadata",
+    ]  # the earlier run's other files are gone, the user's file stays
+    assert mine.exists() and len(data["files"]) == 1
+    assert not (out / "_work").exists()
+
+
+def test_cli_tokenize(bpe: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tokens"
+    args = ["tokenize", str(c4()), "--tokenizer", str(bpe), "--eos", EOS, "--output", str(out)]
+    result = CliRunner().invoke(main, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "1,000 documents" in result.output and "(uint16) in 1 file(s)" in result.output
+    manifest = json.loads((out / "tokenize.json").read_text())
+    assert manifest["tokens"] == sum(f["tokens"] for f in manifest["files"])
+    again = CliRunner().invoke(main, [*args, "--quiet"])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    usage = CliRunner().invoke(main, [*args, "--workers", "2"])
+    assert usage.exit_code == 2 and "--executor ray" in usage.output
+
+
+def test_metric_writes_counts_as_datatrove_does() -> None:
+    assert [tokens.metric(n) for n in (0, 7, 999, 1000, 99_999, 758_304, 999_999, 10**9)] == [
+        "0.00 T",
+        "7.00 T",
+        "999 T",
+        "1.00 kT",
+        "100 kT",
+        "758 kT",
+        "1.00 MT",
+        "1.00 GT",
+    ]
+    humanize = pytest.importorskip("humanize")
+    rng = np.random.default_rng(0)
+    for n in rng.integers(1, 10**15, 2000).tolist() + list(range(0, 20_000, 7)):
+        assert tokens.metric(n) == humanize.metric(n, unit="T"), n
