@@ -919,7 +919,12 @@ def export_command(
     help="an existing Ray cluster (implies --executor ray; default: RAY_ADDRESS, else an "
     "embedded one)",
 )
-@click.option("--overwrite", is_flag=True, help="replace an earlier tokenization in --output")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace an earlier tokenization in --output (without it, an unfinished one of the "
+    "same inputs and options is resumed)",
+)
 @click.option("--quiet", is_flag=True, help="no progress display")
 def tokenize_command(
     more_inputs: tuple[str, ...],
@@ -964,6 +969,13 @@ def tokenize_command(
         )
     except (TokenizeError, InputError, ClusterUnreachable) as err:
         raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ninterrupted: the units finished are kept in {output}; run the same command "
+            "to resume from them (--overwrite starts again)",
+            err=True,
+        )
+        sys.exit(130)
     docs = data["documents"]
     aside = sum(docs["set_aside"].values())
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in docs["set_aside"].items())

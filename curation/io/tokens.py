@@ -58,7 +58,7 @@ import pyarrow.compute as pc
 from curation.batch import DROP_REASON, TEXT
 from curation.io import is_url
 from curation.io.inputs import InputShard, plan_units
-from curation.io.writers import publish, tmp_path
+from curation.io.writers import TMP_PREFIX, publish, tmp_path
 from curation.recipe import InputSpec
 
 SUFFIX = ".ds"
@@ -273,6 +273,13 @@ class UnitResult:
     set_aside: Counter[str] = field(default_factory=Counter)
     text_bytes: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "set_aside": dict(self.set_aside)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UnitResult:
+        return cls(**{**data, "set_aside": Counter(data["set_aside"])})
+
     def check(self) -> None:
         """Documents read = written + set aside (nothing lost without a reason)."""
         aside = sum(self.set_aside.values())
@@ -332,6 +339,8 @@ def tokenize_unit(
         result.files = _write_parts(raw, counts, tokenizer, options, unit, out)
     finally:
         raw.unlink(missing_ok=True)
+    # the unit is done: a resumed run keeps its files and reads this instead
+    _publish_bytes(work / f"done-{unit:05d}.json", json.dumps(result.to_dict()).encode("utf-8"))
     return result
 
 
@@ -504,20 +513,65 @@ def token_sources(paths: list[str]) -> list[str]:
     return out
 
 
-def _clear_output(out: Path, overwrite: bool) -> None:
-    """Make ``out`` ready: refuse one that holds an earlier tokenization's files unless
-    ``overwrite``, which removes them (and only them)."""
-    ours = [out / MANIFEST, *out.glob(f"part-*{SUFFIX}*")] if out.is_dir() else []
-    ours = [p for p in ours if p.exists()]
-    if ours and not overwrite:
+def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[int, UnitResult]:
+    """Make ``out`` ready for the tokenization ``plan`` describes and return the units
+    an unfinished run of the same plan finished (resumed from: their files stay; the
+    files of units it began but did not finish are removed).
+
+    Refused without ``overwrite``: a finished tokenization, an unfinished one of another
+    plan, and token files of no known plan. ``overwrite`` removes those files (and only
+    those: anything else in the folder stays)."""
+    work = out / "_work"
+    known = work / "plan.json"
+    parts = sorted(out.glob(f"part-*{SUFFIX}*")) if out.is_dir() else []
+    for path in out.glob(f"{TMP_PREFIX}*-part-*") if out.is_dir() else []:
+        path.unlink()  # a file a stopped run was writing
+    if overwrite:
+        for path in [*parts, out / MANIFEST]:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    elif (out / MANIFEST).exists():
         raise TokenizeError(
-            f"--output {out} holds an earlier tokenization ({ours[0].name}): pass --overwrite "
+            f"--output {out} holds a finished tokenization ({MANIFEST}): pass --overwrite to "
+            "replace it, or give another folder"
+        )
+    elif known.is_file():
+        if json.loads(known.read_text(encoding="utf-8")) != plan:
+            raise TokenizeError(
+                f"--output {out} holds an unfinished tokenization of other inputs or options: "
+                "run its own command again to finish it, or pass --overwrite to start again"
+            )
+        done = [UnitResult.from_dict(json.loads(p.read_text())) for p in work.glob("done-*.json")]
+        finished = {result.unit: result for result in done}
+        for path in parts:
+            if int(path.name.split("-")[1]) not in finished:
+                path.unlink()
+        return finished
+    elif parts:
+        raise TokenizeError(
+            f"--output {out} holds an earlier tokenization ({parts[0].name}): pass --overwrite "
             "to replace it, or give another folder"
         )
-    for path in ours:
-        path.unlink()
-    shutil.rmtree(out / "_work", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    _publish_bytes(known, json.dumps(plan, indent=2).encode("utf-8"))
+    return {}
+
+
+def _plan(
+    sources: list[str], files: list[InputShard], spec: InputSpec, options: TokenizeOptions
+) -> dict[str, Any]:
+    """What decides a tokenization's files: a resumed run must have the same."""
+    path = tokenizer_file(options.tokenizer.path)
+    return {
+        "sources": sources,
+        "files": [[f.url, f.version] for f in files],
+        "input": spec.model_dump(mode="json"),
+        "tokenizer": {"file": str(path), "sha256": file_sha256(path)},
+        "eos": options.tokenizer.eos,
+        "shuffle": options.shuffle,
+        "seed": options.seed,
+        "max_tokens_per_file": options.max_tokens_per_file,
+    }
 
 
 def tokenize(
@@ -548,17 +602,19 @@ def tokenize(
     spec = (spec or InputSpec()).model_copy(update={"paths": sources})
     tokenizer = load_text_tokenizer(options.tokenizer)  # its errors before any work
     out = Path(output)
-    _clear_output(out, overwrite)
     files = resolve_inputs(sources, spec.format)
+    finished = _prepare_output(out, overwrite, _plan(sources, files, spec, options))
     units = plan_units(
         files, spec.unit_bytes, batch_rows=spec.batch_rows, index_folder=str(out / "_work")
     )
-    with RunProgress(len(units), 0, progress, label="tokenize", files=len(files)) as shown:
+    todo = [(unit, shard) for unit, shard in enumerate(units) if unit not in finished]
+    results = list(finished.values())
+    shown = RunProgress(len(units), len(finished), progress, label="tokenize", files=len(files))
+    with shown:
         if executor == "ray" or ray_address:
-            results = _on_ray(units, spec, options, str(out), workers, ray_address, shown)
+            results += _on_ray(todo, spec, options, str(out), workers, ray_address, shown)
         else:
-            results = []
-            for unit, shard in enumerate(units):
+            for unit, shard in todo:
                 results.append(tokenize_unit(unit, shard, spec, options, str(out), shown.batch))
                 shown.shard_done()
     data = manifest(results, tokenizer, options, sources, time.perf_counter() - start)
@@ -568,7 +624,7 @@ def tokenize(
 
 
 def _on_ray(
-    units: list[InputShard],
+    units: list[tuple[int, InputShard]],
     spec: InputSpec,
     options: TokenizeOptions,
     output: str,
@@ -595,7 +651,7 @@ def _on_ray(
     try:
         pending = [
             task.remote(unit, shard.to_dict(), spec.model_dump(), one_thread, output)
-            for unit, shard in enumerate(units)
+            for unit, shard in units
         ]
         results = []
         while pending:

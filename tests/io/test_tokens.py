@@ -4,6 +4,7 @@ written or set aside with its reason; the same files on every executor."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from collections import Counter
@@ -293,7 +294,10 @@ def test_clear_errors(bpe: Path, tmp_path: Path) -> None:
     quiet([c4()], out, options)
     mine = out / "notes.txt"
     mine.write_text("the user's own file")
-    with pytest.raises(TokenizeError, match=r"earlier tokenization.*--overwrite"):
+    with pytest.raises(TokenizeError, match=r"finished tokenization.*--overwrite"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe))))
+    (out / tokens.MANIFEST).unlink()  # token files of no known plan
+    with pytest.raises(TokenizeError, match=r"earlier tokenization \(part-00000-000.*--overwrite"):
         quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe))))
     data = quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe))), overwrite=True)
     assert sorted(p.name for p in out.glob("part-*")) == [
@@ -303,6 +307,60 @@ def test_clear_errors(bpe: Path, tmp_path: Path) -> None:
     ]  # the earlier run's other files are gone, the user's file stays
     assert mine.exists() and len(data["files"]) == 1
     assert not (out / "_work").exists()
+
+
+def test_a_stopped_tokenization_resumes_from_its_finished_units(
+    bpe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped in its second unit (after one of that unit's files) is finished by
+    the same call: the first unit is not tokenized again, the second's stray file is
+    replaced, and the files are those of a run that never stopped."""
+    pile = shared_file("web/pile-sample-1000.jsonl")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows = [json.loads(line) for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    (inputs / "a.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows))
+    (inputs / "b.jsonl").write_text(
+        "".join(json.dumps({"text": json.loads(line)["contents"]}) + "\n" for line in open(pile))
+    )
+    options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), seed=4, max_tokens_per_file=150_000)
+    clean = quiet([inputs], tmp_path / "clean", options)
+    assert [f["name"][:10] for f in clean["files"]].count("part-00001") >= 2
+
+    out = tmp_path / "stopped"
+    real = tokens._publish
+
+    def stop_in_unit_1(final: Path, chunks: object) -> None:
+        if final.name == "part-00001-001.ds":
+            raise KeyboardInterrupt
+        real(final, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokens, "_publish", stop_in_unit_1)
+    with pytest.raises(KeyboardInterrupt):
+        quiet([inputs], out, options)
+    monkeypatch.setattr(tokens, "_publish", real)
+    assert (out / "part-00001-000.ds").exists() and not (out / tokens.MANIFEST).exists()
+    with pytest.raises(TokenizeError, match="unfinished tokenization of other inputs or options"):
+        quiet([inputs], out, dataclasses.replace(options, seed=5))
+
+    units: list[int] = []
+    real_unit = tokens.tokenize_unit
+
+    def counted(unit: int, *args: object, **kwargs: object) -> tokens.UnitResult:
+        units.append(unit)
+        return real_unit(unit, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokens, "tokenize_unit", counted)
+    resumed = quiet([inputs], out, options)
+    assert units == [1]
+    assert resumed["documents"] == clean["documents"] and resumed["files"] == clean["files"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "clean").iterdir())
+    for name in names:
+        if name != tokens.MANIFEST:
+            assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    with pytest.raises(TokenizeError, match="holds a finished tokenization"):
+        quiet([inputs], out, options)
 
 
 def test_cli_tokenize(bpe: Path, tmp_path: Path) -> None:
