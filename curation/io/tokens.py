@@ -218,9 +218,15 @@ def load_text_tokenizer(spec: TokenizerSpec, parallel: bool = True) -> TextToken
     return kind(path, spec.path, spec.eos, parallel)
 
 
+def cached_tokenizer(spec: TokenizerSpec, parallel: bool = True) -> TextTokenizer:
+    """``load_text_tokenizer``, loaded once per process for as long as its file is the
+    same (loading a large vocabulary takes a while; a file written anew is loaded anew)."""
+    stat = tokenizer_file(spec.path).stat()
+    return _loaded(spec, parallel, (stat.st_mtime_ns, stat.st_size))
+
+
 @lru_cache(maxsize=4)
-def _cached_tokenizer(spec: TokenizerSpec, parallel: bool) -> TextTokenizer:
-    """One loaded tokenizer per worker process (loading a large vocabulary takes a while)."""
+def _loaded(spec: TokenizerSpec, parallel: bool, stamp: tuple[int, int]) -> TextTokenizer:
     return load_text_tokenizer(spec, parallel)
 
 
@@ -308,7 +314,7 @@ def tokenize_unit(
     temporary name, then a rename). ``on_batch(rows, nbytes)`` hears of each batch read."""
     from curation.io.readers import read_shard
 
-    tokenizer = _cached_tokenizer(options.tokenizer, options.parallel)
+    tokenizer = cached_tokenizer(options.tokenizer, options.parallel)
     out = Path(output)
     work = out / "_work"
     work.mkdir(parents=True, exist_ok=True)
@@ -600,7 +606,7 @@ def tokenize(
         raise TokenizeError(f"--output {output} is a URL: token files are written to a path here")
     sources = token_sources(paths)
     spec = (spec or InputSpec()).model_copy(update={"paths": sources})
-    tokenizer = load_text_tokenizer(options.tokenizer)  # its errors before any work
+    tokenizer = cached_tokenizer(options.tokenizer)  # its errors before any work
     out = Path(output)
     files = resolve_inputs(sources, spec.format)
     finished = _prepare_output(out, overwrite, _plan(sources, files, spec, options))
