@@ -890,6 +890,14 @@ def export_command(
     help="token that ends every document, as the vocabulary writes it (<|endoftext|>, </s>)",
 )
 @click.option(
+    "--output-format",
+    type=click.Choice(["datatrove", "megatron"]),
+    default="datatrove",
+    show_default=True,
+    help="datatrove: .ds, .ds.index, .ds.metadata (nanotron reads them); megatron: .bin and "
+    ".idx (Megatron-LM's and NeMo's indexed dataset)",
+)
+@click.option(
     "--shuffle/--no-shuffle",
     default=True,
     show_default=True,
@@ -932,6 +940,7 @@ def tokenize_command(
     tokenizer: str,
     output: str,
     eos: str | None,
+    output_format: str,
     shuffle: bool,
     seed: int,
     max_tokens_per_file: int | None,
@@ -942,8 +951,8 @@ def tokenize_command(
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Tokenize documents into token files for training (datatrove's .ds format, which
-    nanotron's DatatroveFolderDataset reads): a run's kept documents, or any input."""
+    """Tokenize documents into token files for training (datatrove's .ds files, which
+    nanotron reads, or Megatron's .bin and .idx): a run's kept documents, or any input."""
     from curation.io.inputs import InputError
     from curation.io.tokens import TokenizeError, TokenizeOptions, TokenizerSpec, tokenize
     from curation.recipe import InputSpec
@@ -953,7 +962,11 @@ def tokenize_command(
     if executor == "local" and workers:
         raise click.UsageError("--workers goes with --executor ray")
     options = TokenizeOptions(
-        TokenizerSpec(tokenizer, eos), shuffle, seed, max_tokens_per_file=max_tokens_per_file
+        TokenizerSpec(tokenizer, eos),
+        shuffle,
+        seed,
+        max_tokens_per_file=max_tokens_per_file,
+        format=output_format,
     )
     try:
         data = tokenize(

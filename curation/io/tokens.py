@@ -42,7 +42,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
+import struct
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -63,6 +65,13 @@ from curation.recipe import InputSpec
 
 SUFFIX = ".ds"
 MANIFEST = "tokenize.json"
+#: the file layouts: datatrove's (nanotron reads it) and Megatron's indexed dataset
+FORMATS = ("datatrove", "megatron")
+#: Megatron's ``.idx``: its magic, version, and its codes of the token types
+_MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+_MEGATRON_DTYPES = {2: (8, np.dtype("<u2")), 4: (4, np.dtype("<i4"))}  # uint16, int32
+#: the names of the files a tokenization writes (and ``--overwrite`` removes)
+_PART = re.compile(r"part-\d{5}-\d{3,}\.(ds|ds\.index|ds\.metadata|bin|idx)")
 NO_TOKENS = "tokenize:no_tokens"
 #: tokens gathered at once when a unit's documents are written in their shuffled order
 _GATHER_TOKENS = 1 << 22
@@ -262,6 +271,7 @@ class TokenizeOptions:
     shuffle: bool = True
     seed: int = 0
     max_tokens_per_file: int | None = None
+    format: str = "datatrove"  # one of FORMATS
     parallel: bool = True  # the tokenizer's own threads (False: one, in a Ray worker)
 
 
@@ -297,7 +307,8 @@ class UnitResult:
 
 
 def part_name(unit: int, part: int) -> str:
-    return f"part-{unit:05d}-{part:03d}{SUFFIX}"
+    """The name of a unit's file, without the suffixes of its format."""
+    return f"part-{unit:05d}-{part:03d}"
 
 
 def tokenize_unit(
@@ -392,19 +403,61 @@ def _write_parts(
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     ordered = counts[order]
     tokens = np.memmap(raw, dtype=tokenizer.dtype, mode="r") if counts.sum() else None
+    write = _write_megatron if options.format == "megatron" else _write_datatrove
     files = []
     for part, (first, stop) in enumerate(file_cuts(ordered, options.max_tokens_per_file)):
-        name = part_name(unit, part)
         docs = order[first:stop]
-        ends = np.cumsum(ordered[first:stop], dtype=np.uint64)
-        _publish(out / name, _gathered(tokens, starts[docs], counts[docs]))
-        _publish_bytes(out / f"{name}.index", ends.astype("<u8").tobytes())
-        total = int(ends[-1])
-        metadata = f"{tokenizer.name}|{tokenizer.token_bytes}\n{total}\n{metric(total)}"
-        _publish_bytes(out / f"{name}.metadata", metadata.encode("utf-8"))
-        files.append({"name": name, "documents": len(docs), "tokens": total})
+        name = write(out / part_name(unit, part), tokens, starts[docs], counts[docs], tokenizer)
+        files.append({"name": name, "documents": len(docs), "tokens": int(counts[docs].sum())})
     del tokens
     return files
+
+
+def _write_datatrove(
+    stem: Path,
+    tokens: np.ndarray | None,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    tokenizer: TextTokenizer,
+) -> str:
+    """``<stem>.ds`` (the tokens), ``.ds.index`` (each document's end, ``uint64``) and
+    ``.ds.metadata``, as datatrove's ``DocumentTokenizer`` writes them; the ``.ds`` name."""
+    name = stem.name + SUFFIX
+    ends = np.cumsum(counts, dtype=np.uint64)
+    _publish(stem.with_name(name), _gathered(tokens, starts, counts, tokenizer.dtype))
+    _publish_bytes(stem.with_name(f"{name}.index"), ends.astype("<u8").tobytes())
+    total = int(ends[-1])
+    metadata = f"{tokenizer.name}|{tokenizer.token_bytes}\n{total}\n{metric(total)}"
+    _publish_bytes(stem.with_name(f"{name}.metadata"), metadata.encode("utf-8"))
+    return name
+
+
+def _write_megatron(
+    stem: Path,
+    tokens: np.ndarray | None,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    tokenizer: TextTokenizer,
+) -> str:
+    """``<stem>.bin`` (the tokens, ``uint16`` or ``int32``) and ``<stem>.idx``, Megatron's
+    indexed dataset (what Megatron-LM's and NeMo's ``IndexedDataset`` read, and datatrove's
+    ``MegatronDocumentTokenizer`` writes): the magic, version 1, the token type's code, the
+    counts of sequences and of document indices, each sequence's length (``int32``), its
+    byte offset (``int64``), and the document indices 0 to n (``int64``: a document is a
+    sequence). The ``.bin`` name."""
+    code, dtype = _MEGATRON_DTYPES[tokenizer.token_bytes]
+    _publish(stem.with_suffix(".bin"), _gathered(tokens, starts, counts, dtype))
+    lengths = counts.astype("<i4")
+    offsets = (np.cumsum(counts) - counts) * dtype.itemsize
+    index = [
+        _MEGATRON_MAGIC,
+        struct.pack("<QBQQ", 1, code, len(counts), len(counts) + 1),
+        lengths.tobytes(),
+        offsets.astype("<i8").tobytes(),
+        np.arange(len(counts) + 1, dtype="<i8").tobytes(),
+    ]
+    _publish(stem.with_suffix(".idx"), iter(index))
+    return stem.name + ".bin"
 
 
 def file_cuts(counts: np.ndarray, max_tokens: int | None) -> list[tuple[int, int]]:
@@ -424,16 +477,19 @@ def file_cuts(counts: np.ndarray, max_tokens: int | None) -> list[tuple[int, int
     return cuts
 
 
-def _gathered(tokens: np.ndarray | None, starts: np.ndarray, counts: np.ndarray) -> Iterator[bytes]:
+def _gathered(
+    tokens: np.ndarray | None, starts: np.ndarray, counts: np.ndarray, dtype: np.dtype
+) -> Iterator[bytes]:
     """The tokens of the documents beginning at ``starts`` with ``counts`` tokens, in that
-    order, a few million tokens at a time."""
+    order, as ``dtype``, a few million tokens at a time."""
     if tokens is None:
         return
     for first, stop in _chunks(np.cumsum(counts), _GATHER_TOKENS):
         run_counts = counts[first:stop]
         before = np.cumsum(run_counts) - run_counts  # tokens of the run before each document
         offsets = np.repeat(starts[first:stop] - before, run_counts)
-        yield tokens[np.arange(int(run_counts.sum()), dtype=np.int64) + offsets].tobytes()
+        at = np.arange(int(run_counts.sum()), dtype=np.int64) + offsets
+        yield tokens[at].astype(dtype, copy=False).tobytes()
 
 
 def _publish(final: Path, chunks: Iterator[bytes]) -> None:
@@ -448,17 +504,36 @@ def _publish_bytes(final: Path, data: bytes) -> None:
     _publish(final, iter([data]))
 
 
+def _file_dtype(layout: str, token_bytes: int) -> np.dtype:
+    """The type of the ids in a ``layout``'s files: Megatron's 4-byte type is ``int32``."""
+    if layout == "megatron":
+        return _MEGATRON_DTYPES[token_bytes][1]
+    return np.dtype("<u2") if token_bytes == 2 else np.dtype("<u4")
+
+
 def read_token_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """A token file's tokens (memory-mapped, its width from the neighbouring metadata, or
-    ``uint16``) and its documents' ends (from its ``.index``)."""
+    """A token file's tokens (memory-mapped) and its documents' ends in tokens (``uint64``):
+    a ``.ds`` file with its ``.ds.index`` (the width from its ``.ds.metadata``, else
+    ``uint16``), or a Megatron ``.bin`` file with its ``.idx``."""
     path = Path(path)
-    width = 2
-    metadata = path.with_name(path.name + ".metadata")
-    if metadata.is_file():
-        width = int(metadata.read_text(encoding="utf-8").split("\n")[0].rsplit("|", 1)[1])
-    dtype = np.dtype("<u2") if width == 2 else np.dtype("<u4")
+    if path.suffix == ".bin":
+        index = path.with_suffix(".idx").read_bytes()
+        if not index.startswith(_MEGATRON_MAGIC):
+            raise TokenizeError(f"{path.with_suffix('.idx')} is not a Megatron index")
+        at = len(_MEGATRON_MAGIC)
+        _, code, sequences, _ = struct.unpack_from("<QBQQ", index, at)
+        dtype = next(d for c, d in _MEGATRON_DTYPES.values() if c == code)
+        lengths = np.frombuffer(index, "<i4", sequences, at + struct.calcsize("<QBQQ"))
+        ends = np.cumsum(lengths, dtype=np.uint64)
+    else:
+        width = 2
+        metadata = path.with_name(path.name + ".metadata")
+        if metadata.is_file():
+            first_line = metadata.read_text(encoding="utf-8").split("\n")[0]
+            width = int(first_line.rsplit("|", 1)[1])
+        dtype = _file_dtype("datatrove", width)
+        ends = np.fromfile(path.with_name(path.name + ".index"), dtype="<u8")
     tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-    ends = np.fromfile(path.with_name(path.name + ".index"), dtype="<u8")
     return tokens, ends
 
 
@@ -484,7 +559,8 @@ def manifest(
             "eos_id": tokenizer.eos_id,
         },
         "token_bytes": tokenizer.token_bytes,
-        "dtype": f"uint{8 * tokenizer.token_bytes}",
+        "format": options.format,
+        "dtype": _file_dtype(options.format, tokenizer.token_bytes).name,
         "shuffle": options.shuffle,
         "seed": options.seed,
         "max_tokens_per_file": options.max_tokens_per_file,
@@ -529,7 +605,7 @@ def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[in
     those: anything else in the folder stays)."""
     work = out / "_work"
     known = work / "plan.json"
-    parts = sorted(out.glob(f"part-*{SUFFIX}*")) if out.is_dir() else []
+    parts = sorted(p for p in out.glob("part-*") if _PART.fullmatch(p.name)) if out.is_dir() else []
     for path in out.glob(f"{TMP_PREFIX}*-part-*") if out.is_dir() else []:
         path.unlink()  # a file a stopped run was writing
     if overwrite:
@@ -577,6 +653,7 @@ def _plan(
         "shuffle": options.shuffle,
         "seed": options.seed,
         "max_tokens_per_file": options.max_tokens_per_file,
+        "format": options.format,
     }
 
 
@@ -604,6 +681,8 @@ def tokenize(
     start = time.perf_counter()
     if is_url(str(output)):
         raise TokenizeError(f"--output {output} is a URL: token files are written to a path here")
+    if options.format not in FORMATS:
+        raise TokenizeError(f"unknown format {options.format!r}: one of {', '.join(FORMATS)}")
     sources = token_sources(paths)
     spec = (spec or InputSpec()).model_copy(update={"paths": sources})
     tokenizer = cached_tokenizer(options.tokenizer)  # its errors before any work

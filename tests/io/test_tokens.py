@@ -61,7 +61,7 @@ def c4() -> Path:
 def documents(folder: Path) -> list[bytes]:
     """Every document of every token file of ``folder``, in file order, as token bytes."""
     out = []
-    for path in sorted(folder.glob("part-*.ds")):
+    for path in sorted([*folder.glob("part-*.ds"), *folder.glob("part-*.bin")]):
         ids, ends = read_token_file(path)
         starts = [0, *ends[:-1].tolist()]
         out.extend(ids[s:e].tobytes() for s, e in zip(starts, ends.tolist(), strict=True))
@@ -104,6 +104,87 @@ def test_same_files_as_datatrove_document_tokenizer(
     ids, ends = read_token_file(ours / "part-00000-000.ds")
     assert len(ends) == 1000 and int(ends[-1]) == len(ids) == data["tokens"]
     assert (ids[ends - 1] == data["tokenizer"]["eos_id"]).all()  # every document ends so
+
+
+def test_megatron_files_are_datatrove_megatron_tokenizers(bpe: Path, tmp_path: Path) -> None:
+    """--output-format megatron: .bin and .idx byte for byte what datatrove's
+    MegatronDocumentTokenizer writes; shuffled, the documents of the .ds layout."""
+    pytest.importorskip("datatrove")
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.tokens.megatron_tokenizer import MegatronDocumentTokenizer
+
+    theirs = tmp_path / "datatrove"
+    LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(str(c4().parent), glob_pattern=c4().name),
+            MegatronDocumentTokenizer(str(theirs), tokenizer_name_or_path=str(bpe), eos_token=EOS),
+        ],
+        tasks=1,
+        logging_dir=str(tmp_path / "logs"),
+    ).run()
+    spec = TokenizerSpec(str(bpe), EOS)
+    ours = tmp_path / "ours"
+    data = quiet([c4()], ours, TokenizeOptions(spec, shuffle=False, format="megatron"))
+    assert data["format"] == "megatron" and data["dtype"] == "uint16"
+    assert [f["name"] for f in data["files"]] == ["part-00000-000.bin"]
+    for suffix in (".bin", ".idx"):
+        mine = (ours / f"part-00000-000{suffix}").read_bytes()
+        assert mine == (theirs / f"00000_tokens{suffix}").read_bytes(), suffix
+    index = (ours / "part-00000-000.idx").read_bytes()
+    assert index[:9] == b"MMIDIDX\x00\x00" and len(index) == 9 + 8 + 1 + 8 + 8 + 20 * 1000 + 8
+
+    options = TokenizeOptions(spec, seed=2, max_tokens_per_file=200_000)
+    cut = documents_of(tmp_path / "ds", options)
+    megatron = documents_of(tmp_path / "bin", dataclasses.replace(options, format="megatron"))
+    assert megatron == cut and len(cut) == 1000
+
+
+def test_a_vocabulary_over_65536_ids_writes_four_byte_ids(bpe: Path, tmp_path: Path) -> None:
+    """Over 65,536 ids (added tokens count): uint32 in .ds, int32 in .bin, as datatrove
+    writes them, and an added token among the text's ids."""
+    pytest.importorskip("datatrove")
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.tokens import DocumentTokenizer
+    from datatrove.pipeline.tokens.megatron_tokenizer import MegatronDocumentTokenizer
+    from tokenizers import Tokenizer
+
+    wide = Tokenizer.from_file(str(bpe))
+    wide.add_tokens([f"<extra_{i}>" for i in range(62_000)])
+    assert wide.get_vocab_size() > 65_536
+    path = tmp_path / "wide.json"
+    wide.save(str(path))
+    texts = [json.loads(line)["text"] for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    source = tmp_path / "in" / "docs.jsonl"
+    source.parent.mkdir()
+    texts = [texts[0] + " <extra_61999>", *texts[1:200]]
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    theirs = tmp_path / "datatrove"
+    writers = [
+        DocumentTokenizer(str(theirs), str(path), eos_token=EOS, shuffle_documents=False),
+        MegatronDocumentTokenizer(str(theirs), tokenizer_name_or_path=str(path), eos_token=EOS),
+    ]
+    for step, writer in enumerate(writers):
+        LocalPipelineExecutor(
+            pipeline=[JsonlReader(str(source.parent)), writer],
+            tasks=1,
+            logging_dir=str(tmp_path / f"logs{step}"),
+        ).run()
+    spec = TokenizerSpec(str(path), EOS)
+    ds = quiet([source], tmp_path / "ds", TokenizeOptions(spec, shuffle=False))
+    assert ds["dtype"] == "uint32"
+    for suffix in ("", ".index", ".metadata"):
+        mine = (tmp_path / "ds" / f"part-00000-000.ds{suffix}").read_bytes()
+        assert mine == (theirs / f"00000_unshuffled.ds{suffix}").read_bytes(), suffix
+    options = TokenizeOptions(spec, shuffle=False, format="megatron")
+    assert quiet([source], tmp_path / "bin", options)["dtype"] == "int32"
+    for suffix in (".bin", ".idx"):
+        mine = (tmp_path / "bin" / f"part-00000-000{suffix}").read_bytes()
+        assert mine == (theirs / f"00000_tokens{suffix}").read_bytes(), suffix
+    ids, _ = read_token_file(tmp_path / "ds" / "part-00000-000.ds")
+    assert wide.token_to_id("<extra_61999>") in ids.tolist()
+    assert documents(tmp_path / "ds") == documents(tmp_path / "bin")
 
 
 def test_datatrove_folder_dataset_reads_the_shuffled_files(bpe: Path, tmp_path: Path) -> None:
