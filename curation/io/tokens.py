@@ -1,19 +1,24 @@
-"""``curate tokenize``: documents as token files that training reads (datatrove's format).
+"""``curate tokenize``: documents as token files that training reads.
 
 A folder of token files, one set per unit of input (a file, a unit of small files or a
-piece of a large one, as ``curate run`` plans them), each file ``part-UUUUU-KKK.ds`` with:
+piece of a large one, as ``curate run`` plans them), named ``part-UUUUU-KKK``, in one of
+two layouts (``FORMATS``):
 
-- ``.ds``: the tokens of its documents one after another, little-endian ``uint16``
-  (a vocabulary of at most 65,536 ids) or ``uint32``;
-- ``.ds.index``: each document's end, in tokens from the file's start, ``uint64``;
-- ``.ds.metadata``: ``<tokenizer>|<bytes per token>``, the token count, and the count
-  in words (``758 kT``);
+- ``datatrove`` (the default): ``.ds``, the tokens of its documents one after another,
+  little-endian ``uint16`` (a vocabulary of at most 65,536 ids) or ``uint32``;
+  ``.ds.index``, each document's end in tokens from the file's start (``uint64``);
+  ``.ds.metadata``, ``<tokenizer>|<bytes per token>``, the token count and the count in
+  words (``758 kT``). What datatrove's ``DocumentTokenizer`` writes and its (and
+  nanotron's) ``DatatroveFolderDataset`` reads.
+- ``megatron``: ``.bin`` (``uint16`` or ``int32`` ids) and ``.idx``, Megatron's indexed
+  dataset, as datatrove's ``MegatronDocumentTokenizer`` writes it (see
+  ``_write_megatron``).
 
-which is what datatrove's ``DocumentTokenizer`` writes and its ``DatatroveFolderDataset``
-(nanotron's loader) reads. ``tokenize.json`` beside them says what was done: the
-tokenizer (and its SHA-256), the token width, the end-of-document token, the seed, every
-file with its source, documents and tokens, and the documents set aside by reason. It is
-written last, so a folder without it is unfinished.
+``tokenize.json`` beside them says what was done: the tokenizer (and its SHA-256), the
+layout and token type, the end-of-document token, the seed, every file with its source,
+documents and tokens, and the documents set aside by reason. It is written last, so a
+folder without it is unfinished; running the same tokenization again resumes it (each
+unit's files are published whole, then a marker in ``_work/``).
 
 Tokenizers: a Hugging Face ``tokenizer.json`` (``tokenizers``' fast tokenizers, as
 datatrove loads them), a SentencePiece ``.model`` (what ``curate train-kenlm`` and
@@ -30,9 +35,10 @@ cuts a unit's documents into several files of at most that many tokens (a longer
 document gets a file of its own).
 
 Nothing is lost without a reason: every document read is written or set aside, the
-reader's set-asides (``read:invalid_json``, ``read:too_long`` ...) by their reason and a
-document with no token (empty text, no end token) as ``tokenize:no_tokens``; each unit
-checks that its documents in equal those written plus those set aside.
+reader's set-asides (``read:invalid_json``, ``read:empty_text``, ``read:too_long`` ...) by
+their reason and a document the tokenizer makes no token of (a zero-width space to
+SentencePiece, with no end token) as ``tokenize:no_tokens``; each unit checks that its
+documents in equal those written plus those set aside.
 """
 
 from __future__ import annotations
