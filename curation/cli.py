@@ -905,9 +905,17 @@ def export_command(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--merge",
+    is_flag=True,
+    help="then shuffle all units' documents together into merged-KKKKK files (datatrove's "
+    "DocumentTokenizerMerger), so that a trainer reading the files in order sees the "
+    "sources mixed",
+)
+@click.option(
     "--max-tokens-per-file",
     type=click.IntRange(min=1),
-    help="cut each input unit's documents into files of at most this many tokens",
+    help="cut each input unit's documents (with --merge, all of them) into files of at most "
+    "this many tokens",
 )
 @click.option("--text-field", default="text", show_default=True)
 @click.option(
@@ -943,6 +951,7 @@ def tokenize_command(
     output_format: str,
     shuffle: bool,
     seed: int,
+    merge: bool,
     max_tokens_per_file: int | None,
     text_field: str,
     executor: str,
@@ -967,6 +976,7 @@ def tokenize_command(
         seed,
         max_tokens_per_file=max_tokens_per_file,
         format=output_format,
+        merge=merge,
     )
     try:
         data = tokenize(

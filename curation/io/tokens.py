@@ -77,7 +77,9 @@ FORMATS = ("datatrove", "megatron")
 _MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
 _MEGATRON_DTYPES = {2: (8, np.dtype("<u2")), 4: (4, np.dtype("<i4"))}  # uint16, int32
 #: the names of the files a tokenization writes (and ``--overwrite`` removes)
-_PART = re.compile(r"part-\d{5}-\d{3,}\.(ds|ds\.index|ds\.metadata|bin|idx)")
+_PART = re.compile(r"(part-\d{5}-\d{3,}|merged-\d{5,})\.(ds|ds\.index|ds\.metadata|bin|idx)")
+#: the seed stream of the merge's shuffle, beside the units' ``[seed, unit]``
+_MERGE_STREAM = 1 << 40
 NO_TOKENS = "tokenize:no_tokens"
 #: tokens gathered at once when a unit's documents are written in their shuffled order
 _GATHER_TOKENS = 1 << 22
@@ -278,6 +280,7 @@ class TokenizeOptions:
     seed: int = 0
     max_tokens_per_file: int | None = None
     format: str = "datatrove"  # one of FORMATS
+    merge: bool = False  # all units' documents shuffled together into merged-KKKKK files
     parallel: bool = True  # the tokenizer's own threads (False: one, in a Ray worker)
 
 
@@ -406,31 +409,80 @@ def _write_parts(
         if options.shuffle
         else np.arange(len(counts))
     )
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ordered = counts[order]
-    tokens = np.memmap(raw, dtype=tokenizer.dtype, mode="r") if counts.sum() else None
-    write = _write_megatron if options.format == "megatron" else _write_datatrove
-    files = []
-    for part, (first, stop) in enumerate(file_cuts(ordered, options.max_tokens_per_file)):
-        docs = order[first:stop]
-        name = write(out / part_name(unit, part), tokens, starts[docs], counts[docs], tokenizer)
-        files.append({"name": name, "documents": len(docs), "tokens": int(counts[docs].sum())})
-    del tokens
+    tokens = np.memmap(raw, dtype=tokenizer.dtype, mode="r")
+    starts = np.cumsum(counts) - counts
+    docs = _Docs([tokens], np.zeros(len(counts), np.int64), starts, counts).take(order)
+    files = _write_files(docs, options.max_tokens_per_file, options.format, tokenizer, out, unit)
+    del tokens, docs
     return files
 
 
-def _write_datatrove(
-    stem: Path,
-    tokens: np.ndarray | None,
-    starts: np.ndarray,
-    counts: np.ndarray,
+@dataclass(frozen=True)
+class _Docs:
+    """Documents to write, in order: document ``i`` is the ``counts[i]`` tokens from
+    ``starts[i]`` of ``sources[which[i]]`` (token arrays, memory-mapped files)."""
+
+    sources: list[np.ndarray]
+    which: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+    def take(self, docs: np.ndarray | slice) -> _Docs:
+        return _Docs(self.sources, self.which[docs], self.starts[docs], self.counts[docs])
+
+    def chunks(self, dtype: np.dtype) -> Iterator[bytes]:
+        """The documents' tokens in order, as ``dtype``, a few million tokens at a time."""
+        for first, stop in _chunks(np.cumsum(self.counts), _GATHER_TOKENS):
+            run = self.take(slice(first, stop))
+            if len(self.sources) == 1:
+                yield self.sources[0][_positions(run.starts, run.counts)].astype(dtype).tobytes()
+                continue
+            held = np.empty(int(run.counts.sum()), dtype)
+            before = np.cumsum(run.counts) - run.counts
+            for source in np.unique(run.which).tolist():
+                mine = run.which == source
+                to = _positions(before[mine], run.counts[mine])
+                held[to] = self.sources[source][_positions(run.starts[mine], run.counts[mine])]
+            yield held.tobytes()
+
+
+def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Every position of the runs of ``counts[i]`` from ``starts[i]``, run after run."""
+    before = np.cumsum(counts) - counts
+    return np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - before, counts)
+
+
+def _write_files(
+    docs: _Docs,
+    max_tokens: int | None,
+    layout: str,
     tokenizer: TextTokenizer,
-) -> str:
+    out: Path,
+    unit: int | None,
+) -> list[dict[str, Any]]:
+    """``docs`` in order, as files of at most ``max_tokens`` tokens in ``layout``: a
+    unit's ``part-UUUUU-KKK`` files, or ``merged-KKKKK`` ones (``unit`` None)."""
+    write = _write_megatron if layout == "megatron" else _write_datatrove
+    files = []
+    for part, (first, stop) in enumerate(file_cuts(docs.counts, max_tokens)):
+        some = docs.take(slice(first, stop))
+        stem = out / (part_name(unit, part) if unit is not None else f"merged-{part:05d}")
+        files.append(
+            {
+                "name": write(stem, some, tokenizer),
+                "documents": stop - first,
+                "tokens": int(some.counts.sum()),
+            }
+        )
+    return files
+
+
+def _write_datatrove(stem: Path, docs: _Docs, tokenizer: TextTokenizer) -> str:
     """``<stem>.ds`` (the tokens), ``.ds.index`` (each document's end, ``uint64``) and
     ``.ds.metadata``, as datatrove's ``DocumentTokenizer`` writes them; the ``.ds`` name."""
     name = stem.name + SUFFIX
-    ends = np.cumsum(counts, dtype=np.uint64)
-    _publish(stem.with_name(name), _gathered(tokens, starts, counts, tokenizer.dtype))
+    ends = np.cumsum(docs.counts, dtype=np.uint64)
+    _publish(stem.with_name(name), docs.chunks(tokenizer.dtype))
     _publish_bytes(stem.with_name(f"{name}.index"), ends.astype("<u8").tobytes())
     total = int(ends[-1])
     metadata = f"{tokenizer.name}|{tokenizer.token_bytes}\n{total}\n{metric(total)}"
@@ -438,13 +490,7 @@ def _write_datatrove(
     return name
 
 
-def _write_megatron(
-    stem: Path,
-    tokens: np.ndarray | None,
-    starts: np.ndarray,
-    counts: np.ndarray,
-    tokenizer: TextTokenizer,
-) -> str:
+def _write_megatron(stem: Path, docs: _Docs, tokenizer: TextTokenizer) -> str:
     """``<stem>.bin`` (the tokens, ``uint16`` or ``int32``) and ``<stem>.idx``, Megatron's
     indexed dataset (what Megatron-LM's and NeMo's ``IndexedDataset`` read, and datatrove's
     ``MegatronDocumentTokenizer`` writes): the magic, version 1, the token type's code, the
@@ -452,15 +498,15 @@ def _write_megatron(
     byte offset (``int64``), and the document indices 0 to n (``int64``: a document is a
     sequence). The ``.bin`` name."""
     code, dtype = _MEGATRON_DTYPES[tokenizer.token_bytes]
-    _publish(stem.with_suffix(".bin"), _gathered(tokens, starts, counts, dtype))
-    lengths = counts.astype("<i4")
-    offsets = (np.cumsum(counts) - counts) * dtype.itemsize
+    _publish(stem.with_suffix(".bin"), docs.chunks(dtype))
+    count = len(docs.counts)
+    offsets = (np.cumsum(docs.counts) - docs.counts) * dtype.itemsize
     index = [
         _MEGATRON_MAGIC,
-        struct.pack("<QBQQ", 1, code, len(counts), len(counts) + 1),
-        lengths.tobytes(),
+        struct.pack("<QBQQ", 1, code, count, count + 1),
+        docs.counts.astype("<i4").tobytes(),
         offsets.astype("<i8").tobytes(),
-        np.arange(len(counts) + 1, dtype="<i8").tobytes(),
+        np.arange(count + 1, dtype="<i8").tobytes(),
     ]
     _publish(stem.with_suffix(".idx"), iter(index))
     return stem.name + ".bin"
@@ -481,21 +527,6 @@ def file_cuts(counts: np.ndarray, max_tokens: int | None) -> list[tuple[int, int
         held += count
     cuts.append((first, len(counts)))
     return cuts
-
-
-def _gathered(
-    tokens: np.ndarray | None, starts: np.ndarray, counts: np.ndarray, dtype: np.dtype
-) -> Iterator[bytes]:
-    """The tokens of the documents beginning at ``starts`` with ``counts`` tokens, in that
-    order, as ``dtype``, a few million tokens at a time."""
-    if tokens is None:
-        return
-    for first, stop in _chunks(np.cumsum(counts), _GATHER_TOKENS):
-        run_counts = counts[first:stop]
-        before = np.cumsum(run_counts) - run_counts  # tokens of the run before each document
-        offsets = np.repeat(starts[first:stop] - before, run_counts)
-        at = np.arange(int(run_counts.sum()), dtype=np.int64) + offsets
-        yield tokens[at].astype(dtype, copy=False).tobytes()
 
 
 def _publish(final: Path, chunks: Iterator[bytes]) -> None:
@@ -545,12 +576,14 @@ def read_token_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def manifest(
     results: list[UnitResult],
+    files: list[dict[str, Any]],
     tokenizer: TextTokenizer,
     options: TokenizeOptions,
     sources: list[str],
     seconds: float,
 ) -> dict[str, Any]:
-    """What ``tokenize.json`` says of a finished tokenization."""
+    """What ``tokenize.json`` says of a finished tokenization whose token files are
+    ``files`` (name, documents, tokens, source)."""
     aside: Counter[str] = Counter()
     for result in results:
         aside.update(result.set_aside)
@@ -570,6 +603,7 @@ def manifest(
         "shuffle": options.shuffle,
         "seed": options.seed,
         "max_tokens_per_file": options.max_tokens_per_file,
+        "merged": options.merge,
         "sources": sources,
         "documents": {
             "read": sum(r.read for r in results),
@@ -578,16 +612,73 @@ def manifest(
         },
         "tokens": sum(r.tokens for r in results),
         "seconds": round(seconds, 3),
-        "files": [
-            {**entry, "source": result.source}
-            for result in sorted(results, key=lambda r: r.unit)
-            for entry in result.files
+        "files": files,
+        "units": [
+            {
+                "unit": r.unit,
+                "source": r.source,
+                "read": r.read,
+                "written": r.written,
+                "tokens": r.tokens,
+                "set_aside": dict(r.set_aside),
+            }
+            for r in sorted(results, key=lambda r: r.unit)
         ],
     }
 
 
 def write_manifest(out: Path, data: dict[str, Any]) -> None:
     _publish_bytes(out / MANIFEST, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def _token_files(out: Path, pattern: str) -> list[Path]:
+    """The token files of ``out`` (see ``_PART``) whose names match ``pattern``."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.glob(pattern) if _PART.fullmatch(p.name))
+
+
+def _merged(
+    results: list[UnitResult], tokenizer: TextTokenizer, options: TokenizeOptions, out: Path
+) -> list[dict[str, Any]]:
+    """The units' documents shuffled together (by ``[seed, _MERGE_STREAM]``; in unit
+    order without ``shuffle``) into ``merged-KKKKK`` files of at most
+    ``max_tokens_per_file`` tokens, as datatrove's ``DocumentTokenizerMerger`` does; the
+    units' files are then removed. The merged files' entries for ``tokenize.json``.
+
+    A marker in ``_work`` says when every merged file is written, so a run stopped while
+    the units' files are removed finishes without merging again; one stopped before
+    merges again."""
+    marker = out / "_work" / "merged.json"
+    if marker.is_file():
+        files = json.loads(marker.read_text(encoding="utf-8"))
+    else:
+        for stale in _token_files(out, "merged-*"):
+            stale.unlink()
+        sources, which, starts, counts = [], [], [], []
+        for result in results:
+            for entry in result.files:
+                tokens, ends = read_token_file(out / entry["name"])
+                lengths = np.diff(ends.astype(np.int64), prepend=0)
+                which.append(np.full(len(lengths), len(sources), np.int64))
+                starts.append(ends.astype(np.int64) - lengths)
+                counts.append(lengths)
+                sources.append(tokens)
+        if not sources:
+            return []
+        docs = _Docs(sources, *map(np.concatenate, (which, starts, counts)))
+        if options.shuffle:
+            rng = np.random.default_rng([options.seed, _MERGE_STREAM])
+            docs = docs.take(rng.permutation(len(docs.counts)))
+        files = _write_files(
+            docs, options.max_tokens_per_file, options.format, tokenizer, out, None
+        )
+        files = [{**entry, "source": "merged"} for entry in files]
+        del docs, sources
+        _publish_bytes(marker, json.dumps(files).encode("utf-8"))
+    for path in _token_files(out, "part-*"):
+        path.unlink()
+    return files
 
 
 def token_sources(paths: list[str]) -> list[str]:
@@ -611,9 +702,11 @@ def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[in
     those: anything else in the folder stays)."""
     work = out / "_work"
     known = work / "plan.json"
-    parts = sorted(p for p in out.glob("part-*") if _PART.fullmatch(p.name)) if out.is_dir() else []
-    for path in out.glob(f"{TMP_PREFIX}*-part-*") if out.is_dir() else []:
-        path.unlink()  # a file a stopped run was writing
+    parts = _token_files(out, "*")
+    for path in out.glob(f"{TMP_PREFIX}*") if out.is_dir() else []:
+        name = path.name[len(TMP_PREFIX) + 9 :]  # past the random part and its hyphen
+        if _PART.fullmatch(name) or name == MANIFEST:
+            path.unlink()  # a file a stopped run was writing
     if overwrite:
         for path in [*parts, out / MANIFEST]:
             path.unlink(missing_ok=True)
@@ -631,8 +724,8 @@ def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[in
             )
         done = [UnitResult.from_dict(json.loads(p.read_text())) for p in work.glob("done-*.json")]
         finished = {result.unit: result for result in done}
-        for path in parts:
-            if int(path.name.split("-")[1]) not in finished:
+        for path in parts:  # those of units begun and not finished
+            if path.name.startswith("part-") and int(path.name.split("-")[1]) not in finished:
                 path.unlink()
         return finished
     elif parts:
@@ -660,6 +753,7 @@ def _plan(
         "seed": options.seed,
         "max_tokens_per_file": options.max_tokens_per_file,
         "format": options.format,
+        "merge": options.merge,
     }
 
 
@@ -708,7 +802,12 @@ def tokenize(
             for unit, shard in todo:
                 results.append(tokenize_unit(unit, shard, spec, options, str(out), shown.batch))
                 shown.shard_done()
-    data = manifest(results, tokenizer, options, sources, time.perf_counter() - start)
+    results.sort(key=lambda r: r.unit)
+    if options.merge:
+        files = _merged(results, tokenizer, options, out)
+    else:
+        files = [{**entry, "source": r.source} for r in results for entry in r.files]
+    data = manifest(results, files, tokenizer, options, sources, time.perf_counter() - start)
     write_manifest(out, data)
     shutil.rmtree(out / "_work", ignore_errors=True)
     return data

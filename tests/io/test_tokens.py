@@ -60,12 +60,15 @@ def c4() -> Path:
 
 def documents(folder: Path) -> list[bytes]:
     """Every document of every token file of ``folder``, in file order, as token bytes."""
-    out = []
-    for path in sorted([*folder.glob("part-*.ds"), *folder.glob("part-*.bin")]):
-        ids, ends = read_token_file(path)
-        starts = [0, *ends[:-1].tolist()]
-        out.extend(ids[s:e].tobytes() for s, e in zip(starts, ends.tolist(), strict=True))
-    return out
+    files = [*folder.glob("*.ds"), *folder.glob("*.bin")]
+    return [doc for path in sorted(files) for doc in documents_in(path)]
+
+
+def documents_in(path: Path) -> list[bytes]:
+    """The documents of one token file, in order, as token bytes."""
+    ids, ends = read_token_file(path)
+    starts = [0, *ends[:-1].tolist()]
+    return [ids[s:e].tobytes() for s, e in zip(starts, ends.tolist(), strict=True)]
 
 
 def quiet(paths: list, out: Path, options: TokenizeOptions, **kw: object) -> dict:
@@ -187,6 +190,47 @@ def test_a_vocabulary_over_65536_ids_writes_four_byte_ids(bpe: Path, tmp_path: P
     assert documents(tmp_path / "ds") == documents(tmp_path / "bin")
 
 
+def two_sources(tmp_path: Path) -> Path:
+    """A folder of the C4 and the Pile samples as two JSONL files (two units of work)."""
+    pile = shared_file("web/pile-sample-1000.jsonl")
+    inputs = tmp_path / "in"
+    inputs.mkdir(exist_ok=True)
+    rows = [json.loads(line) for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    (inputs / "a.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows))
+    (inputs / "b.jsonl").write_text(
+        "".join(json.dumps({"text": json.loads(line)["contents"]}) + "\n" for line in open(pile))
+    )
+    return inputs
+
+
+@pytest.mark.parametrize("layout", ["datatrove", "megatron"])
+def test_merge_mixes_the_units_documents(bpe: Path, tmp_path: Path, layout: str) -> None:
+    """--merge: every document once, the sources mixed through the files, seeded, the
+    units' files gone; without a shuffle, the units' documents in order."""
+    inputs = two_sources(tmp_path)
+    spec = TokenizerSpec(str(bpe), EOS)
+    options = TokenizeOptions(spec, seed=1, max_tokens_per_file=120_000, format=layout)
+    units = documents_of(tmp_path / "units", options, inputs)
+    merge = dataclasses.replace(options, merge=True)
+    data = quiet([inputs], tmp_path / "merged", merge)
+    merged = documents(tmp_path / "merged")
+    assert Counter(merged) == Counter(units) and len(merged) == 2000
+    assert all(f["name"].startswith("merged-") for f in data["files"])
+    assert not list((tmp_path / "merged").glob("part-*"))
+    assert all(f["tokens"] <= 120_000 or f["documents"] == 1 for f in data["files"])
+    assert len(data["units"]) == 2 and data["documents"]["written"] == 2000
+    # the first merged file holds documents of both sources (a unit's files hold one)
+    c4_docs = set(documents_of(tmp_path / "c4", options, inputs / "a.jsonl"))
+    first_docs = documents_in(tmp_path / "merged" / data["files"][0]["name"])
+    assert 0 < sum(d in c4_docs for d in first_docs) < len(first_docs)
+    assert documents_of(tmp_path / "again", merge, inputs) == merged
+    in_order = dataclasses.replace(merge, shuffle=False)
+    plain = dataclasses.replace(options, shuffle=False)
+    assert documents_of(tmp_path / "m2", in_order, inputs) == documents_of(
+        tmp_path / "u2", plain, inputs
+    )
+
+
 def test_datatrove_folder_dataset_reads_the_shuffled_files(bpe: Path, tmp_path: Path) -> None:
     pytest.importorskip("datatrove")
     from datatrove.utils.dataset import DatatroveFolderDataset
@@ -219,8 +263,8 @@ def test_shuffle_moves_documents_and_loses_none(bpe: Path, tmp_path: Path) -> No
     assert cut == one  # cutting into files keeps the order
 
 
-def documents_of(out: Path, options: TokenizeOptions) -> list[bytes]:
-    quiet([c4()], out, options)
+def documents_of(out: Path, options: TokenizeOptions, source: Path | None = None) -> list[bytes]:
+    quiet([source or c4()], out, options)
     return documents(out)
 
 
@@ -396,14 +440,7 @@ def test_a_stopped_tokenization_resumes_from_its_finished_units(
     """A run stopped in its second unit (after one of that unit's files) is finished by
     the same call: the first unit is not tokenized again, the second's stray file is
     replaced, and the files are those of a run that never stopped."""
-    pile = shared_file("web/pile-sample-1000.jsonl")
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    rows = [json.loads(line) for line in gzip.open(c4(), "rt", encoding="utf-8")]
-    (inputs / "a.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows))
-    (inputs / "b.jsonl").write_text(
-        "".join(json.dumps({"text": json.loads(line)["contents"]}) + "\n" for line in open(pile))
-    )
+    inputs = two_sources(tmp_path)
     options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), seed=4, max_tokens_per_file=150_000)
     clean = quiet([inputs], tmp_path / "clean", options)
     assert [f["name"][:10] for f in clean["files"]].count("part-00001") >= 2
@@ -442,6 +479,38 @@ def test_a_stopped_tokenization_resumes_from_its_finished_units(
             assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
     with pytest.raises(TokenizeError, match="holds a finished tokenization"):
         quiet([inputs], out, options)
+
+
+@pytest.mark.parametrize("stop_at", ["merged-00001.ds", tokens.MANIFEST])
+def test_a_merge_stopped_finishes_with_the_same_files(
+    bpe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_at: str
+) -> None:
+    """Stopped while merging (before every merged file is written: merged again) or after
+    (the units' files gone: the merged files kept), the same call finishes it."""
+    inputs = two_sources(tmp_path)
+    options = TokenizeOptions(
+        TokenizerSpec(str(bpe), EOS), seed=6, max_tokens_per_file=150_000, merge=True
+    )
+    clean = quiet([inputs], tmp_path / "clean", options)
+    out = tmp_path / "stopped"
+    real = tokens._publish
+
+    def stop(final: Path, chunks: object) -> None:
+        if final.name == stop_at:
+            raise KeyboardInterrupt
+        real(final, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokens, "_publish", stop)
+    with pytest.raises(KeyboardInterrupt):
+        quiet([inputs], out, options)
+    monkeypatch.setattr(tokens, "_publish", real)
+    resumed = quiet([inputs], out, options)
+    assert resumed["files"] == clean["files"] and resumed["units"] == clean["units"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "clean").iterdir())
+    for name in names:
+        if name != tokens.MANIFEST:
+            assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
 
 
 def test_cli_tokenize(bpe: Path, tmp_path: Path) -> None:
