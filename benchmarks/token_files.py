@@ -13,6 +13,10 @@ Jobs, each in a child process pinned to one core, the tokenizer on one thread
 - ``datatrove``: ``ParquetReader`` -> ``DocumentTokenizer`` (the same tokenizer file and
   end token, documents shuffled within its file, seed 0) on its local executor, one task.
 
+With ``--merge``, every document is then shuffled across all files: ours with
+``merge=True`` (a unit per shard, then one merge), datatrove with a task per shard (4
+tasks, one after another) then ``DocumentTokenizerMerger`` (seed 0), as its examples do.
+
 Reports seconds, MB of text and tokens a second, peak memory, and whether both wrote
 the same documents (the token bytes of every document, as a multiset: the shuffles
 differ).
@@ -86,10 +90,10 @@ def written(folder: Path, pattern: str) -> tuple[int, list[str]]:
     return total, sorted(digests)
 
 
-def job_curation(folder: Path, tokenizer: Path, out: Path) -> dict:
+def job_curation(folder: Path, tokenizer: Path, out: Path, merge: bool) -> dict:
     from curation.io.tokens import TokenizeOptions, TokenizerSpec, tokenize
 
-    options = TokenizeOptions(TokenizerSpec(str(tokenizer), EOS), seed=0)
+    options = TokenizeOptions(TokenizerSpec(str(tokenizer), EOS), seed=0, merge=merge)
     started = time.perf_counter()
     tokenize([str(folder)], out, options, overwrite=True, progress=False)
     seconds = time.perf_counter() - started
@@ -97,26 +101,40 @@ def job_curation(folder: Path, tokenizer: Path, out: Path) -> dict:
     return {"seconds": seconds, "tokens": tokens, "documents": digests}
 
 
-def job_datatrove(folder: Path, tokenizer: Path, out: Path) -> dict:
+def job_datatrove(folder: Path, tokenizer: Path, out: Path, merge: bool) -> dict:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.readers import ParquetReader
-    from datatrove.pipeline.tokens import DocumentTokenizer
+    from datatrove.pipeline.tokens import DocumentTokenizer, DocumentTokenizerMerger
 
     shutil.rmtree(out, ignore_errors=True)
-    executor = LocalPipelineExecutor(
-        [
-            ParquetReader(str(folder), glob_pattern="*.parquet", id_key="id"),
-            DocumentTokenizer(
-                str(out / "tokens"), tokenizer_name_or_path=str(tokenizer), eos_token=EOS, seed=0
-            ),
-        ],
-        tasks=1,
-        logging_dir=str(out / "logs"),
-    )
+    executors = [
+        LocalPipelineExecutor(
+            [
+                ParquetReader(str(folder), glob_pattern="*.parquet", id_key="id"),
+                DocumentTokenizer(
+                    str(out / "tokens"),
+                    tokenizer_name_or_path=str(tokenizer),
+                    eos_token=EOS,
+                    seed=0,
+                ),
+            ],
+            tasks=SHARDS if merge else 1,
+            workers=1,
+            logging_dir=str(out / "logs"),
+        )
+    ]
+    if merge:
+        merger = DocumentTokenizerMerger(
+            str(out / "tokens"), str(out / "merged"), "merged", seed=0, progress=False
+        )
+        executors.append(
+            LocalPipelineExecutor([merger], tasks=1, logging_dir=str(out / "merge-logs"))
+        )
     started = time.perf_counter()
-    executor.run()
+    for executor in executors:
+        executor.run()
     seconds = time.perf_counter() - started
-    tokens, digests = written(out / "tokens", "*.ds")
+    tokens, digests = written(out / ("merged" if merge else "tokens"), "*.ds")
     return {"seconds": seconds, "tokens": tokens, "documents": digests}
 
 
@@ -127,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=40_000)
     parser.add_argument("--vocab", type=int, default=16_000)
+    parser.add_argument("--merge", action="store_true", help="then shuffle across all files")
     parser.add_argument("--job", choices=sorted(JOBS))
     parser.add_argument("--folder")
     parser.add_argument("--tokenizer")
@@ -134,18 +153,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.job:
         one_thread_arrow()
-        result = JOBS[args.job](Path(args.folder), Path(args.tokenizer), Path(args.out))
+        result = JOBS[args.job](Path(args.folder), Path(args.tokenizer), Path(args.out), args.merge)
         report_from_child(result)
         return
 
     folder, tokenizer, megabytes = corpus(args.docs, args.vocab)
     os.environ["RAYON_NUM_THREADS"] = "1"  # the tokenizer's threads, in both children
     print(f"# machine: {platform.machine()}, {platform.processor() or 'cpu'}; one core per job")
-    print(f"# {args.docs:,} documents, {megabytes:.1f} MB of text; BPE of {args.vocab:,} pieces\n")
+    print(f"# {args.docs:,} documents, {megabytes:.1f} MB of text; BPE of {args.vocab:,} pieces")
+    print(f"# {'tokenize, then merge all files' if args.merge else 'tokenize'}\n")
     results = {}
     for name in ("datatrove", "curation"):
         command = [__file__, "--job", name, "--folder", str(folder)]
         command += ["--tokenizer", str(tokenizer), "--out", str(RUNS / name)]
+        command += ["--merge"] if args.merge else []
         results[name] = run_on_one_core(name, command)
     base = results["datatrove"]["seconds"]
     print("| tool | seconds | MB/s | tokens/s | peak MiB | tokens | vs datatrove |")
