@@ -698,7 +698,8 @@ def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[in
     files of units it began but did not finish are removed).
 
     Refused without ``overwrite``: a finished tokenization, an unfinished one of another
-    plan, and token files of no known plan. ``overwrite`` removes those files (and only
+    plan that finished a unit (one that finished none is replaced), and token files of no
+    known plan. ``overwrite`` removes those files (and only
     those: anything else in the folder stays)."""
     work = out / "_work"
     known = work / "plan.json"
@@ -716,6 +717,11 @@ def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[in
             f"--output {out} holds a finished tokenization ({MANIFEST}): pass --overwrite to "
             "replace it, or give another folder"
         )
+    elif known.is_file() and not any(work.glob("done-*.json")):
+        # began and finished no unit (an input error, Ctrl-C at once): nothing to keep
+        for path in parts:
+            path.unlink()
+        shutil.rmtree(work, ignore_errors=True)
     elif known.is_file():
         if json.loads(known.read_text(encoding="utf-8")) != plan:
             raise TokenizeError(

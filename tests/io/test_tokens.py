@@ -415,6 +415,10 @@ def test_clear_errors(bpe: Path, tmp_path: Path) -> None:
         quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bad))))
     with pytest.raises(InputError):
         quiet([tmp_path / "missing.jsonl"], out, TokenizeOptions(TokenizerSpec(str(bpe))))
+    wrong = InputSpec(text_field="contents")
+    with pytest.raises(InputError, match="no line has the text field 'contents'"):
+        quiet([c4()], out, TokenizeOptions(TokenizerSpec(str(bpe))), spec=wrong)
+    # a run that stopped before it finished a unit leaves nothing to resume: another may start
     options = TokenizeOptions(TokenizerSpec(str(bpe)), max_tokens_per_file=100_000)
     quiet([c4()], out, options)
     mine = out / "notes.txt"
