@@ -6,8 +6,9 @@ and gives up on a page after a deadline (one second), so that a page that makes 
 parser crawl or crash costs one document, not the worker. ``TrafilaturaSandbox`` does
 the same: a child process (``python -m curation.io.extract``) that the WARC reader
 hands one page at a time through a pipe, killed and started again when a page takes
-longer than ``timeout_s`` or kills it. Its answers are ``(text, reason)``, where reason
-is None, ``read:extract_timeout`` or ``read:extract_failed``.
+longer than ``timeout_s``, kills it, or begins an answer and does not finish it within
+``ANSWER_GRACE_S``. Its answers are ``(text, reason)``, where reason is None,
+``read:extract_timeout`` or ``read:extract_failed``.
 
 One difference from datatrove, on purpose: Trafilatura's ``deduplicate`` drops text
 segments it has seen before *in the process*, in any earlier page, so datatrove's text
@@ -36,6 +37,9 @@ from typing import BinaryIO
 _LENGTH = struct.Struct(">Q")
 TEXT, ERROR = 0, 1
 STARTUP_S = 120.0  # importing Trafilatura on a loaded machine; not a page's deadline
+#: seconds an answer that has begun may take to arrive whole (it is written in one piece,
+#: so only a child that hangs part way needs it)
+ANSWER_GRACE_S = 5.0
 
 
 def _frame(text: str) -> bytes:
@@ -43,9 +47,16 @@ def _frame(text: str) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+def _read_exactly(stream: BinaryIO, size: int, deadline: float | None = None) -> bytes:
+    """``size`` bytes of ``stream``; ``EOFError`` if it closes first, and with a
+    ``deadline`` (monotonic seconds; ``stream`` unbuffered) ``TimeoutError`` if they have
+    not all come by then."""
     data = bytearray()
     while len(data) < size:
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([stream], [], [], left)[0]:
+                raise TimeoutError(f"{len(data)} of {size} bytes came before the deadline")
         chunk = stream.read(size - len(data))
         if not chunk:
             raise EOFError("the pipe closed")
@@ -115,6 +126,8 @@ class TrafilaturaSandbox:
             assert process.stdin is not None
             _write_all(process.stdin, _frame(html))
             answer = self._answer(process, time.monotonic() + self.timeout_s)
+        except TimeoutError:  # an answer begun and not finished: the child hangs
+            answer = None
         except (BrokenPipeError, EOFError, OSError):
             self.close()
             return "", "read:extract_failed"
@@ -164,13 +177,16 @@ class TrafilaturaSandbox:
 
     def _answer(self, process: subprocess.Popen[bytes], deadline: float) -> tuple[int, str] | None:
         """The child's (status, text), or None when it has not begun to answer by
-        ``deadline``."""
-        assert process.stdout is not None
+        ``deadline``; ``TimeoutError`` when it began and the rest has not come
+        ``ANSWER_GRACE_S`` later."""
+        out = process.stdout
+        assert out is not None
         if not self._wait(process, deadline):
             return None
-        status = _read_exactly(process.stdout, 1)[0]
-        (size,) = _LENGTH.unpack(_read_exactly(process.stdout, _LENGTH.size))
-        return status, _read_exactly(process.stdout, size).decode("utf-8", "surrogatepass")
+        whole_by = time.monotonic() + ANSWER_GRACE_S
+        status = _read_exactly(out, 1, whole_by)[0]
+        (size,) = _LENGTH.unpack(_read_exactly(out, _LENGTH.size, whole_by))
+        return status, _read_exactly(out, size, whole_by).decode("utf-8", "surrogatepass")
 
     def close(self) -> None:
         """Stop the child (a later page starts a new one)."""

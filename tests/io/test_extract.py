@@ -61,6 +61,10 @@ FAKE_CHILD = textwrap.dedent(
             os._exit(3)
         if "RAISE" in html:
             raise ValueError("the parser gave up")
+        if "HALF" in html:  # an answer begun, then a hang
+            answers.write(b"\\x00" + extract._LENGTH.pack(100) + b"abc")
+            answers.flush()
+            time.sleep(60)
         print("noise from a library")  # goes to stderr, not into the answers
         return html.upper()
 
@@ -76,12 +80,11 @@ def test_a_page_over_the_deadline_or_killing_the_child_costs_that_page_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(TrafilaturaSandbox, "command", (sys.executable, "-c", FAKE_CHILD))
+    monkeypatch.setattr(extract, "ANSWER_GRACE_S", 1.0)
     sandbox = TrafilaturaSandbox(2.0)
+    pages = ["one", "SLOW", "two", "DIE", "three", "RAISE", "four \ud800 é", "HALF", "five"]
     try:
-        answers = [
-            sandbox.extract(html)
-            for html in ["one", "SLOW", "two", "DIE", "three", "RAISE", "four \ud800 é"]
-        ]
+        answers = [sandbox.extract(html) for html in pages]
     finally:
         sandbox.close()
     assert answers == [
@@ -92,8 +95,10 @@ def test_a_page_over_the_deadline_or_killing_the_child_costs_that_page_only(
         ("THREE", None),
         ("", "read:extract_failed"),
         ("FOUR \ud800 É", None),
+        ("", "read:extract_timeout"),
+        ("FIVE", None),
     ]
-    assert sandbox.starts == 3  # the first, after the timeout, after the death
+    assert sandbox.starts == 4  # the first, after the timeout, the death and the hang
 
 
 def test_a_sandbox_that_cannot_start_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
