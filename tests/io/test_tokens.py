@@ -450,17 +450,7 @@ def test_a_stopped_tokenization_resumes_from_its_finished_units(
     assert [f["name"][:10] for f in clean["files"]].count("part-00001") >= 2
 
     out = tmp_path / "stopped"
-    real = tokens._publish
-
-    def stop_in_unit_1(final: Path, chunks: object) -> None:
-        if final.name == "part-00001-001.ds":
-            raise KeyboardInterrupt
-        real(final, chunks)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(tokens, "_publish", stop_in_unit_1)
-    with pytest.raises(KeyboardInterrupt):
-        quiet([inputs], out, options)
-    monkeypatch.setattr(tokens, "_publish", real)
+    stopped_writing(monkeypatch, "part-00001-001.ds", lambda: quiet([inputs], out, options))
     assert (out / "part-00001-000.ds").exists() and not (out / tokens.MANIFEST).exists()
     with pytest.raises(TokenizeError, match="unfinished tokenization of other inputs or options"):
         quiet([inputs], out, dataclasses.replace(options, seed=5))
@@ -476,11 +466,7 @@ def test_a_stopped_tokenization_resumes_from_its_finished_units(
     resumed = quiet([inputs], out, options)
     assert units == [1]
     assert resumed["documents"] == clean["documents"] and resumed["files"] == clean["files"]
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "clean").iterdir())
-    for name in names:
-        if name != tokens.MANIFEST:
-            assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    assert_same_files(out, tmp_path / "clean")
     with pytest.raises(TokenizeError, match="holds a finished tokenization"):
         quiet([inputs], out, options)
 
@@ -497,24 +483,34 @@ def test_a_merge_stopped_finishes_with_the_same_files(
     )
     clean = quiet([inputs], tmp_path / "clean", options)
     out = tmp_path / "stopped"
+    stopped_writing(monkeypatch, stop_at, lambda: quiet([inputs], out, options))
+    resumed = quiet([inputs], out, options)
+    assert resumed["files"] == clean["files"] and resumed["units"] == clean["units"]
+    assert_same_files(out, tmp_path / "clean")
+
+
+def stopped_writing(monkeypatch: pytest.MonkeyPatch, name: str, run: object) -> None:
+    """Call ``run``, stopped (as by Ctrl-C) when it is about to publish the file ``name``."""
     real = tokens._publish
 
     def stop(final: Path, chunks: object) -> None:
-        if final.name == stop_at:
+        if final.name == name:
             raise KeyboardInterrupt
         real(final, chunks)  # type: ignore[arg-type]
 
     monkeypatch.setattr(tokens, "_publish", stop)
     with pytest.raises(KeyboardInterrupt):
-        quiet([inputs], out, options)
+        run()  # type: ignore[operator]
     monkeypatch.setattr(tokens, "_publish", real)
-    resumed = quiet([inputs], out, options)
-    assert resumed["files"] == clean["files"] and resumed["units"] == clean["units"]
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "clean").iterdir())
+
+
+def assert_same_files(folder: Path, other: Path) -> None:
+    """The same files in both folders, byte for byte (tokenize.json's seconds aside)."""
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(p.name for p in other.iterdir())
     for name in names:
         if name != tokens.MANIFEST:
-            assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+            assert (folder / name).read_bytes() == (other / name).read_bytes(), name
 
 
 def test_cli_tokenize(bpe: Path, tmp_path: Path) -> None:
