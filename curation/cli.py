@@ -890,6 +890,11 @@ def export_command(
     help="token that ends every document, as the vocabulary writes it (<|endoftext|>, </s>)",
 )
 @click.option(
+    "--bos",
+    help="token that begins every document (<s>, <|begin_of_text|>); with --bos or --eos a "
+    "tokenizer.json's own post-processor is replaced",
+)
+@click.option(
     "--output-format",
     type=click.Choice(["datatrove", "megatron"]),
     default="datatrove",
@@ -948,6 +953,7 @@ def tokenize_command(
     tokenizer: str,
     output: str,
     eos: str | None,
+    bos: str | None,
     output_format: str,
     shuffle: bool,
     seed: int,
@@ -971,7 +977,7 @@ def tokenize_command(
     if executor == "local" and workers:
         raise click.UsageError("--workers goes with --executor ray")
     options = TokenizeOptions(
-        TokenizerSpec(tokenizer, eos),
+        TokenizerSpec(tokenizer, eos, bos),
         shuffle,
         seed,
         max_tokens_per_file=max_tokens_per_file,

@@ -23,9 +23,10 @@ unit's files are published whole, then a marker in ``_work/``).
 Tokenizers: a Hugging Face ``tokenizer.json`` (``tokenizers``' fast tokenizers, as
 datatrove loads them), a SentencePiece ``.model`` (what ``curate train-kenlm`` and
 ``curate train-lm`` write), or a folder holding either (a ``curate train-lm`` checkpoint,
-a Hugging Face model folder). With ``eos``, that token ends every document: for a
-``tokenizer.json`` its post-processor becomes ``$A <eos>`` (datatrove's override: a
-tokenizer's own BOS is then not added), for SentencePiece the id is appended.
+a Hugging Face model folder). With ``eos``, that token ends every document (and with
+``bos`` another begins it): for a ``tokenizer.json`` its post-processor becomes
+``[<bos>] $A [<eos>]`` (datatrove's override for ``eos``: a tokenizer's own BOS is then
+added only as ``bos``), for SentencePiece the ids are put around the document's.
 
 Within a unit the documents are shuffled (``shuffle``, by ``numpy.random.default_rng``
 seeded with ``[seed, unit]``, so the same inputs and seed give the same files on any
@@ -95,27 +96,30 @@ class TokenizeError(ValueError):
 
 @dataclass(frozen=True)
 class TokenizerSpec:
-    """Which tokenizer to load, and the token text that ends every document (or None)."""
+    """Which tokenizer to load, and the token texts that begin and end every document
+    (None: not added)."""
 
     path: str
     eos: str | None = None
+    bos: str | None = None
 
 
 class TextTokenizer(abc.ABC):
     """A loaded tokenizer: ``encode`` turns a list of texts into token ids.
 
     ``name`` is what the files' metadata says (the path given); ``vocab_size`` counts
-    every id (added tokens included) and sets the token width; ``eos_id`` is the id that
-    ends each document, or None."""
+    every id (added tokens included) and sets the token width; ``bos_id`` and ``eos_id``
+    are the ids that begin and end each document, or None."""
 
     name: str
     vocab_size: int
+    bos_id: int | None
     eos_id: int | None
 
     @abc.abstractmethod
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Each text's token count (``int64``) and all their ids one after another
-        (``uint32``), end tokens included."""
+        (``uint32``), begin and end tokens included."""
 
     @property
     def token_bytes(self) -> int:
@@ -129,9 +133,11 @@ class TextTokenizer(abc.ABC):
 
 class _FastTokenizer(TextTokenizer):
     """A Hugging Face ``tokenizer.json``, encoded without character offsets
-    (``encode_batch_fast``: the same ids, less work)."""
+    (``encode_batch_fast``: the same ids, less work). With a begin or end token its
+    post-processor becomes ``[<bos>] $A [<eos>]`` (datatrove's override for the end
+    token); without either, the tokenizer's own applies."""
 
-    def __init__(self, path: Path, name: str, eos: str | None, parallel: bool) -> None:
+    def __init__(self, path: Path, name: str, spec: TokenizerSpec, parallel: bool) -> None:
         from tokenizers import Tokenizer
         from tokenizers.processors import TemplateProcessing
 
@@ -141,11 +147,16 @@ class _FastTokenizer(TextTokenizer):
             raise TokenizeError(f"{path} is not a tokenizers JSON file: {err}") from None
         self.name = name
         self.vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
-        self.eos_id = None
-        if eos is not None:
-            self.eos_id = _known_id(self._tokenizer.token_to_id(eos), eos, path)
+        find = self._tokenizer.token_to_id
+        self.bos_id = _known_id(find(spec.bos), spec.bos, "bos", path) if spec.bos else None
+        self.eos_id = _known_id(find(spec.eos), spec.eos, "eos", path) if spec.eos else None
+        if spec.bos or spec.eos:
+            template = ["<BOS>"] * bool(spec.bos) + ["$A"] + ["<EOS>"] * bool(spec.eos)
+            ids = {"<BOS>": self.bos_id, "<EOS>": self.eos_id}
             self._tokenizer.post_processor = TemplateProcessing(
-                single="$A <EOS>", special_tokens=[("<EOS>", self.eos_id)], pair=None
+                single=" ".join(template),
+                special_tokens=[(token, i) for token, i in ids.items() if i is not None],
+                pair=None,
             )
         self._parallel = parallel
 
@@ -159,9 +170,10 @@ class _FastTokenizer(TextTokenizer):
 
 
 class _SentencePiece(TextTokenizer):
-    """A SentencePiece model; the end token's id is appended to each document."""
+    """A SentencePiece model; the begin and end tokens' ids are put around each
+    document."""
 
-    def __init__(self, path: Path, name: str, eos: str | None, parallel: bool) -> None:
+    def __init__(self, path: Path, name: str, spec: TokenizerSpec, parallel: bool) -> None:
         from curation.lm.tokenizer import load_tokenizer
 
         try:
@@ -170,28 +182,34 @@ class _SentencePiece(TextTokenizer):
             raise TokenizeError(str(err)) from None
         self.name = name
         self.vocab_size = self._processor.get_piece_size()
-        self.eos_id = None
-        if eos is not None:
-            found = self._processor.piece_to_id(eos)
-            # SentencePiece answers the unknown piece's id for a piece it does not know
-            known = found != self._processor.unk_id() or eos == self._processor.id_to_piece(found)
-            self.eos_id = _known_id(found if known else None, eos, path)
+        self.bos_id = self._piece(spec.bos, "bos", path) if spec.bos else None
+        self.eos_id = self._piece(spec.eos, "eos", path) if spec.eos else None
         self._threads = (os.cpu_count() or 1) if parallel else 1
 
+    def _piece(self, piece: str, option: str, path: Path) -> int:
+        found = self._processor.piece_to_id(piece)
+        # SentencePiece answers the unknown piece's id for a piece it does not know
+        known = found != self._processor.unk_id() or piece == self._processor.id_to_piece(found)
+        return _known_id(found if known else None, piece, option, path)
+
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids = self._processor.encode(texts, num_threads=self._threads)
-        if self.eos_id is not None:
-            for one in ids:
-                one.append(self.eos_id)
+        ids = self._processor.encode(texts, num_threads=self._threads, add_bos=False, add_eos=False)
+        if self.bos_id is not None or self.eos_id is not None:
+            first = [self.bos_id] if self.bos_id is not None else []
+            last = [self.eos_id] if self.eos_id is not None else []
+            ids = [[*first, *one, *last] for one in ids]
         return _flat(ids)
 
 
-def _known_id(found: int | None, eos: str, path: Path) -> int:
+def _known_id(found: int | None, token: str, option: str, path: Path) -> int:
+    """``found``, the id of ``token`` (given to ``--option``), or an error naming both."""
     if found is None:
+        what = "begin" if option == "bos" else "end"
+        example = "<s> or <|begin_of_text|>" if option == "bos" else "</s> or <|endoftext|>"
         raise TokenizeError(
-            f"{path} has no token {eos!r} to end documents with: give --eos one of its "
-            "special tokens (as written in its vocabulary, e.g. <|endoftext|> or </s>), "
-            "or leave --eos out"
+            f"{path} has no token {token!r} to {what} documents with: give --{option} one of "
+            f"its special tokens (as written in its vocabulary, e.g. {example}), or leave "
+            f"--{option} out"
         )
     return int(found)
 
@@ -232,7 +250,7 @@ def load_text_tokenizer(spec: TokenizerSpec, parallel: bool = True) -> TextToken
     on every CPU (the tokenizer's own threads); else on one."""
     path = tokenizer_file(spec.path)
     kind = _FastTokenizer if path.suffix == ".json" else _SentencePiece
-    return kind(path, spec.path, spec.eos, parallel)
+    return kind(path, spec.path, spec, parallel)
 
 
 def cached_tokenizer(spec: TokenizerSpec, parallel: bool = True) -> TextTokenizer:
@@ -594,6 +612,8 @@ def manifest(
             "file": str(path),
             "sha256": file_sha256(path),
             "vocab_size": tokenizer.vocab_size,
+            "bos": options.tokenizer.bos,
+            "bos_id": tokenizer.bos_id,
             "eos": options.tokenizer.eos,
             "eos_id": tokenizer.eos_id,
         },
@@ -754,6 +774,7 @@ def _plan(
         "files": [[f.url, f.version] for f in files],
         "input": spec.model_dump(mode="json"),
         "tokenizer": {"file": str(path), "sha256": file_sha256(path)},
+        "bos": options.tokenizer.bos,
         "eos": options.tokenizer.eos,
         "shuffle": options.shuffle,
         "seed": options.seed,

@@ -308,6 +308,43 @@ def test_parts_hold_each_document_once_in_the_shuffled_order(
         assert f["tokens"] <= (max_tokens or f["tokens"]) or f["documents"] == 1
 
 
+def test_begin_and_end_tokens_around_every_document(bpe: Path, tmp_path: Path) -> None:
+    """--bos and --eos: each document is the begin token, the tokenizer's ids of its text
+    without special tokens, and the end token, for both kinds of tokenizer."""
+    from tokenizers import Tokenizer
+
+    texts = [json.loads(line)["text"] for line in gzip.open(c4(), "rt", encoding="utf-8")]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:50]))
+    with_bos = Tokenizer.from_file(str(bpe))
+    with_bos.add_special_tokens(["<s>"])
+    path = tmp_path / "bos.json"
+    with_bos.save(str(path))
+    bos, eos = with_bos.token_to_id("<s>"), with_bos.token_to_id(EOS)
+    options = TokenizeOptions(TokenizerSpec(str(path), EOS, "<s>"), shuffle=False)
+    data = quiet([source], tmp_path / "bpe", options)
+    assert (data["tokenizer"]["bos_id"], data["tokenizer"]["eos_id"]) == (bos, eos)
+    plain = with_bos.encode_batch(texts[:50], add_special_tokens=False)
+    want = [np.array([bos, *e.ids, eos], "<u2").tobytes() for e in plain]
+    assert documents(tmp_path / "bpe") == want
+    only_bos = TokenizeOptions(TokenizerSpec(str(path), bos="<s>"), shuffle=False)
+    quiet([source], tmp_path / "bos", only_bos)
+    assert documents(tmp_path / "bos") == [w[:-2] for w in want]
+
+    processor = train_lm_tokenizer(texts[:300], tmp_path / "sp", vocab_size=1000)
+    options = TokenizeOptions(TokenizerSpec(str(tmp_path / "sp"), "</s>", "<s>"), shuffle=False)
+    quiet([source], tmp_path / "spm", options)
+    b, e = processor.bos_id(), processor.eos_id()
+    want = [np.array([b, *processor.encode(t), e], "<u2").tobytes() for t in texts[:50]]
+    assert documents(tmp_path / "spm") == want
+    with pytest.raises(TokenizeError, match=r"no token '<bos>' to begin documents.*--bos"):
+        quiet([source], tmp_path / "x", TokenizeOptions(TokenizerSpec(str(bpe), bos="<bos>")))
+    with pytest.raises(TokenizeError, match=r"no token '<eot>' to end documents.*--eos"):
+        quiet(
+            [source], tmp_path / "x", TokenizeOptions(TokenizerSpec(str(tmp_path / "sp"), "<eot>"))
+        )
+
+
 def test_sentencepiece_checkpoint_folder(tmp_path: Path) -> None:
     """A `curate train-lm` tokenizer (a folder's tokenizer.model): each document is
     SentencePiece's own ids and then </s>."""
