@@ -917,6 +917,12 @@ def export_command(
     "sources mixed",
 )
 @click.option(
+    "--ids",
+    is_flag=True,
+    help="beside each token file, its documents' ids and token counts in its order "
+    "(<name>.ids.parquet)",
+)
+@click.option(
     "--max-tokens-per-file",
     type=click.IntRange(min=1),
     help="cut each input unit's documents (with --merge, all of them) into files of at most "
@@ -958,6 +964,7 @@ def tokenize_command(
     shuffle: bool,
     seed: int,
     merge: bool,
+    ids: bool,
     max_tokens_per_file: int | None,
     text_field: str,
     executor: str,
@@ -983,6 +990,7 @@ def tokenize_command(
         max_tokens_per_file=max_tokens_per_file,
         format=output_format,
         merge=merge,
+        ids=ids,
     )
     try:
         data = tokenize(

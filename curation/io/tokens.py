@@ -63,8 +63,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from curation.batch import DROP_REASON, TEXT
+from curation.batch import DROP_REASON, ID, TEXT
 from curation.io import is_url
 from curation.io.inputs import InputShard, plan_units
 from curation.io.writers import TMP_PREFIX, publish, tmp_path
@@ -78,7 +79,9 @@ FORMATS = ("datatrove", "megatron")
 _MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
 _MEGATRON_DTYPES = {2: (8, np.dtype("<u2")), 4: (4, np.dtype("<i4"))}  # uint16, int32
 #: the names of the files a tokenization writes (and ``--overwrite`` removes)
-_PART = re.compile(r"(part-\d{5}-\d{3,}|merged-\d{5,})\.(ds|ds\.index|ds\.metadata|bin|idx)")
+_PART = re.compile(
+    r"(part-\d{5}-\d{3,}|merged-\d{5,})\.(ds|ds\.index|ds\.metadata|bin|idx|ids\.parquet)"
+)
 #: the seed stream of the merge's shuffle, beside the units' ``[seed, unit]``
 _MERGE_STREAM = 1 << 40
 NO_TOKENS = "tokenize:no_tokens"
@@ -299,6 +302,7 @@ class TokenizeOptions:
     max_tokens_per_file: int | None = None
     format: str = "datatrove"  # one of FORMATS
     merge: bool = False  # all units' documents shuffled together into merged-KKKKK files
+    ids: bool = False  # each file's documents' ids and token counts beside it (Parquet)
     parallel: bool = True  # the tokenizer's own threads (False: one, in a Ray worker)
 
 
@@ -359,17 +363,23 @@ def tokenize_unit(
     result = UnitResult(unit, shard.label)
     raw = work / f"unit-{unit:05d}.tokens"
     lengths: list[np.ndarray] = []
+    ids: list[pa.Array] = []
     with open(raw, "wb") as handle:
         for table in read_shard(shard, spec):
-            texts = _live_texts(table, result)
+            live = _live(table, result)
+            texts = live[TEXT].combine_chunks()
             sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
             for first, stop in _chunks(sizes, _ENCODE_BYTES):
                 counts, flat = tokenizer.encode(texts.slice(first, stop - first).to_pylist())
+                named = live[ID].slice(first, stop - first).combine_chunks()
                 empty = int(np.count_nonzero(counts == 0))
                 if empty:
                     result.set_aside[NO_TOKENS] += empty
+                    named = named.filter(pa.array(counts > 0))
                     counts = counts[counts > 0]
                 lengths.append(counts)
+                if options.ids:
+                    ids.append(named.cast(pa.large_string()))
                 handle.write(flat.astype(tokenizer.dtype, copy=False).tobytes())
             nbytes = int(sizes[-1]) if len(sizes) else 0
             result.text_bytes += nbytes
@@ -380,7 +390,10 @@ def tokenize_unit(
     result.tokens = int(counts.sum())
     result.check()
     try:
-        result.files = _write_parts(raw, counts, tokenizer, options, unit, out)
+        named = pa.concat_arrays(ids) if ids else pa.array([], pa.large_string())
+        result.files = _write_parts(
+            raw, counts, tokenizer, options, unit, out, named if options.ids else None
+        )
     finally:
         raw.unlink(missing_ok=True)
     # the unit is done: a resumed run keeps its files and reads this instead
@@ -399,16 +412,18 @@ def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
         first = stop
 
 
-def _live_texts(table: pa.Table, result: UnitResult) -> pa.Array:
-    """The texts of ``table``'s rows the reader kept; the others counted by reason."""
+def _live(table: pa.Table, result: UnitResult) -> pa.Table:
+    """The ids and texts of ``table``'s rows the reader kept; the others counted by
+    reason."""
     result.read += table.num_rows
     reasons = table[DROP_REASON]
+    table = table.select([ID, TEXT, DROP_REASON])
     if reasons.null_count == table.num_rows:
-        return table[TEXT].combine_chunks()
+        return table
     dropped = pc.is_valid(reasons)
     for entry in reasons.filter(dropped).value_counts().to_pylist():
         result.set_aside[entry["values"]] += entry["counts"]
-    return table.filter(pc.invert(dropped))[TEXT].combine_chunks()
+    return table.filter(pc.invert(dropped))
 
 
 def _write_parts(
@@ -418,8 +433,10 @@ def _write_parts(
     options: TokenizeOptions,
     unit: int,
     out: Path,
+    ids: pa.Array | None,
 ) -> list[dict[str, Any]]:
-    """The unit's documents, in their final order, as one or more published files."""
+    """The unit's documents, in their final order, as one or more published files (with
+    their ``ids``' files, when given)."""
     if not len(counts):
         return []
     order = (
@@ -429,7 +446,7 @@ def _write_parts(
     )
     tokens = np.memmap(raw, dtype=tokenizer.dtype, mode="r")
     starts = np.cumsum(counts) - counts
-    docs = _Docs([tokens], np.zeros(len(counts), np.int64), starts, counts).take(order)
+    docs = _Docs([tokens], np.zeros(len(counts), np.int64), starts, counts, ids).take(order)
     files = _write_files(docs, options.max_tokens_per_file, options.format, tokenizer, out, unit)
     del tokens, docs
     return files
@@ -444,9 +461,16 @@ class _Docs:
     which: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
+    ids: pa.Array | None = None  # the documents' ids, where they are written
 
     def take(self, docs: np.ndarray | slice) -> _Docs:
-        return _Docs(self.sources, self.which[docs], self.starts[docs], self.counts[docs])
+        ids = self.ids
+        if ids is not None:
+            if isinstance(docs, slice):
+                ids = ids.slice(docs.start, docs.stop - docs.start)
+            else:
+                ids = ids.take(pa.array(docs))
+        return _Docs(self.sources, self.which[docs], self.starts[docs], self.counts[docs], ids)
 
     def chunks(self, dtype: np.dtype) -> Iterator[bytes]:
         """The documents' tokens in order, as ``dtype``, a few million tokens at a time."""
@@ -485,14 +509,19 @@ def _write_files(
     for part, (first, stop) in enumerate(file_cuts(docs.counts, max_tokens)):
         some = docs.take(slice(first, stop))
         stem = out / (part_name(unit, part) if unit is not None else f"merged-{part:05d}")
-        files.append(
-            {
-                "name": write(stem, some, tokenizer),
-                "documents": stop - first,
-                "tokens": int(some.counts.sum()),
-            }
-        )
+        name = write(stem, some, tokenizer)
+        if some.ids is not None:
+            _publish_ids(stem, some)
+        files.append({"name": name, "documents": stop - first, "tokens": int(some.counts.sum())})
     return files
+
+
+def _publish_ids(stem: Path, docs: _Docs) -> None:
+    """``<stem>.ids.parquet``: each document's id and tokens, in the file's order."""
+    final = stem.with_name(f"{stem.name}.ids.parquet")
+    tmp = tmp_path(final)
+    pq.write_table(pa.table({ID: docs.ids, "tokens": docs.counts}), tmp, compression="zstd")
+    publish(tmp, final)
 
 
 def _write_datatrove(stem: Path, docs: _Docs, tokenizer: TextTokenizer) -> str:
@@ -624,6 +653,7 @@ def manifest(
         "seed": options.seed,
         "max_tokens_per_file": options.max_tokens_per_file,
         "merged": options.merge,
+        "ids": options.ids,
         "sources": sources,
         "documents": {
             "read": sum(r.read for r in results),
@@ -675,10 +705,13 @@ def _merged(
     else:
         for stale in _token_files(out, "merged-*"):
             stale.unlink()
-        sources, which, starts, counts = [], [], [], []
+        sources, which, starts, counts, ids = [], [], [], [], []
         for result in results:
             for entry in result.files:
                 tokens, ends = read_token_file(out / entry["name"])
+                if options.ids:
+                    named = out / f"{Path(entry['name']).stem}.ids.parquet"
+                    ids.append(pq.read_table(named)[ID].combine_chunks())
                 lengths = np.diff(ends.astype(np.int64), prepend=0)
                 which.append(np.full(len(lengths), len(sources), np.int64))
                 starts.append(ends.astype(np.int64) - lengths)
@@ -686,7 +719,11 @@ def _merged(
                 sources.append(tokens)
         if not sources:
             return []
-        docs = _Docs(sources, *map(np.concatenate, (which, starts, counts)))
+        docs = _Docs(
+            sources,
+            *map(np.concatenate, (which, starts, counts)),
+            pa.concat_arrays(ids) if options.ids else None,
+        )
         if options.shuffle:
             rng = np.random.default_rng([options.seed, _MERGE_STREAM])
             docs = docs.take(rng.permutation(len(docs.counts)))
@@ -781,6 +818,7 @@ def _plan(
         "max_tokens_per_file": options.max_tokens_per_file,
         "format": options.format,
         "merge": options.merge,
+        "ids": options.ids,
     }
 
 

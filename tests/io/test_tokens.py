@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -231,6 +233,40 @@ def test_merge_mixes_the_units_documents(bpe: Path, tmp_path: Path, layout: str)
     )
 
 
+def test_ids_files_say_which_document_is_where(bpe: Path, tmp_path: Path) -> None:
+    """--ids: beside each merged file, its documents' ids and token counts in its order;
+    each id's text, tokenized, is the document at that place."""
+    from tokenizers import Tokenizer
+
+    from curation.io.inputs import resolve_inputs
+    from curation.io.readers import read_shard
+
+    inputs = two_sources(tmp_path)
+    options = TokenizeOptions(
+        TokenizerSpec(str(bpe), EOS), seed=3, max_tokens_per_file=300_000, merge=True, ids=True
+    )
+    data = quiet([inputs], tmp_path / "out", options)
+    texts = {}
+    for shard in resolve_inputs([str(inputs)]):
+        for table in read_shard(shard, InputSpec()):
+            texts.update(zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True))
+    tokenizer = Tokenizer.from_file(str(bpe))
+    eos = tokenizer.token_to_id(EOS)
+    seen = []
+    for entry in data["files"]:
+        path = tmp_path / "out" / entry["name"]
+        named = pq.read_table(path.with_name(path.stem + ".ids.parquet")).to_pydict()
+        docs = documents_in(path)
+        assert len(named["id"]) == len(docs) == entry["documents"]
+        assert named["tokens"] == [len(d) // 2 for d in docs]
+        for doc_id, doc in zip(named["id"][:40], docs[:40], strict=True):
+            ids = tokenizer.encode(texts[doc_id], add_special_tokens=False).ids
+            assert doc == np.array([*ids, eos], "<u2").tobytes(), doc_id
+        seen += named["id"]
+    assert sorted(seen) == sorted(texts) and len(seen) == 2000
+    assert not list((tmp_path / "out").glob("part-*"))  # the units' ids files went too
+
+
 def test_datatrove_folder_dataset_reads_the_shuffled_files(bpe: Path, tmp_path: Path) -> None:
     pytest.importorskip("datatrove")
     from datatrove.utils.dataset import DatatroveFolderDataset
@@ -279,15 +315,17 @@ def test_parts_hold_each_document_once_in_the_shuffled_order(
     counts: list[int], max_tokens: int | None, seed: int, gather: int, tmp_path_factory
 ) -> None:
     """The gathered bytes of the files are the documents in the permutation's order, the
-    index their ends, and no file over ``max_tokens`` unless it holds one document."""
+    index their ends, the ids' files the documents' ids in that order, and no file over
+    ``max_tokens`` unless it holds one document."""
     out = tmp_path_factory.mktemp("parts")
     lengths = np.array(counts, np.int64)
     flat = np.arange(int(lengths.sum()), dtype=np.uint16)
     raw = out / "raw"
     raw.write_bytes(flat.tobytes())
+    ids = pa.array([f"doc{i}" for i in range(len(counts))], pa.large_string())
 
     class Fixed(tokens.TextTokenizer):
-        name, vocab_size, eos_id = "fixed", 100, None
+        name, vocab_size, bos_id, eos_id = "fixed", 100, None, None
 
         def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
             raise AssertionError("the parts are written from tokens already made")
@@ -296,7 +334,7 @@ def test_parts_hold_each_document_once_in_the_shuffled_order(
     old = tokens._GATHER_TOKENS
     tokens._GATHER_TOKENS = gather
     try:
-        files = tokens._write_parts(raw, lengths, Fixed(), options, 7, out)
+        files = tokens._write_parts(raw, lengths, Fixed(), options, 7, out, ids)
     finally:
         tokens._GATHER_TOKENS = old
     order = np.random.default_rng([seed, 7]).permutation(len(counts))
@@ -306,6 +344,8 @@ def test_parts_hold_each_document_once_in_the_shuffled_order(
     assert sum(f["documents"] for f in files) == len(counts)
     for f in files:
         assert f["tokens"] <= (max_tokens or f["tokens"]) or f["documents"] == 1
+    named = pq.read_table(sorted(out.glob("*.ids.parquet"))).to_pydict()
+    assert named == {"id": [f"doc{i}" for i in order], "tokens": lengths[order].tolist()}
 
 
 def test_begin_and_end_tokens_around_every_document(bpe: Path, tmp_path: Path) -> None:
