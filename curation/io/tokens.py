@@ -371,15 +371,14 @@ def tokenize_unit(
             sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
             for first, stop in _chunks(sizes, _ENCODE_BYTES):
                 counts, flat = tokenizer.encode(texts.slice(first, stop - first).to_pylist())
-                named = live[ID].slice(first, stop - first).combine_chunks()
+                if options.ids:
+                    named = live[ID].slice(first, stop - first).combine_chunks()
+                    ids.append(named.filter(pa.array(counts > 0)).cast(pa.large_string()))
                 empty = int(np.count_nonzero(counts == 0))
                 if empty:
                     result.set_aside[NO_TOKENS] += empty
-                    named = named.filter(pa.array(counts > 0))
                     counts = counts[counts > 0]
                 lengths.append(counts)
-                if options.ids:
-                    ids.append(named.cast(pa.large_string()))
                 handle.write(flat.astype(tokenizer.dtype, copy=False).tobytes())
             nbytes = int(sizes[-1]) if len(sizes) else 0
             result.text_bytes += nbytes
