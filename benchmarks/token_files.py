@@ -40,6 +40,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (
+    SHARED,
     documents,
     one_thread_arrow,
     report_from_child,
@@ -54,11 +55,30 @@ SHARDS = 4
 EOS = "<|endoftext|>"
 
 
-def corpus(count: int, vocab: int) -> tuple[Path, Path, float]:
-    """The Parquet shards, the tokenizer file and the text's MB (UTF-8)."""
+def distinct_texts() -> list[str]:
+    """Every real text beside the repository once: the C4 and Pile samples, and the two
+    books and WikiText-2's validation text of ../shared/data/reference in pieces of
+    about 2,000 characters (cut at line ends; a piece of white space alone left out, as
+    our reader sets it aside and datatrove's does not)."""
+    texts = documents(2000)
+    for path in sorted((SHARED / "reference").glob("*.txt")):
+        held: list[str] = []
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            held.append(line)
+            if sum(map(len, held)) >= 2000:
+                texts.append("".join(held))
+                held = []
+        if held:
+            texts.append("".join(held))
+    return [text for text in texts if text.strip()]
+
+
+def corpus(count: int, vocab: int, distinct: bool) -> tuple[Path, Path, float, int]:
+    """The Parquet shards, the tokenizer file, the text's MB (UTF-8) and the documents."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    texts = documents(count)
+    texts = distinct_texts() if distinct else documents(count)
+    count = len(texts)
     table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts})
     folder = write_parquet_shards(table, DATA / "shards", SHARDS)
     tokenizer = Tokenizer(models.BPE())
@@ -73,7 +93,7 @@ def corpus(count: int, vocab: int) -> tuple[Path, Path, float]:
     tokenizer.train_from_iterator(documents(2000), trainer)
     path = DATA / "tokenizer.json"
     tokenizer.save(str(path))
-    return folder, path, sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    return folder, path, sum(len(t.encode("utf-8")) for t in texts) / 1e6, count
 
 
 def written(folder: Path, pattern: str) -> tuple[int, list[str]]:
@@ -146,6 +166,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=40_000)
     parser.add_argument("--vocab", type=int, default=16_000)
     parser.add_argument("--merge", action="store_true", help="then shuffle across all files")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="each real text once (no repeats for the piece cache to profit from)",
+    )
     parser.add_argument("--job", choices=sorted(JOBS))
     parser.add_argument("--folder")
     parser.add_argument("--tokenizer")
@@ -157,10 +182,12 @@ def main() -> None:
         report_from_child(result)
         return
 
-    folder, tokenizer, megabytes = corpus(args.docs, args.vocab)
+    folder, tokenizer, megabytes, count = corpus(args.docs, args.vocab, args.distinct)
     os.environ["RAYON_NUM_THREADS"] = "1"  # the tokenizer's threads, in both children
     print(f"# machine: {platform.machine()}, {platform.processor() or 'cpu'}; one core per job")
-    print(f"# {args.docs:,} documents, {megabytes:.1f} MB of text; BPE of {args.vocab:,} pieces")
+    kind = "each real text once" if args.distinct else "the C4 and Pile samples repeated"
+    print(f"# {count:,} documents ({kind}), {megabytes:.1f} MB of text")
+    print(f"# byte-level BPE of {args.vocab:,} pieces")
     print(f"# {'tokenize, then merge all files' if args.merge else 'tokenize'}\n")
     results = {}
     for name in ("datatrove", "curation"):

@@ -67,6 +67,7 @@ import pyarrow.parquet as pq
 
 from curation.batch import DROP_REASON, ID, TEXT
 from curation.io import is_url
+from curation.io.bytelevel import PieceEncoder
 from curation.io.inputs import InputShard, plan_units
 from curation.io.writers import TMP_PREFIX, publish, tmp_path
 from curation.recipe import InputSpec
@@ -120,7 +121,7 @@ class TextTokenizer(abc.ABC):
     eos_id: int | None
 
     @abc.abstractmethod
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Each text's token count (``int64``) and all their ids one after another
         (``uint32``), begin and end tokens included."""
 
@@ -136,11 +137,15 @@ class TextTokenizer(abc.ABC):
 
 class _FastTokenizer(TextTokenizer):
     """A Hugging Face ``tokenizer.json``, encoded without character offsets
-    (``encode_batch_fast``: the same ids, less work). With a begin or end token its
-    post-processor becomes ``[<bos>] $A [<eos>]`` (datatrove's override for the end
-    token); without either, the tokenizer's own applies."""
+    (``encode_batch_fast``: the same ids, less work), and a GPT-2-style byte-level BPE
+    from a cache of its pieces' ids where the text allows (``bytelevel.PieceEncoder``:
+    the same ids again). With a begin or end token its post-processor becomes
+    ``[<bos>] $A [<eos>]`` (datatrove's override for the end token); without either,
+    the tokenizer's own applies."""
 
-    def __init__(self, path: Path, name: str, spec: TokenizerSpec, parallel: bool) -> None:
+    def __init__(
+        self, path: Path, name: str, spec: TokenizerSpec, parallel: bool, pieces: bool = True
+    ) -> None:
         from tokenizers import Tokenizer
         from tokenizers.processors import TemplateProcessing
 
@@ -162,14 +167,28 @@ class _FastTokenizer(TextTokenizer):
                 pair=None,
             )
         self._parallel = parallel
+        self.pieces = PieceEncoder.of(path, self._tokenizer) if pieces else None
 
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         if not self._parallel:
             # tokenizers reads it at each call: one thread in a Ray task of one CPU (the
             # worker process keeps the setting; nothing else there uses tokenizers)
             os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        encodings = self._tokenizer.encode_batch_fast(texts)
-        return _flat([encoding.ids for encoding in encodings])
+        strings = texts.to_pylist()
+        if self.pieces is None:
+            return self._whole(strings)
+        cached = self.pieces.cached(texts)
+        fast = np.flatnonzero(cached)
+        counts, flat = _around(*self.pieces.encode([strings[i] for i in fast]), self)
+        if len(fast) == len(strings):
+            return counts, flat
+        slow = np.flatnonzero(~cached)
+        other_counts, other_flat = self._whole([strings[i] for i in slow])
+        return _in_order([fast, slow], [counts, other_counts], [flat, other_flat])
+
+    def _whole(self, strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``tokenizers``' own encoding, post-processor included."""
+        return _flat([encoding.ids for encoding in self._tokenizer.encode_batch_fast(strings)])
 
 
 class _SentencePiece(TextTokenizer):
@@ -195,8 +214,11 @@ class _SentencePiece(TextTokenizer):
         known = found != self._processor.unk_id() or piece == self._processor.id_to_piece(found)
         return _known_id(found if known else None, piece, option, path)
 
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids = self._processor.encode(texts, num_threads=self._threads, add_bos=False, add_eos=False)
+    def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        strings = texts.to_pylist()
+        ids = self._processor.encode(
+            strings, num_threads=self._threads, add_bos=False, add_eos=False
+        )
         if self.bos_id is not None or self.eos_id is not None:
             first = [self.bos_id] if self.bos_id is not None else []
             last = [self.eos_id] if self.eos_id is not None else []
@@ -215,6 +237,39 @@ def _known_id(found: int | None, token: str, option: str, path: Path) -> int:
             f"--{option} out"
         )
     return int(found)
+
+
+def _around(
+    counts: np.ndarray, flat: np.ndarray, tokenizer: TextTokenizer
+) -> tuple[np.ndarray, np.ndarray]:
+    """Documents (``counts`` tokens each, ``flat``) with the tokenizer's begin and end
+    ids put around each."""
+    ends = np.cumsum(counts)
+    at, values = [], []
+    if tokenizer.bos_id is not None:
+        at.append(ends - counts)
+        values.append(np.full(len(counts), tokenizer.bos_id, np.uint32))
+    if tokenizer.eos_id is not None:
+        at.append(ends)
+        values.append(np.full(len(counts), tokenizer.eos_id, np.uint32))
+    if not at:
+        return counts, flat
+    # each document's begin before its ids, its end after them and before the next begin
+    where = np.stack(at, axis=1).ravel()
+    return counts + len(at), np.insert(flat, where, np.stack(values, axis=1).ravel())
+
+
+def _in_order(
+    groups: list[np.ndarray], counts: list[np.ndarray], flats: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Documents encoded in groups (``groups[g]`` their places among all) put back in
+    their places: each document's token count and all the ids."""
+    places = np.concatenate(groups)
+    count = np.concatenate(counts)
+    flat = np.concatenate(flats)
+    starts = np.cumsum(count) - count
+    order = np.argsort(places, kind="stable")
+    return count[order], flat[_positions(starts[order], count[order])]
 
 
 def _flat(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -370,7 +425,7 @@ def tokenize_unit(
             texts = live[TEXT].combine_chunks()
             sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
             for first, stop in _chunks(sizes, _ENCODE_BYTES):
-                counts, flat = tokenizer.encode(texts.slice(first, stop - first).to_pylist())
+                counts, flat = tokenizer.encode(texts.slice(first, stop - first))
                 if options.ids:
                     named = live[ID].slice(first, stop - first).combine_chunks()
                     ids.append(named.filter(pa.array(counts > 0)).cast(pa.large_string()))

@@ -1,0 +1,139 @@
+"""GPT-2-style byte-level BPE, encoded a piece at a time from a cache: ``tokenizers``' ids.
+
+A byte-level BPE tokenizer (GPT-2, RoBERTa, GPT-NeoX, Pythia, OLMo: ``ByteLevel``
+pre-tokenizer with its regex) cuts text into pieces with one regular expression,
+
+    's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
+
+and encodes each piece on its own: a document's ids are its pieces' ids one after
+another. Web text repeats the same pieces again and again (a batch of 10,000 C4
+documents holds about 2 million pieces, 40,000 of them distinct), so ``PieceEncoder``
+cuts the text with Python's ``re`` and asks ``tokenizers`` only for pieces it has not
+seen, keeping their ids. About 2.4x ``encode_batch_fast``'s speed on one core.
+
+Exactness: a piece encoded alone is cut into itself again (each alternative matched it
+whole in its text; ``\\s+(?!\\S)`` at a piece's end has nothing after it), so its ids are
+those ``tokenizers`` gives it in its text. The classes ``\\p{L}``, ``\\p{N}`` and ``\\s`` are
+written out, from Python's ``unicodedata``, for the characters whose classes have not
+moved across Unicode versions: ASCII, U+00A0-U+024F (Latin-1 Supplement, Latin
+Extended-A and -B) and U+2010-U+205E (General Punctuation's dashes, quotes and marks).
+Only documents made of those characters take this path (95% of the C4 and Pile
+samples' documents, 91% of their bytes); others, and documents holding an added token's
+text (``<|endoftext|>``), go to ``tokenizers`` as they are. So does every document of a
+tokenizer this does not describe exactly (see ``PieceEncoder.of``): a normalizer other
+than NFC (which leaves those characters as they are), another pre-tokenizer, a model
+other than BPE without dropout, a post-processor that adds ids, truncation or padding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: the characters whose documents take the cached path (see the module's docstring)
+_RANGES = ((0x00, 0x7F), (0xA0, 0x24F), (0x2010, 0x205E))
+#: Unicode's White_Space among them (Python's ``str.isspace`` adds U+001C-U+001F, which
+#: the regex engine of tokenizers does not count as ``\s``)
+_SPACE = frozenset([*range(0x09, 0x0E), 0x20, 0xA0, 0x2028, 0x2029, 0x202F, 0x205F])
+#: pieces kept before the cache starts again (about 100 bytes each)
+_CACHE_PIECES = 2_000_000
+
+
+def _class(kind: str) -> str:
+    """A character class of the characters of ``_RANGES`` that are letters (``L``),
+    numbers (``N``) or white space (``S``), written out."""
+    chars = []
+    for low, high in _RANGES:
+        for code in range(low, high + 1):
+            category = unicodedata.category(chr(code))
+            if (kind == "S" and code in _SPACE) or (kind != "S" and category[0] == kind):
+                chars.append(re.escape(chr(code)))
+    return "[" + "".join(chars) + "]"
+
+
+def _pattern() -> re.Pattern[str]:
+    """GPT-2's regex with its classes written out for the characters of ``_RANGES``."""
+    letter, number, space = _class("L"), _class("N"), _class("S")
+    other = f"[^{space[1:-1]}{letter[1:-1]}{number[1:-1]}]"
+    nonspace = f"[^{space[1:-1]}]"
+    return re.compile(
+        rf"'s|'t|'re|'ve|'m|'ll|'d| ?{letter}+| ?{number}+| ?{other}+"
+        rf"|{space}+(?!{nonspace})|{space}+"
+    )
+
+
+#: RE2 (Arrow): a character outside ``_RANGES``
+_OUTSIDE = "[^" + "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in _RANGES) + "]"
+
+
+class PieceEncoder:
+    """Encodes texts as ``tokenizers``' ``tokenizer`` does (without its post-processor),
+    byte-level pieces from a cache where the text allows (see the module's docstring).
+    ``PieceEncoder.of`` says whether a tokenizer file is one it describes."""
+
+    def __init__(self, tokenizer: Any, added: list[str]) -> None:
+        self._tokenizer = tokenizer
+        self._split = _pattern().findall
+        # RE2: a text holding an added token's text goes to tokenizers whole
+        self._added = "|".join(re.escape(text) for text in added) or None
+        self._ids: dict[str, tuple[int, ...]] = {}
+
+    @classmethod
+    def of(cls, path: Path, tokenizer: Any) -> PieceEncoder | None:
+        """An encoder for the ``tokenizers`` JSON file ``path`` (loaded as ``tokenizer``),
+        or None when its pipeline is not plain byte-level BPE."""
+        try:
+            spec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        normalizer = spec.get("normalizer")
+        pre = spec.get("pre_tokenizer") or {}
+        model = spec.get("model") or {}
+        post = spec.get("post_processor")
+        plain = (
+            (normalizer is None or normalizer.get("type") == "NFC")
+            and pre.get("type") == "ByteLevel"
+            and pre.get("use_regex", True)
+            and not pre.get("add_prefix_space", True)
+            and model.get("type") == "BPE"
+            and model.get("dropout") is None
+            and (post is None or post.get("type") == "ByteLevel")
+            and spec.get("truncation") is None
+            and spec.get("padding") is None
+        )
+        if not plain:
+            return None
+        return cls(tokenizer, [token["content"] for token in spec.get("added_tokens", [])])
+
+    def cached(self, texts: pa.Array) -> np.ndarray:
+        """Which of ``texts`` the cache encodes exactly (the others go to tokenizers)."""
+        ok = pc.invert(pc.match_substring_regex(texts, _OUTSIDE))
+        if self._added is not None:
+            ok = pc.and_(ok, pc.invert(pc.match_substring_regex(texts, self._added)))
+        return ok.to_numpy(zero_copy_only=False)
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's token count and all their ids (``uint32``), from the pieces' ids;
+        for texts ``cached`` says it encodes."""
+        pieces = [self._split(text) for text in texts]
+        ids = self._ids
+        if len(ids) > _CACHE_PIECES:
+            ids.clear()
+        new = list({p: None for doc in pieces for p in doc if p not in ids})
+        if new:
+            encoded = self._tokenizer.encode_batch_fast(new, add_special_tokens=False)
+            ids.update(zip(new, (tuple(e.ids) for e in encoded), strict=True))
+        per_piece = [ids[p] for doc in pieces for p in doc]
+        sizes = np.fromiter(map(len, per_piece), np.int64, len(per_piece))
+        bounds = np.cumsum([0, *map(len, pieces)])
+        ends = np.concatenate([[0], np.cumsum(sizes)])[bounds]
+        flat = np.fromiter(itertools.chain.from_iterable(per_piece), np.uint32, int(ends[-1]))
+        return np.diff(ends), flat
