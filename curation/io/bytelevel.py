@@ -1,7 +1,8 @@
 """GPT-2-style byte-level BPE, encoded a piece at a time from a cache: ``tokenizers``' ids.
 
-A byte-level BPE tokenizer (GPT-2, RoBERTa, GPT-NeoX, Pythia, OLMo: ``ByteLevel``
-pre-tokenizer with its regex) cuts text into pieces with one regular expression,
+A byte-level BPE tokenizer of GPT-2's pipeline (GPT-2's own, GPT-NeoX's and Pythia's,
+RoBERTa's: a ``ByteLevel`` pre-tokenizer with its regex) cuts text into pieces with one
+regular expression,
 
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
 
@@ -22,8 +23,10 @@ Only documents made of those characters take this path (95% of the C4 and Pile
 samples' documents, 91% of their bytes); others, and documents holding an added token's
 text (``<|endoftext|>``), go to ``tokenizers`` as they are. So does every document of a
 tokenizer this does not describe exactly (see ``PieceEncoder.of``): a normalizer other
-than NFC (which leaves those characters as they are), another pre-tokenizer, a model
-other than BPE without dropout, a post-processor that adds ids, truncation or padding.
+than NFC (which leaves those characters as they are), another pre-tokenizer (Llama 3's
+``Split`` with its own regex among them), a model other than BPE without dropout, a
+post-processor of its own that adds ids (RoBERTa's, unless ``--bos``/``--eos`` replace
+it), truncation or padding.
 """
 
 from __future__ import annotations
@@ -88,9 +91,11 @@ class PieceEncoder:
         self._ids: dict[str, tuple[int, ...]] = {}
 
     @classmethod
-    def of(cls, path: Path, tokenizer: Any) -> PieceEncoder | None:
+    def of(cls, path: Path, tokenizer: Any, own_post: bool = True) -> PieceEncoder | None:
         """An encoder for the ``tokenizers`` JSON file ``path`` (loaded as ``tokenizer``),
-        or None when its pipeline is not plain byte-level BPE."""
+        or None when its pipeline is not plain byte-level BPE. ``own_post``: the file's
+        post-processor applies (it must then add no id); False where the caller replaced
+        it and puts its ids around the documents itself."""
         try:
             spec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -106,7 +111,7 @@ class PieceEncoder:
             and not pre.get("add_prefix_space", True)
             and model.get("type") == "BPE"
             and model.get("dropout") is None
-            and (post is None or post.get("type") == "ByteLevel")
+            and (not own_post or post is None or post.get("type") == "ByteLevel")
             and spec.get("truncation") is None
             and spec.get("padding") is None
         )

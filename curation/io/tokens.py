@@ -167,7 +167,8 @@ class _FastTokenizer(TextTokenizer):
                 pair=None,
             )
         self._parallel = parallel
-        self.pieces = PieceEncoder.of(path, self._tokenizer) if pieces else None
+        replaced = bool(spec.bos or spec.eos)
+        self.pieces = PieceEncoder.of(path, self._tokenizer, not replaced) if pieces else None
 
     def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         if not self._parallel:

@@ -149,11 +149,38 @@ def _our_class(char: str) -> str:
     ],
 )  # fmt: skip
 def test_other_pipelines_go_to_tokenizers_whole(bpe: Path, tmp_path: Path, change: dict) -> None:
-    data = json.loads(bpe.read_text(encoding="utf-8"))
-    data.update(change)
-    path = tmp_path / "other.json"
-    path.write_text(json.dumps(data), encoding="utf-8")
+    path = changed(bpe, tmp_path, change)
     cached, plain = encoders(path, TokenizerSpec(str(path), EOS))
     assert cached.pieces is None
-    texts = pa.array(["Some Text, with 12 numbers and ½ — “quotes”.", "x"], pa.large_string())
-    assert np.array_equal(cached.encode(texts)[1], plain.encode(texts)[1])
+    assert np.array_equal(cached.encode(TEXTS)[1], plain.encode(TEXTS)[1])
+
+
+def test_a_post_processor_of_its_own_takes_the_cache_once_replaced(
+    bpe: Path, tmp_path: Path
+) -> None:
+    """RoBERTa's post-processor adds ids: the cache stands aside, unless --eos or --bos
+    replaces it."""
+    roberta = {
+        "type": "RobertaProcessing",
+        "sep": ["</s>", 1],
+        "cls": ["<s>", 2],
+        "trim_offsets": True,
+        "add_prefix_space": False,
+    }
+    path = changed(bpe, tmp_path, {"post_processor": roberta})
+    own, _ = encoders(path, TokenizerSpec(str(path)))
+    assert own.pieces is None
+    assert own.encode(TEXTS)[1][:1].tolist() == [2]  # its own begin id
+    same_ids(path, TEXTS.to_pylist(), TokenizerSpec(str(path), EOS))
+
+
+TEXTS = pa.array(["Some Text, with 12 numbers and ½ — “quotes”.", "x"], pa.large_string())
+
+
+def changed(path: Path, folder: Path, change: dict) -> Path:
+    """A copy of the tokenizer file ``path`` with the top-level fields of ``change``."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.update(change)
+    out = folder / "other.json"
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return out
