@@ -47,8 +47,9 @@ _RANGES = ((0x00, 0x7F), (0xA0, 0x24F), (0x2010, 0x205E))
 #: Unicode's White_Space among them (Python's ``str.isspace`` adds U+001C-U+001F, which
 #: the regex engine of tokenizers does not count as ``\s``)
 _SPACE = frozenset([*range(0x09, 0x0E), 0x20, 0xA0, 0x2028, 0x2029, 0x202F, 0x205F])
-#: pieces kept before the cache starts again (about 100 bytes each)
-_CACHE_PIECES = 2_000_000
+#: pieces kept before the cache starts again (about 200 bytes each with their ids: at
+#: most about 100 MB)
+_CACHE_PIECES = 500_000
 
 
 def _class(kind: str) -> str:
