@@ -107,6 +107,16 @@ def test_the_real_samples_give_tokenizers_ids(bpe: Path) -> None:
     same_ids(bpe, texts, TokenizerSpec(str(bpe), EOS))
 
 
+def test_a_full_cache_starts_again(bpe: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bytelevel, "_CACHE_PIECES", 50)
+    texts = ["one two three four. " * 20, "five six, seven!", "eight nine ten " * 30]
+    cached, _ = encoders(bpe, TokenizerSpec(str(bpe)))
+    for _ in range(3):
+        same_ids(bpe, texts, TokenizerSpec(str(bpe)))
+        cached.encode(pa.array(texts, pa.large_string()))
+        assert len(cached.pieces._ids) <= 50 + 40  # type: ignore[union-attr]
+
+
 def test_the_classes_are_unicode_s_for_every_character_taken() -> None:
     """Letters, numbers and white space as the regex module's Unicode tables say (the
     classes of these characters have not moved across versions), and NFC leaves every
