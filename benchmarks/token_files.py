@@ -47,6 +47,7 @@ from benchmarks.common import (
     run_on_one_core,
     write_parquet_shards,
 )
+from tests.conftest import train_bytelevel_bpe
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "tokenize"
@@ -75,24 +76,11 @@ def distinct_texts() -> list[str]:
 
 def corpus(count: int, vocab: int, distinct: bool) -> tuple[Path, Path, float, int]:
     """The Parquet shards, the tokenizer file, the text's MB (UTF-8) and the documents."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     texts = distinct_texts() if distinct else documents(count)
     count = len(texts)
     table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts})
     folder = write_parquet_shards(table, DATA / "shards", SHARDS)
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        special_tokens=[EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(documents(2000), trainer)
-    path = DATA / "tokenizer.json"
-    tokenizer.save(str(path))
+    path = train_bytelevel_bpe(documents(2000), vocab, DATA / "tokenizer.json", EOS)
     return folder, path, sum(len(t.encode("utf-8")) for t in texts) / 1e6, count
 
 

@@ -80,6 +80,27 @@ def train_tiny_lm_on_ray(corpus: Path, out: Path) -> Result:
     )  # fmt: skip
 
 
+def train_bytelevel_bpe(texts: list[str], vocab_size: int, path: Path, special: str) -> Path:
+    """A byte-level BPE ``tokenizer.json`` of GPT-2's pipeline (``ByteLevel`` pre-tokenizer
+    and decoder, no normalizer) trained on ``texts`` with the special token ``special``,
+    written to ``path``: the kind of tokenizer `curate tokenize` takes, made here (nothing
+    is downloaded)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[special],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.save(str(path))
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (free when this returns)."""
     with socket.socket() as probe:

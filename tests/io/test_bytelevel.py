@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from curation.io import bytelevel
 from curation.io.tokens import TokenizerSpec, _FastTokenizer
-from tests.conftest import shared_file
+from tests.conftest import shared_file, train_bytelevel_bpe
 
 EOS = "<|endoftext|>"
 
@@ -28,24 +28,11 @@ EOS = "<|endoftext|>"
 def bpe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A byte-level BPE (GPT-2's pipeline) trained here on the C4 sample and text over
     the characters below, so that they have merges of their own."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     c4 = shared_file("web/c4-sample-1000.jsonl.gz")
     texts = [json.loads(line)["text"] for line in gzip.open(c4, "rt", encoding="utf-8")]
     texts.append("".join(PIECES) * 3)
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=3000,
-        special_tokens=[EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer)
     path = tmp_path_factory.mktemp("bytelevel") / "tokenizer.json"
-    tokenizer.save(str(path))
-    return path
+    return train_bytelevel_bpe(texts, 3000, path, EOS)
 
 
 # what the regex and its classes turn on: contractions, every kind of white space (and

@@ -30,7 +30,7 @@ from curation.io.tokens import (
 )
 from curation.lm.tokenizer import train_lm_tokenizer
 from curation.recipe import InputSpec
-from tests.conftest import recipe_of, run_local, shared_file
+from tests.conftest import recipe_of, run_local, shared_file, train_bytelevel_bpe
 
 EOS = "<|endoftext|>"
 
@@ -38,22 +38,9 @@ EOS = "<|endoftext|>"
 @pytest.fixture(scope="module")
 def bpe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A byte-level BPE tokenizer.json (GPT-2's kind) trained here on the C4 sample."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     texts = [json.loads(line)["text"] for line in gzip.open(c4(), "rt", encoding="utf-8")]
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=4000,
-        special_tokens=[EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer)
     path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
-    tokenizer.save(str(path))
-    return path
+    return train_bytelevel_bpe(texts, 4000, path, EOS)
 
 
 def c4() -> Path:
