@@ -80,15 +80,27 @@ def train_tiny_lm_on_ray(corpus: Path, out: Path) -> Result:
     )  # fmt: skip
 
 
-def train_bytelevel_bpe(texts: list[str], vocab_size: int, path: Path, special: str) -> Path:
-    """A byte-level BPE ``tokenizer.json`` of GPT-2's pipeline (``ByteLevel`` pre-tokenizer
-    and decoder, no normalizer) trained on ``texts`` with the special token ``special``,
-    written to ``path``: the kind of tokenizer `curate tokenize` takes, made here (nothing
-    is downloaded)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def train_bytelevel_bpe(
+    texts: list[str], vocab_size: int, path: Path, special: str, split: str | None = None
+) -> Path:
+    """A byte-level BPE ``tokenizer.json`` trained on ``texts`` with the special token
+    ``special``, written to ``path``: GPT-2's pipeline (``ByteLevel`` with its regex), or
+    with ``split`` Llama 3's (a ``Split`` by that regex, then ``ByteLevel`` without its
+    own, merges ignored for whole words). The kinds of tokenizer `curate tokenize` takes,
+    made here (nothing is downloaded)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split is None:
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        tokenizer = Tokenizer(models.BPE(ignore_merges=True))
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -64,15 +64,70 @@ def _class(kind: str) -> str:
     return "[" + "".join(chars) + "]"
 
 
-def _pattern() -> re.Pattern[str]:
-    """GPT-2's regex with its classes written out for the characters of ``_RANGES``."""
-    letter, number, space = _class("L"), _class("N"), _class("S")
-    other = f"[^{space[1:-1]}{letter[1:-1]}{number[1:-1]}]"
-    nonspace = f"[^{space[1:-1]}]"
-    return re.compile(
-        rf"'s|'t|'re|'ve|'m|'ll|'d| ?{letter}+| ?{number}+| ?{other}+"
-        rf"|{space}+(?!{nonspace})|{space}+"
-    )
+#: the regexes whose pieces this encodes (each piece, cut alone, is itself again; the
+#: tests check them): GPT-2's (``ByteLevel``'s own) and Llama 3's (a ``Split`` before a
+#: ``ByteLevel`` without its regex), in tokenizers' (Oniguruma's) syntax
+GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def written_out(pattern: str) -> re.Pattern[str]:
+    r"""``pattern`` for Python's ``re``, its ``\p{L}``, ``\p{N}``, ``\s`` and ``\S`` written
+    out for the characters of ``_RANGES`` (inside a class and out)."""
+    body = {name: _class(kind)[1:-1] for name, kind in (("p{L}", "L"), ("p{N}", "N"))}
+    body["s"] = _class("S")[1:-1]
+    out, at, in_class = [], 0, False
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "\\":
+            name = "p{" + pattern[at + 3] + "}" if pattern[at + 1] == "p" else pattern[at + 1]
+            if name in body:
+                out.append(body[name] if in_class else f"[{body[name]}]")
+            elif name == "S" and not in_class:
+                out.append(f"[^{body['s']}]")
+            else:
+                if name not in "rnt'.-[](){}?*+|^$":
+                    raise ValueError(f"no written-out form for \\{name} in {pattern!r}")
+                out.append(pattern[at : at + 2])
+            at += len(name) + 1
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and pattern[at - 1] not in "[^":
+            in_class = False
+        out.append(char)
+        at += 1
+    return re.compile("".join(out))
+
+
+def _byte_level_pattern(pre: dict[str, Any]) -> str | None:
+    """The regex of a byte-level pre-tokenizer this encodes: ``ByteLevel`` with its own
+    (GPT-2's), or a ``Split`` by Llama 3's regex (isolated) then ``ByteLevel`` without;
+    no prefix space. None for any other."""
+
+    def byte_level(step: dict[str, Any], regex: bool) -> bool:
+        return (
+            step.get("type") == "ByteLevel"
+            and step.get("use_regex", True) == regex
+            and not step.get("add_prefix_space", True)
+        )
+
+    if byte_level(pre, True):
+        return GPT2
+    steps = pre.get("pretokenizers") or []
+    if pre.get("type") == "Sequence" and len(steps) == 2 and byte_level(steps[1], False):
+        split = steps[0]
+        if (
+            split.get("type") == "Split"
+            and split.get("pattern") == {"Regex": LLAMA3}
+            and split.get("behavior") == "Isolated"
+            and not split.get("invert", False)
+        ):
+            return LLAMA3
+    return None
 
 
 #: RE2 (Arrow): a character outside ``_RANGES``
@@ -84,9 +139,9 @@ class PieceEncoder:
     byte-level pieces from a cache where the text allows (see the module's docstring).
     ``PieceEncoder.of`` says whether a tokenizer file is one it describes."""
 
-    def __init__(self, tokenizer: Any, added: list[str]) -> None:
+    def __init__(self, tokenizer: Any, added: list[str], pattern: str = GPT2) -> None:
         self._tokenizer = tokenizer
-        self._split = _pattern().findall
+        self._split = written_out(pattern).findall
         # RE2: a text holding an added token's text goes to tokenizers whole
         self._added = "|".join(re.escape(text) for text in added) or None
         self._ids: dict[str, tuple[int, ...]] = {}
@@ -102,14 +157,12 @@ class PieceEncoder:
         except (OSError, ValueError):
             return None
         normalizer = spec.get("normalizer")
-        pre = spec.get("pre_tokenizer") or {}
+        pattern = _byte_level_pattern(spec.get("pre_tokenizer") or {})
         model = spec.get("model") or {}
         post = spec.get("post_processor")
         plain = (
             (normalizer is None or normalizer.get("type") == "NFC")
-            and pre.get("type") == "ByteLevel"
-            and pre.get("use_regex", True)
-            and not pre.get("add_prefix_space", True)
+            and pattern is not None
             and model.get("type") == "BPE"
             and model.get("dropout") is None
             and (not own_post or post is None or post.get("type") == "ByteLevel")
@@ -118,7 +171,8 @@ class PieceEncoder:
         )
         if not plain:
             return None
-        return cls(tokenizer, [token["content"] for token in spec.get("added_tokens", [])])
+        added = [token["content"] for token in spec.get("added_tokens", [])]
+        return cls(tokenizer, added, pattern)  # type: ignore[arg-type]
 
     def cached(self, texts: pa.Array) -> np.ndarray:
         """Which of ``texts`` the cache encodes exactly (the others go to tokenizers)."""

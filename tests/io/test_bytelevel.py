@@ -16,6 +16,7 @@ import pytest
 import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from tokenizers import decoders
 
 from curation.io import bytelevel
 from curation.io.tokens import TokenizerSpec, _FastTokenizer
@@ -24,15 +25,16 @@ from tests.conftest import shared_file, train_bytelevel_bpe
 EOS = "<|endoftext|>"
 
 
-@pytest.fixture(scope="module")
-def bpe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A byte-level BPE (GPT-2's pipeline) trained here on the C4 sample and text over
-    the characters below, so that they have merges of their own."""
+@pytest.fixture(scope="module", params=["gpt2", "llama3"])
+def bpe(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A byte-level BPE of GPT-2's pipeline, then of Llama 3's, trained here on the C4
+    sample and text over the characters below, so that they have merges of their own."""
     c4 = shared_file("web/c4-sample-1000.jsonl.gz")
     texts = [json.loads(line)["text"] for line in gzip.open(c4, "rt", encoding="utf-8")]
     texts.append("".join(PIECES) * 3)
-    path = tmp_path_factory.mktemp("bytelevel") / "tokenizer.json"
-    return train_bytelevel_bpe(texts, 3000, path, EOS)
+    path = tmp_path_factory.mktemp(request.param) / "tokenizer.json"
+    split = bytelevel.LLAMA3 if request.param == "llama3" else None
+    return train_bytelevel_bpe(texts, 3000, path, EOS, split)
 
 
 # what the regex and its classes turn on: contractions, every kind of white space (and
@@ -44,7 +46,7 @@ PIECES = [
     "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x00", "a", "Z", "word", "0",
     "123", " 4", "!", "?!", "...", "-", "(", "é", "ß", "ª", "µ", "º", "²", "½", "×",
     "\u00a0", "Ł", "ǅ", "ƛ", "ɏ", "—", "“", "”", "…", "\u2028", "\u2029", "\u202f",
-    "\u205f", "‰", "⁄", "‿", "⁅",
+    "\u205f", "‰", "⁄", "‿", "⁅", "ſ", "'ſ", "'İ", "'LL", "1234567", "\r\n\n", " \n",
     "\u0301", "日本", "😀", "\u0085", "\u200b", "ﬁ", EOS,
 ]  # fmt: skip
 
@@ -57,9 +59,18 @@ def encoders(path: Path, spec: TokenizerSpec) -> tuple[_FastTokenizer, _FastToke
 
 
 def same_ids(path: Path, texts: list[str], spec: TokenizerSpec) -> None:
+    """The same ids with the cache as without, and for every text the cache takes, the
+    same pieces as the tokenizer's own pre-tokenizer (which ids alone may not show: a
+    piece cut in two often has the ids of the whole)."""
     cached, plain = encoders(path, spec)
     assert cached.pieces is not None
     array = pa.array(texts, pa.large_string())
+    own = cached._tokenizer.pre_tokenizer
+    decode = decoders.ByteLevel().decode
+    for text, taken in zip(texts, cached.pieces.cached(array).tolist(), strict=True):
+        if taken:
+            pieces = [decode([piece]) for piece, _ in own.pre_tokenize_str(text)]
+            assert cached.pieces._split(text) == pieces, text
     counts, flat = cached.encode(array)
     want_counts, want_flat = plain.encode(array)
     assert counts.tolist() == want_counts.tolist()
@@ -79,6 +90,18 @@ def same_ids(path: Path, texts: list[str], spec: TokenizerSpec) -> None:
 @example([[" ", " ", "'", "re", "\u2028", "\n"]], (None, None))
 def test_the_cached_pieces_give_tokenizers_ids(bpe: Path, docs: list[list[str]], ends) -> None:
     same_ids(bpe, ["".join(doc) for doc in docs], TokenizerSpec(str(bpe), *ends))
+
+
+def test_every_pair_and_triple_of_pieces(bpe: Path) -> None:
+    """Every two pieces side by side, and every three of the ones the cache takes: where
+    one alternative of the regex meets another."""
+    ranges = bytelevel._RANGES
+    taken = [
+        p for p in PIECES if p != EOS and all(any(a <= ord(c) <= b for a, b in ranges) for c in p)
+    ]
+    pairs = [a + b for a in PIECES for b in PIECES]
+    triples = [a + b + c for a in taken for b in taken for c in taken[::3]]
+    same_ids(bpe, pairs + triples, TokenizerSpec(str(bpe), EOS))
 
 
 def test_the_real_samples_give_tokenizers_ids(bpe: Path) -> None:
@@ -123,7 +146,7 @@ def test_the_classes_are_unicode_s_for_every_character_taken() -> None:
 
 def _our_class(char: str) -> str:
     """The class our written-out pattern gives ``char``: its piece beside known others."""
-    pattern = bytelevel._pattern()
+    pattern = bytelevel.written_out(bytelevel.GPT2)
     if pattern.findall("a" + char) == ["a" + char]:
         return "L"
     if pattern.findall("1" + char) == ["1" + char]:
