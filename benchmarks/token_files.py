@@ -47,6 +47,7 @@ from benchmarks.common import (
     run_on_one_core,
     write_parquet_shards,
 )
+from curation.io.bytelevel import LLAMA3
 from tests.conftest import train_bytelevel_bpe
 
 HERE = Path(__file__).resolve().parent
@@ -74,13 +75,14 @@ def distinct_texts() -> list[str]:
     return [text for text in texts if text.strip()]
 
 
-def corpus(count: int, vocab: int, distinct: bool) -> tuple[Path, Path, float, int]:
+def corpus(count: int, vocab: int, distinct: bool, pipeline: str) -> tuple[Path, Path, float, int]:
     """The Parquet shards, the tokenizer file, the text's MB (UTF-8) and the documents."""
     texts = distinct_texts() if distinct else documents(count)
     count = len(texts)
     table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts})
     folder = write_parquet_shards(table, DATA / "shards", SHARDS)
-    path = train_bytelevel_bpe(documents(2000), vocab, DATA / "tokenizer.json", EOS)
+    split = LLAMA3 if pipeline == "llama3" else None
+    path = train_bytelevel_bpe(documents(2000), vocab, DATA / "tokenizer.json", EOS, split)
     return folder, path, sum(len(t.encode("utf-8")) for t in texts) / 1e6, count
 
 
@@ -155,6 +157,12 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=16_000)
     parser.add_argument("--merge", action="store_true", help="then shuffle across all files")
     parser.add_argument(
+        "--pipeline",
+        choices=["gpt2", "llama3"],
+        default="gpt2",
+        help="the tokenizer's: GPT-2's ByteLevel regex, or Llama 3's Split regex",
+    )
+    parser.add_argument(
         "--distinct",
         action="store_true",
         help="each real text once (no repeats for the piece cache to profit from)",
@@ -170,12 +178,14 @@ def main() -> None:
         report_from_child(result)
         return
 
-    folder, tokenizer, megabytes, count = corpus(args.docs, args.vocab, args.distinct)
+    folder, tokenizer, megabytes, count = corpus(
+        args.docs, args.vocab, args.distinct, args.pipeline
+    )
     os.environ["RAYON_NUM_THREADS"] = "1"  # the tokenizer's threads, in both children
     print(f"# machine: {platform.machine()}, {platform.processor() or 'cpu'}; one core per job")
     kind = "each real text once" if args.distinct else "the C4 and Pile samples repeated"
     print(f"# {count:,} documents ({kind}), {megabytes:.1f} MB of text")
-    print(f"# byte-level BPE of {args.vocab:,} pieces")
+    print(f"# byte-level BPE of {args.vocab:,} pieces, {args.pipeline}'s pipeline")
     print(f"# {'tokenize, then merge all files' if args.merge else 'tokenize'}\n")
     results = {}
     for name in ("datatrove", "curation"):

@@ -1,8 +1,9 @@
-"""GPT-2-style byte-level BPE, encoded a piece at a time from a cache: ``tokenizers``' ids.
+"""Byte-level BPE, encoded a piece at a time from a cache: ``tokenizers``' ids.
 
 A byte-level BPE tokenizer of GPT-2's pipeline (GPT-2's own, GPT-NeoX's and Pythia's,
-RoBERTa's: a ``ByteLevel`` pre-tokenizer with its regex) cuts text into pieces with one
-regular expression,
+RoBERTa's: a ``ByteLevel`` pre-tokenizer with its regex) or of Llama 3's (a ``Split`` by
+its own regex, then ``ByteLevel`` without one) cuts text into pieces with one regular
+expression (``GPT2``, ``LLAMA3``), GPT-2's being
 
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
 
@@ -15,7 +16,8 @@ sample's ASCII documents (the cache cold to warm).
 
 Exactness: a piece encoded alone is cut into itself again (each alternative matched it
 whole in its text; ``\\s+(?!\\S)`` at a piece's end has nothing after it), so its ids are
-those ``tokenizers`` gives it in its text. The classes ``\\p{L}``, ``\\p{N}`` and ``\\s`` are
+those ``tokenizers`` gives it in its text (the tests cut generated and real text both
+ways, pieces and ids, for both regexes). The classes ``\\p{L}``, ``\\p{N}`` and ``\\s`` are
 written out, from Python's ``unicodedata``, for the characters whose classes have not
 moved across Unicode versions: ASCII, U+00A0-U+024F (Latin-1 Supplement, Latin
 Extended-A and -B) and U+2010-U+205E (General Punctuation's dashes, quotes and marks).
@@ -23,8 +25,8 @@ Only documents made of those characters take this path (95% of the C4 and Pile
 samples' documents, 91% of their bytes); others, and documents holding an added token's
 text (``<|endoftext|>``), go to ``tokenizers`` as they are. So does every document of a
 tokenizer this does not describe exactly (see ``PieceEncoder.of``): a normalizer other
-than NFC (which leaves those characters as they are), another pre-tokenizer (Llama 3's
-``Split`` with its own regex among them), a model other than BPE without dropout, a
+than NFC (which leaves those characters as they are), another pre-tokenizer (a
+``Split`` by any other regex among them), a model other than BPE without dropout, a
 post-processor of its own that adds ids (RoBERTa's, unless ``--bos``/``--eos`` replace
 it), truncation or padding.
 """
