@@ -137,9 +137,10 @@ class TextTokenizer(abc.ABC):
 
 class _FastTokenizer(TextTokenizer):
     """A Hugging Face ``tokenizer.json``, encoded without character offsets
-    (``encode_batch_fast``: the same ids, less work), and a GPT-2-style byte-level BPE
-    from a cache of its pieces' ids where the text allows (``bytelevel.PieceEncoder``:
-    the same ids again). With a begin or end token its post-processor becomes
+    (``encode_batch_fast``: the same ids, less work), and a byte-level BPE of GPT-2's or
+    Llama 3's pipeline from a cache of its pieces' ids where the text allows
+    (``bytelevel.PieceEncoder``: the same ids again) when it encodes on one thread or two
+    (a Ray task of one CPU; a machine of two). With a begin or end token its post-processor becomes
     ``[<bos>] $A [<eos>]`` (datatrove's override for the end token); without either,
     the tokenizer's own applies."""
 
@@ -168,7 +169,10 @@ class _FastTokenizer(TextTokenizer):
             )
         self._parallel = parallel
         replaced = bool(spec.bos or spec.eos)
-        self.pieces = PieceEncoder.of(path, self._tokenizer, not replaced) if pieces else None
+        # the cache runs on one thread, at 1.6x to 3.2x the tokenizer's one: it serves a
+        # worker of one CPU (a Ray task), or a machine of two; more threads serve more
+        cached = pieces and (not parallel or _usable_cpus() <= 2)
+        self.pieces = PieceEncoder.of(path, self._tokenizer, not replaced) if cached else None
 
     def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         if not self._parallel:
@@ -225,6 +229,12 @@ class _SentencePiece(TextTokenizer):
             last = [self.eos_id] if self.eos_id is not None else []
             ids = [[*first, *one, *last] for one in ids]
         return _flat(ids)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system says it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _known_id(found: int | None, token: str, option: str, path: Path) -> int:

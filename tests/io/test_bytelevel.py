@@ -53,8 +53,8 @@ PIECES = [
 
 def encoders(path: Path, spec: TokenizerSpec) -> tuple[_FastTokenizer, _FastTokenizer]:
     return (
-        _FastTokenizer(path, "t", spec, True, pieces=True),
-        _FastTokenizer(path, "t", spec, True, pieces=False),
+        _FastTokenizer(path, "t", spec, False, pieces=True),
+        _FastTokenizer(path, "t", spec, False, pieces=False),
     )
 
 
