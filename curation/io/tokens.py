@@ -335,11 +335,8 @@ def _loaded(spec: TokenizerSpec, parallel: bool, stamp: tuple[int, int]) -> Text
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def metric(count: int, unit: str = "T") -> str:
@@ -691,20 +688,19 @@ def manifest(
     files: list[dict[str, Any]],
     tokenizer: TextTokenizer,
     options: TokenizeOptions,
-    sources: list[str],
+    plan: dict[str, Any],
     seconds: float,
 ) -> dict[str, Any]:
-    """What ``tokenize.json`` says of a finished tokenization whose token files are
-    ``files`` (name, documents, tokens, source)."""
+    """What ``tokenize.json`` says of a finished tokenization of ``plan`` (``_plan``:
+    its sources and tokenizer file) whose token files are ``files`` (name, documents,
+    tokens, source)."""
     aside: Counter[str] = Counter()
     for result in results:
         aside.update(result.set_aside)
-    path = tokenizer_file(options.tokenizer.path)
     return {
         "tokenizer": {
             "path": options.tokenizer.path,
-            "file": str(path),
-            "sha256": file_sha256(path),
+            **plan["tokenizer"],
             "vocab_size": tokenizer.vocab_size,
             "bos": options.tokenizer.bos,
             "bos_id": tokenizer.bos_id,
@@ -719,7 +715,7 @@ def manifest(
         "max_tokens_per_file": options.max_tokens_per_file,
         "merged": options.merge,
         "ids": options.ids,
-        "sources": sources,
+        "sources": plan["sources"],
         "documents": {
             "read": sum(r.read for r in results),
             "written": sum(r.written for r in results),
@@ -918,7 +914,8 @@ def tokenize(
     tokenizer = cached_tokenizer(options.tokenizer)  # its errors before any work
     out = Path(output)
     files = resolve_inputs(sources, spec.format)
-    finished = _prepare_output(out, overwrite, _plan(sources, files, spec, options))
+    plan = _plan(sources, files, spec, options)
+    finished = _prepare_output(out, overwrite, plan)
     units = plan_units(
         files, spec.unit_bytes, batch_rows=spec.batch_rows, index_folder=str(out / "_work")
     )
@@ -937,7 +934,7 @@ def tokenize(
         files = _merged(results, tokenizer, options, out)
     else:
         files = [{**entry, "source": r.source} for r in results for entry in r.files]
-    data = manifest(results, files, tokenizer, options, sources, time.perf_counter() - start)
+    data = manifest(results, files, tokenizer, options, plan, time.perf_counter() - start)
     write_manifest(out, data)
     shutil.rmtree(out / "_work", ignore_errors=True)
     return data
