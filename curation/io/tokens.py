@@ -183,6 +183,8 @@ class _FastTokenizer(TextTokenizer):
         if self.pieces is None:
             return self._whole(strings)
         cached = self.pieces.cached(texts)
+        if not cached.any():
+            return self._whole(strings)
         fast = np.flatnonzero(cached)
         counts, flat = _around(*self.pieces.encode([strings[i] for i in fast]), self)
         if len(fast) == len(strings):
@@ -220,15 +222,10 @@ class _SentencePiece(TextTokenizer):
         return _known_id(found if known else None, piece, option, path)
 
     def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        strings = texts.to_pylist()
         ids = self._processor.encode(
-            strings, num_threads=self._threads, add_bos=False, add_eos=False
+            texts.to_pylist(), num_threads=self._threads, add_bos=False, add_eos=False
         )
-        if self.bos_id is not None or self.eos_id is not None:
-            first = [self.bos_id] if self.bos_id is not None else []
-            last = [self.eos_id] if self.eos_id is not None else []
-            ids = [[*first, *one, *last] for one in ids]
-        return _flat(ids)
+        return _around(*_flat(ids), self)
 
 
 def _usable_cpus() -> int:
