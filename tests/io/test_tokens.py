@@ -436,24 +436,14 @@ def test_a_run_folder_gives_its_kept_documents(bpe: Path, tmp_path: Path) -> Non
 
 
 def test_ray_tasks_write_the_same_files(bpe: Path, tmp_path: Path) -> None:
-    pile = shared_file("web/pile-sample-1000.jsonl")
+    inputs = two_sources(tmp_path)
     options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), seed=5, max_tokens_per_file=200_000)
-    spec = InputSpec(text_field="contents")
-    # the C4 file has no "contents": read both through one field, each in its own folder
-    c4_dir, pile_dir = tmp_path / "in" / "c4", tmp_path / "in" / "pile"
-    c4_dir.mkdir(parents=True), pile_dir.mkdir(parents=True)
-    rows = [json.loads(line) for line in gzip.open(c4(), "rt", encoding="utf-8")]
-    (c4_dir / "c4.jsonl").write_text(
-        "".join(json.dumps({"contents": r["text"]}) + "\n" for r in rows)
-    )
-    (pile_dir / "pile.jsonl").write_bytes(pile.read_bytes())
-    inputs = [c4_dir, pile_dir]
-    local = quiet(inputs, tmp_path / "local", options, spec=spec)
-    ray = quiet(inputs, tmp_path / "ray", options, spec=spec, executor="ray", workers=2)
+    local = quiet([inputs], tmp_path / "local", options)
+    ray = quiet([inputs], tmp_path / "ray", options, executor="ray", workers=2)
     assert [f["name"] for f in local["files"]] == [f["name"] for f in ray["files"]]
     assert {f["source"] for f in local["files"]} == {
-        str(c4_dir / "c4.jsonl"),
-        str(pile_dir / "pile.jsonl"),
+        str(inputs / "a.jsonl"),
+        str(inputs / "b.jsonl"),
     }
     for f in local["files"]:
         for suffix in ("", ".index", ".metadata"):
