@@ -500,8 +500,9 @@ def _fasttext_overrides(args: tuple[str, ...]) -> dict[str, object]:
     return overrides
 
 
-def _train_lm_task(texts: list[str], output: str, options: dict) -> dict:
-    """Run ``train_lm`` (locally, or inside a Ray task, recording the GPUs Ray gave it)."""
+def _train_lm_task(texts: list[str] | None, output: str, options: dict) -> dict:
+    """Run ``train_lm`` on ``texts``, or on ``options["tokens"]`` (locally, or inside a
+    Ray task, recording the GPUs Ray gave it)."""
     from curation.lm.train import TrainConfig, train_lm
     from curation.runtime.executors import ray_gpu_ids
 
@@ -521,6 +522,12 @@ def _print_flush(message: str) -> None:
 @click.option(
     "--input", "inputs", multiple=True, help=f"training text (any format); {_MORE_INPUTS}"
 )
+@click.option(
+    "--tokens",
+    type=click.Path(exists=True, file_okay=False),
+    help="train on this `curate tokenize` folder instead, memory-mapped (tokenized with "
+    "--bos '<s>' --eos '</s>' by a train-lm tokenizer, which the model then uses)",
+)
 @click.option("--output", required=True, type=LocalPath(file_okay=False), help="checkpoint folder")
 @click.option("--init", type=click.Path(file_okay=False), help="fine-tune this checkpoint")
 @click.option("--config", "preset", default="small", show_default=True, help="tiny, small, 25m")
@@ -528,13 +535,21 @@ def _print_flush(message: str) -> None:
     "--tokenizer",
     "tokenizer_from",
     type=click.Path(exists=True),
-    help="reuse this checkpoint's tokenizer (or a tokenizer.model) for a fresh model",
+    help="reuse this checkpoint's tokenizer (or a tokenizer.model) for a fresh model; with "
+    "--tokens, where the tokenizer the folder names has moved",
 )
 @click.option("--steps", type=int, default=500, show_default=True, help="optimizer steps")
 @click.option("--epochs", type=float, help="passes over the data (instead of --steps)")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="sequences a step")
 @click.option("--lr", type=float, default=3e-3, show_default=True, help="peak learning rate")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="fraction of the documents held out for the held-out loss",
+)
 @click.option("--vocab-size", type=int, default=8000, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
 @click.option(
@@ -567,6 +582,7 @@ def _print_flush(message: str) -> None:
 def train_lm_command(
     more_inputs: tuple[str, ...],
     inputs: tuple[str, ...],
+    tokens: str | None,
     output: str,
     init: str | None,
     preset: str,
@@ -576,6 +592,7 @@ def train_lm_command(
     batch_size: int,
     lr: float,
     seed: int,
+    held_out: float,
     vocab_size: int,
     device: str,
     precision: str,
@@ -584,17 +601,22 @@ def train_lm_command(
     executor: str,
     ray_address: str | None,
 ) -> None:
-    """Pretrain a small GPT-style language model, or fine-tune one (--init)."""
+    """Pretrain a small GPT-style language model, or fine-tune one (--init), on text or
+    on token files (--tokens)."""
     from curation.io.inputs import InputError
     from curation.runtime.executors import ClusterUnreachable
     from curation.scoring.classifier import read_texts
 
-    inputs = tuple(_inputs(inputs, more_inputs))
+    if tokens and (inputs or more_inputs):
+        raise click.UsageError("give --tokens or --input, not both")
+    inputs = () if tokens else tuple(_inputs(inputs, more_inputs))
 
     try:
-        aside: Counter[str] = Counter()
-        texts = [t for t in read_texts(list(inputs), text_field, aside) if t and t.strip()]
-        _say_set_aside("--input", aside)
+        texts = None
+        if not tokens:
+            aside: Counter[str] = Counter()
+            texts = [t for t in read_texts(list(inputs), text_field, aside) if t and t.strip()]
+            _say_set_aside("--input", aside)
         if init:
             from curation.lm.train import check_checkpoint
 
@@ -605,13 +627,15 @@ def train_lm_command(
             "tokenizer_from": tokenizer_from,
             "vocab_size": vocab_size,
             "device": device,
-            "sources": list(inputs),
+            "sources": [str(Path(tokens).resolve())] if tokens else list(inputs),
+            "tokens": str(Path(tokens).resolve()) if tokens else None,
             "train": {
                 "steps": steps,
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "lr": lr,
                 "seed": seed,
+                "held_out": held_out,
                 "precision": precision,
                 "compile": compile_,
             },

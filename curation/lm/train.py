@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from curation.lm import PRECISIONS
+from curation.lm.corpus import Blocks, TensorBlocks, TokenCorpus, held_out_indices
 from curation.lm.model import GPT, PRESETS, LMConfig
 from curation.lm.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer, train_lm_tokenizer
 
@@ -175,13 +176,10 @@ def pack(documents: list[list[int]], seq_len: int) -> torch.Tensor:
 
 
 def split_held_out(texts: Sequence[str], fraction: float, seed: int) -> tuple[list, list]:
-    """(train, held-out) texts: a seeded random ``fraction`` of the documents held out
-    (at least one when there are two or more and fraction > 0)."""
-    order = np.random.default_rng(seed).permutation(len(texts))
-    count = min(len(texts) - 1, max(1, round(fraction * len(texts)))) if fraction > 0 else 0
-    held = set(order[:count].tolist())
-    train = [t for i, t in enumerate(texts) if i not in held]
-    return train, [texts[i] for i in sorted(held)]
+    """(train, held-out) texts, each in their order: ``held_out_indices`` held out."""
+    chosen = held_out_indices(len(texts), fraction, seed).tolist()
+    held = set(chosen)
+    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in chosen]
 
 
 def learning_rate(step: int, config: TrainConfig, total: int) -> float:
@@ -196,9 +194,10 @@ def learning_rate(step: int, config: TrainConfig, total: int) -> float:
 
 
 def train_lm(
-    texts: Sequence[str],
+    texts: Sequence[str] | None,
     output: str | Path,
     *,
+    tokens: str | Path | None = None,
     preset: str = "small",
     init: str | Path | None = None,
     tokenizer_from: str | Path | None = None,
@@ -209,7 +208,9 @@ def train_lm(
     placement: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train a model on ``texts`` and write its checkpoint folder to ``output``.
+    """Train a model on ``texts``, or on the token files of the ``curate tokenize`` folder
+    ``tokens`` (memory-mapped: see ``curation.lm.corpus``; ``texts`` None), and write its
+    checkpoint folder to ``output``.
 
     From scratch (the ``preset`` shape; a tokenizer trained on the training texts, or the
     one of ``tokenizer_from``, a checkpoint folder or a ``tokenizer.model`` file, so that
@@ -229,8 +230,20 @@ def train_lm(
     torch.manual_seed(train.seed)
     where = pick_device(device)
     bf16 = use_bf16(train.precision, where)
-    fit, held = split_held_out(list(texts), train.held_out, train.seed)
-    if not fit:
+    if (texts is None) == (tokens is None):
+        raise ValueError("train on texts or on a token folder: give one of them")
+    corpus = fit = held = None
+    if tokens is not None:
+        if init is None and preset not in PRESETS:
+            raise ValueError(f"unknown --config {preset!r}: use one of {', '.join(PRESETS)}")
+        given = Path(init) / TOKENIZER if init is not None else tokenizer_from
+        corpus = TokenCorpus(tokens, given)
+        held = held_out_indices(corpus.documents, train.held_out, train.seed)
+        documents = corpus.documents - len(held)
+    else:
+        fit, held = split_held_out(list(texts or ()), train.held_out, train.seed)
+        documents = len(fit)
+    if not documents:
         raise ValueError("no documents to train on")
     out.mkdir(parents=True, exist_ok=True)
     if init is not None:
@@ -240,17 +253,21 @@ def train_lm(
     else:
         if preset not in PRESETS:
             raise ValueError(f"unknown --config {preset!r}: use one of {', '.join(PRESETS)}")
-        if tokenizer_from is not None:
-            source = Path(tokenizer_from)
+        if corpus is not None or tokenizer_from is not None:
+            source = corpus.tokenizer_file if corpus is not None else Path(str(tokenizer_from))
             source = source / TOKENIZER if source.is_dir() else source
             tokenizer = load_tokenizer(source)
             (out / TOKENIZER).write_bytes(source.read_bytes())
         else:
-            tokenizer = train_lm_tokenizer(fit, out, vocab_size)
+            tokenizer = train_lm_tokenizer(fit or [], out, vocab_size)
         config = LMConfig(vocab_size=tokenizer.GetPieceSize(), **PRESETS[preset])
         model = GPT(config).to(where)
     config = model.config
-    blocks = pack(encode_documents(tokenizer, fit), config.seq_len)
+    blocks: Blocks
+    if corpus is not None:
+        blocks = corpus.blocks(held, config.seq_len)
+    else:
+        blocks = TensorBlocks(pack(encode_documents(tokenizer, fit or []), config.seq_len))
     if len(blocks) == 0:
         raise ValueError(f"the training text is shorter than one context ({config.seq_len})")
     steps = train.steps
@@ -258,8 +275,9 @@ def train_lm(
         steps = max(1, math.ceil(train.epochs * len(blocks) / train.batch_size))
     forward = compile_model(model, where, dynamic=False) if train.compile else model
     log(
-        f"train-lm: {model.parameter_count():,} parameters, {len(fit):,} documents, "
-        f"{blocks.numel():,} tokens in {len(blocks):,} blocks, {steps:,} steps on {where} "
+        f"train-lm: {model.parameter_count():,} parameters, {documents:,} documents, "
+        f"{len(blocks) * (config.seq_len + 1):,} tokens in {len(blocks):,} blocks"
+        f"{' (memory-mapped)' if corpus is not None else ''}, {steps:,} steps on {where} "
         f"({'bf16' if bf16 else 'fp32'}{', compiled' if train.compile else ''})"
     )
     note = precision_note(train.precision, where, config.d_model)
@@ -281,7 +299,7 @@ def train_lm(
     for step in range(steps):
         if cursor + train.batch_size > len(order):
             order, cursor = torch.randperm(len(blocks), generator=generator), 0
-        batch = blocks[order[cursor : cursor + train.batch_size]].to(where)
+        batch = blocks.take(order[cursor : cursor + train.batch_size]).to(where)
         cursor += train.batch_size
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, train, steps)
@@ -316,8 +334,9 @@ def train_lm(
             "preset": None if init else preset,
             "init": str(init) if init else None,
             "tokenizer_from": str(tokenizer_from) if tokenizer_from and not init else None,
-            "documents": len(fit),
+            "documents": documents,
             "held_out_documents": len(held),
+            "tokens": None if corpus is None else _corpus_record(corpus),
             "tokens_seen": seen,
             "final_train_loss": last_loss,
             "seconds": round(elapsed, 2),
@@ -329,9 +348,13 @@ def train_lm(
             "torch": torch.__version__,
         },
     }
-    if held:
+    if len(held):
         lm = LanguageModel(model, tokenizer, meta, where, bf16=bf16)
-        losses = document_losses(lm, held)
+        if corpus is not None:
+            held_texts, encoded = corpus.held_documents(held, tokenizer)
+            losses = document_losses(lm, held_texts, encoded=encoded)
+        else:
+            losses = document_losses(lm, held)
         total, chars = float(np.nansum(losses["loss_sum"])), int(losses["chars"].sum())
         meta["held_out"] = {
             "loss": total / max(1, int(losses["tokens"].sum())),
@@ -341,6 +364,16 @@ def train_lm(
         log(f"train-lm: held-out loss {held_loss:.3f}, {held_bpc:.3f} bits/char")
     save_lm(model, meta, out)
     return meta
+
+
+def _corpus_record(corpus: TokenCorpus) -> dict[str, Any]:
+    """What ``config.json`` says of a token folder trained on."""
+    return {
+        "folder": str(corpus.folder),
+        "documents": corpus.documents,
+        "tokens": corpus.tokens,
+        "tokenizer_sha256": corpus.sha256,
+    }
 
 
 def gpu_peak_flops(name: str) -> float | None:

@@ -23,6 +23,7 @@ from curation.cli import main
 from curation.lm.train import TrainConfig, train_lm
 from curation.runtime.run import RunOptions, run
 from tests.conftest import c4_texts, read_output, recipe_of, run_local, train_tiny_lm_on_ray
+from tests.lm.test_train import assert_same_weights
 
 pytestmark = pytest.mark.ray
 
@@ -58,6 +59,37 @@ def test_train_lm_asks_for_the_gpu_and_says_when_torch_cannot_use_it(
     assert training["device"] == "cpu"
     assert "Ray gave the task GPU 0, but torch there sees no CUDA device" in result.output
     assert "install a CUDA build of torch" in result.output
+
+
+@needs_cpu_torch
+def test_train_lm_on_token_files_as_a_ray_task_trains_the_local_model(
+    cluster_with_a_gpu: None, tmp_path: Path
+) -> None:
+    """--tokens with --executor ray: the task asks for the GPU, reads the memory-mapped
+    folder where it runs, and writes the weights the local run writes."""
+    from curation.io.tokens import TokenizeOptions, TokenizerSpec, tokenize
+
+    quick = TrainConfig(steps=5, batch_size=4, warmup_steps=2, seed=0)
+    train_lm(c4_texts(0, 100), tmp_path / "tok", preset="tiny", train=quick, vocab_size=600,
+             log=lambda m: None)  # fmt: skip
+    source = tmp_path / "d.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in c4_texts(100, 80)))
+    spec = TokenizerSpec(str(tmp_path / "tok"), "</s>", "<s>")
+    tokenize([str(source)], tmp_path / "t", TokenizeOptions(spec), progress=False)
+    runs = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        runs[executor] = CliRunner().invoke(
+            main,
+            ["train-lm", "--tokens", str(tmp_path / "t"), "--output", str(out), "--config",
+             "tiny", "--steps", "5", "--batch-size", "4", "--executor", executor],
+        )  # fmt: skip
+        assert runs[executor].exit_code == 0, runs[executor].output
+    assert "as a Ray task with num_gpus=1" in runs["ray"].output
+    training = json.loads((tmp_path / "ray" / "config.json").read_text())["training"]
+    assert training["placement"] == {"ray_gpu_ids": ["0"]}
+    assert training["tokens"]["folder"] == str((tmp_path / "t").resolve())
+    assert_same_weights(tmp_path / "local", tmp_path / "ray")
 
 
 def test_train_lm_errors_from_the_task_read_as_the_engines_own(
