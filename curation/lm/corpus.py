@@ -44,7 +44,7 @@ class Blocks(Protocol):
 
 @dataclass
 class TensorBlocks:
-    """Blocks held in one tensor (``pack``'s)."""
+    """Blocks held in one tensor (``pack``'s, of any integer type)."""
 
     blocks: torch.Tensor
 
@@ -52,7 +52,7 @@ class TensorBlocks:
         return len(self.blocks)
 
     def take(self, which: torch.Tensor) -> torch.Tensor:
-        return self.blocks[which]
+        return self.blocks[which].long()
 
 
 def held_out_indices(documents: int, fraction: float, seed: int) -> np.ndarray:

@@ -22,6 +22,7 @@ faster (benchmarks/RESULTS.md), so it is for GPUs, where it is not measured yet.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -170,7 +171,27 @@ def pack(documents: list[list[int]], seq_len: int) -> torch.Tensor:
     """Concatenate documents and cut the stream into blocks of ``seq_len + 1`` ids (inputs
     are a block's first ``seq_len``, targets its last); the tail shorter than a block is
     left out. Shape (blocks, seq_len + 1), int64."""
-    stream = np.fromiter((i for doc in documents for i in doc), dtype=np.int64)
+    return _cut(np.fromiter(itertools.chain.from_iterable(documents), np.int64), seq_len)
+
+
+#: Texts encoded at a time by ``pack_texts``.
+ENCODE_CHUNK = 1000
+
+
+def pack_texts(tokenizer: Any, texts: Sequence[str], seq_len: int) -> TensorBlocks:
+    """``pack`` of the texts' ``encode_documents`` ids, held as int32: the texts are
+    encoded ``ENCODE_CHUNK`` at a time, so the ids take 4 bytes a token, not the 36 or so
+    of a list of Python ints for all of them (measured: 4.3 GiB for 228 MB of text)."""
+    parts = []
+    for at in range(0, len(texts), ENCODE_CHUNK):
+        documents = encode_documents(tokenizer, texts[at : at + ENCODE_CHUNK])
+        parts.append(np.fromiter(itertools.chain.from_iterable(documents), np.int32))
+    stream = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    del parts
+    return TensorBlocks(_cut(stream, seq_len))
+
+
+def _cut(stream: np.ndarray, seq_len: int) -> torch.Tensor:
     blocks = len(stream) // (seq_len + 1)
     return torch.from_numpy(stream[: blocks * (seq_len + 1)].reshape(blocks, seq_len + 1))
 
@@ -267,7 +288,7 @@ def train_lm(
     if corpus is not None:
         blocks = corpus.blocks(held, config.seq_len)
     else:
-        blocks = TensorBlocks(pack(encode_documents(tokenizer, fit or []), config.seq_len))
+        blocks = pack_texts(tokenizer, fit or [], config.seq_len)
     if len(blocks) == 0:
         raise ValueError(f"the training text is shorter than one context ({config.seq_len})")
     steps = train.steps

@@ -130,6 +130,22 @@ def test_packing_and_schedule() -> None:
     assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
 
 
+def test_texts_packed_a_chunk_at_a_time_are_packed_whole(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pack_texts, encoding a few texts at a time into int32, cuts the blocks that
+    packing every text's ids at once cuts, across the chunks' edges."""
+    from curation.lm import train
+
+    tokenizer, texts = load_lm(tiny, "cpu").tokenizer, c4_texts(0, 50)
+    whole = pack(train.encode_documents(tokenizer, texts), seq_len=100)
+    monkeypatch.setattr(train, "ENCODE_CHUNK", 7)
+    chunked = train.pack_texts(tokenizer, texts, seq_len=100)
+    assert chunked.blocks.dtype == torch.int32 and len(chunked) == len(whole) > 40
+    taken = chunked.take(torch.arange(len(whole)))
+    assert taken.dtype == torch.int64 and torch.equal(taken, whole)
+
+
 def test_model_is_causal() -> None:
     torch.manual_seed(0)
     model = GPT(LMConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=2, seq_len=16)).eval()
