@@ -566,6 +566,13 @@ def _print_flush(message: str) -> None:
     is_flag=True,
     help="torch.compile the model: tens of seconds up front, for GPUs (no faster on a small CPU)",
 )
+@click.option(
+    "--save-state-every",
+    "state_every",
+    type=click.IntRange(min=1),
+    help="steps between two saved states of the training, from which a stopped one goes "
+    "on when the same command runs again [default: every 5 minutes, and at Ctrl-C]",
+)
 @click.option("--text-field", default="text", show_default=True)
 @click.option(
     "--executor",
@@ -597,13 +604,16 @@ def train_lm_command(
     device: str,
     precision: str,
     compile_: bool,
+    state_every: int | None,
     text_field: str,
     executor: str,
     ray_address: str | None,
 ) -> None:
     """Pretrain a small GPT-style language model, or fine-tune one (--init), on text or
-    on token files (--tokens)."""
+    on token files (--tokens). A stopped training (Ctrl-C, a lost machine) goes on from
+    its last saved state when the same command runs again."""
     from curation.io.inputs import InputError
+    from curation.lm.resume import WORK, TrainingStopped
     from curation.runtime.executors import ClusterUnreachable
     from curation.scoring.classifier import read_texts
 
@@ -629,6 +639,8 @@ def train_lm_command(
             "device": device,
             "sources": [str(Path(tokens).resolve())] if tokens else list(inputs),
             "tokens": str(Path(tokens).resolve()) if tokens else None,
+            "state_every": state_every,
+            "stop_on_ctrl_c": not (executor == "ray" or ray_address),
             "train": {
                 "steps": steps,
                 "epochs": epochs,
@@ -668,6 +680,16 @@ def train_lm_command(
             meta = _train_lm_task(texts, output, options)
     except (InputError, ValueError, FileExistsError, ClusterUnreachable) as err:
         raise click.ClickException(str(err)) from None
+    except TrainingStopped as stopped:
+        click.echo(f"\ninterrupted: {stopped}", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ninterrupted: the training's last saved state, if it saved one, is in "
+            f"{Path(output) / WORK}; run the same command to go on from it",
+            err=True,
+        )
+        sys.exit(130)
     training = meta["training"]
     given = training.get("placement", {}).get("ray_gpu_ids", [])
     if given and training["device"] == "cpu":

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from curation.lm import PRECISIONS
+from curation.io.tokens import MANIFEST, file_sha256
+from curation.lm import PRECISIONS, resume
 from curation.lm.corpus import Blocks, TensorBlocks, TokenCorpus, held_out_indices
 from curation.lm.model import GPT, PRESETS, LMConfig
 from curation.lm.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer, train_lm_tokenizer
@@ -228,6 +229,9 @@ def train_lm(
     sources: Sequence[str] = (),
     placement: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    state_every: int | None = None,
+    stop_on_ctrl_c: bool = False,
+    replace_other: bool = False,
 ) -> dict[str, Any]:
     """Train a model on ``texts``, or on the token files of the ``curate tokenize`` folder
     ``tokens`` (memory-mapped: see ``curation.lm.corpus``; ``texts`` None), and write its
@@ -243,10 +247,17 @@ def train_lm(
     FLOPs utilisation too), held-out loss and bits per character. ``placement`` (for
     example the GPUs Ray gave the task) is recorded as given under
     ``training.placement``.
+
+    A stopped training goes on when run again with the same data and settings
+    (``curation.lm.resume``): its state is saved every ``state_every`` steps (None: every
+    ``STATE_EVERY_S`` seconds of training) and, with ``stop_on_ctrl_c``, when Ctrl-C
+    stops it (``TrainingStopped``). ``output`` must be empty or hold a stopped training
+    of the same plan; with ``replace_other`` a stopped training of another plan there is
+    removed instead of refused.
     """
     train = train or TrainConfig()
     out = Path(output)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(out.iterdir()) and not (out / resume.WORK).is_dir():
         raise FileExistsError(f"{out} exists and is not empty: choose another --output")
     torch.manual_seed(train.seed)
     where = pick_device(device)
@@ -266,7 +277,8 @@ def train_lm(
         documents = len(fit)
     if not documents:
         raise ValueError("no documents to train on")
-    out.mkdir(parents=True, exist_ok=True)
+    plan = _plan(texts, corpus, preset, init, tokenizer_from, vocab_size, train)
+    saved = resume.prepare(out, plan, replace_other)
     if init is not None:
         start = load_lm(init, device=str(where))
         model, tokenizer = start.model, start.tokenizer
@@ -274,7 +286,9 @@ def train_lm(
     else:
         if preset not in PRESETS:
             raise ValueError(f"unknown --config {preset!r}: use one of {', '.join(PRESETS)}")
-        if corpus is not None or tokenizer_from is not None:
+        if saved is not None and corpus is None and tokenizer_from is None:
+            tokenizer = load_tokenizer(out / TOKENIZER)  # trained before the stop
+        elif corpus is not None or tokenizer_from is not None:
             source = corpus.tokenizer_file if corpus is not None else Path(str(tokenizer_from))
             source = source / TOKENIZER if source.is_dir() else source
             tokenizer = load_tokenizer(source)
@@ -304,46 +318,74 @@ def train_lm(
     note = precision_note(train.precision, where, config.d_model)
     if note:
         log(f"train-lm: {note}")
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    other = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": train.weight_decay}, {"params": other}],
-        lr=train.lr,
-        betas=(0.9, 0.95),
-        weight_decay=0.0,
-    )
+    optimizer = _optimizer(model, train)
     generator = torch.Generator().manual_seed(train.seed)
     order = torch.randperm(len(blocks), generator=generator)
-    cursor, seen, last_loss = 0, 0, float("nan")
-    untimed, started = 0, time.perf_counter()  # tokens not timed, and when timing began
+    first, cursor, seen, last_loss = 0, 0, 0, float("nan")
+    timed_before = {"tokens": 0, "seconds": 0.0}  # timed before a stop
+    if saved is not None:
+        resume.restore(saved, model, optimizer, generator)
+        first, cursor, seen = saved["step"], saved["cursor"], saved["seen"]
+        order, last_loss, timed_before = saved["order"], saved["last_loss"], saved["timed"]
+        log(f"train-lm: going on from step {first:,} of {steps:,} (the state in {out})")
+    untimed, started = seen, time.perf_counter()  # tokens not timed, and when timing began
+    last_saved = started
     model.train()
-    for step in range(steps):
-        if cursor + train.batch_size > len(order):
-            order, cursor = torch.randperm(len(blocks), generator=generator), 0
-        batch = blocks.take(order[cursor : cursor + train.batch_size]).to(where)
-        cursor += train.batch_size
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, train, steps)
-        with torch.autocast(where.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = forward(batch[:, :-1])
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-        optimizer.step()
-        seen += batch[:, 1:].numel()
-        if step % max(1, steps // 10) == 0 or step == steps - 1:
-            last_loss = loss.item()
-            rate = (seen - untimed) / (time.perf_counter() - started)
-            log(f"train-lm: step {step + 1:,}/{steps:,} loss {last_loss:.3f} {rate:,.0f} tokens/s")
-        if step == 0 and steps > 1:  # compiling and warm-up end with the first step
-            if where.type == "cuda":
-                torch.cuda.synchronize()
-            untimed, started = seen, time.perf_counter()
+    with resume.stop_requests(stop_on_ctrl_c) as stop:
+        for step in range(first, steps):
+            if cursor + train.batch_size > len(order):
+                order, cursor = torch.randperm(len(blocks), generator=generator), 0
+            batch = blocks.take(order[cursor : cursor + train.batch_size]).to(where)
+            cursor += train.batch_size
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, train, steps)
+            with torch.autocast(where.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = forward(batch[:, :-1])
+            loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+            optimizer.step()
+            seen += batch[:, 1:].numel()
+            if step % max(1, steps // 10) == 0 or step == steps - 1:
+                last_loss = loss.item()
+                rate = (seen - untimed) / (time.perf_counter() - started)
+                done = f"step {step + 1:,}/{steps:,} loss {last_loss:.3f}"
+                log(f"train-lm: {done} {rate:,.0f} tokens/s")
+            if step == first and steps - first > 1:  # compiling and warm-up end here
+                if where.type == "cuda":
+                    torch.cuda.synchronize()
+                untimed, started = seen, time.perf_counter()
+            now = time.perf_counter()
+            due = (
+                (now - last_saved >= resume.STATE_EVERY_S)
+                if state_every is None
+                else ((step + 1) % state_every == 0)
+            )
+            if step + 1 < steps and (due or stop.is_set()):
+                timed = {
+                    "tokens": timed_before["tokens"] + seen - untimed,
+                    "seconds": timed_before["seconds"] + (now - started if seen > untimed else 0.0),
+                }
+                resume.save_state(
+                    out,
+                    {
+                        **resume.carried_state(model, optimizer, generator),
+                        "step": step + 1,
+                        "cursor": cursor,
+                        "order": order,
+                        "seen": seen,
+                        "last_loss": last_loss,
+                        "timed": timed,
+                    },
+                )
+                last_saved = time.perf_counter()
+                if stop.is_set():
+                    raise resume.TrainingStopped(out, step + 1, steps)
     if where.type == "cuda":
         torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    tokens_per_s = (seen - untimed) / elapsed
+    elapsed = timed_before["seconds"] + time.perf_counter() - started
+    tokens_per_s = (timed_before["tokens"] + seen - untimed) / elapsed
     peak = gpu_peak_flops(_device_name(where)) if bf16 else None
     meta: dict[str, Any] = {
         "model": config.to_dict(),
@@ -373,18 +415,70 @@ def train_lm(
         lm = LanguageModel(model, tokenizer, meta, where, bf16=bf16)
         if corpus is not None:
             held_texts, encoded = corpus.held_documents(held, tokenizer)
-            losses = document_losses(lm, held_texts, encoded=encoded)
+            meta["held_out"] = _held_out_loss(lm, held_texts, encoded)
         else:
-            losses = document_losses(lm, held)
-        total, chars = float(np.nansum(losses["loss_sum"])), int(losses["chars"].sum())
-        meta["held_out"] = {
-            "loss": total / max(1, int(losses["tokens"].sum())),
-            "bits_per_char": total / math.log(2) / max(1, chars),
-        }
+            meta["held_out"] = _held_out_loss(lm, held, None)
         held_loss, held_bpc = meta["held_out"]["loss"], meta["held_out"]["bits_per_char"]
         log(f"train-lm: held-out loss {held_loss:.3f}, {held_bpc:.3f} bits/char")
     save_lm(model, meta, out)
+    resume.finish(out)
     return meta
+
+
+def _optimizer(model: GPT, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only (not on norms' gains)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay}, {"params": other}],
+        lr=train.lr,
+        betas=(0.9, 0.95),
+        weight_decay=0.0,
+    )
+
+
+def _held_out_loss(
+    lm: LanguageModel, texts: Sequence[str], encoded: list[list[int]] | None
+) -> dict[str, float]:
+    """The held-out documents' loss per token and bits per character, over all of them."""
+    losses = document_losses(lm, texts, encoded=encoded)
+    total, chars = float(np.nansum(losses["loss_sum"])), int(losses["chars"].sum())
+    return {
+        "loss": total / max(1, int(losses["tokens"].sum())),
+        "bits_per_char": total / math.log(2) / max(1, chars),
+    }
+
+
+def _plan(
+    texts: Sequence[str] | None,
+    corpus: TokenCorpus | None,
+    preset: str,
+    init: str | Path | None,
+    tokenizer_from: str | Path | None,
+    vocab_size: int,
+    train: TrainConfig,
+) -> dict[str, Any]:
+    """What decides a training: a stopped one goes on only under the same plan
+    (``curation.lm.resume``). The data by its SHA-256 (a token folder by its
+    ``tokenize.json``'s), the starting checkpoint by its weights', the tokenizer given by
+    its file's."""
+    if corpus is not None:
+        data = {
+            "tokens": str(corpus.folder.resolve()),
+            "tokenize_json_sha256": file_sha256(corpus.folder / MANIFEST),
+        }
+    else:
+        data = {"documents": len(texts or ()), "texts_sha256": resume.texts_sha256(texts or ())}
+    start: dict[str, Any]
+    if init is not None:
+        start = {"init": str(init), "weights_sha256": file_sha256(Path(init) / WEIGHTS)}
+    elif corpus is not None or tokenizer_from is not None:
+        given = corpus.tokenizer_file if corpus is not None else Path(str(tokenizer_from))
+        given = given / TOKENIZER if given.is_dir() else given
+        start = {"preset": preset, "tokenizer_sha256": file_sha256(given)}
+    else:
+        start = {"preset": preset, "vocab_size": vocab_size}
+    return {"data": data, **start, "train": asdict(train)}
 
 
 def _corpus_record(corpus: TokenCorpus) -> dict[str, Any]:

@@ -240,10 +240,13 @@ def _build(
     if spec.kind == "train_lm":
         import shutil
 
+        from curation.lm.resume import WORK
         from curation.lm.train import TrainConfig, train_lm
 
         out = Path(spec.path)
-        if out.exists():  # a build cut short: start it again
+        # a model built before goes; a build stopped goes on from its state when it trains
+        # the same (train_lm replaces a stopped training of other data or settings)
+        if out.exists() and ((out / "config.json").exists() or not (out / WORK).is_dir()):
             shutil.rmtree(out)
         train = TrainConfig(
             steps=p.steps,
@@ -266,6 +269,8 @@ def _build(
             device=p.device,
             log=log,
             sources=[str(i) for i in sources],
+            stop_on_ctrl_c=True,
+            replace_other=True,
         )
     else:
         from curation.selectors.preselect import train_preselect

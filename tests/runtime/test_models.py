@@ -91,3 +91,31 @@ def test_a_model_is_built_again_when_its_entry_or_what_it_comes_from_changed(
     del record["entry"]["precision"], record["entry"]["compile"]
     Path("m/prior.build.json").write_text(json.dumps(record))
     assert build(section(6)) == ["models: reusing m/prior", "models: reusing m/conditional"]
+
+
+def test_a_model_build_stopped_by_ctrl_c_goes_on_when_built_again(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a model trains saves its state; the next build of the same entry goes
+    on from that step (before, a build cut short started again from nothing)."""
+    import signal
+
+    from curation.lm.resume import TrainingStopped
+
+    monkeypatch.chdir(tmp_path)
+    with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
+        texts = [json.loads(line)["text"] for line in handle][:200]
+    Path("pool.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:150]))
+    Path("target.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[150:]))
+
+    def interrupt(message: str) -> None:
+        if "step 9/20" in message:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(TrainingStopped, match="after step 9 of 20"):
+        build_models(section(20)[:1], ["pool.jsonl"], "text", log=interrupt)
+    said: list[str] = []
+    build_models(section(20)[:1], ["pool.jsonl"], "text", log=said.append)
+    assert "models: building m/prior (train_lm)" in said
+    assert any("going on from step 9 of 20" in line for line in said)
+    assert Path("m/prior/config.json").is_file() and not Path("m/prior/_work").exists()
