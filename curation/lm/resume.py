@@ -65,7 +65,13 @@ def prepare(output: Path, plan: dict[str, Any], replace_other: bool = False) -> 
         stopped = (work / PLAN).is_file() and not (output / "config.json").exists()
         same = stopped and json.loads((work / PLAN).read_text(encoding="utf-8")) == plan
         if same and (work / STATE).is_file():
-            return torch.load(work / STATE, map_location="cpu", weights_only=False)
+            try:
+                return torch.load(work / STATE, map_location="cpu", weights_only=True)
+            except Exception as err:  # torch raises several kinds for a damaged file
+                raise ValueError(
+                    f"{work / STATE} cannot be read ({err}): remove {output} to train "
+                    "from the start"
+                ) from None
         if same or (stopped and replace_other):  # stopped before its first state: again
             shutil.rmtree(output)
         elif stopped:

@@ -97,6 +97,11 @@ def test_another_training_in_the_folder_is_refused_or_replaced(tmp_path: Path) -
         with pytest.raises(FileExistsError, match=r"holds a stopped training of other data"):
             train_lm(other.get("texts", texts), out, preset="tiny", train=other["train"],
                      vocab_size=600, log=quiet)  # fmt: skip
+    state = out / "_work" / "state.pt"
+    saved = state.read_bytes()
+    state.write_bytes(saved[: len(saved) // 2])
+    with pytest.raises(ValueError, match=r"state.pt cannot be read .*: remove .* from the start"):
+        train_lm(texts, out, preset="tiny", train=QUICK, vocab_size=600, log=quiet)
     said: list[str] = []
     train_lm(texts, out, preset="tiny", train=reseeded, vocab_size=600, replace_other=True,
              log=said.append)  # fmt: skip
