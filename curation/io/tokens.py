@@ -868,7 +868,7 @@ def _plan(
         "sources": sources,
         "files": [[f.url, f.version] for f in files],
         "input": spec.model_dump(mode="json"),
-        "tokenizer": {"file": str(path), "sha256": file_sha256(path)},
+        "tokenizer": {"file": str(path.resolve()), "sha256": file_sha256(path)},
         "bos": options.tokenizer.bos,
         "eos": options.tokenizer.eos,
         "shuffle": options.shuffle,

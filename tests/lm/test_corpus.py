@@ -200,3 +200,15 @@ def test_cli_train_lm_on_tokens(tok: Path, tmp_path: Path) -> None:
     )
     assert bare.exit_code == 1 and "tokenize.json is missing" in bare.output
     assert "Traceback" not in bare.output
+
+
+def test_the_tokenizer_is_found_from_any_folder(
+    tok: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tokenize.json names the tokenizer by its absolute path, so train-lm finds it from
+    another working folder than the one `curate tokenize` ran in."""
+    source = write_jsonl(tmp_path / "d.jsonl", c4_texts(0, 20))
+    monkeypatch.chdir(tok.parent)
+    tokens_of(source, tmp_path / "t", Path(tok.name))  # a relative --tokenizer
+    monkeypatch.chdir(tmp_path)
+    assert TokenCorpus(tmp_path / "t").tokenizer_file == tok / "tokenizer.model"
