@@ -146,6 +146,30 @@ def test_texts_packed_a_chunk_at_a_time_are_packed_whole(
     assert taken.dtype == torch.int64 and torch.equal(taken, whole)
 
 
+def test_progress_lines_say_how_long_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line every tenth of the steps and at least every LOG_EVERY_S seconds, each but
+    the last with the time left at the rate so far."""
+    from curation.lm import train
+
+    said: list[str] = []
+    quick = TrainConfig(steps=20, batch_size=4, warmup_steps=2, seed=0)
+    train_lm(c4_texts(0, 60), tmp_path / "a", preset="tiny", train=quick, vocab_size=500,
+             log=said.append)  # fmt: skip
+    steps = [line for line in said if " step " in line]
+    assert len(steps) == 11 and all(line.endswith(" left") for line in steps[:-1])
+    assert steps[-1].startswith("train-lm: step 20/20 ") and "left" not in steps[-1]
+    monkeypatch.setattr(train, "LOG_EVERY_S", 0.0)
+    said.clear()
+    train_lm(c4_texts(0, 60), tmp_path / "b", preset="tiny", train=quick, vocab_size=500,
+             log=said.append)  # fmt: skip
+    assert len([line for line in said if " step " in line]) == 20
+    assert [train.duration(s) for s in (40, 89.6, 720, 5400, 12600)] == [
+        "40 s", "90 s", "12 min", "1.5 h", "3.5 h"
+    ]  # fmt: skip
+
+
 def test_model_is_causal() -> None:
     torch.manual_seed(0)
     model = GPT(LMConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=2, seq_len=16)).eval()
