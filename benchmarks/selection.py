@@ -60,7 +60,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import SHARED, documents
 from curation.lm.tokenizer import train_lm_tokenizer
-from curation.lm.train import TrainConfig, document_losses, load_lm, train_lm
+from curation.lm.train import TrainConfig, document_losses, load_lm, text_loss, train_lm
 from curation.scoring.classifier import (
     flatten,
     load_classifier,
@@ -226,10 +226,10 @@ def warnings_only(message: str) -> None:
 
 
 def held_out_loss(folder: Path, texts: list[str]) -> tuple[float, float]:
-    """(nats per token, bits per character) of the model over ``texts`` as a whole."""
-    losses = document_losses(load_lm(folder, "cpu"), texts)
-    total = float(np.nansum(losses["loss_sum"]))
-    return total / losses["tokens"].sum(), total / math.log(2) / losses["chars"].sum()
+    """(nats per token, bits per character) of the model over ``texts`` as a whole
+    (what `curate eval-lm` prints)."""
+    whole = text_loss(load_lm(folder, "cpu"), texts)
+    return float(whole["loss"]), float(whole["bits_per_char"])
 
 
 def multiplier(loss: float, curve: list[tuple[float, float]], tau: float) -> str:

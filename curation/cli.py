@@ -709,6 +709,70 @@ def train_lm_command(
     )
 
 
+@main.command("eval-lm")
+@_more_inputs
+@click.option(
+    "--input", "inputs", multiple=True, help=f"text to score (any format); {_MORE_INPUTS}"
+)
+@click.option(
+    "--model", "models", multiple=True, required=True, help="a train-lm checkpoint (repeatable)"
+)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+    help="bf16 autocast; auto: bf16 on a GPU with native bf16, fp32 on the CPU",
+)  # fmt: skip
+@click.option("--batch-size", type=int, default=32, show_default=True, help="windows a batch")
+@click.option("--json", "json_out", type=LocalPath(dir_okay=False), help="also write the table")
+def eval_lm_command(
+    more_inputs: tuple[str, ...],
+    inputs: tuple[str, ...],
+    models: tuple[str, ...],
+    text_field: str,
+    device: str,
+    precision: str,
+    batch_size: int,
+    json_out: str | None,
+) -> None:
+    """Each model's loss on the input text as a whole: nats per token and bits per
+    character (the target scores PreSelect's --reference takes, as minus bits/char)."""
+    from curation.io.inputs import InputError
+    from curation.lm.train import check_checkpoint, encode_present, load_lm, text_loss
+    from curation.scoring.classifier import read_texts
+
+    inputs = tuple(_inputs(inputs, more_inputs))
+    try:
+        for folder in models:
+            check_checkpoint(folder)
+        aside: Counter[str] = Counter()
+        texts = [t for t in read_texts(list(inputs), text_field, aside) if t and t.strip()]
+        _say_set_aside("--input", aside)
+        if not texts:
+            raise ValueError(f"no text to score in {', '.join(inputs)}")
+        rows, encoding = [], (b"", [])  # a tokenizer and the texts' ids, for the next model
+        for folder in models:
+            lm = load_lm(folder, device=device, precision=precision)
+            proto = lm.tokenizer.serialized_model_proto()
+            if proto != encoding[0]:  # models that share a tokenizer share one encoding
+                encoding = (proto, encode_present(lm, texts))
+            rows.append({"model": folder, **text_loss(lm, texts, batch_size, encoding[1])})
+    except (InputError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    width = max(len("model"), *(len(r["model"]) for r in rows))
+    click.echo(f"{'model':<{width}}  {'documents':>9}  {'tokens':>11}  loss/token  bits/char")
+    for r in rows:
+        click.echo(
+            f"{r['model']:<{width}}  {r['documents']:>9,}  {r['tokens']:>11,}  "
+            f"{r['loss']:>10.4f}  {r['bits_per_char']:>9.4f}"
+        )
+    references = " ".join(f"--reference {r['model']}={-r['bits_per_char']:.4f}" for r in rows)
+    click.echo(f"as PreSelect's target scores (minus bits/char): {references}", err=True)
+    if json_out:
+        data = {"inputs": list(inputs), "text_field": text_field, "models": rows}
+        Path(json_out).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 @main.command("train-preselect")
 @_more_inputs
 @click.option("--input", "inputs", multiple=True, help=f"documents to learn from; {_MORE_INPUTS}")

@@ -456,11 +456,30 @@ def _held_out_loss(
     lm: LanguageModel, texts: Sequence[str], encoded: list[list[int]] | None
 ) -> dict[str, float]:
     """The held-out documents' loss per token and bits per character, over all of them."""
-    losses = document_losses(lm, texts, encoded=encoded)
-    total, chars = float(np.nansum(losses["loss_sum"])), int(losses["chars"].sum())
+    whole = text_loss(lm, texts, encoded=encoded)
+    return {"loss": whole["loss"], "bits_per_char": whole["bits_per_char"]}
+
+
+def text_loss(
+    lm: LanguageModel,
+    texts: Sequence[str | None],
+    batch_size: int = 32,
+    encoded: list[list[int]] | None = None,
+) -> dict[str, float | int]:
+    """The model's loss on ``texts`` as one text: ``loss`` (nats per predicted token),
+    ``bits_per_char`` (over the documents' characters), and the ``documents`` (those with
+    text), ``tokens`` and ``chars`` it is taken over (``document_losses``'s sums; NaN
+    losses when no document has a token)."""
+    losses = document_losses(lm, texts, batch_size=batch_size, encoded=encoded)
+    scored = losses["tokens"] > 0
+    total = float(np.nansum(losses["loss_sum"]))
+    tokens, chars = int(losses["tokens"].sum()), int(losses["chars"][scored].sum())
     return {
-        "loss": total / max(1, int(losses["tokens"].sum())),
-        "bits_per_char": total / math.log(2) / max(1, chars),
+        "documents": int(scored.sum()),
+        "tokens": tokens,
+        "chars": chars,
+        "loss": total / tokens if tokens else math.nan,
+        "bits_per_char": total / math.log(2) / chars if chars else math.nan,
     }
 
 

@@ -170,6 +170,44 @@ def test_progress_lines_say_how_long_is_left(
     ]  # fmt: skip
 
 
+def test_eval_lm_scores_each_model_on_the_text_as_a_whole(tiny: Path, tmp_path: Path) -> None:
+    """`curate eval-lm`: loss per token and bits per character over all the documents
+    (text_loss's sums), one row per model; the model fine-tuned on a book scores lower
+    on unseen text of it; the rows as PreSelect's --reference scores and as JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from curation.cli import main
+    from curation.lm.train import text_loss
+
+    book = shared_file("reference/gutenberg-1342-pride-and-prejudice.txt").read_text("utf-8")
+    chunks = [book[i : i + 1500] for i in range(0, 150_000, 1500)]
+    train_lm(chunks[:60], tmp_path / "ft", init=tiny, train=QUICK, log=lambda m: None)
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps({"text": t}) + "\n" for t in [*chunks[60:], "  "]))
+    result = CliRunner().invoke(
+        main,
+        ["eval-lm", "--model", str(tiny), "--model", str(tmp_path / "ft"), "--input", str(held),
+         "--device", "cpu", "--json", str(tmp_path / "eval.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "eval.json").read_text())["models"]
+    assert [r["model"] for r in rows] == [str(tiny), str(tmp_path / "ft")]
+    direct = text_loss(load_lm(tiny, "cpu"), chunks[60:])
+    assert rows[0] == {"model": str(tiny), **direct}
+    assert direct["documents"] == 40 and direct["chars"] == sum(map(len, chunks[60:]))
+    losses = document_losses(load_lm(tiny, "cpu"), chunks[60:])
+    assert direct["loss"] == pytest.approx(losses["loss_sum"].sum() / losses["tokens"].sum())
+    assert rows[1]["loss"] < rows[0]["loss"] and rows[1]["tokens"] == rows[0]["tokens"]
+    line = next(x for x in result.output.splitlines() if x.startswith(str(tmp_path / "ft")))
+    assert f"{rows[1]['bits_per_char']:.4f}" in line
+    assert f"--reference {tiny}={-rows[0]['bits_per_char']:.4f}" in result.output
+
+    missing = CliRunner().invoke(main, ["eval-lm", "--model", str(tmp_path), "--input", str(held)])
+    assert missing.exit_code == 1 and "config.json is missing" in missing.output
+
+
 def test_model_is_causal() -> None:
     torch.manual_seed(0)
     model = GPT(LMConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=2, seq_len=16)).eval()
