@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.io.inputs import InputError, resolve_inputs
 from tests.conftest import recipe_of, run_local
@@ -95,3 +97,60 @@ def test_a_file_named_with_glob_characters_is_read_by_its_name(tmp_path: Path) -
     assert names(literal.parent) == ["crawl [2024]/part1.jsonl", "crawl [2024]/part[1].jsonl"]
     # a pattern that names no existing path is still a glob
     assert names(tmp_path / "crawl [[]2024]" / "part?.jsonl") == ["crawl [2024]/part1.jsonl"]
+
+
+def test_the_local_walk_lists_what_fsspec_find_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's own walk of a local folder: fsspec's find(detail=True), entry for
+    entry, in the fields the engine reads, links and hidden names included; a folder that
+    cannot be listed is an error naming it, where fsspec passes over it."""
+    import fsspec
+
+    from curation.io import inputs
+
+    data = tmp_path / "data"
+    for rel in ["a.jsonl", "sub/b.jsonl.gz", ".git/c", "sub/deeper/d.parquet", "_tmp/e"]:
+        doc(data / rel, rel)
+    (data / "empty").mkdir()
+    (data / "to-a.jsonl").symlink_to(data / "a.jsonl")
+    (data / "to-sub").symlink_to(data / "sub")
+    (data / "broken").symlink_to(tmp_path / "nowhere")
+    fs = fsspec.filesystem("file")
+    theirs, ours = fs.find(str(data), detail=True), inputs._find(fs, str(data))
+    assert list(ours) == list(theirs) and len(ours) == 8
+    for path, entry in theirs.items():
+        for field in ("name", "size", "type", "mtime", "islink"):
+            assert ours[path][field] == entry[field], (path, field)
+        assert ours[path].get("destination") == entry.get("destination")
+
+    real = os.scandir
+
+    def refused(path: str):  # what a folder without read permission does
+        if str(path).endswith("/sub"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    with pytest.raises(InputError, match=r"data/sub' cannot be listed \(Permission denied\)"):
+        resolve_inputs([str(data)])
+
+
+@settings(max_examples=300)
+@given(
+    stem=st.text(alphabet="ab.-_/", max_size=8),
+    extension=st.sampled_from(["", ".jsonl", ".JSON", ".ndjson", ".parquet", ".pq", ".warc",
+                               ".arc", ".wet", ".txt", ".text", ".md", ".csv", ".gz"]),
+    compression=st.sampled_from(["", ".gz", ".zst", ".ZSTD", ".bz2", ".xz", ".tar"]),
+)  # fmt: skip
+def test_a_names_format_is_decided_by_its_last_two_suffixes(
+    stem: str, extension: str, compression: str
+) -> None:
+    """detect_format, which asks once per ending, says what the name's whole lower-case
+    form says: a compression suffix taken off, then an extension."""
+    from curation.io.inputs import _EXTENSIONS, detect_format, name_stem
+
+    path = f"dir.jsonl/{stem}{extension}{compression}"
+    whole = name_stem(path)
+    expected = next((f for f, ends in _EXTENSIONS.items() if whole.endswith(ends)), None)
+    assert detect_format(path) == expected
