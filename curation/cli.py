@@ -738,7 +738,7 @@ def eval_lm_command(
     """Each model's loss on the input text as a whole: nats per token and bits per
     character (the target scores PreSelect's --reference takes, as minus bits/char)."""
     from curation.io.inputs import InputError
-    from curation.lm.train import check_checkpoint, encode_present, load_lm, text_loss
+    from curation.lm.train import check_checkpoint, models_text_loss
     from curation.scoring.classifier import read_texts
 
     inputs = tuple(_inputs(inputs, more_inputs))
@@ -750,13 +750,8 @@ def eval_lm_command(
         _say_set_aside("--input", aside)
         if not texts:
             raise ValueError(f"no text to score in {', '.join(inputs)}")
-        rows, encoding = [], (b"", [])  # a tokenizer and the texts' ids, for the next model
-        for folder in models:
-            lm = load_lm(folder, device=device, precision=precision)
-            proto = lm.tokenizer.serialized_model_proto()
-            if proto != encoding[0]:  # models that share a tokenizer share one encoding
-                encoding = (proto, encode_present(lm, texts))
-            rows.append({"model": folder, **text_loss(lm, texts, batch_size, encoding[1])})
+        losses = models_text_loss(models, texts, device, precision, batch_size)
+        rows = [{"model": folder, **loss} for folder, loss in zip(models, losses, strict=True)]
     except (InputError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     width = max(len("model"), *(len(r["model"]) for r in rows))
@@ -781,8 +776,16 @@ def eval_lm_command(
     "references",
     multiple=True,
     required=True,
-    help="CHECKPOINT=SCORE: a train-lm model and its target score (higher is better)",
+    help="CHECKPOINT=SCORE: a train-lm model and its target score (higher is better); "
+    "with --target, CHECKPOINT alone",
 )
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    help="text to score each --reference on (minus its bits per character), repeatable",
+)
+@click.option("--target-text-field", default="text", show_default=True)
 @click.option("--output", required=True, type=LocalPath(dir_okay=False), help="model.bin")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--text-field", default="text", show_default=True)
@@ -792,6 +795,8 @@ def train_preselect_command(
     more_inputs: tuple[str, ...],
     inputs: tuple[str, ...],
     references: tuple[str, ...],
+    targets: tuple[str, ...],
+    target_text_field: str,
     output: str,
     seed: int,
     text_field: str,
@@ -801,19 +806,24 @@ def train_preselect_command(
     """Fit PreSelect's fastText scorer from reference models' bits per character."""
     from curation.io.inputs import InputError
     from curation.scoring.classifier import read_texts
-    from curation.selectors.preselect import train_preselect
+    from curation.selectors.preselect import target_scores, train_preselect
 
     inputs = tuple(_inputs(inputs, more_inputs))
 
-    folders, scores = [], []
-    for item in references:
-        folder, _, score = item.rpartition("=")
+    folders, scores = list(references), []  # with --target, each is a checkpoint's path
+    for at, item in enumerate([] if targets else references):
+        folders[at], _, score = item.rpartition("=")
         try:
             scores.append(float(score))
         except ValueError:
-            raise click.UsageError(f"--reference {item!r}: expected CHECKPOINT=SCORE") from None
-        folders.append(folder)
+            raise click.UsageError(
+                f"--reference {item!r}: expected CHECKPOINT=SCORE, or give --target, text to "
+                "score each checkpoint on"
+            ) from None
     try:
+        if targets:
+            target = read_texts(list(targets), target_text_field)
+            scores = target_scores(folders, target, device, log=lambda m: click.echo(m, err=True))
         aside: Counter[str] = Counter()
         texts = list(read_texts(list(inputs), text_field, aside))
         _say_set_aside("--input", aside)

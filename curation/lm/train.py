@@ -452,6 +452,26 @@ def _optimizer(model: GPT, train: TrainConfig) -> torch.optim.AdamW:
     )
 
 
+def models_text_loss(
+    folders: Sequence[str | Path],
+    texts: Sequence[str | None],
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int = 32,
+) -> list[dict[str, float | int]]:
+    """``text_loss`` of each checkpoint in ``folders`` on ``texts``, in order; models that
+    share a tokenizer share one encoding of the texts, and one model is loaded at a time."""
+    rows, encoding = [], (b"", [])  # a tokenizer's bytes and the texts' ids under it
+    for folder in folders:
+        lm = load_lm(folder, device=device, precision=precision)
+        proto = lm.tokenizer.serialized_model_proto()
+        if proto != encoding[0]:
+            encoding = (proto, encode_present(lm, texts))
+        rows.append(text_loss(lm, texts, batch_size, encoding[1]))
+        del lm
+    return rows
+
+
 def _held_out_loss(
     lm: LanguageModel, texts: Sequence[str], encoded: list[list[int]] | None
 ) -> dict[str, float]:

@@ -12,7 +12,8 @@ stages:
 
 Kinds: ``train_lm`` (``curate train-lm``: a checkpoint folder) and ``train_preselect``
 (``curate train-preselect``: a fastText file; ``references`` maps checkpoint folders to
-their target scores). ``input: $input`` reads the run's own inputs. Models are built in
+their target scores, or lists them with ``target``, text on which each is scored as minus
+its bits per character). ``input: $input`` reads the run's own inputs. Models are built in
 the order listed, so one may start from another (``init``, ``tokenizer``, references).
 
 A model built here is recorded beside it (``<path>.build.json``): its entry and the
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curation.lm import Precision
 
@@ -76,11 +77,32 @@ class TrainLMSpec(_Inputs):
 
 
 class TrainPreselectSpec(_Inputs):
-    references: dict[str, float] = Field(..., min_length=2, description="checkpoint: score")
+    references: dict[str, float] | list[str] = Field(
+        ...,
+        min_length=2,
+        description="checkpoint: score, or checkpoints scored on target",
+    )
+    target: list[str] | None = Field(
+        None, description="text whose minus bits/char under each reference is its score"
+    )
+    target_text_field: str = Field("text", description="the target's text field")
     seed: int = 0
     fasttext_args: dict[str, int | float | str] = Field(
         default_factory=dict, description="fastText settings over PreSelect's (e.g. epoch: 25)"
     )
+
+    @model_validator(mode="after")
+    def _scores_or_target(self) -> TrainPreselectSpec:
+        if isinstance(self.references, list) and not self.target:
+            raise ValueError(
+                "references without scores need target: the text each is scored on "
+                "(or give each its score: {checkpoint: score})"
+            )
+        if isinstance(self.references, dict) and self.target:
+            raise ValueError(
+                "give references their scores or a target to measure them on, not both"
+            )
+        return self
 
 
 KINDS: dict[str, type[_Inputs]] = {"train_lm": TrainLMSpec, "train_preselect": TrainPreselectSpec}
@@ -187,6 +209,7 @@ def build_record(spec: ModelSpec, run_inputs: list[str], run_text_field: str) ->
     sources = [str(i) for i in (run_inputs if own else p.input)]
     starts = [getattr(p, "init", None), getattr(p, "tokenizer", None)]
     starts += list(getattr(p, "references", None) or {})
+    starts += list(getattr(p, "target", None) or [])  # what the references are scored on
     reads = file_versions([*sources, *(s for s in starts if s)])
     return {
         "kind": spec.kind,
@@ -273,13 +296,20 @@ def _build(
             replace_other=True,
         )
     else:
-        from curation.selectors.preselect import train_preselect
+        from curation.scoring.classifier import read_texts
+        from curation.selectors.preselect import target_scores, train_preselect
 
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
+        references = list(p.references)
+        if p.target:
+            target = read_texts(list(p.target), p.target_text_field)
+            scores = target_scores(references, target, log=log)
+        else:
+            scores = list(p.references.values())
         train_preselect(
             texts,
-            list(p.references),
-            list(p.references.values()),
+            references,
+            scores,
             spec.path,
             seed=p.seed,
             fasttext_args=dict(p.fasttext_args),

@@ -71,6 +71,26 @@ def choose_examples(
     return np.sort(positives), np.sort(negatives)
 
 
+def target_scores(
+    references: Sequence[str],
+    target_texts: Sequence[str | None],
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> list[float]:
+    """Each reference model's target score measured on target text: minus its bits per
+    character over the text as a whole (``curate eval-lm``'s figure), so that a model
+    that predicts the target better scores higher, as PreSelect's scores do."""
+    from curation.lm.train import models_text_loss
+
+    texts = [t for t in target_texts if t and t.strip()]
+    if not texts:
+        raise ValueError("the target holds no text to score the reference models on")
+    scores = [-float(r["bits_per_char"]) for r in models_text_loss(references, texts, device)]
+    for folder, score in zip(references, scores, strict=True):
+        log(f"train-preselect: {folder}: target score {score:.4f} (minus bits/char)")
+    return scores
+
+
 def train_preselect(
     texts: Sequence[str],
     references: Sequence[str],

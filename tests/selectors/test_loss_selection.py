@@ -177,3 +177,70 @@ def test_preselect_fits_on_reference_models_and_keeps_the_target(
     chars = sorted(len(r["text"]) for r in kept)
     assert sum(chars) >= 0.2 * total > sum(chars) - max(chars)  # shortest prefix reaching 20%
     assert sum(r["id"].startswith("book/") for r in kept) >= 0.8 * len(kept)
+
+
+def test_reference_scores_measured_on_target_text(models: dict[str, Path], tmp_path: Path) -> None:
+    """References listed with a target, in a recipe and on the command line: each scored
+    minus its bits per character on the target text (what `curate eval-lm` prints), the
+    scorer then fitted on those scores; a list without a target, or scores and a target
+    both, are refused."""
+    from click.testing import CliRunner
+
+    from curation.cli import main
+    from curation.lm.train import text_loss
+    from curation.recipe import RecipeError
+
+    target = tmp_path / "target.jsonl"
+    target.write_text("".join(json.dumps({"text": t}) + "\n" for t in book_chunks()[60:80]))
+    probe = tmp_path / "probe.jsonl"
+    probe.write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in c4_texts(200, 150) + book_chunks()[:60])
+    )
+    references = [models["prior"], models["weak"], models["conditional"]]
+    expected = [-text_loss(load_lm(r, "cpu"), book_chunks()[60:80])["bits_per_char"]
+                for r in references]  # fmt: skip
+    assert expected[0] < expected[1] < expected[2]  # the book-tuned models predict it better
+    listed = ", ".join(f"'{r}'" for r in references)
+    out = tmp_path / "preselect.bin"
+    section = parse_recipe(
+        f"models:\n  {out}:\n    train_preselect: {{input: ['{probe}'], references: "
+        f"[{listed}], target: ['{target}'], fasttext_args: {{epoch: 25, lr: 1.0}}}}\n"
+        "stages:\n  - length_filter: {min_chars: 1}\n",
+        "r.yaml",
+    ).models
+    messages: list[str] = []
+    build_models(section, [], "text", log=messages.append)
+    meta = json.loads(Path(f"{out}.json").read_text())
+    assert meta["trained_on"]["target_scores"] == pytest.approx(expected, rel=1e-9)
+    said = f"train-preselect: {models['weak']}: target score {expected[1]:.4f} (minus bits/char)"
+    assert said in messages
+    record = json.loads(Path(f"{out}.build.json").read_text())
+    assert str(target) in record["reads"]  # a changed target rebuilds the scorer
+
+    result = CliRunner().invoke(
+        main,
+        ["train-preselect", "--input", str(probe), "--output", str(tmp_path / "cli.bin"),
+         *(x for r in references for x in ("--reference", str(r))), "--target", str(target),
+         "--device", "cpu", "--arg", "epoch=25", "--arg", "lr=1.0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cli_meta = json.loads(Path(f"{tmp_path / 'cli.bin'}.json").read_text())
+    assert cli_meta["trained_on"]["target_scores"] == meta["trained_on"]["target_scores"]
+    bare = CliRunner().invoke(
+        main,
+        ["train-preselect", "--input", str(probe), "--output", str(tmp_path / "x.bin"),
+         "--reference", str(references[0]), "--reference", str(references[1])],
+    )  # fmt: skip
+    assert bare.exit_code == 2 and "or give --target" in bare.output
+
+    for entry, why in (
+        (f"references: [{listed}]", "references without scores need target"),
+        (f"references: {{'{references[0]}': 1, '{references[1]}': 2}}, target: ['{target}']",
+         "not both"),
+    ):  # fmt: skip
+        with pytest.raises(RecipeError, match=why):
+            parse_recipe(
+                f"models:\n  {out}:\n    train_preselect: {{input: ['{probe}'], {entry}}}\n"
+                "stages:\n  - length_filter: {min_chars: 1}\n",
+                "r.yaml",
+            )
