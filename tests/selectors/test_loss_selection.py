@@ -137,6 +137,16 @@ def test_examples_are_the_perfectly_and_least_ordered_documents() -> None:
         choose_examples(np.array([0, 1, 2]), pairs=3)
 
 
+def preselect_section(out: Path, entry: str) -> tuple:
+    """The models: section of a recipe that fits a PreSelect scorer to ``out`` as the
+    flow mapping ``entry`` (its settings, without braces) says."""
+    return parse_recipe(
+        f"models:\n  {out}:\n    train_preselect: {{{entry}}}\n"
+        "stages:\n  - length_filter: {min_chars: 1}\n",
+        "r.yaml",
+    ).models
+
+
 def test_preselect_fits_on_reference_models_and_keeps_the_target(
     models: dict[str, Path], pool: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:
@@ -153,13 +163,11 @@ def test_preselect_fits_on_reference_models_and_keeps_the_target(
     lines = "".join(json.dumps({"text": t}) + "\n" for t in probe)
     Path(tmp_path / "probe.jsonl").write_text(lines)
     refs = ", ".join(f"'{r}': {s}" for r, s in zip(references, scores, strict=True))
-    section = parse_recipe(
-        f"models:\n  {tmp_path / 'preselect.bin'}:\n    train_preselect: {{input: "
-        f"['{tmp_path / 'probe.jsonl'}'], references: {{{refs}}}, "
-        "fasttext_args: {epoch: 25, lr: 1.0}}\n"
-        "stages:\n  - length_filter: {min_chars: 1}\n",
-        "r.yaml",
-    ).models
+    section = preselect_section(
+        tmp_path / "preselect.bin",
+        f"input: ['{tmp_path / 'probe.jsonl'}'], references: {{{refs}}}, "
+        "fasttext_args: {epoch: 25, lr: 1.0}",
+    )
     messages: list[str] = []
     build_models(section, [], "text", log=messages.append)
     meta = json.loads(Path(f"{tmp_path / 'preselect.bin'}.json").read_text())
@@ -202,12 +210,11 @@ def test_reference_scores_measured_on_target_text(models: dict[str, Path], tmp_p
     assert expected[0] < expected[1] < expected[2]  # the book-tuned models predict it better
     listed = ", ".join(f"'{r}'" for r in references)
     out = tmp_path / "preselect.bin"
-    section = parse_recipe(
-        f"models:\n  {out}:\n    train_preselect: {{input: ['{probe}'], references: "
-        f"[{listed}], target: ['{target}'], fasttext_args: {{epoch: 25, lr: 1.0}}}}\n"
-        "stages:\n  - length_filter: {min_chars: 1}\n",
-        "r.yaml",
-    ).models
+    section = preselect_section(
+        out,
+        f"input: ['{probe}'], references: [{listed}], target: ['{target}'], "
+        "fasttext_args: {epoch: 25, lr: 1.0}",
+    )
     messages: list[str] = []
     build_models(section, [], "text", log=messages.append)
     meta = json.loads(Path(f"{out}.json").read_text())
@@ -239,8 +246,4 @@ def test_reference_scores_measured_on_target_text(models: dict[str, Path], tmp_p
          "not both"),
     ):  # fmt: skip
         with pytest.raises(RecipeError, match=why):
-            parse_recipe(
-                f"models:\n  {out}:\n    train_preselect: {{input: ['{probe}'], {entry}}}\n"
-                "stages:\n  - length_filter: {min_chars: 1}\n",
-                "r.yaml",
-            )
+            preselect_section(out, f"input: ['{probe}'], {entry}")
