@@ -69,7 +69,6 @@ class CorpusError(ValueError):
 
 @dataclass
 class _File:
-    name: str
     tokens: np.ndarray  # memory-mapped ids
     ends: np.ndarray  # each document's end in tokens, int64
 
@@ -112,7 +111,7 @@ class TokenCorpus:
                     f"{manifest_file} says {written[0]:,} and {written[1]:,}: the folder "
                     "was changed after it was written; tokenize again (--overwrite)"
                 )
-            self.files.append(_File(entry["name"], tokens, ends))
+            self.files.append(_File(tokens, ends))
         self.documents = sum(len(f.ends) for f in self.files)
         self.tokens = sum(len(f.tokens) for f in self.files)
 

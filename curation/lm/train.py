@@ -294,9 +294,7 @@ def train_lm(
             raise ValueError(f"unknown --config {preset!r}: use one of {', '.join(PRESETS)}")
         if saved is not None and corpus is None and tokenizer_from is None:
             tokenizer = load_tokenizer(out / TOKENIZER)  # trained before the stop
-        elif corpus is not None or tokenizer_from is not None:
-            source = corpus.tokenizer_file if corpus is not None else Path(str(tokenizer_from))
-            source = source / TOKENIZER if source.is_dir() else source
+        elif (source := _given_tokenizer(corpus, tokenizer_from)) is not None:
             tokenizer = load_tokenizer(source)
             (out / TOKENIZER).write_bytes(source.read_bytes())
         else:
@@ -506,6 +504,17 @@ def text_loss(
     }
 
 
+def _given_tokenizer(corpus: TokenCorpus | None, tokenizer_from: str | Path | None) -> Path | None:
+    """The tokenizer file a fresh model takes: the token folder's, or ``tokenizer_from``'s
+    (a checkpoint folder's ``tokenizer.model``, or the file); None: one is trained."""
+    if corpus is not None:
+        return corpus.tokenizer_file
+    if tokenizer_from is None:
+        return None
+    given = Path(tokenizer_from)
+    return given / TOKENIZER if given.is_dir() else given
+
+
 def _plan(
     texts: Sequence[str] | None,
     corpus: TokenCorpus | None,
@@ -529,9 +538,7 @@ def _plan(
     start: dict[str, Any]
     if init is not None:
         start = {"init": str(init), "weights_sha256": file_sha256(Path(init) / WEIGHTS)}
-    elif corpus is not None or tokenizer_from is not None:
-        given = corpus.tokenizer_file if corpus is not None else Path(str(tokenizer_from))
-        given = given / TOKENIZER if given.is_dir() else given
+    elif (given := _given_tokenizer(corpus, tokenizer_from)) is not None:
         start = {"preset": preset, "tokenizer_sha256": file_sha256(given)}
     else:
         start = {"preset": preset, "vocab_size": vocab_size}
