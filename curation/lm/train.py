@@ -263,8 +263,6 @@ def train_lm(
     """
     train = train or TrainConfig()
     out = Path(output)
-    if out.exists() and any(out.iterdir()) and not (out / resume.WORK).is_dir():
-        raise FileExistsError(f"{out} exists and is not empty: choose another --output")
     torch.manual_seed(train.seed)
     where = pick_device(device)
     bf16 = use_bf16(train.precision, where)
