@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import os
+
+# `make test` runs the tests in one pytest-xdist worker per core. torch's OpenMP takes one
+# thread per core in each worker, and two workers' threads then spin against each other (a
+# 6 s training test took 80 s): each worker, and the Ray workers and subprocesses it starts,
+# get one thread. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import socket
 from pathlib import Path
 
