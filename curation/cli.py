@@ -276,10 +276,27 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
     console.print(table)
     rows = stats["rows"]
     files = stats["files"]["kept"]
+    tokens = "".join(
+        f", {summary['kept_sum']:,} tokens ({column})"
+        for stage in stats["stages"]
+        if stage["name"] == "token_count"
+        for column, summary in stage.get("summaries", {}).items()
+        if "kept_sum" in summary
+    )
     console.print(
-        f"kept {rows['kept']:,} of {rows['read']:,} documents "
+        f"kept {rows['kept']:,} of {rows['read']:,} documents{tokens} "
         f"({files:,} file{'s' if files != 1 else ''}); stats in {Path(output) / 'stats.json'}"
     )
+    replaced = [name for stage in stats["stages"] for name in stage.get("replaced_columns", [])]
+    if replaced:
+        named = ", ".join(replaced[:3]) + (
+            f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""
+        )
+        console.print(
+            f"note: the input already had columns the stages write ({named}): the stages' "
+            "values replace them on the rows they measured (stats.json lists them under each "
+            "stage's replaced_columns)"
+        )
     for bad in stats["shards"]["corrupt_skipped"]:
         console.print(f"[yellow]skipped the rest of a damaged file:[/] {bad['error']}")
 

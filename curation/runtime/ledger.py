@@ -28,6 +28,8 @@ class StageStats:
     seconds: float = 0.0
     bytes_in: int = 0
     added_columns: list[str] = field(default_factory=list)
+    #: input columns this stage's own columns of the same name replaced
+    replaced_columns: list[str] = field(default_factory=list)
 
     def add(self, rows_in: int, dropped: dict[str, int], seconds: float, bytes_in: int) -> None:
         """Record one batch."""
@@ -44,9 +46,11 @@ class StageStats:
         self.dropped.update(other.dropped)
         self.seconds += other.seconds
         self.bytes_in += other.bytes_in
-        for name in other.added_columns:
-            if name not in self.added_columns:
-                self.added_columns.append(name)
+        for mine, theirs in (
+            (self.added_columns, other.added_columns),
+            (self.replaced_columns, other.replaced_columns),
+        ):
+            mine += [name for name in theirs if name not in mine]
 
     def to_dict(self) -> dict[str, Any]:
         """The stage's entry in ``stats.json``: counts, seconds, docs/s and MB/s (10^6 B/s)."""
@@ -62,6 +66,7 @@ class StageStats:
             "mb_per_s": round(self.bytes_in / 1e6 / seconds, 3) if seconds > 0 else None,
             "bytes_in": self.bytes_in,
             "added_columns": list(self.added_columns),
+            "replaced_columns": list(self.replaced_columns),
         }
 
     @classmethod
@@ -75,6 +80,7 @@ class StageStats:
             seconds=data["seconds"],
             bytes_in=data["bytes_in"],
             added_columns=list(data.get("added_columns", [])),
+            replaced_columns=list(data.get("replaced_columns", [])),
         )
 
 

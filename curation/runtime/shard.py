@@ -354,9 +354,11 @@ def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.T
             f"stage {stage.name} returned {out.num_rows} rows for {live.num_rows}: a map stage "
             "must return every row it was given and mark rejected ones with drop_reason"
         )
+    out = _stage_columns_replace_input_ones(out, stats)
     for name in out.column_names:
-        if name not in live.column_names and name not in stats.added_columns:
-            stats.added_columns.append(name)
+        if name not in live.column_names or name in stats.replaced_columns:
+            if name not in stats.added_columns:
+                stats.added_columns.append(name)
     counts = _reason_counts(out)
     wrong = [r for r in counts if not r.startswith(f"{stage.name}:")]
     if wrong:
@@ -367,6 +369,25 @@ def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.T
     stats.add(live.num_rows, counts, seconds, bytes_in)
     mask = kept_mask(out)
     return out.filter(mask), out.filter(pc.invert(mask))
+
+
+def _stage_columns_replace_input_ones(out: pa.Table, stats: StageStats) -> pa.Table:
+    """``out`` with each column the stage wrote in place of an input column of the same
+    name (a run over an earlier run's output, FineWeb's ``token_count``): Arrow lets a
+    table hold both, which no Parquet reader can read back by name. The stage's column is
+    the later one (it is appended); the names replaced go to ``stats.replaced_columns``.
+    Rows dropped before the stage keep the input's value."""
+    names = out.column_names
+    if len(set(names)) == len(names):
+        return out
+    keep = []
+    for i, name in enumerate(names):
+        if name in names[i + 1 :]:
+            if name not in stats.replaced_columns:
+                stats.replaced_columns.append(name)
+        else:
+            keep.append(i)
+    return out.select(keep)
 
 
 def _take_dropped(stats: StageStats, batch: pa.Table, seconds: float, bytes_in: int) -> pa.Table:

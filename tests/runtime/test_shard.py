@@ -1,4 +1,5 @@
-"""How a recipe is cut into passes: at global stages, and before a model's GPU work."""
+"""How a recipe is cut into passes: at global stages, and before a model's GPU work; a
+stage's column in place of an input column of the same name."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from curation.recipe import parse_recipe
 from curation.runtime.shard import SegmentPlan, plan_segments
+from tests.conftest import read_output, recipe_of, run_local
 
 # models the recipe would build: the stages' checks of them wait, so no training here
 MODELS = """\
@@ -71,3 +73,35 @@ def test_a_global_selector_measures_on_gpus_and_applies_on_cpus() -> None:
         (["exact_dedup", "length_filter"], None, True, False, 0.0),
         (["lm_loss"], None, False, True, 1.0),
     ]
+
+
+RECURATE = """\
+stages:
+  - language: {languages: [en], threshold: 0.5}
+  - gopher_quality: {}
+  - exact_dedup: {}
+  - minhash_dedup: {}
+"""
+
+
+def test_a_recipe_runs_again_over_its_own_output(c4_path: Path, tmp_path: Path) -> None:
+    """The kept output of a run already holds the columns its stages write. A run of the
+    same recipe over it measures them anew in their place (Arrow would hold both, and the
+    barrier's polars and any Parquet reader refuse a file with a name twice): the same
+    documents come out with the same values, and stats.json names what was replaced."""
+    first = run_local(recipe_of(RECURATE, c4_path), tmp_path / "first")
+    again = recipe_of(RECURATE, tmp_path / "first" / "kept", format="parquet")
+    second = run_local(again, tmp_path / "second")
+    before = read_output(tmp_path / "first", "kept")
+    after = read_output(tmp_path / "second", "kept")
+    # the kept files' drop_reason (null) is read back as source_drop_reason, as any input's
+    assert after["source_drop_reason"].null_count == after.num_rows
+    after = after.drop_columns(["source_drop_reason"])
+    assert before.num_rows > 500 and sorted(after.column_names) == sorted(before.column_names)
+    assert after.select(before.column_names).to_pylist() == before.to_pylist()
+    assert second["rows"]["kept"] == first["rows"]["kept"]
+    replaced = {stage["name"]: stage["replaced_columns"] for stage in second["stages"]}
+    assert replaced["language"] == ["lang", "lang_score"]
+    assert "gopher_word_count" in replaced["gopher_quality"]
+    assert replaced["minhash_dedup"] == ["minhash_cluster_id", "minhash_cluster_size"]
+    assert all(not stage["replaced_columns"] for stage in first["stages"])
