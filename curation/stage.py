@@ -166,6 +166,7 @@ _STAGE_MODULES = {
     "decontaminate": "curation.dedup.decontaminate",
     "kenlm_perplexity": "curation.scoring.perplexity",
     "fasttext_classifier": "curation.scoring.classifier",
+    "token_count": "curation.scoring.token_count",
     "sample": "curation.selectors.random",
     "threshold": "curation.selectors.threshold",
     "lm_loss": "curation.scoring.lm_loss",

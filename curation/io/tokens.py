@@ -460,6 +460,18 @@ def tokenize_unit(
     return result
 
 
+def token_counts(tokenizer: TextTokenizer, texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each text's number of tokens (``int64``, begin and end tokens included), as
+    ``tokenize_unit`` writes them: encoded about ``_ENCODE_BYTES`` of text at a time."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
+    counts = [np.zeros(0, np.int64)]
+    for first, stop in _chunks(sizes, _ENCODE_BYTES):
+        counts.append(tokenizer.encode(texts.slice(first, stop - first))[0].astype(np.int64))
+    return np.concatenate(counts)
+
+
 def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
     """Consecutive runs (first, one past the last) of the items whose cumulative sizes are
     ``ends``, each of about ``size`` (an item larger than that is a run of its own)."""

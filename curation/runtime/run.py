@@ -788,7 +788,9 @@ _QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 
 
 def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
-    """Add count, mean, min, max and quantiles of each numeric column a stage added."""
+    """Add count, mean, min, max and quantiles of each numeric column a stage added, over
+    every row that has a value; an integer column (a count: ``token_count``) also gets
+    its ``sum`` there and its ``kept_sum`` over the kept rows."""
     if recipe.output.format != "parquet":
         return
     import polars as pl
@@ -798,11 +800,14 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
         for kind in ("kept", "dropped")
         for f in sorted((out / kind).glob("*.parquet"))
     }
+    kept = "_kept"  # whether a value is a kept row's (a name no stage writes)
     for stage in stats["stages"]:
         summaries = {}
         for column in stage["added_columns"]:
             frames = [
-                pl.scan_parquet(f).select(pl.col(column))
+                pl.scan_parquet(f).select(
+                    pl.col(column), pl.lit(f.parent.name == "kept").alias(kept)
+                )
                 for f, names in columns_of.items()
                 if column in names
             ]
@@ -812,6 +817,12 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
             dtype = values.collect_schema()[column]
             if not dtype.is_numeric():
                 continue
+            sums = []
+            if dtype.is_integer():
+                sums = [
+                    pl.col(column).sum().alias("sum"),
+                    pl.col(column).filter(pl.col(kept)).sum().alias("kept_sum"),
+                ]
             row = (
                 values.select(
                     pl.len().alias("count"),
@@ -819,6 +830,7 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
                     pl.col(column).min().alias("min"),
                     pl.col(column).max().alias("max"),
                     *[pl.col(column).quantile(q).alias(f"p{int(q * 100):02d}") for q in _QUANTILES],
+                    *sums,
                 )
                 .collect()
                 .row(0, named=True)
