@@ -98,6 +98,7 @@ bench: setup
 	$(BIN)/python benchmarks/hub_export.py --licence late --before 65bcadf
 	$(BIN)/python benchmarks/token_files.py
 	$(BIN)/python benchmarks/token_training.py
+	$(BIN)/python benchmarks/token_count.py
 
 # The image of a Ray cluster's nodes (docker/Dockerfile; needs a Docker engine), with the
 # Python and Ray versions of .venv, which Ray requires a driver and its cluster to share
