@@ -158,3 +158,15 @@ def test_fineweb_s_own_token_count_column_is_replaced_and_said(bpe: Path, tmp_pa
     stats = json.loads((out / "stats.json").read_text())
     assert stats["stages"][2]["replaced_columns"] == ["token_count"]
     assert stats["stages"][1]["replaced_columns"] == []
+
+
+@pytest.mark.ray
+def test_ray_workers_count_as_the_local_run(bpe: Path, tmp_path: Path) -> None:
+    path = shared_file("web/c4-sample-1000.jsonl.gz")
+    recipe = recipe_of(counting(bpe, eos=EOS), path)
+    local = run_local(recipe, tmp_path / "local")
+    ray = run_local(recipe, tmp_path / "ray", executor="ray", workers=2)
+    assert ray["engine"]["executor"] == "ray"
+    assert read_output(tmp_path / "ray", "kept") == read_output(tmp_path / "local", "kept")
+    sums = [s["stages"][2]["summaries"]["token_count"]["kept_sum"] for s in (local, ray)]
+    assert sums[0] == sums[1] > 0
