@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.batch import DROP_REASON, kept_mask, text_bytes
+from curation.batch import DROP_REASON, ID, TEXT, kept_mask, text_bytes
 from curation.io.inputs import InputShard
 from curation.io.readers import CorruptInputError, read_shard
 from curation.io.writers import PartWriter, write_atomic_bytes
@@ -354,7 +354,7 @@ def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.T
             f"stage {stage.name} returned {out.num_rows} rows for {live.num_rows}: a map stage "
             "must return every row it was given and mark rejected ones with drop_reason"
         )
-    out = _stage_columns_replace_input_ones(out, stats)
+    out = _stage_columns_replace_input_ones(stage, out, stats)
     for name in out.column_names:
         if name not in live.column_names or name in stats.replaced_columns:
             if name not in stats.added_columns:
@@ -371,18 +371,26 @@ def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.T
     return out.filter(mask), out.filter(pc.invert(mask))
 
 
-def _stage_columns_replace_input_ones(out: pa.Table, stats: StageStats) -> pa.Table:
+def _stage_columns_replace_input_ones(
+    stage: MapStage, out: pa.Table, stats: StageStats
+) -> pa.Table:
     """``out`` with each column the stage wrote in place of an input column of the same
     name (a run over an earlier run's output, FineWeb's ``token_count``): Arrow lets a
     table hold both, which no Parquet reader can read back by name. The stage's column is
     the later one (it is appended); the names replaced go to ``stats.replaced_columns``.
-    Rows dropped before the stage keep the input's value."""
+    Rows dropped before the stage keep the input's value. A second ``id``, ``text`` or
+    ``drop_reason`` is the stage's error."""
     names = out.column_names
     if len(set(names)) == len(names):
         return out
     keep = []
     for i, name in enumerate(names):
         if name in names[i + 1 :]:
+            if name in (ID, TEXT, DROP_REASON):
+                raise StageContractError(
+                    f"stage {stage.name} added a second {name!r} column: a stage changes "
+                    "the text, id and drop reason in place"
+                )
             if name not in stats.replaced_columns:
                 stats.replaced_columns.append(name)
         else:

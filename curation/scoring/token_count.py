@@ -18,12 +18,12 @@ a byte-level BPE's pieces where the text allows (the same ids as ``tokenizers``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from curation.batch import TEXT
+from curation.batch import DROP_REASON, ID, TEXT
 from curation.stage import MapStage, StageParams, register
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class TokenCountParams(StageParams):
-    file_params = ("tokenizer",)
+    file_params: ClassVar[tuple[str, ...]] = ("tokenizer",)
     tokenizer: str = Field(
         ...,
         description="a tokenizers JSON file, a SentencePiece .model, or a folder holding one "
@@ -39,12 +39,14 @@ class TokenCountParams(StageParams):
     )
     bos: str | None = Field(None, description="count this begin-of-document token too")
     eos: str | None = Field(None, description="count this end-of-document token too")
-    column: str = Field("token_count", description="the column written (int64)")
+    column: str = Field("token_count", min_length=1, description="the column written (int64)")
 
     @model_validator(mode="after")
     def _tokenizer_loads(self) -> TokenCountParams:
         from curation.io.tokens import TokenizeError
 
+        if self.column in (ID, TEXT, DROP_REASON):
+            raise ValueError(f"column {self.column!r} is the engine's own: name another")
         try:
             self.load()
         except TokenizeError as err:

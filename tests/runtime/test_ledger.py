@@ -99,11 +99,20 @@ class _WrongReason(MapStage):
         return with_drop_reason(table, pa.array([True] * table.num_rows), "other:rule")
 
 
+class _SecondText(MapStage):
+    name = "second_text"
+    help = "a broken stage"
+
+    def process(self, table: pa.Table) -> pa.Table:
+        return table.append_column("text", table["text"])
+
+
 @pytest.mark.parametrize(
     "stage_cls, message",
     [
         (_LosesRows, "returned 999 rows for 1000"),
         (_WrongReason, "must start with 'wrong_reason:'"),
+        (_SecondText, "added a second 'text' column"),
     ],
 )
 def test_stage_contract_is_enforced(

@@ -121,6 +121,8 @@ def test_a_bad_tokenizer_is_refused_with_the_recipe(bpe: Path, tmp_path: Path) -
         recipe_of(counting(tmp_path / "nothing.json"), "x.jsonl")
     with pytest.raises(RecipeError, match="has no token '<nope>' to end documents"):
         recipe_of(counting(bpe, eos="<nope>"), "x.jsonl")
+    with pytest.raises(RecipeError, match="column 'text' is the engine's own"):
+        recipe_of(counting(bpe, column="text"), "x.jsonl")
     (tmp_path / "empty").mkdir()
     with pytest.raises(RecipeError, match=r"holds no tokenizer\.json or tokenizer\.model"):
         recipe_of(counting(tmp_path / "empty"), "x.jsonl")
