@@ -491,6 +491,7 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
         "language",
         "lm_loss",
         "preselect",
+        "token_count",
         "url_filter",
         "url_removal",
     }
