@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import platform
 import shutil
 import sys
 import time
@@ -35,8 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import one_thread_arrow, report_from_child, run_on_one_core
-from benchmarks.token_files import EOS, corpus
+from benchmarks.common import one_thread_arrow, report_from_child
+from benchmarks.token_files import EOS, add_race_arguments, race
 
 RUNS = Path(__file__).resolve().parent / "_runs" / "token_count"
 
@@ -93,18 +91,7 @@ JOBS = {"curation": job_curation, "datatrove": job_datatrove}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=40_000)
-    parser.add_argument("--vocab", type=int, default=16_000)
-    parser.add_argument("--pipeline", choices=["gpt2", "llama3"], default="gpt2")
-    parser.add_argument(
-        "--distinct",
-        action="store_true",
-        help="each real text once (no repeats for the piece cache to profit from)",
-    )
-    parser.add_argument("--job", choices=sorted(JOBS))
-    parser.add_argument("--folder")
-    parser.add_argument("--tokenizer")
-    parser.add_argument("--out")
+    add_race_arguments(parser)
     args = parser.parse_args()
     if args.job:
         one_thread_arrow()
@@ -112,19 +99,7 @@ def main() -> None:
         report_from_child(result)
         return
 
-    folder, tokenizer, megabytes, count = corpus(
-        args.docs, args.vocab, args.distinct, args.pipeline
-    )
-    os.environ["RAYON_NUM_THREADS"] = "1"  # the tokenizer's threads, in both children
-    print(f"# machine: {platform.machine()}, {platform.processor() or 'cpu'}; one core per job")
-    kind = "each real text once" if args.distinct else "the C4 and Pile samples repeated"
-    print(f"# {count:,} documents ({kind}), {megabytes:.1f} MB of text")
-    print(f"# byte-level BPE of {args.vocab:,} pieces, {args.pipeline}'s pipeline\n")
-    results = {}
-    for name in ("datatrove", "curation"):
-        command = [__file__, "--job", name, "--folder", str(folder)]
-        command += ["--tokenizer", str(tokenizer), "--out", str(RUNS / name)]
-        results[name] = run_on_one_core(name, command)
+    results, megabytes, count = race(__file__, args, RUNS, [], "count the tokens")
     base = results["datatrove"]["seconds"]
     print("| tool | seconds | MB/s | docs/s | peak MiB | tokens | vs datatrove |")
     print("|---|---:|---:|---:|---:|---:|---:|")

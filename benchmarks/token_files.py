@@ -151,11 +151,11 @@ def job_datatrove(folder: Path, tokenizer: Path, out: Path, merge: bool) -> dict
 JOBS = {"curation": job_curation, "datatrove": job_datatrove}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_race_arguments(parser: argparse.ArgumentParser) -> None:
+    """The corpus's and tokenizer's options, and a child job's, of this script and
+    ``token_count.py``."""
     parser.add_argument("--docs", type=int, default=40_000)
     parser.add_argument("--vocab", type=int, default=16_000)
-    parser.add_argument("--merge", action="store_true", help="then shuffle across all files")
     parser.add_argument(
         "--pipeline",
         choices=["gpt2", "llama3"],
@@ -167,17 +167,18 @@ def main() -> None:
         action="store_true",
         help="each real text once (no repeats for the piece cache to profit from)",
     )
-    parser.add_argument("--job", choices=sorted(JOBS))
+    parser.add_argument("--job")
     parser.add_argument("--folder")
     parser.add_argument("--tokenizer")
     parser.add_argument("--out")
-    args = parser.parse_args()
-    if args.job:
-        one_thread_arrow()
-        result = JOBS[args.job](Path(args.folder), Path(args.tokenizer), Path(args.out), args.merge)
-        report_from_child(result)
-        return
 
+
+def race(
+    script: str, args: argparse.Namespace, runs: Path, extra: list[str], what: str
+) -> tuple[dict[str, dict], float, int]:
+    """Make the corpus and tokenizer, print the header (``what``: the jobs' work), and run
+    ``script``'s ``datatrove`` and ``curation`` jobs in children pinned to one core, the
+    tokenizer on one thread. Returns their results, the text's MB and the documents."""
     folder, tokenizer, megabytes, count = corpus(
         args.docs, args.vocab, args.distinct, args.pipeline
     )
@@ -186,13 +187,29 @@ def main() -> None:
     kind = "each real text once" if args.distinct else "the C4 and Pile samples repeated"
     print(f"# {count:,} documents ({kind}), {megabytes:.1f} MB of text")
     print(f"# byte-level BPE of {args.vocab:,} pieces, {args.pipeline}'s pipeline")
-    print(f"# {'tokenize, then merge all files' if args.merge else 'tokenize'}\n")
+    print(f"# {what}\n")
     results = {}
     for name in ("datatrove", "curation"):
-        command = [__file__, "--job", name, "--folder", str(folder)]
-        command += ["--tokenizer", str(tokenizer), "--out", str(RUNS / name)]
-        command += ["--merge"] if args.merge else []
+        command = [script, "--job", name, "--folder", str(folder)]
+        command += ["--tokenizer", str(tokenizer), "--out", str(runs / name), *extra]
         results[name] = run_on_one_core(name, command)
+    return results, megabytes, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_race_arguments(parser)
+    parser.add_argument("--merge", action="store_true", help="then shuffle across all files")
+    args = parser.parse_args()
+    if args.job:
+        one_thread_arrow()
+        result = JOBS[args.job](Path(args.folder), Path(args.tokenizer), Path(args.out), args.merge)
+        report_from_child(result)
+        return
+
+    what = "tokenize, then merge all files" if args.merge else "tokenize"
+    extra = ["--merge"] if args.merge else []
+    results, megabytes, _ = race(__file__, args, RUNS, extra, what)
     base = results["datatrove"]["seconds"]
     print("| tool | seconds | MB/s | tokens/s | peak MiB | tokens | vs datatrove |")
     print("|---|---:|---:|---:|---:|---:|---:|")
