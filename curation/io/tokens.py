@@ -428,9 +428,7 @@ def tokenize_unit(
         for table in read_shard(shard, spec):
             live = _live(table, result)
             texts = live[TEXT].combine_chunks()
-            sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
-            for first, stop in _chunks(sizes, _ENCODE_BYTES):
-                counts, flat = tokenizer.encode(texts.slice(first, stop - first))
+            for first, stop, counts, flat in _encoded(tokenizer, texts):
                 if options.ids:
                     named = live[ID].slice(first, stop - first).combine_chunks()
                     ids.append(named.filter(pa.array(counts > 0)).cast(pa.large_string()))
@@ -440,7 +438,7 @@ def tokenize_unit(
                     counts = counts[counts > 0]
                 lengths.append(counts)
                 handle.write(flat.astype(tokenizer.dtype, copy=False).tobytes())
-            nbytes = int(sizes[-1]) if len(sizes) else 0
+            nbytes = pc.sum(pc.binary_length(texts)).as_py() or 0
             result.text_bytes += nbytes
             if on_batch is not None:
                 on_batch(table.num_rows, nbytes)
@@ -462,14 +460,21 @@ def tokenize_unit(
 
 def token_counts(tokenizer: TextTokenizer, texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Each text's number of tokens (``int64``, begin and end tokens included), as
-    ``tokenize_unit`` writes them: encoded about ``_ENCODE_BYTES`` of text at a time."""
+    ``tokenize_unit`` writes them."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
+    counts = [counts for _, _, counts, _ in _encoded(tokenizer, texts)]
+    return np.concatenate([np.zeros(0, np.int64), *counts]).astype(np.int64)
+
+
+def _encoded(
+    tokenizer: TextTokenizer, texts: pa.Array
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """``texts`` encoded about ``_ENCODE_BYTES`` of UTF-8 at a time: for each run of them,
+    its first index, one past its last, and ``encode``'s counts and ids."""
     sizes = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
-    counts = [np.zeros(0, np.int64)]
     for first, stop in _chunks(sizes, _ENCODE_BYTES):
-        counts.append(tokenizer.encode(texts.slice(first, stop - first))[0].astype(np.int64))
-    return np.concatenate(counts)
+        yield first, stop, *tokenizer.encode(texts.slice(first, stop - first))
 
 
 def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
