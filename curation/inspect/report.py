@@ -87,6 +87,8 @@ def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> st
             continue
         figure = plots.histogram_figure(column, summary, lines.get(column, []))
         quantiles = ", ".join(f"p{round(q * 100)} {v:.4g}" for q, v in summary["quantiles"].items())
+        if "sum" in summary:
+            quantiles += f"; sum {summary['sum']:,} ({summary['kept_sum']:,} kept)"
         parts.append(
             f"<figure class='plot' id='hist-{_escape(column)}'>{plots.to_svg(figure)}"
             f"<figcaption class='meta'>{_escape(quantiles)}</figcaption></figure>"

@@ -238,22 +238,42 @@ def summarize(lf: pl.LazyFrame, columns: list[str], bins: int = 20) -> dict[str,
     ``dropped`` counts per bin (all rows count as kept when there is no ``drop_reason``).
     NaN and infinite values count as values but are left out of the statistics. Bins are
     half-open, ``[edges[i], edges[i + 1])``, except the last, which holds its right edge:
-    the counts are ``np.histogram``'s.
+    the counts are ``np.histogram``'s. An integer column (a token or word count) also has
+    its exact ``sum`` and ``kept_sum`` (over the kept rows), as ``stats.json`` has them.
 
     One lazy pass reads only these columns (and whether each row was kept); the
     statistics are then computed in memory, about 9 bytes per row and column, one column
     per thread (numpy's partition and counting run without the GIL)."""
     if not columns:
         return {}
-    kept = pl.col(REASON).is_null() if REASON in lf.collect_schema() else pl.lit(True)
-    frame = lf.select(*(pl.col(c).cast(pl.Float64) for c in columns), kept.alias("\x00kept"))
-    frame = frame.collect()
+    schema = lf.collect_schema()
+    kept = pl.col(REASON).is_null() if REASON in schema else pl.lit(True)
+    counts = [c for c in columns if schema[c].is_integer()]
+    frame = lf.select(
+        *(pl.col(c).cast(pl.Float64) for c in columns),
+        # polars sums in the column's type: a uint32 cluster size wraps past 2**32
+        *(
+            pl.col(c).cast(pl.UInt64 if schema[c] == pl.UInt64 else pl.Int64).alias(f"\x00int {c}")
+            for c in counts
+        ),
+        kept.alias("\x00kept"),
+    ).collect()
     kept_rows = frame["\x00kept"].to_numpy()
     series = [frame[c] for c in columns]
     threads = max(1, min(len(columns), os.cpu_count() or 1))
     with ThreadPoolExecutor(threads) as pool:
-        summaries = pool.map(lambda s: _column_summary(s, kept_rows, bins), series)
-        return dict(zip(columns, summaries, strict=True))
+        summaries = dict(
+            zip(
+                columns,
+                pool.map(lambda s: _column_summary(s, kept_rows, bins), series),
+                strict=True,
+            )
+        )
+    for column in counts:
+        exact = frame[f"\x00int {column}"]
+        summaries[column]["sum"] = int(exact.sum())
+        summaries[column]["kept_sum"] = int(exact.filter(frame["\x00kept"]).sum())
+    return summaries
 
 
 def _column_summary(series: pl.Series, kept_rows: np.ndarray, bins: int) -> dict[str, Any]:

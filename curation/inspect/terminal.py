@@ -42,13 +42,16 @@ def format_funnel(stages: list[dict[str, Any]]) -> str:
 
 
 def format_summaries(summaries: dict[str, dict[str, Any]], lines: dict[str, list]) -> str:
-    """Per score column: count, nulls, mean, quantiles, and a histogram as a sparkline
-    (kept and dropped rows together) between its minimum and maximum."""
+    """Per score column: count, nulls, mean (and an integer column's sum, over all rows and
+    the kept ones), quantiles, and a histogram as a sparkline (kept and dropped rows
+    together) between its minimum and maximum."""
     out = []
     for column, s in summaries.items():
         q = s["quantiles"]
+        total = f", sum {s['sum']:,} ({s['kept_sum']:,} kept)" if "sum" in s else ""
         out.append(
             f"{column}: {s['count']:,} values, {s['nulls']:,} null, mean {number(s['mean'])}"
+            + total
         )
         out.append("    " + "  ".join(f"p{round(k * 100)} {number(v)}" for k, v in q.items()))
         if s["histogram"]:

@@ -819,9 +819,11 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
                 continue
             sums = []
             if dtype.is_integer():
+                # polars sums in the column's type: a uint32 cluster size wraps past 2**32
+                exact = pl.col(column).cast(pl.UInt64 if dtype == pl.UInt64 else pl.Int64)
                 sums = [
-                    pl.col(column).sum().alias("sum"),
-                    pl.col(column).filter(pl.col(kept)).sum().alias("kept_sum"),
+                    exact.sum().alias("sum"),
+                    exact.filter(pl.col(kept)).sum().alias("kept_sum"),
                 ]
             row = (
                 values.select(

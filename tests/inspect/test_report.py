@@ -37,6 +37,9 @@ def test_report_is_self_contained(report: Path) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
     assert "threshold:below_cut" in html and "gopher_quality:" in html
     assert html.count("<div class='doc'>") >= 3
+    # a count column's caption gives its sums (length_chars, gopher_word_count, ...)
+    caption = r"hist-length_chars'>(?:(?!<figure).)*; sum [\d,]+ \([\d,]+ kept\)</figcaption>"
+    assert re.search(caption, html, re.DOTALL)
 
 
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:

@@ -62,6 +62,11 @@ def test_funnel_and_summaries_match_the_rows(run_folder: Path, rows: pa.Table) -
     assert sum(hist["kept"]) + sum(hist["dropped"]) == len(values)
     assert sum(hist["kept"]) == reasons.count(None)
     assert hist["edges"][0] == pytest.approx(np.quantile(values, 0.01))
+    # an integer column's sums, over every row and the kept ones, as stats.json has them
+    kept_values = [v for v, r in zip(values, reasons, strict=True) if r is None]
+    assert summary["sum"] == int(values.sum()) and summary["kept_sum"] == int(sum(kept_values))
+    recorded = source.stats["stages"][1]["summaries"]["length_chars"]
+    assert (summary["sum"], summary["kept_sum"]) == (recorded["sum"], recorded["kept_sum"])
 
     kept = read_output(run_folder, "kept")["length_chars"].to_pylist()
     lines = shards.threshold_lines(source, columns)
@@ -218,12 +223,45 @@ def test_cli_inspect(run_folder: Path) -> None:
     assert summary.exit_code == 0, summary.output
     assert "length_filter:too_short" in summary.output and "threshold cut" in summary.output
     assert "p50" in summary.output
+    sums = shards.summarize(shards.open_source(run_folder).scan(), ["length_chars"])
+    kept_sum = sums["length_chars"]["kept_sum"]
+    assert f"sum {sums['length_chars']['sum']:,} ({kept_sum:,} kept)" in summary.output
     near = runner.invoke(
         main, ["inspect", str(run_folder), "--around", "length_chars=1000", "--limit", "4"]
     )
     assert near.exit_code == 0 and near.output.count("length_chars=") == 4
     bad = runner.invoke(main, ["inspect", str(run_folder), "--where", "nope >"])
     assert bad.exit_code != 0 and "SQL" in bad.output
+
+
+def test_sums_do_not_wrap_in_a_narrow_integer_type(tmp_path: Path) -> None:
+    """polars sums in the column's own type; a uint32 (cluster sizes) or int32 column's sum
+    passes 2**32 on a few billion documents, so the sums are taken as 64-bit integers,
+    in `curate inspect` and in stats.json's summaries."""
+    from curation.recipe import parse_recipe
+    from curation.runtime.run import _summaries
+
+    big = 2**32 - 1
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "text": ["x", "y", "z"],
+            "drop_reason": [None, None, "s:r"],
+            "size": pa.array([big, big, 5], pa.uint32()),
+            "words": pa.array([2**31 - 1, 2**31 - 1, 1], pa.int32()),
+        }
+    )
+    for kind, part in (("kept", table.slice(0, 2)), ("dropped", table.slice(2))):
+        (tmp_path / kind).mkdir()
+        pq.write_table(part, tmp_path / kind / "part-00000.parquet")
+    seen = shards.summarize(shards.open_source(tmp_path).scan(), ["size", "words"])
+    assert (seen["size"]["sum"], seen["size"]["kept_sum"]) == (2 * big + 5, 2 * big)
+    assert (seen["words"]["sum"], seen["words"]["kept_sum"]) == (2**32 - 1, 2**32 - 2)
+    stats = {"stages": [{"added_columns": ["size", "words"]}]}
+    _summaries(tmp_path, stats, parse_recipe("stages: []\n"))
+    recorded = stats["stages"][0]["summaries"]
+    assert (recorded["size"]["sum"], recorded["size"]["kept_sum"]) == (2 * big + 5, 2 * big)
+    assert (recorded["words"]["sum"], recorded["words"]["kept_sum"]) == (2**32 - 1, 2**32 - 2)
 
 
 UNFINISHED = """
