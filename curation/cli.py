@@ -905,7 +905,8 @@ def inspect_command(
                 click.echo(terminal.format_rows(frame, focus))
                 return
             seen = shards.overview(source, bins)
-        click.echo(f"{source.path}: {len(source.files)} Parquet file(s)")
+        kind = "Parquet" if all(map(shards.is_parquet, source.files)) else "JSON Lines"
+        click.echo(f"{source.path}: {len(source.files)} {kind} file(s)")
         if source.unfinished:
             click.echo(source.unfinished_line())
         click.echo(terminal.format_funnel(seen.stages))

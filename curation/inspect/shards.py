@@ -1,10 +1,12 @@
 """Reading scored shards for inspection: what a run kept and dropped, and why.
 
-A *source* is a run folder (``kept/`` and ``dropped/`` Parquet parts, ``stats.json``,
+A *source* is a run folder (``kept/`` and ``dropped/`` parts, ``stats.json``,
 ``recipe.yaml``), an unfinished run folder (killed, or still running: the shards it has
-finished, from ``_work/``), a folder of Parquet files, or one Parquet shard. Its rows are scanned
-lazily with polars (only the columns and row groups a question needs are read), kept and
-dropped parts together; a row is kept when its ``drop_reason`` is null.
+finished, from ``_work/``), a folder of Parquet files, or one part or Parquet shard. Its rows
+are scanned lazily with polars, kept and dropped parts together; a row is kept when its
+``drop_reason`` is null. Of Parquet parts only the columns and row groups a question
+needs are read; JSON Lines parts (``output: {format: jsonl}``, plain, zstd or gzip) are
+parsed whole by each question, their types inferred from all their rows.
 
 Score columns are the numeric columns other than ``id``. Their summaries (quantiles,
 mean, nulls, a histogram of kept and dropped rows over equal-width bins) take two lazy
@@ -42,6 +44,32 @@ class InspectError(ValueError):
     """The path or the question cannot be answered; the message says what to do."""
 
 
+#: How a run's parts end: Parquet, or JSON Lines as ``output: {format: jsonl}`` writes
+#: them (``curation.io.writers.part_suffix``).
+PART_ENDINGS = (".parquet", ".jsonl", ".jsonl.zst", ".jsonl.gz")
+
+
+def is_part(path: Path) -> bool:
+    """Whether ``path`` is named as a run's part (a hidden name, a file being written, is not)."""
+    return path.name.endswith(PART_ENDINGS) and not path.name.startswith(".")
+
+
+def is_parquet(path: Path) -> bool:
+    return path.name.endswith(".parquet")
+
+
+def scan_part(path: Path) -> pl.LazyFrame:
+    """One part of a run (or a Parquet shard), lazily; JSON Lines with the types polars
+    infers from all its rows (a column null in the first rows and text later is text)."""
+    if is_parquet(path):
+        return pl.scan_parquet(path)
+    return pl.scan_ndjson(path, infer_schema_length=None)
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if is_part(p)) if folder.is_dir() else []
+
+
 @dataclass
 class Source:
     """Where the rows are, and the run's ledger and recipe when it is a run folder."""
@@ -65,7 +93,7 @@ class Source:
 
     def scan(self) -> pl.LazyFrame:
         """Every row of every file, lazily (files with other columns are aligned by name)."""
-        frames = [pl.scan_parquet(f) for f in self.files]
+        frames = [scan_part(f) for f in self.files]
         lf = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
         if lf.collect_schema().get(REASON) == pl.Null:  # a shard where nothing was dropped
             lf = lf.with_columns(pl.col(REASON).cast(pl.String))
@@ -76,19 +104,23 @@ class Source:
 
 
 def open_source(path: str | Path) -> Source:
-    """The source at ``path``: a run folder, a folder of Parquet files or one Parquet file.
-    An error that says what was expected when it is none of these or has no rows."""
+    """The source at ``path``: a run folder, a folder of Parquet files, or one file: a
+    Parquet shard or a run's JSON Lines part. An error that says what was expected when it
+    is none of these or has no rows."""
     root = Path(path)
     if not root.exists():
         raise InspectError(f"{root} does not exist: give a run folder or a Parquet shard")
     if root.is_file():
-        if root.suffix != ".parquet":
-            raise InspectError(f"{root} is not a Parquet file: give a run folder or a shard")
+        if not is_part(root):
+            raise InspectError(
+                f"{root} is not a Parquet file or a run's JSON Lines part (.jsonl, "
+                ".jsonl.zst, .jsonl.gz): give a run folder or a shard"
+            )
         return Source(root, [root])
     if not (root / "stats.json").is_file() and (root / "_work" / "run.json").is_file():
         return _unfinished_run(root)
-    kept = sorted((root / "kept").glob("*.parquet"))
-    dropped = sorted((root / "dropped").glob("*.parquet"))
+    kept = _parts(root / "kept")
+    dropped = _parts(root / "dropped")
     if (root / "stats.json").is_file() or kept or dropped:
         stats = _read_json(root / "stats.json")
         recipe_file = root / "recipe.yaml"
@@ -449,24 +481,28 @@ def parse_sort(spec: str, schema: pl.Schema) -> tuple[str, bool]:
 
 
 def cannot_read(path: Path | str, err: BaseException, then: str) -> str:
-    """The message for the Parquet file ``path`` that ``err`` could not read: its first
-    line, and what to do, ``then`` being the command to run again after."""
+    """The message for the file ``path`` that ``err`` could not read: its first line, and
+    what to do, ``then`` being the command to run again after."""
     first = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return f"{path}: cannot be read as Parquet ({first}): replace or remove it, then {then}"
+    kind = "Parquet" if is_parquet(Path(path)) else "JSON Lines"
+    return f"{path}: cannot be read as {kind} ({first}): replace or remove it, then {then}"
 
 
 def unreadable(source: Source, err: Exception) -> InspectError:
     """The error to show for ``err``, a polars or Arrow error met reading ``source``: the
-    file that cannot be read as Parquet, found by reading each file's footer, then its
-    pages (only once reading has failed), or else ``err``'s first line."""
+    file that cannot be read, found by reading each file (a Parquet file's footer, then
+    its pages; only once reading has failed), or else ``err``'s first line."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     for path in source.files:
         try:
-            for _ in pq.ParquetFile(path).iter_batches(batch_size=65536):
-                pass
-        except (pa.ArrowException, OSError) as bad:
+            if is_parquet(path):
+                for _ in pq.ParquetFile(path).iter_batches(batch_size=65536):
+                    pass
+            else:
+                scan_part(path).collect()  # every line parsed, as a question would
+        except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as bad:
             return InspectError(cannot_read(path, bad, "run the command again"))
     return InspectError(f"reading {source.path} failed: {str(err).splitlines()[0]}")
 

@@ -68,6 +68,7 @@ from curation.inspect.shards import (
     Overview,
     Source,
     cannot_read,
+    is_parquet,
     open_source,
 )
 from curation.io.writers import SchemaConflictError, cast_to, unify_parts
@@ -1091,6 +1092,13 @@ def export(
         raise ExportError(f"--split {split!r}: use letters, digits and underscores")
     max_bytes = parse_size(max_shard_size)
     source = open_source(run)
+    if lines := [f for f in source.files if not is_parquet(f)]:
+        raise ExportError(
+            f"{lines[0]} is JSON Lines (the recipe's `output: {{format: jsonl}}`); export "
+            "reads a run's Parquet parts: run the recipe again with `output: {format: "
+            "parquet}` (the default), or a recipe of `stages: []` with it over this run's "
+            "kept/, then export that run"
+        )
     if source.unfinished:
         raise ExportError(
             f"{run} is {source.unfinished}: finish it first ({FINISH_IT}), then export it"

@@ -790,30 +790,35 @@ _QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
     """Add count, mean, min, max and quantiles of each numeric column a stage added, over
     every row that has a value; an integer column (a count: ``token_count``) also gets
-    its ``sum`` there and its ``kept_sum`` over the kept rows."""
-    if recipe.output.format != "parquet":
-        return
+    its ``sum`` there and its ``kept_sum`` over the kept rows. Parquet parts are read a
+    column at a time; JSON Lines parts are parsed once each, their text left out."""
     import polars as pl
 
-    columns_of = {
-        f: set(pq.read_schema(f).names)
-        for kind in ("kept", "dropped")
-        for f in sorted((out / kind).glob("*.parquet"))
-    }
+    from curation.inspect.shards import is_parquet
+
+    added = {column for stage in stats["stages"] for column in stage["added_columns"]}
+    frames_of: dict[Path, tuple[pl.LazyFrame, set[str]]] = {}
+    for kind in ("kept", "dropped"):
+        for f in sorted((out / kind).glob(f"*{part_suffix(recipe.output)}")):
+            if is_parquet(f):
+                frames_of[f] = (pl.scan_parquet(f), set(pq.read_schema(f).names))
+            else:
+                lines = pl.scan_ndjson(f, infer_schema_length=None)
+                wanted = [c for c in lines.collect_schema().names() if c in added]
+                frames_of[f] = (lines.select(wanted).collect().lazy(), set(wanted))
     kept = "_kept"  # whether a value is a kept row's (a name no stage writes)
     for stage in stats["stages"]:
         summaries = {}
         for column in stage["added_columns"]:
             frames = [
-                pl.scan_parquet(f).select(
-                    pl.col(column), pl.lit(f.parent.name == "kept").alias(kept)
-                )
-                for f, names in columns_of.items()
+                frame.select(pl.col(column), pl.lit(f.parent.name == "kept").alias(kept))
+                for f, (frame, names) in frames_of.items()
                 if column in names
             ]
             if not frames:
                 continue
-            values = pl.concat(frames).drop_nulls()
+            # JSON Lines parts each infer their types: all null in one, integers in another
+            values = pl.concat(frames, how="vertical_relaxed").drop_nulls()
             dtype = values.collect_schema()[column]
             if not dtype.is_numeric():
                 continue

@@ -4,6 +4,7 @@ agree with the rows themselves, and bad questions get clear errors."""
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -264,6 +265,51 @@ def test_sums_do_not_wrap_in_a_narrow_integer_type(tmp_path: Path) -> None:
     assert (recorded["words"]["sum"], recorded["words"]["kept_sum"]) == (2**32 - 1, 2**32 - 2)
 
 
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_a_run_written_as_json_lines_reads_as_its_parquet_twin(
+    run_folder: Path, tmp_path: Path, compression: str
+) -> None:
+    """A run written with `output: {format: jsonl}` is inspected, reported and summed in
+    stats.json as the same run written as Parquet; export says it needs Parquet parts."""
+    out = tmp_path / "lines"
+    recipe = RECIPE + f"output: {{format: jsonl, compression: {compression}}}\n"
+    stats = run_local(recipe_of(recipe, shared_file("web/c4-sample-1000.jsonl.gz")), out)
+    assert not any(p.name.endswith(".parquet") for p in out.rglob("part-*"))
+    twin, lines = shards.open_source(run_folder), shards.open_source(out)
+    assert lines.is_run and len(lines.files) == 2
+    assert shards.funnel(lines) == shards.funnel(twin)
+    assert shards.score_columns(lines.schema()) == ["length_chars"]
+    seen = shards.summarize(lines.scan(), ["length_chars"])
+    assert seen == shards.summarize(twin.scan(), ["length_chars"])
+    assert shards.threshold_lines(lines, ["length_chars"]) == shards.threshold_lines(
+        twin, ["length_chars"]
+    )
+    asked = {"where": "length_chars < 300", "sort": "-length_chars", "limit": 5}
+    assert shards.browse(lines, **asked)["id"].to_list() == (
+        shards.browse(twin, **asked)["id"].to_list()
+    )
+    recorded = json.loads((run_folder / "stats.json").read_text())
+    assert [s.get("summaries") for s in stats["stages"]] == [
+        s.get("summaries") for s in recorded["stages"]
+    ]
+    runner = CliRunner()
+    shown = runner.invoke(main, ["inspect", str(out)])
+    assert shown.exit_code == 0 and "2 JSON Lines file(s)" in shown.output
+    assert "length_filter:too_short" in shown.output and "sum " in shown.output
+    page = runner.invoke(main, ["report", str(out), "-o", str(tmp_path / "report.html")])
+    assert page.exit_code == 0, page.output
+    one = runner.invoke(main, ["inspect", str(lines.files[0])])
+    assert one.exit_code == 0 and "1 JSON Lines file(s)" in one.output
+    refused = runner.invoke(main, ["export", str(out), "--to-folder", str(tmp_path / "x")])
+    assert refused.exit_code != 0 and "is JSON Lines" in refused.output
+    assert "output: {format: parquet}" in refused.output
+    part = out / "kept" / lines.files[0].name
+    part.write_bytes(b'{"id": "a", "text": "cut sh\n')  # a damaged part is named
+    damaged = runner.invoke(main, ["inspect", str(out)])
+    assert damaged.exit_code != 0
+    assert f"{part}: cannot be read as JSON Lines" in " ".join(damaged.output.split())
+
+
 UNFINISHED = """
 input: {unit_bytes: 0}
 stages:
@@ -280,7 +326,6 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
     # folder of Parquet files: every part of every pass mixed, the handed-on rows
     # counted as kept. It is now the finished shards through the deepest pass reached.
     import gzip
-    import json
     import shutil
 
     from curation.runtime import run as run_module
