@@ -477,10 +477,18 @@ def test_a_field_and_its_source_name_are_an_error(tmp_path: Path, batch_rows: in
         run_local(recipe_of(PASS, tmp_path / "clash.parquet"), tmp_path / "out2")
 
 
-def columns_of(lines: list[dict]) -> pa.Table:
-    """A table of every key of ``lines`` (``from_pylist`` takes the first row's keys)."""
+def kept_as_jsonl_and_parquet(folder: Path, name: str, lines: list[dict]) -> list[pa.Table]:
+    """The kept rows of a pass-through run over ``lines`` written as JSONL, then as Parquet
+    (with every key of every line: ``from_pylist`` would take the first line's keys)."""
     keys = dict.fromkeys(key for line in lines for key in line)
-    return pa.table({key: [line.get(key) for line in lines] for key in keys})
+    parquet = folder / f"{name}.parquet"
+    pq.write_table(pa.table({k: [line.get(k) for line in lines] for k in keys}), parquet)
+    jsonl = write_lines(folder / f"{name}.jsonl", [json.dumps(line).encode() for line in lines])
+    kept = []
+    for path in (jsonl, parquet):
+        run_local(recipe_of(PASS, path), folder / f"out-{path.name}")
+        kept.append(read_output(folder / f"out-{path.name}", "kept"))
+    return kept
 
 
 @pytest.mark.parametrize("rows", [6, 300])  # the line path; pyarrow's block parse
@@ -490,24 +498,14 @@ def test_a_drop_reason_that_is_null_is_not_carried(tmp_path: Path, rows: int) ->
     the input has; a batch where one row has a reason keeps the column, null elsewhere."""
     lines = [{"text": f"doc {i}", "drop_reason": None} for i in range(rows)]
     lines[3]["source_drop_reason"] = "crawler"
-    quiet = write_lines(tmp_path / "quiet.jsonl", [json.dumps(line).encode() for line in lines])
-    pq.write_table(columns_of(lines), tmp_path / "quiet.parquet")
-    for path in (quiet, tmp_path / "quiet.parquet"):
-        out = tmp_path / f"out-{path.suffix[1:]}"
-        run_local(recipe_of(PASS, path), out)
-        kept = read_output(out, "kept")
+    for kept in kept_as_jsonl_and_parquet(tmp_path, "quiet", lines):
         assert kept.num_rows == rows and "drop_reason" in kept.column_names
         assert kept["source_drop_reason"].to_pylist() == [
             "crawler" if i == 3 else None for i in range(rows)
         ]
     lines = [{"text": f"doc {i}", "drop_reason": None} for i in range(rows)]
     lines[1]["drop_reason"] = "spam"
-    mixed = write_lines(tmp_path / "mixed.jsonl", [json.dumps(line).encode() for line in lines])
-    pq.write_table(columns_of(lines), tmp_path / "mixed.parquet")
-    for path in (mixed, tmp_path / "mixed.parquet"):
-        out = tmp_path / f"mixed-{path.suffix[1:]}"
-        run_local(recipe_of(PASS, path), out)
-        kept = read_output(out, "kept")
+    for kept in kept_as_jsonl_and_parquet(tmp_path, "mixed", lines):
         assert kept["source_drop_reason"].to_pylist() == [
             "spam" if i == 1 else None for i in range(rows)
         ]
