@@ -141,6 +141,16 @@ def run_local(recipe: Recipe, out: Path, **options: object) -> dict:
     return run(recipe, out, RunOptions(**opts))  # type: ignore[arg-type]
 
 
+def run_that_kept_nothing(folder: Path) -> Path:
+    """A finished run (of 3 documents) whose every document was dropped: no kept/ part."""
+    docs = folder / "three.jsonl"
+    docs.write_text("".join(f'{{"text": "short {i}"}}\n' for i in range(3)))
+    out = folder / "kept-nothing"
+    run_local(recipe_of("stages:\n  - length_filter: {min_chars: 1000}\n", docs), out)
+    assert not list((out / "kept").iterdir())
+    return out
+
+
 def read_output(out: Path, kind: str) -> pa.Table:
     """All rows of OUT/kept or OUT/dropped, in file order."""
     files = sorted((out / kind).glob("part-*.parquet"))

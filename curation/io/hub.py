@@ -231,6 +231,8 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     groups and not others), the estimate is off; ``write_shards`` corrects it as it
     goes."""
     files = _export_files(source)
+    if not files:  # a run that kept nothing has no kept/ part
+        raise ExportError(_nothing_kept(source))
     footers = []  # each file's schema and row groups: (rows, bytes without drop_reason)
     for path in files:
         with _readable(path):
@@ -266,12 +268,22 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
             rows, size = rows + kept, size + nbytes * kept / in_group
             marks.append((rows, size))
     if not rows:
-        raise ExportError(f"{source.path}: no kept rows to export")
+        raise ExportError(_nothing_kept(source))
     scale = ratio or 1.0
     arrow_bytes = size * scale
     files = min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
     return ShardPlan(
         rows, arrow_bytes, files, max_shard_bytes, tuple((r, b * scale) for r, b in marks), schema
+    )
+
+
+def _nothing_kept(source: Source) -> str:
+    """What export says of a source without a kept row."""
+    rows = (source.stats or {}).get("rows", {})
+    read = f" of {rows['read']:,} documents read" if "read" in rows else ""
+    return (
+        f"{source.path}: no kept rows to export (0 kept{read}): `curate inspect "
+        f"{source.path}` shows what dropped them"
     )
 
 

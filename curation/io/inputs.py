@@ -486,6 +486,16 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
                 f"input directory {path!r} holds only files named as another format than "
                 f"{fmt}: pass --format auto to read each file by its name"
             )
+        if not shards and not visible:
+            if listed:  # every name hidden
+                raise InputError(
+                    f"input directory {path!r} holds only hidden names ({min(listed)!r}"
+                    "...: a name below it that begins with '.' or '_' is passed over)"
+                )
+            local = protocol in ("file", "local")
+            raise InputError(
+                f"input directory {path!r} is empty{_empty_kept(path) if local else ''}"
+            )
         if not shards:
             raise InputError(
                 f"input directory {path!r} holds no file of a known format "
@@ -494,6 +504,16 @@ def _expand(path: str, fmt: str) -> list[InputShard]:
         return shards
     found = [(root, posixpath.basename(root), listed[root])]
     return _with_formats(found, fmt, path, url, strict=True)
+
+
+def _empty_kept(path: str) -> str:
+    """What to add when the empty local folder ``path`` is a finished run's ``kept/``."""
+    run = os.path.dirname(os.path.normpath(path))
+    if os.path.basename(os.path.normpath(path)) != "kept":
+        return ""
+    if not os.path.isfile(os.path.join(run, "stats.json")):
+        return ""
+    return f": the run {run!r} kept no document (`curate inspect {run}` shows what dropped them)"
 
 
 def _hidden(relative: str, marks: tuple[str, ...]) -> bool:

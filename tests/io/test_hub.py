@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 
 from curation.cli import main
 from curation.io import hub as hub_module
-from tests.conftest import damaged_shards, free_port, read_output, recipe_of, run_local
+from tests.conftest import (
+    damaged_shards,
+    free_port,
+    read_output,
+    recipe_of,
+    run_local,
+    run_that_kept_nothing,
+)
 from tests.io.fake_hub import FakeHub
 
 RECIPE = """
@@ -921,3 +928,13 @@ def test_unreadable_files_and_sizes_are_clear_errors(tmp_path: Path) -> None:
         str(tmp_path / "page"), "--to-folder", str(tmp_path / "z"), "--max-shard-size", "0"
     )
     assert code != 0 and "--max-shard-size '0'" in output
+
+
+def test_a_run_that_kept_nothing_has_nothing_to_export(tmp_path: Path) -> None:
+    """Before, an IndexError from deep in the size plan."""
+    run = run_that_kept_nothing(tmp_path)
+    code, output = export(str(run), "--to-folder", str(tmp_path / "export"))
+    assert code != 0 and "Traceback" not in output
+    said = " ".join(output.split())
+    assert f"{run}: no kept rows to export (0 kept of 3 documents read)" in said
+    assert f"`curate inspect {run}` shows what dropped them" in said

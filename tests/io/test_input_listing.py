@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.io.inputs import InputError, resolve_inputs
-from tests.conftest import recipe_of, run_local
+from tests.conftest import recipe_of, run_local, run_that_kept_nothing
 
 
 def doc(path: Path, text: str) -> Path:
@@ -154,3 +154,17 @@ def test_a_names_format_is_decided_by_its_last_two_suffixes(
     whole = name_stem(path)
     expected = next((f for f, ends in _EXTENSIONS.items() if whole.endswith(ends)), None)
     assert detect_format(path) == expected
+
+
+def test_an_empty_folder_is_said_to_be_empty(tmp_path: Path) -> None:
+    """Not "no file of a known format: pass --format": a run's empty kept/ names the run,
+    and a folder of hidden names says they are passed over."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"'.*empty' is empty$"):
+        resolve_inputs([str(tmp_path / "empty")])
+    run = run_that_kept_nothing(tmp_path)
+    with pytest.raises(InputError, match=rf"is empty: the run '{run}' kept no document"):
+        resolve_inputs([str(run / "kept")])
+    doc(tmp_path / "hidden" / ".draft.jsonl", "a")
+    with pytest.raises(InputError, match=r"holds only hidden names \('.*\.draft\.jsonl'"):
+        resolve_inputs([str(tmp_path / "hidden")])

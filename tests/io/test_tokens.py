@@ -30,7 +30,13 @@ from curation.io.tokens import (
 )
 from curation.lm.tokenizer import train_lm_tokenizer
 from curation.recipe import InputSpec
-from tests.conftest import recipe_of, run_local, shared_file, train_bytelevel_bpe
+from tests.conftest import (
+    recipe_of,
+    run_local,
+    run_that_kept_nothing,
+    shared_file,
+    train_bytelevel_bpe,
+)
 
 EOS = "<|endoftext|>"
 
@@ -596,3 +602,11 @@ def test_metric_writes_counts_as_datatrove_does() -> None:
     rng = np.random.default_rng(0)
     for n in rng.integers(1, 10**15, 2000).tolist() + list(range(0, 20_000, 7)):
         assert tokens.metric(n) == humanize.metric(n, unit="T"), n
+
+
+def test_a_run_that_kept_nothing_is_named(bpe: Path, tmp_path: Path) -> None:
+    """Its empty kept/ was reported as a folder of no known format, to pass --format."""
+    run = run_that_kept_nothing(tmp_path)
+    options = TokenizeOptions(TokenizerSpec(str(bpe), EOS))
+    with pytest.raises(TokenizeError, match=r"kept no document \(0 of 3 documents\)"):
+        quiet([run], tmp_path / "tokens", options)
