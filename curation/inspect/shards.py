@@ -94,6 +94,8 @@ class Source:
     def scan(self) -> pl.LazyFrame:
         """Every row of every file, lazily (files with other columns are aligned by name)."""
         frames = [scan_part(f) for f in self.files]
+        if not frames:  # a run of no document
+            return pl.LazyFrame(schema={ID: pl.String, TEXT: pl.String, REASON: pl.String})
         lf = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
         if lf.collect_schema().get(REASON) == pl.Null:  # a shard where nothing was dropped
             lf = lf.with_columns(pl.col(REASON).cast(pl.String))
@@ -129,7 +131,8 @@ def open_source(path: str | Path) -> Source:
             if recipe_file.is_file()
             else None
         )
-        if not kept and not dropped:
+        read = ((stats or {}).get("rows") or {}).get("read")
+        if not kept and not dropped and read != 0:  # a run of no document has no part
             raise InspectError(f"{root} has a stats.json but no kept/ or dropped/ parts yet")
         return Source(root, kept + dropped, stats or {}, recipe, set(kept))
     files = sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))

@@ -280,6 +280,8 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
 def _nothing_kept(source: Source) -> str:
     """What export says of a source without a kept row."""
     rows = (source.stats or {}).get("rows", {})
+    if rows.get("read") == 0:
+        return f"{source.path}: no kept rows to export (the run read no document)"
     read = f" of {rows['read']:,} documents read" if "read" in rows else ""
     return (
         f"{source.path}: no kept rows to export (0 kept{read}): `curate inspect "

@@ -433,6 +433,8 @@ def _barrier(
         )
     folder = segment.decisions(work)
     folder.mkdir(parents=True)
+    if not rows:  # nothing reached the stage (an empty input, or all dropped before it)
+        return  # no decision: no shard has a row for it to apply to
     assert isinstance(stage, GlobalStage)
     stage.setup()
     frames = []

@@ -310,6 +310,25 @@ def test_a_run_written_as_json_lines_reads_as_its_parquet_twin(
     assert f"{part}: cannot be read as JSON Lines" in " ".join(damaged.output.split())
 
 
+def test_a_run_of_no_document_shows_its_empty_funnel(tmp_path: Path) -> None:
+    """An empty input makes a run with no part at all: inspect and report show its funnel
+    of zeros (before: "no kept/ or dropped/ parts yet"), export says there is nothing."""
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    run_local(recipe_of(RECIPE, tmp_path / "empty.jsonl"), tmp_path / "run")
+    source = shards.open_source(tmp_path / "run")
+    assert source.files == [] and source.scan().collect().height == 0
+    assert [s["rows_in"] for s in shards.funnel(source)] == [0, 0, 0]
+    runner = CliRunner()
+    shown = runner.invoke(main, ["inspect", str(tmp_path / "run")])
+    assert shown.exit_code == 0 and "length_filter" in shown.output, shown.output
+    found = runner.invoke(main, ["inspect", str(tmp_path / "run"), "--where", "id = 'a'"])
+    assert found.exit_code == 0 and "no documents match" in found.output
+    page = runner.invoke(main, ["report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html")])
+    assert page.exit_code == 0 and "No document was dropped" in (tmp_path / "r.html").read_text()
+    out = runner.invoke(main, ["export", str(tmp_path / "run"), "--to-folder", str(tmp_path / "x")])
+    assert out.exit_code != 0 and "no kept rows to export (the run read no document)" in out.output
+
+
 UNFINISHED = """
 input: {unit_bytes: 0}
 stages:

@@ -107,3 +107,26 @@ def test_a_recipe_runs_again_over_its_own_output(c4_path: Path, tmp_path: Path) 
     third = recipe_of(RECURATE, tmp_path / "second" / "kept", format="parquet")
     run_local(third, tmp_path / "third")
     assert read_output(tmp_path / "third", "kept").to_pylist() == after.to_pylist()
+
+
+NOTHING_REACHES = """\
+stages:
+  - length_filter: {min_chars: 10000000}
+  - exact_dedup: {}
+  - minhash_dedup: {}
+  - line_dedup: {}
+  - threshold: {column: length_chars, top_fraction: 0.5}
+"""
+
+
+def test_global_stages_that_no_row_reaches(c4_path: Path, tmp_path: Path) -> None:
+    """Every document dropped before the global stages, or an empty input: each barrier
+    has nothing to decide and the run ends with its ledger. Before, the first barrier
+    failed, its stage's key columns missing from the rows it had (none)."""
+    stats = run_local(recipe_of(NOTHING_REACHES, c4_path), tmp_path / "dropped")
+    assert (stats["rows"]["read"], stats["rows"]["kept"]) == (1000, 0)
+    assert [s["rows_in"] for s in stats["stages"][2:]] == [0, 0, 0, 0]
+    assert read_output(tmp_path / "dropped", "dropped").num_rows == 1000
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    stats = run_local(recipe_of(NOTHING_REACHES, tmp_path / "empty.jsonl"), tmp_path / "none")
+    assert (stats["rows"]["read"], stats["rows"]["kept"], stats["rows"]["dropped"]) == (0, 0, 0)
