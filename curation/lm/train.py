@@ -306,7 +306,11 @@ def train_lm(
     else:
         blocks = pack_texts(tokenizer, fit or [], config.seq_len)
     if len(blocks) == 0:
-        raise ValueError(f"the training text is shorter than one context ({config.seq_len})")
+        raise ValueError(
+            f"the training text holds fewer tokens than one context of the model "
+            f"({config.seq_len:,} tokens, with the documents held out left out): give more "
+            "text, or a preset of a shorter context (tiny: 128)"
+        )
     steps = train.steps
     if train.epochs is not None:
         steps = max(1, math.ceil(train.epochs * len(blocks) / train.batch_size))

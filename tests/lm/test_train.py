@@ -244,6 +244,12 @@ def test_a_fresh_model_can_share_a_tokenizer(tiny: Path, tmp_path: Path) -> None
     assert not torch.equal(a.blocks[0].qkv.weight, b.blocks[0].qkv.weight)  # fresh weights
 
 
+def test_text_shorter_than_a_context_says_what_to_do(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"fewer tokens than one context of the model \(128 "):
+        train_lm(["a few words"], tmp_path / "short", tokenizer_from=tiny, preset="tiny",
+                 train=QUICK, log=lambda m: None)  # fmt: skip
+
+
 def test_device_choice_is_checked() -> None:
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
