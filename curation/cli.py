@@ -555,10 +555,28 @@ def _print_flush(message: str) -> None:
     help="reuse this checkpoint's tokenizer (or a tokenizer.model) for a fresh model; with "
     "--tokens, where the tokenizer the folder names has moved",
 )
-@click.option("--steps", type=int, default=500, show_default=True, help="optimizer steps")
-@click.option("--epochs", type=float, help="passes over the data (instead of --steps)")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="sequences a step")
-@click.option("--lr", type=float, default=3e-3, show_default=True, help="peak learning rate")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=500, show_default=True, help="optimizer steps"
+)
+@click.option(
+    "--epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    help="passes over the data (instead of --steps)",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="sequences a step",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3e-3,
+    show_default=True,
+    help="peak learning rate",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--held-out",
@@ -567,7 +585,14 @@ def _print_flush(message: str) -> None:
     show_default=True,
     help="fraction of the documents held out for the held-out loss",
 )
-@click.option("--vocab-size", type=int, default=8000, show_default=True)
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=300),
+    default=8000,
+    show_default=True,
+    help="pieces of the SentencePiece tokenizer trained for a fresh model (at least 300: "
+    "byte fallback's 256 byte pieces, the special ones and the text's characters)",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda")
 @click.option(
     "--precision",
@@ -740,7 +765,13 @@ def train_lm_command(
     "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
     help="bf16 autocast; auto: bf16 on a GPU with native bf16, fp32 on the CPU",
 )  # fmt: skip
-@click.option("--batch-size", type=int, default=32, show_default=True, help="windows a batch")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="windows a batch",
+)
 @click.option("--json", "json_out", type=LocalPath(dir_okay=False), help="also write the table")
 def eval_lm_command(
     more_inputs: tuple[str, ...],
@@ -868,7 +899,9 @@ def train_preselect_command(
 @click.argument("path", type=click.Path())
 @click.option("--where", help="SQL filter, e.g. \"lang = 'en' AND kenlm_perplexity < 300\"")
 @click.option("--sort", help="sort by COLUMN (ascending) or -COLUMN (descending)")
-@click.option("--limit", type=int, default=10, show_default=True, help="documents to show")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=10, show_default=True, help="documents to show"
+)
 @click.option("--around", help="COLUMN=VALUE: documents just below and above VALUE")
 @click.option(
     "--status",
@@ -877,7 +910,9 @@ def train_preselect_command(
     show_default=True,
     help="which documents to browse",
 )
-@click.option("--bins", type=int, default=20, show_default=True, help="histogram bins")
+@click.option(
+    "--bins", type=click.IntRange(min=1), default=20, show_default=True, help="histogram bins"
+)
 def inspect_command(
     path: str,
     where: str | None,

@@ -191,6 +191,29 @@ def test_a_url_as_output_is_refused_before_anything_runs(command: list[str], tmp
     assert not Path("s3:").exists()
 
 
+@pytest.mark.parametrize(
+    "command, option, value",
+    [
+        (["train-lm", "--input", "x.jsonl", "--output", "m"], "--steps", "0"),
+        (["train-lm", "--input", "x.jsonl", "--output", "m"], "--batch-size", "0"),
+        (["train-lm", "--input", "x.jsonl", "--output", "m"], "--lr", "-0.1"),
+        (["train-lm", "--input", "x.jsonl", "--output", "m"], "--epochs", "0"),
+        (["train-lm", "--input", "x.jsonl", "--output", "m"], "--vocab-size", "100"),
+        (["eval-lm", "--model", "m", "--input", "x.jsonl"], "--batch-size", "0"),
+        (["inspect", "runs/x"], "--limit", "-3"),
+        (["inspect", "runs/x"], "--bins", "0"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(
+    command: list[str], option: str, value: str
+) -> None:
+    """Before: --steps 0 wrote an untrained model, --batch-size 0 a ZeroDivisionError,
+    --limit -3 and --bins 0 polars' and numpy's errors, --vocab-size 100 SentencePiece's."""
+    result = CliRunner().invoke(main, [*command, option, value])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}': {value}" in result.output
+
+
 def test_the_run_summary_fits_80_columns_without_cutting_names_or_reasons() -> None:
     """Stage names and drop reasons are shown whole on an 80-column terminal, even with
     counts in the hundreds of millions; past three reasons the rest are summed."""

@@ -57,9 +57,10 @@ def texts_sha256(texts: Iterable[str]) -> str:
 
 def prepare(output: Path, plan: dict[str, Any], replace_other: bool = False) -> dict | None:
     """Make ``output`` ready for the training ``plan``; its saved state when a training of
-    the same plan stopped there (None: start afresh). A folder holding anything else is
-    refused (``FileExistsError``), or with ``replace_other`` a stopped training of
-    another plan is removed."""
+    the same plan stopped there (None: start afresh). A training of another plan that
+    stopped before saving a state is removed; one that saved a state is refused
+    (``FileExistsError``), or removed with ``replace_other``, as is a folder holding
+    anything else refused."""
     work = output / WORK
     if output.exists() and any(output.iterdir()):
         stopped = (work / PLAN).is_file() and not (output / "config.json").exists()
@@ -72,7 +73,9 @@ def prepare(output: Path, plan: dict[str, Any], replace_other: bool = False) -> 
                     f"{work / STATE} cannot be read ({err}): remove {output} to train "
                     "from the start"
                 ) from None
-        if same or (stopped and replace_other):  # stopped before its first state: again
+        # stopped before its first state (or failed before it: a vocabulary too small,
+        # too little text), it has nothing to go on from: this training starts afresh
+        if same or (stopped and (replace_other or not (work / STATE).is_file())):
             shutil.rmtree(output)
         elif stopped:
             raise FileExistsError(

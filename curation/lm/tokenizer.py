@@ -8,6 +8,7 @@ character is lost to ``<unk>``; KenLM models keep SentencePiece's defaults.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import sentencepiece
@@ -31,20 +32,30 @@ def train_sentencepiece(
     extra: dict[str, object] = {}
     if with_pad:
         extra.update(pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID)
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(lines_file),
-        model_prefix=str(model_prefix),
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,
-        model_type="unigram",
-        character_coverage=0.9999,
-        byte_fallback=byte_fallback,
-        input_sentence_size=2_000_000,
-        shuffle_input_sentence=True,
-        num_threads=os.cpu_count() or 1,
-        minloglevel=2,
-        **extra,
-    )
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            input=str(lines_file),
+            model_prefix=str(model_prefix),
+            vocab_size=vocab_size,
+            hard_vocab_limit=False,
+            model_type="unigram",
+            character_coverage=0.9999,
+            byte_fallback=byte_fallback,
+            input_sentence_size=2_000_000,
+            shuffle_input_sentence=True,
+            num_threads=os.cpu_count() or 1,
+            minloglevel=2,
+            **extra,
+        )
+    except RuntimeError as err:  # its internal check, said as what to do
+        short = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(err))
+        if short is None:
+            raise
+        raise ValueError(
+            f"a vocabulary of {vocab_size:,} pieces is too small for this text: its "
+            f"characters and the special pieces take {int(short[1]):,}; give a vocabulary "
+            "size of at least that (--vocab-size)"
+        ) from None
     processor = sentencepiece.SentencePieceProcessor()
     processor.Load(f"{model_prefix}.model")
     return processor
@@ -64,10 +75,16 @@ def train_lm_tokenizer(
                 if line.strip():
                     handle.write(line.strip() + "\n")
     # byte fallback needs its 256 byte pieces inside the vocabulary
-    processor = train_sentencepiece(
-        lines_file, folder / "tokenizer", max(vocab_size, 300), byte_fallback=True, with_pad=True
-    )
-    lines_file.unlink()
+    try:
+        processor = train_sentencepiece(
+            lines_file,
+            folder / "tokenizer",
+            max(vocab_size, 300),
+            byte_fallback=True,
+            with_pad=True,
+        )
+    finally:
+        lines_file.unlink()
     (folder / "tokenizer.vocab").unlink(missing_ok=True)
     return processor
 

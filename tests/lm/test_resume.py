@@ -144,3 +144,15 @@ def test_the_cli_says_how_to_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     went_on = CliRunner().invoke(main, command)
     assert went_on.exit_code == 0, went_on.output
     assert "going on from step 9 of 20" in went_on.output
+
+
+def test_a_training_that_failed_before_its_first_state_gives_way(tmp_path: Path) -> None:
+    """A start that fails (here a vocabulary too small for the text) leaves its plan; the
+    corrected command, another plan, was refused as "a stopped training of other data"."""
+    texts, out = c4_texts(0, 100), tmp_path / "failed"
+    with pytest.raises(ValueError, match=r"a vocabulary of 300 pieces is too small"):
+        train_lm(texts, out, preset="tiny", train=QUICK, vocab_size=300, log=quiet)
+    assert (out / "_work" / "plan.json").is_file()
+    assert not (out / "tokenizer-input.txt").exists()  # the lines it was given
+    train_lm(texts, out, preset="tiny", train=QUICK, vocab_size=600, log=quiet)
+    assert (out / "config.json").is_file() and not (out / "_work").exists()
