@@ -55,6 +55,7 @@ def is_part(path: Path) -> bool:
 
 
 def is_parquet(path: Path) -> bool:
+    """Whether ``path`` is named as a Parquet file (a run's part or a shard)."""
     return path.name.endswith(".parquet")
 
 

@@ -793,10 +793,11 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
     """Add count, mean, min, max and quantiles of each numeric column a stage added, over
     every row that has a value; an integer column (a count: ``token_count``) also gets
     its ``sum`` there and its ``kept_sum`` over the kept rows. Parquet parts are read a
-    column at a time; JSON Lines parts are parsed once each, their text left out."""
+    column at a time; JSON Lines parts are parsed twice each (their types inferred from
+    every row, then the stages' columns kept in memory, their text left out)."""
     import polars as pl
 
-    from curation.inspect.shards import is_parquet
+    from curation.inspect.shards import is_parquet, scan_part
 
     added = {column for stage in stats["stages"] for column in stage["added_columns"]}
     frames_of: dict[Path, tuple[pl.LazyFrame, set[str]]] = {}
@@ -805,7 +806,7 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
             if is_parquet(f):
                 frames_of[f] = (pl.scan_parquet(f), set(pq.read_schema(f).names))
             else:
-                lines = pl.scan_ndjson(f, infer_schema_length=None)
+                lines = scan_part(f)
                 wanted = [c for c in lines.collect_schema().names() if c in added]
                 frames_of[f] = (lines.select(wanted).collect().lazy(), set(wanted))
     kept = "_kept"  # whether a value is a kept row's (a name no stage writes)
