@@ -40,6 +40,7 @@ opening a second one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -70,6 +72,7 @@ from curation.inspect.shards import (
     cannot_read,
     is_parquet,
     open_source,
+    scan_part,
 )
 from curation.io.writers import SchemaConflictError, cast_to, unify_parts
 
@@ -275,6 +278,38 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
     return ShardPlan(
         rows, arrow_bytes, files, max_shard_bytes, tuple((r, b * scale) for r, b in marks), schema
     )
+
+
+@contextmanager
+def _parquet_parts(source: Source, near: Path | None) -> Iterator[Source]:
+    """``source``, its JSON Lines files (a run's ``output: {format: jsonl}`` parts) read
+    as Parquet copies in a folder made in ``near`` (the system's temporary folder when
+    None) and removed at the end; the types of each are those polars infers from all its
+    rows, unified over the files as Parquet parts are. A source of Parquet files only is
+    itself."""
+    lines = [f for f in source.files if not is_parquet(f)]
+    if not lines:
+        yield source
+        return
+    if near is not None:
+        near.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".curation-export-parquet-", dir=near))
+    try:
+        copies: dict[Path, Path] = {}
+        for index, path in enumerate(source.files):
+            if is_parquet(path):
+                continue
+            copy = folder / f"{index:06d}-{path.name}.parquet"
+            try:
+                scan_part(path).sink_parquet(copy)
+            except (pl.exceptions.PolarsError, OSError) as err:
+                raise ExportError(cannot_read(path, err, "export again")) from None
+            copies[path] = copy
+        files = [copies.get(f, f) for f in source.files]
+        kept = {copies.get(f, f) for f in source.kept_files}
+        yield dataclasses.replace(source, files=files, kept_files=kept)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _nothing_kept(source: Source) -> str:
@@ -1106,13 +1141,6 @@ def export(
         raise ExportError(f"--split {split!r}: use letters, digits and underscores")
     max_bytes = parse_size(max_shard_size)
     source = open_source(run)
-    if lines := [f for f in source.files if not is_parquet(f)]:
-        raise ExportError(
-            f"{lines[0]} is JSON Lines (the recipe's `output: {{format: jsonl}}`); export "
-            "reads a run's Parquet parts: run the recipe again with `output: {format: "
-            "parquet}` (the default), or a recipe of `stages: []` with it over this run's "
-            "kept/, then export that run"
-        )
     if source.unfinished:
         raise ExportError(
             f"{run} is {source.unfinished}: finish it first ({FINISH_IT}), then export it"
@@ -1130,89 +1158,94 @@ def export(
             card = target / "README.md"
             if card.is_file():  # a header that does not parse: say so now
                 _card_parts(card.read_text(encoding="utf-8", errors="replace"), str(card))
-    plan = plan_shards(source, max_bytes)
-    name = repo_id or f"local/{target.name if target else 'export'}"
-    pusher = None
-    if repo_id:
-        endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
-        pusher = _Pusher(
-            repo_id,
-            token=find_token(),
-            endpoint=endpoint,
-            attempts=ATTEMPTS,
-            backoff_s=BACKOFF_S,
-            log=log,
-        )
-        pusher.create(private=private, force=force)
-    parent = target.parent if target else None
-    if parent:
-        parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".curation-export-", dir=parent))
-    began = time.monotonic()
-
-    def written(file: Path, shard: dict[str, Any], index: int, count: int) -> None:
-        about = "" if count == plan.files else "about "
-        line = (
-            f"export: {shard['path']} ({index + 1} of {about}{count}): "
-            f"{shard['rows']:,} rows, {shard['bytes'] / 1e6:,.1f} MB"
-        )
-        if pusher is None:
-            log(line)
-            return
-
-        def sent(seconds: float) -> None:
-            rate = shard["bytes"] / 1e6 / max(seconds, 1e-3)
-            log(f"{line}, sent in {seconds:.1f} s ({rate:,.1f} MB/s)")
-            if target is None:  # sent: the folder need not hold it
-                file.unlink()
-
-        pusher.send_soon(file, shard["path"], sent)
-
-    quiet = _quiet_hub_bars()
-    try:
-        where = f" to {pusher.endpoint}/datasets/{repo_id}" if pusher is not None else ""
-        log(f"export: {source.path}, {plan.rows:,} rows in {plan.files} file(s){where}")
-        shards = build_export(
-            source,
-            staging,
-            repo_id=name,
-            split=split,
-            plan=plan,
-            license_id=license_id or "other",
-            on_shard=written,
-            settle=pusher.wait if pusher is not None else None,
-        )
-        if len(shards) != plan.files:
-            log(
-                f"export: the rows took {len(shards)} file(s), not the {plan.files} their "
-                f"Parquet footers suggested: the files are named {shards[0]['path']} ..."
+    # JSON Lines parts (a run written with output: {format: jsonl}) are read as Parquet
+    # copies, made one part at a time beside the export and removed after it
+    with _parquet_parts(source, target.parent if target else None) as source:
+        plan = plan_shards(source, max_bytes)
+        name = repo_id or f"local/{target.name if target else 'export'}"
+        pusher = None
+        if repo_id:
+            endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+            pusher = _Pusher(
+                repo_id,
+                token=find_token(),
+                endpoint=endpoint,
+                attempts=ATTEMPTS,
+                backoff_s=BACKOFF_S,
+                log=log,
             )
-        url = None
-        if pusher is not None:
-            pusher.wait()
-            pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
-            url = pusher.commit(staging, split, keep)
-            seconds = time.monotonic() - began
-            into = ""
-            if pusher.pull is not None:
-                into = f" to pull request #{pusher.pull[0]}, merged into main at once"
-            log(f"export: committed in {pusher.commits} commit(s){into}, {seconds:.1f} s in all")
-        if target is not None:
-            if target.exists() and any(target.iterdir()):
-                _export_into(staging, target, split, keep)
-            else:
-                if target.exists():
-                    target.rmdir()
-                staging.rename(target)
-    except OSError as err:  # reading is wrapped where it happens: this is writing
-        raise ExportError(
-            f"writing the export in {staging.parent}: {err}: free some space there or choose "
-            "another --to-folder (TMPDIR without one), then export again"
-        ) from None
-    finally:
-        quiet()
-        if pusher is not None:
-            pusher.close()
-        if staging.exists():
-            shutil.rmtree(staging)
-    return {"shards": shards, "folder": str(target) if target else None, "commit_url": url}
+            pusher.create(private=private, force=force)
+        parent = target.parent if target else None
+        if parent:
+            parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".curation-export-", dir=parent))
+        began = time.monotonic()
+
+        def written(file: Path, shard: dict[str, Any], index: int, count: int) -> None:
+            about = "" if count == plan.files else "about "
+            line = (
+                f"export: {shard['path']} ({index + 1} of {about}{count}): "
+                f"{shard['rows']:,} rows, {shard['bytes'] / 1e6:,.1f} MB"
+            )
+            if pusher is None:
+                log(line)
+                return
+
+            def sent(seconds: float) -> None:
+                rate = shard["bytes"] / 1e6 / max(seconds, 1e-3)
+                log(f"{line}, sent in {seconds:.1f} s ({rate:,.1f} MB/s)")
+                if target is None:  # sent: the folder need not hold it
+                    file.unlink()
+
+            pusher.send_soon(file, shard["path"], sent)
+
+        quiet = _quiet_hub_bars()
+        try:
+            where = f" to {pusher.endpoint}/datasets/{repo_id}" if pusher is not None else ""
+            log(f"export: {source.path}, {plan.rows:,} rows in {plan.files} file(s){where}")
+            shards = build_export(
+                source,
+                staging,
+                repo_id=name,
+                split=split,
+                plan=plan,
+                license_id=license_id or "other",
+                on_shard=written,
+                settle=pusher.wait if pusher is not None else None,
+            )
+            if len(shards) != plan.files:
+                log(
+                    f"export: the rows took {len(shards)} file(s), not the {plan.files} their "
+                    f"Parquet footers suggested: the files are named {shards[0]['path']} ..."
+                )
+            url = None
+            if pusher is not None:
+                pusher.wait()
+                pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
+                url = pusher.commit(staging, split, keep)
+                seconds = time.monotonic() - began
+                into = ""
+                if pusher.pull is not None:
+                    into = f" to pull request #{pusher.pull[0]}, merged into main at once"
+                log(
+                    f"export: committed in {pusher.commits} commit(s){into}, {seconds:.1f} s in all"
+                )
+            if target is not None:
+                if target.exists() and any(target.iterdir()):
+                    _export_into(staging, target, split, keep)
+                else:
+                    if target.exists():
+                        target.rmdir()
+                    staging.rename(target)
+        except OSError as err:  # reading is wrapped where it happens: this is writing
+            raise ExportError(
+                f"writing the export in {staging.parent}: {err}: free some space there or choose "
+                "another --to-folder (TMPDIR without one), then export again"
+            ) from None
+        finally:
+            quiet()
+            if pusher is not None:
+                pusher.close()
+            if staging.exists():
+                shutil.rmtree(staging)
+        return {"shards": shards, "folder": str(target) if target else None, "commit_url": url}

@@ -269,8 +269,8 @@ def test_sums_do_not_wrap_in_a_narrow_integer_type(tmp_path: Path) -> None:
 def test_a_run_written_as_json_lines_reads_as_its_parquet_twin(
     run_folder: Path, tmp_path: Path, compression: str
 ) -> None:
-    """A run written with `output: {format: jsonl}` is inspected, reported and summed in
-    stats.json as the same run written as Parquet; export says it needs Parquet parts."""
+    """A run written with `output: {format: jsonl}` is inspected, reported, summed in
+    stats.json and exported as the same run written as Parquet."""
     out = tmp_path / "lines"
     recipe = RECIPE + f"output: {{format: jsonl, compression: {compression}}}\n"
     stats = run_local(recipe_of(recipe, shared_file("web/c4-sample-1000.jsonl.gz")), out)
@@ -300,14 +300,23 @@ def test_a_run_written_as_json_lines_reads_as_its_parquet_twin(
     assert page.exit_code == 0, page.output
     one = runner.invoke(main, ["inspect", str(lines.files[0])])
     assert one.exit_code == 0 and "1 JSON Lines file(s)" in one.output
-    refused = runner.invoke(main, ["export", str(out), "--to-folder", str(tmp_path / "x")])
-    assert refused.exit_code != 0 and "is JSON Lines" in refused.output
-    assert "output: {format: parquet}" in refused.output
+    # exported through Parquet copies of its parts: the same rows as the Parquet run's
+    for run, folder in ((out, "lines-export"), (run_folder, "parquet-export")):
+        done = runner.invoke(main, ["export", str(run), "--to-folder", str(tmp_path / folder)])
+        assert done.exit_code == 0, done.output
+    exported = [pq.read_table(tmp_path / f / "data") for f in ("lines-export", "parquet-export")]
+    assert exported[0].num_rows == read_output(run_folder, "kept").num_rows
+    assert exported[0].to_pylist() == exported[1].to_pylist()
+    assert not list(tmp_path.glob(".curation-export-*"))  # the copies are gone
     part = out / "kept" / lines.files[0].name
     part.write_bytes(b'{"id": "a", "text": "cut sh\n')  # a damaged part is named
     damaged = runner.invoke(main, ["inspect", str(out)])
     assert damaged.exit_code != 0
     assert f"{part}: cannot be read as JSON Lines" in " ".join(damaged.output.split())
+    damaged = runner.invoke(main, ["export", str(out), "--to-folder", str(tmp_path / "bad")])
+    assert damaged.exit_code != 0
+    assert f"{part}: cannot be read as JSON Lines" in " ".join(damaged.output.split())
+    assert not list(tmp_path.glob(".curation-export-*"))
 
 
 def test_a_run_of_no_document_shows_its_empty_funnel(tmp_path: Path) -> None:
