@@ -282,12 +282,12 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
 
 @contextmanager
 def _parquet_parts(source: Source, near: Path | None) -> Iterator[Source]:
-    """``source``, its JSON Lines files (a run's ``output: {format: jsonl}`` parts) read
-    as Parquet copies in a folder made in ``near`` (the system's temporary folder when
-    None) and removed at the end; the types of each are those polars infers from all its
-    rows, unified over the files as Parquet parts are. A source of Parquet files only is
-    itself."""
-    lines = [f for f in source.files if not is_parquet(f)]
+    """``source``, the JSON Lines files it exports (a run's ``output: {format: jsonl}``
+    kept parts) read as Parquet copies in a folder made in ``near`` (the system's
+    temporary folder when None) and removed at the end; the types of each are those
+    polars infers from all its rows, unified over the files as Parquet parts are. A source
+    that exports Parquet files only is itself."""
+    lines = [f for f in _export_files(source) if not is_parquet(f)]
     if not lines:
         yield source
         return
@@ -296,9 +296,7 @@ def _parquet_parts(source: Source, near: Path | None) -> Iterator[Source]:
     folder = Path(tempfile.mkdtemp(prefix=".curation-export-parquet-", dir=near))
     try:
         copies: dict[Path, Path] = {}
-        for index, path in enumerate(source.files):
-            if is_parquet(path):
-                continue
+        for index, path in enumerate(lines):
             copy = folder / f"{index:06d}-{path.name}.parquet"
             try:
                 scan_part(path).sink_parquet(copy)
