@@ -22,6 +22,11 @@ for ``datasets``' cache) in a scratch folder whose size this process samples eve
 For each: wall time, peak resident memory, peak disk of the scratch folder, the files
 and commits the repo received, and the spread of the files' Arrow sizes.
 
+``--format jsonl`` makes the data a run written as JSON Lines (``output: {format: jsonl}``:
+four zstd ``kept/part-*.jsonl.zst`` files): the engine exports them through Parquet
+copies, ``datasets`` loads them with ``load_dataset("json", ...)``; the engine before
+could not read them, so that variant is left out.
+
 ``--licence late`` (or ``early``) adds a ``licence`` column that holds one text of 2,000
 characters in the last two thirds of the rows (or the first third) and short distinct
 strings elsewhere: Parquet dictionary-encodes the repeated text, so the footers of those
@@ -30,6 +35,7 @@ from the footers goes wrong. ``--before REV`` picks the earlier engine.
 
     .venv/bin/python benchmarks/hub_export.py --docs 200000 --max-shard-size 20MB
     .venv/bin/python benchmarks/hub_export.py --docs 50000 --licence late --before 65bcadf
+    .venv/bin/python benchmarks/hub_export.py --docs 200000 --format jsonl
 """
 
 from __future__ import annotations
@@ -59,8 +65,10 @@ BEFORE = "c43b8dd"
 VARIANTS = ("curation at", "curation", "datasets")
 
 
-def build_data(docs: int, licence: str) -> Path:
+def build_data(docs: int, licence: str, fmt: str = "parquet") -> Path:
     folder = DATA / f"docs-{docs}" if licence == "none" else DATA / f"docs-{docs}-{licence}"
+    if fmt == "jsonl":
+        return as_jsonl_run(build_data(docs, licence), folder.with_name(folder.name + "-jsonl"))
     if (folder / "shard-03.parquet").exists():
         return folder
     base = real_documents()
@@ -75,6 +83,27 @@ def build_data(docs: int, licence: str) -> Path:
         late = range(docs // 3, docs) if licence == "late" else range(docs // 3)
         columns["licence"] = [repeated if i in late else f"{i:016x}" for i in range(docs)]
     return write_parquet_shards(pa.table(columns), folder, 4)
+
+
+def as_jsonl_run(parquet: Path, folder: Path) -> Path:
+    """The Parquet files of ``parquet`` as the kept parts of a run written as JSON Lines
+    (``kept/part-0000N.jsonl.zst``, a ``stats.json``), in ``folder``."""
+    import polars as pl
+    import zstandard
+
+    if (folder / "kept" / "part-00003.jsonl.zst").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "kept").mkdir(parents=True)
+    rows = 0
+    for index, path in enumerate(sorted(parquet.glob("*.parquet"))):
+        frame = pl.read_parquet(path).with_columns(pl.lit(None, pl.String).alias("drop_reason"))
+        rows += frame.height
+        data = zstandard.ZstdCompressor().compress(frame.write_ndjson().encode("utf-8"))
+        (folder / "kept" / f"part-{index:05d}.jsonl.zst").write_bytes(data)
+    stats = {"rows": {"read": rows, "kept": rows, "dropped": 0}, "stages": []}
+    (folder / "stats.json").write_text(json.dumps(stats))
+    return folder
 
 
 def engine_before(rev: str) -> Path:
@@ -104,7 +133,12 @@ def child(variant: str, data: Path, repo: str, max_shard_size: str) -> None:
 
         datasets.disable_progress_bars()
         files = sorted(str(p) for p in data.glob("*.parquet"))
-        loaded = datasets.load_dataset("parquet", data_files=files, split="train")
+        kind = "parquet"
+        if not files:  # a run written as JSON Lines
+            files, kind = sorted(str(p) for p in data.glob("kept/*.jsonl.zst")), "json"
+        loaded = datasets.load_dataset(kind, data_files=files, split="train")
+        if "drop_reason" in loaded.column_names:
+            loaded = loaded.remove_columns("drop_reason")  # as export leaves it out
         loaded.push_to_hub(repo, max_shard_size=max_shard_size)
     report_from_child({"seconds": round(time.perf_counter() - started, 2)})
 
@@ -181,21 +215,25 @@ def main() -> None:
     parser.add_argument("--repo")
     parser.add_argument("--licence", choices=("none", "late", "early"), default="none")
     parser.add_argument("--before", default=BEFORE, help="the earlier engine's revision")
+    parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.data, args.repo, args.max_shard_size)
         return
-    data = build_data(args.docs, args.licence)
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in data.glob("*.parquet"))
-    arrow = sum(pq.read_table(p).nbytes for p in data.glob("*.parquet")) / 1e6
+    parquet = build_data(args.docs, args.licence)
+    data = build_data(args.docs, args.licence, args.format)
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parquet.glob("*.parquet"))
+    arrow = sum(pq.read_table(p).nbytes for p in parquet.glob("*.parquet")) / 1e6
+    held = "4 Parquet files" if args.format == "parquet" else "4 zstd JSON Lines files"
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {rows:,} "
-        f"documents, {arrow:,.1f} MB of Arrow data in 4 Parquet files "
+        f"documents, {arrow:,.1f} MB of Arrow data in {held} "
         f"({folder_bytes(data) / 1e6:,.1f} MB); files of {args.max_shard_size}; licence "
         f"column: {args.licence}"
     )
+    variants = VARIANTS if args.format == "parquet" else VARIANTS[1:]
     results = {
-        variant: measure(variant, data, args.max_shard_size, args.before) for variant in VARIANTS
+        variant: measure(variant, data, args.max_shard_size, args.before) for variant in variants
     }
     base = results["curation"]
     print(
