@@ -96,6 +96,7 @@ bench: setup
 	$(BIN)/python benchmarks/inspect_speed.py
 	$(BIN)/python benchmarks/hub_export.py
 	$(BIN)/python benchmarks/hub_export.py --licence late --before 65bcadf
+	$(BIN)/python benchmarks/hub_export.py --format jsonl
 	$(BIN)/python benchmarks/token_files.py
 	$(BIN)/python benchmarks/token_training.py
 	$(BIN)/python benchmarks/token_count.py
