@@ -940,8 +940,10 @@ def inspect_command(
                 click.echo(terminal.format_rows(frame, focus))
                 return
             seen = shards.overview(source, bins)
-        kind = "Parquet" if all(map(shards.is_parquet, source.files)) else "JSON Lines"
-        click.echo(f"{source.path}: {len(source.files)} {kind} file(s)")
+        parquet = sum(map(shards.is_parquet, source.files))
+        lines = len(source.files) - parquet
+        kinds = [f"{n} {kind}" for n, kind in ((parquet, "Parquet"), (lines, "JSON Lines")) if n]
+        click.echo(f"{source.path}: {' and '.join(kinds) or 'no'} file(s)")
         if source.unfinished:
             click.echo(source.unfinished_line())
         click.echo(terminal.format_funnel(seen.stages))
