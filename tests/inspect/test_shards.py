@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -347,8 +348,9 @@ stages:
 """
 
 
+@pytest.mark.parametrize("output", ["parquet", "jsonl"])
 def test_an_unfinished_run_shows_the_shards_it_has_finished(
-    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
     # Before, a killed (or still running) run folder, with only _work/, was read as a
     # folder of Parquet files: every part of every pass mixed, the handed-on rows
@@ -366,7 +368,8 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
     # the rows pass 1 hands to pass 2 are kept, as they are while a run is under way
     monkeypatch.setattr(run_module, "_drop_handed_on_rows", lambda *args: None)
     out = tmp_path / "out"
-    stats = run_local(recipe_of(UNFINISHED, inputs), out)
+    recipe = UNFINISHED + f"output: {{format: {output}}}\n"
+    stats = run_local(recipe_of(recipe, inputs), out)
     for name in ("stats.json", "recipe.yaml", "kept", "dropped"):  # killed before the finish
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -408,6 +411,9 @@ def test_an_unfinished_run_shows_the_shards_it_has_finished(
 
     result = CliRunner().invoke(main, ["inspect", str(out)])
     assert result.exit_code == 0 and "run the same `curate run` command" in result.output
+    # the rows a pass hands on are Parquet whatever the output's format
+    kinds = "Parquet" if output == "parquet" else r"Parquet and \d+ JSON Lines"
+    assert re.match(rf"{re.escape(str(out))}: \d+ {kinds} file\(s\)\n", result.output)
     result = CliRunner().invoke(main, ["export", str(out), "--to-folder", str(tmp_path / "e")])
     assert result.exit_code != 0 and "finish it first" in result.output
 
