@@ -67,6 +67,12 @@ def scan_part(path: Path) -> pl.LazyFrame:
     return pl.scan_ndjson(path, infer_schema_length=None)
 
 
+def exact_sum(column: str, dtype: pl.DataType) -> pl.Expr:
+    """The integer ``column`` as 64 bits, for a sum that cannot wrap: polars sums in the
+    column's own type, so a uint32 cluster size wrapped past 2**32."""
+    return pl.col(column).cast(pl.UInt64 if dtype == pl.UInt64 else pl.Int64)
+
+
 def _parts(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_part(p)) if folder.is_dir() else []
 
@@ -287,11 +293,7 @@ def summarize(lf: pl.LazyFrame, columns: list[str], bins: int = 20) -> dict[str,
     counts = [c for c in columns if schema[c].is_integer()]
     frame = lf.select(
         *(pl.col(c).cast(pl.Float64) for c in columns),
-        # polars sums in the column's type: a uint32 cluster size wraps past 2**32
-        *(
-            pl.col(c).cast(pl.UInt64 if schema[c] == pl.UInt64 else pl.Int64).alias(f"\x00int {c}")
-            for c in counts
-        ),
+        *(exact_sum(c, schema[c]).alias(f"\x00int {c}") for c in counts),
         kept.alias("\x00kept"),
     ).collect()
     kept_rows = frame["\x00kept"].to_numpy()

@@ -296,12 +296,17 @@ def _passthrough_name(key: str) -> str:
     return f"source_{key}" if key in RESERVED else key
 
 
-def _says_nothing(name: str, column: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether an input column is a ``drop_reason`` that is null on every row: a run's own
-    ``kept/`` output read again. It records no reason, so it is not carried (as
-    ``source_drop_reason``), and a run over a run's output over a run's output reads as
-    the first did."""
-    return name == DROP_REASON and column.null_count == len(column)
+def _passed_columns(table: pa.Table, spec: InputSpec) -> list[str]:
+    """The columns of ``table`` carried through: all but the text and id fields, and but
+    a ``drop_reason`` that is null on every row (a run's own ``kept/`` output read again:
+    it records no reason, so it is not carried as ``source_drop_reason``, and a run over a
+    run's output over a run's output reads as the first did)."""
+    return [
+        name
+        for name in table.column_names
+        if name not in (spec.text_field, spec.id_field)
+        and not (name == DROP_REASON and table[name].null_count == table.num_rows)
+    ]
 
 
 def _renames_clash(names: Iterable[str]) -> str | None:
@@ -1051,7 +1056,7 @@ def _jsonl_batch(
         else:
             text, reason = "", reason or "read:missing_text_field"
         if DROP_REASON in obj and obj[DROP_REASON] is None:
-            del obj[DROP_REASON]  # as _says_nothing: a batch of these has no such column
+            del obj[DROP_REASON]  # as _passed_columns: a batch of these has no such column
         known = len(state.fields)
         state.fields.update(obj)
         if len(state.fields) != known:
@@ -1118,11 +1123,7 @@ def _fast_jsonl_batch(
             ids = pc.coalesce(ids, _generated_ids(shard.name, first_row, len(table)))
     else:
         return None  # str() of a double or a bool is not Arrow's cast
-    extras = [
-        name
-        for name in table.column_names
-        if name not in (spec.text_field, spec.id_field) and not _says_nothing(name, table[name])
-    ]
+    extras = _passed_columns(table, spec)
     if _renames_clash([*state.fields, *extras]) is not None:
         return None  # the line path names the row
     state.fields.update(extras)
@@ -1436,11 +1437,7 @@ def _parquet_batch(table: pa.Table, offset: int, shard: InputShard, spec: InputS
         ids = _generated_ids(shard.name, offset, n)
     reasons = _vector_reasons(text, reasons, spec)
     columns = {ID: ids, TEXT: pc.fill_null(text, ""), DROP_REASON: reasons}
-    passed = [
-        name
-        for name in table.column_names
-        if name not in (spec.text_field, spec.id_field) and not _says_nothing(name, table[name])
-    ]
+    passed = _passed_columns(table, spec)
     _check_renames(passed, shard, "as columns")
     for name in passed:
         columns[_passthrough_name(name)] = _plain_layout(table[name])

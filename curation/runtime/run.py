@@ -797,7 +797,7 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
     every row, then the stages' columns kept in memory, their text left out)."""
     import polars as pl
 
-    from curation.inspect.shards import is_parquet, scan_part
+    from curation.inspect.shards import exact_sum, is_parquet, scan_part
 
     added = {column for stage in stats["stages"] for column in stage["added_columns"]}
     frames_of: dict[Path, tuple[pl.LazyFrame, set[str]]] = {}
@@ -827,8 +827,7 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
                 continue
             sums = []
             if dtype.is_integer():
-                # polars sums in the column's type: a uint32 cluster size wraps past 2**32
-                exact = pl.col(column).cast(pl.UInt64 if dtype == pl.UInt64 else pl.Int64)
+                exact = exact_sum(column, dtype)
                 sums = [
                     exact.sum().alias("sum"),
                     exact.filter(pl.col(kept)).sum().alias("kept_sum"),
