@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import regex
 
 _QUOTES = "'\"“”‘’`´„«»‹›"
 _PUNCT = "…,:;!?¿¡()[]{}<>_#*&。？！，、；：～·"
@@ -27,10 +28,14 @@ _PREFIX = re.compile(
     r"^(?:\.\.+|[A-Z]{0,2}\$|[§%=—–£€¥°]|\+(?![0-9])|[" + re.escape(_PUNCT + _QUOTES) + r"])"
 )
 _UNITS = "km|cm|mm|m|kg|mg|g|lbs|lb|oz|ft|GB|MB|KB|TB|G|K|T|am|pm|mph|ml|L|kHz|MHz|GHz|Hz"
-_SUFFIX = re.compile(
+# a final period splits off after a digit, a letter of no upper case (lower case, or of a
+# script without case: CJK, Arabic...), punctuation, some symbols, or two capitals
+_SUFFIX = regex.compile(
     r"(?:\.\.+|['’][sS]|[" + re.escape(_PUNCT + _QUOTES) + r"]|[—–%°®™©]|(?<=[0-9])\+"
     r"|(?<=[0-9])(?:" + _UNITS + r")"
-    r"|(?<=[0-9a-z%²+*\-" + re.escape(_QUOTES + ")]}>") + r"])\.|(?<=[A-Z][A-Z])\.)$"
+    r"|(?<=[0-9\p{Ll}\p{Lo}%²+*\-|<>_™" + re.escape(_PUNCT + _QUOTES + ")]}>") + r"])\."
+    r"|(?<=°[FfCcKk])\."
+    r"|(?<=[\p{Lu}\p{Lo}][\p{Lu}\p{Lo}])\.)$"
 )
 _INFIX = re.compile(
     r"\.\.+|…|(?<=[0-9])[+\-*^](?=[0-9-])"
@@ -40,10 +45,10 @@ _INFIX = re.compile(
     r"|(?<=[^\W_])[:<>=/](?=[^\W\d_])"
 )
 _URL = re.compile(
-    r"^(?:(?:https?|ftp)://\S*[\w/]|www\.\S*[\w/]|[\w-]+(?:\.[\w-]+)+/\S*[\w/]|\S+@\S+\.\w+)$",
+    r"^(?:(?:https?|ftp)://\S*[\w/]|www\.\S*[\w/]|[\w-]+(?:\.[\w-]+)+/\S*[\w/]"
+    r"|[^\s@]+@(?:[\w-]+\.)+[a-z]{2,63})$",
     re.IGNORECASE,
 )
-_ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+$")
 _CONTRACTION = re.compile(r"^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$")
 # spaCy exceptions that are whole words of letters
 _SPLIT_WORDS = {
@@ -62,7 +67,7 @@ _SPLIT_WORDS = {
     "id": ("i", "d"),
 }
 # Words whose final period spaCy's English exceptions keep (titles, months, US states...);
-# abbreviations made of single letters and periods (U.S., N.Y.) are caught by a pattern.
+# abbreviations of capitals and periods (U.S., N.Y.) keep theirs by the suffix rules.
 PERIOD_WORDS = (
     "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. Mt. Gov. Gen. Rep. Sen. "
     "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
@@ -70,16 +75,34 @@ PERIOD_WORDS = (
     "Md. Mass. Mich. Minn. Miss. Mo. Mont. Neb. Nev. Okla. Ore. Pa. Tenn. Va. Wash. "
     "Wis. Wyo. e.g. i.e. a.m. p.m."
 ).split()
+# spaCy's English exceptions with a period: kept whole, and where the rules cut one into
+# tokens inside a longer piece ("D-Mich." -> D - Mich .), those tokens are joined again
+PERIOD_SPECIALS = frozenset(
+    (
+        "Adm. Ak. Ala. Apr. Ariz. Ark. Aug. Bros. Calif. Co. Colo. Conn. Corp. D.C. Dec. Del. "
+        "Dr. E.G. E.g. Feb. Fla. Ga. Gen. Gov. I.E. I.e. Ia. Id. Ill. Inc. Ind. Jan. Jr. Jul. "
+        "Jun. Kan. Kans. Ky. La. Ltd. Mar. Mass. Md. Messrs. Mich. Minn. Miss. Mo. Mont. Mr. "
+        "Mrs. Ms. Mt. N.C. N.D. N.H. N.J. N.M. N.Y. Neb. Nebr. Nev. Nov. Oct. Okla. Ore. Pa. "
+        "Ph.D. Prof. Rep. Rev. S.C. Sen. Sep. Sept. St. Tenn. Va. Wash. Wis. a.m. p.m. co. "
+        "e.g. i.e. v.s. vs. °C. °F. °K. °c. °f. °k. ä. ö. ü. "
+        + " ".join(f"{c}." for c in "abcdefghijklmnopqrstuvwxyz")
+        + " "
+        + " ".join(f" {h}{m}.m." for h in range(1, 13) for m in "ap")
+        + " ._. (._.) 0.0 0.o o.0 o.O o.o O.O O.o V.V v.v <.< >.< >.>"
+    ).split()
+)
 ABBREVIATIONS = frozenset(
-    PERIOD_WORDS
-    + "and/or '' 'em 'Cause 'cause 'n' "
-    ":) :( :-) :-( ;) :D :P :p :* :] :[ ): (: :') :'( =) <3 ^_^ o.O O.o".split()
+    PERIOD_SPECIALS
+    | frozenset(
+        "and/or '' 'em 'Cause 'cause 'n' "
+        ":) :( :-) :-( ;) :D :P :p :* :] :[ ): (: :') :'( =) <3 ^_^".split()
+    )
 )
 _PLAIN = r"^[\p{L}\p{N}]+$"
 
 
 def _special(piece: str) -> tuple[str, ...] | None:
-    if piece in ABBREVIATIONS or _ABBREVIATION.match(piece) or _URL.match(piece):
+    if piece in ABBREVIATIONS or _URL.match(piece):
         return (piece,)
     lower = piece.lower()
     if lower in _SPLIT_WORDS and piece in (lower, lower.capitalize()):
@@ -126,7 +149,25 @@ def _split(token: str) -> tuple[str, ...]:
         start = infix.end()
     if start < len(rest):
         pieces.append(rest[start:])
-    return (*prefixes, *pieces, *reversed(suffixes))
+    return _joined((*prefixes, *pieces, *reversed(suffixes)))
+
+
+def _joined(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """``tokens`` with each run of two to four that spells a period exception joined."""
+    if len(tokens) < 2 or not any("." in t for t in tokens):
+        return tokens
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for stop in range(min(len(tokens), i + 4), i + 1, -1):
+            if "".join(tokens[i:stop]) in PERIOD_SPECIALS:
+                out.append("".join(tokens[i:stop]))
+                i = stop
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return tuple(out)
 
 
 def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray]:
