@@ -162,6 +162,7 @@ _STAGE_MODULES = {
     "pii": "curation.filters.pii",
     "exact_dedup": "curation.dedup.exact",
     "line_dedup": "curation.dedup.lines",
+    "sentence_dedup": "curation.dedup.sentences",
     "minhash_dedup": "curation.dedup.minhash",
     "decontaminate": "curation.dedup.decontaminate",
     "kenlm_perplexity": "curation.scoring.perplexity",

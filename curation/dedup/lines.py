@@ -148,16 +148,17 @@ def _line_positions(hashes: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.nd
     return counts, parents, line
 
 
-def repeated_lines(keys: pa.Table, keep_first: bool) -> pa.Table:
+def repeated_lines(keys: pa.Table, keep_first: bool, column: str = _HASHES) -> pa.Table:
     """The decisions: one row per shard and hash of a line that occurs more than once.
 
-    ``keys`` has ``shard`` and ``id`` (strings) and the list of line hashes per row (null
-    for a line never removed). Returns ``shard``, ``hash`` (uint64), and where
+    ``keys`` has ``shard`` and ``id`` (strings) and the list of line hashes per row in
+    ``column`` (null for a line never removed); a "line" may be any unit hashed in order,
+    such as ``sentence_dedup``'s spans of sentences. Returns ``shard``, ``hash`` (uint64), and where
     ``keep_first`` the occurrence that stays: ``keep_id`` (smallest id) and ``keep_line``
     (its earliest line, from 0); null in both otherwise. A sort of the hashes, not a hash
     table, so the memory is a few arrays of one element per line.
     """
-    hashes = keys[_HASHES].combine_chunks() if keys.num_rows else pa.array([], _HASH_LIST)
+    hashes = keys[column].combine_chunks() if keys.num_rows else pa.array([], _HASH_LIST)
     flat = hashes.flatten()
     _, parents, line = _line_positions(hashes)
     valid = np.asarray(flat.is_valid(), dtype=bool)  # lines too short to count: no hash

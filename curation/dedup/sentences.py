@@ -1,0 +1,295 @@
+"""``sentence_dedup``: remove every span of sentences seen before anywhere in the dataset.
+
+C4's rule ("we discarded all but one of any three-sentence span occurring more than once
+in the data set"), as datatrove's ``SentenceDedupSignature`` / ``SentenceFindDedups`` /
+``SentenceDedupFilter`` run it, with the same decisions:
+
+- Sentences are cut as datatrove's English splitter cuts them (spaCy's sentencizer over
+  its blank English tokenizer: ``curation.filters.sentences``). A span is ``n_sentences``
+  sentences in a row (white-space-only sentences left out), each simplified as
+  datatrove's ``simplify_text`` does (lower case, numbers to ``0``, its punctuation to
+  spaces, white space folded and trimmed, accents removed) and joined by a space; a span
+  that simplifies to nothing is never removed.
+- A global stage. Before the barrier each live row gets a 64-bit hash of every span. At
+  the barrier the hashes of all rows are sorted; every occurrence of a span but the first
+  (smallest id, then earliest span) is a duplicate, within one document too.
+- After the barrier a duplicate span removes its sentences from the text (each with the
+  white space before it; the text is then stripped at its start), and
+  ``sentence_dedup_removed`` records how many sentences went. A text that changed is
+  dropped when nothing is left (``sentence_dedup:all_duplicated``), when it has fewer
+  than ``min_doc_words`` words (``too_few_words``, spaCy's tokens, punctuation included)
+  or fewer than ``min_num_sentences`` sentences (``too_few_sentences``). A dropped text
+  is kept as it came; a text that did not change is never dropped.
+
+datatrove keeps the first occurrence in the order of its sort (hash, then the document's
+number within its task, then the task), so with several tasks which copy stays differs;
+ours is the smallest id whatever the number of workers.
+
+Memory at the barrier: the rows' ids and about 40 bytes per span.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curation.batch import ID, TEXT, with_drop_reason
+from curation.dedup.lines import _line_positions, repeated_lines
+from curation.filters.sentences import sentence_ends
+from curation.filters.tokenize import word_tokens
+from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.utf8 import code_point, is_unicode_space, string_buffers
+
+_HASHES = "_sentence_dedup_hashes"
+_ENDS = "_sentence_dedup_ends"
+
+# datatrove's PUNCTUATION: ASCII and CJK punctuation, and the C0 and C1 control characters
+# but tab and newline; each becomes a space
+_PUNCTUATION = (
+    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
+    + "".join(map(chr, (*range(0, 9), *range(11, 32), *range(127, 160))))
+)
+_PUNCTUATION_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PUNCTUATION) + "]"
+# Python's str.isspace (what datatrove's \s matches), for RE2
+_SPACES = (
+    r"[\t\n\x{b}\x{c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
+    r"\x{202f}\x{205f}\x{3000}]+"
+)
+_NUMBER = r"\p{Nd}+(?:[.,،٫⎖⎗⎘]\p{Nd}+)?"
+
+
+class SentenceDedupParams(StageParams):
+    n_sentences: int = Field(3, ge=1, description="sentences in a span (C4: 3)")
+    min_doc_words: int = Field(
+        50, ge=0, description="a text that lost sentences is dropped below this many words"
+    )
+    min_num_sentences: int = Field(
+        3, ge=0, description="a text that lost sentences is dropped below this many sentences"
+    )
+
+
+@register
+class SentenceDedup(GlobalStage):
+    """Removes spans of sentences repeated anywhere in the dataset (C4, datatrove's
+    SentenceDedup); adds ``sentence_dedup_removed``."""
+
+    name = "sentence_dedup"
+    help = "remove every span of 3 sentences seen before in the dataset (C4, datatrove)"
+    Params = SentenceDedupParams
+    params: SentenceDedupParams
+    internal_columns = (_HASHES, _ENDS)
+
+    def key_columns(self) -> list[str]:
+        return [_HASHES]  # the sentences' ends are only read after the barrier
+
+    def measure(self, table: pa.Table) -> pa.Table:
+        text = _large(table[TEXT])
+        per_text, ends = sentence_ends(text)
+        data, offsets = string_buffers(text)
+        bytes_, starts_, blank = _sentences(data, offsets, per_text, ends)
+        sentences = pa.LargeStringArray.from_buffers(
+            len(blank), pa.py_buffer(starts_), pa.py_buffer(bytes_)
+        )
+        parents = np.repeat(np.arange(len(per_text)), per_text)
+        spans, span_counts = _spans(
+            simplified(sentences.filter(pa.array(~blank))),
+            parents[~blank],
+            len(per_text),
+            self.params.n_sentences,
+        )
+        hashes = pa.ListArray.from_arrays(_offsets(span_counts, np.int32), spans)
+        ends_list = pa.ListArray.from_arrays(
+            _offsets(per_text, np.int32), pa.array(ends, pa.int64())
+        )
+        return table.append_column(_HASHES, hashes).append_column(_ENDS, ends_list)
+
+    def decide(self, keys: Any, folder: Path) -> None:
+        import polars as pl
+
+        table = keys.select("shard", ID, _HASHES).collect().to_arrow()
+        write_decisions(pl.from_arrow(repeated_lines(table, True, _HASHES)), folder)
+
+    def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
+        n = table.num_rows
+        hashes = table[_HASHES].combine_chunks()
+        flat = hashes.flatten()
+        _, parents, span_no = _line_positions(hashes)
+        duplicate = np.zeros(len(flat), dtype=bool)
+        if decisions is not None and decisions.num_rows:
+            where = pc.index_in(flat, decisions["hash"])
+            found = np.asarray(where.is_valid(), dtype=bool)
+            keep_id = pc.take(decisions["keep_id"], where)
+            keep_span = pc.take(decisions["keep_line"], where)
+            ids = pc.take(table[ID], pa.array(parents))
+            is_keeper = pc.and_(pc.equal(keep_id, ids), pc.equal(keep_span, pa.array(span_no)))
+            duplicate = found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
+        ends_list = table[_ENDS].combine_chunks()
+        per_text = np.asarray(pc.list_value_length(ends_list).fill_null(0), dtype=np.int64)
+        ends = np.asarray(ends_list.flatten(), dtype=np.int64)
+        removed = _removed_sentences(per_text, parents, span_no, duplicate, self.params.n_sentences)
+        lost = np.bincount(np.repeat(np.arange(n), per_text)[removed], minlength=n)
+        text = _large(table[TEXT])
+        data, offsets = string_buffers(text)
+        changed = lost > 0
+        out, out_offsets = _without_sentences(data, offsets, per_text, ends, removed, changed)
+        rebuilt = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
+        empty = changed & (np.diff(out_offsets) == 0)
+        few_words = np.zeros(n, dtype=bool)
+        few_sentences = np.zeros(n, dtype=bool)
+        left = np.flatnonzero(changed & ~empty)
+        if len(left):
+            new = rebuilt.take(pa.array(left))
+            if self.params.min_doc_words:
+                _, owners = word_tokens(new)
+                words = np.bincount(owners, minlength=len(left))
+                few_words[left] = words < self.params.min_doc_words
+            if self.params.min_num_sentences:
+                sentences, _ = sentence_ends(new)
+                few_sentences[left] = sentences < self.params.min_num_sentences
+        dropped = empty | few_words | few_sentences
+        final = pc.if_else(pa.array(changed & ~dropped), rebuilt, text)
+        table = table.set_column(table.column_names.index(TEXT), TEXT, final)
+        table = table.append_column("sentence_dedup_removed", pa.array(lost, pa.int64()))
+        table = with_drop_reason(table, pa.array(empty), self.reason("all_duplicated"))
+        table = with_drop_reason(table, pa.array(few_words), self.reason("too_few_words"))
+        return with_drop_reason(table, pa.array(few_sentences), self.reason("too_few_sentences"))
+
+
+def _large(values: pa.ChunkedArray | pa.Array) -> pa.LargeStringArray:
+    values = values.cast(pa.large_string())
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _offsets(counts: np.ndarray, dtype: type) -> pa.Array:
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.array(offsets.astype(dtype))
+
+
+def simplified(sentences: pa.Array) -> pa.Array:
+    """datatrove's ``simplify_text`` with its defaults, over a string array: lower case;
+    each number (digits, with one decimal part) ``0``; each of its punctuation characters
+    a space; white space folded to one space and trimmed; accents (combining marks after
+    NFD) removed."""
+    text = pc.utf8_lower(sentences)
+    text = pc.replace_substring_regex(text, _NUMBER, "0")
+    text = pc.replace_substring_regex(text, _PUNCTUATION_CLASS, " ")
+    text = pc.replace_substring_regex(text, _SPACES, " ")
+    text = pc.utf8_normalize(text, "NFD")
+    text = pc.replace_substring_regex(text, r"\p{Mn}", "")
+    return pc.utf8_trim(text, " ")
+
+
+def _spans(
+    simple: pa.Array, parents: np.ndarray, texts: int, n: int
+) -> tuple[pa.Array, np.ndarray]:
+    """The hash of every span of ``n`` sentences in a row of one text (``simple``: the
+    texts' non-blank sentences simplified, in order; ``parents``: each one's text), null
+    for a span that is all empty; and the spans of each text."""
+    per_text = np.bincount(parents, minlength=texts) if len(parents) else np.zeros(texts, int)
+    spans = np.maximum(per_text - n + 1, 0)
+    if not spans.sum():
+        return pa.array([], pa.uint64()), spans
+    size = len(simple) - n + 1
+    first = np.flatnonzero(parents[:size] == parents[n - 1 :])
+    parts = [simple.slice(k, size).take(pa.array(first)) for k in range(n)]
+    joined = pc.binary_join_element_wise(*parts, pa.scalar(" ", pa.large_string()))
+    blank = np.ones(len(first), dtype=bool)
+    for part in parts:
+        blank &= np.asarray(pc.equal(pc.binary_length(part), 0), dtype=bool)
+    import polars as pl
+
+    hashed = pl.from_arrow(joined).hash(seed=0).to_arrow()
+    return pc.if_else(pa.array(blank), pa.scalar(None, pa.uint64()), hashed), spans
+
+
+def _removed_sentences(
+    per_text: np.ndarray, span_text: np.ndarray, span_no: np.ndarray, duplicate: np.ndarray, n: int
+) -> np.ndarray:
+    """Per sentence of every text: whether a duplicate span covers it (span ``k`` of a
+    text covers its sentences ``k`` to ``k + n - 1``, as datatrove counts them).
+    ``span_text`` and ``span_no``: each span's text and number in it."""
+    removed = np.zeros(int(per_text.sum()), dtype=bool)
+    first_sentence = np.cumsum(per_text) - per_text
+    start = (first_sentence[span_text] + span_no)[duplicate]
+    limit = (first_sentence + per_text)[span_text[duplicate]]
+    for k in range(n):
+        covered = start + k
+        removed[covered[covered < limit]] = True
+    return removed
+
+
+@numba.njit(cache=True, nogil=True)
+def _sentences(
+    data: np.ndarray, offsets: np.ndarray, per_text: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Every sentence's text (from the previous sentence's end: its white space before it
+    included), as bytes and offsets of a string array, and whether it is white space only."""
+    out = np.empty(offsets[-1] - offsets[0], np.uint8)
+    out_offsets = np.zeros(len(ends) + 1, np.int64)
+    blank = np.zeros(len(ends), np.bool_)
+    s = 0
+    written = 0
+    for d in range(len(per_text)):
+        previous = 0
+        for _ in range(per_text[d]):
+            begin = offsets[d] + previous
+            end = offsets[d] + ends[s]
+            out[written : written + end - begin] = data[begin:end]
+            written += end - begin
+            out_offsets[s + 1] = written
+            i = begin
+            only_space = True
+            while i < end:
+                c, size = code_point(data, i)
+                if not is_unicode_space(c):
+                    only_space = False
+                    break
+                i += size
+            blank[s] = only_space
+            previous = ends[s]
+            s += 1
+    return out[:written], out_offsets, blank
+
+
+@numba.njit(cache=True, nogil=True)
+def _without_sentences(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    per_text: np.ndarray,
+    ends: np.ndarray,
+    removed: np.ndarray,
+    changed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each ``changed`` text rebuilt from its sentences not ``removed`` (each from the end
+    of the one before it), with white space stripped at its start; each other text left
+    out (empty). New bytes and offsets."""
+    out = np.empty(offsets[-1] - offsets[0], np.uint8)
+    out_offsets = np.zeros(len(per_text) + 1, np.int64)
+    written = 0
+    s = 0
+    for d in range(len(per_text)):
+        start = written
+        previous = 0
+        for _ in range(per_text[d]):
+            if changed[d] and not removed[s]:
+                begin = offsets[d] + previous
+                end = offsets[d] + ends[s]
+                if written == start:  # strip white space at the text's start
+                    while begin < end:
+                        c, size = code_point(data, begin)
+                        if not is_unicode_space(c):
+                            break
+                        begin += size
+                out[written : written + end - begin] = data[begin:end]
+                written += end - begin
+            previous = ends[s]
+            s += 1
+        out_offsets[d + 1] = written
+    return out[:written], out_offsets
