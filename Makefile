@@ -87,6 +87,7 @@ bench: setup
 	$(BIN)/python benchmarks/minhash_dedup.py
 	$(BIN)/python benchmarks/exact_dedup.py
 	$(BIN)/python benchmarks/line_dedup.py
+	$(BIN)/python benchmarks/sentence_dedup.py
 	$(BIN)/python benchmarks/decontamination.py
 	$(BIN)/python benchmarks/fineweb_pipeline.py
 	$(BIN)/python benchmarks/scoring_speed.py

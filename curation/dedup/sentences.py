@@ -56,11 +56,6 @@ _PUNCTUATION = (
     + "".join(map(chr, (*range(0, 9), *range(11, 32), *range(127, 160))))
 )
 _PUNCTUATION_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PUNCTUATION) + "]"
-# Python's str.isspace (what datatrove's \s matches), for RE2
-_SPACES = (
-    r"[\t\n\x{b}\x{c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
-    r"\x{202f}\x{205f}\x{3000}]+"
-)
 _NUMBER = r"\p{Nd}+(?:[.,،٫⎖⎗⎘]\p{Nd}+)?"
 
 
@@ -80,7 +75,7 @@ class SentenceDedup(GlobalStage):
     SentenceDedup); adds ``sentence_dedup_removed``."""
 
     name = "sentence_dedup"
-    help = "remove every span of 3 sentences seen before in the dataset (C4, datatrove)"
+    help = "remove every span of sentences (3) seen before in the dataset (C4, datatrove)"
     Params = SentenceDedupParams
     params: SentenceDedupParams
     internal_columns = (_HASHES, _ENDS)
@@ -179,11 +174,16 @@ def simplified(sentences: pa.Array) -> pa.Array:
     NFD) removed."""
     text = pc.utf8_lower(sentences)
     text = pc.replace_substring_regex(text, _NUMBER, "0")
-    text = pc.replace_substring_regex(text, _PUNCTUATION_CLASS, " ")
-    text = pc.replace_substring_regex(text, _SPACES, " ")
+    text = _folded(pc.replace_substring_regex(text, _PUNCTUATION_CLASS, " "))
     text = pc.utf8_normalize(text, "NFD")
-    text = pc.replace_substring_regex(text, r"\p{Mn}", "")
-    return pc.utf8_trim(text, " ")
+    return pc.utf8_trim(pc.replace_substring_regex(text, r"\p{Mn}", ""), " ")
+
+
+def _folded(text: pa.Array) -> pa.LargeStringArray:
+    """Each run of white space (``str.isspace``) one space, none at either end."""
+    text = text.cast(pa.large_string())
+    out, offsets = _fold_spaces(*string_buffers(text))
+    return pa.LargeStringArray.from_buffers(len(text), pa.py_buffer(offsets), pa.py_buffer(out))
 
 
 def _spans(
@@ -223,6 +223,34 @@ def _removed_sentences(
         covered = start + k
         removed[covered[covered < limit]] = True
     return removed
+
+
+@numba.njit(cache=True, nogil=True)
+def _fold_spaces(
+    data: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """``_folded`` over UTF-8: new bytes and offsets."""
+    out = np.empty(offsets[-1] - offsets[0], np.uint8)
+    out_offsets = np.zeros(len(offsets), np.int64)
+    written = 0
+    for d in range(len(offsets) - 1):
+        start = written
+        space = False
+        i = offsets[d]
+        while i < offsets[d + 1]:
+            c, size = code_point(data, i)
+            if is_unicode_space(c):
+                space = True
+            else:
+                if space and written > start:
+                    out[written] = 0x20
+                    written += 1
+                space = False
+                out[written : written + size] = data[i : i + size]
+                written += size
+            i += size
+        out_offsets[d + 1] = written
+    return out[:written], out_offsets
 
 
 @numba.njit(cache=True, nogil=True)

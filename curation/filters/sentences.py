@@ -17,8 +17,9 @@ end[k]]`` (from 0 for the first), the single space before it included, and only 
 single space of the text's end is in no sentence. Only the last sentence can be white
 space alone (a text that ends ``".\\n"``).
 
-Words made only of letters and digits never reach Python. Every other distinct white-space
-token of the batch is split once (``_moves``, cached), which gives where it opens
+A white-space-free piece with no terminal character that does not open with punctuation
+acts as one word whatever its tokens, and never reaches Python. Every other distinct
+piece of the batch is split once (``_moves``, cached), which gives where it opens
 sentences for either state it is entered in; a compiled pass then walks the texts.
 """
 
@@ -53,7 +54,7 @@ TERMINALS = frozenset(
     "\U00016a6e\U00016a6f\U00016af5\U00016b37\U00016b38\U00016b44\U0001bc9f\U0001da88"
     "\uff61\u3002"
 )
-_PLAIN = r"^[\p{L}\p{N}]+$"
+_TERMINAL = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(TERMINALS)) + "]"
 _WHITE = 1  # an item that is a white-space token
 _PIECE = 0  # an item that is a white-space-free piece of text (one or more tokens)
 
@@ -98,7 +99,7 @@ def sentence_ends(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     kinds = np.empty(total, np.uint8)
     _items(data, offsets, starts, stops, kinds)
     pieces = np.flatnonzero(kinds == _PIECE)
-    move = np.full(total, -1, np.int64)  # -1: white space, or only letters and digits
+    move = np.full(total, -1, np.int64)  # -1: white space, or a piece that acts as a word
     opens = [np.zeros(1, np.int64), np.zeros(1, np.int64)]
     where = [np.zeros(0, np.int64), np.zeros(0, np.int64)]
     after = [np.zeros(0, np.bool_), np.zeros(0, np.bool_)]
@@ -107,7 +108,10 @@ def sentence_ends(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
         piece_text = pa.LargeStringArray.from_buffers(
             len(pieces), pa.py_buffer(piece_offsets), pa.py_buffer(piece_data)
         )
-        special = ~pl.from_arrow(piece_text).str.contains(_PLAIN).to_numpy()
+        # a piece with no terminal whose first character is not punctuation opens a
+        # sentence at its start when one is pending and leaves none pending, as a word does
+        pieces_pl = pl.from_arrow(piece_text)
+        special = (pieces_pl.str.contains(_TERMINAL) | pieces_pl.str.contains(r"^\p{P}")).to_numpy()
         if special.any():
             chosen = piece_text.filter(pa.array(special))
             distinct = pc.unique(chosen)
@@ -205,7 +209,7 @@ def _walk(
         last = base  # where the last token so far ends
         for _ in range(counts[d]):
             m = move[item]
-            if kinds[item] == 1 or m < 0:  # white space, or letters and digits: one kind
+            if kinds[item] == 1 or m < 0:  # white space, or a piece that acts as a word
                 if pending:
                     ends[written] = last - base
                     written += 1
