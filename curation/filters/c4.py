@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT, with_drop_reason
+from curation.filters.sentences import sentence_ends
 from curation.filters.text import split_lines, to_numpy
-from curation.filters.tokenize import word_tokens
 from curation.stage import MapStage, StageParams, register
 
 CITATION = r"\[\d*]|\[edit]|\[citation needed]"
@@ -38,7 +38,6 @@ POLICY_SUBSTRINGS = (
     "use of cookies",
     "use cookies",
 )
-# spaCy's sentencizer marks (its default punct_chars, the common part)
 SENTENCE_FINAL = (
     "!",
     ".",
@@ -102,27 +101,11 @@ def _first_per_doc(mask: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray:
 
 
 def count_sentences(lines: pa.Array) -> np.ndarray:
-    """Sentences per line, as spaCy's sentencizer splits them (a line with no token: 0)."""
-    tokens, parents = word_tokens(lines)
-    n = len(lines)
-    if len(tokens) == 0:
-        return np.zeros(n, np.int64)
-    arrow = tokens.to_arrow()
-    final = _np(pc.is_in(arrow, pa.array(SENTENCE_FINAL)))
-    punct = _np(pc.match_substring_regex(arrow, r"^\p{P}+$")) | final
-    seen = np.cumsum(final)
-    words = np.flatnonzero(~punct)
-    # a word starts a sentence when a final mark lies between it and the word before it
-    # in the same line (or the start of the line)
-    previous = np.r_[-1, words[:-1]]
-    same_line = np.r_[False, parents[words[1:]] == parents[words[:-1]]]
-    line_start = np.searchsorted(parents, parents[words])
-    before = np.where(same_line, seen[np.maximum(previous, 0)], 0)
-    before = np.where(same_line, before, np.where(line_start > 0, seen[line_start - 1], 0))
-    starts = seen[words] - final[words] - before > 0
-    boundaries = np.bincount(parents[words[starts]], minlength=n)
-    has_tokens = np.bincount(parents, minlength=n) > 0
-    return np.where(has_tokens, 1 + boundaries, 0)
+    """Sentences per line, as spaCy's sentencizer splits them (a line of white space
+    alone, or none: 0)."""
+    per_line, _ = sentence_ends(lines)
+    blank = np.asarray(pc.fill_null(pc.utf8_is_space(lines), True), dtype=bool)
+    return np.where(blank | (np.asarray(pc.utf8_length(lines).fill_null(0)) == 0), 0, per_line)
 
 
 @register
