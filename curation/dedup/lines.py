@@ -77,15 +77,7 @@ class LineDedup(GlobalStage):
         hashes = table[_HASHES].combine_chunks()
         flat = hashes.flatten()
         counts, parents, line_no = _line_positions(hashes)
-        removed = np.zeros(len(flat), dtype=bool)
-        if decisions is not None and decisions.num_rows:
-            where = pc.index_in(flat, decisions["hash"])
-            found = np.asarray(where.is_valid(), dtype=bool)
-            keep_id = pc.take(decisions["keep_id"], where)
-            keep_line = pc.take(decisions["keep_line"], where)
-            ids = pc.take(table[ID], pa.array(parents))
-            is_keeper = pc.and_(pc.equal(keep_id, ids), pc.equal(keep_line, pa.array(line_no)))
-            removed = found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
+        removed = copies_to_remove(table[ID], flat, parents, line_no, decisions)
         hashed = np.asarray(flat.is_valid(), dtype=bool)
         had_lines = np.bincount(parents[hashed], minlength=n) > 0
         gone = had_lines & (np.bincount(parents[hashed & ~removed], minlength=n) == 0)
@@ -137,6 +129,29 @@ def _without_lines(
             flag += lines[d]
         out_offsets[d + 1] = written
     return out[:written], out_offsets
+
+
+def copies_to_remove(
+    ids: pa.ChunkedArray | pa.Array,
+    flat: pa.Array,
+    parents: np.ndarray,
+    numbers: np.ndarray,
+    decisions: pa.Table | None,
+) -> np.ndarray:
+    """For every hashed unit (a line, a span of sentences) of a shard's rows: whether it
+    goes. ``flat``: the units' hashes in order (null: never removed); ``parents`` and
+    ``numbers``: each unit's row and its number in it; ``decisions``: ``repeated_lines``'
+    rows of this shard. A unit goes when its hash is among the decisions and it is not
+    the occurrence kept there (``keep_id`` and ``keep_line``; null: none is kept)."""
+    if decisions is None or not decisions.num_rows:
+        return np.zeros(len(flat), dtype=bool)
+    where = pc.index_in(flat, decisions["hash"])
+    found = np.asarray(where.is_valid(), dtype=bool)
+    keep_id = pc.take(decisions["keep_id"], where)
+    keep_number = pc.take(decisions["keep_line"], where)
+    owners = pc.take(ids, pa.array(parents))
+    is_keeper = pc.and_(pc.equal(keep_id, owners), pc.equal(keep_number, pa.array(numbers)))
+    return found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
 
 
 def _line_positions(hashes: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

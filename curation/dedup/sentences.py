@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.dedup.lines import _line_positions, repeated_lines
+from curation.dedup.lines import _line_positions, copies_to_remove, repeated_lines
 from curation.filters.sentences import sentence_ends
 from curation.filters.tokenize import word_tokens
 from curation.stage import GlobalStage, StageParams, register, write_decisions
@@ -115,15 +115,7 @@ class SentenceDedup(GlobalStage):
         hashes = table[_HASHES].combine_chunks()
         flat = hashes.flatten()
         _, parents, span_no = _line_positions(hashes)
-        duplicate = np.zeros(len(flat), dtype=bool)
-        if decisions is not None and decisions.num_rows:
-            where = pc.index_in(flat, decisions["hash"])
-            found = np.asarray(where.is_valid(), dtype=bool)
-            keep_id = pc.take(decisions["keep_id"], where)
-            keep_span = pc.take(decisions["keep_line"], where)
-            ids = pc.take(table[ID], pa.array(parents))
-            is_keeper = pc.and_(pc.equal(keep_id, ids), pc.equal(keep_span, pa.array(span_no)))
-            duplicate = found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
+        duplicate = copies_to_remove(table[ID], flat, parents, span_no, decisions)
         ends_list = table[_ENDS].combine_chunks()
         per_text = np.asarray(pc.list_value_length(ends_list).fill_null(0), dtype=np.int64)
         ends = np.asarray(ends_list.flatten(), dtype=np.int64)
