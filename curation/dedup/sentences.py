@@ -163,7 +163,8 @@ def simplified(sentences: pa.Array) -> pa.Array:
     """datatrove's ``simplify_text`` with its defaults, over a string array: lower case;
     each number (digits, with one decimal part) ``0``; each of its punctuation characters
     a space; white space folded to one space and trimmed; accents (combining marks after
-    NFD) removed."""
+    NFD) removed. Lower case is Arrow's, where a final sigma stays σ (Python's makes it ς):
+    the same for every copy of a span, so no decision turns on it."""
     text = pc.utf8_lower(sentences)
     text = pc.replace_substring_regex(text, _NUMBER, "0")
     text = _folded(pc.replace_substring_regex(text, _PUNCTUATION_CLASS, " "))

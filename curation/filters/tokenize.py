@@ -66,8 +66,9 @@ _SPLIT_WORDS = {
     "ive": ("i", "ve"),
     "id": ("i", "d"),
 }
-# Words whose final period spaCy's English exceptions keep (titles, months, US states...);
-# abbreviations of capitals and periods (U.S., N.Y.) keep theirs by the suffix rules.
+# Words whose final period the Gopher word statistics (``curation.filters.text``) keep,
+# which catch single letters and periods (U.S., N.Y.) by a pattern of their own; the
+# tokenizer here follows spaCy's list (``PERIOD_SPECIALS``) and its suffix rules.
 PERIOD_WORDS = (
     "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. Mt. Gov. Gen. Rep. Sen. "
     "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
@@ -87,7 +88,7 @@ PERIOD_SPECIALS = frozenset(
         "e.g. i.e. v.s. vs. °C. °F. °K. °c. °f. °k. ä. ö. ü. "
         + " ".join(f"{c}." for c in "abcdefghijklmnopqrstuvwxyz")
         + " "
-        + " ".join(f" {h}{m}.m." for h in range(1, 13) for m in "ap")
+        + " ".join(f"{h}{m}.m." for h in range(1, 13) for m in "ap")
         + " ._. (._.) 0.0 0.o o.0 o.O o.o O.O O.o V.V v.v <.< >.< >.>"
     ).split()
 )
