@@ -913,6 +913,11 @@ def train_preselect_command(
 @click.option(
     "--bins", type=click.IntRange(min=1), default=20, show_default=True, help="histogram bins"
 )
+@click.option(
+    "--by",
+    help="count documents read and kept per value of a column or SQL expression, e.g. lang "
+    "or \"split_part(url, '/', 3)\" (the --limit largest groups, with --where a part)",
+)
 def inspect_command(
     path: str,
     where: str | None,
@@ -921,15 +926,22 @@ def inspect_command(
     around: str | None,
     status: str,
     bins: int,
+    by: str | None,
 ) -> None:
     """Summarise a run folder or a shard: rows kept and dropped by stage and reason, the
     quantiles and a histogram of every score column; with --where, --sort or --around,
-    show documents with their scores."""
+    show documents with their scores; with --by, documents kept per group."""
     from curation.inspect import shards, terminal
 
     try:
         source = shards.open_source(path)
         with shards.reading(source):
+            if by:
+                if sort or around or status != "all":
+                    raise click.UsageError("--by counts groups: give it alone or with --where")
+                found = shards.by_group(source, by, where=where, limit=limit)
+                click.echo(terminal.format_groups(found))
+                return
             if where or sort or around or status != "all":
                 frame = shards.browse(
                     source, where=where, sort=sort, limit=limit, around=around, status=status

@@ -568,17 +568,7 @@ def browse(
         dropped = pl.col(REASON).is_not_null()
         lf = lf.filter(~dropped if status == "kept" else dropped)
     if where:
-        try:
-            expression = pl.sql_expr(where)
-            lf = lf.filter(expression)
-            lf.head(0).collect()  # unknown columns and type errors surface here
-        except Exception as err:  # polars raises several error types for bad SQL
-            cause = str(err).split("\n\n")[0]
-            if unknown := _UNKNOWN_COLUMN.search(cause):  # polars lists the columns too
-                cause = f"no column {unknown[1]!r}{_did_you_mean(unknown[1], schema)}"
-            raise InspectError(
-                f"--where {where!r} is not a usable SQL expression: {cause}; " + _columns(schema)
-            ) from None
+        lf = _with_sql(lf, schema, "--where", where, lambda lf, e: lf.filter(e))
     if around:
         column, _, raw = around.partition("=")
         check_column(column, schema)
@@ -605,6 +595,79 @@ def browse(
         column, descending = parse_sort(sort, schema)
         lf = lf.sort(column, descending=descending, nulls_last=True)
     return lf.head(limit).collect()
+
+
+def _with_sql(lf: pl.LazyFrame, schema: pl.Schema, option: str, sql: str, use: Any) -> pl.LazyFrame:
+    """``use(lf, expression)`` for the SQL expression ``sql`` given as ``option``, checked
+    against the columns at once: a clear error names what is wrong and lists them."""
+    try:
+        out = use(lf, pl.sql_expr(sql))
+        out.head(0).collect()  # unknown columns and type errors surface here
+        return out
+    except Exception as err:  # polars raises several error types for bad SQL
+        cause = str(err).split("\n\n")[0]
+        if unknown := _UNKNOWN_COLUMN.search(cause):  # polars lists the columns too
+            cause = f"no column {unknown[1]!r}{_did_you_mean(unknown[1], schema)}"
+        raise InspectError(
+            f"{option} {sql!r} is not a usable SQL expression: {cause}; " + _columns(schema)
+        ) from None
+
+
+@dataclass
+class Groups:
+    """``curate inspect --by``: one row per group, the largest first (``group``,
+    ``documents``, ``kept``, and with a text column ``chars`` and ``kept_chars``), the
+    groups left out summed in ``rest`` (None when none is), and each shown group's most
+    frequent drop reasons."""
+
+    by: str
+    table: pl.DataFrame
+    groups: int
+    rest: dict[str, int] | None
+    reasons: dict[Any, list[tuple[str, int]]]
+
+
+def by_group(
+    source: Source, by: str, *, where: str | None = None, limit: int = 10, reasons: int = 2
+) -> Groups:
+    """The documents of ``source`` (those matching ``where``) counted by the value of
+    ``by`` (a column or SQL expression, e.g. ``lang`` or ``split_part(url, '/', 3)``):
+    read, kept, their characters, and the ``reasons`` most frequent drop reasons of each
+    of the ``limit`` largest groups."""
+    lf = source.scan()
+    schema = lf.collect_schema()
+    if where:
+        lf = _with_sql(lf, schema, "--where", where, lambda lf, e: lf.filter(e))
+    lf = _with_sql(lf, schema, "--by", by, lambda lf, e: lf.with_columns(e.alias("_group")))
+    group = pl.col("_group")
+    kept = pl.col(REASON).is_null() if REASON in schema else pl.lit(True)
+    counts = [pl.len().alias("documents"), kept.sum().alias("kept")]
+    if TEXT in schema:
+        chars = pl.col(TEXT).str.len_chars()
+        counts += [chars.sum().alias("chars"), chars.filter(kept).sum().alias("kept_chars")]
+    table = lf.group_by(group).agg(counts).collect()
+    table = table.rename({"_group": "group"}).sort(
+        ["documents", "group"], descending=[True, False], nulls_last=True
+    )
+    shown, left = table.head(limit), table.slice(limit)
+    rest = {c: int(left[c].sum()) for c in table.columns if c != "group"} if left.height else None
+    top: dict[Any, list[tuple[str, int]]] = {}
+    if REASON in schema and shown.height:
+        wanted = shown["group"].drop_nulls()
+        among = group.is_in(wanted.implode()) if len(wanted) else pl.lit(False)
+        if shown["group"].null_count():
+            among = among | group.is_null()
+        frequent = (
+            lf.filter(among & pl.col(REASON).is_not_null())
+            .group_by(group, REASON)
+            .agg(pl.len().alias("n"))
+            .sort(["n", REASON], descending=[True, False])
+            .collect()
+        )
+        for key, reason, n in frequent.iter_rows():
+            if len(top.setdefault(key, [])) < reasons:
+                top[key].append((reason, n))
+    return Groups(by, shown, table.height, rest, top)
 
 
 def examples_by_reason(source: Source, per_reason: int = 3) -> dict[str, pl.DataFrame]:

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from curation.batch import ID, TEXT
-from curation.inspect.shards import REASON
+from curation.inspect.shards import REASON, Groups
 
 BARS = " ▁▂▃▄▅▆▇█"
 
@@ -79,3 +79,39 @@ def format_rows(frame: pl.DataFrame, focus: list[str], width: int = 100) -> str:
         text = text if len(text) <= width else text[: width - 1] + "…"
         out.append(f"{head}\n    {scores}\n    {text}" if scores else f"{head}\n    {text}")
     return "\n".join(out)
+
+
+def format_groups(found: Groups) -> str:
+    """``curate inspect --by``: per group its documents, those kept and their share, the
+    share of its characters kept, and its most frequent drop reasons; the groups not shown
+    summed on one line."""
+    shown = found.table.height
+    head = f"by {found.by}: {found.groups:,} group(s)"
+    if shown < found.groups:
+        head += f", the {shown:,} largest shown"
+    chars = "kept_chars" in found.table.columns
+    rows = [
+        (_label(r["group"]), r, found.reasons.get(r["group"], []))
+        for r in found.table.iter_rows(named=True)
+    ]
+    if found.rest:
+        others = found.groups - shown
+        rows.append((f"({others:,} other group{'s' * (others > 1)})", found.rest, []))
+    width = min(max([len(label) for label, _, _ in rows] + [12]), 40)
+    title = f"{'group':<{width}}  {'documents':>10}  {'kept':>10}  {'kept %':>6}"
+    title += f"  {'chars kept %':>12}" if chars else ""
+    lines = [head, title + "  most frequent drop reasons"]
+    for label, row, reasons in rows:
+        share = row["kept"] / row["documents"] if row["documents"] else 0.0
+        line = f"{label[:width]:<{width}}  {row['documents']:>10,}  "
+        line += f"{row['kept']:>10,}  {share:>6.1%}"
+        if chars:
+            mass = row["kept_chars"] / row["chars"] if row["chars"] else 0.0
+            line += f"  {mass:>12.1%}"
+        line += "  " + "; ".join(f"{reason} {n:,}" for reason, n in reasons)
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _label(value: Any) -> str:
+    return "(null)" if value is None else str(value)

@@ -439,3 +439,77 @@ def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, damage: str) -> Non
         assert result.exit_code == 1, (args, result.output)
         assert "b.parquet: cannot be read as Parquet" in result.output, (args, result.output)
         assert "replace or remove it" in result.output
+
+
+def expected_groups(rows: pa.Table, key: object) -> dict[object, dict]:
+    """Per group of ``key(row)``: documents, kept, characters and kept characters, and
+    every drop reason's count, one row at a time."""
+    out: dict[object, dict] = {}
+    for row in rows.to_pylist():
+        group = out.setdefault(
+            key(row), {"documents": 0, "kept": 0, "chars": 0, "kept_chars": 0, "reasons": {}}
+        )
+        group["documents"] += 1
+        group["chars"] += len(row["text"])
+        if row["drop_reason"] is None:
+            group["kept"] += 1
+            group["kept_chars"] += len(row["text"])
+        else:
+            group["reasons"][row["drop_reason"]] = group["reasons"].get(row["drop_reason"], 0) + 1
+    return out
+
+
+def test_by_group_counts_match_the_rows(run_folder: Path, rows: pa.Table) -> None:
+    """``--by`` an SQL expression (the URL's host): the largest groups in order, each
+    with the counts of its rows and its two most frequent drop reasons; the rest summed."""
+    source = shards.open_source(run_folder)
+    found = shards.by_group(source, "split_part(url, '/', 3)", limit=5)
+    want = expected_groups(rows, lambda r: r["url"].split("/")[2])
+    order = sorted(want, key=lambda g: (-want[g]["documents"], g))
+    assert found.groups == len(want) > 5
+    assert found.table["group"].to_list() == order[:5]
+    for row in found.table.iter_rows(named=True):
+        group = want[row.pop("group")]
+        assert row == {k: group[k] for k in row}
+    for key in found.table["group"].to_list():
+        ranked = sorted(want[key]["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+        assert found.reasons.get(key, []) == ranked[:2]
+    assert found.rest is not None
+    for column in ("documents", "kept", "chars", "kept_chars"):
+        total = sum(g[column] for g in want.values())
+        assert found.rest[column] == total - found.table[column].sum()
+    assert sum(g["documents"] for g in want.values()) == rows.num_rows
+
+
+def test_by_group_with_where_and_a_null_group(run_folder: Path, rows: pa.Table) -> None:
+    source = shards.open_source(run_folder)
+    found = shards.by_group(source, "threshold_rank < 10", where="length_chars > 150", limit=9)
+    long = rows.filter(pa.compute.greater(rows["length_chars"], 150))
+
+    def key(row: dict) -> bool | None:
+        return None if row["threshold_rank"] is None else row["threshold_rank"] < 10
+
+    want = expected_groups(long, key)
+    assert None in want  # rows the threshold never ranked: dropped before it
+    got = {row.pop("group"): row for row in found.table.iter_rows(named=True)}
+    assert got == {g: {k: v for k, v in want[g].items() if k != "reasons"} for g in want}
+    assert found.rest is None
+
+
+def test_cli_inspect_by(run_folder: Path) -> None:
+    runner = CliRunner()
+    hosts = runner.invoke(
+        main, ["inspect", str(run_folder), "--by", "split_part(url, '/', 3)", "--limit", "3"]
+    )
+    assert hosts.exit_code == 0, hosts.output
+    lines = hosts.output.splitlines()
+    head = r"by split_part\(url, '/', 3\): [\d,]+ group\(s\), the 3 largest shown"
+    assert re.match(head, lines[0])
+    assert "chars kept %" in lines[1] and len(lines) == 2 + 3 + 1
+    assert re.match(r"\([\d,]+ other groups\)", lines[-1])
+    typo = runner.invoke(main, ["inspect", str(run_folder), "--by", "lenght_chars"])
+    assert typo.exit_code != 0
+    assert "--by 'lenght_chars' is not a usable SQL expression" in typo.output
+    assert "did you mean 'length_chars'" in typo.output
+    both = runner.invoke(main, ["inspect", str(run_folder), "--by", "url", "--sort", "url"])
+    assert both.exit_code != 0 and "--by counts groups" in both.output
