@@ -199,7 +199,12 @@ def _walk(
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """The sentencizer over the items of each text: sentence ends (bytes from the text's
     start) and sentences per text."""
-    ends = np.empty(len(starts), np.int64)  # at most one sentence per item
+    # a sentence ends before each item that opens one (a piece may open several) and at
+    # each text's end
+    most = len(starts) + len(counts)
+    for m in move[move >= 0]:
+        most += max(opens0[m + 1] - opens0[m], opens1[m + 1] - opens1[m])
+    ends = np.empty(most, np.int64)
     per_text = np.zeros(len(counts), np.int64)
     written = 0
     item = 0

@@ -19,6 +19,8 @@ from curation.dedup.lines import repeated_lines
 from curation.dedup.sentences import SentenceDedup, SentenceDedupParams
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
+REASONS = {f"sentence_dedup:{r}" for r in ("all_duplicated", "too_few_words", "too_few_sentences")}
+
 
 @pytest.fixture(scope="module")
 def datatrove_en() -> object:
@@ -91,8 +93,7 @@ def test_same_documents_and_texts_as_datatrove(
     assert len(changed) >= 20 and len(dropped) >= 100  # the planted spans did something
     assert all(r["text"] == docs[int(r["id"][1:])]["text"] for r in dropped)  # as they came
     stage = next(s for s in stats["stages"] if s["name"] == "sentence_dedup")
-    rules = ("all_duplicated", "too_few_words", "too_few_sentences")
-    assert set(stage["dropped_by_reason"]) <= {f"sentence_dedup:{rule}" for rule in rules}
+    assert set(stage["dropped_by_reason"]) <= REASONS
     assert stage["rows_in"] == 1500 == stage["rows_kept"] + stage["rows_dropped"]
     assert stage["rows_dropped"] == len(dropped) == sum(stage["dropped_by_reason"].values())
 
@@ -207,6 +208,43 @@ def test_stage_matches_the_reference_on_any_sentences(
                 if row[DROP_REASON]:  # a dropped text is kept as it came
                     assert row["text"] == next(r["text"] for r in rows if r["id"] == row["id"])
     assert got == reference(rows, datatrove_en, n, min_words, min_sentences)
+
+
+ODD = ["a", "Word", " ", "\n", ".", "!", "?", '"', "(", "-", "U.S.", "Mr.", "...", "3", "é"]
+ODD += ["\u0301", "\u3002", "\u00a0", "漢", "😀", "Alpha beta gamma. ", "Delta 12 epsilon! "]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from(ODD), max_size=25).map("".join), max_size=10),
+    n=st.integers(1, 3),
+    min_words=st.integers(0, 4),
+    min_sentences=st.integers(0, 2),
+)
+def test_any_text_is_accounted_for(
+    texts: list[str], n: int, min_words: int, min_sentences: int
+) -> None:
+    """Odd texts in one shard: every row comes back, kept or dropped with one of the
+    stage's reasons; a dropped text is as it came, and a kept one changed only when it
+    lost sentences; no more sentences go than it had."""
+    stage = SentenceDedup(
+        SentenceDedupParams(n_sentences=n, min_doc_words=min_words, min_num_sentences=min_sentences)
+    )
+    ids = pa.array([f"d{i:02d}" for i in range(len(texts))], pa.string())
+    text = pa.array(texts, pa.large_string())
+    table = pa.table({"id": ids, "text": text, DROP_REASON: pa.nulls(len(ids), pa.string())})
+    measured = stage.measure(table)
+    keys = measured.append_column("shard", pa.array(["s"] * len(texts), pa.string()))
+    decisions = repeated_lines(keys, True, "_sentence_dedup_hashes").drop(["shard"])
+    out = stage.apply(measured, decisions if decisions.num_rows else None)
+    sentences = pc.list_value_length(measured["_sentence_dedup_ends"]).to_pylist()
+    assert out["id"].to_pylist() == ids.to_pylist()
+    rows = zip(texts, sentences, out.to_pylist(), strict=True)
+    for text, had, row in rows:
+        assert row[DROP_REASON] is None or row[DROP_REASON] in REASONS
+        assert 0 <= row["sentence_dedup_removed"] <= had
+        if row[DROP_REASON] is not None or not row["sentence_dedup_removed"]:
+            assert row["text"] == text
 
 
 @pytest.mark.ray

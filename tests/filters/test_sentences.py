@@ -30,6 +30,8 @@ CASES = {
     "the i.MX chip. Then": [14, 19],
     "mail john@example.com. Now": [22, 26],
     "Café. Été": [6, 12],  # byte offsets
+    "!a": [1, 2],  # one piece, two sentences
+    "?!b! c": [2, 4, 6],
     "": [],
     "   ": [3],
 }
@@ -113,3 +115,32 @@ def test_sentences_tile_the_text(docs: list[list[tuple[str, str]]]) -> None:
         assert mine[-1] == len(raw) - single_space_after_a_token
         starts = [0, *mine[:-1]]
         assert all(raw[s:e].strip() for s, e in zip(starts[:-1], mine[:-1], strict=True))
+
+
+def test_more_sentences_than_pieces() -> None:
+    """A piece may open a sentence and a text ends one more: "!a" is one piece of two
+    sentences. The batch's sentences outnumber its pieces (this wrote past its buffer)."""
+    per_text, ends = sentence_ends(pa.array(["!a"] * 1000 + ["?!b! c"], pa.large_string()))
+    assert per_text.tolist() == [2] * 1000 + [3]
+    assert ends.tolist() == [1, 2] * 1000 + [2, 4, 6]
+
+
+ODD = ["a", "Word", " ", "\n", "\t", ".", "!", "?", '"', "(", ")", "-", ",", "U.S.", "Mr."]
+ODD += ["...", "e.g.", "3", "é", "\u0301", "\u3002", "\u00a0", "\u2003", "漢", "😀", "\x85"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(ODD), max_size=30).map("".join), max_size=8))
+def test_any_text_is_cut_on_character_boundaries(texts: list[str]) -> None:
+    """Odd mixes (combining accents, CJK stops, emoji, Unicode spaces): ends rise
+    strictly, fall on character boundaries, and end within the text."""
+    per_text, ends = sentence_ends(pa.array(texts, pa.large_string()))
+    assert len(ends) == per_text.sum()
+    at = 0
+    for text, count in zip(texts, per_text.tolist(), strict=True):
+        mine = ends[at : at + count].tolist()
+        at += count
+        raw = text.encode()
+        assert mine == sorted(set(mine)) and (not mine or 0 < mine[-1] <= len(raw))
+        for end in mine:
+            raw[:end].decode()  # a cut inside a character raises
