@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.filters.tokenize import PERIOD_WORDS
+from curation.filters.tokenize import PERIOD_SPECIALS
 
 # datatrove's PUNCTUATION (ASCII and CJK punctuation and C0/C1 control characters
 # other than tab and newline), against which it decides whether a token is a symbol.
@@ -43,10 +43,11 @@ _URL_LIKE = r"(?i)^(https?:|www\.)"
 _NUMBER_UNIT = (
     r"(?i)^\pN+([.,]\pN+)?(mm|cm|km|kg|mg|ml|gb|mb|kb|tb|ft|lbs?|oz|hz|khz|mhz|ghz|m|g|l|k)$"
 )
-# Words that keep their final period in the word statistics: the tokenizer's list and
-# "etc." (the tokenizer splits "etc." off; the statistics count it as one word).
-ABBREVIATIONS = (*PERIOD_WORDS, "etc.")
-_ABBREVIATION = r"^(\pL\.)+$"
+# Words that keep their final period in the word statistics: spaCy's period exceptions
+# (the tokenizer's list), runs of capitals and periods (U.S.), and "etc." (the tokenizer
+# splits "etc." off; the statistics count it as one word).
+ABBREVIATIONS = (*sorted(PERIOD_SPECIALS), "etc.")
+_ABBREVIATION = r"^(\p{Lu}\.)+$"
 LINE_BREAKS = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
 
 

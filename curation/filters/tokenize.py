@@ -66,18 +66,9 @@ _SPLIT_WORDS = {
     "ive": ("i", "ve"),
     "id": ("i", "d"),
 }
-# Words whose final period the Gopher word statistics (``curation.filters.text``) keep,
-# which catch single letters and periods (U.S., N.Y.) by a pattern of their own; the
-# tokenizer here follows spaCy's list (``PERIOD_SPECIALS``) and its suffix rules.
-PERIOD_WORDS = (
-    "Mr. Mrs. Ms. Dr. St. Jr. Sr. Inc. Ltd. Co. Corp. vs. Mt. Gov. Gen. Rep. Sen. "
-    "Rev. Prof. Sgt. Capt. Col. Lt. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. "
-    "Nov. Dec. Ala. Ariz. Ark. Calif. Colo. Conn. Del. Fla. Ga. Ill. Ind. Kan. Ky. La. "
-    "Md. Mass. Mich. Minn. Miss. Mo. Mont. Neb. Nev. Okla. Ore. Pa. Tenn. Va. Wash. "
-    "Wis. Wyo. e.g. i.e. a.m. p.m."
-).split()
 # spaCy's English exceptions with a period: kept whole, and where the rules cut one into
-# tokens inside a longer piece ("D-Mich." -> D - Mich .), those tokens are joined again
+# tokens inside a longer piece ("D-Mich." -> D - Mich .), those tokens are joined again;
+# abbreviations of capitals and periods (U.S., N.Y.) keep theirs by the suffix rules
 PERIOD_SPECIALS = frozenset(
     (
         "Adm. Ak. Ala. Apr. Ariz. Ark. Aug. Bros. Calif. Co. Colo. Conn. Corp. D.C. Dec. Del. "
