@@ -11,6 +11,9 @@ After the barrier the duplicate lines are removed from each text,
 ``line_dedup_lines_removed`` records how many, and a document left with no non-blank
 line is dropped as ``line_dedup:all_lines_duplicated`` (its text kept as it came).
 
+With ``against`` (documents kept elsewhere), a line they hold goes in every copy here;
+with ``only_against`` nothing else does.
+
 Memory at the barrier: the rows' ids and about 40 bytes per line (the hashes and one
 sort of them); each shard then reads only the hashes that occur in it.
 """
@@ -18,17 +21,18 @@ sort of them); each shard then reads only the hashes that occur in it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from curation.batch import ID, TEXT, with_drop_reason
+from curation.batch import DROP_REASON, ID, TEXT, with_drop_reason
 from curation.dedup.common import normalized_text
+from curation.io.inputs import InputError, resolve_inputs
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 from curation.utf8 import string_buffers
 
@@ -36,7 +40,40 @@ _HASHES = "_line_dedup_hashes"
 _HASH_LIST = pa.list_(pa.uint64())
 
 
-class LineDedupParams(StageParams):
+class AgainstParams(StageParams):
+    """Other datasets a dedup stage removes from this one (``line_dedup``,
+    ``sentence_dedup``): a line or span they hold goes wherever it occurs here, every
+    copy. Read on the driver at the barrier, one batch at a time; only their hashes are
+    held (8 bytes a distinct line or span)."""
+
+    file_params: ClassVar[tuple[str, ...]] = ("against",)
+    against: list[str] = Field(
+        [], description="documents already kept elsewhere (files, folders, globs; any format)"
+    )
+    against_text_field: str = Field("text", description="the text field of `against`")
+    only_against: bool = Field(
+        False, description="remove only what `against` holds, not repeats within the dataset"
+    )
+
+    @model_validator(mode="after")
+    def _against_readable(self) -> AgainstParams:
+        if self.only_against and not self.against:
+            raise ValueError("only_against needs `against`: the documents to dedup against")
+        if self.against:
+            try:
+                resolve_inputs(self.against)
+            except InputError as err:
+                raise ValueError(f"against: {err}") from None
+        return self
+
+    def against_hashes(self, stage: GlobalStage, column: str) -> np.ndarray | None:
+        """``reference_hashes`` of ``against`` (None when there is none)."""
+        if not self.against:
+            return None
+        return reference_hashes(stage, self.against, self.against_text_field, column)
+
+
+class LineDedupParams(AgainstParams):
     normalize: bool = Field(True, description="lower-case, digits to 0, fold white space")
     keep_first: bool = Field(False, description="keep the first occurrence (Dolma) or none")
     min_line_chars: int = Field(0, ge=0, description="shorter lines are never removed")
@@ -70,7 +107,10 @@ class LineDedup(GlobalStage):
 
     def decide(self, keys: Any, folder: Path) -> None:
         table = keys.select("shard", ID, _HASHES).collect().to_arrow()
-        write_decisions(pl.from_arrow(repeated_lines(table, self.params.keep_first)), folder)
+        p = self.params
+        against = p.against_hashes(self, _HASHES)
+        decisions = repeated_lines(table, p.keep_first, _HASHES, against, p.only_against)
+        write_decisions(pl.from_arrow(decisions), folder)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
@@ -154,6 +194,27 @@ def copies_to_remove(
     return found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
 
 
+def reference_hashes(
+    stage: GlobalStage, paths: list[str], text_field: str, column: str
+) -> np.ndarray:
+    """The distinct line hashes, sorted, of every readable document of ``paths`` (any
+    input format) as ``stage.measure`` makes them in ``column``: what ``against`` holds."""
+    from curation.io.readers import live_texts
+
+    found = [np.zeros(0, np.uint64)]
+    for texts in live_texts(paths, text_field):
+        table = pa.table(
+            {
+                ID: pa.nulls(len(texts), pa.string()),
+                TEXT: texts,
+                DROP_REASON: pa.nulls(len(texts), pa.string()),
+            }
+        )
+        flat = stage.measure(table)[column].combine_chunks().flatten().drop_null()
+        found.append(np.unique(np.asarray(flat.cast(pa.uint64()), dtype=np.uint64)))
+    return np.unique(np.concatenate(found))
+
+
 def _line_positions(hashes: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For a list column of per-line hashes: the lines of each row (0 for a null list),
     and for every line, in order, its row and its number within the row (from 0)."""
@@ -163,15 +224,24 @@ def _line_positions(hashes: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.nd
     return counts, parents, line
 
 
-def repeated_lines(keys: pa.Table, keep_first: bool, column: str = _HASHES) -> pa.Table:
-    """The decisions: one row per shard and hash of a line that occurs more than once.
+def repeated_lines(
+    keys: pa.Table,
+    keep_first: bool,
+    column: str = _HASHES,
+    against: np.ndarray | None = None,
+    only_against: bool = False,
+) -> pa.Table:
+    """The decisions: one row per shard and hash of a line that goes.
 
     ``keys`` has ``shard`` and ``id`` (strings) and the list of line hashes per row in
     ``column`` (null for a line never removed); a "line" may be any unit hashed in order,
-    such as ``sentence_dedup``'s spans of sentences. Returns ``shard``, ``hash`` (uint64), and where
+    such as ``sentence_dedup``'s spans of sentences. A line goes when it occurs more than
+    once (unless ``only_against``) or its hash is among ``against`` (sorted hashes of
+    another dataset's lines). Returns ``shard``, ``hash`` (uint64), and where
     ``keep_first`` the occurrence that stays: ``keep_id`` (smallest id) and ``keep_line``
-    (its earliest line, from 0); null in both otherwise. A sort of the hashes, not a hash
-    table, so the memory is a few arrays of one element per line.
+    (its earliest line, from 0); null in both otherwise, and for a hash of ``against``
+    (no copy stays). A sort of the hashes, not a hash table, so the memory is a few
+    arrays of one element per line.
     """
     hashes = keys[column].combine_chunks() if keys.num_rows else pa.array([], _HASH_LIST)
     flat = hashes.flatten()
@@ -185,10 +255,15 @@ def repeated_lines(keys: pa.Table, keep_first: bool, column: str = _HASHES) -> p
     else:
         order = np.argsort(values, kind="stable")
     values, parents, line = values[order], parents[order], line[order]
-    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]][: len(values)])
     sizes = np.diff(np.r_[starts, len(values)])
     group = np.repeat(np.arange(len(starts)), sizes)
-    repeated = np.repeat(sizes > 1, sizes)
+    elsewhere = np.zeros(len(starts), dtype=bool)
+    if against is not None and len(against):
+        at = np.minimum(np.searchsorted(against, values[starts]), len(against) - 1)
+        elsewhere = against[at] == values[starts]
+    goes = elsewhere if only_against else elsewhere | (sizes > 1)
+    repeated = np.repeat(goes, sizes)
     shard_codes = pc.dictionary_encode(keys["shard"].combine_chunks())
     shards = max(len(shard_codes.dictionary), 1)
     codes = np.asarray(shard_codes.indices, dtype=np.int64)[parents[repeated]]
@@ -196,8 +271,10 @@ def repeated_lines(keys: pa.Table, keep_first: bool, column: str = _HASHES) -> p
     first = starts[pairs // shards]
     shard = pc.take(shard_codes.dictionary, pa.array(pairs % shards))
     if keep_first:
-        keep_id = pc.take(keys[ID], pa.array(parents[first])).cast(pa.string())
-        keep_line = pa.array(line[first])
+        kept = pa.array(~elsewhere[pairs // shards])  # a line held elsewhere keeps no copy
+        keep_id = pc.if_else(kept, pc.take(keys[ID], pa.array(parents[first])), None)
+        keep_id = keep_id.cast(pa.string())
+        keep_line = pc.if_else(kept, pa.array(line[first]), None)
     else:
         keep_id = pa.nulls(len(pairs), pa.string())
         keep_line = pa.nulls(len(pairs), pa.int64())

@@ -21,6 +21,10 @@ in the data set"), as datatrove's ``SentenceDedupSignature`` / ``SentenceFindDed
   or fewer than ``min_num_sentences`` sentences (``too_few_sentences``). A dropped text
   is kept as it came; a text that did not change is never dropped.
 
+``against`` (documents kept elsewhere: a previous dump, a training set) is datatrove's
+index (``SentenceDedupBuildIndex``): a span it holds goes in every copy here; with
+``only_against`` (datatrove's ``only_dedup_in_index``) nothing else does.
+
 datatrove keeps the first occurrence in the order of its sort (hash, then the document's
 number within its task, then the task), so with several tasks which copy stays differs;
 ours is the smallest id whatever the number of workers.
@@ -40,10 +44,15 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.dedup.lines import _line_positions, copies_to_remove, repeated_lines
+from curation.dedup.lines import (
+    AgainstParams,
+    _line_positions,
+    copies_to_remove,
+    repeated_lines,
+)
 from curation.filters.sentences import sentence_ends
 from curation.filters.tokenize import word_tokens
-from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.stage import GlobalStage, register, write_decisions
 from curation.utf8 import code_point, is_unicode_space, string_buffers
 
 _HASHES = "_sentence_dedup_hashes"
@@ -59,7 +68,7 @@ _PUNCTUATION_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PUNCTUATION) +
 _NUMBER = r"\p{Nd}+(?:[.,،٫⎖⎗⎘]\p{Nd}+)?"
 
 
-class SentenceDedupParams(StageParams):
+class SentenceDedupParams(AgainstParams):
     n_sentences: int = Field(3, ge=1, description="sentences in a span (C4: 3)")
     min_doc_words: int = Field(
         50, ge=0, description="a text that lost sentences is dropped below this many words"
@@ -108,7 +117,10 @@ class SentenceDedup(GlobalStage):
         import polars as pl
 
         table = keys.select("shard", ID, _HASHES).collect().to_arrow()
-        write_decisions(pl.from_arrow(repeated_lines(table, True, _HASHES)), folder)
+        p = self.params
+        against = p.against_hashes(self, _HASHES)
+        decisions = repeated_lines(table, True, _HASHES, against, p.only_against)
+        write_decisions(pl.from_arrow(decisions), folder)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from curation.batch import DROP_REASON
@@ -50,9 +50,15 @@ def normalize(line: str) -> str:
 
 
 def reference(
-    docs: list[dict], keep_first: bool, key: Callable[[str], str] = normalize, min_chars: int = 0
+    docs: list[dict],
+    keep_first: bool,
+    key: Callable[[str], str] = normalize,
+    min_chars: int = 0,
+    against: set[str] = frozenset(),  # type: ignore[assignment]
+    only_against: bool = False,
 ) -> dict[str, str | None]:
-    """id -> expected text (None: dropped), computed one line at a time."""
+    """id -> expected text (None: dropped), computed one line at a time; a line whose
+    key is in ``against`` goes in every copy."""
 
     def counted(line: str) -> bool:
         return len(key(line)) >= max(min_chars, 1)
@@ -63,9 +69,10 @@ def reference(
     for doc in sorted(docs, key=lambda d: d["id"]):
         kept = []
         for line in doc["text"].split("\n"):
-            duplicate = counted(line) and counts[key(line)] > 1
+            duplicate = counted(line) and counts[key(line)] > 1 and not only_against
             if duplicate and keep_first and key(line) not in seen:
                 duplicate = False
+            duplicate |= counted(line) and key(line) in against
             if counted(line):
                 seen.add(key(line))
             if not duplicate:
@@ -169,3 +176,45 @@ def test_without_lines_keeps_nulls_and_the_texts_set_aside() -> None:
     out, out_offsets = _without_lines(data, offsets, lines, removed, as_is)
     rebuilt = pa.LargeStringArray.from_buffers(5, pa.py_buffer(out_offsets), pa.py_buffer(out))
     assert rebuilt.to_pylist() == ["a\nc", "", "x\ny", "", "\nq"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=6), max_size=10),
+    held=st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=4), max_size=4),
+    keep_first=st.booleans(),
+    only_against=st.booleans(),
+)
+def test_against_another_dataset(
+    docs: list[list[str]], held: list[list[str]], keep_first: bool, only_against: bool
+) -> None:
+    """Lines of ``against`` documents (read from a JSONL file) go in every copy here;
+    with ``only_against`` nothing else does."""
+    import tempfile
+
+    assume(held or not only_against)  # only_against alone is refused (tested below)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "held.jsonl"
+        path.write_text("".join(json.dumps({"text": "\n".join(d)}) + "\n" for d in held))
+        against = [str(path)] if held else []
+        params = LineDedupParams(keep_first=keep_first, against=against, only_against=only_against)
+        stage = LineDedup(params)
+        hashes = params.against_hashes(stage, "_line_dedup_hashes")
+    ids = pa.array([f"d{i:02d}" for i in range(len(docs))], pa.string())
+    texts = pa.array(["\n".join(lines) for lines in docs], pa.string())
+    table = pa.table({"id": ids, "text": texts, DROP_REASON: pa.nulls(len(ids), pa.string())})
+    keys = stage.measure(table).append_column("shard", pa.array(["s"] * len(ids), pa.string()))
+    decisions = repeated_lines(keys, keep_first, "_line_dedup_hashes", hashes, only_against)
+    decisions = decisions.drop(["shard"])
+    out = stage.apply(keys.drop(["shard"]), decisions if decisions.num_rows else None)
+    got = {r["id"]: None if r[DROP_REASON] else r["text"] for r in out.to_pylist()}
+    held_keys = {normalize(line) for d in held for line in d if normalize(line)}
+    rows = [{"id": i, "text": t} for i, t in zip(ids.to_pylist(), texts.to_pylist(), strict=True)]
+    assert got == reference(rows, keep_first, against=held_keys, only_against=only_against)
+
+
+def test_against_is_checked_when_the_recipe_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="only_against needs"):
+        LineDedupParams(only_against=True)
+    with pytest.raises(ValueError, match=r"against: .*missing"):
+        LineDedupParams(against=[str(tmp_path / "missing")])

@@ -260,3 +260,69 @@ def test_same_rows_local_and_ray(c4_path: Path, pile_path: Path, tmp_path: Path)
     outputs = on_every_executor(recipe, tmp_path)
     assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
     assert len(outputs["local"][1]) >= 20
+
+
+def datatrove_kept_against(
+    docs: list[dict], reference: list[dict], folder: Path, only: bool
+) -> dict[str, str]:
+    """datatrove's steps with an index built from ``reference`` (SentenceDedupBuildIndex)
+    and ``only_dedup_in_index`` = ``only``: the kept documents' texts by id."""
+    from datatrove.data import Document
+    from datatrove.pipeline.dedup.sentence_dedup import (
+        SentDedupConfig,
+        SentenceDedupBuildIndex,
+        SentenceDedupFilter,
+        SentenceDedupSignature,
+        SentenceFindDedups,
+    )
+
+    config = SentDedupConfig(only_dedup_in_index=only)
+
+    def documents(rows: list[dict]) -> object:
+        return (Document(text=d["text"], id=d["id"]) for d in rows)
+
+    SentenceDedupSignature(output_folder=str(folder / "ref"), config=config).run(
+        documents(reference)
+    )
+    SentenceDedupBuildIndex(str(folder / "ref"), str(folder / "index"), "ref", config=config).run()
+    SentenceDedupSignature(output_folder=str(folder / "sigs"), config=config).run(documents(docs))
+    index = str(folder / "index")
+    SentenceFindDedups(str(folder / "sigs"), str(folder / "dups"), index, config=config).run()
+    step = SentenceDedupFilter(data_folder=str(folder / "dups"), config=config)
+    return {d.id: d.text for d in step.run(documents(docs))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("only", [True, False])
+def test_against_another_dataset_as_datatroves_index(
+    c4_path: Path, pile_path: Path, tmp_path: Path, datatrove_en: object, only: bool
+) -> None:
+    """``against`` a reference dataset (JSONL) is datatrove's index: the same documents
+    kept with the same texts, deduplicated against the index only (``only_against``, its
+    ``only_dedup_in_index``) or against it and within the data."""
+    docs = corpus(c4_path, pile_path, each=400, planted=200)
+    reference = docs[:300] + docs[800:900]  # C4 documents and planted ones
+    held = {d["id"] for d in reference}
+    data = [d for d in docs if d["id"] not in held]
+    with open(tmp_path / "reference.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(d) + "\n" for d in reference)
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(data), tmp_path / "in" / "part.parquet")
+    flag = str(only).lower()
+    recipe = recipe_of(
+        f"stages:\n  - sentence_dedup: {{against: ['{tmp_path / 'reference.jsonl'}'], "
+        f"only_against: {flag}}}\n",
+        tmp_path / "in",
+    )
+    run_local(recipe, tmp_path / "out")
+    kept = {r["id"]: r["text"] for r in read_output(tmp_path / "out", "kept").to_pylist()}
+    assert kept == datatrove_kept_against(data, reference, tmp_path / "datatrove", only)
+    changed = [d for d in data if kept.get(d["id"], d["text"]) != d["text"]]
+    assert len(data) - len(kept) >= 30 and len(changed) >= 20
+
+
+def test_against_needs_readable_documents(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="only_against needs `against`"):
+        SentenceDedupParams(only_against=True)
+    with pytest.raises(ValueError, match=r"against: .*nowhere"):
+        SentenceDedupParams(against=[str(tmp_path / "nowhere.jsonl")])
