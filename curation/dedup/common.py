@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import ClassVar
+
 import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, model_validator
 
+from curation.batch import DROP_REASON, ID
+from curation.stage import StageParams
 from curation.utf8 import code_point, is_unicode_space, string_buffers
 
 DUPLICATE_OF = "duplicate_of"
+
+
+class AgainstParams(StageParams):
+    """Other datasets a dedup stage removes from this one (``exact_dedup``,
+    ``line_dedup``, ``sentence_dedup``): what they hold goes wherever it occurs here,
+    every copy. Read on the driver at the barrier, one batch at a time; only their
+    hashes are held."""
+
+    file_params: ClassVar[tuple[str, ...]] = ("against",)
+    against: list[str] = Field(
+        [], description="documents already kept elsewhere (files, folders, globs; any format)"
+    )
+    against_text_field: str = Field("text", description="the text field of `against`")
+    only_against: bool = Field(
+        False, description="remove only what `against` holds, not repeats within the dataset"
+    )
+
+    @model_validator(mode="after")
+    def _against_readable(self) -> AgainstParams:
+        from curation.io.inputs import InputError, resolve_inputs
+
+        if self.only_against and not self.against:
+            raise ValueError("only_against needs `against`: the documents to dedup against")
+        if self.against:
+            try:
+                resolve_inputs(self.against)
+            except InputError as err:
+                raise ValueError(f"against: {err}") from None
+        return self
+
+
+def against_tables(params: AgainstParams, column: str) -> Iterator[pa.Table]:
+    """The readable documents of ``params.against``, batch by batch, as tables of a null
+    ``id``, their text as ``column`` and a null ``drop_reason``: what a stage measures."""
+    from curation.io.readers import live_texts
+
+    for texts in live_texts(params.against, params.against_text_field):
+        nulls = pa.nulls(len(texts), pa.string())
+        yield pa.table({ID: nulls, column: texts, DROP_REASON: nulls})
 
 
 def set_duplicate_of(table: pa.Table, values: pa.Array | pa.ChunkedArray) -> pa.Table:

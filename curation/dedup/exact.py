@@ -11,6 +11,12 @@ data. After the barrier, the other rows of the group are dropped as
 ``exact_dedup_cluster_size`` (1 for a unique row). Rows with a null key are never
 duplicates.
 
+With ``against`` (documents kept elsewhere: a previous dump, a training set; their
+``against_text_field`` is compared with ``column``, normalised alike), every row whose key
+they hold is dropped as ``exact_dedup:in_against``, all its copies; with
+``only_against`` nothing else is. They are read on the driver at the barrier, one batch
+at a time, and only their 16-byte hashes are held.
+
 Memory at the barrier: the driver holds id (its bytes), shard name and 16 bytes of hash
 per live row, through polars' streaming engine.
 """
@@ -27,13 +33,19 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import normalized_text, set_duplicate_of
-from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.dedup.common import (
+    AgainstParams,
+    against_tables,
+    normalized_text,
+    set_duplicate_of,
+)
+from curation.stage import GlobalStage, register, write_decisions
 
 _H1, _H2, _PRIORITY = "_exact_dedup_h1", "_exact_dedup_h2", "_exact_dedup_priority"
+_AGAINST = "against"  # in a decision: the key is held by ``against``
 
 
-class ExactDedupParams(StageParams):
+class ExactDedupParams(AgainstParams):
     column: str = Field("text", description="the column whose repeats are duplicates")
     normalize: bool = Field(True, description="lower-case and fold white space first")
     priority_column: str | None = Field(
@@ -68,13 +80,8 @@ class ExactDedup(GlobalStage):
             raise ValueError(
                 f"exact_dedup: no column {p.column!r}; columns are {table.column_names}"
             )
-        key = pl.from_arrow(normalized_key(table[p.column], p.normalize))
-        for name, seed in ((_H1, 0), (_H2, 1)):
-            hashed = key.hash(seed=seed).to_arrow()
-            missing = pc.is_null(key.to_arrow())
-            table = table.append_column(
-                name, pc.if_else(missing, pa.scalar(None, hashed.type), hashed)
-            )
+        for name, hashed in zip((_H1, _H2), self._key_hashes(table[p.column]), strict=True):
+            table = table.append_column(name, hashed)
         if p.priority_column is not None:
             if p.priority_column not in table.column_names:
                 raise ValueError(
@@ -84,28 +91,54 @@ class ExactDedup(GlobalStage):
             table = table.append_column(_PRIORITY, table[p.priority_column].cast(pa.float64()))
         return table
 
+    def _key_hashes(self, values: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+        """The two 64-bit hashes of each key (null for a null key)."""
+        key = pl.from_arrow(normalized_key(values, self.params.normalize))
+        missing = pc.is_null(key.to_arrow())
+        hashes = [key.hash(seed=seed).to_arrow() for seed in (0, 1)]
+        return [pc.if_else(missing, pa.scalar(None, h.type), h) for h in hashes]
+
     def decide(self, keys: Any, folder: Path) -> None:
+        p = self.params
         order = [_H1, _H2, ID]
         descending = [False, False, False]
-        if self.params.priority_column is not None:
+        if p.priority_column is not None:
             order.insert(2, _PRIORITY)
             descending.insert(2, True)
+        rows = keys.filter(pl.col(_H1).is_not_null())
+        held = self._against_keys()
+        if held is not None:
+            rows = rows.join(held.lazy(), on=[_H1, _H2], how="left")
+            rows = rows.with_columns(pl.col(_AGAINST).fill_null(False))
+        else:
+            rows = rows.with_columns(pl.lit(False).alias(_AGAINST))
+        size = pl.col("exact_dedup_cluster_size")
+        goes = pl.col(_AGAINST) if p.only_against else (size > 1) | pl.col(_AGAINST)
         groups = (
-            keys.filter(pl.col(_H1).is_not_null())
-            .with_columns(pl.len().over(_H1, _H2).alias("exact_dedup_cluster_size"))
-            .filter(pl.col("exact_dedup_cluster_size") > 1)
+            rows.with_columns(pl.len().over(_H1, _H2).alias("exact_dedup_cluster_size"))
+            .filter(goes)
             .sort(order, descending=descending, nulls_last=True)
             .with_columns(pl.col(ID).first().over(_H1, _H2).alias("duplicate_of"))
             .with_columns(
-                pl.when(pl.col("duplicate_of") == pl.col(ID))
+                pl.when((pl.col("duplicate_of") == pl.col(ID)) | pl.col(_AGAINST))
                 .then(None)
                 .otherwise(pl.col("duplicate_of"))
                 .alias("duplicate_of")
             )
-            .select("shard", ID, "duplicate_of", "exact_dedup_cluster_size")
+            .select("shard", ID, "duplicate_of", "exact_dedup_cluster_size", _AGAINST)
             .collect()
         )
         write_decisions(groups, folder)
+
+    def _against_keys(self) -> pl.DataFrame | None:
+        """The distinct key hashes of ``against``, with ``_AGAINST`` true (None: none)."""
+        if not self.params.against:
+            return None
+        found = [pl.DataFrame(schema={_H1: pl.UInt64, _H2: pl.UInt64})]
+        for table in against_tables(self.params, self.params.column):
+            h1, h2 = self._key_hashes(table[self.params.column])
+            found.append(pl.DataFrame({_H1: h1, _H2: h2}).drop_nulls().unique())
+        return pl.concat(found).unique().with_columns(pl.lit(True).alias(_AGAINST))
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
@@ -121,4 +154,7 @@ class ExactDedup(GlobalStage):
         )
         table = set_duplicate_of(table, duplicate_of)
         table = table.append_column("exact_dedup_cluster_size", size)
+        if _AGAINST in decisions.column_names:  # decisions of an engine before `against`
+            elsewhere = pc.take(decisions[_AGAINST], where)
+            table = with_drop_reason(table, elsewhere, self.reason("in_against"))
         return with_drop_reason(table, pc.is_valid(duplicate_of), self.reason("duplicate"))

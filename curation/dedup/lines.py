@@ -21,56 +21,22 @@ sort of them); each shard then reads only the hashes that occur in it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from curation.batch import DROP_REASON, ID, TEXT, with_drop_reason
-from curation.dedup.common import normalized_text
-from curation.io.inputs import InputError, resolve_inputs
-from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.batch import ID, TEXT, with_drop_reason
+from curation.dedup.common import AgainstParams, against_tables, normalized_text
+from curation.stage import GlobalStage, register, write_decisions
 from curation.utf8 import string_buffers
 
 _HASHES = "_line_dedup_hashes"
 _HASH_LIST = pa.list_(pa.uint64())
-
-
-class AgainstParams(StageParams):
-    """Other datasets a dedup stage removes from this one (``line_dedup``,
-    ``sentence_dedup``): a line or span they hold goes wherever it occurs here, every
-    copy. Read on the driver at the barrier, one batch at a time; only their hashes are
-    held (8 bytes a distinct line or span)."""
-
-    file_params: ClassVar[tuple[str, ...]] = ("against",)
-    against: list[str] = Field(
-        [], description="documents already kept elsewhere (files, folders, globs; any format)"
-    )
-    against_text_field: str = Field("text", description="the text field of `against`")
-    only_against: bool = Field(
-        False, description="remove only what `against` holds, not repeats within the dataset"
-    )
-
-    @model_validator(mode="after")
-    def _against_readable(self) -> AgainstParams:
-        if self.only_against and not self.against:
-            raise ValueError("only_against needs `against`: the documents to dedup against")
-        if self.against:
-            try:
-                resolve_inputs(self.against)
-            except InputError as err:
-                raise ValueError(f"against: {err}") from None
-        return self
-
-    def against_hashes(self, stage: GlobalStage, column: str) -> np.ndarray | None:
-        """``reference_hashes`` of ``against`` (None when there is none)."""
-        if not self.against:
-            return None
-        return reference_hashes(stage, self.against, self.against_text_field, column)
 
 
 class LineDedupParams(AgainstParams):
@@ -108,7 +74,7 @@ class LineDedup(GlobalStage):
     def decide(self, keys: Any, folder: Path) -> None:
         table = keys.select("shard", ID, _HASHES).collect().to_arrow()
         p = self.params
-        against = p.against_hashes(self, _HASHES)
+        against = against_hashes(p, self, _HASHES)
         decisions = repeated_lines(table, p.keep_first, _HASHES, against, p.only_against)
         write_decisions(pl.from_arrow(decisions), folder)
 
@@ -194,22 +160,13 @@ def copies_to_remove(
     return found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
 
 
-def reference_hashes(
-    stage: GlobalStage, paths: list[str], text_field: str, column: str
-) -> np.ndarray:
-    """The distinct line hashes, sorted, of every readable document of ``paths`` (any
-    input format) as ``stage.measure`` makes them in ``column``: what ``against`` holds."""
-    from curation.io.readers import live_texts
-
+def against_hashes(params: AgainstParams, stage: GlobalStage, column: str) -> np.ndarray | None:
+    """The distinct line hashes, sorted, of the documents of ``params.against`` as
+    ``stage.measure`` makes them in ``column`` (None when there is none)."""
+    if not params.against:
+        return None
     found = [np.zeros(0, np.uint64)]
-    for texts in live_texts(paths, text_field):
-        table = pa.table(
-            {
-                ID: pa.nulls(len(texts), pa.string()),
-                TEXT: texts,
-                DROP_REASON: pa.nulls(len(texts), pa.string()),
-            }
-        )
+    for table in against_tables(params, TEXT):
         flat = stage.measure(table)[column].combine_chunks().flatten().drop_null()
         found.append(np.unique(np.asarray(flat.cast(pa.uint64()), dtype=np.uint64)))
     return np.unique(np.concatenate(found))

@@ -44,9 +44,10 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
+from curation.dedup.common import AgainstParams
 from curation.dedup.lines import (
-    AgainstParams,
     _line_positions,
+    against_hashes,
     copies_to_remove,
     repeated_lines,
 )
@@ -118,7 +119,7 @@ class SentenceDedup(GlobalStage):
 
         table = keys.select("shard", ID, _HASHES).collect().to_arrow()
         p = self.params
-        against = p.against_hashes(self, _HASHES)
+        against = against_hashes(p, self, _HASHES)
         decisions = repeated_lines(table, True, _HASHES, against, p.only_against)
         write_decisions(pl.from_arrow(decisions), folder)
 

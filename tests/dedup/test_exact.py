@@ -141,3 +141,51 @@ def test_rerun_resumes_after_the_barrier(
     assert second["rows"] == first["rows"]
     assert read_output(tmp_path / "out", "kept").to_pylist() == expected
     assert second["shards"]["resumed"] == 4  # pass 1 was not run again
+
+
+@pytest.mark.parametrize("only_against", [False, True])
+def test_against_another_dataset(c4_path: Path, tmp_path: Path, only_against: bool) -> None:
+    """Documents held by ``against`` (here: 3 of shard 0's that shards 1-3 copy and 37 of
+    shard 2's, re-cased and re-spaced, in another field of a JSONL file) go as
+    ``exact_dedup:in_against``, all their copies; the dataset's own copies go as
+    duplicates unless ``only_against``."""
+    expected = planted(c4_path, tmp_path / "in")
+    held = pq.read_table(tmp_path / "in" / "part-0.parquet").to_pylist()[:3]  # copied ones
+    held += pq.read_table(tmp_path / "in" / "part-2.parquet").to_pylist()[:37]
+    with open(tmp_path / "held.jsonl", "w", encoding="utf-8") as handle:
+        for row in held:
+            handle.write(json.dumps({"contents": row["text"].lower() + "  "}) + "\n")
+    held_ids = {row["id"] for row in held}
+    flag = str(only_against).lower()
+    stage = f"{{against: ['{tmp_path / 'held.jsonl'}'], against_text_field: contents, "
+    stage += f"only_against: {flag}}}"
+    recipe = recipe_of(f"stages:\n  - exact_dedup: {stage}\n", tmp_path / "in")
+    stats = run_local(recipe, tmp_path / "out")
+    dropped = read_output(tmp_path / "out", "dropped").to_pylist()
+    by_reason: dict[str, set[str]] = {}
+    for row in dropped:
+        by_reason.setdefault(row["drop_reason"], set()).add(row["id"])
+    held_copies = {c for c, o in expected.items() if o in held_ids}
+    assert len(held_copies) == 9  # s0-0000..2, copied by each of shards 1, 2 and 3
+    assert by_reason.get("exact_dedup:in_against") == held_ids | held_copies
+    own = {c for c in expected if c not in held_copies}
+    assert by_reason.get("exact_dedup:duplicate", set()) == (set() if only_against else own)
+    stage = next(s for s in stats["stages"] if s["name"] == "exact_dedup")
+    assert stage["rows_in"] == stage["rows_kept"] + stage["rows_dropped"]
+
+
+def test_against_with_a_priority_column(tmp_path: Path) -> None:
+    """The priority column is the dataset's: ``against`` documents need only the key."""
+    rows = [
+        {"id": "a", "text": "Held elsewhere.", "quality": 0.9},
+        {"id": "b", "text": "Twice here.", "quality": 0.1},
+        {"id": "c", "text": "twice  here.", "quality": 0.8},
+    ]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "part.parquet")
+    (tmp_path / "held.jsonl").write_text(json.dumps({"text": "HELD ELSEWHERE."}) + "\n")
+    stage = f"{{against: ['{tmp_path / 'held.jsonl'}'], priority_column: quality}}"
+    run_local(recipe_of(f"stages:\n  - exact_dedup: {stage}\n", tmp_path / "in"), tmp_path / "out")
+    rows_out = read_output(tmp_path / "out", "dropped").to_pylist()
+    dropped = {r["id"]: r["drop_reason"] for r in rows_out}
+    assert dropped == {"a": "exact_dedup:in_against", "b": "exact_dedup:duplicate"}

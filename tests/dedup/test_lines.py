@@ -18,7 +18,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from curation.batch import DROP_REASON
-from curation.dedup.lines import LineDedup, LineDedupParams, _without_lines, repeated_lines
+from curation.dedup.lines import (
+    LineDedup,
+    LineDedupParams,
+    _without_lines,
+    against_hashes,
+    repeated_lines,
+)
 from curation.utf8 import string_buffers
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
@@ -199,7 +205,7 @@ def test_against_another_dataset(
         against = [str(path)] if held else []
         params = LineDedupParams(keep_first=keep_first, against=against, only_against=only_against)
         stage = LineDedup(params)
-        hashes = params.against_hashes(stage, "_line_dedup_hashes")
+        hashes = against_hashes(params, stage, "_line_dedup_hashes")
     ids = pa.array([f"d{i:02d}" for i in range(len(docs))], pa.string())
     texts = pa.array(["\n".join(lines) for lines in docs], pa.string())
     table = pa.table({"id": ids, "text": texts, DROP_REASON: pa.nulls(len(ids), pa.string())})
