@@ -72,11 +72,7 @@ class LineDedup(GlobalStage):
         return table.append_column(_HASHES, listed)
 
     def decide(self, keys: Any, folder: Path) -> None:
-        table = keys.select("shard", ID, _HASHES).collect().to_arrow()
-        p = self.params
-        against = against_hashes(p, self, _HASHES)
-        decisions = repeated_lines(table, p.keep_first, _HASHES, against, p.only_against)
-        write_decisions(pl.from_arrow(decisions), folder)
+        decide_units(self, keys, folder, _HASHES, self.params.keep_first)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
@@ -158,6 +154,19 @@ def copies_to_remove(
     owners = pc.take(ids, pa.array(parents))
     is_keeper = pc.and_(pc.equal(keep_id, owners), pc.equal(keep_number, pa.array(numbers)))
     return found & ~np.asarray(pc.fill_null(is_keeper, False), dtype=bool)
+
+
+def decide_units(
+    stage: GlobalStage, keys: Any, folder: Path, column: str, keep_first: bool
+) -> None:
+    """The barrier of a stage whose units (lines, spans) are hashed in order in
+    ``column``: ``repeated_lines`` over ``keys``, against the stage's ``against``, written
+    one file per shard."""
+    table = keys.select("shard", ID, column).collect().to_arrow()
+    params = stage.params
+    against = against_hashes(params, stage, column)
+    decisions = repeated_lines(table, keep_first, column, against, params.only_against)
+    write_decisions(pl.from_arrow(decisions), folder)
 
 
 def against_hashes(params: AgainstParams, stage: GlobalStage, column: str) -> np.ndarray | None:

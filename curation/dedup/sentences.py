@@ -47,13 +47,12 @@ from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams
 from curation.dedup.lines import (
     _line_positions,
-    against_hashes,
     copies_to_remove,
-    repeated_lines,
+    decide_units,
 )
 from curation.filters.sentences import sentence_ends
 from curation.filters.tokenize import word_tokens
-from curation.stage import GlobalStage, register, write_decisions
+from curation.stage import GlobalStage, register
 from curation.utf8 import code_point, is_unicode_space, string_buffers
 
 _HASHES = "_sentence_dedup_hashes"
@@ -115,13 +114,7 @@ class SentenceDedup(GlobalStage):
         return table.append_column(_HASHES, hashes).append_column(_ENDS, ends_list)
 
     def decide(self, keys: Any, folder: Path) -> None:
-        import polars as pl
-
-        table = keys.select("shard", ID, _HASHES).collect().to_arrow()
-        p = self.params
-        against = against_hashes(p, self, _HASHES)
-        decisions = repeated_lines(table, True, _HASHES, against, p.only_against)
-        write_decisions(pl.from_arrow(decisions), folder)
+        decide_units(self, keys, folder, _HASHES, keep_first=True)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
