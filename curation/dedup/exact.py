@@ -154,7 +154,7 @@ class ExactDedup(GlobalStage):
         )
         table = set_duplicate_of(table, duplicate_of)
         table = table.append_column("exact_dedup_cluster_size", size)
-        if _AGAINST in decisions.column_names:  # decisions of an engine before `against`
+        if _AGAINST in decisions.column_names:  # absent where an older engine decided
             elsewhere = pc.take(decisions[_AGAINST], where)
             table = with_drop_reason(table, elsewhere, self.reason("in_against"))
         return with_drop_reason(table, pc.is_valid(duplicate_of), self.reason("duplicate"))
