@@ -486,11 +486,14 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
         "c4_badwords",
         "color_filter",
         "decontaminate",
+        "exact_dedup",  # against
         "fasttext_classifier",
         "kenlm_perplexity",
         "language",
+        "line_dedup",  # against
         "lm_loss",
         "preselect",
+        "sentence_dedup",  # against
         "token_count",
         "url_filter",
         "url_removal",
