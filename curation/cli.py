@@ -977,7 +977,8 @@ def inspect_command(
 )
 def report_command(path: str, output: str) -> None:
     """Write one self-contained HTML page about a run folder or a shard: score histograms
-    with threshold lines, the drop funnel, example documents for every drop reason."""
+    with threshold lines, the drop funnel, the sites with the most documents (rows with a
+    url), example documents for every drop reason."""
     from curation.inspect import report, shards
 
     try:

@@ -1,10 +1,11 @@
 """``curate report``: one self-contained HTML page about a run or a shard.
 
 The page holds the drop funnel (a chart and the table of rows in, kept and dropped by
-reason per stage), a histogram of every score column with the recipe's threshold lines,
-and example documents for every drop reason. Charts are inline SVG and styles are
-inline: the file needs no network, no script and no other file, so it can be mailed or
-attached to an issue as it is.
+reason per stage), the sites with the most documents when the rows have a ``url`` (what
+each kept and why the rest went, as ``curate inspect --by`` counts them), a histogram of
+every score column with the recipe's threshold lines, and example documents for every
+drop reason. Charts are inline SVG and styles are inline: the file needs no network, no
+script and no other file, so it can be mailed or attached to an issue as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 
 from curation.batch import ID, TEXT
 from curation.inspect import plots
-from curation.inspect.shards import Source, examples_by_reason, overview
+from curation.inspect.shards import Groups, Source, by_group, examples_by_reason, overview
+
+#: the host of a URL (``scheme://host/...``), as ``curate inspect --by`` takes it
+HOST = "split_part(url, '/', 3)"
+SITES = 20
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
@@ -53,6 +58,33 @@ def _funnel_table(stages: list[dict[str, Any]]) -> str:
     return "<table>" + "\n".join(rows) + "</table>"
 
 
+def _groups_table(found: Groups, label: str) -> str:
+    """``by_group``'s counts as a table: documents, kept and their shares, and the most
+    frequent drop reasons of each group; the groups not shown summed on the last line."""
+    rows = [
+        f"<tr><th>{_escape(label)}</th><th>documents</th><th>kept</th><th>kept %</th>"
+        "<th>chars kept %</th>"
+        "<th>most frequent drop reasons</th></tr>"
+    ]
+    listed = [
+        (row["group"], row, found.reasons.get(row["group"], []))
+        for row in found.table.iter_rows(named=True)
+    ]
+    if found.rest:
+        others = found.groups - found.table.height
+        listed.append((f"({others:,} other group{'s' * (others > 1)})", found.rest, []))
+    for group, row, reasons in listed:
+        share = row["kept"] / row["documents"] if row["documents"] else 0.0
+        chars = row["kept_chars"] / row["chars"] if row.get("chars") else 0.0
+        why = "; ".join(f"{_escape(reason)} {n:,}" for reason, n in reasons)
+        rows.append(
+            f"<tr><td>{_escape('(none)' if group is None else group)}</td>"
+            f"<td>{row['documents']:,}</td><td>{row['kept']:,}</td><td>{share:.1%}</td>"
+            f"<td>{chars:.1%}</td><td>{why}</td></tr>"
+        )
+    return "<table>" + "\n".join(rows) + "</table>"
+
+
 def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> str:
     """The HTML page for ``source``: ``examples`` documents per drop reason, each cut to
     ``text_chars`` characters."""
@@ -78,8 +110,16 @@ def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> st
         "<h2 id='funnel'>Drop funnel</h2>",
         f"<figure class='plot'>{plots.to_svg(plots.funnel_figure(stages))}</figure>",
         _funnel_table(stages),
-        "<h2 id='scores'>Score distributions</h2>",
     ]
+    if "url" in source.schema() and TEXT in source.schema():
+        sites = by_group(source, HOST, limit=SITES)
+        parts += [
+            "<h2 id='sites'>Sites</h2>",
+            f"<p class='meta'>{sites.groups:,} hosts (the part of each url after "
+            f"<code>//</code>); the {sites.table.height:,} with the most documents</p>",
+            _groups_table(sites, "host"),
+        ]
+    parts.append("<h2 id='scores'>Score distributions</h2>")
     drawn = 0
     for column, summary in summaries.items():
         if summary["histogram"] is None:

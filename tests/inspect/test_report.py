@@ -42,6 +42,21 @@ def test_report_is_self_contained(report: Path) -> None:
     assert re.search(caption, html, re.DOTALL)
 
 
+def test_report_lists_the_sites(report: Path) -> None:
+    """The C4 rows have a url: the hosts with the most documents, as ``inspect --by``
+    counts them, the rest summed on the last line."""
+    from curation.inspect import shards
+
+    html = report.read_text(encoding="utf-8")
+    found = shards.by_group(shards.open_source(report.parent / "out"), "split_part(url, '/', 3)")
+    assert f"<p class='meta'>{found.groups:,} hosts" in html
+    sites = html.split("<h2 id='sites'>Sites</h2>")[1].split("<h2")[0]
+    first = found.table.row(0, named=True)
+    assert f"<tr><td>{first['group']}</td><td>{first['documents']:,}</td>" in sites
+    assert sites.count("<tr>") == 1 + min(found.groups, 20) + (found.groups > 20)
+    assert f"({found.groups - 20:,} other groups)" in sites
+
+
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     browser = shutil.which("chromium")
     if browser is None:
