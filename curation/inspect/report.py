@@ -66,19 +66,12 @@ def _groups_table(found: Groups, label: str) -> str:
         "<th>chars kept %</th>"
         "<th>most frequent drop reasons</th></tr>"
     ]
-    listed = [
-        (row["group"], row, found.reasons.get(row["group"], []))
-        for row in found.table.iter_rows(named=True)
-    ]
-    if found.rest:
-        others = found.groups - found.table.height
-        listed.append((f"({others:,} other group{'s' * (others > 1)})", found.rest, []))
-    for group, row, reasons in listed:
+    for group, row, reasons in found.lines(null="(none)"):
         share = row["kept"] / row["documents"] if row["documents"] else 0.0
         chars = row["kept_chars"] / row["chars"] if row.get("chars") else 0.0
         why = "; ".join(f"{_escape(reason)} {n:,}" for reason, n in reasons)
         rows.append(
-            f"<tr><td>{_escape('(none)' if group is None else group)}</td>"
+            f"<tr><td>{_escape(group)}</td>"
             f"<td>{row['documents']:,}</td><td>{row['kept']:,}</td><td>{share:.1%}</td>"
             f"<td>{chars:.1%}</td><td>{why}</td></tr>"
         )

@@ -626,6 +626,18 @@ class Groups:
     rest: dict[str, int] | None
     reasons: dict[Any, list[tuple[str, int]]]
 
+    def lines(self, null: str = "(null)") -> list[tuple[str, dict[str, Any], list]]:
+        """What to show, one entry a line: its label (``null`` for the null group), its
+        counts and its drop reasons; the groups left out last, as one line."""
+        out = []
+        for row in self.table.iter_rows(named=True):
+            key = row["group"]
+            out.append((null if key is None else str(key), row, self.reasons.get(key, [])))
+        if self.rest:
+            others = self.groups - self.table.height
+            out.append((f"({others:,} other group{'s' * (others > 1)})", self.rest, []))
+        return out
+
 
 def by_group(
     source: Source, by: str, *, where: str | None = None, limit: int = 10, reasons: int = 2

@@ -90,13 +90,7 @@ def format_groups(found: Groups) -> str:
     if shown < found.groups:
         head += f", the {shown:,} largest shown"
     chars = "kept_chars" in found.table.columns
-    rows = [
-        (_label(r["group"]), r, found.reasons.get(r["group"], []))
-        for r in found.table.iter_rows(named=True)
-    ]
-    if found.rest:
-        others = found.groups - shown
-        rows.append((f"({others:,} other group{'s' * (others > 1)})", found.rest, []))
+    rows = found.lines()
     width = min(max([len(label) for label, _, _ in rows] + [12]), 40)
     title = f"{'group':<{width}}  {'documents':>10}  {'kept':>10}  {'kept %':>6}"
     title += f"  {'chars kept %':>12}" if chars else ""
@@ -111,7 +105,3 @@ def format_groups(found: Groups) -> str:
         line += "  " + "; ".join(f"{reason} {n:,}" for reason, n in reasons)
         lines.append(line.rstrip())
     return "\n".join(lines)
-
-
-def _label(value: Any) -> str:
-    return "(null)" if value is None else str(value)
