@@ -38,42 +38,6 @@ POLICY_SUBSTRINGS = (
     "use of cookies",
     "use cookies",
 )
-SENTENCE_FINAL = (
-    "!",
-    ".",
-    "?",
-    "։",
-    "؟",
-    "۔",
-    "܀",
-    "܁",
-    "܂",
-    "߹",
-    "।",
-    "॥",
-    "၊",
-    "။",
-    "።",
-    "፧",
-    "፨",
-    "᙮",
-    "᜵",
-    "᜶",
-    "᠃",
-    "᠉",
-    "᥄",
-    "᥅",
-    "‼",
-    "‽",
-    "⁇",
-    "⁈",
-    "⁉",
-    "⸮",
-    "。",
-    "！",
-    "？",
-    "｡",
-)
 
 
 class C4QualityParams(StageParams):
@@ -103,9 +67,8 @@ def _first_per_doc(mask: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray:
 def count_sentences(lines: pa.Array) -> np.ndarray:
     """Sentences per line, as spaCy's sentencizer splits them (a line of white space
     alone, or none: 0)."""
-    per_line, _ = sentence_ends(lines)
-    blank = np.asarray(pc.fill_null(pc.utf8_is_space(lines), True), dtype=bool)
-    return np.where(blank | (np.asarray(pc.utf8_length(lines).fill_null(0)) == 0), 0, per_line)
+    per_line, _ = sentence_ends(lines)  # 0 for an empty or null line already
+    return np.where(_np(pc.fill_null(pc.utf8_is_space(lines), False)), 0, per_line)
 
 
 @register
