@@ -42,6 +42,20 @@ decisions folder:
 Every row leaving the stage has ``minhash_cluster_id`` (the id of its cluster's kept
 document; its own id when it has no near duplicate) and ``minhash_cluster_size``.
 
+**Against other datasets.** With ``against`` (documents kept elsewhere: a previous dump,
+a training set; any input format, text in ``against_text_field``), their band keys (and
+shingle sets, with ``jaccard_threshold``) are computed on the driver at the barrier, one
+batch at a time, written under the decisions folder and bucketed with the dataset's as
+rows that rank before every document here. Every document here whose cluster holds one
+of them is dropped as ``minhash_dedup:in_against``, with a null ``duplicate_of``; its
+cluster is named after its first document here, and ``minhash_cluster_size`` counts the
+documents here only. With ``only_against`` (datatrove's ``only_dedup_in_index``), only
+the edges between a document here and one of ``against`` are drawn, so a document goes
+only when it shares a bucket with one of them (and, with ``jaccard_threshold``, reaches
+it against that one), and near duplicates within the dataset stay. Like datatrove's
+index, this finds what a run over both datasets together, the other one ranked first,
+would drop here.
+
 **Memory model** (``D`` live documents, ``C`` candidates: documents that share a bucket
 with another, ``E`` edges of one band, ``P`` partitions, ``S`` shingle hashes of the
 candidates):
@@ -61,6 +75,8 @@ candidates):
   candidates.
 - step 3: ``16 * C`` bytes for the labels, plus ``16 * E`` for the edge file being
   streamed.
+- ``against``: its documents count in ``D`` and ``C`` like the dataset's; reading them
+  holds one batch of their text at a time.
 
 So the driver never holds all pairs, and nothing for a document without a candidate
 beyond the band being bucketed.
@@ -79,16 +95,23 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from curation.batch import ID, with_drop_reason
-from curation.dedup.common import normalized_text, set_duplicate_of
-from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.dedup.common import (
+    AgainstParams,
+    against_tables,
+    normalized_text,
+    set_duplicate_of,
+)
+from curation.stage import GlobalStage, register, write_decisions
 from curation.utf8 import code_point, string_buffers
 
 _PREFIX = "_minhash_"
 _SHINGLES = "_minhash_shingles"
 _PRIORITY = "_minhash_priority"
+_AGAINST = "against"  # in a decision: the document's cluster holds a document of ``against``
 
 # SplitMix64 constants and the odd multiplier of the byte polynomial.
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -128,7 +151,7 @@ def _mix64_in_place(x: np.ndarray) -> None:  # pragma: no cover - compiled
         x[i] = _finalise(x[i])
 
 
-class MinhashParams(StageParams):
+class MinhashParams(AgainstParams):
     column: str = Field("text", description="the text column to compare")
     shingle: Literal["word", "char"] = Field("word", description="word or character n-grams")
     ngram: int = Field(5, ge=1, description="tokens per shingle")
@@ -552,23 +575,8 @@ class MinhashDedup(GlobalStage):
             raise ValueError(
                 f"minhash_dedup: no column {p.column!r}; columns are {table.column_names}"
             )
-        tokens, counts = tokens_of(table[p.column], p.shingle)
-        has = counts > 0
-        keys = np.zeros((table.num_rows, p.num_bands), dtype=np.uint64)
-        if has.any():
-            signature = signatures(tokens, counts, p.ngram, p.seed, self._a, self._b)
-            keys[has] = band_keys(signature, p.num_bands, p.rows_per_band)
-        missing = pa.array(~has)
-        for band in range(p.num_bands):
-            column = pc.if_else(missing, pa.scalar(None, pa.uint64()), pa.array(keys[:, band]))
-            table = table.append_column(band_column(band), column)
-        if p.jaccard_threshold is not None:
-            shingles = shingle_hashes(tokens, counts, p.ngram, p.seed)
-            flat, lengths = distinct_sorted(shingles, shingle_counts(counts, p.ngram))
-            list_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int64())
-            table = table.append_column(
-                _SHINGLES, pa.LargeListArray.from_arrays(list_offsets, pa.array(flat))
-            )
+        for name, column in self._keys(table[p.column]).items():
+            table = table.append_column(name, column)
         if p.priority_column is not None:
             if p.priority_column not in table.column_names:
                 raise ValueError(
@@ -577,6 +585,48 @@ class MinhashDedup(GlobalStage):
                 )
             table = table.append_column(_PRIORITY, table[p.priority_column].cast(pa.float64()))
         return table
+
+    def _keys(self, texts: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
+        """The band keys of each text (null where it has no token) and, with
+        ``jaccard_threshold``, its distinct shingle hashes, sorted."""
+        p = self.params
+        tokens, counts = tokens_of(texts, p.shingle)
+        has = counts > 0
+        keys = np.zeros((len(texts), p.num_bands), dtype=np.uint64)
+        if has.any():
+            signature = signatures(tokens, counts, p.ngram, p.seed, self._a, self._b)
+            keys[has] = band_keys(signature, p.num_bands, p.rows_per_band)
+        missing = pa.array(~has)
+        out = {
+            band_column(band): pc.if_else(
+                missing, pa.scalar(None, pa.uint64()), pa.array(keys[:, band])
+            )
+            for band in range(p.num_bands)
+        }
+        if p.jaccard_threshold is not None:
+            shingles = shingle_hashes(tokens, counts, p.ngram, p.seed)
+            flat, lengths = distinct_sorted(shingles, shingle_counts(counts, p.ngram))
+            list_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int64())
+            out[_SHINGLES] = pa.LargeListArray.from_arrays(list_offsets, pa.array(flat))
+        return out
+
+    def _against_rows(self, work: Path) -> tuple[pl.LazyFrame | None, int]:
+        """The keys of the documents of ``against`` that have a token, written to
+        ``work``, and how many there are (None, 0 without ``against``)."""
+        if not self.params.against:
+            return None, 0
+        files = []
+        held = 0
+        for table in against_tables(self.params, self.params.column):
+            keys = pa.table(self._keys(table[self.params.column]))
+            keys = keys.filter(pc.is_valid(keys[band_column(0)]))
+            if keys.num_rows:
+                files.append(work / f"against-{len(files):06d}.parquet")
+                pq.write_table(keys, files[-1])
+                held += keys.num_rows
+        if not held:
+            return None, 0
+        return pl.scan_parquet(files), held
 
     def process(self, table: pa.Table) -> pa.Table:
         out = self.apply(table, getattr(self, "_decisions", None))
@@ -591,20 +641,37 @@ class MinhashDedup(GlobalStage):
         work.mkdir(parents=True)
         p = self.params
         rows = keys.filter(pl.col(band_column(0)).is_not_null())
+        held_rows, held = self._against_rows(work)
+        if held_rows is not None:  # the documents of ``against`` are the first rows
+            rows = pl.concat([held_rows, rows], how="diagonal_relaxed")
         edge_files = _all_band_edges(rows, p, work)
         candidates = edge_rows(edge_files)
-        node_of, nodes = _rank(rows, candidates, p.priority_column is not None)
+        node_of, nodes = _rank(rows, candidates, p.priority_column is not None, held)
+        elsewhere = int(np.searchsorted(candidates, held))  # their nodes come first too
         for f in edge_files:
-            np.save(f, recentre(np.load(f), candidates, node_of))
+            edges = recentre(np.load(f), candidates, node_of)
+            if p.only_against:  # only a document here and one of ``against``
+                edges = edges[(edges[:, 0] < elsewhere) != (edges[:, 1] < elsewhere)]
+            np.save(f, edges)
         del candidates, node_of
         if p.jaccard_threshold is not None:
             row_of_node = nodes["row"].to_numpy().astype(np.int64)
             edge_files = _verify(rows, edge_files, row_of_node, p.jaccard_threshold, work)
         members, labels = components(edge_files)
-        sizes = np.bincount(np.searchsorted(members, labels), minlength=len(members))
-        size_of = sizes[np.searchsorted(members, labels)]
+        here = members >= elsewhere
+        members, labels = members[here], labels[here]
+        # each cluster is named after its first document here (its least node), the one
+        # kept unless the cluster holds a document of ``against`` (then its root)
+        first = np.full(int(labels.max(initial=-1)) + 1, np.iinfo(np.int64).max)
+        np.minimum.at(first, labels, members)
+        counts = np.bincount(labels, minlength=len(first))
         clustered = pl.DataFrame(
-            {"node": members, "root": labels, "minhash_cluster_size": size_of.astype(np.uint32)}
+            {
+                "node": members,
+                "root": first[labels],
+                "minhash_cluster_size": counts[labels].astype(np.uint32),
+                _AGAINST: labels < elsewhere,
+            }
         )
         ids = nodes.select("node", ID, "shard")
         decisions = (
@@ -615,12 +682,14 @@ class MinhashDedup(GlobalStage):
                 how="left",
             )
             .with_columns(
-                pl.when(pl.col("node") == pl.col("root"))
+                pl.when((pl.col("node") == pl.col("root")) | pl.col(_AGAINST))
                 .then(None)
                 .otherwise(pl.col("minhash_cluster_id"))
                 .alias("duplicate_of")
             )
-            .select("shard", ID, "duplicate_of", "minhash_cluster_id", "minhash_cluster_size")
+            .select(
+                "shard", ID, "duplicate_of", "minhash_cluster_id", "minhash_cluster_size", _AGAINST
+            )
         )
         write_decisions(decisions, folder)
         shutil.rmtree(work)
@@ -643,6 +712,9 @@ class MinhashDedup(GlobalStage):
         table = table.append_column("minhash_cluster_id", cluster)
         table = table.append_column("minhash_cluster_size", size)
         table = set_duplicate_of(table, duplicate_of)
+        if _AGAINST in decisions.column_names:  # absent where an older engine decided
+            elsewhere = pc.fill_null(pc.take(decisions[_AGAINST], where), False)
+            table = with_drop_reason(table, elsewhere, self.reason("in_against"))
         return with_drop_reason(table, pc.is_valid(duplicate_of), self.reason("near_duplicate"))
 
     def versions(self) -> dict[str, str]:
@@ -704,22 +776,26 @@ def edge_rows(files: list[Path]) -> np.ndarray:
 
 
 def _rank(
-    rows: pl.LazyFrame, candidates: np.ndarray, by_priority: bool
+    rows: pl.LazyFrame, candidates: np.ndarray, by_priority: bool, first: int = 0
 ) -> tuple[np.ndarray, pl.DataFrame]:
     """Rank the candidate rows (sorted row numbers) by the keep policy.
 
+    The ``first`` rows (the documents of ``against``) come first, in row order; then the
+    others by priority (highest first) when ``by_priority``, then smallest id, then shard.
     Returns each candidate's node number (its rank, aligned with ``candidates``) and the
     table ``node, row, id, shard`` of the candidates in node order. The key files are
     streamed, so only the candidates' rows are held.
     """
-    order, descending = [ID, "shard"], [False, False]
+    order, descending = ["_here", ID, "shard", "row"], [False, False, False, False]
     if by_priority:
-        order, descending = [_PRIORITY, *order], [True, *descending]
+        order.insert(1, _PRIORITY)
+        descending.insert(1, True)
     wanted = pl.LazyFrame({"row": pl.Series(candidates, dtype=pl.get_index_type())})
     nodes = (
         rows.select(ID, "shard", *([_PRIORITY] if by_priority else []))
         .with_row_index("row")
         .join(wanted, on="row", how="semi")
+        .with_columns((pl.col("row") >= first).alias("_here"))
         .sort(order, descending=descending, nulls_last=True)
         .with_row_index("node")
         .select("node", "row", ID, "shard")

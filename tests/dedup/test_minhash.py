@@ -18,7 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.dedup import minhash as mh
-from tests.conftest import on_every_executor, read_output, recipe_of, run_local, shared_file
+from tests.conftest import (
+    c4_texts,
+    on_every_executor,
+    read_output,
+    recipe_of,
+    run_local,
+    shared_file,
+)
 from tests.dedup.strategies import texts_with_spaces
 
 MIT = """MIT License
@@ -395,3 +402,151 @@ def test_an_upper_cased_greek_copy_has_the_same_tokens(shingle: str) -> None:
     tokens, counts = mh.tokens_of(pa.array([source, source.upper()]), shingle)
     assert counts[0] == counts[1] > 0
     assert tokens[: counts[0]].tolist() == tokens[counts[0] :].tolist()
+
+
+# ----------------------------------------------------------------- against other datasets
+
+
+def split_articles(folder: Path) -> tuple[Path, list[list[str]]]:
+    """The articles as the dataset (3 JSONL shards) and ``held.jsonl`` (field ``body``):
+    the second of 5 planted pairs and 200 other articles go there. Returns the dataset's
+    folder and the pairs (sorted ids)."""
+    paths, truth = articles(folder / "all", shards=1)
+    rows = [json.loads(line) for line in Path(paths[0]).read_text().splitlines()]
+    pairs = sorted(sorted(p) for p in truth)
+    paired = {i for p in pairs for i in p}
+    others = sorted(r["id"] for r in rows if r["id"] not in paired)
+    held = {b for _, b in pairs[:5]} | set(others[:200])
+    with open(folder / "held.jsonl", "w", encoding="utf-8") as handle:
+        for row in rows:
+            if row["id"] in held:
+                handle.write(json.dumps({"body": row["text"]}) + "\n")
+    mine = [r for r in rows if r["id"] not in held]
+    (folder / "data").mkdir()
+    for k in range(3):
+        lines = "".join(json.dumps(r) + "\n" for r in mine[k::3])
+        (folder / "data" / f"part-{k}.jsonl").write_text(lines)
+    return folder / "data", pairs
+
+
+def drops(out: Path) -> dict[str, tuple[str, str | None, str, int]]:
+    """id -> reason, duplicate_of, cluster id and size of every dropped row."""
+    return {
+        r["id"]: (
+            r["drop_reason"],
+            r["duplicate_of"],
+            r["minhash_cluster_id"],
+            r["minhash_cluster_size"],
+        )
+        for r in read_output(out, "dropped").to_pylist()
+    }
+
+
+@pytest.mark.parametrize("only_against", [False, True])
+def test_against_another_dataset(tmp_path: Path, only_against: bool) -> None:
+    """An article whose near copy is held elsewhere goes as ``minhash_dedup:in_against``
+    (no ``duplicate_of``: its copy is not here); the pairs wholly here go as near
+    duplicates unless ``only_against``."""
+    data, pairs = split_articles(tmp_path)
+    flag = str(only_against).lower()
+    params = f"{{against: ['{tmp_path / 'held.jsonl'}'], against_text_field: body, "
+    params += f"only_against: {flag}}}"
+    stats = run_local(recipe_of(RECIPE.format(params=params), data), tmp_path / "out")
+    expected = {a: ("minhash_dedup:in_against", None, a, 1) for a, _ in pairs[:5]}
+    if not only_against:
+        expected |= {b: ("minhash_dedup:near_duplicate", a, a, 2) for a, b in pairs[5:]}
+    assert drops(tmp_path / "out") == expected
+    stage = next(s for s in stats["stages"] if s["name"] == "minhash_dedup")
+    assert stage["rows_in"] == 795 == stage["rows_kept"] + stage["rows_dropped"]
+    kept = read_output(tmp_path / "out", "kept")
+    assert not [c for c in kept.column_names if c.startswith("_minhash")]
+
+
+def test_against_with_the_jaccard_check(tmp_path: Path) -> None:
+    """The pairs' word 5-gram Jaccard is 0.959 to 0.968: a copy held elsewhere takes its
+    article with it at 0.9, not at 0.97."""
+    data, pairs = split_articles(tmp_path)
+    held = f"against: ['{tmp_path / 'held.jsonl'}'], against_text_field: body"
+    for threshold, gone in ((0.9, {a for a, _ in pairs[:5]}), (0.97, set())):
+        params = f"{{{held}, only_against: true, jaccard_threshold: {threshold}}}"
+        run_local(recipe_of(RECIPE.format(params=params), data), tmp_path / f"o{threshold}")
+        assert set(drops(tmp_path / f"o{threshold}")) == gone
+
+
+def edited_copies(count: int, seed: int) -> list[str]:
+    """``count`` C4 articles, each with up to three copies, 3% of whose words another
+    word replaces (near duplicates, sometimes of each other only through a third)."""
+    rng = random.Random(seed)
+    texts = []
+    for text in c4_texts(0, count):
+        words = text.split()
+        texts.append(text)
+        for _ in range(rng.choice((0, 0, 1, 2, 3))):
+            copy = [w if rng.random() > 0.03 else rng.choice(words) for w in words]
+            texts.append(" ".join(copy))
+    return texts
+
+
+def test_against_drops_here_what_a_run_over_both_would(tmp_path: Path) -> None:
+    """Against other documents, the stage drops here what one run over both datasets
+    drops here when it keeps theirs first (a priority): in their clusters, as
+    ``in_against``; near duplicates of their own, as before, with the same kept copy.
+    With ``only_against``, a document goes when it shares a band with one of theirs."""
+    texts = edited_copies(150, seed=5)
+    rng = random.Random(6)
+    side = [rng.random() < 0.3 for _ in texts]
+    theirs = [t for t, s in zip(texts, side, strict=True) if s]
+    mine = [{"id": f"doc-{i:04d}", "text": t} for i, t in enumerate(texts) if not side[i]]
+    with open(tmp_path / "theirs.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"text": t}) + "\n" for t in theirs)
+    (tmp_path / "mine").mkdir()
+    for k in range(2):
+        (tmp_path / "mine" / f"{k}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in mine[k::2])
+        )
+    both = [{"id": f"ref-{i:04d}", "text": t, "first": 1.0} for i, t in enumerate(theirs)]
+    both += [{**r, "first": 0.0} for r in mine]
+    (tmp_path / "both.jsonl").write_text("".join(json.dumps(r) + "\n" for r in both))
+    run_local(
+        recipe_of(RECIPE.format(params="{priority_column: first}"), tmp_path / "both.jsonl"),
+        tmp_path / "together",
+    )
+    expected = {}
+    for key, (reason, of, cluster, _) in drops(tmp_path / "together").items():
+        if key.startswith("doc-"):
+            if cluster.startswith("ref-"):
+                expected[key] = "minhash_dedup:in_against", None
+            else:
+                expected[key] = reason, of
+    params = f"{{against: ['{tmp_path / 'theirs.jsonl'}']}}"
+    run_local(recipe_of(RECIPE.format(params=params), tmp_path / "mine"), tmp_path / "apart")
+    found = {k: (reason, of) for k, (reason, of, _, _) in drops(tmp_path / "apart").items()}
+    assert found == expected
+    reasons = sorted({reason for reason, _ in found.values()})
+    assert reasons == ["minhash_dedup:in_against", "minhash_dedup:near_duplicate"]
+
+    stage = mh.MinhashDedup(mh.MinhashParams())
+    held = stage._keys(pa.array(theirs))
+    here = stage._keys(pa.array([r["text"] for r in mine]))
+    shares = np.zeros(len(mine), dtype=bool)
+    for band in range(stage.params.num_bands):
+        column = mh.band_column(band)
+        values = held[column].drop_null()
+        shares |= np.asarray(pc.fill_null(pc.is_in(here[column], values), False))
+    params = f"{{against: ['{tmp_path / 'theirs.jsonl'}'], only_against: true}}"
+    run_local(recipe_of(RECIPE.format(params=params), tmp_path / "mine"), tmp_path / "only")
+    gone = drops(tmp_path / "only")
+    assert set(gone) == {r["id"] for r, s in zip(mine, shares, strict=True) if s}
+    assert {reason for reason, *_ in gone.values()} == {"minhash_dedup:in_against"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_against_gives_the_same_rows_on_every_executor(tmp_path: Path) -> None:
+    """On Ray the bands are bucketed by tasks that read the other dataset's keys from the
+    decisions folder: the same rows as the local executor's."""
+    data, _ = split_articles(tmp_path)
+    params = f"{{against: ['{tmp_path / 'held.jsonl'}'], against_text_field: body}}"
+    outputs = on_every_executor(recipe_of(RECIPE.format(params=params), data), tmp_path)
+    assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
+    assert len(outputs["local"][1]) == 10

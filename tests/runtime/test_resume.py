@@ -492,6 +492,7 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
         "language",
         "line_dedup",  # against
         "lm_loss",
+        "minhash_dedup",  # against
         "preselect",
         "sentence_dedup",  # against
         "token_count",
