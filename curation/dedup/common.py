@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import ClassVar
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numba
 import numpy as np
@@ -12,10 +19,20 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curation.batch import DROP_REASON, ID
+from curation.cache import cache_dir, engine_digest, prune_stale
 from curation.stage import StageParams
 from curation.utf8 import code_point, is_unicode_space, string_buffers
 
+if TYPE_CHECKING:
+    from curation.stage import GlobalStage
+
 DUPLICATE_OF = "duplicate_of"
+log = logging.getLogger(__name__)
+
+#: bumped when what a cached file of ``held_keys`` holds changes
+_HELD_FORMAT = 1
+#: parameters that change what is done with the keys of ``against``, not the keys
+_NOT_KEYED = {"against", "only_against", "priority_column", "partitions"}
 
 
 class AgainstParams(StageParams):
@@ -55,6 +72,119 @@ def against_tables(params: AgainstParams, column: str) -> Iterator[pa.Table]:
     for texts in live_texts(params.against, params.against_text_field):
         nulls = pa.nulls(len(texts), pa.string())
         yield pa.table({ID: nulls, column: texts, DROP_REASON: nulls})
+
+
+def held_keys(
+    stage: GlobalStage,
+    column: str,
+    keys_of: Callable[[pa.Table], pa.Table],
+    scratch: Path,
+) -> Path | None:
+    """An Arrow IPC file of ``keys_of`` of every batch of ``against_tables(stage.params,
+    column)``: what the stage holds of the documents of ``against`` (hashes, band keys).
+    None when they have no readable document.
+
+    Made once and kept in the engine's cache (``cache_dir()/against``), named by a hash of
+    the stage, its parameters (but those that only use the keys: ``only_against``,
+    ``priority_column``, ``partitions``), the engine's code and every file of ``against``
+    with its size and modification time (or its remote version), so a later run against
+    the same files (a new crawl against last month's, a resumed or repeated run) reads
+    the keys instead of reading and hashing the documents again, and a changed file or
+    engine makes them anew. A cache that cannot be written is done without (in
+    ``scratch``), with a warning; cached files unused for 30 days are deleted.
+    """
+    from curation.io.inputs import file_versions
+
+    params = stage.params
+    assert isinstance(params, AgainstParams)
+    if not params.against:
+        return None
+    body = {
+        "stage": stage.name,
+        "format": _HELD_FORMAT,
+        "engine": engine_digest(),
+        "versions": stage.versions(),
+        "params": params.model_dump(mode="json", exclude=_NOT_KEYED),
+        "column": column,
+        "files": file_versions(params.against),
+    }
+    key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+    folder = cache_dir() / "against"
+    path = folder / f"{stage.name}-{key}.arrow"
+    if _readable(path):
+        with contextlib.suppress(OSError):  # marks it in use; a read-only cache is fine
+            os.utime(path)
+        log.info("%s: the keys of `against` from %s", stage.name, path)
+        return path
+    cannot: BaseException | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        cannot = error
+    if cannot is None:
+        try:
+            made = _write_held(params, column, keys_of, path)
+        except _CannotWrite as error:
+            cannot = error.__cause__
+        else:
+            prune_stale(folder, "*.arrow", {path.name})
+            return made
+    warnings.warn(
+        f"{stage.name}: cannot keep the keys of `against` in {folder} ({cannot}); they are "
+        "made again on every run. Set CURATION_CACHE_DIR to a writable folder to keep them",
+        stacklevel=2,
+    )
+    try:
+        return _write_held(params, column, keys_of, scratch / "against.arrow")
+    except _CannotWrite as error:
+        raise error.__cause__ from None  # type: ignore[misc]
+
+
+class _CannotWrite(Exception):
+    """The output file of ``_write_held`` could not be opened (its cause says why)."""
+
+
+def _readable(path: Path) -> bool:
+    """Whether ``path`` is a complete Arrow IPC file (a torn or foreign one is not)."""
+    if not path.is_file():
+        return False
+    try:
+        with pa.memory_map(str(path)) as source:
+            pa.ipc.open_file(source)
+        return True
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _write_held(
+    params: AgainstParams, column: str, keys_of: Callable[[pa.Table], pa.Table], path: Path
+) -> Path | None:
+    """Write ``keys_of`` of every batch of ``against`` to ``path`` (under a temporary name,
+    renamed into place when whole); None, and no file, when no batch has a document."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        sink = pa.OSFile(str(tmp), "wb")
+    except OSError as error:
+        raise _CannotWrite from error
+    writer = None
+    try:
+        with sink:
+            for table in against_tables(params, column):
+                keys = keys_of(table)
+                if writer is None:
+                    writer = pa.ipc.new_file(sink, keys.schema)
+                writer.write_table(keys)
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            tmp.unlink()
+            return None
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
 
 
 def set_duplicate_of(table: pa.Table, values: pa.Array | pa.ChunkedArray) -> pa.Table:

@@ -35,7 +35,7 @@ from pydantic import Field
 from curation.batch import ID, with_drop_reason
 from curation.dedup.common import (
     AgainstParams,
-    against_tables,
+    held_keys,
     normalized_text,
     set_duplicate_of,
 )
@@ -106,7 +106,7 @@ class ExactDedup(GlobalStage):
             order.insert(2, _PRIORITY)
             descending.insert(2, True)
         rows = keys.filter(pl.col(_H1).is_not_null())
-        held = self._against_keys()
+        held = self._against_keys(folder)
         if held is not None:
             rows = rows.join(held.lazy(), on=[_H1, _H2], how="left")
             rows = rows.with_columns(pl.col(_AGAINST).fill_null(False))
@@ -130,15 +130,19 @@ class ExactDedup(GlobalStage):
         )
         write_decisions(groups, folder)
 
-    def _against_keys(self) -> pl.DataFrame | None:
+    def _against_keys(self, scratch: Path) -> pl.DataFrame | None:
         """The distinct key hashes of ``against``, with ``_AGAINST`` true (None: none)."""
-        if not self.params.against:
+        column = self.params.column
+
+        def keys_of(table: pa.Table) -> pa.Table:
+            h1, h2 = self._key_hashes(table[column])
+            return pa.table({_H1: h1, _H2: h2}).filter(pc.is_valid(h1))
+
+        path = held_keys(self, column, keys_of, scratch)
+        if path is None:
             return None
-        found = [pl.DataFrame(schema={_H1: pl.UInt64, _H2: pl.UInt64})]
-        for table in against_tables(self.params, self.params.column):
-            h1, h2 = self._key_hashes(table[self.params.column])
-            found.append(pl.DataFrame({_H1: h1, _H2: h2}).drop_nulls().unique())
-        return pl.concat(found).unique().with_columns(pl.lit(True).alias(_AGAINST))
+        held = pl.read_ipc(path).unique()
+        return held.with_columns(pl.lit(True).alias(_AGAINST))
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows

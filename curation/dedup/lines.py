@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.dedup.common import AgainstParams, against_tables, normalized_text
+from curation.dedup.common import AgainstParams, held_keys, normalized_text
 from curation.stage import GlobalStage, register, write_decisions
 from curation.utf8 import string_buffers
 
@@ -164,21 +164,26 @@ def decide_units(
     one file per shard."""
     table = keys.select("shard", ID, column).collect().to_arrow()
     params = stage.params
-    against = against_hashes(params, stage, column)
+    against = against_hashes(stage, column, folder)
     decisions = repeated_lines(table, keep_first, column, against, params.only_against)
     write_decisions(pl.from_arrow(decisions), folder)
 
 
-def against_hashes(params: AgainstParams, stage: GlobalStage, column: str) -> np.ndarray | None:
-    """The distinct line hashes, sorted, of the documents of ``params.against`` as
-    ``stage.measure`` makes them in ``column`` (None when there is none)."""
-    if not params.against:
-        return None
-    found = [np.zeros(0, np.uint64)]
-    for table in against_tables(params, TEXT):
+def against_hashes(stage: GlobalStage, column: str, scratch: Path) -> np.ndarray | None:
+    """The distinct line hashes, sorted, of the documents of the stage's ``against`` as
+    ``stage.measure`` makes them in ``column`` (None when there is none); made once and
+    cached (``held_keys``)."""
+
+    def keys_of(table: pa.Table) -> pa.Table:
         flat = stage.measure(table)[column].combine_chunks().flatten().drop_null()
-        found.append(np.unique(np.asarray(flat.cast(pa.uint64()), dtype=np.uint64)))
-    return np.unique(np.concatenate(found))
+        return pa.table({"hash": np.unique(np.asarray(flat.cast(pa.uint64()), dtype=np.uint64))})
+
+    path = held_keys(stage, TEXT, keys_of, scratch)
+    if path is None:
+        return None
+    with pa.memory_map(str(path)) as source:
+        hashes = pa.ipc.open_file(source).read_all()["hash"]
+        return np.unique(np.asarray(hashes.combine_chunks(), dtype=np.uint64))
 
 
 def _line_positions(hashes: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

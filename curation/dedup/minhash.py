@@ -95,13 +95,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from curation.batch import ID, with_drop_reason
 from curation.dedup.common import (
     AgainstParams,
-    against_tables,
+    held_keys,
     normalized_text,
     set_duplicate_of,
 )
@@ -611,22 +610,23 @@ class MinhashDedup(GlobalStage):
         return out
 
     def _against_rows(self, work: Path) -> tuple[pl.LazyFrame | None, int]:
-        """The keys of the documents of ``against`` that have a token, written to
-        ``work``, and how many there are (None, 0 without ``against``)."""
-        if not self.params.against:
-            return None, 0
-        files = []
-        held = 0
-        for table in against_tables(self.params, self.params.column):
+        """The keys of the documents of ``against`` that have a token (made once and
+        cached: ``held_keys``), copied to ``work``, where the band tasks read them, and
+        how many there are (None, 0 without ``against``)."""
+
+        def keys_of(table: pa.Table) -> pa.Table:
             keys = pa.table(self._keys(table[self.params.column]))
-            keys = keys.filter(pc.is_valid(keys[band_column(0)]))
-            if keys.num_rows:
-                files.append(work / f"against-{len(files):06d}.parquet")
-                pq.write_table(keys, files[-1])
-                held += keys.num_rows
-        if not held:
+            return keys.filter(pc.is_valid(keys[band_column(0)]))
+
+        path = held_keys(self, self.params.column, keys_of, work)
+        if path is None:
             return None, 0
-        return pl.scan_parquet(files), held
+        local = work / "against.arrow"
+        if path != local:
+            shutil.copyfile(path, local)
+        rows = pl.scan_ipc(local)
+        held = rows.select(pl.len()).collect().item()
+        return (rows, held) if held else (None, 0)
 
     def process(self, table: pa.Table) -> pa.Table:
         out = self.apply(table, getattr(self, "_decisions", None))

@@ -26,7 +26,6 @@ import hashlib
 import os
 import re
 import tarfile
-import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -39,7 +38,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import with_drop_reason
-from curation.cache import cache_dir
+from curation.cache import cache_dir, prune_stale
 from curation.filters.text import to_numpy
 from curation.stage import MapStage, StageParams, register
 from curation.utf8 import string_buffers
@@ -146,10 +145,6 @@ def integrated_lists() -> dict[str, pa.Array]:
     return lists
 
 
-#: a cached list unused for this long (seconds) is deleted when a new one is written
-_STALE_AFTER = 30 * 86_400
-
-
 def _ut1_cache_files(archive: Path) -> dict[str, Path]:
     """The cache files for ``archive``, named by a hash of its bytes (about 30 ms for the
     18 MB archive) and the cache format, so that every environment that installs the same
@@ -160,18 +155,6 @@ def _ut1_cache_files(archive: Path) -> dict[str, Path]:
     key = digest.hexdigest()[:16]
     folder = cache_dir() / "url_filter"
     return {member: folder / f"ut1-{member}-{key}.arrow" for member in ("domains", "urls")}
-
-
-def _prune_stale(files: dict[str, Path]) -> None:
-    """Delete the other cached UT1 lists in the folder (another archive or an older
-    format) that no worker has used for ``_STALE_AFTER``; a use refreshes a file's time."""
-    keep = {path.name for path in files.values()}
-    folder = files["domains"].parent
-    cutoff = time.time() - _STALE_AFTER
-    for path in folder.glob("ut1-*.arrow"):
-        with contextlib.suppress(OSError):
-            if path.name not in keep and path.stat().st_mtime < cutoff:
-                path.unlink()
 
 
 def _cached_ut1(files: dict[str, Path]) -> dict[str, pa.Array] | None:
@@ -211,7 +194,7 @@ def _write_ut1_cache(files: dict[str, Path], lists: dict[str, pa.Array]) -> None
                 out.write_table(table)
             os.replace(tmp, path)
             tmp = None
-        _prune_stale(files)
+        prune_stale(path.parent, "ut1-*.arrow", {p.name for p in files.values()})
     except OSError as error:
         if tmp is not None:
             with contextlib.suppress(OSError):

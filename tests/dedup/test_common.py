@@ -1,13 +1,20 @@
-"""The dedup stages' shared key normalisation against its pyarrow definition."""
+"""The dedup stages' shared key normalisation against its pyarrow definition, and the
+cache of what they hold of other datasets (``against``)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curation.dedup import common
 from curation.dedup.common import normalized_text
+from tests.conftest import c4_texts, read_output, recipe_of, run_local
 from tests.dedup.strategies import texts_with_spaces
 
 
@@ -41,3 +48,95 @@ def test_greek_upper_case_copies_meet() -> None:
         "η έκθεση τησ νέασ υόρκησ.",
         "η έκθεση τησ νέασ υόρκησ.",
     ]
+
+
+# ----------------------------------------------------------------- the keys of `against`
+
+STAGES = {
+    "exact_dedup": "{against: ['HELD']}",
+    "line_dedup": "{against: ['HELD']}",
+    "sentence_dedup": "{against: ['HELD']}",
+    "minhash_dedup": "{against: ['HELD'], jaccard_threshold: 0.5}",
+}
+
+
+def dataset(folder: Path) -> tuple[Path, Path]:
+    """200 C4 documents as the dataset and ``held.jsonl``: 60 of them and 40 others."""
+    texts = c4_texts(0, 240)
+    (folder / "in").mkdir(parents=True)
+    rows = [{"id": f"d{i:03d}", "text": t} for i, t in enumerate(texts[:200])]
+    (folder / "in" / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    held = folder / "held.jsonl"
+    held.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[140:240]))
+    return folder / "in", held
+
+
+def outcome(out: Path) -> list[tuple[str, str | None]]:
+    rows = read_output(out, "kept").to_pylist() + read_output(out, "dropped").to_pylist()
+    return sorted((r["id"], r["drop_reason"]) for r in rows)
+
+
+def cached(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "against").glob("*.arrow"))
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_later_run_reads_the_cached_keys_instead_of_the_documents(
+    stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys of ``against`` are made once: a run against the same files (with other
+    parameters that only use them) reads the cache and decides the same; a changed file
+    makes them anew."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(cache))
+    data, held = dataset(tmp_path)
+    recipe = f"stages:\n  - {stage}: {STAGES[stage].replace('HELD', str(held))}\n"
+    run_local(recipe_of(recipe, data), tmp_path / "first")
+    first = outcome(tmp_path / "first")
+    assert {r for _, r in first} & {f"{stage}:in_against", f"{stage}:all_duplicated"} or (
+        stage == "line_dedup"  # lines removed, documents kept
+    )
+    (made,) = cached(cache)
+    assert made.startswith(f"{stage}-")
+
+    reads = []
+    original = common.against_tables
+    monkeypatch.setattr(common, "against_tables", lambda *a: reads.append(a) or original(*a))
+    run_local(recipe_of(recipe, data), tmp_path / "second")
+    assert outcome(tmp_path / "second") == first
+    assert not reads and cached(cache) == [made]
+    only = recipe.replace("{against:", "{only_against: true, against:")
+    run_local(recipe_of(only, data), tmp_path / "only")
+    assert not reads and cached(cache) == [made]
+
+    held.write_text(held.read_text() + json.dumps({"text": c4_texts(0, 1)[0]}) + "\n")
+    run_local(recipe_of(recipe, data), tmp_path / "changed")
+    assert reads and len(cached(cache)) == 2
+    assert outcome(tmp_path / "changed") != first
+
+
+def test_a_torn_cache_file_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(cache))
+    data, held = dataset(tmp_path)
+    recipe = f"stages:\n  - exact_dedup: {{against: ['{held}']}}\n"
+    run_local(recipe_of(recipe, data), tmp_path / "first")
+    (made,) = (cache / "against").glob("*.arrow")
+    made.write_bytes(made.read_bytes()[:100])  # a copy cut short
+    run_local(recipe_of(recipe, data), tmp_path / "second")
+    assert outcome(tmp_path / "second") == outcome(tmp_path / "first")
+    assert common._readable(made)
+
+
+def test_an_unwritable_cache_is_done_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(cache))
+    data, held = dataset(tmp_path)
+    recipe = f"stages:\n  - minhash_dedup: {{against: ['{held}']}}\n"
+    with pytest.warns(UserWarning, match="cannot keep the keys of `against` in .*CURATION"):
+        run_local(recipe_of(recipe, data), tmp_path / "out")
+    gone = {i for i, r in outcome(tmp_path / "out") if r == "minhash_dedup:in_against"}
+    assert gone == {f"d{i:03d}" for i in range(140, 200)}

@@ -205,7 +205,7 @@ def test_against_another_dataset(
         against = [str(path)] if held else []
         params = LineDedupParams(keep_first=keep_first, against=against, only_against=only_against)
         stage = LineDedup(params)
-        hashes = against_hashes(params, stage, "_line_dedup_hashes")
+        hashes = against_hashes(stage, "_line_dedup_hashes", Path(folder))
     ids = pa.array([f"d{i:02d}" for i in range(len(docs))], pa.string())
     texts = pa.array(["\n".join(lines) for lines in docs], pa.string())
     table = pa.table({"id": ids, "text": texts, DROP_REASON: pa.nulls(len(ids), pa.string())})

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.batch import conform
+from curation.cache import STALE_AFTER
 from curation.filters import url as url_module
 from curation.filters.url import (
     SortedStrings,
@@ -270,7 +271,7 @@ def test_the_ut1_cache_is_shared_by_every_copy_of_the_archive_and_pruned_when_st
     stale, recent = folder / "ut1-domains-0000000000000000.arrow", folder / "ut1-urls-1.arrow"
     for path in (stale, recent):
         path.write_bytes(b"an older cache")
-    old = time.time() - url_module._STALE_AFTER - 60
+    old = time.time() - STALE_AFTER - 60
     os.utime(stale, (old, old))
     other = folder / "notes.txt"
     other.write_text("not ours")
