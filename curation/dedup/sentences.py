@@ -21,6 +21,12 @@ in the data set"), as datatrove's ``SentenceDedupSignature`` / ``SentenceFindDed
   or fewer than ``min_num_sentences`` sentences (``too_few_sentences``). A dropped text
   is kept as it came; a text that did not change is never dropped.
 
+With ``split: lines`` (datatrove's ``split_sentences: false``) the units are the text's
+lines as Python's ``str.splitlines`` cuts them (``\n``, ``\r\n``, ``\r`` and the other
+Unicode line breaks), blank ones included, and a text that lost lines is rebuilt from the
+others joined by ``\n`` (then stripped at its start); ``sentence_dedup_removed`` counts
+lines, and ``min_num_sentences`` still counts sentences, as datatrove does.
+
 ``against`` (documents kept elsewhere: a previous dump, a training set) is datatrove's
 index (``SentenceDedupBuildIndex``): a span it holds goes in every copy here; with
 ``only_against`` (datatrove's ``only_dedup_in_index``) nothing else does.
@@ -35,7 +41,7 @@ Memory at the barrier: the rows' ids and about 40 bytes per span.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numba
 import numpy as np
@@ -69,7 +75,10 @@ _NUMBER = r"\p{Nd}+(?:[.,،٫⎖⎗⎘]\p{Nd}+)?"
 
 
 class SentenceDedupParams(AgainstParams):
-    n_sentences: int = Field(3, ge=1, description="sentences in a span (C4: 3)")
+    n_sentences: int = Field(3, ge=1, description="sentences (or lines) in a span (C4: 3)")
+    split: Literal["sentences", "lines"] = Field(
+        "sentences", description="units of a span: sentences, or lines (datatrove's line mode)"
+    )
     min_doc_words: int = Field(
         50, ge=0, description="a text that lost sentences is dropped below this many words"
     )
@@ -94,8 +103,17 @@ class SentenceDedup(GlobalStage):
 
     def measure(self, table: pa.Table) -> pa.Table:
         text = _large(table[TEXT])
-        per_text, ends = sentence_ends(text)
         data, offsets = string_buffers(text)
+        if self.params.split == "lines":
+            per_text, starts, ends = _line_bounds(data, offsets)
+            units = _pieces(data, offsets, per_text, starts, ends)
+            parents = np.repeat(np.arange(len(per_text)), per_text)
+            spans, span_counts = _spans(
+                simplified(units), parents, len(per_text), self.params.n_sentences
+            )
+            hashes = pa.ListArray.from_arrays(_offsets(span_counts, np.int32), spans)
+            return table.append_column(_HASHES, hashes)
+        per_text, ends = sentence_ends(text)
         bytes_, starts_, blank = _sentences(data, offsets, per_text, ends)
         sentences = pa.LargeStringArray.from_buffers(
             len(blank), pa.py_buffer(starts_), pa.py_buffer(bytes_)
@@ -122,15 +140,24 @@ class SentenceDedup(GlobalStage):
         flat = hashes.flatten()
         _, parents, span_no = _line_positions(hashes)
         duplicate = copies_to_remove(table[ID], flat, parents, span_no, decisions)
-        ends_list = table[_ENDS].combine_chunks()
-        per_text = np.asarray(pc.list_value_length(ends_list).fill_null(0), dtype=np.int64)
-        ends = np.asarray(ends_list.flatten(), dtype=np.int64)
-        removed = _removed_sentences(per_text, parents, span_no, duplicate, self.params.n_sentences)
-        lost = np.bincount(np.repeat(np.arange(n), per_text)[removed], minlength=n)
         text = _large(table[TEXT])
         data, offsets = string_buffers(text)
+        lines = self.params.split == "lines"
+        if lines:
+            per_text, starts, ends = _line_bounds(data, offsets)
+        else:
+            ends_list = table[_ENDS].combine_chunks()
+            per_text = np.asarray(pc.list_value_length(ends_list).fill_null(0), dtype=np.int64)
+            ends = np.asarray(ends_list.flatten(), dtype=np.int64)
+        removed = _removed_sentences(per_text, parents, span_no, duplicate, self.params.n_sentences)
+        lost = np.bincount(np.repeat(np.arange(n), per_text)[removed], minlength=n)
         changed = lost > 0
-        out, out_offsets = _without_sentences(data, offsets, per_text, ends, removed, changed)
+        if lines:
+            out, out_offsets = _without_lines(
+                data, offsets, per_text, starts, ends, removed, changed
+            )
+        else:
+            out, out_offsets = _without_sentences(data, offsets, per_text, ends, removed, changed)
         rebuilt = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
         empty = changed & (np.diff(out_offsets) == 0)
         few_words = np.zeros(n, dtype=bool)
@@ -318,5 +345,122 @@ def _without_sentences(
                 written += end - begin
             previous = ends[s]
             s += 1
+        out_offsets[d + 1] = written
+    return out[:written], out_offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_break(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover - compiled
+    """Bytes of the line break at ``data[i]`` as ``str.splitlines`` sees them (``\r\n``
+    is one), 0 when there is none: ``\n``, ``\r``, ``\v``, ``\f``, ``\x1c``-``\x1e``,
+    NEL, and the line and paragraph separators."""
+    b = data[i]
+    if b == 0x0D:
+        return 2 if i + 1 < end and data[i + 1] == 0x0A else 1
+    if b == 0x0A or b == 0x0B or b == 0x0C or 0x1C <= b <= 0x1E:
+        return 1
+    if b == 0xC2 and i + 1 < end and data[i + 1] == 0x85:
+        return 2
+    if b == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and (data[i + 2] | 1) == 0xA9:
+        return 3
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_bounds(
+    data: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The lines of each text as ``str.splitlines`` cuts them: how many per text, and each
+    one's first and end byte (its break left out), from the text's start."""
+    docs = len(offsets) - 1
+    cap = offsets[-1] - offsets[0] + docs
+    starts = np.empty(cap, np.int64)
+    ends = np.empty(cap, np.int64)
+    per_text = np.zeros(docs, np.int64)
+    k = 0
+    for d in range(docs):
+        base = offsets[d]
+        end = offsets[d + 1]
+        begin = base
+        i = base
+        while i < end:
+            size = _line_break(data, i, end)
+            if size == 0:
+                i += 1
+                continue
+            starts[k] = begin - base
+            ends[k] = i - base
+            k += 1
+            per_text[d] += 1
+            i += size
+            begin = i
+        if begin < end:
+            starts[k] = begin - base
+            ends[k] = end - base
+            k += 1
+            per_text[d] += 1
+    return per_text, starts[:k], ends[:k]
+
+
+def _pieces(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    per_text: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> pa.LargeStringArray:
+    """The byte ranges ``starts``-``ends`` of each text (``per_text`` of them) as strings."""
+    base = np.repeat(offsets[:-1], per_text)
+    lengths = ends - starts
+    gather = np.repeat(base + starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(
+        int(lengths.sum())
+    )
+    bounds = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    return pa.LargeStringArray.from_buffers(
+        len(lengths), pa.py_buffer(bounds), pa.py_buffer(data[gather].tobytes())
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _without_lines(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    per_text: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    removed: np.ndarray,
+    changed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each ``changed`` text rebuilt from its lines not ``removed``, joined by ``\n``, with
+    white space stripped at its start (``str.lstrip``); each other text left out (empty).
+    New bytes and offsets."""
+    out = np.empty(offsets[-1] - offsets[0] + len(starts), np.uint8)
+    out_offsets = np.zeros(len(per_text) + 1, np.int64)
+    written = 0
+    s = 0
+    for d in range(len(per_text)):
+        start = written
+        first = True
+        for _ in range(per_text[d]):
+            if changed[d] and not removed[s]:
+                if not first:
+                    out[written] = 0x0A
+                    written += 1
+                first = False
+                begin = offsets[d] + starts[s]
+                end = offsets[d] + ends[s]
+                out[written : written + end - begin] = data[begin:end]
+                written += end - begin
+            s += 1
+        cut = start
+        while cut < written:
+            c, size = code_point(out, cut)
+            if not is_unicode_space(c):
+                break
+            cut += size
+        if cut > start:
+            out[start : start + written - cut] = out[cut:written].copy()
+            written -= cut - start
         out_offsets[d + 1] = written
     return out[:written], out_offsets

@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 
 from curation.batch import DROP_REASON
 from curation.dedup.lines import repeated_lines
-from curation.dedup.sentences import SentenceDedup, SentenceDedupParams
+from curation.dedup.sentences import SentenceDedup, SentenceDedupParams, _line_bounds, _pieces
+from curation.utf8 import string_buffers
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 REASONS = {f"sentence_dedup:{r}" for r in ("all_duplicated", "too_few_words", "too_few_sentences")}
@@ -30,24 +32,25 @@ def datatrove_en() -> object:
     return load_word_tokenizer("en")
 
 
-def corpus(c4_path: Path, pile_path: Path, each: int, planted: int) -> list[dict]:
+def corpus(c4_path: Path, pile_path: Path, each: int, planted: int, cut: str = ". ") -> list[dict]:
     """``each`` C4 and Pile documents, then ``planted`` documents made of a run of
-    sentences of one of them, a sentence of their own and a run of another's; ids sort in
-    this order (datatrove keeps the first copy by position, we by id)."""
+    sentences (pieces between ``cut``s: lines with ``"\n"``) of one of them, one of their
+    own and a run of another's; ids sort in this order (datatrove keeps the first copy by
+    position, we by id)."""
     with gzip.open(c4_path, "rt", encoding="utf-8") as handle:
         texts = [json.loads(line)["text"] for line in handle][:each]
     with open(pile_path, encoding="utf-8") as handle:
         texts += [json.loads(line)["contents"] for line in handle][:each]
     rng = random.Random(0)
     for n in range(planted):
-        a, b = (t.split(". ") for t in rng.sample(texts[: 2 * each], 2))
+        a, b = (t.split(cut) for t in rng.sample(texts[: 2 * each], 2))
         i, j = rng.randrange(len(a)), rng.randrange(len(b))
         own = f"Planted sentence number {n} stands here"
-        texts.append(". ".join([*a[i : i + rng.randint(1, 6)], own, *b[j : j + rng.randint(1, 8)]]))
+        texts.append(cut.join([*a[i : i + rng.randint(1, 6)], own, *b[j : j + rng.randint(1, 8)]]))
     return [{"id": f"d{i:05d}", "text": t} for i, t in enumerate(texts)]
 
 
-def datatrove_kept(docs: list[dict], folder: Path) -> dict[str, str]:
+def datatrove_kept(docs: list[dict], folder: Path, split_sentences: bool = True) -> dict[str, str]:
     """datatrove's three steps, one task: the kept documents' texts by id."""
     from datatrove.data import Document
     from datatrove.pipeline.dedup.sentence_dedup import (
@@ -57,7 +60,7 @@ def datatrove_kept(docs: list[dict], folder: Path) -> dict[str, str]:
         SentenceFindDedups,
     )
 
-    config = SentDedupConfig()
+    config = SentDedupConfig(split_sentences=split_sentences)
 
     def documents() -> object:
         return (Document(text=d["text"], id=d["id"]) for d in docs)
@@ -69,12 +72,16 @@ def datatrove_kept(docs: list[dict], folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("split", ["sentences", "lines"])
 def test_same_documents_and_texts_as_datatrove(
-    c4_path: Path, pile_path: Path, tmp_path: Path, datatrove_en: object
+    c4_path: Path, pile_path: Path, tmp_path: Path, datatrove_en: object, split: str
 ) -> None:
     """1,200 real documents and 300 planted ones, in 3 shards of several batches: the same
-    documents kept, each with the same text, as datatrove's SentenceDedup keeps."""
-    docs = corpus(c4_path, pile_path, each=600, planted=300)
+    documents kept, each with the same text, as datatrove's SentenceDedup keeps, with
+    spans of sentences or (``split_sentences=False``) of lines."""
+    docs = corpus(
+        c4_path, pile_path, each=600, planted=300, cut=". " if split == "sentences" else "\n"
+    )
     (tmp_path / "in").mkdir()
     for shard in range(3):
         pq.write_table(
@@ -82,12 +89,13 @@ def test_same_documents_and_texts_as_datatrove(
             tmp_path / "in" / f"part-{shard}.parquet",
         )
     recipe = recipe_of(
-        "input: {batch_rows: 120}\nstages:\n  - sentence_dedup: {}\n", tmp_path / "in"
+        f"input: {{batch_rows: 120}}\nstages:\n  - sentence_dedup: {{split: {split}}}\n",
+        tmp_path / "in",
     )
     stats = run_local(recipe, tmp_path / "out")
     kept = {r["id"]: r["text"] for r in read_output(tmp_path / "out", "kept").to_pylist()}
     dropped = read_output(tmp_path / "out", "dropped").to_pylist()
-    theirs = datatrove_kept(docs, tmp_path / "datatrove")
+    theirs = datatrove_kept(docs, tmp_path / "datatrove", split_sentences=split == "sentences")
     assert kept == theirs
     changed = [i for i, t in kept.items() if t != docs[int(i[1:])]["text"]]
     assert len(changed) >= 20 and len(dropped) >= 100  # the planted spans did something
@@ -98,6 +106,8 @@ def test_same_documents_and_texts_as_datatrove(
     assert stage["rows_dropped"] == len(dropped) == sum(stage["dropped_by_reason"].values())
 
 
+# between sentences: spaces and line breaks of every kind str.splitlines knows
+GAPS = [" ", "\n", "  ", "\n\n", "\r\n", "\r", " \n ", "\u2028", "\x0c", "\x85"]
 SENTENCES = [
     "Alpha beta gamma.",
     "Delta 12 epsilon!",
@@ -113,19 +123,28 @@ SENTENCES = [
 
 
 def reference(
-    rows: list[dict], tokenizer: object, n: int, min_words: int, min_sentences: int
+    rows: list[dict],
+    tokenizer: object,
+    n: int,
+    min_words: int,
+    min_sentences: int,
+    split: str = "sentences",
 ) -> dict[str, tuple[str | None, int]]:
-    """id -> (text kept, or None when dropped; sentences removed), one document at a time
-    as datatrove's three steps work, the first copy of a span being the smallest id's."""
+    """id -> (text kept, or None when dropped; units removed), one document at a time as
+    datatrove's three steps work, the first copy of a span being the smallest id's; with
+    ``split`` lines, as its ``split_sentences=False`` does."""
     from datatrove.utils.text import simplify_text
 
     def pieces(text: str) -> list[str]:
+        if split == "lines":
+            return text.splitlines()
         ends = [end for _, end in tokenizer.span_tokenize(text)]  # type: ignore[attr-defined]
         return [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=False)]
 
     spans: dict[str, list[str | None]] = {}
     for row in rows:
-        simple = [simplify_text(p) for p in pieces(row["text"]) if p.strip()]
+        units = pieces(row["text"])
+        simple = [simplify_text(p) for p in units if split == "lines" or p.strip()]
         keys = [" ".join(simple[i : i + n]) for i in range(len(simple) - n + 1)]
         spans[row["id"]] = [k if k.strip() else None for k in keys]
     first: dict[str, tuple[str, int]] = {}
@@ -143,7 +162,8 @@ def reference(
         if not gone:
             expected[row["id"]] = (row["text"], 0)
             continue
-        new = "".join(p for j, p in enumerate(parts) if j not in gone).lstrip()
+        joiner = "\n" if split == "lines" else ""
+        new = joiner.join(p for j, p in enumerate(parts) if j not in gone).lstrip()
         words = len(tokenizer.word_tokenize(new)) if new else 0  # type: ignore[attr-defined]
         drop = (
             not new
@@ -159,7 +179,7 @@ def reference(
     docs=st.lists(
         st.tuples(
             st.lists(
-                st.tuples(st.sampled_from(SENTENCES), st.sampled_from([" ", "\n", "  ", "\n\n"])),
+                st.tuples(st.sampled_from(SENTENCES), st.sampled_from(GAPS)),
                 max_size=9,
             ),
             st.integers(0, 2),
@@ -169,6 +189,7 @@ def reference(
     n=st.integers(1, 3),
     min_words=st.sampled_from([0, 6]),
     min_sentences=st.integers(0, 3),
+    split=st.sampled_from(["sentences", "lines"]),
 )
 def test_stage_matches_the_reference_on_any_sentences(
     datatrove_en: object,
@@ -176,16 +197,19 @@ def test_stage_matches_the_reference_on_any_sentences(
     n: int,
     min_words: int,
     min_sentences: int,
+    split: str,
 ) -> None:
     """measure, the barrier's decision and apply, shard by shard, against the reference:
-    same texts kept, same rows dropped, same count of sentences removed."""
+    same texts kept, same rows dropped, same count of sentences (or lines) removed."""
     rows = [
         {"id": f"d{(i * 7) % 13:02d}-{i}", "text": "".join(s + gap for s, gap in sentences)}
         for i, (sentences, _) in enumerate(docs)
     ]
     shards = [f"s{shard}" for _, shard in docs]
     stage = SentenceDedup(
-        SentenceDedupParams(n_sentences=n, min_doc_words=min_words, min_num_sentences=min_sentences)
+        SentenceDedupParams(
+            n_sentences=n, min_doc_words=min_words, min_num_sentences=min_sentences, split=split
+        )
     )
     measured = {}
     for shard in sorted(set(shards)):
@@ -207,11 +231,24 @@ def test_stage_matches_the_reference_on_any_sentences(
                 got[row["id"]] = (text, row["sentence_dedup_removed"])
                 if row[DROP_REASON]:  # a dropped text is kept as it came
                     assert row["text"] == next(r["text"] for r in rows if r["id"] == row["id"])
-    assert got == reference(rows, datatrove_en, n, min_words, min_sentences)
+    assert got == reference(rows, datatrove_en, n, min_words, min_sentences, split)
 
 
 ODD = ["a", "Word", " ", "\n", ".", "!", "?", '"', "(", "-", "U.S.", "Mr.", "...", "3", "é"]
 ODD += ["\u0301", "\u3002", "\u00a0", "漢", "😀", "Alpha beta gamma. ", "Delta 12 epsilon! "]
+ODD += ["\r", "\r\n", "\u2028", "\u2029", "\x0b", "\x1c", "\x1f", "\x85", "\u0085"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(ODD), max_size=25).map("".join), max_size=8))
+def test_lines_are_cut_as_str_splitlines(texts: list[str]) -> None:
+    text = pa.array(texts, pa.large_string())[0:]
+    data, offsets = string_buffers(text)
+    per_text, starts, ends = _line_bounds(data, offsets)
+    pieces = _pieces(data, offsets, per_text, starts, ends).to_pylist()
+    bounds = np.concatenate([[0], np.cumsum(per_text)])
+    for i, t in enumerate(texts):
+        assert pieces[bounds[i] : bounds[i + 1]] == t.splitlines()
 
 
 @settings(max_examples=150, deadline=None)
@@ -220,15 +257,18 @@ ODD += ["\u0301", "\u3002", "\u00a0", "漢", "😀", "Alpha beta gamma. ", "Delt
     n=st.integers(1, 3),
     min_words=st.integers(0, 4),
     min_sentences=st.integers(0, 2),
+    split=st.sampled_from(["sentences", "lines"]),
 )
 def test_any_text_is_accounted_for(
-    texts: list[str], n: int, min_words: int, min_sentences: int
+    texts: list[str], n: int, min_words: int, min_sentences: int, split: str
 ) -> None:
     """Odd texts in one shard: every row comes back, kept or dropped with one of the
     stage's reasons; a dropped text is as it came, and a kept one changed only when it
-    lost sentences; no more sentences go than it had."""
+    lost sentences (lines); no more go than it had."""
     stage = SentenceDedup(
-        SentenceDedupParams(n_sentences=n, min_doc_words=min_words, min_num_sentences=min_sentences)
+        SentenceDedupParams(
+            n_sentences=n, min_doc_words=min_words, min_num_sentences=min_sentences, split=split
+        )
     )
     ids = pa.array([f"d{i:02d}" for i in range(len(texts))], pa.string())
     text = pa.array(texts, pa.large_string())
@@ -237,7 +277,10 @@ def test_any_text_is_accounted_for(
     keys = measured.append_column("shard", pa.array(["s"] * len(texts), pa.string()))
     decisions = repeated_lines(keys, True, "_sentence_dedup_hashes").drop(["shard"])
     out = stage.apply(measured, decisions if decisions.num_rows else None)
-    sentences = pc.list_value_length(measured["_sentence_dedup_ends"]).to_pylist()
+    if split == "lines":
+        sentences = [len(t.splitlines()) for t in texts]
+    else:
+        sentences = pc.list_value_length(measured["_sentence_dedup_ends"]).to_pylist()
     assert out["id"].to_pylist() == ids.to_pylist()
     rows = zip(texts, sentences, out.to_pylist(), strict=True)
     for text, had, row in rows:
