@@ -17,6 +17,12 @@ once as Parquet shards under ``benchmarks/_data/minhash``.
    datatrove's four MinHash stages (signature, buckets, cluster, filter with a Parquet
    writer for kept and removed documents) with its local executor.
 3. Scaling: our whole dedup at 10^4, 10^5 and 10^6 documents.
+4. With ``--against``: the same documents deduplicated against as many others (made the
+   same way with another seed, so a share of them are near copies of documents here),
+   only against them: ``minhash_dedup`` with ``against`` and ``only_against`` (the
+   other documents read and hashed at the barrier, each run) against datatrove's index
+   (their signatures and ``MinhashBuildIndex``, made once, then the four stages with
+   ``index_folder``, ``only_dedup_in_index`` by default).
 
 Every measurement runs in its own child process, which reports its wall time and peak
 resident memory (``ru_maxrss``).
@@ -25,6 +31,8 @@ resident memory (``ru_maxrss``).
     # the scaling table alone, optionally on another corpus or with the exact check
     .venv/bin/python benchmarks/minhash_dedup.py --scaling-only --near-share 0
     .venv/bin/python benchmarks/minhash_dedup.py --scaling-only --jaccard-threshold 0.7
+    # against another dataset only
+    .venv/bin/python benchmarks/minhash_dedup.py --docs 20000 --against --scaling ''
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ def corpus(count: int, max_words: int = 400, seed: int = 0, near: float = 0.25) 
     """Parquet shards of ``count`` edited copies of the real samples (made once); a share
     ``near`` of them are near duplicates (3% of words edited), the rest unrelated (40%)."""
     folder = DATA / (f"docs-{count}" if near == 0.25 else f"docs-{count}-near{near:g}")
+    if seed:
+        folder = folder.with_name(f"{folder.name}-seed{seed}")
     if (folder / "_DONE").exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -153,11 +163,15 @@ def job_datasketch(folder: Path) -> dict:
     return {"seconds": best, "seconds_with_shingling": best + best_shingling, "docs": len(texts)}
 
 
-def job_ours_dedup(folder: Path, out: Path, jaccard: float | None = None) -> dict:
+def job_ours_dedup(
+    folder: Path, out: Path, jaccard: float | None = None, against: Path | None = None
+) -> dict:
     from curation.recipe import parse_recipe
     from curation.runtime.run import RunOptions, run
 
     check = "" if jaccard is None else f", jaccard_threshold: {jaccard}"
+    if against is not None:
+        check += f", against: ['{against}'], only_against: true"
     recipe = parse_recipe(
         f"stages:\n  - minhash_dedup: {{num_bands: {BANDS}, rows_per_band: {ROWS}{check}}}\n",
         "bench.yaml",
@@ -169,9 +183,13 @@ def job_ours_dedup(folder: Path, out: Path, jaccard: float | None = None) -> dic
     return {"seconds": seconds, "docs": stats["rows"]["read"], "removed": stage["rows_dropped"]}
 
 
-def job_datatrove_dedup(folder: Path, out: Path) -> dict:
+def job_datatrove_dedup(folder: Path, out: Path, against: Path | None = None) -> dict:
+    """datatrove's four MinHash stages over ``folder``; with ``against``, first its index
+    of those documents (signatures and ``MinhashBuildIndex``, timed apart), then the four
+    stages against it."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
+        MinhashBuildIndex,
         MinhashConfig,
         MinhashDedupBuckets,
         MinhashDedupCluster,
@@ -185,29 +203,37 @@ def job_datatrove_dedup(folder: Path, out: Path) -> dict:
     config = MinhashConfig(n_grams=5, num_buckets=BANDS, hashes_per_bucket=ROWS)
     logs = str(out / "logs")
 
-    def reader() -> ParquetReader:
-        return ParquetReader(str(folder), glob_pattern="*.parquet", id_key="id")
+    def reader(source: Path = folder) -> ParquetReader:
+        return ParquetReader(str(source), glob_pattern="*.parquet", id_key="id")
 
-    stages = [
-        LocalPipelineExecutor(
-            [reader(), MinhashDedupSignature(str(out / "sigs"), config=config)],
-            tasks=1,
-            workers=1,
-            logging_dir=f"{logs}/1",
-        ),
-        LocalPipelineExecutor(
-            [MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)],
+    def executor(pipeline: list, name: str, tasks: int = 1) -> LocalPipelineExecutor:
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=f"{logs}/{name}")
+
+    index_seconds = 0.0
+    index = None
+    if against is not None:
+        index = str(out / "index")
+        started = time.perf_counter()
+        executor(
+            [reader(against), MinhashDedupSignature(str(out / "index-sigs"), config=config)], "i1"
+        ).run()
+        executor(
+            [MinhashBuildIndex(str(out / "index-sigs"), index, index_name="other", config=config)],
+            "i2",
             tasks=BANDS,
-            workers=1,
-            logging_dir=f"{logs}/2",
+        ).run()
+        index_seconds = time.perf_counter() - started
+    stages = [
+        executor([reader(), MinhashDedupSignature(str(out / "sigs"), config=config)], "1"),
+        executor(
+            [MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), index, config=config)],
+            "2",
+            tasks=BANDS,
         ),
-        LocalPipelineExecutor(
-            [MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=config)],
-            tasks=1,
-            workers=1,
-            logging_dir=f"{logs}/3",
+        executor(
+            [MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=config)], "3"
         ),
-        LocalPipelineExecutor(
+        executor(
             [
                 reader(),
                 MinhashDedupFilter(
@@ -215,9 +241,7 @@ def job_datatrove_dedup(folder: Path, out: Path) -> dict:
                 ),
                 ParquetWriter(str(out / "kept")),
             ],
-            tasks=1,
-            workers=1,
-            logging_dir=f"{logs}/4",
+            "4",
         ),
     ]
     started = time.perf_counter()
@@ -225,20 +249,35 @@ def job_datatrove_dedup(folder: Path, out: Path) -> dict:
         stage.run()
     seconds = time.perf_counter() - started
     removed = sum(pq.ParquetFile(f).metadata.num_rows for f in (out / "removed").glob("*.parquet"))
-    return {"seconds": seconds, "removed": removed}
+    return {"seconds": seconds, "index_seconds": index_seconds, "removed": removed}
 
 
 JOBS = {
     "ours_signatures": lambda a: job_ours_signatures(Path(a.folder)),
     "datasketch": lambda a: job_datasketch(Path(a.folder)),
-    "ours_dedup": lambda a: job_ours_dedup(Path(a.folder), Path(a.out), a.jaccard_threshold),
-    "datatrove_dedup": lambda a: job_datatrove_dedup(Path(a.folder), Path(a.out)),
+    "ours_dedup": lambda a: job_ours_dedup(
+        Path(a.folder),
+        Path(a.out),
+        a.jaccard_threshold,
+        a.against_folder and Path(a.against_folder),
+    ),
+    "datatrove_dedup": lambda a: job_datatrove_dedup(
+        Path(a.folder), Path(a.out), a.against_folder and Path(a.against_folder)
+    ),
 }
 
 
-def measure(name: str, folder: Path, out: Path | None = None, jaccard: float | None = None) -> dict:
+def measure(
+    name: str,
+    folder: Path,
+    out: Path | None = None,
+    jaccard: float | None = None,
+    against: Path | None = None,
+) -> dict:
     """Run one job in a child process limited to one core; its result and peak memory."""
     command = [__file__, "--job", name, "--folder", str(folder)]
+    if against is not None:
+        command += ["--against-folder", str(against)]
     if out is not None:
         command += ["--out", str(out)]
     if jaccard is not None:
@@ -268,7 +307,11 @@ def main() -> None:
     parser.add_argument(
         "--jaccard-threshold", type=float, help="scaling: also check candidates' exact Jaccard"
     )
+    parser.add_argument(
+        "--against", action="store_true", help="only against as many other documents"
+    )
     parser.add_argument("--job", choices=sorted(JOBS))
+    parser.add_argument("--against-folder")
     parser.add_argument("--folder")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -277,7 +320,9 @@ def main() -> None:
         return
 
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    if not args.scaling_only:
+    if args.against:
+        compare_against(args)
+    elif not args.scaling_only:
         compare(args)
     sizes = [int(s) for s in args.scaling.split(",") if s]
     scaling(sizes, args.near_share, args.jaccard_threshold)
@@ -321,6 +366,43 @@ def compare(args: argparse.Namespace) -> None:
             f"{args.docs / theirs['seconds']:,.0f} | {theirs['peak_mib']} | "
             f"{theirs['removed']:,} | {theirs['seconds'] / mine['seconds']:.1f}x |"
         )
+
+
+def compare_against(args: argparse.Namespace) -> None:
+    """Only against another dataset of as many documents: ours against datatrove's index.
+    Ours runs twice: first making their keys (into a fresh cache), then reading them.
+    datatrove with its index made before is compared with the second, datatrove making
+    its index too with the first."""
+    folder, other = corpus(args.docs), corpus(args.docs, seed=1)
+    print(f"# {args.docs:,} documents against {args.docs:,} others, one core per job\n")
+    print("| only against others | seconds | docs/s | peak MiB | removed | ours is faster by |")
+    print("|---|---:|---:|---:|---:|---:|")
+    cache = RUNS / "against-cache"  # the engine's cache of their keys, empty at first
+    shutil.rmtree(cache, ignore_errors=True)
+    os.environ["CURATION_CACHE_DIR"] = str(cache)
+    runs = []
+    for label in ("their keys made and cached", "their keys read from the cache"):
+        mine = measure("ours_dedup", folder, RUNS / f"ours-against-{args.docs}", against=other)
+        runs.append(mine)
+        print(
+            f"| curation `against`, {label} | {mine['seconds']:.1f} | "
+            f"{args.docs / mine['seconds']:,.0f} | {mine['peak_mib']} | {mine['removed']:,} | |"
+        )
+    if args.skip_datatrove:
+        return
+    theirs = measure(
+        "datatrove_dedup", folder, RUNS / f"datatrove-against-{args.docs}", against=other
+    )
+    total = theirs["seconds"] + theirs["index_seconds"]
+    print(
+        f"| datatrove, 4 stages with its index made before | {theirs['seconds']:.1f} | "
+        f"{args.docs / theirs['seconds']:,.0f} | {theirs['peak_mib']} | {theirs['removed']:,} | "
+        f"{theirs['seconds'] / mine['seconds']:.1f}x |"
+    )
+    print(
+        f"| datatrove, making its index too | {total:.1f} | {args.docs / total:,.0f} | "
+        f"{theirs['peak_mib']} | {theirs['removed']:,} | {total / runs[0]['seconds']:.1f}x |"
+    )
 
 
 def scaling(sizes: list[int], near: float, jaccard: float | None) -> None:
