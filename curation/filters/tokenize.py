@@ -22,50 +22,178 @@ import polars as pl
 import pyarrow as pa
 import regex
 
-_QUOTES = "'\"“”‘’`´„«»‹›"
-_PUNCT = "…,:;!?¿¡()[]{}<>_#*&。？！，、；：～·"
-_PREFIX = re.compile(
-    r"^(?:\.\.+|[A-Z]{0,2}\$|[§%=—–£€¥°]|\+(?![0-9])|[" + re.escape(_PUNCT + _QUOTES) + r"])"
+# spaCy's quotes and brackets, punctuation, and symbols (its icons: Unicode's other
+# symbols, So, such as ©, °, ™, ♥ and emoji), each a prefix, a suffix and (the symbols)
+# an infix
+_QUOTES = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》\u2329\u232a\u3008\u3009⟦⟧"
+_PUNCT = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪"
+_PREFIX = regex.compile(
+    r"^(?:\.\.+|(?:US|C|A)\$|\p{Sc}|[§%=—–]|\+(?![0-9])|\p{So}|["
+    + re.escape(_PUNCT + _QUOTES)
+    + r"])"
 )
-_UNITS = "km|cm|mm|m|kg|mg|g|lbs|lb|oz|ft|GB|MB|KB|TB|G|K|T|am|pm|mph|ml|L|kHz|MHz|GHz|Hz"
+# units a number sheds as a suffix (spaCy's list): "10km" -> 10 km, "E3M" -> E3 M; others
+# ("250ml", "7MHz", "6.10am") stay whole
+_UNITS = "|".join(
+    sorted(
+        (
+            "km km² km³ m m² m³ dm dm² dm³ cm cm² cm³ mm mm² mm³ ha µm nm yd in ft kg g mg µg t "
+            "lb oz m/s km/h kmh mph hPa Pa mbar mb MB kb KB gb GB tb TB T G M K % "
+            "км км² км³ м м² м³ дм дм² дм³ см см² см³ мм мм² мм³ нм кг г мг м/с км/ч кПа Па "
+            "мбар Кб КБ кб Мб МБ мб Гб ГБ гб Тб ТБ тб "
+            "كم كم² كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم غرام جرام جم كغ ملغ كوب اكواب"
+        ).split(),
+        key=len,
+        reverse=True,
+    )
+)
 # a final period splits off after a digit, a letter of no upper case (lower case, or of a
 # script without case: CJK, Arabic...), punctuation, some symbols, or two capitals
 _SUFFIX = regex.compile(
-    r"(?:\.\.+|['’][sS]|[" + re.escape(_PUNCT + _QUOTES) + r"]|[—–%°®™©]|(?<=[0-9])\+"
-    r"|(?<=[0-9])(?:" + _UNITS + r")"
+    r"(?:\.\.+|['’][sS]|[" + re.escape(_PUNCT + _QUOTES) + r"]|[—–]|\p{So}|(?<=[0-9])\+"
+    r"|(?<=[0-9])(?:" + _UNITS + r")|(?<=[0-9])\p{Sc}"
     r"|(?<=[0-9\p{Ll}\p{Lo}%²+*\-|<>_™" + re.escape(_PUNCT + _QUOTES + ")]}>") + r"])\."
     r"|(?<=°[FfCcKk])\."
     r"|(?<=[\p{Lu}\p{Lo}][\p{Lu}\p{Lo}])\.)$"
 )
-_INFIX = re.compile(
-    r"\.\.+|…|(?<=[0-9])[+\-*^](?=[0-9-])"
+_INFIX = regex.compile(
+    r"\.\.+|…|\p{So}|(?<=[0-9])[+\-*^](?=[0-9-])"
     r"|(?<=[a-z" + re.escape(_QUOTES) + r"])\.(?=[A-Z" + re.escape(_QUOTES) + r"])"
     r"|(?<=[^\W\d_]),(?=[^\W\d_])"
     r"|(?<=[^\W_])(?:--|---|-|—|–|~)(?=[^\W\d_])"
     r"|(?<=[^\W_])[:<>=/](?=[^\W\d_])"
 )
-_URL = re.compile(
-    r"^(?:(?:https?|ftp)://\S*[\w/]|www\.\S*[\w/]|[\w-]+(?:\.[\w-]+)+/\S*[\w/]"
-    r"|[^\s@]+@(?:[\w-]+\.)+[a-z]{2,63})$",
-    re.IGNORECASE,
+# a URL (or an e-mail address) is kept whole when what is left of a piece after its
+# prefixes and suffixes is one: an optional scheme and user, a public IPv4 address or host
+# names ending in a top-level domain of two or more lower-case letters ("x.io/y", not
+# "34.6MB/sec" or "lower.Upper/x"), an optional port and any path
+_HOST_CHAR = "A-Za-z0-9\u00a1-\uffff"
+_URL = regex.compile(
+    r"^(?:[\w+\-.]{2,}://)?(?:\S+(?::\S*)?@)?"
+    r"(?:(?!(?:10|127)(?:\.\d{1,3}){3})(?!(?:169\.254|192\.168)(?:\.\d{1,3}){2})"
+    r"(?!172\.(?:1[6-9]|2\d|3[0-1])(?:\.\d{1,3}){2})"
+    r"(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
+    r"(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
+    r"|(?:(?:[" + _HOST_CHAR + r"][" + _HOST_CHAR + r"_-]{0,62})?[" + _HOST_CHAR + r"]\.)+"
+    r"\p{Ll}{2,63})"
+    r"(?::\d{2,5})?(?:[/?#]\S*)?$"
 )
-_CONTRACTION = re.compile(r"^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$")
-# spaCy exceptions that are whole words of letters
-_SPLIT_WORDS = {
-    "cannot": ("can", "not"),
-    "gonna": ("gon", "na"),
-    "gotta": ("got", "ta"),
-    "thats": ("that", "s"),
-    "dont": ("do", "nt"),
-    "cant": ("ca", "nt"),
-    "wont": ("wo", "nt"),
-    "didnt": ("did", "nt"),
-    "doesnt": ("does", "nt"),
-    "isnt": ("is", "nt"),
-    "im": ("i", "m"),
-    "ive": ("i", "ve"),
-    "id": ("i", "d"),
-}
+
+
+def _exceptions() -> dict[str, tuple[str, ...]]:
+    """spaCy's English exceptions without a period, made by the rules its list is made
+    by: contractions of pronouns, w-words and verbs, with an apostrophe or without
+    (``Theres`` -> There s, ``couldn't've`` -> could n't 've; lower case and title case
+    only), clipped words (``goin'``, ``'em``), clock times (``6pm`` -> 6 pm) and a few
+    others. Each form with ``'`` also holds with ``’``."""
+    exc: dict[str, tuple[str, ...]] = {}
+
+    def forms(word: str) -> tuple[str, str]:
+        return word, word.title()
+
+    def both(orth: str, *parts: str) -> None:
+        """``orth`` with an apostrophe split into ``parts``, and without it."""
+        exc[orth] = parts
+        exc[orth.replace("'", "")] = tuple(p.replace("'", "") for p in parts)
+
+    for orth in forms("i"):
+        both(orth + "'m", orth, "'m")
+        both(orth + "'ma", orth, "'m", "a")
+    for pronoun in ("i", "you", "he", "she", "it", "we", "they"):
+        for orth in forms(pronoun):
+            for tail in (("'ll",), ("'ll", "'ve"), ("'d",), ("'d", "'ve")):
+                both(orth + "".join(tail), orth, *tail)
+            if pronoun in ("i", "you", "we", "they"):
+                both(orth + "'ve", orth, "'ve")
+            if pronoun in ("you", "we", "they"):
+                both(orth + "'re", orth, "'re")
+            if pronoun in ("he", "she", "it"):
+                both(orth + "'s", orth, "'s")
+    singular = ("that", "this")
+    for word in ("who", "what", "when", "where", "why", "how", "there", *singular):
+        for orth in forms(word):
+            both(orth + "'s", orth, "'s")
+    for word in (
+        "who",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "there",
+        *singular,
+        "these",
+        "those",
+    ):
+        for orth in forms(word):
+            for tail in (("'ll",), ("'ll", "'ve"), ("'d",), ("'d", "'ve")):
+                both(orth + "".join(tail), orth, *tail)
+            if word not in singular:
+                both(orth + "'re", orth, "'re")
+                both(orth + "'ve", orth, "'ve")
+    modals = ("ca", "could", "do", "does", "did", "had", "may", "might", "must", "need")
+    for verb in (*modals, "ought", "sha", "should", "wo", "would"):
+        for orth in forms(verb):
+            both(orth + "n't", orth, "n't")
+            both(orth + "n't've", orth, "n't", "'ve")
+    for verb in ("could", "might", "must", "should", "would"):
+        for orth in forms(verb):
+            both(orth + "'ve", orth, "'ve")
+    for verb in ("ai", "are", "is", "was", "were", "have", "has", "dare"):
+        for orth in forms(verb):
+            both(orth + "n't", orth, "n't")
+    for word in ("doin", "goin", "nothin", "nuthin", "ol", "somethin", "lovin", "havin"):
+        for orth in forms(word):
+            exc[orth] = (orth,)
+            exc[orth + "'"] = (orth + "'",)
+    for word in ("em", "ll", "nuff"):
+        exc[word] = (word,)
+        exc["'" + word] = ("'" + word,)
+    for hour in range(1, 13):
+        for period in ("am", "pm", "a.m.", "p.m."):
+            exc[f"{hour}{period}"] = (str(hour), period)
+    for scale in "CFKcfk":
+        exc[f"°{scale}."] = ("°", scale, ".")
+    both("y'all", "y'", "all")
+    for orth in forms("how"):
+        exc[orth + "'d'y"] = (orth, "'d", "'y")
+    for orth in forms("not"):
+        both(orth + "'ve", orth, "'ve")
+    for orth, first in zip(forms("cannot"), forms("can"), strict=True):
+        exc[orth] = (first, "not")
+    for orth, first in zip(forms("gonna"), forms("gon"), strict=True):
+        exc[orth] = (first, "na")
+    for orth, first in zip(forms("gotta"), forms("got"), strict=True):
+        exc[orth] = (first, "ta")
+    for orth in forms("let"):
+        exc[orth + "'s"] = (orth, "'s")
+    for orth in ("c'mon", "C'mon"):
+        exc[orth] = (orth[:3], "on")
+    singles = "'S 's ‘S ‘s 're 'd <space> and/or w/o 'Cause 'cause 'cos 'Cos 'coz 'Coz 'cuz "
+    singles += "'Cuz 'bout ma'am Ma'am o'clock O'clock '' ' C++ —"
+    for orth in singles.split():
+        exc[orth] = (orth,)
+    for excluded in ("ill", "its", "hell", "shell", "shed", "were", "well", "whore"):
+        for orth in forms(excluded):
+            exc.pop(orth, None)
+    curly = {k.replace("'", "’"): tuple(p.replace("'", "’") for p in v) for k, v in exc.items()}
+    return {**curly, **exc}
+
+
+EXCEPTIONS = _exceptions()
+# spaCy's emoticons and other symbols kept whole: one token, and joined again where the
+# affix rules cut one apart inside a longer piece ("(1):" -> ( 1 ):)
+EMOTICONS = frozenset(
+    r"""(*_*) (-8 (-: (-; (-_-) (._.) (: (; (= (>_<) (^_^) (o: (¬_¬) (ಠ_ಠ) (╯°□°）╯︵┻━┻
+    )-: ): -_- -__- ._. 0.0 0.o 0_0 0_o 8) 8-) 8-D 8D :'( :') :'-( :'-) :( :(( :((( :()
+    :) :)) :))) :* :-( :-(( :-((( :-) :-)) :-))) :-* :-/ :-0 :-3 :-> :-D :-O :-P :-X :-]
+    :-o :-p :-x :-| :-} :/ :0 :1 :3 :> :D :O :P :X :] :o :o) :p :x :| :} :’( :’) :’-(
+    :’-) ;) ;-) ;-D ;D ;_; <.< </3 <3 <33 <333 =( =) =/ =3 =D =[ =] =| >.< >.> >:( >:o
+    ><(((*> @_@ O_O O_o V_V [-: [: [= ]= ^_^ ^__^ ^___^ o.0 o_0 o_O o_o v_v ¯\(ツ)/¯
+    ಠ_ಠ ಠ︵ಠ \")""".split()
+)
+
+
 # spaCy's English exceptions with a period: kept whole, and where the rules cut one into
 # tokens inside a longer piece ("D-Mich." -> D - Mich .), those tokens are joined again;
 # abbreviations of capitals and periods (U.S., N.Y.) keep theirs by the suffix rules
@@ -83,82 +211,118 @@ PERIOD_SPECIALS = frozenset(
         + " ._. (._.) 0.0 0.o o.0 o.O o.o O.O O.o V.V v.v <.< >.< >.>"
     ).split()
 )
-ABBREVIATIONS = frozenset(
-    PERIOD_SPECIALS
-    | frozenset(
-        "and/or '' 'em 'Cause 'cause 'n' "
-        ":) :( :-) :-( ;) :D :P :p :* :] :[ ): (: :') :'( =) <3 ^_^".split()
-    )
+# pieces kept whole, and joined again where the rules cut one apart
+_WHOLE = (
+    (PERIOD_SPECIALS - EXCEPTIONS.keys())  # not 6a.m. (6 a.m.) or °C. (° C .)
+    | EMOTICONS
+    | {k for k, v in EXCEPTIONS.items() if v == (k,) and not k.isalnum()}  # '' 'em
 )
+_LONGEST_WHOLE = 12  # tokens the rules may cut one of them into
+# the exceptions the affix rules would cut (spaCy's special-case matcher holds these), and
+# how each splits: where the rules cut one apart inside a longer piece, it is put back
+_AFFIXED = {
+    orth: parts
+    for orth, parts in [*((w, (w,)) for w in _WHOLE), *EXCEPTIONS.items()]
+    if _PREFIX.match(orth) or _SUFFIX.search(orth) or _INFIX.search(orth)
+}
 _PLAIN = r"^[\p{L}\p{N}]+$"
 
 
 def _special(piece: str) -> tuple[str, ...] | None:
-    if piece in ABBREVIATIONS or _URL.match(piece):
+    """How spaCy's exceptions split ``piece`` (None: it is none of them)."""
+    if piece in _WHOLE:
         return (piece,)
-    lower = piece.lower()
-    if lower in _SPLIT_WORDS and piece in (lower, lower.capitalize()):
-        first = _SPLIT_WORDS[lower][0]
-        return piece[: len(first)], piece[len(first) :]
-    found = _CONTRACTION.match(piece)
-    if found and found.group(1).isalpha():
-        return found.group(1), found.group(2)
-    return None
+    return EXCEPTIONS.get(piece)
 
 
 @lru_cache(maxsize=1 << 18)
 def _split(token: str) -> tuple[str, ...]:
-    """spaCy's affix and infix splitting of one whitespace-free token."""
+    """spaCy's affix and infix splitting of one whitespace-free token.
+
+    As spaCy's loop: while what is left is no exception, find a prefix at its start and a
+    suffix at the end of what follows it; what is left without the prefix, or without the
+    suffix (the prefix still on), that is an exception ends the loop (``'em,`` -> 'em ,);
+    else both are peeled off (one alone when they overlap). Then what is left is split as
+    its exception, kept whole as a URL, or cut at infixes.
+    """
     prefixes: list[str] = []
     suffixes: list[str] = []
     rest = token
-    while rest:
-        special = _special(rest)
-        if special is not None:
-            return (*prefixes, *special, *reversed(suffixes))
-        before = rest
+    while rest and _special(rest) is None:
+        size = len(rest)
         found = _PREFIX.match(rest)
-        if found and found.group():
-            prefixes.append(found.group())
-            rest = rest[found.end() :]
-        if rest:
-            special = _special(rest)
-            if special is not None:
-                return (*prefixes, *special, *reversed(suffixes))
-            found = _SUFFIX.search(rest)
-            if found and found.group():
-                suffixes.append(found.group())
-                rest = rest[: found.start()]
-        if rest == before:
+        pre = found.end() if found else 0
+        if pre and rest[pre:] and _special(rest[pre:]) is not None:
+            prefixes.append(rest[:pre])
+            rest = rest[pre:]
             break
-    pieces: list[str] = []
-    start = 0
-    for infix in _INFIX.finditer(rest):
-        if infix.start() > start:
-            pieces.append(rest[start : infix.start()])
-        if infix.group():
-            pieces.append(infix.group())
-        start = infix.end()
-    if start < len(rest):
-        pieces.append(rest[start:])
-    return _joined((*prefixes, *pieces, *reversed(suffixes)))
+        found = _SUFFIX.search(rest[pre:])
+        suf = len(found.group()) if found else 0
+        if suf and rest[:-suf] and _special(rest[:-suf]) is not None:
+            suffixes.append(rest[-suf:])
+            rest = rest[:-suf]
+            break
+        if pre and suf and pre + suf <= len(rest):
+            prefixes.append(rest[:pre])
+            suffixes.append(rest[-suf:])
+            rest = rest[pre:-suf]
+        elif pre:
+            prefixes.append(rest[:pre])
+            rest = rest[pre:]
+        elif suf:
+            suffixes.append(rest[-suf:])
+            rest = rest[:-suf]
+        if len(rest) == size:
+            break
+    special = _special(rest) if rest else None
+    if special is not None:
+        middle: tuple[str, ...] = special
+    elif rest and _URL.match(rest):
+        middle = (rest,)
+    else:
+        pieces: list[str] = []
+        start = 0
+        for infix in _INFIX.finditer(rest):
+            if infix.start() > start:
+                pieces.append(rest[start : infix.start()])
+            if infix.group():
+                pieces.append(infix.group())
+            start = infix.end()
+        if start < len(rest):
+            pieces.append(rest[start:])
+        middle = tuple(pieces)
+    return _joined((*prefixes, *middle, *reversed(suffixes)))
 
 
 def _joined(tokens: tuple[str, ...]) -> tuple[str, ...]:
-    """``tokens`` with each run of two to four that spells a period exception joined."""
-    if len(tokens) < 2 or not any("." in t for t in tokens):
+    """``tokens`` with the runs that spell an exception written with punctuation (a
+    period exception such as ``D-Mich.`` -> D - Mich., an emoticon, ``Hed.`` -> He d.)
+    split as the exception says, as spaCy's special-case matcher does after the affix
+    rules: of runs that overlap, the longest (then the first) wins."""
+    if len(tokens) < 2:
         return tokens
+    found = []
+    for i in range(len(tokens) - 1):
+        spelled = tokens[i]
+        for stop in range(i + 2, min(len(tokens), i + _LONGEST_WHOLE) + 1):
+            spelled += tokens[stop - 1]
+            if spelled in _AFFIXED:
+                found.append((stop - i, i, stop))
+    if not found:
+        return tokens
+    taken = [False] * len(tokens)
+    chosen = []
+    for _, start, stop in sorted(found, key=lambda f: (-f[0], f[1])):
+        if not any(taken[start:stop]):
+            taken[start:stop] = [True] * (stop - start)
+            chosen.append((start, stop))
     out: list[str] = []
-    i = 0
-    while i < len(tokens):
-        for stop in range(min(len(tokens), i + 4), i + 1, -1):
-            if "".join(tokens[i:stop]) in PERIOD_SPECIALS:
-                out.append("".join(tokens[i:stop]))
-                i = stop
-                break
-        else:
-            out.append(tokens[i])
-            i += 1
+    at = 0
+    for start, stop in sorted(chosen):
+        out.extend(tokens[at:start])
+        out.extend(_AFFIXED["".join(tokens[start:stop])])
+        at = stop
+    out.extend(tokens[at:])
     return tuple(out)
 
 
@@ -173,8 +337,8 @@ def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray
     # plain tokens are one token each, except the exceptions and number-unit pairs
     plain = (
         frame["word"].str.contains(_PLAIN)
-        & ~frame["word"].str.to_lowercase().is_in(list(_SPLIT_WORDS))
-        & ~frame["word"].str.contains(r"^[0-9]+[A-Za-z]")
+        & ~frame["word"].is_in(list(EXCEPTIONS))
+        & ~frame["word"].str.contains(r"[0-9]\p{L}")  # maybe a number and a unit
     )
     special = frame.filter(~plain)
     distinct = special["word"].unique()
