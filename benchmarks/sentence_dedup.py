@@ -15,10 +15,15 @@ Jobs, each in a child process pinned to one core:
   Parquet writer for the kept and one for the removed documents; local executor, one task
   each.
 
+With ``--split lines``, both cut spans of lines instead (ours ``split: lines``,
+datatrove's ``split_sentences=False``), and the planted runs are 3 to 6 lines of another
+document pasted in at a line break.
+
 Reports seconds, documents per second, peak memory, the documents kept and changed, and
 whether both kept the same documents with the same texts.
 
     .venv/bin/python benchmarks/sentence_dedup.py --docs 20000
+    .venv/bin/python benchmarks/sentence_dedup.py --docs 20000 --split lines
 """
 
 from __future__ import annotations
@@ -51,22 +56,25 @@ RUNS = HERE / "_runs" / "sentences"
 SHARDS = 8
 
 
-def corpus(count: int, planted: float, seed: int = 0) -> Path:
+def corpus(count: int, planted: float, split: str = "sentences", seed: int = 0) -> Path:
     """The Parquet shards of ``count`` documents."""
     real = [text for text, _ in real_documents()]
+    cut = ". " if split == "sentences" else "\n"
     rng = random.Random(seed)
     texts = []
     for i in range(count):
         text = thinned(real[i % len(real)], i // len(real))
         if rng.random() < planted:
-            sentences = rng.choice(real).split(". ")
-            at = rng.randrange(len(sentences))
-            pasted = ". ".join(sentences[at : at + rng.randint(3, 6)])
-            cut = text.find(". ", len(text) // 2)
-            text = f"{text[: cut + 2]}{pasted}. {text[cut + 2 :]}" if cut >= 0 else text
+            pieces = rng.choice(real).split(cut)
+            at = rng.randrange(len(pieces))
+            pasted = cut.join(pieces[at : at + rng.randint(3, 6)])
+            where = text.find(cut, len(text) // 2)
+            if where >= 0:
+                where += len(cut)
+                text = f"{text[:where]}{pasted}{cut}{text[where:]}"
         texts.append(text)
     table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts})
-    return write_parquet_shards(table, DATA, SHARDS)
+    return write_parquet_shards(table, DATA / split, SHARDS)
 
 
 def _digest(table: pa.Table) -> dict:
@@ -77,13 +85,12 @@ def _digest(table: pa.Table) -> dict:
     return {"kept": len(pairs), "kept_sha256": digest.hexdigest()}
 
 
-def job_curation(folder: Path, out: Path) -> dict:
+def job_curation(folder: Path, out: Path, split: str) -> dict:
     from curation.recipe import parse_recipe
     from curation.runtime.run import RunOptions, run
 
-    recipe = parse_recipe("stages:\n  - sentence_dedup: {}\n", "bench.yaml").with_input(
-        paths=[str(folder)], format="parquet"
-    )
+    stage = f"stages:\n  - sentence_dedup: {{split: {split}}}\n"
+    recipe = parse_recipe(stage, "bench.yaml").with_input(paths=[str(folder)], format="parquet")
     started = time.perf_counter()
     run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
     seconds = time.perf_counter() - started
@@ -92,7 +99,7 @@ def job_curation(folder: Path, out: Path) -> dict:
     return {"seconds": seconds, "changed": changed, **_digest(kept)}
 
 
-def job_datatrove(folder: Path, out: Path) -> dict:
+def job_datatrove(folder: Path, out: Path, split: str) -> dict:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.sentence_dedup import (
         SentDedupConfig,
@@ -104,7 +111,7 @@ def job_datatrove(folder: Path, out: Path) -> dict:
     from datatrove.pipeline.writers import ParquetWriter
 
     shutil.rmtree(out, ignore_errors=True)
-    config = SentDedupConfig()
+    config = SentDedupConfig(split_sentences=split == "sentences")
     logs = str(out / "logs")
 
     def reader() -> ParquetReader:
@@ -157,25 +164,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--planted", type=float, default=0.2)
+    parser.add_argument("--split", choices=["sentences", "lines"], default="sentences")
     parser.add_argument("--job", choices=sorted(JOBS))
     parser.add_argument("--folder")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.job:
         one_thread_arrow()
-        report_from_child(JOBS[args.job](Path(args.folder), Path(args.out)))
+        report_from_child(JOBS[args.job](Path(args.folder), Path(args.out), args.split))
         return
 
-    folder = corpus(args.docs, args.planted)
+    folder = corpus(args.docs, args.planted, args.split)
     size = sum(f.stat().st_size for f in folder.glob("*.parquet")) / 2**20
     print(f"# machine: {platform.machine()}; one core per job")
-    print(f"# {args.docs:,} documents ({size:.0f} MiB of zstd Parquet)\n")
-    results = {
-        name: run_on_one_core(
-            name, [__file__, "--job", name, "--folder", str(folder), "--out", str(RUNS / name)]
-        )
-        for name in ("datatrove", "curation")
-    }
+    print(f"# {args.docs:,} documents ({size:.0f} MiB of zstd Parquet); spans of {args.split}\n")
+    results = {}
+    for name in ("datatrove", "curation"):
+        command = [__file__, "--job", name, "--folder", str(folder), "--out", str(RUNS / name)]
+        results[name] = run_on_one_core(name, [*command, "--split", args.split])
     base = results["datatrove"]["seconds"]
     print("| tool | seconds | docs/s | peak MiB | kept | changed | vs datatrove |")
     print("|---|---:|---:|---:|---:|---:|---:|")
