@@ -75,3 +75,15 @@ def code_point(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover
         | ((data[i + 2] & 0x3F) << 6)
         | (data[i + 3] & 0x3F)
     ), 4
+
+
+@numba.njit(cache=True, nogil=True)
+def skip_spaces(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover - compiled
+    """The first byte at or after ``i`` (before ``end``) that does not begin a white-space
+    character (``str.isspace``) of the UTF-8 ``data``; ``end`` when there is none."""
+    while i < end:
+        c, size = code_point(data, i)
+        if not is_unicode_space(c):
+            return i
+        i += size
+    return end

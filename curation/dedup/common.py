@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from curation.batch import DROP_REASON, ID
 from curation.cache import cache_dir, engine_digest, prune_stale
 from curation.stage import StageParams
-from curation.utf8 import code_point, is_unicode_space, string_buffers
+from curation.utf8 import code_point, is_unicode_space, skip_spaces, string_buffers
 
 if TYPE_CHECKING:
     from curation.stage import GlobalStage
@@ -187,6 +187,17 @@ def _write_held(
     return path
 
 
+def with_priority(table: pa.Table, stage: str, column: str, name: str) -> pa.Table:
+    """``table`` with the values of its ``column`` as float64 in ``name`` (the keep policy
+    of a dedup stage: the highest first); an error naming ``stage`` and the columns when
+    there is no ``column``."""
+    if column not in table.column_names:
+        raise ValueError(
+            f"{stage}: no priority column {column!r}; columns are {table.column_names}"
+        )
+    return table.append_column(name, table[column].cast(pa.float64()))
+
+
 def set_duplicate_of(table: pa.Table, values: pa.Array | pa.ChunkedArray) -> pa.Table:
     """Add ``duplicate_of`` (string, the id of the kept row), or fill it in where null.
 
@@ -265,18 +276,13 @@ def _normalize_bytes(
             end_out += 1
             i += 1
         # trim Unicode white space at both ends of what was written
-        first = begin
-        while first < end_out:
-            c, size = code_point(out, first)
-            if not is_unicode_space(c):
-                break
-            first += size
+        first = skip_spaces(out, begin, end_out)
         last = end_out
         while last > first:
             start = last - 1
             while out[start] & 0xC0 == 0x80:  # back to the lead byte
                 start -= 1
-            c, size = code_point(out, start)
+            c, _ = code_point(out, start)
             if not is_unicode_space(c):
                 break
             last = start

@@ -38,6 +38,7 @@ from curation.dedup.common import (
     held_keys,
     normalized_text,
     set_duplicate_of,
+    with_priority,
 )
 from curation.stage import GlobalStage, register, write_decisions
 
@@ -83,12 +84,7 @@ class ExactDedup(GlobalStage):
         for name, hashed in zip((_H1, _H2), self._key_hashes(table[p.column]), strict=True):
             table = table.append_column(name, hashed)
         if p.priority_column is not None:
-            if p.priority_column not in table.column_names:
-                raise ValueError(
-                    f"exact_dedup: no priority column {p.priority_column!r}; columns are "
-                    f"{table.column_names}"
-                )
-            table = table.append_column(_PRIORITY, table[p.priority_column].cast(pa.float64()))
+            table = with_priority(table, self.name, p.priority_column, _PRIORITY)
         return table
 
     def _key_hashes(self, values: pa.ChunkedArray | pa.Array) -> list[pa.Array]:

@@ -103,6 +103,7 @@ from curation.dedup.common import (
     held_keys,
     normalized_text,
     set_duplicate_of,
+    with_priority,
 )
 from curation.stage import GlobalStage, register, write_decisions
 from curation.utf8 import code_point, string_buffers
@@ -577,12 +578,7 @@ class MinhashDedup(GlobalStage):
         for name, column in self._keys(table[p.column]).items():
             table = table.append_column(name, column)
         if p.priority_column is not None:
-            if p.priority_column not in table.column_names:
-                raise ValueError(
-                    f"minhash_dedup: no priority column {p.priority_column!r}; columns are "
-                    f"{table.column_names}"
-                )
-            table = table.append_column(_PRIORITY, table[p.priority_column].cast(pa.float64()))
+            table = with_priority(table, self.name, p.priority_column, _PRIORITY)
         return table
 
     def _keys(self, texts: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:

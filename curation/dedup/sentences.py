@@ -59,7 +59,7 @@ from curation.dedup.lines import (
 from curation.filters.sentences import sentence_ends
 from curation.filters.tokenize import word_tokens
 from curation.stage import GlobalStage, register
-from curation.utf8 import code_point, is_unicode_space, string_buffers
+from curation.utf8 import code_point, is_unicode_space, skip_spaces, string_buffers
 
 _HASHES = "_sentence_dedup_hashes"
 _ENDS = "_sentence_dedup_ends"
@@ -298,15 +298,7 @@ def _sentences(
             out[written : written + end - begin] = data[begin:end]
             written += end - begin
             out_offsets[s + 1] = written
-            i = begin
-            only_space = True
-            while i < end:
-                c, size = code_point(data, i)
-                if not is_unicode_space(c):
-                    only_space = False
-                    break
-                i += size
-            blank[s] = only_space
+            blank[s] = skip_spaces(data, begin, end) == end
             previous = ends[s]
             s += 1
     return out[:written], out_offsets, blank
@@ -336,11 +328,7 @@ def _without_sentences(
                 begin = offsets[d] + previous
                 end = offsets[d] + ends[s]
                 if written == start:  # strip white space at the text's start
-                    while begin < end:
-                        c, size = code_point(data, begin)
-                        if not is_unicode_space(c):
-                            break
-                        begin += size
+                    begin = skip_spaces(data, begin, end)
                 out[written : written + end - begin] = data[begin:end]
                 written += end - begin
             previous = ends[s]
@@ -453,12 +441,7 @@ def _without_lines(
                 out[written : written + end - begin] = data[begin:end]
                 written += end - begin
             s += 1
-        cut = start
-        while cut < written:
-            c, size = code_point(out, cut)
-            if not is_unicode_space(c):
-                break
-            cut += size
+        cut = skip_spaces(out, start, written)
         if cut > start:
             out[start : start + written - cut] = out[cut:written].copy()
             written -= cut - start
