@@ -45,8 +45,9 @@ document; its own id when it has no near duplicate) and ``minhash_cluster_size``
 **Against other datasets.** With ``against`` (documents kept elsewhere: a previous dump,
 a training set; any input format, text in ``against_text_field``), their band keys (and
 shingle sets, with ``jaccard_threshold``) are computed on the driver at the barrier, one
-batch at a time, written under the decisions folder and bucketed with the dataset's as
-rows that rank before every document here. Every document here whose cluster holds one
+batch at a time (or read from the engine's cache, where an earlier run against the same
+files left them: ``dedup.common.held_keys``), copied under the decisions folder and
+bucketed with the dataset's as rows that rank before every document here. Every document here whose cluster holds one
 of them is dropped as ``minhash_dedup:in_against``, with a null ``duplicate_of``; its
 cluster is named after its first document here, and ``minhash_cluster_size`` counts the
 documents here only. With ``only_against`` (datatrove's ``only_dedup_in_index``), only

@@ -6,8 +6,14 @@ lower-case letter or digit...) off each piece, keeps exceptions whole (``Mr.``,
 ``e.g.``) or split their own way (``don't`` -> ``do n't``), keeps URLs whole, and splits
 what remains on infixes (hyphens before letters, ``:<>=/`` between letters...).
 
-Tokens made only of letters and digits are one token each and never reach Python. Every
-other distinct whitespace token of the batch is split once by ``_split`` (a cached
+Last, spaCy's special-case matcher puts back each exception that the affix rules cut
+apart inside a longer piece (``(1):`` -> ``( 1 ):``, ``Hed.`` -> ``He d.``). On the C4
+and Pile samples (2,000 documents) every document gets spaCy's tokens, and so does each of
+spaCy's exceptions alone and in context (``tests/filters/test_tokenize.py``).
+
+Tokens made only of letters and digits (no exception, no number before a letter) are one
+token each and never reach Python. Every other distinct whitespace token of the batch is
+split once by ``_split`` (a cached
 Python function: web text repeats the same punctuated tokens again and again), and the
 result is joined back to the documents with polars.
 """
