@@ -47,8 +47,9 @@ a training set; any input format, text in ``against_text_field``), their band ke
 shingle sets, with ``jaccard_threshold``) are computed on the driver at the barrier, one
 batch at a time (or read from the engine's cache, where an earlier run against the same
 files left them: ``dedup.common.held_keys``), copied under the decisions folder and
-bucketed with the dataset's as rows that rank before every document here. Every document here whose cluster holds one
-of them is dropped as ``minhash_dedup:in_against``, with a null ``duplicate_of``; its
+bucketed with the dataset's as rows that rank before every document here. Every
+document here whose cluster holds one of them is dropped as
+``minhash_dedup:in_against``, with a null ``duplicate_of``; its
 cluster is named after its first document here, and ``minhash_cluster_size`` counts the
 documents here only. With ``only_against`` (datatrove's ``only_dedup_in_index``), only
 the edges between a document here and one of ``against`` are drawn, so a document goes
