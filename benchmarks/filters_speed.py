@@ -1,4 +1,4 @@
-"""Heuristic filters: ours against datatrove's, on one core each, in one run.
+"""Heuristic filters (and line formatters): ours against datatrove's, on one core each, in one run.
 
 Data: the real C4 and Pile samples of ../shared/data, repeated to ``--docs`` documents.
 For each filter pair (datatrove class, our stage) the same parameters (the defaults) run
@@ -7,6 +7,7 @@ Arrow batches of ``--batch-rows``. Both run in this process with pyarrow limited
 thread. The limit is one pyarrow pass that only measures string lengths.
 
     .venv/bin/python benchmarks/filters_speed.py --docs 10000
+    .venv/bin/python benchmarks/filters_speed.py --docs 10000 --only c4_paragraphs
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from curation.stage import registry
 
 
 def pairs() -> list[tuple[str, object]]:
-    """(our stage, datatrove filter) for every filter both sides have."""
-    from datatrove.pipeline import filters
+    """(our stage, datatrove filter or formatter) for every one both sides have."""
+    from datatrove.pipeline import filters, formatters
 
     known = {
-        "gopher_quality": "GopherQualityFilter",
-        "gopher_repetition": "GopherRepetitionFilter",
-        "c4_quality": "C4QualityFilter",
-        "fineweb_quality": "FineWebQualityFilter",
+        "gopher_quality": filters.GopherQualityFilter,
+        "gopher_repetition": filters.GopherRepetitionFilter,
+        "c4_quality": filters.C4QualityFilter,
+        "fineweb_quality": filters.FineWebQualityFilter,
+        "c4_paragraphs": filters.C4ParagraphFilter,
+        "symbol_lines": formatters.SymbolLinesFormatter,
     }
     ours = registry()
-    return [(name, getattr(filters, cls)()) for name, cls in known.items() if name in ours]
+    return [(name, cls()) for name, cls in known.items() if name in ours]
 
 
 def time_datatrove(reference: object, texts: list[str]) -> float:
@@ -41,8 +44,12 @@ def time_datatrove(reference: object, texts: list[str]) -> float:
 
     docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
     started = time.perf_counter()
-    for doc in docs:
-        reference.filter(doc)  # type: ignore[attr-defined]
+    if hasattr(reference, "format"):  # a formatter: the text it makes of each document
+        for doc in docs:
+            doc.text = reference.format(doc.text)
+    else:
+        for doc in docs:
+            reference.filter(doc)  # type: ignore[attr-defined]
     return time.perf_counter() - started
 
 
@@ -72,7 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument("--only", help="these filters alone (our stage names, comma-separated)")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     texts = documents(args.docs)
@@ -87,6 +96,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     total_theirs = total_ours = 0.0
     for name, reference in pairs():
+        if only is not None and name not in only:
+            continue
         theirs = time_datatrove(reference, texts)
         ours = time_ours(name, texts, args.batch_rows)
         total_theirs += theirs

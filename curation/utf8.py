@@ -87,3 +87,132 @@ def skip_spaces(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover 
             return i
         i += size
     return end
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_break(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover - compiled
+    """Bytes of the line break at ``data[i]`` as ``str.splitlines`` sees them (``\\r\\n``
+    is one), 0 when there is none: ``\\n``, ``\\r``, ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``,
+    NEL, and the line and paragraph separators."""
+    b = data[i]
+    if b == 0x0D:
+        return 2 if i + 1 < end and data[i + 1] == 0x0A else 1
+    if b == 0x0A or b == 0x0B or b == 0x0C or 0x1C <= b <= 0x1E:
+        return 1
+    if b == 0xC2 and i + 1 < end and data[i + 1] == 0x85:
+        return 2
+    if b == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and (data[i + 2] | 1) == 0xA9:
+        return 3
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def line_bounds(
+    data: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The lines of each text as ``str.splitlines`` cuts them: how many per text, and each
+    one's first and end byte (its break left out), from the text's start."""
+    docs = len(offsets) - 1
+    cap = offsets[-1] - offsets[0] + docs
+    starts = np.empty(cap, np.int64)
+    ends = np.empty(cap, np.int64)
+    per_text = np.zeros(docs, np.int64)
+    k = 0
+    for d in range(docs):
+        base = offsets[d]
+        end = offsets[d + 1]
+        begin = base
+        i = base
+        while i < end:
+            size = _line_break(data, i, end)
+            if size == 0:
+                i += 1
+                continue
+            starts[k] = begin - base
+            ends[k] = i - base
+            k += 1
+            per_text[d] += 1
+            i += size
+            begin = i
+        if begin < end:
+            starts[k] = begin - base
+            ends[k] = end - base
+            k += 1
+            per_text[d] += 1
+    return per_text, starts[:k], ends[:k]
+
+
+def byte_slices(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    per_text: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> pa.LargeStringArray:
+    """The byte ranges ``starts``-``ends`` of each text (``per_text`` of them, from the
+    text's start) as one string array."""
+    base = np.repeat(offsets[:-1], per_text)
+    lengths = ends - starts
+    gather = np.repeat(base + starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(
+        int(lengths.sum())
+    )
+    bounds = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    return pa.LargeStringArray.from_buffers(
+        len(lengths), pa.py_buffer(bounds), pa.py_buffer(data[gather].tobytes())
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def join_lines(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    per_text: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    removed: np.ndarray,
+    changed: np.ndarray,
+    replacement: np.ndarray,
+    strip_start: bool,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each ``changed`` text rebuilt from its lines (``line_bounds``) not ``removed``,
+    joined by ``\\n``; each run of removed lines leaves the line ``replacement`` (UTF-8)
+    in its place when that is not empty; with ``strip_start``, white space is stripped at
+    the text's start (``str.lstrip``). Each other text is left out (empty). New bytes
+    and offsets."""
+    extra = 1 + len(replacement)
+    out = np.empty(offsets[-1] - offsets[0] + len(starts) * extra, np.uint8)
+    out_offsets = np.zeros(len(per_text) + 1, np.int64)
+    written = 0
+    s = 0
+    for d in range(len(per_text)):
+        start = written
+        first = True
+        in_run = False
+        for _ in range(per_text[d]):
+            if changed[d]:
+                if removed[s] and (in_run or len(replacement) == 0):
+                    in_run = True
+                else:
+                    if not first:
+                        out[written] = 0x0A
+                        written += 1
+                    first = False
+                    if removed[s]:  # the first of a run: its replacement
+                        out[written : written + len(replacement)] = replacement
+                        written += len(replacement)
+                        in_run = True
+                    else:
+                        begin = offsets[d] + starts[s]
+                        end = offsets[d] + ends[s]
+                        out[written : written + end - begin] = data[begin:end]
+                        written += end - begin
+                        in_run = False
+            s += 1
+        if strip_start:
+            cut = skip_spaces(out, start, written)
+            if cut > start:
+                out[start : start + written - cut] = out[cut:written].copy()
+                written -= cut - start
+        out_offsets[d + 1] = written
+    return out[:written], out_offsets

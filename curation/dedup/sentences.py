@@ -56,21 +56,26 @@ from curation.dedup.lines import (
     copies_to_remove,
     decide_units,
 )
+from curation.filters.punctuation import PUNCTUATION
 from curation.filters.sentences import sentence_ends
 from curation.filters.tokenize import word_tokens
 from curation.stage import GlobalStage, register
-from curation.utf8 import code_point, is_unicode_space, skip_spaces, string_buffers
+from curation.utf8 import (
+    byte_slices,
+    code_point,
+    is_unicode_space,
+    join_lines,
+    line_bounds,
+    skip_spaces,
+    string_buffers,
+)
 
+_NO_LINE = np.zeros(0, np.uint8)  # a run of removed lines leaves nothing in their place
 _HASHES = "_sentence_dedup_hashes"
 _ENDS = "_sentence_dedup_ends"
 
-# datatrove's PUNCTUATION: ASCII and CJK punctuation, and the C0 and C1 control characters
-# but tab and newline; each becomes a space
-_PUNCTUATION = (
-    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
-    + "".join(map(chr, (*range(0, 9), *range(11, 32), *range(127, 160))))
-)
-_PUNCTUATION_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PUNCTUATION) + "]"
+# each character of datatrove's punctuation becomes a space
+_PUNCTUATION_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PUNCTUATION) + "]"
 _NUMBER = r"\p{Nd}+(?:[.,،٫⎖⎗⎘]\p{Nd}+)?"
 
 
@@ -105,8 +110,8 @@ class SentenceDedup(GlobalStage):
         text = _large(table[TEXT])
         data, offsets = string_buffers(text)
         if self.params.split == "lines":
-            per_text, starts, ends = _line_bounds(data, offsets)
-            units = _pieces(data, offsets, per_text, starts, ends)
+            per_text, starts, ends = line_bounds(data, offsets)
+            units = byte_slices(data, offsets, per_text, starts, ends)
             parents = np.repeat(np.arange(len(per_text)), per_text)
             spans, span_counts = _spans(
                 simplified(units), parents, len(per_text), self.params.n_sentences
@@ -144,7 +149,7 @@ class SentenceDedup(GlobalStage):
         data, offsets = string_buffers(text)
         lines = self.params.split == "lines"
         if lines:
-            per_text, starts, ends = _line_bounds(data, offsets)
+            per_text, starts, ends = line_bounds(data, offsets)
         else:
             ends_list = table[_ENDS].combine_chunks()
             per_text = np.asarray(pc.list_value_length(ends_list).fill_null(0), dtype=np.int64)
@@ -153,8 +158,8 @@ class SentenceDedup(GlobalStage):
         lost = np.bincount(np.repeat(np.arange(n), per_text)[removed], minlength=n)
         changed = lost > 0
         if lines:
-            out, out_offsets = _without_lines(
-                data, offsets, per_text, starts, ends, removed, changed
+            out, out_offsets = join_lines(
+                data, offsets, per_text, starts, ends, removed, changed, _NO_LINE, True
             )
         else:
             out, out_offsets = _without_sentences(data, offsets, per_text, ends, removed, changed)
@@ -333,117 +338,5 @@ def _without_sentences(
                 written += end - begin
             previous = ends[s]
             s += 1
-        out_offsets[d + 1] = written
-    return out[:written], out_offsets
-
-
-@numba.njit(cache=True, nogil=True)
-def _line_break(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover - compiled
-    """Bytes of the line break at ``data[i]`` as ``str.splitlines`` sees them (``\r\n``
-    is one), 0 when there is none: ``\n``, ``\r``, ``\v``, ``\f``, ``\x1c``-``\x1e``,
-    NEL, and the line and paragraph separators."""
-    b = data[i]
-    if b == 0x0D:
-        return 2 if i + 1 < end and data[i + 1] == 0x0A else 1
-    if b == 0x0A or b == 0x0B or b == 0x0C or 0x1C <= b <= 0x1E:
-        return 1
-    if b == 0xC2 and i + 1 < end and data[i + 1] == 0x85:
-        return 2
-    if b == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and (data[i + 2] | 1) == 0xA9:
-        return 3
-    return 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _line_bounds(
-    data: np.ndarray, offsets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The lines of each text as ``str.splitlines`` cuts them: how many per text, and each
-    one's first and end byte (its break left out), from the text's start."""
-    docs = len(offsets) - 1
-    cap = offsets[-1] - offsets[0] + docs
-    starts = np.empty(cap, np.int64)
-    ends = np.empty(cap, np.int64)
-    per_text = np.zeros(docs, np.int64)
-    k = 0
-    for d in range(docs):
-        base = offsets[d]
-        end = offsets[d + 1]
-        begin = base
-        i = base
-        while i < end:
-            size = _line_break(data, i, end)
-            if size == 0:
-                i += 1
-                continue
-            starts[k] = begin - base
-            ends[k] = i - base
-            k += 1
-            per_text[d] += 1
-            i += size
-            begin = i
-        if begin < end:
-            starts[k] = begin - base
-            ends[k] = end - base
-            k += 1
-            per_text[d] += 1
-    return per_text, starts[:k], ends[:k]
-
-
-def _pieces(
-    data: np.ndarray,
-    offsets: np.ndarray,
-    per_text: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-) -> pa.LargeStringArray:
-    """The byte ranges ``starts``-``ends`` of each text (``per_text`` of them) as strings."""
-    base = np.repeat(offsets[:-1], per_text)
-    lengths = ends - starts
-    gather = np.repeat(base + starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(
-        int(lengths.sum())
-    )
-    bounds = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=bounds[1:])
-    return pa.LargeStringArray.from_buffers(
-        len(lengths), pa.py_buffer(bounds), pa.py_buffer(data[gather].tobytes())
-    )
-
-
-@numba.njit(cache=True, nogil=True)
-def _without_lines(
-    data: np.ndarray,
-    offsets: np.ndarray,
-    per_text: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    removed: np.ndarray,
-    changed: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Each ``changed`` text rebuilt from its lines not ``removed``, joined by ``\n``, with
-    white space stripped at its start (``str.lstrip``); each other text left out (empty).
-    New bytes and offsets."""
-    out = np.empty(offsets[-1] - offsets[0] + len(starts), np.uint8)
-    out_offsets = np.zeros(len(per_text) + 1, np.int64)
-    written = 0
-    s = 0
-    for d in range(len(per_text)):
-        start = written
-        first = True
-        for _ in range(per_text[d]):
-            if changed[d] and not removed[s]:
-                if not first:
-                    out[written] = 0x0A
-                    written += 1
-                first = False
-                begin = offsets[d] + starts[s]
-                end = offsets[d] + ends[s]
-                out[written : written + end - begin] = data[begin:end]
-                written += end - begin
-            s += 1
-        cut = skip_spaces(out, start, written)
-        if cut > start:
-            out[start : start + written - cut] = out[cut:written].copy()
-            written -= cut - start
         out_offsets[d + 1] = written
     return out[:written], out_offsets

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from curation.batch import DROP_REASON
 from curation.dedup.lines import repeated_lines
-from curation.dedup.sentences import SentenceDedup, SentenceDedupParams, _line_bounds, _pieces
-from curation.utf8 import string_buffers
+from curation.dedup.sentences import SentenceDedup, SentenceDedupParams
+from curation.utf8 import byte_slices, line_bounds, string_buffers
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 REASONS = {f"sentence_dedup:{r}" for r in ("all_duplicated", "too_few_words", "too_few_sentences")}
@@ -244,8 +244,8 @@ ODD += ["\r", "\r\n", "\u2028", "\u2029", "\x0b", "\x1c", "\x1f", "\x85", "\u008
 def test_lines_are_cut_as_str_splitlines(texts: list[str]) -> None:
     text = pa.array(texts, pa.large_string())[0:]
     data, offsets = string_buffers(text)
-    per_text, starts, ends = _line_bounds(data, offsets)
-    pieces = _pieces(data, offsets, per_text, starts, ends).to_pylist()
+    per_text, starts, ends = line_bounds(data, offsets)
+    pieces = byte_slices(data, offsets, per_text, starts, ends).to_pylist()
     bounds = np.concatenate([[0], np.cumsum(per_text)])
     for i, t in enumerate(texts):
         assert pieces[bounds[i] : bounds[i + 1]] == t.splitlines()
