@@ -56,7 +56,7 @@ _UNITS = "|".join(
 # a final period splits off after a digit, a letter of no upper case (lower case, or of a
 # script without case: CJK, Arabic...), punctuation, some symbols, or two capitals
 _SUFFIX = regex.compile(
-    r"(?:\.\.+|['’][sS]|[" + re.escape(_PUNCT + _QUOTES) + r"]|[—–]|\p{So}|(?<=[0-9])\+"
+    r"(?:\.\.+|……|['’][sS]|[" + re.escape(_PUNCT + _QUOTES) + r"]|[—–]|\p{So}|(?<=[0-9])\+"
     r"|(?<=[0-9])(?:" + _UNITS + r")|(?<=[0-9])\p{Sc}"
     r"|(?<=[0-9\p{Ll}\p{Lo}%²+*\-|<>_™" + re.escape(_PUNCT + _QUOTES + ")]}>") + r"])\."
     r"|(?<=°[FfCcKk])\."
@@ -304,7 +304,8 @@ def _joined(tokens: tuple[str, ...]) -> tuple[str, ...]:
     """``tokens`` with the runs that spell an exception written with punctuation (a
     period exception such as ``D-Mich.`` -> D - Mich., an emoticon, ``Hed.`` -> He d.)
     split as the exception says, as spaCy's special-case matcher does after the affix
-    rules: of runs that overlap, the longest (then the first) wins."""
+    rules: of runs that overlap, the longest (then the first) wins, and a run that lost
+    still blocks the runs after it (``):):`` -> ``):``, ``)``, ``:``)."""
     if len(tokens) < 2:
         return tokens
     found = []
@@ -316,12 +317,14 @@ def _joined(tokens: tuple[str, ...]) -> tuple[str, ...]:
                 found.append((stop - i, i, stop))
     if not found:
         return tokens
-    taken = [False] * len(tokens)
+    # spaCy's filter: longest first, then leftmost; a run is taken unless its first or
+    # last token is in a run seen before, taken or not
+    seen = [False] * len(tokens)
     chosen = []
     for _, start, stop in sorted(found, key=lambda f: (-f[0], f[1])):
-        if not any(taken[start:stop]):
-            taken[start:stop] = [True] * (stop - start)
+        if not seen[start] and not seen[stop - 1]:
             chosen.append((start, stop))
+        seen[start:stop] = [True] * (stop - start)
     out: list[str] = []
     at = 0
     for start, stop in sorted(chosen):
