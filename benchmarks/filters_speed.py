@@ -7,7 +7,8 @@ Arrow batches of ``--batch-rows``. Both run in this process with pyarrow limited
 thread. The limit is one pyarrow pass that only measures string lengths.
 
     .venv/bin/python benchmarks/filters_speed.py --docs 10000
-    .venv/bin/python benchmarks/filters_speed.py --docs 10000 --only c4_paragraphs
+    # the cheap ones, best of 5 (each side's time is a few hundredths of a second)
+    .venv/bin/python benchmarks/filters_speed.py --repeats 5 --only c4_paragraphs,symbol_lines
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def time_ours(stage_name: str, texts: list[str], batch_rows: int) -> float:
     cls = registry()[stage_name]
     stage = cls(cls.Params())
     stage.setup()
+    stage.process(text_batches(texts[:10], 10)[0])  # load the compiled kernels first
     batches = text_batches(texts, batch_rows)
     started = time.perf_counter()
     for batch in batches:
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--only", help="these filters alone (our stage names, comma-separated)")
+    parser.add_argument("--repeats", type=int, default=1, help="best of this many runs each")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     pa.set_cpu_count(1)
@@ -98,8 +101,8 @@ def main() -> None:
     for name, reference in pairs():
         if only is not None and name not in only:
             continue
-        theirs = time_datatrove(reference, texts)
-        ours = time_ours(name, texts, args.batch_rows)
+        theirs = min(time_datatrove(reference, texts) for _ in range(args.repeats))
+        ours = min(time_ours(name, texts, args.batch_rows) for _ in range(args.repeats))
         total_theirs += theirs
         total_ours += ours
         print(

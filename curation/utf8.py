@@ -89,7 +89,13 @@ def skip_spaces(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover 
     return end
 
 
-@numba.njit(cache=True, nogil=True)
+# the bytes that can open a line break: \\n \\v \\f \\r, \\x1c-\\x1e, and the lead bytes of
+# NEL (C2 85) and of the line and paragraph separators (E2 80 A8, E2 80 A9)
+_BREAK_LEADS = np.zeros(256, dtype=np.bool_)
+_BREAK_LEADS[[0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0xC2, 0xE2]] = True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _line_break(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover - compiled
     """Bytes of the line break at ``data[i]`` as ``str.splitlines`` sees them (``\\r\\n``
     is one), 0 when there is none: ``\\n``, ``\\r``, ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``,
@@ -111,7 +117,9 @@ def line_bounds(
     data: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """The lines of each text as ``str.splitlines`` cuts them: how many per text, and each
-    one's first and end byte (its break left out), from the text's start."""
+    one's first and end byte (its break left out), from the text's start. One pass over
+    the bytes; only those that can open a break are looked at further."""
+    leads = _BREAK_LEADS
     docs = len(offsets) - 1
     cap = offsets[-1] - offsets[0] + docs
     starts = np.empty(cap, np.int64)
@@ -124,6 +132,9 @@ def line_bounds(
         begin = base
         i = base
         while i < end:
+            if not leads[data[i]]:
+                i += 1
+                continue
             size = _line_break(data, i, end)
             if size == 0:
                 i += 1
