@@ -393,7 +393,7 @@ def train_kenlm_command(
     text_field: str,
 ) -> None:
     """Train a SentencePiece tokenizer and a KenLM n-gram model on CCNet-normalised text."""
-    from curation.io.inputs import InputError
+    from curation.io.inputs import InputError, kept_of_runs
     from curation.scoring.kenlm import ModelError, ToolMissing, train_kenlm
 
     inputs = tuple(_inputs(inputs, more_inputs))
@@ -402,7 +402,8 @@ def train_kenlm_command(
         click.echo(message, err=True)
 
     try:
-        meta = train_kenlm(list(inputs), output, order, vocab_size, text_field, log=log)
+        sources = kept_of_runs(list(inputs), "train on")
+        meta = train_kenlm(sources, output, order, vocab_size, text_field, log=log)
     except (InputError, ToolMissing, ModelError, FileExistsError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(
@@ -437,7 +438,7 @@ def train_fasttext_command(
     args: tuple[str, ...],
 ) -> None:
     """Train a fastText classifier the DCLM way (word bigrams, defaults otherwise)."""
-    from curation.io.inputs import InputError
+    from curation.io.inputs import InputError, kept_of_runs
     from curation.scoring.classifier import fit_warning, read_texts, train_classifier
 
     names = tuple(labels.split(","))
@@ -446,8 +447,8 @@ def train_fasttext_command(
     overrides = _fasttext_overrides(args)
     try:
         aside: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
-        pos = list(read_texts(list(positive), text_field, aside[0]))
-        neg = list(read_texts(list(negative), text_field, aside[1]))
+        pos = list(read_texts(kept_of_runs(list(positive), "train on"), text_field, aside[0]))
+        neg = list(read_texts(kept_of_runs(list(negative), "train on"), text_field, aside[1]))
         _say_set_aside("--positive", aside[0])
         _say_set_aside("--negative", aside[1])
         for option, paths, texts in (("positive", positive, pos), ("negative", negative, neg)):
@@ -654,7 +655,7 @@ def train_lm_command(
     """Pretrain a small GPT-style language model, or fine-tune one (--init), on text or
     on token files (--tokens). A stopped training (Ctrl-C, a lost machine) goes on from
     its last saved state when the same command runs again."""
-    from curation.io.inputs import InputError
+    from curation.io.inputs import InputError, kept_of_runs
     from curation.lm.resume import WORK, TrainingStopped
     from curation.runtime.executors import ClusterUnreachable
     from curation.scoring.classifier import read_texts
@@ -667,7 +668,8 @@ def train_lm_command(
         texts = None
         if not tokens:
             aside: Counter[str] = Counter()
-            texts = [t for t in read_texts(list(inputs), text_field, aside) if t and t.strip()]
+            sources = kept_of_runs(list(inputs), "train on")
+            texts = [t for t in read_texts(sources, text_field, aside) if t and t.strip()]
             _say_set_aside("--input", aside)
         if init:
             from curation.lm.train import check_checkpoint
@@ -785,7 +787,7 @@ def eval_lm_command(
 ) -> None:
     """Each model's loss on the input text as a whole: nats per token and bits per
     character (the target scores PreSelect's --reference takes, as minus bits/char)."""
-    from curation.io.inputs import InputError
+    from curation.io.inputs import InputError, kept_of_runs
     from curation.lm.train import check_checkpoint, models_text_loss
     from curation.scoring.classifier import read_texts
 
@@ -794,7 +796,8 @@ def eval_lm_command(
         for folder in models:
             check_checkpoint(folder)
         aside: Counter[str] = Counter()
-        texts = [t for t in read_texts(list(inputs), text_field, aside) if t and t.strip()]
+        sources = kept_of_runs(list(inputs), "score")
+        texts = [t for t in read_texts(sources, text_field, aside) if t and t.strip()]
         _say_set_aside("--input", aside)
         if not texts:
             raise ValueError(f"no text to score in {', '.join(inputs)}")
@@ -852,7 +855,7 @@ def train_preselect_command(
     args: tuple[str, ...],
 ) -> None:
     """Fit PreSelect's fastText scorer from reference models' bits per character."""
-    from curation.io.inputs import InputError
+    from curation.io.inputs import InputError, kept_of_runs
     from curation.scoring.classifier import read_texts
     from curation.selectors.preselect import target_scores, train_preselect
 
@@ -870,10 +873,10 @@ def train_preselect_command(
             ) from None
     try:
         if targets:
-            target = read_texts(list(targets), target_text_field)
+            target = read_texts(kept_of_runs(list(targets), "score on"), target_text_field)
             scores = target_scores(folders, target, device, log=lambda m: click.echo(m, err=True))
         aside: Counter[str] = Counter()
-        texts = list(read_texts(list(inputs), text_field, aside))
+        texts = list(read_texts(kept_of_runs(list(inputs), "train on"), text_field, aside))
         _say_set_aside("--input", aside)
         meta = train_preselect(
             texts,

@@ -410,3 +410,42 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path: Path) -> None:
     assert "Aborted" not in result.output
     result = CliRunner().invoke(main, [*args, "--executor", "local", "--overwrite"])
     assert "run the same command without --overwrite to resume" in result.output
+
+
+def test_trainers_read_a_finished_runs_kept_documents(tmp_path: Path) -> None:
+    """``--positive RUN`` (``--input RUN``) reads what the run kept, as ``tokenize RUN``
+    does: the same model as from ``RUN/kept``, another than from the run's input; a run
+    that kept nothing is named, with what to do."""
+    from tests.conftest import recipe_of, run_local, run_that_kept_nothing, shared_file
+
+    rows = [
+        json.loads(line)
+        for line in shared_file("quality/dclm-human-quality-majority.jsonl")
+        .read_text()
+        .splitlines()
+    ]
+    for name, label in (("good", 1), ("bad", 0)):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"text": r["text"]}) + "\n" for r in rows if r["label"] == label)
+        )
+    recipe = recipe_of("stages:\n  - length_filter: {min_chars: 2000}\n", tmp_path / "good.jsonl")
+    stats = run_local(recipe, tmp_path / "run")
+    assert 0 < stats["rows"]["kept"] < stats["rows"]["read"]
+    metrics = {}
+    for source in ("run", "run/kept", "good.jsonl"):
+        args = ["train-fasttext", "--positive", str(tmp_path / source), "--negative"]
+        out = tmp_path / f"{source.replace('/', '-')}.bin"
+        args += [str(tmp_path / "bad.jsonl"), "--output", str(out)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        metrics[source] = json.loads(out.with_name(out.name + ".json").read_text())["metrics"]
+    assert metrics["run"] == metrics["run/kept"] != metrics["good.jsonl"]
+
+    empty = run_that_kept_nothing(tmp_path)
+    result = CliRunner().invoke(
+        main, ["train-lm", "--input", str(empty), "--output", str(tmp_path / "lm")]
+    )
+    assert result.exit_code == 1
+    assert "kept no document (0 of 3 documents): there is nothing of it to train on" in (
+        result.output
+    )

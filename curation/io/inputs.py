@@ -11,6 +11,7 @@ same way once the matching fsspec backend (``s3fs``, ``huggingface_hub``) is ins
 from __future__ import annotations
 
 import functools
+import json
 import os
 import posixpath
 import re
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -549,6 +551,35 @@ def _once(paths: list[str], listed: dict[str, dict[str, Any]], base: str) -> lis
             chosen[same] = path  # the file's own path, after a link to it
     kept = set(chosen.values())
     return [p for p in paths if p in kept]
+
+
+def kept_of_runs(paths: list[str], verb: str) -> list[str]:
+    """``paths``, with each finished curation run folder (``stats.json`` and
+    ``recipe.yaml``) replaced by its ``kept/`` folder: for the commands that read
+    documents to learn from or convert (``tokenize``, ``train-lm`` ...), what a run kept is
+    what one means. A run that kept nothing (no part in ``kept/``) is an ``InputError``
+    naming it and what ``verb`` would have done. Other paths are left as they are."""
+    out = []
+    for path in paths:
+        root = Path(path)
+        finished = (root / "stats.json").is_file() and (root / "recipe.yaml").is_file()
+        if not (root.is_dir() and finished):
+            out.append(path)
+            continue
+        kept = root / "kept"
+        parts = [p for p in kept.iterdir() if p.name.startswith("part-")] if kept.is_dir() else []
+        if not parts:
+            try:
+                read = json.loads((root / "stats.json").read_text())["rows"]["read"]
+                said = f"0 of {read:,} documents"
+            except (OSError, ValueError, KeyError, TypeError):
+                said = "its kept/ holds no part"
+            raise InputError(
+                f"{root} is a run that kept no document ({said}): there is nothing of it to "
+                f"{verb}; leave it out (`curate inspect {root}` shows what dropped them)"
+            )
+        out.append(str(kept))
+    return out
 
 
 def _refuse_run_folder(path: str, top: str, listed: dict[str, dict[str, Any]]) -> None:

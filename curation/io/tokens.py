@@ -814,30 +814,15 @@ def _merged(
 
 
 def token_sources(paths: list[str]) -> list[str]:
-    """``paths``, with a finished run folder (``stats.json``, ``recipe.yaml``) replaced by
-    its ``kept/`` folder: what a run kept is what one tokenizes. A run that kept nothing
-    (no part in ``kept/``) is a ``TokenizeError`` naming it."""
-    out = []
-    for path in paths:
-        root = Path(path)
-        finished = (root / "stats.json").is_file() and (root / "recipe.yaml").is_file()
-        if not (root.is_dir() and finished):
-            out.append(path)
-            continue
-        kept = root / "kept"
-        parts = [p for p in kept.iterdir() if p.name.startswith("part-")] if kept.is_dir() else []
-        if not parts:
-            try:
-                read = json.loads((root / "stats.json").read_text())["rows"]["read"]
-                said = f"0 of {read:,} documents"
-            except (OSError, ValueError, KeyError, TypeError):
-                said = "its kept/ holds no part"
-            raise TokenizeError(
-                f"{root} is a run that kept no document ({said}): there is nothing of it to "
-                f"tokenize; leave it out (`curate inspect {root}` shows what dropped them)"
-            )
-        out.append(str(kept))
-    return out
+    """``paths``, with a finished run folder replaced by its ``kept/`` folder
+    (``inputs.kept_of_runs``): what a run kept is what one tokenizes. A run that kept
+    nothing is a ``TokenizeError`` naming it."""
+    from curation.io.inputs import InputError, kept_of_runs
+
+    try:
+        return kept_of_runs(paths, "tokenize")
+    except InputError as err:
+        raise TokenizeError(str(err)) from None
 
 
 def _prepare_output(out: Path, overwrite: bool, plan: dict[str, Any]) -> dict[int, UnitResult]:
