@@ -76,6 +76,7 @@ bench: setup
 	$(BIN)/python benchmarks/large_file.py --format warc.gz
 	taskset -c 0 $(BIN)/python benchmarks/warc_extract.py
 	$(BIN)/python benchmarks/filters_speed.py
+	$(BIN)/python benchmarks/filters_speed.py --repeats 5 --only c4_paragraphs,symbol_lines
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	taskset -c 0 $(BIN)/python benchmarks/url_removal.py
 	taskset -c 0 $(BIN)/python benchmarks/dclm_quality.py
@@ -85,9 +86,11 @@ bench: setup
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
 	$(BIN)/python benchmarks/minhash_dedup.py
+	$(BIN)/python benchmarks/minhash_dedup.py --docs 20000 --against --scaling ''
 	$(BIN)/python benchmarks/exact_dedup.py
 	$(BIN)/python benchmarks/line_dedup.py
 	$(BIN)/python benchmarks/sentence_dedup.py
+	$(BIN)/python benchmarks/sentence_dedup.py --split lines
 	$(BIN)/python benchmarks/decontamination.py
 	$(BIN)/python benchmarks/fineweb_pipeline.py
 	$(BIN)/python benchmarks/scoring_speed.py
