@@ -14,6 +14,7 @@ FILTERS = [
     "c4_quality",
     "fineweb_quality",
     "refinedweb_lines",
+    "c4_paragraphs",
 ]
 EMPTYISH = {
     "empty": "",
@@ -76,3 +77,19 @@ def test_list_filters_take_degenerate_documents_without_error(tmp_path) -> None:
             )
         )
         assert stage.process(table)["drop_reason"].null_count == len(texts)
+
+
+def test_symbol_lines_on_degenerate_documents() -> None:
+    """Only the text made of symbol lines goes (left empty); white space alone, no text
+    and replacement characters stay as they came; a 20 MB one-line text passes."""
+    texts = [*EMPTYISH.values(), "- " * 10_000_000]
+    out = process("symbol_lines", texts)
+    reasons = dict(zip([*EMPTYISH, "big"], out["drop_reason"].to_pylist(), strict=True))
+    assert reasons == {
+        "empty": None,
+        "whitespace": None,
+        "no words": "symbol_lines:empty",
+        "replacement characters": None,
+        "big": "symbol_lines:empty",
+    }
+    assert out["text"].to_pylist() == texts  # a dropped text stays as it came
