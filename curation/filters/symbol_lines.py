@@ -3,13 +3,13 @@
 
 A line (as ``str.splitlines`` cuts the text) goes when every character of it is one of
 ``symbols`` or a space and it is not white space alone: ``* * *``, ``----``, ``>>>``,
-``|`` rows of ASCII tables. ``symbols`` are datatrove's punctuation by default (ASCII and
-CJK punctuation, arrows and quotes, the control characters, and the sentence terminals
-of every script). A text that lost lines
-is rebuilt from the others joined by ``\\n``, each run of removed lines replaced by the
-line ``replace_char`` when it is not empty (datatrove's option: ``"\\n"`` leaves a blank
-line); ``symbol_lines_removed`` counts the lines removed. A text left empty is dropped
-(``symbol_lines:empty``) unless ``drop_empty`` is false.
+the rules of ASCII tables (``|---|---|``). ``symbols`` are datatrove's punctuation by
+default (ASCII and CJK punctuation, arrows and quotes, the control characters, and the
+sentence terminals of every script). A text that lost lines is rebuilt from the others
+joined by ``\\n``, each run of removed lines replaced by the line ``replace_char`` when
+it is not empty (datatrove's option: ``"\\n"`` leaves a blank line);
+``symbol_lines_removed`` counts the lines removed. A text left empty is dropped
+(``symbol_lines:empty``), as it came, unless ``drop_empty`` is false.
 
 One difference from datatrove, on purpose: a text with no such line is left exactly as
 it came; datatrove rewrites every text it sees, its line breaks made ``\\n`` and a final
