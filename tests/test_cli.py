@@ -308,7 +308,9 @@ def test_sample_data_python_docs(tmp_path: Path) -> None:
     assert [f.name for f in files] == ["python-docs-00000.jsonl.gz", "python-docs-00001.jsonl.gz"]
 
 
-def test_train_fasttext_prints_held_out_metrics(tmp_path: Path) -> None:
+def dclm_labelled(folder: Path) -> None:
+    """DCLM's human quality labels as ``good.jsonl`` (label 1) and ``bad.jsonl`` (0) in
+    ``folder`` (skips when the shared data is absent)."""
     from tests.conftest import shared_file
 
     rows = [
@@ -318,9 +320,13 @@ def test_train_fasttext_prints_held_out_metrics(tmp_path: Path) -> None:
         .splitlines()
     ]
     for name, label in (("good", 1), ("bad", 0)):
-        (tmp_path / f"{name}.jsonl").write_text(
+        (folder / f"{name}.jsonl").write_text(
             "".join(json.dumps({"text": r["text"]}) + "\n" for r in rows if r["label"] == label)
         )
+
+
+def test_train_fasttext_prints_held_out_metrics(tmp_path: Path) -> None:
+    dclm_labelled(tmp_path)
     args = ["train-fasttext", "--positive", str(tmp_path / "good.jsonl"), "--negative"]
     args += [str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "q.bin"), "--arg", "epoch=10"]
     result = CliRunner().invoke(main, args)
@@ -416,18 +422,9 @@ def test_trainers_read_a_finished_runs_kept_documents(tmp_path: Path) -> None:
     """``--positive RUN`` (``--input RUN``) reads what the run kept, as ``tokenize RUN``
     does: the same model as from ``RUN/kept``, another than from the run's input; a run
     that kept nothing is named, with what to do."""
-    from tests.conftest import recipe_of, run_local, run_that_kept_nothing, shared_file
+    from tests.conftest import recipe_of, run_local, run_that_kept_nothing
 
-    rows = [
-        json.loads(line)
-        for line in shared_file("quality/dclm-human-quality-majority.jsonl")
-        .read_text()
-        .splitlines()
-    ]
-    for name, label in (("good", 1), ("bad", 0)):
-        (tmp_path / f"{name}.jsonl").write_text(
-            "".join(json.dumps({"text": r["text"]}) + "\n" for r in rows if r["label"] == label)
-        )
+    dclm_labelled(tmp_path)
     recipe = recipe_of("stages:\n  - length_filter: {min_chars: 2000}\n", tmp_path / "good.jsonl")
     stats = run_local(recipe, tmp_path / "run")
     assert 0 < stats["rows"]["kept"] < stats["rows"]["read"]
