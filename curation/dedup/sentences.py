@@ -84,6 +84,11 @@ class SentenceDedupParams(AgainstParams):
     split: Literal["sentences", "lines"] = Field(
         "sentences", description="units of a span: sentences, or lines (datatrove's line mode)"
     )
+    min_words_to_remove_span: int = Field(
+        0,
+        ge=0,
+        description="datatrove's: a removed run whose first sentence has fewer words keeps it",
+    )
     min_doc_words: int = Field(
         50, ge=0, description="a text that lost sentences is dropped below this many words"
     )
@@ -155,6 +160,14 @@ class SentenceDedup(GlobalStage):
             per_text = np.asarray(pc.list_value_length(ends_list).fill_null(0), dtype=np.int64)
             ends = np.asarray(ends_list.flatten(), dtype=np.int64)
         removed = _removed_sentences(per_text, parents, span_no, duplicate, self.params.n_sentences)
+        if self.params.min_words_to_remove_span:
+            if not lines:  # a sentence runs from the end of the one before it
+                starts = np.zeros_like(ends)
+                starts[1:] = ends[:-1]
+                starts[(np.cumsum(per_text) - per_text)[per_text > 0]] = 0
+            removed = _short_runs_kept(
+                removed, per_text, data, offsets, starts, ends, self.params.min_words_to_remove_span
+            )
         lost = np.bincount(np.repeat(np.arange(n), per_text)[removed], minlength=n)
         changed = lost > 0
         if lines:
@@ -238,6 +251,36 @@ def _spans(
 
     hashed = pl.from_arrow(joined).hash(seed=0).to_arrow()
     return pc.if_else(pa.array(blank), pa.scalar(None, pa.uint64()), hashed), spans
+
+
+def _short_runs_kept(
+    removed: np.ndarray,
+    per_text: np.ndarray,
+    data: np.ndarray,
+    offsets: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    min_words: int,
+) -> np.ndarray:
+    """``removed`` with the first unit of each run of removed units kept again when it
+    has fewer than ``min_words`` words: datatrove's ``min_words_to_remove_span``, as its
+    filter runs it (it counts the words of a run's first sentence only, and puts back
+    only that one). Units span ``starts``-``ends`` of their text (``per_text`` a text)."""
+    first = (np.cumsum(per_text) - per_text)[per_text > 0]
+    before = np.zeros(len(removed), dtype=bool)
+    before[1:] = removed[:-1]
+    before[first] = False
+    run_starts = np.flatnonzero(removed & ~before)
+    if not len(run_starts):
+        return removed
+    owner = np.repeat(np.arange(len(per_text)), per_text)[run_starts]
+    counts = np.bincount(owner, minlength=len(per_text))
+    pieces = byte_slices(data, offsets, counts, starts[run_starts], ends[run_starts])
+    _, owners = word_tokens(pieces)
+    words = np.bincount(owners, minlength=len(run_starts))
+    out = removed.copy()
+    out[run_starts[words < min_words]] = False
+    return out
 
 
 def _removed_sentences(

@@ -50,7 +50,9 @@ def corpus(c4_path: Path, pile_path: Path, each: int, planted: int, cut: str = "
     return [{"id": f"d{i:05d}", "text": t} for i, t in enumerate(texts)]
 
 
-def datatrove_kept(docs: list[dict], folder: Path, split_sentences: bool = True) -> dict[str, str]:
+def datatrove_kept(
+    docs: list[dict], folder: Path, split_sentences: bool = True, min_words_to_remove_span: int = 0
+) -> dict[str, str]:
     """datatrove's three steps, one task: the kept documents' texts by id."""
     from datatrove.data import Document
     from datatrove.pipeline.dedup.sentence_dedup import (
@@ -60,7 +62,9 @@ def datatrove_kept(docs: list[dict], folder: Path, split_sentences: bool = True)
         SentenceFindDedups,
     )
 
-    config = SentDedupConfig(split_sentences=split_sentences)
+    config = SentDedupConfig(
+        split_sentences=split_sentences, min_words_to_remove_span=min_words_to_remove_span
+    )
 
     def documents() -> object:
         return (Document(text=d["text"], id=d["id"]) for d in docs)
@@ -72,13 +76,16 @@ def datatrove_kept(docs: list[dict], folder: Path, split_sentences: bool = True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split", ["sentences", "lines"])
+@pytest.mark.parametrize(
+    ("split", "min_words"), [("sentences", 0), ("lines", 0), ("sentences", 8), ("lines", 5)]
+)
 def test_same_documents_and_texts_as_datatrove(
-    c4_path: Path, pile_path: Path, tmp_path: Path, datatrove_en: object, split: str
+    c4_path: Path, pile_path: Path, tmp_path: Path, datatrove_en: object, split: str, min_words: int
 ) -> None:
     """1,200 real documents and 300 planted ones, in 3 shards of several batches: the same
     documents kept, each with the same text, as datatrove's SentenceDedup keeps, with
-    spans of sentences or (``split_sentences=False``) of lines."""
+    spans of sentences or (``split_sentences=False``) of lines, and with its
+    ``min_words_to_remove_span``."""
     docs = corpus(
         c4_path, pile_path, each=600, planted=300, cut=". " if split == "sentences" else "\n"
     )
@@ -89,13 +96,14 @@ def test_same_documents_and_texts_as_datatrove(
             tmp_path / "in" / f"part-{shard}.parquet",
         )
     recipe = recipe_of(
-        f"input: {{batch_rows: 120}}\nstages:\n  - sentence_dedup: {{split: {split}}}\n",
+        f"input: {{batch_rows: 120}}\nstages:\n  - sentence_dedup: {{split: {split}, "
+        f"min_words_to_remove_span: {min_words}}}\n",
         tmp_path / "in",
     )
     stats = run_local(recipe, tmp_path / "out")
     kept = {r["id"]: r["text"] for r in read_output(tmp_path / "out", "kept").to_pylist()}
     dropped = read_output(tmp_path / "out", "dropped").to_pylist()
-    theirs = datatrove_kept(docs, tmp_path / "datatrove", split_sentences=split == "sentences")
+    theirs = datatrove_kept(docs, tmp_path / "datatrove", split == "sentences", min_words)
     assert kept == theirs
     changed = [i for i, t in kept.items() if t != docs[int(i[1:])]["text"]]
     assert len(changed) >= 20 and len(dropped) >= 100  # the planted spans did something
