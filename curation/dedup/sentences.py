@@ -27,6 +27,10 @@ Unicode line breaks), blank ones included, and a text that lost lines is rebuilt
 others joined by ``\n`` (then stripped at its start); ``sentence_dedup_removed`` counts
 lines, and ``min_num_sentences`` still counts sentences, as datatrove does.
 
+``min_words_to_remove_span`` (0: off) is datatrove's option as its filter runs it: a run
+of removed units whose first unit has fewer words keeps that first unit (only it: the
+rest of the run still goes).
+
 ``against`` (documents kept elsewhere: a previous dump, a training set) is datatrove's
 index (``SentenceDedupBuildIndex``): a span it holds goes in every copy here; with
 ``only_against`` (datatrove's ``only_dedup_in_index``) nothing else does.
