@@ -118,32 +118,34 @@ class SentenceDedup(GlobalStage):
     def measure(self, table: pa.Table) -> pa.Table:
         text = _large(table[TEXT])
         data, offsets = string_buffers(text)
-        if self.params.split == "lines":
+        lines = self.params.split == "lines"
+        if lines:  # every line counts, blank ones too
             per_text, starts, ends = line_bounds(data, offsets)
             units = byte_slices(data, offsets, per_text, starts, ends)
-            parents = np.repeat(np.arange(len(per_text)), per_text)
-            spans, span_counts = _spans(
-                simplified(units), parents, len(per_text), self.params.n_sentences
+            counted = np.ones(len(units), dtype=bool)
+        else:  # white-space-only sentences are left out of the spans
+            per_text, ends = sentence_ends(text)
+            bytes_, starts_, blank = _sentences(data, offsets, per_text, ends)
+            units = pa.LargeStringArray.from_buffers(
+                len(blank), pa.py_buffer(starts_), pa.py_buffer(bytes_)
             )
-            hashes = pa.ListArray.from_arrays(_offsets(span_counts, np.int32), spans)
-            return table.append_column(_HASHES, hashes)
-        per_text, ends = sentence_ends(text)
-        bytes_, starts_, blank = _sentences(data, offsets, per_text, ends)
-        sentences = pa.LargeStringArray.from_buffers(
-            len(blank), pa.py_buffer(starts_), pa.py_buffer(bytes_)
-        )
+            counted = ~blank
         parents = np.repeat(np.arange(len(per_text)), per_text)
         spans, span_counts = _spans(
-            simplified(sentences.filter(pa.array(~blank))),
-            parents[~blank],
+            simplified(units.filter(pa.array(counted))),
+            parents[counted],
             len(per_text),
             self.params.n_sentences,
         )
-        hashes = pa.ListArray.from_arrays(_offsets(span_counts, np.int32), spans)
+        table = table.append_column(
+            _HASHES, pa.ListArray.from_arrays(_offsets(span_counts, np.int32), spans)
+        )
+        if lines:  # cut again after the barrier: cheap, unlike sentences
+            return table
         ends_list = pa.ListArray.from_arrays(
             _offsets(per_text, np.int32), pa.array(ends, pa.int64())
         )
-        return table.append_column(_HASHES, hashes).append_column(_ENDS, ends_list)
+        return table.append_column(_ENDS, ends_list)
 
     def decide(self, keys: Any, folder: Path) -> None:
         decide_units(self, keys, folder, _HASHES, keep_first=True)
