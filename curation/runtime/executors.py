@@ -28,7 +28,7 @@ import re
 import socket
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from curation.io.inputs import InputError, InputShard
@@ -347,7 +347,7 @@ class LocalExecutor:
         shards: list[InputShard],
         plan: SegmentPlan,
         on_batch: BatchCallback | None = None,
-    ) -> Iterator[ShardResult]:
+    ) -> Generator[ShardResult, None, None]:
         """Yield each shard's result as it finishes."""
         if not shards:
             return
@@ -472,7 +472,7 @@ class RayExecutor:
         shards: list[InputShard],
         plan: SegmentPlan,
         on_batch: BatchCallback | None = None,
-    ) -> Iterator[ShardResult]:
+    ) -> Generator[ShardResult, None, None]:
         """Yield each shard's result as it finishes (in completion order)."""
         if not shards:
             return
@@ -506,7 +506,24 @@ class RayExecutor:
         pool: dict[str, Any] = {"pass": plan.segment.index + 1, "actors": size}
         pool.update(gpus_each=num_gpus, gpu_ids=[], cuda=None, gpu_ids_without_cuda=[])
         self.pools.append(pool)
-        for row in _rows_or_worker_error(results):
+        rows = _rows_or_worker_error(results)
+        try:
+            yield from self._results(rows, pool, on_batch)
+        finally:
+            # a failed shard (or a consumer that stopped) leaves Ray Data's iteration
+            # suspended: closing it now shuts its executor down here, not whenever the
+            # garbage collector gets to it (possibly after ray.shutdown); the error's
+            # traceback holds this frame, so the iteration's objects are let go of too
+            rows.close()
+            del rows, results, dataset
+
+    @staticmethod
+    def _results(
+        rows: Iterator[dict[str, Any]], pool: dict[str, Any], on_batch: BatchCallback | None
+    ) -> Iterator[ShardResult]:
+        """Each row's ``ShardResult``, noting where its actor ran in ``pool``; a row that
+        carries an error is ``ShardFailed``."""
+        for row in rows:
             placement = json.loads(row["placement"])
             ids = placement["gpu_ids"]  # empty unless the actors asked for GPUs
             pool["gpu_ids"] = sorted({*pool["gpu_ids"], *ids})
@@ -530,12 +547,44 @@ class RayExecutor:
             yield result
 
     def close(self) -> None:
-        """Stop the embedded cluster if this executor started it."""
+        """Stop the embedded cluster if this executor started it, once Ray Data's
+        iteration threads have ended (see ``_await_iteration_threads``)."""
         if self._started:
             import ray
 
+            _await_iteration_threads()
             ray.shutdown()
             self._started = False
+
+
+#: the threads Ray Data's iteration starts in the driver (its scheduling loop, block
+#: fetchers and prefetcher), by name; each calls into Ray's core worker
+_ITERATION_THREADS = ("StreamingExecutor-", "iter_threaded", "Prefetcher")
+
+
+def _await_iteration_threads(timeout_s: float = 10.0) -> list[str]:
+    """Wait up to ``timeout_s`` seconds in all for Ray Data's iteration threads in this
+    process to end; return the names of those still running then.
+
+    Ray Data tells them to stop when an iteration closes but does not wait for them. Its
+    block prefetcher is stopped only when an iteration runs to its end (Ray Data 2.60):
+    after a failed shard its thread would wait for blocks for the rest of the process, as
+    it holds its own prefetcher, so it is stopped here. A thread still inside a
+    ``ray.get`` or ``ray.wait`` when ``ray.shutdown`` tears the core worker down can take
+    the process with it (a run whose shard failed, on a loaded machine)."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    for thread in threading.enumerate():
+        if not thread.name.startswith(_ITERATION_THREADS):
+            continue
+        # a running thread's target is its prefetcher's bound method
+        prefetcher = getattr(getattr(thread, "_target", None), "__self__", None)
+        if thread.name == "Prefetcher" and callable(getattr(prefetcher, "stop", None)):
+            prefetcher.stop()
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threading.enumerate() if t.name.startswith(_ITERATION_THREADS)]
 
 
 def _rows_or_worker_error(results: Any) -> Iterator[dict[str, Any]]:

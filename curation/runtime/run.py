@@ -26,6 +26,7 @@ to the next are deleted (the markers stay).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.metadata
@@ -185,9 +186,12 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
             with RunProgress(
                 len(shards), len(results), options.progress, label=label, files=input_files
             ) as progress:
-                for result in executor.run(pending, plan, progress.batch):
-                    results[result.url] = result
-                    progress.shard_done()
+                # closed here if anything below fails, so the executor's work stops
+                # before executor.close() below
+                with contextlib.closing(executor.run(pending, plan, progress.batch)) as done:
+                    for result in done:
+                        results[result.url] = result
+                        progress.shard_done()
             per_segment.append([results[s.label] for s in shards])
     finally:
         executor.close()

@@ -182,3 +182,42 @@ def test_a_shard_whose_worker_keeps_dying_stops_the_run_and_is_named(
     stats, _ = run_killing(out, kills=0)
     assert isinstance(stats, dict) and stats["rows"]["read"] == 20_000 + 750
     assert not list((out / "_work" / "seg0" / "starts").glob("*.json"))
+
+
+@pytest.mark.ray
+def test_a_failed_shard_ends_ray_datas_threads_before_the_cluster_stops(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one file of six cannot be run (no url column): the run stops while the others are
+    # being read; a Ray Data thread left inside Ray's core worker when ray.shutdown tears
+    # it down can crash the process
+    import ray
+
+    from curation.runtime.executors import ShardFailed
+
+    # Ray Data's scheduling loop, block fetchers and prefetcher in the driver
+    iteration = ("StreamingExecutor-", "iter_threaded", "Prefetcher")
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lines = gzip.open(c4_path, "rt").read().splitlines(keepends=True)
+    (folder / "part-0.jsonl").write_text('{"text": "a document without a url"}\n')
+    for i in range(1, 6):
+        (folder / f"part-{i}.jsonl").write_text("".join(lines[i * 150 : (i + 1) * 150]))
+    recipe = recipe_of(
+        "stages:\n  - url_filter: {use_integrated_lists: false}\n  - length_filter: {}\n",
+        folder,
+    )
+    alive_at_shutdown: list[list[str]] = []
+    shutdown = ray.shutdown
+
+    def recording_shutdown(*args: Any, **kwargs: Any) -> None:
+        names = [t.name for t in threading.enumerate()]
+        alive_at_shutdown.append([n for n in names if n.startswith(iteration)])
+        shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "shutdown", recording_shutdown)
+    with pytest.raises(ShardFailed, match=r"part-0\.jsonl: url_filter: no column 'url'"):
+        run_local(recipe, tmp_path / "out", executor="ray", workers=2)
+    assert alive_at_shutdown == [[]]
+    assert not ray.is_initialized()
