@@ -1,4 +1,5 @@
-"""Heuristic filters (and line formatters): ours against datatrove's, on one core each, in one run.
+"""Heuristic filters, line formatters and document statistics: ours against datatrove's,
+on one core each, in one run.
 
 Data: the real C4 and Pile samples of ../shared/data, repeated to ``--docs`` documents.
 For each filter pair (datatrove class, our stage) the same parameters (the defaults) run
@@ -9,6 +10,7 @@ thread. The limit is one pyarrow pass that only measures string lengths.
     .venv/bin/python benchmarks/filters_speed.py --docs 10000
     # the cheap ones, best of 5 (each side's time is a few hundredths of a second)
     .venv/bin/python benchmarks/filters_speed.py --repeats 5 --only c4_paragraphs,symbol_lines
+    .venv/bin/python benchmarks/filters_speed.py --repeats 5 --only doc_stats
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from curation.stage import registry
 
 def pairs() -> list[tuple[str, object]]:
     """(our stage, datatrove filter or formatter) for every one both sides have."""
-    from datatrove.pipeline import filters, formatters
+    from datatrove.pipeline import filters, formatters, stats
 
     known = {
         "gopher_quality": filters.GopherQualityFilter,
@@ -35,9 +37,12 @@ def pairs() -> list[tuple[str, object]]:
         "fineweb_quality": filters.FineWebQualityFilter,
         "c4_paragraphs": filters.C4ParagraphFilter,
         "symbol_lines": formatters.SymbolLinesFormatter,
+        # its statistics of each document (what it adds to the metadata), not the files
+        # of sums it writes at the end
+        "doc_stats": lambda: stats.DocStats(output_folder="/nonexistent"),
     }
     ours = registry()
-    return [(name, cls()) for name, cls in known.items() if name in ours]
+    return [(name, make()) for name, make in known.items() if name in ours]
 
 
 def time_datatrove(reference: object, texts: list[str]) -> float:
@@ -45,7 +50,10 @@ def time_datatrove(reference: object, texts: list[str]) -> float:
 
     docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
     started = time.perf_counter()
-    if hasattr(reference, "format"):  # a formatter: the text it makes of each document
+    if hasattr(reference, "extract_stats"):  # statistics: each document's
+        for doc in docs:
+            reference.extract_stats(doc)
+    elif hasattr(reference, "format"):  # a formatter: the text it makes of each document
         for doc in docs:
             doc.text = reference.format(doc.text)
     else:

@@ -921,6 +921,13 @@ def train_preselect_command(
     help="count documents read and kept per value of a column or SQL expression, e.g. lang "
     "or \"split_part(url, '/', 3)\" (the --limit largest groups, with --where a part)",
 )
+@click.option(
+    "--mean",
+    "means",
+    multiple=True,
+    help="with --by: each group's mean of this numeric column or SQL expression, e.g. "
+    "doc_stats_length (datatrove's statistics per domain); may be given again",
+)
 def inspect_command(
     path: str,
     where: str | None,
@@ -930,10 +937,12 @@ def inspect_command(
     status: str,
     bins: int,
     by: str | None,
+    means: tuple[str, ...],
 ) -> None:
     """Summarise a run folder or a shard: rows kept and dropped by stage and reason, the
     quantiles and a histogram of every score column; with --where, --sort or --around,
-    show documents with their scores; with --by, documents kept per group."""
+    show documents with their scores; with --by, documents kept per group (and with
+    --mean, means per group)."""
     from curation.inspect import shards, terminal
 
     try:
@@ -942,9 +951,11 @@ def inspect_command(
             if by:
                 if sort or around or status != "all":
                     raise click.UsageError("--by counts groups: give it alone or with --where")
-                found = shards.by_group(source, by, where=where, limit=limit)
+                found = shards.by_group(source, by, where=where, limit=limit, means=means)
                 click.echo(terminal.format_groups(found))
                 return
+            if means:
+                raise click.UsageError("--mean is a mean per group: give --by too")
             if where or sort or around or status != "all":
                 frame = shards.browse(
                     source, where=where, sort=sort, limit=limit, around=around, status=status

@@ -149,6 +149,7 @@ _STAGE_MODULES = {
     "gopher_repetition": "curation.filters.repetition",
     "c4_quality": "curation.filters.c4",
     "c4_paragraphs": "curation.filters.paragraphs",
+    "doc_stats": "curation.filters.doc_stats",
     "fineweb_quality": "curation.filters.fineweb",
     "refinedweb_lines": "curation.filters.refinedweb",
     "dclm_quality": "curation.filters.dclm",

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -616,15 +616,23 @@ def _with_sql(lf: pl.LazyFrame, schema: pl.Schema, option: str, sql: str, use: A
 @dataclass
 class Groups:
     """``curate inspect --by``: one row per group, the largest first (``group``,
-    ``documents``, ``kept``, and with a text column ``chars`` and ``kept_chars``), the
+    ``documents``, ``kept``, and with a text column ``chars`` and ``kept_chars``; for
+    each of ``means`` its sum and count of non-null values, ``sum:E`` and ``n:E``), the
     groups left out summed in ``rest`` (None when none is), and each shown group's most
     frequent drop reasons."""
 
     by: str
     table: pl.DataFrame
     groups: int
-    rest: dict[str, int] | None
+    rest: dict[str, int | float] | None
     reasons: dict[Any, list[tuple[str, int]]]
+    means: tuple[str, ...] = ()
+
+    @staticmethod
+    def mean(row: dict[str, Any], of: str) -> float | None:
+        """The mean of ``of`` (one of ``means``) over a line's documents that have one."""
+        n = row[f"n:{of}"]
+        return row[f"sum:{of}"] / n if n else None
 
     def lines(self, null: str = "(null)") -> list[tuple[str, dict[str, Any], list]]:
         """What to show, one entry a line: its label (``null`` for the null group), its
@@ -640,12 +648,20 @@ class Groups:
 
 
 def by_group(
-    source: Source, by: str, *, where: str | None = None, limit: int = 10, reasons: int = 2
+    source: Source,
+    by: str,
+    *,
+    where: str | None = None,
+    limit: int = 10,
+    reasons: int = 2,
+    means: Sequence[str] = (),
 ) -> Groups:
     """The documents of ``source`` (those matching ``where``) counted by the value of
     ``by`` (a column or SQL expression, e.g. ``lang`` or ``split_part(url, '/', 3)``):
-    read, kept, their characters, and the ``reasons`` most frequent drop reasons of each
-    of the ``limit`` largest groups."""
+    read, kept, their characters, the mean of each of ``means`` (numeric columns or SQL
+    expressions, over all the group's documents, as datatrove's statistics per domain),
+    and the ``reasons`` most frequent drop reasons of each of the ``limit`` largest
+    groups."""
     lf = source.scan()
     schema = lf.collect_schema()
     if where:
@@ -657,12 +673,24 @@ def by_group(
     if TEXT in schema:
         chars = pl.col(TEXT).str.len_chars()
         counts += [chars.sum().alias("chars"), chars.filter(kept).sum().alias("kept_chars")]
+    for i, sql in enumerate(means):
+        name = f"_mean{i}"
+        lf = _with_sql(lf, schema, "--mean", sql, lambda lf, e, n=name: lf.with_columns(e.alias(n)))
+        kind = lf.collect_schema()[name]
+        if not (kind.is_numeric() or kind == pl.Boolean):
+            numeric = [c for c, k in schema.items() if k.is_numeric()]
+            raise InspectError(
+                f"--mean {sql!r} is {kind}, not a number: give a numeric column or expression "
+                f"(numeric columns: {', '.join(numeric) or 'none'})"
+            )
+        value = pl.col(name).cast(pl.Float64)
+        counts += [value.sum().alias(f"sum:{sql}"), value.count().alias(f"n:{sql}")]
     table = lf.group_by(group).agg(counts).collect()
     table = table.rename({"_group": "group"}).sort(
         ["documents", "group"], descending=[True, False], nulls_last=True
     )
     shown, left = table.head(limit), table.slice(limit)
-    rest = {c: int(left[c].sum()) for c in table.columns if c != "group"} if left.height else None
+    rest = {c: left[c].sum() for c in table.columns if c != "group"} if left.height else None
     top: dict[Any, list[tuple[str, int]]] = {}
     if REASON in schema and shown.height:
         wanted = shown["group"].drop_nulls()
@@ -679,7 +707,7 @@ def by_group(
         for key, reason, n in frequent.iter_rows():
             if len(top.setdefault(key, [])) < reasons:
                 top[key].append((reason, n))
-    return Groups(by, shown, table.height, rest, top)
+    return Groups(by, shown, table.height, rest, top, tuple(means))
 
 
 def examples_by_reason(source: Source, per_reason: int = 3) -> dict[str, pl.DataFrame]:

@@ -83,8 +83,9 @@ def format_rows(frame: pl.DataFrame, focus: list[str], width: int = 100) -> str:
 
 def format_groups(found: Groups) -> str:
     """``curate inspect --by``: per group its documents, those kept and their share, the
-    share of its characters kept, and its most frequent drop reasons; the groups not shown
-    summed on one line."""
+    share of its characters kept, the mean of each of ``--mean`` ("-" where no document
+    has one), and its most frequent drop reasons; the groups not shown summed on one
+    line."""
     shown = found.table.height
     head = f"by {found.by}: {found.groups:,} group(s)"
     if shown < found.groups:
@@ -94,6 +95,8 @@ def format_groups(found: Groups) -> str:
     width = min(max([len(label) for label, _, _ in rows] + [12]), 40)
     title = f"{'group':<{width}}  {'documents':>10}  {'kept':>10}  {'kept %':>6}"
     title += f"  {'chars kept %':>12}" if chars else ""
+    widths = [max(12, len(f"mean {m}")) for m in found.means]
+    title += "".join(f"  {f'mean {m}':>{w}}" for m, w in zip(found.means, widths, strict=True))
     lines = [head, title + "  most frequent drop reasons"]
     for label, row, reasons in rows:
         share = row["kept"] / row["documents"] if row["documents"] else 0.0
@@ -102,6 +105,9 @@ def format_groups(found: Groups) -> str:
         if chars:
             mass = row["kept_chars"] / row["chars"] if row["chars"] else 0.0
             line += f"  {mass:>12.1%}"
+        for m, w in zip(found.means, widths, strict=True):
+            mean = found.mean(row, m)
+            line += f"  {'-' if mean is None else f'{mean:.4g}':>{w}}"
         line += "  " + "; ".join(f"{reason} {n:,}" for reason, n in reasons)
         lines.append(line.rstrip())
     return "\n".join(lines)

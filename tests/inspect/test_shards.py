@@ -513,3 +513,43 @@ def test_cli_inspect_by(run_folder: Path) -> None:
     assert "did you mean 'length_chars'" in typo.output
     both = runner.invoke(main, ["inspect", str(run_folder), "--by", "url", "--sort", "url"])
     assert both.exit_code != 0 and "--by counts groups" in both.output
+
+
+def test_by_group_means_match_the_rows(run_folder: Path, rows: pa.Table) -> None:
+    """``--mean``: each group's mean of a column and of an SQL expression (nulls left
+    out: threshold_rank is null where the threshold never saw the row), the groups left
+    out as one."""
+    source = shards.open_source(run_folder)
+    means = ("length_chars", "threshold_rank * 2")
+    found = shards.by_group(source, "split_part(url, '/', 3)", limit=4, means=means)
+    per: dict[str, list[tuple[float, float | None]]] = {}
+    for row in rows.to_pylist():
+        rank = row["threshold_rank"]
+        value = (row["length_chars"], None if rank is None else rank * 2)
+        per.setdefault(row["url"].split("/")[2], []).append(value)
+
+    def mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else None
+
+    shown = found.table["group"].to_list()
+    for (label, row, _), host in zip(found.lines(), shown, strict=False):
+        assert label == host
+        for i, of in enumerate(means):
+            want = mean([v[i] for v in per[host]])
+            assert found.mean(row, of) == pytest.approx(want)
+    rest = [v for host, values in per.items() if host not in shown for v in values]
+    assert found.rest is not None
+    for i, of in enumerate(means):
+        assert found.mean(found.rest, of) == pytest.approx(mean([v[i] for v in rest]))
+    assert any(v[1] is None for values in per.values() for v in values)  # nulls occur
+
+    runner = CliRunner()
+    args = ["inspect", str(run_folder), "--by", "split_part(url, '/', 3)", "--limit", "2"]
+    shown_cli = runner.invoke(main, [*args, "--mean", "length_chars"])
+    assert shown_cli.exit_code == 0, shown_cli.output
+    assert "mean length_chars" in shown_cli.output.splitlines()[1]
+    text = runner.invoke(main, [*args, "--mean", "url"])
+    assert text.exit_code != 0 and "--mean 'url' is String, not a number" in text.output
+    alone = runner.invoke(main, ["inspect", str(run_folder), "--mean", "length_chars"])
+    assert alone.exit_code != 0 and "give --by too" in alone.output
