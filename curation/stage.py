@@ -150,6 +150,8 @@ _STAGE_MODULES = {
     "c4_quality": "curation.filters.c4",
     "c4_paragraphs": "curation.filters.paragraphs",
     "doc_stats": "curation.filters.doc_stats",
+    "line_stats": "curation.filters.part_stats",
+    "paragraph_stats": "curation.filters.part_stats",
     "fineweb_quality": "curation.filters.fineweb",
     "refinedweb_lines": "curation.filters.refinedweb",
     "dclm_quality": "curation.filters.dclm",

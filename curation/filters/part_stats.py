@@ -1,0 +1,197 @@
+"""``line_stats`` and ``paragraph_stats``: datatrove's ``LineStats`` and
+``ParagraphStats`` as columns.
+
+A text's lines are its pieces between ``\\n``; its paragraphs its pieces between
+``\\n\\n`` (``str.split``), those that are only white space left out. Per document, as
+datatrove's ``extract_stats`` computes them (a ratio with nothing to divide by is 0.0):
+
+``line_stats_`` (``ignore_empty_lines`` leaves out the lines of white space, after
+counting them in ``n_lines``):
+- ``n_lines``, ``avg_line_length`` (characters);
+- ``short_line_ratio_chars_{N}``: lines of at most N characters, for N in
+  ``short_line_chars`` (10, 30); ``long_line_ratio_chars_{N}``: at least N, for N in
+  ``long_line_chars`` (2000, 10000);
+- ``lines_ending_with_terminal_mark_ratio``: lines ending in ``. ? ! " '``;
+- ``bullet_point_lines_ratio``: lines whose first character after white space is ``-``,
+  ``*`` or ``•``;
+- ``line_duplicates``: lines equal to an earlier line of the text;
+  ``line_char_duplicates``: their characters, over all the lines' characters.
+
+``paragraph_stats_``: ``n_paragraphs``, ``avg_paragraph_length``,
+``short_paragraph_ratio_{N}`` (100), ``long_paragraph_ratio_{N}`` (1000),
+``paragraph_duplicates``, ``paragraph_char_duplicates``.
+
+Nothing is dropped. The pieces of a batch are cut by Arrow and counted by polars in one
+pass; white space is Python's (``str.isspace``, ``str.strip``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curation.batch import TEXT
+from curation.stage import MapStage, StageParams, register
+
+#: the characters ``str.isspace`` is true of (``str.strip`` removes them)
+PYTHON_SPACES = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+#: datatrove's terminal marks of a line (C4's ``END_PUNCTUATION``) and bullets
+TERMINAL_MARKS = (".", "?", "!", '"', "'")
+BULLETS = ("-", "*", "•")
+
+
+def part_counts(
+    text: pa.ChunkedArray | pa.Array,
+    separator: str,
+    *,
+    drop_blank: bool,
+    short: list[int],
+    long: list[int],
+) -> dict[str, np.ndarray]:
+    """Per document of ``text`` (null as ""), the counts over its pieces between
+    ``separator``: ``all`` (pieces before ``drop_blank`` leaves out those of white space
+    only), ``n``, ``chars``, ``short_{N}`` (at most N characters), ``long_{N}`` (at least
+    N), ``terminal``, ``bullets``, ``duplicates`` and ``duplicate_chars`` (pieces equal to
+    an earlier one of the same document), each an int64 array. ``short`` and ``long``
+    hold each limit once."""
+    text = pc.fill_null(text, "")
+    if isinstance(text, pa.ChunkedArray):  # parent indices count from each chunk's start
+        text = text.combine_chunks()
+    rows = len(text)
+    pieces = pc.split_pattern(text, separator)
+    frame = pl.DataFrame(
+        {
+            "doc": np.asarray(pc.list_parent_indices(pieces), dtype=np.int64),
+            "part": pl.from_arrow(pc.list_flatten(pieces)),
+        }
+    )
+    part = pl.col("part")
+    stripped = part.str.strip_chars(PYTHON_SPACES)
+    lf = frame.lazy().with_columns(
+        part.str.len_chars().cast(pl.Int64).alias("length"),
+        (stripped.str.len_chars() == 0).alias("blank"),
+        stripped.str.slice(0, 1).is_in(BULLETS).alias("bullet"),
+    )
+    everything = lf.group_by("doc").agg(pl.len().alias("all")).collect()
+    if drop_blank:
+        lf = lf.filter(~pl.col("blank"))
+    length = pl.col("length")
+    repeat = ~pl.struct("doc", "part").is_first_distinct()
+    aggregates = [
+        pl.len().alias("n"),
+        length.sum().alias("chars"),
+        part.str.slice(-1).is_in(TERMINAL_MARKS).sum().alias("terminal"),
+        pl.col("bullet").sum().alias("bullets"),
+        pl.col("repeat").sum().alias("duplicates"),
+        length.filter(pl.col("repeat")).sum().alias("duplicate_chars"),
+    ]
+    aggregates += [(length <= n).sum().alias(f"short_{n}") for n in short]
+    aggregates += [(length >= n).sum().alias(f"long_{n}") for n in long]
+    kept = lf.with_columns(repeat.alias("repeat")).group_by("doc").agg(aggregates).collect()
+    out: dict[str, np.ndarray] = {}
+    for table in (everything, kept):
+        docs = table["doc"].to_numpy()
+        for name in table.columns:
+            if name != "doc":
+                values = np.zeros(rows, np.int64)
+                values[docs] = table[name].to_numpy()
+                out[name] = values
+    for name in ("n", "chars", "terminal", "bullets", "duplicates", "duplicate_chars"):
+        out.setdefault(name, np.zeros(rows, np.int64))  # no piece left in any document
+    for n in short:
+        out.setdefault(f"short_{n}", np.zeros(rows, np.int64))
+    for n in long:
+        out.setdefault(f"long_{n}", np.zeros(rows, np.int64))
+    return out
+
+
+def _ratio(count: np.ndarray, over: np.ndarray) -> np.ndarray:
+    """``count / over``, 0.0 where ``over`` is 0 (datatrove's ``_safe_divide``)."""
+    return np.where(over > 0, count / np.maximum(over, 1), 0.0)
+
+
+class LineStatsParams(StageParams):
+    short_line_chars: list[int] = Field(
+        [10, 30], description="short_line_ratio_chars_N for each N: lines of at most N chars"
+    )
+    long_line_chars: list[int] = Field(
+        [2000, 10000], description="long_line_ratio_chars_N for each N: lines of at least N chars"
+    )
+    ignore_empty_lines: bool = Field(
+        False, description="leave lines of white space out of every ratio (not of n_lines)"
+    )
+
+
+@register
+class LineStats(MapStage):
+    """Adds datatrove's line statistics (see the module), each prefixed ``line_stats_``;
+    drops nothing."""
+
+    name = "line_stats"
+    help = "datatrove's LineStats as columns: lines, their length, short, long, bullet, repeated"
+    Params = LineStatsParams
+    params: LineStatsParams
+
+    def process(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        short = list(dict.fromkeys(p.short_line_chars))  # each limit once
+        long = list(dict.fromkeys(p.long_line_chars))
+        c = part_counts(table[TEXT], "\n", drop_blank=p.ignore_empty_lines, short=short, long=long)
+        n = c["n"]
+        columns = {"n_lines": c["all"], "avg_line_length": _ratio(c["chars"], n)}
+        for chars in short:
+            columns[f"short_line_ratio_chars_{chars}"] = _ratio(c[f"short_{chars}"], n)
+        for chars in long:
+            columns[f"long_line_ratio_chars_{chars}"] = _ratio(c[f"long_{chars}"], n)
+        columns["lines_ending_with_terminal_mark_ratio"] = _ratio(c["terminal"], n)
+        columns["bullet_point_lines_ratio"] = _ratio(c["bullets"], n)
+        columns["line_duplicates"] = _ratio(c["duplicates"], n)
+        columns["line_char_duplicates"] = _ratio(c["duplicate_chars"], c["chars"])
+        for name, values in columns.items():
+            table = table.append_column(f"{self.name}_{name}", pa.array(values))
+        return table
+
+
+class ParagraphStatsParams(StageParams):
+    short_paragraph_chars: list[int] = Field(
+        [100], description="short_paragraph_ratio_N for each N: paragraphs of at most N chars"
+    )
+    long_paragraph_chars: list[int] = Field(
+        [1000], description="long_paragraph_ratio_N for each N: paragraphs of at least N chars"
+    )
+
+
+@register
+class ParagraphStats(MapStage):
+    """Adds datatrove's paragraph statistics (see the module), each prefixed
+    ``paragraph_stats_``; drops nothing."""
+
+    name = "paragraph_stats"
+    help = "datatrove's ParagraphStats as columns: paragraphs, their length, short, long, repeated"
+    Params = ParagraphStatsParams
+    params: ParagraphStatsParams
+
+    def process(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        # datatrove takes an empty list of limits for its default
+        short = list(dict.fromkeys(p.short_paragraph_chars or [100]))
+        long = list(dict.fromkeys(p.long_paragraph_chars or [1000]))
+        c = part_counts(table[TEXT], "\n\n", drop_blank=True, short=short, long=long)
+        n = c["n"]
+        columns = {"n_paragraphs": n, "avg_paragraph_length": _ratio(c["chars"], n)}
+        for chars in short:
+            columns[f"short_paragraph_ratio_{chars}"] = _ratio(c[f"short_{chars}"], n)
+        for chars in long:
+            columns[f"long_paragraph_ratio_{chars}"] = _ratio(c[f"long_{chars}"], n)
+        columns["paragraph_duplicates"] = _ratio(c["duplicates"], n)
+        columns["paragraph_char_duplicates"] = _ratio(c["duplicate_chars"], c["chars"])
+        for name, values in columns.items():
+            table = table.append_column(f"{self.name}_{name}", pa.array(values))
+        return table
