@@ -338,7 +338,9 @@ def _joined(tokens: tuple[str, ...]) -> tuple[str, ...]:
 def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray]:
     """Every token of every document, in order, and the index of its document."""
     n = len(text)
-    words = pl.from_arrow(text).str.extract_all(r"\S+")
+    # spaCy cuts at Python's white space (str.isspace), which is Unicode's and the
+    # separators \x1c to \x1f
+    words = pl.from_arrow(text).str.extract_all(r"[^\s\x1c-\x1f]+")
     counts = words.list.len().fill_null(0).to_numpy()
     parents = np.repeat(np.arange(n), counts)
     flat = words.explode().drop_nulls()

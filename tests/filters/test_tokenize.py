@@ -79,6 +79,8 @@ def test_every_spacy_exception_alone_and_in_context(spacy_en: object) -> None:
             "©2018 ♥♥I 102°F 'em, x'')",
             ["©", "2018", "♥", "♥", "I", "102", "°", "F", "'em", ",", "x", "''", ")"],
         ),
+        # Python's white space (spaCy's) holds the separators \x1c to \x1f, Unicode's not
+        ("a\x1ca b\x1f\x85c\u3000d", ["a", "a", "b", "c", "d"]),
     ],
 )
 def test_cases_found_on_real_text(text: str, expected: list[str], spacy_en: object) -> None:
