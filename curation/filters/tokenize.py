@@ -64,15 +64,22 @@ _SUFFIX = regex.compile(
 )
 _INFIX = regex.compile(
     r"\.\.+|…|\p{So}|(?<=[0-9])[+\-*^](?=[0-9-])"
-    r"|(?<=[a-z" + re.escape(_QUOTES) + r"])\.(?=[A-Z" + re.escape(_QUOTES) + r"])"
+    # spaCy's lower and upper case letters both hold the scripts without case (CJK,
+    # Arabic, Hebrew, Indic...): "a.漢" is "a." (an exception) and "漢", "é.B" three
+    r"|(?<=[\p{Ll}\p{Lo}"
+    + re.escape(_QUOTES)
+    + r"])\.(?=[\p{Lu}\p{Lo}"
+    + re.escape(_QUOTES)
+    + r"])"
     r"|(?<=[^\W\d_]),(?=[^\W\d_])"
     r"|(?<=[^\W_])(?:--|---|-|—|–|~)(?=[^\W\d_])"
     r"|(?<=[^\W_])[:<>=/](?=[^\W\d_])"
 )
 # a URL (or an e-mail address) is kept whole when what is left of a piece after its
 # prefixes and suffixes is one: an optional scheme and user, a public IPv4 address or host
-# names ending in a top-level domain of two or more lower-case letters ("x.io/y", not
-# "34.6MB/sec" or "lower.Upper/x"), an optional port and any path
+# names ending in a top-level domain of two or more lower-case letters or letters of a
+# script without case ("x.io/y", "ab.漢字", not "34.6MB/sec" or "lower.Upper/x"), an
+# optional port and any path
 _HOST_CHAR = "A-Za-z0-9\u00a1-\uffff"
 _URL = regex.compile(
     r"^(?:[\w+\-.]{2,}://)?(?:\S+(?::\S*)?@)?"
@@ -81,7 +88,7 @@ _URL = regex.compile(
     r"(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
     r"(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
     r"|(?:(?:[" + _HOST_CHAR + r"][" + _HOST_CHAR + r"_-]{0,62})?[" + _HOST_CHAR + r"]\.)+"
-    r"\p{Ll}{2,63})"
+    r"[\p{Ll}\p{Lo}]{2,63})"
     r"(?::\d{2,5})?(?:[/?#]\S*)?$"
 )
 

@@ -81,6 +81,9 @@ def test_every_spacy_exception_alone_and_in_context(spacy_en: object) -> None:
         ),
         # Python's white space (spaCy's) holds the separators \x1c to \x1f, Unicode's not
         ("a\x1ca b\x1f\x85c\u3000d", ["a", "a", "b", "c", "d"]),
+        # a script without case is both lower and upper case to spaCy (and a top-level
+        # domain's letters)
+        ("a.漢 é.B ab.漢字 word.الع", ["a.", "漢", "é", ".", "B", "ab.漢字", "word.الع"]),
     ],
 )
 def test_cases_found_on_real_text(text: str, expected: list[str], spacy_en: object) -> None:
