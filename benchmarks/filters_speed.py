@@ -11,7 +11,7 @@ thread. The limit is one pyarrow pass that only measures string lengths.
     # the cheap ones, best of 5 (each side's time is a few hundredths of a second)
     .venv/bin/python benchmarks/filters_speed.py --repeats 5 --only c4_paragraphs,symbol_lines
     .venv/bin/python benchmarks/filters_speed.py --repeats 5 \
-        --only doc_stats,line_stats,paragraph_stats
+        --only doc_stats,line_stats,paragraph_stats,word_stats,sentence_stats
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def pairs() -> list[tuple[str, object]]:
         "doc_stats": lambda: stats.DocStats(output_folder="/nonexistent"),
         "line_stats": lambda: stats.LineStats(output_folder="/nonexistent"),
         "paragraph_stats": lambda: stats.ParagraphStats(output_folder="/nonexistent"),
+        "word_stats": lambda: stats.WordStats(output_folder="/nonexistent"),
+        "sentence_stats": lambda: stats.SentenceStats(output_folder="/nonexistent"),
     }
     ours = registry()
     return [(name, make()) for name, make in known.items() if name in ours]

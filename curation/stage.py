@@ -152,6 +152,8 @@ _STAGE_MODULES = {
     "doc_stats": "curation.filters.doc_stats",
     "line_stats": "curation.filters.part_stats",
     "paragraph_stats": "curation.filters.part_stats",
+    "word_stats": "curation.filters.word_stats",
+    "sentence_stats": "curation.filters.word_stats",
     "fineweb_quality": "curation.filters.fineweb",
     "refinedweb_lines": "curation.filters.refinedweb",
     "dclm_quality": "curation.filters.dclm",

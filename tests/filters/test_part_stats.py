@@ -32,6 +32,21 @@ THEIRS = {
             "long_paragraph_chars": "long_paragraph_max_chars_threshold",
         },
     ),
+    "word_stats": (
+        "WordStats",
+        {
+            "short_word_chars": "short_word_max_chars_threshold",
+            "long_word_chars": "long_word_max_chars_threshold",
+            "stop_words": "stop_words",
+        },
+    ),
+    "sentence_stats": (
+        "SentenceStats",
+        {
+            "short_sentence_chars": "short_sentence_max_chars_threshold",
+            "long_sentence_chars": "long_sentence_max_chars_threshold",
+        },
+    ),
 }
 
 
@@ -73,6 +88,10 @@ SETTINGS = [
     ("line_stats", {"long_line_chars": [100, 300, 1000]}),
     ("paragraph_stats", {}),
     ("paragraph_stats", {"short_paragraph_chars": [20, 200], "long_paragraph_chars": [400]}),
+    ("word_stats", {}),
+    ("word_stats", {"short_word_chars": [1, 4], "long_word_chars": [5, 12], "stop_words": ["The"]}),
+    ("sentence_stats", {}),
+    ("sentence_stats", {"short_sentence_chars": [40], "long_sentence_chars": [10, 200]}),
 ]
 
 
@@ -123,7 +142,8 @@ def test_missing_text_and_repeated_limits() -> None:
 
 def test_a_run_adds_the_columns(c4_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
     recipe = recipe_of(
-        "input: {batch_rows: 300}\nstages:\n  - line_stats: {}\n  - paragraph_stats: {}\n",
+        "input: {batch_rows: 300}\nstages:\n  - line_stats: {}\n  - paragraph_stats: {}\n"
+        "  - word_stats: {}\n  - sentence_stats: {}\n",
         c4_path,
     )
     stats = run_local(recipe, tmp_path / "out")
@@ -133,3 +153,9 @@ def test_a_run_adds_the_columns(c4_path, tmp_path) -> None:  # type: ignore[no-u
     assert kept["line_stats_n_lines"].to_pylist() == [len(t.split("\n")) for t in texts]
     paragraphs = [len([p for p in t.split("\n\n") if p.strip()]) for t in texts]
     assert kept["paragraph_stats_n_paragraphs"].to_pylist() == paragraphs
+    # the batches' statistics are each document's own
+    alone = ours("word_stats", texts[:5]) + ours("sentence_stats", texts[:5])
+    for i, row in enumerate(alone):
+        stage = "word_stats" if i < 5 else "sentence_stats"
+        for name, value in row.items():
+            assert kept[f"{stage}_{name}"][i % 5].as_py() == value
