@@ -77,6 +77,8 @@ bench: setup
 	taskset -c 0 $(BIN)/python benchmarks/warc_extract.py
 	$(BIN)/python benchmarks/filters_speed.py
 	$(BIN)/python benchmarks/filters_speed.py --repeats 5 --only c4_paragraphs,symbol_lines
+	$(BIN)/python benchmarks/filters_speed.py --repeats 3 \
+		--only doc_stats,line_stats,paragraph_stats,word_stats,sentence_stats
 	taskset -c 0 $(BIN)/python benchmarks/refinedweb_lines.py
 	taskset -c 0 $(BIN)/python benchmarks/url_removal.py
 	taskset -c 0 $(BIN)/python benchmarks/dclm_quality.py

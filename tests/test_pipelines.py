@@ -154,3 +154,14 @@ def test_color_filter_recipe_trains_its_models_and_selects(
     assert again.exit_code == 0, again.output
     assert "models: reusing models/color/prior" in again.output and "building" not in again.output
     assert read_output(tmp_path / "out2", "kept").to_pylist() == kept
+
+
+def test_stats_adds_every_statistic_and_keeps_every_document(c4_path: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(PIPELINES / "stats.yaml").with_input(paths=[str(c4_path)])
+    stats = run_local(recipe, tmp_path / "out")
+    assert stats["rows"]["read"] == stats["rows"]["kept"] == 1000
+    kept = read_output(tmp_path / "out", "kept")
+    columns = set(kept.column_names)
+    for stage in ("doc", "line", "paragraph", "word", "sentence"):
+        assert any(c.startswith(f"{stage}_stats_") for c in columns), stage
+    assert kept["word_stats_n_words"].to_pylist()[:3] != [0, 0, 0]
