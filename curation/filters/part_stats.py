@@ -27,6 +27,8 @@ pass; white space is Python's (``str.isspace``, ``str.strip``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -47,35 +49,29 @@ TERMINAL_MARKS = (".", "?", "!", '"', "'")
 BULLETS = ("-", "*", "•")
 
 
-def part_counts(
-    text: pa.ChunkedArray | pa.Array,
-    separator: str,
+def piece_counts(
+    doc: np.ndarray,
+    pieces: pa.Array | pl.Series,
+    rows: int,
     *,
-    drop_blank: bool,
     short: list[int],
     long: list[int],
+    drop_blank: bool = False,
+    strip_length: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Per document of ``text`` (null as ""), the counts over its pieces between
-    ``separator``: ``all`` (pieces before ``drop_blank`` leaves out those of white space
-    only), ``n``, ``chars``, ``short_{N}`` (at most N characters), ``long_{N}`` (at least
-    N), ``terminal``, ``bullets``, ``duplicates`` and ``duplicate_chars`` (pieces equal to
-    an earlier one of the same document), each an int64 array. ``short`` and ``long``
-    hold each limit once."""
-    text = pc.fill_null(text, "")
-    if isinstance(text, pa.ChunkedArray):  # parent indices count from each chunk's start
-        text = text.combine_chunks()
-    rows = len(text)
-    pieces = pc.split_pattern(text, separator)
-    frame = pl.DataFrame(
-        {
-            "doc": np.asarray(pc.list_parent_indices(pieces), dtype=np.int64),
-            "part": pl.from_arrow(pc.list_flatten(pieces)),
-        }
-    )
+    """Per document (0 to ``rows - 1``), the counts over its ``pieces`` (strings, in
+    order; ``doc`` names each one's document): ``all`` (pieces before ``drop_blank``
+    leaves out those of white space only), ``n``, ``chars`` (of the piece, or of it
+    stripped with ``strip_length``), ``short_{N}`` (at most N characters), ``long_{N}``
+    (at least N), ``terminal``, ``bullets``, ``duplicates`` and ``duplicate_chars``
+    (pieces equal to an earlier one of the same document), each an int64 array of
+    ``rows``. ``short`` and ``long`` hold each limit once."""
+    part_values = pieces if isinstance(pieces, pl.Series) else pl.from_arrow(pieces)
+    frame = pl.DataFrame({"doc": doc.astype(np.int64), "part": part_values})
     part = pl.col("part")
     stripped = part.str.strip_chars(PYTHON_SPACES)
     lf = frame.lazy().with_columns(
-        part.str.len_chars().cast(pl.Int64).alias("length"),
+        (stripped if strip_length else part).str.len_chars().cast(pl.Int64).alias("length"),
         (stripped.str.len_chars() == 0).alias("blank"),
         stripped.str.slice(0, 1).is_in(BULLETS).alias("bullet"),
     )
@@ -95,26 +91,56 @@ def part_counts(
     aggregates += [(length <= n).sum().alias(f"short_{n}") for n in short]
     aggregates += [(length >= n).sum().alias(f"long_{n}") for n in long]
     kept = lf.with_columns(repeat.alias("repeat")).group_by("doc").agg(aggregates).collect()
-    out: dict[str, np.ndarray] = {}
-    for table in (everything, kept):
-        docs = table["doc"].to_numpy()
-        for name in table.columns:
-            if name != "doc":
-                values = np.zeros(rows, np.int64)
-                values[docs] = table[name].to_numpy()
-                out[name] = values
-    for name in ("n", "chars", "terminal", "bullets", "duplicates", "duplicate_chars"):
-        out.setdefault(name, np.zeros(rows, np.int64))  # no piece left in any document
-    for n in short:
-        out.setdefault(f"short_{n}", np.zeros(rows, np.int64))
-    for n in long:
-        out.setdefault(f"long_{n}", np.zeros(rows, np.int64))
+    return per_document(everything, rows) | per_document(kept, rows)
+
+
+def split_counts(
+    text: pa.ChunkedArray | pa.Array, separator: str, **counting: Any
+) -> dict[str, np.ndarray]:
+    """``piece_counts`` of each text's pieces between ``separator`` (``str.split``; a
+    null text as "")."""
+    text = pc.fill_null(text, "")
+    if isinstance(text, pa.ChunkedArray):  # parent indices count from each chunk's start
+        text = text.combine_chunks()
+    pieces = pc.split_pattern(text, separator)
+    doc = np.asarray(pc.list_parent_indices(pieces), dtype=np.int64)
+    return piece_counts(doc, pc.list_flatten(pieces), len(text), **counting)
+
+
+def per_document(table: pl.DataFrame, rows: int) -> dict[str, np.ndarray]:
+    """Each column of ``table`` but ``doc`` (one row per document that has any) as an
+    int64 array of ``rows`` entries, 0 for the documents it lacks."""
+    docs = table["doc"].to_numpy()
+    out = {}
+    for name in table.columns:
+        if name != "doc":
+            values = np.zeros(rows, np.int64)
+            values[docs] = table[name].to_numpy()
+            out[name] = values
     return out
 
 
-def _ratio(count: np.ndarray, over: np.ndarray) -> np.ndarray:
+def size_ratios(
+    counts: dict[str, np.ndarray], short: list[int], long: list[int], names: tuple[str, str]
+) -> dict[str, np.ndarray]:
+    """The share of short and of long pieces (``short_{N}``, ``long_{N}`` of ``counts``,
+    over its ``n``), named ``names[0]`` and ``names[1]`` with ``{}`` for N."""
+    n = counts["n"]
+    out = {names[0].format(chars): ratio(counts[f"short_{chars}"], n) for chars in short}
+    out.update({names[1].format(chars): ratio(counts[f"long_{chars}"], n) for chars in long})
+    return out
+
+
+def ratio(count: np.ndarray, over: np.ndarray) -> np.ndarray:
     """``count / over``, 0.0 where ``over`` is 0 (datatrove's ``_safe_divide``)."""
     return np.where(over > 0, count / np.maximum(over, 1), 0.0)
+
+
+def with_columns(table: pa.Table, prefix: str, columns: dict[str, np.ndarray]) -> pa.Table:
+    """``table`` with each of ``columns`` appended as ``{prefix}_{name}``."""
+    for name, values in columns.items():
+        table = table.append_column(f"{prefix}_{name}", pa.array(values))
+    return table
 
 
 class LineStatsParams(StageParams):
@@ -143,20 +169,16 @@ class LineStats(MapStage):
         p = self.params
         short = list(dict.fromkeys(p.short_line_chars))  # each limit once
         long = list(dict.fromkeys(p.long_line_chars))
-        c = part_counts(table[TEXT], "\n", drop_blank=p.ignore_empty_lines, short=short, long=long)
+        c = split_counts(table[TEXT], "\n", drop_blank=p.ignore_empty_lines, short=short, long=long)
         n = c["n"]
-        columns = {"n_lines": c["all"], "avg_line_length": _ratio(c["chars"], n)}
-        for chars in short:
-            columns[f"short_line_ratio_chars_{chars}"] = _ratio(c[f"short_{chars}"], n)
-        for chars in long:
-            columns[f"long_line_ratio_chars_{chars}"] = _ratio(c[f"long_{chars}"], n)
-        columns["lines_ending_with_terminal_mark_ratio"] = _ratio(c["terminal"], n)
-        columns["bullet_point_lines_ratio"] = _ratio(c["bullets"], n)
-        columns["line_duplicates"] = _ratio(c["duplicates"], n)
-        columns["line_char_duplicates"] = _ratio(c["duplicate_chars"], c["chars"])
-        for name, values in columns.items():
-            table = table.append_column(f"{self.name}_{name}", pa.array(values))
-        return table
+        columns = {"n_lines": c["all"], "avg_line_length": ratio(c["chars"], n)}
+        names = ("short_line_ratio_chars_{}", "long_line_ratio_chars_{}")
+        columns |= size_ratios(c, short, long, names)
+        columns["lines_ending_with_terminal_mark_ratio"] = ratio(c["terminal"], n)
+        columns["bullet_point_lines_ratio"] = ratio(c["bullets"], n)
+        columns["line_duplicates"] = ratio(c["duplicates"], n)
+        columns["line_char_duplicates"] = ratio(c["duplicate_chars"], c["chars"])
+        return with_columns(table, self.name, columns)
 
 
 class ParagraphStatsParams(StageParams):
@@ -183,15 +205,12 @@ class ParagraphStats(MapStage):
         # datatrove takes an empty list of limits for its default
         short = list(dict.fromkeys(p.short_paragraph_chars or [100]))
         long = list(dict.fromkeys(p.long_paragraph_chars or [1000]))
-        c = part_counts(table[TEXT], "\n\n", drop_blank=True, short=short, long=long)
+        c = split_counts(table[TEXT], "\n\n", drop_blank=True, short=short, long=long)
         n = c["n"]
-        columns = {"n_paragraphs": n, "avg_paragraph_length": _ratio(c["chars"], n)}
-        for chars in short:
-            columns[f"short_paragraph_ratio_{chars}"] = _ratio(c[f"short_{chars}"], n)
-        for chars in long:
-            columns[f"long_paragraph_ratio_{chars}"] = _ratio(c[f"long_{chars}"], n)
-        columns["paragraph_duplicates"] = _ratio(c["duplicates"], n)
-        columns["paragraph_char_duplicates"] = _ratio(c["duplicate_chars"], c["chars"])
-        for name, values in columns.items():
-            table = table.append_column(f"{self.name}_{name}", pa.array(values))
-        return table
+        columns = {"n_paragraphs": n, "avg_paragraph_length": ratio(c["chars"], n)}
+        columns |= size_ratios(
+            c, short, long, ("short_paragraph_ratio_{}", "long_paragraph_ratio_{}")
+        )
+        columns["paragraph_duplicates"] = ratio(c["duplicates"], n)
+        columns["paragraph_char_duplicates"] = ratio(c["duplicate_chars"], c["chars"])
+        return with_columns(table, self.name, columns)

@@ -33,22 +33,15 @@ from pydantic import Field
 
 from curation.batch import TEXT
 from curation.filters.gopher import STOP_WORDS
-from curation.filters.part_stats import PYTHON_SPACES, _ratio
+from curation.filters.part_stats import (
+    per_document,
+    piece_counts,
+    ratio,
+    size_ratios,
+    with_columns,
+)
 from curation.stage import MapStage, StageParams, register
 from curation.utf8 import byte_slices, line_bounds, string_buffers
-
-
-def _per_document(table: pl.DataFrame, rows: int, names: list[str]) -> dict[str, np.ndarray]:
-    """Columns ``names`` of ``table`` (one row per ``doc`` that has any) as int64 arrays
-    of ``rows`` entries, 0 for the documents it lacks."""
-    docs = table["doc"].to_numpy() if table.height else np.zeros(0, np.int64)
-    out = {}
-    for name in names:
-        values = np.zeros(rows, np.int64)
-        if table.height:
-            values[docs] = table[name].to_numpy()
-        out[name] = values
-    return out
 
 
 def _large_text(text: pa.ChunkedArray | pa.Array) -> pa.LargeStringArray:
@@ -88,13 +81,10 @@ class WordStats(MapStage):
         long = list(dict.fromkeys(p.long_word_chars or [7]))
         text = _large_text(table[TEXT])
         rows = len(text)
+        # spaCy's tokens cut at white space hold none: they are datatrove's stripped words
         tokens, parents = word_tokens(text)
-        words = pl.DataFrame({"doc": parents.astype(np.int64), "word": tokens})
-        # datatrove strips each token and leaves out those left empty
-        words = words.with_columns(pl.col("word").str.strip_chars(PYTHON_SPACES)).filter(
-            pl.col("word").str.len_chars() > 0
-        )
-        distinct = words["word"].unique()
+        c = piece_counts(parents, tokens, rows, short=short, long=long)
+        distinct = tokens.unique()
         values = distinct.to_list()
         cases = pl.DataFrame(
             {
@@ -103,43 +93,30 @@ class WordStats(MapStage):
                 "title": [w.istitle() for w in values],
             }
         )
-        word, length = pl.col("word"), pl.col("word").str.len_chars()
-        aggregates = [
-            pl.len().alias("n"),
-            length.sum().cast(pl.Int64).alias("chars"),
-            pl.col("first").sum().alias("distinct"),
-            pl.col("upper").sum().alias("upper"),
-            pl.col("title").sum().alias("title"),
-            word.is_in(p.stop_words).sum().alias("stop"),
-        ]
-        aggregates += [(length <= n).sum().alias(f"short_{n}") for n in short]
-        aggregates += [(length >= n).sum().alias(f"long_{n}") for n in long]
         counted = (
-            words.with_columns(pl.struct("doc", "word").is_first_distinct().alias("first"))
-            .join(cases, on="word", how="left", maintain_order="left")
+            pl.DataFrame({"doc": parents.astype(np.int64), "word": tokens})
+            .join(cases, on="word", how="left")
             .group_by("doc")
-            .agg(aggregates)
+            .agg(
+                pl.col("upper").sum(),
+                pl.col("title").sum(),
+                pl.col("word").is_in(p.stop_words).sum().alias("stop"),
+            )
         )
-        names = [c for c in counted.columns if c != "doc"]
-        c = _per_document(counted, rows, names)
+        c |= per_document(counted, rows)
         lines = line_bounds(*string_buffers(text))[0]
         n = c["n"]
         columns = {
             "n_words": n,
-            "avg_word_length": _ratio(c["chars"], n),
-            "avg_words_per_line": _ratio(n, lines),
+            "avg_word_length": ratio(c["chars"], n),
+            "avg_words_per_line": ratio(n, lines),
         }
-        for chars in short:
-            columns[f"short_word_ratio_{chars}"] = _ratio(c[f"short_{chars}"], n)
-        for chars in long:
-            columns[f"long_word_ratio_{chars}"] = _ratio(c[f"long_{chars}"], n)
-        columns["type_token_ratio"] = _ratio(c["distinct"], n)
-        columns["uppercase_word_ratio"] = _ratio(c["upper"], n)
-        columns["capitalized_word_ratio"] = _ratio(c["title"], n)
-        columns["stop_word_ratio"] = _ratio(c["stop"], n)
-        for name, values in columns.items():
-            table = table.append_column(f"{self.name}_{name}", pa.array(values))
-        return table
+        columns |= size_ratios(c, short, long, ("short_word_ratio_{}", "long_word_ratio_{}"))
+        columns["type_token_ratio"] = ratio(n - c["duplicates"], n)
+        columns["uppercase_word_ratio"] = ratio(c["upper"], n)
+        columns["capitalized_word_ratio"] = ratio(c["title"], n)
+        columns["stop_word_ratio"] = ratio(c["stop"], n)
+        return with_columns(table, self.name, columns)
 
 
 class SentenceStatsParams(StageParams):
@@ -176,28 +153,14 @@ class SentenceStats(MapStage):
         starts[1:] = ends[:-1]
         has = per_text > 0
         starts[firsts[has]] = 0
-        sentences = pl.DataFrame(
-            {
-                "doc": np.repeat(np.arange(rows, dtype=np.int64), per_text),
-                "sentence": pl.from_arrow(byte_slices(data, offsets, per_text, starts, ends)),
-            }
+        sentences = byte_slices(data, offsets, per_text, starts, ends)
+        doc = np.repeat(np.arange(rows, dtype=np.int64), per_text)
+        # datatrove strips each sentence and leaves out those left empty
+        c = piece_counts(
+            doc, sentences, rows, short=short, long=long, drop_blank=True, strip_length=True
         )
-        length = pl.col("sentence").str.strip_chars(PYTHON_SPACES).str.len_chars()
-        kept = sentences.with_columns(length.cast(pl.Int64).alias("length")).filter(
-            pl.col("length") > 0
-        )
-        size = pl.col("length")
-        aggregates = [pl.len().alias("n"), size.sum().alias("chars")]
-        aggregates += [(size <= n).sum().alias(f"short_{n}") for n in short]
-        aggregates += [(size >= n).sum().alias(f"long_{n}") for n in long]
-        counted = kept.group_by("doc").agg(aggregates)
-        c = _per_document(counted, rows, [a for a in counted.columns if a != "doc"])
         n = c["n"]
-        columns = {"n_sentences": n, "avg_sentence_length": _ratio(c["chars"], n)}
-        for chars in short:
-            columns[f"short_sentence_ratio_{chars}"] = _ratio(c[f"short_{chars}"], n)
-        for chars in long:
-            columns[f"long_sentence_ratio_{chars}"] = _ratio(c[f"long_{chars}"], n)
-        for name, values in columns.items():
-            table = table.append_column(f"{self.name}_{name}", pa.array(values))
-        return table
+        columns = {"n_sentences": n, "avg_sentence_length": ratio(c["chars"], n)}
+        names = ("short_sentence_ratio_{}", "long_sentence_ratio_{}")
+        columns |= size_ratios(c, short, long, names)
+        return with_columns(table, self.name, columns)
