@@ -162,16 +162,33 @@ def byte_slices(
 ) -> pa.LargeStringArray:
     """The byte ranges ``starts``-``ends`` of each text (``per_text`` of them, from the
     text's start) as one string array."""
-    base = np.repeat(offsets[:-1], per_text)
     lengths = ends - starts
-    gather = np.repeat(base + starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(
-        int(lengths.sum())
-    )
     bounds = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=bounds[1:])
-    return pa.LargeStringArray.from_buffers(
-        len(lengths), pa.py_buffer(bounds), pa.py_buffer(data[gather].tobytes())
-    )
+    out = np.empty(int(bounds[-1]), np.uint8)
+    _copy_slices(data, offsets, per_text, starts, ends, out)
+    return pa.LargeStringArray.from_buffers(len(lengths), pa.py_buffer(bounds), pa.py_buffer(out))
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_slices(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    per_text: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """``byte_slices``' bytes, one after another, into ``out``."""
+    k = 0
+    at = 0
+    for d in range(len(per_text)):
+        base = offsets[d]
+        for _ in range(per_text[d]):
+            size = ends[k] - starts[k]
+            out[at : at + size] = data[base + starts[k] : base + ends[k]]
+            at += size
+            k += 1
 
 
 @numba.njit(cache=True, nogil=True)

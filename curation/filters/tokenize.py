@@ -23,10 +23,22 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import regex
+
+from curation.utf8 import (
+    IS_ALNUM,
+    IS_ALPHA,
+    byte_slices,
+    char_classes,
+    code_point,
+    is_unicode_space,
+    string_buffers,
+)
 
 # spaCy's quotes and brackets, punctuation, and symbols (its icons: Unicode's other
 # symbols, So, such as ©, °, ™, ♥ and emoji), each a prefix, a suffix and (the symbols)
@@ -238,7 +250,6 @@ _AFFIXED = {
     for orth, parts in [*((w, (w,)) for w in _WHOLE), *EXCEPTIONS.items()]
     if _PREFIX.match(orth) or _SUFFIX.search(orth) or _INFIX.search(orth)
 }
-_PLAIN = r"^[\p{L}\p{N}]+$"
 
 
 def _special(piece: str) -> tuple[str, ...] | None:
@@ -342,22 +353,89 @@ def _joined(tokens: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+_PLAIN_PIECE, _DIGIT_LETTER = 1, 2  # bits of ``_pieces``' flags
+
+
+@numba.njit(cache=True, nogil=True)
+def _pieces(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    classes: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    flags: np.ndarray,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """How many runs of characters that are not white space (``str.isspace``) each text
+    has; with room in ``starts``, ``ends`` and ``flags`` (else give them empty), each
+    run's first and end byte, from its text's start, and its flags: ``_PLAIN_PIECE`` when
+    every character is a letter or a number (``classes``: ``char_classes``' IS_ALNUM),
+    ``_DIGIT_LETTER`` when an ASCII digit is followed by a letter (IS_ALPHA)."""
+    docs = len(offsets) - 1
+    fill = len(starts) > 0
+    per_text = np.zeros(docs, np.int64)
+    k = 0
+    for d in range(docs):
+        base, i, end = offsets[d], offsets[d], offsets[d + 1]
+        start = -1
+        plain, digit_letter, after_digit = True, False, False
+        while i <= end:
+            space = True  # the text's end closes a run as white space does
+            c, size = 0, 1
+            if i < end:
+                b = data[i]
+                if b < 0x80:
+                    c, size = b, 1
+                else:
+                    c, size = code_point(data, i)
+                space = is_unicode_space(c)
+            if space:
+                if start >= 0:
+                    if fill:
+                        starts[k], ends[k] = start - base, i - base
+                        flags[k] = _PLAIN_PIECE * plain + _DIGIT_LETTER * digit_letter
+                    k += 1
+                    per_text[d] += 1
+                    start = -1
+                if i == end:
+                    break
+            else:
+                if start < 0:
+                    start = i
+                    plain, digit_letter, after_digit = True, False, False
+                kind = classes[c]
+                plain = plain and (kind & IS_ALNUM) != 0
+                digit_letter = digit_letter or (after_digit and (kind & IS_ALPHA) != 0)
+                after_digit = 0x30 <= c <= 0x39
+            i += size
+    return per_text
+
+
 def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray]:
     """Every token of every document, in order, and the index of its document."""
     n = len(text)
-    # spaCy cuts at Python's white space (str.isspace), which is Unicode's and the
-    # separators \x1c to \x1f
-    words = pl.from_arrow(text).str.extract_all(r"[^\s\x1c-\x1f]+")
-    counts = words.list.len().fill_null(0).to_numpy()
-    parents = np.repeat(np.arange(n), counts)
-    flat = words.explode().drop_nulls()
-    frame = pl.DataFrame({"doc": parents, "word": flat, "order": np.arange(len(flat))})
-    # plain tokens are one token each, except the exceptions and number-unit pairs
-    plain = (
-        frame["word"].str.contains(_PLAIN)
-        & ~frame["word"].is_in(list(EXCEPTIONS))
-        & ~frame["word"].str.contains(r"[0-9]\p{L}")  # maybe a number and a unit
+    # spaCy cuts at Python's white space (str.isspace): Unicode's and the separators
+    # \x1c to \x1f. One compiled pass counts the pieces between, a second finds them.
+    values = pc.fill_null(text, "").cast(pa.large_string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    data, offsets = string_buffers(values)
+    classes = char_classes()
+    none = np.zeros(0, np.int64)
+    counts = _pieces(data, offsets, classes, none, none, np.zeros(0, np.uint8))
+    total = int(counts.sum())
+    starts, ends, flags = (
+        np.empty(total, np.int64),
+        np.empty(total, np.int64),
+        np.empty(total, np.uint8),
     )
+    _pieces(data, offsets, classes, starts, ends, flags)
+    parents = np.repeat(np.arange(n), counts)
+    flat = pl.from_arrow(byte_slices(data, offsets, counts, starts, ends))
+    frame = pl.DataFrame({"doc": parents, "word": flat, "order": np.arange(len(flat))})
+    # plain pieces (letters and numbers) are one token each, except the exceptions and
+    # number-unit pairs (a digit then a letter); Python's classes of the characters, as
+    # spaCy's patterns have them under this interpreter
+    plain = pl.Series(flags == _PLAIN_PIECE) & ~frame["word"].is_in(list(EXCEPTIONS))
     special = frame.filter(~plain)
     distinct = special["word"].unique()
     pieces = [_split(w) for w in distinct.to_list()]
