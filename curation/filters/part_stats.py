@@ -58,24 +58,26 @@ def piece_counts(
     long: list[int],
     drop_blank: bool = False,
     strip_length: bool = False,
+    marks: bool = True,
 ) -> dict[str, np.ndarray]:
     """Per document (0 to ``rows - 1``), the counts over its ``pieces`` (strings, in
     order; ``doc`` names each one's document): ``all`` (pieces before ``drop_blank``
     leaves out those of white space only), ``n``, ``chars`` (of the piece, or of it
     stripped with ``strip_length``), ``short_{N}`` (at most N characters), ``long_{N}``
-    (at least N), ``terminal``, ``bullets``, ``duplicates`` and ``duplicate_chars``
-    (pieces equal to an earlier one of the same document), each an int64 array of
-    ``rows``. ``short`` and ``long`` hold each limit once."""
+    (at least N), ``duplicates`` and ``duplicate_chars`` (pieces equal to an earlier one
+    of the same document), and with ``marks`` ``terminal`` and ``bullets``; each an int64
+    array of ``rows``. ``short`` and ``long`` hold each limit once."""
     part_values = pieces if isinstance(pieces, pl.Series) else pl.from_arrow(pieces)
     frame = pl.DataFrame({"doc": doc.astype(np.int64), "part": part_values})
     part = pl.col("part")
     stripped = part.str.strip_chars(PYTHON_SPACES)
-    lf = frame.lazy().with_columns(
-        (stripped if strip_length else part).str.len_chars().cast(pl.Int64).alias("length"),
-        (stripped.str.len_chars() == 0).alias("blank"),
-        stripped.str.slice(0, 1).is_in(BULLETS).alias("bullet"),
-    )
-    everything = lf.group_by("doc").agg(pl.len().alias("all")).collect()
+    derived = [(stripped if strip_length else part).str.len_chars().cast(pl.Int64).alias("length")]
+    if drop_blank:
+        derived.append((stripped.str.len_chars() == 0).alias("blank"))
+    if marks:
+        derived.append(stripped.str.slice(0, 1).is_in(BULLETS).alias("bullet"))
+    lf = frame.lazy().with_columns(derived)
+    out = {"all": np.bincount(doc, minlength=rows).astype(np.int64)}
     if drop_blank:
         lf = lf.filter(~pl.col("blank"))
     length = pl.col("length")
@@ -83,15 +85,16 @@ def piece_counts(
     aggregates = [
         pl.len().alias("n"),
         length.sum().alias("chars"),
-        part.str.slice(-1).is_in(TERMINAL_MARKS).sum().alias("terminal"),
-        pl.col("bullet").sum().alias("bullets"),
         pl.col("repeat").sum().alias("duplicates"),
         length.filter(pl.col("repeat")).sum().alias("duplicate_chars"),
     ]
+    if marks:
+        aggregates.append(part.str.slice(-1).is_in(TERMINAL_MARKS).sum().alias("terminal"))
+        aggregates.append(pl.col("bullet").sum().alias("bullets"))
     aggregates += [(length <= n).sum().alias(f"short_{n}") for n in short]
     aggregates += [(length >= n).sum().alias(f"long_{n}") for n in long]
     kept = lf.with_columns(repeat.alias("repeat")).group_by("doc").agg(aggregates).collect()
-    return per_document(everything, rows) | per_document(kept, rows)
+    return out | per_document(kept, rows)
 
 
 def split_counts(

@@ -83,7 +83,7 @@ class WordStats(MapStage):
         rows = len(text)
         # spaCy's tokens cut at white space hold none: they are datatrove's stripped words
         tokens, parents = word_tokens(text)
-        c = piece_counts(parents, tokens, rows, short=short, long=long)
+        c = piece_counts(parents, tokens, rows, short=short, long=long, marks=False)
         distinct = tokens.unique()
         values = distinct.to_list()
         cases = pl.DataFrame(
@@ -157,7 +157,14 @@ class SentenceStats(MapStage):
         doc = np.repeat(np.arange(rows, dtype=np.int64), per_text)
         # datatrove strips each sentence and leaves out those left empty
         c = piece_counts(
-            doc, sentences, rows, short=short, long=long, drop_blank=True, strip_length=True
+            doc,
+            sentences,
+            rows,
+            short=short,
+            long=long,
+            drop_blank=True,
+            strip_length=True,
+            marks=False,
         )
         n = c["n"]
         columns = {"n_sentences": n, "avg_sentence_length": ratio(c["chars"], n)}
