@@ -27,6 +27,15 @@ def char_classes() -> np.ndarray:
     ).astype(np.uint8)
 
 
+def large_text(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """``values`` as one large-string array, a null as "" (so its buffers, through
+    ``string_buffers``, hold every text and nothing else)."""
+    import pyarrow.compute as pc
+
+    values = pc.fill_null(values, "").cast(pa.large_string())
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of a large-string array and its ``len + 1`` offsets into them, as
     numpy views (no copy; the offsets start where the array's slice starts)."""

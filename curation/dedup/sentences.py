@@ -61,7 +61,7 @@ from curation.dedup.lines import (
     decide_units,
 )
 from curation.filters.punctuation import PUNCTUATION
-from curation.filters.sentences import sentence_ends
+from curation.filters.sentences import sentence_ends, sentence_texts
 from curation.filters.tokenize import word_tokens
 from curation.stage import GlobalStage, register
 from curation.utf8 import (
@@ -69,6 +69,7 @@ from curation.utf8 import (
     code_point,
     is_unicode_space,
     join_lines,
+    large_text,
     line_bounds,
     skip_spaces,
     string_buffers,
@@ -116,7 +117,7 @@ class SentenceDedup(GlobalStage):
         return [_HASHES]  # the sentences' ends are only read after the barrier
 
     def measure(self, table: pa.Table) -> pa.Table:
-        text = _large(table[TEXT])
+        text = large_text(table[TEXT])
         data, offsets = string_buffers(text)
         lines = self.params.split == "lines"
         if lines:  # every line counts, blank ones too
@@ -125,10 +126,7 @@ class SentenceDedup(GlobalStage):
             counted = np.ones(len(units), dtype=bool)
         else:  # white-space-only sentences are left out of the spans
             per_text, ends = sentence_ends(text)
-            bytes_, starts_, blank = _sentences(data, offsets, per_text, ends)
-            units = pa.LargeStringArray.from_buffers(
-                len(blank), pa.py_buffer(starts_), pa.py_buffer(bytes_)
-            )
+            units, blank = sentence_texts(data, offsets, per_text, ends)
             counted = ~blank
         parents = np.repeat(np.arange(len(per_text)), per_text)
         spans, span_counts = _spans(
@@ -156,7 +154,7 @@ class SentenceDedup(GlobalStage):
         flat = hashes.flatten()
         _, parents, span_no = _line_positions(hashes)
         duplicate = copies_to_remove(table[ID], flat, parents, span_no, decisions)
-        text = _large(table[TEXT])
+        text = large_text(table[TEXT])
         data, offsets = string_buffers(text)
         lines = self.params.split == "lines"
         if lines:
@@ -203,11 +201,6 @@ class SentenceDedup(GlobalStage):
         table = with_drop_reason(table, pa.array(empty), self.reason("all_duplicated"))
         table = with_drop_reason(table, pa.array(few_words), self.reason("too_few_words"))
         return with_drop_reason(table, pa.array(few_sentences), self.reason("too_few_sentences"))
-
-
-def _large(values: pa.ChunkedArray | pa.Array) -> pa.LargeStringArray:
-    values = values.cast(pa.large_string())
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _offsets(counts: np.ndarray, dtype: type) -> pa.Array:
@@ -331,31 +324,6 @@ def _fold_spaces(
             i += size
         out_offsets[d + 1] = written
     return out[:written], out_offsets
-
-
-@numba.njit(cache=True, nogil=True)
-def _sentences(
-    data: np.ndarray, offsets: np.ndarray, per_text: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Every sentence's text (from the previous sentence's end: its white space before it
-    included), as bytes and offsets of a string array, and whether it is white space only."""
-    out = np.empty(offsets[-1] - offsets[0], np.uint8)
-    out_offsets = np.zeros(len(ends) + 1, np.int64)
-    blank = np.zeros(len(ends), np.bool_)
-    s = 0
-    written = 0
-    for d in range(len(per_text)):
-        previous = 0
-        for _ in range(per_text[d]):
-            begin = offsets[d] + previous
-            end = offsets[d] + ends[s]
-            out[written : written + end - begin] = data[begin:end]
-            written += end - begin
-            out_offsets[s + 1] = written
-            blank[s] = skip_spaces(data, begin, end) == end
-            previous = ends[s]
-            s += 1
-    return out[:written], out_offsets, blank
 
 
 @numba.njit(cache=True, nogil=True)

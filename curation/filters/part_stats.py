@@ -36,7 +36,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT
+from curation.filters.text import split_pieces
 from curation.stage import MapStage, StageParams, register
+from curation.utf8 import large_text
 
 #: the characters ``str.isspace`` is true of (``str.strip`` removes them)
 PYTHON_SPACES = (
@@ -102,12 +104,9 @@ def split_counts(
 ) -> dict[str, np.ndarray]:
     """``piece_counts`` of each text's pieces between ``separator`` (``str.split``; a
     null text as "")."""
-    text = pc.fill_null(text, "")
-    if isinstance(text, pa.ChunkedArray):  # parent indices count from each chunk's start
-        text = text.combine_chunks()
-    pieces = pc.split_pattern(text, separator)
-    doc = np.asarray(pc.list_parent_indices(pieces), dtype=np.int64)
-    return piece_counts(doc, pc.list_flatten(pieces), len(text), **counting)
+    text = large_text(text)
+    pieces, doc = split_pieces(pc.split_pattern(text, separator))
+    return piece_counts(doc, pieces, len(text), **counting)
 
 
 def per_document(table: pl.DataFrame, rows: int) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.filters.tokenize import _split
-from curation.utf8 import code_point, is_unicode_space, string_buffers
+from curation.utf8 import code_point, is_unicode_space, large_text, skip_spaces, string_buffers
 
 #: spaCy's ``Sentencizer.default_punct_chars`` (spaCy 3): a token equal to one of these
 #: ends a sentence
@@ -89,10 +89,7 @@ def sentence_ends(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     """Each text's sentences as the sentencizer cuts them: how many each text has (0 for
     an empty or null text; int64) and, text after text, where each sentence ends, in
     bytes from its text's start (int64)."""
-    values = text.cast(pa.large_string())
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    data, offsets = string_buffers(values)
+    data, offsets = string_buffers(large_text(text))
     counts = _items(data, offsets, np.zeros(0, np.int64), np.zeros(0, np.int64), None)[0]
     total = int(counts.sum())
     starts, stops = np.empty(total, np.int64), np.empty(total, np.int64)
@@ -238,3 +235,39 @@ def _walk(
             written += 1
             per_text[d] += 1
     return ends[:written], per_text
+
+
+def sentence_texts(
+    data: np.ndarray, offsets: np.ndarray, per_text: np.ndarray, ends: np.ndarray
+) -> tuple[pa.LargeStringArray, np.ndarray]:
+    """Every sentence of the texts (``string_buffers``) whose sentences end at ``ends``
+    (``sentence_ends``), text after text: its text, from the previous sentence's end (the
+    white space before it included), and whether it is white space only."""
+    bytes_, starts, blank = _sentence_bytes(data, offsets, per_text, ends)
+    texts = pa.LargeStringArray.from_buffers(len(blank), pa.py_buffer(starts), pa.py_buffer(bytes_))
+    return texts, blank
+
+
+@numba.njit(cache=True, nogil=True)
+def _sentence_bytes(
+    data: np.ndarray, offsets: np.ndarray, per_text: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """``sentence_texts``' bytes and offsets, and whether each sentence is white space
+    only."""
+    out = np.empty(offsets[-1] - offsets[0], np.uint8)
+    out_offsets = np.zeros(len(ends) + 1, np.int64)
+    blank = np.zeros(len(ends), np.bool_)
+    s = 0
+    written = 0
+    for d in range(len(per_text)):
+        previous = 0
+        for _ in range(per_text[d]):
+            begin = offsets[d] + previous
+            end = offsets[d] + ends[s]
+            out[written : written + end - begin] = data[begin:end]
+            written += end - begin
+            out_offsets[s + 1] = written
+            blank[s] = skip_spaces(data, begin, end) == end
+            previous = ends[s]
+            s += 1
+    return out[:written], out_offsets, blank

@@ -27,7 +27,6 @@ import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import regex
 
 from curation.utf8 import (
@@ -37,6 +36,7 @@ from curation.utf8 import (
     char_classes,
     code_point,
     is_unicode_space,
+    large_text,
     string_buffers,
 )
 
@@ -415,10 +415,7 @@ def word_tokens(text: pa.ChunkedArray | pa.Array) -> tuple[pl.Series, np.ndarray
     n = len(text)
     # spaCy cuts at Python's white space (str.isspace): Unicode's and the separators
     # \x1c to \x1f. One compiled pass counts the pieces between, a second finds them.
-    values = pc.fill_null(text, "").cast(pa.large_string())
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    data, offsets = string_buffers(values)
+    data, offsets = string_buffers(large_text(text))
     classes = char_classes()
     none = np.zeros(0, np.int64)
     counts = _pieces(data, offsets, classes, none, none, np.zeros(0, np.uint8))

@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import TEXT
@@ -41,15 +40,7 @@ from curation.filters.part_stats import (
     with_columns,
 )
 from curation.stage import MapStage, StageParams, register
-from curation.utf8 import byte_slices, line_bounds, string_buffers
-
-
-def _large_text(text: pa.ChunkedArray | pa.Array) -> pa.LargeStringArray:
-    """``text`` as one large-string array, null as ""."""
-    values = pc.fill_null(text, "").cast(pa.large_string())
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return values
+from curation.utf8 import large_text, line_bounds, string_buffers
 
 
 class WordStatsParams(StageParams):
@@ -79,7 +70,7 @@ class WordStats(MapStage):
         # datatrove takes an empty list of limits for its default
         short = list(dict.fromkeys(p.short_word_chars or [3]))
         long = list(dict.fromkeys(p.long_word_chars or [7]))
-        text = _large_text(table[TEXT])
+        text = large_text(table[TEXT])
         rows = len(text)
         # spaCy's tokens cut at white space hold none: they are datatrove's stripped words
         tokens, parents = word_tokens(text)
@@ -139,30 +130,23 @@ class SentenceStats(MapStage):
     params: SentenceStatsParams
 
     def process(self, table: pa.Table) -> pa.Table:
-        from curation.filters.sentences import sentence_ends
+        from curation.filters.sentences import sentence_ends, sentence_texts
 
         p = self.params
         short = list(dict.fromkeys(p.short_sentence_chars or [20]))
         long = list(dict.fromkeys(p.long_sentence_chars or [75]))
-        text = _large_text(table[TEXT])
+        text = large_text(table[TEXT])
         rows = len(text)
         per_text, ends = sentence_ends(text)
-        data, offsets = string_buffers(text)
-        starts = ends.copy()
-        firsts = np.cumsum(per_text) - per_text  # each text's first sentence
-        starts[1:] = ends[:-1]
-        has = per_text > 0
-        starts[firsts[has]] = 0
-        sentences = byte_slices(data, offsets, per_text, starts, ends)
+        sentences, blank = sentence_texts(*string_buffers(text), per_text, ends)
         doc = np.repeat(np.arange(rows, dtype=np.int64), per_text)
         # datatrove strips each sentence and leaves out those left empty
         c = piece_counts(
-            doc,
-            sentences,
+            doc[~blank],
+            sentences.filter(pa.array(~blank)),
             rows,
             short=short,
             long=long,
-            drop_blank=True,
             strip_length=True,
             marks=False,
         )
