@@ -133,6 +133,12 @@ def size_ratios(
     return out
 
 
+def limits(given: list[int], empty: list[int] | None = None) -> list[int]:
+    """Each length limit of ``given`` once, in order; an empty list is ``empty`` when one
+    is given (datatrove takes an empty list for its default, but for lines)."""
+    return list(dict.fromkeys(given or empty or []))
+
+
 def ratio(count: np.ndarray, over: np.ndarray) -> np.ndarray:
     """``count / over``, 0.0 where ``over`` is 0 (datatrove's ``_safe_divide``)."""
     return np.where(over > 0, count / np.maximum(over, 1), 0.0)
@@ -169,8 +175,7 @@ class LineStats(MapStage):
 
     def process(self, table: pa.Table) -> pa.Table:
         p = self.params
-        short = list(dict.fromkeys(p.short_line_chars))  # each limit once
-        long = list(dict.fromkeys(p.long_line_chars))
+        short, long = limits(p.short_line_chars), limits(p.long_line_chars)
         c = split_counts(table[TEXT], "\n", drop_blank=p.ignore_empty_lines, short=short, long=long)
         n = c["n"]
         columns = {"n_lines": c["all"], "avg_line_length": ratio(c["chars"], n)}
@@ -205,8 +210,8 @@ class ParagraphStats(MapStage):
     def process(self, table: pa.Table) -> pa.Table:
         p = self.params
         # datatrove takes an empty list of limits for its default
-        short = list(dict.fromkeys(p.short_paragraph_chars or [100]))
-        long = list(dict.fromkeys(p.long_paragraph_chars or [1000]))
+        short = limits(p.short_paragraph_chars, [100])
+        long = limits(p.long_paragraph_chars, [1000])
         c = split_counts(table[TEXT], "\n\n", drop_blank=True, short=short, long=long)
         n = c["n"]
         columns = {"n_paragraphs": n, "avg_paragraph_length": ratio(c["chars"], n)}

@@ -33,6 +33,7 @@ from pydantic import Field
 from curation.batch import TEXT
 from curation.filters.gopher import STOP_WORDS
 from curation.filters.part_stats import (
+    limits,
     per_document,
     piece_counts,
     ratio,
@@ -68,8 +69,8 @@ class WordStats(MapStage):
 
         p = self.params
         # datatrove takes an empty list of limits for its default
-        short = list(dict.fromkeys(p.short_word_chars or [3]))
-        long = list(dict.fromkeys(p.long_word_chars or [7]))
+        short = limits(p.short_word_chars, [3])
+        long = limits(p.long_word_chars, [7])
         text = large_text(table[TEXT])
         rows = len(text)
         # spaCy's tokens cut at white space hold none: they are datatrove's stripped words
@@ -133,8 +134,8 @@ class SentenceStats(MapStage):
         from curation.filters.sentences import sentence_ends, sentence_texts
 
         p = self.params
-        short = list(dict.fromkeys(p.short_sentence_chars or [20]))
-        long = list(dict.fromkeys(p.long_sentence_chars or [75]))
+        short = limits(p.short_sentence_chars, [20])
+        long = limits(p.long_sentence_chars, [75])
         text = large_text(table[TEXT])
         rows = len(text)
         per_text, ends = sentence_ends(text)

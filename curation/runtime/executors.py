@@ -512,10 +512,8 @@ class RayExecutor:
         finally:
             # a failed shard (or a consumer that stopped) leaves Ray Data's iteration
             # suspended: closing it now shuts its executor down here, not whenever the
-            # garbage collector gets to it (possibly after ray.shutdown); the error's
-            # traceback holds this frame, so the iteration's objects are let go of too
+            # garbage collector gets to it (possibly after ray.shutdown)
             rows.close()
-            del rows, results, dataset
 
     @staticmethod
     def _results(
