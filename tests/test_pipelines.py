@@ -47,6 +47,76 @@ def test_fineweb_from_warc(warc_dir: Path, tmp_path: Path) -> None:
     assert dropped["drop_reason"].null_count == 0
 
 
+def _c4_recipe(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """pipelines/c4.yaml names lists/ldnoobw-en.txt: the shared LDNOOBW list put there."""
+    from tests.conftest import shared_file
+
+    words = shared_file("lists/ldnoobw-en.txt")
+    monkeypatch.chdir(cwd)
+    (cwd / "lists").mkdir()
+    (cwd / "lists" / "ldnoobw-en.txt").write_bytes(words.read_bytes())
+    return PIPELINES / "c4.yaml"
+
+
+C4_STAGES = [
+    "read",
+    "exact_dedup",
+    "c4_quality",
+    "sentence_dedup",
+    "language",
+    "c4_badwords",
+]
+
+
+def test_c4_keeps_c4s_own_pages_and_one_page_per_url(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C4's own pages pass C4's recipe (what it drops, it drops by the differences the
+    recipe names); a second crawl of 50 of their URLs goes as a duplicate URL."""
+    import gzip
+    import json
+
+    recipe_file = _c4_recipe(tmp_path, monkeypatch)
+    pages = [
+        {"id": f"c4-{i:04d}", **json.loads(line)} for i, line in enumerate(gzip.open(c4_path, "rt"))
+    ]
+    recrawled = [
+        {**page, "id": f"recrawl-{i:04d}", "text": page["text"] + "\nRecrawled."}
+        for i, page in enumerate(pages[:50])
+    ]
+    crawl = tmp_path / "crawl.jsonl"
+    crawl.write_text("".join(json.dumps(page) + "\n" for page in pages + recrawled))
+    recipe = load_recipe(recipe_file).with_input(paths=[str(crawl)], format="jsonl")
+    stats = run_local(recipe, tmp_path / "out")
+    assert [s["name"] for s in stats["stages"]] == C4_STAGES
+    by_name = {s["name"]: s for s in stats["stages"]}
+    assert by_name["exact_dedup"]["rows_dropped"] == 50
+    kept = read_output(tmp_path / "out", "kept")
+    assert kept.num_rows >= 950, stats  # 962 on the sample
+    # C4's lines already pass C4's line rules: none is removed
+    assert sum(kept["c4_lines_removed"].to_pylist()) == 0
+    dropped = read_output(tmp_path / "out", "dropped").to_pylist()
+    by_url = {page["url"]: page["text"] for page in pages[:50]}
+    second = [r for r in dropped if r["drop_reason"] == "exact_dedup:duplicate"]
+    assert len(second) == 50
+    assert all(r["text"] == by_url[r["url"]] + "\nRecrawled." for r in second), "C4's page stays"
+    assert kept.num_rows + len(dropped) == 1050
+
+
+def test_c4_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = load_recipe(_c4_recipe(tmp_path, monkeypatch)).with_input(paths=[str(warc_dir)])
+    stats = run_local(recipe, tmp_path / "out")
+    assert [s["name"] for s in stats["stages"]] == C4_STAGES
+    assert stats["rows"]["read"] == 37
+    kept = read_output(tmp_path / "out", "kept")
+    assert 1 <= kept.num_rows < 37
+    assert set(kept["lang"].to_pylist()) == {"en"}
+    # every kept line ends in one of C4's marks and has 5 words or more
+    for text in kept["text"].to_pylist():
+        for line in text.splitlines():
+            assert line.endswith((".", "?", "!", '"')) and len(line.split()) >= 5, line
+
+
 @pytest.mark.slow
 def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json

@@ -2,8 +2,8 @@
 
 ``c4_quality`` works line by line (Python's ``splitlines``, each line stripped), in
 datatrove's order. A line is removed when one of its words is longer than
-``max_word_length``, when it does not end in terminal punctuation (``. ? ! " '``, not
-``...``; after removing Wikipedia citations), when it has fewer than
+``max_word_length``, when it does not end in one of ``end_punctuation`` (``. ? ! " '``)
+or ends in ``...`` (after removing Wikipedia citations), when it has fewer than
 ``min_words_per_line`` words, when it mentions javascript, or when it holds a
 cookie/terms-of-use phrase. A document is dropped (``c4_quality:<rule>``) when a line
 that reached those checks holds ``lorem ipsum`` (``lorem_ipsum``) or a curly bracket
@@ -11,6 +11,10 @@ that reached those checks holds ``lorem ipsum`` (``lorem_ipsum``) or a curly bra
 ``min_num_sentences`` sentences (``too_few_sentences``). Kept documents get the kept
 lines as their text, joined by newlines, and ``c4_lines_removed`` records how many lines
 went.
+
+datatrove's defaults are not C4's own: TFDS's ``c4_utils``, which built C4, keeps lines
+of 5 words or more that end in ``. ? ! "`` and pages of 3 sentences or more;
+``pipelines/c4.yaml`` sets those.
 
 Sentences are counted as spaCy's sentencizer (datatrove's sentence splitter) counts
 them: a new sentence starts at the first word after a sentence-final mark.
@@ -42,7 +46,12 @@ POLICY_SUBSTRINGS = (
 
 class C4QualityParams(StageParams):
     remove_citations: bool = Field(True, description="remove [1], [edit], [citation needed]")
-    filter_no_terminal_punct: bool = Field(True, description="remove lines without . ? ! \" '")
+    filter_no_terminal_punct: bool = Field(True, description="remove lines without end_punctuation")
+    end_punctuation: list[str] = Field(
+        list(END_PUNCTUATION),
+        min_length=1,
+        description="marks a kept line ends in (datatrove's; C4's own code: . ? ! \")",
+    )
     min_num_sentences: int = Field(5, description="fewest sentences in kept lines; -1: off")
     min_words_per_line: int = Field(3, description="remove lines with fewer words; -1: off")
     max_word_length: int = Field(1000, description="remove lines with a longer word; -1: off")
@@ -103,7 +112,7 @@ class C4Quality(MapStage):
             removed |= longest > p.max_word_length
         if p.filter_no_terminal_punct:
             ends = np.zeros(len(stripped), bool)
-            for mark in END_PUNCTUATION:
+            for mark in p.end_punctuation:
                 ends |= _np(pc.ends_with(text, mark))
             removed |= ~ends | _np(pc.ends_with(text, "..."))
         removed |= word_count < p.min_words_per_line

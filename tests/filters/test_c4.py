@@ -65,3 +65,18 @@ def test_sentence_count_follows_spacy() -> None:
     )
     # as datatrove's split_into_sentences (spaCy) splits them: '...' ends no sentence
     assert count_sentences(lines).tolist() == [3, 1, 1, 2, 0]
+
+
+def test_c4s_own_end_marks_and_limits() -> None:
+    """TFDS's c4_utils: no ' among the end marks, 5 words a line, 3 sentences a page."""
+    good = GOOD.splitlines()
+    page = "\n".join([*good[:3], "He said it was 'fine'", "Four words end here."])
+    four = "\n".join(good[:4])
+    c4s = dict(end_punctuation=[".", "?", "!", '"'], min_words_per_line=5, min_num_sentences=3)
+    datatroves = run([page, four]).to_pylist()
+    assert [r["c4_lines_removed"] for r in datatroves] == [0, 0]
+    assert [r["drop_reason"] for r in datatroves] == [None, "c4_quality:too_few_sentences"]
+    c4 = run([page, four], **c4s).to_pylist()
+    assert [r["c4_lines_removed"] for r in c4] == [2, 0]
+    assert [r["drop_reason"] for r in c4] == [None, None]
+    assert c4[0]["text"] == "\n".join(good[:3])
