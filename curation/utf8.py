@@ -253,3 +253,34 @@ def join_lines(
                 written -= cut - start
         out_offsets[d + 1] = written
     return out[:written], out_offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _word_counts(
+    data: np.ndarray, offsets: np.ndarray, words: np.ndarray, longest: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    for d in range(len(offsets) - 1):
+        i, end = offsets[d], offsets[d + 1]
+        count, most, length = 0, 0, 0
+        while i < end:
+            c, size = (data[i], 1) if data[i] < 0x80 else code_point(data, i)
+            if is_unicode_space(c):
+                length = 0
+            else:
+                if length == 0:
+                    count += 1
+                length += 1
+                most = max(most, length)
+            i += size
+        words[d], longest[d] = count, most
+
+
+def word_counts(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per string, the words ``str.split()`` cuts it into (runs of characters that are not
+    Python's white space) and the longest one's length in characters (0 for an empty or
+    null string); both int64."""
+    data, offsets = string_buffers(large_text(values))
+    words = np.zeros(len(offsets) - 1, np.int64)
+    longest = np.zeros(len(offsets) - 1, np.int64)
+    _word_counts(data, offsets, words, longest)
+    return words, longest

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from curation.filters.tokenize import EXCEPTIONS, word_tokens
+from curation.filters.tokenize import (
+    EXCEPTIONS,
+    _pattern_prefix,
+    _pattern_suffix,
+    _split,
+    _split_with,
+    word_tokens,
+)
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +121,27 @@ def test_random_punctuated_strings_mostly_as_spacy(spacy_en: object) -> None:
     mine = tokens_of(texts)
     same = sum(m == spacy_tokens(spacy_en, t) for t, m in zip(texts, mine, strict=True))
     assert same >= 0.99 * len(texts)
+
+
+# words that are exceptions, end in capitals, in lower case, in letters of no case, in
+# digits (ASCII and others), or spell an exception with a mark ('em, Mr., Yahoo!)
+_BODIES = ["word", "Mr", "St", "em", "gonna", "AB", "aB", "A", "I", "s", "漢字", "2019", "٣"]
+_BODIES += ["Yahoo", "etc", "Inc", "e", "Jan", "Ph", "ll", "Dr", "x", "USA", "ñ", "ΣΑ"]
+_MARK_CHARS = [*".,!?;:)\"'”’", "(", "“", "‘", "[", "$", "s", "-", "…"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.sampled_from(["", "", *_MARK_CHARS]),
+    st.sampled_from(_BODIES) | st.text(st.sampled_from("aZ9é漢٣"), min_size=1, max_size=3),
+    st.lists(st.sampled_from(_MARK_CHARS), max_size=3).map("".join),
+)
+def test_the_common_shapes_split_as_the_rules_split_them(
+    opener: str, body: str, marks: str
+) -> None:
+    """_split's shortcuts for a word and a mark, and for an opening quote or bracket, a
+    word and up to two marks, give what the prefix and suffix patterns give."""
+    token = opener + body + marks
+    _split.cache_clear()
+    by_rules = _split_with(token, _pattern_prefix, _pattern_suffix, simple=False)
+    assert _split(token) == by_rules
