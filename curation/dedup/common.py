@@ -74,6 +74,17 @@ def against_tables(params: AgainstParams, column: str) -> Iterator[pa.Table]:
         yield pa.table({ID: nulls, column: texts, DROP_REASON: nulls})
 
 
+def hashing_libraries() -> dict[str, str]:
+    """The versions of the libraries whose results the dedup keys are: polars' hash
+    (stable within a polars version only, its documentation says) and pyarrow's string
+    kernels (case folding by its Unicode tables). A cache of keys made under others
+    would silently match nothing."""
+    import polars
+    import pyarrow
+
+    return {"polars": polars.__version__, "pyarrow": pyarrow.__version__}
+
+
 def held_keys(
     stage: GlobalStage,
     column: str,
@@ -89,9 +100,10 @@ def held_keys(
     ``priority_column``, ``partitions``), the engine's code and every file of ``against``
     with its size and modification time (or its remote version), so a later run against
     the same files (a new crawl against last month's, a resumed or repeated run) reads
-    the keys instead of reading and hashing the documents again, and a changed file or
-    engine makes them anew. A cache that cannot be written is done without (in
-    ``scratch``), with a warning; cached files unused for 30 days are deleted.
+    the keys instead of reading and hashing the documents again, and a changed file,
+    engine or library that makes keys (``hashing_libraries``) makes them anew. A cache
+    that cannot be written is done without (in ``scratch``), with a warning; cached files
+    unused for 30 days are deleted.
     """
     from curation.io.inputs import file_versions
 
@@ -103,6 +115,7 @@ def held_keys(
         "stage": stage.name,
         "format": _HELD_FORMAT,
         "engine": engine_digest(),
+        "libraries": hashing_libraries(),
         "versions": stage.versions(),
         "params": params.model_dump(mode="json", exclude=_NOT_KEYED),
         "column": column,

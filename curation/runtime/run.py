@@ -484,19 +484,33 @@ def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -
     (``previous``'s and this one), and say on stderr when this one is another: the shards
     finished before were made by other code, which a fix or a change since may make
     otherwise (``--overwrite`` makes every shard with this build)."""
+    from curation.dedup.common import hashing_libraries
+
     mine = engine_build()
-    mine = {"version": mine["version"], "source": mine["source"]}
+    mine = {
+        "version": mine["version"],
+        "source": mine["source"],
+        "libraries": hashing_libraries(),  # a dedup's keys made under others match nothing
+    }
     builds = list((previous or {}).get("builds") or [])
     others = [b for b in builds if b != mine]
     if previous is not None and others:
         print(
-            f"note: this run was begun by another build of curation ({others[0]['version']}, "
-            f"source {others[0]['source']}) than this one ({mine['version']}, source "
-            f"{mine['source']}): the shards finished by it stand as it made them; pass "
-            "--overwrite to make every shard with this build",
+            f"note: this run was begun by another build of curation ({_build_text(others[0])}) "
+            f"than this one ({_build_text(mine)}): the shards finished by it stand as it made "
+            "them (a dedup's hashes made under other libraries match none of this one's); "
+            "pass --overwrite to make every shard with this build",
             file=sys.stderr,
         )
     fingerprint["builds"] = [*builds, mine] if mine not in builds else builds
+
+
+def _build_text(build: dict[str, Any]) -> str:
+    """A build as the resume note names it: version, source and, where recorded (runs
+    begun since 2026-12-07), the libraries whose results the dedups keep."""
+    libraries = build.get("libraries") or {}
+    named = "".join(f", {name} {version}" for name, version in sorted(libraries.items()))
+    return f"{build['version']}, source {build['source']}{named}"
 
 
 def _what_differs(

@@ -115,6 +115,25 @@ def test_a_later_run_reads_the_cached_keys_instead_of_the_documents(
     assert outcome(tmp_path / "changed") != first
 
 
+def test_keys_cached_under_another_polars_are_made_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """polars' hash is stable within a version only: keys cached by another version would
+    match nothing, so a run under another one makes its own (and decides the same)."""
+    import polars
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(cache))
+    data, held = dataset(tmp_path)
+    recipe = f"stages:\n  - exact_dedup: {{against: ['{held}']}}\n"
+    run_local(recipe_of(recipe, data), tmp_path / "first")
+    (made,) = cached(cache)
+    monkeypatch.setattr(polars, "__version__", "0.0.1")
+    run_local(recipe_of(recipe, data), tmp_path / "upgraded")
+    assert len(cached(cache)) == 2 and made in cached(cache)
+    assert outcome(tmp_path / "upgraded") == outcome(tmp_path / "first")
+
+
 def test_a_torn_cache_file_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("CURATION_CACHE_DIR", str(cache))

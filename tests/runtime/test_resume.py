@@ -514,7 +514,10 @@ def test_a_run_begun_by_another_build_says_so_and_goes_on(
     run_local(recipe, out)
     marker = out / "_work" / RUN_MARKER
     written = json.loads(marker.read_text())
+    from curation.dedup.common import hashing_libraries
+
     mine = {k: engine_build()[k] for k in ("version", "source")}
+    mine["libraries"] = hashing_libraries()
     assert written["builds"] == [mine]
     capsys.readouterr()
     run_local(recipe, out)
@@ -532,3 +535,11 @@ def test_a_run_begun_by_another_build_says_so_and_goes_on(
     assert "another build of curation (0.0.9" in capsys.readouterr().err
     run_local(recipe, out, overwrite=True)
     assert json.loads(marker.read_text())["builds"] == [mine]
+
+    # the same engine under another polars: its hashes differ, and the note says which
+    upgraded = {**mine, "libraries": {**mine["libraries"], "polars": "0.0.1"}}
+    marker.write_text(json.dumps({**written, "builds": [upgraded]}))
+    run_local(recipe, out)
+    note = capsys.readouterr().err
+    assert f"source {mine['source']}, polars 0.0.1, pyarrow" in note
+    assert "hashes made under other libraries" in note
