@@ -38,6 +38,17 @@ def prune_stale(folder: Path, pattern: str, keep: set[str]) -> None:
                 path.unlink()
 
 
+def hashing_libraries() -> dict[str, str]:
+    """The versions of the libraries whose results the dedup keys are: polars' hash
+    (stable within a polars version only, its documentation says) and pyarrow's string
+    kernels (case folding by its Unicode tables). A cache of keys made under others
+    would silently match nothing."""
+    import polars
+    import pyarrow
+
+    return {"polars": polars.__version__, "pyarrow": pyarrow.__version__}
+
+
 @functools.cache
 def engine_digest() -> str:
     """A SHA-256 of the engine's Python sources (every ``.py`` file of the package, by

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curation.batch import DROP_REASON, ID
-from curation.cache import cache_dir, engine_digest, prune_stale
+from curation.cache import cache_dir, engine_digest, hashing_libraries, prune_stale
 from curation.stage import StageParams
 from curation.utf8 import code_point, is_unicode_space, skip_spaces, string_buffers
 
@@ -72,17 +72,6 @@ def against_tables(params: AgainstParams, column: str) -> Iterator[pa.Table]:
     for texts in live_texts(params.against, params.against_text_field):
         nulls = pa.nulls(len(texts), pa.string())
         yield pa.table({ID: nulls, column: texts, DROP_REASON: nulls})
-
-
-def hashing_libraries() -> dict[str, str]:
-    """The versions of the libraries whose results the dedup keys are: polars' hash
-    (stable within a polars version only, its documentation says) and pyarrow's string
-    kernels (case folding by its Unicode tables). A cache of keys made under others
-    would silently match nothing."""
-    import polars
-    import pyarrow
-
-    return {"polars": polars.__version__, "pyarrow": pyarrow.__version__}
 
 
 def held_keys(

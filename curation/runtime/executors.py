@@ -168,10 +168,11 @@ def engine_build() -> dict[str, str]:
     ``curation`` version, a digest of its source (SHA-256 over every ``.py`` file of the
     package, by relative path; 12 hex digits, about 2 ms) and where it was imported from.
     A worker that runs other code than its driver would give other rows than the run
-    records, so two builds whose ``version`` or ``source`` differ are refused. Read once
-    per process, near the time its modules were imported: files changed later (a
-    checkout updated during a run) do not change it, while a worker started after that
-    reads the new files, and is refused."""
+    records, so two builds whose ``version`` or ``source`` differ are refused; so are two
+    under other polars or pyarrow versions (``libraries``), whose dedup hashes differ.
+    Read once per process, near the time its modules were imported: files changed later
+    (a checkout updated during a run) do not change it, while a worker started after
+    that reads the new files, and is refused."""
     return dict(_engine_build())
 
 
@@ -187,21 +188,31 @@ def _engine_build() -> dict[str, str]:
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    return {"version": curation.__version__, "source": digest.hexdigest()[:12], "path": str(root)}
+    from curation.cache import hashing_libraries
+
+    return {
+        "version": curation.__version__,
+        "source": digest.hexdigest()[:12],
+        "path": str(root),
+        # the dedups' hashes, made on the workers, must match across nodes
+        "libraries": ", ".join(f"{k} {v}" for k, v in sorted(hashing_libraries().items())),
+    }
 
 
 def _same_build(theirs: dict[str, str], mine: dict[str, str]) -> bool:
-    return (theirs["version"], theirs["source"]) == (mine["version"], mine["source"])
+    keys = ("version", "source", "libraries")
+    return all(theirs.get(key) == mine.get(key) for key in keys)
 
 
 def other_build_message(where: str, theirs: dict[str, str], mine: dict[str, str]) -> str:
     """What to say when a Ray worker at ``where`` runs another build than the driver."""
     return (
         f"{where} runs another build of curation ({theirs['version']}, source "
-        f"{theirs['source']}, in {theirs['path']}) than this driver ({mine['version']}, "
-        f"source {mine['source']}, in {mine['path']}): install the driver's build on every "
-        "node (the same wheel or checkout, or an image built from it with docker/Dockerfile), "
-        "so that every shard runs the same code"
+        f"{theirs['source']}, in {theirs['path']}; {theirs.get('libraries', '?')}) than this "
+        f"driver ({mine['version']}, source {mine['source']}, in {mine['path']}; "
+        f"{mine['libraries']}): install the driver's build on every node (the same wheel or "
+        "checkout and the same polars and pyarrow, or an image built from it with "
+        "docker/Dockerfile), so that every shard runs the same code"
     )
 
 

@@ -484,7 +484,7 @@ def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -
     (``previous``'s and this one), and say on stderr when this one is another: the shards
     finished before were made by other code, which a fix or a change since may make
     otherwise (``--overwrite`` makes every shard with this build)."""
-    from curation.dedup.common import hashing_libraries
+    from curation.cache import hashing_libraries
 
     mine = engine_build()
     mine = {

@@ -408,8 +408,10 @@ def test_a_cluster_that_runs_another_build_of_curation_is_refused(
     assert joined.returncode != 0
     assert f"joined the Ray cluster at {address}, but the Ray node at " in joined.stderr
     assert f"runs another build of curation ({mine['version']}, source " in joined.stderr
-    assert f"in {other.resolve()}) than this driver ({mine['version']}, source " in (joined.stderr)
-    assert f"source {mine['source']}, in {mine['path']})" in joined.stderr
+    assert f"in {other.resolve()}; {mine['libraries']}) than this driver ({mine['version']}, " in (
+        joined.stderr
+    )
+    assert f"source {mine['source']}, in {mine['path']}; {mine['libraries']})" in joined.stderr
     assert "Traceback" not in joined.stderr
     # a node that joins after that check: its workers refuse every shard
     assert later.returncode != 0

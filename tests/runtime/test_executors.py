@@ -221,3 +221,18 @@ def test_a_failed_shard_ends_ray_datas_threads_before_the_cluster_stops(
         run_local(recipe, tmp_path / "out", executor="ray", workers=2)
     assert alive_at_shutdown == [[]]
     assert not ray.is_initialized()
+
+
+def test_a_worker_under_another_polars_is_another_build() -> None:
+    """Its dedup hashes would match none of the driver's: refused, and the message says
+    which libraries each side has."""
+    from curation.runtime.executors import _same_build, engine_build, other_build_message
+
+    mine = engine_build()
+    assert mine["libraries"].startswith("polars ") and ", pyarrow " in mine["libraries"]
+    assert _same_build(dict(mine), mine)
+    theirs = {**mine, "libraries": "polars 0.0.1, pyarrow 1.0.0"}
+    assert not _same_build(theirs, mine)
+    message = other_build_message("the Ray node at 10.0.0.2", theirs, mine)
+    assert "; polars 0.0.1, pyarrow 1.0.0) than this driver" in message
+    assert f"; {mine['libraries']}): install the driver's build" in message

@@ -514,7 +514,7 @@ def test_a_run_begun_by_another_build_says_so_and_goes_on(
     run_local(recipe, out)
     marker = out / "_work" / RUN_MARKER
     written = json.loads(marker.read_text())
-    from curation.dedup.common import hashing_libraries
+    from curation.cache import hashing_libraries
 
     mine = {k: engine_build()[k] for k in ("version", "source")}
     mine["libraries"] = hashing_libraries()
