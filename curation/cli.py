@@ -928,6 +928,11 @@ def train_preselect_command(
     help="with --by: each group's mean of this numeric column or SQL expression, e.g. "
     "doc_stats_length (datatrove's statistics per domain); may be given again",
 )
+@click.option(
+    "--spread",
+    is_flag=True,
+    help="with --mean: each group's standard deviation, least and largest value too",
+)
 def inspect_command(
     path: str,
     where: str | None,
@@ -938,11 +943,12 @@ def inspect_command(
     bins: int,
     by: str | None,
     means: tuple[str, ...],
+    spread: bool,
 ) -> None:
     """Summarise a run folder or a shard: rows kept and dropped by stage and reason, the
     quantiles and a histogram of every score column; with --where, --sort or --around,
     show documents with their scores; with --by, documents kept per group (and with
-    --mean, means per group)."""
+    --mean, means per group; with --spread, standard deviations, least and largest)."""
     from curation.inspect import shards, terminal
 
     try:
@@ -951,11 +957,17 @@ def inspect_command(
             if by:
                 if sort or around or status != "all":
                     raise click.UsageError("--by counts groups: give it alone or with --where")
-                found = shards.by_group(source, by, where=where, limit=limit, means=means)
+                if spread and not means:
+                    raise click.UsageError("--spread is the spread of each --mean: give --mean")
+                found = shards.by_group(
+                    source, by, where=where, limit=limit, means=means, spread=spread
+                )
                 click.echo(terminal.format_groups(found))
                 return
             if means:
                 raise click.UsageError("--mean is a mean per group: give --by too")
+            if spread:
+                raise click.UsageError("--spread is a spread per group: give --by and --mean")
             if where or sort or around or status != "all":
                 frame = shards.browse(
                     source, where=where, sort=sort, limit=limit, around=around, status=status

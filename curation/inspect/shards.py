@@ -617,9 +617,10 @@ def _with_sql(lf: pl.LazyFrame, schema: pl.Schema, option: str, sql: str, use: A
 class Groups:
     """``curate inspect --by``: one row per group, the largest first (``group``,
     ``documents``, ``kept``, and with a text column ``chars`` and ``kept_chars``; for
-    each of ``means`` its sum and count of non-null values, ``sum:E`` and ``n:E``), the
-    groups left out summed in ``rest`` (None when none is), and each shown group's most
-    frequent drop reasons."""
+    each of ``means`` its sum and count of non-null values, ``sum:E`` and ``n:E``, and
+    with ``spread`` the sum of squared deviations from the group's mean ``m2:E``, the
+    least ``min:E`` and the largest ``max:E``), the groups left out as one in ``rest``
+    (None when none is), and each shown group's most frequent drop reasons."""
 
     by: str
     table: pl.DataFrame
@@ -627,12 +628,22 @@ class Groups:
     rest: dict[str, int | float] | None
     reasons: dict[Any, list[tuple[str, int]]]
     means: tuple[str, ...] = ()
+    spread: bool = False
 
     @staticmethod
     def mean(row: dict[str, Any], of: str) -> float | None:
         """The mean of ``of`` (one of ``means``) over a line's documents that have one."""
         n = row[f"n:{of}"]
         return row[f"sum:{of}"] / n if n else None
+
+    @staticmethod
+    def std(row: dict[str, Any], of: str) -> float | None:
+        """The sample standard deviation of ``of`` (with ``spread``) over a line's
+        documents that have one, as datatrove's statistics give it (0 for one value)."""
+        n = row[f"n:{of}"]
+        if not n:
+            return None
+        return math.sqrt(row[f"m2:{of}"] / (n - 1)) if n > 1 else 0.0
 
     def lines(self, null: str = "(null)") -> list[tuple[str, dict[str, Any], list]]:
         """What to show, one entry a line: its label (``null`` for the null group), its
@@ -655,13 +666,14 @@ def by_group(
     limit: int = 10,
     reasons: int = 2,
     means: Sequence[str] = (),
+    spread: bool = False,
 ) -> Groups:
     """The documents of ``source`` (those matching ``where``) counted by the value of
     ``by`` (a column or SQL expression, e.g. ``lang`` or ``split_part(url, '/', 3)``):
     read, kept, their characters, the mean of each of ``means`` (numeric columns or SQL
-    expressions, over all the group's documents, as datatrove's statistics per domain),
-    and the ``reasons`` most frequent drop reasons of each of the ``limit`` largest
-    groups."""
+    expressions, over all the group's documents, as datatrove's statistics per domain;
+    with ``spread`` their standard deviation, least and largest value too), and the
+    ``reasons`` most frequent drop reasons of each of the ``limit`` largest groups."""
     lf = source.scan()
     schema = lf.collect_schema()
     if where:
@@ -685,12 +697,18 @@ def by_group(
             )
         value = pl.col(name).cast(pl.Float64)
         counts += [value.sum().alias(f"sum:{sql}"), value.count().alias(f"n:{sql}")]
+        if spread:  # squared deviations from the group's own mean: no cancellation
+            counts += [
+                ((value - value.mean()) ** 2).sum().alias(f"m2:{sql}"),
+                value.min().alias(f"min:{sql}"),
+                value.max().alias(f"max:{sql}"),
+            ]
     table = lf.group_by(group).agg(counts).collect()
     table = table.rename({"_group": "group"}).sort(
         ["documents", "group"], descending=[True, False], nulls_last=True
     )
     shown, left = table.head(limit), table.slice(limit)
-    rest = {c: left[c].sum() for c in table.columns if c != "group"} if left.height else None
+    rest = _merged(left, means) if left.height else None
     top: dict[Any, list[tuple[str, int]]] = {}
     if REASON in schema and shown.height:
         wanted = shown["group"].drop_nulls()
@@ -707,7 +725,30 @@ def by_group(
         for key, reason, n in frequent.iter_rows():
             if len(top.setdefault(key, [])) < reasons:
                 top[key].append((reason, n))
-    return Groups(by, shown, table.height, rest, top, tuple(means))
+    return Groups(by, shown, table.height, rest, top, tuple(means), spread)
+
+
+def _merged(groups: pl.DataFrame, means: Sequence[str]) -> dict[str, Any]:
+    """``by_group``'s columns of several groups as those of one: counts and sums added,
+    the least of the least values and the largest of the largest, and the squared
+    deviations by the parallel rule (each group's own, plus its count times its mean's
+    squared distance from the whole's mean)."""
+    merged = {
+        c: (groups[c].min() if c.startswith("min:") else groups[c].max())
+        if c.startswith(("min:", "max:"))
+        else groups[c].sum()
+        for c in groups.columns
+        if c != "group" and not c.startswith("m2:")
+    }
+    for of in means:
+        if f"m2:{of}" not in groups.columns:
+            continue
+        n = groups[f"n:{of}"].cast(pl.Float64)
+        total = merged[f"n:{of}"]
+        whole = merged[f"sum:{of}"] / total if total else 0.0
+        own = (groups[f"sum:{of}"] / n).fill_nan(None)  # a group with no value adds nothing
+        merged[f"m2:{of}"] = (groups[f"m2:{of}"].fill_null(0.0) + n * (own - whole) ** 2).sum()
+    return merged
 
 
 def examples_by_reason(source: Source, per_reason: int = 3) -> dict[str, pl.DataFrame]:

@@ -84,7 +84,8 @@ def format_rows(frame: pl.DataFrame, focus: list[str], width: int = 100) -> str:
 def format_groups(found: Groups) -> str:
     """``curate inspect --by``: per group its documents, those kept and their share, the
     share of its characters kept, the mean of each of ``--mean`` ("-" where no document
-    has one), and its most frequent drop reasons; the groups not shown summed on one
+    has one; with ``--spread`` its standard deviation, least and largest value too), and
+    its most frequent drop reasons; the groups not shown summed on one
     line."""
     shown = found.table.height
     head = f"by {found.by}: {found.groups:,} group(s)"
@@ -95,8 +96,12 @@ def format_groups(found: Groups) -> str:
     width = min(max([len(label) for label, _, _ in rows] + [12]), 40)
     title = f"{'group':<{width}}  {'documents':>10}  {'kept':>10}  {'kept %':>6}"
     title += f"  {'chars kept %':>12}" if chars else ""
-    widths = [max(12, len(f"mean {m}")) for m in found.means]
-    title += "".join(f"  {f'mean {m}':>{w}}" for m, w in zip(found.means, widths, strict=True))
+    kinds = ("mean", "std", "min", "max") if found.spread else ("mean",)
+    measures = [(kind, m) for m in found.means for kind in kinds]
+    widths = [max(10, len(f"{kind} {m}")) for kind, m in measures]
+    title += "".join(
+        f"  {f'{kind} {m}':>{w}}" for (kind, m), w in zip(measures, widths, strict=True)
+    )
     lines = [head, title + "  most frequent drop reasons"]
     for label, row, reasons in rows:
         share = row["kept"] / row["documents"] if row["documents"] else 0.0
@@ -105,9 +110,12 @@ def format_groups(found: Groups) -> str:
         if chars:
             mass = row["kept_chars"] / row["chars"] if row["chars"] else 0.0
             line += f"  {mass:>12.1%}"
-        for m, w in zip(found.means, widths, strict=True):
-            mean = found.mean(row, m)
-            line += f"  {'-' if mean is None else f'{mean:.4g}':>{w}}"
+        for (kind, m), w in zip(measures, widths, strict=True):
+            if kind in ("mean", "std"):
+                value = (found.mean if kind == "mean" else found.std)(row, m)
+            else:
+                value = row[f"{kind}:{m}"]
+            line += f"  {'-' if value is None else f'{value:.4g}':>{w}}"
         line += "  " + "; ".join(f"{reason} {n:,}" for reason, n in reasons)
         lines.append(line.rstrip())
     return "\n".join(lines)

@@ -553,3 +553,45 @@ def test_by_group_means_match_the_rows(run_folder: Path, rows: pa.Table) -> None
     assert text.exit_code != 0 and "--mean 'url' is String, not a number" in text.output
     alone = runner.invoke(main, ["inspect", str(run_folder), "--mean", "length_chars"])
     assert alone.exit_code != 0 and "give --by too" in alone.output
+
+
+def test_by_group_spreads_match_the_rows(run_folder: Path, rows: pa.Table) -> None:
+    """``--spread``: each group's sample standard deviation (datatrove's), least and
+    largest value, the groups left out merged as one (their deviations by the parallel
+    rule), and a group of one value has a deviation of 0."""
+    import statistics
+
+    source = shards.open_source(run_folder)
+    means = ("length_chars", "threshold_rank * 2")
+    found = shards.by_group(source, "split_part(url, '/', 3)", limit=3, means=means, spread=True)
+    per: dict[str, list[tuple[float, float | None]]] = {}
+    for row in rows.to_pylist():
+        rank = row["threshold_rank"]
+        value = (row["length_chars"], None if rank is None else rank * 2)
+        per.setdefault(row["url"].split("/")[2], []).append(value)
+
+    def check(row: dict, values: list[tuple[float, float | None]]) -> None:
+        for i, of in enumerate(means):
+            present = [v[i] for v in values if v[i] is not None]
+            if not present:
+                assert found.std(row, of) is None and row[f"min:{of}"] is None
+                continue
+            want = statistics.stdev(present) if len(present) > 1 else 0.0
+            assert found.std(row, of) == pytest.approx(want)
+            assert row[f"min:{of}"] == min(present) and row[f"max:{of}"] == max(present)
+
+    shown = found.table["group"].to_list()
+    for row, host in zip(found.table.iter_rows(named=True), shown, strict=True):
+        check(row, per[host])
+    assert found.rest is not None
+    check(found.rest, [v for host, values in per.items() if host not in shown for v in values])
+
+    runner = CliRunner()
+    args = ["inspect", str(run_folder), "--by", "split_part(url, '/', 3)", "--limit", "2"]
+    shown_cli = runner.invoke(main, [*args, "--mean", "length_chars", "--spread"])
+    assert shown_cli.exit_code == 0, shown_cli.output
+    title = shown_cli.output.splitlines()[1]
+    assert "mean length_chars" in title and "std length_chars" in title
+    assert "min length_chars" in title and "max length_chars" in title
+    bare = runner.invoke(main, [*args, "--spread"])
+    assert bare.exit_code != 0 and "give --mean" in bare.output
