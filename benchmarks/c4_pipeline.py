@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import (  # noqa: E402
     SHARED,
     one_thread_arrow,
+    pipeline_table,
     real_documents,
     report_from_child,
     run_on_one_core,
@@ -220,14 +221,7 @@ def main() -> None:
     for job in ("curation", "datatrove"):
         command = [__file__, "--job", job, "--folder", str(folder), "--out", str(RUNS / job)]
         results[job] = run_on_one_core(job, command)
-    base = results["datatrove"]["seconds"]
-    print("| tool | seconds | docs/s | peak MiB | vs datatrove | kept |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, r in results.items():
-        print(
-            f"| {name} | {r['seconds']:.1f} | {args.docs / r['seconds']:,.0f} | "
-            f"{r['peak_mib']:.0f} | {base / r['seconds']:.1f}x | {len(r['kept']):,} |"
-        )
+    pipeline_table(results, args.docs)
     ours, theirs = results["curation"]["kept"], results["datatrove"]["kept"]
     both = ours.keys() & theirs.keys()
     same_text = sum(ours[k] == theirs[k] for k in both)

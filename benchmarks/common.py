@@ -189,3 +189,17 @@ def one_thread_arrow() -> None:
 
     pyarrow.set_cpu_count(1)
     pyarrow.set_io_thread_count(1)
+
+
+def pipeline_table(results: dict[str, dict], docs: int, base: str = "datatrove") -> None:
+    """Print the Markdown table of a race of whole pipelines: per tool (``results``, each
+    with ``seconds``, ``peak_mib`` and its ``kept`` documents) its seconds, documents per
+    second, peak memory, speed against ``base`` and documents kept."""
+    print("| tool | seconds | docs/s | peak MiB | vs datatrove | kept |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['seconds']:.1f} | {docs / r['seconds']:,.0f} | "
+            f"{r['peak_mib']:.0f} | {results[base]['seconds'] / r['seconds']:.1f}x | "
+            f"{len(r['kept']):,} |"
+        )

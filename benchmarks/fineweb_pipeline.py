@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import exact_dedup, minhash_dedup  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     one_thread_arrow,
+    pipeline_table,
     real_documents,
     report_from_child,
     run_on_one_core,
@@ -201,14 +202,7 @@ def main() -> None:
     ):
         command = [__file__, "--job", job, "--folder", str(folder), "--out", str(RUNS / job)]
         results[label] = run_on_one_core(label, command)
-    base = results["datatrove"]["seconds"]
-    print("| tool | seconds | docs/s | peak MiB | vs datatrove | kept |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, r in results.items():
-        print(
-            f"| {name} | {r['seconds']:.1f} | {args.docs / r['seconds']:,.0f} | "
-            f"{r['peak_mib']:.0f} | {base / r['seconds']:.1f}x | {len(r['kept']):,} |"
-        )
+    pipeline_table(results, args.docs)
     ours, theirs = set(results["curation"]["kept"]), set(results["datatrove"]["kept"])
     print(
         f"\nkept by both {len(ours & theirs):,}, only curation {len(ours - theirs):,}, "
