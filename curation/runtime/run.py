@@ -495,11 +495,13 @@ def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -
     builds = list((previous or {}).get("builds") or [])
     others = [b for b in builds if b != mine]
     if previous is not None and others:
+        hashes = any(b.get("libraries", mine["libraries"]) != mine["libraries"] for b in others)
         print(
             f"note: this run was begun by another build of curation ({_build_text(others[0])}) "
             f"than this one ({_build_text(mine)}): the shards finished by it stand as it made "
-            "them (a dedup's hashes made under other libraries match none of this one's); "
-            "pass --overwrite to make every shard with this build",
+            "them"
+            + (" (a dedup's hashes made under other libraries match none of this one's)" * hashes)
+            + "; pass --overwrite to make every shard with this build",
             file=sys.stderr,
         )
     fingerprint["builds"] = [*builds, mine] if mine not in builds else builds

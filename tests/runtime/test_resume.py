@@ -530,6 +530,7 @@ def test_a_run_begun_by_another_build_says_so_and_goes_on(
     note = capsys.readouterr().err
     assert "begun by another build of curation (0.0.9, source 0123456789ab)" in note
     assert f"source {mine['source']}" in note and "--overwrite" in note
+    assert "other libraries" not in note  # the marker's build names none
     assert json.loads(marker.read_text())["builds"] == [other, mine]
     run_local(recipe, out)  # said again while the other build's shards stand
     assert "another build of curation (0.0.9" in capsys.readouterr().err
