@@ -29,8 +29,9 @@ def test_the_documented_shape_parses() -> None:
 
 def test_every_shipped_pipeline_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each recipe parses: the DCLM one where its classifier exists (the user trains it
-    first; here a small one), the selection ones because their models: sections build
-    what their stages name."""
+    first; here a small one), the C4 one where its bad-words list is (the user puts it
+    there), the selection ones because their models: sections build what their stages
+    name."""
     from curation.scoring.classifier import train_classifier
 
     pipelines = sorted(Path(__file__).resolve().parents[1].glob("pipelines/*.yaml"))
@@ -39,6 +40,8 @@ def test_every_shipped_pipeline_is_valid(tmp_path: Path, monkeypatch: pytest.Mon
     good = ["a clear and useful answer with some detail"] * 20
     bad = ["click here buy now cheap deals"] * 20
     train_classifier(good, bad, Path("models/dclm-quality.bin"))
+    Path("lists").mkdir()
+    Path("lists/ldnoobw-en.txt").write_text("badword\n")
     for path in pipelines:
         recipe = load_recipe(path)
         assert recipe.stages
