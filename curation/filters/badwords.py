@@ -39,7 +39,11 @@ class C4BadWordsParams(StageParams):
     @classmethod
     def _readable(cls, value: str) -> str:
         if not Path(value).is_file():
-            raise ValueError(f"word list {value!r} does not exist")
+            raise ValueError(
+                f"word list {value!r} does not exist (looked for {Path(value).absolute()}): "
+                "put there a file of one word or phrase a line (C4 used LDNOOBW's English "
+                "list, github.com/LDNOOBW), or give words_file another"
+            )
         load_words(value)  # an empty list is an error now, not on the workers
         return value
 

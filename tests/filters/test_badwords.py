@@ -57,6 +57,9 @@ def test_word_boundaries_and_keep_fraction(tmp_path: Path) -> None:
 def test_missing_or_empty_list_fails_before_reading(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"line 2: stage c4_badwords.*does not exist"):
         parse_recipe("stages:\n  - c4_badwords: {words_file: /no/such/list.txt}\n")
+    # a relative name: where it was looked for, and what to put there
+    with pytest.raises(RecipeError, match=r"looked for .*lists/words\.txt\): put there a file"):
+        parse_recipe("stages:\n  - c4_badwords: {words_file: lists/words.txt}\n")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     with pytest.raises(RecipeError, match=r"is empty"):
