@@ -17,7 +17,8 @@ thread), each reading the shards and writing its kept documents as Parquet:
   only (then 3 sentences left), language (lid.176, ``en`` at 0.65), LDNOOBW bad words;
   every dropped document written with its reason.
 - ``datatrove``: the same steps from datatrove's blocks, composed as a datatrove user
-  would: exact dedup's three steps keyed on the URL, the last one followed by
+  would: exact dedup's three steps keyed on the URL (C4's normalisation of it, as a
+  content getter), the last one followed by
   ``C4QualityFilter(min_words_per_line=5, min_num_sentences=3)`` (its end marks set to
   C4's ``. ? ! "``) and a Parquet writer; then sentence dedup's three steps over lines
   (``split_sentences=False``, spans of 1, no word minimum, 3 sentences), the last one
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -141,8 +143,9 @@ def job_datatrove(folder: Path, out: Path) -> dict:
     c4_filters.END_PUNCTUATION = (".", "?", "!", '"')  # TFDS's end marks, read at each call
     language = _datatrove_language_filter()
 
-    def url(doc: Document) -> str:
-        return doc.metadata["url"]
+    def url(doc: Document) -> str:  # C4's normalize_url, as the recipe compares URLs
+        url = re.sub(r"https?://(www\.)?", "", doc.metadata["url"])
+        return re.sub(r"\?(utm_|ref|feed).*", "", url).rstrip("/")
 
     by_url = ExactDedupConfig(content_getter=url)
     lines = SentDedupConfig(

@@ -9,7 +9,8 @@ then the smallest id, so the choice never depends on the order or partitioning o
 data. After the barrier, the other rows of the group are dropped as
 ``exact_dedup:duplicate`` with ``duplicate_of`` (the kept id); every row gets
 ``exact_dedup_cluster_size`` (1 for a unique row). Rows with a null key are never
-duplicates.
+duplicates. ``normalize_url`` compares URLs as C4 did (``pipelines/c4.yaml``: one page per
+URL): ``https://www.x.org/a/?utm_source=y`` is ``x.org/a``.
 
 With ``against`` (documents kept elsewhere: a previous dump, a training set; their
 ``against_text_field`` is compared with ``column``, normalised alike), every row whose key
@@ -49,17 +50,33 @@ _AGAINST = "against"  # in a decision: the key is held by ``against``
 class ExactDedupParams(AgainstParams):
     column: str = Field("text", description="the column whose repeats are duplicates")
     normalize: bool = Field(True, description="lower-case and fold white space first")
+    normalize_url: bool = Field(
+        False,
+        description="compare URLs as C4 did: no scheme, leading www., utm/ref/feed query "
+        "or trailing slash",
+    )
     priority_column: str | None = Field(
         None, description="keep the row with the highest value of this column (then id)"
     )
 
 
-def normalized_key(values: pa.ChunkedArray | pa.Array, normalize: bool) -> pa.Array:
-    """The key text: ``normalized_text`` (lower-cased, white space folded and trimmed)
-    when ``normalize``, else the values as they are."""
+def normalized_key(
+    values: pa.ChunkedArray | pa.Array, normalize: bool, normalize_url: bool = False
+) -> pa.Array:
+    """The key text: with ``normalize_url`` a URL as C4's ``normalize_url`` compares it
+    (every ``http://`` or ``https://`` and a ``www.`` after it taken out, as C4's
+    unanchored pattern does, then a query that begins with ``utm_``, ``ref`` or ``feed``,
+    then trailing slashes), then
+    ``normalized_text`` (lower-cased, white space folded and trimmed) when ``normalize``,
+    else the values as they are."""
+    values = values.cast(pa.large_string())
+    if normalize_url:
+        values = pc.replace_substring_regex(values, r"https?://(www\.)?", "")  # anywhere
+        values = pc.replace_substring_regex(values, r"\?(utm_|ref|feed).*", "")
+        values = pc.utf8_rtrim(values, "/")
     if normalize:
         return normalized_text(values)
-    return values.cast(pa.large_string())
+    return values
 
 
 @register
@@ -89,7 +106,8 @@ class ExactDedup(GlobalStage):
 
     def _key_hashes(self, values: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
         """The two 64-bit hashes of each key (null for a null key)."""
-        key = pl.from_arrow(normalized_key(values, self.params.normalize))
+        p = self.params
+        key = pl.from_arrow(normalized_key(values, p.normalize, p.normalize_url))
         missing = pc.is_null(key.to_arrow())
         hashes = [key.hash(seed=seed).to_arrow() for seed in (0, 1)]
         return [pc.if_else(missing, pa.scalar(None, h.type), h) for h in hashes]
