@@ -733,13 +733,15 @@ def _merged(groups: pl.DataFrame, means: Sequence[str]) -> dict[str, Any]:
     the least of the least values and the largest of the largest, and the squared
     deviations by the parallel rule (each group's own, plus its count times its mean's
     squared distance from the whole's mean)."""
-    merged = {
-        c: (groups[c].min() if c.startswith("min:") else groups[c].max())
-        if c.startswith(("min:", "max:"))
-        else groups[c].sum()
-        for c in groups.columns
-        if c != "group" and not c.startswith("m2:")
-    }
+
+    def combined(column: str) -> Any:
+        if column.startswith("min:"):
+            return groups[column].min()
+        if column.startswith("max:"):
+            return groups[column].max()
+        return groups[column].sum()
+
+    merged = {c: combined(c) for c in groups.columns if c != "group" and not c.startswith("m2:")}
     for of in means:
         if f"m2:{of}" not in groups.columns:
             continue

@@ -496,12 +496,11 @@ def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -
     others = [b for b in builds if b != mine]
     if previous is not None and others:
         hashes = any(b.get("libraries", mine["libraries"]) != mine["libraries"] for b in others)
+        why = " (a dedup's hashes made under other libraries match none of this one's)"
         print(
             f"note: this run was begun by another build of curation ({_build_text(others[0])}) "
             f"than this one ({_build_text(mine)}): the shards finished by it stand as it made "
-            "them"
-            + (" (a dedup's hashes made under other libraries match none of this one's)" * hashes)
-            + "; pass --overwrite to make every shard with this build",
+            f"them{why if hashes else ''}; pass --overwrite to make every shard with this build",
             file=sys.stderr,
         )
     fingerprint["builds"] = [*builds, mine] if mine not in builds else builds
