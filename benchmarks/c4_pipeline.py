@@ -6,19 +6,22 @@ Copy ``r`` > 0 of a document loses every ``(r + 6)``-th word of each line (so co
 their short lines, not their long ones) and gets its own URL (``?copy=r``), except that
 every tenth row keeps the first copy's URL: a second crawl of the same page, which the
 URL dedup removes. Pile documents, which have no URL, get ``https://example.org/pile/<n>``.
-Written once as 8 zstd Parquet shards (``id``, ``text``, ``url``), ids zero-padded in
-reading order, so the first copy is the smallest id for both tools. Reading WET files is
-not compared (both read the text).
+Each row's crawl date (``date``, ISO 8601 text) is a second older than the row before,
+so the copy of a URL that C4's rule keeps, the newest, is the first in reading order,
+which datatrove's exact dedup keeps. Written once as 8 zstd Parquet shards (``id``,
+``text``, ``url``, ``date``), ids zero-padded in reading order. Reading WET files is not
+compared (both read the text).
 
 Jobs, each in a child process pinned to one core (Arrow, polars and OpenMP on one
 thread), each reading the shards and writing its kept documents as Parquet:
 - ``curation``: ``pipelines/c4.yaml`` with ``--format parquet`` on the local executor:
-  one page per URL, C4's line and page rules with TFDS's limits, each line in one page
-  only (then 3 sentences left), language (lid.176, ``en`` at 0.65), LDNOOBW bad words;
-  every dropped document written with its reason.
+  C4's page length cap, the newest page per URL, C4's line and page rules with TFDS's
+  limits, each line in one page only (then 3 sentences left), language (lid.176, ``en``
+  at 0.65), LDNOOBW bad words; every dropped document written with its reason.
 - ``datatrove``: the same steps from datatrove's blocks, composed as a datatrove user
   would: exact dedup's three steps keyed on the URL (C4's normalisation of it, as a
-  content getter), the last one followed by
+  content getter), the first and last after a ``LambdaFilter`` for C4's length cap (the
+  two must see the same documents), the last one followed by
   ``C4QualityFilter(min_words_per_line=5, min_num_sentences=3)`` (its end marks set to
   C4's ``. ? ! "``) and a Parquet writer; then sentence dedup's three steps over lines
   (``split_sentences=False``, spans of 1, no word minimum, 3 sentences), the last one
@@ -40,6 +43,7 @@ import re
 import shutil
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,7 +81,10 @@ def corpus(count: int) -> Path:
         url = urls[i % len(base)]
         texts.append(thinned(base[i % len(base)][0], copy))
         page_urls.append(url if copy == 0 or i % 10 == 0 else f"{url}?copy={copy}")
-    table = pa.table({"id": [f"d{i:09d}" for i in range(count)], "text": texts, "url": page_urls})
+    newest = datetime(2019, 4, 25, tzinfo=UTC)
+    dates = [(newest - timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(count)]
+    ids = [f"d{i:09d}" for i in range(count)]
+    table = pa.table({"id": ids, "text": texts, "url": page_urls, "date": dates})
     return write_parquet_shards(table, DATA, SHARDS)
 
 
@@ -134,7 +141,12 @@ def job_datatrove(folder: Path, out: Path) -> dict:
         SentenceDedupSignature,
         SentenceFindDedups,
     )
-    from datatrove.pipeline.filters import C4BadWordsFilter, C4QualityFilter, c4_filters
+    from datatrove.pipeline.filters import (
+        C4BadWordsFilter,
+        C4QualityFilter,
+        LambdaFilter,
+        c4_filters,
+    )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
 
@@ -155,6 +167,9 @@ def job_datatrove(folder: Path, out: Path) -> dict:
     def reader(path: Path) -> ParquetReader:
         return ParquetReader(str(path), glob_pattern="*.parquet", id_key="id")
 
+    def short(doc: Document) -> bool:  # C4's is_valid_length
+        return len(doc.text) <= 190_000
+
     def execute(name: str, steps: list) -> None:
         LocalPipelineExecutor(steps, tasks=1, logging_dir=str(out / "logs" / name)).run()
 
@@ -163,12 +178,14 @@ def job_datatrove(folder: Path, out: Path) -> dict:
 
     filtered = out / "filtered"
     started = time.perf_counter()
-    execute("url-1", [reader(folder), ExactDedupSignature(str(out / "url-sigs"), config=by_url)])
+    signature = ExactDedupSignature(str(out / "url-sigs"), config=by_url)
+    execute("url-1", [reader(folder), LambdaFilter(short), signature])
     execute("url-2", [ExactFindDedups(str(out / "url-sigs"), str(out / "url-dups"), config=by_url)])
     execute(
         "url-3",
         [
             reader(folder),
+            LambdaFilter(short),
             ExactDedupFilter(str(out / "url-dups"), config=by_url),
             C4QualityFilter(min_words_per_line=5, min_num_sentences=3),
             ParquetWriter(str(filtered)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def _c4_recipe(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 C4_STAGES = [
     "read",
+    "length_filter",
     "exact_dedup",
     "c4_quality",
     "sentence_dedup",
@@ -68,11 +70,13 @@ C4_STAGES = [
 ]
 
 
-def test_c4_keeps_c4s_own_pages_and_one_page_per_url(
+def test_c4_keeps_c4s_own_pages_and_the_newest_page_per_url(
     c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """C4's own pages pass C4's recipe (what it drops, it drops by the differences the
-    recipe names); a second crawl of 50 of their URLs goes as a duplicate URL."""
+    recipe names). A second crawl of 50 of their URLs goes as duplicates of C4's pages
+    where it is older and keeps their place where it is newer, as C4 kept the newest page
+    of a URL; a page over C4's 190,000 characters goes first."""
     import gzip
     import json
 
@@ -80,27 +84,39 @@ def test_c4_keeps_c4s_own_pages_and_one_page_per_url(
     pages = [
         {"id": f"c4-{i:04d}", **json.loads(line)} for i, line in enumerate(gzip.open(c4_path, "rt"))
     ]
-    recrawled = [
-        {**page, "id": f"recrawl-{i:04d}", "text": page["text"] + "\nRecrawled."}
-        for i, page in enumerate(pages[:50])
-    ]
+    year = 365 * 24 * 3600
+
+    def recrawl(i: int, page: dict, later: bool) -> dict:
+        date = datetime.fromisoformat(page["date"]).timestamp() + (year if later else -year)
+        when = datetime.fromtimestamp(date, UTC).isoformat().replace("+00:00", "Z")
+        return {**page, "id": f"recrawl-{i:04d}", "date": when}
+
+    # the same text, so only the dates tell which page a URL keeps
+    newer = [recrawl(i, page, later=True) for i, page in enumerate(pages[:25])]
+    older = [recrawl(i, page, later=False) for i, page in enumerate(pages[25:50], 25)]
+    huge = {**pages[60], "id": "huge", "url": "https://example.org/long", "text": "Word. " * 40_000}
     crawl = tmp_path / "crawl.jsonl"
-    crawl.write_text("".join(json.dumps(page) + "\n" for page in pages + recrawled))
+    crawl.write_text("".join(json.dumps(p) + "\n" for p in pages + newer + older + [huge]))
     recipe = load_recipe(recipe_file).with_input(paths=[str(crawl)], format="jsonl")
     stats = run_local(recipe, tmp_path / "out")
     assert [s["name"] for s in stats["stages"]] == C4_STAGES
     by_name = {s["name"]: s for s in stats["stages"]}
+    assert by_name["length_filter"]["rows_dropped"] == 1
     assert by_name["exact_dedup"]["rows_dropped"] == 50
     kept = read_output(tmp_path / "out", "kept")
     assert kept.num_rows >= 950, stats  # 962 on the sample
     # C4's lines already pass C4's line rules: none is removed
     assert sum(kept["c4_lines_removed"].to_pylist()) == 0
     dropped = read_output(tmp_path / "out", "dropped").to_pylist()
-    by_url = {page["url"]: page["text"] for page in pages[:50]}
-    second = [r for r in dropped if r["drop_reason"] == "exact_dedup:duplicate"]
-    assert len(second) == 50
-    assert all(r["text"] == by_url[r["url"]] + "\nRecrawled." for r in second), "C4's page stays"
-    assert kept.num_rows + len(dropped) == 1050
+    assert [r["id"] for r in dropped if r["drop_reason"] == "length_filter:too_long"] == ["huge"]
+    second = {
+        r["id"]: r["duplicate_of"] for r in dropped if r["drop_reason"] == "exact_dedup:duplicate"
+    }
+    assert second == {
+        **{f"c4-{i:04d}": f"recrawl-{i:04d}" for i in range(25)},  # the newer crawl kept
+        **{f"recrawl-{i:04d}": f"c4-{i:04d}" for i in range(25, 50)},  # C4's page kept
+    }
+    assert kept.num_rows + len(dropped) == 1051
 
 
 def test_c4_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

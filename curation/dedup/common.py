@@ -191,13 +191,71 @@ def _write_held(
 
 def with_priority(table: pa.Table, stage: str, column: str, name: str) -> pa.Table:
     """``table`` with the values of its ``column`` as float64 in ``name`` (the keep policy
-    of a dedup stage: the highest first); an error naming ``stage`` and the columns when
-    there is no ``column``."""
+    of a dedup stage: the highest first; see ``priority_values``); an error naming
+    ``stage`` and the columns when there is no ``column``."""
     if column not in table.column_names:
         raise ValueError(
             f"{stage}: no priority column {column!r}; columns are {table.column_names}"
         )
-    return table.append_column(name, table[column].cast(pa.float64()))
+    values = priority_values(table[column], table[ID], f"{stage}: priority column {column!r}")
+    return table.append_column(name, values)
+
+
+#: a zone at the end of an ISO 8601 time: ``Z``, ``+02:00``, ``-0500``
+_ZONED = r"(Z|[+-]\d\d:?\d\d)$"
+
+
+def priority_values(
+    values: pa.ChunkedArray | pa.Array, ids: pa.ChunkedArray | pa.Array, what: str
+) -> pa.ChunkedArray:
+    """``values`` as float64 keys of a keep policy (the highest is kept; nulls rank last).
+
+    Numbers and booleans as they are, text that is all numbers as numbers; times and
+    dates as microseconds since 1970-01-01 UTC (exact in a float64 for 285 years either
+    side), so a dedup can keep the newest crawl of a page (C4 kept the latest WARC-Date).
+    Text that is not numbers is read as ISO 8601 times, ``2019-04-18T12:34:56Z`` (WARC's
+    WARC-Date), with any zone offset, or without a zone as UTC, or a date alone.
+    Anything else is an error that begins with ``what`` and names the value and its
+    row's id."""
+    values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    kind = values.type
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+    if any(is_kind(kind) for is_kind in numeric) or pa.types.is_boolean(kind):
+        return values.cast(pa.float64())
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        naive = pa.timestamp("us", kind.tz) if pa.types.is_timestamp(kind) else pa.timestamp("us")
+        return values.cast(naive).cast(pa.int64()).cast(pa.float64())
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise ValueError(
+            f"{what} holds {kind}: it must hold numbers, times, dates or ISO 8601 text"
+        )
+    with contextlib.suppress(pa.ArrowInvalid):
+        return values.cast(pa.float64())
+    zoned = pc.fill_null(pc.match_substring_regex(values, _ZONED), False)
+    try:
+        with_zone = pc.if_else(zoned, values, None).cast(pa.timestamp("us", "UTC"))
+        without = pc.if_else(zoned, None, values).cast(pa.timestamp("us"))
+    except pa.ArrowInvalid:
+        raise ValueError(_first_bad_time(values, ids, what)) from None
+    micros = pc.coalesce(with_zone.cast(pa.int64()), without.cast(pa.int64()))
+    return micros.cast(pa.float64())
+
+
+def _first_bad_time(values: pa.ChunkedArray, ids: pa.ChunkedArray | pa.Array, what: str) -> str:
+    """The message for the first of ``values`` that is neither a number nor a time."""
+    for value, row_id in zip(values.to_pylist(), ids.to_pylist(), strict=True):
+        if value is None:
+            continue
+        zoned = pc.match_substring_regex(pa.array([value]), _ZONED)[0].as_py()
+        try:
+            pa.array([value]).cast(pa.timestamp("us", "UTC" if zoned else None))
+        except pa.ArrowInvalid:
+            return (
+                f"{what}: {value!r} (row {row_id!r}) is neither a number nor an ISO 8601 "
+                "time such as 2019-04-18T12:34:56Z; fix or drop such rows first, or name "
+                "another priority column"
+            )
+    return f"{what}: its text is neither numbers nor ISO 8601 times"
 
 
 def set_duplicate_of(table: pa.Table, values: pa.Array | pa.ChunkedArray) -> pa.Table:

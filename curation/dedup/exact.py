@@ -4,8 +4,9 @@ A global stage. Before the barrier each live row gets a 128-bit hash (two seeded
 polars hashes) of its key: the ``column`` value, by default lower-cased (Greek final
 sigma folded to sigma) with runs of white space folded to one space and the ends
 trimmed. At the barrier, rows are grouped by hash over the whole dataset; in each group
-the row kept is the one with the highest ``priority_column`` value when one is given,
-then the smallest id, so the choice never depends on the order or partitioning of the
+the row kept is the one with the highest ``priority_column`` value when one is given
+(numbers; times and ISO 8601 text as times, so the newest: ``priority_values``), then
+the smallest id, so the choice never depends on the order or partitioning of the
 data. After the barrier, the other rows of the group are dropped as
 ``exact_dedup:duplicate`` with ``duplicate_of`` (the kept id); every row gets
 ``exact_dedup_cluster_size`` (1 for a unique row). Rows with a null key are never
@@ -56,7 +57,9 @@ class ExactDedupParams(AgainstParams):
         "or trailing slash",
     )
     priority_column: str | None = Field(
-        None, description="keep the row with the highest value of this column (then id)"
+        None,
+        description="keep the row with the highest value of this column (then "
+        "id): numbers, or times and ISO 8601 text (the newest kept)",
     )
 
 

@@ -164,7 +164,9 @@ class MinhashParams(AgainstParams):
         None, gt=0, le=1, description="keep a candidate pair only if its exact Jaccard >= this"
     )
     priority_column: str | None = Field(
-        None, description="keep the document with the highest value of this column (then id)"
+        None,
+        description="keep the document with the highest value of this column (then "
+        "id): numbers, or times and ISO 8601 text (the newest kept)",
     )
     partitions: int = Field(1, ge=1, description="band-key ranges per band at the barrier")
 

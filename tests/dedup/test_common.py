@@ -159,3 +159,46 @@ def test_an_unwritable_cache_is_done_without(
         run_local(recipe_of(recipe, data), tmp_path / "out")
     gone = {i for i, r in outcome(tmp_path / "out") if r == "minhash_dedup:in_against"}
     assert gone == {f"d{i:03d}" for i in range(140, 200)}
+
+
+def test_priority_values_order_times_across_zones_and_forms() -> None:
+    """Times in any zone, without a zone (UTC) or as a date alone rank by the instant
+    they name; numbers in text stay numbers; nulls stay null (they rank last)."""
+    texts = [
+        "2019-04-18T12:34:56Z",
+        "2019-04-18T14:34:57+02:00",  # one second after the first
+        "2019-04-18T12:34:55",  # one second before, no zone: UTC
+        "2019-04-18",  # midnight UTC
+        None,
+        "2019-04-18T07:34:56.5-0500",  # half a second after the first
+    ]
+    ids = pa.array([str(i) for i in range(len(texts))])
+    values = common.priority_values(pa.array(texts), ids, "x").to_pylist()
+    first = values[0]
+    assert [v - first if v is not None else None for v in values] == [
+        0,
+        1e6,
+        -1e6,
+        -(12 * 3600 + 34 * 60 + 56) * 1e6,
+        None,
+        0.5e6,
+    ]
+    assert common.priority_values(pa.array(["3", "2.5", None]), ids[:3], "x").to_pylist() == [
+        3.0,
+        2.5,
+        None,
+    ]
+    stamps = pa.array([0, 1_000], pa.timestamp("ms", "Europe/Paris"))
+    assert common.priority_values(stamps, ids[:2], "x").to_pylist() == [0.0, 1e6]
+
+
+def test_a_priority_that_is_no_time_names_the_value_and_row() -> None:
+    texts = pa.array(["2019-04-18T12:34:56Z", None, "last tuesday"])
+    with pytest.raises(
+        ValueError,
+        match=r"dedup: priority column 'date': 'last tuesday' "
+        r"\(row 'c'\) is neither a number nor an ISO 8601 time",
+    ):
+        common.priority_values(texts, pa.array(["a", "b", "c"]), "dedup: priority column 'date'")
+    with pytest.raises(ValueError, match="holds list<item: int64>: it must hold numbers"):
+        common.priority_values(pa.array([[1]]), pa.array(["a"]), "dedup")

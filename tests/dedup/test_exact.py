@@ -224,3 +224,21 @@ def test_against_with_a_priority_column(tmp_path: Path) -> None:
     rows_out = read_output(tmp_path / "out", "dropped").to_pylist()
     dropped = {r["id"]: r["drop_reason"] for r in rows_out}
     assert dropped == {"a": "exact_dedup:in_against", "b": "exact_dedup:duplicate"}
+
+
+def test_a_date_priority_keeps_the_newest_copy(tmp_path: Path) -> None:
+    """WARC-Dates as text: the newest copy of a URL stays (C4's rule), whatever its zone
+    or id; a copy without a date goes before any dated one."""
+    path = tmp_path / "docs.jsonl"
+    docs = [
+        {"id": "a", "text": "1", "url": "http://x.org/p", "date": "2019-04-18T12:00:00Z"},
+        {"id": "b", "text": "2", "url": "https://www.x.org/p/", "date": "2020-01-01T00:00:00Z"},
+        {"id": "c", "text": "3", "url": "http://x.org/p", "date": "2020-01-01T03:00:00+02:00"},
+        {"id": "d", "text": "4", "url": "http://y.org", "date": None},
+        {"id": "e", "text": "5", "url": "http://y.org", "date": "2001-01-01T00:00:00Z"},
+    ]
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    stage = "{column: url, normalize_url: true, priority_column: date}"
+    run_local(recipe_of(f"stages:\n  - exact_dedup: {stage}\n", path), tmp_path / "out")
+    # c is 01:00 UTC on the first of January, an hour after b
+    assert duplicates(tmp_path / "out") == {"a": "c", "b": "c", "d": "e"}
