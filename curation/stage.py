@@ -170,6 +170,7 @@ _STAGE_MODULES = {
     "exact_dedup": "curation.dedup.exact",
     "line_dedup": "curation.dedup.lines",
     "sentence_dedup": "curation.dedup.sentences",
+    "substring_dedup": "curation.dedup.substrings",
     "minhash_dedup": "curation.dedup.minhash",
     "decontaminate": "curation.dedup.decontaminate",
     "kenlm_perplexity": "curation.scoring.perplexity",

@@ -1,0 +1,172 @@
+"""substring_dedup: the suffix-array pass against a plain window count, and whole runs on
+the C4 and Pile samples with planted passages, on every executor."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.dedup.substrings import duplicate_spans
+from tests.conftest import on_every_executor, read_output, recipe_of, run_local
+
+
+def reference_spans(texts: list[str], length: int, keep_first: bool) -> list[tuple[int, int, int]]:
+    """Every window of ``length`` bytes counted in a dict: the spans to strike, merged and
+    widened to whole characters, as (row, start, end)."""
+    encoded = [t.encode() for t in texts]
+    seen: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
+    for row, data in enumerate(encoded):
+        for start in range(len(data) - length + 1):
+            seen[data[start : start + length]].append((row, start))
+    struck = [bytearray(len(data)) for data in encoded]
+    for places in seen.values():
+        if len(places) > 1:
+            for row, start in places[1:] if keep_first else places:
+                struck[row][start : start + length] = b"\1" * length
+    spans = []
+    for row, data in enumerate(encoded):
+        flags = struck[row]
+        at = 0
+        for char in texts[row]:  # a character with one struck byte goes whole
+            size = len(char.encode())
+            if any(flags[at : at + size]):
+                flags[at : at + size] = b"\1" * size
+            at += size
+        start = None
+        for at in range(len(data) + 1):
+            on = at < len(data) and flags[at]
+            if on and start is None:
+                start = at
+            elif not on and start is not None:
+                spans.append((row, start, at))
+                start = None
+    return spans
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab é€\n", max_size=40), max_size=6),
+    st.integers(2, 7),
+    st.booleans(),
+)
+def test_spans_match_a_plain_window_count(texts: list[str], length: int, keep_first: bool) -> None:
+    rows, starts, ends = duplicate_spans(pa.array(texts, pa.large_string()), length, keep_first)
+    found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    assert found == reference_spans(texts, length, keep_first)
+
+
+def test_a_shared_phrase_goes_from_both_texts() -> None:
+    texts = ["Alice wanted to go to the store", "Bob wanted to go to the park", ""]
+    rows, starts, ends = duplicate_spans(pa.array(texts, pa.large_string()), 10, False)
+    assert (rows.tolist(), starts.tolist(), ends.tolist()) == ([0, 1], [5, 3], [26, 24])
+    assert texts[0][:5] + texts[0][26:] == "Alicestore"
+    rows, starts, ends = duplicate_spans(pa.array(texts, pa.large_string()), 10, True)
+    assert (rows.tolist(), starts.tolist(), ends.tolist()) == ([1], [3], [24])
+
+
+def _samples(c4_path: Path, pile_path: Path, folder: Path) -> tuple[dict[str, str], dict]:
+    """300 C4 pages and 300 Pile documents in two JSONL files, and 20 documents made of
+    Pile text with a 400-character passage of a C4 page (of the first 20 with a line that
+    long) planted in the middle. Returns
+    the texts by id and, per planted id, its passage and the C4 page it came from."""
+    with gzip.open(c4_path, "rt", encoding="utf-8") as f:
+        c4 = [json.loads(line)["text"] for line in f][:300]
+    with open(pile_path, encoding="utf-8") as f:
+        pile = [json.loads(line)["contents"] for line in f][:340]
+    rows = {f"a-c4-{i:03d}": text for i, text in enumerate(c4)}
+    rows |= {f"b-pile-{i:03d}": text for i, text in enumerate(pile[:300])}
+    planted = {}
+    long_lines = [(i, max(t.split("\n"), key=len)) for i, t in enumerate(c4)]
+    sources = [(i, line[:400]) for i, line in long_lines if len(line) >= 400][:20]
+    for j, (i, passage) in enumerate(sources):
+        source = f"a-c4-{i:03d}"
+        host = pile[300 + j]
+        middle = len(host) // 2
+        rows[f"c-planted-{j:02d}"] = host[:middle] + " " + passage + " " + host[middle:]
+        planted[f"c-planted-{j:02d}"] = (passage, source)
+    folder.mkdir()
+    items = list(rows.items())
+    for part in range(2):
+        lines = [json.dumps({"id": i, "text": t}) + "\n" for i, t in items[part::2]]
+        (folder / f"part-{part}.jsonl").write_text("".join(lines))
+    return rows, planted
+
+
+@pytest.mark.parametrize("keep_first", [True, False])
+def test_planted_passages_go_and_every_byte_is_counted(
+    c4_path: Path, pile_path: Path, tmp_path: Path, keep_first: bool
+) -> None:
+    rows, planted = _samples(c4_path, pile_path, tmp_path / "in")
+    stage = f"{{min_length: 100, keep_first: {str(keep_first).lower()}}}"
+    recipe = recipe_of(f"stages:\n  - substring_dedup: {stage}\n", tmp_path / "in")
+    stats = run_local(recipe, tmp_path / "out")
+    assert stats["rows"]["read"] == len(rows) == stats["rows"]["kept"] + stats["rows"]["dropped"]
+    out = {
+        r["id"]: r
+        for kind in ("kept", "dropped")
+        for r in read_output(tmp_path / "out", kind).to_pylist()
+    }
+    for row_id, row in out.items():  # the bytes lost are the bytes removed
+        lost = len(rows[row_id].encode()) - len(row["text"].encode())
+        if row["drop_reason"] is None:
+            assert lost == row["substring_dedup_bytes_removed"]
+    for row_id, (passage, source) in planted.items():
+        text = out[row_id]["text"]
+        assert passage not in text and passage[100:-100] not in text, row_id
+        assert out[row_id]["substring_dedup_bytes_removed"] >= len(passage.encode())
+        if keep_first:  # the C4 page came first: it keeps its passage
+            assert passage in out[source]["text"], source
+        else:  # every copy goes
+            assert passage[100:-100] not in out[source]["text"], source
+    # texts with nothing repeated are as they came
+    untouched = [r for r in out.values() if r["substring_dedup_bytes_removed"] == 0]
+    assert len(untouched) > 400
+    assert all(r["text"] == rows[r["id"]] for r in untouched)
+
+
+def test_a_whole_copy_is_dropped_with_its_text(tmp_path: Path) -> None:
+    page = "This paragraph is long enough to be a repeated span of more than twenty bytes."
+    docs = [
+        {"id": "1", "text": page},
+        {"id": "2", "text": f"  {page}\n"},  # nothing but white space is left
+        {"id": "3", "text": f"Before. {page} After."},
+        {"id": "4", "text": "Nothing here is repeated anywhere else."},
+    ]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    recipe = recipe_of("stages:\n  - substring_dedup: {min_length: 20, keep_first: true}\n", path)
+    stats = run_local(recipe, tmp_path / "out")
+    kept = {r["id"]: r for r in read_output(tmp_path / "out", "kept").to_pylist()}
+    dropped = read_output(tmp_path / "out", "dropped").to_pylist()
+    assert [(r["id"], r["drop_reason"], r["text"]) for r in dropped] == [
+        ("2", "substring_dedup:all_duplicated", f"  {page}\n")
+    ]
+    assert kept["1"]["text"] == page and kept["1"]["substring_dedup_bytes_removed"] == 0
+    # the space before the page goes with it: row 2 holds " " + page as well
+    assert kept["3"]["text"] == "Before. After."
+    assert kept["4"]["substring_dedup_bytes_removed"] == 0
+    stage = stats["stages"][-1]
+    assert stage["rows_in"] == 4 and stage["rows_dropped"] == 1
+
+
+def test_every_executor_strikes_the_same_bytes(
+    c4_path: Path, pile_path: Path, tmp_path: Path
+) -> None:
+    _samples(c4_path, pile_path, tmp_path / "in")
+    recipe = recipe_of(
+        "input: {batch_rows: 64}\nstages:\n  - substring_dedup: {min_length: 60}\n"
+        "output: {shard_rows: 100}\n",
+        tmp_path / "in",
+    )
+    outputs = on_every_executor(recipe, tmp_path)
+    first = next(iter(outputs.values()))
+    assert sum(r["substring_dedup_bytes_removed"] for r in first[0]) > 0
+    for kept, dropped in outputs.values():
+        assert (kept, dropped) == first
