@@ -23,9 +23,15 @@ al.'s output. ``substring_dedup_bytes_removed`` records what each text lost, and
 left with nothing but white space is dropped as ``substring_dedup:all_duplicated``
 (its text kept as it came).
 
-Memory at the barrier: every live row's id and text, and while the arrays are built
-about 13 bytes per byte of text more (the joined bytes, the suffix array, its LCP array
-and the room left in each text, int32 each up to 2 GiB of text, int64 past it). Measured
+With ``against`` (documents kept elsewhere, or a benchmark's items: Lee et al.'s
+``across-similar``), every span of ``min_length`` bytes that they hold goes from every
+text here, all copies; with ``only_against`` nothing else does. Their texts are read at
+the barrier and joined after the dataset's in the same arrays.
+
+Memory at the barrier: every live row's id and text (and the texts of ``against``), and
+while the arrays are built about 13 bytes per byte of text more (the joined bytes, the
+suffix array, its LCP array and the room left in each text, int32 each up to 2 GiB of
+text, int64 past it). Measured
 (``benchmarks/substring_dedup.py``): 15 to 18 bytes per byte of text over a pass-through
 run's peak. So it runs where the dataset's text fits about 18 times in one machine.
 """
@@ -43,14 +49,15 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
-from curation.stage import GlobalStage, StageParams, register, write_decisions
+from curation.dedup.common import AgainstParams, against_tables
+from curation.stage import GlobalStage, register, write_decisions
 from curation.utf8 import string_buffers
 
 #: the byte after each text at the barrier: no UTF-8 text holds it
 _SEPARATOR = 0xFF
 
 
-class SubstringDedupParams(StageParams):
+class SubstringDedupParams(AgainstParams):
     min_length: int = Field(
         100,
         ge=2,
@@ -82,7 +89,12 @@ class SubstringDedup(GlobalStage):
     def decide(self, keys: Any, folder: Path) -> None:
         table = keys.select("shard", ID, TEXT).sort(ID).collect().to_arrow()
         text = pc.fill_null(table[TEXT].combine_chunks().cast(pa.large_string()), "")
-        docs, starts, ends = duplicate_spans(text, self.params.min_length, self.params.keep_first)
+        p = self.params
+        held = None
+        if p.against:
+            parts = [t[TEXT] for t in against_tables(p, TEXT)]
+            held = pa.chunked_array(parts, pa.large_string()).combine_chunks() if parts else None
+        docs, starts, ends = duplicate_spans(text, p.min_length, p.keep_first, held, p.only_against)
         if not len(docs):
             return
         rows, first = np.unique(docs, return_index=True)
@@ -130,27 +142,44 @@ class SubstringDedup(GlobalStage):
 
 
 def duplicate_spans(
-    text: pa.LargeStringArray, min_length: int, keep_first: bool
+    text: pa.LargeStringArray,
+    min_length: int,
+    keep_first: bool,
+    held: pa.LargeStringArray | None = None,
+    only_against: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The byte spans to strike from ``text`` (no nulls), as (row, start, end) arrays
     sorted by row then start, ``start``/``end`` in bytes from the row's first byte,
     disjoint and not touching: every window of ``min_length`` bytes of a text that occurs
     in any text more than once (``keep_first``: that occurs earlier, in row then byte
-    order), windows merged, each span widened to whole UTF-8 characters."""
+    order), and every one that occurs in a ``held`` text (documents kept elsewhere; with
+    ``only_against``, only those), windows merged, each span widened to whole UTF-8
+    characters."""
     from pydivsufsort import divsufsort, kasai
 
     data, offsets = string_buffers(text)
+    if held is not None and len(held):
+        theirs, their_offsets = string_buffers(pc.fill_null(held, ""))
+        data = np.concatenate(
+            [data[offsets[0] : offsets[-1]], theirs[their_offsets[0] : their_offsets[-1]]]
+        )
+        shift = their_offsets[1:] - their_offsets[0] + offsets[-1] - offsets[0]
+        offsets = np.concatenate([offsets - offsets[0], shift])
     joined, begins = _joined(data, offsets)
+    ours = len(text)
     if len(joined) > len(offsets) - 1:  # some text has bytes
         suffixes = divsufsort(joined)
         common = kasai(joined, suffixes)
         room = np.empty(len(joined), dtype=np.int32 if len(joined) < 2**31 else np.int64)
         _fill_room(begins, room)
-        flags = _repeated_windows(suffixes, common, room, min_length, keep_first)
+        boundary = begins[ours]  # where the held texts begin
+        flags = _repeated_windows(
+            suffixes, common, room, min_length, keep_first, boundary, only_against
+        )
         del suffixes, common, room
     else:
         flags = np.zeros(len(joined), dtype=np.bool_)
-    return _spans(joined, begins, flags, min_length)
+    return _spans(joined, begins[: ours + 1], flags, min_length)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -185,11 +214,19 @@ def _fill_room(begins: np.ndarray, room: np.ndarray) -> None:  # pragma: no cove
 
 @numba.njit(cache=True, nogil=True)
 def _repeated_windows(
-    suffixes: np.ndarray, common: np.ndarray, room: np.ndarray, length: int, keep_first: bool
+    suffixes: np.ndarray,
+    common: np.ndarray,
+    room: np.ndarray,
+    length: int,
+    keep_first: bool,
+    boundary: int,
+    only_against: bool,
 ) -> np.ndarray:  # pragma: no cover - compiled
-    """Flags over the joined bytes: where a window of ``length`` bytes begins that occurs
-    more than once (``keep_first``: not at its first occurrence). ``common[i]`` is the
-    common prefix of suffixes ``i`` and ``i + 1``; ``room``, ``_fill_room``'s."""
+    """Flags over the joined bytes before ``boundary`` (the texts of the dataset; the
+    held ones follow): where a window of ``length`` bytes begins that also occurs past
+    ``boundary``, or (unless ``only_against``) more than once before it (``keep_first``:
+    not at its first occurrence). ``common[i]`` is the common prefix of suffixes ``i``
+    and ``i + 1``; ``room``, ``_fill_room``'s."""
     n = len(suffixes)
     flags = np.zeros(n, dtype=np.bool_)
     i = 0
@@ -203,11 +240,15 @@ def _repeated_windows(
             j += 1
         if j > i:
             first = suffixes[i]
-            for t in range(i + 1, j + 1):
-                first = min(first, suffixes[t])
+            held = False
             for t in range(i, j + 1):
-                if not keep_first or suffixes[t] != first:
-                    flags[suffixes[t]] = True
+                first = min(first, suffixes[t])
+                held = held or suffixes[t] >= boundary
+            if held or not only_against:
+                for t in range(i, j + 1):
+                    here = suffixes[t]
+                    if here < boundary and (held or not keep_first or here != first):
+                        flags[here] = True
         i = j + 1
     return flags
 

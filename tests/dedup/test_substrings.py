@@ -17,19 +17,36 @@ from curation.dedup.substrings import duplicate_spans
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 
-def reference_spans(texts: list[str], length: int, keep_first: bool) -> list[tuple[int, int, int]]:
+def reference_spans(
+    texts: list[str],
+    length: int,
+    keep_first: bool,
+    held: list[str] = (),  # type: ignore[assignment]
+    only_against: bool = False,
+) -> list[tuple[int, int, int]]:
     """Every window of ``length`` bytes counted in a dict: the spans to strike, merged and
-    widened to whole characters, as (row, start, end)."""
+    widened to whole characters, as (row, start, end). A window ``held`` texts hold goes
+    from every text; with ``only_against`` no other does."""
     encoded = [t.encode() for t in texts]
     seen: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
     for row, data in enumerate(encoded):
         for start in range(len(data) - length + 1):
             seen[data[start : start + length]].append((row, start))
+    theirs = {
+        data[start : start + length]
+        for data in (t.encode() for t in held)
+        for start in range(len(data) - length + 1)
+    }
     struck = [bytearray(len(data)) for data in encoded]
-    for places in seen.values():
-        if len(places) > 1:
-            for row, start in places[1:] if keep_first else places:
-                struck[row][start : start + length] = b"\1" * length
+    for window, places in seen.items():
+        if window in theirs:
+            gone = places
+        elif only_against or len(places) < 2:
+            gone = []
+        else:
+            gone = places[1:] if keep_first else places
+        for row, start in gone:
+            struck[row][start : start + length] = b"\1" * length
     spans = []
     for row, data in enumerate(encoded):
         flags = struck[row]
@@ -50,16 +67,31 @@ def reference_spans(texts: list[str], length: int, keep_first: bool) -> list[tup
     return spans
 
 
+TEXTS = st.lists(st.text(alphabet="ab é€\n", max_size=40), max_size=6)
+
+
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.text(alphabet="ab é€\n", max_size=40), max_size=6),
-    st.integers(2, 7),
-    st.booleans(),
-)
+@given(TEXTS, st.integers(2, 7), st.booleans())
 def test_spans_match_a_plain_window_count(texts: list[str], length: int, keep_first: bool) -> None:
     rows, starts, ends = duplicate_spans(pa.array(texts, pa.large_string()), length, keep_first)
     found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
     assert found == reference_spans(texts, length, keep_first)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, TEXTS, st.integers(2, 7), st.booleans(), st.booleans())
+def test_spans_held_elsewhere_match_a_plain_window_count(
+    texts: list[str], held: list[str], length: int, keep_first: bool, only_against: bool
+) -> None:
+    rows, starts, ends = duplicate_spans(
+        pa.array(texts, pa.large_string()),
+        length,
+        keep_first,
+        pa.array(held, pa.large_string()),
+        only_against,
+    )
+    found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    assert found == reference_spans(texts, length, keep_first, held, only_against)
 
 
 def test_a_shared_phrase_goes_from_both_texts() -> None:
@@ -170,3 +202,40 @@ def test_every_executor_strikes_the_same_bytes(
     assert sum(r["substring_dedup_bytes_removed"] for r in first[0]) > 0
     for kept, dropped in outputs.values():
         assert (kept, dropped) == first
+
+
+def test_passages_of_a_benchmark_go_from_the_pages_that_quote_them(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    """C4 pages 163 and 429 quote BoolQ passages (``decontaminate`` drops them for it):
+    with the BoolQ items ``against`` and ``only_against``, those pages lose the quoted
+    spans, and nothing else changes."""
+    from tests.conftest import shared_file
+
+    boolq = shared_file("benchmarks/boolq.jsonl")
+    stage = (
+        f"{{min_length: 100, against: ['{boolq}'], against_text_field: query, only_against: true}}"
+    )
+    recipe = recipe_of(f"stages:\n  - substring_dedup: {stage}\n", c4_path)
+    stats = run_local(recipe, tmp_path / "out")
+    assert stats["rows"]["kept"] == 1000
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    cut = {r["id"]: r for r in kept if r["substring_dedup_bytes_removed"]}
+    assert sorted(cut) == ["c4-sample-1000.jsonl.gz/163", "c4-sample-1000.jsonl.gz/429"]
+    with gzip.open(c4_path, "rt", encoding="utf-8") as f:
+        pages = [json.loads(line)["text"] for line in f]
+    items = [json.loads(line)["query"] for line in boolq.read_text("utf-8").splitlines()]
+    windows = {
+        data[at : at + 100]
+        for data in (items[3050].encode(), items[384].encode())
+        for at in range(len(data) - 99)
+    }
+    for row_id, row in cut.items():
+        before = pages[int(row_id.rsplit("/", 1)[1])].encode()
+        after = row["text"].encode()
+        assert any(before[at : at + 100] in windows for at in range(len(before) - 99))
+        assert not any(after[at : at + 100] in windows for at in range(len(after) - 99))
+        assert len(before) - len(after) == row["substring_dedup_bytes_removed"] >= 100
+    assert all(
+        r["text"] == pages[int(r["id"].rsplit("/", 1)[1])] for r in kept if r["id"] not in cut
+    )
