@@ -101,6 +101,10 @@ class GlobalStage(MapStage):
     """
 
     internal_columns: ClassVar[tuple[str, ...]] = ()
+    #: whether ``measure``'s keys depend on the polars and pyarrow versions (polars'
+    #: string hash, pyarrow's case folding): a barrier must not compare keys made under
+    #: two (``hashing_libraries``), so a resumed run makes them again
+    keys_by_library: ClassVar[bool] = False
 
     def key_columns(self) -> list[str]:
         """The internal columns ``measure`` writes with these parameters (for ``decide``)."""

@@ -91,6 +91,7 @@ class ExactDedup(GlobalStage):
     Params = ExactDedupParams
     params: ExactDedupParams
     internal_columns = (_H1, _H2, _PRIORITY)
+    keys_by_library = True
 
     def key_columns(self) -> list[str]:
         return [_H1, _H2] + ([_PRIORITY] if self.params.priority_column else [])

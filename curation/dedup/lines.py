@@ -54,6 +54,7 @@ class LineDedup(GlobalStage):
     Params = LineDedupParams
     params: LineDedupParams
     internal_columns = (_HASHES,)
+    keys_by_library = True
 
     def measure(self, table: pa.Table) -> pa.Table:
         lines = pc.split_pattern(table[TEXT], "\n")

@@ -112,6 +112,7 @@ class SentenceDedup(GlobalStage):
     Params = SentenceDedupParams
     params: SentenceDedupParams
     internal_columns = (_HASHES, _ENDS)
+    keys_by_library = True
 
     def key_columns(self) -> list[str]:
         return [_HASHES]  # the sentences' ends are only read after the barrier

@@ -81,7 +81,7 @@ from curation.runtime.shard import (
     plan_segments,
     shard_folder,
 )
-from curation.stage import GlobalStage
+from curation.stage import GlobalStage, stage_class
 
 RUN_MARKER = "run.json"
 INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
@@ -162,6 +162,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     undecided = next(
         (i for i in barriers if not _decided(segments[i], work, decided_over)), len(segments)
     )
+    rehash = _rehash(previous, segments)
     executor = make_executor(options.executor, options.workers, options.ray_address)
     invocation = uuid.uuid4().hex  # counts a shard's starts in this invocation only
     try:
@@ -178,9 +179,10 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
             results: dict[str, ShardResult] = {}
             last = len(segments) - 1
             for shard in shards:
-                done = _standing(work, shard, segment.index, last, undecided)
+                done = _standing(work, shard, segment.index, last, undecided, rehash)
                 if done is not None:
                     results[shard.label] = done
+            _say_rehashed(work, shards, segment, results, undecided, rehash)
             pending = [s for s in shards if s.label not in results]
             resumed += len(results)
             with RunProgress(
@@ -343,20 +345,107 @@ def _decided(segment: Segment, work: Path, decided_over: bytes) -> bool:
 
 
 def _standing(
-    work: Path, shard: InputShard, index: int, last: int, undecided: int
+    work: Path,
+    shard: InputShard,
+    index: int,
+    last: int,
+    undecided: int,
+    rehash: _Rehash | None = None,
 ) -> ShardResult | None:
     """The stored result of ``shard`` in pass ``index`` if it stands, else None
     (``last``: the last pass's index; ``undecided``: the first pass whose barrier decides
     again, whose results and those after it do not stand). A result stands unless the
     next pass must read the rows it handed on (the next barrier decides again, or the
     next pass's result does not stand) and they are gone, deleted by a finished run:
-    then the shard runs this pass again, to the same rows."""
+    then the shard runs this pass again, to the same rows. Nor does one whose rows hold
+    keys made under other libraries than this process's for a barrier still to decide
+    (``rehash``): they would match none of the keys made now."""
     result = load_result(work, shard, index) if index < undecided else None
-    if result is None or index == last or _standing(work, shard, index + 1, last, undecided):
+    if result is not None and rehash is not None and rehash.stale(result, index, undecided):
+        return None
+    if (
+        result is None
+        or index == last
+        or _standing(work, shard, index + 1, last, undecided, rehash)
+    ):
         return result
     folder = shard_folder(work, shard, index)
     handed_on = all((folder / name).exists() for name, _ in result.kept_parts)
     return result if handed_on else None
+
+
+@dataclass(frozen=True)
+class _Rehash:
+    """Which results hold keys that a barrier still to decide cannot compare with keys
+    made now: ``keyed``, the barriers (pass indexes) of stages whose keys depend on the
+    libraries (``GlobalStage.keys_by_library``); ``now``, this process's
+    ``hashing_libraries``; ``unknown_stale``, whether a result that does not record its
+    libraries (an engine before 2026-12-07) is taken as made under others (the run had
+    a build with other libraries)."""
+
+    keyed: frozenset[int]
+    now: dict[str, str]
+    unknown_stale: bool
+
+    def stale(self, result: ShardResult, index: int, undecided: int) -> bool:
+        """Whether ``result`` (pass ``index``) handed on keys that the barrier after it,
+        still to decide, would compare with keys made now in vain."""
+        if index + 1 not in self.keyed or index + 1 < undecided:
+            return False
+        if result.libraries is None:
+            return self.unknown_stale
+        return result.libraries != self.now
+
+
+def _rehash(previous: dict[str, Any] | None, segments: list[Segment]) -> _Rehash | None:
+    """What ``_standing`` needs to redo the results whose keys were made under other
+    libraries; None when nothing can be (a fresh run, or no keyed barrier)."""
+    from curation.cache import hashing_libraries
+
+    keyed = frozenset(
+        s.index
+        for s in segments
+        if s.opens_with_global()
+        and getattr(stage_class(s.stages[0].name), "keys_by_library", False)
+    )
+    if previous is None or not keyed:
+        return None
+    now = hashing_libraries()
+    builds = previous.get("builds") or []
+    others = any(b.get("libraries") not in (None, now) for b in builds)
+    return _Rehash(keyed, now, unknown_stale=others)
+
+
+def _say_rehashed(
+    work: Path,
+    shards: list[InputShard],
+    segment: Segment,
+    results: dict[str, ShardResult],
+    undecided: int,
+    rehash: _Rehash | None,
+) -> None:
+    """Say on stderr how many finished shards of ``segment`` run again because their
+    keys were made under other libraries (none: say nothing)."""
+    if rehash is None or segment.index + 1 not in rehash.keyed:
+        return
+    again = [
+        found
+        for shard in shards
+        if shard.label not in results
+        and (found := load_result(work, shard, segment.index)) is not None
+        and rehash.stale(found, segment.index, undecided)
+    ]
+    if not again:
+        return
+    made = again[0].libraries
+    under = ", ".join(f"{k} {v}" for k, v in sorted(made.items())) if made else "unrecorded"
+    now = ", ".join(f"{k} {v}" for k, v in sorted(rehash.now.items()))
+    print(
+        f"note: {len(again):,} finished shard(s) of pass {segment.index + 1} made their "
+        f"dedup keys under other libraries ({under}) than this run's ({now}); the barrier "
+        "after it compares keys made under one, so they run again",
+        file=sys.stderr,
+    )
 
 
 def _stale_indexes(work: Path, file_keys: set[str]) -> list[Path]:
@@ -496,7 +585,10 @@ def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -
     others = [b for b in builds if b != mine]
     if previous is not None and others:
         hashes = any(b.get("libraries", mine["libraries"]) != mine["libraries"] for b in others)
-        why = " (a dedup's hashes made under other libraries match none of this one's)"
+        why = (
+            " (a dedup's hashes made under other libraries match none of this one's: those "
+            "a barrier has still to compare are made again)"
+        )
         print(
             f"note: this run was begun by another build of curation ({_build_text(others[0])}) "
             f"than this one ({_build_text(mine)}): the shards finished by it stand as it made "

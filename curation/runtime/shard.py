@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.batch import DROP_REASON, ID, TEXT, kept_mask, text_bytes
+from curation.cache import hashing_libraries
 from curation.io.inputs import InputShard
 from curation.io.readers import CorruptInputError, read_shard
 from curation.io.writers import PartWriter, write_atomic_bytes
@@ -55,6 +56,9 @@ class ShardResult:
     dropped_parts: list[tuple[str, int]]
     stages: list[StageStats]
     corrupt: str | None = None
+    #: the libraries the dedups' keys of the rows it handed on were made under
+    #: (``hashing_libraries``; None: a result of an engine before 2026-12-07)
+    libraries: dict[str, str] | None = None
 
     def to_json(self) -> str:
         """Serialised form, stored in ``_SUCCESS.json``."""
@@ -66,6 +70,7 @@ class ShardResult:
                 "dropped_parts": self.dropped_parts,
                 "stages": [s.to_dict() for s in self.stages],
                 "corrupt": self.corrupt,
+                "libraries": self.libraries,
             }
         )
 
@@ -80,6 +85,7 @@ class ShardResult:
             dropped_parts=[tuple(p) for p in data["dropped_parts"]],  # type: ignore[misc]
             stages=[StageStats.from_dict(s) for s in data["stages"]],
             corrupt=data.get("corrupt"),
+            libraries=data.get("libraries"),
         )
 
 
@@ -329,7 +335,9 @@ def process_shard(
             sum(rows for _, rows in dropped_parts),
             where=shard.label,
         )
-    result = ShardResult(shard.label, shard.key, kept_parts, dropped_parts, ledger, corrupt)
+    result = ShardResult(
+        shard.label, shard.key, kept_parts, dropped_parts, ledger, corrupt, hashing_libraries()
+    )
     write_atomic_bytes(folder / SUCCESS, result.to_json().encode("utf-8"))
     return result
 

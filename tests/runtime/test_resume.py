@@ -495,6 +495,7 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
         "minhash_dedup",  # against
         "preselect",
         "sentence_dedup",  # against
+        "substring_dedup",  # against
         "token_count",
         "url_filter",
         "url_removal",
@@ -544,3 +545,58 @@ def test_a_run_begun_by_another_build_says_so_and_goes_on(
     note = capsys.readouterr().err
     assert f"source {mine['source']}, polars 0.0.1, pyarrow" in note
     assert "hashes made under other libraries" in note
+
+
+def test_keys_made_under_other_libraries_are_made_again_before_their_barrier(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # A run stopped before exact_dedup's barrier, resumed after a polars upgrade: the
+    # shards finished under the old polars hold keys the new one would not make (polars'
+    # hash is stable within a version only), so they run that pass again; those
+    # finished under this polars stand. Their keys are garbled here, as another
+    # polars's would be: without the redo, the copies in them would not be found.
+    import numpy as np
+
+    from curation.cache import hashing_libraries
+    from curation.runtime import run as run_module
+    from curation.runtime.run import RUN_MARKER
+    from curation.runtime.shard import SUCCESS
+
+    inputs = tmp_path / "in"
+    make_shards(c4_path, inputs, 4)
+    first = pq.read_table(inputs / "c4-000.parquet").slice(0, 20)
+    pq.write_table(first, inputs / "c4-004-copies.parquet")  # copies of shard 0's rows
+    stages = "stages:\n  - length_filter: {min_chars: 400}\n  - exact_dedup: {}\n"
+    recipe = parse_recipe(stages).with_input(paths=[str(inputs)])
+    fresh = run_local(recipe, tmp_path / "fresh")
+    found = next(s for s in fresh["stages"] if s["name"] == "exact_dedup")["rows_dropped"]
+    assert found > 0
+
+    out = tmp_path / "out"
+    reaching = next(s["rows_in"] for s in fresh["stages"] if s["name"] == "exact_dedup")
+    monkeypatch.setattr(run_module, "polars_row_limit", lambda: reaching - 1)
+    with pytest.raises(run_module.BarrierTooLarge):
+        run_local(recipe, out)
+    monkeypatch.setattr(run_module, "polars_row_limit", lambda: reaching)
+    old = {**hashing_libraries(), "polars": "0.0.1"}
+    folders = sorted((out / "_work" / "seg0" / "shards").iterdir())  # one a row-group piece
+    assert folders[-1].name.startswith("in_c4-004-copies")
+    for folder in folders[-2:]:  # the copies' shard and one more, made under "polars 0.0.1"
+        result = json.loads((folder / SUCCESS).read_text())
+        (folder / SUCCESS).write_text(json.dumps({**result, "libraries": old}))
+        for name, _ in result["kept_parts"]:
+            part = pq.read_table(folder / name)
+            other = pa.array(np.arange(part.num_rows, dtype=np.uint64) + np.uint64(7))
+            index = part.column_names.index("_exact_dedup_h1")
+            pq.write_table(part.set_column(index, "_exact_dedup_h1", other), folder / name)
+    marker = out / "_work" / RUN_MARKER
+    written = json.loads(marker.read_text())
+    upgraded = {**written["builds"][0], "libraries": old}
+    marker.write_text(json.dumps({**written, "builds": [upgraded]}))
+    capsys.readouterr()
+    again = run_local(recipe, out)
+    note = capsys.readouterr().err
+    assert "2 finished shard(s) of pass 1 made their dedup keys under other libraries" in note
+    assert "polars 0.0.1" in note and "they run again" in note
+    assert again["shards"]["resumed"] == len(folders) - 2  # pass 1's other shards stand
+    assert again["rows"] == fresh["rows"] and snapshot(out) == snapshot(tmp_path / "fresh")
