@@ -84,7 +84,6 @@ def job_passthrough(folder: Path, out: Path) -> dict:
 
 def check(folder: Path, count: int) -> dict:
     """The stage's spans against the window count on the first ``count`` texts."""
-    sys.path.insert(0, str(ROOT))
     from curation.dedup.substrings import duplicate_spans
     from tests.dedup.test_substrings import reference_spans
 

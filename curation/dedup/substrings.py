@@ -31,9 +31,9 @@ the barrier and joined after the dataset's in the same arrays.
 Memory at the barrier: every live row's id and text (and the texts of ``against``), and
 while the arrays are built about 13 bytes per byte of text more (the joined bytes, the
 suffix array, its LCP array and the room left in each text, int32 each up to 2 GiB of
-text, int64 past it). Measured
-(``benchmarks/substring_dedup.py``): 15 to 18 bytes per byte of text over a pass-through
-run's peak. So it runs where the dataset's text fits about 18 times in one machine.
+text, int64 past it). Measured by ``benchmarks/substring_dedup.py``: 15 to 18 bytes per
+byte of text over a pass-through run's peak. So it runs where the dataset's text fits
+about 18 times in one machine's memory.
 """
 
 from __future__ import annotations
