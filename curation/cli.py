@@ -542,9 +542,11 @@ def _print_flush(message: str) -> None:
 )
 @click.option(
     "--tokens",
+    multiple=True,
     type=click.Path(exists=True, file_okay=False),
     help="train on this `curate tokenize` folder instead, memory-mapped (tokenized with "
-    "--bos '<s>' --eos '</s>' by a train-lm tokenizer, which the model then uses)",
+    "--bos '<s>' --eos '</s>' by a train-lm tokenizer, which the model then uses); "
+    "repeat for several, read one after another",
 )
 @click.option("--output", required=True, type=LocalPath(file_okay=False), help="checkpoint folder")
 @click.option("--init", type=click.Path(file_okay=False), help="fine-tune this checkpoint")
@@ -632,7 +634,7 @@ def _print_flush(message: str) -> None:
 def train_lm_command(
     more_inputs: tuple[str, ...],
     inputs: tuple[str, ...],
-    tokens: str | None,
+    tokens: tuple[str, ...],
     output: str,
     init: str | None,
     preset: str,
@@ -681,8 +683,8 @@ def train_lm_command(
             "tokenizer_from": tokenizer_from,
             "vocab_size": vocab_size,
             "device": device,
-            "sources": [str(Path(tokens).resolve())] if tokens else list(inputs),
-            "tokens": str(Path(tokens).resolve()) if tokens else None,
+            "sources": [str(Path(t).resolve()) for t in tokens] or list(inputs),
+            "tokens": [str(Path(t).resolve()) for t in tokens] or None,
             "state_every": state_every,
             "stop_on_ctrl_c": not (executor == "ray" or ray_address),
             "train": {

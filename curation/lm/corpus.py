@@ -3,8 +3,9 @@ documents, held in memory (``TensorBlocks``, from texts) or memory-mapped from t
 files of ``curate tokenize`` (``TokenCorpus``).
 
 A token folder is read through its ``tokenize.json``: the files in the order it lists
-them, each document's ids as written (``<s> pieces </s>``: ``train-lm`` scores documents
-so, so the folder must have been tokenized with ``--bos '<s>' --eos '</s>'`` by the
+them (several folders tokenized by the same model: one after another, as one folder),
+each document's ids as written (``<s> pieces </s>``: ``train-lm`` scores documents so,
+so the folder must have been tokenized with ``--bos '<s>' --eos '</s>'`` by the
 SentencePiece model the language model uses). The documents held out for the held-out
 loss are chosen as from texts (``held_out_indices``), and the training blocks are cut from
 the other documents one after another, a block crossing from one document, or file, into
@@ -20,6 +21,7 @@ copies its blocks out of the memory-mapped files.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,44 +76,47 @@ class _File:
 
 
 class TokenCorpus:
-    """A finished ``curate tokenize`` folder, memory-mapped, checked for ``train-lm``.
+    """Finished ``curate tokenize`` folders, memory-mapped, checked for ``train-lm``:
+    their files one after another, in the order the folders are given (each folder's in
+    the order its ``tokenize.json`` lists them), as if one folder held them all.
 
-    ``tokenizer``: the SentencePiece model its ids are of (verified by SHA-256): the one
-    ``tokenize.json`` names, or the file given in its place (a checkpoint's, a copy)."""
+    ``tokenizer``: the SentencePiece model their ids are of (verified by SHA-256): the one
+    the first ``tokenize.json`` names, or the file given in its place (a checkpoint's, a
+    copy). Every folder must have been tokenized by that same model."""
 
-    def __init__(self, folder: str | Path, tokenizer: str | Path | None = None) -> None:
-        self.folder = Path(folder)
-        manifest_file = self.folder / MANIFEST
-        if not manifest_file.is_file():
-            raise CorpusError(
-                f"{manifest_file} is missing: give --tokens a folder written by `curate "
-                "tokenize` (one without it is unfinished: run its command again to finish it)"
+    def __init__(
+        self,
+        folders: str | Path | Sequence[str | Path],
+        tokenizer: str | Path | None = None,
+    ) -> None:
+        given = [folders] if isinstance(folders, str | Path) else list(folders)
+        self.folders = [Path(f) for f in given]
+        if not self.folders:
+            raise CorpusError("no token folder given: give --tokens a `curate tokenize` folder")
+        resolved = [f.resolve() for f in self.folders]
+        if len(set(resolved)) < len(resolved):
+            twice = next(
+                f for f, r in zip(self.folders, resolved, strict=True) if resolved.count(r) > 1
             )
-        try:
-            self.manifest: dict[str, Any] = json.loads(manifest_file.read_text("utf-8"))
-            made_by = self.manifest["tokenizer"]
-            self.sha256: str = made_by["sha256"]
-            entries = self.manifest["files"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise CorpusError(f"{manifest_file} is not a tokenize.json: {err}") from None
-        self.tokenizer_file = self._tokenizer(made_by, tokenizer)
-        self._check_ids(made_by)
-        self.files: list[_File] = []
-        for entry in entries:
-            path = self.folder / entry["name"]
-            try:
-                tokens, ends = read_token_file(path)
-            except (OSError, TokenizeError, ValueError) as err:
-                raise CorpusError(f"{path} cannot be read: {err}") from None
-            ends = ends.astype(np.int64)
-            written = (entry["documents"], entry["tokens"])
-            if (len(ends), len(tokens)) != written or (len(ends) and ends[-1] != len(tokens)):
+            raise CorpusError(f"{twice} is given twice: give each token folder once")
+        self.folder = self.folders[0]
+        manifests = [_manifest(folder) for folder in self.folders]
+        self.manifest: dict[str, Any] = manifests[0]
+        made_by = self.manifest["tokenizer"]
+        self.sha256: str = made_by["sha256"]
+        for folder, manifest in zip(self.folders[1:], manifests[1:], strict=True):
+            if manifest["tokenizer"]["sha256"] != self.sha256:
                 raise CorpusError(
-                    f"{path} holds {len(ends):,} documents and {len(tokens):,} tokens where "
-                    f"{manifest_file} says {written[0]:,} and {written[1]:,}: the folder "
-                    "was changed after it was written; tokenize again (--overwrite)"
+                    f"{folder} was tokenized with another tokenizer than {self.folder} "
+                    f"(SHA-256 {manifest['tokenizer']['sha256']}, not {self.sha256}): "
+                    "tokenize every folder with the tokenizer the model uses"
                 )
-            self.files.append(_File(tokens, ends))
+        self.tokenizer_file = self._tokenizer(made_by, tokenizer)
+        for folder, manifest in zip(self.folders, manifests, strict=True):
+            self._check_ids(folder, manifest["tokenizer"])
+        self.files: list[_File] = []
+        for folder, manifest in zip(self.folders, manifests, strict=True):
+            self.files.extend(_files(folder, manifest))
         self.documents = sum(len(f.ends) for f in self.files)
         self.tokens = sum(len(f.tokens) for f in self.files)
 
@@ -138,8 +143,9 @@ class TokenCorpus:
             )
         return path
 
-    def _check_ids(self, made_by: dict[str, Any]) -> None:
-        """The tokenizer reserves train-lm's ids and the documents are ``<s> ... </s>``."""
+    def _check_ids(self, folder: Path, made_by: dict[str, Any]) -> None:
+        """The tokenizer reserves train-lm's ids and ``folder``'s documents are
+        ``<s> ... </s>``."""
         processor = load_tokenizer(self.tokenizer_file)
         reserved = (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id())
         if reserved != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
@@ -150,7 +156,7 @@ class TokenCorpus:
             )
         if (made_by.get("bos_id"), made_by.get("eos_id")) != (BOS_ID, EOS_ID):
             raise CorpusError(
-                f"{self.folder}'s documents do not begin with <s> and end with </s> (its "
+                f"{folder}'s documents do not begin with <s> and end with </s> (its "
                 f"tokenize.json: bos {made_by.get('bos')!r}, eos {made_by.get('eos')!r}), as "
                 "train-lm scores them: tokenize again with --bos '<s>' --eos '</s>'"
             )
@@ -162,7 +168,8 @@ class TokenCorpus:
         shorter than a block is left out."""
         segments = training_segments([f.ends for f in self.files], held)
         tokens = [f.tokens for f in self.files]
-        return TokenBlocks(tokens, segments, seq_len, self.vocab_size, str(self.folder))
+        where = ", ".join(str(f) for f in self.folders)
+        return TokenBlocks(tokens, segments, seq_len, self.vocab_size, where)
 
     def held_documents(self, held: np.ndarray, tokenizer: Any) -> tuple[list[str], list[list[int]]]:
         """The documents ``held`` (global numbers) for ``document_losses``: their texts
@@ -182,6 +189,46 @@ class TokenCorpus:
                 texts.append(text)
                 encoded.append(ids)
         return texts, encoded
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    """``folder``'s ``tokenize.json``, with its tokenizer's SHA-256 and its files there."""
+    manifest_file = folder / MANIFEST
+    if not manifest_file.is_file():
+        raise CorpusError(
+            f"{manifest_file} is missing: give --tokens a folder written by `curate "
+            "tokenize` (one without it is unfinished: run its command again to finish it)"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_file.read_text("utf-8"))
+        sha, files = manifest["tokenizer"]["sha256"], manifest["files"]
+        if not isinstance(sha, str) or not isinstance(files, list):
+            raise TypeError("its tokenizer's sha256 is not text or its files not a list")
+    except (ValueError, KeyError, TypeError) as err:
+        raise CorpusError(f"{manifest_file} is not a tokenize.json: {err}") from None
+    return manifest
+
+
+def _files(folder: Path, manifest: dict[str, Any]) -> list[_File]:
+    """The token files ``manifest`` lists in ``folder``, memory-mapped, each checked
+    against what the manifest says it holds."""
+    files = []
+    for entry in manifest["files"]:
+        path = folder / entry["name"]
+        try:
+            tokens, ends = read_token_file(path)
+        except (OSError, TokenizeError, ValueError) as err:
+            raise CorpusError(f"{path} cannot be read: {err}") from None
+        ends = ends.astype(np.int64)
+        written = (entry["documents"], entry["tokens"])
+        if (len(ends), len(tokens)) != written or (len(ends) and ends[-1] != len(tokens)):
+            raise CorpusError(
+                f"{path} holds {len(ends):,} documents and {len(tokens):,} tokens where "
+                f"{folder / MANIFEST} says {written[0]:,} and {written[1]:,}: the folder "
+                "was changed after it was written; tokenize again (--overwrite)"
+            )
+        files.append(_File(tokens, ends))
+    return files
 
 
 def training_segments(ends: list[np.ndarray], held: np.ndarray) -> np.ndarray:

@@ -225,7 +225,7 @@ def train_lm(
     texts: Sequence[str] | None,
     output: str | Path,
     *,
-    tokens: str | Path | None = None,
+    tokens: str | Path | Sequence[str | Path] | None = None,
     preset: str = "small",
     init: str | Path | None = None,
     tokenizer_from: str | Path | None = None,
@@ -240,8 +240,9 @@ def train_lm(
     replace_other: bool = False,
 ) -> dict[str, Any]:
     """Train a model on ``texts``, or on the token files of the ``curate tokenize`` folder
-    ``tokens`` (memory-mapped: see ``curation.lm.corpus``; ``texts`` None), and write its
-    checkpoint folder to ``output``.
+    ``tokens``, or of several folders one after another (memory-mapped: see
+    ``curation.lm.corpus``; ``texts`` None), and write its checkpoint folder to
+    ``output``.
 
     From scratch (the ``preset`` shape; a tokenizer trained on the training texts, or the
     one of ``tokenizer_from``, a checkpoint folder or a ``tokenizer.model`` file, so that
@@ -531,9 +532,13 @@ def _plan(
     ``tokenize.json``'s), the starting checkpoint by its weights', the tokenizer given by
     its file's."""
     if corpus is not None:
+        folders = [str(f.resolve()) for f in corpus.folders]
+        manifests = [file_sha256(f / MANIFEST) for f in corpus.folders]
+        # one folder as before several could be given, so a stopped training goes on
+        one = len(folders) == 1
         data = {
-            "tokens": str(corpus.folder.resolve()),
-            "tokenize_json_sha256": file_sha256(corpus.folder / MANIFEST),
+            "tokens": folders[0] if one else folders,
+            "tokenize_json_sha256": manifests[0] if one else manifests,
         }
     else:
         data = {"documents": len(texts or ()), "texts_sha256": resume.texts_sha256(texts or ())}
@@ -548,9 +553,11 @@ def _plan(
 
 
 def _corpus_record(corpus: TokenCorpus) -> dict[str, Any]:
-    """What ``config.json`` says of a token folder trained on."""
+    """What ``config.json`` says of the token folders trained on (``folder`` for one,
+    ``folders`` for several)."""
+    named = [str(f) for f in corpus.folders]
     return {
-        "folder": str(corpus.folder),
+        **({"folder": named[0]} if len(named) == 1 else {"folders": named}),
         "documents": corpus.documents,
         "tokens": corpus.tokens,
         "tokenizer_sha256": corpus.sha256,

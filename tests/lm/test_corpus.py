@@ -82,6 +82,35 @@ def test_a_token_folder_trains_the_model_its_texts_train(
     ).read_bytes()
 
 
+def test_several_token_folders_train_the_model_their_texts_train(tok: Path, tmp_path: Path) -> None:
+    """Two sources tokenized on their own (a datatrove folder and a Megatron one), given
+    in turn: the model their texts train, in that order, weight for weight; a folder of
+    another tokenizer, or one given twice, is refused with what to do."""
+    texts = c4_texts(0, 200)
+    first = tokens_of(write_jsonl(tmp_path / "a.jsonl", texts[:120]), tmp_path / "ta", tok)
+    second = tokens_of(
+        write_jsonl(tmp_path / "b.jsonl", texts[120:]), tmp_path / "tb", tok, format="megatron"
+    )
+    a = train_lm(texts, tmp_path / "a", preset="tiny", tokenizer_from=tok, train=QUICK, log=quiet)
+    b = train_lm(
+        None, tmp_path / "b", tokens=[first, second], preset="tiny", train=QUICK, log=quiet
+    )
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
+    assert b["held_out"]["loss"] == a["held_out"]["loss"]
+    assert b["training"]["tokens"]["folders"] == [str(first), str(second)]
+    assert b["training"]["tokens"]["documents"] == 200
+    corpus = TokenCorpus([first, second])
+    assert corpus.documents == 200 and len(corpus.files) == 2
+
+    with pytest.raises(CorpusError, match=r"ta is given twice: give each token folder once"):
+        TokenCorpus([first, tmp_path / "x" / ".." / "ta"])
+    other = tmp_path / "other"
+    train_lm(c4_texts(600, 60), other, preset="tiny", train=QUICK, vocab_size=700, log=quiet)
+    theirs = tokens_of(write_jsonl(tmp_path / "c.jsonl", texts[:30]), tmp_path / "tc", other)
+    with pytest.raises(CorpusError, match=r"tc was tokenized with another tokenizer than .*ta"):
+        TokenCorpus([first, theirs])
+
+
 def test_fine_tuning_on_tokens_continues_the_checkpoint(tok: Path, tmp_path: Path) -> None:
     """--init with --tokens: the checkpoint's tokenizer must be the folder's; the model
     fine-tuned on the token folder is the one fine-tuned on its texts."""
@@ -190,6 +219,18 @@ def test_cli_train_lm_on_tokens(tok: Path, tmp_path: Path) -> None:
     assert meta["training"]["held_out_documents"] == 8
     assert meta["training"]["sources"] == [str(folder.resolve())]
     assert load_lm(out, "cpu").tokenizer.GetPieceSize() == meta["model"]["vocab_size"]
+
+    again = tokens_of(write_jsonl(tmp_path / "e.jsonl", c4_texts(80, 40)), tmp_path / "u", tok)
+    two = tmp_path / "lm2"
+    result = CliRunner().invoke(
+        main,
+        ["train-lm", "--tokens", str(folder), "--tokens", str(again), "--output", str(two),
+         "--config", "tiny", "--steps", "4", "--batch-size", "4", "--held-out", "0.1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = json.loads((two / "config.json").read_text())
+    assert meta["training"]["held_out_documents"] == 12  # a tenth of 80 + 40
+    assert meta["training"]["sources"] == [str(folder.resolve()), str(again.resolve())]
 
     both = CliRunner().invoke(
         main, ["train-lm", "--tokens", str(folder), "--input", "x.jsonl", "--output", "y"]
