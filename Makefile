@@ -93,8 +93,10 @@ bench: setup
 	$(BIN)/python benchmarks/line_dedup.py
 	$(BIN)/python benchmarks/sentence_dedup.py
 	$(BIN)/python benchmarks/sentence_dedup.py --split lines
+	$(BIN)/python benchmarks/substring_dedup.py
 	$(BIN)/python benchmarks/decontamination.py
 	$(BIN)/python benchmarks/fineweb_pipeline.py
+	$(BIN)/python benchmarks/c4_pipeline.py
 	$(BIN)/python benchmarks/scoring_speed.py
 	$(BIN)/python benchmarks/quality_classifier.py
 	$(BIN)/python benchmarks/selection.py
