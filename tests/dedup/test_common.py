@@ -4,6 +4,7 @@ cache of what they hold of other datasets (``against``)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -202,3 +203,40 @@ def test_a_priority_that_is_no_time_names_the_value_and_row() -> None:
         common.priority_values(texts, pa.array(["a", "b", "c"]), "dedup: priority column 'date'")
     with pytest.raises(ValueError, match="holds list<item: int64>: it must hold numbers"):
         common.priority_values(pa.array([[1]]), pa.array(["a"]), "dedup")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+            st.integers(-14 * 60, 14 * 60),  # the zone's offset in minutes
+            st.sampled_from(["Z", "offset", "none", "date"]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_priority_values_rank_times_as_the_instants_they_name(
+    times: list[tuple[datetime, int, str]],
+) -> None:
+    """However each time is written (Z, an offset, no zone as UTC, a date alone as its
+    UTC midnight), its value is its instant's microseconds since 1970 UTC, exactly."""
+    texts, instants = [], []
+    for when, minutes, form in times:
+        if form == "date":
+            texts.append(when.date().isoformat())
+            midnight = datetime.combine(when.date(), datetime.min.time(), UTC)
+            instants.append(midnight)
+        elif form == "offset":
+            zone = timezone(timedelta(minutes=minutes))
+            texts.append(when.replace(tzinfo=zone).isoformat())
+            instants.append(when.replace(tzinfo=zone))
+        else:
+            text = when.isoformat()
+            texts.append(text + "Z" if form == "Z" else text)
+            instants.append(when.replace(tzinfo=UTC))
+    ids = pa.array([str(i) for i in range(len(texts))])
+    values = common.priority_values(pa.array(texts), ids, "x").to_pylist()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert values == [(t - epoch) // timedelta(microseconds=1) for t in instants]
