@@ -33,7 +33,9 @@ while the arrays are built about 13 bytes per byte of text more (the joined byte
 suffix array, its LCP array and the room left in each text, int32 each up to 2 GiB of
 text, int64 past it). Measured by ``benchmarks/substring_dedup.py``: 15 to 18 bytes per
 byte of text over a pass-through run's peak. So it runs where the dataset's text fits
-about 18 times in one machine's memory.
+about 18 times in one machine's memory; where the arrays would not fit in the memory
+available, the run stops at the barrier before building them (``BarrierTooLarge``),
+saying what to do, and keeps its finished shards.
 """
 
 from __future__ import annotations
@@ -165,6 +167,7 @@ def duplicate_spans(
         )
         shift = their_offsets[1:] - their_offsets[0] + offsets[-1] - offsets[0]
         offsets = np.concatenate([offsets - offsets[0], shift])
+    _check_memory(int(offsets[-1] - offsets[0]) + len(offsets) - 1)
     joined, begins = _joined(data, offsets)
     ours = len(text)
     if len(joined) > len(offsets) - 1:  # some text has bytes
@@ -180,6 +183,42 @@ def duplicate_spans(
     else:
         flags = np.zeros(len(joined), dtype=np.bool_)
     return _spans(joined, begins[: ours + 1], flags, min_length)
+
+
+def array_bytes(size: int) -> int:
+    """The bytes the arrays over ``size`` joined bytes take at their peak: the bytes and
+    the flags (1 each), the suffix array, its LCP array and Kasai's ranks or the room
+    array (int32 each below 2 GiB, int64 past it)."""
+    return size * (2 + 3 * (4 if size < 2**31 else 8))
+
+
+def available_bytes() -> int | None:
+    """This machine's available memory (``MemAvailable`` of ``/proc/meminfo``); None
+    where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _check_memory(size: int) -> None:
+    """Stop before building the arrays over ``size`` joined bytes when they would not fit
+    in the memory available (``BarrierTooLarge``, which keeps the finished shards)."""
+    from curation.runtime.run import BarrierTooLarge
+
+    need, have = array_bytes(size), available_bytes()
+    if have is not None and need > have:
+        raise BarrierTooLarge(
+            f"substring_dedup: its suffix arrays over {size / 1e9:,.2f} GB of text need "
+            f"about {need / 2**30:,.1f} GiB, more than the {have / 2**30:,.1f} GiB available "
+            "on this machine. Run it over fewer documents (a dump or a source at a time, "
+            "with `against` the ones done), or on a machine with more memory, with the "
+            "same curate run command: the shards finished before the barrier are kept"
+        )
 
 
 @numba.njit(cache=True, nogil=True)

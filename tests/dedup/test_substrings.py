@@ -239,3 +239,27 @@ def test_passages_of_a_benchmark_go_from_the_pages_that_quote_them(
     assert all(
         r["text"] == pages[int(r["id"].rsplit("/", 1)[1])] for r in kept if r["id"] not in cut
     )
+
+
+def test_a_barrier_past_the_memory_stops_before_it_and_resumes(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrays that would not fit in the memory available stop the run at the barrier
+    with what to do; the same command goes on from the finished shards."""
+    from curation.dedup import substrings
+    from curation.runtime.run import BarrierTooLarge
+
+    recipe = recipe_of("stages:\n  - substring_dedup: {}\n", c4_path)
+    fresh = run_local(recipe, tmp_path / "fresh")
+    with gzip.open(c4_path, "rt", encoding="utf-8") as f:  # the texts and a separator each
+        size = sum(len(json.loads(line)["text"].encode()) + 1 for line in f)
+    monkeypatch.setattr(substrings, "available_bytes", lambda: substrings.array_bytes(size) - 1)
+    with pytest.raises(BarrierTooLarge) as caught:
+        run_local(recipe, tmp_path / "out")
+    message = str(caught.value)
+    assert f"over {size / 1e9:,.2f} GB of text need about" in message
+    assert "with the same curate run command: the shards finished" in message
+    monkeypatch.setattr(substrings, "available_bytes", lambda: substrings.array_bytes(size))
+    again = run_local(recipe, tmp_path / "out")
+    assert again["shards"]["resumed"] == again["shards"]["total"]
+    assert again["rows"] == fresh["rows"]
