@@ -21,7 +21,9 @@ to whole characters. The rest is joined as it stands: "Alice wanted to go to the
 store" without a repeated " to go to the " reads "Alice wantedstore", as in Lee et
 al.'s output. ``substring_dedup_bytes_removed`` records what each text lost, and a text
 left with nothing but white space is dropped as ``substring_dedup:all_duplicated``
-(its text kept as it came).
+(its text kept as it came); with ``max_removed_fraction``, so is one that lost more than
+that share of its bytes (``substring_dedup:mostly_duplicated``), rather than keep the
+remains of a page made mostly of what other pages hold.
 
 With ``against`` (documents kept elsewhere, or a benchmark's items: Lee et al.'s
 ``across-similar``), every span of ``min_length`` bytes that they hold goes from every
@@ -70,6 +72,13 @@ class SubstringDedupParams(AgainstParams):
         False,
         description="keep the first occurrence (smallest id, then earliest byte); false: "
         "strike every copy, as Lee et al. do",
+    )
+    max_removed_fraction: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="drop a document that loses more than this share of its bytes "
+        "(mostly_duplicated) instead of keeping what is left of it; null: keep it",
     )
 
 
@@ -135,12 +144,18 @@ class SubstringDedup(GlobalStage):
         rebuilt = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
         emptied = pc.equal(pc.utf8_trim_whitespace(rebuilt), "")
         gone = pc.and_(pc.greater(pa.array(removed), 0), emptied)
-        final = pc.if_else(gone, text, rebuilt)
+        mostly = np.zeros(n, dtype=bool)
+        if self.params.max_removed_fraction is not None:
+            sizes = np.diff(offsets)
+            mostly = removed > self.params.max_removed_fraction * sizes
+        as_it_came = pc.or_(gone, pa.array(mostly))
+        final = pc.if_else(as_it_came, text, rebuilt)
         if text.null_count:
             final = pc.if_else(text.is_valid(), final, pa.scalar(None, pa.large_string()))
         table = table.set_column(table.column_names.index(TEXT), TEXT, final)
         table = table.append_column("substring_dedup_bytes_removed", pa.array(removed))
-        return with_drop_reason(table, gone, self.reason("all_duplicated"))
+        table = with_drop_reason(table, gone, self.reason("all_duplicated"))
+        return with_drop_reason(table, pa.array(mostly), self.reason("mostly_duplicated"))
 
 
 def duplicate_spans(

@@ -263,3 +263,23 @@ def test_a_barrier_past_the_memory_stops_before_it_and_resumes(
     again = run_local(recipe, tmp_path / "out")
     assert again["shards"]["resumed"] == again["shards"]["total"]
     assert again["rows"] == fresh["rows"]
+
+
+def test_a_text_mostly_struck_is_dropped_as_it_came(tmp_path: Path) -> None:
+    shared = "This sentence is shared by two documents and is long enough to go."  # 67 bytes
+    mostly = f"{shared} Ten more."  # loses 68 of 77 bytes: the shared one and a space
+    tail = "Words found nowhere else: a heron, two kettles, the seventh lighthouse and a map."
+    little = f"{shared} {tail} {tail.upper()}"  # loses 68 of 233 bytes
+    path = tmp_path / "docs.jsonl"
+    docs = [{"id": "1", "text": mostly}, {"id": "2", "text": little}]
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    stage = "{min_length: 30, max_removed_fraction: 0.5}"
+    run_local(recipe_of(f"stages:\n  - substring_dedup: {stage}\n", path), tmp_path / "out")
+    dropped = read_output(tmp_path / "out", "dropped").to_pylist()
+    assert [(r["id"], r["drop_reason"], r["text"]) for r in dropped] == [
+        ("1", "substring_dedup:mostly_duplicated", mostly)
+    ]
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    assert [r["id"] for r in kept] == ["2"]
+    assert kept[0]["text"] == little[len(shared) + 1 :]
+    assert kept[0]["substring_dedup_bytes_removed"] == len(shared) + 1
