@@ -103,7 +103,7 @@ class SubstringDedup(GlobalStage):
         p = self.params
         held = None
         if p.against:
-            parts = [t[TEXT] for t in against_tables(p, TEXT)]
+            parts = [t[TEXT].cast(pa.large_string()) for t in against_tables(p, TEXT)]
             held = pa.chunked_array(parts, pa.large_string()).combine_chunks() if parts else None
         docs, starts, ends = duplicate_spans(text, p.min_length, p.keep_first, held, p.only_against)
         if not len(docs):

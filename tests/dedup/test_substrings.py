@@ -283,3 +283,19 @@ def test_a_text_mostly_struck_is_dropped_as_it_came(tmp_path: Path) -> None:
     assert [r["id"] for r in kept] == ["2"]
     assert kept[0]["text"] == little[len(shared) + 1 :]
     assert kept[0]["substring_dedup_bytes_removed"] == len(shared) + 1
+
+
+def test_against_parquet_of_plain_strings(tmp_path: Path) -> None:
+    """Documents kept elsewhere as Parquet whose text is Arrow's 32-bit ``string``."""
+    import pyarrow.parquet as pq
+
+    quote = "A passage that an earlier dump already holds, word for word, in full."
+    held = tmp_path / "held.parquet"
+    pq.write_table(pa.table({"text": pa.array([f"Before. {quote}"], pa.string())}), held)
+    path = tmp_path / "docs.jsonl"
+    docs = [{"id": "1", "text": f"{quote} After."}, {"id": "2", "text": "Nothing held here."}]
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    stage = f"{{min_length: 30, against: ['{held}'], only_against: true}}"
+    run_local(recipe_of(f"stages:\n  - substring_dedup: {stage}\n", path), tmp_path / "out")
+    kept = {r["id"]: r["text"] for r in read_output(tmp_path / "out", "kept").to_pylist()}
+    assert kept == {"1": " After.", "2": "Nothing held here."}
