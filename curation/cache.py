@@ -49,6 +49,12 @@ def hashing_libraries() -> dict[str, str]:
     return {"polars": polars.__version__, "pyarrow": pyarrow.__version__}
 
 
+def libraries_text(libraries: dict[str, str]) -> str:
+    """``hashing_libraries``' versions as messages and build records name them:
+    ``polars 1.2.3, pyarrow 4.5.6``."""
+    return ", ".join(f"{name} {version}" for name, version in sorted(libraries.items()))
+
+
 @functools.cache
 def engine_digest() -> str:
     """A SHA-256 of the engine's Python sources (every ``.py`` file of the package, by

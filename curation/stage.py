@@ -88,6 +88,12 @@ class MapStage:
         """Called before the first batch of each shard (global stages load decisions)."""
 
 
+class BarrierTooLarge(RuntimeError):
+    """A barrier's decision would not fit: more rows reach it than polars can number, or
+    a stage's arrays would not fit in the memory available. The message says what to do;
+    the shards finished before the barrier are kept for the resume."""
+
+
 class GlobalStage(MapStage):
     """A stage that needs the whole dataset: a barrier between two fused map passes.
 

@@ -54,7 +54,7 @@ from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams, against_tables
-from curation.stage import GlobalStage, register, write_decisions
+from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
 from curation.utf8 import string_buffers
 
 #: the byte after each text at the barrier: no UTF-8 text holds it
@@ -223,8 +223,6 @@ def available_bytes() -> int | None:
 def _check_memory(size: int) -> None:
     """Stop before building the arrays over ``size`` joined bytes when they would not fit
     in the memory available (``BarrierTooLarge``, which keeps the finished shards)."""
-    from curation.runtime.run import BarrierTooLarge
-
     need, have = array_bytes(size), available_bytes()
     if have is not None and need > have:
         raise BarrierTooLarge(

@@ -112,8 +112,7 @@ class TokenCorpus:
                     "tokenize every folder with the tokenizer the model uses"
                 )
         self.tokenizer_file = self._tokenizer(made_by, tokenizer)
-        for folder, manifest in zip(self.folders, manifests, strict=True):
-            self._check_ids(folder, manifest["tokenizer"])
+        self._check_ids([(f, m["tokenizer"]) for f, m in zip(self.folders, manifests, strict=True)])
         self.files: list[_File] = []
         for folder, manifest in zip(self.folders, manifests, strict=True):
             self.files.extend(_files(folder, manifest))
@@ -143,9 +142,9 @@ class TokenCorpus:
             )
         return path
 
-    def _check_ids(self, folder: Path, made_by: dict[str, Any]) -> None:
-        """The tokenizer reserves train-lm's ids and ``folder``'s documents are
-        ``<s> ... </s>``."""
+    def _check_ids(self, made_by: list[tuple[Path, dict[str, Any]]]) -> None:
+        """The tokenizer reserves train-lm's ids and each folder's documents are
+        ``<s> ... </s>`` (``made_by``: each folder and its ``tokenize.json``'s tokenizer)."""
         processor = load_tokenizer(self.tokenizer_file)
         reserved = (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id())
         if reserved != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
@@ -154,12 +153,14 @@ class TokenCorpus:
                 f"</s> ids are {reserved}, not {(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}): tokenize "
                 "with the tokenizer of a `curate train-lm` checkpoint"
             )
-        if (made_by.get("bos_id"), made_by.get("eos_id")) != (BOS_ID, EOS_ID):
-            raise CorpusError(
-                f"{folder}'s documents do not begin with <s> and end with </s> (its "
-                f"tokenize.json: bos {made_by.get('bos')!r}, eos {made_by.get('eos')!r}), as "
-                "train-lm scores them: tokenize again with --bos '<s>' --eos '</s>'"
-            )
+        for folder, tokenizer in made_by:
+            if (tokenizer.get("bos_id"), tokenizer.get("eos_id")) != (BOS_ID, EOS_ID):
+                raise CorpusError(
+                    f"{folder}'s documents do not begin with <s> and end with </s> (its "
+                    f"tokenize.json: bos {tokenizer.get('bos')!r}, eos "
+                    f"{tokenizer.get('eos')!r}), as train-lm scores them: tokenize again "
+                    "with --bos '<s>' --eos '</s>'"
+                )
         self.vocab_size = int(processor.get_piece_size())
 
     def blocks(self, held: np.ndarray, seq_len: int) -> TokenBlocks:

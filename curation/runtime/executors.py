@@ -188,14 +188,14 @@ def _engine_build() -> dict[str, str]:
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    from curation.cache import hashing_libraries
+    from curation.cache import hashing_libraries, libraries_text
 
     return {
         "version": curation.__version__,
         "source": digest.hexdigest()[:12],
         "path": str(root),
         # the dedups' hashes, made on the workers, must match across nodes
-        "libraries": ", ".join(f"{k} {v}" for k, v in sorted(hashing_libraries().items())),
+        "libraries": libraries_text(hashing_libraries()),
     }
 
 

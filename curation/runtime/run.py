@@ -38,7 +38,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 import yaml
 
 import curation
+from curation.cache import hashing_libraries, libraries_text
 from curation.io import is_url
 from curation.io.inputs import (
     InputShard,
@@ -81,7 +82,7 @@ from curation.runtime.shard import (
     plan_segments,
     shard_folder,
 )
-from curation.stage import GlobalStage, stage_class
+from curation.stage import BarrierTooLarge, GlobalStage, stage_class
 
 RUN_MARKER = "run.json"
 INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
@@ -93,11 +94,6 @@ INDEXES = "gzip_index"
 
 class RunFolderError(RuntimeError):
     """The output folder cannot be used for this run; the message says what to do."""
-
-
-class BarrierTooLarge(RuntimeError):
-    """More rows reach a global stage than polars can number; the message says what to
-    install. The shards finished before the barrier are kept for the resume."""
 
 
 def polars_row_limit() -> int:
@@ -182,7 +178,8 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
                 done = _standing(work, shard, segment.index, last, undecided, rehash)
                 if done is not None:
                     results[shard.label] = done
-            _say_rehashed(work, shards, segment, results, undecided, rehash)
+            if rehash is not None:
+                rehash.say(segment.index)
             pending = [s for s in shards if s.label not in results]
             resumed += len(results)
             with RunProgress(
@@ -374,18 +371,20 @@ def _standing(
     return result if handed_on else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Rehash:
     """Which results hold keys that a barrier still to decide cannot compare with keys
     made now: ``keyed``, the barriers (pass indexes) of stages whose keys depend on the
     libraries (``GlobalStage.keys_by_library``); ``now``, this process's
     ``hashing_libraries``; ``unknown_stale``, whether a result that does not record its
     libraries (an engine before 2026-12-07) is taken as made under others (the run had
-    a build with other libraries)."""
+    a build with other libraries). ``found``: per pass, the libraries of each shard
+    (by label) found stale, for ``say``."""
 
     keyed: frozenset[int]
     now: dict[str, str]
     unknown_stale: bool
+    found: dict[int, dict[str, dict[str, str] | None]] = field(default_factory=dict)
 
     def stale(self, result: ShardResult, index: int, undecided: int) -> bool:
         """Whether ``result`` (pass ``index``) handed on keys that the barrier after it,
@@ -393,15 +392,33 @@ class _Rehash:
         if index + 1 not in self.keyed or index + 1 < undecided:
             return False
         if result.libraries is None:
-            return self.unknown_stale
-        return result.libraries != self.now
+            stale = self.unknown_stale
+        else:
+            stale = result.libraries != self.now
+        if stale:
+            self.found.setdefault(index, {})[result.url] = result.libraries
+        return stale
+
+    def say(self, index: int) -> None:
+        """Say on stderr how many finished shards of pass ``index`` run again because
+        their keys were made under other libraries (none: say nothing)."""
+        again = self.found.get(index)
+        if not again:
+            return
+        made = next(iter(again.values()))
+        under = libraries_text(made) if made else "unrecorded"
+        print(
+            f"note: {len(again):,} finished shard(s) of pass {index + 1} made their dedup "
+            f"keys under other libraries ({under}) than this run's "
+            f"({libraries_text(self.now)}); the barrier after it compares keys made under "
+            "one, so they run again",
+            file=sys.stderr,
+        )
 
 
 def _rehash(previous: dict[str, Any] | None, segments: list[Segment]) -> _Rehash | None:
     """What ``_standing`` needs to redo the results whose keys were made under other
     libraries; None when nothing can be (a fresh run, or no keyed barrier)."""
-    from curation.cache import hashing_libraries
-
     keyed = frozenset(
         s.index
         for s in segments
@@ -414,38 +431,6 @@ def _rehash(previous: dict[str, Any] | None, segments: list[Segment]) -> _Rehash
     builds = previous.get("builds") or []
     others = any(b.get("libraries") not in (None, now) for b in builds)
     return _Rehash(keyed, now, unknown_stale=others)
-
-
-def _say_rehashed(
-    work: Path,
-    shards: list[InputShard],
-    segment: Segment,
-    results: dict[str, ShardResult],
-    undecided: int,
-    rehash: _Rehash | None,
-) -> None:
-    """Say on stderr how many finished shards of ``segment`` run again because their
-    keys were made under other libraries (none: say nothing)."""
-    if rehash is None or segment.index + 1 not in rehash.keyed:
-        return
-    again = [
-        found
-        for shard in shards
-        if shard.label not in results
-        and (found := load_result(work, shard, segment.index)) is not None
-        and rehash.stale(found, segment.index, undecided)
-    ]
-    if not again:
-        return
-    made = again[0].libraries
-    under = ", ".join(f"{k} {v}" for k, v in sorted(made.items())) if made else "unrecorded"
-    now = ", ".join(f"{k} {v}" for k, v in sorted(rehash.now.items()))
-    print(
-        f"note: {len(again):,} finished shard(s) of pass {segment.index + 1} made their "
-        f"dedup keys under other libraries ({under}) than this run's ({now}); the barrier "
-        "after it compares keys made under one, so they run again",
-        file=sys.stderr,
-    )
 
 
 def _stale_indexes(work: Path, file_keys: set[str]) -> list[Path]:
@@ -573,8 +558,6 @@ def _note_builds(previous: dict[str, Any] | None, fingerprint: dict[str, Any]) -
     (``previous``'s and this one), and say on stderr when this one is another: the shards
     finished before were made by other code, which a fix or a change since may make
     otherwise (``--overwrite`` makes every shard with this build)."""
-    from curation.cache import hashing_libraries
-
     mine = engine_build()
     mine = {
         "version": mine["version"],
@@ -602,7 +585,7 @@ def _build_text(build: dict[str, Any]) -> str:
     """A build as the resume note names it: version, source and, where recorded (runs
     begun since 2026-12-07), the libraries whose results the dedups keep."""
     libraries = build.get("libraries") or {}
-    named = "".join(f", {name} {version}" for name, version in sorted(libraries.items()))
+    named = f", {libraries_text(libraries)}" if libraries else ""
     return f"{build['version']}, source {build['source']}{named}"
 
 
