@@ -1,13 +1,15 @@
-"""substring_dedup: the suffix-array pass against a plain window count, and whole runs on
+"""substring_dedup: the window hashes against a plain window count, and whole runs on
 the C4 and Pile samples with planted passages, on every executor."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -71,17 +73,28 @@ TEXTS = st.lists(st.text(alphabet="ab é€\n", max_size=40), max_size=6)
 
 
 @settings(max_examples=300, deadline=None)
-@given(TEXTS, st.integers(2, 7), st.booleans())
-def test_spans_match_a_plain_window_count(texts: list[str], length: int, keep_first: bool) -> None:
-    rows, starts, ends = duplicate_spans(pa.array(texts, pa.large_string()), length, keep_first)
+@given(TEXTS, st.integers(2, 7), st.booleans(), st.integers(0, 4))
+def test_spans_match_a_plain_window_count(
+    texts: list[str], length: int, keep_first: bool, parts: int
+) -> None:
+    """With suffix arrays (0 parts), or window hashes in one part or several (windows
+    grouped by hash, one group after another)."""
+    rows, starts, ends = duplicate_spans(
+        pa.array(texts, pa.large_string()), length, keep_first, parts=parts
+    )
     found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
     assert found == reference_spans(texts, length, keep_first)
 
 
 @settings(max_examples=300, deadline=None)
-@given(TEXTS, TEXTS, st.integers(2, 7), st.booleans(), st.booleans())
+@given(TEXTS, TEXTS, st.integers(2, 7), st.booleans(), st.booleans(), st.integers(0, 4))
 def test_spans_held_elsewhere_match_a_plain_window_count(
-    texts: list[str], held: list[str], length: int, keep_first: bool, only_against: bool
+    texts: list[str],
+    held: list[str],
+    length: int,
+    keep_first: bool,
+    only_against: bool,
+    parts: int,
 ) -> None:
     rows, starts, ends = duplicate_spans(
         pa.array(texts, pa.large_string()),
@@ -89,9 +102,33 @@ def test_spans_held_elsewhere_match_a_plain_window_count(
         keep_first,
         pa.array(held, pa.large_string()),
         only_against,
+        parts,
     )
     found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
     assert found == reference_spans(texts, length, keep_first, held, only_against)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    TEXTS.flatmap(lambda t: st.tuples(st.just(t), st.permutations(range(len(t))))),
+    st.sampled_from([0, 1, 3]),
+)
+def test_the_first_copy_is_first_in_the_order_given(
+    drawn: tuple[list[str], list[int]], parts: int
+) -> None:
+    """With ``order`` (the rows by id at the barrier), the texts stand where they are and
+    the first copy is the first in that order: the spans of the texts put in that order."""
+    texts, order = drawn
+    rows, starts, ends = duplicate_spans(
+        pa.array(texts, pa.large_string()),
+        3,
+        True,
+        parts=parts,
+        order=np.array(order, dtype=np.int64),
+    )
+    found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    ordered = reference_spans([texts[i] for i in order], 3, True)
+    assert found == sorted((order[row], start, end) for row, start, end in ordered)
 
 
 def test_a_shared_phrase_goes_from_both_texts() -> None:
@@ -241,28 +278,71 @@ def test_passages_of_a_benchmark_go_from_the_pages_that_quote_them(
     )
 
 
-def test_a_barrier_past_the_memory_stops_before_it_and_resumes(
-    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_barrier_past_the_memory_stops_before_it_and_resumes_in_parts(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Arrays that would not fit in the memory available stop the run at the barrier
-    with what to do; the same command goes on from the finished shards."""
+    """Windows that would not fit in the memory available even in the most parts stop
+    the run at the barrier with what to do; the same command goes on from the finished
+    shards, and where the memory holds the fewest bytes that suffice, the windows go in
+    that many parts and strike what one part strikes."""
     from curation.dedup import substrings
     from curation.runtime.run import BarrierTooLarge
 
     recipe = recipe_of("stages:\n  - substring_dedup: {}\n", c4_path)
     fresh = run_local(recipe, tmp_path / "fresh")
-    with gzip.open(c4_path, "rt", encoding="utf-8") as f:  # the texts and a separator each
-        size = sum(len(json.loads(line)["text"].encode()) + 1 for line in f)
-    monkeypatch.setattr(substrings, "available_bytes", lambda: substrings.array_bytes(size) - 1)
+    with gzip.open(c4_path, "rt", encoding="utf-8") as f:
+        sizes = [len(json.loads(line)["text"].encode()) for line in f]
+    # the texts and a byte between two, and every window of 100 bytes in a text
+    size, windows = sum(n + 1 for n in sizes), sum(max(0, n - 99) for n in sizes)
+    least = substrings.least_bytes(size, windows)
+    monkeypatch.setattr(substrings, "available_bytes", lambda: least - 1)
     with pytest.raises(BarrierTooLarge) as caught:
         run_local(recipe, tmp_path / "out")
     message = str(caught.value)
-    assert f"over {size / 1e9:,.2f} GB of text need about" in message
+    assert f"the windows of {size / 1e9:,.2f} GB of text need about" in message
     assert "with the same curate run command: the shards finished" in message
-    monkeypatch.setattr(substrings, "available_bytes", lambda: substrings.array_bytes(size))
-    again = run_local(recipe, tmp_path / "out")
+    monkeypatch.setattr(substrings, "available_bytes", lambda: least)
+    with caplog.at_level(logging.INFO, logger="curation.dedup.substrings"):
+        again = run_local(recipe, tmp_path / "out")
+    parts = substrings.MAX_PARTS
+    assert f"windows of part {parts} of {parts}" in caplog.text
     assert again["shards"]["resumed"] == again["shards"]["total"]
     assert again["rows"] == fresh["rows"]
+    for kind in ("kept", "dropped"):
+        assert read_output(tmp_path / "out", kind).equals(read_output(tmp_path / "fresh", kind))
+
+
+def test_suffix_arrays_where_they_fit_else_the_fewest_parts() -> None:
+    from curation.dedup.substrings import MAX_PARTS, array_bytes, least_bytes, plan_parts
+    from curation.runtime.run import BarrierTooLarge
+
+    size, windows = 1000, 900
+    assert array_bytes(size) == 15_000
+    assert plan_parts(size, windows, have=15_000) == 0
+    assert plan_parts(size, windows, have=14_999) == 4  # 900 * 56 bytes in 13,999
+    assert plan_parts(size, windows, have=size + 900 * 56 // 10) == 10
+    assert plan_parts(size, windows, have=least_bytes(size, windows)) == MAX_PARTS
+    with pytest.raises(BarrierTooLarge):
+        plan_parts(size, windows, have=least_bytes(size, windows) - 1)
+
+
+def test_windows_that_only_share_a_hash_are_told_apart() -> None:
+    """A group of places shares a hash; windows in it with other bytes (a collision of
+    the hash, which no test text finds) are not taken for copies of one another."""
+    from curation.dedup.substrings import _flag
+
+    ours = np.frombuffer(b"abcXabcYabdZabdWxyz", dtype=np.uint8)
+    theirs = np.frombuffer(b"xyz", dtype=np.uint8)
+    places = np.array([0, 4, 8, 12, 16, 19], dtype=np.int64)  # abc abc abd abd xyz | xyz
+    for keep_first, only_against, want in [
+        (False, False, [0, 4, 8, 12, 16]),
+        (True, False, [4, 12, 16]),
+        (False, True, [16]),
+    ]:
+        flags = np.zeros(len(ours), dtype=np.bool_)
+        bounds = np.array([0, len(places)], dtype=np.int64)
+        _flag(ours, theirs, 3, bounds, places, keep_first, only_against, flags)
+        assert np.flatnonzero(flags).tolist() == want
 
 
 def test_a_text_mostly_struck_is_dropped_as_it_came(tmp_path: Path) -> None:
