@@ -43,8 +43,8 @@ its LCP array and the room left in each text, int32 each up to 2 GiB of text, in
 past it); measured by ``benchmarks/substring_dedup.py``, 15 to 18 bytes per byte of text
 over a pass-through run's peak. Where they would not fit in the memory available, the
 window hashes go in as few parts as fit (``plan_parts``), a part taking up to
-``WINDOW_BYTES`` a window of it and each part reading the texts twice more: slower (2
-to 3 times on the benchmark's data) in a fraction of the memory. Where even
+``WINDOW_BYTES`` a window of it and each part reading the texts twice more: in 8 parts
+on the benchmark's data, 1.4 to 2.8 times slower in a half to a third of the memory. Where even
 ``MAX_PARTS`` would not fit, the run stops at the barrier before building anything
 (``BarrierTooLarge``), saying what to do, and keeps its finished shards.
 """
