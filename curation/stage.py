@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,6 +107,9 @@ class GlobalStage(MapStage):
     """
 
     internal_columns: ClassVar[tuple[str, ...]] = ()
+    #: what a long ``decide`` calls to say how far it has gone (``"part 3 of 8"``): the
+    #: run's progress display sets it; by default nothing is said
+    progress: Callable[[str], None] = staticmethod(lambda text: None)
     #: whether ``measure``'s keys depend on the polars and pyarrow versions (polars'
     #: string hash, pyarrow's case folding): a barrier must not compare keys made under
     #: two (``hashing_libraries``), so a resumed run makes them again

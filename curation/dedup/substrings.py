@@ -51,7 +51,7 @@ on the benchmark's data, 1.4 to 2.8 times slower in a half to a third of the mem
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,6 @@ from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams, against_tables
 from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
 from curation.utf8 import string_buffers
-
-log = logging.getLogger(__name__)
 
 #: the byte after each text in the suffix arrays: no UTF-8 text holds it
 _SEPARATOR = 0xFF
@@ -119,7 +117,7 @@ class SubstringDedup(GlobalStage):
             parts = [t[TEXT].cast(pa.large_string()) for t in against_tables(p, TEXT)]
             held = pa.chunked_array(parts, pa.large_string()).combine_chunks() if parts else None
         docs, starts, ends = duplicate_spans(
-            text, p.min_length, p.keep_first, held, p.only_against, order=order
+            text, p.min_length, p.keep_first, held, p.only_against, order=order, say=self.progress
         )
         if not len(docs):
             return
@@ -181,6 +179,7 @@ def duplicate_spans(
     only_against: bool = False,
     parts: int | None = None,
     order: np.ndarray | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The byte spans to strike from ``text`` (no nulls), as (row, start, end) arrays
     sorted by row then start, ``start``/``end`` in bytes from the row's first byte,
@@ -192,7 +191,7 @@ def duplicate_spans(
     characters. Found with suffix arrays over all the texts (``parts`` 0), or from the
     windows' hashes in ``parts`` groups by hash, one after another; None: suffix arrays
     where they fit in the memory available, else the fewest parts that do
-    (``plan_parts``)."""
+    (``plan_parts``). ``say`` is told which way, and each part as it begins."""
     ours, our_offsets = _from_zero(*string_buffers(text))
     theirs, their_offsets = np.zeros(0, np.uint8), np.zeros(1, np.int64)
     if held is not None and len(held):
@@ -206,18 +205,27 @@ def duplicate_spans(
         (ours, our_offsets, mine, 0),
         (theirs, their_offsets, np.arange(len(their_offsets) - 1, dtype=np.int64), size),
     )
+    joined = size + len(theirs) + len(our_offsets) + len(their_offsets) - 2
     if parts is None:
-        joined = size + len(theirs) + len(our_offsets) + len(their_offsets) - 2
         parts = plan_parts(joined, windows)
     flags = np.zeros(size, dtype=np.bool_)
+    say = say or _silent
     if parts == 0:
+        say(f"suffix arrays over {joined / 1e6:,.1f} MB of text")
         _suffix_array_flags(sources, min_length, keep_first, only_against, flags)
     else:
-        _window_hash_flags(sources, windows, parts, min_length, keep_first, only_against, flags)
+        say(f"window hashes in {parts} parts, over {joined / 1e6:,.1f} MB of text")
+        _window_hash_flags(
+            sources, windows, parts, min_length, keep_first, only_against, flags, say
+        )
     return _spans(ours, our_offsets, flags, min_length)
 
 
 _Source = tuple[np.ndarray, np.ndarray, np.ndarray, int]
+
+
+def _silent(text: str) -> None:
+    """Says nothing (``duplicate_spans`` without ``say``)."""
 
 
 def _suffix_array_flags(
@@ -255,9 +263,10 @@ def _window_hash_flags(
     keep_first: bool,
     only_against: bool,
     flags: np.ndarray,
+    say: Callable[[str], None],
 ) -> None:
     """Flag where a repeated window begins (``_flag``'s rule) from the windows' hashes,
-    in ``parts`` parts by hash, one after another."""
+    in ``parts`` parts by hash, one after another (each ``say``'d as it begins)."""
     (ours, *_), (theirs, *_) = sources
     hashing = _Hashing(length)
     counts = np.array([windows], dtype=np.int64)
@@ -266,7 +275,7 @@ def _window_hash_flags(
         for data, offsets, rows, shift in sources:
             hashing.scan(data, offsets, rows, shift, parts, 0, _COUNT, counts)
     for part in range(parts):
-        log.info("substring_dedup: windows of part %d of %d", part + 1, parts)
+        say(f"windows of part {part + 1} of {parts}")
         hashes = np.empty(counts[part], dtype=np.uint64)
         at = 0
         for data, offsets, rows, shift in sources:

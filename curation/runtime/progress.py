@@ -134,6 +134,17 @@ class StepProgress:
             print(f"progress: {self.doing}", file=sys.stderr, flush=True)
         return self
 
+    def note(self, text: str) -> None:
+        """Say how far the step has gone (``text``, e.g. ``part 3 of 8``): on a terminal
+        after ``doing`` on the spinner's line, otherwise on a line
+        ``progress: <doing>: <text>``."""
+        if not self.enabled:
+            return
+        if self._status is not None:
+            self._status.update(f"{self.doing}: {text}")
+        else:
+            print(f"progress: {self.doing}: {text}", file=sys.stderr, flush=True)
+
     def __exit__(self, kind: object, *exc: object) -> None:
         if self._status is not None:
             self._status.stop()

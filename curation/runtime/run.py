@@ -523,7 +523,8 @@ def _barrier(
             frames.append(frame.with_columns(pl.lit(shard.key).alias("shard")))
     columns = {"id": pl.String, "shard": pl.String}
     keys = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame(schema=columns)
-    with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label):
+    with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label) as shown:
+        stage.progress = shown.note
         stage.decide(keys, folder)
 
 

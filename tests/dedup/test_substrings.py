@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 from collections import defaultdict
 from pathlib import Path
 
@@ -279,7 +278,10 @@ def test_passages_of_a_benchmark_go_from_the_pages_that_quote_them(
 
 
 def test_a_barrier_past_the_memory_stops_before_it_and_resumes_in_parts(
-    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    c4_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Windows that would not fit in the memory available even in the most parts stop
     the run at the barrier with what to do; the same command goes on from the finished
@@ -289,11 +291,13 @@ def test_a_barrier_past_the_memory_stops_before_it_and_resumes_in_parts(
     from curation.runtime.run import BarrierTooLarge
 
     recipe = recipe_of("stages:\n  - substring_dedup: {}\n", c4_path)
-    fresh = run_local(recipe, tmp_path / "fresh")
+    fresh = run_local(recipe, tmp_path / "fresh", progress=True)
     with gzip.open(c4_path, "rt", encoding="utf-8") as f:
         sizes = [len(json.loads(line)["text"].encode()) for line in f]
     # the texts and a byte between two, and every window of 100 bytes in a text
     size, windows = sum(n + 1 for n in sizes), sum(max(0, n - 99) for n in sizes)
+    doing = "progress: barrier before pass 2: substring_dedup deciding over 1,000 rows of 1 shard"
+    assert f"{doing}: suffix arrays over {size / 1e6:,.1f} MB of text" in capsys.readouterr().err
     least = substrings.least_bytes(size, windows)
     monkeypatch.setattr(substrings, "available_bytes", lambda: least - 1)
     with pytest.raises(BarrierTooLarge) as caught:
@@ -302,10 +306,14 @@ def test_a_barrier_past_the_memory_stops_before_it_and_resumes_in_parts(
     assert f"the windows of {size / 1e9:,.2f} GB of text need about" in message
     assert "with the same curate run command: the shards finished" in message
     monkeypatch.setattr(substrings, "available_bytes", lambda: least)
-    with caplog.at_level(logging.INFO, logger="curation.dedup.substrings"):
-        again = run_local(recipe, tmp_path / "out")
+    capsys.readouterr()
+    again = run_local(recipe, tmp_path / "out", progress=True)
+    said = capsys.readouterr().err.splitlines()
     parts = substrings.MAX_PARTS
-    assert f"windows of part {parts} of {parts}" in caplog.text
+    assert f"{doing}: window hashes in {parts} parts, over {size / 1e6:,.1f} MB of text" in said
+    assert [line for line in said if "windows of part" in line] == [
+        f"{doing}: windows of part {k} of {parts}" for k in range(1, parts + 1)
+    ]
     assert again["shards"]["resumed"] == again["shards"]["total"]
     assert again["rows"] == fresh["rows"]
     for kind in ("kept", "dropped"):
