@@ -89,6 +89,7 @@ from __future__ import annotations
 import shutil
 import string
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -644,8 +645,9 @@ class MinhashDedup(GlobalStage):
         held_rows, held = self._against_rows(work)
         if held_rows is not None:  # the documents of ``against`` are the first rows
             rows = pl.concat([held_rows, rows], how="diagonal_relaxed")
-        edge_files = _all_band_edges(rows, p, work)
+        edge_files = _all_band_edges(rows, p, work, self.progress)
         candidates = edge_rows(edge_files)
+        self.progress(f"ranking {len(candidates):,} documents that share a bucket")
         node_of, nodes = _rank(rows, candidates, p.priority_column is not None, held)
         elsewhere = int(np.searchsorted(candidates, held))  # their nodes come first too
         for f in edge_files:
@@ -656,7 +658,10 @@ class MinhashDedup(GlobalStage):
         del candidates, node_of
         if p.jaccard_threshold is not None:
             row_of_node = nodes["row"].to_numpy().astype(np.int64)
-            edge_files = _verify(rows, edge_files, row_of_node, p.jaccard_threshold, work)
+            edge_files = _verify(
+                rows, edge_files, row_of_node, p.jaccard_threshold, work, self.progress
+            )
+        self.progress("clusters")
         members, labels = components(edge_files)
         here = members >= elsewhere
         members, labels = members[here], labels[here]
@@ -755,14 +760,21 @@ def _band_edges(rows: pl.LazyFrame, column: str, partitions: int, path: Path) ->
     return path
 
 
-def _all_band_edges(rows: pl.LazyFrame, params: MinhashParams, work: Path) -> list[Path]:
+def _all_band_edges(
+    rows: pl.LazyFrame, params: MinhashParams, work: Path, say: Callable[[str], None]
+) -> list[Path]:
     """The edge file of every band: as Ray tasks (one core each) when the run has a Ray
-    cluster, so bands are bucketed on all its workers at once; in this process otherwise.
-    The result does not depend on where the bands ran."""
+    cluster, so bands are bucketed on all its workers at once; in this process otherwise,
+    each band ``say``'d as it begins. The result does not depend on where the bands ran."""
     jobs = [(band_column(b), work / f"band-{b:03d}.npy") for b in range(params.num_bands)]
     ray = sys.modules.get("ray")  # not imported: no cluster, and no 0.5 s to import it
     if ray is None or not ray.is_initialized():
-        return [_band_edges(rows, c, params.partitions, f) for c, f in jobs]
+        files = []
+        for b, (column, file) in enumerate(jobs):
+            say(f"buckets of band {b + 1} of {len(jobs)}")
+            files.append(_band_edges(rows, column, params.partitions, file))
+        return files
+    say(f"buckets of {len(jobs)} bands as Ray tasks")
     task = ray.remote(num_cpus=1)(_band_edges)
     return ray.get([task.remote(rows, c, params.partitions, f) for c, f in jobs])
 
@@ -855,9 +867,15 @@ def jaccard_at_least(
 
 
 def _verify(
-    rows: pl.LazyFrame, files: list[Path], row_of_node: np.ndarray, threshold: float, work: Path
+    rows: pl.LazyFrame,
+    files: list[Path],
+    row_of_node: np.ndarray,
+    threshold: float,
+    work: Path,
+    say: Callable[[str], None],
 ) -> list[Path]:
-    """Keep only the edges whose two documents' shingle sets have Jaccard >= threshold.
+    """Keep only the edges whose two documents' shingle sets have Jaccard >= threshold
+    (how many pairs ``say``'d).
 
     The candidates' sets are held as one flat array of 8-byte hashes (Arrow's buffers, no
     Python object per hash) and compared by a compiled merge of their sorted runs.
@@ -866,6 +884,7 @@ def _verify(
     pairs = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), np.int64)
     if len(pairs) == 0:
         return files
+    say(f"the Jaccard similarity of {len(pairs):,} pairs")
     needed = np.unique(row_of_node[pairs])  # the rows of the pairs' documents, sorted
     wanted = pl.Series("row", needed, dtype=pl.get_index_type())
     data = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,33 @@ def test_passes_and_barriers_say_what_they_do(
     # the first pass ends, the barrier starts and ends, then the second pass runs
     assert first and second
     assert first[-1] < lines.index(start) < end[0] < second[0]
+
+
+def test_a_long_barrier_says_how_far_it_has_gone(
+    c4_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MinHash's barrier says each band as it buckets it, then the documents it ranks, the
+    pairs it checks and the clusters, each on the barrier's line."""
+    with gzip.open(c4_path, "rt", encoding="utf-8") as f:
+        pages = [json.loads(line)["text"] for line in f][:50]
+    data = tmp_path / "twice.jsonl"  # each page twice, the copy with a word more
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for p in pages for t in (p, p + " x")))
+    recipe = (
+        "stages:\n  - minhash_dedup: {num_bands: 3, rows_per_band: 4, jaccard_threshold: 0.5}\n"
+    )
+    stats = run_local(recipe_of(recipe, data), tmp_path / "out", progress=True)
+    assert stats["rows"]["dropped"] >= 45  # the copies go
+    doing = "progress: barrier before pass 2: minhash_dedup deciding over 100 rows of 1 shard"
+    said = [line[len(doing) + 2 :] for line in capsys.readouterr().err.splitlines()
+            if line.startswith(f"{doing}: ")]  # fmt: skip
+    assert said == [
+        "buckets of band 1 of 3",
+        "buckets of band 2 of 3",
+        "buckets of band 3 of 3",
+        "ranking 100 documents that share a bucket",
+        "the Jaccard similarity of 50 pairs",
+        "clusters",
+    ]
 
 
 def test_quiet_runs_print_nothing(
