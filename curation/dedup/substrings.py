@@ -52,6 +52,7 @@ on the benchmark's data, 1.4 to 2.8 times slower in a half to a third of the mem
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams, against_tables
+from curation.machine import available_bytes, usable_cpus
 from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
 from curation.utf8 import string_buffers
 
@@ -180,6 +182,7 @@ def duplicate_spans(
     parts: int | None = None,
     order: np.ndarray | None = None,
     say: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The byte spans to strike from ``text`` (no nulls), as (row, start, end) arrays
     sorted by row then start, ``start``/``end`` in bytes from the row's first byte,
@@ -191,7 +194,9 @@ def duplicate_spans(
     characters. Found with suffix arrays over all the texts (``parts`` 0), or from the
     windows' hashes in ``parts`` groups by hash, one after another; None: suffix arrays
     where they fit in the memory available, else the fewest parts that do
-    (``plan_parts``). ``say`` is told which way, and each part as it begins."""
+    (``plan_parts``), each of those parts cut again into as many as ``threads`` (default:
+    the CPUs this process may use, up to ``MAX_PARTS`` parts in all) that run at once,
+    in the same memory. ``say`` is told which way, and each part as it begins."""
     ours, our_offsets = _from_zero(*string_buffers(text))
     theirs, their_offsets = np.zeros(0, np.uint8), np.zeros(1, np.int64)
     if held is not None and len(held):
@@ -208,15 +213,20 @@ def duplicate_spans(
     joined = size + len(theirs) + len(our_offsets) + len(their_offsets) - 2
     if parts is None:
         parts = plan_parts(joined, windows)
+        if parts:  # parts that each take a share of the memory, run that many at once
+            threads = threads or max(1, min(usable_cpus(), MAX_PARTS // parts))
+            parts *= threads
+    threads = max(1, min(threads or 1, parts))
     flags = np.zeros(size, dtype=np.bool_)
     say = say or _silent
     if parts == 0:
         say(f"suffix arrays over {joined / 1e6:,.1f} MB of text")
         _suffix_array_flags(sources, min_length, keep_first, only_against, flags)
     else:
-        say(f"window hashes in {parts} parts, over {joined / 1e6:,.1f} MB of text")
+        at_once = f", {threads} at once" if threads > 1 else ""
+        say(f"window hashes in {parts} parts{at_once}, over {joined / 1e6:,.1f} MB of text")
         _window_hash_flags(
-            sources, windows, parts, min_length, keep_first, only_against, flags, say
+            sources, windows, parts, threads, min_length, keep_first, only_against, flags, say
         )
     return _spans(ours, our_offsets, flags, min_length)
 
@@ -259,6 +269,7 @@ def _window_hash_flags(
     sources: tuple[_Source, _Source],
     windows: int,
     parts: int,
+    threads: int,
     length: int,
     keep_first: bool,
     only_against: bool,
@@ -266,7 +277,9 @@ def _window_hash_flags(
     say: Callable[[str], None],
 ) -> None:
     """Flag where a repeated window begins (``_flag``'s rule) from the windows' hashes,
-    in ``parts`` parts by hash, one after another (each ``say``'d as it begins)."""
+    in ``parts`` parts by hash, ``threads`` at once (each ``say``'d as it begins). The
+    compiled steps and numpy's sort let go of the GIL, and the parts flag different
+    bytes (a window's first byte is in its hash's part alone)."""
     (ours, *_), (theirs, *_) = sources
     hashing = _Hashing(length)
     counts = np.array([windows], dtype=np.int64)
@@ -274,7 +287,8 @@ def _window_hash_flags(
         counts = np.zeros(parts, dtype=np.int64)
         for data, offsets, rows, shift in sources:
             hashing.scan(data, offsets, rows, shift, parts, 0, _COUNT, counts)
-    for part in range(parts):
+
+    def one(part: int) -> None:
         say(f"windows of part {part + 1} of {parts}")
         hashes = np.empty(counts[part], dtype=np.uint64)
         at = 0
@@ -284,13 +298,20 @@ def _window_hash_flags(
         keys, bounds = _repeated(hashes)
         del hashes
         if not len(keys):
-            continue
+            return
         table, sieve = _table(keys, bounds)
         places = np.empty(bounds[-1], dtype=np.int64)
         for data, offsets, rows, shift in sources:
             hashing.scan(data, offsets, rows, shift, parts, part, _PLACES, places, table, sieve)
         del table, sieve
         _flag(ours, theirs, length, bounds, places, keep_first, only_against, flags)
+
+    if threads == 1:
+        for part in range(parts):
+            one(part)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(parts)))  # an error in a part is raised here
 
 
 #: bytes of memory a window of a part may take at its peak, over the flags: its hash
@@ -335,19 +356,6 @@ def least_bytes(size: int, windows: int) -> int:
     """The least memory the windows need beyond the texts: the flags (a byte per byte of
     text, ``size``) and one part of ``MAX_PARTS`` (``WINDOW_BYTES`` a window)."""
     return size + -(-windows * WINDOW_BYTES // MAX_PARTS)
-
-
-def available_bytes() -> int | None:
-    """This machine's available memory (``MemAvailable`` of ``/proc/meminfo``); None
-    where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def _from_zero(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -70,6 +70,7 @@ from curation.io import is_url
 from curation.io.bytelevel import PieceEncoder
 from curation.io.inputs import InputShard, plan_units
 from curation.io.writers import TMP_PREFIX, publish, tmp_path
+from curation.machine import usable_cpus
 from curation.recipe import InputSpec
 
 SUFFIX = ".ds"
@@ -171,7 +172,7 @@ class _FastTokenizer(TextTokenizer):
         replaced = bool(spec.bos or spec.eos)
         # the cache runs on one thread, at 1.6x to 3.2x the tokenizer's one: it serves a
         # worker of one CPU (a Ray task), or a machine of two; more threads serve more
-        cached = pieces and (not parallel or _usable_cpus() <= 2)
+        cached = pieces and (not parallel or usable_cpus() <= 2)
         self.pieces = PieceEncoder.of(path, self._tokenizer, not replaced) if cached else None
 
     def encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -226,12 +227,6 @@ class _SentencePiece(TextTokenizer):
             texts.to_pylist(), num_threads=self._threads, add_bos=False, add_eos=False
         )
         return _around(*_flat(ids), self)
-
-
-def _usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the system says it)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _known_id(found: int | None, token: str, option: str, path: Path) -> int:

@@ -72,14 +72,14 @@ TEXTS = st.lists(st.text(alphabet="ab é€\n", max_size=40), max_size=6)
 
 
 @settings(max_examples=300, deadline=None)
-@given(TEXTS, st.integers(2, 7), st.booleans(), st.integers(0, 4))
+@given(TEXTS, st.integers(2, 7), st.booleans(), st.integers(0, 4), st.integers(1, 3))
 def test_spans_match_a_plain_window_count(
-    texts: list[str], length: int, keep_first: bool, parts: int
+    texts: list[str], length: int, keep_first: bool, parts: int, threads: int
 ) -> None:
     """With suffix arrays (0 parts), or window hashes in one part or several (windows
-    grouped by hash, one group after another)."""
+    grouped by hash), one after another or several at once."""
     rows, starts, ends = duplicate_spans(
-        pa.array(texts, pa.large_string()), length, keep_first, parts=parts
+        pa.array(texts, pa.large_string()), length, keep_first, parts=parts, threads=threads
     )
     found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
     assert found == reference_spans(texts, length, keep_first)
@@ -332,6 +332,28 @@ def test_suffix_arrays_where_they_fit_else_the_fewest_parts() -> None:
     assert plan_parts(size, windows, have=least_bytes(size, windows)) == MAX_PARTS
     with pytest.raises(BarrierTooLarge):
         plan_parts(size, windows, have=least_bytes(size, windows) - 1)
+
+
+def test_parts_short_of_memory_run_as_many_at_once_as_there_are_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the suffix arrays do not fit, each part the memory allows is cut into one
+    for each CPU, run at once in the same memory: the spans of the window count."""
+    from curation.dedup import substrings
+
+    texts = [f"{'shared words and more shared words ' * 3}{n}" for n in range(40)]
+    data = pa.array(texts, pa.large_string())
+    size = sum(len(t) + 1 for t in texts)
+    windows = sum(len(t) - 9 for t in texts)
+    have = size + -(-windows * substrings.WINDOW_BYTES // 4)  # four parts one after another
+    monkeypatch.setattr(substrings, "available_bytes", lambda: have)
+    monkeypatch.setattr(substrings, "usable_cpus", lambda: 3)
+    said: list[str] = []
+    rows, starts, ends = duplicate_spans(data, 10, True, say=said.append)
+    assert said[0] == f"window hashes in 12 parts, 3 at once, over {size / 1e6:,.1f} MB of text"
+    assert sorted(said[1:]) == sorted(f"windows of part {k} of 12" for k in range(1, 13))
+    found = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    assert found == reference_spans(texts, 10, True) and found
 
 
 def test_windows_that_only_share_a_hash_are_told_apart() -> None:
