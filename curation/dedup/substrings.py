@@ -39,14 +39,16 @@ the barrier and searched with the dataset's.
 Memory at the barrier: every live row's id and text (and the texts of ``against``), and
 a byte of flags per byte of the dataset's text. The suffix arrays take about 14 bytes
 per byte of text more (``array_bytes``: the joined bytes, their flags, the suffix array,
-its LCP array and the room left in each text, int32 each up to 2 GiB of text, int64
-past it); measured by ``benchmarks/substring_dedup.py``, 15 to 18 bytes per byte of text
-over a pass-through run's peak. Where they would not fit in the memory available, the
-window hashes go in as few parts as fit (``plan_parts``), a part taking up to
-``WINDOW_BYTES`` a window of it and each part reading the texts twice more: in 8 parts
-on the benchmark's data, 1.4 to 2.8 times slower in a half to a third of the memory. Where even
-``MAX_PARTS`` would not fit, the run stops at the barrier before building anything
-(``BarrierTooLarge``), saying what to do, and keeps its finished shards.
+its LCP array and the room left in each text, int32 each up to 2 GiB of text, int64 past
+it); measured by ``benchmarks/substring_dedup.py``, 15 to 18 bytes per byte of text over
+a pass-through run's peak. Where they would not fit in the memory available, the window
+hashes go in as few parts as fit (``plan_parts``), a part taking up to ``WINDOW_BYTES``
+a window of it and each part reading the texts twice more; each of those parts is cut
+into one per CPU, run at once in threads in the same memory. In 8 parts one after
+another on the benchmark's data: 1.4 to 2.8 times slower, in a half to a third of the
+memory. Where even ``MAX_PARTS`` would not fit, the run stops at the barrier before
+building anything (``BarrierTooLarge``), saying what to do, and keeps its finished
+shards.
 """
 
 from __future__ import annotations
@@ -315,9 +317,9 @@ def _window_hash_flags(
 
 
 #: bytes of memory a window of a part may take at its peak, over the flags: its hash
-#: (8, sorted in place), or where every window of the part repeats, a key, a bound and
-#: an end for each pair (12 a window), a slot of 16 bytes in a table up to four times
-#: their number (32) and the window's place (8), with room for the sieve
+#: (8, sorted in place) and, where every window of the part repeats in pairs, half a key
+#: and half a bound (8), half of up to four table slots of 16 bytes (32) and of the
+#: sieve's 2 bytes (1), and its place (8): 49, and room to spare
 WINDOW_BYTES = 56
 #: the most parts ``plan_parts`` makes: each reads every text twice more
 MAX_PARTS = 64
