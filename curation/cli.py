@@ -1044,6 +1044,11 @@ def report_command(path: str, output: str) -> None:
     is_flag=True,
     help="export into an existing repo or non-empty --to-folder (the split's files replaced)",
 )
+@click.option(
+    "--where",
+    help="export only the kept rows for which this SQL condition is true (curate inspect "
+    "--where's dialect), e.g. \"lang = 'fr'\" with --split fr",
+)
 def export_command(
     run: str,
     repo_id: str | None,
@@ -1053,6 +1058,7 @@ def export_command(
     private: bool,
     license_id: str | None,
     force: bool,
+    where: str | None,
 ) -> None:
     """Export a run's kept documents in the Hugging Face Hub dataset layout (Parquet
     shards, a dataset card with the recipe, the funnel and score histograms) and push it
@@ -1070,6 +1076,7 @@ def export_command(
             private=private,
             force=force,
             license_id=license_id,
+            where=where,
             log=lambda m: click.echo(m, err=True),
         )
     except (ExportError, InspectError) as err:

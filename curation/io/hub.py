@@ -146,22 +146,80 @@ def _export_files(source: Source) -> list[Path]:
     return sorted(source.kept_files) if source.is_run else list(source.files)
 
 
-def _kept_rows(table: pa.Table, source: Source) -> pa.Table:
+@dataclass(frozen=True, eq=False)
+class RowFilter:
+    """``--where``: the kept rows exported are those for which the SQL ``condition``
+    (``curate inspect --where``'s dialect) is true, each row decided by its own
+    ``columns`` (of the export's ``types``; a file without one reads it as null)."""
+
+    condition: str
+    expr: pl.Expr
+    columns: tuple[str, ...]
+    types: pa.Schema
+
+    def matching(self, table: pa.Table) -> pa.Array:
+        """Whether each row of ``table`` is exported (false where the condition is null)."""
+        present = [c for c in self.columns if c in table.column_names]
+        values = cast_to(table.select(present), self.types)
+        frame = pl.from_arrow(values) if self.columns else pl.DataFrame(height=table.num_rows)
+        assert isinstance(frame, pl.DataFrame)
+        result = frame.select(self.expr.alias("_where")).to_series()
+        if len(result) == 1 and table.num_rows != 1:  # a constant condition
+            result = pl.repeat(result[0], table.num_rows, dtype=pl.Boolean, eager=True)
+        return result.fill_null(False).to_arrow()
+
+
+def row_filter(condition: str, schema: pa.Schema) -> RowFilter:
+    """The ``--where`` ``condition`` over the export's columns (``schema``); an
+    ``ExportError`` where it does not parse, looks at other rows than its own, names a
+    column the export does not have (listing those it has) or is not true or false."""
+    from curation.filters.sql import parse_condition
+
+    try:
+        expr = parse_condition(condition)
+    except ValueError as err:
+        raise ExportError(f"--where: {err}") from None
+    columns = tuple(dict.fromkeys(expr.meta.root_names()))
+    unknown = [c for c in columns if c not in schema.names]
+    if unknown:
+        raise ExportError(
+            f"--where {condition!r} names column(s) {', '.join(unknown)} that the kept rows do "
+            f"not have; they have: {', '.join(schema.names)}"
+        )
+    types = pa.schema([schema.field(c) for c in columns])
+    empty = pl.from_arrow(types.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    try:
+        dtype = empty.select(expr.alias("_where")).schema["_where"]
+    except Exception as err:  # polars raises several error types for bad SQL
+        cause = str(err).split("\n\n")[0]
+        raise ExportError(f"--where {condition!r} cannot be computed: {cause}") from None
+    if dtype != pl.Boolean:
+        raise ExportError(f"--where {condition!r} gives {dtype}, not true or false")
+    return RowFilter(condition, expr, columns, types)
+
+
+def _kept_rows(table: pa.Table, source: Source, where: RowFilter | None = None) -> pa.Table:
     """The rows of ``table`` that are exported, without ``drop_reason``: all of a run's
-    kept parts, the kept rows of a plain shard."""
-    if REASON not in table.column_names:
-        return table
-    if not source.is_run:
-        table = table.filter(pc.is_null(table[REASON]))
-    return table.drop_columns([REASON])
+    kept parts, the kept rows of a plain shard; with ``where``, those it matches."""
+    if REASON in table.column_names:
+        if not source.is_run:
+            table = table.filter(pc.is_null(table[REASON]))
+        table = table.drop_columns([REASON])
+    if where is not None and table.num_rows:
+        table = table.filter(where.matching(table))
+    return table
 
 
-def _kept_batches(source: Source, schema: pa.Schema) -> Iterator[pa.Table]:
-    """The kept rows, in order, in batches cast to ``schema`` (``plan_shards``')."""
+def _kept_batches(
+    source: Source, schema: pa.Schema, where: RowFilter | None = None
+) -> Iterator[pa.Table]:
+    """The kept rows (``where`` matches), in order, in batches cast to ``schema``
+    (``plan_shards``')."""
     for path in _export_files(source):
         with _readable(path):
             for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-                table = _kept_rows(pa.Table.from_batches([batch]), source)
+                table = _kept_rows(pa.Table.from_batches([batch]), source, where)
                 if table.num_rows:
                     cast = cast_to(table, schema)
                     if cast is None:
@@ -203,7 +261,8 @@ class ShardPlan:
     about ``arrow_bytes`` of Arrow data (estimated), ``files`` files by that estimate.
     ``marks`` holds, at the end of each row group that keeps rows, the kept rows up to
     it and their estimated Arrow bytes (``_Estimate`` rescales the estimate of the rest
-    with them as rows are written); ``schema`` the columns of every file."""
+    with them as rows are written); ``schema`` the columns of every file; ``where`` the
+    rows exported of those kept (None: all)."""
 
     rows: int
     arrow_bytes: float
@@ -211,6 +270,7 @@ class ShardPlan:
     max_bytes: int
     marks: tuple[tuple[int, float], ...]
     schema: pa.Schema
+    where: RowFilter | None = None
 
 
 def _columns_but_reason(group: Any) -> list[Any]:
@@ -219,14 +279,16 @@ def _columns_but_reason(group: Any) -> list[Any]:
     return [chunk for chunk in chunks if chunk.path_in_schema != REASON]
 
 
-def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
-    """The kept rows of ``source`` and their Arrow bytes, estimated from the Parquet
-    footers before any row is read, and the count of files of ``max_shard_bytes`` that
-    estimate needs (one row at least a file); an error when no row is kept.
+def plan_shards(source: Source, max_shard_bytes: int, where: str | None = None) -> ShardPlan:
+    """The kept rows of ``source`` (with ``where``, those for which that SQL condition is
+    true: ``row_filter``) and their Arrow bytes, estimated from the Parquet footers before
+    any row is read, and the count of files of ``max_shard_bytes`` that estimate needs
+    (one row at least a file); an error when no row is kept.
 
     A row group's bytes are the footer's uncompressed size of its columns without
     ``drop_reason`` (in a plain shard, its kept rows' share, counted by reading
-    ``drop_reason`` alone). Footers measure encoded pages (a dictionary column is smaller
+    ``drop_reason`` alone; with ``where``, the share it matches, counted by reading the
+    columns it names). Footers measure encoded pages (a dictionary column is smaller
     there than in Arrow), and a plain shard's dropped rows are often shorter than its
     kept ones, so the first ``_CALIBRATION_ROWS`` rows of the first row group that keeps
     rows are read, and their kept rows' Arrow size over their share of the footer's
@@ -247,22 +309,31 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
         ]
         footers.append((meta.schema.to_arrow_schema(), sizes))
     schema = _export_schema(source, [s for s, _ in footers], files)
+    condition = row_filter(where, schema) if where is not None else None
     rows, size, ratio = 0, 0.0, None
     marks: list[tuple[int, float]] = []
     for path, (file_schema, sizes) in zip(files, footers, strict=True):
         plain = REASON in file_schema.names and not source.is_run
+        counted = [REASON] if plain else []
+        if condition is not None:
+            counted += [c for c in condition.columns if c in file_schema.names]
         parquet = None
         for index, (in_group, nbytes) in enumerate(sizes):
             kept = in_group
-            if plain or ratio is None:
+            if plain or condition is not None or ratio is None:
                 with _readable(path):
                     if parquet is None:
                         parquet = pq.ParquetFile(path)
-                    if plain:
-                        kept = parquet.read_row_group(index, columns=[REASON])[REASON].null_count
+                    if plain or condition is not None:
+                        group = (
+                            parquet.read_row_group(index, columns=counted)
+                            if counted
+                            else pa.table({"_rows": pa.nulls(in_group)})
+                        )
+                        kept = _kept_rows(group, source, condition).num_rows
                     if kept and ratio is None:  # the group's first batch: its footer share
                         batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
-                        table = _kept_rows(pa.Table.from_batches([batch]), source)
+                        table = _kept_rows(pa.Table.from_batches([batch]), source, condition)
                         part = nbytes * table.num_rows / in_group
                         table = cast_to(table, schema) or table
                         ratio = table.nbytes / max(1.0, part) if table.num_rows else None
@@ -271,13 +342,17 @@ def plan_shards(source: Source, max_shard_bytes: int) -> ShardPlan:
             rows, size = rows + kept, size + nbytes * kept / in_group
             marks.append((rows, size))
     if not rows:
+        if condition is not None:
+            raise ExportError(
+                f"{source.path}: no kept row matches --where {condition.condition!r}: loosen "
+                "it (`curate inspect RUN --where ...` shows what it matches)"
+            )
         raise ExportError(_nothing_kept(source))
     scale = ratio or 1.0
     arrow_bytes = size * scale
     files = min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
-    return ShardPlan(
-        rows, arrow_bytes, files, max_shard_bytes, tuple((r, b * scale) for r, b in marks), schema
-    )
+    marks_scaled = tuple((r, b * scale) for r, b in marks)
+    return ShardPlan(rows, arrow_bytes, files, max_shard_bytes, marks_scaled, schema, condition)
 
 
 @contextmanager
@@ -430,7 +505,7 @@ def write_shards(
             on_shard(data / name, shard, len(shards) - 1, max(expected, len(shards)))
 
     changed = ExportError(f"{source.path} changed while it was exported: export it again")
-    for whole in _kept_batches(source, plan.schema):
+    for whole in _kept_batches(source, plan.schema, plan.where):
         ends = written + np.cumsum(_row_bytes(whole))
         estimate.saw(plan.rows - rows_left, ends)
         offset = 0
@@ -530,11 +605,13 @@ def dataset_card(
     license_id: str,
     shards: list[dict],
     images: list[tuple[str, str]],
+    where: str | None = None,
 ) -> str:
     """The ``README.md`` of an export of one split: a YAML header (configs, documents per
     split as ``dataset_info``, license, size category, task), a summary block and the
-    split's block: rows kept and dropped by stage and reason (``seen.stages``), the score
-    histograms (``images``), the recipe and the files. Blocks lie between
+    split's block: rows kept and dropped by stage and reason (``seen.stages``), the
+    condition the exported rows meet (``where``), the score histograms (``images``), the
+    recipe and the files. Blocks lie between
     ``<!-- curation:... -->`` lines, so that ``merge_cards`` can put a split's into a
     card that holds others."""
     stages = seen.stages
@@ -564,6 +641,7 @@ def dataset_card(
     lines.append(
         f"{rows:,} documents in {len(shards)} Parquet file(s)"
         + (f", kept from {read:,} documents read" if read else "")
+        + (f", those of the kept documents for which `{where}` is true" if where else "")
         + "."
     )
     lines += [
@@ -719,7 +797,8 @@ def build_export(
             figure = plots.histogram_figure(column, summary, seen.lines.get(column, []))
             images.append((column, f"images/{split}/{column}.png"))
             (folder / images[-1][1]).write_bytes(plots.to_png(figure))
-    card = dataset_card(source, seen, repo_id, split, license_id, shards, images)
+    where = plan.where.condition if plan.where is not None else None
+    card = dataset_card(source, seen, repo_id, split, license_id, shards, images, where)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return shards
 
@@ -1130,10 +1209,12 @@ def export(
     private: bool = False,
     force: bool = False,
     license_id: str | None = None,
+    where: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Export the kept rows of ``run`` (a run folder or a shard): to ``to_folder``, to the
-    Hub as ``repo_id``, or both. Returns the shards, the folder and the commit URL.
+    """Export the kept rows of ``run`` (a run folder or a shard; with ``where``, those for
+    which that SQL condition is true): to ``to_folder``, to the Hub as ``repo_id``, or
+    both. Returns the shards, the folder and the commit URL.
     ``license_id`` None: ``other`` on a new card, the license of a card merged into."""
     keep = ("license",) if license_id is None else ()
     if not repo_id and not to_folder:
@@ -1164,7 +1245,7 @@ def export(
     # JSON Lines parts (a run written with output: {format: jsonl}) are read as Parquet
     # copies, made one part at a time beside the export and removed after it
     with _parquet_parts(source, target.parent if target else None) as source:
-        plan = plan_shards(source, max_bytes)
+        plan = plan_shards(source, max_bytes, where)
         name = repo_id or f"local/{target.name if target else 'export'}"
         pusher = None
         if repo_id:

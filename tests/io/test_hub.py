@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -161,6 +162,81 @@ def test_export_loads_with_datasets(
     assert loaded["train"].features["text"].dtype in ("string", "large_string")
     assert loaded["train"].features["length_chars"].dtype == "int64"
     assert loaded["train"]["id"] == kept["id"].to_pylist()
+
+
+def test_where_exports_the_kept_rows_it_matches(
+    run_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--where: the kept rows for which the condition is true, in order, in files of about
+    the size asked for (the plan counts them from the condition's column alone), loaded
+    by `datasets` as they are; the card says which rows they are."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    kept = read_output(run_folder, "kept")
+    long = kept.filter(pc.greater(kept["length_chars"], 3000))
+    assert 0 < long.num_rows < kept.num_rows / 2
+    folder = tmp_path / "long"
+    code, output = export(
+        str(run_folder),
+        *("--to-folder", str(folder), "--split", "long", "--max-shard-size", "200KB"),
+        *("--where", "length_chars > 3000"),
+    )
+    assert code == 0, output
+    assert f"exported {long.num_rows:,} rows" in output
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "cache"))
+    assert list(loaded) == ["long"]
+    assert loaded["long"]["id"] == long["id"].to_pylist()
+    card = (folder / "README.md").read_text()
+    assert "those of the kept documents for which `length_chars > 3000` is true" in card
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["dataset_info"]["splits"][0]["num_examples"] == long.num_rows
+    sizes = arrow_bytes(
+        folder / "data", sorted(p.name for p in (folder / "data").glob("*.parquet"))
+    )
+    assert len(sizes) > 1 and max(sizes) <= 200_000 * hub_module.OVERSHOOT
+
+
+def test_where_in_a_shard_counts_only_its_kept_rows_and_reads_null_as_false(
+    tmp_path: Path,
+) -> None:
+    """A plain shard with dropped rows: --where picks among its kept rows, and a row whose
+    condition is null (no score) is not exported."""
+    shard = tmp_path / "scored.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"d{i}" for i in range(8)],
+                "text": [f"text {i}" for i in range(8)],
+                "score": [0.9, 0.2, None, 0.8, 0.95, None, 0.1, 0.7],
+                "drop_reason": [None, None, None, "x:y", None, None, None, None],
+            }
+        ),
+        shard,
+        row_group_size=3,
+    )
+    folder = tmp_path / "out"
+    code, output = export(str(shard), "--to-folder", str(folder), "--where", "score >= 0.7")
+    assert code == 0, output
+    got = pq.read_table(folder / "data")
+    assert got["id"].to_pylist() == ["d0", "d4", "d7"]
+    assert "drop_reason" not in got.column_names
+
+
+def test_where_refuses_what_it_cannot_use(run_folder: Path, tmp_path: Path) -> None:
+    target = str(tmp_path / "e")
+    code, output = export(str(run_folder), "--to-folder", target, "--where", "lang = 'fr'")
+    assert code != 0 and "names column(s) lang that the kept rows do not have" in output
+    assert "they have: id, text, url, date, length_chars, threshold_rank" in output
+    code, output = export(str(run_folder), "--to-folder", target, "--where", "length_chars + 1")
+    assert code != 0 and "gives Int64, not true or false" in output
+    code, output = export(
+        str(run_folder), "--to-folder", target, "--where", "length_chars > avg(length_chars)"
+    )
+    assert code != 0 and "looks at other rows" in output
+    code, output = export(str(run_folder), "--to-folder", target, "--where", "length_chars < 0")
+    assert code != 0 and "no kept row matches --where 'length_chars < 0'" in output
+    assert not (tmp_path / "e").exists()
 
 
 def test_existing_repo_needs_force(
