@@ -27,6 +27,11 @@ four zstd ``kept/part-*.jsonl.zst`` files): the engine exports them through Parq
 copies, ``datasets`` loads them with ``load_dataset("json", ...)``; the engine before
 could not read them, so that variant is left out.
 
+``--longer-than N`` exports only the documents of more than N characters: the engine
+with ``--where "length(text) > N"``, ``datasets`` with ``filter`` over batches of texts
+before ``push_to_hub`` (the engine before had no ``--where``, so that variant is left
+out).
+
 ``--licence late`` (or ``early``) adds a ``licence`` column that holds one text of 2,000
 characters in the last two thirds of the rows (or the first third) and short distinct
 strings elsewhere: Parquet dictionary-encodes the repeated text, so the footers of those
@@ -36,6 +41,7 @@ from the footers goes wrong. ``--before REV`` picks the earlier engine.
     .venv/bin/python benchmarks/hub_export.py --docs 200000 --max-shard-size 20MB
     .venv/bin/python benchmarks/hub_export.py --docs 50000 --licence late --before 65bcadf
     .venv/bin/python benchmarks/hub_export.py --docs 200000 --format jsonl
+    .venv/bin/python benchmarks/hub_export.py --docs 200000 --longer-than 2000
 """
 
 from __future__ import annotations
@@ -120,14 +126,15 @@ def engine_before(rev: str) -> Path:
     return folder
 
 
-def child(variant: str, data: Path, repo: str, max_shard_size: str) -> None:
+def child(variant: str, data: Path, repo: str, max_shard_size: str, longer: int | None) -> None:
     started = time.perf_counter()
     if variant.startswith("curation"):
         if variant != "curation":  # the engine before: ahead of this checkout's
             sys.path.insert(0, os.environ["ENGINE_BEFORE"])
         from curation.io.hub import export
 
-        export(data, repo_id=repo, max_shard_size=max_shard_size, log=lambda m: None)
+        where = {} if longer is None else {"where": f"length(text) > {longer}"}
+        export(data, repo_id=repo, max_shard_size=max_shard_size, log=lambda m: None, **where)
     else:
         import datasets
 
@@ -139,6 +146,10 @@ def child(variant: str, data: Path, repo: str, max_shard_size: str) -> None:
         loaded = datasets.load_dataset(kind, data_files=files, split="train")
         if "drop_reason" in loaded.column_names:
             loaded = loaded.remove_columns("drop_reason")  # as export leaves it out
+        if longer is not None:
+            loaded = loaded.filter(
+                lambda batch: [len(t) > longer for t in batch["text"]], batched=True
+            )
         loaded.push_to_hub(repo, max_shard_size=max_shard_size)
     report_from_child({"seconds": round(time.perf_counter() - started, 2)})
 
@@ -154,7 +165,9 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def measure(variant: str, data: Path, max_shard_size: str, before: str) -> dict:
+def measure(
+    variant: str, data: Path, max_shard_size: str, before: str, longer: int | None = None
+) -> dict:
     from tests.io.fake_hub import FakeHub
 
     scratch = DATA / "scratch"
@@ -185,6 +198,7 @@ def measure(variant: str, data: Path, max_shard_size: str, before: str) -> dict:
         sampler.start()
         command = [sys.executable, __file__, "--child", variant, "--data", str(data)]
         command += ["--repo", repo, "--max-shard-size", max_shard_size]
+        command += [] if longer is None else ["--longer-than", str(longer)]
         finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         done.set()
         sampler.join()
@@ -216,24 +230,31 @@ def main() -> None:
     parser.add_argument("--licence", choices=("none", "late", "early"), default="none")
     parser.add_argument("--before", default=BEFORE, help="the earlier engine's revision")
     parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    parser.add_argument("--longer-than", type=int, help="export only longer documents")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.repo, args.max_shard_size)
+        child(args.child, args.data, args.repo, args.max_shard_size, args.longer_than)
         return
     parquet = build_data(args.docs, args.licence)
     data = build_data(args.docs, args.licence, args.format)
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parquet.glob("*.parquet"))
+    rows = total = sum(pq.ParquetFile(p).metadata.num_rows for p in parquet.glob("*.parquet"))
+    if args.longer_than is not None:
+        texts = pq.read_table(parquet, columns=["text"])["text"].to_pylist()
+        rows = sum(len(t) > args.longer_than for t in texts)
     arrow = sum(pq.read_table(p).nbytes for p in parquet.glob("*.parquet")) / 1e6
     held = "4 Parquet files" if args.format == "parquet" else "4 zstd JSON Lines files"
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {rows:,} "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {total:,} "
         f"documents, {arrow:,.1f} MB of Arrow data in {held} "
         f"({folder_bytes(data) / 1e6:,.1f} MB); files of {args.max_shard_size}; licence "
         f"column: {args.licence}"
+        + ("" if args.longer_than is None else f"; {rows:,} longer than {args.longer_than}")
     )
-    variants = VARIANTS if args.format == "parquet" else VARIANTS[1:]
+    full = args.format == "parquet" and args.longer_than is None
+    variants = VARIANTS if full else VARIANTS[1:]
     results = {
-        variant: measure(variant, data, args.max_shard_size, args.before) for variant in variants
+        variant: measure(variant, data, args.max_shard_size, args.before, args.longer_than)
+        for variant in variants
     }
     base = results["curation"]
     print(
