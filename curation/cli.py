@@ -1047,7 +1047,14 @@ def report_command(path: str, output: str) -> None:
 @click.option(
     "--where",
     help="export only the kept rows for which this SQL condition is true (curate inspect "
-    "--where's dialect), e.g. \"lang = 'fr'\" with --split fr",
+    "--where's dialect), e.g. \"lang = 'fr'\" with --config fr",
+)
+@click.option(
+    "--config",
+    default="default",
+    show_default=True,
+    help="the dataset config (subset) the split goes to: load_dataset(REPO, CONFIG); another "
+    "than default keeps its files in data/CONFIG/ and images/CONFIG/",
 )
 def export_command(
     run: str,
@@ -1059,6 +1066,7 @@ def export_command(
     license_id: str | None,
     force: bool,
     where: str | None,
+    config: str,
 ) -> None:
     """Export a run's kept documents in the Hugging Face Hub dataset layout (Parquet
     shards, a dataset card with the recipe, the funnel and score histograms) and push it
@@ -1077,6 +1085,7 @@ def export_command(
             force=force,
             license_id=license_id,
             where=where,
+            config=config,
             log=lambda m: click.echo(m, err=True),
         )
     except (ExportError, InspectError) as err:

@@ -9,7 +9,11 @@ The export folder is what the Hub and ``datasets.load_dataset`` read::
 The card describes every split the repo holds: each export writes its split's entry in
 the YAML header (``configs``, ``dataset_info``) and its block of the body, and a push
 into a repo that holds a card merges them into it (``merge_cards``), keeping the other
-splits and any text a person wrote.
+splits and any text a person wrote. A split goes to the ``default`` config (the layout
+above) or to a named one (``config``: ``load_dataset(repo, config)``), whose files lie in
+``data/<config>/`` and ``images/<config>/`` and whose blocks are named
+``<config>/<split>``; ``where`` exports only the kept rows a SQL condition holds for
+(``row_filter``).
 
 The rows keep the run's order. Their files hold about ``max_shard_bytes`` of Arrow data
 each (Parquet with zstd is smaller on disk): the bytes are estimated from the Parquet
@@ -77,6 +81,8 @@ from curation.inspect.shards import (
 from curation.io.writers import SchemaConflictError, cast_to, unify_parts
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+#: The config an export goes to unless told another: ``datasets`` loads it by default.
+DEFAULT_CONFIG = "default"
 SIZE_CATEGORIES = (
     (1_000, "n<1K"),
     (10_000, "1K<n<10K"),
@@ -135,6 +141,19 @@ def parse_size(value: str) -> int:
     if size < 1:
         raise ExportError(f"--max-shard-size {value!r}: a file holds a byte at least")
     return size
+
+
+def block_key(config: str, split: str) -> str:
+    """How the card names a config's split: ``split`` in the default config, otherwise
+    ``config/split``."""
+    return split if config == DEFAULT_CONFIG else f"{config}/{split}"
+
+
+def config_prefix(config: str) -> str:
+    """Where a config's files lie under ``data/`` and ``images/``: at the top for the
+    default config (the layout of an export without configs), in ``<config>/`` for the
+    others."""
+    return "" if config == DEFAULT_CONFIG else f"{config}/"
 
 
 def size_category(rows: int) -> str:
@@ -465,8 +484,10 @@ def write_shards(
     plan: ShardPlan,
     on_shard: OnShard | None = None,
     settle: Callable[[], None] | None = None,
+    prefix: str = "",
 ) -> list[dict]:
-    """Write the kept rows, in order, as files ``data/<split>-XXXXX-of-YYYYY.parquet``;
+    """Write the kept rows, in order, as files ``<split>-XXXXX-of-YYYYY.parquet`` in
+    ``data``, named ``data/<prefix><split>-...`` in the export (``config_prefix``);
     returns, per file, its ``path`` (relative to the export folder), ``rows``, ``bytes``
     on disk and ``arrow_bytes`` (its rows' share of their tables' ``nbytes``, as
     ``datasets`` counts a split's ``num_bytes``; each row's by ``_row_bytes``).
@@ -494,7 +515,7 @@ def write_shards(
         writer.close()
         writer = None
         shard = {
-            "path": f"data/{name}",
+            "path": f"data/{prefix}{name}",
             "rows": in_file,
             "bytes": (data / name).stat().st_size,
             "arrow_bytes": round(written - begun),
@@ -550,12 +571,14 @@ def write_shards(
             final = shard_name(split, index, len(shards))
             if first.exists():  # not when sent and deleted
                 first.rename(data / final)
-            shard["sent_as"], shard["path"] = shard["path"], f"data/{final}"
+            shard["sent_as"], shard["path"] = shard["path"], f"data/{prefix}{final}"
     return shards
 
 
 #: The card's blocks the engine writes and rewrites; text outside them is kept.
-_BLOCK = re.compile(r"<!-- curation:(summary|split (\w+)) -->\n.*?<!-- curation:end \1 -->\n", re.S)
+_BLOCK = re.compile(
+    r"<!-- curation:(summary|split (\w+(?:/\w+)?)) -->\n.*?<!-- curation:end \1 -->\n", re.S
+)
 
 
 def _card_parts(card: str, where: str) -> tuple[dict[str, Any], str]:
@@ -606,16 +629,24 @@ def dataset_card(
     shards: list[dict],
     images: list[tuple[str, str]],
     where: str | None = None,
+    config: str = DEFAULT_CONFIG,
 ) -> str:
-    """The ``README.md`` of an export of one split: a YAML header (configs, documents per
-    split as ``dataset_info``, license, size category, task), a summary block and the
-    split's block: rows kept and dropped by stage and reason (``seen.stages``), the
-    condition the exported rows meet (``where``), the score histograms (``images``), the
-    recipe and the files. Blocks lie between
-    ``<!-- curation:... -->`` lines, so that ``merge_cards`` can put a split's into a
-    card that holds others."""
+    """The ``README.md`` of an export of one split of one config: a YAML header (configs,
+    documents per split as ``dataset_info``, license, size category, task), a summary
+    block and the split's block: rows kept and dropped by stage and reason
+    (``seen.stages``), the condition the exported rows meet (``where``), the score
+    histograms (``images``), the recipe and the files. Blocks lie between
+    ``<!-- curation:... -->`` lines (a split of another config than the default named
+    ``config/split``), so that ``merge_cards`` can put a split's into a card that holds
+    others."""
     stages = seen.stages
     rows = sum(s["rows"] for s in shards)
+    key = block_key(config, split)
+    split_info = {
+        "name": split,
+        "num_bytes": sum(s["arrow_bytes"] for s in shards),
+        "num_examples": rows,
+    }
     header: dict[str, Any] = {
         "license": license_id,
         "pretty_name": repo_id.split("/")[-1],
@@ -623,19 +654,15 @@ def dataset_card(
         "task_categories": ["text-generation"],
         "tags": ["curation"],
         "configs": [
-            {"config_name": "default", "data_files": [{"split": split, "path": f"data/{split}-*"}]}
+            {
+                "config_name": config,
+                "data_files": [{"split": split, "path": f"data/{config_prefix(config)}{split}-*"}],
+            }
         ],
-        "dataset_info": {
-            "splits": [
-                {
-                    "name": split,
-                    "num_bytes": sum(s["arrow_bytes"] for s in shards),
-                    "num_examples": rows,
-                }
-            ]
-        },
+        "dataset_info": _dataset_info({(config, split): split_info}, [(config, split)]),
     }
-    lines = [f"<!-- curation:split {split} -->", f"## Split `{split}`", ""]
+    title = f"Split `{split}`" if key == split else f"Config `{config}`, split `{split}`"
+    lines = [f"<!-- curation:split {key} -->", f"## {title}", ""]
     stats = source.stats or {}
     read = stats.get("rows", {}).get("read")
     lines.append(
@@ -677,41 +704,91 @@ def dataset_card(
         ]
     lines += ["", "### Files", "", "| file | rows | bytes |", "|---|---:|---:|"]
     lines += [f"| `{s['path']}` | {s['rows']:,} | {s['bytes']:,} |" for s in shards]
-    lines.append(f"<!-- curation:end split {split} -->")
-    summary = _summary(header["pretty_name"], [split], {split: rows})
+    lines.append(f"<!-- curation:end split {key} -->")
+    summary = _summary(header["pretty_name"], [key], {key: rows})
     return _with_header(header, summary + "\n" + "\n".join(lines) + "\n")
 
 
+def _dataset_info(
+    known: dict[tuple[str, str], dict[str, Any]], pairs: list[tuple[str, str]]
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The ``dataset_info`` of the (config, split) ``pairs``, from the split entries
+    ``known``: ``{"splits": [...]}`` where they are all the default config's (the form a
+    card without configs has), otherwise one ``{"config_name", "splits"}`` a config."""
+    names = list(dict.fromkeys(config for config, _ in pairs))
+    if names == [DEFAULT_CONFIG]:
+        return {"splits": [known[p] for p in pairs]}
+    return [{"config_name": n, "splits": [known[p] for p in pairs if p[0] == n]} for n in names]
+
+
+def _known_splits(info: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The split entries of a card's ``dataset_info`` (either form) by (config, split),
+    those that have a name, a size and a count."""
+    blocks = [info] if isinstance(info, dict) else info if isinstance(info, list) else []
+    known = {}
+    for block in blocks:
+        if not isinstance(block, dict) or not isinstance(block.get("splits"), list):
+            continue
+        config = block.get("config_name", DEFAULT_CONFIG)
+        for entry in block["splits"]:
+            if isinstance(entry, dict) and {"name", "num_bytes", "num_examples"} <= entry.keys():
+                known[(config, entry["name"])] = entry
+    return known
+
+
+def _config_splits(configs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The (config, split) pairs that ``configs`` (a card header's) name, in order."""
+    pairs = []
+    for c in configs:
+        files = c.get("data_files")
+        for entry in files if isinstance(files, list) else []:
+            if isinstance(entry, dict) and entry.get("split") is not None:
+                pairs.append((str(c.get("config_name", DEFAULT_CONFIG)), str(entry["split"])))
+    return pairs
+
+
 def merge_cards(
-    old: str, new: str, split: str, where: str = "README.md", keep: tuple[str, ...] = ()
+    old: str,
+    new: str,
+    split: str,
+    where: str = "README.md",
+    keep: tuple[str, ...] = (),
+    config: str = DEFAULT_CONFIG,
 ) -> str:
-    """The card of a repo that held ``old`` after an export of ``split`` whose own card
-    is ``new`` (``dataset_card``): the other splits stay, in the configs, in
-    ``dataset_info`` and as blocks; ``split``'s block replaces its old one in place (or
-    follows the last split's); the summary is rewritten; the old card's other header
-    fields (and those named in ``keep``, where it has them: what the export was not told)
-    and its text outside the engine's blocks stay, but for the body of a card the engine
-    wrote before it had blocks (tagged ``curation``), which is dropped. ``where`` names
-    the old card in errors."""
+    """The card of a repo that held ``old`` after an export of ``split`` of ``config``
+    whose own card is ``new`` (``dataset_card``): the other splits and configs stay, in
+    the configs, in ``dataset_info`` and as blocks; the split's block replaces its old
+    one in place (or follows the last split's); the summary is rewritten; the old card's
+    other header fields (and those named in ``keep``, where it has them: what the export
+    was not told) and its text outside the engine's blocks stay, but for the body of a
+    card the engine wrote before it had blocks (tagged ``curation``), which is dropped.
+    ``where`` names the old card in errors."""
+    key = block_key(config, split)
     before, body = _card_parts(old, where)
     header, fresh = _card_parts(new, "the new card")
-    mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == split)
-    merged, counts = _merged_header(before, header, split, keep)
+    mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == key)
+    merged, counts = _merged_header(before, header, split, keep, config)
     if not _BLOCK.search(body) and "curation" in _tags(before):
         body = ""  # the engine's card from before blocks: its split is described no more
-    splits = [e["split"] for e in merged["configs"][0]["data_files"]]
-    summary = _summary(merged["pretty_name"], splits, counts)
-    return _with_header(merged, summary + "\n" + _merged_body(body, mine, split) + "\n")
+    keys = [block_key(c, s) for c, s in _config_splits(merged["configs"])]
+    summary = _summary(merged["pretty_name"], keys, counts)
+    return _with_header(merged, summary + "\n" + _merged_body(body, mine, key) + "\n")
 
 
 def _merged_header(
-    before: dict[str, Any], header: dict[str, Any], split: str, keep: tuple[str, ...]
+    before: dict[str, Any],
+    header: dict[str, Any],
+    split: str,
+    keep: tuple[str, ...],
+    config: str = DEFAULT_CONFIG,
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    """``merge_cards``' header, and the documents of each split it counts."""
+    """``merge_cards``' header, and the documents of each split it counts (by the name
+    its block has: ``block_key``). The default config stays first; another config the
+    card held keeps its place, and a new one goes last."""
     held = before.get("configs")
     held = [c for c in held if isinstance(c, dict)] if isinstance(held, list) else []
-    default = next((c for c in held if c.get("config_name") == "default"), {})
-    entries = default.get("data_files")
+    same = next((c for c in held if c.get("config_name", DEFAULT_CONFIG) == config), None)
+    entries = (same or {}).get("data_files")
     ours = header["configs"][0]["data_files"][0]
     files = [
         ours if entry.get("split") == split else entry
@@ -719,26 +796,27 @@ def _merged_header(
         if isinstance(entry, dict) and entry.get("split") is not None
     ]
     files += [] if ours in files else [ours]
-    configs = [{"config_name": "default", "data_files": files}]
-    configs += [c for c in held if c is not default]
-    info = before.get("dataset_info")
-    known = {
-        s["name"]: s
-        for s in (info.get("splits") or [] if isinstance(info, dict) else [])
-        if isinstance(s, dict) and {"name", "num_bytes", "num_examples"} <= s.keys()
-    }
-    known[split] = header["dataset_info"]["splits"][0]
+    entry = {"config_name": config, "data_files": files}
+    if config == DEFAULT_CONFIG:
+        configs = [entry, *(c for c in held if c is not same)]
+    elif same is None:
+        configs = [*held, entry]
+    else:
+        configs = [entry if c is same else c for c in held]
+    known = _known_splits(before.get("dataset_info"))
+    known[(config, split)] = _known_splits(header["dataset_info"])[(config, split)]
     told = {k: v for k, v in header.items() if k not in keep or k not in before}
     merged = {**before, **told, "configs": configs}
     merged["tags"] = list(dict.fromkeys([*_tags(before), *header["tags"]]))
-    if all(e["split"] in known for e in files):
-        merged["dataset_info"] = {"splits": [known[e["split"]] for e in files]}
-        total = sum(s["num_examples"] for s in merged["dataset_info"]["splits"])
+    pairs = _config_splits(configs)
+    if all(p in known for p in pairs):
+        merged["dataset_info"] = _dataset_info(known, pairs)
+        total = sum(known[p]["num_examples"] for p in pairs)
         merged["size_categories"] = [size_category(total)]
     else:  # datasets refuses a card that counts some splits and not others
         merged.pop("dataset_info")
         merged.pop("size_categories")
-    return merged, {name: s["num_examples"] for name, s in known.items()}
+    return merged, {block_key(c, s): e["num_examples"] for (c, s), e in known.items()}
 
 
 def _tags(header: dict[str, Any]) -> list[str]:
@@ -748,8 +826,8 @@ def _tags(header: dict[str, Any]) -> list[str]:
 
 
 def _merged_body(body: str, mine: str, split: str) -> str:
-    """``body`` without its summary block, with ``mine`` in place of ``split``'s block
-    (or after the last split's block, or at the end)."""
+    """``body`` without its summary block, with ``mine`` in place of the block of
+    ``split`` (its ``block_key``; or after the last split's block, or at the end)."""
     pieces, placed, last_split, at = [], False, -1, 0
     for block in _BLOCK.finditer(body):
         pieces.append(body[at : block.start()])
@@ -780,25 +858,28 @@ def build_export(
     license_id: str,
     on_shard: OnShard | None = None,
     settle: Callable[[], None] | None = None,
+    config: str = DEFAULT_CONFIG,
 ) -> list[dict]:
-    """Write the Hub layout of ``source`` into the empty ``folder``, its data files as
-    ``plan`` says; returns the shards. ``on_shard`` and ``settle`` are called as
-    ``write_shards`` says."""
+    """Write the Hub layout of ``source`` into the empty ``folder`` as ``split`` of
+    ``config`` (its files under ``config_prefix``), its data files as ``plan`` says;
+    returns the shards. ``on_shard`` and ``settle`` are called as ``write_shards`` says."""
     from curation.inspect import plots
     from curation.inspect.shards import overview
 
-    shards = write_shards(source, folder / "data", split, plan, on_shard, settle)
+    prefix = config_prefix(config)
+    (folder / "data" / prefix).mkdir(parents=True, exist_ok=True)
+    shards = write_shards(source, folder / "data" / prefix, split, plan, on_shard, settle, prefix)
     seen = overview(source)
-    (folder / "images" / split).mkdir(parents=True)
-    images = [("drop funnel", f"images/{split}/funnel.png")]
+    (folder / "images" / prefix / split).mkdir(parents=True)
+    images = [("drop funnel", f"images/{prefix}{split}/funnel.png")]
     (folder / images[0][1]).write_bytes(plots.to_png(plots.funnel_figure(seen.stages)))
     for column, summary in seen.summaries.items():
         if summary["histogram"] is not None:
             figure = plots.histogram_figure(column, summary, seen.lines.get(column, []))
-            images.append((column, f"images/{split}/{column}.png"))
+            images.append((column, f"images/{prefix}{split}/{column}.png"))
             (folder / images[-1][1]).write_bytes(plots.to_png(figure))
     where = plan.where.condition if plan.where is not None else None
-    card = dataset_card(source, seen, repo_id, split, license_id, shards, images, where)
+    card = dataset_card(source, seen, repo_id, split, license_id, shards, images, where, config)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return shards
 
@@ -990,12 +1071,15 @@ class _Pusher:
         """Cancel the uploads not begun and wait for those under way."""
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def commit(self, folder: Path, split: str, keep: tuple[str, ...] = ()) -> str:
+    def commit(
+        self, folder: Path, split: str, keep: tuple[str, ...] = (), config: str = DEFAULT_CONFIG
+    ) -> str:
         """Commit every file sent and the files left in ``folder`` (the card, the images),
         the card merged into the repo's (``merge_cards``: other splits stay), deleting
-        the repo's files of ``split`` (``data/<split>-*``, ``images/<split>/``) that are
-        not among them; returns the commit's URL, or the merged pull request's when the
-        files took several commits."""
+        the repo's files of ``split`` of ``config`` (``data/<prefix><split>-*``,
+        ``images/<prefix><split>/``, ``config_prefix``) that are not among them; returns
+        the commit's URL, or the merged pull request's when the files took several
+        commits."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         self.sent.sort(key=lambda op: op.path_in_repo)  # uploads end in any order
@@ -1008,17 +1092,18 @@ class _Pusher:
             content: str | bytes = str(file)
             if name == "README.md" and self.card is not None:
                 card = file.read_text(encoding="utf-8")
-                content = merge_cards(self.card, card, split, self.card_name, keep).encode()
+                content = merge_cards(self.card, card, split, self.card_name, keep, config).encode()
             rest.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
         operations = self.sent + rest
         named = {op.path_in_repo for op in operations}
+        data, images = f"data/{config_prefix(config)}", f"images/{config_prefix(config)}"
         stale = sorted(
             path
             for path in self._retried(self.files)
             if path not in named
             and (
-                (path.startswith(f"data/{split}-") and "/" not in path[5:])
-                or path.startswith(f"images/{split}/")
+                (path.startswith(f"{data}{split}-") and "/" not in path[len(data) :])
+                or path.startswith(f"{images}{split}/")
             )
         )
         groups = [operations[i : i + COMMIT_FILES] for i in range(0, len(operations), COMMIT_FILES)]
@@ -1150,26 +1235,34 @@ class _Pusher:
         raise AssertionError("unreachable")
 
 
-def _export_into(staging: Path, target: Path, split: str, keep: tuple[str, ...]) -> None:
-    """Move the export of ``split`` in ``staging`` into the folder ``target``, which holds
-    other files: as a push does to a repo, its data files and images replace the split's
-    (``data/<split>-*``, ``images/<split>/``), its card is merged into ``target``'s
-    (``merge_cards``, with ``keep``), and every other file stays."""
-    data, images = target / "data", target / "images"
-    data.mkdir(exist_ok=True)
-    images.mkdir(exist_ok=True)
-    new = {path.name for path in (staging / "data").glob(f"{split}-*.parquet")}
+def _export_into(
+    staging: Path,
+    target: Path,
+    split: str,
+    keep: tuple[str, ...],
+    config: str = DEFAULT_CONFIG,
+) -> None:
+    """Move the export of ``split`` of ``config`` in ``staging`` into the folder
+    ``target``, which holds other files: as a push does to a repo, its data files and
+    images replace the split's (``data/<prefix><split>-*``, ``images/<prefix><split>/``,
+    ``config_prefix``), its card is merged into ``target``'s (``merge_cards``, with
+    ``keep``), and every other file stays."""
+    prefix = config_prefix(config)
+    data, images = target / "data" / prefix, target / "images" / prefix
+    data.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
+    new = {path.name for path in (staging / "data" / prefix).glob(f"{split}-*.parquet")}
     for name in sorted(new):
-        os.replace(staging / "data" / name, data / name)
+        os.replace(staging / "data" / prefix / name, data / name)
     for path in data.glob(f"{split}-*"):
         if path.name not in new and path.is_file():
             path.unlink()
     shutil.rmtree(images / split, ignore_errors=True)
-    os.replace(staging / "images" / split, images / split)
+    os.replace(staging / "images" / prefix / split, images / split)
     card, old = (staging / "README.md").read_text(encoding="utf-8"), target / "README.md"
     if old.is_file():
         before = old.read_text(encoding="utf-8", errors="replace")
-        card = merge_cards(before, card, split, str(old), keep)
+        card = merge_cards(before, card, split, str(old), keep, config)
     written = staging / "README.md"
     written.write_text(card, encoding="utf-8")
     os.replace(written, old)
@@ -1210,11 +1303,12 @@ def export(
     force: bool = False,
     license_id: str | None = None,
     where: str | None = None,
+    config: str = DEFAULT_CONFIG,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export the kept rows of ``run`` (a run folder or a shard; with ``where``, those for
-    which that SQL condition is true): to ``to_folder``, to the Hub as ``repo_id``, or
-    both. Returns the shards, the folder and the commit URL.
+    which that SQL condition is true) as ``split`` of ``config``: to ``to_folder``, to
+    the Hub as ``repo_id``, or both. Returns the shards, the folder and the commit URL.
     ``license_id`` None: ``other`` on a new card, the license of a card merged into."""
     keep = ("license",) if license_id is None else ()
     if not repo_id and not to_folder:
@@ -1223,6 +1317,9 @@ def export(
         raise ExportError(f"--repo-id {repo_id!r}: expected ORG/NAME")
     if not re.fullmatch(r"\w+", split):
         raise ExportError(f"--split {split!r}: use letters, digits and underscores")
+    if not re.fullmatch(r"\w+", config):
+        raise ExportError(f"--config {config!r}: use letters, digits and underscores")
+    key = block_key(config, split)
     max_bytes = parse_size(max_shard_size)
     source = open_source(run)
     if source.unfinished:
@@ -1237,7 +1334,7 @@ def export(
             if not force:
                 raise ExportError(
                     f"{target} exists and is not empty: pass --force to export split "
-                    f"{split!r} into it (its files of {split!r} are replaced, the rest stay)"
+                    f"{key!r} into it (its files of {key!r} are replaced, the rest stay)"
                 )
             card = target / "README.md"
             if card.is_file():  # a header that does not parse: say so now
@@ -1296,6 +1393,7 @@ def export(
                 license_id=license_id or "other",
                 on_shard=written,
                 settle=pusher.wait if pusher is not None else None,
+                config=config,
             )
             if len(shards) != plan.files:
                 log(
@@ -1306,7 +1404,7 @@ def export(
             if pusher is not None:
                 pusher.wait()
                 pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
-                url = pusher.commit(staging, split, keep)
+                url = pusher.commit(staging, split, keep, config)
                 seconds = time.monotonic() - began
                 into = ""
                 if pusher.pull is not None:
@@ -1316,7 +1414,7 @@ def export(
                 )
             if target is not None:
                 if target.exists() and any(target.iterdir()):
-                    _export_into(staging, target, split, keep)
+                    _export_into(staging, target, split, keep, config)
                 else:
                     if target.exists():
                         target.rmdir()

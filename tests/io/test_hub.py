@@ -239,6 +239,90 @@ def test_where_refuses_what_it_cannot_use(run_folder: Path, tmp_path: Path) -> N
     assert not (tmp_path / "e").exists()
 
 
+def test_configs_exported_one_at_a_time_load_by_name(
+    run_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config with --where: the long and the short documents as two configs beside the
+    default one, each loaded by name; the card lists the three (default first), counts
+    each, and a config exported again replaces its own files only."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    kept = read_output(run_folder, "kept")
+    long = kept.filter(pc.greater(kept["length_chars"], 3000))
+    short = kept.filter(pc.less_equal(kept["length_chars"], 3000))
+    folder = tmp_path / "configs"
+    small = ("--to-folder", str(folder), "--max-shard-size", "100KB")
+    for args in (
+        ("--config", "long", "--where", "length_chars > 3000"),
+        ("--config", "short", "--where", "length_chars <= 3000", "--force"),
+        ("--force",),
+    ):
+        code, output = export(str(run_folder), *small, *args)
+        assert code == 0, output
+    assert sorted(p.name for p in (folder / "data").iterdir() if p.is_dir()) == ["long", "short"]
+    assert (folder / "images" / "long" / "train" / "funnel.png").is_file()
+    card = (folder / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]},
+        {"config_name": "long", "data_files": [{"split": "train", "path": "data/long/train-*"}]},
+        {"config_name": "short", "data_files": [{"split": "train", "path": "data/short/train-*"}]},
+    ]
+    counts = {i["config_name"]: i["splits"][0]["num_examples"] for i in header["dataset_info"]}
+    assert counts == {"default": kept.num_rows, "long": long.num_rows, "short": short.num_rows}
+    assert "`train` " in card and "`long/train` " in card and "`short/train` " in card
+    assert "## Config `long`, split `train`" in card
+    cache = str(tmp_path / "cache")
+    for name, rows in (("default", kept), ("long", long), ("short", short)):
+        loaded = datasets.load_dataset(str(folder), name, cache_dir=cache)
+        assert list(loaded) == ["train"]
+        assert loaded["train"]["id"] == rows["id"].to_pylist(), name
+
+    before = files_under(folder)
+    longer = kept.filter(pc.greater(kept["length_chars"], 4000))
+    code, output = export(
+        str(run_folder), *small, "--config", "long", "--where", "length_chars > 4000", "--force"
+    )
+    assert code == 0, output
+    after = files_under(folder)
+    assert {n: v for n, v in after.items() if "/long/" not in n and n != "README.md"} == {
+        n: v for n, v in before.items() if "/long/" not in n and n != "README.md"
+    }
+    assert {n for n in after if n.startswith("data/long/")} != {
+        n for n in before if n.startswith("data/long/")
+    }
+    loaded = datasets.load_dataset(str(folder), "long", cache_dir=str(tmp_path / "cache2"))
+    assert loaded["train"]["id"] == longer["id"].to_pylist()
+    header = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["default", "long", "short"]
+
+
+def test_a_push_of_one_config_leaves_the_others_files(
+    run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        base = (str(run_folder), "--repo-id", "acme/configs", "--max-shard-size", "100KB")
+        code, output = export(*base, "--config", "short", "--where", "length_chars <= 3000")
+        assert code == 0, output
+        code, output = export(*base, "--config", "long", "--force")
+        assert code == 0, output
+        first = held(hub, "acme/configs")
+        code, output = export(
+            *base[:3], "--config", "long", "--where", "length_chars > 3000", "--force"
+        )
+        assert code == 0, output
+        second = held(hub, "acme/configs")
+    short = {n: v for n, v in first.items() if n.startswith(("data/short/", "images/short/"))}
+    assert short and {n: v for n, v in second.items() if n in short} == short
+    long_first = {n for n in first if n.startswith("data/long/")}
+    long_second = {n for n in second if n.startswith("data/long/")}
+    assert len(long_second) == 1 and len(long_first) > 1  # the earlier files deleted
+    header = yaml.safe_load(second["README.md"].decode().split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["short", "long"]
+
+
 def test_existing_repo_needs_force(
     run_folder: Path, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,6 +386,8 @@ def test_bad_arguments_are_clear(run_folder: Path, tmp_path: Path) -> None:
             1
         ]
     )
+    bad = export(str(run_folder), "--to-folder", str(tmp_path / "e"), "--config", "fr/x")[1]
+    assert "--config 'fr/x': use letters, digits and underscores" in bad
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
