@@ -725,9 +725,11 @@ def test_a_card_written_by_hand_keeps_its_text_and_fields(
     assert card.index("<!-- curation:summary -->") < card.index("Written by hand")
 
 
-def engine_card(split: str, rows: int, note: str) -> str:
-    """A card as ``dataset_card`` makes it, of one split of ``rows`` documents whose
-    block says ``note``."""
+def engine_card(split: str, rows: int, note: str, config: str = "default") -> str:
+    """A card as ``dataset_card`` makes it, of one split of ``config`` of ``rows``
+    documents whose block says ``note``."""
+    prefix = hub_module.config_prefix(config)
+    info = {"splits": [{"name": split, "num_bytes": rows * 100, "num_examples": rows}]}
     header = {
         "license": "other",
         "pretty_name": "x",
@@ -735,16 +737,15 @@ def engine_card(split: str, rows: int, note: str) -> str:
         "tags": ["curation"],
         "configs": [
             {
-                "config_name": "default",
-                "data_files": [{"split": split, "path": f"data/{split}-*"}],
+                "config_name": config,
+                "data_files": [{"split": split, "path": f"data/{prefix}{split}-*"}],
             }
         ],
-        "dataset_info": {
-            "splits": [{"name": split, "num_bytes": rows * 100, "num_examples": rows}]
-        },
+        "dataset_info": info if config == "default" else [{"config_name": config, **info}],
     }
-    block = f"<!-- curation:split {split} -->\n{note}\n<!-- curation:end split {split} -->\n"
-    summary = hub_module._summary("x", [split], {split: rows})
+    key = hub_module.block_key(config, split)
+    block = f"<!-- curation:split {key} -->\n{note}\n<!-- curation:end split {key} -->\n"
+    summary = hub_module._summary("x", [key], {key: rows})
     return hub_module._with_header(header, summary + "\n" + block)
 
 
@@ -830,6 +831,57 @@ def test_a_card_after_any_exports_describes_each_split_once_as_last_exported(
     assert f"{sum(rows for _, rows in last.values()):,} documents" in merged
     blocks = re.findall(r"<!-- curation:split (\w+) -->\n(export \d+)\n", merged)
     assert blocks == [(split, f"export {last[split][0]}") for split in order]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["default", "fr", "de"]),
+            st.sampled_from(["train", "test"]),
+            st.integers(1, 10**7),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_card_after_any_exports_of_configs_describes_each_once_as_last_exported(
+    exports: list[tuple[str, str, int]],
+) -> None:
+    """After any sequence of exports of splits of configs into one repo, the card lists
+    each config once (the default first, the others in the order first exported), each
+    with its splits in the order first exported, counted as last exported; the body has a
+    block per config and split, as last exported; the summary counts them all."""
+    merged = None
+    for index, (config, split, rows) in enumerate(exports):
+        new = engine_card(split, rows, f"export {index}", config)
+        merged = (
+            new if merged is None else hub_module.merge_cards(merged, new, split, config=config)
+        )
+    assert merged is not None
+    last = {(c, s): (index, rows) for index, (c, s, rows) in enumerate(exports)}
+    pairs = list(dict.fromkeys((c, s) for c, s, _ in exports))
+    configs = list(dict.fromkeys(c for c, _ in pairs))
+    if "default" in configs:
+        configs = ["default", *(c for c in configs if c != "default")]
+    header = yaml.safe_load(merged.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == configs
+    for entry in header["configs"]:
+        name = entry["config_name"]
+        assert [f["split"] for f in entry["data_files"]] == [s for c, s in pairs if c == name]
+    info = header["dataset_info"]
+    blocks = [info] if isinstance(info, dict) else info
+    assert isinstance(info, dict) == (configs == ["default"])
+    counted = {
+        (b.get("config_name", "default"), e["name"]): e["num_examples"]
+        for b in blocks
+        for e in b["splits"]
+    }
+    assert counted == {pair: rows for pair, (_, rows) in last.items()}
+    assert f"{sum(rows for _, rows in last.values()):,} documents" in merged
+    found = re.findall(r"<!-- curation:split (\w+(?:/\w+)?) -->\n(export \d+)\n", merged)
+    keys = [hub_module.block_key(c, s) for c, s in pairs]
+    assert found == [(k, f"export {last[p][0]}") for k, p in zip(keys, pairs, strict=True)]
 
 
 def test_a_slow_push_says_what_is_under_way_without_the_clients_bars(
