@@ -1162,6 +1162,12 @@ def export_command(
 )
 @click.option("--text-field", default="text", show_default=True)
 @click.option(
+    "--where",
+    help="only the documents for which this SQL condition over their columns is true "
+    "(curate inspect --where's dialect), e.g. \"lang = 'en'\"; the others are set aside "
+    "as tokenize:where",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -1199,6 +1205,7 @@ def tokenize_command(
     ids: bool,
     max_tokens_per_file: int | None,
     text_field: str,
+    where: str | None,
     executor: str,
     workers: int | None,
     ray_address: str | None,
@@ -1223,6 +1230,7 @@ def tokenize_command(
         format=output_format,
         merge=merge,
         ids=ids,
+        where=where,
     )
     try:
         data = tokenize(

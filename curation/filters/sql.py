@@ -20,6 +20,7 @@ and workers: aggregates (``avg(x)``, ``count(*)``), window functions (``OVER``,
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -74,6 +75,56 @@ def parse_condition(condition: str) -> pl.Expr:
             "by its own columns (use the threshold stage for dataset-wide cuts)"
         )
     return expr
+
+
+@dataclass(frozen=True, eq=False)
+class RowFilter:
+    """A SQL ``condition`` (``parse_condition``'s) decided row by row over the
+    ``columns`` it names of an Arrow table: ``curate export --where`` and ``curate
+    tokenize --where``. With ``types``, a table without one of them reads it as nulls of
+    its type; without, such a table is an error."""
+
+    condition: str
+    expr: pl.Expr
+    columns: tuple[str, ...]
+    types: pa.Schema | None = None
+
+    @classmethod
+    def parse(cls, condition: str, types: pa.Schema | None = None) -> RowFilter:
+        """The filter of ``condition``; ``ValueError`` as ``parse_condition`` raises it."""
+        expr = parse_condition(condition)
+        return cls(condition, expr, tuple(dict.fromkeys(expr.meta.root_names())), types)
+
+    def matching(self, table: pa.Table) -> pa.Array:
+        """Whether the condition is true for each row of ``table`` (false where it is
+        null); ``ValueError`` where the table lacks a column it names (without
+        ``types``) or it gives no true or false."""
+        n = table.num_rows
+        if self.types is None:
+            missing = [c for c in self.columns if c not in table.column_names]
+            if missing:
+                raise ValueError(
+                    f"{self.condition!r} names column(s) {', '.join(missing)} that the rows do "
+                    f"not have (they have: {', '.join(table.column_names)})"
+                )
+            values = table.select(list(self.columns))
+        else:
+            values = pa.table(
+                {
+                    f.name: table[f.name].cast(f.type)
+                    if f.name in table.column_names
+                    else pa.nulls(n, f.type)
+                    for f in self.types
+                }
+            )
+        frame = pl.from_arrow(values) if self.columns else pl.DataFrame(height=n)
+        assert isinstance(frame, pl.DataFrame)
+        result = frame.select(self.expr.alias("_value")).to_series()
+        if result.dtype != pl.Boolean:
+            raise ValueError(f"{self.condition!r} gives {result.dtype}, not true or false")
+        if len(result) == 1 and n != 1:  # a constant condition
+            result = pl.repeat(result[0], n, dtype=pl.Boolean, eager=True)
+        return result.fill_null(False).to_arrow()
 
 
 def _across_rows(node: Any) -> str | None:

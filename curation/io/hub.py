@@ -68,6 +68,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from curation.filters.sql import RowFilter
 from curation.inspect.shards import (
     FINISH_IT,
     REASON,
@@ -165,57 +166,32 @@ def _export_files(source: Source) -> list[Path]:
     return sorted(source.kept_files) if source.is_run else list(source.files)
 
 
-@dataclass(frozen=True, eq=False)
-class RowFilter:
-    """``--where``: the kept rows exported are those for which the SQL ``condition``
-    (``curate inspect --where``'s dialect) is true, each row decided by its own
-    ``columns`` (of the export's ``types``; a file without one reads it as null)."""
-
-    condition: str
-    expr: pl.Expr
-    columns: tuple[str, ...]
-    types: pa.Schema
-
-    def matching(self, table: pa.Table) -> pa.Array:
-        """Whether each row of ``table`` is exported (false where the condition is null)."""
-        present = [c for c in self.columns if c in table.column_names]
-        values = cast_to(table.select(present), self.types)
-        frame = pl.from_arrow(values) if self.columns else pl.DataFrame(height=table.num_rows)
-        assert isinstance(frame, pl.DataFrame)
-        result = frame.select(self.expr.alias("_where")).to_series()
-        if len(result) == 1 and table.num_rows != 1:  # a constant condition
-            result = pl.repeat(result[0], table.num_rows, dtype=pl.Boolean, eager=True)
-        return result.fill_null(False).to_arrow()
-
-
 def row_filter(condition: str, schema: pa.Schema) -> RowFilter:
-    """The ``--where`` ``condition`` over the export's columns (``schema``); an
-    ``ExportError`` where it does not parse, looks at other rows than its own, names a
-    column the export does not have (listing those it has) or is not true or false."""
-    from curation.filters.sql import parse_condition
-
+    """The ``--where`` ``condition`` over the export's columns (``schema``; a file without
+    one of them reads it as null); an ``ExportError`` where it does not parse, looks at
+    other rows than its own, names a column the export does not have (listing those it
+    has) or is not true or false."""
     try:
-        expr = parse_condition(condition)
+        parsed = RowFilter.parse(condition)
     except ValueError as err:
         raise ExportError(f"--where: {err}") from None
-    columns = tuple(dict.fromkeys(expr.meta.root_names()))
-    unknown = [c for c in columns if c not in schema.names]
+    unknown = [c for c in parsed.columns if c not in schema.names]
     if unknown:
         raise ExportError(
             f"--where {condition!r} names column(s) {', '.join(unknown)} that the kept rows do "
             f"not have; they have: {', '.join(schema.names)}"
         )
-    types = pa.schema([schema.field(c) for c in columns])
+    types = pa.schema([schema.field(c) for c in parsed.columns])
     empty = pl.from_arrow(types.empty_table())
     assert isinstance(empty, pl.DataFrame)
     try:
-        dtype = empty.select(expr.alias("_where")).schema["_where"]
+        dtype = empty.select(parsed.expr.alias("_where")).schema["_where"]
     except Exception as err:  # polars raises several error types for bad SQL
         cause = str(err).split("\n\n")[0]
         raise ExportError(f"--where {condition!r} cannot be computed: {cause}") from None
     if dtype != pl.Boolean:
         raise ExportError(f"--where {condition!r} gives {dtype}, not true or false")
-    return RowFilter(condition, expr, columns, types)
+    return dataclasses.replace(parsed, types=types)
 
 
 def _kept_rows(table: pa.Table, source: Source, where: RowFilter | None = None) -> pa.Table:

@@ -87,6 +87,8 @@ _PART = re.compile(
 #: the seed stream of the merge's shuffle, beside the units' ``[seed, unit]``
 _MERGE_STREAM = 1 << 40
 NO_TOKENS = "tokenize:no_tokens"
+#: the reason of a document ``--where``'s condition is not true for
+NOT_WHERE = "tokenize:where"
 #: tokens gathered at once when a unit's documents are written in their shuffled order
 _GATHER_TOKENS = 1 << 22
 #: UTF-8 bytes of text encoded at once: a tokenizers Encoding holds every token's text and
@@ -359,6 +361,7 @@ class TokenizeOptions:
     merge: bool = False  # all units' documents shuffled together into merged-KKKKK files
     ids: bool = False  # each file's documents' ids and token counts beside it (Parquet)
     parallel: bool = True  # the tokenizer's own threads (False: one, in a Ray worker)
+    where: str | None = None  # a SQL condition: only the documents it is true for
 
 
 @dataclass
@@ -409,9 +412,11 @@ def tokenize_unit(
     ``output``: through an unshuffled file of its tokens in ``output/_work``, then in
     their shuffled order into ``part-UUUUU-KKK.ds`` files, each published whole (a
     temporary name, then a rename). ``on_batch(rows, nbytes)`` hears of each batch read."""
+    from curation.filters.sql import RowFilter
     from curation.io.readers import read_shard
 
     tokenizer = cached_tokenizer(options.tokenizer, options.parallel)
+    where = RowFilter.parse(options.where) if options.where is not None else None
     out = Path(output)
     work = out / "_work"
     work.mkdir(parents=True, exist_ok=True)
@@ -421,7 +426,7 @@ def tokenize_unit(
     ids: list[pa.Array] = []
     with open(raw, "wb") as handle:
         for table in read_shard(shard, spec):
-            live = _live(table, result)
+            live = _live(table, result, where)
             texts = live[TEXT].combine_chunks()
             for first, stop, counts, flat in _encoded(tokenizer, texts):
                 if options.ids:
@@ -483,12 +488,22 @@ def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
         first = stop
 
 
-def _live(table: pa.Table, result: UnitResult) -> pa.Table:
-    """The ids and texts of ``table``'s rows the reader kept; the others counted by
-    reason."""
+def _live(table: pa.Table, result: UnitResult, where: Any = None) -> pa.Table:
+    """The ids and texts of ``table``'s rows the reader kept (and for which ``where``, a
+    ``RowFilter``, is true: the others ``NOT_WHERE``); the others counted by reason."""
     result.read += table.num_rows
     reasons = table[DROP_REASON]
-    table = table.select([ID, TEXT, DROP_REASON])
+    if where is not None and table.num_rows:
+        if pa.types.is_null(reasons.type):
+            reasons = reasons.cast(pa.string())
+        try:
+            hit = where.matching(table)
+        except ValueError as err:
+            raise TokenizeError(f"{result.source}: --where {err}") from None
+        reasons = pc.if_else(
+            pc.or_kleene(pc.is_valid(reasons), hit), reasons, pa.scalar(NOT_WHERE, reasons.type)
+        )
+    table = table.select([ID, TEXT]).append_column(DROP_REASON, reasons)
     if reasons.null_count == table.num_rows:
         return table
     dropped = pc.is_valid(reasons)
@@ -724,6 +739,7 @@ def manifest(
         "max_tokens_per_file": options.max_tokens_per_file,
         "merged": options.merge,
         "ids": options.ids,
+        "where": options.where,
         "sources": plan["sources"],
         "documents": {
             "read": sum(r.read for r in results),
@@ -890,6 +906,8 @@ def _plan(
         "format": options.format,
         "merge": options.merge,
         "ids": options.ids,
+        # only where given, so that a tokenization begun before --where existed goes on
+        **({"where": options.where} if options.where is not None else {}),
     }
 
 
@@ -922,6 +940,13 @@ def tokenize(
     sources = token_sources(paths)
     spec = (spec or InputSpec()).model_copy(update={"paths": sources})
     tokenizer = cached_tokenizer(options.tokenizer)  # its errors before any work
+    if options.where is not None:
+        from curation.filters.sql import parse_condition
+
+        try:
+            parse_condition(options.where)
+        except ValueError as err:
+            raise TokenizeError(f"--where: {err}") from None
     out = Path(output)
     files = resolve_inputs(sources, spec.format)
     plan = _plan(sources, files, spec, options)

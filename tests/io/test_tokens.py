@@ -441,6 +441,52 @@ def test_a_run_folder_gives_its_kept_documents(bpe: Path, tmp_path: Path) -> Non
     assert data["documents"]["written"] == stats["rows"]["kept"] == 303
 
 
+def test_where_tokenizes_the_documents_it_holds_for_and_sets_aside_the_rest(
+    bpe: Path, tmp_path: Path
+) -> None:
+    """--where over a run's kept documents: those it is true for are written, in the
+    files a run of just them gives; the others, and those whose value is null, are set
+    aside as tokenize:where; the reader's own reasons stay theirs."""
+    run = tmp_path / "run"
+    run_local(recipe_of("stages:\n  - length_filter: {min_chars: 500}\n", c4()), run)
+    kept = pq.read_table(run / "kept")
+    long = kept.filter(pa.compute.greater(kept["length_chars"], 3000))
+    options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), shuffle=False)
+    where = dataclasses.replace(options, where="length_chars > 3000")
+    data = quiet([run], tmp_path / "where", where)
+    assert data["where"] == "length_chars > 3000"
+    assert data["documents"] == {
+        "read": kept.num_rows,
+        "written": long.num_rows,
+        "set_aside": {tokens.NOT_WHERE: kept.num_rows - long.num_rows},
+    }
+    only = tmp_path / "only.parquet"  # the same documents, tokenized without a condition
+    pq.write_table(long.select(["id", "text"]), only)
+    quiet([only], tmp_path / "plain", options)
+    assert documents(tmp_path / "where") == documents(tmp_path / "plain")
+
+    source = tmp_path / "scored.jsonl"
+    rows = [{"text": "kept one", "score": 0.9}, {"text": "no score"}]
+    rows += [{"text": "low one", "score": 0.1}, {"text": "", "score": 0.99}]
+    rows += [{"text": "null score", "score": None}]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data = quiet([source], tmp_path / "scored", dataclasses.replace(where, where="score > 0.5"))
+    assert data["documents"] == {
+        "read": 5,
+        "written": 1,
+        "set_aside": {tokens.NOT_WHERE: 3, "read:empty_text": 1},
+    }
+
+
+def test_where_that_cannot_be_used_is_refused(bpe: Path, tmp_path: Path) -> None:
+    options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), where="score > avg(score)")
+    with pytest.raises(TokenizeError, match="looks at other rows"):
+        quiet([c4()], tmp_path / "a", options)
+    options = dataclasses.replace(options, where="lang = 'en'")
+    with pytest.raises(TokenizeError, match=r"names column\(s\) lang that the rows do not have"):
+        quiet([c4()], tmp_path / "b", options)
+
+
 def test_ray_tasks_write_the_same_files(bpe: Path, tmp_path: Path) -> None:
     inputs = two_sources(tmp_path)
     options = TokenizeOptions(TokenizerSpec(str(bpe), EOS), seed=5, max_tokens_per_file=200_000)
