@@ -58,7 +58,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -72,6 +72,9 @@ from curation.io.inputs import InputShard, plan_units
 from curation.io.writers import TMP_PREFIX, publish, tmp_path
 from curation.machine import usable_cpus
 from curation.recipe import InputSpec
+
+if TYPE_CHECKING:
+    from curation.filters.sql import RowFilter
 
 SUFFIX = ".ds"
 MANIFEST = "tokenize.json"
@@ -488,7 +491,7 @@ def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
         first = stop
 
 
-def _live(table: pa.Table, result: UnitResult, where: Any = None) -> pa.Table:
+def _live(table: pa.Table, result: UnitResult, where: RowFilter | None = None) -> pa.Table:
     """The ids and texts of ``table``'s rows the reader kept (and for which ``where``, a
     ``RowFilter``, is true: the others ``NOT_WHERE``); the others counted by reason."""
     result.read += table.num_rows
