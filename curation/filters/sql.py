@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from curation.batch import with_drop_reason
@@ -77,12 +78,17 @@ def parse_condition(condition: str) -> pl.Expr:
     return expr
 
 
+class MissingColumns(ValueError):
+    """A table lacks a column a condition names."""
+
+
 @dataclass(frozen=True, eq=False)
 class RowFilter:
     """A SQL ``condition`` (``parse_condition``'s) decided row by row over the
     ``columns`` it names of an Arrow table: ``curate export --where`` and ``curate
-    tokenize --where``. With ``types``, a table without one of them reads it as nulls of
-    its type; without, such a table is an error."""
+    tokenize --where`` and the ``sql_filter`` stage. With ``types``, a table without one
+    of them reads it as nulls of its type; without, such a table is an error
+    (``MissingColumns``)."""
 
     condition: str
     expr: pl.Expr
@@ -97,13 +103,13 @@ class RowFilter:
 
     def matching(self, table: pa.Table) -> pa.Array:
         """Whether the condition is true for each row of ``table`` (false where it is
-        null); ``ValueError`` where the table lacks a column it names (without
-        ``types``) or it gives no true or false."""
+        null); ``MissingColumns`` where the table lacks a column it names (without
+        ``types``), ``ValueError`` where it gives no true or false, or not one a row."""
         n = table.num_rows
         if self.types is None:
             missing = [c for c in self.columns if c not in table.column_names]
             if missing:
-                raise ValueError(
+                raise MissingColumns(
                     f"{self.condition!r} names column(s) {', '.join(missing)} that the rows do "
                     f"not have (they have: {', '.join(table.column_names)})"
                 )
@@ -124,6 +130,11 @@ class RowFilter:
             raise ValueError(f"{self.condition!r} gives {result.dtype}, not true or false")
         if len(result) == 1 and n != 1:  # a constant condition
             result = pl.repeat(result[0], n, dtype=pl.Boolean, eager=True)
+        if len(result) != n:
+            raise ValueError(
+                f"{self.condition!r} gives {len(result)} values for {n} rows: a condition "
+                "must give one value per row"
+            )
         return result.fill_null(False).to_arrow()
 
 
@@ -190,34 +201,18 @@ class SqlFilter(MapStage):
     def setup(self) -> None:
         condition = self.params.keep if self.params.keep is not None else self.params.drop
         assert condition is not None
-        self._condition = condition
-        self._expr = parse_condition(condition)
-        self._columns = list(dict.fromkeys(self._expr.meta.root_names()))  # those it reads
+        self._filter = RowFilter.parse(condition)
 
     def process(self, table: pa.Table) -> pa.Table:
         if table.num_rows == 0:
             return table
-        names = self._columns
-        missing = [name for name in names if name not in table.column_names]
-        if missing:
+        try:
+            true = self._filter.matching(table)
+        except MissingColumns as err:
             raise ValueError(
-                f"sql_filter: {self._condition!r} names column(s) {', '.join(missing)} that "
-                f"the rows do not have (they have: {', '.join(table.column_names)}); put the "
-                "stage that writes them before sql_filter"
-            )
-        frame = pl.from_arrow(table.select(names)) if names else pl.DataFrame(height=table.num_rows)
-        result = frame.select(self._expr.alias("_value")).to_series()
-        if result.dtype != pl.Boolean:
-            raise ValueError(
-                f"sql_filter: {self._condition!r} gives {result.dtype}, not true or false"
-            )
-        if len(result) == 1 and table.num_rows > 1:  # a constant condition
-            result = pl.repeat(result[0], table.num_rows, dtype=pl.Boolean, eager=True)
-        if len(result) != table.num_rows:
-            raise ValueError(
-                f"sql_filter: {self._condition!r} gives {len(result)} values for "
-                f"{table.num_rows} rows: a condition must give one value per row"
-            )
-        true = result.fill_null(False)
-        hit = ~true if self.params.keep is not None else true
-        return with_drop_reason(table, hit.to_arrow(), self.reason(self.params.rule))
+                f"sql_filter: {err}; put the stage that writes them before sql_filter"
+            ) from None
+        except ValueError as err:
+            raise ValueError(f"sql_filter: {err}") from None
+        hit = pc.invert(true) if self.params.keep is not None else true
+        return with_drop_reason(table, hit, self.reason(self.params.rule))
