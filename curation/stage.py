@@ -184,6 +184,7 @@ _STAGE_MODULES = {
     "line_dedup": "curation.dedup.lines",
     "sentence_dedup": "curation.dedup.sentences",
     "substring_dedup": "curation.dedup.substrings",
+    "bff_dedup": "curation.dedup.bff",
     "minhash_dedup": "curation.dedup.minhash",
     "decontaminate": "curation.dedup.decontaminate",
     "kenlm_perplexity": "curation.scoring.perplexity",

@@ -226,7 +226,7 @@ def _scan_words(
     """One pass over the UTF-8 bytes of a batch: the hash of every ASCII word.
 
     Returns per word slot its hash, its start and end byte and whether it holds a
-    non-ASCII character (then its hash is left to ``_string_hashes``), and per text the
+    non-ASCII character (then its hash is left to ``string_hashes``), and per text the
     number of slots. Words made only of punctuation take no slot.
     """
     docs = len(offsets) - 1
@@ -311,7 +311,7 @@ def _word_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     normal = pc.replace_substring_regex(lowered, r"[\p{P}\p{S}]+", "")
     real = np.asarray(pc.greater(pc.binary_length(normal), 0))
     distinct = np.zeros(len(normal), dtype=np.uint64)
-    distinct[real] = _string_hashes(normal.filter(pa.array(real)))
+    distinct[real] = string_hashes(normal.filter(pa.array(real)))
     index = np.asarray(encoded.indices)
     hashes[where] = distinct[index]
     keep = np.ones(len(hashes), dtype=bool)
@@ -322,7 +322,7 @@ def _word_tokens(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     return hashes[keep], np.bincount(owner[keep], minlength=n).astype(np.int64)
 
 
-def _string_hashes(words: pa.Array) -> np.ndarray:
+def string_hashes(words: pa.Array) -> np.ndarray:
     """A 64-bit hash of each (non-empty) string, from its UTF-8 bytes, for all at once."""
     n = len(words)
     if n == 0:

@@ -1,0 +1,376 @@
+"""``bff_dedup``: DCLM-Baseline's deduplication (BFF's ``old-both`` mode), exact and in id order.
+
+DCLM-Baseline deduplicated its pool with BFF, the "big friendly filter" of DCLM's
+repository (Rust), run as ``--remove-type old-both --min-ngram-size 13 --max-ngram-size
+13 --filtering-threshold 0.8``. BFF takes the documents in turn and cuts each text into
+paragraphs at every ``\\n`` (a paragraph after the first begins with its ``\\n``), and
+its words are the pieces between Unicode word boundaries (UAX #29) that are not all
+white space, punctuation included. For each paragraph in turn:
+
+- its n-grams are its runs of ``ngram`` consecutive words; a paragraph with fewer words
+  but at least ``min_ngram`` has one n-gram of all of them, and a shorter one has none
+  (it always stays);
+- the paragraph goes when more than ``threshold`` of its n-grams are already held;
+  otherwise all its n-grams are added to those held (before the next paragraph is
+  looked at, so a paragraph's own repeats never count against it, and a paragraph
+  repeated within one document goes the second time);
+- when the paragraphs are done, the document goes whole if more than ``threshold`` of
+  all its n-grams were held (its kept paragraphs' n-grams stay held, as in BFF).
+
+This stage does the same, with these differences:
+
+- The n-grams held are a set of 64-bit hashes of the n-grams, not a Bloom filter: no
+  false positives (DCLM allowed 1% an n-gram), and no filter size to guess.
+- The documents are taken in id order (the smallest first), not in a random order of
+  files shared by threads, so the output is the same on every run, executor and number
+  of workers.
+- A text that was only white space before this stage stays (BFF's output leaves out
+  every text that is empty once trimmed, touched or not).
+- Unicode word boundaries are the ``regex`` module's (its word mode, as
+  ``dclm_repetition`` cuts DCLM's words); BFF takes them from the Rust crate
+  ``unicode-segmentation``. White space is Unicode's White_Space property, as Rust's.
+
+A global stage. Before the barrier each live row gets the hash of every n-gram, in order,
+and the number of n-grams of each of its paragraphs. At the barrier the rows are taken in
+id order in one compiled pass over an open-addressing table of hashes. After it a text
+loses its removed paragraphs (the rest joined as they stand, so a removed first
+paragraph leaves the text beginning with the next one's ``\\n``), and:
+
+- ``bff_dedup:duplicate_document``: more than ``threshold`` of the text's n-grams were
+  held (the text stays as it came);
+- ``bff_dedup:all_duplicated``: what is left of the text is only white space (as it came);
+- ``bff_dedup_paragraphs_removed`` counts the paragraphs that went, and
+  ``bff_dedup_contained_fraction`` is the share of the text's n-grams held before it
+  (BFF's ``bff_contained_ngram_count_before_dedupe`` over its n-grams; null for a text
+  with none).
+
+``against`` (documents kept elsewhere) fills the table before the first document: every
+n-gram of theirs is held (BFF's filter loaded from a file). ``only_against`` adds nothing
+of this dataset's to it (BFF's ``--no-update-bloom-filter``).
+
+Memory at the barrier: the rows' ids, 8 bytes per n-gram (about one per word) for the
+hashes read and 16 to 32 bytes per n-gram held for the table; where that would not fit
+in the memory available the run stops at the barrier (``BarrierTooLarge``), before
+building anything, and resumes from the finished shards.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curation.batch import ID, TEXT, with_drop_reason
+from curation.dedup.common import AgainstParams
+from curation.dedup.lines import against_hashes
+from curation.dedup.minhash import shingle_counts, shingle_hashes, string_hashes
+from curation.machine import available_bytes
+from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
+
+_HASHES = "_bff_dedup_hashes"
+_COUNTS = "_bff_dedup_counts"
+_SEED = 13
+#: Unicode's White_Space characters (Rust's ``char::is_whitespace``)
+_SPACES = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F)
+WHITE_SPACE = "".join(map(chr, (*_SPACES, *range(0x2000, 0x200B), 0x205F, 0x3000)))
+#: bytes of the barrier per n-gram read (its hash) and per slot of the table
+_HASH_BYTES = 8
+
+
+class BffDedupParams(AgainstParams):
+    ngram: int = Field(13, ge=1, description="words per n-gram (BFF's max_ngram_size; DCLM: 13)")
+    min_ngram: int = Field(
+        13,
+        ge=1,
+        description="a paragraph with fewer words than `ngram` but at least this many is one "
+        "n-gram; fewer: none, it stays (BFF's min_ngram_size; DCLM: 13)",
+    )
+    threshold: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="a paragraph (and a document) goes when more than this share of its "
+        "n-grams were seen before (DCLM: 0.8)",
+    )
+
+
+@register
+class BffDedup(GlobalStage):
+    """DCLM-Baseline's BFF dedup (old-both): paragraphs, then documents, whose n-grams were
+    mostly seen before, in id order; adds ``bff_dedup_paragraphs_removed`` and
+    ``bff_dedup_contained_fraction``."""
+
+    name = "bff_dedup"
+    help = "DCLM's BFF dedup: remove paragraphs and documents of 13-grams mostly seen before"
+    Params = BffDedupParams
+    params: BffDedupParams
+    internal_columns = (_HASHES, _COUNTS)
+    keys_by_library = True  # words are cut by the regex module and pyarrow's white space
+
+    def measure(self, table: pa.Table) -> pa.Table:
+        hashes, counts = ngrams(table[TEXT], self.params.ngram, self.params.min_ngram)
+        return table.append_column(_HASHES, hashes).append_column(_COUNTS, counts)
+
+    def decide(self, keys: Any, folder: Path) -> None:
+        table = keys.select("shard", ID, _HASHES, _COUNTS).collect().to_arrow()
+        p = self.params
+        held = against_hashes(self, _HASHES, folder)
+        held = np.empty(0, np.uint64) if held is None else held
+        hash_values, hash_offsets = flat_lists(table[_HASHES])
+        counts, count_offsets = flat_lists(table[_COUNTS])
+        total = len(hash_values)
+        to_hold = len(held) + (0 if p.only_against else total)
+        need = table_slots(to_hold) * _HASH_BYTES + total * (_HASH_BYTES + 8)
+        have = available_bytes()
+        if have is not None and need > have:
+            raise BarrierTooLarge(
+                f"bff_dedup: {table.num_rows:,} documents with {total:,} n-grams reach the "
+                f"barrier, whose table and hashes take about {need / 2**30:.1f} GiB, and "
+                f"{have / 2**30:.1f} GiB are available. Run it on a machine with more "
+                "memory, or on fewer documents a run (each run's kept/ as `against` of the "
+                "next); the same command resumes from the finished shards"
+            )
+        self.progress(f"{table.num_rows:,} documents, {total:,} n-grams, in id order")
+        order = np.asarray(pc.sort_indices(table[ID]), dtype=np.int64)
+        contained, removed = hold_in_order(
+            hash_values.astype(np.uint64),
+            hash_offsets,
+            counts.astype(np.int64),
+            count_offsets,
+            order,
+            held,
+            p.threshold,
+            not p.only_against,
+        )
+        paragraph_rows = np.repeat(np.arange(table.num_rows), np.diff(count_offsets))
+        local = np.arange(len(removed)) - count_offsets[paragraph_rows]
+        gone = np.flatnonzero(removed)
+        offsets = np.searchsorted(paragraph_rows[gone], np.arange(table.num_rows + 1))
+        lists = pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()), pa.array(local[gone], pa.int32())
+        )
+        touched = pa.array(contained > 0)
+        decisions = pa.table(
+            {
+                "shard": table["shard"],
+                ID: table[ID],
+                "contained": pa.array(contained),
+                "removed": lists,
+            }
+        ).filter(touched)
+        write_decisions(pl.from_arrow(decisions), folder)
+
+    def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
+        n = table.num_rows
+        p = self.params
+        total = np.asarray(pc.list_value_length(table[_HASHES]).fill_null(0), dtype=np.int64)
+        contained = np.zeros(n, dtype=np.int64)
+        removed: list[list[int]] = [[] for _ in range(n)]
+        if decisions is not None and decisions.num_rows:
+            where = pc.index_in(decisions[ID], table[ID])
+            rows = np.asarray(where.fill_null(-1), dtype=np.int64)
+            found = rows >= 0
+            contained[rows[found]] = np.asarray(decisions["contained"], dtype=np.int64)[found]
+            for row, paragraphs in zip(
+                rows[found], decisions["removed"].filter(pa.array(found)).to_pylist(), strict=True
+            ):
+                removed[row] = paragraphs or []
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fraction = contained / total
+        whole = (total > 0) & (fraction > p.threshold)
+        texts = table[TEXT]
+        emptied = np.zeros(n, dtype=bool)
+        changed = [row for row in range(n) if removed[row] and not whole[row]]
+        if changed:
+            values = texts.to_pylist()
+            for row in changed:
+                left = without_paragraphs(values[row], removed[row])
+                if left.strip(WHITE_SPACE):
+                    values[row] = left
+                else:
+                    emptied[row] = True
+            index = table.column_names.index(TEXT)
+            table = table.set_column(index, TEXT, pa.array(values, texts.type))
+        table = table.append_column(
+            "bff_dedup_paragraphs_removed", pa.array([len(r) for r in removed], pa.int64())
+        )
+        table = table.append_column(
+            "bff_dedup_contained_fraction", pa.array(fraction, mask=total == 0)
+        )
+        table = with_drop_reason(table, pa.array(whole), self.reason("duplicate_document"))
+        return with_drop_reason(table, pa.array(emptied), self.reason("all_duplicated"))
+
+
+@cache
+def _boundaries() -> Any:
+    """The ``regex`` pattern of a Unicode word boundary (UAX #29 in its word mode)."""
+    import regex
+
+    return regex.compile(r"\b", flags=regex.WORD | regex.V1)
+
+
+def bff_words(text: str) -> list[list[str]]:
+    """BFF's words of ``text``, paragraph by paragraph (cut at every ``\\n``): the pieces
+    between Unicode word boundaries that are not all White_Space."""
+    paragraphs: list[list[str]] = [[]]
+    for piece in _boundaries().split(text):
+        if "\n" in piece:  # "\n" or "\r\n": word boundaries surround every line break
+            paragraphs.append([])
+        elif piece.strip(WHITE_SPACE):
+            paragraphs[-1].append(piece)
+    return paragraphs
+
+
+def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Array, pa.Array]:
+    """Per text: the hashes of its n-grams in order (a list of uint64), and the number of
+    n-grams of each of its paragraphs (a list of int32; a null text has one paragraph
+    with none). Runs of ``n`` words within a paragraph; a paragraph of ``least`` to
+    ``n - 1`` words is one n-gram of all of them, a shorter one has none."""
+    words: list[str] = []
+    per_paragraph: list[int] = []
+    paragraphs_of = np.zeros(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts.to_pylist()):
+        cut = bff_words(text or "")
+        paragraphs_of[row] = len(cut)
+        for paragraph in cut:
+            if len(paragraph) >= min(least, n):
+                words += paragraph
+                per_paragraph.append(len(paragraph))
+            else:
+                per_paragraph.append(0)
+    counts = np.asarray(per_paragraph, dtype=np.int64)
+    hashes = shingle_hashes(string_hashes(pa.array(words, pa.large_string())), counts, n, _SEED)
+    made = shingle_counts(counts, n)
+    paragraph_offsets = np.r_[0, np.cumsum(paragraphs_of)]
+    made_offsets = np.r_[0, np.cumsum(made)]
+    return (
+        pa.ListArray.from_arrays(
+            pa.array(made_offsets[paragraph_offsets], pa.int64()).cast(pa.int32()),
+            pa.array(hashes, pa.uint64()),
+        ),
+        pa.ListArray.from_arrays(
+            pa.array(paragraph_offsets, pa.int32()), pa.array(made, pa.int32())
+        ),
+    )
+
+
+def flat_lists(lists: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A list column's values, flat, and each row's offsets into them (from 0)."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks() if lists.num_chunks else pa.array([], lists.type)
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    values = np.asarray(lists.values[offsets[0] : offsets[-1]])
+    return values, offsets - offsets[0]
+
+
+def without_paragraphs(text: str, removed: list[int]) -> str:
+    """``text`` without the paragraphs numbered in ``removed`` (from 0; a paragraph after
+    the first begins with its ``\\n``), the rest joined as it stands."""
+    starts = [0]
+    at = text.find("\n")
+    while at >= 0:
+        starts.append(at)
+        at = text.find("\n", at + 1)
+    starts.append(len(text))
+    gone = set(removed)
+    return "".join(text[starts[k] : starts[k + 1]] for k in range(len(starts) - 1) if k not in gone)
+
+
+def table_slots(held: int) -> int:
+    """Slots of the open-addressing table for ``held`` hashes: a power of two, at least
+    twice as many."""
+    return 1 << max(4, int(2 * held).bit_length())
+
+
+def hold_in_order(
+    hashes: np.ndarray,
+    hash_offsets: np.ndarray,
+    counts: np.ndarray,
+    count_offsets: np.ndarray,
+    order: np.ndarray,
+    held: np.ndarray,
+    threshold: float,
+    update: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """BFF over the rows in ``order``: row ``r``'s n-gram hashes are
+    ``hashes[hash_offsets[r]:hash_offsets[r + 1]]``, its paragraphs' numbers of n-grams
+    ``counts[count_offsets[r]:count_offsets[r + 1]]``. ``held`` is held first; with
+    ``update`` a kept paragraph's n-grams are held after it. Returns each row's number of
+    n-grams held before it (int64) and whether each paragraph goes (bool, as ``counts``)."""
+    rows = len(hash_offsets) - 1
+    slots = table_slots(len(held) + (len(hashes) if update else 0))
+    table = np.zeros(slots, dtype=np.uint64)
+    _hold_all(table, held)
+    contained = np.zeros(rows, dtype=np.int64)
+    removed = np.zeros(len(counts), dtype=np.bool_)
+    _bff_pass(
+        table,
+        hashes,
+        hash_offsets,
+        counts,
+        count_offsets,
+        order,
+        threshold,
+        update,
+        contained,
+        removed,
+    )
+    return contained, removed
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(table: np.ndarray, key: np.uint64) -> int:  # pragma: no cover - compiled
+    """Where ``key`` is in ``table``, or the empty slot where it would go (0 is empty)."""
+    mask = np.uint64(len(table) - 1)
+    at = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(17) & mask
+    while table[at] != 0 and table[at] != key:
+        at = (at + np.uint64(1)) & mask
+    return at
+
+
+@numba.njit(cache=True, nogil=True)
+def _hold_all(table: np.ndarray, keys: np.ndarray) -> None:  # pragma: no cover - compiled
+    for key in keys:
+        key = key if key != 0 else np.uint64(1)
+        table[_slot(table, key)] = key
+
+
+@numba.njit(cache=True, nogil=True)
+def _bff_pass(
+    table: np.ndarray,
+    hashes: np.ndarray,
+    hash_offsets: np.ndarray,
+    counts: np.ndarray,
+    count_offsets: np.ndarray,
+    order: np.ndarray,
+    threshold: float,
+    update: bool,
+    contained: np.ndarray,
+    removed: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    for r in order:
+        at = hash_offsets[r]
+        for p in range(count_offsets[r], count_offsets[r + 1]):
+            c = counts[p]
+            if c == 0:
+                continue
+            found = 0
+            for i in range(at, at + c):
+                key = hashes[i] if hashes[i] != 0 else np.uint64(1)
+                if table[_slot(table, key)] == key:
+                    found += 1
+            contained[r] += found
+            if found / c > threshold:
+                removed[p] = True
+            elif update:
+                for i in range(at, at + c):
+                    key = hashes[i] if hashes[i] != 0 else np.uint64(1)
+                    table[_slot(table, key)] = key
+            at += c
