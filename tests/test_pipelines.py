@@ -164,8 +164,7 @@ def test_dclm_from_warc(warc_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
         "dclm_quality",
         "dclm_repetition",
         "refinedweb_lines",
-        "exact_dedup",
-        "minhash_dedup",
+        "bff_dedup",
         "fasttext_classifier",
         "threshold",
     ]
