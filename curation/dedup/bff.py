@@ -77,6 +77,8 @@ from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisio
 _HASHES = "_bff_dedup_hashes"
 _COUNTS = "_bff_dedup_counts"
 _SEED = 13
+#: the information separators, white space to Arrow and Python but not to Unicode
+_SEPARATORS = "[\x1c-\x1f]"
 #: Unicode's White_Space characters (Rust's ``char::is_whitespace``)
 _SPACES = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F)
 WHITE_SPACE = "".join(map(chr, (*_SPACES, *range(0x2000, 0x200B), 0x205F, 0x3000)))
@@ -218,14 +220,44 @@ def _boundaries() -> Any:
 
 def bff_words(text: str) -> list[list[str]]:
     """BFF's words of ``text``, paragraph by paragraph (cut at every ``\\n``): the pieces
-    between Unicode word boundaries that are not all White_Space."""
-    paragraphs: list[list[str]] = [[]]
-    for piece in _boundaries().split(text):
-        if "\n" in piece:  # "\n" or "\r\n": word boundaries surround every line break
-            paragraphs.append([])
-        elif piece.strip(WHITE_SPACE):
-            paragraphs[-1].append(piece)
-    return paragraphs
+    between Unicode word boundaries that are not all White_Space (``words`` of one text)."""
+    pieces, word, paragraph, paragraph_offsets = words(pa.array([text], pa.large_string()))
+    out: list[list[str]] = [[] for _ in range(paragraph_offsets[-1])]
+    for piece, number in zip(
+        pieces.filter(pa.array(word)).to_pylist(), paragraph[word].tolist(), strict=True
+    ):
+        out[number].append(piece)
+    return out
+
+
+def words(
+    texts: pa.ChunkedArray | pa.Array,
+) -> tuple[pa.LargeStringArray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of ``texts`` between Unicode word boundaries, all texts' in turn; which
+    are BFF's words (not all White_Space, not empty); the paragraph of each piece,
+    numbered over all texts; and each text's first paragraph (offsets, one more than the
+    texts: a text of ``k`` line breaks has ``k + 1`` paragraphs, a null text one)."""
+    split = _boundaries().split
+    pieces: list[str] = []
+    per_text = np.zeros(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts.to_pylist()):
+        cut = split(text) if text else []
+        pieces += cut
+        per_text[row] = len(cut)
+    flat = pa.array(pieces, pa.large_string())
+    # word boundaries surround every line break, so "\n" (or "\r\n") is a piece alone
+    breaks = np.asarray(pc.match_substring(flat, "\n"), dtype=bool)
+    word = ~np.asarray(pc.utf8_is_space(flat), dtype=bool)
+    word &= np.asarray(pc.binary_length(flat), dtype=np.int64) > 0
+    if pc.any(pc.match_substring_regex(texts, _SEPARATORS)).as_py():
+        # Arrow's white space has U+001C-U+001F, Unicode's White_Space (and Rust's) not
+        word |= np.asarray(pc.match_substring_regex(flat, _SEPARATORS), dtype=bool)
+    text_of = np.repeat(np.arange(len(texts)), per_text)
+    paragraphs_of = 1 + np.bincount(text_of[breaks], minlength=len(texts))
+    paragraph_offsets = np.r_[0, np.cumsum(paragraphs_of)]
+    seen = np.r_[0, np.cumsum(breaks)]  # breaks before each piece
+    local = seen[:-1] - np.repeat(seen[np.r_[0, np.cumsum(per_text)][:-1]], per_text)
+    return flat, word, paragraph_offsets[:-1][text_of] + local, paragraph_offsets
 
 
 def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Array, pa.Array]:
@@ -233,26 +265,17 @@ def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Ar
     n-grams of each of its paragraphs (a list of int32; a null text has one paragraph
     with none). Runs of ``n`` words within a paragraph; a paragraph of ``least`` to
     ``n - 1`` words is one n-gram of all of them, a shorter one has none."""
-    words: list[str] = []
-    per_paragraph: list[int] = []
-    paragraphs_of = np.zeros(len(texts), dtype=np.int64)
-    for row, text in enumerate(texts.to_pylist()):
-        cut = bff_words(text or "")
-        paragraphs_of[row] = len(cut)
-        for paragraph in cut:
-            if len(paragraph) >= min(least, n):
-                words += paragraph
-                per_paragraph.append(len(paragraph))
-            else:
-                per_paragraph.append(0)
-    counts = np.asarray(per_paragraph, dtype=np.int64)
-    hashes = shingle_hashes(string_hashes(pa.array(words, pa.large_string())), counts, n, _SEED)
+    flat, word, paragraph, paragraph_offsets = words(texts)
+    counts = np.bincount(paragraph[word], minlength=int(paragraph_offsets[-1]))
+    counts[counts < min(least, n)] = 0
+    word &= counts[paragraph] > 0
+    tokens = string_hashes(flat.filter(pa.array(word)))
+    hashes = shingle_hashes(tokens, counts.astype(np.int64), n, _SEED)
     made = shingle_counts(counts, n)
-    paragraph_offsets = np.r_[0, np.cumsum(paragraphs_of)]
     made_offsets = np.r_[0, np.cumsum(made)]
     return (
         pa.ListArray.from_arrays(
-            pa.array(made_offsets[paragraph_offsets], pa.int64()).cast(pa.int32()),
+            pa.array(made_offsets[paragraph_offsets], pa.int32()),
             pa.array(hashes, pa.uint64()),
         ),
         pa.ListArray.from_arrays(

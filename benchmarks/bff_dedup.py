@@ -1,0 +1,219 @@
+"""Paragraph dedup by n-gram overlap: our ``bff_dedup`` against Dolma's ``by_ngram``
+paragraph dedup (Rust, Bloom filter), the pip-installable descendant of DCLM's BFF.
+
+Data: the real C4 and Pile samples of ../shared/data repeated to ``--docs`` documents.
+Copy r > 0 of a document keeps two lines in three as they are and loses every 9th word
+of the third (so those paragraphs are new), except every fifth copy, which is exact.
+Written once as 8 gzip'd JSONL shards under ``benchmarks/_data/bff_dedup/documents``
+(Dolma wants that folder name), ids zero-padded in file order so that the first
+occurrence is also the smallest id.
+
+Jobs, each in a child process pinned to core 0 (Dolma's processes inherit the pinning):
+- ``curation``: ``curate run`` on the local executor with ``bff_dedup: {}`` (DCLM's
+  13-grams at 0.8, paragraphs then documents, exact hashes in id order): read the
+  shards, hash every n-gram, barrier, cut the paragraphs, write kept and dropped Parquet.
+- ``dolma``: Dolma 1.2.1's ``dolma dedupe`` with paragraph dedup ``by_ngram`` (13-grams
+  of its Unicode words, overlap threshold 0.8, a Bloom filter sized for the corpus'
+  words at DCLM's false-positive rate of 1%), then ``dolma mix``, which removes the
+  marked paragraphs and writes the documents as gzip'd JSONL. One process each, in
+  Dolma's own virtual environment (``benchmarks/line_dedup.py`` makes it on first use).
+
+The two do not decide alike, by design: Dolma adds each n-gram as it reads it (so a
+paragraph's own repeats count), compares paragraphs of one n-gram whole, marks a
+paragraph at ``>=`` the threshold, and has no document rule; BFF and this stage check a
+paragraph's n-grams before adding them, mark it above the threshold, and drop a document
+whose n-grams were mostly held. The table gives each tool's paragraphs removed and
+documents dropped (Dolma: documents left empty).
+
+    .venv/bin/python benchmarks/bff_dedup.py --docs 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import (  # noqa: E402
+    one_thread_arrow,
+    real_documents,
+    report_from_child,
+    run_on_one_core,
+)
+from benchmarks.line_dedup import DOLMA_VENV, dolma_python  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "bff_dedup" / "documents"
+RUNS = HERE / "_runs" / "bff_dedup"
+SHARDS = 8
+
+
+def copy_of(text: str, copy: int) -> str:
+    """Copy ``copy`` of ``text``: as it is for copy 0 and every fifth copy; otherwise
+    every third line (from the ``copy``-th) loses every 9th word."""
+    if copy % 5 == 0:
+        return text
+    lines = text.split("\n")
+    for i in range(copy % 3, len(lines), 3):
+        lines[i] = " ".join(w for k, w in enumerate(lines[i].split(" ")) if (k + 1) % 9)
+    return "\n".join(lines)
+
+
+def corpus(count: int) -> tuple[int, int]:
+    """Write the shards; the number of words (about the n-grams) and of bytes of text."""
+    base = real_documents()
+    shutil.rmtree(DATA.parent, ignore_errors=True)
+    DATA.mkdir(parents=True)
+    per = -(-count // SHARDS)
+    words = size = 0
+    for shard in range(SHARDS):
+        with gzip.open(DATA / f"shard-{shard:02d}.jsonl.gz", "wt", encoding="utf-8") as f:
+            for i in range(shard * per, min(count, (shard + 1) * per)):
+                text = copy_of(base[i % len(base)][0], i // len(base))
+                words += len(text.split())
+                size += len(text.encode("utf-8"))
+                f.write(json.dumps({"id": f"d{i:09d}", "text": text, "source": "bench"}) + "\n")
+    return words, size
+
+
+def job_curation(out: Path) -> dict:
+    from curation.recipe import parse_recipe
+    from curation.runtime.run import RunOptions, run
+
+    recipe = parse_recipe("stages:\n  - bff_dedup: {}\n", "bench.yaml").with_input(
+        paths=[str(DATA)], format="jsonl"
+    )
+    started = time.perf_counter()
+    stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
+    seconds = time.perf_counter() - started
+    assert stats["rows"]["read"] > 0
+    files = [*(out / "kept").glob("*.parquet"), *(out / "dropped").glob("*.parquet")]
+    table = pq.read_table(files, columns=["bff_dedup_paragraphs_removed", "drop_reason"])
+    return {
+        "seconds": seconds,
+        "paragraphs_removed": int(pc.sum(table["bff_dedup_paragraphs_removed"]).as_py()),
+        "documents_dropped": table.num_rows - table["drop_reason"].null_count,
+    }
+
+
+def job_dolma(out: Path, words: int) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(DATA.parent / "attributes", ignore_errors=True)
+    out.mkdir(parents=True)
+    documents = [str(DATA / "*.jsonl.gz")]
+    dedupe = {
+        "documents": documents,
+        "dedupe": {
+            "name": "dups",
+            "paragraphs": {
+                "attribute_name": "bff_duplicate_paragraph_spans",
+                "by_ngram": {"ngram_length": 13, "stride": 0, "overlap_threshold": 0.8},
+            },
+            "skip_empty": True,
+        },
+        "bloom_filter": {
+            "file": str(out / "bloom.bin"),
+            "read_only": False,
+            "estimated_doc_count": words,
+            "desired_false_positive_rate": 0.01,
+        },
+        "processes": 1,
+    }
+    mix = {
+        "streams": [
+            {
+                "name": "kept",
+                "documents": documents,
+                "attributes": ["dups"],
+                "output": {"path": str(out / "kept"), "max_size_in_bytes": 1 << 40},
+                "span_replacement": [
+                    {
+                        "span": "$.attributes.bff_duplicate_paragraph_spans",
+                        "min_score": 0.8,
+                        "replacement": "",
+                    }
+                ],
+            }
+        ],
+        "processes": 1,
+    }
+    dolma = str(DOLMA_VENV / "bin" / "dolma")
+    started = time.perf_counter()
+    for command, config in (("dedupe", dedupe), ("mix", mix)):
+        path = out / f"{command}.json"
+        path.write_text(json.dumps(config))
+        done = subprocess.run(
+            [dolma, "-c", str(path), command], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"dolma {command} failed:\n{done.stderr[-3000:]}")
+    seconds = time.perf_counter() - started
+    removed = 0
+    for attributes in (DATA.parent / "attributes" / "dups").glob("*.gz"):
+        with gzip.open(attributes, "rt") as f:
+            removed += sum(
+                len(json.loads(line)["attributes"].get("bff_duplicate_paragraph_spans") or [])
+                for line in f
+            )
+    kept = 0
+    for path in (out / "kept").glob("*.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            kept += sum(1 for line in f if json.loads(line)["text"].strip())
+    return {"seconds": seconds, "paragraphs_removed": removed, "kept": kept}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--job", choices=["curation", "dolma"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--words", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        one_thread_arrow()
+        out = Path(args.out)
+        report_from_child(
+            job_curation(out) if args.job == "curation" else job_dolma(out, args.words)
+        )
+        return
+    dolma_python()
+    words, size = corpus(args.docs)
+    mb = size / 1e6
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; {args.docs:,} documents, {words:,} words, "
+        f"{mb:.1f} MB of text, one core per job\n"
+    )
+    results = {
+        name: run_on_one_core(
+            name,
+            [__file__, "--job", name, "--out", str(RUNS / name), "--words", str(words)],
+        )
+        for name in ("curation", "dolma")
+    }
+    results["dolma"]["documents_dropped"] = args.docs - results["dolma"].pop("kept")
+    base = results["dolma"]["seconds"]
+    print("| tool | seconds | MB/s | peak MiB | vs Dolma | paragraphs removed | docs dropped |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['seconds']:.1f} | {mb / r['seconds']:.1f} | {r['peak_mib']:.0f} | "
+            f"{base / r['seconds']:.2f}x | {r['paragraphs_removed']:,} | "
+            f"{r['documents_dropped']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
