@@ -49,9 +49,10 @@ n-gram of theirs is held (BFF's filter loaded from a file). ``only_against`` add
 of this dataset's to it (BFF's ``--no-update-bloom-filter``).
 
 Memory at the barrier: the rows' ids, 8 bytes per n-gram (about one per word) for the
-hashes read and 16 to 32 bytes per n-gram held for the table; where that would not fit
-in the memory available the run stops at the barrier (``BarrierTooLarge``), before
-building anything, and resumes from the finished shards.
+hashes read, and a table of 16 to 32 bytes per distinct n-gram held (it doubles when
+half full). Where the hashes and a table for every n-gram as distinct would not fit in
+the memory available, the run stops at the barrier (``BarrierTooLarge``) before building
+anything, saying what to do, and resumes from the finished shards.
 """
 
 from __future__ import annotations
@@ -150,9 +151,9 @@ class BffDedup(GlobalStage):
         self.progress(f"{table.num_rows:,} documents, {total:,} n-grams, in id order")
         order = np.asarray(pc.sort_indices(table[ID]), dtype=np.int64)
         contained, removed = hold_in_order(
-            hash_values.astype(np.uint64),
+            hash_values.astype(np.uint64, copy=False),
             hash_offsets,
-            counts.astype(np.int64),
+            counts.astype(np.int64, copy=False),
             count_offsets,
             order,
             held,
@@ -513,13 +514,13 @@ def hold_in_order(
     ``update`` a kept paragraph's n-grams are held after it. Returns each row's number of
     n-grams held before it (int64) and whether each paragraph goes (bool, as ``counts``)."""
     rows = len(hash_offsets) - 1
-    slots = table_slots(len(held) + (len(hashes) if update else 0))
-    table = np.zeros(slots, dtype=np.uint64)
-    _hold_all(table, held)
+    table = np.zeros(table_slots(max(len(held), 1 << 15)), dtype=np.uint64)
+    used = _hold_all(table, held)
     contained = np.zeros(rows, dtype=np.int64)
     removed = np.zeros(len(counts), dtype=np.bool_)
     _bff_pass(
         table,
+        used,
         hashes,
         hash_offsets,
         counts,
@@ -544,15 +545,32 @@ def _slot(table: np.ndarray, key: np.uint64) -> int:  # pragma: no cover - compi
 
 
 @numba.njit(cache=True, nogil=True)
-def _hold_all(table: np.ndarray, keys: np.ndarray) -> None:  # pragma: no cover - compiled
+def _hold_all(table: np.ndarray, keys: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Put ``keys`` in ``table`` (big enough for them); how many distinct keys it holds."""
+    used = 0
     for key in keys:
         key = key if key != 0 else np.uint64(1)
-        table[_slot(table, key)] = key
+        at = _slot(table, key)
+        if table[at] == 0:
+            table[at] = key
+            used += 1
+    return used
+
+
+@numba.njit(cache=True, nogil=True)
+def _grown(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``table``'s keys in a table of twice the slots."""
+    bigger = np.zeros(2 * len(table), dtype=np.uint64)
+    for key in table:
+        if key != 0:
+            bigger[_slot(bigger, key)] = key
+    return bigger
 
 
 @numba.njit(cache=True, nogil=True)
 def _bff_pass(
     table: np.ndarray,
+    used: int,
     hashes: np.ndarray,
     hash_offsets: np.ndarray,
     counts: np.ndarray,
@@ -580,5 +598,10 @@ def _bff_pass(
             elif update:
                 for i in range(at, at + c):
                     key = hashes[i] if hashes[i] != 0 else np.uint64(1)
-                    table[_slot(table, key)] = key
+                    slot = _slot(table, key)
+                    if table[slot] == 0:
+                        table[slot] = key
+                        used += 1
+                        if 2 * used > len(table):  # at most half full
+                            table = _grown(table)
             at += c
