@@ -26,9 +26,12 @@ This stage does the same, with these differences:
   of workers.
 - A text that was only white space before this stage stays (BFF's output leaves out
   every text that is empty once trimmed, touched or not).
-- Unicode word boundaries are the ``regex`` module's (its word mode, as
-  ``dclm_repetition`` cuts DCLM's words); BFF takes them from the Rust crate
-  ``unicode-segmentation``. White space is Unicode's White_Space property, as Rust's.
+- Unicode word boundaries are cut by a compiled scan of UAX #29's rules over the
+  Word_Break classes of the ``regex`` module's Unicode data, and a text with a
+  character of the rarer rules (combining and format marks, joiners, flags, Hebrew,
+  Katakana) by the ``regex`` module itself (its word mode, as ``dclm_repetition`` cuts
+  DCLM's words); BFF takes them from the Rust crate ``unicode-segmentation``, whose
+  Unicode version may differ. White space is Unicode's White_Space property, as Rust's.
 
 A global stage. Before the barrier each live row gets the hash of every n-gram, in order,
 and the number of n-grams of each of its paragraphs. At the barrier the rows are taken in
@@ -123,7 +126,7 @@ class BffDedup(GlobalStage):
     Params = BffDedupParams
     params: BffDedupParams
     internal_columns = (_HASHES, _COUNTS)
-    keys_by_library = True  # words are cut by the regex module and pyarrow's white space
+    keys_by_library = True  # words are cut with the regex module's and pyarrow's Unicode data
 
     def measure(self, table: pa.Table) -> pa.Table:
         hashes, counts = ngrams(table[TEXT], self.params.ngram, self.params.min_ngram)
