@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,7 +51,7 @@ from benchmarks.common import (  # noqa: E402
     report_from_child,
     run_on_one_core,
 )
-from benchmarks.line_dedup import DOLMA_VENV, dolma_python  # noqa: E402
+from benchmarks.line_dedup import dolma_paragraph_dedup, dolma_python  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "bff_dedup" / "documents"
@@ -109,64 +108,8 @@ def job_curation(out: Path) -> dict:
 
 
 def job_dolma(out: Path, words: int) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(DATA.parent / "attributes", ignore_errors=True)
-    out.mkdir(parents=True)
-    documents = [str(DATA / "*.jsonl.gz")]
-    dedupe = {
-        "documents": documents,
-        "dedupe": {
-            "name": "dups",
-            "paragraphs": {
-                "attribute_name": "bff_duplicate_paragraph_spans",
-                "by_ngram": {"ngram_length": 13, "stride": 0, "overlap_threshold": 0.8},
-            },
-            "skip_empty": True,
-        },
-        "bloom_filter": {
-            "file": str(out / "bloom.bin"),
-            "read_only": False,
-            "estimated_doc_count": words,
-            "desired_false_positive_rate": 0.01,
-        },
-        "processes": 1,
-    }
-    mix = {
-        "streams": [
-            {
-                "name": "kept",
-                "documents": documents,
-                "attributes": ["dups"],
-                "output": {"path": str(out / "kept"), "max_size_in_bytes": 1 << 40},
-                "span_replacement": [
-                    {
-                        "span": "$.attributes.bff_duplicate_paragraph_spans",
-                        "min_score": 0.8,
-                        "replacement": "",
-                    }
-                ],
-            }
-        ],
-        "processes": 1,
-    }
-    dolma = str(DOLMA_VENV / "bin" / "dolma")
-    started = time.perf_counter()
-    for command, config in (("dedupe", dedupe), ("mix", mix)):
-        path = out / f"{command}.json"
-        path.write_text(json.dumps(config))
-        done = subprocess.run(
-            [dolma, "-c", str(path), command], capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"dolma {command} failed:\n{done.stderr[-3000:]}")
-    seconds = time.perf_counter() - started
-    removed = 0
-    for attributes in (DATA.parent / "attributes" / "dups").glob("*.gz"):
-        with gzip.open(attributes, "rt") as f:
-            removed += sum(
-                len(json.loads(line)["attributes"].get("bff_duplicate_paragraph_spans") or [])
-                for line in f
-            )
+    by_ngram = {"ngram_length": 13, "stride": 0, "overlap_threshold": 0.8}
+    seconds, removed = dolma_paragraph_dedup(out, DATA, {"by_ngram": by_ngram}, words, 0.01, 0.8)
     kept = 0
     for path in (out / "kept").glob("*.gz"):
         with gzip.open(path, "rt", encoding="utf-8") as f:

@@ -284,6 +284,15 @@ def test_words_are_bffs() -> None:
     assert without_paragraphs("p0\np1", []) == "p0\np1"
 
 
+def _cut_alike(column: pa.LargeStringArray) -> None:
+    """The compiled scan's words, paragraphs and paragraph counts are the regex module's."""
+    hashes, paragraph, offsets = word_hashes(column)
+    flat, word, want_paragraph, want_offsets = words(column)
+    assert hashes.tolist() == string_hashes(flat.filter(pa.array(word))).tolist()
+    assert paragraph.tolist() == want_paragraph[word].tolist()
+    assert offsets.tolist() == want_offsets.tolist()
+
+
 # a character of every Word_Break class: letters, digits and the marks between them,
 # spaces and line breaks of every kind, and those left to the regex module (combining
 # and format marks, joiners, emoji, flags, Hebrew, Katakana)
@@ -305,11 +314,7 @@ def test_the_compiled_scan_cuts_the_words_the_regex_module_cuts(texts: list[str]
     regex module alone: the same words, paragraphs and paragraph counts."""
     texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
     column = pa.array([*texts, None], pa.large_string())
-    hashes, paragraph, offsets = word_hashes(column)
-    flat, word, want_paragraph, want_offsets = words(column)
-    assert hashes.tolist() == string_hashes(flat.filter(pa.array(word))).tolist()
-    assert paragraph.tolist() == want_paragraph[word].tolist()
-    assert offsets.tolist() == want_offsets.tolist()
+    _cut_alike(column)
 
 
 def test_the_compiled_scan_on_every_string_of_four_classes() -> None:
@@ -319,11 +324,7 @@ def test_the_compiled_scan_on_every_string_of_four_classes() -> None:
     representatives = "aé7٣:·,;.'’_\u202f \u3000\t\n\r\x0b-中"
     texts = ["".join(t) for t in itertools.product(representatives, repeat=4)]
     column = pa.array(texts, pa.large_string())
-    hashes, paragraph, offsets = word_hashes(column)
-    flat, word, want_paragraph, want_offsets = words(column)
-    assert hashes.tolist() == string_hashes(flat.filter(pa.array(word))).tolist()
-    assert paragraph.tolist() == want_paragraph[word].tolist()
-    assert offsets.tolist() == want_offsets.tolist()
+    _cut_alike(column)
 
 
 def test_order_decides_which_copy_stays() -> None:
