@@ -250,3 +250,74 @@ def test_stats_adds_every_statistic_and_keeps_every_document(c4_path: Path, tmp_
     for stage in ("doc", "line", "paragraph", "word", "sentence"):
         assert any(c.startswith(f"{stage}_stats_") for c in columns), stage
     assert kept["word_stats_n_words"].to_pylist()[:3] != [0, 0, 0]
+
+
+@pytest.mark.slow
+def test_refinedweb_from_warc(warc_dir: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(PIPELINES / "refinedweb.yaml").with_input(paths=[str(warc_dir)])
+    stats = run_local(recipe, tmp_path / "out")
+    assert [s["name"] for s in stats["stages"]] == REFINEDWEB_STAGES
+    assert stats["rows"]["read"] == 37
+    kept = read_output(tmp_path / "out", "kept")
+    assert 10 <= kept.num_rows < 37
+    assert set(kept["lang"].to_pylist()) == {"en"}
+    dropped = read_output(tmp_path / "out", "dropped")
+    assert dropped.num_rows == 37 - kept.num_rows
+    # two of the sample's pages are near copies of others
+    assert dropped["drop_reason"].to_pylist().count("minhash_dedup:near_duplicate") == 2
+
+
+REFINEDWEB_STAGES = [
+    "read",
+    "url_filter",
+    "language",
+    "gopher_repetition",
+    "gopher_quality",
+    "refinedweb_lines",
+    "minhash_dedup",
+    "substring_dedup",
+    "exact_dedup",
+]
+
+
+@pytest.mark.slow
+def test_refinedweb_dedups_near_copies_quoted_spans_and_urls(c4_path: Path, tmp_path: Path) -> None:
+    """On C4 pages: near copies (a word added: 99.5% or more of their 5-grams shared) go
+    to MinHash's 20 bands of 450 hashes, a 300-byte span quoted by another page is struck
+    from both (ExactSubstr strikes every copy), and a second page of a URL goes to the
+    URL dedup."""
+    import gzip
+    import json
+
+    pages = [
+        {"id": f"c4-{i:04d}", **json.loads(line)} for i, line in enumerate(gzip.open(c4_path, "rt"))
+    ]
+    near = [
+        {**pages[i], "id": f"z-near-{i}", "text": pages[i]["text"] + " indeed", "url": f"n{i}"}
+        for i in range(10)
+    ]
+    span = pages[20]["text"][100:400]
+    quote = {**pages[400], "id": "z-quote", "text": pages[400]["text"] + "\n" + span}
+    same_url = {**pages[500], "id": "z-url", "url": pages[31]["url"]}
+    crawl = tmp_path / "crawl.jsonl"
+    rows = pages[:300] + near + [quote, same_url]
+    crawl.write_text("".join(json.dumps(p) + "\n" for p in rows))
+    recipe = load_recipe(PIPELINES / "refinedweb.yaml").with_input(
+        paths=[str(crawl)], format="jsonl"
+    )
+    stats = run_local(recipe, tmp_path / "out")
+    assert [s["name"] for s in stats["stages"]] == REFINEDWEB_STAGES
+    kept = {r["id"]: r for r in read_output(tmp_path / "out", "kept").to_pylist()}
+    dropped = {r["id"]: r for r in read_output(tmp_path / "out", "dropped").to_pylist()}
+    assert len(kept) + len(dropped) == len(rows)
+    survivors = [i for i in range(10) if f"c4-{i:04d}" in kept]
+    assert len(survivors) >= 5
+    for i in survivors:
+        copy = dropped[f"z-near-{i}"]
+        assert copy["drop_reason"] == "minhash_dedup:near_duplicate"
+        assert copy["duplicate_of"] == f"c4-{i:04d}"
+    for key in ("c4-0020", "z-quote"):
+        assert kept[key]["substring_dedup_bytes_removed"] >= 200
+        assert span[50:250] not in kept[key]["text"]
+    assert dropped["z-url"]["drop_reason"] == "exact_dedup:duplicate"
+    assert dropped["z-url"]["duplicate_of"] == "c4-0031"
