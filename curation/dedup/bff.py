@@ -60,7 +60,6 @@ anything, saying what to do, and resumes from the finished shards.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +73,14 @@ from pydantic import Field
 from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams
 from curation.dedup.lines import against_hashes
-from curation.dedup.minhash import (
-    _BYTE_BASE,
-    _GOLDEN,
-    _finalise,
-    shingle_counts,
-    shingle_hashes,
-    string_hashes,
-)
+from curation.dedup.minhash import shingle_counts, shingle_hashes
 from curation.machine import available_bytes
 from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
-from curation.utf8 import code_point, large_text, string_buffers
+from curation.uax29 import WHITE_SPACE, is_word, pieces, words
 
 _HASHES = "_bff_dedup_hashes"
 _COUNTS = "_bff_dedup_counts"
 _SEED = 13
-#: the information separators, white space to Arrow and Python but not to Unicode
-_SEPARATORS = "[\x1c-\x1f]"
-#: Unicode's White_Space characters (Rust's ``char::is_whitespace``)
-_SPACES = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F)
-WHITE_SPACE = "".join(map(chr, (*_SPACES, *range(0x2000, 0x200B), 0x205F, 0x3000)))
 #: bytes of the barrier per n-gram read (its hash) and per slot of the table
 _HASH_BYTES = 8
 
@@ -222,232 +209,18 @@ class BffDedup(GlobalStage):
         return with_drop_reason(table, pa.array(emptied), self.reason("all_duplicated"))
 
 
-@cache
-def _boundaries() -> Any:
-    """The ``regex`` pattern of a Unicode word boundary (UAX #29 in its word mode)."""
-    import regex
-
-    return regex.compile(r"\b", flags=regex.WORD | regex.V1)
-
-
 def bff_words(text: str) -> list[list[str]]:
-    """BFF's words of ``text``, paragraph by paragraph (cut at every ``\\n``): the pieces
-    between Unicode word boundaries that are not all White_Space (``words`` of one text)."""
-    pieces, word, paragraph, paragraph_offsets = words(pa.array([text], pa.large_string()))
+    """BFF's words of ``text`` as the regex module cuts them, paragraph by paragraph (cut
+    at every ``\\n``): the pieces between Unicode word boundaries that are not all
+    White_Space (``curation.uax29.words``' words, as strings)."""
+    flat, _, paragraph, paragraph_offsets = pieces(pa.array([text], pa.large_string()))
+    word = is_word(flat)
     out: list[list[str]] = [[] for _ in range(paragraph_offsets[-1])]
     for piece, number in zip(
-        pieces.filter(pa.array(word)).to_pylist(), paragraph[word].tolist(), strict=True
+        flat.filter(pa.array(word)).to_pylist(), paragraph[word].tolist(), strict=True
     ):
         out[number].append(piece)
     return out
-
-
-def words(
-    texts: pa.ChunkedArray | pa.Array,
-) -> tuple[pa.LargeStringArray, np.ndarray, np.ndarray, np.ndarray]:
-    """The pieces of ``texts`` between Unicode word boundaries, all texts' in turn; which
-    are BFF's words (not all White_Space, not empty); the paragraph of each piece,
-    numbered over all texts; and each text's first paragraph (offsets, one more than the
-    texts: a text of ``k`` line breaks has ``k + 1`` paragraphs, a null text one)."""
-    split = _boundaries().split
-    pieces: list[str] = []
-    per_text = np.zeros(len(texts), dtype=np.int64)
-    for row, text in enumerate(texts.to_pylist()):
-        cut = split(text) if text else []
-        pieces += cut
-        per_text[row] = len(cut)
-    flat = pa.array(pieces, pa.large_string())
-    # word boundaries surround every line break, so "\n" (or "\r\n") is a piece alone
-    breaks = np.asarray(pc.match_substring(flat, "\n"), dtype=bool)
-    word = ~np.asarray(pc.utf8_is_space(flat), dtype=bool)
-    word &= np.asarray(pc.binary_length(flat), dtype=np.int64) > 0
-    if pc.any(pc.match_substring_regex(texts, _SEPARATORS)).as_py():
-        # Arrow's white space has U+001C-U+001F, Unicode's White_Space (and Rust's) not
-        word |= np.asarray(pc.match_substring_regex(flat, _SEPARATORS), dtype=bool)
-    text_of = np.repeat(np.arange(len(texts)), per_text)
-    paragraphs_of = 1 + np.bincount(text_of[breaks], minlength=len(texts))
-    paragraph_offsets = np.r_[0, np.cumsum(paragraphs_of)]
-    seen = np.r_[0, np.cumsum(breaks)]  # breaks before each piece
-    local = seen[:-1] - np.repeat(seen[np.r_[0, np.cumsum(per_text)][:-1]], per_text)
-    return flat, word, paragraph_offsets[:-1][text_of] + local, paragraph_offsets
-
-
-# Word_Break classes of UAX #29 that the compiled scan tells apart (``word_classes``);
-# a text with a character of a class it leaves to the ``regex`` module is ``_HARD``
-_OTHER, _CR, _LF, _NEWLINE, _WSEG, _LETTER, _NUMERIC = 0, 1, 2, 3, 4, 5, 6
-_MID_LETTER, _MID_NUM, _MID_NUM_LET, _ENL, _HARD = 7, 8, 9, 10, 11
-#: bit of ``word_classes`` set on Unicode's White_Space characters
-_SPACE = 0x80
-_CLASS_OF = {
-    "CR": _CR,
-    "LF": _LF,
-    "Newline": _NEWLINE,
-    "WSegSpace": _WSEG,
-    "ALetter": _LETTER,
-    "Numeric": _NUMERIC,
-    "MidLetter": _MID_LETTER,
-    "MidNum": _MID_NUM,
-    "MidNumLet": _MID_NUM_LET,
-    "Single_Quote": _MID_NUM_LET,  # the rules that matter here take both alike
-    "ExtendNumLet": _ENL,
-    # rules the scan leaves to the regex module: marks and format characters inside
-    # words (WB4), emoji joins (WB3c), flags (WB15-16), Hebrew (WB7a-c), Katakana (WB13)
-    "Extend": _HARD,
-    "Format": _HARD,
-    "ZWJ": _HARD,
-    "Regional_Indicator": _HARD,
-    "Hebrew_Letter": _HARD,
-    "Katakana": _HARD,
-}
-
-
-@cache
-def word_classes() -> np.ndarray:
-    """Per code point (0 to 0x10FFFF), its Word_Break class as the ``regex`` module has
-    it (Double_Quote, which only Hebrew rules use, as Other), with ``_SPACE`` set on
-    White_Space; about 0.3 s, once a process."""
-    import regex
-
-    points = np.r_[np.arange(0xD800), np.arange(0xE000, 0x110000)].astype(np.uint32)
-    every = points.view("U1").tobytes().decode("utf-32-le")
-    table = np.zeros(0x110000, dtype=np.uint8)
-    for name, value in _CLASS_OF.items():
-        at = [m.start() for m in regex.finditer(rf"\p{{Word_Break={name}}}", every)]
-        table[points[at]] = value
-    table[[ord(c) for c in WHITE_SPACE]] |= _SPACE
-    return table
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _joined(before: int, left: int, right: int, after: int) -> bool:  # pragma: no cover
-    """Whether UAX #29 keeps ``left`` and ``right`` in one piece (WB3 to WB13b, for the
-    classes of ``word_classes`` but ``_HARD``), ``before`` and ``after`` the classes
-    around them (``_OTHER`` past the ends)."""
-    if left == _CR and right == _LF:
-        return True
-    if _CR <= left <= _NEWLINE or _CR <= right <= _NEWLINE:
-        return False
-    if left == _WSEG and right == _WSEG:
-        return True
-    mid_letter = right == _MID_LETTER or right == _MID_NUM_LET
-    if left == _LETTER:
-        if right == _LETTER or right == _NUMERIC or right == _ENL:
-            return True
-        if mid_letter and after == _LETTER:
-            return True
-    if left == _NUMERIC:
-        if right == _NUMERIC or right == _LETTER or right == _ENL:
-            return True
-        if (right == _MID_NUM or right == _MID_NUM_LET) and after == _NUMERIC:
-            return True
-    if left == _MID_LETTER or left == _MID_NUM_LET:
-        if before == _LETTER and right == _LETTER:
-            return True
-    if left == _MID_NUM or left == _MID_NUM_LET:
-        if before == _NUMERIC and right == _NUMERIC:
-            return True
-    if left == _ENL:
-        return right == _ENL or right == _LETTER or right == _NUMERIC
-    return False
-
-
-@numba.njit(cache=True, nogil=True)
-def _scan_words(
-    data: np.ndarray, offsets: np.ndarray, table: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """BFF's words of every text: each word's hash (``string_hashes``' of its bytes) and
-    paragraph within its text, each text's words and paragraphs, and the texts left to
-    the ``regex`` module (a ``_HARD`` character: no words, one paragraph)."""
-    n = len(offsets) - 1
-    size = offsets[n] - offsets[0]
-    hashes = np.empty(size, dtype=np.uint64)
-    paragraphs = np.empty(size, dtype=np.int64)
-    words = np.zeros(n, dtype=np.int64)
-    paragraphs_of = np.ones(n, dtype=np.int64)
-    hard = np.zeros(n, dtype=np.bool_)
-    longest = 0
-    for d in range(n):
-        longest = max(longest, offsets[d + 1] - offsets[d])
-    classes = np.empty(longest + 1, dtype=np.uint8)
-    starts = np.empty(longest + 1, dtype=np.int64)
-    k = 0
-    for d in range(n):
-        # the text's characters: their classes and first bytes
-        m = 0
-        i = offsets[d]
-        end = offsets[d + 1]
-        while i < end:
-            c, length = code_point(data, i)
-            classes[m] = table[c]
-            starts[m] = i
-            if classes[m] & 0x7F == _HARD:
-                hard[d] = True
-                break
-            m += 1
-            i += length
-        if hard[d]:
-            continue
-        starts[m] = end
-        first = k
-        paragraph = 0
-        begin = 0
-        wordy = False
-        for j in range(m + 1):
-            if j > 0:
-                cut = j == m
-                if not cut:
-                    before = classes[j - 2] & 0x7F if j >= 2 else _OTHER
-                    after = classes[j + 1] & 0x7F if j + 1 < m else _OTHER
-                    cut = not _joined(before, classes[j - 1] & 0x7F, classes[j] & 0x7F, after)
-                if cut:
-                    if classes[j - 1] & 0x7F == _LF:  # "\n" or "\r\n", alone
-                        paragraph += 1
-                    elif wordy:
-                        total = np.uint64(0)
-                        power = np.uint64(1)
-                        for b in range(starts[begin], starts[j]):
-                            total += (np.uint64(data[b]) + np.uint64(1)) * power
-                            power *= _BYTE_BASE
-                        length = np.uint64(starts[j] - starts[begin])
-                        hashes[k] = _finalise(total ^ (length * _GOLDEN))
-                        paragraphs[k] = paragraph
-                        k += 1
-                    begin = j
-                    wordy = False
-            if j < m and not classes[j] & _SPACE:
-                wordy = True
-        words[d] = k - first
-        paragraphs_of[d] = paragraph + 1
-    return hashes[:k], paragraphs[:k], words, paragraphs_of, hard
-
-
-def word_hashes(texts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BFF's words of ``texts``, all texts' in turn: each word's hash (``string_hashes``)
-    and paragraph, numbered over all texts, and each text's first paragraph (offsets: a
-    text of ``k`` line breaks has ``k + 1`` paragraphs, a null text one). A compiled scan
-    cuts the words where it knows every rule that applies; a text with a character of
-    the rarer rules (combining marks, format characters, emoji joins, flags, Hebrew,
-    Katakana) is cut by the ``regex`` module (``words``), with the same hashes."""
-    text = large_text(texts)
-    hashes, local, counts, paragraphs_of, hard = _scan_words(*string_buffers(text), word_classes())
-    if hard.any():
-        flat, word, paragraph, offsets = words(text.filter(pa.array(hard)))
-        which = np.flatnonzero(hard)
-        of_hard = np.repeat(np.arange(len(which)), np.diff(offsets))[paragraph[word]]
-        paragraphs_of[which] = np.diff(offsets)
-        counts[which] = np.bincount(of_hard, minlength=len(which))
-        # the hard texts' words after the others', then each text's words put in order
-        hashes = np.r_[hashes, string_hashes(flat.filter(pa.array(word)))]
-        local = np.r_[local, paragraph[word] - offsets[:-1][of_hard]]
-        easy = np.where(hard, 0, counts)
-        easy_first = np.r_[0, np.cumsum(easy)][:-1]
-        hard_first = np.r_[0, np.cumsum(counts - easy)][:-1] + easy.sum()
-        source = np.where(hard, hard_first, easy_first)
-        first = np.r_[0, np.cumsum(counts)][:-1]
-        order = np.repeat(source - first, counts) + np.arange(int(counts.sum()))
-        hashes, local = hashes[order], local[order]
-    offsets = np.r_[0, np.cumsum(paragraphs_of)]
-    return hashes, np.repeat(offsets[:-1], counts) + local, offsets
 
 
 def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Array, pa.Array]:
@@ -455,7 +228,7 @@ def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Ar
     n-grams of each of its paragraphs (a list of int32; a null text has one paragraph
     with none). Runs of ``n`` words within a paragraph; a paragraph of ``least`` to
     ``n - 1`` words is one n-gram of all of them, a shorter one has none."""
-    tokens, paragraph, paragraph_offsets = word_hashes(texts)
+    tokens, _, paragraph, paragraph_offsets, _ = words(texts)
     counts = np.bincount(paragraph, minlength=int(paragraph_offsets[-1]))
     counts[counts < min(least, n)] = 0
     tokens = tokens[counts[paragraph] > 0]

@@ -52,8 +52,6 @@ measured shares are columns (``dclm_dup_line_frac`` ... ``dclm_dup_10_gram_frac`
 from __future__ import annotations
 
 from collections import Counter
-from functools import cache
-from typing import Any
 
 import numba
 import numpy as np
@@ -64,6 +62,7 @@ from pydantic import Field, field_validator
 from curation.batch import TEXT, with_drop_reason
 from curation.filters.repetition import GopherRepetitionParams
 from curation.stage import MapStage, StageParams, register
+from curation.uax29 import boundary, words
 from curation.utf8 import (
     IS_ALNUM,
     IS_ALPHA,
@@ -280,19 +279,11 @@ class DclmQuality(MapStage):
 # --------------------------------------------------------------------------- repetition
 
 
-@cache
-def _word_boundaries() -> Any:
-    """The ``regex`` pattern of a Unicode word boundary (UAX #29, which DCLM takes from
-    ``uniseg``; the ``regex`` module's word-boundary mode cuts the same)."""
-    import regex
-
-    return regex.compile(r"\b", flags=regex.WORD | regex.V1)
-
-
 def dclm_words(text: str) -> list[str]:
     """DCLM's words for its n-gram rules: the pieces of the text between Unicode word
-    boundaries that begin with a letter or a digit (Python's ``str.isalnum``)."""
-    return [piece for piece in _word_boundaries().split(text) if piece and piece[0].isalnum()]
+    boundaries that begin with a letter or a digit (Python's ``str.isalnum``); the stage
+    cuts the same with ``curation.uax29.words(..., alnum_first=True)``."""
+    return [piece for piece in boundary().split(text) if piece and piece[0].isalnum()]
 
 
 def _segments(text: str, end: str) -> list[str]:
@@ -415,29 +406,26 @@ class DclmRepetition(MapStage):
         lines = np.zeros((n, 2))
         paragraphs = np.zeros((n, 2))
         empty = np.zeros(n, bool)
-        words: list[str] = []
-        starts = np.zeros(n + 1, np.int64)
         for row, text in enumerate(texts):
             by_line = segment_fractions(_segments(text, "\n"))
             by_paragraph = segment_fractions(_segments(text, "\n\n"))
-            if by_line is None:  # nothing but white space
+            if by_line is None:  # nothing but white space (and so no word)
                 empty[row] = True
             else:
                 lines[row] = by_line
                 paragraphs[row] = by_paragraph or (0.0, 0.0)
-                words += dclm_words(text)
-            starts[row + 1] = len(words)
-        # each distinct word of the batch as a number, and each word's length
-        encoded = pc.dictionary_encode(pa.array(words, pa.large_string()))
-        ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        lengths = pc.utf8_length(encoded.dictionary).to_numpy(zero_copy_only=False)[ids]
+        # DCLM's words (``dclm_words``), cut by the compiled scan; each distinct word of
+        # the batch as a number (by its 64-bit hash), and each word's length
+        cut = words(table[TEXT], alnum_first=True)
+        starts = np.r_[0, np.cumsum(cut.per_text)]
+        distinct, ids = np.unique(cut.hashes, return_inverse=True)
         pairs = [(size, limit, True) for size, limit in p.top_n_grams]
         pairs += [(size, limit, False) for size, limit in p.dup_n_grams]
         fractions = ngram_fractions(
-            ids,
-            lengths.astype(np.int64),
+            ids.astype(np.int64),
+            cut.chars,
             starts,
-            max(len(encoded.dictionary), 1),
+            max(len(distinct), 1),
             np.array([size for size, _, _ in pairs], np.int64),
             np.array([top for _, _, top in pairs], np.bool_),
         )

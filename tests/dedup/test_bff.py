@@ -31,10 +31,7 @@ from curation.dedup.bff import (
     bff_words,
     hold_in_order,
     without_paragraphs,
-    word_hashes,
-    words,
 )
-from curation.dedup.minhash import string_hashes
 from curation.stage import BarrierTooLarge
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
@@ -282,49 +279,6 @@ def test_words_are_bffs() -> None:
     ]
     assert without_paragraphs("p0\np1\np2\np3", [0, 2]) == "\np1\np3"
     assert without_paragraphs("p0\np1", []) == "p0\np1"
-
-
-def _cut_alike(column: pa.LargeStringArray) -> None:
-    """The compiled scan's words, paragraphs and paragraph counts are the regex module's."""
-    hashes, paragraph, offsets = word_hashes(column)
-    flat, word, want_paragraph, want_offsets = words(column)
-    assert hashes.tolist() == string_hashes(flat.filter(pa.array(word))).tolist()
-    assert paragraph.tolist() == want_paragraph[word].tolist()
-    assert offsets.tolist() == want_offsets.tolist()
-
-
-# a character of every Word_Break class: letters, digits and the marks between them,
-# spaces and line breaks of every kind, and those left to the regex module (combining
-# and format marks, joiners, emoji, flags, Hebrew, Katakana)
-ALPHABET = (
-    "aZé中ж7٣_.,;:'\"!-/ \t\n\r\x0b\x0c\x85\u2028\x1c\u00a0\u2000\u3000\u202f"
-    "\u00b7\u2019\uff0e\u0301\u00ad\u200d😀\U0001f1eb\U0001f1f7אア"
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.one_of(st.text(st.sampled_from(ALPHABET), max_size=30), st.text(max_size=10)),
-        max_size=8,
-    )
-)
-def test_the_compiled_scan_cuts_the_words_the_regex_module_cuts(texts: list[str]) -> None:
-    """The compiled scan (and the regex module where it hands a text over) against the
-    regex module alone: the same words, paragraphs and paragraph counts."""
-    texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
-    column = pa.array([*texts, None], pa.large_string())
-    _cut_alike(column)
-
-
-def test_the_compiled_scan_on_every_string_of_four_classes() -> None:
-    """Every string of four characters drawn from one of each Word_Break class the scan
-    decides itself (the rules look two characters back and one ahead): the words the
-    regex module cuts."""
-    representatives = "aé7٣:·,;.'’_\u202f \u3000\t\n\r\x0b-中"
-    texts = ["".join(t) for t in itertools.product(representatives, repeat=4)]
-    column = pa.array(texts, pa.large_string())
-    _cut_alike(column)
 
 
 def test_order_decides_which_copy_stays() -> None:
