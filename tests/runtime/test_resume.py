@@ -483,6 +483,7 @@ def test_stage_file_params_name_parameters_of_their_stage() -> None:
     language = parse_recipe("stages:\n  - language: {languages: [en]}\n").stages[0]
     assert language.params.files()[0].endswith("lid.176.ftz")
     assert {n for n, f in named.items() if f} == {
+        "bff_dedup",  # against
         "c4_badwords",
         "color_filter",
         "decontaminate",
