@@ -94,6 +94,7 @@ bench: setup
 	$(BIN)/python benchmarks/sentence_dedup.py
 	$(BIN)/python benchmarks/sentence_dedup.py --split lines
 	$(BIN)/python benchmarks/substring_dedup.py
+	$(BIN)/python benchmarks/bff_dedup.py
 	$(BIN)/python benchmarks/decontamination.py
 	$(BIN)/python benchmarks/fineweb_pipeline.py
 	$(BIN)/python benchmarks/c4_pipeline.py
