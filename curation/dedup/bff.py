@@ -15,7 +15,8 @@ white space, punctuation included. For each paragraph in turn:
   looked at, so a paragraph's own repeats never count against it, and a paragraph
   repeated within one document goes the second time);
 - when the paragraphs are done, the document goes whole if more than ``threshold`` of
-  all its n-grams were held (its kept paragraphs' n-grams stay held, as in BFF).
+  all its n-grams were held (its kept paragraphs' n-grams stay held, as in BFF); with
+  ``documents: false`` it never does (BFF's ``paragraph`` mode).
 
 This stage does the same, with these differences:
 
@@ -99,6 +100,12 @@ class BffDedupParams(AgainstParams):
         le=1.0,
         description="a paragraph (and a document) goes when more than this share of its "
         "n-grams were seen before (DCLM: 0.8)",
+    )
+    documents: bool = Field(
+        True,
+        description="also drop a document when more than `threshold` of all its n-grams "
+        "were seen before (BFF's old-both, DCLM's); false: paragraphs only (BFF's "
+        "paragraph mode)",
     )
 
 
@@ -185,7 +192,7 @@ class BffDedup(GlobalStage):
                 removed[row] = paragraphs or []
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = contained / total
-        whole = (total > 0) & (fraction > p.threshold)
+        whole = (total > 0) & (fraction > p.threshold) & p.documents
         texts = table[TEXT]
         emptied = np.zeros(n, dtype=bool)
         changed = [row for row in range(n) if removed[row] and not whole[row]]

@@ -60,6 +60,7 @@ def reference(
     threshold: float = 0.8,
     against: list[str] = (),  # type: ignore[assignment]
     update: bool = True,
+    documents: bool = True,
 ) -> dict[str, tuple[str | None, str, int, float | None]]:
     """id -> (drop reason, text, paragraphs removed, contained fraction), BFF's old-both
     over the documents in id order."""
@@ -84,7 +85,7 @@ def reference(
                     held.update(grams)
         fraction = contained / total if total else None
         text = "".join(kept)
-        if fraction is not None and fraction > threshold:
+        if documents and fraction is not None and fraction > threshold:
             out[doc["id"]] = ("bff_dedup:duplicate_document", doc["text"], removed, fraction)
         elif removed and not text.strip(WHITE_SPACE):
             out[doc["id"]] = ("bff_dedup:all_duplicated", doc["text"], removed, fraction)
@@ -218,6 +219,7 @@ PARAGRAPHS = ["", " ", "a b c", "a b c d", "b c d e f", "x y", "a b", "e f g h",
     least=st.integers(1, 4),
     threshold=st.sampled_from([0.0, 0.3, 0.5, 0.8, 1.0]),
     only_against=st.booleans(),
+    documents=st.booleans(),
 )
 def test_stage_matches_the_reference_on_any_paragraphs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -227,6 +229,7 @@ def test_stage_matches_the_reference_on_any_paragraphs(
     least: int,
     threshold: float,
     only_against: bool,
+    documents: bool,
 ) -> None:
     """measure, the barrier and apply, shard by shard and with ids out of shard order,
     against the reference: the same texts, reasons, counts and fractions."""
@@ -237,6 +240,7 @@ def test_stage_matches_the_reference_on_any_paragraphs(
     ]
     against = ["\n".join(lines) for lines in held]
     params: dict = {"ngram": n, "min_ngram": least, "threshold": threshold}
+    params["documents"] = documents
     if against:
         path = folder / "held.jsonl"
         path.write_text("".join(json.dumps({"text": t}) + "\n" for t in against))
@@ -262,7 +266,7 @@ def test_stage_matches_the_reference_on_any_paragraphs(
                 row["bff_dedup_paragraphs_removed"],
                 row["bff_dedup_contained_fraction"],
             )
-    expected = reference(rows, n, least, threshold, against, update=not only_against)
+    expected = reference(rows, n, least, threshold, against, not only_against, documents)
     assert got == expected
 
 
