@@ -140,10 +140,11 @@ class BffDedup(GlobalStage):
         if have is not None and need > have:
             raise BarrierTooLarge(
                 f"bff_dedup: {table.num_rows:,} documents with {total:,} n-grams reach the "
-                f"barrier, whose table and hashes take about {need / 2**30:.1f} GiB, and "
-                f"{have / 2**30:.1f} GiB are available. Run it on a machine with more "
-                "memory, or on fewer documents a run (each run's kept/ as `against` of the "
-                "next); the same command resumes from the finished shards"
+                f"barrier, whose hashes and table could take up to {need / 2**30:.1f} GiB "
+                f"(every n-gram distinct), and {have / 2**30:.1f} GiB are available. Run "
+                "it on a machine with more memory, or on fewer documents a run (each "
+                "run's kept/ as `against` of the next); the same command resumes from the "
+                "finished shards"
             )
         self.progress(f"{table.num_rows:,} documents, {total:,} n-grams, in id order")
         order = np.asarray(pc.sort_indices(table[ID]), dtype=np.int64)
