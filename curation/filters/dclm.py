@@ -41,9 +41,9 @@ on ``\n``) and paragraphs (on ``\n\n``) are stripped and blank ones left out; ev
 of a repeated one counts, against their number or their characters; a document of one
 line passes the line rules. Words are the pieces between Unicode word boundaries (UAX
 #29, as DCLM's ``uniseg``; cut by ``curation.uax29``) that begin with a letter or a digit,
-and n-gram shares are of
-the words' characters: for n of ``top_n_grams``, the most frequent n-gram's count times
-the longest such n-gram; for n of ``dup_n_grams``, the words any repeated n-gram covers.
+and n-gram shares are of the words' characters: for n of ``top_n_grams``, the most
+frequent n-gram's count times the longest such n-gram; for n of ``dup_n_grams``, the
+words any repeated n-gram covers.
 In DCLM's order a document is dropped (``dclm_repetition:<rule>``) for ``empty`` (only
 white space), ``dup_line_frac`` (0.3), ``dup_para_frac`` (0.3), ``dup_line_char_frac``
 (0.2), ``dup_para_char_frac`` (0.2), then ``top_{n}_gram`` and ``dup_{n}_gram`` by n. The
