@@ -159,7 +159,7 @@ def test_matches_bff_old_both_on_the_samples(
         assert got[key][:3] == (reason, text, removed), key
         assert got[key][3] == pytest.approx(fraction), key
     reasons = [r for r, *_ in expected.values()]
-    # the planted copies make every outcome happen, and so do the samples' own repeats
+    # the planted copies (and the samples' own repeats) drop documents and cut paragraphs
     assert reasons.count("bff_dedup:duplicate_document") >= 30
     assert sum(1 for r, _, removed, _ in expected.values() if r is None and removed) >= 20
     assert stats["rows"]["read"] == len(docs)
