@@ -73,7 +73,7 @@ from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams
-from curation.dedup.lines import against_hashes
+from curation.dedup.lines import _line_positions, against_hashes
 from curation.dedup.minhash import shingle_counts, shingle_hashes
 from curation.machine import available_bytes
 from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
@@ -158,8 +158,7 @@ class BffDedup(GlobalStage):
             p.threshold,
             not p.only_against,
         )
-        paragraph_rows = np.repeat(np.arange(table.num_rows), np.diff(count_offsets))
-        local = np.arange(len(removed)) - count_offsets[paragraph_rows]
+        _, paragraph_rows, local = _line_positions(table[_COUNTS].combine_chunks())
         gone = np.flatnonzero(removed)
         offsets = np.searchsorted(paragraph_rows[gone], np.arange(table.num_rows + 1))
         lists = pa.ListArray.from_arrays(
