@@ -77,7 +77,7 @@ from curation.dedup.lines import _line_positions, against_hashes
 from curation.dedup.minhash import shingle_counts, shingle_hashes
 from curation.machine import available_bytes
 from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
-from curation.uax29 import WHITE_SPACE, is_word, pieces, words
+from curation.uax29 import WHITE_SPACE, words
 
 _HASHES = "_bff_dedup_hashes"
 _COUNTS = "_bff_dedup_counts"
@@ -214,20 +214,6 @@ class BffDedup(GlobalStage):
         )
         table = with_drop_reason(table, pa.array(whole), self.reason("duplicate_document"))
         return with_drop_reason(table, pa.array(emptied), self.reason("all_duplicated"))
-
-
-def bff_words(text: str) -> list[list[str]]:
-    """BFF's words of ``text`` as the regex module cuts them, paragraph by paragraph (cut
-    at every ``\\n``): the pieces between Unicode word boundaries that are not all
-    White_Space (``curation.uax29.words``' words, as strings)."""
-    flat, _, paragraph, paragraph_offsets = pieces(pa.array([text], pa.large_string()))
-    word = is_word(flat)
-    out: list[list[str]] = [[] for _ in range(paragraph_offsets[-1])]
-    for piece, number in zip(
-        flat.filter(pa.array(word)).to_pylist(), paragraph[word].tolist(), strict=True
-    ):
-        out[number].append(piece)
-    return out
 
 
 def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Array, pa.Array]:

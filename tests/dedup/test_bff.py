@@ -28,11 +28,11 @@ from curation.dedup.bff import (
     WHITE_SPACE,
     BffDedup,
     BffDedupParams,
-    bff_words,
     hold_in_order,
     without_paragraphs,
 )
 from curation.stage import BarrierTooLarge
+from curation.uax29 import is_word, pieces
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
 
 _BOUNDARY = regex.compile(r"\b", flags=regex.WORD | regex.V1)
@@ -268,6 +268,18 @@ def test_stage_matches_the_reference_on_any_paragraphs(
             )
     expected = reference(rows, n, least, threshold, against, not only_against, documents)
     assert got == expected
+
+
+def bff_words(text: str) -> list[list[str]]:
+    """BFF's words of ``text`` as the regex module cuts them, paragraph by paragraph."""
+    flat, _, paragraph, paragraph_offsets = pieces(pa.array([text], pa.large_string()))
+    word = is_word(flat)
+    out: list[list[str]] = [[] for _ in range(paragraph_offsets[-1])]
+    for piece, number in zip(
+        flat.filter(pa.array(word)).to_pylist(), paragraph[word].tolist(), strict=True
+    ):
+        out[number].append(piece)
+    return out
 
 
 def test_words_are_bffs() -> None:
