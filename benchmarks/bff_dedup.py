@@ -37,11 +37,9 @@ import os
 import platform
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +48,7 @@ from benchmarks.common import (  # noqa: E402
     real_documents,
     report_from_child,
     run_on_one_core,
+    timed_local_run,
 )
 from benchmarks.line_dedup import dolma_paragraph_dedup, dolma_python  # noqa: E402
 
@@ -88,18 +87,8 @@ def corpus(count: int) -> tuple[int, int]:
 
 
 def job_curation(out: Path) -> dict:
-    from curation.recipe import parse_recipe
-    from curation.runtime.run import RunOptions, run
-
-    recipe = parse_recipe("stages:\n  - bff_dedup: {}\n", "bench.yaml").with_input(
-        paths=[str(DATA)], format="jsonl"
-    )
-    started = time.perf_counter()
-    stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
-    seconds = time.perf_counter() - started
-    assert stats["rows"]["read"] > 0
-    files = [*(out / "kept").glob("*.parquet"), *(out / "dropped").glob("*.parquet")]
-    table = pq.read_table(files, columns=["bff_dedup_paragraphs_removed", "drop_reason"])
+    columns = ["bff_dedup_paragraphs_removed", "drop_reason"]
+    seconds, table = timed_local_run("  - bff_dedup: {}\n", DATA, out, columns)
     return {
         "seconds": seconds,
         "paragraphs_removed": int(pc.sum(table["bff_dedup_paragraphs_removed"]).as_py()),

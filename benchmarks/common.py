@@ -152,6 +152,28 @@ def speed_table(
     return seconds
 
 
+def timed_local_run(
+    stages: str, data: Path, out: Path, columns: list[str]
+) -> tuple[float, pyarrow.Table]:
+    """``curate run`` of a recipe of ``stages`` (YAML, the lines after ``stages:``) over
+    the JSONL files in ``data`` into ``out`` on the local executor; its seconds (from the
+    recipe's start) and ``columns`` of every kept and dropped row."""
+    import pyarrow.parquet as pq
+
+    from curation.recipe import parse_recipe
+    from curation.runtime.run import RunOptions, run
+
+    recipe = parse_recipe(f"stages:\n{stages}", "bench.yaml").with_input(
+        paths=[str(data)], format="jsonl"
+    )
+    started = time.perf_counter()
+    stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
+    seconds = time.perf_counter() - started
+    assert stats["rows"]["read"] > 0
+    files = [*(out / "kept").glob("*.parquet"), *(out / "dropped").glob("*.parquet")]
+    return seconds, pq.read_table(files, columns=columns)
+
+
 def run_on_one_core(name: str, command: list[str]) -> dict:
     """Run a benchmark job (``command``: a script and its arguments) in a child process
     pinned to core 0, with polars, OpenMP and Arrow on one thread; the JSON object it

@@ -49,6 +49,7 @@ from benchmarks.common import (  # noqa: E402
     report_from_child,
     run_on_one_core,
     thinned,
+    timed_local_run,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -84,19 +85,9 @@ def corpus(count: int) -> tuple[int, int]:
 
 
 def job_curation(out: Path) -> dict:
-    from curation.recipe import parse_recipe
-    from curation.runtime.run import RunOptions, run
-
-    recipe = parse_recipe(
-        "stages:\n  - line_dedup: {keep_first: true, normalize: false}\n", "bench.yaml"
-    ).with_input(paths=[str(DATA)], format="jsonl")
-    started = time.perf_counter()
-    stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
-    seconds = time.perf_counter() - started
-    assert stats["rows"]["read"] > 0
-    files = [*(out / "kept").glob("*.parquet"), *(out / "dropped").glob("*.parquet")]
-    removed = pq.read_table(files, columns=["line_dedup_lines_removed"]).column(0)
-    return {"seconds": seconds, "lines_removed": int(pc.sum(removed).as_py())}
+    stages = "  - line_dedup: {keep_first: true, normalize: false}\n"
+    seconds, table = timed_local_run(stages, DATA, out, ["line_dedup_lines_removed"])
+    return {"seconds": seconds, "lines_removed": int(pc.sum(table.column(0)).as_py())}
 
 
 def dolma_python() -> Path:
