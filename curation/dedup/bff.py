@@ -36,7 +36,9 @@ This stage does the same, with these differences:
 
 A global stage. Before the barrier each live row gets the hash of every n-gram, in order,
 and the number of n-grams of each of its paragraphs. At the barrier the rows are taken in
-id order in one compiled pass over an open-addressing table of hashes. After it a text
+id order by a compiled pass over an open-addressing table of hashes, a group of shards at
+a time: the shards whose ids interleave form a group (shards of one input file each
+usually make a group each), and the groups' id ranges follow each other. After it a text
 loses its removed paragraphs (the rest joined as they stand, so a removed first
 paragraph leaves the text beginning with the next one's ``\\n``), and:
 
@@ -52,15 +54,17 @@ paragraph leaves the text beginning with the next one's ``\\n``), and:
 n-gram of theirs is held (BFF's filter loaded from a file). ``only_against`` adds nothing
 of this dataset's to it (BFF's ``--no-update-bloom-filter``).
 
-Memory at the barrier: the rows' ids, 8 bytes per n-gram (about one per word) for the
-hashes read, and a table of 16 to 32 bytes per distinct n-gram held (it doubles when
-half full). Where the hashes and a table for every n-gram as distinct would not fit in
-the memory available, the run stops at the barrier (``BarrierTooLarge``) before building
-anything, saying what to do, and resumes from the finished shards.
+Memory at the barrier: the rows' ids, a table of 16 to 32 bytes per distinct n-gram held
+(it doubles when half full), and 8 bytes per n-gram (about one per word) of the group of
+shards being taken, plus one of its shard files as read. Where that would not fit in the
+memory available with every n-gram distinct, the run stops at the barrier
+(``BarrierTooLarge``) before building anything, saying what to do, and resumes from the
+finished shards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from curation.batch import ID, TEXT, with_drop_reason
@@ -127,53 +132,81 @@ class BffDedup(GlobalStage):
         return table.append_column(_HASHES, hashes).append_column(_COUNTS, counts)
 
     def decide(self, keys: Any, folder: Path) -> None:
-        table = keys.select("shard", ID, _HASHES, _COUNTS).collect().to_arrow()
         p = self.params
         held = against_hashes(self, _HASHES, folder)
         held = np.empty(0, np.uint64) if held is None else held
-        hash_values, hash_offsets = flat_lists(table[_HASHES])
-        counts, count_offsets = flat_lists(table[_COUNTS])
-        total = len(hash_values)
+        index = keys.select(
+            "shard", ID, pl.col(_COUNTS).cast(pl.List(pl.Int64)).list.sum().alias("ngrams")
+        ).collect()
+        groups = shards_apart(index)
+        per_shard = dict(index.group_by("shard").agg(pl.col("ngrams").sum()).iter_rows())
+        sizes = [sum(per_shard[shard] for shard in group) for group in groups]
+        total = sum(sizes)
         to_hold = len(held) + (0 if p.only_against else total)
-        need = table_slots(to_hold) * _HASH_BYTES + total * (_HASH_BYTES + 8)
+        need = table_slots(to_hold) * _HASH_BYTES + max(sizes, default=0) * 2 * _HASH_BYTES
         have = available_bytes()
         if have is not None and need > have:
             raise BarrierTooLarge(
-                f"bff_dedup: {table.num_rows:,} documents with {total:,} n-grams reach the "
-                f"barrier, whose hashes and table could take up to {need / 2**30:.1f} GiB "
+                f"bff_dedup: {index.height:,} documents with {total:,} n-grams reach the "
+                f"barrier, whose table and hashes could take up to {need / 2**30:.1f} GiB "
                 f"(every n-gram distinct), and {have / 2**30:.1f} GiB are available. Run "
                 "it on a machine with more memory, or on fewer documents a run (each "
                 "run's kept/ as `against` of the next); the same command resumes from the "
                 "finished shards"
             )
-        self.progress(f"{table.num_rows:,} documents, {total:,} n-grams, in id order")
-        order = np.asarray(pc.sort_indices(table[ID]), dtype=np.int64)
-        contained, removed = hold_in_order(
-            hash_values.astype(np.uint64, copy=False),
-            hash_offsets,
-            counts.astype(np.int64, copy=False),
-            count_offsets,
-            order,
-            held,
-            p.threshold,
-            not p.only_against,
-        )
-        _, paragraph_rows, local = _line_positions(table[_COUNTS].combine_chunks())
-        gone = np.flatnonzero(removed)
-        offsets = np.searchsorted(paragraph_rows[gone], np.arange(table.num_rows + 1))
-        lists = pa.ListArray.from_arrays(
-            pa.array(offsets, pa.int32()), pa.array(local[gone], pa.int32())
-        )
-        touched = pa.array(contained > 0)
-        decisions = pa.table(
-            {
-                "shard": table["shard"],
-                ID: table[ID],
-                "contained": pa.array(contained),
-                "removed": lists,
-            }
-        ).filter(touched)
-        write_decisions(pl.from_arrow(decisions), folder)
+        self.progress(f"{index.height:,} documents, {total:,} n-grams, in id order")
+        table = HeldNgrams(held)
+        decided, done = [], 0
+        for number, (group, size) in enumerate(zip(groups, sizes, strict=True), 1):
+            rest, hashes, hash_offsets = self._group_keys(keys, group, size)
+            counts, count_offsets = flat_lists(rest[_COUNTS])
+            contained, removed = table.take(
+                hashes,
+                hash_offsets,
+                counts,
+                count_offsets,
+                np.asarray(pc.sort_indices(rest[ID]), dtype=np.int64),
+                p.threshold,
+                not p.only_against,
+            )
+            del hashes
+            decided.append(_decisions(rest, contained, removed))
+            done += rest.num_rows
+            if len(groups) > 1:
+                self.progress(
+                    f"{done:,} of {index.height:,} documents in id order ({number} of "
+                    f"{len(groups)} groups of shards whose ids interleave)"
+                )
+        if decided:
+            decisions = pa.concat_tables(decided, promote_options="permissive")
+            write_decisions(pl.from_arrow(decisions), folder)
+
+    def _group_keys(
+        self, keys: Any, group: list[str], size: int
+    ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """The rows of the shards ``group`` (``size`` n-grams): their ``shard``, id and
+        paragraphs' counts, their n-grams' hashes in one array and each row's offsets
+        into it. Read a shard part at a time from ``key_sources`` where the barrier gave
+        them (only the hashes of the group are held at once), else from ``keys``."""
+        columns = [ID, _HASHES, _COUNTS]
+        if self.key_sources:
+            parts: Iterable[pa.Table] = _read_parts(self.key_sources, group, columns)
+        else:
+            chosen = keys.filter(pl.col("shard").is_in(group)).select("shard", *columns)
+            parts = [chosen.collect().to_arrow()]
+        hashes = np.empty(size, dtype=np.uint64)
+        offsets, rest, at = [np.zeros(1, np.int64)], [], 0
+        for part in parts:
+            for chunk in part[_HASHES].chunks:
+                bounds = np.asarray(chunk.offsets, dtype=np.int64)
+                values = np.asarray(chunk.values[bounds[0] : bounds[-1]], dtype=np.uint64)
+                hashes[at : at + len(values)] = values
+                offsets.append(bounds[1:] - bounds[0] + at)
+                at += len(values)
+            rest.append(part.drop_columns([_HASHES]))
+        if at != size:
+            raise RuntimeError(f"bff_dedup: {at:,} n-gram hashes where the counts say {size:,}")
+        return pa.concat_tables(rest, promote_options="permissive"), hashes, np.concatenate(offsets)
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
@@ -239,6 +272,54 @@ def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Ar
     )
 
 
+def _read_parts(
+    sources: dict[str, list[Path]], group: list[str], columns: list[str]
+) -> Iterator[pa.Table]:
+    """The ``columns`` of each Parquet file of the shards ``group``, one at a time, with
+    the shard's key as ``shard``."""
+    for shard in group:
+        for path in sources[shard]:
+            part = pq.read_table(path, columns=columns)
+            yield part.append_column("shard", pa.repeat(shard, part.num_rows))
+
+
+def _decisions(rest: pa.Table, contained: np.ndarray, removed: np.ndarray) -> pa.Table:
+    """The decisions of the rows of ``rest`` (``shard``, id, paragraphs' counts) that had
+    an n-gram held before them: its number, and the paragraphs (from 0) that go."""
+    _, paragraph_rows, local = _line_positions(rest[_COUNTS].combine_chunks())
+    gone = np.flatnonzero(removed)
+    offsets = np.searchsorted(paragraph_rows[gone], np.arange(rest.num_rows + 1))
+    lists = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()), pa.array(local[gone], pa.int32())
+    )
+    decisions = pa.table(
+        {"shard": rest["shard"], ID: rest[ID], "contained": pa.array(contained), "removed": lists}
+    )
+    return decisions.filter(pa.array(contained > 0))
+
+
+def shards_apart(index: pl.DataFrame) -> list[list[str]]:
+    """The shards of ``index`` (a row per document: ``shard``, id) in groups, in id order:
+    a group's ids interleave with no other group's (each group's smallest id is past the
+    largest of every group before it), so taking the groups in turn, each in id order,
+    takes every document in id order. Shards of one file each usually make a group each."""
+    spans = (
+        index.group_by("shard")
+        .agg(pl.col(ID).min().alias("first"), pl.col(ID).max().alias("last"))
+        .sort("first", "shard")
+    )
+    groups: list[list[str]] = []
+    reach = ""
+    for shard, first, last in spans.iter_rows():
+        if groups and first <= reach:
+            groups[-1].append(shard)
+            reach = max(reach, last)
+        else:
+            groups.append([shard])
+            reach = last
+    return groups
+
+
 def flat_lists(lists: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A list column's values, flat, and each row's offsets into them (from 0)."""
     if isinstance(lists, pa.ChunkedArray):
@@ -267,6 +348,47 @@ def table_slots(held: int) -> int:
     return 1 << max(4, int(2 * held).bit_length())
 
 
+class HeldNgrams:
+    """The n-gram hashes held so far, exact: an open-addressing table of uint64 (0 marks
+    an empty slot, and a hash of 0 is held as 1) that doubles when half full."""
+
+    def __init__(self, held: np.ndarray) -> None:
+        self.table = np.zeros(table_slots(max(len(held), 1 << 15)), dtype=np.uint64)
+        self.used = _hold_all(self.table, held)
+
+    def take(
+        self,
+        hashes: np.ndarray,
+        hash_offsets: np.ndarray,
+        counts: np.ndarray,
+        count_offsets: np.ndarray,
+        order: np.ndarray,
+        threshold: float,
+        update: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """BFF over the rows in ``order``: row ``r``'s n-gram hashes are
+        ``hashes[hash_offsets[r]:hash_offsets[r + 1]]``, its paragraphs' numbers of n-grams
+        ``counts[count_offsets[r]:count_offsets[r + 1]]``; with ``update`` a kept
+        paragraph's n-grams are held after it. Returns each row's number of n-grams held
+        before it (int64) and whether each paragraph goes (bool, as ``counts``)."""
+        contained = np.zeros(len(hash_offsets) - 1, dtype=np.int64)
+        removed = np.zeros(len(counts), dtype=np.bool_)
+        self.table, self.used = _bff_pass(
+            self.table,
+            self.used,
+            hashes.astype(np.uint64, copy=False),
+            hash_offsets.astype(np.int64, copy=False),
+            counts.astype(np.int64, copy=False),
+            count_offsets.astype(np.int64, copy=False),
+            order,
+            threshold,
+            update,
+            contained,
+            removed,
+        )
+        return contained, removed
+
+
 def hold_in_order(
     hashes: np.ndarray,
     hash_offsets: np.ndarray,
@@ -277,30 +399,10 @@ def hold_in_order(
     threshold: float,
     update: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BFF over the rows in ``order``: row ``r``'s n-gram hashes are
-    ``hashes[hash_offsets[r]:hash_offsets[r + 1]]``, its paragraphs' numbers of n-grams
-    ``counts[count_offsets[r]:count_offsets[r + 1]]``. ``held`` is held first; with
-    ``update`` a kept paragraph's n-grams are held after it. Returns each row's number of
-    n-grams held before it (int64) and whether each paragraph goes (bool, as ``counts``)."""
-    rows = len(hash_offsets) - 1
-    table = np.zeros(table_slots(max(len(held), 1 << 15)), dtype=np.uint64)
-    used = _hold_all(table, held)
-    contained = np.zeros(rows, dtype=np.int64)
-    removed = np.zeros(len(counts), dtype=np.bool_)
-    _bff_pass(
-        table,
-        used,
-        hashes,
-        hash_offsets,
-        counts,
-        count_offsets,
-        order,
-        threshold,
-        update,
-        contained,
-        removed,
+    """``HeldNgrams.take`` on a table that holds ``held`` first."""
+    return HeldNgrams(held).take(
+        hashes, hash_offsets, counts, count_offsets, order, threshold, update
     )
-    return contained, removed
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -349,7 +451,8 @@ def _bff_pass(
     update: bool,
     contained: np.ndarray,
     removed: np.ndarray,
-) -> None:  # pragma: no cover - compiled
+) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """``HeldNgrams.take``'s pass; the table (a new one where it grew) and its keys."""
     for r in order:
         at = hash_offsets[r]
         for p in range(count_offsets[r], count_offsets[r + 1]):
@@ -374,3 +477,4 @@ def _bff_pass(
                         if 2 * used > len(table):  # at most half full
                             table = _grown(table)
             at += c
+    return table, used

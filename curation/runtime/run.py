@@ -516,11 +516,14 @@ def _barrier(
     assert isinstance(stage, GlobalStage)
     stage.setup()
     frames = []
+    sources: dict[str, list[Path]] = {}
     for shard, result in zip(shards, previous, strict=True):
         parts = shard_folder(work, shard, segment.index - 1)
         for name, _ in result.kept_parts:
             frame = pl.scan_parquet(parts / name).select(["id", *stage.key_columns()])
             frames.append(frame.with_columns(pl.lit(shard.key).alias("shard")))
+            sources.setdefault(shard.key, []).append(parts / name)
+    stage.key_sources = sources
     columns = {"id": pl.String, "shard": pl.String}
     keys = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame(schema=columns)
     with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label) as shown:

@@ -29,6 +29,7 @@ from curation.dedup.bff import (
     BffDedup,
     BffDedupParams,
     hold_in_order,
+    shards_apart,
     without_paragraphs,
 )
 from curation.stage import BarrierTooLarge
@@ -220,6 +221,7 @@ PARAGRAPHS = ["", " ", "a b c", "a b c d", "b c d e f", "x y", "a b", "e f g h",
     threshold=st.sampled_from([0.0, 0.3, 0.5, 0.8, 1.0]),
     only_against=st.booleans(),
     documents=st.booleans(),
+    from_files=st.booleans(),
 )
 def test_stage_matches_the_reference_on_any_paragraphs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -230,9 +232,11 @@ def test_stage_matches_the_reference_on_any_paragraphs(
     threshold: float,
     only_against: bool,
     documents: bool,
+    from_files: bool,
 ) -> None:
     """measure, the barrier and apply, shard by shard and with ids out of shard order,
-    against the reference: the same texts, reasons, counts and fractions."""
+    against the reference: the same texts, reasons, counts and fractions. The barrier
+    reads the keys from the frame, or (``from_files``) a shard's file at a time."""
     folder = tmp_path_factory.mktemp("bff")
     rows = [
         {"id": f"d{(i * 7) % 13:02d}-{i}", "text": "\n".join(lines), "shard": f"s{shard}"}
@@ -253,6 +257,11 @@ def test_stage_matches_the_reference_on_any_paragraphs(
         table = pa.Table.from_pylist([r for r in rows if r["shard"] == shard])
         table = table.append_column(DROP_REASON, pa.nulls(table.num_rows, pa.string()))
         measured[shard] = stage.measure(table)
+    if from_files:
+        (folder / "keys").mkdir()
+        for shard, table in measured.items():
+            pq.write_table(table.drop_columns(["text", DROP_REASON]), folder / "keys" / shard)
+        stage.key_sources = {shard: [folder / "keys" / shard] for shard in measured}
     got = {}
     if measured:
         stage.decide(pl.from_arrow(pa.concat_tables(measured.values())).lazy(), folder / "d")
@@ -268,6 +277,50 @@ def test_stage_matches_the_reference_on_any_paragraphs(
             )
     expected = reference(rows, n, least, threshold, against, not only_against, documents)
     assert got == expected
+
+
+def test_shards_whose_ids_interleave_are_grouped_in_id_order() -> None:
+    index = pl.DataFrame(
+        {
+            "shard": ["s1", "s1", "s2", "s2", "s3", "s4", "s4", "s5", "s6"],
+            "id": ["b", "c", "a", "a0", "bb", "d", "f", "e", "f"],
+        }
+    )
+    # s2 is first; s1 and s3 interleave; s4 spans s5; s6 shares s4's last id
+    assert shards_apart(index) == [["s2"], ["s1", "s3"], ["s4", "s5", "s6"]]
+    assert shards_apart(index.head(0)) == []
+
+
+def test_files_of_disjoint_ids_give_the_reference_a_group_at_a_time(
+    c4_path: Path, pile_path: Path, tmp_path: Path
+) -> None:
+    """Files named against the order of their ids, each of its own range but two that
+    interleave, with copies across files: the barrier takes them a group at a time and
+    decides as the reference does over all documents in id order."""
+    docs = sorted(planted(c4_path, pile_path, tmp_path / "all"), key=lambda d: d["id"])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    quarter = len(docs) // 4
+    ranges = [docs[:quarter], docs[quarter : 2 * quarter], docs[2 * quarter :]]
+    files = {"z.parquet": ranges[0], "y.parquet": ranges[1][::2], "x.parquet": ranges[1][1::2]}
+    files["a.parquet"] = ranges[2]
+    for name, part in files.items():
+        pq.write_table(pa.Table.from_pylist(part), folder / name)
+    progress: list[str] = []
+    original = BffDedup.decide
+
+    def decide(self: BffDedup, keys: object, out: Path) -> None:
+        self.progress = progress.append
+        original(self, keys, out)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BffDedup, "decide", decide)
+        run_local(recipe_of("stages:\n  - bff_dedup: {}\n", folder), tmp_path / "out")
+    assert progress[-1].endswith("(3 of 3 groups of shards whose ids interleave)")
+    got = _got(tmp_path / "out")
+    expected = reference(docs)
+    assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in expected.items()}
+    assert sum(1 for v in expected.values() if v[0]) >= 30
 
 
 def bff_words(text: str) -> list[list[str]]:
