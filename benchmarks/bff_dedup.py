@@ -12,6 +12,8 @@ Jobs, each in a child process pinned to core 0 (Dolma's processes inherit the pi
 - ``curation``: ``curate run`` on the local executor with ``bff_dedup: {}`` (DCLM's
   13-grams at 0.8, paragraphs then documents, exact hashes in id order): read the
   shards, hash every n-gram, barrier, cut the paragraphs, write kept and dropped Parquet.
+- ``curation (bloom 1%)``: the same with ``filter: bloom`` (BFF's Bloom filter, sized
+  for every n-gram read at 1% false positives, as DCLM ran BFF).
 - ``dolma``: Dolma 1.2.1's ``dolma dedupe`` with paragraph dedup ``by_ngram`` (13-grams
   of its Unicode words, overlap threshold 0.8, a Bloom filter sized for the corpus'
   words at DCLM's false-positive rate of 1%), then ``dolma mix``, which removes the
@@ -26,6 +28,12 @@ whose n-grams were mostly held. The table gives each tool's paragraphs removed a
 documents dropped (Dolma: documents left empty).
 
     .venv/bin/python benchmarks/bff_dedup.py --docs 100000
+
+``--held N`` times the barrier's pass alone over N distinct n-grams (none repeated, as
+in a corpus with little duplication), holding them exactly and in the Bloom filter at
+1%, and the memory each adds.
+
+    .venv/bin/python benchmarks/bff_dedup.py --held 22934843
 """
 
 from __future__ import annotations
@@ -35,8 +43,10 @@ import gzip
 import json
 import os
 import platform
+import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -56,6 +66,12 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "bff_dedup" / "documents"
 RUNS = HERE / "_runs" / "bff_dedup"
 SHARDS = 8
+#: our jobs: the stage as DCLM ran it, with the n-grams held exactly (the default) or in
+#: BFF's Bloom filter at DCLM's 1% false positives
+JOBS = {
+    "curation": "bff_dedup: {}",
+    "curation (bloom 1%)": "bff_dedup: {filter: bloom, false_positive_rate: 0.01}",
+}
 
 
 def copy_of(text: str, copy: int) -> str:
@@ -86,9 +102,9 @@ def corpus(count: int) -> tuple[int, int]:
     return words, size
 
 
-def job_curation(out: Path) -> dict:
+def job_curation(out: Path, stage: str = "bff_dedup: {}") -> dict:
     columns = ["bff_dedup_paragraphs_removed", "drop_reason"]
-    seconds, table = timed_local_run("  - bff_dedup: {}\n", DATA, out, columns)
+    seconds, table = timed_local_run(f"  - {stage}\n", DATA, out, columns)
     return {
         "seconds": seconds,
         "paragraphs_removed": int(pc.sum(table["bff_dedup_paragraphs_removed"]).as_py()),
@@ -106,19 +122,70 @@ def job_dolma(out: Path, words: int) -> dict:
     return {"seconds": seconds, "paragraphs_removed": removed, "kept": kept}
 
 
+def job_held(kind: str, count: int) -> dict:
+    """The barrier's pass alone over ``count`` distinct n-gram hashes (paragraphs of 13,
+    drawn at random, so none is held twice): its seconds and the memory it added."""
+    import numpy as np
+
+    from curation.dedup.bff import HeldNgrams
+
+    keys = np.random.default_rng(0).integers(1, 2**63, size=count, dtype=np.uint64)
+    counts = np.full(count // 13, 13, dtype=np.int64)
+    counts[-1] += count - counts.sum()
+    rate = 0.01 if kind == "bloom" else None
+    warm = HeldNgrams(keys[:0], 13, rate)  # compile before timing
+    warm.take(keys[:13], np.array([0, 13]), counts[:1], np.array([0, 1]), np.array([0]), 0.8, True)
+    status = Path("/proc/self/status").read_text().splitlines()
+    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    started = time.perf_counter()
+    held = HeldNgrams(keys[:0], count, rate)
+    bounds = np.array([0, len(counts)])
+    _, gone = held.take(keys, np.array([0, count]), counts, bounds, np.array([0]), 0.8, True)
+    seconds = time.perf_counter() - started
+    assert not gone.any()
+    size = (held.table.nbytes + held.bits.nbytes) / 2**20
+    return {"seconds": seconds, "held_mib": size, "before_mib": before}
+
+
+def slug(name: str) -> str:
+    """A job's folder name: its name with each run of other characters as ``-``."""
+    return re.sub(r"\W+", "-", name).strip("-")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--job", choices=["curation", "dolma"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--held",
+        type=int,
+        help="instead: the barrier's pass alone over this many distinct n-grams, exact "
+        "against the Bloom filter at 1%%",
+    )
+    parser.add_argument("--job", choices=[*JOBS, "dolma", "exact", "bloom"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--words", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
         one_thread_arrow()
         out = Path(args.out)
-        report_from_child(
-            job_curation(out) if args.job == "curation" else job_dolma(out, args.words)
-        )
+        stage = JOBS.get(args.job)
+        if args.job in ("exact", "bloom"):
+            report_from_child(job_held(args.job, args.words))
+        else:
+            report_from_child(job_curation(out, stage) if stage else job_dolma(out, args.words))
+        return
+    if args.held:
+        print(f"the barrier's pass alone over {args.held:,} distinct n-grams, one core\n")
+        print("| held as | seconds | structure MiB | peak MiB added |")
+        print("|---|---:|---:|---:|")
+        for kind in ("exact", "bloom"):
+            r = run_on_one_core(
+                kind, [__file__, "--job", kind, "--out", "-", "--words", str(args.held)]
+            )
+            print(
+                f"| {kind} | {r['seconds']:.2f} | {r['held_mib']:.0f} | "
+                f"{r['peak_mib'] - r['before_mib']:.0f} |"
+            )
         return
     dolma_python()
     words, size = corpus(args.docs)
@@ -131,9 +198,9 @@ def main() -> None:
     results = {
         name: run_on_one_core(
             name,
-            [__file__, "--job", name, "--out", str(RUNS / name), "--words", str(words)],
+            [__file__, "--job", name, "--out", str(RUNS / slug(name)), "--words", str(words)],
         )
-        for name in ("curation", "dolma")
+        for name in (*JOBS, "dolma")
     }
     results["dolma"]["documents_dropped"] = args.docs - results["dolma"].pop("kept")
     base = results["dolma"]["seconds"]

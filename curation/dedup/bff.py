@@ -20,8 +20,11 @@ white space, punctuation included. For each paragraph in turn:
 
 This stage does the same, with these differences:
 
-- The n-grams held are a set of 64-bit hashes of the n-grams, not a Bloom filter: no
-  false positives (DCLM allowed 1% an n-gram), and no filter size to guess.
+- By default the n-grams held are a set of 64-bit hashes of the n-grams, not a Bloom
+  filter: no false positives (DCLM allowed 1% an n-gram), and no filter size to guess.
+  ``filter: bloom`` holds them in BFF's Bloom filter instead, sized for every n-gram
+  read at ``false_positive_rate`` (DCLM's 0.01: 9.6 bits and 7 hashes an n-gram), for
+  corpora whose distinct n-grams would not fit in memory as a table.
 - The documents are taken in id order (the smallest first), not in a random order of
   files shared by threads, so the output is the same on every run, executor and number
   of workers.
@@ -55,7 +58,8 @@ n-gram of theirs is held (BFF's filter loaded from a file). ``only_against`` add
 of this dataset's to it (BFF's ``--no-update-bloom-filter``).
 
 Memory at the barrier: the rows' ids, a table of 16 to 32 bytes per distinct n-gram held
-(it doubles when half full), and 8 bytes per n-gram (about one per word) of the group of
+(it doubles when half full; a Bloom filter: -ln(p) / ln(2)^2 / 8 bytes per n-gram read,
+1.2 at 1%), and 8 bytes per n-gram (about one per word) of the group of
 shards being taken, plus one of its shard files as read. Where that would not fit in the
 memory available with every n-gram distinct, the run stops at the barrier
 (``BarrierTooLarge``) before building anything, saying what to do, and resumes from the
@@ -64,9 +68,10 @@ finished shards.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numba
 import numpy as np
@@ -106,6 +111,19 @@ class BffDedupParams(AgainstParams):
         description="a paragraph (and a document) goes when more than this share of its "
         "n-grams were seen before (DCLM: 0.8)",
     )
+    filter: Literal["exact", "bloom"] = Field(
+        "exact",
+        description="how the n-grams seen are held: exact (64-bit hashes in a table, 16 "
+        "to 32 bytes per distinct n-gram) or bloom (BFF's Bloom filter, sized for every "
+        "n-gram read at `false_positive_rate`: about 1.2 bytes an n-gram at 1%)",
+    )
+    false_positive_rate: float = Field(
+        0.01,
+        gt=0.0,
+        lt=1.0,
+        description="with filter: bloom, the chance that an n-gram never seen is taken as "
+        "seen (DCLM: 0.01)",
+    )
     documents: bool = Field(
         True,
         description="also drop a document when more than `threshold` of all its n-grams "
@@ -143,7 +161,8 @@ class BffDedup(GlobalStage):
         sizes = [sum(per_shard[shard] for shard in group) for group in groups]
         total = sum(sizes)
         to_hold = len(held) + (0 if p.only_against else total)
-        need = table_slots(to_hold) * _HASH_BYTES + max(sizes, default=0) * 2 * _HASH_BYTES
+        rate = p.false_positive_rate if p.filter == "bloom" else None
+        need = HeldNgrams.most_bytes(to_hold, rate) + max(sizes, default=0) * 2 * _HASH_BYTES
         have = available_bytes()
         if have is not None and need > have:
             raise BarrierTooLarge(
@@ -155,7 +174,12 @@ class BffDedup(GlobalStage):
                 "finished shards"
             )
         self.progress(f"{index.height:,} documents, {total:,} n-grams, in id order")
-        table = HeldNgrams(held)
+        table = HeldNgrams(held, to_hold, rate)
+        if rate is not None:
+            self.progress(
+                f"a Bloom filter of {table.bits.nbytes / 2**20:,.1f} MiB, {table.hashers} "
+                f"hashes an n-gram, for {to_hold:,} n-grams at {rate:g} false positives"
+            )
         decided, done = [], 0
         for number, (group, size) in enumerate(zip(groups, sizes, strict=True), 1):
             rest, hashes, hash_offsets = self._group_keys(keys, group, size)
@@ -349,12 +373,32 @@ def table_slots(held: int) -> int:
 
 
 class HeldNgrams:
-    """The n-gram hashes held so far, exact: an open-addressing table of uint64 (0 marks
-    an empty slot, and a hash of 0 is held as 1) that doubles when half full."""
+    """The n-gram hashes held so far. Exact (``rate`` None): an open-addressing table of
+    uint64 (0 marks an empty slot, and a hash of 0 is held as 1) that doubles when half
+    full. Or, with a false-positive ``rate``, BFF's Bloom filter sized for ``expected``
+    n-grams: ``bits`` (uint64 words) and ``hashers`` bits an n-gram, the optimal numbers
+    (m = -n ln p / ln(2)^2 bits, k = m/n ln 2), each bit at ``(h + i * g) mod m`` from
+    the n-gram's hash ``h`` and a second hash ``g`` mixed from it."""
 
-    def __init__(self, held: np.ndarray) -> None:
-        self.table = np.zeros(table_slots(max(len(held), 1 << 15)), dtype=np.uint64)
-        self.used = _hold_all(self.table, held)
+    def __init__(self, held: np.ndarray, expected: int = 0, rate: float | None = None) -> None:
+        self.hashers = 0
+        self.bits = np.zeros(1, dtype=np.uint64)
+        if rate is None:
+            self.table = np.zeros(table_slots(max(len(held), 1 << 15)), dtype=np.uint64)
+            self.used = _hold_all(self.table, held)
+            return
+        size, self.hashers = bloom_size(max(expected, len(held), 1), rate)
+        self.bits = np.zeros(size // 64, dtype=np.uint64)
+        self.table = np.zeros(16, dtype=np.uint64)  # not used
+        self.used = 0
+        _bloom_add_all(self.bits, self.hashers, held)
+
+    @staticmethod
+    def most_bytes(expected: int, rate: float | None) -> int:
+        """The most bytes it takes to hold ``expected`` n-grams, all distinct."""
+        if rate is None:
+            return table_slots(expected) * _HASH_BYTES
+        return bloom_size(max(expected, 1), rate)[0] // 8
 
     def take(
         self,
@@ -376,6 +420,8 @@ class HeldNgrams:
         self.table, self.used = _bff_pass(
             self.table,
             self.used,
+            self.bits,
+            self.hashers,
             hashes.astype(np.uint64, copy=False),
             hash_offsets.astype(np.int64, copy=False),
             counts.astype(np.int64, copy=False),
@@ -403,6 +449,52 @@ def hold_in_order(
     return HeldNgrams(held).take(
         hashes, hash_offsets, counts, count_offsets, order, threshold, update
     )
+
+
+def bloom_size(expected: int, rate: float) -> tuple[int, int]:
+    """A Bloom filter's bits (a multiple of 64) and hashes an item for ``expected`` items
+    at the false-positive ``rate``: m = -n ln p / ln(2)^2, k = m / n ln 2 (at least 1)."""
+    bits = math.ceil(-expected * math.log(rate) / math.log(2) ** 2)
+    bits = max(64, -(-bits // 64) * 64)
+    return bits, max(1, round(bits / expected * math.log(2)))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _second_hash(key: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    """An odd step for the Bloom filter's bits, mixed from ``key`` (splitmix64's finish)."""
+    mixed = (key ^ (key >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (mixed ^ (mixed >> np.uint64(31))) | np.uint64(1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bloom_has(bits: np.ndarray, hashers: int, key: np.uint64) -> bool:  # pragma: no cover
+    size = np.uint64(len(bits) * 64)
+    step = _second_hash(key)
+    at = key % size
+    step = step % size
+    for _ in range(hashers):
+        if not bits[at >> np.uint64(6)] >> (at & np.uint64(63)) & np.uint64(1):
+            return False
+        at = (at + step) % size
+    return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bloom_add(bits: np.ndarray, hashers: int, key: np.uint64) -> None:  # pragma: no cover
+    size = np.uint64(len(bits) * 64)
+    step = _second_hash(key)
+    at = key % size
+    step = step % size
+    for _ in range(hashers):
+        bits[at >> np.uint64(6)] |= np.uint64(1) << (at & np.uint64(63))
+        at = (at + step) % size
+
+
+@numba.njit(cache=True, nogil=True)
+def _bloom_add_all(bits: np.ndarray, hashers: int, keys: np.ndarray) -> None:  # pragma: no cover
+    for key in keys:
+        _bloom_add(bits, hashers, key)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -442,6 +534,8 @@ def _grown(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
 def _bff_pass(
     table: np.ndarray,
     used: int,
+    bits: np.ndarray,
+    hashers: int,
     hashes: np.ndarray,
     hash_offsets: np.ndarray,
     counts: np.ndarray,
@@ -461,6 +555,9 @@ def _bff_pass(
                 continue
             found = 0
             for i in range(at, at + c):
+                if hashers:
+                    found += _bloom_has(bits, hashers, hashes[i])
+                    continue
                 key = hashes[i] if hashes[i] != 0 else np.uint64(1)
                 if table[_slot(table, key)] == key:
                     found += 1
@@ -469,6 +566,9 @@ def _bff_pass(
                 removed[p] = True
             elif update:
                 for i in range(at, at + c):
+                    if hashers:
+                        _bloom_add(bits, hashers, hashes[i])
+                        continue
                     key = hashes[i] if hashes[i] != 0 else np.uint64(1)
                     slot = _slot(table, key)
                     if table[slot] == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import math
 import random
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from curation.dedup.bff import (
     WHITE_SPACE,
     BffDedup,
     BffDedupParams,
+    HeldNgrams,
     hold_in_order,
     shards_apart,
     without_paragraphs,
@@ -222,6 +224,7 @@ PARAGRAPHS = ["", " ", "a b c", "a b c d", "b c d e f", "x y", "a b", "e f g h",
     only_against=st.booleans(),
     documents=st.booleans(),
     from_files=st.booleans(),
+    bloom=st.booleans(),
 )
 def test_stage_matches_the_reference_on_any_paragraphs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -233,10 +236,12 @@ def test_stage_matches_the_reference_on_any_paragraphs(
     only_against: bool,
     documents: bool,
     from_files: bool,
+    bloom: bool,
 ) -> None:
     """measure, the barrier and apply, shard by shard and with ids out of shard order,
     against the reference: the same texts, reasons, counts and fractions. The barrier
-    reads the keys from the frame, or (``from_files``) a shard's file at a time."""
+    reads the keys from the frame, or (``from_files``) a shard's file at a time; it holds
+    the n-grams exactly or in a Bloom filter of 1e-9 false positives."""
     folder = tmp_path_factory.mktemp("bff")
     rows = [
         {"id": f"d{(i * 7) % 13:02d}-{i}", "text": "\n".join(lines), "shard": f"s{shard}"}
@@ -245,6 +250,8 @@ def test_stage_matches_the_reference_on_any_paragraphs(
     against = ["\n".join(lines) for lines in held]
     params: dict = {"ngram": n, "min_ngram": least, "threshold": threshold}
     params["documents"] = documents
+    if bloom:
+        params |= {"filter": "bloom", "false_positive_rate": 1e-9}
     if against:
         path = folder / "held.jsonl"
         path.write_text("".join(json.dumps({"text": t}) + "\n" for t in against))
@@ -277,6 +284,41 @@ def test_stage_matches_the_reference_on_any_paragraphs(
             )
     expected = reference(rows, n, least, threshold, against, not only_against, documents)
     assert got == expected
+
+
+def test_the_bloom_filter_holds_every_n_gram_and_errs_at_its_rate() -> None:
+    """Each n-gram a paragraph alone, at threshold 0 (a paragraph goes when its n-gram is
+    found): every held n-gram is found, and fresh ones at about the rate asked."""
+    rng = np.random.default_rng(0)
+    held = rng.integers(0, 2**63, size=100_000, dtype=np.uint64)
+    fresh = rng.integers(0, 2**63, size=100_000, dtype=np.uint64) | np.uint64(2**63)
+    keys = np.r_[held, fresh]
+    ones = np.ones(len(keys), dtype=np.int64)
+    bounds = np.array([0, len(keys)])
+    for rate in (0.01, 0.05):
+        table = HeldNgrams(held, len(held), rate)
+        assert table.bits.nbytes < len(held) * 1.3 * math.log(1 / rate) / math.log(100)
+        _, found = table.take(keys, bounds, ones, bounds, np.array([0]), 0.0, False)
+        assert found[: len(held)].all()
+        assert rate * 0.7 < found[len(held) :].mean() < rate * 1.3
+
+
+def test_a_bloom_filter_decides_as_the_reference_at_a_tiny_rate_and_more_at_a_large(
+    c4_path: Path, pile_path: Path, tmp_path: Path
+) -> None:
+    docs = planted(c4_path, pile_path, tmp_path / "in")
+    expected = reference(docs)
+    removed = {}
+    for rate in (1e-9, 0.9):
+        out = tmp_path / f"out-{rate}"
+        stage = f"bff_dedup: {{filter: bloom, false_positive_rate: {rate}}}"
+        run_local(recipe_of(f"stages:\n  - {stage}\n", tmp_path / "in"), out)
+        got = _got(out)
+        removed[rate] = sum(v[2] for v in got.values())
+        if rate < 0.01:
+            assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in expected.items()}
+    # false positives take paragraphs whose n-grams were never seen
+    assert removed[0.9] > removed[1e-9] * 1.5
 
 
 def test_shards_whose_ids_interleave_are_grouped_in_id_order() -> None:
@@ -394,3 +436,10 @@ def test_the_barrier_stops_where_its_table_would_not_fit(
         pq.read_table(tmp_path / "d" / "s.parquet"),
     )
     assert out[DROP_REASON].to_pylist() == [None, "bff_dedup:duplicate_document"]
+    # where the exact table would not fit, a Bloom filter of the same n-grams does
+    monkeypatch.setattr(bff, "available_bytes", lambda: 10_000)
+    with pytest.raises(BarrierTooLarge, match=r"up to 0\.0 GiB"):
+        stage.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
+    bloom = BffDedup(BffDedupParams(filter="bloom"))
+    bloom.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
+    assert pq.read_table(tmp_path / "e" / "s.parquet")["contained"].to_pylist() == [188]
