@@ -168,9 +168,15 @@ class BffDedup(GlobalStage):
             raise BarrierTooLarge(
                 f"bff_dedup: {index.height:,} documents with {total:,} n-grams reach the "
                 f"barrier, whose table and hashes could take up to {need / 2**30:.1f} GiB "
-                f"(every n-gram distinct), and {have / 2**30:.1f} GiB are available. Run "
-                "it on a machine with more memory, or on fewer documents a run (each "
-                "run's kept/ as `against` of the next); the same command resumes from the "
+                f"(every n-gram distinct), and {have / 2**30:.1f} GiB are available. "
+                + (
+                    "Hold them in BFF's Bloom filter (`filter: bloom`, about 1.2 bytes an "
+                    "n-gram at 1% false positives), run it "
+                    if rate is None
+                    else "Run it "
+                )
+                + "on a machine with more memory, or on fewer documents a run (each run's "
+                "kept/ as `against` of the next); the same command resumes from the "
                 "finished shards"
             )
         self.progress(f"{index.height:,} documents, {total:,} n-grams, in id order")

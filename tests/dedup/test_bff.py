@@ -438,7 +438,7 @@ def test_the_barrier_stops_where_its_table_would_not_fit(
     assert out[DROP_REASON].to_pylist() == [None, "bff_dedup:duplicate_document"]
     # where the exact table would not fit, a Bloom filter of the same n-grams does
     monkeypatch.setattr(bff, "available_bytes", lambda: 10_000)
-    with pytest.raises(BarrierTooLarge, match=r"up to 0\.0 GiB"):
+    with pytest.raises(BarrierTooLarge, match=r"up to 0\.0 GiB.*Hold them in BFF's Bloom"):
         stage.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
     bloom = BffDedup(BffDedupParams(filter="bloom"))
     bloom.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
