@@ -441,22 +441,6 @@ class HeldNgrams:
         return contained, removed
 
 
-def hold_in_order(
-    hashes: np.ndarray,
-    hash_offsets: np.ndarray,
-    counts: np.ndarray,
-    count_offsets: np.ndarray,
-    order: np.ndarray,
-    held: np.ndarray,
-    threshold: float,
-    update: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``HeldNgrams.take`` on a table that holds ``held`` first."""
-    return HeldNgrams(held).take(
-        hashes, hash_offsets, counts, count_offsets, order, threshold, update
-    )
-
-
 def bloom_size(expected: int, rate: float) -> tuple[int, int]:
     """A Bloom filter's bits (a multiple of 64) and hashes an item for ``expected`` items
     at the false-positive ``rate``: m = -n ln p / ln(2)^2, k = m / n ln 2 (at least 1)."""

@@ -30,7 +30,6 @@ from curation.dedup.bff import (
     BffDedup,
     BffDedupParams,
     HeldNgrams,
-    hold_in_order,
     shards_apart,
     without_paragraphs,
 )
@@ -402,16 +401,16 @@ def test_order_decides_which_copy_stays() -> None:
     counts = np.array([2, 1, 2, 2])
     count_offsets = np.array([0, 2, 4])
     held = np.empty(0, np.uint64)
-    contained, removed = hold_in_order(
-        hashes, hash_offsets, counts, count_offsets, np.array([0, 1]), held, 0.8, True
+    contained, removed = HeldNgrams(held).take(
+        hashes, hash_offsets, counts, count_offsets, np.array([0, 1]), 0.8, True
     )
     assert contained.tolist() == [0, 4] and removed.tolist() == [False, False, True, True]
-    contained, removed = hold_in_order(
-        hashes, hash_offsets, counts, count_offsets, np.array([1, 0]), held, 0.8, True
+    contained, removed = HeldNgrams(held).take(
+        hashes, hash_offsets, counts, count_offsets, np.array([1, 0]), 0.8, True
     )
     assert contained.tolist() == [2, 2] and removed.tolist() == [True, False, False, True]
-    contained, removed = hold_in_order(
-        hashes, hash_offsets, counts, count_offsets, np.array([0, 1]), np.array([c]), 0.8, False
+    contained, removed = HeldNgrams(np.array([c])).take(
+        hashes, hash_offsets, counts, count_offsets, np.array([0, 1]), 0.8, False
     )
     assert contained.tolist() == [1, 0] and removed.tolist() == [False, True, False, False]
 
