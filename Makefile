@@ -95,6 +95,7 @@ bench: setup
 	$(BIN)/python benchmarks/sentence_dedup.py --split lines
 	$(BIN)/python benchmarks/substring_dedup.py
 	$(BIN)/python benchmarks/bff_dedup.py
+	$(BIN)/python benchmarks/bff_dedup.py --held 22934843
 	$(BIN)/python benchmarks/decontamination.py
 	$(BIN)/python benchmarks/fineweb_pipeline.py
 	$(BIN)/python benchmarks/c4_pipeline.py
