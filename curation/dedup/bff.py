@@ -204,8 +204,8 @@ class BffDedup(GlobalStage):
             done += rest.num_rows
             if len(groups) > 1:
                 self.progress(
-                    f"{done:,} of {index.height:,} documents in id order ({number} of "
-                    f"{len(groups)} groups of shards whose ids interleave)"
+                    f"{done:,} of {index.height:,} documents in id order (group {number} "
+                    f"of {len(groups)}: shards whose ids interleave go together)"
                 )
         if decided:
             decisions = pa.concat_tables(decided, promote_options="permissive")

@@ -357,7 +357,7 @@ def test_files_of_disjoint_ids_give_the_reference_a_group_at_a_time(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BffDedup, "decide", decide)
         run_local(recipe_of("stages:\n  - bff_dedup: {}\n", folder), tmp_path / "out")
-    assert progress[-1].endswith("(3 of 3 groups of shards whose ids interleave)")
+    assert progress[-1].endswith("(group 3 of 3: shards whose ids interleave go together)")
     got = _got(tmp_path / "out")
     expected = reference(docs)
     assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in expected.items()}
