@@ -114,10 +114,10 @@ class GlobalStage(MapStage):
     #: string hash, pyarrow's case folding): a barrier must not compare keys made under
     #: two (``hashing_libraries``), so a resumed run makes them again
     keys_by_library: ClassVar[bool] = False
-    #: set by the barrier before ``decide``: each shard's Parquet files of the rows that
-    #: reach the stage (``id`` and the key columns), for a stage that reads a few shards
-    #: at a time rather than all the keys at once; empty where ``decide`` is called on a
-    #: frame alone
+    #: set by the barrier before ``decide``: each shard's Parquet parts of the rows that
+    #: reach the stage (``id`` and the key columns among their columns), by shard key, for
+    #: a stage that reads a few shards at a time rather than all the keys at once; empty
+    #: where ``decide`` is called on a frame alone
     key_sources: dict[str, list[Path]] = {}  # noqa: RUF012 - replaced, never mutated
 
     def key_columns(self) -> list[str]:

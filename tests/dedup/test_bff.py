@@ -296,6 +296,7 @@ def test_the_bloom_filter_holds_every_n_gram_and_errs_at_its_rate() -> None:
     bounds = np.array([0, len(keys)])
     for rate in (0.01, 0.05):
         table = HeldNgrams(held, len(held), rate)
+        # the optimal size: -ln(p) / ln(2)^2 bits an n-gram, 1.2 bytes at 1%
         assert table.bits.nbytes < len(held) * 1.3 * math.log(1 / rate) / math.log(100)
         _, found = table.take(keys, bounds, ones, bounds, np.array([0]), 0.0, False)
         assert found[: len(held)].all()
@@ -305,6 +306,8 @@ def test_the_bloom_filter_holds_every_n_gram_and_errs_at_its_rate() -> None:
 def test_a_bloom_filter_decides_as_the_reference_at_a_tiny_rate_and_more_at_a_large(
     c4_path: Path, pile_path: Path, tmp_path: Path
 ) -> None:
+    """The planted samples through the stage with its n-grams in a Bloom filter: at 1e-9
+    false positives the reference's decisions; at 0.9 many more paragraphs go."""
     docs = planted(c4_path, pile_path, tmp_path / "in")
     expected = reference(docs)
     removed = {}
