@@ -110,25 +110,64 @@ def words(texts: pa.ChunkedArray | pa.Array, alnum_first: bool = False) -> Words
     hashes, chars, local, counts, paragraphs_of, hard = _scan(
         *string_buffers(text), word_classes(), alnum_first
     )
+    theirs_hashes = np.empty(0, np.uint64)
+    theirs_chars = theirs_paragraph = np.empty(0, np.int64)
     if hard.any():
         which = np.flatnonzero(hard)
         theirs = regex_words(text.filter(pa.array(hard)), alnum_first)
-        of_hard = np.repeat(np.arange(len(which)), theirs.per_text)
         paragraphs_of[which] = np.diff(theirs.paragraph_offsets)
         counts[which] = theirs.per_text
-        # the hard texts' words after the others', then each text's words put in order
-        hashes = np.r_[hashes, theirs.hashes]
-        chars = np.r_[chars, theirs.chars]
-        local = np.r_[local, theirs.paragraph - theirs.paragraph_offsets[:-1][of_hard]]
-        easy = np.where(hard, 0, counts)
-        easy_first = np.r_[0, np.cumsum(easy)][:-1]
-        hard_first = np.r_[0, np.cumsum(counts - easy)][:-1] + easy.sum()
-        source = np.where(hard, hard_first, easy_first)
-        first = np.r_[0, np.cumsum(counts)][:-1]
-        order = np.repeat(source - first, counts) + np.arange(int(counts.sum()))
-        hashes, chars, local = hashes[order], chars[order], local[order]
+        theirs_hashes, theirs_chars, theirs_paragraph = theirs[:3]
     offsets = np.r_[0, np.cumsum(paragraphs_of)]
-    return Words(hashes, chars, np.repeat(offsets[:-1], counts) + local, offsets, counts)
+    # each text's words from the scan or (a hard text) the regex module, in text order,
+    # their paragraphs numbered over all texts
+    hashes, chars, paragraph = _spliced(
+        hard, counts, offsets, hashes, chars, local, theirs_hashes, theirs_chars, theirs_paragraph
+    )
+    return Words(hashes, chars, paragraph, offsets, counts)
+
+
+@numba.njit(cache=True, nogil=True)
+def _spliced(
+    hard: np.ndarray,
+    counts: np.ndarray,
+    offsets: np.ndarray,
+    hashes: np.ndarray,
+    chars: np.ndarray,
+    local: np.ndarray,
+    their_hashes: np.ndarray,
+    their_chars: np.ndarray,
+    their_paragraph: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """``words``' arrays: text ``d``'s ``counts[d]`` words taken in turn from the scan's
+    (``hashes``, ``chars``, paragraph within the text ``local``) or, where ``hard[d]``,
+    from the regex module's (paragraphs numbered over the hard texts alone), each word's
+    paragraph numbered over all texts (``offsets``: each text's first)."""
+    total = 0
+    for d in range(len(counts)):
+        total += counts[d]
+    out_hashes = np.empty(total, dtype=np.uint64)
+    out_chars = np.empty(total, dtype=np.int64)
+    out_paragraph = np.empty(total, dtype=np.int64)
+    k = easy = theirs = 0
+    their_first = 0  # the first paragraph of the hard text in the regex module's numbering
+    for d in range(len(counts)):
+        if hard[d]:
+            for _ in range(counts[d]):
+                out_hashes[k] = their_hashes[theirs]
+                out_chars[k] = their_chars[theirs]
+                out_paragraph[k] = offsets[d] + their_paragraph[theirs] - their_first
+                k += 1
+                theirs += 1
+            their_first += offsets[d + 1] - offsets[d]
+        else:
+            for _ in range(counts[d]):
+                out_hashes[k] = hashes[easy]
+                out_chars[k] = chars[easy]
+                out_paragraph[k] = offsets[d] + local[easy]
+                k += 1
+                easy += 1
+    return out_hashes, out_chars, out_paragraph
 
 
 def pieces(
