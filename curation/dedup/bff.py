@@ -94,6 +94,8 @@ _COUNTS = "_bff_dedup_counts"
 _SEED = 13
 #: bytes of the barrier per n-gram read (its hash) and per slot of the table
 _HASH_BYTES = 8
+#: the smallest Bloom filter, in bits (8 KiB)
+_MIN_BLOOM_BITS = 1 << 16
 
 
 class BffDedupParams(AgainstParams):
@@ -382,9 +384,10 @@ class HeldNgrams:
     """The n-gram hashes held so far. Exact (``rate`` None): an open-addressing table of
     uint64 (0 marks an empty slot, and a hash of 0 is held as 1) that doubles when half
     full. Or, with a false-positive ``rate``, BFF's Bloom filter sized for ``expected``
-    n-grams: ``bits`` (uint64 words) and ``hashers`` bits an n-gram, the optimal numbers
-    (m = -n ln p / ln(2)^2 bits, k = m/n ln 2), each bit at ``(h + i * g) mod m`` from
-    the n-gram's hash ``h`` and a second hash ``g`` mixed from it."""
+    n-grams: ``bits`` (uint64 words) and ``hashers`` bits an n-gram (``bloom_size``),
+    its bits found by enhanced double hashing from the n-gram's hash ``h`` and a second
+    hash ``g`` mixed from it: ``x = h``, then ``x += g`` and ``g += i`` after bit ``i``,
+    mod m (plain ``h + i g`` repeats patterns where m is small)."""
 
     def __init__(self, held: np.ndarray, expected: int = 0, rate: float | None = None) -> None:
         self.hashers = 0
@@ -442,11 +445,13 @@ class HeldNgrams:
 
 
 def bloom_size(expected: int, rate: float) -> tuple[int, int]:
-    """A Bloom filter's bits (a multiple of 64) and hashes an item for ``expected`` items
-    at the false-positive ``rate``: m = -n ln p / ln(2)^2, k = m / n ln 2 (at least 1)."""
+    """A Bloom filter's bits and hashes an item for ``expected`` items at the false-positive
+    ``rate``: k = -log2(p) rounded (at least 1), m = -n ln p / ln(2)^2 bits, rounded up to
+    a multiple of 64 and to at least ``_MIN_BLOOM_BITS`` (a filter of a few hundred bits
+    errs far above its rate: its bits are too few to hold k apart for every item)."""
+    hashers = max(1, round(-math.log2(rate)))
     bits = math.ceil(-expected * math.log(rate) / math.log(2) ** 2)
-    bits = max(64, -(-bits // 64) * 64)
-    return bits, max(1, round(bits / expected * math.log(2)))
+    return max(_MIN_BLOOM_BITS, -(-bits // 64) * 64), hashers
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -460,25 +465,25 @@ def _second_hash(key: np.uint64) -> np.uint64:  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, inline="always")
 def _bloom_has(bits: np.ndarray, hashers: int, key: np.uint64) -> bool:  # pragma: no cover
     size = np.uint64(len(bits) * 64)
-    step = _second_hash(key)
     at = key % size
-    step = step % size
-    for _ in range(hashers):
+    step = _second_hash(key) % size
+    for i in range(hashers):  # enhanced double hashing (Dillinger and Manolios, 2004)
         if not bits[at >> np.uint64(6)] >> (at & np.uint64(63)) & np.uint64(1):
             return False
         at = (at + step) % size
+        step = (step + np.uint64(i)) % size
     return True
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _bloom_add(bits: np.ndarray, hashers: int, key: np.uint64) -> None:  # pragma: no cover
     size = np.uint64(len(bits) * 64)
-    step = _second_hash(key)
     at = key % size
-    step = step % size
-    for _ in range(hashers):
+    step = _second_hash(key) % size
+    for i in range(hashers):  # as _bloom_has
         bits[at >> np.uint64(6)] |= np.uint64(1) << (at & np.uint64(63))
         at = (at + step) % size
+        step = (step + np.uint64(i)) % size
 
 
 @numba.njit(cache=True, nogil=True)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import regex
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from curation.batch import DROP_REASON
@@ -211,6 +211,17 @@ PARAGRAPHS = ["", " ", "a b c", "a b c d", "b c d e f", "x y", "a b", "e f g h",
 
 
 @settings(max_examples=150, deadline=None)
+@example(  # a filter sized for 2 n-grams erred on a third (its 128 bits were too few)
+    docs=[(["e f g h"], 0)],
+    held=[["a b c d"]],
+    n=3,
+    least=1,
+    threshold=0.0,
+    only_against=True,
+    documents=False,
+    from_files=False,
+    bloom=True,
+)
 @given(
     docs=st.lists(
         st.tuples(st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=5), st.integers(0, 2)),
@@ -438,10 +449,14 @@ def test_the_barrier_stops_where_its_table_would_not_fit(
         pq.read_table(tmp_path / "d" / "s.parquet"),
     )
     assert out[DROP_REASON].to_pylist() == [None, "bff_dedup:duplicate_document"]
-    # where the exact table would not fit, a Bloom filter of the same n-grams does
-    monkeypatch.setattr(bff, "available_bytes", lambda: 10_000)
+    # where the exact table would not fit, a Bloom filter of the same n-grams does: 40,000
+    # n-grams take a table of 1 MiB and their hashes 0.6, the filter 48 KiB
+    text = " ".join(f"w{i}" for i in range(20_000))
+    table = pa.table({"id": ["a", "b"], "text": [text, text], DROP_REASON: pa.nulls(2)})
+    keys = stage.measure(table).append_column("shard", pa.array(["s", "s"]))
+    monkeypatch.setattr(bff, "available_bytes", lambda: 1_000_000)
     with pytest.raises(BarrierTooLarge, match=r"up to 0\.0 GiB.*Hold them in BFF's Bloom"):
         stage.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
     bloom = BffDedup(BffDedupParams(filter="bloom"))
     bloom.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
-    assert pq.read_table(tmp_path / "e" / "s.parquet")["contained"].to_pylist() == [188]
+    assert pq.read_table(tmp_path / "e" / "s.parquet")["contained"].to_pylist() == [19_988]
