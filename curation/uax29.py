@@ -143,9 +143,7 @@ def _spliced(
     (``hashes``, ``chars``, paragraph within the text ``local``) or, where ``hard[d]``,
     from the regex module's (paragraphs numbered over the hard texts alone), each word's
     paragraph numbered over all texts (``offsets``: each text's first)."""
-    total = 0
-    for d in range(len(counts)):
-        total += counts[d]
+    total = counts.sum()
     out_hashes = np.empty(total, dtype=np.uint64)
     out_chars = np.empty(total, dtype=np.int64)
     out_paragraph = np.empty(total, dtype=np.int64)
@@ -153,20 +151,19 @@ def _spliced(
     their_first = 0  # the first paragraph of the hard text in the regex module's numbering
     for d in range(len(counts)):
         if hard[d]:
-            for _ in range(counts[d]):
-                out_hashes[k] = their_hashes[theirs]
-                out_chars[k] = their_chars[theirs]
-                out_paragraph[k] = offsets[d] + their_paragraph[theirs] - their_first
-                k += 1
-                theirs += 1
+            from_hashes, from_chars, from_paragraph = their_hashes, their_chars, their_paragraph
+            at, first = theirs, offsets[d] - their_first
+            theirs += counts[d]
             their_first += offsets[d + 1] - offsets[d]
         else:
-            for _ in range(counts[d]):
-                out_hashes[k] = hashes[easy]
-                out_chars[k] = chars[easy]
-                out_paragraph[k] = offsets[d] + local[easy]
-                k += 1
-                easy += 1
+            from_hashes, from_chars, from_paragraph = hashes, chars, local
+            at, first = easy, offsets[d]
+            easy += counts[d]
+        for i in range(at, at + counts[d]):
+            out_hashes[k] = from_hashes[i]
+            out_chars[k] = from_chars[i]
+            out_paragraph[k] = first + from_paragraph[i]
+            k += 1
     return out_hashes, out_chars, out_paragraph
 
 
