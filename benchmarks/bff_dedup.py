@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import (  # noqa: E402
     one_thread_arrow,
+    own_peak_mib,
     real_documents,
     report_from_child,
     run_on_one_core,
@@ -135,8 +136,7 @@ def job_held(kind: str, count: int) -> dict:
     rate = 0.01 if kind == "bloom" else None
     warm = HeldNgrams(keys[:0], 13, rate)  # compile before timing
     warm.take(keys[:13], np.array([0, 13]), counts[:1], np.array([0, 1]), np.array([0]), 0.8, True)
-    status = Path("/proc/self/status").read_text().splitlines()
-    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    before = own_peak_mib()
     started = time.perf_counter()
     held = HeldNgrams(keys[:0], count, rate)
     bounds = np.array([0, len(counts)])

@@ -198,11 +198,15 @@ def report_from_child(result: dict) -> None:
     This process's peak is ``VmHWM``, which starts afresh at ``exec``; ``ru_maxrss``
     does not: it would report the parent's size when it started the child.
     """
-    status = Path("/proc/self/status").read_text().splitlines()
-    own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result["peak_mib"] = round(max(own, kids) / 1024, 1)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result["peak_mib"] = round(max(own_peak_mib(), kids), 1)
     print(json.dumps(result))
+
+
+def own_peak_mib() -> float:
+    """This process's peak resident memory so far, in MiB (``VmHWM``)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def one_thread_arrow() -> None:

@@ -429,13 +429,18 @@ def test_order_decides_which_copy_stays() -> None:
     assert contained.tolist() == [1, 0] and removed.tolist() == [False, True, False, False]
 
 
+def two_copies(stage: BffDedup, words: int) -> tuple[pa.Table, pa.Table]:
+    """Two documents of the same ``words`` distinct words, and their keys (one shard)."""
+    text = " ".join(f"w{i}" for i in range(words))
+    table = pa.table({"id": ["a", "b"], "text": [text, text], DROP_REASON: pa.nulls(2)})
+    return table, stage.measure(table).append_column("shard", pa.array(["s", "s"]))
+
+
 def test_the_barrier_stops_where_its_table_would_not_fit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     stage = BffDedup(BffDedupParams())
-    text = " ".join(f"w{i}" for i in range(200))
-    table = pa.table({"id": ["a", "b"], "text": [text, text], DROP_REASON: pa.nulls(2)})
-    keys = stage.measure(table).append_column("shard", pa.array(["s", "s"]))
+    table, keys = two_copies(stage, 200)
     monkeypatch.setattr(bff, "available_bytes", lambda: 4096)
     with pytest.raises(BarrierTooLarge, match=r"2 documents with 376 n-grams"):
         stage.decide(pl.from_arrow(keys).lazy(), tmp_path / "d")
@@ -451,9 +456,7 @@ def test_the_barrier_stops_where_its_table_would_not_fit(
     assert out[DROP_REASON].to_pylist() == [None, "bff_dedup:duplicate_document"]
     # where the exact table would not fit, a Bloom filter of the same n-grams does: 40,000
     # n-grams take a table of 1 MiB and their hashes 0.6, the filter 48 KiB
-    text = " ".join(f"w{i}" for i in range(20_000))
-    table = pa.table({"id": ["a", "b"], "text": [text, text], DROP_REASON: pa.nulls(2)})
-    keys = stage.measure(table).append_column("shard", pa.array(["s", "s"]))
+    _, keys = two_copies(stage, 20_000)
     monkeypatch.setattr(bff, "available_bytes", lambda: 1_000_000)
     with pytest.raises(BarrierTooLarge, match=r"up to 0\.0 GiB.*Hold them in BFF's Bloom"):
         stage.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
