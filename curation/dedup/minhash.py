@@ -381,30 +381,46 @@ def shingle_hashes(tokens: np.ndarray, counts: np.ndarray, n: int, seed: int) ->
     """Per-document shingles of ``n`` consecutive token hashes, flat in document order.
 
     A document with ``0 < count < n`` tokens has one shingle of all its tokens. Returns the
-    shingle hashes; each document has ``max(count - n + 1, min(count, 1))`` of them.
+    shingle hashes; each document has ``max(count - n + 1, min(count, 1))`` of them. One
+    compiled pass writes them: nothing but the result is allocated (8 bytes a shingle).
     """
-    total = len(tokens)
-    if total == 0:
-        return np.empty(0, dtype=np.uint64)
-    weights = _shingle_weights(n, seed)
-    starts = np.cumsum(counts) - counts
-    local = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-    size = np.repeat(counts, counts)
-    values = np.zeros(total, dtype=np.uint64)
-    windows = total - n + 1
-    if windows > 0:
-        acc = tokens[:windows] * weights[0]
-        for k in range(1, n):
-            acc += tokens[k : k + windows] * weights[k]
-        values[:windows] = acc
-    short = (counts > 0) & (counts < n)
-    if short.any():
-        in_short = np.repeat(short, counts)
-        parts = tokens[in_short] * weights[local[in_short]]
-        firsts = (np.cumsum(counts[short]) - counts[short]).astype(np.int64)
-        values[starts[short]] = np.add.reduceat(parts, firsts)
-    keep = (local <= size - n) | ((size < n) & (local == 0))
-    return mix64(values[keep])
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    out = np.empty(int(shingle_counts(counts, n).sum()), dtype=np.uint64)
+    if len(out):
+        _shingles_into(
+            np.ascontiguousarray(tokens, dtype=np.uint64), counts, _shingle_weights(n, seed), out
+        )
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _document_shingles(
+    tokens: np.ndarray, start: int, count: int, weights: np.ndarray, out: np.ndarray, at: int
+) -> int:  # pragma: no cover - compiled
+    """Write the shingle hashes of the document whose ``count`` (> 0) tokens begin at
+    ``start`` into ``out`` from ``at``; return how many: ``max(count - n + 1, 1)``."""
+    n = len(weights)
+    width = min(n, count)
+    shingles = max(count - n + 1, 1)
+    for s in range(shingles):
+        x = np.uint64(0)
+        for j in range(width):
+            x += tokens[start + s + j] * weights[j]
+        out[at + s] = _finalise(x)  # as mix64
+    return shingles
+
+
+@numba.njit(cache=True, nogil=True)
+def _shingles_into(
+    tokens: np.ndarray, counts: np.ndarray, weights: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Every document's shingle hashes, flat in document order, into ``out``."""
+    start = 0
+    at = 0
+    for count in counts:
+        if count > 0:
+            at += _document_shingles(tokens, start, count, weights, out, at)
+        start += count
 
 
 @numba.njit(cache=True, nogil=True)
@@ -467,7 +483,7 @@ def _minhash(
     b: np.ndarray,
 ) -> np.ndarray:  # pragma: no cover - compiled
     """Signatures of the documents with at least one token, shingles made on the fly."""
-    n, functions = len(weights), len(a)
+    functions = len(a)
     docs = 0
     longest = 1
     for c in counts:
@@ -483,13 +499,7 @@ def _minhash(
             continue
         row = out[row_index]
         row_index += 1
-        width = min(n, count)
-        shingles = max(count - n + 1, 1)
-        for s in range(shingles):
-            x = np.uint64(0)
-            for j in range(width):
-                x += tokens[start + s + j] * weights[j]
-            xs[s] = _finalise(x)  # as mix64
+        shingles = _document_shingles(tokens, start, count, weights, xs, 0)
         if shingles >= _PER_FUNCTION_FROM:
             for k in range(functions):
                 ak, bk = a[k], b[k]

@@ -218,6 +218,45 @@ def test_shingles_match_a_python_reference_on_real_text(c4_path: Path) -> None:
             assert owner.setdefault(value, gram) == gram
 
 
+def splitmix_finaliser(v: int) -> int:
+    """SplitMix64's finaliser in Python integers."""
+    mask = 2**64 - 1
+    v ^= v >> 30
+    v = (v * 0xBF58476D1CE4E5B9) & mask
+    v ^= v >> 27
+    v = (v * 0x94D049BB133111EB) & mask
+    return v ^ (v >> 31)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(0, 20), max_size=15),
+    st.integers(1, 8),
+    st.integers(0, 2**32),
+    st.randoms(use_true_random=False),
+)
+def test_shingle_hashes_are_the_weighted_sums_of_their_tokens(
+    counts: list[int], n: int, seed: int, rng: random.Random
+) -> None:
+    # the definition in Python integers: a shingle of tokens t_0..t_{w-1} (w = n, or all
+    # of a shorter document's) hashes to finalise(sum of t_j * weight_j mod 2**64)
+    tokens = [rng.getrandbits(64) for _ in range(sum(counts))]
+    weights = [int(w) for w in mh._shingle_weights(n, seed)]
+    expected, start = [], 0
+    for count in counts:
+        for s in range(max(count - n + 1, min(count, 1))):
+            grams = tokens[start + s : start + s + min(n, count)]
+            total = sum(t * w for t, w in zip(grams, weights, strict=False)) % 2**64
+            expected.append(splitmix_finaliser(total))
+        start += count
+    mine = mh.shingle_hashes(
+        np.array(tokens, dtype=np.uint64), np.array(counts, dtype=np.int64), n, seed
+    )
+    assert mine.dtype == np.uint64
+    assert mine.tolist() == expected
+    assert len(mine) == mh.shingle_counts(np.array(counts, dtype=np.int64), n).sum()
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
