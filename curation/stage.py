@@ -124,6 +124,12 @@ class GlobalStage(MapStage):
         """The internal columns ``measure`` writes with these parameters (for ``decide``)."""
         return list(self.internal_columns)
 
+    def applied_columns(self) -> list[str]:
+        """The columns of ``key_columns`` that ``apply`` reads: the pass after the barrier
+        reads none of the others (a stage whose keys are large, as n-gram hashes, and
+        whose decisions are by id). By default all of them."""
+        return self.key_columns()
+
     def measure(self, table: pa.Table) -> pa.Table:
         """``table`` with the internal columns added. Must not drop or reorder rows."""
         raise NotImplementedError

@@ -147,6 +147,9 @@ class BffDedup(GlobalStage):
     internal_columns = (_HASHES, _COUNTS)
     keys_by_library = True  # words are cut with the regex module's and pyarrow's Unicode data
 
+    def applied_columns(self) -> list[str]:
+        return [_COUNTS]  # a text's n-grams are counted from its paragraphs'
+
     def measure(self, table: pa.Table) -> pa.Table:
         hashes, counts = ngrams(table[TEXT], self.params.ngram, self.params.min_ngram)
         return table.append_column(_HASHES, hashes).append_column(_COUNTS, counts)
@@ -243,7 +246,9 @@ class BffDedup(GlobalStage):
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
         p = self.params
-        total = np.asarray(pc.list_value_length(table[_HASHES]).fill_null(0), dtype=np.int64)
+        counts, offsets = flat_lists(table[_COUNTS])
+        sums = np.r_[0, np.cumsum(counts, dtype=np.int64)]
+        total = sums[offsets[1:]] - sums[offsets[:-1]]  # n-grams per text
         contained = np.zeros(n, dtype=np.int64)
         removed: list[list[int]] = [[] for _ in range(n)]
         if decisions is not None and decisions.num_rows:

@@ -162,6 +162,9 @@ class ExactDedup(GlobalStage):
         held = pl.read_ipc(path).unique()
         return held.with_columns(pl.lit(True).alias(_AGAINST))
 
+    def applied_columns(self) -> list[str]:
+        return []  # the decisions are by id
+
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
         if decisions is None or decisions.num_rows == 0:

@@ -709,6 +709,9 @@ class MinhashDedup(GlobalStage):
         write_decisions(decisions, folder)
         shutil.rmtree(work)
 
+    def applied_columns(self) -> list[str]:
+        return []  # the decisions are by id
+
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows
         if decisions is None or decisions.num_rows == 0:

@@ -238,8 +238,18 @@ def load_result(work: Path, shard: InputShard, segment: int = 0) -> ShardResult 
     return ShardResult.from_json(marker.read_text(encoding="utf-8"))
 
 
-def _previous_batches(plan: SegmentPlan, shard: InputShard) -> Iterator[pa.Table]:
-    """The rows segment ``index - 1`` kept for ``shard``, batch by batch."""
+def _unread_keys(stages: list[MapStage]) -> frozenset[str]:
+    """The measured columns that the global stage opening a pass does not apply."""
+    if not stages or not isinstance(stages[0], GlobalStage):
+        return frozenset()
+    return frozenset(stages[0].key_columns()) - set(stages[0].applied_columns())
+
+
+def _previous_batches(
+    plan: SegmentPlan, shard: InputShard, unread: frozenset[str] = frozenset()
+) -> Iterator[pa.Table]:
+    """The rows segment ``index - 1`` kept for ``shard``, batch by batch, without the
+    columns named in ``unread`` (measured keys that no stage of this pass reads)."""
     previous = load_result(plan.work, shard, plan.segment.index - 1)
     if previous is None:
         raise RuntimeError(f"{shard.label}: segment {plan.segment.index - 1} has no result")
@@ -254,7 +264,8 @@ def _previous_batches(plan: SegmentPlan, shard: InputShard) -> Iterator[pa.Table
         )
     for name, _ in previous.kept_parts:
         parquet = pq.ParquetFile(folder / name)
-        for batch in parquet.iter_batches(batch_size=plan.recipe.input.batch_rows):
+        columns = [c for c in parquet.schema_arrow.names if c not in unread]
+        for batch in parquet.iter_batches(batch_size=plan.recipe.input.batch_rows, columns=columns):
             yield pa.Table.from_batches([batch])
 
 
@@ -294,7 +305,11 @@ def process_shard(
     for stage in stages:
         stage.begin_shard(shard.key)
 
-    batches = read_shard(shard, recipe.input) if first else _previous_batches(plan, shard)
+    batches = (
+        read_shard(shard, recipe.input)
+        if first
+        else _previous_batches(plan, shard, _unread_keys(stages))
+    )
     while True:
         started = time.perf_counter()
         try:

@@ -3,9 +3,14 @@ stage's column in place of an input column of the same name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
+
 from curation.recipe import parse_recipe
+from curation.runtime import shard as shard_module
 from curation.runtime.shard import SegmentPlan, plan_segments
 from tests.conftest import read_output, recipe_of, run_local
 
@@ -130,3 +135,31 @@ def test_global_stages_that_no_row_reaches(c4_path: Path, tmp_path: Path) -> Non
     (tmp_path / "empty.jsonl").write_bytes(b"")
     stats = run_local(recipe_of(NOTHING_REACHES, tmp_path / "empty.jsonl"), tmp_path / "none")
     assert (stats["rows"]["read"], stats["rows"]["kept"], stats["rows"]["dropped"]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("stage", "read"),
+    [
+        ("bff_dedup: {}", {"_bff_dedup_counts"}),  # not its n-gram hashes: 8 bytes a word
+        ("exact_dedup: {}", set()),
+        ("minhash_dedup: {jaccard_threshold: 0.5}", set()),  # not its shingle hashes
+        ("line_dedup: {}", {"_line_dedup_hashes"}),
+    ],
+)
+def test_the_pass_after_a_barrier_reads_only_the_keys_its_stage_applies(
+    c4_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str, read: set[str]
+) -> None:
+    seen: set[str] = set()
+    previous = shard_module._previous_batches
+
+    def spied(*args: object, **kwargs: object) -> Iterator[pa.Table]:
+        for table in previous(*args, **kwargs):  # type: ignore[arg-type]
+            seen.update(table.column_names)
+            yield table
+
+    monkeypatch.setattr(shard_module, "_previous_batches", spied)
+    recipe = recipe_of(f"stages:\n  - {stage}\n  - length_filter: {{min_chars: 1}}\n", c4_path)
+    stats = run_local(recipe, tmp_path / "out")
+    assert stats["rows"]["read"] == 1000
+    assert "text" in seen  # the pass after the barrier ran
+    assert {c for c in seen if c.startswith("_")} == read
