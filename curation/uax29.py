@@ -25,7 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.dedup.minhash import _BYTE_BASE, _GOLDEN, _finalise, string_hashes
+from curation.dedup.minhash import (
+    _BYTE_BASE,
+    _GOLDEN,
+    _document_shingles,
+    _finalise,
+    string_hashes,
+)
 from curation.utf8 import IS_ALNUM, char_classes, code_point, large_text, string_buffers
 
 #: Unicode's White_Space characters (Rust's ``char::is_whitespace``)
@@ -249,6 +255,77 @@ def _joined(before: int, left: int, right: int, after: int) -> bool:  # pragma: 
     return False
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _text_words(
+    data: np.ndarray,
+    begin: int,
+    end: int,
+    table: np.ndarray,
+    alnum_first: bool,
+    classes: np.ndarray,
+    starts: np.ndarray,
+    hashes: np.ndarray,
+    chars: np.ndarray,
+    paragraphs: np.ndarray,
+    k: int,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """The words of the text ``data[begin:end]`` written into ``hashes``, ``chars`` and
+    ``paragraphs`` (within the text) from ``k``; returns how many and the text's
+    paragraphs, or ``(-1, 1)`` for a text of a ``_HARD`` character (left to the regex
+    module). ``classes`` and ``starts`` are scratch of at least the text's bytes + 1."""
+    # the text's characters: their classes and first bytes
+    m = 0
+    i = begin
+    while i < end:
+        c, length = code_point(data, i)
+        classes[m] = table[c]
+        starts[m] = i
+        if classes[m] & _CLASS == _HARD:
+            return -1, 1
+        m += 1
+        i += length
+    starts[m] = end
+    first = k
+    paragraph = 0
+    begin = 0
+    wordy = False
+    for j in range(m + 1):
+        if j > 0:
+            cut = j == m
+            if not cut:
+                before = classes[j - 2] & _CLASS if j >= 2 else _OTHER
+                after = classes[j + 1] & _CLASS if j + 1 < m else _OTHER
+                cut = not _joined(before, classes[j - 1] & _CLASS, classes[j] & _CLASS, after)
+            if cut:
+                if classes[j - 1] & _CLASS == _LF:  # "\n" or "\r\n", alone
+                    paragraph += 1
+                elif (classes[begin] & _ALNUM) if alnum_first else wordy:
+                    total = np.uint64(0)
+                    power = np.uint64(1)
+                    for b in range(starts[begin], starts[j]):
+                        total += (np.uint64(data[b]) + np.uint64(1)) * power
+                        power *= _BYTE_BASE
+                    length = np.uint64(starts[j] - starts[begin])
+                    hashes[k] = _finalise(total ^ (length * _GOLDEN))
+                    chars[k] = j - begin
+                    paragraphs[k] = paragraph
+                    k += 1
+                begin = j
+                wordy = False
+        if j < m and not classes[j] & _SPACE:
+            wordy = True
+    return k - first, paragraph + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _longest(offsets: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The most bytes of one text."""
+    longest = 0
+    for d in range(len(offsets) - 1):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    return longest
+
+
 @numba.njit(cache=True, nogil=True)
 def _scan(
     data: np.ndarray, offsets: np.ndarray, table: np.ndarray, alnum_first: bool
@@ -267,58 +344,99 @@ def _scan(
     counts = np.zeros(n, dtype=np.int64)
     paragraphs_of = np.ones(n, dtype=np.int64)
     hard = np.zeros(n, dtype=np.bool_)
-    longest = 0
-    for d in range(n):
-        longest = max(longest, offsets[d + 1] - offsets[d])
+    longest = _longest(offsets)
     classes = np.empty(longest + 1, dtype=np.uint8)
     starts = np.empty(longest + 1, dtype=np.int64)
     k = 0
     for d in range(n):
-        # the text's characters: their classes and first bytes
-        m = 0
-        i = offsets[d]
-        end = offsets[d + 1]
-        while i < end:
-            c, length = code_point(data, i)
-            classes[m] = table[c]
-            starts[m] = i
-            if classes[m] & _CLASS == _HARD:
-                hard[d] = True
-                break
-            m += 1
-            i += length
-        if hard[d]:
-            continue
-        starts[m] = end
-        first = k
-        paragraph = 0
-        begin = 0
-        wordy = False
-        for j in range(m + 1):
-            if j > 0:
-                cut = j == m
-                if not cut:
-                    before = classes[j - 2] & _CLASS if j >= 2 else _OTHER
-                    after = classes[j + 1] & _CLASS if j + 1 < m else _OTHER
-                    cut = not _joined(before, classes[j - 1] & _CLASS, classes[j] & _CLASS, after)
-                if cut:
-                    if classes[j - 1] & _CLASS == _LF:  # "\n" or "\r\n", alone
-                        paragraph += 1
-                    elif (classes[begin] & _ALNUM) if alnum_first else wordy:
-                        total = np.uint64(0)
-                        power = np.uint64(1)
-                        for b in range(starts[begin], starts[j]):
-                            total += (np.uint64(data[b]) + np.uint64(1)) * power
-                            power *= _BYTE_BASE
-                        length = np.uint64(starts[j] - starts[begin])
-                        hashes[k] = _finalise(total ^ (length * _GOLDEN))
-                        chars[k] = j - begin
-                        paragraphs[k] = paragraph
-                        k += 1
-                    begin = j
-                    wordy = False
-            if j < m and not classes[j] & _SPACE:
-                wordy = True
-        counts[d] = k - first
-        paragraphs_of[d] = paragraph + 1
+        made, paragraphs_of_d = _text_words(
+            data,
+            offsets[d],
+            offsets[d + 1],
+            table,
+            alnum_first,
+            classes,
+            starts,
+            hashes,
+            chars,
+            paragraphs,
+            k,
+        )
+        paragraphs_of[d] = paragraphs_of_d
+        if made < 0:
+            hard[d] = True
+        else:
+            counts[d] = made
+            k += made
     return hashes[:k], chars[:k], paragraphs[:k], counts, paragraphs_of, hard
+
+
+def paragraph_ngrams(
+    texts: pa.ChunkedArray | pa.Array, weights: np.ndarray, least: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The n-gram hashes of each paragraph of each text, from ``words`` (its white-space
+    kind) without holding them: runs of ``len(weights)`` words within a paragraph
+    hashed as ``minhash.shingle_hashes`` does, a paragraph of ``least`` to ``n - 1`` words
+    one n-gram of all of them and a shorter one none. Returns the hashes, flat; each
+    text's offsets into them; each paragraph's number of n-grams, flat; each text's
+    offsets into those; and the texts left to the regex module (``hard``: no paragraph
+    here). One compiled pass; it allocates only what it returns."""
+    data, offsets = string_buffers(large_text(texts))
+    return _scan_ngrams(data, offsets, word_classes(), weights, least)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_ngrams(
+    data: np.ndarray, offsets: np.ndarray, table: np.ndarray, weights: np.ndarray, least: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """``paragraph_ngrams``' arrays: each text's words cut into scratch, then each of
+    its paragraphs' n-grams hashed straight into the result."""
+    n = len(offsets) - 1
+    size = offsets[n] - offsets[0]
+    longest = _longest(offsets)
+    classes = np.empty(longest + 1, dtype=np.uint8)
+    starts = np.empty(longest + 1, dtype=np.int64)
+    hashes = np.empty(longest + 1, dtype=np.uint64)  # one text's words
+    chars = np.empty(longest + 1, dtype=np.int64)
+    local = np.empty(longest + 1, dtype=np.int64)
+    # n-grams are at most the words, which are at most the bytes (pages never written
+    # are never resident); paragraphs at most the bytes and one per text
+    out = np.empty(size, dtype=np.uint64)
+    made = np.empty(size + n, dtype=np.int64)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    made_offsets = np.zeros(n + 1, dtype=np.int64)
+    hard = np.zeros(n, dtype=np.bool_)
+    at = 0
+    p = 0
+    for d in range(n):
+        words, paragraphs = _text_words(
+            data,
+            offsets[d],
+            offsets[d + 1],
+            table,
+            False,
+            classes,
+            starts,
+            hashes,
+            chars,
+            local,
+            0,
+        )
+        if words < 0:
+            hard[d] = True
+        else:
+            first = 0
+            for q in range(paragraphs):
+                last = first
+                while last < words and local[last] == q:
+                    last += 1
+                count = last - first
+                made[p] = 0
+                if count > 0 and count >= least:
+                    made[p] = _document_shingles(hashes, first, count, weights, out, at)
+                    at += made[p]
+                p += 1
+                first = last
+        out_offsets[d + 1] = at
+        made_offsets[d + 1] = p
+    return out[:at], out_offsets, made[:p], made_offsets, hard

@@ -38,7 +38,8 @@ This stage does the same, with these differences:
   Unicode version may differ. White space is Unicode's White_Space property, as Rust's.
 
 A global stage. Before the barrier each live row gets the hash of every n-gram, in order,
-and the number of n-grams of each of its paragraphs. At the barrier the rows are taken in
+and the number of n-grams of each of its paragraphs (hashed as the compiled scan cuts a
+text's words, one text's words held at a time). At the barrier the rows are taken in
 id order by a compiled pass over an open-addressing table of hashes, a group of shards at
 a time: the shards whose ids interleave form a group (shards of one input file each
 usually make a group each), and the groups' id ranges follow each other. After it a text
@@ -84,10 +85,10 @@ from pydantic import Field
 from curation.batch import ID, TEXT, with_drop_reason
 from curation.dedup.common import AgainstParams
 from curation.dedup.lines import _line_positions, against_hashes
-from curation.dedup.minhash import shingle_counts, shingle_hashes
+from curation.dedup.minhash import _shingle_weights, shingle_counts, shingle_hashes
 from curation.machine import available_bytes
 from curation.stage import BarrierTooLarge, GlobalStage, register, write_decisions
-from curation.uax29 import WHITE_SPACE, words
+from curation.uax29 import WHITE_SPACE, paragraph_ngrams, words
 
 _HASHES = "_bff_dedup_hashes"
 _COUNTS = "_bff_dedup_counts"
@@ -290,7 +291,28 @@ def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Ar
     """Per text: the hashes of its n-grams in order (a list of uint64), and the number of
     n-grams of each of its paragraphs (a list of int32; a null text has one paragraph
     with none). Runs of ``n`` words within a paragraph; a paragraph of ``least`` to
-    ``n - 1`` words is one n-gram of all of them, a shorter one has none."""
+    ``n - 1`` words is one n-gram of all of them, a shorter one has none.
+
+    The compiled scan hashes a text's n-grams as it cuts its words (``paragraph_ngrams``),
+    holding one text's words at a time; a text of the rarer rules goes through
+    ``ngrams_of_words`` and is put back in its place."""
+    weights = _shingle_weights(n, _SEED)
+    hashes, offsets, made, made_offsets, hard = paragraph_ngrams(texts, weights, min(least, n))
+    if hard.any():
+        theirs, their_made = ngrams_of_words(pc.filter(texts, pa.array(hard)), n, least)
+        hashes, offsets = _spliced_lists(hard, hashes, offsets, *flat_lists(theirs))
+        made, made_offsets = _spliced_lists(hard, made, made_offsets, *flat_lists(their_made))
+    return (
+        pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(hashes, pa.uint64())),
+        pa.ListArray.from_arrays(pa.array(made_offsets, pa.int32()), pa.array(made, pa.int32())),
+    )
+
+
+def ngrams_of_words(
+    texts: pa.ChunkedArray | pa.Array, n: int, least: int
+) -> tuple[pa.Array, pa.Array]:
+    """``ngrams`` from the arrays of all the texts' words (``uax29.words``): the way for
+    the texts the compiled scan leaves to the regex module, and its reference."""
     tokens, _, paragraph, paragraph_offsets, _ = words(texts)
     counts = np.bincount(paragraph, minlength=int(paragraph_offsets[-1]))
     counts[counts < min(least, n)] = 0
@@ -307,6 +329,39 @@ def ngrams(texts: pa.ChunkedArray | pa.Array, n: int, least: int) -> tuple[pa.Ar
             pa.array(paragraph_offsets, pa.int32()), pa.array(made, pa.int32())
         ),
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _spliced_lists(
+    hard: np.ndarray,
+    values: np.ndarray,
+    offsets: np.ndarray,
+    their_values: np.ndarray,
+    their_offsets: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Row ``d``'s list from (``values``, ``offsets``) or, where ``hard[d]``, the next of
+    (``their_values``, ``their_offsets``), which hold the hard rows alone: flat values
+    and each row's offsets."""
+    n = len(hard)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    theirs = 0
+    for d in range(n):
+        if hard[d]:
+            size = their_offsets[theirs + 1] - their_offsets[theirs]
+            theirs += 1
+        else:
+            size = offsets[d + 1] - offsets[d]
+        out_offsets[d + 1] = out_offsets[d] + size
+    out = np.empty(out_offsets[n], dtype=values.dtype)
+    theirs = 0
+    for d in range(n):
+        if hard[d]:
+            begin, end = their_offsets[theirs], their_offsets[theirs + 1]
+            out[out_offsets[d] : out_offsets[d + 1]] = their_values[begin:end]
+            theirs += 1
+        else:
+            out[out_offsets[d] : out_offsets[d + 1]] = values[offsets[d] : offsets[d + 1]]
+    return out, out_offsets
 
 
 def _read_parts(

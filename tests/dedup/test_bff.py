@@ -34,8 +34,9 @@ from curation.dedup.bff import (
     without_paragraphs,
 )
 from curation.stage import BarrierTooLarge
-from curation.uax29 import is_word, pieces
+from curation.uax29 import is_word, paragraph_ngrams, pieces
 from tests.conftest import on_every_executor, read_output, recipe_of, run_local
+from tests.test_uax29 import ALPHABET
 
 _BOUNDARY = regex.compile(r"\b", flags=regex.WORD | regex.V1)
 
@@ -207,7 +208,8 @@ def test_same_rows_local_and_ray(c4_path: Path, pile_path: Path, tmp_path: Path)
     assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
 
 
-PARAGRAPHS = ["", " ", "a b c", "a b c d", "b c d e f", "x y", "a b", "e f g h", "c d e"]
+# "a א b c" holds a Hebrew letter: its text goes to the regex module
+PARAGRAPHS = ["", " ", "a b c", "a b c d", "b c d e f", "x y", "a b", "e f g h", "c d e", "a א b c"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -463,3 +465,39 @@ def test_the_barrier_stops_where_its_table_would_not_fit(
     bloom = BffDedup(BffDedupParams(filter="bloom"))
     bloom.decide(pl.from_arrow(keys).lazy(), tmp_path / "e")
     assert pq.read_table(tmp_path / "e" / "s.parquet")["contained"].to_pylist() == [19_988]
+
+
+def _same_ngrams(texts: pa.Array, n: int, least: int) -> None:
+    """The n-grams hashed within the word scan are those of the words' arrays."""
+    ours, theirs = bff.ngrams(texts, n, least), bff.ngrams_of_words(texts, n, least)
+    assert ours[0].to_pylist() == theirs[0].to_pylist()  # the n-grams' hashes, per text
+    assert ours[1].to_pylist() == theirs[1].to_pylist()  # n-grams per paragraph, per text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(st.sampled_from(ALPHABET), max_size=40), st.text(max_size=10)),
+        max_size=8,
+    ),
+    st.integers(1, 5),
+    st.integers(1, 5),
+)
+def test_ngrams_hashed_in_the_scan_are_those_of_the_words(
+    texts: list[str | None], n: int, least: int
+) -> None:
+    """Drawn texts, some left to the regex module (their n-grams put back in place)."""
+    texts = [t if t is None else t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+    _same_ngrams(pa.array(texts, pa.large_string()), n, least)
+
+
+@pytest.mark.parametrize(("n", "least"), [(13, 13), (5, 2)])
+def test_ngrams_hashed_in_the_scan_on_real_text(
+    c4_path: Path, pile_path: Path, n: int, least: int
+) -> None:
+    with gzip.open(c4_path, "rt", encoding="utf-8") as c4:
+        rows = [json.loads(line)["text"] for line in c4]
+    rows += [json.loads(line)["contents"] for line in pile_path.read_text("utf-8").splitlines()]
+    texts = pa.array(rows)
+    assert paragraph_ngrams(texts, np.ones(n, np.uint64), least)[-1].sum() > 0  # some hard
+    _same_ngrams(texts, n, least)
