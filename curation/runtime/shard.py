@@ -239,10 +239,12 @@ def load_result(work: Path, shard: InputShard, segment: int = 0) -> ShardResult 
 
 
 def _unread_keys(stages: list[MapStage]) -> frozenset[str]:
-    """The measured columns that the global stage opening a pass does not apply."""
+    """The measured columns that the global stage opening a pass does not apply (never a
+    row's id or text, which a stage may take as its keys: ``substring_dedup``)."""
     if not stages or not isinstance(stages[0], GlobalStage):
         return frozenset()
-    return frozenset(stages[0].key_columns()) - set(stages[0].applied_columns())
+    stage = stages[0]
+    return frozenset(stage.key_columns()) - {*stage.applied_columns(), ID, TEXT}
 
 
 def _previous_batches(
