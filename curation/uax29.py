@@ -258,8 +258,8 @@ def _joined(before: int, left: int, right: int, after: int) -> bool:  # pragma: 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _text_words(
     data: np.ndarray,
-    begin: int,
-    end: int,
+    text_begin: int,
+    text_end: int,
     table: np.ndarray,
     alnum_first: bool,
     classes: np.ndarray,
@@ -269,14 +269,15 @@ def _text_words(
     paragraphs: np.ndarray,
     k: int,
 ) -> tuple[int, int]:  # pragma: no cover - compiled
-    """The words of the text ``data[begin:end]`` written into ``hashes``, ``chars`` and
-    ``paragraphs`` (within the text) from ``k``; returns how many and the text's
-    paragraphs, or ``(-1, 1)`` for a text of a ``_HARD`` character (left to the regex
-    module). ``classes`` and ``starts`` are scratch of at least the text's bytes + 1."""
+    """The words of the text ``data[text_begin:text_end]`` written into ``hashes``,
+    ``chars`` and ``paragraphs`` (within the text) from ``k``; returns how many and the
+    text's paragraphs, or ``(-1, 1)`` for a text of a ``_HARD`` character (left to the
+    regex module). ``classes`` and ``starts`` are scratch of at least the text's bytes
+    + 1."""
     # the text's characters: their classes and first bytes
     m = 0
-    i = begin
-    while i < end:
+    i = text_begin
+    while i < text_end:
         c, length = code_point(data, i)
         classes[m] = table[c]
         starts[m] = i
@@ -284,7 +285,7 @@ def _text_words(
             return -1, 1
         m += 1
         i += length
-    starts[m] = end
+    starts[m] = text_end
     first = k
     paragraph = 0
     begin = 0
