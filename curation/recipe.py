@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curation.runtime.models import KINDS as MODEL_KINDS
 from curation.runtime.models import PENDING, ModelSpec
@@ -104,11 +104,31 @@ class OutputSpec(BaseModel):
         "merged in order into files of about this size, at most shard_rows rows; 0: one "
         "file per input file's part",
     )
+    partition_by: str | None = Field(
+        None,
+        description="kept rows written under kept/<value>/, a folder per value of this "
+        "column (strings, integers, booleans or dates: a language, a source); null: one "
+        "folder",
+    )
+    max_partitions: int = Field(
+        1000, gt=0, description="partition_by: most folders a run may write (and a shard)"
+    )
     work_compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
         "zstd",
         description="Parquet compression of the parts a pass hands to the next (in _work/, "
         "deleted at the end): none writes and reads them fastest, at about twice the disk",
     )
+
+    @model_validator(mode="after")
+    def _partition_column(self) -> OutputSpec:
+        if self.partition_by in ("id", "text", "drop_reason"):
+            raise ValueError(
+                f"partition_by: {self.partition_by!r} would give every kept row a folder of "
+                "its own (or none): name a column of few values, such as lang"
+            )
+        if self.partition_by is not None and not self.partition_by:
+            raise ValueError("partition_by: give a column name, or leave it out")
+        return self
 
 
 @dataclass(frozen=True)

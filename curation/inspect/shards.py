@@ -74,7 +74,9 @@ def exact_sum(column: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _parts(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if is_part(p)) if folder.is_dir() else []
+    """The parts in a run's ``kept/`` or ``dropped/``, in order: with the recipe's
+    ``output.partition_by``, those of ``kept/<value>/`` folder by folder."""
+    return sorted(p for p in folder.rglob("*") if is_part(p)) if folder.is_dir() else []
 
 
 @dataclass

@@ -567,7 +567,8 @@ def kept_of_runs(paths: list[str], verb: str) -> list[str]:
             out.append(path)
             continue
         kept = root / "kept"
-        parts = [p for p in kept.iterdir() if p.name.startswith("part-")] if kept.is_dir() else []
+        # with output.partition_by, kept/ holds a folder per value
+        parts = [p for p in kept.rglob("part-*") if p.is_file()] if kept.is_dir() else []
         if not parts:
             try:
                 read = json.loads((root / "stats.json").read_text())["rows"]["read"]

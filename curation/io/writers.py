@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -129,6 +130,17 @@ class PartWriter:
             self._close_part()
         return self.parts
 
+    @property
+    def held_bytes(self) -> int:
+        """Arrow bytes of the rows held for the next Parquet row group (0 for JSON Lines,
+        whose rows go straight to the file)."""
+        return self._groups.bytes
+
+    def flush_held(self) -> None:
+        """Write the rows held as a row group now, smaller than ``row_group_bytes``."""
+        if self._parquet is not None:
+            self._groups.flush(self._parquet)
+
     def _write_piece(self, piece: pa.Table) -> None:
         if self.output.format == "jsonl":
             if self._tmp is None:
@@ -186,6 +198,129 @@ class PartWriter:
         publish(self._tmp, final)
         self.parts.append(Part(final, self._rows))
         self._tmp, self._rows, self._schema = None, 0, None
+
+
+class PartitionError(ValueError):
+    """The kept rows cannot be written a folder per value of ``output.partition_by``; the
+    message names the column and what to do."""
+
+
+# the characters written as %XX in a partition folder's name: those Hive and Spark escape
+# (the path separators, % itself), those Windows refuses, and the control characters
+_ESCAPED = frozenset("\"#%'*/:=?\\{[]^<>|\x7f") | {chr(c) for c in range(0x20)}
+NULL_PARTITION = "null"
+_PARTITION_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer)
+_PARTITION_TYPES += (pa.types.is_boolean, pa.types.is_date)
+
+
+def partition_folder(value: object) -> str:
+    """The name of the folder that holds the kept rows of one value of
+    ``output.partition_by``: the value as text (booleans ``true``/``false``, dates ISO
+    8601), with ``/``, ``%`` and the other characters Hive escapes written as ``%XX``, a
+    leading ``.`` or ``_`` too (readers pass over hidden names), and ``null`` for null and
+    the empty string (a value "null" is ``%6Eull``): ``kept/en/``, as datatrove's
+    ``${language}`` and NeMo Curator's ``separate_by_metadata`` name them. Every row keeps
+    its value in its file, so readers need not parse the path (no ``column=value``, which
+    pyarrow would read as a second column of dictionary type). Raises ``PartitionError``
+    for a name of more than 255 bytes, the longest a file name may be."""
+    if value is None or value == "":
+        return NULL_PARTITION
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    name = "".join(f"%{ord(ch):02X}" if ch in _ESCAPED else ch for ch in text)
+    if name[0] in "._" or name == NULL_PARTITION:
+        name = f"%{ord(name[0]):02X}{name[1:]}"
+    if len(name.encode("utf-8")) > 255:
+        raise PartitionError(
+            f"output.partition_by: the folder of the value {text[:60]!r}... would be a name "
+            "of more than 255 bytes: partition by a column of short values"
+        )
+    return name
+
+
+class PartitionedWriter:
+    """Streams tables into a ``PartWriter`` per value of ``column``, each in its folder
+    ``<folder>/<partition_folder(value)>/``; the rows of each value stay in the
+    order written.
+
+    The rows held for Parquet row groups, over all the values, stay within
+    ``output.row_group_bytes``: past it, the value holding the most writes its row group
+    early. At most ``output.max_partitions`` values; ``label`` (the shard) names where in
+    errors.
+    """
+
+    def __init__(self, folder: Path, prefix: str, output: OutputSpec, column: str, label: str):
+        self.folder = folder
+        self.prefix = prefix
+        self.output = output
+        self.column = column
+        self.label = label
+        self.writers: dict[str, PartWriter] = {}
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``'s rows, each to the writer of its value."""
+        if not table.num_rows:
+            return
+        names, codes = self._folders(table)
+        if len(names) == 1:
+            self._writer(names[0]).write(table)
+        else:
+            order = np.argsort(codes, kind="stable")
+            ordered = table.take(pa.array(order))
+            start = 0
+            for index, count in enumerate(np.bincount(codes, minlength=len(names))):
+                if count:
+                    self._writer(names[index]).write(ordered.slice(start, count))
+                    start += count
+        held = sum(w.held_bytes for w in self.writers.values())
+        while held > self.output.row_group_bytes:
+            fullest = max(self.writers.values(), key=lambda w: w.held_bytes)
+            held -= fullest.held_bytes
+            fullest.flush_held()
+
+    def close(self) -> list[Part]:
+        """Finish every value's open part; return the parts, by folder name, in order."""
+        return [part for name in sorted(self.writers) for part in self.writers[name].close()]
+
+    def _writer(self, name: str) -> PartWriter:
+        writer = self.writers.get(name)
+        if writer is None:
+            if len(self.writers) >= self.output.max_partitions:
+                raise PartitionError(
+                    f"{self.label}: its kept rows hold more than output.max_partitions "
+                    f"({self.output.max_partitions:,}) values of {self.column!r}, a folder "
+                    "each: partition by a column of fewer values, or raise max_partitions"
+                )
+            writer = self.writers[name] = PartWriter(self.folder / name, self.prefix, self.output)
+        return writer
+
+    def _folders(self, table: pa.Table) -> tuple[list[str], np.ndarray]:
+        """The folder names of the values in ``table`` and each row's index among them."""
+        if self.column not in table.column_names:
+            present = ", ".join(table.column_names)
+            raise PartitionError(
+                f"{self.label}: output.partition_by names the column {self.column!r}, which "
+                f"the kept rows do not have (they have {present}): name an input field or a "
+                "column a stage writes (lang, which the language stage writes)"
+            )
+        values = table.column(self.column).combine_chunks()
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        if not any(check(values.type) for check in _PARTITION_TYPES):
+            raise PartitionError(
+                f"{self.label}: output.partition_by: the column {self.column!r} is "
+                f"{values.type}; partition by a column of strings, integers, booleans or "
+                "dates"
+            )
+        encoded = values.dictionary_encode()
+        dictionary = encoded.dictionary.to_pylist()
+        names = [partition_folder(value) for value in dictionary]
+        null = partition_folder(None)
+        unique = sorted(set(names) | ({null} if encoded.null_count else set()))
+        at = {name: index for index, name in enumerate(unique)}
+        # nulls are no entry of the dictionary: they index one past its end
+        lookup = np.array([at[name] for name in names] + [at.get(null, 0)], np.int64)
+        indices = encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
+        return unique, lookup[indices]
 
 
 def cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table | None:

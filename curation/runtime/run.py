@@ -33,6 +33,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import posixpath
 import shutil
 import sys
 import time
@@ -61,6 +62,7 @@ from curation.io.inputs import (
 from curation.io.readers import stream_pieces
 from curation.io.writers import (
     TMP_PREFIX,
+    PartitionError,
     merge_parts,
     part_suffix,
     publish,
@@ -243,6 +245,7 @@ def plan_run(recipe: Recipe, output: str | Path, overwrite: bool = False) -> dic
                 if previous
                 else ("overwrite" if held and overwrite else "new")
             ),
+            "partition_by": recipe.output.partition_by,
         },
     }
 
@@ -543,6 +546,9 @@ def _fingerprint(
     # before the settings existed keep their fingerprint. ``shards`` are the input files.
     resolved["input"].pop("unit_bytes")
     resolved["output"].pop("min_file_bytes")
+    resolved["output"].pop("max_partitions")  # a guard: the rows are the same under it
+    if resolved["output"]["partition_by"] is None:  # as before the setting existed
+        resolved["output"].pop("partition_by")
     body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
     return {
         "fingerprint": hashlib.sha256(body.encode()).hexdigest(),
@@ -738,56 +744,91 @@ def _finish(
     shards: list[InputShard],
     per_segment: list[list[ShardResult]],
     recipe: Recipe,
-) -> dict[str, dict[str, int]]:
+) -> dict[str, dict[str, Any]]:
     """Place the parts into kept/ (last segment) and dropped/ (every segment); count them.
 
-    Order: input order within a segment, segments in order.
+    Order: input order within a segment, segments in order. With
+    ``output.partition_by``, the kept parts of each value go to ``kept/<value>/``
+    (the folder the shards wrote them in), numbered from 0 in each; ``counts["kept"]``
+    then has the rows and files of each folder under ``folders``. Every file of a kind
+    gets the schema unified over all its parts, whatever its folder.
     """
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, Any]] = {}
     suffix = part_suffix(recipe.output)
     last = len(per_segment) - 1
     for kind in ("kept", "dropped"):
         sources: list[tuple[Path, int]] = []
         labels: list[str] = []
+        by_folder: dict[str, list[int]] = {}  # a folder below kind/ ("": none) -> sources
         for index, results in enumerate(per_segment):
             if kind == "kept" and index != last:
                 continue
             for shard, result in zip(shards, results, strict=True):
                 parts = result.kept_parts if kind == "kept" else result.dropped_parts
                 folder = shard_folder(work, shard, index)
-                sources.extend((folder / name, rows) for name, rows in parts)
-                labels.extend(shard.label for _ in parts)
+                for name, rows in parts:
+                    by_folder.setdefault(posixpath.dirname(name), []).append(len(sources))
+                    sources.append((folder / name, rows))
+                    labels.append(shard.label)
+        limit = recipe.output.max_partitions
+        if kind == "kept" and recipe.output.partition_by and len(by_folder) > limit:
+            raise PartitionError(
+                f"the kept rows hold {len(by_folder):,} values of "
+                f"{recipe.output.partition_by!r}, more than output.max_partitions ({limit:,}), "
+                "a folder each: raise max_partitions (or partition by a column of fewer "
+                "values) and run the same command again (the shards done are kept)"
+            )
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
-        for leftover in target.glob(f"{TMP_PREFIX}*"):
+        for leftover in target.rglob(f"{TMP_PREFIX}*"):
             leftover.unlink()
         schema, schemas = None, []
         if recipe.output.format == "parquet":
             schemas = [pq.read_schema(path) for path, _ in sources]
             schema = unify_parts(schemas, labels)
-        names = []
-        for index, group in enumerate(_file_groups(sources, recipe.output)):
-            final = target / f"part-{index:05d}{suffix}"
-            names.append(final.name)
-            first = group[0]
-            if len(group) > 1:
-                paths = [sources[i][0] for i in group]
-                unified = (schema or schemas[first]) if schemas else None
-                merge_parts(paths, final, unified, recipe.output)
-            elif schema is not None and not schemas[first].equals(schema):
-                rewrite_as(sources[first][0], final, schema, recipe.output.compression)
-            else:
-                _link(sources[first][0], final)
-        for stale in target.iterdir():
-            if stale.name not in names:
-                stale.unlink()
+        names: list[str] = []  # below target
+        folders: dict[str, dict[str, int]] = {}
+        for below in sorted(by_folder):
+            members = by_folder[below]
+            place = target / below
+            place.mkdir(parents=True, exist_ok=True)
+            groups = _file_groups([sources[i] for i in members], recipe.output)
+            for index, group in enumerate([members[i] for i in g] for g in groups):
+                final = place / f"part-{index:05d}{suffix}"
+                names.append(final.relative_to(target).as_posix())
+                first = group[0]
+                if len(group) > 1:
+                    paths = [sources[i][0] for i in group]
+                    unified = (schema or schemas[first]) if schemas else None
+                    merge_parts(paths, final, unified, recipe.output)
+                elif schema is not None and not schemas[first].equals(schema):
+                    rewrite_as(sources[first][0], final, schema, recipe.output.compression)
+                else:
+                    _link(sources[first][0], final)
+            folders[below] = {"rows": sum(sources[i][1] for i in members), "files": len(groups)}
+        _remove_stale(target, set(names))
         written = sum(rows for _, rows in sources)
         if recipe.output.format == "parquet":
             on_disk = sum(pq.ParquetFile(target / n).metadata.num_rows for n in names)
             if on_disk != written:
                 raise AccountingError(f"{target}: files hold {on_disk} rows, expected {written}")
         counts[kind] = {"rows": written, "files": len(names)}
+        if kind == "kept" and recipe.output.partition_by:
+            counts[kind]["folders"] = folders
     return counts
+
+
+def _remove_stale(target: Path, names: set[str]) -> None:
+    """Delete what ``target`` holds besides the files ``names`` (paths below it): the
+    files of an earlier finish that this one did not write, and folders left empty."""
+    for root, dirs, files in os.walk(target, topdown=False):
+        here = Path(root)
+        for name in files:
+            if (here / name).relative_to(target).as_posix() not in names:
+                (here / name).unlink()
+        for name in dirs:
+            with contextlib.suppress(OSError):  # not empty: it holds a file written
+                (here / name).rmdir()
 
 
 def _file_groups(sources: list[tuple[Path, int]], output: OutputSpec) -> list[list[int]]:
@@ -831,7 +872,7 @@ def _link(source: Path, final: Path) -> None:
 def _stats(
     recipe: Recipe,
     per_segment: list[list[ShardResult]],
-    files: dict[str, dict[str, int]],
+    files: dict[str, dict[str, Any]],
     options: RunOptions,
     workers: int,
     started: float,
@@ -879,6 +920,16 @@ def _stats(
             "dropped": files["dropped"]["rows"],
         },
         "files": {"kept": files["kept"]["files"], "dropped": files["dropped"]["files"]},
+        **(
+            {
+                "partitions": {
+                    "column": recipe.output.partition_by,
+                    "folders": files["kept"]["folders"],  # below kept/: rows and files
+                }
+            }
+            if "folders" in files["kept"]
+            else {}
+        ),
         "accounting": "ok: for every stage rows_in = rows_kept + rows_dropped",
         "stages": [t.to_dict() for t in totals],
     }
@@ -899,8 +950,12 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
 
     added = {column for stage in stats["stages"] for column in stage["added_columns"]}
     frames_of: dict[Path, tuple[pl.LazyFrame, set[str]]] = {}
+    kept_files = set()
     for kind in ("kept", "dropped"):
-        for f in sorted((out / kind).glob(f"*{part_suffix(recipe.output)}")):
+        # kept/ holds a folder per value with output.partition_by
+        for f in sorted((out / kind).rglob(f"*{part_suffix(recipe.output)}")):
+            if kind == "kept":
+                kept_files.add(f)
             if is_parquet(f):
                 frames_of[f] = (pl.scan_parquet(f), set(pq.read_schema(f).names))
             else:
@@ -912,7 +967,7 @@ def _summaries(out: Path, stats: dict[str, Any], recipe: Recipe) -> None:
         summaries = {}
         for column in stage["added_columns"]:
             frames = [
-                frame.select(pl.col(column), pl.lit(f.parent.name == "kept").alias(kept))
+                frame.select(pl.col(column), pl.lit(f in kept_files).alias(kept))
                 for f, (frame, names) in frames_of.items()
                 if column in names
             ]

@@ -31,7 +31,7 @@ from curation.batch import DROP_REASON, ID, TEXT, kept_mask, text_bytes
 from curation.cache import hashing_libraries
 from curation.io.inputs import InputShard
 from curation.io.readers import CorruptInputError, read_shard
-from curation.io.writers import PartWriter, write_atomic_bytes
+from curation.io.writers import PartitionedWriter, PartWriter, write_atomic_bytes
 from curation.recipe import Recipe, StageSpec
 from curation.runtime.ledger import StageStats, check_chain
 from curation.stage import GlobalStage, MapStage
@@ -299,7 +299,12 @@ def process_shard(
             update={"format": "parquet", "compression": recipe.output.work_compression}
         )
     )
-    kept = PartWriter(folder, "kept", output)
+    column = recipe.output.partition_by
+    kept: PartWriter | PartitionedWriter = (
+        PartitionedWriter(folder, "kept", output, column, shard.label)
+        if plan.segment.last and column is not None
+        else PartWriter(folder, "kept", output)
+    )
     dropped = PartWriter(folder, "dropped", recipe.output)
     ledger = ([StageStats("read")] if first else []) + [StageStats(s.name) for s in stages]
     stage_ledger = ledger[1:] if first else ledger
@@ -343,8 +348,9 @@ def process_shard(
         if on_batch is not None:
             on_batch(batch.num_rows, batch_bytes)
 
-    kept_parts = [(p.path.name, p.rows) for p in kept.close()]
-    dropped_parts = [(p.path.name, p.rows) for p in dropped.close()]
+    # named below the shard's folder: a partition's parts are in a folder of their own
+    kept_parts = [(p.path.relative_to(folder).as_posix(), p.rows) for p in kept.close()]
+    dropped_parts = [(p.path.relative_to(folder).as_posix(), p.rows) for p in dropped.close()]
     if ledger:
         check_chain(
             ledger,

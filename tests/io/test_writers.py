@@ -7,14 +7,17 @@ import gzip
 import io
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.recipe import OutputSpec
+from curation.io.writers import PartitionedWriter, partition_folder
+from curation.recipe import OutputSpec, RecipeError
 from curation.runtime.run import _file_groups
 from tests.conftest import read_output, recipe_of, run_local
 
@@ -194,3 +197,169 @@ def test_file_groups_pack_small_parts_in_order(
             reached = sum(sizes) >= min_bytes
             too_many = sum(parts[i][1] for i in group) + nxt_rows > shard_rows
             assert reached or too_many or nxt_size >= min_bytes
+
+
+# --- kept rows a folder per value: output.partition_by ---------------------------------
+
+PARTITIONED = "stages:\n  - length_filter: {min_chars: 1500}\noutput: {partition_by: source}\n"
+
+
+def folder_rows(out: Path) -> dict[str, list[dict]]:
+    """The kept rows of each folder below OUT/kept, in file order."""
+    return {
+        folder.name: read_output(out / "kept", folder.name).to_pylist()
+        for folder in sorted((out / "kept").iterdir())
+    }
+
+
+def test_partition_by_writes_each_value_in_its_folder_in_order(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    # 10 files: a third of the rows have a source (s0 ... s9, one a file), the rest null
+    small_files(c4_path, tmp_path / "in", 10)
+    whole = run_local(
+        recipe_of(
+            PARTITIONED.replace("partition_by: source", "shard_rows: 100000"), tmp_path / "in"
+        ),
+        tmp_path / "w",
+    )
+    stats = run_local(recipe_of(PARTITIONED, tmp_path / "in"), tmp_path / "p")
+    kept = read_output(tmp_path / "w", "kept").to_pylist()
+    folders = folder_rows(tmp_path / "p")
+    assert sorted(folders) == sorted([f"s{i}" for i in range(10)] + ["null"])
+    for name, rows in folders.items():
+        # the rows of that value, in the order the whole run keeps them
+        assert rows == [r for r in kept if (r.get("source") or "null") == name], name
+    assert sum(len(rows) for rows in folders.values()) == len(kept) == stats["rows"]["kept"]
+    assert stats["rows"] == whole["rows"]
+    for ours, theirs in zip(stats["stages"], whole["stages"], strict=True):
+        assert ours["dropped_by_reason"] == theirs["dropped_by_reason"]
+    assert stats["partitions"]["column"] == "source"
+    assert {k: v["rows"] for k, v in stats["partitions"]["folders"].items()} == {
+        name: len(rows) for name, rows in folders.items()
+    }
+    assert stats["files"]["kept"] == sum(
+        v["files"] for v in stats["partitions"]["folders"].values()
+    )
+    # dropped/ is not partitioned; it holds the same rows
+    assert [p.name for p in (tmp_path / "p" / "dropped").iterdir()] == ["part-00000.parquet"]
+    assert read_output(tmp_path / "p", "dropped") == read_output(tmp_path / "w", "dropped")
+    # every file has every column (null where a part had none): one dataset to read whole
+    schemas = {pq.read_schema(f) for f in (tmp_path / "p" / "kept").rglob("*.parquet")}
+    assert len(schemas) == 1
+
+
+def test_a_partitioned_run_is_read_whole_by_the_engine_and_by_pyarrow(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    from curation.inspect.shards import open_source
+    from curation.io.inputs import kept_of_runs
+
+    small_files(c4_path, tmp_path / "in", 10)
+    stats = run_local(recipe_of(PARTITIONED, tmp_path / "in"), tmp_path / "p")
+    rows = stats["rows"]["kept"]
+    source = open_source(tmp_path / "p")
+    assert len(source.kept_files) == stats["files"]["kept"] == 11
+    # the kept/ folder of a run read as the input of another
+    [kept] = kept_of_runs([str(tmp_path / "p")], "tokenize")
+    again = run_local(recipe_of("stages: []\n", kept), tmp_path / "again")
+    assert again["rows"]["read"] == rows
+    # plain folder names, no column=value: pyarrow reads the folder as one table
+    table = pq.read_table(tmp_path / "p" / "kept")
+    assert table.num_rows == rows and table.schema.field("source").type == "string"
+
+
+def test_a_resumed_finish_leaves_only_the_files_it_writes(c4_path: Path, tmp_path: Path) -> None:
+    small_files(c4_path, tmp_path / "in", 10)
+    apart = PARTITIONED.replace("partition_by: source", "partition_by: source, min_file_bytes: 0")
+    first = run_local(recipe_of(apart, tmp_path / "in"), tmp_path / "p")
+    before = folder_rows(tmp_path / "p")
+    assert len(list((tmp_path / "p" / "kept" / "null").iterdir())) == 10  # a part a file
+    # how parts are merged is the finish's alone: the run goes on, merging them
+    second = run_local(recipe_of(PARTITIONED, tmp_path / "in"), tmp_path / "p")
+    assert second["shards"]["resumed"] == first["shards"]["total"]
+    assert [p.name for p in (tmp_path / "p" / "kept" / "null").iterdir()] == ["part-00000.parquet"]
+    assert folder_rows(tmp_path / "p") == before
+    assert second["files"]["kept"] == 11
+
+
+def test_more_values_than_max_partitions_is_an_error_that_says_what_to_do(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    from curation.io.writers import PartitionError
+
+    small_files(c4_path, tmp_path / "in", 10)
+    capped = PARTITIONED.replace("partition_by: source", "partition_by: source, max_partitions: 5")
+    # each file has 2 values (its own and null), the run 11
+    with pytest.raises(PartitionError, match=r"11 values of 'source', more than output.max"):
+        run_local(recipe_of(capped, tmp_path / "in"), tmp_path / "p")
+    # the guard is no part of what the run is: raised, the run goes on from its shards
+    stats = run_local(recipe_of(PARTITIONED, tmp_path / "in"), tmp_path / "p")
+    assert stats["shards"]["resumed"] == 10 and len(stats["partitions"]["folders"]) == 11
+    # a shard's values are counted as it writes them
+    one = PARTITIONED.replace("partition_by: source", "partition_by: source, max_partitions: 1")
+    with pytest.raises(Exception, match=r"f000.jsonl: its kept rows hold more than output.max"):
+        run_local(recipe_of(one, tmp_path / "in"), tmp_path / "one")
+
+
+def test_partition_by_a_column_the_rows_lack_or_of_floats_is_a_clear_error(
+    c4_path: Path, tmp_path: Path
+) -> None:
+    missing = "stages: []\noutput: {partition_by: lang}\n"
+    with pytest.raises(
+        Exception,
+        match=r"names the column 'lang', which the kept rows do not "
+        r"have \(they have .*text.*\): name an input field or a column a stage",
+    ):
+        run_local(recipe_of(missing, c4_path), tmp_path / "m")
+    floats = "stages:\n  - doc_stats: {}\noutput: {partition_by: doc_stats_uppercase_ratio}\n"
+    with pytest.raises(
+        Exception, match=r"'doc_stats_uppercase_ratio' is double; partition by a column of"
+    ):
+        run_local(recipe_of(floats, c4_path), tmp_path / "f")
+    with pytest.raises(RecipeError, match=r"partition_by: 'text' would give every kept row"):
+        recipe_of("stages: []\noutput: {partition_by: text}\n", c4_path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.text(min_size=1, max_size=60), st.integers(), st.booleans()))
+def test_partition_folders_are_plain_names_that_give_back_their_value(value: object) -> None:
+    name = partition_folder(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    # one value a folder: the name decodes to the value, so no two values share one
+    assert name != "null" and unquote(name) == text
+    assert "/" not in name and "\\" not in name and "=" not in name and name not in (".", "..")
+    assert not name.startswith((".", "_")) and len(name.encode("utf-8")) <= 255
+    assert not any(ord(ch) < 0x20 for ch in name)
+    assert partition_folder(None) == partition_folder("") == "null"
+
+
+def test_a_partitioned_writer_holds_at_most_one_row_group_over_its_values(tmp_path: Path) -> None:
+    output = OutputSpec(partition_by="v", row_group_bytes=50_000)
+    writer = PartitionedWriter(tmp_path, "kept", output, "v", "shard")
+    values = [f"v{i % 37}" for i in range(2000)]
+    for start in range(0, 2000, 100):
+        chunk = values[start : start + 100]
+        writer.write(pa.table({"v": chunk, "text": ["x" * 200] * len(chunk)}))
+        assert sum(w.held_bytes for w in writer.writers.values()) <= 50_000
+    parts = writer.close()
+    assert sum(p.rows for p in parts) == 2000 and len({p.path.parent for p in parts}) == 37
+    for part in parts:
+        assert set(pq.read_table(part.path)["v"].to_pylist()) == {part.path.parent.name}
+
+
+def test_languages_a_folder_each_on_ray_as_locally(pile_path: Path, tmp_path: Path) -> None:
+    # FineWeb-2's layout, a folder per language, on the Pile sample (16 languages)
+    recipe = recipe_of(
+        "stages:\n  - language: {threshold: 0.3}\noutput: {partition_by: lang}\n",
+        pile_path,
+        text_field="contents",
+    )
+    local = run_local(recipe, tmp_path / "local")
+    ray = run_local(recipe, tmp_path / "ray", executor="ray", workers=2)
+    assert folder_rows(tmp_path / "ray") == folder_rows(tmp_path / "local")
+    assert ray["partitions"] == local["partitions"]
+    folders = folder_rows(tmp_path / "local")
+    assert len(folders) > 5 and max(folders, key=lambda k: len(folders[k])) == "en"
+    for name, rows in folders.items():
+        assert {r["lang"] for r in rows} == {name}
