@@ -19,7 +19,7 @@ from curation.lm import PRECISIONS
 def _expected_errors() -> tuple[type[Exception], ...]:
     """The errors of `curate run` that are the user's to fix: one message, no traceback."""
     from curation.io.inputs import InputError
-    from curation.io.writers import SchemaConflictError
+    from curation.io.writers import PartitionError, SchemaConflictError
     from curation.recipe import RecipeError
     from curation.runtime.executors import ClusterUnreachable, ShardFailed, WorkerStartFailed
     from curation.runtime.ledger import AccountingError
@@ -37,6 +37,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
         WorkerStartFailed,
         AccountingError,
         SchemaConflictError,
+        PartitionError,
     )
 
 
@@ -236,6 +237,8 @@ def _print_plan(
         "finished": "the run of this recipe there is finished: every shard is reused",
     }[plan["output"]["state"]]
     click.echo(f"output: {plan['output']['folder']} ({state})")
+    if column := plan["output"].get("partition_by"):
+        click.echo(f"kept rows: a folder per value of {column} (kept/<value>/)")
     click.echo(f"executor: {where}")
 
 
@@ -283,9 +286,14 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
         for column, summary in stage.get("summaries", {}).items()
         if "kept_sum" in summary
     )
+    folders = ""
+    if partitions := stats.get("partitions"):
+        count = len(partitions["folders"])
+        folders = f" in {count:,} folder{'s' if count != 1 else ''} by {partitions['column']}"
     console.print(
         f"kept {rows['kept']:,} of {rows['read']:,} documents{tokens} "
-        f"({files:,} file{'s' if files != 1 else ''}); stats in {Path(output) / 'stats.json'}"
+        f"({files:,} file{'s' if files != 1 else ''}{folders}); "
+        f"stats in {Path(output) / 'stats.json'}"
     )
     replaced = [name for stage in stats["stages"] for name in stage.get("replaced_columns", [])]
     if replaced:

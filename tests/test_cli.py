@@ -99,6 +99,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(pile_path: Path, tmp_path: P
     recipe.write_text("stages:\n  - length_filter: {min_chars: 900}\n")
     other = CliRunner().invoke(main, [*base, "--output", str(out), "--dry-run"])
     assert other.exit_code != 0 and "pass --overwrite to start again there" in other.output
+    recipe.write_text("stages: []\noutput: {partition_by: source}\n")
+    split = CliRunner().invoke(main, [*base, "--output", str(tmp_path / "o1"), "--dry-run"])
+    assert "kept rows: a folder per value of source (kept/<value>/)" in split.output
     missing = CliRunner().invoke(
         main,
         [
@@ -260,6 +263,11 @@ def test_the_run_summary_fits_80_columns_without_cutting_names_or_reasons() -> N
     console = Console(width=80, record=True, file=io.StringIO())
     _print_summary(stats, "runs/x", console)
     assert "documents (1 file); stats in" in " ".join(console.export_text().split())
+    stats["partitions"] = {"column": "lang", "folders": {"en": {}, "fr": {}}}
+    console = Console(width=80, record=True, file=io.StringIO())
+    _print_summary(stats, "runs/x", console)
+    said = " ".join(console.export_text().split())
+    assert "documents (1 file in 2 folders by lang); stats in" in said
 
 
 def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
@@ -297,6 +305,31 @@ def test_run_errors_are_one_clear_line(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         assert "docs.jsonl: url_filter: no column 'url'" in result.output
         assert "set url_field" in result.output and "Traceback" not in result.output
+
+    # kept rows a folder per value: of a column they lack, or of too many values in all
+    recipe.write_text("stages: []\noutput: {partition_by: lang, max_partitions: 2}\n")
+    for executor in ("local", "ray"):
+        args = [
+            "run",
+            str(recipe),
+            "--input",
+            str(data),
+            "--output",
+            str(tmp_path / f"p{executor}"),
+        ]
+        result = CliRunner().invoke(main, [*args, "--executor", executor, "--quiet"])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "docs.jsonl: output.partition_by names the column 'lang'" in result.output
+    for name, langs in (("a", "en fr"), ("b", "de it")):
+        lines = [f'{{"text": "{lang} text", "lang": "{lang}"}}\n' for lang in langs.split()]
+        (tmp_path / "langs").mkdir(exist_ok=True)
+        (tmp_path / "langs" / f"{name}.jsonl").write_text("".join(lines))
+    args = ["run", str(recipe), "--input", str(tmp_path / "langs"), "--output", str(tmp_path / "l")]
+    result = CliRunner().invoke(main, [*args, "--executor", "local", "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "the kept rows hold 4 values of 'lang', more than output.max_partitions (2)" in " ".join(
+        result.output.split()
+    )
 
 
 def test_sample_data_python_docs(tmp_path: Path) -> None:
