@@ -264,12 +264,14 @@ class PartitionedWriter:
         if len(names) == 1:
             self._writer(names[0]).write(table)
         else:
+            # each value takes its own rows: a slice of one sorted copy would keep the
+            # whole batch alive for as long as a rare value holds its few rows
             order = np.argsort(codes, kind="stable")
-            ordered = table.take(pa.array(order))
             start = 0
             for index, count in enumerate(np.bincount(codes, minlength=len(names))):
                 if count:
-                    self._writer(names[index]).write(ordered.slice(start, count))
+                    rows = table.take(pa.array(order[start : start + count]))
+                    self._writer(names[index]).write(rows)
                     start += count
         held = sum(w.held_bytes for w in self.writers.values())
         while held > self.output.row_group_bytes:

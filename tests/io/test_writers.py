@@ -363,3 +363,20 @@ def test_languages_a_folder_each_on_ray_as_locally(pile_path: Path, tmp_path: Pa
     assert len(folders) > 5 and max(folders, key=lambda k: len(folders[k])) == "en"
     for name, rows in folders.items():
         assert {r["lang"] for r in rows} == {name}
+
+
+def test_a_rare_value_holds_its_own_rows_not_the_batches_they_came_in(tmp_path: Path) -> None:
+    # one French row in each batch of English: what the French writer holds for its row
+    # group must be that row, not the batch it was cut from (1,000 batches of 100 kB)
+    output = OutputSpec(partition_by="lang", row_group_bytes=1_000_000)
+    writer = PartitionedWriter(tmp_path, "kept", output, "lang", "shard")
+    before = pa.total_allocated_bytes()
+    held = 0
+    for batch in range(1000):
+        langs = ["en"] * 99 + ["fr"]
+        texts = [f"{batch} {row} " + "x" * 1000 for row in range(100)]
+        writer.write(pa.table({"lang": langs, "text": texts}))
+        held = max(held, pa.total_allocated_bytes() - before)
+    assert held < 4_000_000, f"{held:,} bytes of Arrow memory held"
+    parts = writer.close()
+    assert [p.rows for p in parts] == [99_000, 1_000]
