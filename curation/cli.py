@@ -237,8 +237,10 @@ def _print_plan(
         "finished": "the run of this recipe there is finished: every shard is reused",
     }[plan["output"]["state"]]
     click.echo(f"output: {plan['output']['folder']} ({state})")
-    if column := plan["output"].get("partition_by"):
-        click.echo(f"kept rows: a folder per value of {column} (kept/<value>/)")
+    if columns := plan["output"].get("partition_by"):
+        columns = [columns] if isinstance(columns, str) else columns
+        nested = "/".join("<value>" for _ in columns)
+        click.echo(f"kept rows: a folder per value of {'/'.join(columns)} (kept/{nested}/)")
     click.echo(f"executor: {where}")
 
 
@@ -289,7 +291,9 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
     folders = ""
     if partitions := stats.get("partitions"):
         count = len(partitions["folders"])
-        folders = f" in {count:,} folder{'s' if count != 1 else ''} by {partitions['column']}"
+        column = partitions["column"]
+        by = column if isinstance(column, str) else "/".join(column)
+        folders = f" in {count:,} folder{'s' if count != 1 else ''} by {by}"
     console.print(
         f"kept {rows['kept']:,} of {rows['read']:,} documents{tokens} "
         f"({files:,} file{'s' if files != 1 else ''}{folders}); "

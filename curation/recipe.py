@@ -104,11 +104,11 @@ class OutputSpec(BaseModel):
         "merged in order into files of about this size, at most shard_rows rows; 0: one "
         "file per input file's part",
     )
-    partition_by: str | None = Field(
+    partition_by: str | list[str] | None = Field(
         None,
         description="kept rows written under kept/<value>/, a folder per value of this "
-        "column (strings, integers, booleans or dates: a language, a source); null: one "
-        "folder",
+        "column (strings, integers, booleans or dates: a language, a source), or of each "
+        "of a list of columns, nested (kept/<lang>/<source>/); null: one folder",
     )
     max_partitions: int = Field(
         1000, gt=0, description="partition_by: most folders a run may write (and a shard)"
@@ -119,15 +119,26 @@ class OutputSpec(BaseModel):
         "deleted at the end): none writes and reads them fastest, at about twice the disk",
     )
 
+    @property
+    def partition_columns(self) -> list[str]:
+        """The columns of ``partition_by``, outermost folder first (none: one folder)."""
+        if self.partition_by is None:
+            return []
+        return [self.partition_by] if isinstance(self.partition_by, str) else self.partition_by
+
     @model_validator(mode="after")
-    def _partition_column(self) -> OutputSpec:
-        if self.partition_by in ("id", "text", "drop_reason"):
-            raise ValueError(
-                f"partition_by: {self.partition_by!r} would give every kept row a folder of "
-                "its own (or none): name a column of few values, such as lang"
-            )
-        if self.partition_by is not None and not self.partition_by:
-            raise ValueError("partition_by: give a column name, or leave it out")
+    def _partition_columns(self) -> OutputSpec:
+        columns = self.partition_columns
+        if self.partition_by is not None and (not columns or not all(columns)):
+            raise ValueError("partition_by: give a column name or a list of them, or leave it out")
+        for column in columns:
+            if column in ("id", "text", "drop_reason"):
+                raise ValueError(
+                    f"partition_by: {column!r} would give every kept row a folder of its own "
+                    "(or none): name a column of few values, such as lang"
+                )
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"partition_by: {columns} names a column twice")
         return self
 
 

@@ -238,23 +238,28 @@ def partition_folder(value: object) -> str:
 
 
 class PartitionedWriter:
-    """Streams tables into a ``PartWriter`` per value of ``column``, each in its folder
-    ``<folder>/<partition_folder(value)>/``; the rows of each value stay in the
-    order written.
+    """Streams tables into a ``PartWriter`` per value of ``columns``, each in its folder
+    ``<folder>/<partition_folder(value)>/``, nested a level per column (outermost first);
+    the rows of each value stay in the order written.
 
-    The rows held for Parquet row groups, over all the values, stay within
-    ``output.row_group_bytes``: past it, the value holding the most writes its row group
-    early. At most ``output.max_partitions`` values; ``label`` (the shard) names where in
-    errors.
+    A batch without one of the columns (a JSON Lines field that none of its rows has) has
+    null there; ``seen`` holds the columns that were found, so that the run can refuse a
+    name that no row had (a typo). The rows held for Parquet row groups, over all the
+    values, stay within ``output.row_group_bytes``: past it, the value holding the most
+    writes its row group early. At most ``output.max_partitions`` folders; ``label`` (the
+    shard) names where in errors.
     """
 
-    def __init__(self, folder: Path, prefix: str, output: OutputSpec, column: str, label: str):
+    def __init__(
+        self, folder: Path, prefix: str, output: OutputSpec, columns: list[str], label: str
+    ) -> None:
         self.folder = folder
         self.prefix = prefix
         self.output = output
-        self.column = column
+        self.columns = columns
         self.label = label
         self.writers: dict[str, PartWriter] = {}
+        self.seen: set[str] = set()  # the columns found in a batch written
 
     def write(self, table: pa.Table) -> None:
         """Append ``table``'s rows, each to the writer of its value."""
@@ -289,27 +294,41 @@ class PartitionedWriter:
             if len(self.writers) >= self.output.max_partitions:
                 raise PartitionError(
                     f"{self.label}: its kept rows hold more than output.max_partitions "
-                    f"({self.output.max_partitions:,}) values of {self.column!r}, a folder "
-                    "each: partition by a column of fewer values, or raise max_partitions"
+                    f"({self.output.max_partitions:,}) values of {_named(self.columns)}, a "
+                    "folder each: partition by a column of fewer values, or raise "
+                    "max_partitions"
                 )
             writer = self.writers[name] = PartWriter(self.folder / name, self.prefix, self.output)
         return writer
 
     def _folders(self, table: pa.Table) -> tuple[list[str], np.ndarray]:
-        """The folder names of the values in ``table`` and each row's index among them."""
-        if self.column not in table.column_names:
-            present = ", ".join(table.column_names)
-            raise PartitionError(
-                f"{self.label}: output.partition_by names the column {self.column!r}, which "
-                f"the kept rows do not have (they have {present}): name an input field or a "
-                "column a stage writes (lang, which the language stage writes)"
-            )
-        values = table.column(self.column).combine_chunks()
+        """The folder paths of the values in ``table`` (sorted) and each row's index
+        among them."""
+        names, codes = self._column_folders(table, self.columns[0])
+        for column in self.columns[1:]:
+            inner, inner_codes = self._column_folders(table, column)
+            pairs, codes = np.unique(codes * len(inner) + inner_codes, return_inverse=True)
+            paths = [f"{names[p // len(inner)]}/{inner[p % len(inner)]}" for p in pairs.tolist()]
+            order = np.argsort(paths, kind="stable")  # as the paths sort, the way close() does
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            names, codes = [paths[i] for i in order], rank[codes.reshape(-1)]
+        return names, codes
+
+    def _column_folders(self, table: pa.Table, column: str) -> tuple[list[str], np.ndarray]:
+        """The folder names of ``column``'s values in ``table`` (sorted) and each row's
+        index among them."""
+        if column not in table.column_names:  # a field that no row of the batch has
+            return [partition_folder(None)], np.zeros(table.num_rows, np.int64)
+        self.seen.add(column)
+        values = table.column(column).combine_chunks()
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
+        if pa.types.is_null(values.type):  # no value in this batch (JSON Lines' type)
+            return [partition_folder(None)], np.zeros(len(values), np.int64)
         if not any(check(values.type) for check in _PARTITION_TYPES):
             raise PartitionError(
-                f"{self.label}: output.partition_by: the column {self.column!r} is "
+                f"{self.label}: output.partition_by: the column {column!r} is "
                 f"{values.type}; partition by a column of strings, integers, booleans or "
                 "dates"
             )
@@ -323,6 +342,10 @@ class PartitionedWriter:
         lookup = np.array([at[name] for name in names] + [at.get(null, 0)], np.int64)
         indices = encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
         return unique, lookup[indices]
+
+
+def _named(columns: list[str]) -> str:
+    return " and ".join(repr(c) for c in columns)
 
 
 def cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table | None:

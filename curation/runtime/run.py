@@ -749,7 +749,8 @@ def _finish(
 
     Order: input order within a segment, segments in order. With
     ``output.partition_by``, the kept parts of each value go to ``kept/<value>/``
-    (the folder the shards wrote them in), numbered from 0 in each; ``counts["kept"]``
+    (the folder the shards wrote them in; ``kept/<value>/<value>/`` for two columns),
+    numbered from 0 in each; ``counts["kept"]``
     then has the rows and files of each folder under ``folders``. Every file of a kind
     gets the schema unified over all its parts, whatever its folder.
     """
@@ -771,10 +772,14 @@ def _finish(
                     sources.append((folder / name, rows))
                     labels.append(shard.label)
         limit = recipe.output.max_partitions
-        if kind == "kept" and recipe.output.partition_by and len(by_folder) > limit:
+        columns = recipe.output.partition_columns
+        if kind == "kept" and columns and sources:
+            _check_partition_columns(columns, per_segment[last], sources[0][0])
+        if kind == "kept" and columns and len(by_folder) > limit:
             raise PartitionError(
                 f"the kept rows hold {len(by_folder):,} values of "
-                f"{recipe.output.partition_by!r}, more than output.max_partitions ({limit:,}), "
+                f"{' and '.join(map(repr, columns))}, more than output.max_partitions "
+                f"({limit:,}), "
                 "a folder each: raise max_partitions (or partition by a column of fewer "
                 "values) and run the same command again (the shards done are kept)"
             )
@@ -813,9 +818,26 @@ def _finish(
             if on_disk != written:
                 raise AccountingError(f"{target}: files hold {on_disk} rows, expected {written}")
         counts[kind] = {"rows": written, "files": len(names)}
-        if kind == "kept" and recipe.output.partition_by:
+        if kind == "kept" and columns:
             counts[kind]["folders"] = folders
     return counts
+
+
+def _check_partition_columns(columns: list[str], results: list[ShardResult], part: Path) -> None:
+    """A ``PartitionError`` when a column of ``output.partition_by`` is in no shard's kept
+    rows (``results``): a name no input field or stage has, whose folders would all be
+    null/. ``part`` is a kept part, whose columns the message lists."""
+    found = {c for result in results for c in result.partition_columns or []}
+    missing = [c for c in columns if c not in found]
+    if not missing:
+        return
+    have = ", ".join(pq.read_schema(part).names) if part.name.endswith(".parquet") else ""
+    raise PartitionError(
+        f"output.partition_by names the column {missing[0]!r}, which no kept row has"
+        + (f" (they have {have})" if have else "")
+        + ": name an input field or a column a stage writes (lang, which the language "
+        "stage writes), and run again with --overwrite"
+    )
 
 
 def _remove_stale(target: Path, names: set[str]) -> None:
@@ -923,7 +945,7 @@ def _stats(
         **(
             {
                 "partitions": {
-                    "column": recipe.output.partition_by,
+                    "column": recipe.output.partition_by,  # a name, or a list of them
                     "folders": files["kept"]["folders"],  # below kept/: rows and files
                 }
             }

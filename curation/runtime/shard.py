@@ -59,6 +59,9 @@ class ShardResult:
     #: the libraries the dedups' keys of the rows it handed on were made under
     #: (``hashing_libraries``; None: a result of an engine before 2026-12-07)
     libraries: dict[str, str] | None = None
+    #: the columns of ``output.partition_by`` that its kept rows have (a field that no
+    #: row of a JSON Lines batch has is no column of that batch: its rows go to null/)
+    partition_columns: list[str] | None = None
 
     def to_json(self) -> str:
         """Serialised form, stored in ``_SUCCESS.json``."""
@@ -71,6 +74,7 @@ class ShardResult:
                 "stages": [s.to_dict() for s in self.stages],
                 "corrupt": self.corrupt,
                 "libraries": self.libraries,
+                "partition_columns": self.partition_columns,
             }
         )
 
@@ -86,6 +90,7 @@ class ShardResult:
             stages=[StageStats.from_dict(s) for s in data["stages"]],
             corrupt=data.get("corrupt"),
             libraries=data.get("libraries"),
+            partition_columns=data.get("partition_columns"),
         )
 
 
@@ -299,10 +304,10 @@ def process_shard(
             update={"format": "parquet", "compression": recipe.output.work_compression}
         )
     )
-    column = recipe.output.partition_by
+    columns = recipe.output.partition_columns
     kept: PartWriter | PartitionedWriter = (
-        PartitionedWriter(folder, "kept", output, column, shard.label)
-        if plan.segment.last and column is not None
+        PartitionedWriter(folder, "kept", output, columns, shard.label)
+        if plan.segment.last and columns
         else PartWriter(folder, "kept", output)
     )
     dropped = PartWriter(folder, "dropped", recipe.output)
@@ -359,7 +364,14 @@ def process_shard(
             where=shard.label,
         )
     result = ShardResult(
-        shard.label, shard.key, kept_parts, dropped_parts, ledger, corrupt, hashing_libraries()
+        shard.label,
+        shard.key,
+        kept_parts,
+        dropped_parts,
+        ledger,
+        corrupt,
+        hashing_libraries(),
+        sorted(kept.seen) if isinstance(kept, PartitionedWriter) else None,
     )
     write_atomic_bytes(folder / SUCCESS, result.to_json().encode("utf-8"))
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 from pathlib import Path
 from urllib.parse import unquote
@@ -308,10 +309,11 @@ def test_partition_by_a_column_the_rows_lack_or_of_floats_is_a_clear_error(
     missing = "stages: []\noutput: {partition_by: lang}\n"
     with pytest.raises(
         Exception,
-        match=r"names the column 'lang', which the kept rows do not "
-        r"have \(they have .*text.*\): name an input field or a column a stage",
+        match=r"names the column 'lang', which no kept row has \(they have id, text, "
+        r".*\): name an input field or a column a stage writes",
     ):
         run_local(recipe_of(missing, c4_path), tmp_path / "m")
+    assert not (tmp_path / "m" / "kept").exists() or not any((tmp_path / "m" / "kept").iterdir())
     floats = "stages:\n  - doc_stats: {}\noutput: {partition_by: doc_stats_uppercase_ratio}\n"
     with pytest.raises(
         Exception, match=r"'doc_stats_uppercase_ratio' is double; partition by a column of"
@@ -336,7 +338,7 @@ def test_partition_folders_are_plain_names_that_give_back_their_value(value: obj
 
 def test_a_partitioned_writer_holds_at_most_one_row_group_over_its_values(tmp_path: Path) -> None:
     output = OutputSpec(partition_by="v", row_group_bytes=50_000)
-    writer = PartitionedWriter(tmp_path, "kept", output, "v", "shard")
+    writer = PartitionedWriter(tmp_path, "kept", output, ["v"], "shard")
     values = [f"v{i % 37}" for i in range(2000)]
     for start in range(0, 2000, 100):
         chunk = values[start : start + 100]
@@ -369,7 +371,7 @@ def test_a_rare_value_holds_its_own_rows_not_the_batches_they_came_in(tmp_path: 
     # one French row in each batch of English: what the French writer holds for its row
     # group must be that row, not the batch it was cut from (1,000 batches of 100 kB)
     output = OutputSpec(partition_by="lang", row_group_bytes=1_000_000)
-    writer = PartitionedWriter(tmp_path, "kept", output, "lang", "shard")
+    writer = PartitionedWriter(tmp_path, "kept", output, ["lang"], "shard")
     before = pa.total_allocated_bytes()
     held = 0
     for batch in range(1000):
@@ -380,3 +382,84 @@ def test_a_rare_value_holds_its_own_rows_not_the_batches_they_came_in(tmp_path: 
     assert held < 4_000_000, f"{held:,} bytes of Arrow memory held"
     parts = writer.close()
     assert [p.rows for p in parts] == [99_000, 1_000]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["en", "fr", "", None, "a/b"]), st.integers(-2, 2)),
+        min_size=1,
+        max_size=60,
+    ),
+    cuts=st.lists(st.integers(0, 60), max_size=4),
+    row_group_bytes=st.sampled_from([1, 200, 10**6]),
+)
+def test_nested_folders_hold_their_values_rows_in_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str | None, int]],
+    cuts: list[int],
+    row_group_bytes: int,
+) -> None:
+    folder = tmp_path_factory.mktemp("nested")
+    output = OutputSpec(partition_by=["lang", "n"], row_group_bytes=row_group_bytes)
+    writer = PartitionedWriter(folder, "kept", output, ["lang", "n"], "shard")
+    table = pa.table(
+        {"lang": [r[0] for r in rows], "n": [r[1] for r in rows], "at": list(range(len(rows)))}
+    )
+    bounds = sorted({0, len(rows), *[c for c in cuts if c < len(rows)]})
+    for start, end in itertools.pairwise(bounds):
+        writer.write(table.slice(start, end - start))
+    parts = writer.close()
+    got: dict[str, list[int]] = {}
+    for part in parts:
+        below = part.path.parent.relative_to(folder).as_posix()
+        got.setdefault(below, []).extend(pq.read_table(part.path)["at"].to_pylist())
+    expected: dict[str, list[int]] = {}
+    for at, (lang, n) in enumerate(rows):
+        expected.setdefault(f"{partition_folder(lang)}/{partition_folder(n)}", []).append(at)
+    assert got == expected
+    # close() gives the parts as their folders sort, as the run's finish places them
+    names = [p.path.parent.relative_to(folder).as_posix() for p in parts]
+    assert names == sorted(names)
+
+
+def test_two_columns_nest_their_folders(c4_path: Path, tmp_path: Path) -> None:
+    small_files(c4_path, tmp_path / "in", 4)
+    recipe = (
+        "stages:\n  - language: {threshold: 0.0}\n"
+        "output: {partition_by: [lang, source], min_file_bytes: 0}\n"
+    )
+    stats = run_local(recipe_of(recipe, tmp_path / "in"), tmp_path / "p")
+    kept = tmp_path / "p" / "kept"
+    folders = stats["partitions"]["folders"]
+    assert stats["partitions"]["column"] == ["lang", "source"]
+    assert {"en/null", "en/s0", "en/s3"} <= set(folders)
+    for below, counted in folders.items():
+        lang, source = below.split("/")
+        table = pa.concat_tables([pq.read_table(f) for f in sorted((kept / below).iterdir())])
+        assert table.num_rows == counted["rows"]
+        assert set(table["lang"].to_pylist()) == {lang}
+        assert set(table["source"].to_pylist()) == ({None} if source == "null" else {source})
+    assert sum(v["rows"] for v in folders.values()) == stats["rows"]["kept"] == 1000
+    with pytest.raises(RecipeError, match=r"partition_by: \['lang', 'lang'\] names a column twice"):
+        recipe_of("stages: []\noutput: {partition_by: [lang, lang]}\n", c4_path)
+    with pytest.raises(RecipeError, match=r"partition_by: give a column name or a list"):
+        recipe_of("stages: []\noutput: {partition_by: []}\n", c4_path)
+
+
+def test_a_field_that_a_whole_batch_lacks_puts_its_rows_in_null(tmp_path: Path) -> None:
+    # a sparse JSON field: no row of the first batches has it, so they have no such column
+    docs = tmp_path / "sparse.jsonl"
+    lines = [
+        {"text": f"document {i}", **({"source": "web"} if i >= 250 else {})} for i in range(300)
+    ]
+    docs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    recipe = "input: {batch_rows: 100}\nstages: []\noutput: {partition_by: source}\n"
+    stats = run_local(recipe_of(recipe, docs), tmp_path / "p")
+    folders = folder_rows(tmp_path / "p")
+    assert [r["text"] for r in folders["null"]] == [f"document {i}" for i in range(250)]
+    assert [r["text"] for r in folders["web"]] == [f"document {i}" for i in range(250, 300)]
+    assert stats["partitions"]["folders"] == {
+        "null": {"rows": 250, "files": 1},
+        "web": {"rows": 50, "files": 1},
+    }
