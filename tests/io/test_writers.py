@@ -276,8 +276,14 @@ def test_a_resumed_finish_leaves_only_the_files_it_writes(c4_path: Path, tmp_pat
     first = run_local(recipe_of(apart, tmp_path / "in"), tmp_path / "p")
     before = folder_rows(tmp_path / "p")
     assert len(list((tmp_path / "p" / "kept" / "null").iterdir())) == 10  # a part a file
+    # what a finish killed midway leaves: a temporary file, a folder of another finish
+    kept = tmp_path / "p" / "kept"
+    (kept / "null" / ".tmp-0a1b2c3d-part-00003.parquet").write_bytes(b"PAR1")
+    (kept / "gone").mkdir()
+    (kept / "gone" / "part-00000.parquet").write_bytes(b"PAR1")
     # how parts are merged is the finish's alone: the run goes on, merging them
     second = run_local(recipe_of(PARTITIONED, tmp_path / "in"), tmp_path / "p")
+    assert not (kept / "gone").exists()
     assert second["shards"]["resumed"] == first["shards"]["total"]
     assert [p.name for p in (tmp_path / "p" / "kept" / "null").iterdir()] == ["part-00000.parquet"]
     assert folder_rows(tmp_path / "p") == before
