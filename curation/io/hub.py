@@ -207,13 +207,21 @@ def _kept_rows(table: pa.Table, source: Source, where: RowFilter | None = None) 
 
 
 def _kept_batches(
-    source: Source, schema: pa.Schema, where: RowFilter | None = None
+    source: Source,
+    schema: pa.Schema,
+    where: RowFilter | None = None,
+    groups: tuple[tuple[int, ...], ...] | None = None,
 ) -> Iterator[pa.Table]:
     """The kept rows (``where`` matches), in order, in batches cast to ``schema``
-    (``plan_shards``')."""
-    for path in _export_files(source):
+    (``plan_shards``'), read from the row groups ``groups`` names in each file (None:
+    all): a group that keeps no row is not read."""
+    for index, path in enumerate(_export_files(source)):
+        chosen = None if groups is None else list(groups[index])
+        if chosen == []:
+            continue
         with _readable(path):
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+            parquet = pq.ParquetFile(path)
+            for batch in parquet.iter_batches(batch_size=8192, row_groups=chosen):
                 table = _kept_rows(pa.Table.from_batches([batch]), source, where)
                 if table.num_rows:
                     cast = cast_to(table, schema)
@@ -257,7 +265,9 @@ class ShardPlan:
     ``marks`` holds, at the end of each row group that keeps rows, the kept rows up to
     it and their estimated Arrow bytes (``_Estimate`` rescales the estimate of the rest
     with them as rows are written); ``schema`` the columns of every file; ``where`` the
-    rows exported of those kept (None: all)."""
+    rows exported of those kept (None: all); ``groups`` the row groups of each file that
+    keep rows (the export reads no other: with ``where "lang = 'fr'"`` over a run
+    partitioned by language, the French files' alone)."""
 
     rows: int
     arrow_bytes: float
@@ -266,6 +276,7 @@ class ShardPlan:
     marks: tuple[tuple[int, float], ...]
     schema: pa.Schema
     where: RowFilter | None = None
+    groups: tuple[tuple[int, ...], ...] | None = None
 
 
 def _columns_but_reason(group: Any) -> list[Any]:
@@ -307,7 +318,9 @@ def plan_shards(source: Source, max_shard_bytes: int, where: str | None = None) 
     condition = row_filter(where, schema) if where is not None else None
     rows, size, ratio = 0, 0.0, None
     marks: list[tuple[int, float]] = []
+    groups: list[tuple[int, ...]] = []  # of each file, the row groups that keep rows
     for path, (file_schema, sizes) in zip(files, footers, strict=True):
+        groups.append(())
         plain = REASON in file_schema.names and not source.is_run
         counted = [REASON] if plain else []
         if condition is not None:
@@ -334,6 +347,7 @@ def plan_shards(source: Source, max_shard_bytes: int, where: str | None = None) 
                         ratio = table.nbytes / max(1.0, part) if table.num_rows else None
             if not kept:
                 continue
+            groups[-1] += (index,)
             rows, size = rows + kept, size + nbytes * kept / in_group
             marks.append((rows, size))
     if not rows:
@@ -347,7 +361,9 @@ def plan_shards(source: Source, max_shard_bytes: int, where: str | None = None) 
     arrow_bytes = size * scale
     files = min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
     marks_scaled = tuple((r, b * scale) for r, b in marks)
-    return ShardPlan(rows, arrow_bytes, files, max_shard_bytes, marks_scaled, schema, condition)
+    return ShardPlan(
+        rows, arrow_bytes, files, max_shard_bytes, marks_scaled, schema, condition, tuple(groups)
+    )
 
 
 @contextmanager
@@ -502,7 +518,7 @@ def write_shards(
             on_shard(data / name, shard, len(shards) - 1, max(expected, len(shards)))
 
     changed = ExportError(f"{source.path} changed while it was exported: export it again")
-    for whole in _kept_batches(source, plan.schema, plan.where):
+    for whole in _kept_batches(source, plan.schema, plan.where, plan.groups):
         ends = written + np.cumsum(_row_bytes(whole))
         estimate.saw(plan.rows - rows_left, ends)
         offset = 0

@@ -223,6 +223,43 @@ def test_where_in_a_shard_counts_only_its_kept_rows_and_reads_null_as_false(
     assert "drop_reason" not in got.column_names
 
 
+def test_where_reads_only_the_row_groups_that_keep_rows(
+    pile_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run partitioned by language, exported one language as a config of its own: the
+    export reads the text of that language's files alone (and of no row group whose rows
+    the condition leaves out), and writes the same rows as before."""
+    recipe = recipe_of(
+        "stages:\n  - language: {threshold: 0.3}\noutput: {partition_by: lang}\n",
+        pile_path,
+        text_field="contents",
+    )
+    run = tmp_path / "run"
+    run_local(recipe, run)
+    french = sorted((run / "kept" / "fr").iterdir())
+    read: list[str] = []  # the folder of each file whose rows are read
+
+    class Recording(pq.ParquetFile):
+        def __init__(self, source: object, *args: object, **kwargs: object) -> None:
+            super().__init__(source, *args, **kwargs)
+            self.folder = Path(str(source)).parent.name
+
+        def iter_batches(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            read.append(self.folder)
+            return super().iter_batches(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", Recording)
+    folder = tmp_path / "fr"
+    code, output = export(
+        str(run), "--to-folder", str(folder), "--where", "lang = 'fr'", "--config", "fr"
+    )
+    assert code == 0, output
+    expected = pa.concat_tables([pq.read_table(f) for f in french])
+    got = pq.read_table(folder / "data" / "fr")
+    assert got["id"].to_pylist() == expected["id"].to_pylist() and got.num_rows > 0
+    assert set(read) == {"fr"}, read
+
+
 def test_where_refuses_what_it_cannot_use(run_folder: Path, tmp_path: Path) -> None:
     target = str(tmp_path / "e")
     code, output = export(str(run_folder), "--to-folder", target, "--where", "lang = 'fr'")
