@@ -747,12 +747,11 @@ def _finish(
 ) -> dict[str, dict[str, Any]]:
     """Place the parts into kept/ (last segment) and dropped/ (every segment); count them.
 
-    Order: input order within a segment, segments in order. With
-    ``output.partition_by``, the kept parts of each value go to ``kept/<value>/``
-    (the folder the shards wrote them in; ``kept/<value>/<value>/`` for two columns),
-    numbered from 0 in each; ``counts["kept"]``
-    then has the rows and files of each folder under ``folders``. Every file of a kind
-    gets the schema unified over all its parts, whatever its folder.
+    Order: input order within a segment, segments in order. With ``output.partition_by``,
+    the kept parts of each value go to ``kept/<value>/`` (the folder the shards wrote
+    them in; ``kept/<value>/<value>/`` for two columns), numbered from 0 in each;
+    ``counts["kept"]`` then has the rows and files of each folder under ``folders``.
+    Every file of a kind gets the schema unified over all its parts, whatever its folder.
     """
     counts: dict[str, dict[str, Any]] = {}
     suffix = part_suffix(recipe.output)
@@ -779,9 +778,9 @@ def _finish(
             raise PartitionError(
                 f"the kept rows hold {len(by_folder):,} values of "
                 f"{' and '.join(map(repr, columns))}, more than output.max_partitions "
-                f"({limit:,}), "
-                "a folder each: raise max_partitions (or partition by a column of fewer "
-                "values) and run the same command again (the shards done are kept)"
+                f"({limit:,}), a folder each: raise max_partitions (or partition by a "
+                "column of fewer values) and run the same command again (the shards done "
+                "are kept)"
             )
         target = out / kind
         target.mkdir(parents=True, exist_ok=True)
