@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python benchmarks/warc_gzip.py
 	$(BIN)/python benchmarks/row_groups.py
 	$(BIN)/python benchmarks/small_files.py
+	$(BIN)/python benchmarks/partitioned_output.py
 	$(BIN)/python benchmarks/changed_input.py
 	$(BIN)/python benchmarks/input_listing.py
 	$(BIN)/python benchmarks/large_file.py --format parquet
