@@ -996,6 +996,8 @@ def inspect_command(
         lines = len(source.files) - parquet
         kinds = [f"{n} {kind}" for n, kind in ((parquet, "Parquet"), (lines, "JSON Lines")) if n]
         click.echo(f"{source.path}: {' and '.join(kinds) or 'no'} file(s)")
+        if partitions := (source.stats or {}).get("partitions"):
+            click.echo(terminal.format_partitions(partitions))
         if source.unfinished:
             click.echo(source.unfinished_line())
         click.echo(terminal.format_funnel(seen.stages))

@@ -41,6 +41,18 @@ def format_funnel(stages: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_partitions(partitions: dict[str, Any], shown: int = 5) -> str:
+    """The line of a run partitioned by ``output.partition_by`` (its ``stats.json``
+    ``partitions``): the column, the folders, and the ``shown`` largest with their rows."""
+    column = partitions["column"]
+    by = column if isinstance(column, str) else "/".join(column)
+    folders = sorted(partitions["folders"].items(), key=lambda kv: (-kv[1]["rows"], kv[0]))
+    largest = ", ".join(f"{name} {counted['rows']:,}" for name, counted in folders[:shown])
+    more = f" and {len(folders) - shown:,} more" if len(folders) > shown else ""
+    count = f"{len(folders):,} folder{'s' if len(folders) != 1 else ''}"
+    return f"kept/ a folder per value of {by}: {count} ({largest}{more})"
+
+
 def format_summaries(summaries: dict[str, dict[str, Any]], lines: dict[str, list]) -> str:
     """Per score column: count, nulls, mean (and an integer column's sum, over all rows and
     the kept ones), quantiles, and a histogram as a sparkline (kept and dropped rows

@@ -595,3 +595,31 @@ def test_by_group_spreads_match_the_rows(run_folder: Path, rows: pa.Table) -> No
     assert "min length_chars" in title and "max length_chars" in title
     bare = runner.invoke(main, [*args, "--spread"])
     assert bare.exit_code != 0 and "give --mean" in bare.output
+
+
+def test_a_partitioned_run_reads_as_its_unpartitioned_twin(c4_path: Path, tmp_path: Path) -> None:
+    """kept/ a folder per value (here after a barrier: the folders are the last pass's):
+    the same funnel and rows as the run without folders, finished or not, and a line
+    that names the folders."""
+    import shutil
+
+    flat, split = tmp_path / "flat", tmp_path / "split"
+    run_local(recipe_of(RECIPE, c4_path), flat)
+    recipe = RECIPE + "output: {partition_by: length_chars, max_partitions: 5000}\n"
+    stats = run_local(recipe_of(recipe, c4_path), split)
+    folders = stats["partitions"]["folders"]
+    assert sum(f["rows"] for f in folders.values()) == stats["rows"]["kept"] > 100
+    assert shards.funnel(shards.open_source(split)) == shards.funnel(shards.open_source(flat))
+
+    def rows(out: Path) -> list[tuple]:
+        frame = shards.open_source(out).scan().select("id", "drop_reason").collect()
+        return sorted(frame.iter_rows(), key=lambda r: r[0])
+
+    assert rows(split) == rows(flat)
+    said = CliRunner().invoke(main, ["inspect", str(split)]).output
+    assert f"\nkept/ a folder per value of length_chars: {len(folders):,} folders (" in said
+    # killed before the finish: read from the shards' own folders
+    for name in ("stats.json", "recipe.yaml", "kept", "dropped"):
+        path = split / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert rows(split) == rows(flat)
