@@ -39,7 +39,10 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -792,6 +795,7 @@ def _finish(
             schema = unify_parts(schemas, labels)
         names: list[str] = []  # below target
         folders: dict[str, dict[str, int]] = {}
+        rewrites: list[Callable[[], None]] = []  # the files made anew: merged or recast
         for below in sorted(by_folder):
             members = by_folder[below]
             place = target / below
@@ -804,12 +808,16 @@ def _finish(
                 if len(group) > 1:
                     paths = [sources[i][0] for i in group]
                     unified = (schema or schemas[first]) if schemas else None
-                    merge_parts(paths, final, unified, recipe.output)
+                    rewrites.append(partial(merge_parts, paths, final, unified, recipe.output))
                 elif schema is not None and not schemas[first].equals(schema):
-                    rewrite_as(sources[first][0], final, schema, recipe.output.compression)
+                    compression = recipe.output.compression
+                    rewrites.append(
+                        partial(rewrite_as, sources[first][0], final, schema, compression)
+                    )
                 else:
                     _link(sources[first][0], final)
             folders[below] = {"rows": sum(sources[i][1] for i in members), "files": len(groups)}
+        _in_parallel(rewrites)
         _remove_stale(target, set(names))
         written = sum(rows for _, rows in sources)
         if recipe.output.format == "parquet":
@@ -820,6 +828,32 @@ def _finish(
         if kind == "kept" and columns:
             counts[kind]["folders"] = folders
     return counts
+
+
+#: most files the finish writes at once: each holds a row group of rows (up to
+#: ``output.row_group_bytes``, 64 MiB of Arrow data) while it is written
+FINISH_THREADS = 8
+
+
+def _in_parallel(rewrites: list[Callable[[], None]]) -> None:
+    """Run ``rewrites`` (each writes one output file of its own) on up to
+    ``FINISH_THREADS`` threads, one a core: pyarrow reads, casts, compresses and writes
+    without the GIL. The first error (in their order) is raised once those under way have
+    stopped; those not begun are not run."""
+    threads = min(len(rewrites), os.cpu_count() or 1, FINISH_THREADS)
+    if threads <= 1:
+        for rewrite in rewrites:
+            rewrite()
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(rewrite) for rewrite in rewrites]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _check_partition_columns(columns: list[str], results: list[ShardResult], part: Path) -> None:

@@ -520,3 +520,33 @@ def test_a_partitioned_json_lines_write_leaves_nothing_in_a_compressor(
             data = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True).read()
         assert [json.loads(line)["text"] for line in data.splitlines()] == texts
     assert sum(p.rows for p in writer.close()) == 3
+
+
+def test_the_finish_rewrites_files_on_threads_and_stops_at_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from curation.runtime import run as run_module
+
+    monkeypatch.setattr(run_module.os, "cpu_count", lambda: 4)
+    names: set[str] = set()
+    done: list[int] = []
+
+    def rewrite(index: int) -> None:
+        names.add(threading.current_thread().name)
+        time.sleep(0.01)
+        done.append(index)
+
+    run_module._in_parallel([lambda i=i: rewrite(i) for i in range(8)])
+    assert sorted(done) == list(range(8)) and len(names) > 1
+
+    def fails() -> None:
+        raise ValueError("part-00001.parquet: cannot be cast to the unified schema")
+
+    done.clear()
+    slow = [lambda i=i: rewrite(i) for i in range(40)]
+    with pytest.raises(ValueError, match="cannot be cast"):
+        run_module._in_parallel([fails, *slow])
+    assert len(done) < 40  # the rewrites not begun were not run
