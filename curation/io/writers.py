@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
@@ -346,10 +347,11 @@ class PartitionedWriter:
     def _column_folders(self, table: pa.Table, column: str) -> tuple[list[str], np.ndarray]:
         """The folder names of ``column``'s values in ``table`` (sorted) and each row's
         index among them."""
-        if column not in table.column_names:  # a field that no row of the batch has
+        found = _column(table, column)
+        if found is None:  # a field that no row of the batch has
             return [partition_folder(None)], np.zeros(table.num_rows, np.int64)
         self.seen.add(column)
-        values = table.column(column).combine_chunks()
+        values = found.combine_chunks()
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         if pa.types.is_null(values.type):  # no value in this batch (JSON Lines' type)
@@ -370,6 +372,23 @@ class PartitionedWriter:
         lookup = np.array([at[name] for name in names] + [at.get(null, 0)], np.int64)
         indices = encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
         return unique, lookup[indices]
+
+
+def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
+    """The column ``name`` of ``table``, or a field of a struct column named with dots
+    (``metadata.pile_set_name``: the Pile's subset; a column named with the dots wins);
+    None where the batch has no such column or field (null in a struct's null rows)."""
+    if name in table.column_names:
+        return table.column(name)
+    head, *path = name.split(".")
+    if not path or head not in table.column_names:
+        return None
+    values = table.column(head)
+    for field in path:
+        if not pa.types.is_struct(values.type) or values.type.get_field_index(field) < 0:
+            return None
+        values = pc.struct_field(values, field)
+    return values
 
 
 def _named(columns: list[str]) -> str:

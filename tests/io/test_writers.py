@@ -550,3 +550,22 @@ def test_the_finish_rewrites_files_on_threads_and_stops_at_an_error(
     with pytest.raises(ValueError, match="cannot be cast"):
         run_module._in_parallel([fails, *slow])
     assert len(done) < 40  # the rewrites not begun were not run
+
+
+def test_a_field_of_a_struct_column_names_folders(pile_path: Path, tmp_path: Path) -> None:
+    # the Pile's subset, in each record's metadata: {"pile_set_name": "Github"}
+    recipe = "stages: []\noutput: {partition_by: metadata.pile_set_name}\n"
+    stats = run_local(recipe_of(recipe, pile_path, text_field="contents"), tmp_path / "p")
+    records = [json.loads(line) for line in pile_path.read_text(encoding="utf-8").splitlines()]
+    expected: dict[str, int] = {}
+    for record in records:
+        name = record["metadata"]["pile_set_name"]
+        expected[name] = expected.get(name, 0) + 1
+    assert {k: v["rows"] for k, v in stats["partitions"]["folders"].items()} == expected
+    assert len(expected) > 10 and "Wikipedia (en)" in expected
+    for name, rows in folder_rows(tmp_path / "p").items():
+        assert {r["metadata"]["pile_set_name"] for r in rows} == {name}
+    # a field that no struct has is a name no kept row has
+    recipe = "stages: []\noutput: {partition_by: metadata.subset}\n"
+    with pytest.raises(Exception, match=r"names the column 'metadata.subset', which no kept row"):
+        run_local(recipe_of(recipe, pile_path, text_field="contents"), tmp_path / "q")
