@@ -107,8 +107,9 @@ class OutputSpec(BaseModel):
     partition_by: str | list[str] | None = Field(
         None,
         description="kept rows written under kept/<value>/, a folder per value of this "
-        "column (strings, integers, booleans or dates: a language, a source), or of each "
-        "of a list of columns, nested (kept/<lang>/<source>/); null: one folder",
+        "column (strings, integers, booleans or dates: a language, a source; a struct's "
+        "field with dots: metadata.pile_set_name), or of each of a list of columns, "
+        "nested (kept/<lang>/<source>/); null: one folder",
     )
     max_partitions: int = Field(
         1000, gt=0, description="partition_by: most folders a run may write (and a shard)"
