@@ -342,6 +342,25 @@ def test_partition_folders_are_plain_names_that_give_back_their_value(value: obj
     assert partition_folder(None) == partition_folder("") == "null"
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array(["en", None, "fr", "en"], pa.large_string()),
+        pa.array(["en", None, "fr", "en"]).dictionary_encode(),
+        pa.array([3, None, -1, 3], pa.int16()),
+        pa.array([True, None, False, True]),
+        pa.array([19000, None, 19001, 19000], pa.date32()),
+    ],
+)
+def test_each_kind_of_column_is_cut_by_its_values(tmp_path: Path, values: pa.Array) -> None:
+    writer = PartitionedWriter(tmp_path, "kept", OutputSpec(partition_by="v"), ["v"], "shard")
+    writer.write(pa.table({"v": values, "at": [0, 1, 2, 3]}))
+    got = {p.path.parent.name: pq.read_table(p.path)["at"].to_pylist() for p in writer.close()}
+    first, other = values.to_pylist()[0], values.to_pylist()[2]
+    assert got == {partition_folder(first): [0, 3], "null": [1], partition_folder(other): [2]}
+    assert partition_folder(pa.scalar(19000, pa.date32()).as_py()) == "2022-01-08"
+
+
 def test_a_partitioned_writer_holds_at_most_one_row_group_over_its_values(tmp_path: Path) -> None:
     output = OutputSpec(partition_by="v", row_group_bytes=50_000)
     writer = PartitionedWriter(tmp_path, "kept", output, ["v"], "shard")
