@@ -266,9 +266,10 @@ def partition_folder(value: object) -> str:
 
 
 class PartitionedWriter:
-    """Streams tables into a ``PartWriter`` per value of ``columns``, each in its folder
-    ``<folder>/<partition_folder(value)>/``, nested a level per column (outermost first);
-    the rows of each value stay in the order written.
+    """Streams tables into a ``PartWriter`` per value of the columns of
+    ``output.partition_by``, each in its folder ``<folder>/<partition_folder(value)>/``,
+    nested a level per column (outermost first); the rows of each value stay in the
+    order written.
 
     A batch without one of the columns (a JSON Lines field that none of its rows has) has
     null there; ``seen`` holds the columns that were found, so that the run can refuse a
@@ -278,13 +279,11 @@ class PartitionedWriter:
     shard) names where in errors.
     """
 
-    def __init__(
-        self, folder: Path, prefix: str, output: OutputSpec, columns: list[str], label: str
-    ) -> None:
+    def __init__(self, folder: Path, prefix: str, output: OutputSpec, label: str) -> None:
         self.folder = folder
         self.prefix = prefix
         self.output = output
-        self.columns = columns
+        self.columns = output.partition_columns
         self.label = label
         self.writers: dict[str, PartWriter] = {}
         self.seen: set[str] = set()  # the columns found in a batch written

@@ -304,10 +304,9 @@ def process_shard(
             update={"format": "parquet", "compression": recipe.output.work_compression}
         )
     )
-    columns = recipe.output.partition_columns
     kept: PartWriter | PartitionedWriter = (
-        PartitionedWriter(folder, "kept", output, columns, shard.label)
-        if plan.segment.last and columns
+        PartitionedWriter(folder, "kept", output, shard.label)
+        if plan.segment.last and output.partition_columns
         else PartWriter(folder, "kept", output)
     )
     dropped = PartWriter(folder, "dropped", recipe.output)

@@ -353,7 +353,7 @@ def test_partition_folders_are_plain_names_that_give_back_their_value(value: obj
     ],
 )
 def test_each_kind_of_column_is_cut_by_its_values(tmp_path: Path, values: pa.Array) -> None:
-    writer = PartitionedWriter(tmp_path, "kept", OutputSpec(partition_by="v"), ["v"], "shard")
+    writer = PartitionedWriter(tmp_path, "kept", OutputSpec(partition_by="v"), "shard")
     writer.write(pa.table({"v": values, "at": [0, 1, 2, 3]}))
     got = {p.path.parent.name: pq.read_table(p.path)["at"].to_pylist() for p in writer.close()}
     first, other = values.to_pylist()[0], values.to_pylist()[2]
@@ -363,7 +363,7 @@ def test_each_kind_of_column_is_cut_by_its_values(tmp_path: Path, values: pa.Arr
 
 def test_a_partitioned_writer_holds_at_most_one_row_group_over_its_values(tmp_path: Path) -> None:
     output = OutputSpec(partition_by="v", row_group_bytes=50_000)
-    writer = PartitionedWriter(tmp_path, "kept", output, ["v"], "shard")
+    writer = PartitionedWriter(tmp_path, "kept", output, "shard")
     values = [f"v{i % 37}" for i in range(2000)]
     for start in range(0, 2000, 100):
         chunk = values[start : start + 100]
@@ -396,7 +396,7 @@ def test_a_rare_value_holds_its_own_rows_not_the_batches_they_came_in(tmp_path: 
     # one French row in each batch of English: what the French writer holds for its row
     # group must be that row, not the batch it was cut from (1,000 batches of 100 kB)
     output = OutputSpec(partition_by="lang", row_group_bytes=1_000_000)
-    writer = PartitionedWriter(tmp_path, "kept", output, ["lang"], "shard")
+    writer = PartitionedWriter(tmp_path, "kept", output, "shard")
     before = pa.total_allocated_bytes()
     held = 0
     for batch in range(1000):
@@ -427,7 +427,7 @@ def test_nested_folders_hold_their_values_rows_in_order(
 ) -> None:
     folder = tmp_path_factory.mktemp("nested")
     output = OutputSpec(partition_by=["lang", "n"], row_group_bytes=row_group_bytes)
-    writer = PartitionedWriter(folder, "kept", output, ["lang", "n"], "shard")
+    writer = PartitionedWriter(folder, "kept", output, "shard")
     table = pa.table(
         {"lang": [r[0] for r in rows], "n": [r[1] for r in rows], "at": list(range(len(rows)))}
     )
@@ -528,7 +528,7 @@ def test_a_partitioned_json_lines_write_leaves_nothing_in_a_compressor(
     # what each value's writer wrote is already whole on disk: it holds no compressor
     # (about 1 MB of zstd state each, 1.2 GB for 1,000 values)
     output = OutputSpec(partition_by="v", format="jsonl", compression=compression)
-    writer = PartitionedWriter(tmp_path, "kept", output, ["v"], "shard")
+    writer = PartitionedWriter(tmp_path, "kept", output, "shard")
     writer.write(pa.table({"v": ["a", "b", "a"], "text": ["one", "two", "three"]}))
     for name, texts in (("a", ["one", "three"]), ("b", ["two"])):
         [pending] = (tmp_path / name).iterdir()  # the part being written
