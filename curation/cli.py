@@ -237,10 +237,12 @@ def _print_plan(
         "finished": "the run of this recipe there is finished: every shard is reused",
     }[plan["output"]["state"]]
     click.echo(f"output: {plan['output']['folder']} ({state})")
-    if columns := plan["output"].get("partition_by"):
-        columns = [columns] if isinstance(columns, str) else columns
-        nested = "/".join("<value>" for _ in columns)
-        click.echo(f"kept rows: a folder per value of {'/'.join(columns)} (kept/{nested}/)")
+    if partition_by := plan["output"].get("partition_by"):
+        from curation.inspect.terminal import partition_path
+
+        by = partition_path(partition_by)
+        nested = "/".join("<value>" for _ in by.split("/"))
+        click.echo(f"kept rows: a folder per value of {by} (kept/{nested}/)")
     click.echo(f"executor: {where}")
 
 
@@ -290,9 +292,10 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
     )
     folders = ""
     if partitions := stats.get("partitions"):
+        from curation.inspect.terminal import partition_path
+
         count = len(partitions["folders"])
-        column = partitions["column"]
-        by = column if isinstance(column, str) else "/".join(column)
+        by = partition_path(partitions["column"])
         folders = f" in {count:,} folder{'s' if count != 1 else ''} by {by}"
     console.print(
         f"kept {rows['kept']:,} of {rows['read']:,} documents{tokens} "

@@ -41,11 +41,15 @@ def format_funnel(stages: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def partition_path(partition_by: str | list[str]) -> str:
+    """``output.partition_by`` as its folders nest: ``lang``, or ``lang/source``."""
+    return partition_by if isinstance(partition_by, str) else "/".join(partition_by)
+
+
 def format_partitions(partitions: dict[str, Any], shown: int = 5) -> str:
     """The line of a run partitioned by ``output.partition_by`` (its ``stats.json``
     ``partitions``): the column, the folders, and the ``shown`` largest with their rows."""
-    column = partitions["column"]
-    by = column if isinstance(column, str) else "/".join(column)
+    by = partition_path(partitions["column"])
     folders = sorted(partitions["folders"].items(), key=lambda kv: (-kv[1]["rows"], kv[0]))
     largest = ", ".join(f"{name} {counted['rows']:,}" for name, counted in folders[:shown])
     more = f" and {len(folders) - shown:,} more" if len(folders) > shown else ""

@@ -321,7 +321,7 @@ class PartitionedWriter:
             if len(self.writers) >= self.output.max_partitions:
                 raise PartitionError(
                     f"{self.label}: its kept rows hold more than output.max_partitions "
-                    f"({self.output.max_partitions:,}) values of {_named(self.columns)}, a "
+                    f"({self.output.max_partitions:,}) values of {named_columns(self.columns)}, a "
                     "folder each: partition by a column of fewer values, or raise "
                     "max_partitions"
                 )
@@ -390,7 +390,8 @@ def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     return values
 
 
-def _named(columns: list[str]) -> str:
+def named_columns(columns: list[str]) -> str:
+    """``columns`` as an error names them: ``'lang' and 'source'``."""
     return " and ".join(repr(c) for c in columns)
 
 

@@ -67,6 +67,7 @@ from curation.io.writers import (
     TMP_PREFIX,
     PartitionError,
     merge_parts,
+    named_columns,
     part_suffix,
     publish,
     rewrite_as,
@@ -780,7 +781,7 @@ def _finish(
         if kind == "kept" and columns and len(by_folder) > limit:
             raise PartitionError(
                 f"the kept rows hold {len(by_folder):,} values of "
-                f"{' and '.join(map(repr, columns))}, more than output.max_partitions "
+                f"{named_columns(columns)}, more than output.max_partitions "
                 f"({limit:,}), a folder each: raise max_partitions (or partition by a "
                 "column of fewer values) and run the same command again (the shards done "
                 "are kept)"
