@@ -1073,6 +1073,13 @@ def report_command(path: str, output: str) -> None:
     help="the dataset config (subset) the split goes to: load_dataset(REPO, CONFIG); another "
     "than default keeps its files in data/CONFIG/ and images/CONFIG/",
 )
+@click.option(
+    "--config-by",
+    metavar="COLUMN",
+    help="a config for each value of this column (a struct's field with dots), named after "
+    "it, all in one push: --config-by lang gives the configs en, fr, ... (null and '' "
+    "make null); fastest on a run with output: {partition_by: COLUMN}",
+)
 def export_command(
     run: str,
     repo_id: str | None,
@@ -1084,6 +1091,7 @@ def export_command(
     force: bool,
     where: str | None,
     config: str,
+    config_by: str | None,
 ) -> None:
     """Export a run's kept documents in the Hugging Face Hub dataset layout (Parquet
     shards, a dataset card with the recipe, the funnel and score histograms) and push it
@@ -1103,14 +1111,22 @@ def export_command(
             license_id=license_id,
             where=where,
             config=config,
+            config_by=config_by,
             log=lambda m: click.echo(m, err=True),
         )
     except (ExportError, InspectError) as err:
         raise click.ClickException(redact(str(err), None)) from None
     rows = sum(s["rows"] for s in result["shards"])
     where = [w for w in (result["folder"], result["commit_url"]) if w]
+    configs = ""
+    if config_by is not None:
+        largest = sorted(result["configs"].items(), key=lambda kv: (-kv[1], kv[0]))
+        shown = ", ".join(f"{name} {n:,}" for name, n in largest[:5])
+        more = f", {len(largest) - 5} more" if len(largest) > 5 else ""
+        configs = f" as {len(largest)} configs ({shown}{more})"
     click.echo(
-        f"exported {rows:,} rows in {len(result['shards'])} file(s) to {', '.join(where)}", err=True
+        f"exported {rows:,} rows in {len(result['shards'])} file(s){configs} to {', '.join(where)}",
+        err=True,
     )
 
 

@@ -77,9 +77,16 @@ from curation.inspect.shards import (
     cannot_read,
     is_parquet,
     open_source,
+    overview,
     scan_part,
 )
-from curation.io.writers import SchemaConflictError, cast_to, unify_parts
+from curation.io.writers import (
+    SchemaConflictError,
+    cast_to,
+    column_at,
+    partitionable,
+    unify_parts,
+)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 #: The config an export goes to unless told another: ``datasets`` loads it by default.
@@ -301,6 +308,61 @@ def plan_shards(source: Source, max_shard_bytes: int, where: str | None = None) 
     scales them all. Where later row groups differ (a column dictionary-encoded in some
     groups and not others), the estimate is off; ``write_shards`` corrects it as it
     goes."""
+    return _plans(source, max_shard_bytes, where)[0][1]
+
+
+def plan_configs(
+    source: Source, max_shard_bytes: int, column: str, where: str | None = None
+) -> list[tuple[str, ShardPlan]]:
+    """``curate export --config-by``: a config for each value of ``column`` in the kept
+    rows (``where`` matches), named by ``config_name``, in the order of their names, each
+    with its plan as ``plan_shards`` makes one. ``column`` is a column of the kept rows or
+    a field of a struct column named with dots, of strings, integers, booleans or dates;
+    null and the empty string make the config ``null``. The column is read once, a row
+    group at a time, and each config's plan names the row groups that hold its rows (a
+    run partitioned by the same column: its own folder's files). An error where two
+    values make one name, or a value makes none."""
+    return _plans(source, max_shard_bytes, where, column)
+
+
+#: The config of the kept rows whose ``--config-by`` value is null or empty.
+NULL_CONFIG = "null"
+
+
+def config_name(value: object) -> str:
+    """The config name of a ``--config-by`` value: its text (booleans ``true``/``false``,
+    dates ISO 8601) with each run of characters other than letters, digits and ``_``
+    made one ``_``, and none at either end (``Pile-CC``: ``Pile_CC``, ``Wikipedia (en)``:
+    ``Wikipedia_en``); ``null`` for null and the empty string; ``""`` where nothing is
+    left (a value of punctuation only)."""
+    if value is None or value == "":
+        return NULL_CONFIG
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return re.sub(r"\W+", "_", text).strip("_")
+
+
+@dataclass
+class _Tally:
+    """The kept rows of one plan, counted as the row groups are read: ``rows`` and their
+    estimated ``size`` (footer bytes), ``marks`` as ``ShardPlan``'s (unscaled), and the
+    row groups of each file (by its index) that hold them."""
+
+    rows: int = 0
+    size: float = 0.0
+    marks: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    groups: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+
+    def add(self, file: int, group: int, rows: int, size: float) -> None:
+        self.groups[file] = (*self.groups.get(file, ()), group)
+        self.rows, self.size = self.rows + rows, self.size + size
+        self.marks.append((self.rows, self.size))
+
+
+def _plans(
+    source: Source, max_shard_bytes: int, where: str | None, by: str | None = None
+) -> list[tuple[str, ShardPlan]]:
+    """``plan_shards``' plan (named ``""``) where ``by`` is None, otherwise
+    ``plan_configs``'."""
     files = _export_files(source)
     if not files:  # a run that kept nothing has no kept/ part
         raise ExportError(_nothing_kept(source))
@@ -316,54 +378,181 @@ def plan_shards(source: Source, max_shard_bytes: int, where: str | None = None) 
         footers.append((meta.schema.to_arrow_schema(), sizes))
     schema = _export_schema(source, [s for s, _ in footers], files)
     condition = row_filter(where, schema) if where is not None else None
-    rows, size, ratio = 0, 0.0, None
-    marks: list[tuple[int, float]] = []
-    groups: list[tuple[int, ...]] = []  # of each file, the row groups that keep rows
-    for path, (file_schema, sizes) in zip(files, footers, strict=True):
-        groups.append(())
+    head = _config_column(by, schema) if by is not None else None
+    ratio = None
+    tallies: dict[str, _Tally] = {}
+    values: dict[str, set[Any]] = {}  # each config's values (None for null and "")
+    for number, (path, (file_schema, sizes)) in enumerate(zip(files, footers, strict=True)):
         plain = REASON in file_schema.names and not source.is_run
         counted = [REASON] if plain else []
         if condition is not None:
             counted += [c for c in condition.columns if c in file_schema.names]
+        if head is not None and head in file_schema.names and head not in counted:
+            counted.append(head)
         parquet = None
         for index, (in_group, nbytes) in enumerate(sizes):
-            kept = in_group
-            if plain or condition is not None or ratio is None:
+            counts = {"": in_group}
+            if plain or condition is not None or head is not None or ratio is None:
                 with _readable(path):
                     if parquet is None:
                         parquet = pq.ParquetFile(path)
-                    if plain or condition is not None:
+                    if plain or condition is not None or head is not None:
                         group = (
                             parquet.read_row_group(index, columns=counted)
                             if counted
                             else pa.table({"_rows": pa.nulls(in_group)})
                         )
-                        kept = _kept_rows(group, source, condition).num_rows
-                    if kept and ratio is None:  # the group's first batch: its footer share
+                        group = _kept_rows(group, source, condition)
+                        counts = (
+                            {"": group.num_rows}
+                            if by is None
+                            else _config_counts(group, by, values)
+                        )
+                    if sum(counts.values()) and ratio is None:  # its footer share
                         batch = next(parquet.iter_batches(_CALIBRATION_ROWS, row_groups=[index]))
                         table = _kept_rows(pa.Table.from_batches([batch]), source, condition)
                         part = nbytes * table.num_rows / in_group
                         table = cast_to(table, schema) or table
                         ratio = table.nbytes / max(1.0, part) if table.num_rows else None
-            if not kept:
-                continue
-            groups[-1] += (index,)
-            rows, size = rows + kept, size + nbytes * kept / in_group
-            marks.append((rows, size))
-    if not rows:
+            for name, kept in counts.items():
+                if kept:
+                    tallies.setdefault(name, _Tally()).add(
+                        number, index, kept, nbytes * kept / in_group
+                    )
+    if not tallies:
         if condition is not None:
             raise ExportError(
                 f"{source.path}: no kept row matches --where {condition.condition!r}: loosen "
                 "it (`curate inspect RUN --where ...` shows what it matches)"
             )
         raise ExportError(_nothing_kept(source))
+    _check_config_names(by, values)
     scale = ratio or 1.0
-    arrow_bytes = size * scale
-    files = min(rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
-    marks_scaled = tuple((r, b * scale) for r, b in marks)
-    return ShardPlan(
-        rows, arrow_bytes, files, max_shard_bytes, marks_scaled, schema, condition, tuple(groups)
-    )
+    plans = []
+    for name in sorted(tallies):
+        tally = tallies[name]
+        arrow_bytes = tally.size * scale
+        count = min(tally.rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
+        chosen = condition
+        if by is not None:
+            chosen = _config_filter(by, values[name], condition, schema)
+        plans.append(
+            (
+                name,
+                ShardPlan(
+                    tally.rows,
+                    arrow_bytes,
+                    count,
+                    max_shard_bytes,
+                    tuple((r, b * scale) for r, b in tally.marks),
+                    schema,
+                    chosen,
+                    tuple(tally.groups.get(i, ()) for i in range(len(files))),
+                ),
+            )
+        )
+    return plans
+
+
+def _config_column(by: str, schema: pa.Schema) -> str:
+    """The column of ``schema`` that ``--config-by`` ``by`` reads (the struct column of a
+    field named with dots); an ``ExportError`` where there is none, or its values cannot
+    name configs."""
+    head, *path = [by] if by in schema.names else by.split(".")
+    kind = schema.field(head).type if head in schema.names else None
+    for name in path:
+        found = kind is not None and pa.types.is_struct(kind) and kind.get_field_index(name) >= 0
+        kind = kind.field(name).type if found else None  # type: ignore[union-attr]
+    if kind is None:
+        raise ExportError(
+            f"--config-by {by!r}: the kept rows have no such column (a struct's field is "
+            f"named with dots: metadata.source); they have: {', '.join(schema.names)}"
+        )
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (partitionable(kind) or pa.types.is_null(kind)):
+        raise ExportError(
+            f"--config-by {by!r}: its values are {kind}; a config is named by strings, "
+            "integers, booleans or dates"
+        )
+    return head
+
+
+def _config_counts(table: pa.Table, by: str, values: dict[str, set[Any]]) -> dict[str, int]:
+    """The rows of ``table`` of each config of ``--config-by`` ``by`` (``config_name``),
+    adding the values seen to ``values``."""
+    found = column_at(table, by) if table.num_rows else None
+    if found is None:  # a file without the column: its rows are null there
+        found = pa.chunked_array([pa.nulls(table.num_rows)])
+    counts: dict[str, int] = {}
+    for entry in pc.value_counts(found.combine_chunks()).to_pylist():
+        value = None if entry["values"] == "" else entry["values"]
+        name = config_name(value)
+        values.setdefault(name, set()).add(value)
+        counts[name] = counts.get(name, 0) + entry["counts"]
+    return counts
+
+
+def _check_config_names(by: str | None, values: dict[str, set[Any]]) -> None:
+    """An ``ExportError`` where two values of ``--config-by`` make one config name, or a
+    value makes none."""
+    for name, held in values.items():
+        shown = sorted(repr(v) for v in held)
+        if not name:
+            raise ExportError(
+                f"--config-by {by!r}: the value {shown[0]} has no letter or digit to name a "
+                "config: export its rows with --where and --config, and the others with "
+                "--where"
+            )
+        if len(held) > 1:
+            raise ExportError(
+                f"--config-by {by!r}: the values {' and '.join(shown)} would both be the "
+                f"config {name!r}: export one of them with --where and --config, and the "
+                "others with --where"
+            )
+
+
+def _config_filter(
+    by: str, held: set[Any], condition: RowFilter | None, schema: pa.Schema
+) -> RowFilter:
+    """The rows of the config of ``--config-by`` ``by`` whose value is the one in
+    ``held`` (None: null or empty), and for which ``condition`` (``--where``) is true."""
+    (value,) = held
+    head, *path = [by] if by in schema.names else by.split(".")
+    target = pl.col(head)
+    for name in path:
+        target = target.struct.field(name)
+    if value is None:
+        expr, text = target.is_null(), f"{by} IS NULL"
+        if _is_text(schema.field(head).type, path):
+            expr, text = expr | (target == ""), f"{text} OR {by} = ''"
+    else:
+        expr, text = target == pl.lit(value), f"{by} = {_sql_literal(value)}"
+    columns = (head,)
+    if condition is not None:
+        expr, text = condition.expr & expr, f"({condition.condition}) AND ({text})"
+        columns = tuple(dict.fromkeys((*condition.columns, head)))
+    return RowFilter(text, expr, columns, pa.schema([schema.field(c) for c in columns]))
+
+
+def _is_text(kind: pa.DataType, path: list[str]) -> bool:
+    """Whether the field at ``path`` below a column of type ``kind`` holds strings."""
+    for name in path:
+        kind = kind.field(name).type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _sql_literal(value: object) -> str:
+    """``value`` as a SQL literal, for the card to say which rows a config holds."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    quoted = "'" + text.replace("'", "''") + "'"
+    return quoted if isinstance(value, str) else f"DATE {quoted}"
 
 
 @contextmanager
@@ -851,29 +1040,47 @@ def build_export(
     on_shard: OnShard | None = None,
     settle: Callable[[], None] | None = None,
     config: str = DEFAULT_CONFIG,
-) -> list[dict]:
-    """Write the Hub layout of ``source`` into the empty ``folder`` as ``split`` of
-    ``config`` (its files under ``config_prefix``), its data files as ``plan`` says;
-    returns the shards. ``on_shard`` and ``settle`` are called as ``write_shards`` says."""
+    seen: Overview | None = None,
+    drawn: dict[str, bytes] | None = None,
+) -> tuple[list[dict], str]:
+    """Write the Hub layout of ``source`` into ``folder`` as ``split`` of ``config`` (its
+    files under ``config_prefix``; the folder may hold other configs'), its data files as
+    ``plan`` says, and its card as ``README.md``; returns the shards and the card.
+    ``on_shard`` and ``settle`` are called as ``write_shards`` says. ``seen`` is the
+    source's overview and ``drawn`` its pictures by name, where an earlier config's
+    export has them (``drawn`` gains those drawn here)."""
     from curation.inspect import plots
-    from curation.inspect.shards import overview
 
     prefix = config_prefix(config)
     (folder / "data" / prefix).mkdir(parents=True, exist_ok=True)
     shards = write_shards(source, folder / "data" / prefix, split, plan, on_shard, settle, prefix)
-    seen = overview(source)
+    seen = seen if seen is not None else overview(source)
+    drawn = {} if drawn is None else drawn
     (folder / "images" / prefix / split).mkdir(parents=True)
-    images = [("drop funnel", f"images/{prefix}{split}/funnel.png")]
-    (folder / images[0][1]).write_bytes(plots.to_png(plots.funnel_figure(seen.stages)))
+
+    def draw(title: str, name: str, figure: Callable[[], Any]) -> tuple[str, str]:
+        key = f"{title}\0{name}"
+        if key not in drawn:
+            drawn[key] = plots.to_png(figure())
+        path = f"images/{prefix}{split}/{name}.png"
+        (folder / path).write_bytes(drawn[key])
+        return title, path
+
+    images = [draw("drop funnel", "funnel", lambda: plots.funnel_figure(seen.stages))]
     for column, summary in seen.summaries.items():
         if summary["histogram"] is not None:
-            figure = plots.histogram_figure(column, summary, seen.lines.get(column, []))
-            images.append((column, f"images/{prefix}{split}/{column}.png"))
-            (folder / images[-1][1]).write_bytes(plots.to_png(figure))
+            lines = seen.lines.get(column, [])
+            images.append(
+                draw(
+                    column,
+                    column,
+                    lambda c=column, s=summary, lines=lines: plots.histogram_figure(c, s, lines),
+                )
+            )
     where = plan.where.condition if plan.where is not None else None
     card = dataset_card(source, seen, repo_id, split, license_id, shards, images, where, config)
     (folder / "README.md").write_text(card, encoding="utf-8")
-    return shards
+    return shards, card
 
 
 def find_token() -> str:
@@ -1064,14 +1271,15 @@ class _Pusher:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def commit(
-        self, folder: Path, split: str, keep: tuple[str, ...] = (), config: str = DEFAULT_CONFIG
+        self, folder: Path, split: str, cards: dict[str, str], keep: tuple[str, ...] = ()
     ) -> str:
-        """Commit every file sent and the files left in ``folder`` (the card, the images),
-        the card merged into the repo's (``merge_cards``: other splits stay), deleting
-        the repo's files of ``split`` of ``config`` (``data/<prefix><split>-*``,
-        ``images/<prefix><split>/``, ``config_prefix``) that are not among them; returns
-        the commit's URL, or the merged pull request's when the files took several
-        commits."""
+        """Commit every file sent and the files left in ``folder`` (the card, the images):
+        ``split`` of each config of ``cards`` (each config's own card), the cards merged
+        into the repo's one after another (``merge_cards``: other splits and configs
+        stay; a repo without a card gets ``folder``'s), deleting the repo's files of
+        ``split`` of those configs (``data/<prefix><split>-*``, ``images/<prefix><split>/``,
+        ``config_prefix``) that are not among them; returns the commit's URL, or the
+        merged pull request's when the files took several commits."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         self.sent.sort(key=lambda op: op.path_in_repo)  # uploads end in any order
@@ -1083,20 +1291,16 @@ class _Pusher:
                 continue
             content: str | bytes = str(file)
             if name == "README.md" and self.card is not None:
-                card = file.read_text(encoding="utf-8")
-                content = merge_cards(self.card, card, split, self.card_name, keep, config).encode()
+                content = self.card
+                for config, card in cards.items():
+                    content = merge_cards(content, card, split, self.card_name, keep, config)
+                content = content.encode()
             rest.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
         operations = self.sent + rest
         named = {op.path_in_repo for op in operations}
-        data, images = f"data/{config_prefix(config)}", f"images/{config_prefix(config)}"
+        held = self._retried(self.files)
         stale = sorted(
-            path
-            for path in self._retried(self.files)
-            if path not in named
-            and (
-                (path.startswith(f"{data}{split}-") and "/" not in path[len(data) :])
-                or path.startswith(f"{images}{split}/")
-            )
+            path for config in cards for path in _split_files(held, config, split) - named
         )
         groups = [operations[i : i + COMMIT_FILES] for i in range(0, len(operations), COMMIT_FILES)]
         groups[-1] += [CommitOperationDelete(path_in_repo=path) for path in stale]
@@ -1227,34 +1431,46 @@ class _Pusher:
         raise AssertionError("unreachable")
 
 
+def _split_files(paths: set[str], config: str, split: str) -> set[str]:
+    """The files of ``paths`` (a repo's or a folder's, relative) that hold ``split`` of
+    ``config``: its data files (``data/<prefix><split>-*``, ``config_prefix``) and images
+    (``images/<prefix><split>/``)."""
+    data, images = f"data/{config_prefix(config)}", f"images/{config_prefix(config)}"
+    return {
+        path
+        for path in paths
+        if (path.startswith(f"{data}{split}-") and "/" not in path[len(data) :])
+        or path.startswith(f"{images}{split}/")
+    }
+
+
 def _export_into(
-    staging: Path,
-    target: Path,
-    split: str,
-    keep: tuple[str, ...],
-    config: str = DEFAULT_CONFIG,
+    staging: Path, target: Path, split: str, cards: dict[str, str], keep: tuple[str, ...]
 ) -> None:
-    """Move the export of ``split`` of ``config`` in ``staging`` into the folder
-    ``target``, which holds other files: as a push does to a repo, its data files and
-    images replace the split's (``data/<prefix><split>-*``, ``images/<prefix><split>/``,
-    ``config_prefix``), its card is merged into ``target``'s (``merge_cards``, with
-    ``keep``), and every other file stays."""
-    prefix = config_prefix(config)
-    data, images = target / "data" / prefix, target / "images" / prefix
-    data.mkdir(parents=True, exist_ok=True)
-    images.mkdir(parents=True, exist_ok=True)
-    new = {path.name for path in (staging / "data" / prefix).glob(f"{split}-*.parquet")}
-    for name in sorted(new):
-        os.replace(staging / "data" / prefix / name, data / name)
-    for path in data.glob(f"{split}-*"):
-        if path.name not in new and path.is_file():
-            path.unlink()
-    shutil.rmtree(images / split, ignore_errors=True)
-    os.replace(staging / "images" / prefix / split, images / split)
+    """Move the export of ``split`` of each config of ``cards`` (its own card) in
+    ``staging`` into the folder ``target``, which holds other files: as a push does to a
+    repo, its data files and images replace the split's (``data/<prefix><split>-*``,
+    ``images/<prefix><split>/``, ``config_prefix``), the cards are merged into
+    ``target``'s one after another (``merge_cards``, with ``keep``), and every other
+    file stays."""
+    for config in cards:
+        prefix = config_prefix(config)
+        data, images = target / "data" / prefix, target / "images" / prefix
+        data.mkdir(parents=True, exist_ok=True)
+        images.mkdir(parents=True, exist_ok=True)
+        new = {path.name for path in (staging / "data" / prefix).glob(f"{split}-*.parquet")}
+        for name in sorted(new):
+            os.replace(staging / "data" / prefix / name, data / name)
+        for path in data.glob(f"{split}-*"):
+            if path.name not in new and path.is_file():
+                path.unlink()
+        shutil.rmtree(images / split, ignore_errors=True)
+        os.replace(staging / "images" / prefix / split, images / split)
     card, old = (staging / "README.md").read_text(encoding="utf-8"), target / "README.md"
     if old.is_file():
-        before = old.read_text(encoding="utf-8", errors="replace")
-        card = merge_cards(before, card, split, str(old), keep, config)
+        card = old.read_text(encoding="utf-8", errors="replace")
+        for config, own in cards.items():
+            card = merge_cards(card, own, split, str(old), keep, config)
     written = staging / "README.md"
     written.write_text(card, encoding="utf-8")
     os.replace(written, old)
@@ -1296,12 +1512,15 @@ def export(
     license_id: str | None = None,
     where: str | None = None,
     config: str = DEFAULT_CONFIG,
+    config_by: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export the kept rows of ``run`` (a run folder or a shard; with ``where``, those for
-    which that SQL condition is true) as ``split`` of ``config``: to ``to_folder``, to
-    the Hub as ``repo_id``, or both. Returns the shards, the folder and the commit URL.
-    ``license_id`` None: ``other`` on a new card, the license of a card merged into."""
+    which that SQL condition is true) as ``split`` of ``config``, or with ``config_by``
+    (a column) as ``split`` of a config for each of its values (``plan_configs``), all in
+    one push: to ``to_folder``, to the Hub as ``repo_id``, or both. Returns the shards,
+    the rows of each config, the folder and the commit URL. ``license_id`` None:
+    ``other`` on a new card, the license of a card merged into."""
     keep = ("license",) if license_id is None else ()
     if not repo_id and not to_folder:
         raise ExportError("give --repo-id ORG/NAME to push, --to-folder DIR, or both")
@@ -1311,7 +1530,12 @@ def export(
         raise ExportError(f"--split {split!r}: use letters, digits and underscores")
     if not re.fullmatch(r"\w+", config):
         raise ExportError(f"--config {config!r}: use letters, digits and underscores")
-    key = block_key(config, split)
+    if config_by is not None and config != DEFAULT_CONFIG:
+        raise ExportError(
+            f"--config {config!r} with --config-by {config_by!r}: --config-by names each "
+            "config after a value; give one or the other"
+        )
+    key = block_key(config, split) if config_by is None else f"{split} of each config"
     max_bytes = parse_size(max_shard_size)
     source = open_source(run)
     if source.unfinished:
@@ -1334,7 +1558,10 @@ def export(
     # JSON Lines parts (a run written with output: {format: jsonl}) are read as Parquet
     # copies, made one part at a time beside the export and removed after it
     with _parquet_parts(source, target.parent if target else None) as source:
-        plan = plan_shards(source, max_bytes, where)
+        if config_by is None:
+            plans = [(config, plan_shards(source, max_bytes, where))]
+        else:
+            plans = plan_configs(source, max_bytes, config_by, where)
         name = repo_id or f"local/{target.name if target else 'export'}"
         pusher = None
         if repo_id:
@@ -1354,49 +1581,79 @@ def export(
         staging = Path(tempfile.mkdtemp(prefix=".curation-export-", dir=parent))
         began = time.monotonic()
 
-        def written(file: Path, shard: dict[str, Any], index: int, count: int) -> None:
-            about = "" if count == plan.files else "about "
-            line = (
-                f"export: {shard['path']} ({index + 1} of {about}{count}): "
-                f"{shard['rows']:,} rows, {shard['bytes'] / 1e6:,.1f} MB"
-            )
-            if pusher is None:
-                log(line)
-                return
+        def written_of(planned: int) -> OnShard:
+            """What is said as each file of a config whose plan foresaw ``planned`` is
+            written (and, pushing, sent)."""
 
-            def sent(seconds: float) -> None:
-                rate = shard["bytes"] / 1e6 / max(seconds, 1e-3)
-                log(f"{line}, sent in {seconds:.1f} s ({rate:,.1f} MB/s)")
-                if target is None:  # sent: the folder need not hold it
-                    file.unlink()
+            def written(file: Path, shard: dict[str, Any], index: int, count: int) -> None:
+                about = "" if count == planned else "about "
+                line = (
+                    f"export: {shard['path']} ({index + 1} of {about}{count}): "
+                    f"{shard['rows']:,} rows, {shard['bytes'] / 1e6:,.1f} MB"
+                )
+                if pusher is None:
+                    log(line)
+                    return
 
-            pusher.send_soon(file, shard["path"], sent)
+                def sent(seconds: float) -> None:
+                    rate = shard["bytes"] / 1e6 / max(seconds, 1e-3)
+                    log(f"{line}, sent in {seconds:.1f} s ({rate:,.1f} MB/s)")
+                    if target is None:  # sent: the folder need not hold it
+                        file.unlink()
+
+                pusher.send_soon(file, shard["path"], sent)
+
+            return written
 
         quiet = _quiet_hub_bars()
         try:
             where = f" to {pusher.endpoint}/datasets/{repo_id}" if pusher is not None else ""
-            log(f"export: {source.path}, {plan.rows:,} rows in {plan.files} file(s){where}")
-            shards = build_export(
-                source,
-                staging,
-                repo_id=name,
-                split=split,
-                plan=plan,
-                license_id=license_id or "other",
-                on_shard=written,
-                settle=pusher.wait if pusher is not None else None,
-                config=config,
-            )
-            if len(shards) != plan.files:
-                log(
-                    f"export: the rows took {len(shards)} file(s), not the {plan.files} their "
-                    f"Parquet footers suggested: the files are named {shards[0]['path']} ..."
+            rows, files = sum(p.rows for _, p in plans), sum(p.files for _, p in plans)
+            configs = f" as {len(plans)} configs by {config_by}" if config_by is not None else ""
+            log(f"export: {source.path}, {rows:,} rows in {files} file(s){configs}{where}")
+            shards: list[dict] = []
+            cards: dict[str, str] = {}
+            counts: dict[str, int] = {}
+            seen: Overview | None = None
+            drawn: dict[str, bytes] = {}
+            for number, (config, plan) in enumerate(plans):
+                if config_by is not None and plan.where is not None:
+                    log(
+                        f"export: config {config} ({number + 1} of {len(plans)}): "
+                        f"{plan.rows:,} rows in {plan.files} file(s), {plan.where.condition}"
+                    )
+                seen = overview(source) if seen is None else seen
+                made, cards[config] = build_export(
+                    source,
+                    staging,
+                    repo_id=name,
+                    split=split,
+                    plan=plan,
+                    license_id=license_id or "other",
+                    on_shard=written_of(plan.files),
+                    settle=pusher.wait if pusher is not None else None,
+                    config=config,
+                    seen=seen,
+                    drawn=drawn,
                 )
+                if len(made) != plan.files:
+                    log(
+                        f"export: the rows took {len(made)} file(s), not the {plan.files} "
+                        f"their Parquet footers suggested: the files are named "
+                        f"{made[0]['path']} ..."
+                    )
+                shards += made
+                counts[config] = plan.rows
+            if len(cards) > 1:  # one card for them all, where nothing is merged into
+                card = next(iter(cards.values()))
+                for config, own in list(cards.items())[1:]:
+                    card = merge_cards(card, own, split, "the export", (), config)
+                (staging / "README.md").write_text(card, encoding="utf-8")
             url = None
             if pusher is not None:
                 pusher.wait()
                 pusher.rename({s["sent_as"]: s["path"] for s in shards if "sent_as" in s})
-                url = pusher.commit(staging, split, keep, config)
+                url = pusher.commit(staging, split, cards, keep)
                 seconds = time.monotonic() - began
                 into = ""
                 if pusher.pull is not None:
@@ -1406,7 +1663,7 @@ def export(
                 )
             if target is not None:
                 if target.exists() and any(target.iterdir()):
-                    _export_into(staging, target, split, keep, config)
+                    _export_into(staging, target, split, cards, keep)
                 else:
                     if target.exists():
                         target.rmdir()
@@ -1422,4 +1679,9 @@ def export(
                 pusher.close()
             if staging.exists():
                 shutil.rmtree(staging)
-        return {"shards": shards, "folder": str(target) if target else None, "commit_url": url}
+        return {
+            "shards": shards,
+            "configs": counts,
+            "folder": str(target) if target else None,
+            "commit_url": url,
+        }

@@ -241,6 +241,12 @@ _PARTITION_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_in
 _PARTITION_TYPES += (pa.types.is_boolean, pa.types.is_date)
 
 
+def partitionable(kind: pa.DataType) -> bool:
+    """Whether values of type ``kind`` name folders (``partition_by``) or configs
+    (``curate export --config-by``): strings, integers, booleans and dates."""
+    return any(check(kind) for check in _PARTITION_TYPES)
+
+
 def partition_folder(value: object) -> str:
     """The name of the folder that holds the kept rows of one value of
     ``output.partition_by``: the value as text (booleans ``true``/``false``, dates ISO
@@ -346,7 +352,7 @@ class PartitionedWriter:
     def _column_folders(self, table: pa.Table, column: str) -> tuple[list[str], np.ndarray]:
         """The folder names of ``column``'s values in ``table`` (sorted) and each row's
         index among them."""
-        found = _column(table, column)
+        found = column_at(table, column)
         if found is None:  # a field that no row of the batch has
             return [partition_folder(None)], np.zeros(table.num_rows, np.int64)
         self.seen.add(column)
@@ -355,7 +361,7 @@ class PartitionedWriter:
             values = values.dictionary_decode()
         if pa.types.is_null(values.type):  # no value in this batch (JSON Lines' type)
             return [partition_folder(None)], np.zeros(len(values), np.int64)
-        if not any(check(values.type) for check in _PARTITION_TYPES):
+        if not partitionable(values.type):
             raise PartitionError(
                 f"{self.label}: output.partition_by: the column {column!r} is "
                 f"{values.type}; partition by a column of strings, integers, booleans or "
@@ -373,7 +379,7 @@ class PartitionedWriter:
         return unique, lookup[indices]
 
 
-def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
+def column_at(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     """The column ``name`` of ``table``, or a field of a struct column named with dots
     (``metadata.pile_set_name``: the Pile's subset; a column named with the dots wins);
     None where the batch has no such column or field (null in a struct's null rows)."""

@@ -1189,3 +1189,261 @@ def test_a_run_that_kept_nothing_has_nothing_to_export(tmp_path: Path) -> None:
     said = " ".join(output.split())
     assert f"{run}: no kept rows to export (0 kept of 3 documents read)" in said
     assert f"`curate inspect {run}` shows what dropped them" in said
+
+
+# --config-by: a config for each value of a column, in one push
+
+SUBSET = "metadata.pile_set_name"  # the Pile's subset of each document: a struct's field
+SUBSET_RECIPE = "stages:\n  - length_filter: {min_chars: 200}\n"
+
+
+@pytest.fixture(scope="module")
+def subset_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The Pile sample's documents of 200 characters or more, run three ways: flat
+    Parquet, Parquet a folder per subset, and flat JSON Lines."""
+    from tests.conftest import shared_file
+
+    pile = shared_file("web/pile-sample-1000.jsonl")
+    folder = tmp_path_factory.mktemp("subsets")
+    outputs = {
+        "flat": "",
+        "partitioned": f"output: {{partition_by: {SUBSET}}}\n",
+        "jsonl": "output: {format: jsonl}\n",
+    }
+    runs = {}
+    for name, output in outputs.items():
+        runs[name] = folder / name
+        run_local(recipe_of(SUBSET_RECIPE + output, pile, text_field="contents"), runs[name])
+    return runs
+
+
+def ids_by_subset(run: Path) -> dict[str, list[str]]:
+    """The ids of a flat Parquet run's kept rows by the config name of their subset, in
+    their order, as a plain reading of the files finds them."""
+    kept = read_output(run, "kept")
+    subsets = pc.struct_field(kept["metadata"], "pile_set_name").to_pylist()
+    found: dict[str, list[str]] = {}
+    for id_, subset in zip(kept["id"].to_pylist(), subsets, strict=True):
+        found.setdefault(hub_module.config_name(subset), []).append(id_)
+    return found
+
+
+@pytest.mark.parametrize("kind", ["flat", "partitioned", "jsonl"])
+def test_config_by_exports_a_config_per_value_that_loads_by_name(
+    subset_runs: dict[str, Path], kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config-by metadata.pile_set_name on the Pile sample: a config for each subset,
+    named after it (Pile-CC: Pile_CC), holding that subset's kept rows in the run's order,
+    whatever way the run wrote them; the one card lists and counts every config and says
+    which rows each holds; `datasets` loads a config by name."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    expected = ids_by_subset(subset_runs["flat"])
+    assert len(expected) == 14 and {"Pile_CC", "Wikipedia_en", "USPTO_Backgrounds"} <= set(expected)
+    folder = tmp_path / "export"
+    code, output = export(
+        str(subset_runs[kind]),
+        *("--to-folder", str(folder), "--max-shard-size", "100KB", "--config-by", SUBSET),
+    )
+    assert code == 0, output
+    rows = sum(len(ids) for ids in expected.values())
+    assert f"exported {rows:,} rows in " in output and " as 14 configs (Pile_CC " in output
+    assert sorted(p.name for p in (folder / "data").iterdir()) == sorted(expected)
+    for name, ids in expected.items():
+        files = sorted((folder / "data" / name).glob("train-*.parquet"))
+        got = pa.concat_tables([pq.read_table(f) for f in files])
+        assert got["id"].to_pylist() == ids, name
+        assert "drop_reason" not in got.column_names
+        assert (folder / "images" / name / "train" / "funnel.png").is_file()
+    card = (folder / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == sorted(expected)
+    counts = {i["config_name"]: i["splits"][0]["num_examples"] for i in header["dataset_info"]}
+    assert counts == {name: len(ids) for name, ids in expected.items()}
+    assert "## Config `Wikipedia_en`, split `train`" in card
+    assert f"for which `{SUBSET} = 'Wikipedia (en)'` is true" in card
+    cache = str(tmp_path / "cache")
+    for name in ("Pile_CC", "Wikipedia_en"):
+        loaded = datasets.load_dataset(str(folder), name, cache_dir=cache)
+        assert loaded["train"]["id"] == expected[name]
+
+
+def test_config_by_reads_each_configs_own_folder_of_a_partitioned_run(
+    subset_runs: dict[str, Path],
+) -> None:
+    """On a run partitioned by the same column, each config's plan names the row groups
+    of its own folder's files alone, so its rows are read from those; on a flat run, the
+    plans together hold every kept row once."""
+    from curation.inspect.shards import open_source
+
+    run = subset_runs["partitioned"]
+    source = open_source(run)
+    plans = hub_module.plan_configs(source, 100_000, SUBSET)
+    files = hub_module._export_files(source)
+    kept = run / "kept"
+    for name, plan in plans:
+        read = {files[i].parent.name for i, groups in enumerate(plan.groups or ()) if groups}
+        assert {hub_module.config_name(folder) for folder in read} == {name}, name
+        on_disk = sum(pq.read_metadata(f).num_rows for f in files if f.parent.name in read)
+        assert plan.rows == on_disk > 0
+    assert sorted(p.name for p in kept.iterdir()) == sorted({f.parent.name for f in files})
+    flat = hub_module.plan_configs(open_source(subset_runs["flat"]), 100_000, SUBSET)
+    assert {name: plan.rows for name, plan in flat} == {name: plan.rows for name, plan in plans}
+
+
+def test_config_by_pushes_every_config_at_once_and_leaves_the_others(
+    subset_runs: dict[str, Path], token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push of --config-by into a repo that holds a default config: one commit adds
+    every subset's config and keeps the default one; pushed again with --where, each
+    config's earlier files are replaced, in one pull request where the files take
+    several commits."""
+    run = str(subset_runs["partitioned"])
+    expected = ids_by_subset(subset_runs["flat"])
+    with FakeHub(token) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, output = export(run, "--repo-id", "acme/pile")
+        assert code == 0, output
+        code, output = export(run, *("--repo-id", "acme/pile", "--config-by", SUBSET, "--force"))
+        assert code == 0, output
+        assert len(hub.commits) == 2
+        first = held(hub, "acme/pile")
+        assert {
+            n.split("/")[1] for n in first if n.startswith("data/") and n.count("/") == 2
+        } == set(expected)
+        header = yaml.safe_load(first["README.md"].decode().split("---")[1])
+        assert [c["config_name"] for c in header["configs"]] == ["default", *sorted(expected)]
+        code, output = export(
+            run,
+            *("--repo-id", "acme/pile", "--config-by", SUBSET, "--force"),
+            *("--where", "length_chars > 600", "--max-shard-size", "10KB"),
+        )
+        assert code == 0, output
+        second = held(hub, "acme/pile")
+        assert {c["revision"] for c in hub.commits[2:]} == {"refs/pr/1"} and hub.merged == [1]
+    assert {n: v for n, v in second.items() if n.startswith("data/train-")} == {
+        n: v for n, v in first.items() if n.startswith("data/train-")
+    }
+    kept = read_output(subset_runs["flat"], "kept")
+    longer = kept.filter(pc.greater(kept["length_chars"], 600))
+    subsets = pc.struct_field(longer["metadata"], "pile_set_name").to_pylist()
+    for name in expected:
+        ids = [
+            i
+            for i, s in zip(longer["id"].to_pylist(), subsets, strict=True)
+            if hub_module.config_name(s) == name
+        ]
+        files = sorted(n for n in second if n.startswith(f"data/{name}/"))
+        if not ids:  # no row of this subset now: its config stays as it was
+            assert files == sorted(n for n in first if n.startswith(f"data/{name}/"))
+            continue
+        got = pa.concat_tables([pq.read_table(pa.BufferReader(second[f])) for f in files])
+        assert got["id"].to_pylist() == ids, name
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ("en", "en"),
+        ("Pile-CC", "Pile_CC"),
+        ("Wikipedia (en)", "Wikipedia_en"),
+        ("Gutenberg (PG-19)", "Gutenberg_PG_19"),
+        ("zh-Hans", "zh_Hans"),
+        ("日本語", "日本語"),
+        (None, "null"),
+        ("", "null"),
+        (True, "true"),
+        (False, "false"),
+        (-3, "3"),
+        (42, "42"),
+        (__import__("datetime").date(2024, 1, 2), "2024_01_02"),
+        ("--", ""),
+    ],
+)
+def test_config_names(value: object, name: str) -> None:
+    assert hub_module.config_name(value) == name
+    if name:
+        assert re.fullmatch(r"\w+", name)
+
+
+def test_config_by_values_of_each_kind_in_a_shard_and_with_where(tmp_path: Path) -> None:
+    """A plain shard: configs by integers, booleans, dates and strings with nulls and
+    empty strings (both in `null`), only of its kept rows, each holding the rows of its
+    value in order, also where --where picks among them; a value shared by no kept row
+    makes no config."""
+    import datetime
+
+    day = datetime.date(2024, 5, 1)
+    shard = tmp_path / "shard.parquet"
+    table = pa.table(
+        {
+            "id": [f"d{i}" for i in range(8)],
+            "text": [f"text {i}" for i in range(8)],
+            "n": [1, 2, 1, 3, 2, 1, 9, 2],
+            "flag": [True, False, True, True, False, None, True, False],
+            "day": pa.array([day, None, day, day, None, day, None, day], pa.date32()),
+            "lang": pa.array(["en", None, "fr", "", "en", "fr", "de", "en"]).dictionary_encode(),
+            "drop_reason": [None, None, None, None, None, None, "x:y", None],
+        }
+    )
+    pq.write_table(table, shard, row_group_size=3)
+    expected = {
+        "n": {"1": ["d0", "d2", "d5"], "2": ["d1", "d4", "d7"], "3": ["d3"]},
+        "flag": {"true": ["d0", "d2", "d3"], "false": ["d1", "d4", "d7"], "null": ["d5"]},
+        "day": {"2024_05_01": ["d0", "d2", "d3", "d5", "d7"], "null": ["d1", "d4"]},
+        "lang": {"en": ["d0", "d4", "d7"], "fr": ["d2", "d5"], "null": ["d1", "d3"]},
+    }
+    for column, configs in expected.items():
+        folder = tmp_path / column
+        code, output = export(str(shard), "--to-folder", str(folder), "--config-by", column)
+        assert code == 0, output
+        got = {p.name: pq.read_table(p)["id"].to_pylist() for p in (folder / "data").iterdir()}
+        assert got == configs, column
+    card = (tmp_path / "lang" / "README.md").read_text()
+    assert "for which `lang IS NULL OR lang = ''` is true" in card
+    assert "for which `lang = 'en'` is true" in card
+    assert (
+        "for which `day = DATE '2024-05-01'` is true"
+        in (tmp_path / "day" / "README.md").read_text()
+    )
+    folder = tmp_path / "where"
+    code, output = export(
+        str(shard), "--to-folder", str(folder), "--config-by", "lang", "--where", "n = 2"
+    )
+    assert code == 0, output
+    got = {p.name: pq.read_table(p)["id"].to_pylist() for p in (folder / "data").iterdir()}
+    assert got == {"en": ["d4", "d7"], "null": ["d1"]}
+    assert "for which `(n = 2) AND (lang = 'en')` is true" in (folder / "README.md").read_text()
+
+
+def test_config_by_refuses_what_cannot_name_configs(tmp_path: Path) -> None:
+    shard = tmp_path / "shard.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["a", "b", "c", "d"],
+                "text": ["one", "two", "three", "four"],
+                "score": [0.1, 0.2, 0.3, 0.4],
+                "src": ["a-b", "a b", "c", "d"],
+                "mark": ["x", None, "--", "null"],
+                "drop_reason": pa.nulls(4, pa.string()),
+            }
+        ),
+        shard,
+    )
+    out = str(tmp_path / "out")
+    cases = {
+        ("--config-by", "score"): "its values are double; a config is named by strings",
+        ("--config-by", "nope"): "the kept rows have no such column",
+        ("--config-by", "src.x"): "the kept rows have no such column",
+        ("--config-by", "src"): "the values 'a b' and 'a-b' would both be the config 'a_b'",
+        ("--config-by", "mark", "--where", "id <> 'd'"): "the value '--' has no letter",
+        ("--config-by", "mark", "--where", "id <> 'c'"): "the values 'null' and None would",
+        ("--config-by", "src", "--config", "x"): "--config 'x' with --config-by 'src'",
+    }
+    for args, message in cases.items():
+        code, output = export(str(shard), "--to-folder", out, *args)
+        assert code == 1 and message in output, (args, output)
+        assert "Traceback" not in output
+        assert_nothing_left(tmp_path, tmp_path / "out")
