@@ -42,6 +42,16 @@ from the footers goes wrong. ``--before REV`` picks the earlier engine.
     .venv/bin/python benchmarks/hub_export.py --docs 50000 --licence late --before 65bcadf
     .venv/bin/python benchmarks/hub_export.py --docs 200000 --format jsonl
     .venv/bin/python benchmarks/hub_export.py --docs 200000 --longer-than 2000
+    .venv/bin/python benchmarks/hub_export.py --docs 200000 --config-by lang
+
+``--config-by lang`` pushes a config for each language: the data is
+``partitioned_output.py``'s (its documents with their lid.176 language, about 20 of
+them, English most) run through ``stages: []`` twice, flat and with ``output:
+{partition_by: lang}``, untimed. Variants: ``curation`` (``--config-by lang`` of the
+partitioned run), ``curation flat`` (of the flat run), ``curation per value`` (what the
+engine took before: one export a language, ``--where "lang = '..'" --config ..``,
+``--force`` after the first) and ``datasets`` (``load_dataset`` of the flat run's kept
+files, then for each language ``filter`` and ``push_to_hub(config_name=...)``).
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "hub_export"
 BEFORE = "c43b8dd"
 VARIANTS = ("curation at", "curation", "datasets")
+CONFIG_VARIANTS = ("curation", "curation flat", "curation per value", "datasets")
 
 
 def build_data(docs: int, licence: str, fmt: str = "parquet") -> Path:
@@ -126,9 +137,18 @@ def engine_before(rev: str) -> Path:
     return folder
 
 
-def child(variant: str, data: Path, repo: str, max_shard_size: str, longer: int | None) -> None:
+def child(
+    variant: str,
+    data: Path,
+    repo: str,
+    max_shard_size: str,
+    longer: int | None,
+    by: str | None = None,
+) -> None:
     started = time.perf_counter()
-    if variant.startswith("curation"):
+    if by is not None:
+        export_configs(variant, data, repo, max_shard_size, by)
+    elif variant.startswith("curation"):
         if variant != "curation":  # the engine before: ahead of this checkout's
             sys.path.insert(0, os.environ["ENGINE_BEFORE"])
         from curation.io.hub import export
@@ -154,6 +174,54 @@ def child(variant: str, data: Path, repo: str, max_shard_size: str, longer: int 
     report_from_child({"seconds": round(time.perf_counter() - started, 2)})
 
 
+def export_configs(variant: str, runs: Path, repo: str, max_shard_size: str, by: str) -> None:
+    """Push a config for each value of ``by`` of the runs in ``runs`` (``flat``,
+    ``partitioned``) the way ``variant`` does."""
+    from curation.io.hub import config_name, export
+
+    quiet = {"repo_id": repo, "max_shard_size": max_shard_size, "log": lambda m: None}
+    if variant == "curation":
+        export(runs / "partitioned", config_by=by, **quiet)
+        return
+    if variant == "curation flat":
+        export(runs / "flat", config_by=by, **quiet)
+        return
+    kept = sorted(str(p) for p in (runs / "flat" / "kept").glob("*.parquet"))
+    values = sorted(set(pq.read_table(kept, columns=[by])[by].to_pylist()))
+    if variant == "curation per value":
+        for index, value in enumerate(values):
+            where, name = f"{by} = '{value}'", config_name(value)
+            export(runs / "flat", where=where, config=name, force=index > 0, **quiet)
+        return
+    import datasets
+
+    datasets.disable_progress_bars()
+    loaded = datasets.load_dataset("parquet", data_files=kept, split="train")
+    loaded = loaded.remove_columns("drop_reason")  # as export leaves it out
+    for value in values:
+        part = loaded.filter(lambda batch, v=value: [x == v for x in batch[by]], batched=True)
+        part.push_to_hub(repo, config_name=config_name(value), max_shard_size=max_shard_size)
+
+
+def config_runs(docs: int, by: str) -> Path:
+    """``partitioned_output.py``'s documents run through ``stages: []``, flat and
+    partitioned by ``by``, in ``runs/flat`` and ``runs/partitioned``."""
+    from benchmarks.partitioned_output import corpus
+    from curation.recipe import parse_recipe
+    from curation.runtime.run import RunOptions, run
+
+    runs = DATA / f"configs-{docs}-{by}"
+    if (runs / "partitioned" / "stats.json").exists() and (runs / "flat" / "stats.json").exists():
+        return runs
+    shards = corpus(docs)
+    for name, output in (("flat", ""), ("partitioned", f"output: {{partition_by: {by}}}\n")):
+        recipe = parse_recipe("stages: []\n" + output, "bench.yaml").with_input(
+            paths=[str(shards)], format="parquet"
+        )
+        run(recipe, runs / name, RunOptions(executor="local", overwrite=True, progress=False))
+    return runs
+
+
 def folder_bytes(folder: Path) -> int:
     total = 0
     for base, _, names in os.walk(folder):
@@ -166,7 +234,12 @@ def folder_bytes(folder: Path) -> int:
 
 
 def measure(
-    variant: str, data: Path, max_shard_size: str, before: str, longer: int | None = None
+    variant: str,
+    data: Path,
+    max_shard_size: str,
+    before: str,
+    longer: int | None = None,
+    by: str | None = None,
 ) -> dict:
     from tests.io.fake_hub import FakeHub
 
@@ -199,6 +272,7 @@ def measure(
         command = [sys.executable, __file__, "--child", variant, "--data", str(data)]
         command += ["--repo", repo, "--max-shard-size", max_shard_size]
         command += [] if longer is None else ["--longer-than", str(longer)]
+        command += [] if by is None else ["--config-by", by]
         finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         done.set()
         sampler.join()
@@ -206,7 +280,8 @@ def measure(
             raise RuntimeError(f"{variant} failed:\n{finished.stderr[-3000:]}")
         result = json.loads(finished.stdout.strip().splitlines()[-1])
         files = hub.repos[repo]
-        shards = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
+        # datasets puts a config's files in <config>/, the engine in data/<config>/
+        shards = sorted(p for p in files if p.endswith(".parquet"))
         tables = [pq.read_table(pa.BufferReader(files[p])) for p in shards]
         result.update(
             peak_disk_mb=round(peak[0] / 1e6, 1),
@@ -215,6 +290,14 @@ def measure(
             rows=sum(t.num_rows for t in tables),
             arrow_mb=[round(t.nbytes / 1e6, 1) for t in tables],
             disk_mb=round(sum(len(files[p]) for p in shards) / 1e6, 1),
+            configs={
+                folder: sum(
+                    t.num_rows
+                    for p, t in zip(shards, tables, strict=True)
+                    if p.split("/")[-2] == folder
+                )
+                for folder in {p.split("/")[-2] for p in shards}
+            },
         )
     shutil.rmtree(scratch, ignore_errors=True)
     return result
@@ -224,16 +307,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--max-shard-size", default="20MB")
-    parser.add_argument("--child", choices=VARIANTS)
+    parser.add_argument("--child", choices=sorted({*VARIANTS, *CONFIG_VARIANTS}))
     parser.add_argument("--data", type=Path)
     parser.add_argument("--repo")
     parser.add_argument("--licence", choices=("none", "late", "early"), default="none")
     parser.add_argument("--before", default=BEFORE, help="the earlier engine's revision")
     parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     parser.add_argument("--longer-than", type=int, help="export only longer documents")
+    parser.add_argument("--config-by", help="push a config for each value of this column")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.repo, args.max_shard_size, args.longer_than)
+        by = args.config_by
+        child(args.child, args.data, args.repo, args.max_shard_size, args.longer_than, by)
+        return
+    if args.config_by is not None:
+        main_configs(args.docs, args.max_shard_size, args.config_by)
         return
     parquet = build_data(args.docs, args.licence)
     data = build_data(args.docs, args.licence, args.format)
@@ -270,6 +358,35 @@ def main() -> None:
             f"{r['peak_mib']:,.0f} | {r['peak_disk_mb']:,.1f} | "
             f"{r['peak_disk_mb'] / max(base['peak_disk_mb'], 0.1):.1f}x | {r['files']} | "
             f"{r['commits']} | {min(r['arrow_mb'])}-{max(r['arrow_mb'])} |"
+        )
+
+
+def main_configs(docs: int, max_shard_size: str, by: str) -> None:
+    """``--config-by``: each way of pushing a config a value, side by side."""
+    runs = config_runs(docs, by)
+    kept = sorted((runs / "flat" / "kept").glob("*.parquet"))
+    values = pq.read_table(kept, columns=[by])[by].value_counts().to_pylist()
+    largest = max(values, key=lambda v: v["counts"])
+    arrow = pq.read_table(kept).nbytes / 1e6
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {docs:,} "
+        f"documents, {arrow:,.1f} MB of Arrow data, {len(values)} values of {by} (the "
+        f"largest {largest['values']!r}: {largest['counts']:,} documents); files of "
+        f"{max_shard_size}"
+    )
+    results = {
+        variant: measure(variant, runs, max_shard_size, BEFORE, by=by)
+        for variant in CONFIG_VARIANTS
+    }
+    base = results["curation"]
+    print("\n| variant | s | vs curation | peak MiB | peak disk MB | files | commits | configs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for variant, r in results.items():
+        assert r["rows"] == docs and r["configs"] == base["configs"], variant
+        print(
+            f"| {variant} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f}x | "
+            f"{r['peak_mib']:,.0f} | {r['peak_disk_mb']:,.1f} | {r['files']} | "
+            f"{r['commits']} | {len(r['configs'])} |"
         )
 
 

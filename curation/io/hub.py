@@ -329,6 +329,12 @@ def plan_configs(
 NULL_CONFIG = "null"
 
 
+def _shared_reads(plans: list[tuple[str, ShardPlan]]) -> float:
+    """How many times the plans read a row group, on average over those they read."""
+    reads = [(f, g) for _, p in plans for f, groups in enumerate(p.groups or ()) for g in groups]
+    return len(reads) / max(1, len(set(reads)))
+
+
 def config_name(value: object) -> str:
     """The config name of a ``--config-by`` value: its text (booleans ``true``/``false``,
     dates ISO 8601) with each run of characters other than letters, digits and ``_``
@@ -1535,7 +1541,7 @@ def export(
             f"--config {config!r} with --config-by {config_by!r}: --config-by names each "
             "config after a value; give one or the other"
         )
-    key = block_key(config, split) if config_by is None else f"{split} of each config"
+    key = repr(block_key(config, split)) if config_by is None else f"{split!r} of each config"
     max_bytes = parse_size(max_shard_size)
     source = open_source(run)
     if source.unfinished:
@@ -1550,7 +1556,7 @@ def export(
             if not force:
                 raise ExportError(
                     f"{target} exists and is not empty: pass --force to export split "
-                    f"{key!r} into it (its files of {key!r} are replaced, the rest stay)"
+                    f"{key} into it (its files of {key} are replaced, the rest stay)"
                 )
             card = target / "README.md"
             if card.is_file():  # a header that does not parse: say so now
@@ -1562,6 +1568,14 @@ def export(
             plans = [(config, plan_shards(source, max_bytes, where))]
         else:
             plans = plan_configs(source, max_bytes, config_by, where)
+            shared = _shared_reads(plans)
+            if shared > 1.5:
+                log(
+                    f"export: the configs share row groups, so each is read {shared:.1f} times "
+                    f"on average: a run with output: {{partition_by: {config_by}}} (or a "
+                    f"`curate run` of this one, stages: [], that adds it) holds each config's "
+                    "rows in files of their own, read once"
+                )
         name = repo_id or f"local/{target.name if target else 'export'}"
         pusher = None
         if repo_id:

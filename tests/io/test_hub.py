@@ -1249,6 +1249,8 @@ def test_config_by_exports_a_config_per_value_that_loads_by_name(
     assert code == 0, output
     rows = sum(len(ids) for ids in expected.values())
     assert f"exported {rows:,} rows in " in output and " as 14 configs (Pile_CC " in output
+    hint = f"a run with output: {{partition_by: {SUBSET}}}"
+    assert (hint in output) == (kind != "partitioned")
     assert sorted(p.name for p in (folder / "data").iterdir()) == sorted(expected)
     for name, ids in expected.items():
         files = sorted((folder / "data" / name).glob("train-*.parquet"))
