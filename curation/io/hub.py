@@ -1572,9 +1572,9 @@ def export(
             if shared > 1.5:
                 log(
                     f"export: the configs share row groups, so each is read {shared:.1f} times "
-                    f"on average: a run with output: {{partition_by: {config_by}}} (or a "
-                    f"`curate run` of this one, stages: [], that adds it) holds each config's "
-                    "rows in files of their own, read once"
+                    f"on average: a run with output: {{partition_by: {config_by}}} holds each "
+                    f"config's rows in files of their own, read once (a `curate run` of "
+                    f"stages: [] with --input {Path(source.path) / 'kept'} makes one)"
                 )
         name = repo_id or f"local/{target.name if target else 'export'}"
         pusher = None
