@@ -950,51 +950,75 @@ def merge_cards(
     was not told) and its text outside the engine's blocks stay, but for the body of a
     card the engine wrote before it had blocks (tagged ``curation``), which is dropped.
     ``where`` names the old card in errors."""
-    key = block_key(config, split)
+    return merge_many(old, {config: new}, split, where, keep)
+
+
+def merge_many(
+    old: str,
+    cards: dict[str, str],
+    split: str,
+    where: str = "README.md",
+    keep: tuple[str, ...] = (),
+) -> str:
+    """``merge_cards`` of each config's card of ``cards`` (``split`` of that config) in
+    turn, in one pass: the same card, in time linear in the configs (``--config-by``
+    merges hundreds; one at a time, each parsed the card grown so far)."""
     before, body = _card_parts(old, where)
-    header, fresh = _card_parts(new, "the new card")
-    mine = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == key)
-    merged, counts = _merged_header(before, header, split, keep, config)
+    blocks: dict[str, str] = {}
+    headers: list[tuple[str, dict[str, Any]]] = []
+    for config, new in cards.items():
+        key = block_key(config, split)
+        header, fresh = _card_parts(new, "the new card")
+        blocks[key] = next(m.group(0) for m in _BLOCK.finditer(fresh) if m.group(2) == key)
+        headers.append((config, header))
+    merged, counts = _merged_header(before, headers, split, keep)
     if not _BLOCK.search(body) and "curation" in _tags(before):
         body = ""  # the engine's card from before blocks: its split is described no more
     keys = [block_key(c, s) for c, s in _config_splits(merged["configs"])]
     summary = _summary(merged["pretty_name"], keys, counts)
-    return _with_header(merged, summary + "\n" + _merged_body(body, mine, key) + "\n")
+    return _with_header(merged, summary + "\n" + _merged_body(body, blocks) + "\n")
 
 
 def _merged_header(
     before: dict[str, Any],
-    header: dict[str, Any],
+    headers: list[tuple[str, dict[str, Any]]],
     split: str,
     keep: tuple[str, ...],
-    config: str = DEFAULT_CONFIG,
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    """``merge_cards``' header, and the documents of each split it counts (by the name
-    its block has: ``block_key``). The default config stays first; another config the
-    card held keeps its place, and a new one goes last."""
+    """``merge_many``' header after the configs' ``headers`` in turn, and the documents
+    of each split it counts (by the name its block has: ``block_key``). The default
+    config goes first; another config the card held keeps its place, and a new one goes
+    last."""
     held = before.get("configs")
-    held = [c for c in held if isinstance(c, dict)] if isinstance(held, list) else []
-    same = next((c for c in held if c.get("config_name", DEFAULT_CONFIG) == config), None)
-    entries = (same or {}).get("data_files")
-    ours = header["configs"][0]["data_files"][0]
-    files = [
-        ours if entry.get("split") == split else entry
-        for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and entry.get("split") is not None
-    ]
-    files += [] if ours in files else [ours]
-    entry = {"config_name": config, "data_files": files}
-    if config == DEFAULT_CONFIG:
-        configs = [entry, *(c for c in held if c is not same)]
-    elif same is None:
-        configs = [*held, entry]
-    else:
-        configs = [entry if c is same else c for c in held]
+    configs = [c for c in held if isinstance(c, dict)] if isinstance(held, list) else []
+    at: dict[str, int] = {}  # each config's place in configs (the first, where held twice)
+    for index, entry in enumerate(configs):
+        at.setdefault(entry.get("config_name", DEFAULT_CONFIG), index)
     known = _known_splits(before.get("dataset_info"))
-    known[(config, split)] = _known_splits(header["dataset_info"])[(config, split)]
-    told = {k: v for k, v in header.items() if k not in keep or k not in before}
+    told: dict[str, Any] = {}
+    tags = _tags(before)
+    for config, header in headers:
+        same = configs[at[config]] if config in at else {}
+        entries = same.get("data_files")
+        ours = header["configs"][0]["data_files"][0]
+        files = [
+            ours if entry.get("split") == split else entry
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict) and entry.get("split") is not None
+        ]
+        files += [] if ours in files else [ours]
+        if config in at:
+            configs[at[config]] = {"config_name": config, "data_files": files}
+        else:
+            at[config] = len(configs)
+            configs.append({"config_name": config, "data_files": files})
+        known[(config, split)] = _known_splits(header["dataset_info"])[(config, split)]
+        told.update({k: v for k, v in header.items() if k not in keep or k not in before})
+        tags += header["tags"]
+    if DEFAULT_CONFIG in at and any(config == DEFAULT_CONFIG for config, _ in headers):
+        configs.insert(0, configs.pop(at[DEFAULT_CONFIG]))
     merged = {**before, **told, "configs": configs}
-    merged["tags"] = list(dict.fromkeys([*_tags(before), *header["tags"]]))
+    merged["tags"] = list(dict.fromkeys(tags))
     pairs = _config_splits(configs)
     if all(p in known for p in pairs):
         merged["dataset_info"] = _dataset_info(known, pairs)
@@ -1012,26 +1036,30 @@ def _tags(header: dict[str, Any]) -> list[str]:
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
-def _merged_body(body: str, mine: str, split: str) -> str:
-    """``body`` without its summary block, with ``mine`` in place of the block of
-    ``split`` (its ``block_key``; or after the last split's block, or at the end)."""
-    pieces, placed, last_split, at = [], False, -1, 0
+def _merged_body(body: str, blocks: dict[str, str]) -> str:
+    """``body`` without its summary block, with each of ``blocks`` (by its split's
+    ``block_key``) in place of that split's block, or, where it has none, after the last
+    split's block (or at the end), in their order."""
+    pieces, placed, last_split, at = [], set(), -1, 0
     for block in _BLOCK.finditer(body):
         pieces.append(body[at : block.start()])
         at = block.end()
         if block.group(1) == "summary":
             continue
-        pieces.append(mine if block.group(2) == split else block.group(0))
-        placed = placed or block.group(2) == split
+        key = block.group(2)
+        pieces.append(blocks.get(key, block.group(0)))
+        if key in blocks:
+            placed.add(key)
         last_split = len(pieces) - 1
     pieces.append(body[at:])
-    if not placed:
+    new = [text for key, text in blocks.items() if key not in placed]
+    if new:
         if last_split >= 0:
-            pieces.insert(last_split + 1, "\n" + mine)
+            pieces.insert(last_split + 1, "".join("\n" + text for text in new))
         else:
             text = "".join(pieces)
             gap = "" if not text.strip() else "\n" if text.endswith("\n") else "\n\n"
-            pieces.append(gap + mine)
+            pieces.append(gap + "\n".join(new))
     return "".join(pieces).strip("\n")
 
 
@@ -1297,10 +1325,7 @@ class _Pusher:
                 continue
             content: str | bytes = str(file)
             if name == "README.md" and self.card is not None:
-                content = self.card
-                for config, card in cards.items():
-                    content = merge_cards(content, card, split, self.card_name, keep, config)
-                content = content.encode()
+                content = merge_many(self.card, cards, split, self.card_name, keep).encode()
             rest.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
         operations = self.sent + rest
         named = {op.path_in_repo for op in operations}
@@ -1474,9 +1499,8 @@ def _export_into(
         os.replace(staging / "images" / prefix / split, images / split)
     card, old = (staging / "README.md").read_text(encoding="utf-8"), target / "README.md"
     if old.is_file():
-        card = old.read_text(encoding="utf-8", errors="replace")
-        for config, own in cards.items():
-            card = merge_cards(card, own, split, str(old), keep, config)
+        before = old.read_text(encoding="utf-8", errors="replace")
+        card = merge_many(before, cards, split, str(old), keep)
     written = staging / "README.md"
     written.write_text(card, encoding="utf-8")
     os.replace(written, old)
@@ -1659,9 +1683,8 @@ def export(
                 shards += made
                 counts[config] = plan.rows
             if len(cards) > 1:  # one card for them all, where nothing is merged into
-                card = next(iter(cards.values()))
-                for config, own in list(cards.items())[1:]:
-                    card = merge_cards(card, own, split, "the export", (), config)
+                first, *rest = cards.items()
+                card = merge_many(first[1], dict(rest), split, "the export")
                 (staging / "README.md").write_text(card, encoding="utf-8")
             url = None
             if pusher is not None:

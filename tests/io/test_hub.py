@@ -921,6 +921,38 @@ def test_a_card_after_any_exports_of_configs_describes_each_once_as_last_exporte
     assert found == [(k, f"export {last[p][0]}") for k, p in zip(keys, pairs, strict=True)]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["default", "fr", "de", "en"]),
+            st.sampled_from(["train", "test"]),
+            st.integers(1, 10**7),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sets(st.sampled_from(["default", "fr", "de", "en", "it", "ja"]), min_size=1),
+    st.sampled_from(["train", "test"]),
+    st.sampled_from([(), ("license",)]),
+)
+def test_merging_configs_at_once_is_merging_them_one_after_another(
+    before: list[tuple[str, str, int]], configs: set[str], split: str, keep: tuple[str, ...]
+) -> None:
+    """`merge_many` (one pass, as --config-by merges hundreds of configs) gives the card
+    that `merge_cards` of each config's card in turn gives, into any card exports made."""
+    old = None
+    for index, (config, part, rows) in enumerate(before):
+        new = engine_card(part, rows, f"export {index}", config)
+        old = new if old is None else hub_module.merge_cards(old, new, part, config=config)
+    assert old is not None
+    cards = {c: engine_card(split, 7 + i, f"new {c}", c) for i, c in enumerate(sorted(configs))}
+    one_by_one = old
+    for config, card in cards.items():
+        one_by_one = hub_module.merge_cards(one_by_one, card, split, "x", keep, config)
+    assert hub_module.merge_many(old, cards, split, "x", keep) == one_by_one
+
+
 def test_a_slow_push_says_what_is_under_way_without_the_clients_bars(
     run_folder: Path, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
