@@ -274,6 +274,8 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
             f"{stage['docs_per_s']:,.0f}" if stage["docs_per_s"] else "-",
             f"{stage['mb_per_s']:,.1f}" if stage["mb_per_s"] else "-",
         )
+        if "where" in stage:  # the rows it saw: the others passed it as they came
+            table.add_row(f"  where {stage['where']}", f"{stage['rows_where']:,}", style="dim")
         reasons = sorted(stage["dropped_by_reason"].items(), key=lambda kv: -kv[1])
         for reason, n in reasons[:3]:
             table.add_row(f"  {reason.split(':', 1)[-1]}", "", "", f"{n:,}", style="dim")

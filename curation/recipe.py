@@ -9,7 +9,9 @@ stages:
 output: {shard_rows: 100000}
 ```
 
-A ``models:`` section names models the run trains before its stages run
+A stage entry may hold ``where: SQL`` beside the stage's name: the stage then sees only
+the rows that condition is true for (``StageSpec.where``; map stages only). A
+``models:`` section names models the run trains before its stages run
 (``curation.runtime.models``). Every error names the recipe file and line and lists what
 is valid there.
 """
@@ -26,7 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from curation.runtime.models import KINDS as MODEL_KINDS
 from curation.runtime.models import PENDING, ModelSpec
-from curation.stage import MapStage, StageParams, describe_params, stage_class, stage_names
+from curation.stage import (
+    GlobalStage,
+    MapStage,
+    StageParams,
+    describe_params,
+    stage_class,
+    stage_names,
+)
 
 Location = tuple[Any, ...]
 
@@ -150,10 +159,26 @@ class StageSpec:
     name: str
     params: StageParams
     line: int
+    #: a SQL condition: the stage sees only the rows it is true for (``where:``)
+    where: str | None = None
 
     def build(self) -> MapStage:
-        """A fresh stage object (its ``setup`` has not run)."""
-        return stage_class(self.name)(self.params)
+        """A fresh stage object (its ``setup`` has not run), with its ``where``."""
+        stage = stage_class(self.name)(self.params)
+        if self.where is not None:
+            from curation.filters.sql import RowFilter
+
+            stage.where = RowFilter.parse(self.where)
+        return stage
+
+    def resolved(self) -> dict[str, Any]:
+        """The entry with every default filled in, as plain data; ``where`` where given."""
+        entry: dict[str, Any] = {self.name: self.params.model_dump()}
+        return entry if self.where is None else {**entry, WHERE: self.where}
+
+
+#: The key of a stage entry beside the stage's name that limits it to some rows.
+WHERE = "where"
 
 
 @dataclass(frozen=True)
@@ -183,7 +208,7 @@ class Recipe:
         """The recipe with every default filled in, as plain data (for ``recipe.yaml``)."""
         plain = {
             "input": self.input.model_dump(),
-            "stages": [{s.name: s.params.model_dump()} for s in self.stages],
+            "stages": [s.resolved() for s in self.stages],
             "output": self.output.model_dump(),
         }
         if self.models:
@@ -274,8 +299,18 @@ def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) 
     known = stage_names()
     if isinstance(entry, str):
         entry = {entry: None}
+    where = None
+    if isinstance(entry, dict) and len(entry) == 2 and WHERE in entry:
+        entry = dict(entry)
+        where = _parse_where(entry.pop(WHERE), (*loc, WHERE), next(iter(entry)), fail)
     if not isinstance(entry, dict) or len(entry) != 1:
-        raise fail(loc, "each stage is a one-key mapping: '- STAGE_NAME: {param: value}'")
+        extra = [k for k in entry if k not in known] if isinstance(entry, dict) else []
+        beside = f" (unknown key {extra[0]!r})" if len(extra) == 1 and len(entry) == 2 else ""
+        raise fail(
+            loc,
+            "each stage is a one-key mapping: '- STAGE_NAME: {param: value}', with "
+            f"'where: SQL' beside it to run it on the rows that condition holds for{beside}",
+        )
     ((name, params),) = entry.items()
     if name not in known:
         hint = difflib.get_close_matches(str(name), known, n=1)
@@ -285,6 +320,13 @@ def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) 
             f"unknown stage {name!r}{did_you_mean}; valid stages: {', '.join(known)}",
         )
     cls = stage_class(name)
+    if where is not None and issubclass(cls, GlobalStage):
+        raise fail(
+            (*loc, WHERE),
+            f"stage {name} decides over the whole dataset, so 'where' cannot limit it: it "
+            "limits filters, scorers and rewrites (map stages); run the rows apart with "
+            "--where on a run's kept/ folder, or partition the run (output: {partition_by})",
+        )
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -293,9 +335,23 @@ def _parse_stage(entry: Any, index: int, lines: dict[Location, int], fail: Any) 
         validated = cls.Params.model_validate(params)
     except ValidationError as err:
         problem = err.errors()[0]
-        where = (*loc, name, *problem["loc"][:1])
-        raise fail(where, f"stage {name}: {_describe_problem(problem, cls.Params)}") from None
-    return StageSpec(name, validated, _line_of(lines, loc) or 0)
+        where_ = (*loc, name, *problem["loc"][:1])
+        raise fail(where_, f"stage {name}: {_describe_problem(problem, cls.Params)}") from None
+    return StageSpec(name, validated, _line_of(lines, loc) or 0, where)
+
+
+def _parse_where(value: Any, loc: Location, name: Any, fail: Any) -> str:
+    """A stage entry's ``where``: a SQL condition over a row's own columns (``sql_filter``'s
+    dialect), checked to parse."""
+    from curation.filters.sql import parse_condition
+
+    if not isinstance(value, str) or not value.strip():
+        raise fail(loc, f"stage {name}: 'where' is a SQL condition, e.g. \"lang = 'en'\"")
+    try:
+        parse_condition(value)
+    except ValueError as err:
+        raise fail(loc, f"stage {name}: where {value!r}: {err}") from None
+    return value
 
 
 def _validate_section(model: type[BaseModel], value: Any, loc: Location, fail: Any) -> Any:

@@ -61,6 +61,9 @@ class MapStage:
     help: ClassVar[str]
     Params: ClassVar[type[StageParams]] = StageParams
     resources: ClassVar[Resources] = Resources()
+    #: the recipe's ``where:`` for this stage (a ``RowFilter``): the executor gives
+    #: ``process`` only the rows it is true for; None: every row
+    where: Any = None
 
     def __init__(self, params: StageParams) -> None:
         self.params = params

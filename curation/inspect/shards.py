@@ -210,6 +210,9 @@ def _summed(ledgers: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
             entry = total[position]
             entry["rows_in"] += stage["rows_in"]
             entry["rows_kept"] += stage["rows_kept"]
+            if "where" in stage:  # the rows a stage with a where saw
+                entry["where"] = stage["where"]
+                entry["rows_where"] = entry.get("rows_where", 0) + stage["rows_where"]
             for reason, count in stage["dropped_by_reason"].items():
                 entry["dropped_by_reason"][reason] = (
                     entry["dropped_by_reason"].get(reason, 0) + count
@@ -247,6 +250,7 @@ def funnel(source: Source) -> list[dict[str, Any]]:
                 "rows_in": s["rows_in"],
                 "rows_kept": s["rows_kept"],
                 "dropped_by_reason": dict(s["dropped_by_reason"]),
+                **{k: s[k] for k in ("where", "rows_where") if k in s},
             }
             for s in source.stats["stages"]
         ]
@@ -431,9 +435,10 @@ def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[
     ``min_prob``); a global top-fraction cut (``threshold``, ``color_filter``,
     ``preselect``) is the last score its stage kept, read from the rows."""
     lines: dict[str, list[tuple[str, float]]] = {}
-    stages = [
-        e for e in (source.recipe or {}).get("stages") or [] if isinstance(e, dict) and len(e) == 1
-    ]
+    entries = [e for e in (source.recipe or {}).get("stages") or [] if isinstance(e, dict)]
+    # a stage's entry without its where (a key beside the stage's name)
+    stages = [{k: v for k, v in e.items() if k != "where"} for e in entries]
+    stages = [e for e in stages if len(e) == 1]
     names = [next(iter(e)) for e in stages]
     for index, entry in enumerate(stages):
         ((name, params),) = entry.items()

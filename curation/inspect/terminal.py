@@ -35,6 +35,8 @@ def format_funnel(stages: list[dict[str, Any]]) -> str:
     for s in stages:
         dropped = s["rows_in"] - s["rows_kept"]
         lines.append(f"{s['name']:28s} {s['rows_in']:>10,} {s['rows_kept']:>10,} {dropped:>10,}")
+        if "where" in s:  # the rows the stage saw; the others passed it as they came
+            lines.append(f"    {'where ' + s['where']:44s} {s['rows_where']:>10,}  (seen)")
         for reason, n in sorted(s["dropped_by_reason"].items(), key=lambda kv: -kv[1]):
             share = n / s["rows_in"] if s["rows_in"] else 0.0
             lines.append(f"    {reason:44s} {n:>10,}  ({share:.1%})")

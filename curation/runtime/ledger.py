@@ -30,6 +30,10 @@ class StageStats:
     added_columns: list[str] = field(default_factory=list)
     #: input columns this stage's own columns of the same name replaced
     replaced_columns: list[str] = field(default_factory=list)
+    #: its recipe entry's ``where`` (None: it sees every row), and the rows that held
+    #: for (those it saw; the others passed as they came)
+    where: str | None = None
+    rows_where: int = 0
 
     def add(self, rows_in: int, dropped: dict[str, int], seconds: float, bytes_in: int) -> None:
         """Record one batch."""
@@ -46,6 +50,7 @@ class StageStats:
         self.dropped.update(other.dropped)
         self.seconds += other.seconds
         self.bytes_in += other.bytes_in
+        self.rows_where += other.rows_where
         for mine, theirs in (
             (self.added_columns, other.added_columns),
             (self.replaced_columns, other.replaced_columns),
@@ -67,6 +72,7 @@ class StageStats:
             "bytes_in": self.bytes_in,
             "added_columns": list(self.added_columns),
             "replaced_columns": list(self.replaced_columns),
+            **({} if self.where is None else {"where": self.where, "rows_where": self.rows_where}),
         }
 
     @classmethod
@@ -81,6 +87,8 @@ class StageStats:
             bytes_in=data["bytes_in"],
             added_columns=list(data.get("added_columns", [])),
             replaced_columns=list(data.get("replaced_columns", [])),
+            where=data.get("where"),
+            rows_where=data.get("rows_where", 0),
         )
 
 

@@ -236,7 +236,10 @@ def plan_run(recipe: Recipe, output: str | Path, overwrite: bool = False) -> dic
         },
         "passes": [
             {
-                "stages": [spec.name for spec in segment.stages],
+                "stages": [
+                    spec.name if spec.where is None else f"{spec.name} (where {spec.where})"
+                    for spec in segment.stages
+                ],
                 "barrier": segment.opens_with_global(),
                 "measures_for": segment.measure.name if segment.measure else None,
             }
@@ -935,8 +938,7 @@ def _stats(
     resumed: int,
     input_files: int,
 ) -> dict[str, Any]:
-    names = ["read"] + [spec.name for spec in recipe.stages]
-    totals = [StageStats(name) for name in names]
+    totals = [StageStats("read")] + [StageStats(s.name, where=s.where) for s in recipe.stages]
     offset = 0
     for results in per_segment:
         width = len(results[0].stages) if results else 0

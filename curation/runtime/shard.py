@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -310,7 +311,8 @@ def process_shard(
         else PartWriter(folder, "kept", output)
     )
     dropped = PartWriter(folder, "dropped", recipe.output)
-    ledger = ([StageStats("read")] if first else []) + [StageStats(s.name) for s in stages]
+    ledger = [StageStats("read")] if first else []
+    ledger += [StageStats(s.name, where=s.where and s.where.condition) for s in stages]
     stage_ledger = ledger[1:] if first else ledger
     corrupt = None
     for stage in stages:
@@ -389,7 +391,7 @@ def _measure(stage: GlobalStage, live: pa.Table) -> pa.Table:
 def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.Table, pa.Table]:
     started = time.perf_counter()
     bytes_in = text_bytes(live)
-    out = stage.process(live)
+    out = stage.process(live) if stage.where is None else _process_where(stage, live, stats)
     seconds = time.perf_counter() - started
     if out.num_rows != live.num_rows:
         raise StageContractError(
@@ -411,6 +413,52 @@ def _run_stage(stage: MapStage, stats: StageStats, live: pa.Table) -> tuple[pa.T
     stats.add(live.num_rows, counts, seconds, bytes_in)
     mask = kept_mask(out)
     return out.filter(mask), out.filter(pc.invert(mask))
+
+
+def _process_where(stage: MapStage, live: pa.Table, stats: StageStats) -> pa.Table:
+    """``stage.process`` of the rows of ``live`` its ``where`` is true for (the others,
+    where it is false or null, pass as they came: null in the stage's new columns, their
+    own value in a column the stage writes anew), all in their order;
+    ``stats.rows_where`` counts the rows it saw. A batch without a column the condition
+    names (a field no document of it has) reads it as null there."""
+    from curation.filters.sql import MissingColumns
+
+    where = stage.where
+    try:
+        hit = where.matching(live)
+    except MissingColumns:
+        hit = pa.array(np.zeros(live.num_rows, np.bool_))
+    except ValueError as err:
+        raise ValueError(f"stage {stage.name}: where {err}") from None
+    chosen = int(pc.sum(hit).as_py() or 0)
+    stats.rows_where += chosen
+    if chosen == live.num_rows:
+        return stage.process(live)
+    done = stage.process(live.filter(hit))
+    if done.num_rows != chosen:
+        return done  # _run_stage names the broken contract
+    rest = live.filter(pc.invert(hit))
+    # by position: a stage's column named as an input one follows it (both are there
+    # until _stage_columns_replace_input_ones), and on the rows it did not see, both hold
+    # the input's value
+    columns = []
+    for field in done.schema:
+        if field.name not in rest.column_names:
+            columns.append(pa.nulls(rest.num_rows, field.type))
+        elif rest.schema.field(field.name).type != field.type:  # a rewritten text's type
+            columns.append(rest.column(field.name).cast(field.type))
+        else:
+            columns.append(rest.column(field.name))
+    passed = pa.Table.from_arrays(columns, schema=done.schema)
+    # the rows back in their order: those the stage saw, then the others, put back
+    places = np.concatenate(
+        [
+            np.flatnonzero(hit.to_numpy(zero_copy_only=False)),
+            np.flatnonzero(~hit.to_numpy(zero_copy_only=False)),
+        ]
+    )
+    both = pa.concat_tables([done, passed])
+    return both.take(pa.array(np.argsort(places, kind="stable")))
 
 
 def _stage_columns_replace_input_ones(
