@@ -85,6 +85,7 @@ bench: setup
 	taskset -c 0 $(BIN)/python benchmarks/dclm_quality.py
 	taskset -c 0 $(BIN)/python benchmarks/dclm_repetition.py --docs 2000 --repeats 1
 	taskset -c 0 $(BIN)/python benchmarks/sql_filter.py
+	$(BIN)/python benchmarks/stage_where.py --docs 20000
 	taskset -c 0 $(BIN)/python benchmarks/fix_text.py
 	$(BIN)/python benchmarks/pii.py
 	$(BIN)/python benchmarks/language_speed.py
@@ -108,6 +109,7 @@ bench: setup
 	$(BIN)/python benchmarks/hub_export.py
 	$(BIN)/python benchmarks/hub_export.py --licence late --before 65bcadf
 	$(BIN)/python benchmarks/hub_export.py --format jsonl
+	$(BIN)/python benchmarks/hub_export.py --config-by lang
 	$(BIN)/python benchmarks/token_files.py
 	$(BIN)/python benchmarks/token_training.py
 	$(BIN)/python benchmarks/token_count.py
