@@ -304,7 +304,13 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
         f"({files:,} file{'s' if files != 1 else ''}{folders}); "
         f"stats in {Path(output) / 'stats.json'}"
     )
-    replaced = [name for stage in stats["stages"] for name in stage.get("replaced_columns", [])]
+    # columns of the input that stages wrote anew (not those an earlier stage wrote: a
+    # stage run twice, each on the rows of its own `where`)
+    replaced, written = [], set()
+    for stage in stats["stages"]:
+        replaced += [n for n in stage.get("replaced_columns", []) if n not in written]
+        written.update(stage.get("added_columns", []))
+    replaced = list(dict.fromkeys(replaced))
     if replaced:
         named = ", ".join(replaced[:3]) + (
             f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""

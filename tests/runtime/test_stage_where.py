@@ -191,3 +191,40 @@ def test_a_recipe_without_where_resolves_as_before() -> None:
     assert plain.resolved()["stages"] == [{"sample": {"rate": 0.5, "seed": 0}}]
     limited = parse_recipe("stages:\n  - sample: {rate: 0.5}\n    where: 'n > 1'\n", "r.yaml")
     assert limited.resolved()["stages"] == [{"sample": {"rate": 0.5, "seed": 0}, "where": "n > 1"}]
+
+
+def test_one_stage_twice_by_language_measures_every_row_once(
+    pile_path: Path, tmp_path: Path
+) -> None:
+    """The README's recipe: gopher_quality on the English rows, and again with other
+    settings on the others. Every row language keeps is seen by one of them, whose
+    values it holds; the run says nothing of input columns replaced (the second stage
+    writes anew what the first wrote, not what the input held)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        PILE
+        + "  - gopher_quality: {}\n    where: \"lang = 'en'\"\n"
+        + "  - gopher_quality: {min_stop_words: 0}\n    where: \"lang <> 'en'\"\n"
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(recipe),
+            "--input",
+            str(pile_path),
+            "--output",
+            str(out),
+            "--executor",
+            "local",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "input already had columns" not in result.output
+    stages = stats_of(out)["stages"]
+    # the second sees every row the first did not (language kept: each has a language)
+    assert stages[3]["rows_where"] == stages[2]["rows_in"] - stages[2]["rows_where"] > 0
+    kept = read_output(out, "kept")
+    assert kept.num_rows and kept["gopher_stop_words"].null_count == 0
+    assert set(kept["lang"].to_pylist()) > {"en"}
