@@ -454,6 +454,8 @@ def threshold_lines(source: Source, columns: list[str]) -> dict[str, list[tuple[
         for bound in ("min", "max"):
             if params.get(bound) is not None:
                 lines.setdefault(column, []).append((f"{name} {bound}", float(params[bound])))
+        if params.get("per") is not None:
+            continue  # a cut in each group: no one line stands for them
         if params.get("top_fraction") is not None or name in CUT_COLUMNS:
             # rows that passed this stage: kept, or dropped by a later stage
             later = names[index + 1 :]

@@ -12,14 +12,19 @@ Two modes, exactly one per stage:
   (or characters) reach ``top_fraction`` of the dataset's total; ``ceil`` for counts. The
   others are dropped as ``threshold:below_cut``.
 
+With ``per`` (a column: a language, a source, a domain), the top fraction is cut in each
+group of rows of one value of it apart, the same way: ``top_fraction`` of each language
+rather than of the dataset, so that a scarce language is not crowded out by a plentiful
+one whose scores run higher (rows whose value is null are a group of their own). Ranks
+then count within the group.
+
 Rows with a null score are dropped as ``threshold:no_score`` in both modes (they count in
-the dataset's total for ``top_fraction``). Every scored row gets ``threshold_rank``
-(1 = best) in top-fraction mode.
+the dataset's total for ``top_fraction``, or their group's). Every scored row gets
+``threshold_rank`` (1 = best) in top-fraction mode.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +37,7 @@ from pydantic import Field, model_validator
 from curation.batch import ID, TEXT, with_drop_reason
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
-_SCORE, _CHARS = "_threshold_score", "_threshold_chars"
+_SCORE, _CHARS, _GROUP = "_threshold_score", "_threshold_chars", "_threshold_group"
 
 
 class ThresholdParams(StageParams):
@@ -44,12 +49,19 @@ class ThresholdParams(StageParams):
     )
     by: Literal["count", "chars"] = Field("count", description="top_fraction of documents or chars")
     higher_is_better: bool = Field(True, description="false for scores like perplexity")
+    per: str | None = Field(
+        None,
+        description="with top_fraction: cut each group of rows of one value of this column "
+        "apart (the top fraction of each language: per: lang)",
+    )
 
     @model_validator(mode="after")
     def _one_mode(self) -> ThresholdParams:
         absolute = self.min is not None or self.max is not None
         if absolute == (self.top_fraction is not None):
             raise ValueError("give either min and/or max, or top_fraction (not both)")
+        if self.per is not None and self.top_fraction is None:
+            raise ValueError("per cuts a top_fraction in each group: give top_fraction")
         return self
 
 
@@ -61,13 +73,16 @@ class Threshold(GlobalStage):
     help = "keep by a score column: min/max, or the global top fraction of docs or chars"
     Params = ThresholdParams
     params: ThresholdParams
-    internal_columns = (_SCORE, _CHARS)
+    internal_columns = (_SCORE, _CHARS, _GROUP)
     rank_column = "threshold_rank"
 
     @property
     def rule(self) -> ThresholdParams:
         """The cut this stage makes (selectors built on it derive theirs)."""
         return self.params
+
+    def key_columns(self) -> list[str]:
+        return [_SCORE, _CHARS] + ([_GROUP] if self.rule.per is not None else [])
 
     def measure(self, table: pa.Table) -> pa.Table:
         p = self.rule
@@ -78,9 +93,28 @@ class Threshold(GlobalStage):
             )
         score = pc.cast(table[p.column], pa.float64())
         table = table.append_column(_SCORE, score)
-        return table.append_column(
+        table = table.append_column(
             _CHARS, pc.fill_null(pc.utf8_length(table[TEXT]), 0).cast(pa.int64())
         )
+        if p.per is None:
+            return table
+        if p.per not in table.column_names:
+            raise ValueError(
+                f"threshold: per: no column {p.per!r} (columns: "
+                f"{', '.join(table.column_names)}); put the stage that writes it before "
+                "threshold"
+            )
+        group = table[p.per]
+        if pa.types.is_dictionary(group.type):
+            group = group.cast(group.type.value_type)
+        try:  # one type for every shard's keys: the value as text (null stays null)
+            group = pc.cast(group, pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ValueError(
+                f"threshold: per: the column {p.per!r} is {group.type}: group by a column of "
+                "strings, numbers, booleans or dates"
+            ) from None
+        return table.append_column(_GROUP, group)
 
     def decide(self, keys: Any, folder: Path) -> None:
         p = self.rule
@@ -88,18 +122,26 @@ class Threshold(GlobalStage):
             return  # absolute bounds need no barrier
         weight = pl.col(_CHARS) if p.by == "chars" else pl.lit(1, pl.Int64)
         total_expr = pl.col(_CHARS).sum() if p.by == "chars" else pl.len()
-        totals = keys.select(total_expr.alias("total")).collect()
-        total = int(totals["total"][0] or 0)
-        target = p.top_fraction * total
+        # every row (null scores too) counts in its group's total; without per, one group
+        group = [_GROUP] if p.per is not None else []
+        keys = keys if group else keys.with_columns(pl.lit(0).alias("_all"))
+        group = group or ["_all"]
+        totals = keys.group_by(group).agg(total_expr.cast(pl.Float64).alias("_total"))
+        target = pl.col("_total") * p.top_fraction
         if p.by == "count":
-            target = math.ceil(target)
+            target = target.ceil()
         ranked = (
             keys.filter(pl.col(_SCORE).is_not_null() & pl.col(_SCORE).is_not_nan())
+            .join(totals.with_columns(target.alias("_target")), on=group, nulls_equal=True)
             .with_columns(weight.alias("_weight"))
             .sort([_SCORE, ID, "shard"], descending=[p.higher_is_better, False, False])
-            .with_row_index("threshold_rank", offset=1)
-            .with_columns(pl.col("_weight").cum_sum().alias("_through"))
-            .with_columns(((pl.col("_through") - pl.col("_weight")) < target).alias("_keep"))
+            .with_columns(
+                pl.int_range(1, pl.len() + 1).over(group).alias("threshold_rank"),
+                pl.col("_weight").cum_sum().over(group).alias("_through"),
+            )
+            .with_columns(
+                ((pl.col("_through") - pl.col("_weight")) < pl.col("_target")).alias("_keep")
+            )
             .select("shard", ID, "threshold_rank", "_keep")
             .collect()
         )

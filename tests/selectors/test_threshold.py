@@ -101,3 +101,53 @@ def test_top_chars_agree_on_one_and_two_ray_workers(c4_path: Path, tmp_path: Pat
     outputs = on_every_executor(recipe_of(recipe, tmp_path / "in"), tmp_path)
     assert outputs["local"] == outputs["ray1"] == outputs["ray2"]
     assert {r["id"] for r in outputs["ray2"][0]} == reference_top(docs, 0.1, "chars")
+
+
+@pytest.mark.parametrize(("fraction", "by"), [(0.1, "count"), (0.25, "chars")])
+def test_a_top_fraction_per_group_is_exact_in_each(
+    c4_path: Path, tmp_path: Path, fraction: float, by: str
+) -> None:
+    """per: site: the top fraction of each site's documents (or characters), the rows of
+    a null site one group more, each exact against the reference over that group alone;
+    ranks count within the group. A plentiful group with high scores no longer takes the
+    share of a scarce one."""
+    docs = scored_corpus(c4_path, tmp_path / "plain")
+    sites = ["big"] * 6 + ["small", None]  # 3 of 4 rows big, 1 in 8 small, 1 in 8 null
+    for i, doc in enumerate(docs):
+        doc["site"] = sites[i % len(sites)]
+        if doc["site"] == "big" and doc["score"] is not None:
+            doc["score"] += 1000  # every big score above every other
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for shard in range(4):
+        pq.write_table(pa.Table.from_pylist(docs[shard::4]), folder / f"part-{shard}.parquet")
+    recipe = (
+        f"stages:\n  - threshold: {{column: score, top_fraction: {fraction}, by: {by}, "
+        "per: site}\n"
+    )
+    run_local(recipe_of(recipe, folder), tmp_path / "out")
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    expected = set()
+    for site in ("big", "small", None):
+        expected |= reference_top([d for d in docs if d["site"] == site], fraction, by)
+    assert {r["id"] for r in kept} == expected
+    for site in ("big", "small", None):
+        ranks = sorted(r["threshold_rank"] for r in kept if r["site"] == site)
+        assert ranks == list(range(1, len(ranks) + 1)) and ranks, site
+    # without per, the big site takes (nearly) the whole top fraction
+    run_local(recipe_of(recipe.replace(", per: site", ""), folder), tmp_path / "flat")
+    flat = read_output(tmp_path / "flat", "kept").to_pylist()
+    assert all(r["site"] == "big" for r in flat)
+    assert {r["site"] for r in kept} == {"big", "small", None}
+
+
+def test_per_needs_a_top_fraction_and_a_column(c4_path: Path, tmp_path: Path) -> None:
+    from curation.recipe import RecipeError
+    from curation.runtime.executors import ShardFailed
+
+    with pytest.raises(RecipeError, match="per cuts a top_fraction in each group"):
+        recipe_of("stages:\n  - threshold: {column: s, min: 1, per: lang}\n", tmp_path)
+    scored_corpus(c4_path, tmp_path / "in")
+    recipe = "stages:\n  - threshold: {column: score, top_fraction: 0.1, per: lang}\n"
+    with pytest.raises(ShardFailed, match="per: no column 'lang'"):
+        run_local(recipe_of(recipe, tmp_path / "in"), tmp_path / "out")
