@@ -25,6 +25,7 @@ the dataset's total for ``top_fraction``, or their group's). Every scored row ge
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,22 +123,35 @@ class Threshold(GlobalStage):
             return  # absolute bounds need no barrier
         weight = pl.col(_CHARS) if p.by == "chars" else pl.lit(1, pl.Int64)
         total_expr = pl.col(_CHARS).sum() if p.by == "chars" else pl.len()
-        # every row (null scores too) counts in its group's total; without per, one group
-        group = [_GROUP] if p.per is not None else []
-        keys = keys if group else keys.with_columns(pl.lit(0).alias("_all"))
-        group = group or ["_all"]
-        totals = keys.group_by(group).agg(total_expr.cast(pl.Float64).alias("_total"))
-        target = pl.col("_total") * p.top_fraction
-        if p.by == "count":
-            target = target.ceil()
+        scored = keys.filter(pl.col(_SCORE).is_not_null() & pl.col(_SCORE).is_not_nan())
+        # every row (null scores too) counts in the total: the dataset's, or its group's
+        if p.per is None:
+            total = int(keys.select(total_expr).collect().item() or 0)
+            target = p.top_fraction * total
+            scored = scored.with_columns(
+                pl.lit(math.ceil(target) if p.by == "count" else target).alias("_target")
+            )
+
+            def within(expr: pl.Expr) -> pl.Expr:
+                return expr
+
+        else:
+            target_expr = pl.col("_total") * p.top_fraction
+            totals = keys.group_by(_GROUP).agg(total_expr.cast(pl.Float64).alias("_total"))
+            totals = totals.with_columns(
+                (target_expr.ceil() if p.by == "count" else target_expr).alias("_target")
+            )
+            scored = scored.join(totals, on=_GROUP, nulls_equal=True)
+
+            def within(expr: pl.Expr) -> pl.Expr:
+                return expr.over(_GROUP)
+
         ranked = (
-            keys.filter(pl.col(_SCORE).is_not_null() & pl.col(_SCORE).is_not_nan())
-            .join(totals.with_columns(target.alias("_target")), on=group, nulls_equal=True)
-            .with_columns(weight.alias("_weight"))
+            scored.with_columns(weight.alias("_weight"))
             .sort([_SCORE, ID, "shard"], descending=[p.higher_is_better, False, False])
             .with_columns(
-                pl.int_range(1, pl.len() + 1).over(group).alias("threshold_rank"),
-                pl.col("_weight").cum_sum().over(group).alias("_through"),
+                within(pl.int_range(1, pl.len() + 1, dtype=pl.UInt32)).alias("threshold_rank"),
+                within(pl.col("_weight").cum_sum()).alias("_through"),
             )
             .with_columns(
                 ((pl.col("_through") - pl.col("_weight")) < pl.col("_target")).alias("_keep")
