@@ -328,10 +328,14 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def stages_command(as_json: bool) -> None:
     """List every stage with its parameters, defaults and one line of help."""
-    from curation.stage import describe_params, registry
+    from curation.stage import GlobalStage, describe_params, registry
 
     listing = {
-        name: {"help": cls.help, "params": describe_params(cls.Params)}
+        name: {
+            "help": cls.help,
+            "params": describe_params(cls.Params),
+            "takes_where": not issubclass(cls, GlobalStage),
+        }
         for name, cls in registry().items()
     }
     if as_json:
@@ -342,6 +346,12 @@ def stages_command(as_json: bool) -> None:
         for p in entry["params"]:
             line = f"    {p['name']} ({p['type']}, default {p['default']})"
             click.echo(f"{line}: {p['help']}" if p["help"] else line)
+    whole = ", ".join(name for name, entry in listing.items() if not entry["takes_where"])
+    click.echo(
+        f"\nEvery stage but {whole} (which decide over the whole dataset) takes `where: SQL` "
+        "beside its name in a recipe: it then runs on the rows that condition holds for, and "
+        "the others pass it as they came."
+    )
 
 
 @main.command("minhash-params")

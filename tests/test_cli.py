@@ -32,6 +32,9 @@ def test_stages_lists_parameters_defaults_and_help() -> None:
     assert "SubstringRule(" not in result.output
     listing = json.loads(CliRunner().invoke(main, ["stages", "--json"]).output)
     assert set(listing) >= {"length_filter", "sample"}
+    # which stages a recipe's where: can limit: map stages, not those of a barrier
+    assert listing["gopher_quality"]["takes_where"] and not listing["exact_dedup"]["takes_where"]
+    assert "exact_dedup, line_dedup" in result.output and "takes `where: SQL`" in result.output
     # a stage's own parameters first, then those it shares (how its models run)
     names = [p["name"] for p in listing["lm_loss"]["params"]]
     assert names == ["model", "name", "batch_size", "device", "precision", "compile"]

@@ -49,6 +49,11 @@ def _funnel_table(stages: list[dict[str, Any]]) -> str:
             f"<tr><td>{_escape(s['name'])}</td><td>{s['rows_in']:,}</td>"
             f"<td>{s['rows_kept']:,}</td><td>{dropped:,}</td><td>{share:.1%}</td></tr>"
         )
+        if "where" in s:  # the rows the stage saw: the others passed it as they came
+            rows.append(
+                f"<tr class='reason'><td>where {_escape(s['where'])}</td>"
+                f"<td>{s['rows_where']:,} seen</td><td></td><td></td><td></td></tr>"
+            )
         for reason, n in sorted(s["dropped_by_reason"].items(), key=lambda kv: -kv[1]):
             part = n / s["rows_in"] if s["rows_in"] else 0.0
             rows.append(

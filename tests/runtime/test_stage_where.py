@@ -77,6 +77,10 @@ def test_a_filter_for_one_language_drops_only_among_its_rows(
     assert "where" not in stages["language"]
     shown = CliRunner().invoke(main, ["inspect", str(tmp_path / "where")]).output
     assert re.search(rf"where lang = 'en' +{len(english):,}  \(seen\)", shown), shown
+    page = tmp_path / "report.html"
+    made = CliRunner().invoke(main, ["report", str(tmp_path / "where"), "-o", str(page)])
+    assert made.exit_code == 0, made.output
+    assert f"where lang = &#x27;en&#x27;</td><td>{len(english):,} seen" in page.read_text()
 
 
 def test_a_rewrite_changes_only_the_rows_it_sees_and_a_resume_reuses_them(
