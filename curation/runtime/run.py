@@ -541,6 +541,11 @@ def _barrier(
         stage.decide(keys, folder)
 
 
+#: stage parameters added after runs were made with the stage, by stage: a run whose
+#: recipe leaves them unset keeps the fingerprint it had before they existed
+_LATER_PARAMS = {"threshold": ("per",)}
+
+
 def _fingerprint(
     recipe: Recipe, shards: list[InputShard], segments: list[Segment]
 ) -> dict[str, Any]:
@@ -556,6 +561,10 @@ def _fingerprint(
     resolved["output"].pop("max_partitions")  # a guard: the rows are the same under it
     if resolved["output"]["partition_by"] is None:  # as before the setting existed
         resolved["output"].pop("partition_by")
+    for entry in resolved["stages"]:  # stage parameters added since, left unset
+        for name, added in _LATER_PARAMS.items():
+            if name in entry and all(entry[name].get(p) is None for p in added):
+                entry[name] = {k: v for k, v in entry[name].items() if k not in added}
     body = json.dumps({"recipe": resolved, "shards": [s.url for s in shards]}, sort_keys=True)
     return {
         "fingerprint": hashlib.sha256(body.encode()).hexdigest(),

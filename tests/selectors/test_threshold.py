@@ -151,3 +151,35 @@ def test_per_needs_a_top_fraction_and_a_column(c4_path: Path, tmp_path: Path) ->
     recipe = "stages:\n  - threshold: {column: score, top_fraction: 0.1, per: lang}\n"
     with pytest.raises(ShardFailed, match="per: no column 'lang'"):
         run_local(recipe_of(recipe, tmp_path / "in"), tmp_path / "out")
+
+
+def test_a_threshold_without_per_keeps_the_fingerprint_of_runs_made_before_it(
+    c4_path: Path,
+) -> None:
+    """The run's hashed recipe holds `per` only where given: a threshold stage's entry
+    is then what engines before `per` hashed, so their runs resume rather than being
+    taken for runs of another recipe."""
+    from curation.io.inputs import resolve_inputs
+    from curation.runtime.run import _fingerprint
+    from curation.runtime.shard import plan_segments
+
+    entries = {}
+    for extra in ("", ", per: site"):
+        recipe = recipe_of(
+            f"stages:\n  - threshold: {{column: score, top_fraction: 0.1{extra}}}\n", c4_path
+        )
+        shards = resolve_inputs(recipe.input.paths, recipe.input.format)
+        entries[extra] = _fingerprint(recipe, shards, plan_segments(recipe))["recipe"]["stages"]
+    assert entries[""] == [
+        {
+            "threshold": {
+                "column": "score",
+                "min": None,
+                "max": None,
+                "top_fraction": 0.1,
+                "by": "count",
+                "higher_is_better": True,
+            }
+        }
+    ]
+    assert entries[", per: site"][0]["threshold"]["per"] == "site"
