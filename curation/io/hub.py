@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ from curation.inspect.shards import (
     scan_part,
 )
 from curation.io.writers import (
+    PartitionError,
     SchemaConflictError,
     cast_to,
     column_at,
@@ -592,6 +593,51 @@ def _parquet_parts(source: Source, near: Path | None) -> Iterator[Source]:
         files = [copies.get(f, f) for f in source.files]
         kept = {copies.get(f, f) for f in source.kept_files}
         yield dataclasses.replace(source, files=files, kept_files=kept)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+#: ``--config-by`` copies the rows apart by config first where its configs would read a
+#: row group more than this many times on average (a run not partitioned by the column)
+SPLIT_SHARED_READS = 1.5
+
+
+@contextmanager
+def _split_copy(
+    source: Source,
+    plans: list[tuple[str, ShardPlan]],
+    by: str,
+    where: str | None,
+    near: Path | None,
+) -> Iterator[Source]:
+    """``source`` with its exported rows (those ``plans`` hold) written once into a
+    folder of Parquet files per value of ``by`` (``PartitionedWriter``), in a temporary
+    folder made in ``near`` (the system's when None) and removed at the end: each
+    config's plan then reads its own files, where over ``source`` it read every row group
+    that held one of its rows. The rows keep their order in each value's files."""
+    from curation.io.writers import PartitionedWriter
+    from curation.recipe import OutputSpec
+
+    schema = plans[0][1].schema
+    condition = row_filter(where, schema) if where is not None else None
+    files = _export_files(source)
+    groups = tuple(
+        tuple(sorted({g for _, plan in plans for g in (plan.groups or ())[i]}))
+        for i in range(len(files))
+    )
+    if near is not None:
+        near.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".curation-export-split-", dir=near))
+    try:
+        output = OutputSpec(partition_by=by, max_partitions=len(plans) + 1)
+        writer = PartitionedWriter(folder, "part", output, str(source.path))
+        try:
+            for batch in _kept_batches(source, schema, condition, groups):
+                writer.write(batch)
+        except PartitionError as err:
+            raise ExportError(f"--config-by {by!r}: {err}") from None
+        parts = [part.path for part in writer.close()]
+        yield dataclasses.replace(source, files=parts, kept_files=set(parts))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -1587,19 +1633,25 @@ def export(
                 _card_parts(card.read_text(encoding="utf-8", errors="replace"), str(card))
     # JSON Lines parts (a run written with output: {format: jsonl}) are read as Parquet
     # copies, made one part at a time beside the export and removed after it
-    with _parquet_parts(source, target.parent if target else None) as source:
+    near = target.parent if target else None
+    with _parquet_parts(source, near) as source, ExitStack() as stack:
+        described = source  # the source the card describes: its funnel and summaries
         if config_by is None:
             plans = [(config, plan_shards(source, max_bytes, where))]
         else:
             plans = plan_configs(source, max_bytes, config_by, where)
             shared = _shared_reads(plans)
-            if shared > 1.5:
+            if shared > SPLIT_SHARED_READS:
                 log(
-                    f"export: the configs share row groups, so each is read {shared:.1f} times "
-                    f"on average: a run with output: {{partition_by: {config_by}}} holds each "
-                    f"config's rows in files of their own, read once (a `curate run` of "
-                    f"stages: [] with --input {Path(source.path) / 'kept'} makes one)"
+                    f"export: the {len(plans)} configs share row groups (each would be read "
+                    f"{shared:.1f} times on average): writing each config's rows apart once, "
+                    "in a temporary copy beside the export (a run with output: "
+                    f"{{partition_by: {config_by}}} needs none)"
                 )
+                began = time.monotonic()
+                source = stack.enter_context(_split_copy(source, plans, config_by, where, near))
+                plans = plan_configs(source, max_bytes, config_by, where)
+                log(f"export: the copy took {time.monotonic() - began:.1f} s")
         name = repo_id or f"local/{target.name if target else 'export'}"
         pusher = None
         if repo_id:
@@ -1660,7 +1712,7 @@ def export(
                         f"export: config {config} ({number + 1} of {len(plans)}): "
                         f"{plan.rows:,} rows in {plan.files} file(s), {plan.where.condition}"
                     )
-                seen = overview(source) if seen is None else seen
+                seen = overview(described) if seen is None else seen
                 made, cards[config] = build_export(
                     source,
                     staging,

@@ -1326,6 +1326,45 @@ def test_config_by_reads_each_configs_own_folder_of_a_partitioned_run(
     assert {name: plan.rows for name, plan in flat} == {name: plan.rows for name, plan in plans}
 
 
+def test_config_by_reads_a_flat_runs_rows_once(
+    subset_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a flat run every row group holds several subsets: the export writes each
+    config's rows apart once (a temporary copy, removed after), rather than reading each
+    row group once for every config that has a row in it, and exports the same files."""
+    run = subset_runs["flat"]
+    reads: list[str] = []  # the files of the run whose rows are read
+
+    class Recording(pq.ParquetFile):
+        def __init__(self, source: object, *args: object, **kwargs: object) -> None:
+            super().__init__(source, *args, **kwargs)
+            self.name = str(source)
+
+        def iter_batches(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            reads.append(self.name)
+            return super().iter_batches(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", Recording)
+    folder = tmp_path / "export"
+    code, output = export(str(run), "--to-folder", str(folder), "--config-by", SUBSET)
+    assert code == 0, output
+    assert "writing each config's rows apart once" in output
+    own = [r for r in reads if r.startswith(str(run))]
+    # the plan's calibration and the copy: not once a config (14)
+    assert len(own) <= 2 * len(list((run / "kept").glob("*.parquet"))), own
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".curation-export")]
+    partitioned = tmp_path / "from-partitioned"
+    monkeypatch.undo()
+    code, output = export(
+        str(subset_runs["partitioned"]), "--to-folder", str(partitioned), "--config-by", SUBSET
+    )
+    assert code == 0, output
+    for name in sorted(p.name for p in (folder / "data").iterdir()):
+        ours = pq.read_table(folder / "data" / name)
+        theirs = pq.read_table(partitioned / "data" / name)
+        assert ours["id"].to_pylist() == theirs["id"].to_pylist(), name
+
+
 def test_config_by_pushes_every_config_at_once_and_leaves_the_others(
     subset_runs: dict[str, Path], token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
