@@ -397,7 +397,8 @@ def _plans(
         footers.append((meta.schema.to_arrow_schema(), sizes))
     schema = _export_schema(source, [s for s, _ in footers], files)
     condition = row_filter(where, schema) if where is not None else None
-    head = _config_column(by, schema) if by is not None else None
+    column = _config_column(by, schema) if by is not None else None
+    head = column.head if column is not None else None
     ratio = None
     tallies: dict[str, _Tally] = {}
     values: dict[str, set[Any]] = {}  # each config's values (None for null and "")
@@ -453,8 +454,8 @@ def _plans(
         arrow_bytes = tally.size * scale
         count = min(tally.rows, max(1, math.ceil(arrow_bytes / max_shard_bytes)))
         chosen = condition
-        if by is not None:
-            chosen = _config_filter(by, values[name], condition, schema)
+        if column is not None:
+            chosen = _config_filter(column, values[name], condition, schema)
         plans.append(
             (
                 name,
@@ -473,10 +474,21 @@ def _plans(
     return plans
 
 
-def _config_column(by: str, schema: pa.Schema) -> str:
-    """The column of ``schema`` that ``--config-by`` ``by`` reads (the struct column of a
-    field named with dots); an ``ExportError`` where there is none, or its values cannot
-    name configs."""
+@dataclass(frozen=True)
+class _ConfigColumn:
+    """What ``--config-by`` ``by`` reads: the column ``head`` of the rows, the fields
+    ``path`` below it (a struct's field named with dots), and whether its values are
+    text (whose empty string goes with null)."""
+
+    by: str
+    head: str
+    path: tuple[str, ...]
+    text: bool
+
+
+def _config_column(by: str, schema: pa.Schema) -> _ConfigColumn:
+    """The column of ``schema`` that ``--config-by`` ``by`` reads; an ``ExportError``
+    where there is none, or its values cannot name configs."""
     head, *path = [by] if by in schema.names else by.split(".")
     kind = schema.field(head).type if head in schema.names else None
     for name in path:
@@ -494,7 +506,8 @@ def _config_column(by: str, schema: pa.Schema) -> str:
             f"--config-by {by!r}: its values are {kind}; a config is named by strings, "
             "integers, booleans or dates"
         )
-    return head
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return _ConfigColumn(by, head, tuple(path), text)
 
 
 def _config_counts(table: pa.Table, by: str, values: dict[str, set[Any]]) -> dict[str, int]:
@@ -532,18 +545,18 @@ def _check_config_names(by: str | None, values: dict[str, set[Any]]) -> None:
 
 
 def _config_filter(
-    by: str, held: set[Any], condition: RowFilter | None, schema: pa.Schema
+    column: _ConfigColumn, held: set[Any], condition: RowFilter | None, schema: pa.Schema
 ) -> RowFilter:
-    """The rows of the config of ``--config-by`` ``by`` whose value is the one in
+    """The rows of the config of ``--config-by`` ``column`` whose value is the one in
     ``held`` (None: null or empty), and for which ``condition`` (``--where``) is true."""
     (value,) = held
-    head, *path = [by] if by in schema.names else by.split(".")
+    by, head = column.by, column.head
     target = pl.col(head)
-    for name in path:
+    for name in column.path:
         target = target.struct.field(name)
     if value is None:
         expr, text = target.is_null(), f"{by} IS NULL"
-        if _is_text(schema.field(head).type, path):
+        if column.text:
             expr, text = expr | (target == ""), f"{text} OR {by} = ''"
     else:
         expr, text = target == pl.lit(value), f"{by} = {_sql_literal(value)}"
@@ -552,15 +565,6 @@ def _config_filter(
         expr, text = condition.expr & expr, f"({condition.condition}) AND ({text})"
         columns = tuple(dict.fromkeys((*condition.columns, head)))
     return RowFilter(text, expr, columns, pa.schema([schema.field(c) for c in columns]))
-
-
-def _is_text(kind: pa.DataType, path: list[str]) -> bool:
-    """Whether the field at ``path`` below a column of type ``kind`` holds strings."""
-    for name in path:
-        kind = kind.field(name).type
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _sql_literal(value: object) -> str:
