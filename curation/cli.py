@@ -1138,10 +1138,10 @@ def export_command(
     where = [w for w in (result["folder"], result["commit_url"]) if w]
     configs = ""
     if config_by is not None:
-        largest = sorted(result["configs"].items(), key=lambda kv: (-kv[1], kv[0]))
-        shown = ", ".join(f"{name} {n:,}" for name, n in largest[:5])
-        more = f", {len(largest) - 5} more" if len(largest) > 5 else ""
-        configs = f" as {len(largest)} configs ({shown}{more})"
+        from curation.inspect.terminal import largest
+
+        counts = result["configs"]
+        configs = f" as {len(counts)} configs ({largest(counts)})"
     click.echo(
         f"exported {rows:,} rows in {len(result['shards'])} file(s){configs} to {', '.join(where)}",
         err=True,

@@ -52,11 +52,18 @@ def format_partitions(partitions: dict[str, Any], shown: int = 5) -> str:
     """The line of a run partitioned by ``output.partition_by`` (its ``stats.json``
     ``partitions``): the column, the folders, and the ``shown`` largest with their rows."""
     by = partition_path(partitions["column"])
-    folders = sorted(partitions["folders"].items(), key=lambda kv: (-kv[1]["rows"], kv[0]))
-    largest = ", ".join(f"{name} {counted['rows']:,}" for name, counted in folders[:shown])
-    more = f" and {len(folders) - shown:,} more" if len(folders) > shown else ""
+    folders = partitions["folders"]
+    rows = {name: counted["rows"] for name, counted in folders.items()}
     count = f"{len(folders):,} folder{'s' if len(folders) != 1 else ''}"
-    return f"kept/ a folder per value of {by}: {count} ({largest}{more})"
+    return f"kept/ a folder per value of {by}: {count} ({largest(rows, shown)})"
+
+
+def largest(counts: dict[str, int], shown: int = 5) -> str:
+    """The ``shown`` largest of ``counts`` with their counts (ties by name), and how many
+    more: ``en 195,600, fr 700 and 17 more``."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = ", ".join(f"{name} {n:,}" for name, n in ranked[:shown])
+    return top + (f" and {len(ranked) - shown:,} more" if len(ranked) > shown else "")
 
 
 def format_summaries(summaries: dict[str, dict[str, Any]], lines: dict[str, list]) -> str:

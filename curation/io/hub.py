@@ -88,6 +88,7 @@ from curation.io.writers import (
     column_at,
     partitionable,
     unify_parts,
+    value_text,
 )
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -356,8 +357,7 @@ def config_name(value: object) -> str:
     left (a value of punctuation only)."""
     if value is None or value == "":
         return NULL_CONFIG
-    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return re.sub(r"\W+", "_", text).strip("_")
+    return re.sub(r"\W+", "_", value_text(value)).strip("_")
 
 
 @dataclass

@@ -247,6 +247,12 @@ def partitionable(kind: pa.DataType) -> bool:
     return any(check(kind) for check in _PARTITION_TYPES)
 
 
+def value_text(value: object) -> str:
+    """A value of a column that names folders or configs as text: booleans ``true`` and
+    ``false``, dates ISO 8601 (``str``), the rest as ``str`` gives them."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def partition_folder(value: object) -> str:
     """The name of the folder that holds the kept rows of one value of
     ``output.partition_by``: the value as text (booleans ``true``/``false``, dates ISO
@@ -259,7 +265,7 @@ def partition_folder(value: object) -> str:
     for a name of more than 255 bytes, the longest a file name may be."""
     if value is None or value == "":
         return NULL_PARTITION
-    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    text = value_text(value)
     name = "".join(f"%{ord(ch):02X}" if ch in _ESCAPED else ch for ch in text)
     if name[0] in "._" or name == NULL_PARTITION:
         name = f"%{ord(name[0]):02X}{name[1:]}"
