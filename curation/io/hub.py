@@ -277,7 +277,8 @@ class ShardPlan:
     with them as rows are written); ``schema`` the columns of every file; ``where`` the
     rows exported of those kept (None: all); ``groups`` the row groups of each file that
     keep rows (the export reads no other: with ``where "lang = 'fr'"`` over a run
-    partitioned by language, the French files' alone)."""
+    partitioned by language, the French files' alone), and ``group_bytes`` the footer's
+    bytes of each of them (uncompressed, without ``drop_reason``), in the same places."""
 
     rows: int
     arrow_bytes: float
@@ -287,6 +288,7 @@ class ShardPlan:
     schema: pa.Schema
     where: RowFilter | None = None
     groups: tuple[tuple[int, ...], ...] | None = None
+    group_bytes: tuple[tuple[int, ...], ...] | None = None
 
 
 def _columns_but_reason(group: Any) -> list[Any]:
@@ -332,21 +334,21 @@ def plan_configs(
 NULL_CONFIG = "null"
 
 
-def _shared_reads(source: Source, plans: list[tuple[str, ShardPlan]]) -> tuple[float, int]:
+def _shared_reads(plans: list[tuple[str, ShardPlan]]) -> tuple[float, int]:
     """How many times the plans read a row group, on average over those they read, and
-    the bytes they read more than once (each row group's uncompressed size, from the
-    footers, for each read after its first)."""
-    reads = [(f, g) for _, p in plans for f, groups in enumerate(p.groups or ()) for g in groups]
-    times = Counter(reads)
-    files = _export_files(source)
-    extra = 0
-    for index in sorted({f for f, _ in times}):
-        with _readable(files[index]):
-            meta = pq.read_metadata(files[index])
-        extra += sum(
-            meta.row_group(g).total_byte_size * (n - 1) for (f, g), n in times.items() if f == index
-        )
-    return len(reads) / max(1, len(times)), extra
+    the bytes they read more than once (each row group's, from the footers, for each
+    read after its first)."""
+    times: Counter[tuple[int, int]] = Counter()
+    size: dict[tuple[int, int], int] = {}
+    for _, plan in plans:
+        for file, (groups, sizes) in enumerate(
+            zip(plan.groups or (), plan.group_bytes or (), strict=True)
+        ):
+            for group, nbytes in zip(groups, sizes, strict=True):
+                times[file, group] += 1
+                size[file, group] = nbytes
+    extra = sum(size[key] * (n - 1) for key, n in times.items())
+    return sum(times.values()) / max(1, len(times)), extra
 
 
 def config_name(value: object) -> str:
@@ -364,15 +366,17 @@ def config_name(value: object) -> str:
 class _Tally:
     """The kept rows of one plan, counted as the row groups are read: ``rows`` and their
     estimated ``size`` (footer bytes), ``marks`` as ``ShardPlan``'s (unscaled), and the
-    row groups of each file (by its index) that hold them."""
+    row groups of each file (by its index) that hold them, with their whole bytes."""
 
     rows: int = 0
     size: float = 0.0
     marks: list[tuple[int, float]] = dataclasses.field(default_factory=list)
     groups: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    group_bytes: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
-    def add(self, file: int, group: int, rows: int, size: float) -> None:
+    def add(self, file: int, group: int, whole: int, rows: int, size: float) -> None:
         self.groups[file] = (*self.groups.get(file, ()), group)
+        self.group_bytes[file] = (*self.group_bytes.get(file, ()), whole)
         self.rows, self.size = self.rows + rows, self.size + size
         self.marks.append((self.rows, self.size))
 
@@ -437,7 +441,7 @@ def _plans(
             for name, kept in counts.items():
                 if kept:
                     tallies.setdefault(name, _Tally()).add(
-                        number, index, kept, nbytes * kept / in_group
+                        number, index, nbytes, kept, nbytes * kept / in_group
                     )
     if not tallies:
         if condition is not None:
@@ -468,6 +472,7 @@ def _plans(
                     schema,
                     chosen,
                     tuple(tally.groups.get(i, ()) for i in range(len(files))),
+                    tuple(tally.group_bytes.get(i, ()) for i in range(len(files))),
                 ),
             )
         )
@@ -1662,7 +1667,7 @@ def export(
             plans = [(config, plan_shards(source, max_bytes, where))]
         else:
             plans = plan_configs(source, max_bytes, config_by, where)
-            shared, extra = _shared_reads(source, plans)
+            shared, extra = _shared_reads(plans)
             if shared > SPLIT_SHARED_READS and extra > SPLIT_EXTRA_BYTES:
                 log(
                     f"export: the {len(plans)} configs share row groups (each would be read "
