@@ -451,14 +451,11 @@ def _process_where(stage: MapStage, live: pa.Table, stats: StageStats) -> pa.Tab
             columns.append(rest.column(field.name))
     passed = pa.Table.from_arrays(columns, schema=done.schema)
     # the rows back in their order: those the stage saw, then the others, put back
-    places = np.concatenate(
-        [
-            np.flatnonzero(hit.to_numpy(zero_copy_only=False)),
-            np.flatnonzero(~hit.to_numpy(zero_copy_only=False)),
-        ]
-    )
-    both = pa.concat_tables([done, passed])
-    return both.take(pa.array(np.argsort(places, kind="stable")))
+    seen = hit.to_numpy(zero_copy_only=False)
+    places = np.concatenate([np.flatnonzero(seen), np.flatnonzero(~seen)])
+    order = np.empty(len(places), np.int64)
+    order[places] = np.arange(len(places))  # where each row's place is in the two
+    return pa.concat_tables([done, passed]).take(pa.array(order))
 
 
 def _stage_columns_replace_input_ones(
