@@ -19,6 +19,9 @@ import pyarrow.compute as pc
 ID = "id"
 TEXT = "text"
 DROP_REASON = "drop_reason"
+#: how many times a kept row enters a mixture (the ``mix`` stage writes it; ``curate
+#: tokenize`` writes the row that many times)
+MIX_COPIES = "mix_copies"
 
 ID_TYPE = pa.string()
 TEXT_TYPE = pa.large_string()

@@ -282,6 +282,12 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
         if len(reasons) > 3:
             more = f"  {len(reasons) - 3} more"
             table.add_row(more, "", "", f"{sum(n for _, n in reasons[3:]):,}", style="dim")
+        parts = list(stage.get("decision", {}).get("parts", {}).items())  # a mix's
+        for name, part in parts[:5]:
+            got = f"  {name[:16]} {part['share_taken']:.1%} (asked {part['share']:.1%})"
+            table.add_row(got, style="dim")
+        if len(parts) > 5:
+            table.add_row(f"  {len(parts) - 5} more parts (curate inspect)", style="dim")
     console.print(table)
     rows = stats["rows"]
     files = stats["files"]["kept"]
@@ -292,6 +298,11 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
         for column, summary in stage.get("summaries", {}).items()
         if "kept_sum" in summary
     )
+    copies = "".join(
+        f", {stage['summaries']['mix_copies']['kept_sum']:,} with the mixture's repeats"
+        for stage in stats["stages"]
+        if stage["name"] == "mix" and "mix_copies" in stage.get("summaries", {})
+    )
     folders = ""
     if partitions := stats.get("partitions"):
         from curation.inspect.terminal import partition_path
@@ -300,7 +311,7 @@ def _print_summary(stats: dict, output: str, console: Any = None) -> None:
         by = partition_path(partitions["column"])
         folders = f" in {count:,} folder{'s' if count != 1 else ''} by {by}"
     console.print(
-        f"kept {rows['kept']:,} of {rows['read']:,} documents{tokens} "
+        f"kept {rows['kept']:,} of {rows['read']:,} documents{copies}{tokens} "
         f"({files:,} file{'s' if files != 1 else ''}{folders}); "
         f"stats in {Path(output) / 'stats.json'}"
     )
@@ -1219,6 +1230,13 @@ def export_command(
     "as tokenize:where",
 )
 @click.option(
+    "--copies/--no-copies",
+    default=True,
+    show_default=True,
+    help="write a document as many times as its mix_copies column says (a mix stage's "
+    "repeats of scarce parts), each copy shuffled apart; --no-copies: once",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -1257,6 +1275,7 @@ def tokenize_command(
     max_tokens_per_file: int | None,
     text_field: str,
     where: str | None,
+    copies: bool,
     executor: str,
     workers: int | None,
     ray_address: str | None,
@@ -1282,6 +1301,7 @@ def tokenize_command(
         merge=merge,
         ids=ids,
         where=where,
+        copies=copies,
     )
     try:
         data = tokenize(
@@ -1307,8 +1327,9 @@ def tokenize_command(
     docs = data["documents"]
     aside = sum(docs["set_aside"].values())
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in docs["set_aside"].items())
+    repeats = f" (and {docs['repeats']:,} repeats)" if docs.get("repeats") else ""
     click.echo(
-        f"wrote {output}: {docs['written']:,} documents, {data['tokens']:,} tokens "
+        f"wrote {output}: {docs['written']:,} documents{repeats}, {data['tokens']:,} tokens "
         f"({data['dtype']}) in {len(data['files']):,} file(s), {data['seconds']:.1f} s"
         + (f"; set aside {aside:,} ({reasons})" if aside else ""),
         err=True,

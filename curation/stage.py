@@ -156,6 +156,12 @@ class GlobalStage(MapStage):
     decisions_folder: Path = Path()
 
 
+#: a JSON file a barrier's ``decide`` may write into its decisions folder, saying what it
+#: decided (``mix``: what each part was asked for and got): the run adds it to the stage's
+#: entry in ``stats.json`` as ``decision``, and prints each of its ``notes`` on stderr
+DECISION_REPORT = "report.json"
+
+
 def write_decisions(decisions: Any, folder: Path) -> None:
     """Write a polars DataFrame with a ``shard`` column as one Parquet file per shard."""
     from curation.io.writers import publish, tmp_path
@@ -206,6 +212,7 @@ _STAGE_MODULES = {
     "token_count": "curation.scoring.token_count",
     "sample": "curation.selectors.random",
     "threshold": "curation.selectors.threshold",
+    "mix": "curation.selectors.mix",
     "lm_loss": "curation.scoring.lm_loss",
     "color_filter": "curation.selectors.color_filter",
     "preselect": "curation.selectors.preselect",

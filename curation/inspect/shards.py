@@ -239,7 +239,8 @@ def score_columns(schema: pl.Schema) -> list[str]:
 
 
 def funnel(source: Source) -> list[dict[str, Any]]:
-    """Per stage: ``name``, ``rows_in``, ``rows_kept``, ``dropped_by_reason``. From the run's
+    """Per stage: ``name``, ``rows_in``, ``rows_kept``, ``dropped_by_reason`` (and where
+    recorded ``where``, ``rows_where`` and a barrier's ``decision``). From the run's
     ledger when there is one; otherwise counted from ``drop_reason``: ``read`` (every row),
     then the stages in order of their drop counts, each one's rows_in being what the stage
     before it kept, which holds because a dropped row skips every later stage)."""
@@ -250,7 +251,7 @@ def funnel(source: Source) -> list[dict[str, Any]]:
                 "rows_in": s["rows_in"],
                 "rows_kept": s["rows_kept"],
                 "dropped_by_reason": dict(s["dropped_by_reason"]),
-                **{k: s[k] for k in ("where", "rows_where") if k in s},
+                **{k: s[k] for k in ("where", "rows_where", "decision") if k in s},
             }
             for s in source.stats["stages"]
         ]

@@ -40,7 +40,28 @@ def format_funnel(stages: list[dict[str, Any]]) -> str:
         for reason, n in sorted(s["dropped_by_reason"].items(), key=lambda kv: -kv[1]):
             share = n / s["rows_in"] if s["rows_in"] else 0.0
             lines.append(f"    {reason:44s} {n:>10,}  ({share:.1%})")
+        lines += mixture_lines(s.get("decision", {}))
     return "\n".join(lines)
+
+
+def mixture_lines(decision: dict[str, Any]) -> list[str]:
+    """A ``mix`` stage's parts (its ``decision`` in ``stats.json``): each part's share
+    asked and got, what it gave of what it had, and how many copies of how many rows;
+    then the notes of the parts that fell short. Nothing for another stage."""
+    if "parts" not in decision:
+        return []
+    unit = {"chars": "chars", "tokens": "tokens", "count": "docs"}[decision["by"]]
+    lines = [
+        f"    mixture of {decision['column']} by {unit}: {decision['taken']:,.0f} of "
+        f"{decision['total']:,.0f} asked"
+    ]
+    for name, part in decision["parts"].items():
+        lines.append(
+            f"      {name:30s} {part['share']:6.1%} asked {part['share_taken']:6.1%} got  "
+            f"{part['taken']:,.0f} {unit}: {part['copies']:,} copies of {part['rows_drawn']:,} "
+            f"of its {part['rows']:,} rows ({part['available']:,.0f} {unit})"
+        )
+    return lines + [f"    note: {note}" for note in decision.get("notes", [])]
 
 
 def partition_path(partition_by: str | list[str]) -> str:

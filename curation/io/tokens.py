@@ -65,7 +65,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.batch import DROP_REASON, ID, TEXT
+from curation.batch import DROP_REASON, ID, MIX_COPIES, TEXT
 from curation.io import is_url
 from curation.io.bytelevel import PieceEncoder
 from curation.io.inputs import InputShard, plan_units
@@ -365,6 +365,7 @@ class TokenizeOptions:
     ids: bool = False  # each file's documents' ids and token counts beside it (Parquet)
     parallel: bool = True  # the tokenizer's own threads (False: one, in a Ray worker)
     where: str | None = None  # a SQL condition: only the documents it is true for
+    copies: bool = True  # a document with ``mix_copies`` (a ``mix`` stage's) that many times
 
 
 @dataclass
@@ -380,6 +381,9 @@ class UnitResult:
     tokens: int = 0
     set_aside: Counter[str] = field(default_factory=Counter)
     text_bytes: int = 0
+    #: copies written beyond each document's first (``mix_copies`` above 1); ``tokens``
+    #: counts every copy
+    repeats: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "set_aside": dict(self.set_aside)}
@@ -426,15 +430,19 @@ def tokenize_unit(
     result = UnitResult(unit, shard.label)
     raw = work / f"unit-{unit:05d}.tokens"
     lengths: list[np.ndarray] = []
+    copies: list[np.ndarray] = []
     ids: list[pa.Array] = []
     with open(raw, "wb") as handle:
         for table in read_shard(shard, spec):
             live = _live(table, result, where)
             texts = live[TEXT].combine_chunks()
+            times = _copies(live, result.source) if options.copies else None
             for first, stop, counts, flat in _encoded(tokenizer, texts):
                 if options.ids:
                     named = live[ID].slice(first, stop - first).combine_chunks()
                     ids.append(named.filter(pa.array(counts > 0)).cast(pa.large_string()))
+                if times is not None:
+                    copies.append(times[first:stop][counts > 0])
                 empty = int(np.count_nonzero(counts == 0))
                 if empty:
                     result.set_aside[NO_TOKENS] += empty
@@ -446,13 +454,15 @@ def tokenize_unit(
             if on_batch is not None:
                 on_batch(table.num_rows, nbytes)
     counts = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    times = np.concatenate(copies) if copies else None
     result.written = len(counts)
-    result.tokens = int(counts.sum())
+    result.tokens = int(counts.sum() if times is None else (counts * times).sum())
+    result.repeats = 0 if times is None else int(times.sum()) - len(counts)
     result.check()
     try:
         named = pa.concat_arrays(ids) if ids else pa.array([], pa.large_string())
         result.files = _write_parts(
-            raw, counts, tokenizer, options, unit, out, named if options.ids else None
+            raw, counts, tokenizer, options, unit, out, named if options.ids else None, times
         )
     finally:
         raw.unlink(missing_ok=True)
@@ -492,8 +502,9 @@ def _chunks(ends: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
 
 
 def _live(table: pa.Table, result: UnitResult, where: RowFilter | None = None) -> pa.Table:
-    """The ids and texts of ``table``'s rows the reader kept (and for which ``where``, a
-    ``RowFilter``, is true: the others ``NOT_WHERE``); the others counted by reason."""
+    """The ids and texts (and ``mix_copies``) of ``table``'s rows the reader kept (and
+    for which ``where``, a ``RowFilter``, is true: the others ``NOT_WHERE``); the others
+    counted by reason."""
     result.read += table.num_rows
     reasons = table[DROP_REASON]
     if where is not None and table.num_rows:
@@ -506,13 +517,36 @@ def _live(table: pa.Table, result: UnitResult, where: RowFilter | None = None) -
         reasons = pc.if_else(
             pc.or_kleene(pc.is_valid(reasons), hit), reasons, pa.scalar(NOT_WHERE, reasons.type)
         )
-    table = table.select([ID, TEXT]).append_column(DROP_REASON, reasons)
+    kept = [ID, TEXT, *([MIX_COPIES] if MIX_COPIES in table.column_names else [])]
+    table = table.select(kept).append_column(DROP_REASON, reasons)
     if reasons.null_count == table.num_rows:
         return table
     dropped = pc.is_valid(reasons)
     for entry in reasons.filter(dropped).value_counts().to_pylist():
         result.set_aside[entry["values"]] += entry["counts"]
     return table.filter(pc.invert(dropped))
+
+
+def _copies(live: pa.Table, source: str) -> np.ndarray | None:
+    """How many times each of the documents ``live`` is written: its ``mix_copies``
+    (null: once), or None where the documents have no such column."""
+    if MIX_COPIES not in live.column_names:
+        return None
+    column = live[MIX_COPIES]
+    if not pa.types.is_integer(column.type):
+        raise TokenizeError(
+            f"{source}: the column {MIX_COPIES} is {column.type}, not integers: it says how "
+            "many times a document is written (--no-copies writes each once)"
+        )
+    times = pc.fill_null(column, 1).to_numpy().astype(np.int64)
+    if len(times) and times.min() < 1:
+        row = int(np.argmin(times))
+        raise TokenizeError(
+            f"{source}: document {live[ID][row].as_py()!r} has {MIX_COPIES} "
+            f"{int(times[row])}: a document is written at least once (--no-copies writes "
+            "each once)"
+        )
+    return times
 
 
 def _write_parts(
@@ -523,15 +557,20 @@ def _write_parts(
     unit: int,
     out: Path,
     ids: pa.Array | None,
+    copies: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """The unit's documents, in their final order, as one or more published files (with
-    their ``ids``' files, when given)."""
+    their ``ids``' files, when given); a document ``copies[i]`` times where given, its
+    copies shuffled with the others."""
     if not len(counts):
         return []
+    entries = np.arange(len(counts))
+    if copies is not None:
+        entries = np.repeat(entries, copies)
     order = (
-        np.random.default_rng([options.seed, unit]).permutation(len(counts))
+        entries[np.random.default_rng([options.seed, unit]).permutation(len(entries))]
         if options.shuffle
-        else np.arange(len(counts))
+        else entries
     )
     tokens = np.memmap(raw, dtype=tokenizer.dtype, mode="r")
     starts = np.cumsum(counts) - counts
@@ -743,10 +782,12 @@ def manifest(
         "merged": options.merge,
         "ids": options.ids,
         "where": options.where,
+        "copies": options.copies,
         "sources": plan["sources"],
         "documents": {
             "read": sum(r.read for r in results),
             "written": sum(r.written for r in results),
+            "repeats": sum(r.repeats for r in results),
             "set_aside": dict(aside.most_common()),
         },
         "tokens": sum(r.tokens for r in results),
@@ -758,6 +799,7 @@ def manifest(
                 "source": r.source,
                 "read": r.read,
                 "written": r.written,
+                "repeats": r.repeats,
                 "tokens": r.tokens,
                 "set_aside": dict(r.set_aside),
             }
@@ -911,6 +953,7 @@ def _plan(
         "ids": options.ids,
         # only where given, so that a tokenization begun before --where existed goes on
         **({"where": options.where} if options.where is not None else {}),
+        **({} if options.copies else {"copies": False}),
     }
 
 

@@ -88,7 +88,7 @@ from curation.runtime.shard import (
     plan_segments,
     shard_folder,
 )
-from curation.stage import BarrierTooLarge, GlobalStage, stage_class
+from curation.stage import DECISION_REPORT, BarrierTooLarge, GlobalStage, stage_class
 
 RUN_MARKER = "run.json"
 INPUTS = "inputs.txt.gz"  # the input files of the run, one url a line (for messages)
@@ -207,6 +207,7 @@ def run(recipe: Recipe, output: str | Path, options: RunOptions = RunOptions()) 
     )
     if executor.pools:
         stats["engine"]["pools"] = executor.pools
+    _add_decisions(stats, recipe, segments, work)
     _summaries(out, stats, recipe)
     write_atomic_bytes(out / "stats.json", json.dumps(stats, indent=2).encode("utf-8"))
     write_atomic_bytes(out / "recipe.yaml", _recipe_yaml(recipe).encode("utf-8"))
@@ -539,6 +540,28 @@ def _barrier(
     with BarrierProgress(stage.name, rows, len(shards), enabled=progress, label=label) as shown:
         stage.progress = shown.note
         stage.decide(keys, folder)
+    for note in _decision_report(folder).get("notes", []):
+        print(f"note: {stage.name}: {note}", file=sys.stderr)
+
+
+def _decision_report(folder: Path) -> dict[str, Any]:
+    """What the barrier that wrote ``folder`` says it decided (``DECISION_REPORT``), or
+    nothing where it wrote no report."""
+    path = folder / DECISION_REPORT
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _add_decisions(
+    stats: dict[str, Any], recipe: Recipe, segments: list[Segment], work: Path
+) -> None:
+    """Add each barrier's report to its stage's entry in ``stats`` as ``decision``."""
+    for segment in segments:
+        if not segment.opens_with_global():
+            continue
+        report = _decision_report(segment.decisions(work))
+        index = next(i for i, spec in enumerate(recipe.stages) if spec is segment.stages[0])
+        if report:
+            stats["stages"][index + 1]["decision"] = report  # after the reader's entry
 
 
 #: stage parameters added after runs were made with the stage, by stage: a run whose

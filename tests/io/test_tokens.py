@@ -31,6 +31,8 @@ from curation.io.tokens import (
 from curation.lm.tokenizer import train_lm_tokenizer
 from curation.recipe import InputSpec
 from tests.conftest import (
+    c4_texts,
+    read_output,
     recipe_of,
     run_local,
     run_that_kept_nothing,
@@ -95,7 +97,7 @@ def test_same_files_as_datatrove_document_tokenizer(
     ).run()
     ours = tmp_path / "ours"
     data = quiet([c4()], ours, TokenizeOptions(TokenizerSpec(str(bpe), EOS), shuffle=False))
-    assert data["documents"] == {"read": 1000, "written": 1000, "set_aside": {}}
+    assert data["documents"] == {"read": 1000, "written": 1000, "repeats": 0, "set_aside": {}}
     for suffix in ("", ".index", ".metadata"):
         mine = (ours / f"part-00000-000.ds{suffix}").read_bytes()
         assert mine == (theirs / f"00000_unshuffled.ds{suffix}").read_bytes(), suffix
@@ -407,6 +409,7 @@ def test_every_document_written_or_set_aside_with_its_reason(bpe: Path, tmp_path
     assert data["documents"] == {
         "read": 6,
         "written": 4,
+        "repeats": 0,
         "set_aside": {"read:invalid_json": 1, "read:empty_text": 1},
     }
     assert len(documents(out)) == 4
@@ -458,6 +461,7 @@ def test_where_tokenizes_the_documents_it_holds_for_and_sets_aside_the_rest(
     assert data["documents"] == {
         "read": kept.num_rows,
         "written": long.num_rows,
+        "repeats": 0,
         "set_aside": {tokens.NOT_WHERE: kept.num_rows - long.num_rows},
     }
     only = tmp_path / "only.parquet"  # the same documents, tokenized without a condition
@@ -474,6 +478,7 @@ def test_where_tokenizes_the_documents_it_holds_for_and_sets_aside_the_rest(
     assert data["documents"] == {
         "read": 5,
         "written": 1,
+        "repeats": 0,
         "set_aside": {tokens.NOT_WHERE: 3, "read:empty_text": 1},
     }
 
@@ -656,3 +661,61 @@ def test_a_run_that_kept_nothing_is_named(bpe: Path, tmp_path: Path) -> None:
     options = TokenizeOptions(TokenizerSpec(str(bpe), EOS))
     with pytest.raises(TokenizeError, match=r"kept no document \(0 of 3 documents\)"):
         quiet([run], tmp_path / "tokens", options)
+
+
+def test_mix_copies_write_a_document_that_many_times(bpe: Path, tmp_path: Path) -> None:
+    """A mix stage's repeats: each document as many times as its mix_copies (null: once),
+    the copies shuffled apart; --no-copies writes each once; a copy count below one is
+    refused, naming the document."""
+    texts = c4_texts(0, 40)
+    copies = [None if i % 9 == 0 else 1 + i % 3 for i in range(40)]
+    table = pa.table({"id": [f"d{i}" for i in range(40)], "text": texts, "mix_copies": copies})
+    pq.write_table(table, tmp_path / "mix.parquet")
+    spec = TokenizerSpec(str(bpe), EOS)
+    no_copies = TokenizeOptions(spec, shuffle=False, copies=False)
+    plain = documents_of(tmp_path / "plain", no_copies, tmp_path / "mix.parquet")
+    assert len(plain) == 40
+    once = dict(zip([f"d{i}" for i in range(40)], plain, strict=True))
+    for merge in (False, True):
+        out = tmp_path / f"copies-{merge}"
+        data = quiet([tmp_path / "mix.parquet"], out, TokenizeOptions(spec, seed=3, merge=merge))
+        written = documents(out)
+        want = Counter({once[f"d{i}"]: copies[i] or 1 for i in range(40)})
+        assert Counter(written) == want
+        assert written != sorted(written, key=plain.index)  # copies shuffled, not in a row
+        assert data["documents"]["written"] == 40
+        assert data["documents"]["repeats"] == sum(want.values()) - 40
+        assert data["tokens"] == sum(len(doc) // 2 * n for doc, n in want.items())
+    table = table.set_column(2, "mix_copies", pa.array([1] * 39 + [0]))
+    pq.write_table(table, tmp_path / "zero.parquet")
+    with pytest.raises(TokenizeError, match="document 'd39' has mix_copies 0"):
+        quiet([tmp_path / "zero.parquet"], tmp_path / "zero", TokenizeOptions(spec))
+
+
+def test_a_mixed_run_tokenizes_to_its_shares(bpe: Path, tmp_path: Path) -> None:
+    """curate run with a mix stage that repeats a scarce part, then curate tokenize of the
+    run: the token files hold each document as many times as the run says, and so each
+    part's characters in the shares asked."""
+    pile = shared_file("web/pile-sample-1000.jsonl")
+    text = (
+        "input: {text_field: contents}\nstages:\n  - mix: {column: metadata.pile_set_name, "
+        "weights: {Pile-CC: 1, Wikipedia (en): 1}, max_copies: 4}\n"
+    )
+    run_local(recipe_of(text, pile), tmp_path / "run")
+    kept = read_output(tmp_path / "run", "kept").to_pylist()
+    assert max(r["mix_copies"] for r in kept) == 4
+    result = CliRunner().invoke(
+        main,
+        ["tokenize", str(tmp_path / "run"), "--tokenizer", str(bpe), "--eos", EOS,
+         "--output", str(tmp_path / "tokens"), "--ids", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    repeats = sum(r["mix_copies"] for r in kept) - len(kept)
+    assert f"{len(kept):,} documents (and {repeats:,} repeats)" in result.output
+    assert len(documents(tmp_path / "tokens")) == len(kept) + repeats
+    named = pq.read_table(sorted((tmp_path / "tokens").glob("*.ids.parquet")))["id"]
+    assert Counter(named.to_pylist()) == {r["id"]: r["mix_copies"] for r in kept}
+    chars = Counter()
+    for row in kept:
+        chars[row["metadata"]["pile_set_name"]] += len(row["text"]) * row["mix_copies"]
+    assert chars["Pile-CC"] == pytest.approx(chars["Wikipedia (en)"], rel=0.01)
