@@ -478,14 +478,43 @@ def rewrite_as(src: Path, final: Path, schema: pa.Schema, compression: str) -> N
     publish(tmp, final)
 
 
+#: parts are joined by their bytes where their row groups hold at least this share of
+#: ``output.row_group_bytes`` on average (uncompressed): smaller ones are gathered anew,
+#: so that a file of many small parts is not a file of many small row groups
+JOIN_GROUP_SHARE = 0.25
+
+
+def _joined(sources: list[Path], tmp: Path, schema: pa.Schema, row_group_bytes: int) -> bool:
+    """Whether the Parquet ``sources`` were written to ``tmp`` joined by their bytes: all
+    of ``schema``, their row groups large enough (``JOIN_GROUP_SHARE``), their footers
+    plain (``NotJoinable``: nothing is left at ``tmp``)."""
+    from curation.io.concat import NotJoinable, join_parquet
+
+    footers = [pq.read_metadata(source) for source in sources]
+    groups = sum(footer.num_row_groups for footer in footers)
+    size = sum(f.row_group(i).total_byte_size for f in footers for i in range(f.num_row_groups))
+    if not groups or size / groups < JOIN_GROUP_SHARE * row_group_bytes:
+        return False
+    if not all(footer.schema.to_arrow_schema().equals(schema) for footer in footers):
+        return False
+    try:
+        join_parquet(sources, tmp)
+    except NotJoinable:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def merge_parts(
     sources: list[Path], final: Path, schema: pa.Schema | None, output: OutputSpec
 ) -> None:
     """Write the parts ``sources`` (in ``output.format``) as the one file ``final``, in
-    order and atomically. Parquet: each part cast to ``schema``, row groups gathered up
-    to ``output.row_group_bytes`` as the writer gathers them, one row group of rows held
-    at a time. JSON lines: the parts' bytes joined (whole gzip members and whole zstd
-    frames, one after another, are one valid file)."""
+    order and atomically. Parquet: parts of ``schema`` whose row groups hold at least a
+    quarter of ``output.row_group_bytes`` on average are joined by their bytes
+    (``join_parquet``: no page decoded again); otherwise each part is cast to ``schema``
+    and its row groups gathered up to ``output.row_group_bytes`` as the writer gathers
+    them, one row group of rows held at a time. JSON lines: the parts' bytes joined
+    (whole gzip members and whole zstd frames, one after another, are one valid file)."""
     tmp = tmp_path(final)
     if output.format == "jsonl":
         with open(tmp, "wb") as out:
@@ -495,6 +524,9 @@ def merge_parts(
         publish(tmp, final)
         return
     schema = schema or pq.read_schema(sources[0])
+    if _joined(sources, tmp, schema, output.row_group_bytes):
+        publish(tmp, final)
+        return
     compression = None if output.compression == "none" else output.compression
     groups = _RowGroups(output.row_group_bytes)
     with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
