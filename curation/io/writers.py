@@ -479,9 +479,10 @@ def rewrite_as(src: Path, final: Path, schema: pa.Schema, compression: str) -> N
 
 
 #: parts are joined by their bytes where their row groups hold at least this share of
-#: ``output.row_group_bytes`` on average (uncompressed): smaller ones are gathered anew,
-#: so that a file of many small parts is not a file of many small row groups
-JOIN_GROUP_SHARE = 0.25
+#: ``output.row_group_bytes`` on average (uncompressed Parquet bytes: 4 MiB of the
+#: default 64), row groups that readers take in as well as larger ones; smaller ones are
+#: gathered anew, so that a file of many small parts is not one of many tiny row groups
+JOIN_GROUP_SHARE = 1 / 16
 
 
 def _joined(sources: list[Path], tmp: Path, schema: pa.Schema, row_group_bytes: int) -> bool:
@@ -509,8 +510,8 @@ def merge_parts(
     sources: list[Path], final: Path, schema: pa.Schema | None, output: OutputSpec
 ) -> None:
     """Write the parts ``sources`` (in ``output.format``) as the one file ``final``, in
-    order and atomically. Parquet: parts of ``schema`` whose row groups hold at least a
-    quarter of ``output.row_group_bytes`` on average are joined by their bytes
+    order and atomically. Parquet: parts of ``schema`` whose row groups hold at least
+    ``JOIN_GROUP_SHARE`` of ``output.row_group_bytes`` on average are joined by their bytes
     (``join_parquet``: no page decoded again); otherwise each part is cast to ``schema``
     and its row groups gathered up to ``output.row_group_bytes`` as the writer gathers
     them, one row group of rows held at a time. JSON lines: the parts' bytes joined
