@@ -1499,11 +1499,29 @@ def _vector_reasons(text: Any, reasons: Any, spec: InputSpec) -> Any:
         (pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text)), "read:empty_text"),
     ]
     if spec.max_doc_chars is not None:
-        rules.append((pc.greater(pc.utf8_length(text), spec.max_doc_chars), "read:too_long"))
+        rules.append((_longer_than(text, spec.max_doc_chars), "read:too_long"))
     for mask, reason in rules:
         hit = pc.and_(pc.fill_null(mask, False), pc.is_null(reasons))
         reasons = pc.if_else(hit, pa.scalar(reason, pa.string()), reasons)
     return reasons
+
+
+def _longer_than(text: Any, chars: int) -> pa.Array:
+    """Which texts hold more than ``chars`` characters. A text holds no more characters
+    than bytes of UTF-8, so only those of more bytes are counted (counting every text's
+    characters reads all of them: a fifth of a Parquet file's reading)."""
+    longer = pc.greater(pc.binary_length(text), chars)
+    if isinstance(longer, pa.ChunkedArray):
+        longer = longer.combine_chunks()
+    if not pc.any(longer).as_py():
+        return longer
+    rows = pc.indices_nonzero(longer)
+    counted = pc.greater(pc.utf8_length(pc.take(text, rows)), chars)
+    if isinstance(counted, pa.ChunkedArray):
+        counted = counted.combine_chunks()
+    mask = np.zeros(len(longer), bool)
+    mask[rows.to_numpy()[counted.to_numpy(zero_copy_only=False)]] = True
+    return pa.array(mask)
 
 
 # --------------------------------------------------------------------------- WARC

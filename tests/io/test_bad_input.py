@@ -12,9 +12,12 @@ import zlib
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.io.inputs import InputError
 from curation.io.readers import CorruptInputError
@@ -627,3 +630,24 @@ def test_a_damaged_row_group_of_a_file_cut_in_pieces(tmp_path: Path) -> None:
     assert "cannot read past row group 3 (row 300)" in skipped["error"]
     ids = read_output(tmp_path / "pieces", "kept")["id"].to_pylist()
     assert ids == [f"big.parquet/{i}" for i in range(1000) if not 300 <= i < 400]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.none() | st.text(max_size=12), max_size=30),
+    chars=st.integers(1, 10),
+    cut=st.integers(0, 30),
+)
+def test_too_long_counts_characters_not_bytes(
+    texts: list[str | None], chars: int, cut: int
+) -> None:
+    """Only texts of more bytes than the limit have their characters counted: the same
+    rows as counting every text's characters, whole or in chunks, multi-byte ones too."""
+    from curation.io.readers import _longer_than
+
+    want = [t is not None and len(t) > chars for t in texts]
+    whole = pa.array(texts, pa.large_string())
+    chunked = pa.chunked_array([whole.slice(0, cut), whole.slice(cut)], pa.large_string())
+    for column in (whole, chunked):
+        got = pc.fill_null(_longer_than(column, chars), False).to_pylist()
+        assert got == want
