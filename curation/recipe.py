@@ -113,6 +113,11 @@ class OutputSpec(BaseModel):
         "merged in order into files of about this size, at most shard_rows rows; 0: one "
         "file per input file's part",
     )
+    dropped_text: bool = Field(
+        True,
+        description="false: dropped/ holds each dropped row's columns but its text (its id, "
+        "drop_reason, url, scores): a fraction of the disk and writing where most rows go",
+    )
     partition_by: str | list[str] | None = Field(
         None,
         description="kept rows written under kept/<value>/, a folder per value of this "

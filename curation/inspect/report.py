@@ -17,6 +17,7 @@ from typing import Any
 from curation.batch import ID, TEXT
 from curation.inspect import plots
 from curation.inspect.shards import Groups, Source, by_group, examples_by_reason, overview
+from curation.inspect.terminal import NO_TEXT
 
 #: the host of a URL (``scheme://host/...``), as ``curate inspect --by`` takes it
 HOST = "split_part(url, '/', 3)"
@@ -141,8 +142,8 @@ def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> st
     for reason, frame in sorted(found.items()):
         parts.append(f"<h3>{_escape(reason)}</h3>")
         for row in frame.iter_rows(named=True):
-            text = row[TEXT] or ""
-            cut = text[:text_chars] + ("…" if len(text) > text_chars else "")
+            text = row[TEXT]
+            cut = NO_TEXT if text is None else text[:text_chars] + ("…" * (len(text) > text_chars))
             parts.append(
                 f"<div class='doc'><div class='meta'>{_escape(row[ID])}</div>{_escape(cut)}</div>"
             )

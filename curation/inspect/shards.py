@@ -765,10 +765,13 @@ def _merged(groups: pl.DataFrame, means: Sequence[str]) -> dict[str, Any]:
 
 def examples_by_reason(source: Source, per_reason: int = 3) -> dict[str, pl.DataFrame]:
     """Up to ``per_reason`` dropped documents for each drop reason (the first ones in file
-    order, which is the run's deterministic input order)."""
+    order, which is the run's deterministic input order); a text null where the run wrote
+    dropped rows without it (``output.dropped_text: false``)."""
     lf = source.scan()
     if REASON not in lf.collect_schema():
         return {}
+    if TEXT not in lf.collect_schema():  # dropped/ only, written without texts
+        lf = lf.with_columns(pl.lit(None, pl.String).alias(TEXT))
     dropped = lf.filter(pl.col(REASON).is_not_null()).select(ID, REASON, TEXT)
     rows = dropped.group_by(REASON, maintain_order=True).head(per_reason).collect()
     return {reason: part for (reason,), part in rows.partition_by(REASON, as_dict=True).items()}

@@ -109,6 +109,11 @@ def format_summaries(summaries: dict[str, dict[str, Any]], lines: dict[str, list
     return "\n".join(out)
 
 
+#: what a row without a text shows: a null text, or a dropped row of a run that wrote
+#: dropped rows without their texts (``output.dropped_text: false``)
+NO_TEXT = "(no text: null, or dropped/ written without texts)"
+
+
 def format_rows(frame: pl.DataFrame, focus: list[str], width: int = 100) -> str:
     """One block per document: id, kept or its drop reason, the ``focus`` columns and the
     start of its text on one line."""
@@ -121,7 +126,8 @@ def format_rows(frame: pl.DataFrame, focus: list[str], width: int = 100) -> str:
         if "position" in row:
             head += f"  ({row['position']})"
         scores = "  ".join(f"{c}={number(row[c])}" for c in focus if c in row)
-        text = (row.get(TEXT) or "").replace("\n", " ⏎ ")
+        text = row.get(TEXT)
+        text = NO_TEXT if text is None else text.replace("\n", " ⏎ ")
         text = text if len(text) <= width else text[: width - 1] + "…"
         out.append(f"{head}\n    {scores}\n    {text}" if scores else f"{head}\n    {text}")
     return "\n".join(out)

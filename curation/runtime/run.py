@@ -584,6 +584,8 @@ def _fingerprint(
     resolved["output"].pop("max_partitions")  # a guard: the rows are the same under it
     if resolved["output"]["partition_by"] is None:  # as before the setting existed
         resolved["output"].pop("partition_by")
+    if resolved["output"]["dropped_text"]:  # as before the setting existed
+        resolved["output"].pop("dropped_text")
     for entry in resolved["stages"]:  # stage parameters added since, left unset
         for name, added in _LATER_PARAMS.items():
             if name in entry and all(entry[name].get(p) is None for p in added):

@@ -350,7 +350,10 @@ def process_shard(
         kept.write(live)
         gone_rows = [t for t in set_aside if t.num_rows]
         if gone_rows:
-            dropped.write(pa.concat_tables(gone_rows, promote_options="default"))
+            gone = pa.concat_tables(gone_rows, promote_options="default")
+            if not recipe.output.dropped_text and TEXT in gone.column_names:
+                gone = gone.drop_columns([TEXT])
+            dropped.write(gone)
         if on_batch is not None:
             on_batch(batch.num_rows, batch_bytes)
 

@@ -588,3 +588,44 @@ def test_a_field_of_a_struct_column_names_folders(pile_path: Path, tmp_path: Pat
     recipe = "stages: []\noutput: {partition_by: metadata.subset}\n"
     with pytest.raises(Exception, match=r"names the column 'metadata.subset', which no kept row"):
         run_local(recipe_of(recipe, pile_path, text_field="contents"), tmp_path / "q")
+
+
+def test_dropped_rows_written_without_their_texts(c4_path: Path, tmp_path: Path) -> None:
+    """output.dropped_text false: dropped/ holds each dropped row's id, reason and columns
+    but not its text; the kept rows and the counts are those of a run that writes it;
+    inspect and report show the rows without text; the default fingerprint is as it was
+    before the setting, and a run folder begun with the texts is not finished without."""
+    from curation.inspect.report import build_report
+    from curation.inspect.shards import examples_by_reason, open_source
+    from curation.io.inputs import resolve_inputs
+    from curation.runtime.run import RunFolderError, _fingerprint
+    from curation.runtime.shard import plan_segments
+
+    stages = "stages:\n  - length_filter: {min_chars: 1500}\n  - doc_stats: {}\n"
+    whole = run_local(recipe_of(stages, c4_path), tmp_path / "whole")
+    bare = recipe_of(stages + "output: {dropped_text: false}\n", c4_path)
+    lean = run_local(bare, tmp_path / "lean")
+    assert lean["rows"] == whole["rows"]
+    for mine, theirs in zip(lean["stages"], whole["stages"], strict=True):
+        assert mine["dropped_by_reason"] == theirs["dropped_by_reason"]
+    assert read_output(tmp_path / "lean", "kept") == read_output(tmp_path / "whole", "kept")
+    texts = read_output(tmp_path / "whole", "dropped")
+    dropped = read_output(tmp_path / "lean", "dropped")
+    assert dropped == texts.drop_columns(["text"])
+    assert dropped.num_rows == whole["rows"]["dropped"] > 0
+    disk = [
+        sum(f.stat().st_size for f in (tmp_path / r / "dropped").iterdir())
+        for r in ("lean", "whole")
+    ]
+    assert disk[0] * 5 < disk[1]
+    found = examples_by_reason(open_source(tmp_path / "lean"))
+    assert found and all(frame["text"].null_count() == frame.height for frame in found.values())
+    assert examples_by_reason(open_source(tmp_path / "lean" / "dropped"))
+    assert "(no text" in build_report(open_source(tmp_path / "lean"))
+    shards = resolve_inputs([str(c4_path)], "auto")
+    plain = recipe_of(stages, c4_path)
+    assert (
+        "dropped_text" not in _fingerprint(plain, shards, plan_segments(plain))["recipe"]["output"]
+    )
+    with pytest.raises(RunFolderError):
+        run_local(bare, tmp_path / "whole")
