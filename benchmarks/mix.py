@@ -15,8 +15,8 @@ Jobs, each a child process pinned to one core, reading the shards and writing th
 mixture as Parquet:
 - ``curation``: ``curate run`` on the local executor with the ``mix`` stage (``by:
   count``); its kept rows carry ``mix_copies`` and are written once, every other row to
-  ``dropped/`` with its reason; ``curation (by chars)`` asks the same shares of
-  characters (no other job can);
+  ``dropped/`` with its reason (``dropped_text: false``: without its text);
+  ``curation (by chars)`` asks the same shares of characters (no other job can);
 - ``datasets``: ``load_dataset('parquet')``, a ``filter`` per part, then
   ``interleave_datasets`` with the shares as probabilities (``first_exhausted``; with
   repeats ``all_exhausted``), the first ``total`` rows, ``to_parquet``;
@@ -55,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data" / "mix"
 RUNS = HERE / "_runs" / "mix"
 WEIGHTS = {"c4": 0.4, "Pile-CC": 0.3, "Github": 0.15, "Wikipedia (en)": 0.15}
-JOBS = ("datasets", "polars", "curation", "curation (by chars)")
+JOBS = ("datasets", "polars", "curation", "curation (dropped_text: false)", "curation (by chars)")
 
 
 def corpus(count: int) -> Path:
@@ -75,7 +75,9 @@ def corpus(count: int) -> Path:
     return write_parquet_shards(table, DATA, 8)
 
 
-def job_curation(folder: Path, out: Path, total: int, copies: int, by: str) -> dict:
+def job_curation(
+    folder: Path, out: Path, total: int, copies: int, by: str, texts: bool = True
+) -> dict:
     from curation.recipe import parse_recipe
     from curation.runtime.run import RunOptions, run
 
@@ -83,6 +85,8 @@ def job_curation(folder: Path, out: Path, total: int, copies: int, by: str) -> d
     if by == "count":
         params["total"] = total
     text = f"stages:\n  - mix: {json.dumps(params)}\n"
+    if not texts:
+        text += "output: {dropped_text: false}\n"
     recipe = parse_recipe(text, "bench.yaml").with_input(paths=[str(folder)], format="parquet")
     started = time.perf_counter()
     stats = run(recipe, out, RunOptions(executor="local", overwrite=True, progress=False))
@@ -165,7 +169,8 @@ def main() -> None:
         one_thread_arrow()
         job = {"datasets": job_datasets, "polars": job_polars}.get(args.job, job_curation)
         by = "chars" if args.job == "curation (by chars)" else "count"
-        result = job(Path(args.folder), Path(args.out), args.total, args.copies, by)
+        extra = {"texts": False} if "dropped_text" in args.job else {}
+        result = job(Path(args.folder), Path(args.out), args.total, args.copies, by, **extra)
         report_from_child(result)
         return
 
@@ -187,7 +192,7 @@ def main() -> None:
         results = {}
         for name in JOBS:
             command = [__file__, "--job", name, "--folder", str(folder), "--total", str(total)]
-            out = RUNS / name.replace(" ", "_").replace("(", "").replace(")", "")
+            out = RUNS / "".join(c if c.isalnum() else "_" for c in name)
             command += ["--copies", str(copies), "--out", str(out)]
             results[name] = run_on_one_core(name, command)
         ours = results["curation"]["seconds"]

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from curation.batch import DROP_REASON, ID, TEXT, kept_mask, text_bytes
 from curation.cache import hashing_libraries
+from curation.io import is_url
 from curation.io.inputs import InputShard
 from curation.io.readers import CorruptInputError, read_shard
 from curation.io.writers import PartitionedWriter, PartWriter, write_atomic_bytes
@@ -63,6 +64,9 @@ class ShardResult:
     #: the columns of ``output.partition_by`` that its kept rows have (a field that no
     #: row of a JSON Lines batch has is no column of that batch: its rows go to null/)
     partition_columns: list[str] | None = None
+    #: what its kept parts hold for the next pass: ``rows`` (whole), or ``keys`` (each
+    #: row's id and measured columns: the next pass reads the rows from the input again)
+    handed: str = "rows"
 
     def to_json(self) -> str:
         """Serialised form, stored in ``_SUCCESS.json``."""
@@ -76,6 +80,7 @@ class ShardResult:
                 "corrupt": self.corrupt,
                 "libraries": self.libraries,
                 "partition_columns": self.partition_columns,
+                "handed": self.handed,
             }
         )
 
@@ -92,6 +97,7 @@ class ShardResult:
             corrupt=data.get("corrupt"),
             libraries=data.get("libraries"),
             partition_columns=data.get("partition_columns"),
+            handed=data.get("handed", "rows"),
         )
 
 
@@ -270,11 +276,89 @@ def _previous_batches(
             "deletes them, so its passes cannot be run again piecemeal): run the command "
             "again with --overwrite"
         )
-    for name, _ in previous.kept_parts:
-        parquet = pq.ParquetFile(folder / name)
-        columns = [c for c in parquet.schema_arrow.names if c not in unread]
-        for batch in parquet.iter_batches(batch_size=plan.recipe.input.batch_rows, columns=columns):
-            yield pa.Table.from_batches([batch])
+    batches = (
+        pa.Table.from_batches([batch])
+        for name, _ in previous.kept_parts
+        for batch in pq.ParquetFile(folder / name).iter_batches(
+            batch_size=plan.recipe.input.batch_rows,
+            columns=[c for c in pq.read_schema(folder / name).names if c not in unread],
+        )
+    )
+    if previous.handed == "rows":
+        yield from batches
+    else:
+        yield from _reread(shard, plan.recipe, batches, previous.corrupt is not None)
+
+
+def hands_on_keys(shard: InputShard, stages: list[MapStage], measure: GlobalStage | None) -> bool:
+    """Whether the first pass over ``shard`` hands on only each row's id and measured
+    keys: where the pass runs no map stage (its rows are the reader's), the shard is
+    local Parquet (read again faster than its rows written and read back) and the global
+    stage keys on no column of the input (``substring_dedup`` keys on the text)."""
+    files = shard.members or (shard,)
+    return (
+        not stages
+        and measure is not None
+        and TEXT not in measure.key_columns()
+        and all(f.format == "parquet" and not is_url(f.url) for f in files)
+    )
+
+
+def _reread(
+    shard: InputShard, recipe: Recipe, keys: Iterator[pa.Table], corrupt: bool
+) -> Iterator[pa.Table]:
+    """The rows the reader kept of ``shard``, read again, each with the measured columns
+    of ``keys`` (its id and keys, in the same order) beside it. The ids must agree: a
+    file changed since the first pass is an error that says so. ``corrupt``: the first
+    pass stopped at damage in the file, and so does this one."""
+    held: list[pa.Table] = []
+    count = 0
+
+    def take(n: int) -> pa.Table:
+        nonlocal count
+        while count < n:
+            more = next(keys, None)
+            if more is None:
+                break
+            held.append(more)
+            count += more.num_rows
+        joined = pa.concat_tables(held) if held else None
+        if joined is None or joined.num_rows < n:
+            raise RuntimeError(_CHANGED.format(shard=shard.label))
+        head, rest = joined.slice(0, n), joined.slice(n)
+        held[:] = [rest] if rest.num_rows else []
+        count = rest.num_rows
+        return head
+
+    rows = read_shard(shard, recipe.input)
+    while True:
+        try:
+            batch = next(rows)
+        except StopIteration:
+            break
+        except CorruptInputError:
+            if not corrupt:
+                raise
+            break
+        live = batch.filter(kept_mask(batch))
+        if not live.num_rows:
+            continue
+        measured = take(live.num_rows)
+        if not live[ID].equals(measured[ID]):
+            raise RuntimeError(_CHANGED.format(shard=shard.label))
+        for name in measured.column_names:
+            if name != ID:
+                live = live.append_column(measured.field(name), measured[name])
+        yield live
+    if count or sum(more.num_rows for more in keys):
+        raise RuntimeError(_CHANGED.format(shard=shard.label))
+
+
+_CHANGED = (
+    "{shard}: the file reads otherwise than in the run's first pass (its rows are read "
+    "again after the barrier, and their ids no longer match what was measured): it changed "
+    "while the run ran; run the command again with --overwrite"
+)
 
 
 def process_shard(
@@ -311,6 +395,7 @@ def process_shard(
         else PartWriter(folder, "kept", output)
     )
     dropped = PartWriter(folder, "dropped", recipe.output)
+    keys_only = first and not plan.segment.last and hands_on_keys(shard, stages, measure)
     ledger = [StageStats("read")] if first else []
     ledger += [StageStats(s.name, where=s.where and s.where.condition) for s in stages]
     stage_ledger = ledger[1:] if first else ledger
@@ -346,7 +431,10 @@ def process_shard(
             live, gone = _run_stage(stage, stats, live)
             set_aside.append(gone)
         if measure is not None:
+            before = set(live.column_names)
             live = _measure(measure, live)
+            if keys_only:  # the next pass reads the rest from the input again
+                live = live.select([ID, *(c for c in live.column_names if c not in before)])
         kept.write(live)
         gone_rows = [t for t in set_aside if t.num_rows]
         if gone_rows:
@@ -376,6 +464,7 @@ def process_shard(
         corrupt,
         hashing_libraries(),
         sorted(kept.seen) if isinstance(kept, PartitionedWriter) else None,
+        "keys" if keys_only else "rows",
     )
     write_atomic_bytes(folder / SUCCESS, result.to_json().encode("utf-8"))
     return result
