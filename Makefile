@@ -85,6 +85,7 @@ bench: setup
 	taskset -c 0 $(BIN)/python benchmarks/dclm_quality.py
 	taskset -c 0 $(BIN)/python benchmarks/dclm_repetition.py --docs 2000 --repeats 1
 	taskset -c 0 $(BIN)/python benchmarks/sql_filter.py
+	$(BIN)/python benchmarks/mix.py --docs 200000
 	$(BIN)/python benchmarks/stage_where.py --docs 20000
 	taskset -c 0 $(BIN)/python benchmarks/fix_text.py
 	$(BIN)/python benchmarks/pii.py
