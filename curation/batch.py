@@ -74,6 +74,21 @@ def with_drop_reason(table: pa.Table, mask: pa.Array | pa.ChunkedArray, reason: 
     return table.set_column(index, DROP_REASON, updated)
 
 
+def values_as_text(values: pa.ChunkedArray | pa.Array, named: str) -> pa.ChunkedArray | pa.Array:
+    """A grouping column's values as text (``large_string``; null stays null): one type
+    for every shard's keys, whatever type each shard's batches gave the column. A
+    ``ValueError`` names ``named`` (``threshold: per: the column 'x'``) where the column
+    is of a type without a text form (a list, a struct)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    try:
+        return pc.cast(values, pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise ValueError(
+            f"{named} is {values.type}: group by a column of strings, numbers, booleans or dates"
+        ) from None
+
+
 def text_bytes(table: pa.Table) -> int:
     """Total UTF-8 size of the ``text`` column in bytes (nulls count as zero)."""
     if table.num_rows == 0:

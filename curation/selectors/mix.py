@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import xxhash
 from pydantic import Field, field_validator
 
-from curation.batch import ID, MIX_COPIES, TEXT, with_drop_reason
+from curation.batch import ID, MIX_COPIES, TEXT, values_as_text, with_drop_reason
 from curation.stage import (
     DECISION_REPORT,
     GlobalStage,
@@ -163,15 +163,7 @@ class Mix(GlobalStage):
                 f"mix: no column {p.column!r} (columns: {', '.join(table.column_names)}); "
                 "name a column the input holds or a stage before mix writes"
             )
-        if pa.types.is_dictionary(group.type):
-            group = group.cast(group.type.value_type)
-        try:  # the value as text, as the weights name it (null stays null)
-            group = pc.cast(group, pa.large_string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise ValueError(
-                f"mix: the column {p.column!r} is {group.type}: mix the values of a column "
-                "of strings, numbers, booleans or dates"
-            ) from None
+        group = values_as_text(group, f"mix: the column {p.column!r}")
         if p.by == "chars":
             size = pc.fill_null(pc.utf8_length(table[TEXT]), 0).cast(pa.int64())
         elif p.by == "tokens":

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from curation.batch import ID, TEXT, with_drop_reason
+from curation.batch import ID, TEXT, values_as_text, with_drop_reason
 from curation.stage import GlobalStage, StageParams, register, write_decisions
 
 _SCORE, _CHARS, _GROUP = "_threshold_score", "_threshold_chars", "_threshold_group"
@@ -105,16 +105,7 @@ class Threshold(GlobalStage):
                 f"{', '.join(table.column_names)}); put the stage that writes it before "
                 "threshold"
             )
-        group = table[p.per]
-        if pa.types.is_dictionary(group.type):
-            group = group.cast(group.type.value_type)
-        try:  # one type for every shard's keys: the value as text (null stays null)
-            group = pc.cast(group, pa.large_string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise ValueError(
-                f"threshold: per: the column {p.per!r} is {group.type}: group by a column of "
-                "strings, numbers, booleans or dates"
-            ) from None
+        group = values_as_text(table[p.per], f"threshold: per: the column {p.per!r}")
         return table.append_column(_GROUP, group)
 
     def decide(self, keys: Any, folder: Path) -> None:

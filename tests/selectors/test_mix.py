@@ -233,6 +233,10 @@ def test_missing_columns_are_named(tmp_path: Path) -> None:
         run_local(mix_recipe(tmp_path / "in", column="source"), tmp_path / "a")
     with pytest.raises(Exception, match="put token_count before mix"):
         run_local(mix_recipe(tmp_path / "in", by="tokens"), tmp_path / "b")
+    listed = tmp_path / "listed.parquet"
+    pq.write_table(pa.table({"text": ["a b", "c"], "subset": [["a"], ["b", "c"]]}), listed)
+    with pytest.raises(Exception, match=r"mix: the column 'subset' is list<.*group by a column"):
+        run_local(mix_recipe(listed), tmp_path / "c")
 
 
 def test_sizes_as_recipes_write_them() -> None:
