@@ -134,7 +134,10 @@ class GlobalStage(MapStage):
         return self.key_columns()
 
     def measure(self, table: pa.Table) -> pa.Table:
-        """``table`` with the internal columns added. Must not drop or reorder rows."""
+        """``table`` with the internal columns added. Must not drop or reorder rows, nor
+        change the columns it was given: a first pass over local Parquet hands on only
+        the id and the columns measure adds, and the pass after the barrier reads the
+        rest from the input again."""
         raise NotImplementedError
 
     def decide(self, keys: Any, folder: Path) -> None:

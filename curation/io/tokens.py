@@ -437,6 +437,8 @@ def tokenize_unit(
             live = _live(table, result, where)
             texts = live[TEXT].combine_chunks()
             times = _copies(live, result.source) if options.copies else None
+            if options.copies and times is None:  # a file of the unit without the column
+                times = np.ones(live.num_rows, np.int64)
             for first, stop, counts, flat in _encoded(tokenizer, texts):
                 if options.ids:
                     named = live[ID].slice(first, stop - first).combine_chunks()
@@ -455,6 +457,8 @@ def tokenize_unit(
                 on_batch(table.num_rows, nbytes)
     counts = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     times = np.concatenate(copies) if copies else None
+    if times is not None and (times == 1).all():
+        times = None  # each once: the order of a tokenization without copies
     result.written = len(counts)
     result.tokens = int(counts.sum() if times is None else (counts * times).sum())
     result.repeats = 0 if times is None else int(times.sum()) - len(counts)

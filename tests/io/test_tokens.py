@@ -686,6 +686,18 @@ def test_mix_copies_write_a_document_that_many_times(bpe: Path, tmp_path: Path) 
         assert data["documents"]["written"] == 40
         assert data["documents"]["repeats"] == sum(want.values()) - 40
         assert data["tokens"] == sum(len(doc) // 2 * n for doc, n in want.items())
+    # units of small files with the column and without: the latter's documents once
+    both = tmp_path / "both"
+    both.mkdir()
+    for i in range(200):
+        row = {"id": f"s{i}", "text": f"a short document, number {i}"}
+        row.update({"mix_copies": 2} if i % 2 == 0 else {})
+        (both / f"f{i:03d}.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    one = InputSpec(batch_rows=1)  # a batch without the column beside one with it
+    data = quiet([both], tmp_path / "both-out", TokenizeOptions(spec, seed=3), spec=one)
+    assert any(unit["read"] > 1 for unit in data["units"])  # files gathered into units
+    assert data["documents"]["written"] == 200 and data["documents"]["repeats"] == 100
+    assert len(documents(tmp_path / "both-out")) == 300
     table = table.set_column(2, "mix_copies", pa.array([1] * 39 + [0]))
     pq.write_table(table, tmp_path / "zero.parquet")
     with pytest.raises(TokenizeError, match="document 'd39' has mix_copies 0"):
