@@ -321,3 +321,33 @@ def test_refinedweb_dedups_near_copies_quoted_spans_and_urls(c4_path: Path, tmp_
         assert span[50:250] not in kept[key]["text"]
     assert dropped["z-url"]["drop_reason"] == "exact_dedup:duplicate"
     assert dropped["z-url"]["duplicate_of"] == "c4-0031"
+
+
+def test_pile_mixture_on_the_pile_sample(pile_path: Path, tmp_path: Path) -> None:
+    """pipelines/pile_mixture.yaml over the Pile sample, written as The Pile ships it
+    (text, meta.pile_set_name): each subset's share of characters as asked, the scarcest
+    for its share taken twice, every other subset dropped by reason."""
+    import json
+
+    rows = [json.loads(line) for line in pile_path.read_text(encoding="utf-8").splitlines()]
+    source = tmp_path / "pile.jsonl"
+    with open(source, "w", encoding="utf-8") as out:
+        for row in rows:
+            meta = {"pile_set_name": row["metadata"]["pile_set_name"]}
+            out.write(json.dumps({"text": row["contents"], "meta": meta}) + "\n")
+    recipe = load_recipe(PIPELINES / "pile_mixture.yaml").with_input(paths=[str(source)])
+    stats = run_local(recipe, tmp_path / "out")
+    mix = stats["stages"][-1]
+    parts = mix["decision"]["parts"]
+    assert mix["decision"]["notes"] == []
+    for part in parts.values():  # within a document's size of its share
+        assert abs(part["share_taken"] - part["share"]) < 0.01
+    # GitHub is the scarcest for its share: all of it twice; the total is what that allows
+    assert parts["Github"]["copies"] == 2 * parts["Github"]["rows"]
+    assert parts["Github"]["taken"] == 2 * parts["Github"]["available"]
+    assert max(p["copies"] / p["rows"] for p in parts.values()) <= 2
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    assert {r["meta"]["pile_set_name"] for r in kept} == set(parts)
+    assert sum(r["mix_copies"] for r in kept) == sum(p["copies"] for p in parts.values())
+    others = mix["rows_in"] - sum(p["rows"] for p in parts.values())
+    assert mix["dropped_by_reason"]["mix:not_in_mix"] == others > 0
