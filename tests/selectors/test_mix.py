@@ -160,6 +160,35 @@ def test_by_count_draws_documents(tmp_path: Path) -> None:
     }
 
 
+def test_by_tokens_reads_token_count(tmp_path: Path) -> None:
+    """by: tokens measures each row by token_count's column: the shares of tokens as
+    asked, and the rows those of the reference over the same counts."""
+    from tests.conftest import train_bytelevel_bpe
+
+    docs = write_pile(tmp_path / "in", 2)
+    bpe = train_bytelevel_bpe([d["text"] for d in docs], 2000, tmp_path / "t.json", "<eos>")
+    weights = {"Pile-CC": 0.6, "Github": 0.4}
+    text = (
+        f"stages:\n  - token_count: {{tokenizer: {bpe}}}\n"
+        f"  - mix: {json.dumps({'column': 'subset', 'weights': weights, 'by': 'tokens'})}\n"
+    )
+    stats = run_local(recipe_of(text, tmp_path / "in"), tmp_path / "out")
+    kept = read_output(tmp_path / "out", "kept").to_pylist()
+    tokens = Counter()
+    for row in kept:
+        tokens[row["subset"]] += row["token_count"] * row["mix_copies"]
+    total = sum(tokens.values())
+    longest = max(r["token_count"] for r in kept)
+    for name, weight in weights.items():
+        assert abs(tokens[name] - weight * total) <= longest
+    every = read_output(tmp_path / "out", "kept").to_pylist()
+    every += read_output(tmp_path / "out", "dropped").to_pylist()
+    counted = {r["id"]: r["token_count"] for r in every}
+    sized = [{**d, "text": "x" * counted[d["id"]]} for d in docs]  # chars stand for tokens
+    assert {r["id"]: r["mix_copies"] for r in kept} == reference(sized, weights, "chars")
+    assert stats["stages"][2]["decision"]["by"] == "tokens"
+
+
 def test_same_mixture_however_cut_and_on_every_executor(tmp_path: Path) -> None:
     write_pile(tmp_path / "one", 1)
     run_local(mix_recipe(tmp_path / "one", max_copies=2, total=400000), tmp_path / "base")
