@@ -64,6 +64,27 @@ def _funnel_table(stages: list[dict[str, Any]]) -> str:
     return "<table>" + "\n".join(rows) + "</table>"
 
 
+def _mixture_table(decision: dict[str, Any]) -> str:
+    """A ``mix`` stage's parts: each one's share asked and got, what it gave of what it
+    held, its rows drawn and copies; then the notes of those that fell short."""
+    unit = {"chars": "characters", "tokens": "tokens", "count": "documents"}[decision["by"]]
+    rows = [
+        f"<h3>Mixture of {_escape(decision['column'])} by {unit}: "
+        f"{decision['taken']:,.0f} of {decision['total']:,.0f} asked</h3>",
+        "<table><tr><th>part</th><th>share asked</th><th>share got</th><th>taken</th>"
+        "<th>held</th><th>rows drawn</th><th>copies</th></tr>",
+    ]
+    for name, part in decision["parts"].items():
+        rows.append(
+            f"<tr><td>{_escape(name)}</td><td>{part['share']:.1%}</td>"
+            f"<td>{part['share_taken']:.1%}</td><td>{part['taken']:,.0f}</td>"
+            f"<td>{part['available']:,.0f}</td><td>{part['rows_drawn']:,} of "
+            f"{part['rows']:,}</td><td>{part['copies']:,}</td></tr>"
+        )
+    notes = "".join(f"<p class='meta'>{_escape(n)}</p>" for n in decision.get("notes", []))
+    return "\n".join(rows) + "</table>" + notes
+
+
 def _groups_table(found: Groups, label: str) -> str:
     """``by_group``'s counts as a table: documents, kept and their shares, and the most
     frequent drop reasons of each group; the groups not shown summed on the last line."""
@@ -110,6 +131,7 @@ def build_report(source: Source, examples: int = 3, text_chars: int = 600) -> st
         f"<figure class='plot'>{plots.to_svg(plots.funnel_figure(stages))}</figure>",
         _funnel_table(stages),
     ]
+    parts += [_mixture_table(s["decision"]) for s in stages if "parts" in s.get("decision", {})]
     if "url" in source.schema() and TEXT in source.schema():
         sites = by_group(source, HOST, limit=SITES)
         parts += [

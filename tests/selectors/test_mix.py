@@ -213,6 +213,21 @@ def test_a_part_that_falls_short_is_said(tmp_path: Path, capsys: pytest.CaptureF
     assert "no row has subset = 'No Such Subset'" in notes[1]
     err = capsys.readouterr().err
     assert all(f"note: mix: {note}" in err for note in notes)
+    # curate inspect and curate report show each part and the notes
+    from click.testing import CliRunner
+
+    from curation.cli import main
+    from curation.inspect.report import build_report
+    from curation.inspect.shards import open_source
+
+    shown = CliRunner().invoke(main, ["inspect", str(tmp_path / "out")])
+    assert shown.exit_code == 0, shown.output
+    assert "mixture of subset by chars" in shown.output
+    assert "Github" in shown.output and "30.0% asked" in shown.output
+    assert all(f"note: {note}" in shown.output for note in notes)
+    page = build_report(open_source(tmp_path / "out"))
+    assert "Mixture of subset by characters" in page
+    assert "No Such Subset" in page and "no row has subset" in page
 
 
 def test_struct_field_and_null_values(tmp_path: Path) -> None:
