@@ -37,10 +37,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pydantic import Field, field_validator
 
 from curation.batch import ID, MIX_COPIES, TEXT, values_as_text, with_drop_reason
+from curation.selectors.random import id_hashes
 from curation.stage import (
     DECISION_REPORT,
     GlobalStage,
@@ -111,16 +111,6 @@ class MixParams(StageParams):
         return amount
 
 
-def id_hashes(ids: pa.ChunkedArray | pa.Array, seed: int) -> np.ndarray:
-    """xxh64 of each id's UTF-8 bytes with ``seed`` (``uint64``)."""
-    values = ids.to_pylist()
-    return np.fromiter(
-        (xxhash.xxh64_intdigest(value.encode("utf-8"), seed) for value in values),
-        dtype=np.uint64,
-        count=len(values),
-    )
-
-
 def plan_parts(
     sizes: dict[str, float], weights: dict[str, float], total: float | None, max_copies: int
 ) -> tuple[float, dict[str, dict[str, Any]]]:
@@ -182,12 +172,10 @@ class Mix(GlobalStage):
 
     def decide(self, keys: Any, folder: Path) -> None:
         p = self.params
-        weighted = pl.col(_GROUP).is_in(list(p.weights))
-        found = (
-            keys.filter(weighted)
-            .group_by(_GROUP)
-            .agg(pl.len().alias("rows"), pl.col(_SIZE).sum().alias("size"))
-            .collect()
+        # the weighted parts' keys, read once: their totals, then the draw
+        chosen = keys.filter(pl.col(_GROUP).is_in(list(p.weights))).collect()
+        found = chosen.group_by(_GROUP).agg(
+            pl.len().alias("rows"), pl.col(_SIZE).sum().alias("size")
         )
         sizes = dict(zip(found[_GROUP].to_list(), found["size"].to_list(), strict=True))
         rows = dict(zip(found[_GROUP].to_list(), found["rows"].to_list(), strict=True))
@@ -202,7 +190,7 @@ class Mix(GlobalStage):
         )
         size = pl.col(_SIZE).cast(pl.Float64)
         drawn = (
-            keys.filter(weighted)
+            chosen.lazy()
             .join(plan, on=_GROUP)
             .sort([_GROUP, _DRAW, ID, "shard"])
             .with_columns(size.cum_sum().over(_GROUP).alias("_through"))

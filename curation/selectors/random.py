@@ -22,15 +22,19 @@ class SampleParams(StageParams):
     seed: int = Field(0, ge=0, description="seed of the id hash; another seed keeps other rows")
 
 
-def id_uniform(ids: pa.ChunkedArray | pa.Array, seed: int) -> np.ndarray:
-    """Map each id to a number in [0, 1) with xxh64(id, seed) / 2**64 (float64 array)."""
+def id_hashes(ids: pa.ChunkedArray | pa.Array, seed: int) -> np.ndarray:
+    """xxh64 of each id's UTF-8 bytes with ``seed`` (``uint64``)."""
     values = ids.to_pylist()
-    hashes = np.fromiter(
+    return np.fromiter(
         (xxhash.xxh64_intdigest(value.encode("utf-8"), seed) for value in values),
         dtype=np.uint64,
         count=len(values),
     )
-    return hashes.astype(np.float64) / _TWO_POW_64
+
+
+def id_uniform(ids: pa.ChunkedArray | pa.Array, seed: int) -> np.ndarray:
+    """Map each id to a number in [0, 1) with xxh64(id, seed) / 2**64 (float64 array)."""
+    return id_hashes(ids, seed).astype(np.float64) / _TWO_POW_64
 
 
 @register
